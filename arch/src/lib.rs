@@ -1,1 +1,461 @@
-//! coil-arch
+//! coil-arch: coil's I/O backends, the kernel interface below the executor.
+//!
+//! "arch" here means **I/O backends** (io_uring, epoll), not CPU architectures. The crate
+//! knows nothing about tasks, wakers or futures: it parks the thread until the kernel has
+//! something to say or a timeout passes, and lets any thread interrupt that park.
+//!
+//! ```
+//! use std::time::Duration;
+//! use coil_arch::{Config, Driver, DriverChoice};
+//!
+//! let mut driver = Driver::new(DriverChoice::Auto, &Config::default())?;
+//! println!("running on {}", driver.kind());
+//! if let Some(why) = driver.fallback() {
+//!     println!("io_uring was not used: {why}");
+//! }
+//!
+//! let unparker = driver.unparker();
+//! std::thread::spawn(move || unparker.unpark());
+//! driver.park(None)?; // returns once the other thread has unparked us
+//! driver.park(Some(Duration::ZERO))?; // polls, never blocks
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Choosing a backend
+//!
+//! [`Driver::new`] takes a [`DriverChoice`] (usually from [`DriverChoice::from_env`],
+//! i.e. `COIL_DRIVER=auto|uring|epoll`):
+//!
+//! - `Epoll` always builds the epoll backend.
+//! - `Uring` builds the io_uring backend or returns the error that stopped it.
+//! - `Auto` probes io_uring: `io_uring_setup`, the `IORING_FEAT_EXT_ARG` feature,
+//!   `io_uring_register(IORING_REGISTER_PROBE)` for every opcode coil uses, and one NOP
+//!   through `io_uring_enter`, so that a seccomp filter on any of these calls is caught
+//!   here and not in the middle of a program. If any step fails it builds epoll instead
+//!   and keeps the [`FallbackReason`] ([`Driver::fallback`]).
+//!
+//! # The backend contract
+//!
+//! Every backend (`uring/`, `epoll/`, later `sim/`) provides the following, and the
+//! executor relies on nothing else.
+//!
+//! 1. **Construction.** `new` creates every kernel object the backend needs (ring or
+//!    epoll fd, the unpark eventfd) and fails with an [`io::Error`] that keeps the OS
+//!    errno. The io_uring backend also probes the kernel (see above) and reports a failed
+//!    probe separately from an ordinary I/O error, so `Auto` can fall back on the first
+//!    and fail on the second.
+//! 2. **Park.** `park(timeout)` blocks until one of: an unpark happened since the last
+//!    park consumed one, the timeout elapsed, a signal interrupted the wait (`EINTR` is
+//!    `Ok(())`; the caller loops), or (later milestones) an I/O completion arrived. It
+//!    never returns before the timeout for any other reason. `None` means no timeout.
+//!    `Some(Duration::ZERO)` polls and never blocks, and costs no system call when there
+//!    is nothing to submit or flush (io_uring peeks the completion queue in memory).
+//!    Timeouts round **up**: epoll's millisecond timeout for 0.3 ms is 1 ms; io_uring takes
+//!    the exact duration. Durations too large for the kernel are clamped or split so that
+//!    `Duration::MAX` neither overflows nor returns early.
+//! 3. **Unpark.** Each backend owns one eventfd plus the `notified: AtomicBool` of
+//!    [`Unparker`], and keeps watching the eventfd while parked: epoll with
+//!    level-triggered `EPOLLIN`, io_uring with an `IORING_OP_READ` that is always in
+//!    flight and re-armed after its completion (`IORING_REGISTER_EVENTFD` would not do:
+//!    it signals completions, it does not wake a waiting `io_uring_enter`). An unpark
+//!    writes the eventfd only when it flips `notified` from `false` to `true`, so a burst
+//!    of unparks costs one write. When the backend sees the eventfd fire it consumes the
+//!    counter and **then** stores `notified = false` with `SeqCst`, before `park` returns;
+//!    the runtime checks its remote queue after `park` with `SeqCst` as well, which makes
+//!    the handshake lossless (the argument is in the `unpark` module).
+//! 4. **Kernel surprises.** `EINTR` returns early and successfully. io_uring: a full
+//!    submission queue is submitted and the push retried; a set `IORING_SQ_CQ_OVERFLOW`
+//!    flag makes the backend enter the kernel again to flush the overflowed completions;
+//!    `EBUSY` means "reap, then retry"; `ETIME` is an ordinary timeout. Entries pushed to
+//!    the submission queue stay there until the kernel takes them, whatever `submit`
+//!    returned.
+//! 5. **Drop order.** Memory the kernel may still write (today: the 8-byte buffer of the
+//!    eventfd READ) is freed only after the ring is gone and the operation using it has
+//!    completed or been cancelled; if that cannot be confirmed, the memory is leaked
+//!    rather than freed. The field that owns such memory says so.
+//! 6. **Fork.** The io_uring mappings are marked `MADV_DONTFORK`, so a forked child does
+//!    not share the parent's rings. A child must build its own driver.
+//!
+//! # What comes later
+//!
+//! Completion-based operations (read, write, accept, ...): one op type per operation with
+//! its io_uring entry and its epoll readiness-plus-syscall side, kept in an op table keyed
+//! by `user_data` (io_uring) or the epoll token. The high `user_data` values are already
+//! reserved for the driver's own use (`token` module), and both backends already reap in
+//! a loop and dispatch by that key.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("coil-arch supports Linux only: its backends are io_uring and epoll.");
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+use std::time::Duration;
+
+mod epoll;
+mod sys;
+pub mod testing;
+mod unpark;
+#[cfg(not(miri))]
+mod uring;
+
+pub use unpark::Unparker;
+
+static_assertions::assert_impl_all!(Driver: Send);
+static_assertions::assert_impl_all!(Unparker: Send, Sync, Clone);
+static_assertions::assert_impl_all!(FallbackReason: Send, Sync, Error);
+static_assertions::assert_impl_all!(ParseDriverChoiceError: Send, Sync, Error);
+
+/// `user_data` (io_uring) and `epoll_event.u64` (epoll) values reserved for the driver.
+///
+/// Operations added in later milestones use keys below [`RESERVED_MIN`]; everything from
+/// there up belongs to the driver.
+pub(crate) mod token {
+    /// The first reserved value.
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(crate) const RESERVED_MIN: u64 = u64::MAX - 255;
+    /// The unpark eventfd: its READ (io_uring) or its registration (epoll).
+    pub(crate) const UNPARK: u64 = u64::MAX;
+    /// The NOP that `Auto` sends through `io_uring_enter` while probing.
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(crate) const PROBE: u64 = u64::MAX - 1;
+    /// The `ASYNC_CANCEL` that drop sends for the unpark READ.
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(crate) const CANCEL: u64 = u64::MAX - 2;
+}
+
+/// Which backend a [`Driver`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DriverKind {
+    /// Linux io_uring: completions.
+    Uring,
+    /// Linux epoll: readiness, with completions emulated above it.
+    Epoll,
+}
+
+impl fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DriverKind::Uring => "io_uring",
+            DriverKind::Epoll => "epoll",
+        })
+    }
+}
+
+/// Which backend to build: a specific one, or the best one that works here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DriverChoice {
+    /// io_uring if it is usable, otherwise epoll (see [`Driver::fallback`]).
+    #[default]
+    Auto,
+    /// io_uring or an error.
+    Uring,
+    /// epoll.
+    Epoll,
+}
+
+/// The environment variable [`DriverChoice::from_env`] reads.
+const DRIVER_ENV: &str = "COIL_DRIVER";
+
+impl DriverChoice {
+    /// Reads `COIL_DRIVER`. Unset, empty or blank gives `Ok(None)`; otherwise the value is
+    /// parsed as by [`FromStr`] (`auto`, `uring`/`io_uring`/`io-uring`, `epoll`, any case).
+    pub fn from_env() -> Result<Option<DriverChoice>, ParseDriverChoiceError> {
+        let Some(value) = std::env::var_os(DRIVER_ENV) else {
+            return Ok(None);
+        };
+        let value = value.to_string_lossy();
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        value.parse().map(Some)
+    }
+}
+
+impl FromStr for DriverChoice {
+    type Err = ParseDriverChoiceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DriverChoice::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(DriverChoice::Uring),
+            "epoll" => Ok(DriverChoice::Epoll),
+            _ => Err(ParseDriverChoiceError {
+                input: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The error for a driver name that is none of `auto`, `uring`, `epoll`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseDriverChoiceError {
+    input: String,
+}
+
+impl fmt::Display for ParseDriverChoiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid driver {:?}: expected one of auto, uring, epoll",
+            self.input
+        )
+    }
+}
+
+impl Error for ParseDriverChoiceError {}
+
+/// Settings for [`Driver::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Submission queue entries for io_uring (the completion queue gets twice as many).
+    /// Clamped by the kernel to its maximum (`IORING_SETUP_CLAMP`); must be at least 1.
+    /// Default: 256.
+    pub uring_entries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config { uring_entries: 256 }
+    }
+}
+
+/// Why [`DriverChoice::Auto`] did not choose io_uring: the probe step that failed and,
+/// when the kernel said so with one, the errno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackReason {
+    stage: &'static str,
+    cause: Cause,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cause {
+    /// The step failed with this errno.
+    Os(i32),
+    /// The kernel lacks this opcode or feature (named as in the kernel headers).
+    Missing(&'static str),
+    /// Anything else, as a sentence fragment.
+    Other(&'static str),
+}
+
+#[cfg_attr(miri, allow(dead_code))]
+impl FallbackReason {
+    pub(crate) fn os(stage: &'static str, err: &io::Error) -> FallbackReason {
+        let cause = match err.raw_os_error() {
+            Some(errno) => Cause::Os(errno),
+            None => Cause::Other("it failed without an OS error code"),
+        };
+        FallbackReason { stage, cause }
+    }
+
+    pub(crate) fn missing(stage: &'static str, what: &'static str) -> FallbackReason {
+        FallbackReason {
+            stage,
+            cause: Cause::Missing(what),
+        }
+    }
+
+    pub(crate) fn other(stage: &'static str, what: &'static str) -> FallbackReason {
+        FallbackReason {
+            stage,
+            cause: Cause::Other(what),
+        }
+    }
+
+    /// The errno the failing step returned (`Some(ENOSYS)` where io_uring does not exist
+    /// or seccomp hides it, `Some(EPERM)` where `kernel.io_uring_disabled` forbids it);
+    /// `None` when there was no errno, e.g. a missing opcode.
+    pub fn errno(&self) -> Option<i32> {
+        match self.cause {
+            Cause::Os(errno) => Some(errno),
+            Cause::Missing(_) | Cause::Other(_) => None,
+        }
+    }
+
+    /// The probe step that failed: `"io_uring_setup"`, `"feature check"`,
+    /// `"io_uring_register(probe)"`, `"opcode probe"` or `"io_uring_enter"`.
+    pub fn stage(&self) -> &'static str {
+        self.stage
+    }
+
+    /// The error a forced [`DriverChoice::Uring`] returns for this reason. With an errno
+    /// this is exactly the OS error (so `raw_os_error` works); otherwise an
+    /// `Unsupported` error whose message names the reason.
+    fn into_io_error(self) -> io::Error {
+        match self.cause {
+            Cause::Os(errno) => io::Error::from_raw_os_error(errno),
+            Cause::Missing(_) | Cause::Other(_) => io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring could not start: {self}."),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cause {
+            Cause::Os(errno) => write!(
+                f,
+                "{} failed: {}",
+                self.stage,
+                io::Error::from_raw_os_error(errno)
+            ),
+            Cause::Missing(what) => write!(f, "{}: the kernel lacks {what}", self.stage),
+            Cause::Other(what) => write!(f, "{}: {what}", self.stage),
+        }
+    }
+}
+
+impl Error for FallbackReason {}
+
+/// Why a backend's `new` failed: io_uring is unusable here (fall back), or an ordinary
+/// I/O error such as `EMFILE` (do not fall back; epoll would fail the same way).
+#[cfg_attr(miri, allow(dead_code))]
+#[derive(Debug)]
+pub(crate) enum StartError {
+    Unusable(FallbackReason),
+    Io(io::Error),
+}
+
+/// The kernel interface of one event loop: parks its thread, and is unparked from any
+/// thread through an [`Unparker`].
+///
+/// Build one per loop thread with [`Driver::new`]. A `Driver` is `Send` (it may be built
+/// on one thread and moved to the loop's thread) but not `Sync`: only its owner parks.
+pub struct Driver {
+    inner: Inner,
+    /// Set only when `Auto` fell back to epoll.
+    fallback: Option<FallbackReason>,
+}
+
+/// The backends. Private so that adding one (the simulator) changes nothing outside.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one Driver per event loop; boxing would add an indirection to every park"
+)]
+enum Inner {
+    #[cfg(not(miri))]
+    Uring(uring::UringDriver),
+    Epoll(epoll::EpollDriver),
+}
+
+impl Driver {
+    /// Builds the driver `choice` asks for.
+    ///
+    /// - [`DriverChoice::Epoll`] builds epoll.
+    /// - [`DriverChoice::Uring`] builds io_uring, or fails when it is unusable here. When the
+    ///   kernel gave an errno (`ENOSYS`, `EPERM`, ...) the error *is* that OS error, so
+    ///   [`io::Error::raw_os_error`] returns it; when it did not (a missing opcode), the
+    ///   error is [`io::ErrorKind::Unsupported`] and its message says why io_uring could
+    ///   not start.
+    /// - [`DriverChoice::Auto`] builds io_uring if the probe passes, otherwise epoll with
+    ///   [`Driver::fallback`] set.
+    ///
+    /// `config.uring_entries == 0` is an [`io::ErrorKind::InvalidInput`] error whatever
+    /// the choice. Errors unrelated to io_uring (such as running out of file
+    /// descriptors) are returned, not fallen back on.
+    pub fn new(choice: DriverChoice, config: &Config) -> io::Result<Driver> {
+        if config.uring_entries == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Config::uring_entries is 0; the io_uring queue needs at least one entry.",
+            ));
+        }
+        match choice {
+            DriverChoice::Epoll => Driver::epoll(None),
+            DriverChoice::Uring => match start_uring(config) {
+                Ok(inner) => Ok(Driver {
+                    inner,
+                    fallback: None,
+                }),
+                Err(StartError::Unusable(reason)) => Err(reason.into_io_error()),
+                Err(StartError::Io(err)) => Err(err),
+            },
+            DriverChoice::Auto => match start_uring(config) {
+                Ok(inner) => Ok(Driver {
+                    inner,
+                    fallback: None,
+                }),
+                Err(StartError::Unusable(reason)) => Driver::epoll(Some(reason)),
+                Err(StartError::Io(err)) => Err(err),
+            },
+        }
+    }
+
+    fn epoll(fallback: Option<FallbackReason>) -> io::Result<Driver> {
+        Ok(Driver {
+            inner: Inner::Epoll(epoll::EpollDriver::new()?),
+            fallback,
+        })
+    }
+
+    /// The backend this driver runs on.
+    pub fn kind(&self) -> DriverKind {
+        match self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(_) => DriverKind::Uring,
+            Inner::Epoll(_) => DriverKind::Epoll,
+        }
+    }
+
+    /// Why io_uring was not used. `Some` only when [`DriverChoice::Auto`] fell back to
+    /// epoll; `None` for a forced choice or when io_uring was chosen.
+    pub fn fallback(&self) -> Option<&FallbackReason> {
+        self.fallback.as_ref()
+    }
+
+    /// A handle that wakes this driver from any thread.
+    pub fn unparker(&self) -> Unparker {
+        match &self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(d) => d.unparker(),
+            Inner::Epoll(d) => d.unparker(),
+        }
+    }
+
+    /// Blocks the thread until it is unparked, the timeout elapses, a signal interrupts
+    /// the wait, or (in later milestones) an I/O operation completes.
+    ///
+    /// - `None`: no timeout. `Some(Duration::ZERO)`: poll, never block.
+    /// - Never returns before the timeout except for one of the wake-ups above, so a
+    ///   caller that wants a deadline loops until it has passed.
+    /// - An [`Unparker::unpark`] that happens while the driver is not parked makes the
+    ///   next `park` return promptly; many unparks before that coalesce into one wake-up.
+    /// - `EINTR` gives `Ok(())`.
+    ///
+    /// # Errors
+    ///
+    /// Only unexpected kernel errors, with their errno.
+    pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match &mut self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(d) => d.park(timeout),
+            Inner::Epoll(d) => d.park(timeout),
+        }
+    }
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("kind", &self.kind())
+            .field("fallback", &self.fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(not(miri))]
+fn start_uring(config: &Config) -> Result<Inner, StartError> {
+    uring::UringDriver::new(config).map(Inner::Uring)
+}
+
+/// Miri cannot run `io_uring_setup`, so under Miri io_uring is always unusable.
+#[cfg(miri)]
+fn start_uring(_config: &Config) -> Result<Inner, StartError> {
+    Err(StartError::Unusable(FallbackReason::other(
+        "io_uring_setup",
+        "io_uring is not available under Miri",
+    )))
+}

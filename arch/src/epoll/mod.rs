@@ -1,0 +1,163 @@
+//! The epoll backend: readiness, then (in later milestones) the syscall, so that the
+//! layer above sees completions exactly as under io_uring.
+//!
+//! For this milestone it registers one fd, the unpark eventfd, level-triggered with
+//! `EPOLLIN` under the reserved token [`token::UNPARK`](crate::token::UNPARK). Later, ops
+//! waiting for readiness register their fds with tokens below
+//! [`token::RESERVED_MIN`](crate::token::RESERVED_MIN) and `park` dispatches on the token.
+//!
+//! # Timeouts
+//!
+//! `epoll_wait` takes milliseconds. A timeout is rounded **up** to the next millisecond,
+//! so a 0.3 ms park waits at least 0.3 ms (in fact 1 ms plus timer slack). Durations
+//! longer than `i32::MAX` ms (about 24.8 days) are waited in `i32::MAX` ms pieces until
+//! the deadline, so `park` still never returns early; a duration whose deadline does not
+//! fit in an [`Instant`] waits without a timeout.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sys::{Blocking, EventFd, syscall};
+use crate::token;
+use crate::unpark::{Shared, Unparker};
+
+/// How many events one `epoll_wait` can return.
+const EVENTS_CAPACITY: usize = 256;
+
+/// The longest timeout one `epoll_wait` call can express.
+const MAX_WAIT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// An epoll instance plus the unpark eventfd registered in it.
+#[derive(Debug)]
+pub(crate) struct EpollDriver {
+    epfd: OwnedFd,
+    unpark: Arc<Shared>,
+    events: Vec<libc::epoll_event>,
+}
+
+impl EpollDriver {
+    /// Creates the epoll fd and the eventfd and registers the latter (level-triggered).
+    pub(crate) fn new() -> io::Result<EpollDriver> {
+        // SAFETY: epoll_create1 takes no pointers.
+        let epfd = syscall!(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
+        let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
+
+        let unpark = Shared::new(EventFd::new(Blocking::No)?);
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token::UNPARK,
+        };
+        // SAFETY: both fds are open (owned above); `event` is a live local that the kernel
+        // only reads during the call.
+        syscall!(unsafe {
+            libc::epoll_ctl(
+                epfd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                unpark.eventfd().as_raw_fd(),
+                &raw mut event,
+            )
+        })?;
+
+        Ok(EpollDriver {
+            epfd,
+            unpark,
+            events: Vec::with_capacity(EVENTS_CAPACITY),
+        })
+    }
+
+    pub(crate) fn unparker(&self) -> Unparker {
+        Unparker::new(self.unpark.clone())
+    }
+
+    /// See [`Driver::park`](crate::Driver::park).
+    pub(crate) fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let Some(timeout) = timeout else {
+            return self.wait(-1).map(drop);
+        };
+        if timeout <= MAX_WAIT {
+            return self.wait(millis_rounded_up(timeout)).map(drop);
+        }
+        // Longer than one epoll_wait can express: wait in pieces until the deadline.
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return self.wait(-1).map(drop);
+        };
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left <= MAX_WAIT {
+                return self.wait(millis_rounded_up(left)).map(drop);
+            }
+            if self.wait(i32::MAX)? == Wait::Woken {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One `epoll_wait` with `timeout_ms` (-1 = forever), then dispatch of the events.
+    fn wait(&mut self, timeout_ms: i32) -> io::Result<Wait> {
+        self.events.clear();
+        // SAFETY: the buffer has room for `capacity()` events, which is what we pass as
+        // `maxevents`; the kernel writes at most that many and we set the length to the
+        // count it reports below.
+        let n = syscall!(unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.capacity() as i32,
+                timeout_ms,
+            )
+        });
+        let n = match n {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wait::Woken),
+            Err(e) => return Err(e),
+        };
+        // SAFETY: epoll_wait initialised the first `n` entries (n <= capacity).
+        unsafe { self.events.set_len(n) };
+
+        for i in 0..n {
+            // Copy out: `epoll_event` is packed on x86_64, so no references into it.
+            let data = self.events[i].u64;
+            match data {
+                token::UNPARK => {
+                    self.unpark.eventfd().drain()?;
+                    self.unpark.clear();
+                }
+                other => debug_assert!(false, "epoll reported an unknown token {other:#x}"),
+            }
+        }
+        Ok(if n == 0 { Wait::TimedOut } else { Wait::Woken })
+    }
+}
+
+/// What one `epoll_wait` ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Events arrived, or a signal interrupted the wait.
+    Woken,
+    TimedOut,
+}
+
+/// `d` in whole milliseconds, rounded up, for `d <= MAX_WAIT`.
+fn millis_rounded_up(d: Duration) -> i32 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    i32::try_from(ms).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_round_up_never_down() {
+        assert_eq!(millis_rounded_up(Duration::ZERO), 0);
+        assert_eq!(millis_rounded_up(Duration::from_nanos(1)), 1);
+        assert_eq!(millis_rounded_up(Duration::from_micros(300)), 1);
+        assert_eq!(millis_rounded_up(Duration::from_millis(5)), 5);
+        assert_eq!(millis_rounded_up(Duration::from_micros(5_001)), 6);
+        assert_eq!(millis_rounded_up(MAX_WAIT), i32::MAX);
+        assert_eq!(millis_rounded_up(Duration::MAX), i32::MAX);
+    }
+}

@@ -1,0 +1,371 @@
+//! The io_uring backend.
+//!
+//! # Layout
+//!
+//! - One ring per driver, built with `IORING_SETUP_CLAMP` and `MADV_DONTFORK` on its
+//!   mappings. No `SINGLE_ISSUER`/`DEFER_TASKRUN`: with those, completions are only
+//!   posted when the owner enters the kernel, and the eventfd READ below must complete
+//!   (and wake a waiting `io_uring_enter`) when another thread writes the eventfd.
+//! - The unpark eventfd has an `IORING_OP_READ` in flight whenever the driver is parked
+//!   (`token::UNPARK`). Its completion consumes the counter, so the driver only has to
+//!   clear `notified` and re-arm the read at the start of the next `park`.
+//! - Completions are reaped in a loop and dispatched by `user_data`. Today only reserved
+//!   tokens exist; the op table of later milestones plugs into [`dispatch`].
+//!
+//! # Invariants
+//!
+//! 1. Once an entry is pushed to the SQ, every pointer in it stays valid until its CQE
+//!    has been reaped, whatever `submit` returned (an error from `io_uring_enter` leaves
+//!    unconsumed entries in the SQ; compare tokio-rs/tokio#8255).
+//! 2. `wake_armed` is `true` from the push of the eventfd READ until its CQE is reaped.
+//!    While it is `true`, `wake_buf` may be written by the kernel at any moment.
+//! 3. `wake_buf` is freed only when `wake_armed` is `false`, and only after the ring is
+//!    closed (see `Drop`). If the cancel at drop cannot be confirmed, it is leaked.
+
+use std::fmt;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_uring::types::{SubmitArgs, Timespec};
+use io_uring::{IoUring, Probe, opcode, squeue, types};
+
+use crate::sys::{Blocking, EventFd};
+use crate::unpark::{Shared, Unparker};
+use crate::{Config, FallbackReason, StartError, token};
+
+/// Opcodes coil needs now or in the next milestones; `Auto` falls back to epoll when the
+/// kernel lacks any of them.
+const REQUIRED_OPCODES: &[(u8, &str)] = &[
+    (opcode::Nop::CODE, "IORING_OP_NOP"),
+    (opcode::Read::CODE, "IORING_OP_READ"),
+    (opcode::Write::CODE, "IORING_OP_WRITE"),
+    (opcode::Readv::CODE, "IORING_OP_READV"),
+    (opcode::Writev::CODE, "IORING_OP_WRITEV"),
+    (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
+    (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
+    (opcode::Timeout::CODE, "IORING_OP_TIMEOUT"),
+    (opcode::Accept::CODE, "IORING_OP_ACCEPT"),
+    (opcode::Connect::CODE, "IORING_OP_CONNECT"),
+    (opcode::Recv::CODE, "IORING_OP_RECV"),
+    (opcode::Send::CODE, "IORING_OP_SEND"),
+    (opcode::OpenAt::CODE, "IORING_OP_OPENAT"),
+    (opcode::Close::CODE, "IORING_OP_CLOSE"),
+    (opcode::Statx::CODE, "IORING_OP_STATX"),
+    (opcode::Fsync::CODE, "IORING_OP_FSYNC"),
+    (opcode::Shutdown::CODE, "IORING_OP_SHUTDOWN"),
+];
+
+/// How long the probe NOP may take before `Auto` gives up on io_uring.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How many 10 ms waits drop spends confirming that the eventfd READ was cancelled.
+const DROP_CANCEL_ATTEMPTS: u32 = 100;
+
+/// An io_uring instance plus the always-armed READ on the unpark eventfd.
+pub(crate) struct UringDriver {
+    /// The ring. `ManuallyDrop` because it must be closed *before* `wake_buf` is freed:
+    /// the kernel may write `wake_buf` until the READ's CQE is reaped or the ring is gone
+    /// (invariant 3). `Drop` cancels the READ, closes the ring, then frees the buffer.
+    ring: ManuallyDrop<IoUring>,
+    /// The 8-byte target of the eventfd READ: a leaked `Box<u64>` held as a raw pointer,
+    /// so no Rust reference ever aliases memory the kernel writes. Freed in `Drop` only
+    /// (invariant 3).
+    wake_buf: NonNull<u64>,
+    /// Invariant 2.
+    wake_armed: bool,
+    /// Shared with every [`Unparker`]; also keeps the eventfd open.
+    unpark: Arc<Shared>,
+}
+
+// SAFETY: `wake_buf` is the only non-`Send` field. It is owned by this driver alone (no
+// other pointer to it exists besides the kernel's), so moving the driver to another
+// thread moves its sole owner. The ring and the Arc<Shared> are Send.
+unsafe impl Send for UringDriver {}
+
+impl UringDriver {
+    /// Sets up the ring and probes it; see the crate docs for the probe steps.
+    pub(crate) fn new(config: &Config) -> Result<UringDriver, StartError> {
+        let unusable = |stage| move |e: io::Error| StartError::Unusable(FallbackReason::os(stage, &e));
+
+        let mut ring = IoUring::builder()
+            .setup_clamp()
+            .dontfork()
+            .build(config.uring_entries)
+            .map_err(unusable("io_uring_setup"))?;
+        if !ring.params().is_feature_ext_arg() {
+            return Err(StartError::Unusable(FallbackReason::missing(
+                "feature check",
+                "IORING_FEAT_EXT_ARG",
+            )));
+        }
+
+        let mut probe = Probe::new();
+        ring.submitter()
+            .register_probe(&mut probe)
+            .map_err(unusable("io_uring_register(probe)"))?;
+        if let Some(&(_, name)) = REQUIRED_OPCODES
+            .iter()
+            .find(|&&(code, _)| !probe.is_supported(code))
+        {
+            return Err(StartError::Unusable(FallbackReason::missing(
+                "opcode probe",
+                name,
+            )));
+        }
+
+        probe_enter(&mut ring)?;
+
+        let unpark = Shared::new(EventFd::new(Blocking::Yes).map_err(StartError::Io)?);
+        Ok(UringDriver {
+            ring: ManuallyDrop::new(ring),
+            wake_buf: NonNull::from(Box::leak(Box::new(0u64))),
+            wake_armed: false,
+            unpark,
+        })
+    }
+
+    pub(crate) fn unparker(&self) -> Unparker {
+        Unparker::new(self.unpark.clone())
+    }
+
+    /// See [`Driver::park`](crate::Driver::park).
+    pub(crate) fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if !self.wake_armed {
+            self.arm_wake()?;
+        }
+        // Completions already in the CQ (or an unpark already consumed): do not wait.
+        if self.reap() || timeout == Some(Duration::ZERO) {
+            return self.flush();
+        }
+
+        let submitter = self.ring.submitter();
+        let res = match timeout {
+            None => submitter.submit_and_wait(1),
+            Some(d) => {
+                let ts = timespec(d);
+                let args = SubmitArgs::new().timespec(&ts);
+                submitter.submit_with_args(1, &args)
+            }
+        };
+        match res {
+            Ok(_) => {}
+            // ETIME: the timeout passed. EINTR: a signal; the caller loops. EBUSY/EAGAIN:
+            // the kernel wants the CQ reaped first; the entries stay in the SQ and go in
+            // with the next enter (invariant 1).
+            Err(e) if is_benign(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Pushes the READ on the eventfd (not yet submitted; the next enter takes it).
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let entry = opcode::Read::new(
+            types::Fd(self.unpark.eventfd().as_raw_fd()),
+            self.wake_buf.as_ptr().cast::<u8>(),
+            size_of::<u64>() as u32,
+        )
+        .build()
+        .user_data(token::UNPARK);
+        // SAFETY: `wake_buf` stays allocated until its CQE is reaped or leaked (invariant
+        // 3); the eventfd's file is referenced by the request itself once submitted and
+        // kept open by `self.unpark` until then.
+        unsafe { self.push(&entry)? };
+        self.wake_armed = true;
+        Ok(())
+    }
+
+    /// Pushes `entry`, submitting to make room when the SQ is full.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer in `entry` must stay valid until its CQE is reaped (invariant 1).
+    unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: forwarded from the caller.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            // SQ full: hand what is queued to the kernel, then try again.
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e) if is_benign(&e) => {
+                    self.reap();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Submits queued entries and flushes overflowed CQEs, without waiting. No syscall
+    /// when the SQ is empty and the CQ has not overflowed.
+    fn flush(&mut self) -> io::Result<()> {
+        let sq = self.ring.submission();
+        if sq.is_empty() && !sq.cq_overflow() {
+            return Ok(());
+        }
+        drop(sq);
+        match self.ring.submit() {
+            Ok(_) => {}
+            Err(e) if is_benign(&e) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Drains the CQ, dispatching every CQE; enters the kernel again while
+    /// `IORING_SQ_CQ_OVERFLOW` is set, since overflowed CQEs only reach the CQ on an
+    /// enter. Returns whether any CQE was seen.
+    fn reap(&mut self) -> bool {
+        let UringDriver {
+            ring,
+            wake_armed,
+            unpark,
+            ..
+        } = self;
+        let mut seen = false;
+        loop {
+            for cqe in ring.completion() {
+                seen = true;
+                dispatch(cqe.user_data(), cqe.result(), wake_armed, unpark);
+            }
+            if !ring.submission().cq_overflow() {
+                return seen;
+            }
+            // `submit` adds GETEVENTS when the overflow flag is set, which flushes.
+            match ring.submit() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Nothing more we can do now; the next park enters the kernel again.
+                Err(_) => return seen,
+            }
+        }
+    }
+
+    /// Cancels the in-flight eventfd READ and waits for its CQE. Returns whether the CQE
+    /// was seen, i.e. whether the kernel is done with `wake_buf`.
+    fn cancel_wake(&mut self) -> bool {
+        let cancel = opcode::AsyncCancel::new(token::UNPARK)
+            .build()
+            .user_data(token::CANCEL);
+        // SAFETY: an ASYNC_CANCEL entry holds no pointers.
+        if unsafe { self.push(&cancel) }.is_err() {
+            return false;
+        }
+        let ts = Timespec::new().nsec(10_000_000);
+        for _ in 0..DROP_CANCEL_ATTEMPTS {
+            let args = SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if is_benign(&e) => {}
+                Err(_) => return false,
+            }
+            self.reap();
+            if !self.wake_armed {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl fmt::Debug for UringDriver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UringDriver")
+            .field("ring_fd", &self.ring.as_raw_fd())
+            .field("sq_entries", &self.ring.params().sq_entries())
+            .field("cq_entries", &self.ring.params().cq_entries())
+            .field("wake_armed", &self.wake_armed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        let buf_idle = !self.wake_armed || self.cancel_wake();
+        // SAFETY: `ring` is dropped exactly once, here, and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.ring) };
+        if buf_idle {
+            // SAFETY: `wake_buf` came from `Box::leak` in `new`; no READ targets it any
+            // more (its CQE was reaped) and the ring is closed (invariant 3).
+            drop(unsafe { Box::from_raw(self.wake_buf.as_ptr()) });
+        }
+        // Otherwise the kernel might still write the 8 bytes: leak them.
+    }
+}
+
+/// Handles one CQE. The op table of later milestones goes here, keyed by `user_data`
+/// below `token::RESERVED_MIN`.
+fn dispatch(user_data: u64, result: i32, wake_armed: &mut bool, unpark: &Shared) {
+    match user_data {
+        token::UNPARK => {
+            *wake_armed = false;
+            // A successful READ consumed the counter: step 3 of the unpark protocol. On an
+            // error (ECANCELED when the submitting thread exited, say) the counter is
+            // untouched and the re-armed READ completes at once if it is non-zero.
+            if result >= 0 {
+                unpark.clear();
+            }
+        }
+        token::PROBE | token::CANCEL => {}
+        other => debug_assert!(
+            other < token::RESERVED_MIN,
+            "io_uring completed an unknown reserved user_data {other:#x}"
+        ),
+    }
+}
+
+/// Sends one NOP through `io_uring_enter` (with an EXT_ARG timeout, as `park` uses) and
+/// waits for its CQE, so a seccomp filter on `io_uring_enter` is caught while choosing.
+fn probe_enter(ring: &mut IoUring) -> Result<(), StartError> {
+    let nop = opcode::Nop::new().build().user_data(token::PROBE);
+    // SAFETY: a NOP holds no pointers.
+    if unsafe { ring.submission().push(&nop) }.is_err() {
+        return Err(StartError::Unusable(FallbackReason::other(
+            "io_uring_enter",
+            "the fresh submission queue has no room for one entry",
+        )));
+    }
+    let ts = timespec(PROBE_TIMEOUT);
+    let args = SubmitArgs::new().timespec(&ts);
+    match ring.submitter().submit_with_args(1, &args) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+        Err(e) => return Err(StartError::Unusable(FallbackReason::os("io_uring_enter", &e))),
+    }
+    for cqe in ring.completion() {
+        if cqe.user_data() == token::PROBE {
+            if cqe.result() < 0 {
+                let e = io::Error::from_raw_os_error(-cqe.result());
+                return Err(StartError::Unusable(FallbackReason::os("io_uring_enter", &e)));
+            }
+            return Ok(());
+        }
+    }
+    Err(StartError::Unusable(FallbackReason::other(
+        "io_uring_enter",
+        "a NOP did not complete within a second",
+    )))
+}
+
+/// Errors from `io_uring_enter` that are part of normal operation.
+fn is_benign(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+    )
+}
+
+/// `d` as a kernel timespec. Seconds are clamped to `i64::MAX` (about 292 billion years)
+/// so `Duration::MAX` does not wrap negative and fail with `EINVAL`.
+fn timespec(d: Duration) -> Timespec {
+    Timespec::new()
+        .sec(d.as_secs().min(i64::MAX as u64))
+        .nsec(d.subsec_nanos())
+}
