@@ -89,7 +89,8 @@ unsafe impl Send for UringDriver {}
 impl UringDriver {
     /// Sets up the ring and probes it; see the crate docs for the probe steps.
     pub(crate) fn new(config: &Config) -> Result<UringDriver, StartError> {
-        let unusable = |stage| move |e: io::Error| StartError::Unusable(FallbackReason::os(stage, &e));
+        let unusable =
+            |stage| move |e: io::Error| StartError::Unusable(FallbackReason::os(stage, &e));
 
         let mut ring = IoUring::builder()
             .setup_clamp()
@@ -337,13 +338,21 @@ fn probe_enter(ring: &mut IoUring) -> Result<(), StartError> {
     match ring.submitter().submit_with_args(1, &args) {
         Ok(_) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-        Err(e) => return Err(StartError::Unusable(FallbackReason::os("io_uring_enter", &e))),
+        Err(e) => {
+            return Err(StartError::Unusable(FallbackReason::os(
+                "io_uring_enter",
+                &e,
+            )));
+        }
     }
     for cqe in ring.completion() {
         if cqe.user_data() == token::PROBE {
             if cqe.result() < 0 {
                 let e = io::Error::from_raw_os_error(-cqe.result());
-                return Err(StartError::Unusable(FallbackReason::os("io_uring_enter", &e)));
+                return Err(StartError::Unusable(FallbackReason::os(
+                    "io_uring_enter",
+                    &e,
+                )));
             }
             return Ok(());
         }

@@ -1,0 +1,180 @@
+//! Helpers shared by the coil-arch integration tests.
+#![allow(dead_code, unreachable_pub, reason = "each test file uses a subset")]
+
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coil_arch::{Config, Driver, DriverChoice, DriverKind};
+
+/// How long any test waits for something that should happen promptly before it fails.
+pub const WATCHDOG: Duration = Duration::from_secs(10);
+
+/// The environment variable that selects a child body when a test re-executes its own
+/// binary (see [`run_child`]).
+pub const CHILD_ENV: &str = "COIL_CHILD";
+
+/// Runs the body once per backend: `driver_test! { fn name(kind) { ... } }` gives the
+/// tests `name::uring` and `name::epoll`.
+#[macro_export]
+macro_rules! driver_test {
+    ($(#[$meta:meta])* fn $name:ident($kind:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$meta])*
+            fn body($kind: coil_arch::DriverKind) $body
+
+            #[test]
+            fn uring() {
+                body(coil_arch::DriverKind::Uring)
+            }
+
+            #[test]
+            fn epoll() {
+                body(coil_arch::DriverKind::Epoll)
+            }
+        }
+    };
+}
+
+/// The forced choice for `kind`.
+pub fn choice(kind: DriverKind) -> DriverChoice {
+    match kind {
+        DriverKind::Uring => DriverChoice::Uring,
+        DriverKind::Epoll => DriverChoice::Epoll,
+    }
+}
+
+/// A driver of `kind` with the default config; panics with the error otherwise.
+pub fn driver(kind: DriverKind) -> Driver {
+    let driver = Driver::new(choice(kind), &Config::default())
+        .unwrap_or_else(|e| panic!("Driver::new({kind}) failed: {e}"));
+    assert_eq!(driver.kind(), kind);
+    driver
+}
+
+/// Runs `f` on a new thread and returns its result, or panics if it takes longer than
+/// `limit` (the thread is left behind; the test fails instead of hanging).
+pub fn with_watchdog<T, F>(limit: Duration, what: &str, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => {
+            handle
+                .join()
+                .expect("the watched thread panicked after finishing");
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the watched thread ended without a result"),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("watchdog: {what} did not finish within {limit:?} (a lost wakeup?)")
+        }
+    }
+}
+
+/// The calling thread's kernel id.
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// System calls a parked driver blocks in.
+fn is_park_syscall(nr: i64, kind: DriverKind) -> bool {
+    match kind {
+        DriverKind::Uring => nr == libc::SYS_io_uring_enter,
+        DriverKind::Epoll => {
+            #[cfg(target_arch = "x86_64")]
+            if nr == libc::SYS_epoll_wait {
+                return true;
+            }
+            nr == libc::SYS_epoll_pwait || nr == libc::SYS_epoll_pwait2
+        }
+    }
+}
+
+/// Waits (without sleeping: it polls `/proc`) until thread `tid` is blocked inside the
+/// system call that a parked `kind` driver waits in. Panics after [`WATCHDOG`].
+pub fn wait_until_parked(tid: libc::pid_t, kind: DriverKind) {
+    let path = format!("/proc/self/task/{tid}/syscall");
+    let deadline = Instant::now() + WATCHDOG;
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let nr = text
+            .split_whitespace()
+            .next()
+            .and_then(|t| t.parse::<i64>().ok());
+        if nr.is_some_and(|nr| is_park_syscall(nr, kind)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thread {tid} never blocked in the {kind} wait (last: {text:?})"
+        );
+        thread::yield_now();
+    }
+}
+
+/// The number of `write`-family system calls the calling thread has made, from
+/// `/proc/thread-self/io`; `None` where the kernel does not account it.
+pub fn thread_write_syscalls() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/io").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("syscw:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Re-executes the current test binary to run only `test_name`, with
+/// `COIL_CHILD=<child>` and the extra `env`; panics (showing the child's output) unless
+/// it succeeds. The test checks `std::env::var(CHILD_ENV)` to run its child body.
+pub fn run_child(test_name: &str, child: &str, env: &[(&str, Option<&str>)]) {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut cmd = Command::new(exe);
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, child);
+    for &(key, value) in env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child_proc = cmd.spawn().expect("spawning the child test process");
+    let pid = child_proc.id();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child_proc.wait_with_output());
+    });
+    let out = match rx.recv_timeout(WATCHDOG) {
+        Ok(out) => out.expect("waiting for the child test process"),
+        Err(_) => {
+            // SAFETY: kill takes integers only; `pid` is our unreaped child, so the id
+            // cannot have been reused.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("watchdog: child {child:?} of {test_name} did not finish within {WATCHDOG:?}");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child {child:?} of {test_name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    // A filter that matched nothing also "succeeds": make sure the test really ran.
+    assert!(
+        stdout.contains("1 passed"),
+        "child {child:?} did not run {test_name}:\n{stdout}"
+    );
+}
