@@ -1,1 +1,97 @@
-//! coil
+//! # coil: asyncio's model for Rust, on io_uring
+//!
+//! coil is an async runtime built from raw OS primitives: one event loop per
+//! thread, tasks that run cooperatively on it, timers on a timing wheel, and
+//! (coming next) I/O that goes straight to the kernel through io_uring, or
+//! epoll where io_uring is unavailable. Nothing runs underneath it: the task
+//! allocation, the waker vtable, the loop and the drivers are coil's own.
+//!
+//! If you know Python's asyncio you already know the shape:
+//!
+//! | asyncio | coil |
+//! |---|---|
+//! | `asyncio.run(main())` | [`coil::run(main())`](run) |
+//! | `asyncio.create_task(c)` | [`coil::spawn(c)`](spawn) → [`Task<T>`](task::Task) |
+//! | `await task` | `task.await` → `Result<T, TaskError>` |
+//! | `task.cancel()` | [`Task::cancel`](task::Task::cancel) |
+//! | `asyncio.sleep(s)` | [`coil::time::sleep`](time::sleep) |
+//! | `asyncio.wait_for(c, t)` | [`coil::time::timeout`](time::timeout) |
+//! | `await asyncio.sleep(0)` | [`coil::task::yield_now`](task::yield_now) |
+//! | `loop.call_soon_threadsafe` / `run_coroutine_threadsafe` | [`Handle::spawn`] |
+//!
+//! ## A first program
+//!
+//! Two jobs that each wait 30 ms run concurrently, so the whole program
+//! takes about 30 ms, not 60:
+//!
+//! ```
+//! use std::time::Duration;
+//! use coil::time::{sleep, Instant};
+//!
+//! async fn job(name: &str, ms: u64) -> String {
+//!     sleep(Duration::from_millis(ms)).await;
+//!     format!("{name} done")
+//! }
+//!
+//! let start = Instant::now();
+//! let (a, b) = coil::run(async {
+//!     let a = coil::spawn(job("a", 30));
+//!     let b = coil::spawn(job("b", 30));
+//!     (a.await.unwrap(), b.await.unwrap())
+//! });
+//! assert_eq!((a.as_str(), b.as_str()), ("a done", "b done"));
+//! assert!(start.elapsed() >= Duration::from_millis(30));
+//! ```
+//!
+//! ## Tasks need not be `Send`
+//!
+//! A loop lives on one thread, so [`spawn`] accepts futures holding `Rc` or
+//! `RefCell`. To hand work to a loop from another thread, use a [`Handle`]
+//! and a `Send` future.
+//!
+//! ```
+//! use std::{cell::RefCell, rc::Rc};
+//!
+//! let total = coil::run(async {
+//!     let shared = Rc::new(RefCell::new(0));
+//!     let tasks: Vec<_> = (1..=10)
+//!         .map(|i| {
+//!             let shared = shared.clone();
+//!             coil::spawn(async move { *shared.borrow_mut() += i })
+//!         })
+//!         .collect();
+//!     for t in tasks {
+//!         t.await.unwrap();
+//!     }
+//!     let n = *shared.borrow();
+//!     n
+//! });
+//! assert_eq!(total, 55);
+//! ```
+//!
+//! ## Choosing the driver
+//!
+//! `COIL_DRIVER=auto|uring|epoll` or [`runtime::Builder::driver`]; `auto`
+//! (the default) uses io_uring when the kernel allows it and otherwise epoll,
+//! and [`Runtime::driver`] says which and why.
+//!
+//! ## Where to read next
+//!
+//! `docs/architecture.md` for the layers, `docs/how-await-works.md` for what
+//! `.await` compiles to and how a waker gets a task polled again, and the
+//! module docs of [`task`] for the task invariants.
+
+mod rt;
+pub mod task;
+pub mod time;
+mod waker;
+
+pub use rt::{Handle, Runtime, run};
+pub use task::{Task, TaskError, spawn};
+
+/// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
+/// and driver selection.
+pub mod runtime {
+    pub use crate::rt::{Builder, DriverInfo, Handle, Runtime, Stats, TryCurrentError, run, stats};
+    pub use coil_arch::{DriverChoice, DriverKind, FallbackReason, ParseDriverChoiceError};
+}

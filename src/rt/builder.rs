@@ -1,0 +1,115 @@
+//! [`Builder`]: choose the driver and tune the loop.
+
+use std::io;
+
+use coil_arch::{Config, Driver, DriverChoice};
+
+use super::core::Core;
+use super::runtime::{DriverInfo, Runtime};
+
+/// Builds a [`Runtime`] with chosen settings.
+///
+/// ```
+/// use coil::runtime::{Builder, DriverChoice, DriverKind};
+///
+/// let rt = Builder::new().driver(DriverChoice::Epoll).build()?;
+/// assert_eq!(rt.driver().kind(), DriverKind::Epoll);
+/// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Builder does nothing until `build` is called"]
+pub struct Builder {
+    driver: Option<DriverChoice>,
+    uring_entries: u32,
+    event_interval: u32,
+    debug: Option<bool>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Default settings: the driver from `COIL_DRIVER` (else `auto`), 256
+    /// io_uring entries, I/O polled at least every 61 ticks.
+    pub fn new() -> Builder {
+        Builder {
+            driver: None,
+            uring_entries: 256,
+            event_interval: 61,
+            debug: None,
+        }
+    }
+
+    /// Chooses the driver, overriding `COIL_DRIVER`.
+    ///
+    /// `Auto` tries io_uring and falls back to epoll, recording why (see
+    /// [`Runtime::driver`]). Forcing `Uring` on a machine where io_uring cannot
+    /// start makes [`Builder::build`] fail instead of falling back.
+    pub fn driver(mut self, choice: DriverChoice) -> Builder {
+        self.driver = Some(choice);
+        self
+    }
+
+    /// Size of the io_uring submission queue (rounded up to a power of two
+    /// by the kernel; clamped to its maximum).
+    pub fn uring_entries(mut self, entries: u32) -> Builder {
+        self.uring_entries = entries;
+        self
+    }
+
+    /// The loop polls the driver for I/O at least once every `ticks` ticks,
+    /// even when tasks are always ready. Default 61 (as tokio). Minimum 1.
+    pub fn event_interval(mut self, ticks: u32) -> Builder {
+        self.event_interval = ticks.max(1);
+        self
+    }
+
+    /// Debug mode (also `COIL_DEBUG=1`): reports on stderr why io_uring was
+    /// not used when `auto` fell back to epoll.
+    pub fn debug(mut self, on: bool) -> Builder {
+        self.debug = Some(on);
+        self
+    }
+
+    /// Builds the runtime.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` if `COIL_DRIVER` holds something other than `auto`,
+    ///   `uring` or `epoll` (and no driver was chosen with [`Builder::driver`]);
+    /// - the OS error if the forced driver cannot start (for io_uring: ENOSYS
+    ///   on old kernels, EPERM when forbidden by seccomp or sysctl, ...).
+    pub fn build(&self) -> io::Result<Runtime> {
+        let choice = match self.driver {
+            Some(c) => c,
+            None => DriverChoice::from_env()
+                .map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("COIL_DRIVER: {e}"))
+                })?
+                .unwrap_or_default(),
+        };
+        let config = Config {
+            uring_entries: self.uring_entries,
+            ..Config::default()
+        };
+        let driver = Driver::new(choice, &config)?;
+        let info = DriverInfo {
+            kind: driver.kind(),
+            fallback: driver.fallback().cloned(),
+        };
+        let debug = self
+            .debug
+            .unwrap_or_else(|| std::env::var_os("COIL_DEBUG").is_some_and(|v| v == "1"));
+        if debug && let Some(reason) = &info.fallback {
+            eprintln!("coil: io_uring is unavailable ({reason}); using the epoll driver");
+        }
+        Ok(Runtime::from_parts(
+            Core::new(driver, self.event_interval),
+            info,
+        ))
+    }
+}

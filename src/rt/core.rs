@@ -1,0 +1,313 @@
+//! The loop thread's half of a runtime, and the loop itself.
+//!
+//! One *tick*:
+//! 1. move tasks woken or spawned from other threads onto the local queue;
+//! 2. fire due timers (their tasks join the local queue);
+//! 3. poll the tasks that were queued when the tick started, each at most
+//!    once; tasks woken during the tick wait for the next one (fairness);
+//! 4. if nothing is runnable, park in the driver until the next timer, an I/O
+//!    event or an unpark; otherwise poll the driver without blocking every
+//!    `event_interval` ticks, so I/O is never starved by busy tasks.
+//!
+//! The future given to `block_on` is polled between ticks whenever its waker
+//! fired.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use coil_arch::Driver;
+
+use super::budget::BUDGET;
+use super::{Enter, Shared};
+use crate::task::Task;
+use crate::task::list::OwnedList;
+use crate::task::raw::{self, PollOutcome, TaskRef};
+use crate::task::state::State;
+use crate::time::Instant;
+use crate::time::wheel::{Key, Wheel};
+
+/// The loop-thread state of one runtime. Never shared across threads; boxed
+/// by the `Runtime` so its address is stable while `CURRENT` points to it.
+pub(crate) struct Core {
+    id: u64,
+    pub(crate) shared: Arc<Shared>,
+    run_queue: RefCell<VecDeque<TaskRef>>,
+    owned: OwnedList,
+    /// Set at shutdown: `spawn` then drops its future at once.
+    closed: Cell<bool>,
+    /// Coop budget of the poll in progress (see `budget.rs`).
+    pub(crate) budget: Cell<u32>,
+    tick: Cell<u32>,
+    event_interval: u32,
+    wheel: RefCell<Wheel>,
+    /// Tick 0 of the wheel.
+    origin: std::time::Instant,
+    fired: RefCell<Vec<Waker>>,
+    scratch: RefCell<(Vec<TaskRef>, Vec<TaskRef>)>,
+    driver: RefCell<Driver>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("id", &self.id)
+            .field("tasks", &self.owned.len())
+            .field("queued", &self.run_queue.borrow().len())
+            .field("timers", &self.wheel.borrow().len())
+            .finish()
+    }
+}
+
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.wake_main();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wake_main();
+    }
+}
+
+impl Core {
+    pub(crate) fn new(driver: Driver, event_interval: u32) -> Core {
+        let id = super::next_core_id();
+        let shared = Arc::new(Shared::new(driver.unparker(), id));
+        Core {
+            id,
+            shared,
+            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            owned: OwnedList::default(),
+            closed: Cell::new(false),
+            budget: Cell::new(BUDGET),
+            tick: Cell::new(0),
+            event_interval: event_interval.max(1),
+            wheel: RefCell::new(Wheel::new()),
+            origin: std::time::Instant::now(),
+            fired: RefCell::new(Vec::new()),
+            scratch: RefCell::new((Vec::new(), Vec::new())),
+            driver: RefCell::new(driver),
+        }
+    }
+
+    /// Process-unique id of this runtime.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Number of live (not yet completed) tasks.
+    pub(crate) fn task_count(&self) -> usize {
+        self.owned.len()
+    }
+
+    /// Number of pending timers.
+    pub(crate) fn timer_count(&self) -> usize {
+        self.wheel.borrow().len()
+    }
+
+    pub(crate) fn push_local(&self, task: TaskRef) {
+        self.run_queue.borrow_mut().push_back(task);
+    }
+
+    pub(crate) fn spawn<F>(&self, future: F, name: Option<Box<str>>) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let id = super::next_task_id();
+        if self.closed.get() {
+            let t = raw::allocate_cancelled(future, self.shared.clone(), id, name);
+            return Task::from_raw(t);
+        }
+        let t = raw::allocate(future, self.shared.clone(), id, name, State::new_spawned());
+        self.owned.push(t);
+        self.push_local(t);
+        Task::from_raw(t)
+    }
+
+    /// Drive `future` to completion, running tasks and timers meanwhile.
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _enter = Enter::new(self);
+        let waker = Waker::from(self.shared.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        self.shared.main_woken.store(true, Ordering::SeqCst);
+        loop {
+            if self.shared.main_woken.load(Ordering::SeqCst)
+                && self.shared.main_woken.swap(false, Ordering::SeqCst)
+            {
+                self.budget.set(BUDGET);
+                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            self.tick();
+        }
+    }
+
+    fn tick(&self) {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if self.shared.remote_pending() {
+            self.drain_remote();
+        }
+        self.fire_timers();
+        let n = self.run_queue.borrow().len();
+        for _ in 0..n {
+            let Some(task) = self.run_queue.borrow_mut().pop_front() else {
+                break;
+            };
+            self.budget.set(BUDGET);
+            // SAFETY: popped from the run queue with its queue reference, on
+            // the loop thread (rules 1 and 2 in task/mod.rs).
+            match unsafe { (task.header().vtable.poll)(task) } {
+                PollOutcome::Idle => {}
+                PollOutcome::Reschedule => self.push_local(task),
+                PollOutcome::Complete => {
+                    self.owned.remove(task);
+                    task.release(2);
+                }
+            }
+        }
+        let idle = self.run_queue.borrow().is_empty()
+            && !self.shared.main_woken.load(Ordering::SeqCst)
+            && !self.shared.remote_pending();
+        if idle {
+            let timeout = self.park_timeout();
+            self.park(timeout);
+        } else if tick % self.event_interval == 0 {
+            self.park(Some(Duration::ZERO));
+        }
+    }
+
+    fn park(&self, timeout: Option<Duration>) {
+        let mut driver = self.driver.borrow_mut();
+        if let Err(e) = driver.park(timeout) {
+            panic!(
+                "coil: the {} driver failed while waiting for events: {e}",
+                driver.kind()
+            );
+        }
+    }
+
+    fn drain_remote(&self) {
+        let mut scratch = self.scratch.borrow_mut();
+        let (woken, spawned) = &mut *scratch;
+        self.shared.take_remote(woken, spawned);
+        for t in spawned.drain(..) {
+            self.owned.push(t);
+            self.push_local(t);
+        }
+        for t in woken.drain(..) {
+            self.push_local(t);
+        }
+    }
+
+    // ----- timers -----
+
+    fn now_tick(&self) -> u64 {
+        let ms = std::time::Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_millis();
+        u64::try_from(ms).unwrap_or(u64::MAX)
+    }
+
+    /// The wheel tick of `deadline`, rounded up.
+    fn deadline_tick(&self, deadline: Instant) -> u64 {
+        let nanos = deadline
+            .into_std()
+            .saturating_duration_since(self.origin)
+            .as_nanos()
+            .div_ceil(1_000_000);
+        u64::try_from(nanos).unwrap_or(u64::MAX)
+    }
+
+    fn park_timeout(&self) -> Option<Duration> {
+        let next = self.wheel.borrow().next_expiration()?;
+        let at = self
+            .origin
+            .checked_add(Duration::from_millis(next))
+            .unwrap_or_else(|| self.origin + Duration::from_secs(86_400 * 365 * 30));
+        Some(at.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    fn fire_timers(&self) {
+        let mut wheel = self.wheel.borrow_mut();
+        let Some(next) = wheel.next_expiration() else {
+            return;
+        };
+        let now = self.now_tick();
+        if next > now {
+            return;
+        }
+        let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
+        wheel.advance(now, &mut fired);
+        drop(wheel);
+        for w in fired.drain(..) {
+            w.wake();
+        }
+        *self.fired.borrow_mut() = fired;
+    }
+
+    /// File a timer for `deadline`; `None` if it is already due.
+    pub(crate) fn timer_insert(&self, deadline: Instant, waker: &Waker) -> Option<Key> {
+        let tick = self.deadline_tick(deadline);
+        let mut wheel = self.wheel.borrow_mut();
+        // The wheel's `elapsed` tick has passed on the clock, so a deadline at
+        // or before it is due (never early: the tick was rounded up).
+        if tick <= wheel.elapsed() {
+            return None;
+        }
+        Some(wheel.insert(tick, waker.clone()))
+    }
+
+    /// Whether the timer is still pending (and re-arm its waker).
+    pub(crate) fn timer_poll(&self, key: Key, waker: &Waker) -> bool {
+        self.wheel.borrow_mut().poll(key, waker)
+    }
+
+    /// Cancel a timer.
+    pub(crate) fn timer_remove(&self, key: Key) {
+        self.wheel.borrow_mut().remove(key);
+    }
+
+    // ----- shutdown -----
+
+    /// Cancel and drop every task, release every queued reference, drop the
+    /// timers (rule 8 in task/mod.rs). Runs with `CURRENT` set so that code in
+    /// destructors sees a (closed) runtime rather than none.
+    pub(crate) fn shutdown(&self) {
+        let _enter = Enter::new(self);
+        self.closed.set(true);
+        let (woken, spawned) = self.shared.close_remote();
+        for t in spawned {
+            self.owned.push(t);
+            self.push_local(t);
+        }
+        for t in woken {
+            self.push_local(t);
+        }
+        while let Some(t) = self.owned.pop() {
+            // SAFETY: loop thread; the task was in the owned list, so it is not
+            // complete and not running (we are not inside a poll).
+            unsafe { (t.header().vtable.shutdown)(t) };
+            t.release(1);
+        }
+        loop {
+            let next = self.run_queue.borrow_mut().pop_front();
+            match next {
+                Some(t) => t.release(1),
+                None => break,
+            }
+        }
+        let wakers = self.wheel.borrow_mut().clear();
+        drop(wakers);
+    }
+
+    pub(crate) fn driver_kind(&self) -> coil_arch::DriverKind {
+        self.driver.borrow().kind()
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Handle`]: reach a loop from any thread.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::Shared;
+use crate::task::Task;
+use crate::task::raw;
+use crate::task::state::State;
+
+/// A cloneable, `Send + Sync` reference to an event loop, for spawning onto it
+/// from other threads (asyncio's `run_coroutine_threadsafe`).
+///
+/// ```
+/// let rt = coil::Runtime::new()?;
+/// let handle = rt.handle();
+/// let task = std::thread::spawn(move || handle.spawn(async { 2 + 2 }))
+///     .join()
+///     .unwrap();
+/// assert_eq!(rt.block_on(task).unwrap(), 4);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Handle {
+        Handle { shared }
+    }
+
+    /// The handle of the loop running on this thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a coil runtime; see [`Handle::try_current`].
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Ok(h) => h,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The handle of the loop running on this thread, or an error outside one.
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        super::with_core(|core| match core {
+            Some(core) => Ok(Handle::from_shared(core.shared.clone())),
+            None => Err(TryCurrentError(())),
+        })
+    }
+
+    /// Spawns a `Send` future onto this loop from any thread.
+    ///
+    /// The task runs on the loop's thread; the returned [`Task`] can be
+    /// awaited anywhere. If the runtime has shut down, the future is dropped
+    /// at once and awaiting the task gives `Err(TaskError::Cancelled)`.
+    pub fn spawn<F>(&self, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if self.shared.is_current() {
+            return super::spawn_local(future, None);
+        }
+        self.spawn_remote(future)
+    }
+
+    fn spawn_remote<F>(&self, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let id = super::next_task_id();
+        let t = raw::allocate(future, self.shared.clone(), id, None, State::new_spawned());
+        match self.shared.push_spawned(t) {
+            Ok(()) => Task::from_raw(t),
+            Err(t) => {
+                // Shut down: never ran, never bound; finish it here (its future
+                // is Send, so dropping it on this thread is fine) and release
+                // the list and queue references.
+                // SAFETY: the task is ours alone (not published anywhere).
+                unsafe { (t.header().vtable.shutdown)(t) };
+                t.release(2);
+                Task::from_raw(t)
+            }
+        }
+    }
+
+    /// Whether the loop behind this handle has shut down.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("runtime", &self.shared.core_id)
+            .finish()
+    }
+}
+
+/// Error of [`Handle::try_current`] outside a runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryCurrentError(());
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "there is no coil event loop running on this thread; call this from inside \
+             coil::run(...) or Runtime::block_on(...), or keep a Handle from Runtime::handle()",
+        )
+    }
+}
+
+impl std::error::Error for TryCurrentError {}

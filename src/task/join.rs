@@ -1,0 +1,161 @@
+//! [`Task<T>`]: the handle returned by `spawn`; awaiting it joins the task.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::raw::{self, TaskRef};
+use super::state::{DropJoin, Notify};
+use super::{TaskError, TaskId};
+
+/// A handle to a spawned task; awaiting it gives the task's result.
+///
+/// Like asyncio's `Task`: the task runs whether or not the handle is awaited.
+/// `task.await` returns `Ok(value)`, or `Err(TaskError::Cancelled)` if the task
+/// was cancelled, or `Err(TaskError::Panicked(payload))` if it panicked.
+///
+/// **Dropping a `Task` detaches it**: the task keeps running and its output is
+/// dropped when it finishes. Call [`Task::cancel`] to stop it.
+///
+/// `Task<T>` is `Send` and `Sync` when `T: Send`, so a handle from
+/// [`Handle::spawn`](crate::Handle::spawn) can be awaited on another thread.
+#[must_use = "dropping a Task detaches it; await it, or call .cancel() to stop it"]
+pub struct Task<T> {
+    raw: TaskRef,
+    _marker: PhantomData<T>,
+}
+
+// SAFETY: the handle touches only the atomic state word, the join-waker field
+// (under rule 6) and the output once COMPLETE (rule 5); the output is moved or
+// dropped on the handle's thread, hence `T: Send`.
+unsafe impl<T: Send> Send for Task<T> {}
+// SAFETY: `&Task` allows only `id`, `is_finished`, `cancel` and `name`, which
+// touch atomics and immutable header fields.
+unsafe impl<T: Send> Sync for Task<T> {}
+
+impl<T> Unpin for Task<T> {}
+
+impl<T> Task<T> {
+    /// Wrap a task pointer; the handle's reference is transferred.
+    pub(crate) fn from_raw(raw: TaskRef) -> Task<T> {
+        Task {
+            raw,
+            _marker: PhantomData,
+        }
+    }
+
+    /// Requests cancellation, like asyncio's `Task.cancel()`.
+    ///
+    /// The future is dropped the next time the loop gets to the task, and
+    /// awaiting the handle then gives `Err(TaskError::Cancelled)`. Returns
+    /// `false` if the task had already finished (its result stays available)
+    /// or cancellation was already requested. May be called from any thread.
+    pub fn cancel(&self) -> bool {
+        let header = self.raw.header();
+        if header
+            .state
+            .load()
+            .is(super::state::COMPLETE | super::state::CANCELLED)
+        {
+            return false;
+        }
+        match header.state.transition_to_cancelled() {
+            Notify::Submit => {
+                crate::rt::schedule(self.raw);
+                true
+            }
+            Notify::Nothing => !header.state.load().is(super::state::COMPLETE),
+            Notify::Dealloc => unreachable!("cancel never releases a reference"),
+        }
+    }
+
+    /// Whether the task has finished (with a value, a panic, or cancelled).
+    pub fn is_finished(&self) -> bool {
+        raw::is_complete(self.raw)
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.raw.header().id
+    }
+
+    /// The task's name, if it was spawned with [`Builder::name`](super::Builder::name).
+    pub fn name(&self) -> Option<&str> {
+        self.raw.header().name.as_deref()
+    }
+
+    /// The result if the task has finished, without waiting; `None` otherwise.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the result was already taken (by this method or by `.await`).
+    pub fn try_take(&mut self) -> Option<Result<T, TaskError>> {
+        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
+        // SAFETY: we are the handle; `out` has the type the vtable expects.
+        unsafe {
+            (self.raw.header().vtable.try_read_output)(self.raw, (&raw mut out).cast(), None)
+        };
+        match out {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
+        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
+        // SAFETY: we are the handle; `out` has the type the vtable expects.
+        unsafe {
+            (self.raw.header().vtable.try_read_output)(
+                self.raw,
+                (&raw mut out).cast(),
+                Some(cx.waker()),
+            )
+        };
+        if out.is_ready() {
+            coop.made_progress();
+        }
+        out
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        let header = self.raw.header();
+        match header.state.drop_join_interest() {
+            DropJoin::Pending { had_waker } => {
+                if had_waker {
+                    // SAFETY: rule 6: JOIN_WAKER was cleared by us before COMPLETE.
+                    unsafe { raw::drop_join_waker(self.raw) };
+                }
+            }
+            DropJoin::Complete { may_drop_waker } => {
+                // SAFETY: rule 5: COMPLETE seen by the handle, the output is ours.
+                if let Some(p) = unsafe { (header.vtable.drop_output)(self.raw) } {
+                    raw::report_detached_panic(self.raw, p);
+                }
+                if may_drop_waker {
+                    // SAFETY: rule 6: the runtime is done with the field.
+                    unsafe { raw::drop_join_waker(self.raw) };
+                }
+            }
+        }
+        self.raw.release(1);
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,145 @@
+//! Tasks: spawning, joining, cancelling, and the invariants that keep them sound.
+//!
+//! A task is a future the event loop drives to completion on its own, like
+//! `asyncio.create_task`. [`spawn`] returns a [`Task<T>`] handle that is itself a
+//! future resolving to `Result<T, TaskError>`.
+//!
+//! ```
+//! let sum = coil::run(async {
+//!     let a = coil::spawn(async { 1 + 1 });
+//!     let b = coil::task::Builder::new().name("answer").spawn(async { 40 });
+//!     a.await.unwrap() + b.await.unwrap()
+//! });
+//! assert_eq!(sum, 42);
+//! ```
+//!
+//! # The one lifetime rule
+//!
+//! **Dropping a [`Task`] detaches the task; it keeps running.** To stop it, call
+//! [`Task::cancel`]. A detached task that panics reports the panic on stderr
+//! once, since nobody else can observe it.
+//!
+//! # Implementation spec
+//!
+//! A task is **one heap allocation**: a `#[repr(C)]` [`Header`](raw) followed by
+//! the *stage*, which holds the future, later its output, then nothing. The
+//! state word is described bit by bit in `state.rs`. The rules below are what
+//! every `// SAFETY:` comment in this module refers to.
+//!
+//! **References.** The allocation is freed when the reference count in the
+//! state word drops to zero. References are held by:
+//! - the *owned list* of its runtime, from spawn until the task completes
+//!   (or is shut down);
+//! - the `Task<T>` handle, while it lives (`JOIN_INTEREST` mirrors it);
+//! - the *queue reference*, which exists exactly while `SCHEDULED` is set;
+//! - every `Waker` clone. Borrowed wakers handed to `poll` hold none: the
+//!   poller holds the queue reference for the duration of the poll.
+//!
+//! **Rules.**
+//! 1. *Thread confinement.* The future, the output written by the loop, the
+//!    owned-list links and `Header::owner` data are touched only on the loop
+//!    thread that owns the task, except for a `Handle::spawn`ed task before it
+//!    is bound (handed over under the remote-queue mutex), and except for the
+//!    output once `COMPLETE` is set (rule 5).
+//! 2. *Scheduling.* `SCHEDULED` is set by whoever takes a queue reference
+//!    (waker or `cancel`) and cleared only by the loop thread when it pops the
+//!    task to poll it (`transition_to_running`). A task with `SCHEDULED` set is
+//!    in at most one queue; `RUNNING` and a queue entry never coexist except
+//!    when a woken-while-running task is re-pushed by its own poller.
+//! 3. *Wake while running.* A wake that finds `RUNNING` only sets `SCHEDULED`;
+//!    the poller then turns its own reference into the queue reference. A
+//!    task is therefore polled at most once per tick and never re-entrantly,
+//!    and `wake()` never polls inline.
+//! 4. *Completion.* Only the loop thread sets `COMPLETE`, after it dropped the
+//!    future and wrote the output. After `COMPLETE` no queue entry is created
+//!    and the future is never touched again.
+//! 5. *Output.* After `COMPLETE`, the output belongs to the handle if
+//!    `JOIN_INTEREST` was still set when the runtime looked (the runtime reads
+//!    the snapshot returned by `transition_to_complete`); otherwise the
+//!    runtime drops it. `drop_join_interest` makes the two sides agree: the
+//!    handle drops the output iff it saw `COMPLETE`.
+//! 6. *Join waker.* The handle may write the join-waker field only while
+//!    `JOIN_WAKER` is clear; the runtime may read it only while `JOIN_WAKER` is
+//!    set and `COMPLETE` is set. After waking it, the runtime clears
+//!    `JOIN_WAKER`; whichever side observes "no `JOIN_WAKER` and no
+//!    `JOIN_INTEREST`" last drops the waker (so two tasks awaiting each other
+//!    do not leak through their join wakers).
+//! 7. *Deallocation* may happen on any thread (the last waker may live
+//!    anywhere). By rules 1 and 4 the future is already gone by then, and by
+//!    rule 5 so is any output the runtime could not hand over.
+//! 8. *Shutdown.* When a runtime shuts down it claims every task still in its
+//!    owned list (`transition_to_shutdown`), drops the future, stores
+//!    `Cancelled` and completes it, then releases the references held by its
+//!    queues. A remote queue that is closed releases the references pushed
+//!    to it instead of storing them, so waking after the runtime is gone is a
+//!    no-op.
+
+mod builder;
+mod error;
+mod join;
+pub(crate) mod list;
+pub(crate) mod raw;
+pub(crate) mod state;
+mod yield_now;
+
+pub use builder::Builder;
+pub use error::TaskError;
+pub use join::Task;
+pub use yield_now::{YieldNow, yield_now};
+
+pub use crate::rt::budget::{ConsumeBudget, consume_budget};
+
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroU64;
+
+/// Spawns a future onto the current event loop and returns a handle to it.
+///
+/// This is `asyncio.create_task`: the future starts running on the loop's next
+/// tick, whether or not the returned [`Task`] is awaited. The future need not
+/// be `Send`; it always runs on the loop's thread. Dropping the handle detaches
+/// the task (it keeps running); [`Task::cancel`] stops it.
+///
+/// # Panics
+///
+/// Panics if called outside a coil runtime (outside [`crate::run`],
+/// [`crate::Runtime::block_on`] or a task). From another thread, use
+/// [`crate::Handle::spawn`].
+///
+/// ```
+/// coil::run(async {
+///     let task = coil::spawn(async { "done" });
+///     assert_eq!(task.await.unwrap(), "done");
+/// });
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Builder::new().spawn(future)
+}
+
+/// A task's identifier: unique among all tasks of the process, never reused.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub(crate) NonZeroU64);
+
+impl TaskId {
+    /// The raw number, for logs.
+    pub fn as_u64(self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.0)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}

@@ -1,0 +1,521 @@
+//! The task state word: every bit, and every transition as a `#[must_use]` enum.
+//!
+//! One `AtomicUsize` per task. The low [`REF_SHIFT`] bits are flags; the rest is
+//! the reference count. Rules that refer to "rule N" point at the numbered
+//! invariants in `task/mod.rs`.
+//!
+//! | bit | name | meaning |
+//! |---|---|---|
+//! | 0 | [`SCHEDULED`] | exactly one *queue reference* exists: the task sits in a run queue, or it is being polled and must be polled again |
+//! | 1 | [`RUNNING`] | the loop thread is polling the future (or shutting it down) |
+//! | 2 | [`COMPLETE`] | the future is gone; the stage holds the output (or it was consumed) |
+//! | 3 | [`CANCELLED`] | `Task::cancel` was called; the next poll drops the future |
+//! | 4 | [`JOIN_INTEREST`] | the `Task<T>` handle is alive |
+//! | 5 | [`JOIN_WAKER`] | the runtime may read the join-waker field (rule 6) |
+//! | 6.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
+//!
+//! Only the loop thread sets `RUNNING` and `COMPLETE`. Any thread may set
+//! `SCHEDULED` (waking) and `CANCELLED`.
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+/// A queue reference exists for this task (see the table above).
+pub(crate) const SCHEDULED: usize = 1 << 0;
+/// The loop thread is polling the task.
+pub(crate) const RUNNING: usize = 1 << 1;
+/// The future has been dropped and its output (if any) stored.
+pub(crate) const COMPLETE: usize = 1 << 2;
+/// Cancellation was requested.
+pub(crate) const CANCELLED: usize = 1 << 3;
+/// The `Task<T>` handle still exists.
+pub(crate) const JOIN_INTEREST: usize = 1 << 4;
+/// The join waker field is published to the runtime.
+pub(crate) const JOIN_WAKER: usize = 1 << 5;
+/// Number of flag bits below the reference count.
+pub(crate) const REF_SHIFT: usize = 6;
+/// One reference.
+pub(crate) const REF_ONE: usize = 1 << REF_SHIFT;
+/// Refcounts above this abort the process (like `Arc`), long before overflow.
+const REF_MAX: usize = usize::MAX >> 2;
+
+/// A copy of the state word, with accessors.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(pub(crate) usize);
+
+impl Snapshot {
+    pub(crate) fn is(self, bit: usize) -> bool {
+        self.0 & bit != 0
+    }
+    pub(crate) fn refs(self) -> usize {
+        self.0 >> REF_SHIFT
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("scheduled", &self.is(SCHEDULED))
+            .field("running", &self.is(RUNNING))
+            .field("complete", &self.is(COMPLETE))
+            .field("cancelled", &self.is(CANCELLED))
+            .field("join_interest", &self.is(JOIN_INTEREST))
+            .field("join_waker", &self.is(JOIN_WAKER))
+            .field("refs", &self.refs())
+            .finish()
+    }
+}
+
+/// Outcome of [`State::transition_to_running`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToRunning {
+    /// Poll the future.
+    Poll,
+    /// Cancellation was requested: drop the future instead.
+    Cancel,
+}
+
+/// Outcome of [`State::transition_to_idle`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToIdle {
+    /// The task is idle; the poller's queue reference was released with the
+    /// same atomic operation.
+    Idle,
+    /// The task was woken while running: the poller's queue reference becomes
+    /// the new queue reference and the task must be pushed on a run queue.
+    Reschedule,
+}
+
+/// Outcome of a wake or cancel request.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Notify {
+    /// The caller now holds a queue reference and must push the task.
+    Submit,
+    /// Nothing to do (already scheduled, running, or complete).
+    Nothing,
+    /// The caller released the last reference: deallocate.
+    Dealloc,
+}
+
+/// Outcome of a reference release.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Other references remain.
+    Alive,
+    /// That was the last reference: deallocate.
+    Dealloc,
+}
+
+/// Outcome of dropping the join handle's interest.
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DropJoin {
+    /// The task had not completed; the runtime will drop the output. If
+    /// `had_waker`, the handle now owns the join waker field and drops it.
+    Pending { had_waker: bool },
+    /// The task had completed: the handle must drop the output. If
+    /// `may_drop_waker`, the runtime is done with the waker field too.
+    Complete { may_drop_waker: bool },
+}
+
+/// The atomic state word.
+pub(crate) struct State(AtomicUsize);
+
+impl State {
+    /// A new task: scheduled, join interest, three references (owned list,
+    /// handle, queue).
+    pub(crate) const fn new_spawned() -> State {
+        State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | 3 * REF_ONE))
+    }
+
+    /// A task that never runs: already complete (cancelled before it could
+    /// start), one reference held by its handle.
+    pub(crate) const fn new_complete() -> State {
+        State(AtomicUsize::new(COMPLETE | JOIN_INTEREST | REF_ONE))
+    }
+
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.0.load(Acquire))
+    }
+
+    /// Loop thread, after popping the task from a queue (it owns the queue
+    /// reference). Clears `SCHEDULED`, sets `RUNNING`.
+    pub(crate) fn transition_to_running(&self) -> ToRunning {
+        // SCHEDULED is set and RUNNING clear (rule 2), so one xor flips both.
+        let prev = Snapshot(self.0.fetch_xor(SCHEDULED | RUNNING, AcqRel));
+        debug_assert!(prev.is(SCHEDULED) && !prev.is(RUNNING) && !prev.is(COMPLETE));
+        if prev.is(CANCELLED) {
+            ToRunning::Cancel
+        } else {
+            ToRunning::Poll
+        }
+    }
+
+    /// Loop thread, after a poll returned `Pending`.
+    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            debug_assert!(Snapshot(cur).is(RUNNING));
+            let (next, res) = if cur & SCHEDULED != 0 {
+                (cur & !RUNNING, ToIdle::Reschedule)
+            } else {
+                debug_assert!(Snapshot(cur).refs() >= 2, "owned list ref + queue ref");
+                ((cur & !RUNNING) - REF_ONE, ToIdle::Idle)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return res,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Loop thread: the future is gone and the output is stored. Sets
+    /// `COMPLETE`, clears `RUNNING` and `SCHEDULED` (a wake during the last
+    /// poll pushed nothing, rule 3). Returns the new snapshot.
+    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let next = (cur | COMPLETE) & !(RUNNING | SCHEDULED);
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return Snapshot(next),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Loop thread, at shutdown: claim an idle or queued task so that no
+    /// waker pushes it again (they see `RUNNING`). Keeps `SCHEDULED`: a queue
+    /// entry may still exist and is released when the queues are drained.
+    pub(crate) fn transition_to_shutdown(&self) {
+        let prev = Snapshot(self.0.fetch_or(RUNNING | CANCELLED, AcqRel));
+        debug_assert!(!prev.is(RUNNING) && !prev.is(COMPLETE));
+    }
+
+    /// Any thread, `wake_by_ref`: may take a new queue reference.
+    pub(crate) fn transition_to_notified_by_ref(&self) -> Notify {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, res) = if cur & (COMPLETE | SCHEDULED) != 0 {
+                return Notify::Nothing;
+            } else if cur & RUNNING != 0 {
+                (cur | SCHEDULED, Notify::Nothing)
+            } else {
+                check_refs(cur);
+                ((cur | SCHEDULED) + REF_ONE, Notify::Submit)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return res,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Any thread, `wake` by value: the waker's reference becomes the queue
+    /// reference, or is released.
+    pub(crate) fn transition_to_notified_by_val(&self) -> Notify {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, res) = if cur & (COMPLETE | SCHEDULED) != 0 {
+                let next = cur - REF_ONE;
+                let res = if next >> REF_SHIFT == 0 {
+                    Notify::Dealloc
+                } else {
+                    Notify::Nothing
+                };
+                (next, res)
+            } else if cur & RUNNING != 0 {
+                // The poller holds a reference, so this cannot reach zero.
+                ((cur | SCHEDULED) - REF_ONE, Notify::Nothing)
+            } else {
+                (cur | SCHEDULED, Notify::Submit)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return res,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Any thread, `Task::cancel`: marks the task cancelled and, if it was
+    /// idle, takes a queue reference so that the loop polls (drops) it.
+    pub(crate) fn transition_to_cancelled(&self) -> Notify {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, res) = if cur & (COMPLETE | CANCELLED) != 0 {
+                return Notify::Nothing;
+            } else if cur & (RUNNING | SCHEDULED) != 0 {
+                (cur | CANCELLED | SCHEDULED, Notify::Nothing)
+            } else {
+                check_refs(cur);
+                ((cur | CANCELLED | SCHEDULED) + REF_ONE, Notify::Submit)
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return res,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Any thread: one more reference (a waker clone).
+    pub(crate) fn ref_inc(&self) {
+        let prev = self
+            .0
+            .fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
+        check_refs(prev);
+    }
+
+    /// Any thread: release `n` references.
+    pub(crate) fn ref_dec(&self, n: usize) -> Release {
+        let prev = Snapshot(self.0.fetch_sub(n * REF_ONE, AcqRel));
+        debug_assert!(prev.refs() >= n, "task refcount underflow: {prev:?}");
+        if prev.refs() == n {
+            Release::Dealloc
+        } else {
+            Release::Alive
+        }
+    }
+
+    /// Handle: publish the join waker (already written to the field). Fails
+    /// with the snapshot if the task completed first; the handle then still
+    /// owns the field.
+    pub(crate) fn set_join_waker(&self) -> Result<(), Snapshot> {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER == 0);
+            if cur & COMPLETE != 0 {
+                return Err(Snapshot(cur));
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur, cur | JOIN_WAKER, AcqRel, Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Handle: take the join waker field back before replacing it. Fails if
+    /// the task completed (the runtime may be reading the field).
+    pub(crate) fn unset_join_waker(&self) -> Result<(), Snapshot> {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER != 0);
+            if cur & COMPLETE != 0 {
+                return Err(Snapshot(cur));
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur, cur & !JOIN_WAKER, AcqRel, Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Loop thread, after waking the join waker of a completed task: give the
+    /// field back. Returns the new snapshot; if join interest is gone the
+    /// caller drops the waker (rule 6).
+    pub(crate) fn unset_join_waker_after_complete(&self) -> Snapshot {
+        Snapshot(self.0.fetch_and(!JOIN_WAKER, AcqRel) & !JOIN_WAKER)
+    }
+
+    /// Handle drop: give up join interest.
+    pub(crate) fn drop_join_interest(&self) -> DropJoin {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            debug_assert!(cur & JOIN_INTEREST != 0);
+            if cur & COMPLETE != 0 {
+                let prev = self.0.fetch_and(!JOIN_INTEREST, AcqRel);
+                return DropJoin::Complete {
+                    may_drop_waker: prev & JOIN_WAKER == 0,
+                };
+            }
+            let next = cur & !(JOIN_INTEREST | JOIN_WAKER);
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => {
+                    return DropJoin::Pending {
+                        had_waker: cur & JOIN_WAKER != 0,
+                    };
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+}
+
+fn check_refs(cur: usize) {
+    if cur >> REF_SHIFT > REF_MAX >> REF_SHIFT {
+        // Like `Arc`: billions of leaked wakers; continuing would overflow.
+        std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(s: &State) -> usize {
+        s.load().refs()
+    }
+
+    #[test]
+    fn spawn_poll_idle_wake_complete() {
+        let s = State::new_spawned();
+        assert_eq!(refs(&s), 3);
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(refs(&s), 2, "queue ref released on idle");
+        assert_eq!(s.transition_to_notified_by_ref(), Notify::Submit);
+        assert_eq!(refs(&s), 3);
+        assert_eq!(
+            s.transition_to_notified_by_ref(),
+            Notify::Nothing,
+            "already scheduled"
+        );
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        let snap = s.transition_to_complete();
+        assert!(snap.is(COMPLETE) && !snap.is(RUNNING) && !snap.is(SCHEDULED));
+        assert_eq!(
+            s.transition_to_notified_by_ref(),
+            Notify::Nothing,
+            "complete"
+        );
+        assert_eq!(s.ref_dec(2), Release::Alive);
+        assert_eq!(
+            s.drop_join_interest(),
+            DropJoin::Complete {
+                may_drop_waker: true
+            }
+        );
+        assert_eq!(s.ref_dec(1), Release::Dealloc);
+    }
+
+    #[test]
+    fn wake_while_running_reschedules_without_new_ref() {
+        let s = State::new_spawned();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+        assert_eq!(refs(&s), 3, "no ref taken while running");
+        assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+        assert_eq!(refs(&s), 3, "poller's ref became the queue ref");
+        assert!(s.load().is(SCHEDULED));
+    }
+
+    #[test]
+    fn wake_by_val_consumes_ref() {
+        let s = State::new_spawned();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        s.ref_inc(); // a waker clone
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(refs(&s), 3);
+        assert_eq!(s.transition_to_notified_by_val(), Notify::Submit);
+        assert_eq!(refs(&s), 3, "the waker's ref is now the queue ref");
+        s.ref_inc();
+        assert_eq!(s.transition_to_notified_by_val(), Notify::Nothing);
+        assert_eq!(refs(&s), 3);
+    }
+
+    #[test]
+    fn last_wake_by_val_deallocates() {
+        let s = State::new_spawned();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        s.ref_inc();
+        let _ = s.transition_to_complete();
+        assert_eq!(s.ref_dec(2), Release::Alive);
+        assert!(matches!(s.drop_join_interest(), DropJoin::Complete { .. }));
+        assert_eq!(s.ref_dec(1), Release::Alive);
+        assert_eq!(s.transition_to_notified_by_val(), Notify::Dealloc);
+    }
+
+    #[test]
+    fn cancel_idle_takes_queue_ref() {
+        let s = State::new_spawned();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+        assert_eq!(s.transition_to_cancelled(), Notify::Submit);
+        assert_eq!(s.transition_to_cancelled(), Notify::Nothing, "idempotent");
+        assert_eq!(refs(&s), 3);
+        assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    }
+
+    #[test]
+    fn cancel_while_running_reschedules() {
+        let s = State::new_spawned();
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        assert_eq!(s.transition_to_cancelled(), Notify::Nothing);
+        assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+        assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    }
+
+    #[test]
+    fn join_waker_protocol() {
+        let s = State::new_spawned();
+        assert!(s.set_join_waker().is_ok());
+        assert!(s.unset_join_waker().is_ok());
+        assert!(s.set_join_waker().is_ok());
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        let snap = s.transition_to_complete();
+        assert!(snap.is(JOIN_WAKER));
+        assert!(
+            s.unset_join_waker().is_err(),
+            "complete: field belongs to the runtime"
+        );
+        let after = s.unset_join_waker_after_complete();
+        assert!(after.is(JOIN_INTEREST) && !after.is(JOIN_WAKER));
+        assert_eq!(
+            s.drop_join_interest(),
+            DropJoin::Complete {
+                may_drop_waker: true
+            }
+        );
+    }
+
+    #[test]
+    fn drop_join_before_complete_takes_waker_back() {
+        let s = State::new_spawned();
+        assert!(s.set_join_waker().is_ok());
+        assert_eq!(
+            s.drop_join_interest(),
+            DropJoin::Pending { had_waker: true }
+        );
+        let snap = s.load();
+        assert!(!snap.is(JOIN_INTEREST) && !snap.is(JOIN_WAKER));
+    }
+
+    #[test]
+    fn handle_drop_racing_completion_wake() {
+        // Runtime completes (JOIN_WAKER set), handle drops before the runtime
+        // gave the field back: the runtime must drop the waker.
+        let s = State::new_spawned();
+        assert!(s.set_join_waker().is_ok());
+        assert_eq!(s.transition_to_running(), ToRunning::Poll);
+        let _ = s.transition_to_complete();
+        assert_eq!(
+            s.drop_join_interest(),
+            DropJoin::Complete {
+                may_drop_waker: false
+            }
+        );
+        let after = s.unset_join_waker_after_complete();
+        assert!(
+            !after.is(JOIN_INTEREST),
+            "runtime sees no interest: it drops the waker"
+        );
+    }
+
+    #[test]
+    fn shutdown_claims_queued_task() {
+        let s = State::new_spawned();
+        s.transition_to_shutdown();
+        assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+        let snap = s.transition_to_complete();
+        assert!(snap.is(COMPLETE));
+        assert_eq!(s.transition_to_cancelled(), Notify::Nothing);
+    }
+}

@@ -1,0 +1,37 @@
+//! Time: sleeping, timeouts and intervals, on the loop's timing wheel.
+//!
+//! asyncio's `sleep`, `wait_for`/`timeout` and periodic loops. Timers have a
+//! resolution of 1 ms and **never fire early**: a deadline is rounded *up* to
+//! the next millisecond tick, and the loop only fires a tick once the clock
+//! has passed it. Deadlines in the past complete at once; `Duration::MAX`
+//! means "practically never" and does not overflow.
+//!
+//! ```
+//! use std::time::Duration;
+//! use coil::time::{self, Instant};
+//!
+//! coil::run(async {
+//!     let start = Instant::now();
+//!     time::sleep(Duration::from_millis(20)).await;
+//!     assert!(start.elapsed() >= Duration::from_millis(20));
+//!
+//!     let slow = time::sleep(Duration::from_secs(3600));
+//!     assert!(time::timeout(Duration::from_millis(5), slow).await.is_err());
+//! });
+//! ```
+//!
+//! The wheel itself (`wheel.rs`) is a hierarchical timing wheel with O(1)
+//! insert and cancel; dropping a [`Sleep`] removes its timer.
+
+mod instant;
+mod interval;
+mod sleep;
+mod timeout;
+pub(crate) mod wheel;
+
+pub use instant::Instant;
+pub use interval::{Interval, MissedTickBehavior, Tick, interval, interval_at};
+pub use sleep::{Sleep, sleep, sleep_until};
+pub use timeout::{Elapsed, Timeout, timeout, timeout_at};
+
+pub use std::time::Duration;

@@ -1,0 +1,469 @@
+//! A hierarchical timing wheel: O(1) insert and cancel, 1 ms ticks.
+//!
+//! Six levels of 64 slots. Level `L` slot `s` holds the timers whose deadline
+//! tick shares all bits above `6·(L+1)` with `elapsed` and whose bits
+//! `6L..6L+6` equal `s`; so level 0 holds the current 64 ms, level 1 the
+//! current ~4 s, ... level 5 about 2.2 years (64⁶ ms). Deadlines further away
+//! are clamped to the top level and re-filed when their slot comes round.
+//!
+//! Invariants (checked by `check_invariants` in tests and the fuzz target):
+//! 1. Every linked entry is in the list of exactly the slot its `level_slot`
+//!    names, and that slot's `occupied` bit is set; empty lists have the bit clear.
+//! 2. Every linked entry's deadline is `> elapsed` (due entries are fired, not kept).
+//! 3. An entry at a lower level always expires before any entry at a higher
+//!    level, so the next expiration is found in the lowest occupied level.
+//! 4. `Key { index, gen }` names a live entry iff `entries[index].gen == gen`
+//!    and the entry is linked; firing or removing bumps `gen`, so stale keys
+//!    read as "fired".
+//!
+//! The entries live in a slab (`Vec`) and the slot lists are doubly linked
+//! through slab indices, so cancel is an unlink and no pointer is unsafe.
+
+use std::task::Waker;
+
+const LEVELS: usize = 6;
+const SLOTS: usize = 64;
+const SLOT_BITS: u32 = 6;
+/// The furthest a deadline may be from `elapsed` (64⁶ − 1 ticks).
+pub(crate) const MAX_DURATION: u64 = (1 << (SLOT_BITS as usize * LEVELS)) - 1;
+const NIL: u32 = u32::MAX;
+const UNLINKED: u16 = u16::MAX;
+
+/// Identifies one timer in the wheel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    index: u32,
+    generation: u32,
+}
+
+#[derive(Debug)]
+struct Entry {
+    deadline: u64,
+    waker: Option<Waker>,
+    prev: u32,
+    next: u32,
+    generation: u32,
+    /// `level * 64 + slot` while linked, `UNLINKED` when free.
+    level_slot: u16,
+}
+
+#[derive(Debug)]
+struct Level {
+    occupied: u64,
+    heads: [u32; SLOTS],
+}
+
+/// The wheel. Not thread-safe: it lives in a loop's core.
+#[derive(Debug)]
+pub(crate) struct Wheel {
+    elapsed: u64,
+    levels: [Level; LEVELS],
+    entries: Vec<Entry>,
+    free: u32,
+    len: usize,
+}
+
+impl Default for Wheel {
+    fn default() -> Self {
+        Wheel::new()
+    }
+}
+
+fn level_for(elapsed: u64, when: u64) -> usize {
+    let mut masked = (elapsed ^ when) | (SLOTS as u64 - 1);
+    if masked >= MAX_DURATION {
+        masked = MAX_DURATION - 1;
+    }
+    let significant = 63 - masked.leading_zeros() as usize;
+    significant / SLOT_BITS as usize
+}
+
+fn slot_for(level: usize, when: u64) -> usize {
+    ((when >> (level as u32 * SLOT_BITS)) & (SLOTS as u64 - 1)) as usize
+}
+
+fn slot_range(level: usize) -> u64 {
+    1 << (level as u32 * SLOT_BITS)
+}
+
+impl Wheel {
+    /// An empty wheel at tick 0.
+    pub(crate) fn new() -> Wheel {
+        Wheel {
+            elapsed: 0,
+            levels: std::array::from_fn(|_| Level {
+                occupied: 0,
+                heads: [NIL; SLOTS],
+            }),
+            entries: Vec::new(),
+            free: NIL,
+            len: 0,
+        }
+    }
+
+    /// The tick the wheel has advanced to.
+    pub(crate) fn elapsed(&self) -> u64 {
+        self.elapsed
+    }
+
+    /// Number of pending timers.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a timer for tick `when`, which must be later than `elapsed()`
+    /// (callers fire due timers themselves). Deadlines beyond
+    /// [`MAX_DURATION`] are clamped: such a timer fires no earlier than
+    /// intended, because it is re-filed until its real deadline.
+    pub(crate) fn insert(&mut self, when: u64, waker: Waker) -> Key {
+        debug_assert!(when > self.elapsed, "insert of a due timer");
+        let index = match self.free {
+            NIL => {
+                let index = u32::try_from(self.entries.len())
+                    .ok()
+                    .filter(|&i| i != NIL)
+                    .expect("more than 4 billion timers are pending; this is a leak in the caller");
+                self.entries.push(Entry {
+                    deadline: 0,
+                    waker: None,
+                    prev: NIL,
+                    next: NIL,
+                    generation: 0,
+                    level_slot: UNLINKED,
+                });
+                index
+            }
+            i => {
+                self.free = self.entries[i as usize].next;
+                i
+            }
+        };
+        let e = &mut self.entries[index as usize];
+        e.deadline = when;
+        e.waker = Some(waker);
+        self.len += 1;
+        self.link(index);
+        Key {
+            index,
+            generation: self.entries[index as usize].generation,
+        }
+    }
+
+    fn link(&mut self, index: u32) {
+        let when = self.entries[index as usize].deadline;
+        let filed = when.min(self.elapsed + MAX_DURATION);
+        let level = level_for(self.elapsed, filed);
+        let slot = slot_for(level, filed);
+        let lvl = &mut self.levels[level];
+        let head = lvl.heads[slot];
+        lvl.heads[slot] = index;
+        lvl.occupied |= 1 << slot;
+        if head != NIL {
+            self.entries[head as usize].prev = index;
+        }
+        let e = &mut self.entries[index as usize];
+        e.prev = NIL;
+        e.next = head;
+        e.level_slot = (level * SLOTS + slot) as u16;
+    }
+
+    fn unlink(&mut self, index: u32) {
+        let e = &self.entries[index as usize];
+        let (prev, next, ls) = (e.prev, e.next, e.level_slot as usize);
+        let (level, slot) = (ls / SLOTS, ls % SLOTS);
+        if prev == NIL {
+            self.levels[level].heads[slot] = next;
+            if next == NIL {
+                self.levels[level].occupied &= !(1 << slot);
+            }
+        } else {
+            self.entries[prev as usize].next = next;
+        }
+        if next != NIL {
+            self.entries[next as usize].prev = prev;
+        }
+        self.entries[index as usize].level_slot = UNLINKED;
+    }
+
+    /// Return an unlinked entry to the free list, bumping its generation.
+    fn release(&mut self, index: u32) -> Option<Waker> {
+        let e = &mut self.entries[index as usize];
+        e.generation = e.generation.wrapping_add(1);
+        e.next = self.free;
+        self.free = index;
+        self.len -= 1;
+        e.waker.take()
+    }
+
+    fn is_live(&self, key: Key) -> bool {
+        self.entries
+            .get(key.index as usize)
+            .is_some_and(|e| e.generation == key.generation && e.level_slot != UNLINKED)
+    }
+
+    /// Cancels a timer. Returns false if it had already fired.
+    pub(crate) fn remove(&mut self, key: Key) -> bool {
+        if !self.is_live(key) {
+            return false;
+        }
+        self.unlink(key.index);
+        drop(self.release(key.index));
+        true
+    }
+
+    /// Whether the timer is still pending; if so, makes sure `waker` will be
+    /// woken when it fires.
+    pub(crate) fn poll(&mut self, key: Key, waker: &Waker) -> bool {
+        if !self.is_live(key) {
+            return false;
+        }
+        let e = &mut self.entries[key.index as usize];
+        match &e.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => e.waker = Some(waker.clone()),
+        }
+        true
+    }
+
+    /// The earliest tick at which some slot must be processed, if any.
+    pub(crate) fn next_expiration(&self) -> Option<u64> {
+        self.next_slot().map(|(_, _, d)| d)
+    }
+
+    fn next_slot(&self) -> Option<(usize, usize, u64)> {
+        for (level, lvl) in self.levels.iter().enumerate() {
+            if lvl.occupied == 0 {
+                continue;
+            }
+            let range = slot_range(level);
+            let level_range = range * SLOTS as u64;
+            let now_slot = (self.elapsed / range) % SLOTS as u64;
+            let rotated = lvl.occupied.rotate_right(now_slot as u32);
+            let slot = (rotated.trailing_zeros() as u64 + now_slot) % SLOTS as u64;
+            let level_start = self.elapsed & !(level_range - 1);
+            let mut deadline = level_start + slot * range;
+            if deadline <= self.elapsed {
+                // Only the top level wraps (far deadlines are clamped into
+                // it): a slot "behind" `elapsed` is one rotation ahead.
+                debug_assert_eq!(level, LEVELS - 1);
+                deadline += level_range;
+            }
+            return Some((level, slot as usize, deadline));
+        }
+        None
+    }
+
+    /// Advances to tick `now`, pushing the wakers of every timer whose
+    /// deadline is `<= now` onto `fired` (in no particular order).
+    pub(crate) fn advance(&mut self, now: u64, fired: &mut Vec<Waker>) {
+        while let Some((level, slot, deadline)) = self.next_slot() {
+            if deadline > now {
+                break;
+            }
+            self.elapsed = deadline;
+            let mut cur = std::mem::replace(&mut self.levels[level].heads[slot], NIL);
+            self.levels[level].occupied &= !(1 << slot);
+            while cur != NIL {
+                let next = self.entries[cur as usize].next;
+                let e = &mut self.entries[cur as usize];
+                e.level_slot = UNLINKED;
+                if e.deadline <= deadline {
+                    if let Some(w) = self.release(cur) {
+                        fired.push(w);
+                    }
+                } else {
+                    self.link(cur);
+                }
+                cur = next;
+            }
+        }
+        if now > self.elapsed {
+            self.elapsed = now;
+        }
+    }
+
+    /// Drops every pending timer (runtime shutdown), returning their wakers
+    /// so the caller can drop them outside any borrow.
+    pub(crate) fn clear(&mut self) -> Vec<Waker> {
+        let wakers = self
+            .entries
+            .iter_mut()
+            .filter_map(|e| e.waker.take())
+            .collect();
+        *self = Wheel {
+            elapsed: self.elapsed,
+            ..Wheel::new()
+        };
+        wakers
+    }
+
+    /// Checks invariants 1 and 2 (tests and fuzzing).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn check_invariants(&self) {
+        let mut linked = 0;
+        for (level, lvl) in self.levels.iter().enumerate() {
+            for slot in 0..SLOTS {
+                let mut cur = lvl.heads[slot];
+                assert_eq!(lvl.occupied & (1 << slot) != 0, cur != NIL, "occupied bit");
+                let mut prev = NIL;
+                while cur != NIL {
+                    let e = &self.entries[cur as usize];
+                    assert_eq!(e.level_slot as usize, level * SLOTS + slot);
+                    assert_eq!(e.prev, prev);
+                    assert!(e.deadline > self.elapsed, "due entry left in the wheel");
+                    linked += 1;
+                    prev = cur;
+                    cur = e.next;
+                }
+            }
+        }
+        assert_eq!(linked, self.len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    struct Tag(usize, Arc<AtomicUsize>);
+    impl Wake for Tag {
+        fn wake(self: Arc<Self>) {
+            self.1.store(self.0, Ordering::SeqCst);
+        }
+    }
+
+    fn waker(i: usize) -> (Waker, Arc<AtomicUsize>) {
+        let cell = Arc::new(AtomicUsize::new(usize::MAX));
+        (Waker::from(Arc::new(Tag(i, cell.clone()))), cell)
+    }
+
+    fn fire(w: &mut Wheel, now: u64) -> Vec<usize> {
+        let mut out = Vec::new();
+        w.advance(now, &mut out);
+        out.into_iter()
+            .map(|wk| {
+                let data = wk.data().cast::<Tag>();
+                // SAFETY: every test waker is an `Arc<Tag>` built by `waker()`,
+                // and `wk` keeps it alive.
+                unsafe { (*data).0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fires_at_deadline_not_before() {
+        let mut w = Wheel::new();
+        for when in [1u64, 5, 63, 64, 65, 4095, 4096, 100_000, 1 << 30] {
+            let (wk, _) = waker(when as usize);
+            w.insert(when, wk);
+            w.check_invariants();
+        }
+        let mut now = 0;
+        let mut seen = Vec::new();
+        while w.len() > 0 {
+            let next = w.next_expiration().unwrap();
+            assert!(next > now || next == w.elapsed());
+            // Just before the expiration nothing fires.
+            if next > now + 1 {
+                assert!(fire(&mut w, next - 1).is_empty() || seen.is_empty());
+            }
+            now = next;
+            for i in fire(&mut w, now) {
+                assert!(i as u64 <= now, "fired {i} at {now}: early");
+                seen.push((i, now));
+            }
+            w.check_invariants();
+        }
+        for (i, at) in &seen {
+            assert_eq!(*i as u64, *at, "fired late");
+        }
+        assert_eq!(seen.len(), 9);
+    }
+
+    #[test]
+    fn remove_and_stale_keys() {
+        let mut w = Wheel::new();
+        let (a, _) = waker(1);
+        let (b, _) = waker(2);
+        let ka = w.insert(10, a);
+        let kb = w.insert(10, b.clone());
+        assert!(w.remove(ka));
+        assert!(!w.remove(ka), "double remove");
+        assert!(w.poll(kb, &b));
+        assert_eq!(fire(&mut w, 10), vec![2]);
+        assert!(!w.poll(kb, &b), "fired key reads as fired");
+        // Slot reuse does not revive the old key.
+        let (c, _) = waker(3);
+        let kc = w.insert(20, c);
+        assert_eq!(kc.index, ka.index.min(kb.index).max(kc.index));
+        assert!(!w.poll(ka, &b));
+        assert_eq!(w.len(), 1);
+        w.check_invariants();
+    }
+
+    #[test]
+    fn clamped_far_deadline_never_early() {
+        let mut w = Wheel::new();
+        let far = MAX_DURATION * 3 + 17;
+        let (wk, _) = waker(0);
+        w.insert(far, wk);
+        let mut steps = 0;
+        loop {
+            let next = w.next_expiration().unwrap();
+            let fired = fire(&mut w, next);
+            w.check_invariants();
+            steps += 1;
+            if !fired.is_empty() {
+                assert_eq!(next, far);
+                break;
+            }
+            assert!(next < far);
+            assert!(steps < 100);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        #[test]
+        fn matches_btreemap_model(ops in proptest::collection::vec((0u8..4, 0u64..5000), 1..300)) {
+            let mut w = Wheel::new();
+            let mut model: BTreeMap<usize, u64> = BTreeMap::new();
+            let mut keys: Vec<(usize, Key)> = Vec::new();
+            let mut next_id = 0usize;
+            for (op, arg) in ops {
+                match op {
+                    0 | 1 => {
+                        let when = w.elapsed() + 1 + arg * if op == 0 { 1 } else { 997 };
+                        let (wk, _) = waker(next_id);
+                        keys.push((next_id, w.insert(when, wk)));
+                        model.insert(next_id, when);
+                        next_id += 1;
+                    }
+                    2 if !keys.is_empty() => {
+                        let (id, key) = keys.swap_remove(arg as usize % keys.len());
+                        let live = model.remove(&id).is_some();
+                        proptest::prop_assert_eq!(w.remove(key), live);
+                    }
+                    _ => {
+                        let now = w.elapsed() + arg;
+                        let mut got = fire(&mut w, now);
+                        got.sort();
+                        let mut want: Vec<usize> = model.iter().filter(|&(_, &d)| d <= now).map(|(&i, _)| i).collect();
+                        want.sort();
+                        for i in &want { model.remove(i); }
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+                w.check_invariants();
+                proptest::prop_assert_eq!(w.len(), model.len());
+                if let (Some(next), Some(min)) = (w.next_expiration(), model.values().min()) {
+                    proptest::prop_assert!(next <= *min, "next expiration {} after earliest deadline {}", next, min);
+                }
+            }
+        }
+    }
+}
