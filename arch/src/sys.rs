@@ -39,6 +39,7 @@ pub(crate) struct EventFd {
 pub(crate) enum Blocking {
     /// Plain blocking fd. The io_uring backend wants this: io_uring honours `O_NONBLOCK`
     /// on a READ and would complete it with `EAGAIN` instead of waiting for data.
+    #[cfg_attr(miri, allow(dead_code))]
     Yes,
     /// `EFD_NONBLOCK`: the epoll backend drains it with `read(2)`, which must not block.
     No,

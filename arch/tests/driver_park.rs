@@ -1,4 +1,7 @@
 //! Parking and unparking, run under both backends.
+//!
+//! Not run under Miri: they need io_uring, seccomp, /proc and child processes.
+#![cfg(not(miri))]
 
 mod support;
 
@@ -43,6 +46,30 @@ driver_test! {
                 assert!(took >= d, "park({d:?}) returned after {took:?} on {kind}");
             }
         }
+    }
+}
+
+driver_test! {
+    /// Timeouts the kernel cannot express directly (more than `i32::MAX` ms for epoll,
+    /// `Duration::MAX` for both) are accepted and still end on an unpark.
+    fn park_huge_timeouts(kind) {
+        let mut driver = driver(kind);
+        let unparker = driver.unparker();
+        for d in [Duration::from_secs(30 * 24 * 3600), Duration::MAX] {
+            unparker.unpark();
+            let start = Instant::now();
+            driver.park(Some(d)).unwrap_or_else(|e| panic!("park({d:?}) failed: {e}"));
+            assert!(start.elapsed() < WATCHDOG / 2, "park({d:?}) ignored the unpark");
+        }
+        // And while blocked, not just with an unpark already pending.
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let parked = thread::spawn(move || {
+            tid_tx.send(gettid()).unwrap();
+            driver.park(Some(Duration::MAX)).unwrap();
+        });
+        wait_until_parked(tid_rx.recv().unwrap(), kind);
+        unparker.unpark();
+        with_watchdog(WATCHDOG, "park(Duration::MAX)", move || parked.join().unwrap());
     }
 }
 

@@ -23,6 +23,16 @@ use crate::sys::{Blocking, EventFd, syscall};
 use crate::token;
 use crate::unpark::{Shared, Unparker};
 
+/// Interest in the unpark eventfd: level-triggered `EPOLLIN`, so a wake-up is reported
+/// until the eventfd is drained. Miri only emulates edge-triggered epoll; there the
+/// protocol still holds because every unpark that writes follows a drain (the counter
+/// goes 0 -> 1, which is an edge), but natively we keep the more forgiving level mode.
+const UNPARK_INTEREST: u32 = if cfg!(miri) {
+    (libc::EPOLLIN | libc::EPOLLET) as u32
+} else {
+    libc::EPOLLIN as u32
+};
+
 /// How many events one `epoll_wait` can return.
 const EVENTS_CAPACITY: usize = 256;
 
@@ -47,7 +57,7 @@ impl EpollDriver {
 
         let unpark = Shared::new(EventFd::new(Blocking::No)?);
         let mut event = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            events: UNPARK_INTEREST,
             u64: token::UNPARK,
         };
         // SAFETY: both fds are open (owned above); `event` is a live local that the kernel

@@ -139,7 +139,7 @@ impl UringDriver {
             self.arm_wake()?;
         }
         // Completions already in the CQ (or an unpark already consumed): do not wait.
-        if self.reap() || timeout == Some(Duration::ZERO) {
+        if self.reap() > 0 || timeout == Some(Duration::ZERO) {
             return self.flush();
         }
 
@@ -222,18 +222,18 @@ impl UringDriver {
 
     /// Drains the CQ, dispatching every CQE; enters the kernel again while
     /// `IORING_SQ_CQ_OVERFLOW` is set, since overflowed CQEs only reach the CQ on an
-    /// enter. Returns whether any CQE was seen.
-    fn reap(&mut self) -> bool {
+    /// enter. Returns how many CQEs were seen.
+    fn reap(&mut self) -> usize {
         let UringDriver {
             ring,
             wake_armed,
             unpark,
             ..
         } = self;
-        let mut seen = false;
+        let mut seen = 0;
         loop {
             for cqe in ring.completion() {
-                seen = true;
+                seen += 1;
                 dispatch(cqe.user_data(), cqe.result(), wake_armed, unpark);
             }
             if !ring.submission().cq_overflow() {
@@ -377,4 +377,56 @@ fn timespec(d: Duration) -> Timespec {
     Timespec::new()
         .sec(d.as_secs().min(i64::MAX as u64))
         .nsec(d.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn driver(entries: u32) -> UringDriver {
+        match UringDriver::new(&Config {
+            uring_entries: entries,
+        }) {
+            Ok(d) => d,
+            Err(e) => panic!("io_uring is unusable here: {e:?}"),
+        }
+    }
+
+    fn push_nops(d: &mut UringDriver, n: usize) {
+        let nop = opcode::Nop::new().build().user_data(token::PROBE);
+        for _ in 0..n {
+            // SAFETY: a NOP holds no pointers.
+            unsafe { d.push(&nop) }.unwrap();
+        }
+    }
+
+    /// A 1-entry SQ (CQ of 2) takes 48 NOPs: push submits when the SQ is full, the CQ
+    /// overflows, and one reap flushes the overflow list until every CQE is seen.
+    #[test]
+    fn sq_full_and_cq_overflow_lose_nothing() {
+        let mut d = driver(1);
+        assert_eq!(d.ring.params().sq_entries(), 1);
+        assert_eq!(d.ring.params().cq_entries(), 2);
+        push_nops(&mut d, 48);
+        d.ring.submit().unwrap();
+        assert!(
+            d.ring.submission().cq_overflow(),
+            "the test did not overflow the CQ"
+        );
+        assert_eq!(d.reap(), 48);
+        assert!(!d.ring.submission().cq_overflow());
+        // The driver still works after the overflow.
+        d.unparker().unpark();
+        d.park(Some(Duration::from_secs(10))).unwrap();
+        d.park(Some(Duration::from_millis(1))).unwrap();
+    }
+
+    #[test]
+    fn drop_confirms_the_eventfd_read_is_cancelled() {
+        let mut d = driver(8);
+        d.park(Some(Duration::ZERO)).unwrap();
+        assert!(d.wake_armed);
+        assert!(d.cancel_wake(), "the READ's cancellation was not confirmed");
+        assert!(!d.wake_armed);
+    }
 }
