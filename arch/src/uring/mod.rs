@@ -31,36 +31,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::types::{SubmitArgs, Timespec};
-use io_uring::{IoUring, Probe, opcode, squeue, types};
+use io_uring::{IoUring, opcode, squeue, types};
 
 use crate::sys::{Blocking, EventFd};
 use crate::unpark::{Shared, Unparker};
-use crate::{Config, FallbackReason, StartError, token};
+use crate::{Config, StartError, token};
 
-/// Opcodes coil needs now or in the next milestones; `Auto` falls back to epoll when the
-/// kernel lacks any of them.
-const REQUIRED_OPCODES: &[(u8, &str)] = &[
-    (opcode::Nop::CODE, "IORING_OP_NOP"),
-    (opcode::Read::CODE, "IORING_OP_READ"),
-    (opcode::Write::CODE, "IORING_OP_WRITE"),
-    (opcode::Readv::CODE, "IORING_OP_READV"),
-    (opcode::Writev::CODE, "IORING_OP_WRITEV"),
-    (opcode::PollAdd::CODE, "IORING_OP_POLL_ADD"),
-    (opcode::AsyncCancel::CODE, "IORING_OP_ASYNC_CANCEL"),
-    (opcode::Timeout::CODE, "IORING_OP_TIMEOUT"),
-    (opcode::Accept::CODE, "IORING_OP_ACCEPT"),
-    (opcode::Connect::CODE, "IORING_OP_CONNECT"),
-    (opcode::Recv::CODE, "IORING_OP_RECV"),
-    (opcode::Send::CODE, "IORING_OP_SEND"),
-    (opcode::OpenAt::CODE, "IORING_OP_OPENAT"),
-    (opcode::Close::CODE, "IORING_OP_CLOSE"),
-    (opcode::Statx::CODE, "IORING_OP_STATX"),
-    (opcode::Fsync::CODE, "IORING_OP_FSYNC"),
-    (opcode::Shutdown::CODE, "IORING_OP_SHUTDOWN"),
-];
-
-/// How long the probe NOP may take before `Auto` gives up on io_uring.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+mod probe;
 
 /// How many 10 ms waits drop spends confirming that the eventfd READ was cancelled.
 const DROP_CANCEL_ATTEMPTS: u32 = 100;
@@ -89,36 +66,7 @@ unsafe impl Send for UringDriver {}
 impl UringDriver {
     /// Sets up the ring and probes it; see the crate docs for the probe steps.
     pub(crate) fn new(config: &Config) -> Result<UringDriver, StartError> {
-        let unusable =
-            |stage| move |e: io::Error| StartError::Unusable(FallbackReason::os(stage, &e));
-
-        let mut ring = IoUring::builder()
-            .setup_clamp()
-            .dontfork()
-            .build(config.uring_entries)
-            .map_err(unusable("io_uring_setup"))?;
-        if !ring.params().is_feature_ext_arg() {
-            return Err(StartError::Unusable(FallbackReason::missing(
-                "feature check",
-                "IORING_FEAT_EXT_ARG",
-            )));
-        }
-
-        let mut probe = Probe::new();
-        ring.submitter()
-            .register_probe(&mut probe)
-            .map_err(unusable("io_uring_register(probe)"))?;
-        if let Some(&(_, name)) = REQUIRED_OPCODES
-            .iter()
-            .find(|&&(code, _)| !probe.is_supported(code))
-        {
-            return Err(StartError::Unusable(FallbackReason::missing(
-                "opcode probe",
-                name,
-            )));
-        }
-
-        probe_enter(&mut ring)?;
+        let ring = probe::setup(config)?;
 
         let unpark = Shared::new(EventFd::new(Blocking::Yes).map_err(StartError::Io)?);
         Ok(UringDriver {
@@ -322,49 +270,8 @@ fn dispatch(user_data: u64, result: i32, wake_armed: &mut bool, unpark: &Shared)
     }
 }
 
-/// Sends one NOP through `io_uring_enter` (with an EXT_ARG timeout, as `park` uses) and
-/// waits for its CQE, so a seccomp filter on `io_uring_enter` is caught while choosing.
-fn probe_enter(ring: &mut IoUring) -> Result<(), StartError> {
-    let nop = opcode::Nop::new().build().user_data(token::PROBE);
-    // SAFETY: a NOP holds no pointers.
-    if unsafe { ring.submission().push(&nop) }.is_err() {
-        return Err(StartError::Unusable(FallbackReason::other(
-            "io_uring_enter",
-            "the fresh submission queue has no room for one entry",
-        )));
-    }
-    let ts = timespec(PROBE_TIMEOUT);
-    let args = SubmitArgs::new().timespec(&ts);
-    match ring.submitter().submit_with_args(1, &args) {
-        Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-        Err(e) => {
-            return Err(StartError::Unusable(FallbackReason::os(
-                "io_uring_enter",
-                &e,
-            )));
-        }
-    }
-    for cqe in ring.completion() {
-        if cqe.user_data() == token::PROBE {
-            if cqe.result() < 0 {
-                let e = io::Error::from_raw_os_error(-cqe.result());
-                return Err(StartError::Unusable(FallbackReason::os(
-                    "io_uring_enter",
-                    &e,
-                )));
-            }
-            return Ok(());
-        }
-    }
-    Err(StartError::Unusable(FallbackReason::other(
-        "io_uring_enter",
-        "a NOP did not complete within a second",
-    )))
-}
-
 /// Errors from `io_uring_enter` that are part of normal operation.
-fn is_benign(e: &io::Error) -> bool {
+pub(super) fn is_benign(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
@@ -373,7 +280,7 @@ fn is_benign(e: &io::Error) -> bool {
 
 /// `d` as a kernel timespec. Seconds are clamped to `i64::MAX` (about 292 billion years)
 /// so `Duration::MAX` does not wrap negative and fail with `EINVAL`.
-fn timespec(d: Duration) -> Timespec {
+pub(super) fn timespec(d: Duration) -> Timespec {
     Timespec::new()
         .sec(d.as_secs().min(i64::MAX as u64))
         .nsec(d.subsec_nanos())
