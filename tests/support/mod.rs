@@ -1,0 +1,154 @@
+//! Test helpers: `driver_test!`, watchdogs, counting wakers and futures.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Wake, Waker};
+use std::time::Duration;
+
+use coil::Runtime;
+use coil::runtime::{DriverChoice, DriverKind};
+
+/// How long any single test body may run before it is declared hung.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// Runs `body` on a fresh thread with a runtime using `choice`; fails the
+/// test (instead of hanging) if the body does not finish within `WATCHDOG`.
+pub fn with_runtime(choice: DriverChoice, expect: DriverKind, body: fn(&Runtime)) {
+    run_watched(move || {
+        let rt = Runtime::builder()
+            .driver(choice)
+            .build()
+            .unwrap_or_else(|e| panic!("could not build a {choice:?} runtime: {e}"));
+        assert_eq!(rt.driver().kind(), expect);
+        body(&rt);
+    });
+}
+
+/// Like `with_runtime`, but io_uring is forbidden on the thread first (a
+/// seccomp filter returning `errno` for io_uring_setup), and `auto` selection
+/// must fall back to epoll and say why.
+pub fn with_fallback_runtime(errno: i32, body: fn(&Runtime)) {
+    run_watched(move || {
+        coil_arch::testing::deny_io_uring(errno, &[libc::SYS_io_uring_setup])
+            .expect("installing the seccomp filter");
+        let rt = Runtime::builder()
+            .driver(DriverChoice::Auto)
+            .build()
+            .expect("auto must fall back to epoll");
+        assert_eq!(rt.driver().kind(), DriverKind::Epoll);
+        let reason = rt.driver().fallback_reason().expect("a recorded reason");
+        assert_eq!(reason.errno(), Some(errno), "{reason}");
+        body(&rt);
+    });
+}
+
+/// Runs `f` on its own thread and fails if it takes longer than `WATCHDOG`.
+pub fn run_watched<F: FnOnce() + Send + 'static>(f: F) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let th = std::thread::Builder::new()
+        .name("coil-test".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(Ok(())) => th.join().unwrap(),
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("test body did not finish within {WATCHDOG:?}: hung"),
+    }
+}
+
+/// Declares a test that runs once per driver: io_uring, epoll, and epoll
+/// chosen by `auto` because io_uring is denied (ENOSYS) on the test thread.
+///
+/// ```ignore
+/// driver_test! {
+///     fn spawn_works(rt) {
+///         assert_eq!(rt.block_on(async { 1 }), 1);
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! driver_test {
+    ($(#[$m:meta])* fn $name:ident($rt:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$m])*
+            fn body($rt: &coil::Runtime) $body
+            #[test]
+            fn uring() {
+                $crate::support::with_runtime(
+                    coil::runtime::DriverChoice::Uring,
+                    coil::runtime::DriverKind::Uring,
+                    body,
+                );
+            }
+            #[test]
+            fn epoll() {
+                $crate::support::with_runtime(
+                    coil::runtime::DriverChoice::Epoll,
+                    coil::runtime::DriverKind::Epoll,
+                    body,
+                );
+            }
+            #[test]
+            fn epoll_fallback() {
+                $crate::support::with_fallback_runtime(libc::ENOSYS, body);
+            }
+        }
+    };
+    ($($(#[$m:meta])* fn $name:ident($rt:ident) $body:block)+) => {
+        $($crate::driver_test! { $(#[$m])* fn $name($rt) $body })+
+    };
+}
+
+/// A waker that counts its wakes.
+#[derive(Default)]
+pub struct CountingWaker {
+    pub wakes: AtomicUsize,
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub fn counting_waker() -> (Waker, Arc<CountingWaker>) {
+    let c = Arc::new(CountingWaker::default());
+    (Waker::from(c.clone()), c)
+}
+
+/// Increments a counter when dropped: proves a future was dropped.
+pub struct DropCounter(pub Arc<AtomicUsize>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A panic payload message.
+pub fn panic_msg(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic>".into()
+    }
+}
+
+/// Catch a panic from `f` and return its message.
+pub fn panic_message_of<R>(f: impl FnOnce() -> R) -> String {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(_) => panic!("expected a panic"),
+        Err(p) => panic_msg(&*p),
+    }
+}
