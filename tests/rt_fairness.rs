@@ -1,0 +1,148 @@
+//! Fairness: one poll per task per tick, the coop budget, I/O and timers are
+//! not starved by busy tasks (RELIABILITY.md §4 items 13, 14).
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use coil::task::{consume_budget, yield_now};
+use coil::spawn;
+
+driver_test! {
+    fn woken_during_tick_runs_next_tick(rt) {
+        // Three tasks yield in a loop; the trace must be strict rotation:
+        // no task is polled twice in one tick.
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let l = log.clone();
+        rt.block_on(async move {
+            let tasks: Vec<_> = (0..3)
+                .map(|i| {
+                    let l = l.clone();
+                    spawn(async move {
+                        for _ in 0..4 {
+                            l.borrow_mut().push(i);
+                            yield_now().await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let want: Vec<i32> = (0..4).flat_map(|_| 0..3).collect();
+        assert_eq!(*log.borrow(), want);
+    }
+
+    fn always_ready_loop_yields_by_budget(rt) {
+        // Item 14: a task that never sees Pending on its own (it only calls
+        // consume_budget) still lets another task run within one budget window.
+        rt.block_on(async {
+            let other_ran = Rc::new(Cell::new(false));
+            let o = other_ran.clone();
+            let other = spawn(async move { o.set(true) });
+            let busy = spawn({
+                let o = other_ran.clone();
+                async move {
+                    let mut spins = 0u32;
+                    while !o.get() {
+                        consume_budget().await;
+                        spins += 1;
+                        assert!(spins <= 128 * 2, "the budget never forced a yield");
+                    }
+                    spins
+                }
+            });
+            other.await.unwrap();
+            busy.await.unwrap();
+        });
+    }
+
+    fn joining_finished_tasks_consumes_budget(rt) {
+        // Awaiting an always-ready Task handle counts against the budget too.
+        rt.block_on(async {
+            let flag = Rc::new(Cell::new(false));
+            let f = flag.clone();
+            let done: Vec<_> = (0..1000).map(|_| spawn(async {})).collect();
+            yield_now().await;
+            let observer = spawn(async move { f.set(true) });
+            let mut seen_at = None;
+            for (i, t) in done.into_iter().enumerate() {
+                t.await.unwrap();
+                if flag.get() && seen_at.is_none() {
+                    seen_at = Some(i);
+                }
+            }
+            observer.await.unwrap();
+            assert!(seen_at.is_some_and(|i| i <= 129), "observer ran only at {seen_at:?}");
+        });
+    }
+
+    fn timer_fires_while_a_task_yields_forever(rt) {
+        // Item 13: a yield_now() loop does not starve a 10 ms timer.
+        rt.block_on(async {
+            let stop = Rc::new(Cell::new(false));
+            let s = stop.clone();
+            let spinner = spawn(async move {
+                let mut n = 0u64;
+                while !s.get() {
+                    yield_now().await;
+                    n += 1;
+                }
+                n
+            });
+            let start = coil::time::Instant::now();
+            coil::time::sleep(Duration::from_millis(10)).await;
+            assert!(start.elapsed() >= Duration::from_millis(10));
+            stop.set(true);
+            assert!(spinner.await.unwrap() > 0);
+        });
+    }
+
+    fn remote_spawn_runs_while_a_task_yields_forever(rt) {
+        // Item 13: cross-thread injected work runs although the local queue is
+        // never empty (the loop drains the remote queue every tick).
+        let handle = rt.handle();
+        rt.block_on(async move {
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = stop.clone();
+            let spinner = spawn(async move {
+                while !s.load(Ordering::SeqCst) {
+                    yield_now().await;
+                }
+            });
+            let s2 = stop.clone();
+            let th = std::thread::spawn(move || {
+                handle.spawn(async move { s2.store(true, Ordering::SeqCst) })
+            });
+            spinner.await.unwrap();
+            th.join().unwrap().await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn event_interval_polls_driver_when_busy() {
+    // With event_interval(1) the driver is polled every tick even though the
+    // queue is never empty; the loop keeps working and a cross-thread wake
+    // during the busy phase is delivered.
+    support::run_watched(|| {
+        let rt = coil::Runtime::builder().event_interval(1).build().unwrap();
+        let n = rt.block_on(async {
+            let t = spawn(async {
+                let mut n = 0;
+                for _ in 0..10_000 {
+                    yield_now().await;
+                    n += 1;
+                }
+                n
+            });
+            t.await.unwrap()
+        });
+        assert_eq!(n, 10_000);
+    });
+}
