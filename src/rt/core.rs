@@ -50,6 +50,8 @@ pub(crate) struct Core {
     fired: RefCell<Vec<Waker>>,
     scratch: RefCell<(Vec<TaskRef>, Vec<TaskRef>)>,
     driver: RefCell<Driver>,
+    /// Tasks need not be `Send`, so neither their loop nor its runtime is.
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl std::fmt::Debug for Core {
@@ -90,6 +92,7 @@ impl Core {
             fired: RefCell::new(Vec::new()),
             scratch: RefCell::new((Vec::new(), Vec::new())),
             driver: RefCell::new(driver),
+            _not_send: std::marker::PhantomData,
         }
     }
 
