@@ -8,14 +8,11 @@ mod example;
 #[test]
 fn hand_written_state_machine_matches_async_fn() {
     let (by_async, by_hand) = example::run_both();
-    assert_eq!(by_async, by_hand);
-    assert_eq!(by_async, example::EXPECTED_TRACE);
-}
-
-#[test]
-fn both_versions_return_the_sum_and_never_wake_early() {
-    for run in [example::run_async_fn(), example::run_by_hand()] {
+    assert_eq!(by_async.trace, by_hand.trace);
+    assert_eq!(by_async.trace, example::EXPECTED_TRACE);
+    for run in [by_async, by_hand] {
         assert_eq!(run.sum, 3 + 7 * 7);
+        // Timers never fire early; no upper bound (CI machines stall).
         assert!(
             run.elapsed >= example::PAUSE,
             "woke early: {:?}",
