@@ -1,1 +1,104 @@
-fn main() {}
+//! `coil-benches`: W1 spawn, W2 yield and W4 timers of
+//! `shared/bench/WORKLOADS.md`, for coil (io_uring and epoll drivers) beside
+//! tokio current_thread, monoio (io_uring and legacy), glommio and smol.
+//!
+//! * `coil-benches [--quick]` runs every workload for every peer, each
+//!   measurement in a child process of this binary pinned to CPU 0, median
+//!   of 3 (1 with `--quick`), and prints a table and the RATIOS.
+//! * `coil-benches <workload> peer=<name> [key=value ...]` runs once, in this
+//!   process, and prints exactly one JSON line (WORKLOADS.md §0).
+//!
+//! See `benches/README.md`.
+
+mod harness;
+mod opts;
+mod peers;
+mod report;
+mod splitmix;
+mod table;
+mod workloads;
+
+use std::process::ExitCode;
+
+use opts::Opts;
+use report::Outcome;
+use workloads::WORKLOADS;
+
+fn main() -> ExitCode {
+    let opts = match Opts::parse(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match (opts.workload.as_deref(), opts.peer()) {
+        (Some(w), Some(p)) => single(w, p, &opts),
+        _ => match suite(&opts) {
+            Ok(all_ok) => {
+                if all_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(msg) => {
+                eprintln!("coil-benches: {msg}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// One run of one workload for one peer, in this process: one JSON line.
+fn single(workload: &str, peer: &str, opts: &Opts) -> ExitCode {
+    let pin = harness::pin_self();
+    let outcome = match peers::by_name(peer) {
+        Some(p) => {
+            let mut o = workloads::run(workload, p.as_ref(), opts);
+            if o.error.is_none() {
+                o.params.push(("pin".into(), report::Json::Str(pin.into())));
+            }
+            o
+        }
+        None => Outcome::error(
+            peer,
+            workload,
+            &format!("unknown peer (known: {})", peers::names().join(", ")),
+        ),
+    };
+    println!("{}", outcome.to_json());
+    if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// Every selected (workload, peer) in child processes; table and ratios.
+fn suite(opts: &Opts) -> Result<bool, String> {
+    let workloads: Vec<&str> = match opts.workload.as_deref() {
+        None => WORKLOADS.to_vec(),
+        Some(w) => vec![
+            *WORKLOADS
+                .iter()
+                .find(|&&k| k == w)
+                .ok_or_else(|| format!("unknown workload {w:?}\n{}", opts::USAGE))?,
+        ],
+    };
+    let all = peers::names();
+    let peers: Vec<&'static str> = match opts.peer() {
+        None => all,
+        Some(p) => {
+            let found = peers::by_name(p).ok_or_else(|| format!("unknown peer {p:?}"))?;
+            vec![found.name()]
+        }
+    };
+    let start = std::time::Instant::now();
+    let results = harness::collect(opts, &workloads, &peers)?;
+    let cells = table::aggregate(&results);
+    print!("{}", table::render(&cells, &peers, opts.reps()?));
+    print!("{}", table::ratios(&cells, &peers));
+    println!("\ntotal {:.1} s", start.elapsed().as_secs_f64());
+    Ok(cells.iter().all(|c| c.ok))
+}

@@ -1,0 +1,104 @@
+//! coil, on its io_uring and its epoll driver.
+
+use std::time::Instant;
+
+use coil::runtime::{DriverChoice, DriverKind};
+
+use super::{Peer, Timed, ns_since, timer_body, yield_body};
+
+pub struct Coil {
+    choice: DriverChoice,
+    name: &'static str,
+}
+
+impl Coil {
+    pub fn uring() -> Coil {
+        Coil {
+            choice: DriverChoice::Uring,
+            name: "coil/uring",
+        }
+    }
+
+    pub fn epoll() -> Coil {
+        Coil {
+            choice: DriverChoice::Epoll,
+            name: "coil/epoll",
+        }
+    }
+
+    fn runtime(&self) -> Result<coil::Runtime, String> {
+        let rt = coil::Runtime::builder()
+            .driver(self.choice)
+            .build()
+            .map_err(|e| format!("coil runtime ({:?}): {e}", self.choice))?;
+        let want = match self.choice {
+            DriverChoice::Epoll => DriverKind::Epoll,
+            _ => DriverKind::Uring,
+        };
+        if rt.driver().kind() != want {
+            return Err(format!(
+                "coil ran on {:?}, not {want:?}",
+                rt.driver().kind()
+            ));
+        }
+        Ok(rt)
+    }
+}
+
+impl Peer for Coil {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn yield_impl(&self) -> &'static str {
+        "coil::task::yield_now"
+    }
+
+    fn spawn(&self, n: u64) -> Timed<u64> {
+        let rt = self.runtime()?;
+        rt.block_on(async move {
+            let start = Instant::now();
+            let mut handles = Vec::with_capacity(n as usize);
+            for i in 0..n {
+                handles.push(coil::spawn(async move { i }));
+            }
+            let mut sum = 0u64;
+            for h in handles {
+                sum += h.await.map_err(|e| e.to_string())?;
+            }
+            Ok((ns_since(start), sum))
+        })
+    }
+
+    fn yields(&self, tasks: u64, iters: u64) -> Timed<u64> {
+        let rt = self.runtime()?;
+        rt.block_on(async move {
+            let start = Instant::now();
+            let mut handles = Vec::with_capacity(tasks as usize);
+            for _ in 0..tasks {
+                handles.push(coil::spawn(yield_body(iters, coil::task::yield_now)));
+            }
+            let mut done = 0u64;
+            for h in handles {
+                done += h.await.map_err(|e| e.to_string())?;
+            }
+            Ok((ns_since(start), done))
+        })
+    }
+
+    fn timers(&self, durs_ms: &[u64]) -> Timed<Vec<i64>> {
+        let rt = self.runtime()?;
+        rt.block_on(async move {
+            let start = Instant::now();
+            let mut handles = Vec::with_capacity(durs_ms.len());
+            for &d in durs_ms {
+                handles.push(coil::spawn(timer_body(d, coil::time::sleep)));
+            }
+            let mut late = Vec::with_capacity(durs_ms.len());
+            for h in handles {
+                late.push(h.await.map_err(|e| e.to_string())?);
+            }
+            Ok((ns_since(start), late))
+        })
+    }
+}
