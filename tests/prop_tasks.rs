@@ -16,20 +16,35 @@ use proptest::prelude::*;
 #[derive(Debug, Clone)]
 enum Node {
     /// Yield `yields` times, sleep `sleep_us`, return `value`.
-    Leaf { value: u32, yields: u8, sleep_us: u16 },
+    Leaf {
+        value: u32,
+        yields: u8,
+        sleep_us: u16,
+    },
     /// Spawn each child (cancelling those marked, right after spawning),
     /// optionally yield, then await them all and sum what they returned.
-    Spawn { children: Vec<(Node, bool)>, yields: u8 },
+    Spawn {
+        children: Vec<(Node, bool)>,
+        yields: u8,
+    },
     /// Await the child inline (no task), under a generous timeout.
     Inline(Box<Node>),
 }
 
 fn node() -> impl Strategy<Value = Node> {
-    let leaf = (0u32..1000, 0u8..4, prop_oneof![Just(0u16), 1u16..1500])
-        .prop_map(|(value, yields, sleep_us)| Node::Leaf { value, yields, sleep_us });
+    let leaf = (0u32..1000, 0u8..4, prop_oneof![Just(0u16), 1u16..1500]).prop_map(
+        |(value, yields, sleep_us)| Node::Leaf {
+            value,
+            yields,
+            sleep_us,
+        },
+    );
     leaf.prop_recursive(4, 40, 5, |inner| {
         prop_oneof![
-            (prop::collection::vec((inner.clone(), prop::bool::weighted(0.25)), 0..5), 0u8..3)
+            (
+                prop::collection::vec((inner.clone(), prop::bool::weighted(0.25)), 0..5),
+                0u8..3
+            )
                 .prop_map(|(children, yields)| Node::Spawn { children, yields }),
             inner.prop_map(|n| Node::Inline(Box::new(n))),
         ]
@@ -61,7 +76,11 @@ fn model(n: &Node) -> (u64, u32) {
 fn exec(n: Node, finished: Rc<Cell<u32>>) -> Pin<Box<dyn Future<Output = u64>>> {
     Box::pin(async move {
         let v = match n {
-            Node::Leaf { value, yields, sleep_us } => {
+            Node::Leaf {
+                value,
+                yields,
+                sleep_us,
+            } => {
                 for _ in 0..yields {
                     yield_now().await;
                 }
@@ -91,15 +110,19 @@ fn exec(n: Node, finished: Rc<Cell<u32>>) -> Pin<Box<dyn Future<Output = u64>>> 
                             assert!(!cancelled, "a cancelled task returned a value");
                             sum += v;
                         }
-                        Err(TaskError::Cancelled) => assert!(cancelled, "cancelled without cancel()"),
+                        Err(TaskError::Cancelled) => {
+                            assert!(cancelled, "cancelled without cancel()")
+                        }
                         Err(e) => panic!("unexpected {e}"),
                     }
                 }
                 sum
             }
-            Node::Inline(child) => coil::time::timeout(Duration::from_secs(30), exec(*child, finished.clone()))
-                .await
-                .expect("inline child timed out"),
+            Node::Inline(child) => {
+                coil::time::timeout(Duration::from_secs(30), exec(*child, finished.clone()))
+                    .await
+                    .expect("inline child timed out")
+            }
         };
         finished.set(finished.get() + 1);
         v

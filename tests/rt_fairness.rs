@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use coil::task::{consume_budget, yield_now};
 use coil::spawn;
+use coil::task::{consume_budget, yield_now};
 
 driver_test! {
     fn woken_during_tick_runs_next_tick(rt) {

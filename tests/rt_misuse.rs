@@ -18,7 +18,10 @@ fn run_inside_running_loop() {
         let t = coil::spawn(async { coil::run(async {}) });
         support::panic_msg(&*t.await.unwrap_err().into_panic())
     });
-    assert!(msg.contains("cannot be called from a running event loop"), "{msg}");
+    assert!(
+        msg.contains("cannot be called from a running event loop"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -28,7 +31,10 @@ fn block_on_inside_running_loop() {
         let t = coil::spawn(async move { rt.block_on(async {}) });
         support::panic_msg(&*t.await.unwrap_err().into_panic())
     });
-    assert!(msg.contains("cannot be called from a running event loop"), "{msg}");
+    assert!(
+        msg.contains("cannot be called from a running event loop"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -60,12 +66,20 @@ fn invalid_coil_driver_env_is_an_error() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "invalid_coil_driver_env_is_an_error", "--nocapture"])
+        .args([
+            "--exact",
+            "invalid_coil_driver_env_is_an_error",
+            "--nocapture",
+        ])
         .env("COIL_MISUSE_CHILD", "1")
         .env("COIL_DRIVER", "kqueue")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -75,14 +89,22 @@ fn coil_driver_env_selects_driver() {
         assert_eq!(rt.driver().kind().to_string(), want.to_str().unwrap());
         return;
     }
-    for (env, want) in [("epoll", "epoll"), ("uring", "io_uring"), ("auto", "io_uring")] {
+    for (env, want) in [
+        ("epoll", "epoll"),
+        ("uring", "io_uring"),
+        ("auto", "io_uring"),
+    ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "coil_driver_env_selects_driver", "--nocapture"])
             .env("COIL_MISUSE_CHILD_DRIVER", want)
             .env("COIL_DRIVER", env)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{env}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "{env}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -97,7 +119,10 @@ fn forced_uring_denied_is_an_error_not_a_fallback() {
         assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
         let rt = coil::Runtime::builder().build().unwrap();
         assert_eq!(rt.driver().kind(), coil::runtime::DriverKind::Epoll);
-        assert_eq!(rt.driver().fallback_reason().unwrap().errno(), Some(libc::EPERM));
+        assert_eq!(
+            rt.driver().fallback_reason().unwrap().errno(),
+            Some(libc::EPERM)
+        );
         assert!(rt.driver().to_string().contains("epoll"));
     });
 }

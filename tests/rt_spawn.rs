@@ -220,6 +220,7 @@ driver_test! {
     }
 
     fn runtime_reused_across_block_on(rt) {
+        #[allow(clippy::async_yields_async)]
         let t = rt.block_on(async { spawn(async { yield_now().await; 11 }) });
         // The task survives the first block_on and finishes during the second.
         assert_eq!(rt.block_on(t).unwrap(), 11);
@@ -290,5 +291,9 @@ fn main_future_panic_propagates_after_teardown() {
         })
     });
     assert_eq!(msg, "main failed");
-    assert_eq!(dropped.load(Ordering::SeqCst), 1, "tasks are still torn down");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "tasks are still torn down"
+    );
 }

@@ -78,6 +78,7 @@ driver_test! {
             t.await.unwrap();
             let w = slot.lock().unwrap().take().unwrap();
             w.wake_by_ref();
+            #[allow(clippy::waker_clone_wake)] // exercises clone, then wake by value
             w.clone().wake();
             w.wake();
         });

@@ -4,7 +4,9 @@ use std::rc::Rc;
 
 use static_assertions::{assert_impl_all, assert_not_impl_any};
 
-use coil::runtime::{Builder, DriverChoice, DriverInfo, DriverKind, FallbackReason, Stats, TryCurrentError};
+use coil::runtime::{
+    Builder, DriverChoice, DriverInfo, DriverKind, FallbackReason, Stats, TryCurrentError,
+};
 use coil::task::{ConsumeBudget, TaskId, YieldNow};
 use coil::time::{Elapsed, Instant, Interval, MissedTickBehavior, Sleep, Tick, Timeout};
 use coil::{Handle, Runtime, Task, TaskError};

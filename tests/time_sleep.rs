@@ -194,7 +194,10 @@ fn instant_arithmetic_saturates() {
     let now = Instant::now();
     assert_eq!(now - (now + Duration::from_secs(1)), Duration::ZERO);
     assert!(now.checked_add(Duration::MAX).is_none());
-    assert_eq!((now + Duration::from_millis(5)) - now, Duration::from_millis(5));
+    assert_eq!(
+        (now + Duration::from_millis(5)) - now,
+        Duration::from_millis(5)
+    );
     let std_now: std::time::Instant = now.into();
     assert_eq!(Instant::from_std(std_now), now);
 }

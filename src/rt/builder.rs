@@ -94,7 +94,6 @@ impl Builder {
         };
         let config = Config {
             uring_entries: self.uring_entries,
-            ..Config::default()
         };
         let driver = Driver::new(choice, &config)?;
         let info = DriverInfo {

@@ -181,7 +181,7 @@ impl Core {
         if idle {
             let timeout = self.park_timeout();
             self.park(timeout);
-        } else if tick % self.event_interval == 0 {
+        } else if tick.is_multiple_of(self.event_interval) {
             self.park(Some(Duration::ZERO));
         }
     }

@@ -129,7 +129,7 @@ impl State {
     /// A new task: scheduled, join interest, three references (owned list,
     /// handle, queue).
     pub(crate) const fn new_spawned() -> State {
-        State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | 3 * REF_ONE))
+        State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (3 * REF_ONE)))
     }
 
     /// A task that never runs: already complete (cancelled before it could

@@ -427,7 +427,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128)
+        ))]
         #[test]
         fn matches_btreemap_model(ops in proptest::collection::vec((0u8..4, 0u64..5000), 1..300)) {
             let mut w = Wheel::new();
