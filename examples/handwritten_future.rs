@@ -160,7 +160,7 @@ impl Future for SumJob {
                 }
                 State::Joining { child, .. } => {
                     let Poll::Ready(joined) = Pin::new(child).poll(cx) else {
-                        // The Task stored cx.waker() as its join waker.
+                        // The Task keeps a clone of cx.waker() as its join waker.
                         return Poll::Pending;
                     };
                     let State::Joining { log, a, .. } = mem::replace(state, State::Returned) else {
@@ -239,14 +239,22 @@ where
     .await
 }
 
-/// Builds the job with `make`, then runs it as the main future of a fresh loop.
-fn run_job<F: Future<Output = u64>>(make: impl FnOnce(Log, u64, u64) -> F) -> Run {
+/// Builds the job with `make`, then runs it as a task on a fresh loop.
+fn run_job<F>(make: impl FnOnce(Log, u64, u64) -> F) -> Run
+where
+    F: Future<Output = u64> + 'static,
+{
     let log = Log::default();
     let job = make(log.clone(), 3, 7);
     // Futures are lazy: building one ran none of its body.
     log.push("created: nothing has run yet");
     let start = Instant::now();
-    let sum = coil::run(traced(log.clone(), job));
+    let traced_job = traced(log.clone(), job);
+    let sum = coil::run(async move {
+        // A task, so that its waker is a coil task waker (the chapter
+        // follows that waker from `Sleep` to the wheel and back).
+        coil::spawn(traced_job).await.expect("the job task failed")
+    });
     Run {
         sum,
         trace: log.events(),
