@@ -112,7 +112,7 @@ driver_test! {
         // Item 34 (executor half): the loop sleeps in the driver with nothing
         // to do; another thread's wake must reach it. 2000 rounds.
         rt.block_on(async {
-            for _ in 0..2000 {
+            for _ in 0..support::scaled(2000) {
                 let flag = Arc::new(AtomicBool::new(false));
                 let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
                 let t = spawn(WaitFlag { flag: flag.clone(), slot: slot.clone() });
@@ -150,7 +150,7 @@ driver_test! {
                 let _g = lock.lock().unwrap();
                 flag.store(true, Ordering::SeqCst);
                 let w = slot.lock().unwrap().take().unwrap();
-                for _ in 0..100_000 {
+                for _ in 0..support::scaled(100_000) {
                     w.wake_by_ref(); // must neither block nor grow the queue
                 }
             }
@@ -178,7 +178,7 @@ driver_test! {
                 .map(|_| {
                     let w = waker.clone();
                     std::thread::spawn(move || {
-                        for _ in 0..50_000 {
+                        for _ in 0..support::scaled(50_000) {
                             w.wake_by_ref();
                         }
                     })
@@ -332,7 +332,7 @@ fn deep_join_chain_small_stack() {
             .spawn(|| {
                 coil::run(async {
                     let mut prev = spawn(async { 0u64 });
-                    for _ in 0..100_000 {
+                    for _ in 0..support::scaled(100_000) {
                         let p = prev;
                         prev = spawn(async move { p.await.unwrap() + 1 });
                     }
@@ -340,7 +340,7 @@ fn deep_join_chain_small_stack() {
                 })
             })
             .unwrap();
-        assert_eq!(th.join().unwrap(), 100_000);
+        assert_eq!(th.join().unwrap(), support::scaled(100_000) as u64);
     });
 }
 
@@ -352,7 +352,7 @@ fn deep_chain_dropped_at_shutdown_small_stack() {
             .spawn(|| {
                 coil::run(async {
                     let mut prev = spawn(std::future::pending::<u64>());
-                    for _ in 0..100_000 {
+                    for _ in 0..support::scaled(100_000) {
                         let p = prev;
                         prev = spawn(async move { p.await.unwrap() + 1 });
                     }

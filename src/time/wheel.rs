@@ -431,7 +431,7 @@ mod tests {
             std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128)
         ))]
         #[test]
-        fn matches_btreemap_model(ops in proptest::collection::vec((0u8..4, 0u64..5000), 1..300)) {
+        fn matches_btreemap_model(ops in proptest::collection::vec((0u8..4, 0u64..5000), 1..if cfg!(miri) { 40 } else { 300 })) {
             let mut w = Wheel::new();
             let mut model: BTreeMap<usize, u64> = BTreeMap::new();
             let mut keys: Vec<(usize, Key)> = Vec::new();

@@ -79,6 +79,7 @@ macro_rules! driver_test {
             $(#[$m])*
             fn body($rt: &coil::Runtime) $body
             #[test]
+            #[cfg_attr(miri, ignore = "Miri cannot run io_uring")]
             fn uring() {
                 $crate::support::with_runtime(
                     coil::runtime::DriverChoice::Uring,
@@ -95,6 +96,7 @@ macro_rules! driver_test {
                 );
             }
             #[test]
+            #[cfg_attr(miri, ignore = "Miri cannot install seccomp filters")]
             fn epoll_fallback() {
                 $crate::support::with_fallback_runtime(libc::ENOSYS, body);
             }
@@ -151,4 +153,10 @@ pub fn panic_message_of<R>(f: impl FnOnce() -> R) -> String {
         Ok(_) => panic!("expected a panic"),
         Err(p) => panic_msg(&*p),
     }
+}
+
+/// `n`, or a hundredth of it (at least 10) under Miri, which interprets
+/// every instruction: loop counts in stress-style tests go through this.
+pub fn scaled(n: usize) -> usize {
+    if cfg!(miri) { (n / 100).max(10) } else { n }
 }
