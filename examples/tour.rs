@@ -45,7 +45,11 @@ async fn two_jobs() {
     let b = coil::spawn(job("job B"));
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     let took = start.elapsed();
-    println!("{a} and {b} finished in {took:.2?} (each took {:?}; sequentially: {:?})", SECOND * 3, SECOND * 6);
+    println!(
+        "{a} and {b} finished in {took:.2?} (each took {:?}; sequentially: {:?})",
+        SECOND * 3,
+        SECOND * 6
+    );
     assert!(took >= SECOND * 3 && took < SECOND * 6);
 }
 
@@ -71,7 +75,10 @@ async fn chain(n: u32, d1: Duration, d2: Duration) {
     let start = Instant::now();
     let p1 = part1(n, d1).await;
     let p2 = part2(n, p1, d2).await;
-    println!("-->Chained result{n} => {p2} (took {:.2?})", start.elapsed());
+    println!(
+        "-->Chained result{n} => {p2} (took {:.2?})",
+        start.elapsed()
+    );
 }
 
 async fn chained() {
@@ -103,7 +110,10 @@ async fn gather_order() {
     let start = Instant::now();
     // asyncio.gather(count(3), count(2), count(1)): spawn all, then collect
     // the results in the order given.
-    let tasks: Vec<_> = [3, 2, 1].into_iter().map(|n| coil::spawn(count(n))).collect();
+    let tasks: Vec<_> = [3, 2, 1]
+        .into_iter()
+        .map(|n| coil::spawn(count(n)))
+        .collect();
     let mut results = Vec::new();
     for t in tasks {
         results.push(t.await.unwrap());

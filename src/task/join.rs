@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::raw::{self, TaskRef};
-use super::state::{DropJoin, Notify};
+use super::state::{DropJoin, ToCancelled};
 use super::{TaskError, TaskId};
 
 /// A handle to a spawned task; awaiting it gives the task's result.
@@ -53,21 +53,13 @@ impl<T> Task<T> {
     /// `false` if the task had already finished (its result stays available)
     /// or cancellation was already requested. May be called from any thread.
     pub fn cancel(&self) -> bool {
-        let header = self.raw.header();
-        if header
-            .state
-            .load()
-            .is(super::state::COMPLETE | super::state::CANCELLED)
-        {
-            return false;
-        }
-        match header.state.transition_to_cancelled() {
-            Notify::Submit => {
+        match self.raw.header().state.transition_to_cancelled() {
+            ToCancelled::Submit => {
                 crate::rt::schedule(self.raw);
                 true
             }
-            Notify::Nothing => !header.state.load().is(super::state::COMPLETE),
-            Notify::Dealloc => unreachable!("cancel never releases a reference"),
+            ToCancelled::Marked => true,
+            ToCancelled::AlreadyDone => false,
         }
     }
 

@@ -36,16 +36,17 @@
 //!   poller holds the queue reference for the duration of the poll.
 //!
 //! **Rules.**
-//! 1. *Thread confinement.* The future, the output written by the loop, the
-//!    owned-list links and `Header::owner` data are touched only on the loop
+//! 1. *Thread confinement.* The future, the output written by the loop and
+//!    the owned-list links (`Header::links`) are touched only on the loop
 //!    thread that owns the task, except for a `Handle::spawn`ed task before it
 //!    is bound (handed over under the remote-queue mutex), and except for the
 //!    output once `COMPLETE` is set (rule 5).
 //! 2. *Scheduling.* `SCHEDULED` is set by whoever takes a queue reference
 //!    (waker or `cancel`) and cleared only by the loop thread when it pops the
 //!    task to poll it (`transition_to_running`). A task with `SCHEDULED` set is
-//!    in at most one queue; `RUNNING` and a queue entry never coexist except
-//!    when a woken-while-running task is re-pushed by its own poller.
+//!    in at most one queue. `RUNNING` and a queue entry coexist only at
+//!    shutdown, when `transition_to_shutdown` claims a task that is still
+//!    queued (rule 8).
 //! 3. *Wake while running.* A wake that finds `RUNNING` only sets `SCHEDULED`;
 //!    the poller then turns its own reference into the queue reference. A
 //!    task is therefore polled at most once per tick and never re-entrantly,
@@ -69,8 +70,9 @@
 //!    rule 5 so is any output the runtime could not hand over.
 //! 8. *Shutdown.* When a runtime shuts down it claims every task still in its
 //!    owned list (`transition_to_shutdown`), drops the future, stores
-//!    `Cancelled` and completes it, then releases the references held by its
-//!    queues. A remote queue that is closed releases the references pushed
+//!    `Cancelled` and completes it (which clears `SCHEDULED` even if a queue
+//!    entry remains), then releases the references held by its queue entries
+//!    without consulting the bit. A remote queue that is closed releases the references pushed
 //!    to it instead of storing them, so waking after the runtime is gone is a
 //!    no-op.
 

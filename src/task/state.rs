@@ -100,6 +100,19 @@ pub(crate) enum Notify {
     Dealloc,
 }
 
+/// Outcome of [`State::transition_to_cancelled`].
+#[must_use]
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ToCancelled {
+    /// This call requested cancellation and took a queue reference: push.
+    Submit,
+    /// This call requested cancellation; the task is queued or running and
+    /// will see `CANCELLED` on its next poll.
+    Marked,
+    /// Already complete, or cancellation was requested before.
+    AlreadyDone,
+}
+
 /// Outcome of a reference release.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
@@ -188,8 +201,10 @@ impl State {
     }
 
     /// Loop thread, at shutdown: claim an idle or queued task so that no
-    /// waker pushes it again (they see `RUNNING`). Keeps `SCHEDULED`: a queue
-    /// entry may still exist and is released when the queues are drained.
+    /// waker pushes it again (they see `RUNNING`). A queue entry may still
+    /// exist: `transition_to_complete` then clears `SCHEDULED` although the
+    /// entry (and its reference) lives on until shutdown drains the queues,
+    /// which release those references without looking at the bit (rule 8).
     pub(crate) fn transition_to_shutdown(&self) {
         let prev = Snapshot(self.0.fetch_or(RUNNING | CANCELLED, AcqRel));
         debug_assert!(!prev.is(RUNNING) && !prev.is(COMPLETE));
@@ -242,16 +257,16 @@ impl State {
 
     /// Any thread, `Task::cancel`: marks the task cancelled and, if it was
     /// idle, takes a queue reference so that the loop polls (drops) it.
-    pub(crate) fn transition_to_cancelled(&self) -> Notify {
+    pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
         let mut cur = self.0.load(Acquire);
         loop {
             let (next, res) = if cur & (COMPLETE | CANCELLED) != 0 {
-                return Notify::Nothing;
+                return ToCancelled::AlreadyDone;
             } else if cur & (RUNNING | SCHEDULED) != 0 {
-                (cur | CANCELLED | SCHEDULED, Notify::Nothing)
+                (cur | CANCELLED | SCHEDULED, ToCancelled::Marked)
             } else {
                 check_refs(cur);
-                ((cur | CANCELLED | SCHEDULED) + REF_ONE, Notify::Submit)
+                ((cur | CANCELLED | SCHEDULED) + REF_ONE, ToCancelled::Submit)
             };
             match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
                 Ok(_) => return res,
@@ -438,8 +453,12 @@ mod tests {
         let s = State::new_spawned();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
         assert_eq!(s.transition_to_idle(), ToIdle::Idle);
-        assert_eq!(s.transition_to_cancelled(), Notify::Submit);
-        assert_eq!(s.transition_to_cancelled(), Notify::Nothing, "idempotent");
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::Submit);
+        assert_eq!(
+            s.transition_to_cancelled(),
+            ToCancelled::AlreadyDone,
+            "idempotent"
+        );
         assert_eq!(refs(&s), 3);
         assert_eq!(s.transition_to_running(), ToRunning::Cancel);
     }
@@ -448,7 +467,7 @@ mod tests {
     fn cancel_while_running_reschedules() {
         let s = State::new_spawned();
         assert_eq!(s.transition_to_running(), ToRunning::Poll);
-        assert_eq!(s.transition_to_cancelled(), Notify::Nothing);
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::Marked);
         assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
         assert_eq!(s.transition_to_running(), ToRunning::Cancel);
     }
@@ -516,6 +535,6 @@ mod tests {
         assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
         let snap = s.transition_to_complete();
         assert!(snap.is(COMPLETE));
-        assert_eq!(s.transition_to_cancelled(), Notify::Nothing);
+        assert_eq!(s.transition_to_cancelled(), ToCancelled::AlreadyDone);
     }
 }

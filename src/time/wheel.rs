@@ -12,9 +12,9 @@
 //! 2. Every linked entry's deadline is `> elapsed` (due entries are fired, not kept).
 //! 3. An entry at a lower level always expires before any entry at a higher
 //!    level, so the next expiration is found in the lowest occupied level.
-//! 4. `Key { index, gen }` names a live entry iff `entries[index].gen == gen`
-//!    and the entry is linked; firing or removing bumps `gen`, so stale keys
-//!    read as "fired".
+//! 4. `Key { index, generation }` names a live entry iff the slab entry at
+//!    `index` has that generation and is linked; firing or removing bumps it,
+//!    so stale keys read as "fired".
 //!
 //! The entries live in a slab (`Vec`) and the slot lists are doubly linked
 //! through slab indices, so cancel is an unlink and no pointer is unsafe.
