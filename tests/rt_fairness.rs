@@ -68,7 +68,9 @@ driver_test! {
             let flag = Rc::new(Cell::new(false));
             let f = flag.clone();
             let done: Vec<_> = (0..1000).map(|_| spawn(async {})).collect();
-            yield_now().await;
+            while !done.iter().all(|t| t.is_finished()) {
+                yield_now().await;
+            }
             let observer = spawn(async move { f.set(true) });
             let mut seen_at = None;
             for (i, t) in done.into_iter().enumerate() {

@@ -2,12 +2,17 @@
 //!
 //! One *tick*:
 //! 1. move tasks woken or spawned from other threads onto the local queue;
-//! 2. fire due timers (their tasks join the local queue);
-//! 3. poll the tasks that were queued when the tick started, each at most
-//!    once; tasks woken during the tick wait for the next one (fairness);
+//! 2. fire due timers: their tasks go to the *front* of the local queue, so
+//!    a timer is not late by the length of a long queue;
+//! 3. poll the tasks that were queued when the tick started (at most
+//!    [`MAX_TICK`] of them), each at most once; tasks woken during the tick
+//!    wait for a later one (fairness);
 //! 4. if nothing is runnable, park in the driver until the next timer, an I/O
 //!    event or an unpark; otherwise poll the driver without blocking every
 //!    `event_interval` ticks, so I/O is never starved by busy tasks.
+//!
+//! Bounding a tick keeps timers and remote wakes checked every few hundred
+//! polls even when a burst queues 100 000 tasks at once.
 //!
 //! The future given to `block_on` is polled between ticks whenever its waker
 //! fired.
@@ -31,6 +36,9 @@ use crate::task::state::State;
 use crate::time::Instant;
 use crate::time::wheel::{Key, Wheel};
 
+/// Most tasks polled in one tick.
+pub(crate) const MAX_TICK: usize = 256;
+
 /// The loop-thread state of one runtime. Never shared across threads; boxed
 /// by the `Runtime` so its address is stable while `CURRENT` points to it.
 pub(crate) struct Core {
@@ -48,6 +56,9 @@ pub(crate) struct Core {
     /// Tick 0 of the wheel.
     origin: std::time::Instant,
     fired: RefCell<Vec<Waker>>,
+    /// Set while timer wakers run: `push_local` then collects into `front`.
+    firing: Cell<bool>,
+    front: RefCell<Vec<TaskRef>>,
     scratch: RefCell<(Vec<TaskRef>, Vec<TaskRef>)>,
     driver: RefCell<Driver>,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
@@ -90,6 +101,8 @@ impl Core {
             wheel: RefCell::new(Wheel::new()),
             origin: std::time::Instant::now(),
             fired: RefCell::new(Vec::new()),
+            firing: Cell::new(false),
+            front: RefCell::new(Vec::new()),
             scratch: RefCell::new((Vec::new(), Vec::new())),
             driver: RefCell::new(driver),
             _not_send: std::marker::PhantomData,
@@ -112,7 +125,11 @@ impl Core {
     }
 
     pub(crate) fn push_local(&self, task: TaskRef) {
-        self.run_queue.borrow_mut().push_back(task);
+        if self.firing.get() {
+            self.front.borrow_mut().push(task);
+        } else {
+            self.run_queue.borrow_mut().push_back(task);
+        }
     }
 
     pub(crate) fn spawn<F>(&self, future: F, name: Option<Box<str>>) -> Task<F::Output>
@@ -158,7 +175,7 @@ impl Core {
             self.drain_remote();
         }
         self.fire_timers();
-        let n = self.run_queue.borrow().len();
+        let n = self.run_queue.borrow().len().min(MAX_TICK);
         for _ in 0..n {
             let Some(task) = self.run_queue.borrow_mut().pop_front() else {
                 break;
@@ -249,10 +266,21 @@ impl Core {
         let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
         wheel.advance(now, &mut fired);
         drop(wheel);
+        // Wakers of coil tasks on this loop land in `front` (see push_local);
+        // foreign wakers do whatever they do.
+        self.firing.set(true);
         for w in fired.drain(..) {
             w.wake();
         }
+        self.firing.set(false);
         *self.fired.borrow_mut() = fired;
+        let mut front = self.front.borrow_mut();
+        if !front.is_empty() {
+            let mut queue = self.run_queue.borrow_mut();
+            for t in front.drain(..).rev() {
+                queue.push_front(t);
+            }
+        }
     }
 
     /// File a timer for `deadline`; `None` if it is already due.

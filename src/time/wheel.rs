@@ -1,10 +1,14 @@
 //! A hierarchical timing wheel: O(1) insert and cancel, 1 ms ticks.
 //!
-//! Six levels of 64 slots. Level `L` slot `s` holds the timers whose deadline
-//! tick shares all bits above `6·(L+1)` with `elapsed` and whose bits
-//! `6L..6L+6` equal `s`; so level 0 holds the current 64 ms, level 1 the
-//! current ~4 s, ... level 5 about 2.2 years (64⁶ ms). Deadlines further away
-//! are clamped to the top level and re-filed when their slot comes round.
+//! Level 0 has 4096 one-millisecond slots, so every timer due within the
+//! current 4.096 s block is filed once and fired straight from its slot (no
+//! cascading for the common "sleep a few ms / time out in a few seconds"
+//! cases). Levels 1–5 have 64 slots each, each slot 64 times wider than the
+//! level below: level 1 slots are 4.096 s, … level 5 covers about 139 years
+//! (2⁴² ms). Level `L` slot `s` holds the timers whose deadline tick shares
+//! all bits above that level's range with `elapsed` and whose slot bits equal
+//! `s`. Deadlines further away are clamped to the top level and re-filed when
+//! their slot comes round.
 //!
 //! Invariants (checked by `check_invariants` in tests and the fuzz target):
 //! 1. Every linked entry is in the list of exactly the slot its `level_slot`
@@ -22,12 +26,14 @@
 use std::task::Waker;
 
 const LEVELS: usize = 6;
-const SLOTS: usize = 64;
-const SLOT_BITS: u32 = 6;
-/// The furthest a deadline may be from `elapsed` (64⁶ − 1 ticks).
-pub(crate) const MAX_DURATION: u64 = (1 << (SLOT_BITS as usize * LEVELS)) - 1;
+/// Slot bits of level 0 (4096 slots).
+const L0_BITS: u32 = 12;
+/// Slot bits of levels 1.. (64 slots).
+const LN_BITS: u32 = 6;
+/// The furthest a deadline may be from `elapsed` (2⁴² − 1 ticks).
+pub(crate) const MAX_DURATION: u64 = (1 << (L0_BITS + LN_BITS * (LEVELS as u32 - 1))) - 1;
 const NIL: u32 = u32::MAX;
-const UNLINKED: u16 = u16::MAX;
+const UNLINKED: u8 = u8::MAX;
 
 /// Identifies one timer in the wheel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,14 +49,71 @@ struct Entry {
     prev: u32,
     next: u32,
     generation: u32,
-    /// `level * 64 + slot` while linked, `UNLINKED` when free.
-    level_slot: u16,
+    /// The level while linked, `UNLINKED` when free.
+    level: u8,
+    /// The slot within the level while linked.
+    slot: u16,
 }
 
+/// One level: list heads per slot, an occupancy bitmap, and a summary word
+/// whose bit `w` says `occupied[w] != 0`.
 #[derive(Debug)]
 struct Level {
-    occupied: u64,
-    heads: [u32; SLOTS],
+    heads: Box<[u32]>,
+    occupied: Box<[u64]>,
+    summary: u64,
+}
+
+impl Level {
+    fn new(bits: u32) -> Level {
+        let slots = 1usize << bits;
+        Level {
+            heads: vec![NIL; slots].into_boxed_slice(),
+            occupied: vec![0; slots.div_ceil(64)].into_boxed_slice(),
+            summary: 0,
+        }
+    }
+
+    fn set(&mut self, slot: usize) {
+        self.occupied[slot / 64] |= 1 << (slot % 64);
+        self.summary |= 1 << (slot / 64);
+    }
+
+    fn clear(&mut self, slot: usize) {
+        let w = slot / 64;
+        self.occupied[w] &= !(1 << (slot % 64));
+        if self.occupied[w] == 0 {
+            self.summary &= !(1 << w);
+        }
+    }
+
+    #[cfg(any(test, fuzzing))]
+    fn is_set(&self, slot: usize) -> bool {
+        self.occupied[slot / 64] & (1 << (slot % 64)) != 0
+    }
+
+    /// The first occupied slot at or after `from`, wrapping around.
+    fn next_occupied(&self, from: usize) -> Option<usize> {
+        if self.summary == 0 {
+            return None;
+        }
+        let (w0, b0) = (from / 64, from % 64);
+        let here = self.occupied[w0] & (!0u64 << b0);
+        if here != 0 {
+            return Some(w0 * 64 + here.trailing_zeros() as usize);
+        }
+        let after = if w0 < 63 {
+            self.summary & (!0u64 << (w0 + 1))
+        } else {
+            0
+        };
+        let before = self.summary & (!0u64 >> (63 - w0));
+        let w = if after != 0 { after } else { before }.trailing_zeros() as usize;
+        if w >= 64 {
+            return None;
+        }
+        Some(w * 64 + self.occupied[w].trailing_zeros() as usize)
+    }
 }
 
 /// The wheel. Not thread-safe: it lives in a loop's core.
@@ -70,20 +133,36 @@ impl Default for Wheel {
 }
 
 fn level_for(elapsed: u64, when: u64) -> usize {
-    let mut masked = (elapsed ^ when) | (SLOTS as u64 - 1);
+    let mut masked = elapsed ^ when;
     if masked >= MAX_DURATION {
         masked = MAX_DURATION - 1;
     }
-    let significant = 63 - masked.leading_zeros() as usize;
-    significant / SLOT_BITS as usize
+    if masked < 1 << L0_BITS {
+        return 0;
+    }
+    let significant = 63 - masked.leading_zeros();
+    1 + ((significant - L0_BITS) / LN_BITS) as usize
+}
+
+/// log2 of a level's slot width in ticks.
+fn shift(level: usize) -> u32 {
+    if level == 0 {
+        0
+    } else {
+        L0_BITS + LN_BITS * (level as u32 - 1)
+    }
+}
+
+fn slot_bits(level: usize) -> u32 {
+    if level == 0 { L0_BITS } else { LN_BITS }
 }
 
 fn slot_for(level: usize, when: u64) -> usize {
-    ((when >> (level as u32 * SLOT_BITS)) & (SLOTS as u64 - 1)) as usize
+    ((when >> shift(level)) & ((1 << slot_bits(level)) - 1)) as usize
 }
 
 fn slot_range(level: usize) -> u64 {
-    1 << (level as u32 * SLOT_BITS)
+    1 << shift(level)
 }
 
 impl Wheel {
@@ -91,10 +170,7 @@ impl Wheel {
     pub(crate) fn new() -> Wheel {
         Wheel {
             elapsed: 0,
-            levels: std::array::from_fn(|_| Level {
-                occupied: 0,
-                heads: [NIL; SLOTS],
-            }),
+            levels: std::array::from_fn(|l| Level::new(slot_bits(l))),
             entries: Vec::new(),
             free: NIL,
             len: 0,
@@ -129,7 +205,8 @@ impl Wheel {
                     prev: NIL,
                     next: NIL,
                     generation: 0,
-                    level_slot: UNLINKED,
+                    level: UNLINKED,
+                    slot: 0,
                 });
                 index
             }
@@ -157,24 +234,25 @@ impl Wheel {
         let lvl = &mut self.levels[level];
         let head = lvl.heads[slot];
         lvl.heads[slot] = index;
-        lvl.occupied |= 1 << slot;
+        lvl.set(slot);
         if head != NIL {
             self.entries[head as usize].prev = index;
         }
         let e = &mut self.entries[index as usize];
         e.prev = NIL;
         e.next = head;
-        e.level_slot = (level * SLOTS + slot) as u16;
+        e.level = level as u8;
+        e.slot = slot as u16;
     }
 
     fn unlink(&mut self, index: u32) {
         let e = &self.entries[index as usize];
-        let (prev, next, ls) = (e.prev, e.next, e.level_slot as usize);
-        let (level, slot) = (ls / SLOTS, ls % SLOTS);
+        let (prev, next) = (e.prev, e.next);
+        let (level, slot) = (e.level as usize, e.slot as usize);
         if prev == NIL {
             self.levels[level].heads[slot] = next;
             if next == NIL {
-                self.levels[level].occupied &= !(1 << slot);
+                self.levels[level].clear(slot);
             }
         } else {
             self.entries[prev as usize].next = next;
@@ -182,7 +260,7 @@ impl Wheel {
         if next != NIL {
             self.entries[next as usize].prev = prev;
         }
-        self.entries[index as usize].level_slot = UNLINKED;
+        self.entries[index as usize].level = UNLINKED;
     }
 
     /// Return an unlinked entry to the free list, bumping its generation.
@@ -198,7 +276,7 @@ impl Wheel {
     fn is_live(&self, key: Key) -> bool {
         self.entries
             .get(key.index as usize)
-            .is_some_and(|e| e.generation == key.generation && e.level_slot != UNLINKED)
+            .is_some_and(|e| e.generation == key.generation && e.level != UNLINKED)
     }
 
     /// Cancels a timer. Returns false if it had already fired.
@@ -232,23 +310,22 @@ impl Wheel {
 
     fn next_slot(&self) -> Option<(usize, usize, u64)> {
         for (level, lvl) in self.levels.iter().enumerate() {
-            if lvl.occupied == 0 {
-                continue;
-            }
             let range = slot_range(level);
-            let level_range = range * SLOTS as u64;
-            let now_slot = (self.elapsed / range) % SLOTS as u64;
-            let rotated = lvl.occupied.rotate_right(now_slot as u32);
-            let slot = (rotated.trailing_zeros() as u64 + now_slot) % SLOTS as u64;
+            let slots = 1u64 << slot_bits(level);
+            let level_range = range * slots;
+            let now_slot = ((self.elapsed / range) % slots) as usize;
+            let Some(slot) = lvl.next_occupied(now_slot) else {
+                continue;
+            };
             let level_start = self.elapsed & !(level_range - 1);
-            let mut deadline = level_start + slot * range;
+            let mut deadline = level_start + slot as u64 * range;
             if deadline <= self.elapsed {
                 // Only the top level wraps (far deadlines are clamped into
                 // it): a slot "behind" `elapsed` is one rotation ahead.
                 debug_assert_eq!(level, LEVELS - 1);
                 deadline += level_range;
             }
-            return Some((level, slot as usize, deadline));
+            return Some((level, slot, deadline));
         }
         None
     }
@@ -262,11 +339,11 @@ impl Wheel {
             }
             self.elapsed = deadline;
             let mut cur = std::mem::replace(&mut self.levels[level].heads[slot], NIL);
-            self.levels[level].occupied &= !(1 << slot);
+            self.levels[level].clear(slot);
             while cur != NIL {
                 let next = self.entries[cur as usize].next;
                 let e = &mut self.entries[cur as usize];
-                e.level_slot = UNLINKED;
+                e.level = UNLINKED;
                 if e.deadline <= deadline {
                     if let Some(w) = self.release(cur) {
                         fired.push(w);
@@ -302,13 +379,18 @@ impl Wheel {
     pub(crate) fn check_invariants(&self) {
         let mut linked = 0;
         for (level, lvl) in self.levels.iter().enumerate() {
-            for slot in 0..SLOTS {
+            for slot in 0..lvl.heads.len() {
                 let mut cur = lvl.heads[slot];
-                assert_eq!(lvl.occupied & (1 << slot) != 0, cur != NIL, "occupied bit");
+                assert_eq!(lvl.is_set(slot), cur != NIL, "occupied bit");
+                assert_eq!(
+                    lvl.summary & (1 << (slot / 64)) != 0,
+                    lvl.occupied[slot / 64] != 0,
+                    "summary bit"
+                );
                 let mut prev = NIL;
                 while cur != NIL {
                     let e = &self.entries[cur as usize];
-                    assert_eq!(e.level_slot as usize, level * SLOTS + slot);
+                    assert_eq!((e.level as usize, e.slot as usize), (level, slot));
                     assert_eq!(e.prev, prev);
                     assert!(e.deadline > self.elapsed, "due entry left in the wheel");
                     linked += 1;
@@ -382,6 +464,32 @@ mod tests {
             assert_eq!(*i as u64, *at, "fired late");
         }
         assert_eq!(seen.len(), 9);
+    }
+
+    #[test]
+    fn next_occupied_wraps_and_skips_words() {
+        for bits in [L0_BITS, LN_BITS] {
+            let mut l = Level::new(bits);
+            let n = 1usize << bits;
+            assert_eq!(l.next_occupied(0), None);
+            let marks = [3usize, n / 2 + 1, n - 1];
+            for &m in &marks {
+                l.set(m);
+            }
+            for from in 0..n {
+                let want = marks
+                    .iter()
+                    .copied()
+                    .find(|&m| m >= from)
+                    .unwrap_or(marks[0]);
+                assert_eq!(l.next_occupied(from), Some(want), "bits {bits} from {from}");
+            }
+            for &m in &marks {
+                l.clear(m);
+            }
+            assert_eq!(l.summary, 0);
+            assert_eq!(l.next_occupied(7), None);
+        }
     }
 
     #[test]

@@ -1,0 +1,375 @@
+//! The waiter list shared by every primitive in `sync` and `queue`: a FIFO of
+//! parked futures in a slab, with O(1) removal and hand-off on drop.
+//!
+//! A primitive keeps one `WaitList<D>` per kind of waiter (getters, putters,
+//! permit requests, ...). A future that must wait pushes an entry and keeps
+//! the returned [`Key`]; the primitive *notifies* entries from the front when
+//! what they wait for is available; the future observes the notification on
+//! its next poll, or gives it back when it is dropped.
+//!
+//! # Invariants
+//!
+//! 1. *States.* Every slab slot is `Free` (on the free list), `Queued`
+//!    (linked into the FIFO exactly once, between `head` and `tail`) or
+//!    `Notified` (unlinked, waiting for its owner to look). `len` counts the
+//!    `Queued` slots.
+//! 2. *One owner.* A [`Key`] is held by exactly one future, its owner. Only
+//!    the owner frees its slot, either by observing the notification
+//!    ([`WaitList::poll`] returns `Notified`) or by [`WaitList::remove`]
+//!    (which every waiter future calls from `Drop`). The primitive never frees
+//!    a slot; it only moves `Queued` to `Notified`.
+//! 3. *Nothing is lost.* Whatever a notification stands for (a permit, the
+//!    lock, a wakeup, a reserved slot) is owned by the `Notified` entry until
+//!    its owner takes it. `remove` reports `Removed::Notified` for an entry
+//!    that was notified and never observed, and the primitive then passes
+//!    what it stood for to the next waiter. So a cancelled waiter gives its
+//!    place away, and a wakeup aimed at a dropped future is never lost.
+//! 4. *Generations.* Freeing a slot bumps its generation, so a stale key (a
+//!    bug) cannot reach the slot's next occupant: `poll` and `remove` check it
+//!    and treat a mismatch as a slot already gone.
+//! 5. *No wake under a borrow.* Notifying returns the `Waker` instead of
+//!    waking it, so the primitive can release its `RefCell`/`Mutex` first; a
+//!    waker that re-enters the primitive then finds it unborrowed.
+//!
+//! There is no `unsafe` here: links are slab indices, as in `time/wheel.rs`.
+
+use std::task::Waker;
+
+const NIL: u32 = u32::MAX;
+
+/// Names one waiter in a [`WaitList`] (rule 2: held by exactly one future).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    index: u32,
+    generation: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    Queued,
+    Notified,
+}
+
+#[derive(Debug)]
+struct Entry<D> {
+    state: State,
+    generation: u32,
+    prev: u32,
+    /// Next in the FIFO while `Queued`, next free slot while `Free`.
+    next: u32,
+    waker: Option<Waker>,
+    data: D,
+}
+
+/// What [`WaitList::poll`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Polled<D> {
+    /// Still queued; the waker was updated.
+    Pending,
+    /// Notified; the slot is freed and its data handed back.
+    Notified(D),
+}
+
+/// What [`WaitList::remove`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Removed<D> {
+    /// It was still queued: nothing was owed to it.
+    Queued(D),
+    /// It had been notified but never looked: pass the hand-off on (rule 3).
+    Notified(D),
+    /// The key was stale (already freed).
+    Gone,
+}
+
+/// A FIFO of waiters; see the module doc for the invariants.
+#[derive(Debug)]
+pub(crate) struct WaitList<D> {
+    entries: Vec<Entry<D>>,
+    head: u32,
+    tail: u32,
+    free: u32,
+    len: usize,
+}
+
+impl<D> Default for WaitList<D> {
+    fn default() -> Self {
+        WaitList::new()
+    }
+}
+
+impl<D> WaitList<D> {
+    pub(crate) const fn new() -> Self {
+        WaitList {
+            entries: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            free: NIL,
+            len: 0,
+        }
+    }
+
+    /// Queued waiters (notified ones not counted).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No waiter is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn alloc(&mut self, data: D, waker: Waker) -> u32 {
+        if self.free != NIL {
+            let i = self.free;
+            let e = &mut self.entries[i as usize];
+            self.free = e.next;
+            e.state = State::Queued;
+            e.waker = Some(waker);
+            e.data = data;
+            i
+        } else {
+            let i = u32::try_from(self.entries.len()).expect("more than 2^32 waiters");
+            assert!(i != NIL, "more than 2^32 - 1 waiters");
+            self.entries.push(Entry {
+                state: State::Queued,
+                generation: 0,
+                prev: NIL,
+                next: NIL,
+                waker: Some(waker),
+                data,
+            });
+            i
+        }
+    }
+
+    fn key(&self, i: u32) -> Key {
+        Key {
+            index: i,
+            generation: self.entries[i as usize].generation,
+        }
+    }
+
+    /// Appends a waiter at the back (rule 1: `Queued`).
+    pub(crate) fn push_back(&mut self, data: D, waker: Waker) -> Key {
+        let i = self.alloc(data, waker);
+        let e = &mut self.entries[i as usize];
+        e.prev = self.tail;
+        e.next = NIL;
+        if self.tail == NIL {
+            self.head = i;
+        } else {
+            self.entries[self.tail as usize].next = i;
+        }
+        self.tail = i;
+        self.len += 1;
+        self.key(i)
+    }
+
+    /// Puts a waiter at the front: for a notified waiter that found its
+    /// condition gone again and keeps its turn.
+    pub(crate) fn push_front(&mut self, data: D, waker: Waker) -> Key {
+        let i = self.alloc(data, waker);
+        let e = &mut self.entries[i as usize];
+        e.prev = NIL;
+        e.next = self.head;
+        if self.head == NIL {
+            self.tail = i;
+        } else {
+            self.entries[self.head as usize].prev = i;
+        }
+        self.head = i;
+        self.len += 1;
+        self.key(i)
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let e = &self.entries[i as usize];
+            (e.prev, e.next)
+        };
+        if prev == NIL {
+            self.head = next;
+        } else {
+            self.entries[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            self.entries[next as usize].prev = prev;
+        }
+        self.len -= 1;
+    }
+
+    fn release(&mut self, i: u32) -> D
+    where
+        D: Default,
+    {
+        let e = &mut self.entries[i as usize];
+        e.state = State::Free;
+        e.generation = e.generation.wrapping_add(1);
+        e.waker = None;
+        e.next = self.free;
+        self.free = i;
+        std::mem::take(&mut e.data)
+    }
+
+    fn live(&self, key: Key) -> Option<State> {
+        let e = self.entries.get(key.index as usize)?;
+        (e.generation == key.generation && e.state != State::Free).then_some(e.state)
+    }
+
+    /// The data of the first queued waiter.
+    pub(crate) fn front(&self) -> Option<&D> {
+        (self.head != NIL).then(|| &self.entries[self.head as usize].data)
+    }
+
+    /// Moves the first queued waiter to `Notified` and returns its waker, to
+    /// be woken once the caller's borrow is released (rule 5).
+    pub(crate) fn notify_front(&mut self) -> Option<Waker> {
+        if self.head == NIL {
+            return None;
+        }
+        let i = self.head;
+        self.unlink(i);
+        let e = &mut self.entries[i as usize];
+        e.state = State::Notified;
+        e.waker.take()
+    }
+
+    /// Notifies every queued waiter, front to back, and returns their wakers.
+    pub(crate) fn notify_all(&mut self) -> Vec<Waker> {
+        let mut wakers = Vec::with_capacity(self.len);
+        while let Some(w) = self.notify_front() {
+            wakers.push(w);
+        }
+        wakers
+    }
+
+    /// The owner looks at its entry: takes the notification (freeing the
+    /// slot) or refreshes its waker.
+    pub(crate) fn poll(&mut self, key: Key, waker: &Waker) -> Polled<D>
+    where
+        D: Default,
+    {
+        match self.live(key) {
+            Some(State::Queued) => {
+                let slot = &mut self.entries[key.index as usize].waker;
+                match slot {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *slot = Some(waker.clone()),
+                }
+                Polled::Pending
+            }
+            Some(State::Notified) => Polled::Notified(self.release(key.index)),
+            // A stale key (rule 4) cannot be notified again; report it as a
+            // hand-off already taken so the caller does not wait forever.
+            _ => Polled::Notified(D::default()),
+        }
+    }
+
+    /// The owner gives up its entry (from `Drop`, or on a timeout). See rule 3
+    /// for what the caller must do with `Removed::Notified`.
+    pub(crate) fn remove(&mut self, key: Key) -> Removed<D>
+    where
+        D: Default,
+    {
+        match self.live(key) {
+            Some(State::Queued) => {
+                self.unlink(key.index);
+                Removed::Queued(self.release(key.index))
+            }
+            Some(State::Notified) => Removed::Notified(self.release(key.index)),
+            _ => Removed::Gone,
+        }
+    }
+
+    /// Checks rule 1 (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        let mut n = 0;
+        let mut prev = NIL;
+        let mut i = self.head;
+        while i != NIL {
+            let e = &self.entries[i as usize];
+            assert_eq!(e.state, State::Queued);
+            assert_eq!(e.prev, prev);
+            prev = i;
+            i = e.next;
+            n += 1;
+        }
+        assert_eq!(self.tail, prev);
+        assert_eq!(n, self.len);
+        let queued = self
+            .entries
+            .iter()
+            .filter(|e| e.state == State::Queued)
+            .count();
+        assert_eq!(queued, self.len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::task::Waker;
+
+    #[test]
+    fn fifo_remove_and_handoff_against_a_model() {
+        let mut list: WaitList<u32> = WaitList::new();
+        let mut model: VecDeque<(Key, u32)> = VecDeque::new();
+        let mut notified: Vec<(Key, u32)> = Vec::new();
+        let mut seed = 0x1234_5678_u64;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for step in 0..10_000u32 {
+            match rnd() % 5 {
+                0 | 1 => {
+                    let k = list.push_back(step, Waker::noop().clone());
+                    model.push_back((k, step));
+                }
+                2 => {
+                    let w = list.notify_front();
+                    assert_eq!(w.is_some(), !model.is_empty());
+                    if let Some(m) = model.pop_front() {
+                        notified.push(m);
+                    }
+                }
+                3 if !model.is_empty() => {
+                    let at = (rnd() as usize) % model.len();
+                    let (k, d) = model.remove(at).unwrap();
+                    assert_eq!(list.remove(k), Removed::Queued(d));
+                    assert_eq!(list.remove(k), Removed::Gone);
+                }
+                _ if !notified.is_empty() => {
+                    let at = (rnd() as usize) % notified.len();
+                    let (k, d) = notified.swap_remove(at);
+                    if rnd() % 2 == 0 {
+                        assert_eq!(list.poll(k, Waker::noop()), Polled::Notified(d));
+                    } else {
+                        assert_eq!(list.remove(k), Removed::Notified(d));
+                    }
+                }
+                _ => {}
+            }
+            assert_eq!(list.front(), model.front().map(|(_, d)| d));
+            list.check();
+        }
+    }
+
+    #[test]
+    fn push_front_keeps_the_turn() {
+        let mut list: WaitList<u8> = WaitList::new();
+        list.push_back(1, Waker::noop().clone());
+        list.push_front(0, Waker::noop().clone());
+        assert_eq!(list.front(), Some(&0));
+        list.notify_front();
+        assert_eq!(list.front(), Some(&1));
+        list.check();
+    }
+}
