@@ -315,3 +315,26 @@ fn park_eintr_loops_until_deadline_uring() {
 fn park_eintr_loops_until_deadline_epoll() {
     eintr_test("park_eintr_loops_until_deadline_epoll", DriverKind::Epoll);
 }
+
+/// Without `epoll_pwait2` (kernels before 5.11, or a seccomp profile that
+/// lacks it) the epoll driver falls back to `epoll_wait`: timeouts are then
+/// rounded up to whole milliseconds, and still never early.
+#[test]
+fn epoll_without_pwait2_falls_back_never_early() {
+    let th = thread::spawn(|| {
+        coil_arch::testing::deny_io_uring(libc::ENOSYS, &[libc::SYS_epoll_pwait2]).unwrap();
+        let mut d = driver(DriverKind::Epoll);
+        for wait in [Duration::from_micros(300), Duration::from_millis(3)] {
+            let start = Instant::now();
+            d.park(Some(wait)).unwrap();
+            assert!(
+                start.elapsed() >= wait,
+                "park returned early without pwait2"
+            );
+        }
+        // Unpark still works on the fallback path.
+        d.unparker().unpark();
+        d.park(None).unwrap();
+    });
+    th.join().unwrap();
+}

@@ -45,6 +45,10 @@ pub(crate) struct EpollDriver {
     epfd: OwnedFd,
     unpark: Arc<Shared>,
     events: Vec<libc::epoll_event>,
+    /// `epoll_pwait2` (nanosecond timeouts, Linux 5.11) works here; cleared
+    /// the first time it answers ENOSYS, after which `epoll_wait` (whole
+    /// milliseconds, rounded up) is used.
+    pwait2: bool,
 }
 
 impl EpollDriver {
@@ -75,6 +79,7 @@ impl EpollDriver {
             epfd,
             unpark,
             events: Vec::with_capacity(EVENTS_CAPACITY),
+            pwait2: !cfg!(miri),
         })
     }
 
@@ -87,6 +92,12 @@ impl EpollDriver {
         let Some(timeout) = timeout else {
             return self.wait(-1).map(drop);
         };
+        if self.pwait2 {
+            match self.wait_precise(timeout) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.pwait2 = false,
+                other => return other.map(drop),
+            }
+        }
         if timeout <= MAX_WAIT {
             return self.wait(millis_rounded_up(timeout)).map(drop);
         }
@@ -103,6 +114,37 @@ impl EpollDriver {
                 return Ok(());
             }
         }
+    }
+
+    /// One `epoll_pwait2` with a nanosecond timeout (so a 300 µs timer is not
+    /// rounded up to 1 ms), then dispatch of the events. ENOSYS is returned
+    /// as is so the caller can fall back to `epoll_wait`.
+    fn wait_precise(&mut self, timeout: Duration) -> io::Result<Wait> {
+        self.events.clear();
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: the event buffer has room for `capacity()` events, passed as
+        // `maxevents`; `ts` is a live local the kernel only reads; a null
+        // sigmask means "do not change the mask" (sigsetsize is then ignored).
+        let n = syscall!(unsafe {
+            libc::syscall(
+                libc::SYS_epoll_pwait2,
+                self.epfd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.capacity() as libc::c_int,
+                &raw const ts,
+                std::ptr::null::<libc::sigset_t>(),
+                std::mem::size_of::<libc::sigset_t>(),
+            )
+        });
+        let n = match n {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wait::Woken),
+            Err(e) => return Err(e),
+        };
+        self.dispatch(n)
     }
 
     /// One `epoll_wait` with `timeout_ms` (-1 = forever), then dispatch of the events.
@@ -124,7 +166,14 @@ impl EpollDriver {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wait::Woken),
             Err(e) => return Err(e),
         };
-        // SAFETY: epoll_wait initialised the first `n` entries (n <= capacity).
+        self.dispatch(n)
+    }
+
+    /// Handle the `n` events the kernel just wrote into `events`.
+    fn dispatch(&mut self, n: usize) -> io::Result<Wait> {
+        assert!(n <= self.events.capacity());
+        // SAFETY: epoll_wait / epoll_pwait2 initialised the first `n` entries
+        // (n <= capacity, checked above).
         unsafe { self.events.set_len(n) };
 
         for i in 0..n {
