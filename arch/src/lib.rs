@@ -93,13 +93,17 @@ use std::io;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod buf;
 mod epoll;
+pub mod op;
 mod sys;
 pub mod testing;
 mod unpark;
 #[cfg(not(miri))]
 mod uring;
 
+pub use buf::{BufResult, IoBuf, IoBufMut};
+pub use op::{Completion, OpCode};
 pub use unpark::Unparker;
 
 static_assertions::assert_impl_all!(Driver: Send);
@@ -328,6 +332,9 @@ pub struct Driver {
     inner: Inner,
     /// Set only when `Auto` fell back to epoll.
     fallback: Option<FallbackReason>,
+    /// Completions reaped but not yet taken by [`Driver::completions`]. While
+    /// it is not empty, `park` does not block.
+    completed: Vec<Completion>,
 }
 
 /// The backends. Private so that adding one (the simulator) changes nothing outside.
@@ -369,6 +376,7 @@ impl Driver {
                 Ok(inner) => Ok(Driver {
                     inner,
                     fallback: None,
+                    completed: Vec::new(),
                 }),
                 Err(StartError::Unusable(reason)) => Err(reason.into_io_error()),
                 Err(StartError::Io(err)) => Err(err),
@@ -377,6 +385,7 @@ impl Driver {
                 Ok(inner) => Ok(Driver {
                     inner,
                     fallback: None,
+                    completed: Vec::new(),
                 }),
                 Err(StartError::Unusable(reason)) => Driver::epoll(Some(reason)),
                 Err(StartError::Io(err)) => Err(err),
@@ -388,6 +397,7 @@ impl Driver {
         Ok(Driver {
             inner: Inner::Epoll(epoll::EpollDriver::new()?),
             fallback,
+            completed: Vec::new(),
         })
     }
 
@@ -429,10 +439,85 @@ impl Driver {
     ///
     /// Only unexpected kernel errors, with their errno.
     pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = if self.completed.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
         match &mut self.inner {
             #[cfg(not(miri))]
-            Inner::Uring(d) => d.park(timeout),
-            Inner::Epoll(d) => d.park(timeout),
+            Inner::Uring(d) => d.park(timeout, &mut self.completed),
+            Inner::Epoll(d) => d.park(timeout, &mut self.completed),
+        }
+    }
+
+    /// Starts an operation; its [`Completion`] (with the same `user_data`)
+    /// is reported by [`Driver::completions`] after a later `park`, exactly
+    /// once, whether it succeeded, failed or was cancelled.
+    ///
+    /// io_uring: the entry is queued and handed to the kernel at the next
+    /// `park` (a full submission queue is submitted at once). epoll: the
+    /// operation is tried at once; if the fd is not ready it waits for
+    /// readiness (edge-triggered registration, made on first use of the fd).
+    ///
+    /// # Errors
+    ///
+    /// An error means the operation was **not** started (nothing refers to
+    /// `op`, and no completion will come): `InvalidInput` for a `user_data`
+    /// in the reserved range, or the kernel's error.
+    ///
+    /// # Safety
+    ///
+    /// On `Ok`, `op` must stay valid, unmoved and otherwise unused until its
+    /// completion is reported or the driver is dropped (see the [`op`]
+    /// module: the kernel may write into it until then, even after
+    /// [`Driver::cancel`]).
+    pub unsafe fn submit(
+        &mut self,
+        user_data: u64,
+        op: std::ptr::NonNull<dyn OpCode>,
+    ) -> io::Result<()> {
+        if user_data >= token::RESERVED_MIN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "user_data values from u64::MAX - 255 up are reserved for the driver",
+            ));
+        }
+        let op = op::OpPtr(op);
+        match &mut self.inner {
+            #[cfg(not(miri))]
+            // SAFETY: forwarded from the caller.
+            Inner::Uring(d) => unsafe { d.submit(user_data, op) },
+            // SAFETY: forwarded from the caller.
+            Inner::Epoll(d) => unsafe { d.submit(user_data, op) },
+        }
+    }
+
+    /// Asks the kernel to cancel the operation `user_data`. Its completion
+    /// still comes (with `-ECANCELED`, or its real result if it won the
+    /// race), and until then its memory stays in use. Unknown or finished
+    /// keys are ignored.
+    pub fn cancel(&mut self, user_data: u64) {
+        match &mut self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(d) => d.cancel(user_data),
+            Inner::Epoll(d) => d.cancel(user_data),
+        }
+    }
+
+    /// Takes the completions reaped so far.
+    pub fn completions(&mut self) -> std::vec::Drain<'_, Completion> {
+        self.completed.drain(..)
+    }
+
+    /// Forgets what the driver knows about `fd` (epoll: its registration).
+    /// Call it when an fd that operations were submitted on has been closed,
+    /// before its number can be reused; no operation on it may be pending.
+    pub fn release_fd(&mut self, fd: std::os::fd::RawFd) {
+        match &mut self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(_) => {}
+            Inner::Epoll(d) => d.release_fd(fd),
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The epoll backend: readiness, then (in later milestones) the syscall, so that the
-//! layer above sees completions exactly as under io_uring.
+//! The epoll backend: readiness, then the syscall, so that the layer above sees
+//! completions exactly as under io_uring.
 //!
-//! For this milestone it registers one fd, the unpark eventfd, level-triggered with
-//! `EPOLLIN` under the reserved token [`token::UNPARK`](crate::token::UNPARK). Later, ops
-//! waiting for readiness register their fds with tokens below
-//! [`token::RESERVED_MIN`](crate::token::RESERVED_MIN) and `park` dispatches on the token.
+//! The unpark eventfd is registered level-triggered with `EPOLLIN` under the reserved
+//! token [`token::UNPARK`](crate::token::UNPARK). Fds that ops wait on are registered
+//! edge-triggered with their fd number as the token (always below
+//! [`token::RESERVED_MIN`](crate::token::RESERVED_MIN)); the op table is in `ready.rs`.
 //!
 //! # Timeouts
 //!
@@ -19,7 +19,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::op::{Completion, OpPtr};
 use crate::sys::{Blocking, EventFd, syscall};
+
+mod ready;
 use crate::token;
 use crate::unpark::{Shared, Unparker};
 
@@ -49,6 +52,10 @@ pub(crate) struct EpollDriver {
     /// the first time it answers ENOSYS, after which `epoll_wait` (whole
     /// milliseconds, rounded up) is used.
     pwait2: bool,
+    /// Ops waiting for readiness.
+    table: ready::ReadyTable,
+    /// Completions not yet handed to the caller of `park`.
+    pending: Vec<Completion>,
 }
 
 impl EpollDriver {
@@ -80,6 +87,8 @@ impl EpollDriver {
             unpark,
             events: Vec::with_capacity(EVENTS_CAPACITY),
             pwait2: !cfg!(miri),
+            table: ready::ReadyTable::default(),
+            pending: Vec::new(),
         })
     }
 
@@ -88,7 +97,47 @@ impl EpollDriver {
     }
 
     /// See [`Driver::park`](crate::Driver::park).
-    pub(crate) fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn park(
+        &mut self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<()> {
+        let timeout = if self.pending.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        let res = self.park_inner(timeout);
+        out.append(&mut self.pending);
+        res
+    }
+
+    /// See `Driver::submit`.
+    ///
+    /// # Safety
+    ///
+    /// As `Driver::submit`.
+    pub(crate) unsafe fn submit(&mut self, user_data: u64, op: OpPtr) -> io::Result<()> {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.table
+                .submit(self.epfd.as_raw_fd(), user_data, op, &mut self.pending)
+        };
+        Ok(())
+    }
+
+    /// See `Driver::cancel`.
+    pub(crate) fn cancel(&mut self, user_data: u64) {
+        self.table.cancel(user_data, &mut self.pending);
+    }
+
+    /// See `Driver::release_fd`.
+    pub(crate) fn release_fd(&mut self, fd: std::os::fd::RawFd) {
+        self.table
+            .release(self.epfd.as_raw_fd(), fd, &mut self.pending);
+    }
+
+    fn park_inner(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let Some(timeout) = timeout else {
             return self.wait(-1).map(drop);
         };
@@ -178,11 +227,15 @@ impl EpollDriver {
 
         for i in 0..n {
             // Copy out: `epoll_event` is packed on x86_64, so no references into it.
-            let data = self.events[i].u64;
+            let (data, events) = (self.events[i].u64, self.events[i].events);
             match data {
                 token::UNPARK => {
                     self.unpark.eventfd().drain()?;
                     self.unpark.clear();
+                }
+                fd if fd < token::RESERVED_MIN => {
+                    self.table
+                        .on_event(fd as std::os::fd::RawFd, events, &mut self.pending);
                 }
                 other => debug_assert!(false, "epoll reported an unknown token {other:#x}"),
             }

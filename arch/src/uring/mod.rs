@@ -9,8 +9,9 @@
 //! - The unpark eventfd has an `IORING_OP_READ` in flight whenever the driver is parked
 //!   (`token::UNPARK`). Its completion consumes the counter, so the driver only has to
 //!   clear `notified` and re-arm the read at the start of the next `park`.
-//! - Completions are reaped in a loop and dispatched by `user_data`. Today only reserved
-//!   tokens exist; the op table of later milestones plugs into [`dispatch`].
+//! - Completions are reaped in a loop and dispatched by `user_data`: reserved tokens
+//!   are the driver's own; every other key is an op submitted through
+//!   `Driver::submit`, and its completion is handed to the caller of `park`.
 //!
 //! # Invariants
 //!
@@ -33,6 +34,7 @@ use std::time::Duration;
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{IoUring, opcode, squeue, types};
 
+use crate::op::{Completion, OpPtr};
 use crate::sys::{Blocking, EventFd};
 use crate::unpark::{Shared, Unparker};
 use crate::{Config, StartError, token};
@@ -56,6 +58,9 @@ pub(crate) struct UringDriver {
     wake_armed: bool,
     /// Shared with every [`Unparker`]; also keeps the eventfd open.
     unpark: Arc<Shared>,
+    /// Completions of submitted ops reaped but not yet handed to the caller of
+    /// `park` (reaping also happens while pushing into a full SQ).
+    pending: Vec<Completion>,
 }
 
 // SAFETY: `wake_buf` is the only non-`Send` field. It is owned by this driver alone (no
@@ -74,6 +79,7 @@ impl UringDriver {
             wake_buf: NonNull::from(Box::leak(Box::new(0u64))),
             wake_armed: false,
             unpark,
+            pending: Vec::new(),
         })
     }
 
@@ -82,12 +88,22 @@ impl UringDriver {
     }
 
     /// See [`Driver::park`](crate::Driver::park).
-    pub(crate) fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn park(
+        &mut self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Completion>,
+    ) -> io::Result<()> {
+        let res = self.park_inner(timeout);
+        out.append(&mut self.pending);
+        res
+    }
+
+    fn park_inner(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         if !self.wake_armed {
             self.arm_wake()?;
         }
         // Completions already in the CQ (or an unpark already consumed): do not wait.
-        if self.reap() > 0 || timeout == Some(Duration::ZERO) {
+        if self.reap() > 0 || !self.pending.is_empty() || timeout == Some(Duration::ZERO) {
             return self.flush();
         }
 
@@ -110,6 +126,30 @@ impl UringDriver {
         }
         self.reap();
         Ok(())
+    }
+
+    /// Queues an op's entry; the next enter hands it to the kernel.
+    ///
+    /// # Safety
+    ///
+    /// The op must stay valid and in place until its completion is reaped
+    /// (the contract of `Driver::submit`).
+    pub(crate) unsafe fn submit(&mut self, user_data: u64, mut op: OpPtr) -> io::Result<()> {
+        // SAFETY: the caller keeps the op alive and unaliased (Driver::submit).
+        let entry = unsafe { op.0.as_mut() }.uring_entry().user_data(user_data);
+        // SAFETY: every pointer in the entry points into the op (OpCode contract),
+        // which lives until its CQE is reaped (caller's promise, invariant 1).
+        unsafe { self.push(&entry) }
+    }
+
+    /// Queues an ASYNC_CANCEL for `user_data` (best effort: a failure to queue
+    /// it only means the op runs to its natural completion).
+    pub(crate) fn cancel(&mut self, user_data: u64) {
+        let cancel = opcode::AsyncCancel::new(user_data)
+            .build()
+            .user_data(token::CANCEL);
+        // SAFETY: an ASYNC_CANCEL entry holds no pointers.
+        let _ = unsafe { self.push(&cancel) };
     }
 
     /// Pushes the READ on the eventfd (not yet submitted; the next enter takes it).
@@ -176,13 +216,14 @@ impl UringDriver {
             ring,
             wake_armed,
             unpark,
+            pending,
             ..
         } = self;
         let mut seen = 0;
         loop {
             for cqe in ring.completion() {
                 seen += 1;
-                dispatch(cqe.user_data(), cqe.result(), wake_armed, unpark);
+                dispatch(&cqe, wake_armed, unpark, pending);
             }
             if !ring.submission().cq_overflow() {
                 return seen;
@@ -251,7 +292,13 @@ impl Drop for UringDriver {
 
 /// Handles one CQE. The op table of later milestones goes here, keyed by `user_data`
 /// below `token::RESERVED_MIN`.
-fn dispatch(user_data: u64, result: i32, wake_armed: &mut bool, unpark: &Shared) {
+fn dispatch(
+    cqe: &io_uring::cqueue::Entry,
+    wake_armed: &mut bool,
+    unpark: &Shared,
+    pending: &mut Vec<Completion>,
+) {
+    let (user_data, result) = (cqe.user_data(), cqe.result());
     match user_data {
         token::UNPARK => {
             *wake_armed = false;
@@ -263,8 +310,13 @@ fn dispatch(user_data: u64, result: i32, wake_armed: &mut bool, unpark: &Shared)
             }
         }
         token::PROBE | token::CANCEL => {}
+        other if other < token::RESERVED_MIN => pending.push(Completion {
+            user_data,
+            result,
+            flags: cqe.flags(),
+        }),
         other => debug_assert!(
-            other < token::RESERVED_MIN,
+            false,
             "io_uring completed an unknown reserved user_data {other:#x}"
         ),
     }
@@ -324,14 +376,16 @@ mod tests {
         assert!(!d.ring.submission().cq_overflow());
         // The driver still works after the overflow.
         d.unparker().unpark();
-        d.park(Some(Duration::from_secs(10))).unwrap();
-        d.park(Some(Duration::from_millis(1))).unwrap();
+        let mut out = Vec::new();
+        d.park(Some(Duration::from_secs(10)), &mut out).unwrap();
+        d.park(Some(Duration::from_millis(1)), &mut out).unwrap();
+        assert!(out.is_empty(), "reserved tokens are not reported");
     }
 
     #[test]
     fn drop_confirms_the_eventfd_read_is_cancelled() {
         let mut d = driver(8);
-        d.park(Some(Duration::ZERO)).unwrap();
+        d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
         assert!(d.wake_armed);
         assert!(d.cancel_wake(), "the READ's cancellation was not confirmed");
         assert!(!d.wake_armed);

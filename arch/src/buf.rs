@@ -1,0 +1,161 @@
+//! Owned buffers for completion-based I/O: [`IoBuf`], [`IoBufMut`], [`BufResult`].
+//!
+//! io_uring writes into (or reads from) a buffer *after* the call that submitted
+//! the operation has returned, so the buffer must stay valid, at the same
+//! address, until the completion arrives — even if the future that submitted
+//! it is dropped. coil therefore takes buffers **by value** and hands them back
+//! with the result ([`BufResult`]), error or not.
+//!
+//! The traits are `unsafe` because the kernel trusts their answers: a wrong
+//! pointer or length is a memory-safety bug, not a logic bug.
+
+use std::io;
+
+/// A buffer whose initialised bytes the kernel may read (writes, sends).
+///
+/// # Safety
+///
+/// - `stable_ptr` must point to at least `bytes_total()` bytes, of which the
+///   first `bytes_init()` are initialised, and must keep pointing to the same
+///   memory while the value is moved (heap storage or `'static` data).
+/// - `bytes_init() <= bytes_total()`.
+pub unsafe trait IoBuf: 'static {
+    /// Start of the buffer; stable across moves of `self`.
+    fn stable_ptr(&self) -> *const u8;
+    /// Number of initialised bytes (`Vec::len`).
+    fn bytes_init(&self) -> usize;
+    /// Capacity in bytes (`Vec::capacity`).
+    fn bytes_total(&self) -> usize;
+}
+
+/// A buffer the kernel may write into (reads, receives): it fills the spare
+/// room `bytes_init()..bytes_total()` and the new length is recorded with
+/// [`IoBufMut::set_init`].
+///
+/// # Safety
+///
+/// As [`IoBuf`], and `stable_mut_ptr` points to the same memory as
+/// `stable_ptr`, writable for `bytes_total()` bytes.
+pub unsafe trait IoBufMut: IoBuf {
+    /// Start of the buffer, writable.
+    fn stable_mut_ptr(&mut self) -> *mut u8;
+    /// Records that the first `pos` bytes are initialised.
+    ///
+    /// # Safety
+    ///
+    /// The first `pos` bytes must be initialised and `pos <= bytes_total()`.
+    unsafe fn set_init(&mut self, pos: usize);
+}
+
+// SAFETY: a Vec's heap pointer does not move when the Vec moves; len <= capacity.
+unsafe impl IoBuf for Vec<u8> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+// SAFETY: same allocation as `stable_ptr`; the caller of set_init promises the
+// bytes are initialised and within capacity.
+unsafe impl IoBufMut for Vec<u8> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        if pos > self.len() {
+            // SAFETY: forwarded from the caller (initialised, <= capacity).
+            unsafe { self.set_len(pos) };
+        }
+    }
+}
+
+// SAFETY: a boxed slice's heap pointer is stable; it is fully initialised.
+unsafe impl IoBuf for Box<[u8]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: as above; a boxed slice is always fully initialised, so set_init has
+// nothing to record.
+unsafe impl IoBufMut for Box<[u8]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, _pos: usize) {}
+}
+
+// SAFETY: 'static data never moves and is initialised.
+unsafe impl IoBuf for &'static [u8] {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: 'static data never moves and is initialised.
+unsafe impl IoBuf for &'static str {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: a String's heap pointer is stable; len <= capacity. Not IoBufMut:
+// the kernel could write bytes that are not UTF-8.
+unsafe impl IoBuf for String {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// The result of an operation on an owned buffer, with the buffer handed back
+/// whether the operation succeeded or not.
+///
+/// ```
+/// # use coil_arch::BufResult;
+/// let BufResult(res, buf) = BufResult(Ok::<usize, std::io::Error>(3), vec![1u8, 2, 3]);
+/// assert_eq!(res.unwrap(), buf.len());
+/// ```
+#[must_use = "the buffer comes back with the result; ignoring it loses the buffer"]
+#[derive(Debug)]
+pub struct BufResult<T, B>(pub io::Result<T>, pub B);
+
+impl<T, B> BufResult<T, B> {
+    /// Splits into `(result, buffer)`.
+    pub fn into_parts(self) -> (io::Result<T>, B) {
+        (self.0, self.1)
+    }
+
+    /// Maps the success value, keeping the buffer.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> BufResult<U, B> {
+        BufResult(self.0.map(f), self.1)
+    }
+}

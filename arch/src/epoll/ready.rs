@@ -1,0 +1,181 @@
+//! The epoll backend's op table: completions emulated as readiness, then the
+//! system call.
+//!
+//! An op is first tried at once (`perform`). If the fd is not ready
+//! (`WouldBlock`) the op waits in its fd's reader or writer queue, and the fd
+//! is registered with epoll, **edge-triggered**, the first time it is needed;
+//! the registration stays until [`ReadyTable::release`] (the op layer calls it
+//! when the fd is closed, before the number can be reused). On an event, the
+//! waiting ops of that direction are retried in FIFO order until one answers
+//! `WouldBlock` again; because every retry reads until `EAGAIN` or completes,
+//! no edge is missed.
+//!
+//! Invariants:
+//! 1. An op is in at most one queue, and `where_is` maps its `user_data` to
+//!    that queue's fd exactly while it is queued.
+//! 2. Every queued op's pointer is valid (the submit contract); the table
+//!    never dereferences a pointer after reporting its completion.
+//! 3. Every op submitted gets exactly one completion: at once, after an
+//!    event, on cancel (`-ECANCELED`), or on release of its fd (`-ECANCELED`).
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::op::{Completion, OpPtr, Readiness, to_result};
+use crate::sys::syscall;
+
+/// Interest for op fds: both directions, edge-triggered, and peer hang-up.
+const OP_INTEREST: u32 = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
+#[derive(Debug)]
+struct Waiter {
+    user_data: u64,
+    op: OpPtr,
+}
+
+#[derive(Debug, Default)]
+struct FdState {
+    readers: VecDeque<Waiter>,
+    writers: VecDeque<Waiter>,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct ReadyTable {
+    fds: HashMap<RawFd, FdState>,
+    where_is: HashMap<u64, RawFd>,
+}
+
+fn complete(pending: &mut Vec<Completion>, user_data: u64, r: io::Result<usize>) {
+    pending.push(Completion {
+        user_data,
+        result: to_result(r),
+        flags: 0,
+    });
+}
+
+impl ReadyTable {
+    /// Start an op (see `Driver::submit`).
+    ///
+    /// # Safety
+    ///
+    /// `op` stays valid and in place until its completion is pushed.
+    pub(crate) unsafe fn submit(
+        &mut self,
+        epfd: RawFd,
+        user_data: u64,
+        mut op: OpPtr,
+        pending: &mut Vec<Completion>,
+    ) {
+        // SAFETY: valid per the caller's promise; nobody else uses it now.
+        let code = unsafe { op.0.as_mut() };
+        let (fd, write) = match code.readiness() {
+            Readiness::Immediate => return complete(pending, user_data, code.perform()),
+            Readiness::Close(fd) => {
+                self.release(epfd, fd, pending);
+                return complete(pending, user_data, code.perform());
+            }
+            Readiness::Readable(fd) => (fd, false),
+            Readiness::Writable(fd) => (fd, true),
+        };
+        match code.perform() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            r => return complete(pending, user_data, r),
+        }
+        let state = match self.fds.entry(fd) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let mut ev = libc::epoll_event {
+                    events: OP_INTEREST,
+                    u64: fd as u64,
+                };
+                // SAFETY: `ev` is a live local; epfd is our epoll fd.
+                let added = unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &raw mut ev) };
+                if added == -1 {
+                    // EPERM for regular files, EBADF for closed fds: the op fails.
+                    return complete(pending, user_data, Err(io::Error::last_os_error()));
+                }
+                v.insert(FdState::default())
+            }
+        };
+        let queue = if write {
+            &mut state.writers
+        } else {
+            &mut state.readers
+        };
+        queue.push_back(Waiter { user_data, op });
+        self.where_is.insert(user_data, fd);
+    }
+
+    /// An epoll event for `fd`: retry the waiting ops it may unblock.
+    pub(crate) fn on_event(&mut self, fd: RawFd, events: u32, pending: &mut Vec<Completion>) {
+        let Some(state) = self.fds.get_mut(&fd) else {
+            return; // released since the event was queued
+        };
+        let err = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | err) != 0 {
+            retry(&mut state.readers, &mut self.where_is, pending);
+        }
+        if events & (libc::EPOLLOUT as u32 | err) != 0 {
+            retry(&mut state.writers, &mut self.where_is, pending);
+        }
+    }
+
+    /// Cancel a waiting op: it completes with `-ECANCELED`. Ops not waiting
+    /// (finished, or never seen) are ignored.
+    pub(crate) fn cancel(&mut self, user_data: u64, pending: &mut Vec<Completion>) {
+        let Some(fd) = self.where_is.remove(&user_data) else {
+            return;
+        };
+        if let Some(state) = self.fds.get_mut(&fd) {
+            for q in [&mut state.readers, &mut state.writers] {
+                q.retain(|w| w.user_data != user_data);
+            }
+        }
+        complete(
+            pending,
+            user_data,
+            Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+        );
+    }
+
+    /// Forget `fd`: deregister it and cancel whatever still waits on it.
+    pub(crate) fn release(&mut self, epfd: RawFd, fd: RawFd, pending: &mut Vec<Completion>) {
+        let Some(state) = self.fds.remove(&fd) else {
+            return;
+        };
+        // SAFETY: plain epoll_ctl; a null event is allowed for DEL. The fd may
+        // already be closed (then the kernel dropped the registration itself
+        // and this fails harmlessly).
+        let _ = syscall!(unsafe {
+            libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut())
+        });
+        for w in state.readers.into_iter().chain(state.writers) {
+            self.where_is.remove(&w.user_data);
+            complete(
+                pending,
+                w.user_data,
+                Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+            );
+        }
+    }
+}
+
+fn retry(
+    queue: &mut VecDeque<Waiter>,
+    where_is: &mut HashMap<u64, RawFd>,
+    pending: &mut Vec<Completion>,
+) {
+    while let Some(w) = queue.front_mut() {
+        // SAFETY: queued ops are valid until their completion is pushed
+        // (invariant 2); this is the only access.
+        let r = unsafe { w.op.0.as_mut() }.perform();
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            return;
+        }
+        let w = queue.pop_front().expect("front exists");
+        where_is.remove(&w.user_data);
+        complete(pending, w.user_data, r);
+    }
+}

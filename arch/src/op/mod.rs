@@ -1,0 +1,101 @@
+//! Operations: what the kernel is asked to do, for both backends side by side.
+//!
+//! One type per operation. Each implements [`OpCode`]: its io_uring entry,
+//! and for epoll the readiness it waits for and the non-blocking system call
+//! that performs it once ready. The op layer above (crate `coil`) owns the
+//! op value (and so its buffers and fds) from submission until the
+//! completion arrives; the driver only ever sees a pointer to it.
+//!
+//! # The kernel-facing contract
+//!
+//! [`Driver::submit`](crate::Driver::submit) takes a raw pointer to an op and a
+//! `user_data` key. From that call until the driver reports a [`Completion`]
+//! with that key (or the driver is dropped), the op must not move and must not
+//! be freed: io_uring holds pointers into it (buffers, addresses), and epoll
+//! calls [`OpCode::perform`] on it when the fd becomes ready. Cancelling
+//! ([`Driver::cancel`](crate::Driver::cancel)) does not end that period: only
+//! the completion does (axboe/liburing#733: "always honor the rule").
+
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+
+mod fd;
+mod net;
+
+pub use fd::{CURRENT_POSITION, Close, Nop, Read, Write};
+pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
+
+/// What an op waits for under epoll before [`OpCode::perform`] can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Wait until `fd` is readable.
+    Readable(RawFd),
+    /// Wait until `fd` is writable.
+    Writable(RawFd),
+    /// Perform at once (no readiness applies, e.g. a NOP).
+    Immediate,
+    /// Perform at once, after the driver forgot everything it knows about
+    /// `fd` (the op closes it).
+    Close(RawFd),
+}
+
+/// One kernel operation.
+///
+/// # Safety
+///
+/// - Every pointer in the entry returned by [`OpCode::uring_entry`] must
+///   point into memory owned by `self` (or `'static`), valid until the op's
+///   completion is reported. The caller guarantees `self` does not move or
+///   drop during that time (module docs).
+/// - [`OpCode::perform`] must not block: it runs a non-blocking system call
+///   and returns `ErrorKind::WouldBlock` if the fd is not ready.
+pub unsafe trait OpCode {
+    /// The io_uring submission entry (its `user_data` is set by the driver).
+    fn uring_entry(&mut self) -> io_uring::squeue::Entry;
+    /// epoll: what to wait for before calling `perform`.
+    fn readiness(&self) -> Readiness;
+    /// epoll: run the system call now. `Ok(n)` becomes a completion with
+    /// result `n`; an error other than `WouldBlock` becomes one with `-errno`.
+    fn perform(&mut self) -> io::Result<usize>;
+}
+
+/// A finished operation, as reported by [`Driver::completions`](crate::Driver::completions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The key given to `submit`.
+    pub user_data: u64,
+    /// io_uring style: `>= 0` is the value, `< 0` is `-errno`.
+    pub result: i32,
+    /// io_uring CQE flags (0 under epoll).
+    pub flags: u32,
+}
+
+impl Completion {
+    /// The result as an `io::Result`, keeping the OS errno.
+    pub fn io_result(&self) -> io::Result<usize> {
+        if self.result < 0 {
+            Err(io::Error::from_raw_os_error(-self.result))
+        } else {
+            Ok(self.result as usize)
+        }
+    }
+}
+
+/// A pointer to a submitted op, as the driver keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpPtr(pub(crate) NonNull<dyn OpCode>);
+
+// SAFETY: the driver only dereferences an OpPtr on the thread that owns the
+// driver, and the submitter keeps the op alive and in place until its
+// completion (the contract of `Driver::submit`). Moving the driver moves
+// this bookkeeping with it.
+unsafe impl std::marker::Send for OpPtr {}
+
+/// Turn an `io::Result<usize>` from `perform` into a completion value.
+pub(crate) fn to_result(r: io::Result<usize>) -> i32 {
+    match r {
+        Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
+        Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+    }
+}

@@ -1,0 +1,338 @@
+//! Socket operations: accept, connect, recv, send, shutdown.
+//!
+//! Sockets used with io_uring are blocking (io_uring honours `O_NONBLOCK` and
+//! would complete with `EAGAIN`); sockets used with epoll are non-blocking.
+//! The op layer above creates them accordingly. Sends always pass
+//! `MSG_NOSIGNAL`: a peer that went away gives `EPIPE`, never SIGPIPE.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use io_uring::{opcode, squeue, types};
+
+use super::{OpCode, Readiness};
+use crate::buf::{IoBuf, IoBufMut};
+use crate::sys::syscall;
+
+/// A socket address in the kernel's format, owned (so an in-flight op can
+/// point at it).
+#[derive(Clone, Copy)]
+pub struct SockAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl std::fmt::Debug for SockAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_std() {
+            Some(a) => write!(f, "SockAddr({a})"),
+            None => write!(f, "SockAddr(family {})", self.storage.ss_family),
+        }
+    }
+}
+
+impl SockAddr {
+    /// Room for any address, length set to the full storage (for accept).
+    pub fn empty() -> SockAddr {
+        SockAddr {
+            // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+            storage: unsafe { std::mem::zeroed() },
+            len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    /// From a std address (IPv4 or IPv6).
+    pub fn from_std(addr: SocketAddr) -> SockAddr {
+        let mut s = SockAddr::empty();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_in fits in sockaddr_storage, which is
+                // suitably aligned for any sockaddr type.
+                unsafe { std::ptr::write((&raw mut s.storage).cast(), sin) };
+                s.len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: as above, for sockaddr_in6.
+                unsafe { std::ptr::write((&raw mut s.storage).cast(), sin6) };
+                s.len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            }
+        }
+        s
+    }
+
+    /// As a std address, if it is IPv4 or IPv6.
+    pub fn as_std(&self) -> Option<SocketAddr> {
+        match i32::from(self.storage.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let sin: libc::sockaddr_in =
+                    unsafe { std::ptr::read((&raw const self.storage).cast()) };
+                let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let sin6: libc::sockaddr_in6 =
+                    unsafe { std::ptr::read((&raw const self.storage).cast()) };
+                let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// Pointer and length for system calls.
+    pub fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        ((&raw const self.storage).cast(), self.len)
+    }
+
+    /// Pointers for calls that fill an address in (accept, getsockname).
+    pub fn as_mut_ptr(&mut self) -> (*mut libc::sockaddr, *mut libc::socklen_t) {
+        ((&raw mut self.storage).cast(), &raw mut self.len)
+    }
+}
+
+/// Accept a connection. The result is the new fd (`O_CLOEXEC`, plus
+/// `O_NONBLOCK` when `nonblocking`); `addr` holds the peer's address.
+#[derive(Debug)]
+pub struct Accept {
+    /// The listening socket.
+    pub fd: RawFd,
+    /// Filled with the peer address.
+    pub addr: SockAddr,
+    /// Create the accepted socket non-blocking (epoll).
+    pub nonblocking: bool,
+}
+
+impl Accept {
+    /// Accept on `fd`.
+    pub fn new(fd: RawFd, nonblocking: bool) -> Accept {
+        Accept {
+            fd,
+            addr: SockAddr::empty(),
+            nonblocking,
+        }
+    }
+
+    fn flags(&self) -> i32 {
+        libc::SOCK_CLOEXEC
+            | if self.nonblocking {
+                libc::SOCK_NONBLOCK
+            } else {
+                0
+            }
+    }
+}
+
+// SAFETY: the entry points at `self.addr`, which lives as long as `self`.
+unsafe impl OpCode for Accept {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let flags = self.flags();
+        let (addr, len) = self.addr.as_mut_ptr();
+        opcode::Accept::new(types::Fd(self.fd), addr, len)
+            .flags(flags)
+            .build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Readable(self.fd)
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        let flags = self.flags();
+        let (addr, len) = self.addr.as_mut_ptr();
+        // SAFETY: addr/len point into self.addr, sized for any address.
+        let fd = syscall!(unsafe { libc::accept4(self.fd, addr, len, flags) })?;
+        Ok(fd as usize)
+    }
+}
+
+/// Connect a socket to `addr`.
+#[derive(Debug)]
+pub struct Connect {
+    /// The socket.
+    pub fd: RawFd,
+    /// Where to.
+    pub addr: SockAddr,
+    /// epoll: `connect` returned `EINPROGRESS`; the next perform checks the outcome.
+    started: bool,
+}
+
+impl Connect {
+    /// Connect `fd` to `addr`.
+    pub fn new(fd: RawFd, addr: SocketAddr) -> Connect {
+        Connect {
+            fd,
+            addr: SockAddr::from_std(addr),
+            started: false,
+        }
+    }
+}
+
+// SAFETY: the entry points at `self.addr`, which lives as long as `self`.
+unsafe impl OpCode for Connect {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let (addr, len) = self.addr.as_ptr();
+        opcode::Connect::new(types::Fd(self.fd), addr, len).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Writable(self.fd)
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        if !self.started {
+            let (addr, len) = self.addr.as_ptr();
+            // SAFETY: addr/len describe self.addr.
+            return match syscall!(unsafe { libc::connect(self.fd, addr, len) }) {
+                Ok(_) => Ok(0),
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    self.started = true;
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: err/len are live locals of the sizes given.
+        syscall!(unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&raw mut err).cast(),
+                &raw mut len,
+            )
+        })?;
+        if err != 0 {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+        // Writable without an error can still mean "not yet" (a spurious
+        // wakeup): confirm with getpeername.
+        let mut peer = SockAddr::empty();
+        let (addr, alen) = peer.as_mut_ptr();
+        // SAFETY: addr/alen point into `peer`.
+        match syscall!(unsafe { libc::getpeername(self.fd, addr, alen) }) {
+            Ok(_) => Ok(0),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Receive into the spare capacity of `buf`.
+#[derive(Debug)]
+pub struct Recv<B> {
+    /// The socket.
+    pub fd: RawFd,
+    /// Destination; its spare capacity is filled.
+    pub buf: B,
+}
+
+// SAFETY: the entry points at `buf`'s spare capacity (IoBufMut contract).
+unsafe impl<B: IoBufMut> OpCode for Recv<B> {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let init = self.buf.bytes_init();
+        let len = u32::try_from(self.buf.bytes_total() - init).unwrap_or(u32::MAX);
+        // SAFETY: init <= bytes_total: stays inside the allocation.
+        let ptr = unsafe { self.buf.stable_mut_ptr().add(init) };
+        opcode::Recv::new(types::Fd(self.fd), ptr, len).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Readable(self.fd)
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        let init = self.buf.bytes_init();
+        let len = self.buf.bytes_total() - init;
+        // SAFETY: as in uring_entry.
+        let ptr = unsafe { self.buf.stable_mut_ptr().add(init) }.cast();
+        // SAFETY: ptr/len describe writable memory owned by `buf`.
+        let n = syscall!(unsafe { libc::recv(self.fd, ptr, len, libc::MSG_DONTWAIT) })?;
+        Ok(n as usize)
+    }
+}
+
+/// Send the initialised bytes of `buf` (with `MSG_NOSIGNAL`).
+#[derive(Debug)]
+pub struct Send<B> {
+    /// The socket.
+    pub fd: RawFd,
+    /// Source.
+    pub buf: B,
+}
+
+// SAFETY: the entry points at `buf`'s initialised bytes (IoBuf contract).
+unsafe impl<B: IoBuf> OpCode for Send<B> {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let len = u32::try_from(self.buf.bytes_init()).unwrap_or(u32::MAX);
+        opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Writable(self.fd)
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        let (ptr, len) = (self.buf.stable_ptr().cast(), self.buf.bytes_init());
+        // SAFETY: ptr/len describe initialised memory owned by `buf`.
+        let n = syscall!(unsafe {
+            libc::send(self.fd, ptr, len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+        })?;
+        Ok(n as usize)
+    }
+}
+
+/// Shut down one or both directions of a socket.
+#[derive(Debug)]
+pub struct Shutdown {
+    /// The socket.
+    pub fd: RawFd,
+    /// `libc::SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
+    pub how: i32,
+}
+
+// SAFETY: the entry holds no pointers.
+unsafe impl OpCode for Shutdown {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        opcode::Shutdown::new(types::Fd(self.fd), self.how).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Immediate
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        // SAFETY: plain system call on an fd number.
+        syscall!(unsafe { libc::shutdown(self.fd, self.how) }).map(|_| 0)
+    }
+}
