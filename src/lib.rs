@@ -81,7 +81,9 @@
 //! `.await` compiles to and how a waker gets a task polled again, and the
 //! module docs of [`task`] for the task invariants.
 
+pub mod queue;
 mod rt;
+pub mod sync;
 pub mod task;
 pub mod time;
 mod waker;

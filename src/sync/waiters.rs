@@ -220,8 +220,14 @@ impl<D> WaitList<D> {
     }
 
     /// The data of the first queued waiter.
+    #[cfg(test)]
     pub(crate) fn front(&self) -> Option<&D> {
         (self.head != NIL).then(|| &self.entries[self.head as usize].data)
+    }
+
+    /// The data of the first queued waiter, to record what it is granted.
+    pub(crate) fn front_mut(&mut self) -> Option<&mut D> {
+        (self.head != NIL).then(|| &mut self.entries[self.head as usize].data)
     }
 
     /// Moves the first queued waiter to `Notified` and returns its waker, to
@@ -306,6 +312,35 @@ impl<D> WaitList<D> {
             .filter(|e| e.state == State::Queued)
             .count();
         assert_eq!(queued, self.len);
+    }
+}
+
+/// Wakers collected under a borrow, woken after it is released (rule 5).
+/// The first one is kept inline so that the common single hand-off does
+/// not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct Wakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Wakers {
+    pub(crate) fn push(&mut self, w: Option<Waker>) {
+        let Some(w) = w else { return };
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.more.push(w);
+        }
+    }
+
+    pub(crate) fn wake(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
     }
 }
 

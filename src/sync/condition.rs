@@ -1,0 +1,182 @@
+//! `Condition`: wait for a notification while holding a [`Mutex`].
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use super::mutex::{Mutex, MutexGuard};
+use super::waiters::{Key, Polled, Removed, WaitList};
+
+/// A condition variable: `asyncio.Condition`, split the Rust way into the
+/// [`Mutex`] holding the data and the `Condition` tasks wait on.
+///
+/// [`wait`](Condition::wait) takes the guard, releases the lock, waits for
+/// [`notify`](Condition::notify) or [`notify_all`](Condition::notify_all),
+/// then locks again and returns the guard. Waiters are woken in FIFO order.
+/// A waiter dropped after it was notified but before it ran passes the
+/// notification on to the next waiter, so `notify(1)` is never lost to a
+/// cancelled task. As with every condition variable, re-check the condition
+/// after waking, or use [`wait_for`](Condition::wait_for).
+///
+/// Any mutex works with any condition; use one mutex per condition.
+/// Single-loop: `Send`, not `Sync`.
+///
+/// ```
+/// use std::rc::Rc;
+/// use coil::sync::{Condition, Mutex};
+///
+/// coil::run(async {
+///     let state = Rc::new((Mutex::new(Vec::<u32>::new()), Condition::new()));
+///     let consumer = coil::spawn({
+///         let state = state.clone();
+///         async move {
+///             let (m, cond) = &*state;
+///             let mut items = cond.wait_for(m.lock().await, |v| !v.is_empty()).await;
+///             items.pop().unwrap()
+///         }
+///     });
+///     coil::task::yield_now().await;
+///     let (m, cond) = &*state;
+///     m.lock().await.push(7);
+///     cond.notify(1);
+///     assert_eq!(consumer.await.unwrap(), 7);
+/// });
+/// ```
+pub struct Condition {
+    waiters: RefCell<WaitList<()>>,
+}
+
+impl Condition {
+    /// A condition with no waiters.
+    pub const fn new() -> Condition {
+        Condition {
+            waiters: RefCell::new(WaitList::new()),
+        }
+    }
+
+    /// Wakes up to `n` waiters (FIFO). Returns how many were woken.
+    pub fn notify(&self, n: usize) -> usize {
+        let mut wakers = Vec::new();
+        {
+            let mut list = self.waiters.borrow_mut();
+            for _ in 0..n {
+                match list.notify_front() {
+                    Some(w) => wakers.push(w),
+                    None => break,
+                }
+            }
+        }
+        let k = wakers.len();
+        wakers.into_iter().for_each(Waker::wake);
+        k
+    }
+
+    /// Wakes every waiter. Returns how many were woken.
+    pub fn notify_all(&self) -> usize {
+        let wakers = self.waiters.borrow_mut().notify_all();
+        let k = wakers.len();
+        wakers.into_iter().for_each(Waker::wake);
+        k
+    }
+
+    /// Tasks waiting for a notification.
+    pub fn waiters(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
+    /// Releases the lock, waits for a notification, locks again.
+    ///
+    /// The waiter is queued before the lock is released, so a notification
+    /// sent by whoever takes the lock next is not missed. Cancel safe: if
+    /// the future is dropped, the lock is not held and a notification it
+    /// had received goes to the next waiter.
+    pub async fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
+        let mut notified = Notified {
+            cond: self,
+            key: None,
+        };
+        notified.register(Waker::noop());
+        drop(guard);
+        notified.await;
+        mutex.lock().await
+    }
+
+    /// Waits until `pred` holds for the locked value, checking it first and
+    /// after every notification; returns the guard with `pred` true.
+    pub async fn wait_for<'a, T: ?Sized, F>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        mut pred: F,
+    ) -> MutexGuard<'a, T>
+    where
+        F: FnMut(&mut T) -> bool,
+    {
+        while !pred(&mut guard) {
+            guard = self.wait(guard).await;
+        }
+        guard
+    }
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Condition::new()
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.waiters.try_borrow() {
+            Ok(w) => f
+                .debug_struct("Condition")
+                .field("waiters", &w.len())
+                .finish(),
+            Err(_) => f.write_str("Condition { <borrowed> }"),
+        }
+    }
+}
+
+/// One queued wait for a notification.
+struct Notified<'a> {
+    cond: &'a Condition,
+    key: Option<Key>,
+}
+
+impl Notified<'_> {
+    fn register(&mut self, waker: &Waker) {
+        let key = self.cond.waiters.borrow_mut().push_back((), waker.clone());
+        self.key = Some(key);
+    }
+}
+
+impl Future for Notified<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(key) = this.key else {
+            return Poll::Ready(());
+        };
+        match this.cond.waiters.borrow_mut().poll(key, cx.waker()) {
+            Polled::Pending => Poll::Pending,
+            Polled::Notified(()) => {
+                this.key = None;
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+impl Drop for Notified<'_> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let removed = self.cond.waiters.borrow_mut().remove(key);
+        if let Removed::Notified(()) = removed {
+            // waiters.rs rule 3: the notification passes to the next waiter.
+            self.cond.notify(1);
+        }
+    }
+}
