@@ -1,0 +1,422 @@
+//! [`gather!`](crate::gather), [`gather_all`], [`try_gather_all`],
+//! [`try_gather_tasks`] and [`gather_settled`]: run many futures at once and
+//! keep every output in argument order.
+//!
+//! None of these spawn. The futures are polled **inside the task that awaits
+//! the combinator**, each time that task is woken, so they may borrow local
+//! variables and need not be `'static` or `Send`. Each wake polls every
+//! future that has not finished yet (O(n) per wake); for thousands of
+//! long-lived futures, spawn them and gather the [`Task`] handles instead.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::catch_unwind::CatchUnwind;
+use super::failure::Failure;
+use super::maybe_done::MaybeDone;
+use crate::task::{Task, TaskError};
+
+/// Runs futures concurrently in the current task and returns their outputs
+/// as a tuple, in argument order: `asyncio.gather(a, b, c)`.
+///
+/// `gather!(a, b, c)` evaluates the argument expressions at once (creating
+/// the futures, which do nothing yet) and returns a future; awaiting it polls
+/// all of them until every one has finished, then gives `(a_out, b_out,
+/// c_out)`. Any number of arguments works; one argument gives a 1-tuple.
+/// Nothing is spawned, so the futures may borrow locals. A panic in one of
+/// them unwinds through the awaiting task, like any panic in its code.
+///
+/// ```
+/// use std::time::Duration;
+/// use coil::time::{sleep, Instant};
+///
+/// async fn count(n: u64) -> u64 {
+///     sleep(Duration::from_millis(10 * n)).await;
+///     n
+/// }
+///
+/// coil::run(async {
+///     let start = Instant::now();
+///     // count(3) finishes last but comes first: argument order.
+///     let out = coil::gather!(count(3), count(2), count(1), async { "four" }).await;
+///     assert_eq!(out, (3, 2, 1, "four"));
+///     assert!(start.elapsed() < Duration::from_millis(60), "ran concurrently");
+/// });
+/// ```
+#[macro_export]
+macro_rules! gather {
+    // Every future now carries a list of `_` as long as its index: the
+    // pattern `( $($skip,)* fut, .. )` picks exactly that tuple field.
+    (@munch { $( ( $($skip:tt)* ) $fut:expr , )* } ( $($count:tt)* ) ) => {{
+        let futures = ( $( $crate::combinators::MaybeDone::new(
+            ::core::future::IntoFuture::into_future($fut)
+        ), )* );
+        async move {
+            // Move each field out of the tuple and pin it in this async
+            // block's (pinned) frame: no unsafe projection needed.
+            let mut futures = ( $( ::core::pin::pin!({
+                let ( $($skip,)* fut, .. ) = futures;
+                fut
+            }), )* );
+            ::core::future::poll_fn(move |cx| {
+                let mut all_done = true;
+                $( {
+                    let ( $($skip,)* fut, .. ) = &mut futures;
+                    all_done &= fut.as_mut().poll_done(cx);
+                } )*
+                if !all_done {
+                    return ::core::task::Poll::Pending;
+                }
+                ::core::task::Poll::Ready(( $( {
+                    let ( $($skip,)* fut, .. ) = &mut futures;
+                    fut.as_mut()
+                        .take_output()
+                        .expect("gather!: output already taken (polled after completion)")
+                }, )* ))
+            })
+            .await
+        }
+    }};
+    (@munch { $($acc:tt)* } ( $($count:tt)* ) $head:expr, $($tail:expr,)* ) => {
+        $crate::gather!(@munch { $($acc)* ( $($count)* ) $head , } ( $($count)* _ ) $($tail,)*)
+    };
+    () => {
+        async {}
+    };
+    ($($fut:expr),+ $(,)?) => {
+        $crate::gather!(@munch {} () $($fut,)+)
+    };
+}
+
+/// Runs every future of `iter` concurrently in the current task and returns
+/// their outputs in input order: `asyncio.gather(*aws)`.
+///
+/// Nothing is spawned (see the [module docs](self)). Given [`Task`] handles,
+/// it joins them, and each output is the task's `Result<T, TaskError>`: that
+/// is already asyncio's `return_exceptions=True`.
+///
+/// ```
+/// use std::time::Duration;
+/// coil::run(async {
+///     let delays = [30u64, 10, 20];
+///     let out = coil::gather_all(delays.iter().map(|&ms| async move {
+///         coil::time::sleep(Duration::from_millis(ms)).await;
+///         ms
+///     }))
+///     .await;
+///     assert_eq!(out, [30, 10, 20]);
+/// });
+/// ```
+pub fn gather_all<I>(iter: I) -> GatherAll<<I::Item as IntoFuture>::IntoFuture>
+where
+    I: IntoIterator,
+    I::Item: IntoFuture,
+{
+    GatherAll {
+        elems: iter
+            .into_iter()
+            .map(|f| MaybeDone::new(f.into_future()))
+            .collect::<Box<[_]>>()
+            .into(),
+    }
+}
+
+/// The future returned by [`gather_all`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct GatherAll<F: Future> {
+    elems: Pin<Box<[MaybeDone<F>]>>,
+}
+
+/// Pinned references to each element of a pinned boxed slice.
+fn pinned_elems<T>(elems: &mut Pin<Box<[T]>>) -> impl Iterator<Item = Pin<&mut T>> {
+    // SAFETY: the elements of a boxed slice never move while the box lives,
+    // and each is handed out only as `Pin<&mut T>`; the slice itself is only
+    // ever replaced as a whole (which drops the elements in place).
+    unsafe { elems.as_mut().get_unchecked_mut() }
+        .iter_mut()
+        // SAFETY: as above, every element is pinned along with the slice.
+        .map(|e| unsafe { Pin::new_unchecked(e) })
+}
+
+impl<F: Future> Future for GatherAll<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        let mut all_done = true;
+        for elem in pinned_elems(&mut self.elems) {
+            all_done &= elem.poll_done(cx);
+        }
+        if !all_done {
+            return Poll::Pending;
+        }
+        let out = pinned_elems(&mut self.elems)
+            .map(|e| e.take_output().expect("GatherAll polled after completion"))
+            .collect();
+        self.elems = Box::<[MaybeDone<F>]>::default().into();
+        Poll::Ready(out)
+    }
+}
+
+impl<F: Future> fmt::Debug for GatherAll<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let done = self.elems.iter().filter(|e| e.is_done()).count();
+        f.debug_struct("GatherAll")
+            .field("len", &self.elems.len())
+            .field("done", &done)
+            .finish()
+    }
+}
+
+/// Like [`gather_all`] for futures that return `Result`: the first `Err`
+/// ends the gather early and the other futures are **dropped**.
+///
+/// Returns `Ok(values)` in input order if every future succeeded. For plain
+/// futures (which this runs inside the current task) dropping *is*
+/// cancelling: each stops at the `.await` it was suspended on and its locals
+/// are dropped, before the `Err` is returned. [`Task`] handles are different:
+/// dropping one detaches the task, which keeps running. To cancel tasks on
+/// the first failure and wait until they have stopped, use
+/// [`try_gather_tasks`] or a [`TaskGroup`](crate::TaskGroup).
+///
+/// ```
+/// coil::run(async {
+///     let ok = coil::try_gather_all((1..=3).map(|i| async move { Ok::<_, String>(i) })).await;
+///     assert_eq!(ok, Ok(vec![1, 2, 3]));
+///
+///     let err = coil::try_gather_all((1..=3).map(|i| async move {
+///         if i == 2 { Err(format!("{i} failed")) } else { Ok(i) }
+///     }))
+///     .await;
+///     assert_eq!(err, Err("2 failed".to_string()));
+/// });
+/// ```
+pub fn try_gather_all<I, F, T, E>(iter: I) -> TryGatherAll<F>
+where
+    I: IntoIterator,
+    I::Item: IntoFuture<IntoFuture = F>,
+    F: Future<Output = Result<T, E>>,
+{
+    TryGatherAll {
+        inner: gather_all(iter),
+    }
+}
+
+/// The future returned by [`try_gather_all`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct TryGatherAll<F: Future> {
+    inner: GatherAll<F>,
+}
+
+impl<F, T, E> Future for TryGatherAll<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<Vec<T>, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let elems = &mut self.inner.elems;
+        let mut all_done = true;
+        let mut failed = None;
+        for mut elem in pinned_elems(elems) {
+            if elem.as_mut().poll_done(cx) {
+                if let MaybeDone::Done(Err(_)) = &*elem {
+                    failed = elem.take_output().and_then(Result::err);
+                    break;
+                }
+            } else {
+                all_done = false;
+            }
+        }
+        if let Some(e) = failed {
+            // Drop (cancel) everything else before reporting.
+            *elems = Box::<[MaybeDone<F>]>::default().into();
+            return Poll::Ready(Err(e));
+        }
+        if !all_done {
+            return Poll::Pending;
+        }
+        let out = pinned_elems(elems)
+            .map(|e| match e.take_output() {
+                Some(Ok(v)) => v,
+                _ => unreachable!("TryGatherAll polled after completion"),
+            })
+            .collect();
+        *elems = Box::<[MaybeDone<F>]>::default().into();
+        Poll::Ready(Ok(out))
+    }
+}
+
+impl<F: Future> fmt::Debug for TryGatherAll<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TryGatherAll").field(&self.inner).finish()
+    }
+}
+
+/// Runs every future concurrently in the current task and returns every
+/// outcome in input order, panics included: `asyncio.gather(*aws,
+/// return_exceptions=True)`.
+///
+/// Each poll of each future runs inside [`std::panic::catch_unwind`]; a
+/// future that panics is dropped at once and its slot becomes
+/// `Err(TaskError::Panicked(payload))`, while the others carry on. (The
+/// panic hook still prints the panic, as it does for a panicking task.)
+/// `TaskError::Cancelled` never appears here: nothing cancels these futures
+/// but dropping the whole gather.
+///
+/// ```
+/// coil::run(async {
+///     let out = coil::gather_settled([1, 2, 3].map(|i| async move {
+///         if i == 2 { panic!("two") }
+///         i
+///     }))
+///     .await;
+///     assert_eq!(out[0].as_ref().ok(), Some(&1));
+///     assert!(out[1].as_ref().is_err_and(|e| e.is_panic()));
+///     assert_eq!(out[2].as_ref().ok(), Some(&3));
+/// });
+/// ```
+pub fn gather_settled<I>(iter: I) -> GatherSettled<<I::Item as IntoFuture>::IntoFuture>
+where
+    I: IntoIterator,
+    I::Item: IntoFuture,
+{
+    GatherSettled {
+        inner: gather_all(iter.into_iter().map(|f| CatchUnwind::new(f.into_future()))),
+    }
+}
+
+/// The future returned by [`gather_settled`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct GatherSettled<F: Future> {
+    inner: GatherAll<CatchUnwind<F>>,
+}
+
+impl<F: Future> Future for GatherSettled<F> {
+    type Output = Vec<Result<F::Output, TaskError>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.inner).poll(cx).map(|v| {
+            v.into_iter()
+                .map(|r| r.map_err(TaskError::Panicked))
+                .collect()
+        })
+    }
+}
+
+impl<F: Future> fmt::Debug for GatherSettled<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("GatherSettled").field(&self.inner).finish()
+    }
+}
+
+/// Joins tasks that return `Result`, failing fast: the first failure cancels
+/// every other task **and waits until they have all finished** before
+/// returning it.
+///
+/// A failure is a task returning `Err(e)` ([`Failure::Error`]), panicking
+/// ([`Failure::Panicked`]) or being cancelled by someone else
+/// ([`Failure::Cancelled`]). Cancelled siblings have had their futures
+/// dropped by the time this returns, so none of them is still running. A
+/// sibling that finished anyway (it completed before the cancellation took
+/// effect) has its output dropped. With no failure, the values come back in
+/// input order.
+///
+/// ```
+/// use std::time::Duration;
+/// use coil::Failure;
+///
+/// coil::run(async {
+///     let slow = coil::spawn(async {
+///         coil::time::sleep(Duration::from_secs(3600)).await;
+///         Ok(1)
+///     });
+///     let bad = coil::spawn(async { Err::<i32, _>("bad input") });
+///     let out = coil::try_gather_tasks([slow, bad]).await;
+///     assert!(matches!(out, Err(Failure::Error("bad input"))));
+///     // `slow` was cancelled and has stopped: the hour was not waited for.
+/// });
+/// ```
+pub fn try_gather_tasks<I, T, E>(tasks: I) -> TryGatherTasks<T, E>
+where
+    I: IntoIterator<Item = Task<Result<T, E>>>,
+{
+    let tasks: Vec<_> = tasks.into_iter().map(Some).collect();
+    TryGatherTasks {
+        outputs: tasks.iter().map(|_| None).collect(),
+        tasks,
+        failure: None,
+    }
+}
+
+/// The future returned by [`try_gather_tasks`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct TryGatherTasks<T, E> {
+    tasks: Vec<Option<Task<Result<T, E>>>>,
+    outputs: Vec<Option<T>>,
+    failure: Option<Failure<E>>,
+}
+
+impl<T, E> Unpin for TryGatherTasks<T, E> {}
+
+impl<T, E> Future for TryGatherTasks<T, E> {
+    type Output = Result<Vec<T>, Failure<E>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut pending = false;
+        for (slot, out) in this.tasks.iter_mut().zip(&mut this.outputs) {
+            let Some(task) = slot else { continue };
+            let result = match Pin::new(task).poll(cx) {
+                Poll::Pending => {
+                    pending = true;
+                    continue;
+                }
+                Poll::Ready(r) => r,
+            };
+            *slot = None;
+            let failure = match result {
+                Ok(Ok(v)) => {
+                    *out = Some(v);
+                    continue;
+                }
+                Ok(Err(e)) => Failure::Error(e),
+                Err(e) => Failure::from(e),
+            };
+            if this.failure.is_none() {
+                this.failure = Some(failure);
+                for t in this.tasks.iter().flatten() {
+                    t.cancel();
+                }
+                // Everything not finished is now cancelled; keep polling the
+                // handles (next wake) until every task has stopped.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        if pending {
+            return Poll::Pending;
+        }
+        match this.failure.take() {
+            Some(f) => {
+                this.outputs.clear();
+                Poll::Ready(Err(f))
+            }
+            None => Poll::Ready(Ok(this
+                .outputs
+                .drain(..)
+                .map(|o| o.expect("TryGatherTasks polled after completion"))
+                .collect())),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for TryGatherTasks<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryGatherTasks")
+            .field("running", &self.tasks.iter().flatten().count())
+            .field("failed", &self.failure.is_some())
+            .finish()
+    }
+}

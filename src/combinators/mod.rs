@@ -1,0 +1,46 @@
+//! Running many futures at once: asyncio's `gather`, `wait`, `as_completed`,
+//! `shield`, and a first-past-the-post `race`.
+//!
+//! | asyncio | coil | runs the futures |
+//! |---|---|---|
+//! | `await asyncio.gather(a, b)` | [`gather!(a, b).await`](crate::gather) → tuple | in the awaiting task |
+//! | `await asyncio.gather(*aws)` | [`gather_all(aws).await`](gather_all) → `Vec` | in the awaiting task |
+//! | `gather(*aws, return_exceptions=True)` | [`gather_settled`], or `gather_all` over [`Task`](crate::Task)s | in the awaiting task |
+//! | `gather` failing fast | [`try_gather_all`] (drops the rest), [`try_gather_tasks`] (cancels and waits) | |
+//! | `asyncio.wait(aws, timeout, return_when)` | [`wait`] with [`WaitFor`] | spawned tasks |
+//! | `asyncio.as_completed(aws)` | [`as_completed`], a [`Stream`](crate::stream::Stream) | in the polling task |
+//! | `asyncio.shield(t)` | [`shield`] | a spawned task |
+//! | `wait(.., FIRST_COMPLETED)` + cancel the rest | [`race`], [`select`] → [`Either`] | in the awaiting task |
+//!
+//! **Spawned or not.** asyncio's `gather` wraps coroutines in tasks. coil's
+//! `gather!` and `gather_all` do not: they poll the futures themselves,
+//! inside whichever task awaits them, so the futures can borrow from the
+//! caller and no allocation per future is needed (`gather_all` allocates
+//! one slice). They still run concurrently: while one waits on a timer, the
+//! others make progress. To get real tasks (that keep running if the caller
+//! goes away), spawn first and gather the handles: `gather_all(handles)`.
+//!
+//! **Cancellation of plain futures is dropping them.** When [`race`],
+//! [`select`] or [`try_gather_all`] give up on a future they drop it: it
+//! stops at its current `.await` and its destructors run, before the
+//! combinator returns. A dropped [`Task`](crate::Task) handle only detaches.
+
+mod catch_unwind;
+mod failure;
+mod gather;
+mod maybe_done;
+mod select;
+mod shield;
+mod wait;
+
+pub use failure::Failure;
+pub use gather::{
+    GatherAll, GatherSettled, TryGatherAll, TryGatherTasks, gather_all, gather_settled,
+    try_gather_all, try_gather_tasks,
+};
+pub use maybe_done::MaybeDone;
+pub use select::{Either, Race, Select, race, select};
+pub use shield::{Shield, shield};
+pub use wait::{AsCompleted, Completed, Wait, WaitFor, as_completed, wait};
+
+pub(crate) use catch_unwind::CatchUnwind;

@@ -1,0 +1,209 @@
+//! [`wait`] (asyncio.wait) and [`as_completed`].
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::stream::Stream;
+use crate::task::{Task, TaskError, TaskId};
+use crate::time::{Sleep, sleep};
+
+/// When [`wait`] returns: asyncio's `return_when`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WaitFor {
+    /// As soon as any task has finished (`FIRST_COMPLETED`).
+    FirstCompleted,
+    /// As soon as any task has panicked (`FIRST_EXCEPTION`); if none does,
+    /// when all have finished. A cancelled task is not an error here, as in
+    /// asyncio, and neither is a task whose value is an `Err` (that is a
+    /// value; use [`try_gather_tasks`](crate::try_gather_tasks) to fail fast
+    /// on it).
+    FirstError,
+    /// When every task has finished (`ALL_COMPLETED`).
+    AllCompleted,
+}
+
+/// A task that [`wait`] saw finish, with its result.
+#[derive(Debug)]
+pub struct Completed<T> {
+    /// The task's position in the input of [`wait`].
+    pub index: usize,
+    /// The task's id.
+    pub id: TaskId,
+    /// What awaiting the task gave.
+    pub result: Result<T, TaskError>,
+}
+
+/// Waits for tasks until `when` is met or `timeout` passes, and returns
+/// `(done, pending)`: `asyncio.wait(tasks, timeout=, return_when=)`.
+///
+/// `done` holds the finished tasks' results in input order (with their input
+/// index and id); `pending` holds the handles of the others, in input order,
+/// **still running**: like asyncio, `wait` never cancels anything, not even
+/// on timeout. Pass `pending` to `wait` again, cancel the tasks, or drop the
+/// handles to detach them. With no tasks, it returns at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use coil::{WaitFor, time::sleep};
+///
+/// coil::run(async {
+///     let tasks = [10u64, 3600_000].map(|ms| coil::spawn(async move {
+///         sleep(Duration::from_millis(ms)).await;
+///         ms
+///     }));
+///     let (done, pending) = coil::wait(tasks, WaitFor::FirstCompleted, None).await;
+///     assert_eq!(done.len(), 1);
+///     assert_eq!(done[0].result.as_ref().ok(), Some(&10));
+///     assert_eq!(pending.len(), 1);
+///     pending[0].cancel();
+///
+///     let slow = coil::spawn(sleep(Duration::from_secs(3600)));
+///     let (done, pending) =
+///         coil::wait([slow], WaitFor::AllCompleted, Some(Duration::from_millis(5))).await;
+///     assert!(done.is_empty() && pending.len() == 1, "timed out, nothing cancelled");
+/// });
+/// ```
+pub fn wait<T, I>(tasks: I, when: WaitFor, timeout: Option<Duration>) -> Wait<T>
+where
+    I: IntoIterator<Item = Task<T>>,
+{
+    Wait {
+        tasks: tasks.into_iter().map(Some).collect(),
+        done: Vec::new(),
+        when,
+        timer: timeout.map(sleep),
+    }
+}
+
+/// The future returned by [`wait`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Wait<T> {
+    tasks: Vec<Option<Task<T>>>,
+    done: Vec<Completed<T>>,
+    when: WaitFor,
+    timer: Option<Sleep>,
+}
+
+impl<T> Unpin for Wait<T> {}
+
+impl<T> Future for Wait<T> {
+    type Output = (Vec<Completed<T>>, Vec<Task<T>>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut finish = false;
+        for (index, slot) in this.tasks.iter_mut().enumerate() {
+            let Some(task) = slot else { continue };
+            if let Poll::Ready(result) = Pin::new(&mut *task).poll(cx) {
+                let id = task.id();
+                *slot = None;
+                finish |= match this.when {
+                    WaitFor::FirstCompleted => true,
+                    WaitFor::FirstError => result.as_ref().is_err_and(TaskError::is_panic),
+                    WaitFor::AllCompleted => false,
+                };
+                this.done.push(Completed { index, id, result });
+            }
+        }
+        let all_done = this.tasks.iter().all(Option::is_none);
+        let mut timed_out = || {
+            this.timer
+                .as_mut()
+                .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
+        };
+        if finish || all_done || timed_out() {
+            let pending = this.tasks.drain(..).flatten().collect();
+            let mut done = std::mem::take(&mut this.done);
+            done.sort_by_key(|c| c.index);
+            return Poll::Ready((done, pending));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for Wait<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wait")
+            .field("when", &self.when)
+            .field("running", &self.tasks.iter().flatten().count())
+            .field("done", &self.done.len())
+            .finish()
+    }
+}
+
+/// A stream of the outputs of `iter`'s futures in the order they finish:
+/// `asyncio.as_completed`.
+///
+/// The futures run in the task that polls the stream (nothing is spawned),
+/// each time it is woken. Unlike asyncio, which yields awaitables, this
+/// yields the outputs themselves; the stream ends after the last one.
+/// Dropping the stream drops (cancels) the futures that have not finished.
+/// Given [`Task`] handles, it yields each `Result<T, TaskError>` as the task
+/// finishes.
+///
+/// ```
+/// use std::time::Duration;
+/// use coil::stream::StreamExt;
+///
+/// coil::run(async {
+///     let order: Vec<u64> = coil::as_completed([30u64, 10, 20].map(|ms| async move {
+///         coil::time::sleep(Duration::from_millis(ms)).await;
+///         ms
+///     }))
+///     .collect()
+///     .await;
+///     assert_eq!(order, [10, 20, 30]);
+/// });
+/// ```
+pub fn as_completed<I>(iter: I) -> AsCompleted<<I::Item as IntoFuture>::IntoFuture>
+where
+    I: IntoIterator,
+    I::Item: IntoFuture,
+{
+    AsCompleted {
+        futures: iter
+            .into_iter()
+            .map(|f| Box::pin(f.into_future()))
+            .collect(),
+    }
+}
+
+/// The stream returned by [`as_completed`].
+#[must_use = "streams do nothing unless polled"]
+pub struct AsCompleted<F> {
+    futures: Vec<Pin<Box<F>>>,
+}
+
+impl<F: Future> Stream for AsCompleted<F> {
+    type Item = F::Output;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        if self.futures.is_empty() {
+            return Poll::Ready(None);
+        }
+        for i in 0..self.futures.len() {
+            if let Poll::Ready(v) = self.futures[i].as_mut().poll(cx) {
+                // `remove`, not `swap_remove`: keep input order among the
+                // rest, so simultaneous finishers come out in input order.
+                self.futures.remove(i);
+                return Poll::Ready(Some(v));
+            }
+        }
+        Poll::Pending
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.futures.len(), Some(self.futures.len()))
+    }
+}
+
+impl<F> fmt::Debug for AsCompleted<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsCompleted")
+            .field("remaining", &self.futures.len())
+            .finish()
+    }
+}
