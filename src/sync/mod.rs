@@ -45,9 +45,12 @@
 //! ```
 
 mod barrier;
+mod block;
 mod condition;
 mod event;
+pub mod mpsc;
 mod mutex;
+pub mod oneshot;
 mod rwlock;
 mod semaphore;
 pub(crate) mod waiters;
