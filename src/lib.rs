@@ -82,6 +82,9 @@
 //! module docs of [`task`] for the task invariants.
 
 pub mod combinators;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod queue;
 mod rt;
 pub mod stream;

@@ -1,0 +1,566 @@
+//! Fuzzing entry points, compiled only under `cfg(fuzzing)`.
+//!
+//! Each function turns arbitrary bytes into a sequence of operations on an
+//! internal structure and checks it against a plain model, like tokio's
+//! `fuzz_linked_list`. The targets in `fuzz/fuzz_targets/` are one-liners
+//! calling these. Any panic is a finding.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Wake, Waker};
+
+use crate::task::state::{
+    CANCELLED, COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED,
+    Snapshot, State, ToCancelled, ToIdle, ToRunning,
+};
+use crate::time::wheel::{Key, MAX_DURATION, Wheel};
+
+/// Reads little-endian numbers off the input; `None` once it is used up.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes([
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+            self.u8()?,
+        ]))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Timer wheel
+// ---------------------------------------------------------------------------
+
+/// A waker that records its timer id when woken.
+struct Tag {
+    id: u64,
+    log: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Wake for Tag {
+    fn wake(self: Arc<Self>) {
+        self.log.lock().unwrap().push(self.id);
+    }
+}
+
+/// Ticks stay below this (the loop's ticks are milliseconds since its start;
+/// 2⁵⁰ ms is 35 000 years), so `elapsed + MAX_DURATION` cannot overflow.
+const TICK_LIMIT: u64 = 1 << 50;
+
+/// Bytes → insert / remove / poll / advance on a [`Wheel`], compared with a
+/// `BTreeMap` of id → deadline. Checks the wheel's invariants after every
+/// advance and at the end, and after every operation its length, that `next_expiration` is never after the earliest
+/// deadline, that `advance` fires exactly the due timers (never early, never
+/// lost), and that removed or fired keys read as dead.
+pub fn timer_wheel(data: &[u8]) {
+    let _ = run_timer_wheel(&mut Bytes(data));
+}
+
+fn run_timer_wheel(b: &mut Bytes<'_>) -> Option<()> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let waker = |id: u64| {
+        Waker::from(Arc::new(Tag {
+            id,
+            log: log.clone(),
+        }))
+    };
+    let mut wheel = Wheel::new();
+    let mut model: BTreeMap<u64, u64> = BTreeMap::new();
+    // Every key ever handed out, live or not, so stale keys get exercised.
+    let mut keys: Vec<(u64, Key)> = Vec::new();
+    let mut next_id = 0u64;
+    loop {
+        let Some(op) = b.u8() else {
+            wheel.check_invariants();
+            return Some(());
+        };
+        let elapsed = wheel.elapsed();
+        match op % 7 {
+            // Insert, near (within level 0 or 1) or far (any level, clamped).
+            op @ (0 | 1) => {
+                let delta = if op == 0 {
+                    u64::from(b.u16()?)
+                } else {
+                    let shift = b.u8()? % 48;
+                    u64::from(b.u32()?) << shift
+                };
+                let when = (elapsed + 1).saturating_add(delta).min(TICK_LIMIT);
+                if when <= elapsed {
+                    continue;
+                }
+                let id = next_id;
+                next_id += 1;
+                keys.push((id, wheel.insert(when, waker(id))));
+                model.insert(id, when);
+            }
+            // Cancel.
+            2 if !keys.is_empty() => {
+                let (id, key) = keys[usize::from(b.u16()?) % keys.len()];
+                let live = model.remove(&id).is_some();
+                assert_eq!(wheel.remove(key), live, "remove of timer {id}");
+            }
+            // Poll (re-arming with a fresh waker for the same id).
+            3 if !keys.is_empty() => {
+                let (id, key) = keys[usize::from(b.u16()?) % keys.len()];
+                assert_eq!(
+                    wheel.poll(key, &waker(id)),
+                    model.contains_key(&id),
+                    "poll of timer {id}"
+                );
+            }
+            // Advance a little, a lot, or exactly to the next expiration.
+            op @ (4..=6) => {
+                let now = match op {
+                    4 => elapsed + u64::from(b.u16()? % 5000),
+                    5 => {
+                        let shift = b.u8()? % 48;
+                        elapsed.saturating_add(u64::from(b.u32()?) << shift)
+                    }
+                    _ => wheel.next_expiration().unwrap_or(elapsed),
+                }
+                .min(TICK_LIMIT);
+                let mut fired = Vec::new();
+                wheel.advance(now, &mut fired);
+                assert_eq!(wheel.elapsed(), now.max(elapsed), "elapsed after advance");
+                for w in fired {
+                    w.wake();
+                }
+                let mut got = std::mem::take(&mut *log.lock().unwrap());
+                got.sort_unstable();
+                let want: Vec<u64> = model
+                    .iter()
+                    .filter(|&(_, &d)| d <= now)
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in &want {
+                    model.remove(id);
+                }
+                assert_eq!(got, want, "fired set when advancing {elapsed} -> {now}");
+                // The full walk costs ~4 400 slots: after advances and at the
+                // end only, so the fuzzer keeps its pace.
+                wheel.check_invariants();
+            }
+            _ => {}
+        }
+        assert_eq!(wheel.len(), model.len());
+        match (wheel.next_expiration(), model.values().min()) {
+            (None, None) => {}
+            (Some(next), Some(&min)) => {
+                assert!(next <= min, "next expiration {next} after deadline {min}");
+                assert!(
+                    next > wheel.elapsed(),
+                    "next expiration {next} is not ahead"
+                );
+                assert!(
+                    next - wheel.elapsed() <= MAX_DURATION,
+                    "next expiration too far"
+                );
+            }
+            (next, min) => panic!("next expiration {next:?}, earliest deadline {min:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Task state word
+// ---------------------------------------------------------------------------
+
+/// Where the simulated loop thread is with the task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Not touching it (idle or queued).
+    Idle,
+    /// Between `transition_to_running` (or `_shutdown`) and completion.
+    /// `poller`: the loop holds the popped queue reference (false at
+    /// shutdown); `cancel`: the future is being dropped, not polled.
+    Running { poller: bool, cancel: bool },
+    /// `transition_to_complete` returned this snapshot; the join side
+    /// (rules 5 and 6) is not handled yet.
+    Completing { snap: Snapshot, poller: bool },
+    /// Completion fully handled; the task left the owned list.
+    Done,
+}
+
+/// The reference machine: the spec's flags as plain booleans, and who holds
+/// which reference, output and join-waker field.
+#[derive(Debug)]
+struct Model {
+    scheduled: bool,
+    running: bool,
+    complete: bool,
+    cancelled: bool,
+    join_interest: bool,
+    join_waker: bool,
+    /// References: the owned list's, the handle's, one per queue entry, the
+    /// poller's, one per waker clone.
+    owned: bool,
+    handle: bool,
+    queue: usize,
+    wakers: usize,
+    phase: Phase,
+    shut_down: bool,
+    /// The stage holds an output nobody consumed yet.
+    output: bool,
+    /// The handle read the output (it reads at most once).
+    output_read: bool,
+    /// The join-waker field holds a waker.
+    field: bool,
+}
+
+impl Model {
+    fn refs(&self) -> usize {
+        let poller = matches!(
+            self.phase,
+            Phase::Running { poller: true, .. } | Phase::Completing { poller: true, .. }
+        );
+        usize::from(self.owned)
+            + usize::from(self.handle)
+            + self.queue
+            + usize::from(poller)
+            + self.wakers
+    }
+
+    fn flags(&self) -> usize {
+        [
+            (self.scheduled, SCHEDULED),
+            (self.running, RUNNING),
+            (self.complete, COMPLETE),
+            (self.cancelled, CANCELLED),
+            (self.join_interest, JOIN_INTEREST),
+            (self.join_waker, JOIN_WAKER),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, bit)| bit)
+        .sum()
+    }
+
+    fn check(&self, state: &State, step: &str) {
+        let snap = state.load();
+        assert_eq!(
+            snap.0 & (JOIN_WAKER * 2 - 1),
+            self.flags(),
+            "flags after {step}: state {snap:?}, model {self:?}"
+        );
+        assert_eq!(
+            snap.refs(),
+            self.refs(),
+            "refs after {step}: model {self:?}"
+        );
+    }
+
+    fn consume_output(&mut self, who: &str) {
+        assert!(
+            self.output,
+            "{who} consumed an output that is not there: {self:?}"
+        );
+        self.output = false;
+    }
+
+    /// A reference was released with `res`; returns true if the task is freed.
+    fn released(&mut self, dealloc: bool) -> bool {
+        assert_eq!(
+            dealloc,
+            self.refs() == 0,
+            "dealloc iff no holder left: {self:?}"
+        );
+        if dealloc {
+            assert!(
+                self.complete && self.phase == Phase::Done,
+                "freed early: {self:?}"
+            );
+            assert!(!self.output, "freed with an unconsumed output: {self:?}");
+        }
+        dealloc
+    }
+}
+
+/// Bytes → an interleaving of everything that touches a task's state word:
+/// the loop (pop, poll pending, complete, handle the join side, shutdown,
+/// drain queues), wakers (clone, wake, wake by ref, drop), the handle
+/// (cancel, register a join waker, read, drop). Each step runs only when the
+/// protocol allows it (the actor holds what it needs). After every step the
+/// state word must equal the reference machine, the refcount must equal the
+/// number of holders, deallocation must come exactly when the last holder
+/// leaves, the output must be consumed exactly once, and once both sides are
+/// done the join-waker field must be empty (rule 6: no cycles through it).
+pub fn task_state(data: &[u8]) {
+    let mut b = Bytes(data);
+    let state = State::new_spawned();
+    let mut m = Model {
+        scheduled: true,
+        running: false,
+        complete: false,
+        cancelled: false,
+        join_interest: true,
+        join_waker: false,
+        owned: true,
+        handle: true,
+        queue: 1,
+        wakers: 0,
+        phase: Phase::Idle,
+        shut_down: false,
+        output: false,
+        output_read: false,
+        field: false,
+    };
+    m.check(&state, "spawn");
+    while let Some(op) = b.u8() {
+        let step = task_step(&state, &mut m, op);
+        let Some(step) = step else { continue };
+        if step == "dealloc" {
+            return;
+        }
+        m.check(&state, step);
+        if m.complete && m.phase == Phase::Done && !m.join_interest && !m.join_waker {
+            assert!(
+                !m.field,
+                "join waker left behind after both sides finished: {m:?}"
+            );
+        }
+    }
+}
+
+/// Runs the step `op` if the protocol allows it. Returns its name, or
+/// `"dealloc"` when the task was freed, or `None` if the step was skipped.
+fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
+    let polling_with_waker = matches!(
+        m.phase,
+        Phase::Running {
+            poller: true,
+            cancel: false
+        }
+    );
+    match op % 14 {
+        // Loop: pop the task from the run queue.
+        0 if m.phase == Phase::Idle && m.queue > 0 && !m.shut_down => {
+            let cancel = state.transition_to_running() == ToRunning::Cancel;
+            assert_eq!(cancel, m.cancelled, "Cancel iff cancellation was requested");
+            m.queue -= 1;
+            m.scheduled = false;
+            m.running = true;
+            m.phase = Phase::Running {
+                poller: true,
+                cancel,
+            };
+            Some("pop")
+        }
+        // Loop: the poll returned Pending.
+        1 if polling_with_waker => {
+            let res = state.transition_to_idle();
+            assert_eq!(
+                res == ToIdle::Reschedule,
+                m.scheduled,
+                "reschedule iff woken"
+            );
+            m.running = false;
+            m.phase = Phase::Idle;
+            if res == ToIdle::Reschedule {
+                m.queue += 1; // the poller's reference becomes the queue's
+            }
+            Some("idle")
+        }
+        // Loop: the future finished (or was dropped); store the output.
+        2 if matches!(m.phase, Phase::Running { .. }) => {
+            let Phase::Running { poller, .. } = m.phase else {
+                unreachable!()
+            };
+            assert!(!m.output && !m.complete);
+            m.output = true;
+            let snap = state.transition_to_complete();
+            m.complete = true;
+            m.running = false;
+            m.scheduled = false;
+            assert_eq!(
+                snap.0 & (JOIN_WAKER * 2 - 1),
+                m.flags(),
+                "completion snapshot"
+            );
+            m.phase = Phase::Completing { snap, poller };
+            Some("complete")
+        }
+        // Loop: the join side of completion (raw.rs `complete_join`), then
+        // release the poller's and the owned list's references.
+        3 => {
+            let Phase::Completing { snap, poller } = m.phase else {
+                return None;
+            };
+            if !snap.is(JOIN_INTEREST) {
+                m.consume_output("runtime");
+            } else if snap.is(JOIN_WAKER) {
+                assert!(m.field, "JOIN_WAKER set with an empty field");
+                let after = state.unset_join_waker_after_complete();
+                m.join_waker = false;
+                assert_eq!(after.is(JOIN_INTEREST), m.join_interest);
+                if !after.is(JOIN_INTEREST) {
+                    m.field = false; // the runtime drops it (rule 6)
+                }
+            }
+            m.phase = Phase::Done;
+            let n = if poller { 2 } else { 1 };
+            m.owned = false;
+            let dealloc = state.ref_dec(n) == Release::Dealloc;
+            if m.released(dealloc) {
+                return Some("dealloc");
+            }
+            Some("complete_join")
+        }
+        // Loop: runtime shutdown claims the task (idle or queued).
+        4 if m.phase == Phase::Idle && !m.complete && !m.shut_down => {
+            state.transition_to_shutdown();
+            m.shut_down = true;
+            m.running = true;
+            m.cancelled = true;
+            m.phase = Phase::Running {
+                poller: false,
+                cancel: true,
+            };
+            Some("shutdown")
+        }
+        // Loop: shutdown drains a queue entry without consulting the bit.
+        5 if m.shut_down && m.phase == Phase::Done && m.queue > 0 => {
+            m.queue -= 1;
+            let dealloc = state.ref_dec(1) == Release::Dealloc;
+            if m.released(dealloc) {
+                return Some("dealloc");
+            }
+            Some("drain")
+        }
+        // Waker: wake_by_ref (an owned clone, or the borrowed one during poll).
+        6 if m.wakers > 0 || polling_with_waker => {
+            let res = state.transition_to_notified_by_ref();
+            if m.complete || m.scheduled {
+                assert_eq!(res, Notify::Nothing);
+            } else if m.running {
+                assert_eq!(res, Notify::Nothing);
+                m.scheduled = true;
+            } else {
+                assert_eq!(res, Notify::Submit);
+                m.scheduled = true;
+                m.queue += 1;
+            }
+            Some("wake_by_ref")
+        }
+        // Waker: wake by value.
+        7 if m.wakers > 0 => {
+            let res = state.transition_to_notified_by_val();
+            m.wakers -= 1;
+            if m.complete || m.scheduled {
+                if m.released(res == Notify::Dealloc) {
+                    return Some("dealloc");
+                }
+                assert_eq!(res, Notify::Nothing);
+            } else if m.running {
+                assert_eq!(res, Notify::Nothing);
+                m.scheduled = true;
+            } else {
+                assert_eq!(res, Notify::Submit);
+                m.scheduled = true;
+                m.queue += 1;
+            }
+            Some("wake")
+        }
+        // Waker: clone.
+        8 if m.wakers > 0 || polling_with_waker => {
+            state.ref_inc();
+            m.wakers += 1;
+            Some("clone")
+        }
+        // Waker: drop.
+        9 if m.wakers > 0 => {
+            m.wakers -= 1;
+            let dealloc = state.ref_dec(1) == Release::Dealloc;
+            if m.released(dealloc) {
+                return Some("dealloc");
+            }
+            Some("drop_waker")
+        }
+        // Handle: cancel.
+        10 if m.handle => {
+            let res = state.transition_to_cancelled();
+            if m.complete || m.cancelled {
+                assert_eq!(res, ToCancelled::AlreadyDone);
+            } else if m.running || m.scheduled {
+                assert_eq!(res, ToCancelled::Marked);
+                m.cancelled = true;
+                m.scheduled = true;
+            } else {
+                assert_eq!(res, ToCancelled::Submit);
+                m.cancelled = true;
+                m.scheduled = true;
+                m.queue += 1;
+            }
+            Some("cancel")
+        }
+        // Handle: poll with a waker (raw.rs `can_read_output`), or without one.
+        11 | 12 if m.handle && !m.output_read => {
+            let with_waker = op % 14 == 11;
+            let mut read = state.load().is(COMPLETE);
+            assert_eq!(read, m.complete);
+            if !read && with_waker {
+                if m.join_waker {
+                    match state.unset_join_waker() {
+                        Ok(()) => m.join_waker = false,
+                        Err(_) => read = true,
+                    }
+                }
+                if !read {
+                    // JOIN_WAKER is clear: the handle owns the field (rule 6).
+                    assert!(!m.join_waker);
+                    m.field = true;
+                    match state.set_join_waker() {
+                        Ok(()) => m.join_waker = true,
+                        Err(_) => read = true,
+                    }
+                }
+            }
+            if read {
+                assert!(m.complete);
+                m.consume_output("handle read");
+                m.output_read = true;
+            }
+            Some("handle_poll")
+        }
+        // Handle: drop.
+        13 if m.handle => {
+            match state.drop_join_interest() {
+                DropJoin::Pending { had_waker } => {
+                    assert!(!m.complete);
+                    assert_eq!(had_waker, m.join_waker);
+                    m.join_waker = false;
+                    if had_waker {
+                        m.field = false;
+                    }
+                }
+                DropJoin::Complete { may_drop_waker } => {
+                    assert!(m.complete);
+                    assert_eq!(may_drop_waker, !m.join_waker);
+                    if !m.output_read {
+                        m.consume_output("handle drop");
+                    }
+                    if may_drop_waker {
+                        m.field = false;
+                    }
+                }
+            }
+            m.join_interest = false;
+            m.handle = false;
+            let dealloc = state.ref_dec(1) == Release::Dealloc;
+            if m.released(dealloc) {
+                return Some("dealloc");
+            }
+            Some("drop_handle")
+        }
+        _ => None,
+    }
+}
