@@ -53,6 +53,16 @@ fn main() -> ExitCode {
 /// One run of one workload for one peer, in this process: one JSON line.
 fn single(workload: &str, peer: &str, opts: &Opts) -> ExitCode {
     let pin = harness::pin_self();
+    // W3 rows are `peer@impl`: the suffix selects `params.impl`.
+    let mut opts = opts.clone();
+    let peer = match peer.split_once('@') {
+        Some((p, imp)) => {
+            opts.keys.insert("impl".into(), imp.into());
+            p
+        }
+        None => peer,
+    };
+    let opts = &opts;
     let outcome = match peers::by_name(peer) {
         Some(p) => {
             let mut o = workloads::run(workload, p.as_ref(), opts);
@@ -95,10 +105,26 @@ fn suite(opts: &Opts) -> Result<bool, String> {
         }
     };
     let start = std::time::Instant::now();
-    let results = harness::collect(opts, &workloads, &peers)?;
+    let (channel, others): (Vec<&str>, Vec<&str>) =
+        workloads.iter().partition(|&&w| w == "channel");
+    let mut results = harness::collect(opts, &others, &peers)?;
+    if !channel.is_empty() {
+        // W3 has one row per (peer, channel API): `peer@impl`.
+        let rows: Vec<&'static str> = peers::CHANNEL_ROWS
+            .iter()
+            .copied()
+            .filter(|r| match opts.peer() {
+                None => true,
+                Some(p) if p.contains('@') => *r == p,
+                Some(_) => peers.iter().any(|p| r.split('@').next() == Some(*p)),
+            })
+            .collect();
+        results.extend(harness::collect(opts, &channel, &rows)?);
+    }
     let cells = table::aggregate(&results);
     print!("{}", table::render(&cells, &peers, opts.reps()?));
     print!("{}", table::ratios(&cells, &peers));
+    print!("{}", table::channel(&cells, opts.reps()?));
     println!("\ntotal {:.1} s", start.elapsed().as_secs_f64());
     Ok(cells.iter().all(|c| c.ok))
 }

@@ -17,7 +17,8 @@ pub const USAGE: &str = "\
 usage: coil-benches [--quick]                       every workload, every peer: table + ratios
        coil-benches <workload> peer=<name> [k=v...]  one run, one JSON line on stdout
        coil-benches <workload> [k=v...]              one workload, every peer: table
-workloads: spawn (n=500000), yield (tasks=1000 iters=1000), timers (tasks=100000)
+workloads: spawn (n=500000), yield (tasks=1000 iters=1000), channel (n=2000000 cap=1024 impl=mpsc|queue;
+           suite rows peer@impl), timers (tasks=100000)
 keys: peer=<name> reps=<k, default 3> quick=1 (same as --quick: N/10, reps=1) timeout_s=60";
 
 impl Opts {

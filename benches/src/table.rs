@@ -173,3 +173,42 @@ pub fn ratios(cells: &[Cell], peers: &[&str]) -> String {
     }
     s
 }
+
+/// W3: one row per `peer@impl`, then tokio mpsc ÷ each coil row.
+pub fn channel(cells: &[Cell], reps: u64) -> String {
+    let mut s = String::new();
+    let rows: Vec<&Cell> = cells.iter().filter(|c| c.workload == "channel").collect();
+    if rows.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<18} {:>10}  ok   (median of {reps})",
+        "W3 channel", "ns/msg"
+    );
+    for c in &rows {
+        let _ = writeln!(
+            s,
+            "{:<18} {:>10}  {}{}",
+            c.peer,
+            num(c.value, 1),
+            c.ok,
+            err_note(c)
+        );
+    }
+    let tokio = rows
+        .iter()
+        .find(|c| c.peer == "tokio@mpsc")
+        .and_then(|c| c.value);
+    if let Some(t) = tokio {
+        let _ = writeln!(
+            s,
+            "\nRATIOS W3: tokio mpsc ns / coil ns (> 1.00 means coil is faster)"
+        );
+        for c in rows.iter().filter(|c| c.peer.starts_with("coil/")) {
+            let r = c.value.filter(|&v| v > 0.0).map(|v| t / v);
+            let _ = writeln!(s, "{:<18} {:>10}", c.peer, num(r, 2));
+        }
+    }
+    s
+}

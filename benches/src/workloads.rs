@@ -7,7 +7,7 @@ use crate::report::{Json, Outcome, nearest_rank};
 use crate::splitmix;
 
 /// The workloads this crate implements, in table order.
-pub const WORKLOADS: [&str; 3] = ["spawn", "yield", "timers"];
+pub const WORKLOADS: [&str; 4] = ["spawn", "yield", "channel", "timers"];
 
 /// W4's longest sleep: `overhead_ms = wall_ms - 200`.
 const TIMER_MAX_MS: f64 = 200.0;
@@ -18,6 +18,7 @@ pub fn run(workload: &str, peer: &dyn Peer, opts: &Opts) -> Outcome {
         "spawn" => spawn(peer, opts),
         "yield" => yields(peer, opts),
         "timers" => timers(peer, opts),
+        "channel" => channel(peer, opts),
         other => Err(format!("unknown workload {other:?} (known: {WORKLOADS:?})")),
     };
     r.unwrap_or_else(|e| Outcome::error(peer.name(), workload, &e))
@@ -66,6 +67,31 @@ fn yields(peer: &dyn Peer, opts: &Opts) -> Result<Outcome, String> {
     o.elapsed_ms = ns as f64 / 1e6;
     o.extra
         .push(("yield_impl".into(), Json::Str(peer.yield_impl().into())));
+    Ok(o)
+}
+
+/// W3: N = 2 000 000 u64 through a channel of capacity 1 024 from a
+/// producer task to a consumer task; ok = sum == N(N-1)/2.
+fn channel(peer: &dyn Peer, opts: &Opts) -> Result<Outcome, String> {
+    let n = opts.get_u64("n", opts.shrink(2_000_000))?.max(1);
+    let cap = opts.get_u64("cap", 1_024)?.max(1) as usize;
+    let imp = match opts.keys.get("impl") {
+        Some(i) => i.clone(),
+        None => peer
+            .channel_impls()
+            .first()
+            .ok_or_else(|| format!("{} has no W3 channel", peer.name()))?
+            .to_string(),
+    };
+    let (ns, sum) = peer.channel(n, cap, &imp)?;
+    let mut o = outcome(peer, "channel", "ns_per_msg", "ns");
+    o.params.push(("n".into(), Json::Int(n as i64)));
+    o.params.push(("cap".into(), Json::Int(cap as i64)));
+    o.params.push(("impl".into(), Json::Str(imp)));
+    o.value = Some(ns as f64 / n as f64);
+    o.ok = u128::from(sum) == u128::from(n) * u128::from(n - 1) / 2;
+    o.elapsed_ms = ns as f64 / 1e6;
+    o.extra.push(("sum".into(), Json::Int(sum as i64)));
     Ok(o)
 }
 

@@ -86,6 +86,67 @@ impl Peer for Coil {
         })
     }
 
+    fn channel_impls(&self) -> &'static [&'static str] {
+        &["mpsc", "queue"]
+    }
+
+    fn channel(&self, n: u64, cap: usize, imp: &str) -> Timed<u64> {
+        let rt = self.runtime()?;
+        match imp {
+            "mpsc" => rt.block_on(async move {
+                let start = Instant::now();
+                let (tx, mut rx) = coil::sync::mpsc::channel::<u64>(cap);
+                let producer = coil::spawn(async move {
+                    for i in 0..n {
+                        if tx.send(i).await.is_err() {
+                            return Err("receiver closed early".to_string());
+                        }
+                    }
+                    Ok(())
+                });
+                let consumer = coil::spawn(async move {
+                    let mut sum = 0u64;
+                    while let Some(v) = rx.recv().await {
+                        sum = sum.wrapping_add(v);
+                    }
+                    sum
+                });
+                producer.await.map_err(|e| e.to_string())??;
+                let sum = consumer.await.map_err(|e| e.to_string())?;
+                Ok((ns_since(start), sum))
+            }),
+            // asyncio.Queue(maxsize=CAP); the producer shuts the queue down
+            // (asyncio 3.13) instead of sending a sentinel.
+            "queue" => rt.block_on(async move {
+                let start = Instant::now();
+                let q = coil::queue::Queue::<u64>::new(cap);
+                let producer = coil::spawn({
+                    let q = q.clone();
+                    async move {
+                        for i in 0..n {
+                            if q.put(i).await.is_err() {
+                                return Err("queue shut down early".to_string());
+                            }
+                        }
+                        q.shutdown(false);
+                        Ok(())
+                    }
+                });
+                let consumer = coil::spawn(async move {
+                    let mut sum = 0u64;
+                    while let Ok(v) = q.get().await {
+                        sum = sum.wrapping_add(v);
+                    }
+                    sum
+                });
+                producer.await.map_err(|e| e.to_string())??;
+                let sum = consumer.await.map_err(|e| e.to_string())?;
+                Ok((ns_since(start), sum))
+            }),
+            other => Err(format!("coil has no channel impl {other:?} (mpsc, queue)")),
+        }
+    }
+
     fn timers(&self, durs_ms: &[u64]) -> Timed<Vec<i64>> {
         let rt = self.runtime()?;
         rt.block_on(async move {

@@ -33,7 +33,27 @@ pub trait Peer {
     fn yields(&self, tasks: u64, iters: u64) -> Timed<u64>;
     /// W4: task i sleeps `durs_ms[i]`; returns every task's lateness (ns, signed).
     fn timers(&self, durs_ms: &[u64]) -> Timed<Vec<i64>>;
+    /// W3: the channel APIs this peer implements (`params.impl`), the
+    /// default first. Empty: the peer has no W3 row.
+    fn channel_impls(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// W3: a producer task sends `0..n` through a channel of capacity `cap`
+    /// (API `imp`) and drops its sender; a consumer task sums until closed.
+    fn channel(&self, n: u64, cap: usize, imp: &str) -> Timed<u64> {
+        let _ = (n, cap);
+        Err(format!("{} has no W3 channel ({imp})", self.name()))
+    }
 }
+
+/// W3 rows of the suite: `peer@impl`, in table order (coil first).
+pub const CHANNEL_ROWS: [&str; 5] = [
+    "coil/uring@mpsc",
+    "coil/epoll@mpsc",
+    "coil/uring@queue",
+    "coil/epoll@queue",
+    "tokio@mpsc",
+];
 
 /// Every peer, in table order (coil first: the ratios divide by it).
 pub fn all() -> Vec<Box<dyn Peer>> {

@@ -54,6 +54,39 @@ impl Peer for Tokio {
         })
     }
 
+    fn channel_impls(&self) -> &'static [&'static str] {
+        &["mpsc"]
+    }
+
+    fn channel(&self, n: u64, cap: usize, imp: &str) -> Timed<u64> {
+        if imp != "mpsc" {
+            return Err(format!("tokio has no channel impl {imp:?} (mpsc)"));
+        }
+        let rt = runtime()?;
+        rt.block_on(async move {
+            let start = Instant::now();
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(cap);
+            let producer = tokio::spawn(async move {
+                for i in 0..n {
+                    if tx.send(i).await.is_err() {
+                        return Err("receiver closed early".to_string());
+                    }
+                }
+                Ok(())
+            });
+            let consumer = tokio::spawn(async move {
+                let mut sum = 0u64;
+                while let Some(v) = rx.recv().await {
+                    sum = sum.wrapping_add(v);
+                }
+                sum
+            });
+            producer.await.map_err(|e| e.to_string())??;
+            let sum = consumer.await.map_err(|e| e.to_string())?;
+            Ok((ns_since(start), sum))
+        })
+    }
+
     fn timers(&self, durs_ms: &[u64]) -> Timed<Vec<i64>> {
         let rt = runtime()?;
         rt.block_on(async move {
