@@ -254,7 +254,10 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
                     match unsafe { drop_future::<F>(task) } {
                         None => Ok(v),
                         Some(p) => {
-                            drop(v);
+                            // The output's destructor may panic too; contain
+                            // it, or it would unwind out of the loop with the
+                            // task still RUNNING (and abort at shutdown).
+                            let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
                             Err(TaskError::Panicked(p))
                         }
                     }
