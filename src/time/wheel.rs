@@ -228,7 +228,13 @@ impl Wheel {
 
     fn link(&mut self, index: u32) {
         let when = self.entries[index as usize].deadline;
-        let filed = when.min(self.elapsed + MAX_DURATION);
+        // Far deadlines are clamped into the top-level slot just behind the
+        // current one, which `next_slot` reaches last (after wrapping). At
+        // `elapsed + MAX_DURATION` they would land in the current slot and,
+        // read as one rotation ahead, hide every other top-level timer.
+        let top = shift(LEVELS - 1);
+        let horizon = (self.elapsed >> top << top) + (MAX_DURATION + 1) - (1 << top);
+        let filed = when.min(horizon);
         let level = level_for(self.elapsed, filed);
         let slot = slot_for(level, filed);
         let lvl = &mut self.levels[level];
@@ -532,6 +538,25 @@ mod tests {
             assert!(next < far);
             assert!(steps < 100);
         }
+    }
+
+    #[test]
+    fn clamped_timer_does_not_hide_an_earlier_top_level_timer() {
+        // Found by the timer_wheel fuzz target: a timer clamped to
+        // `elapsed + MAX_DURATION` (with `elapsed` not on a top-level slot
+        // boundary) was filed in the current top-level slot, so
+        // `next_expiration` returned 2^42 and a timer due at 2^40 never fired.
+        let mut w = Wheel::new();
+        let near = 1u64 << 40;
+        let (a, _) = waker(1);
+        w.insert(near, a);
+        assert!(fire(&mut w, 1).is_empty());
+        let (b, _) = waker(2);
+        w.insert(u64::MAX >> 8, b);
+        w.check_invariants();
+        assert!(w.next_expiration().unwrap() <= near);
+        assert_eq!(fire(&mut w, near), vec![1]);
+        w.check_invariants();
     }
 
     proptest::proptest! {
