@@ -81,10 +81,14 @@
 //! `.await` compiles to and how a waker gets a task polled again, and the
 //! module docs of [`task`] for the task invariants.
 
+pub mod blocking;
 pub mod combinators;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;
+pub mod io;
+pub mod net;
+mod op;
 pub mod queue;
 mod rt;
 pub mod stream;

@@ -25,7 +25,13 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use coil_arch::Driver;
+use coil_arch::{Completion, Driver, OpCode};
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+use std::rc::Rc;
+
+use crate::op::{Completed, OpTable, OrphanBox, OrphanDone};
 
 use super::budget::BUDGET;
 use super::{Enter, Shared};
@@ -60,7 +66,18 @@ pub(crate) struct Core {
     firing: Cell<bool>,
     front: RefCell<Vec<TaskRef>>,
     scratch: RefCell<(Vec<TaskRef>, Vec<TaskRef>)>,
-    driver: RefCell<Driver>,
+    /// In-flight I/O ops (`op.rs`).
+    ops: RefCell<OpTable>,
+    /// Completions taken from the driver, being processed.
+    completions: RefCell<Vec<Completion>>,
+    /// Fds closed by their owners since the last submit: the driver forgets
+    /// them before any new op can meet a reused number.
+    closed_fds: Rc<RefCell<Vec<RawFd>>>,
+    /// The driver. `ManuallyDrop`: shutdown leaks it when the kernel does not
+    /// confirm that every op finished (op.rs rule 4).
+    driver: RefCell<std::mem::ManuallyDrop<Driver>>,
+    /// Shutdown leaked the driver (see `drain_ops`).
+    driver_leaked: Cell<bool>,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -104,7 +121,11 @@ impl Core {
             firing: Cell::new(false),
             front: RefCell::new(Vec::new()),
             scratch: RefCell::new((Vec::new(), Vec::new())),
-            driver: RefCell::new(driver),
+            ops: RefCell::new(OpTable::default()),
+            completions: RefCell::new(Vec::new()),
+            closed_fds: Rc::default(),
+            driver: RefCell::new(std::mem::ManuallyDrop::new(driver)),
+            driver_leaked: Cell::new(false),
             _not_send: std::marker::PhantomData,
         }
     }
@@ -122,6 +143,11 @@ impl Core {
     /// Number of pending timers.
     pub(crate) fn timer_count(&self) -> usize {
         self.wheel.borrow().len()
+    }
+
+    /// I/O ops in flight.
+    pub(crate) fn io_op_count(&self) -> usize {
+        self.ops.borrow().in_flight()
     }
 
     pub(crate) fn push_local(&self, task: TaskRef) {
@@ -204,13 +230,120 @@ impl Core {
     }
 
     fn park(&self, timeout: Option<Duration>) {
-        let mut driver = self.driver.borrow_mut();
-        if let Err(e) = driver.park(timeout) {
-            panic!(
-                "coil: the {} driver failed while waiting for events: {e}",
-                driver.kind()
-            );
+        {
+            let mut driver = self.driver.borrow_mut();
+            if let Err(e) = driver.park(timeout) {
+                panic!(
+                    "coil: the {} driver failed while waiting for events: {e}",
+                    driver.kind()
+                );
+            }
+            let mut out = self.completions.borrow_mut();
+            out.extend(driver.completions());
+            if out.is_empty() {
+                return;
+            }
         }
+        self.dispatch_completions();
+    }
+
+    /// Hand completions to their ops: wake waiting futures (at the front of
+    /// the queue, like timers) and finish orphans.
+    fn dispatch_completions(&self) {
+        let mut done = std::mem::take(&mut *self.completions.borrow_mut());
+        let mut orphans: Vec<OrphanDone> = Vec::new();
+        let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
+        {
+            let mut ops = self.ops.borrow_mut();
+            for c in done.drain(..) {
+                match ops.complete(&c) {
+                    Completed::Wake(w) => wakers.push(w),
+                    Completed::Orphan(o) => orphans.push(o),
+                    Completed::Nothing => {}
+                }
+            }
+        }
+        *self.completions.borrow_mut() = done;
+        self.wake_to_front(&mut wakers);
+        *self.fired.borrow_mut() = wakers;
+        for o in orphans {
+            o.finish();
+        }
+    }
+
+    /// Wake `wakers`; coil tasks of this loop go to the front of the queue.
+    fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
+        self.firing.set(true);
+        for w in wakers.drain(..) {
+            w.wake();
+        }
+        self.firing.set(false);
+        let mut front = self.front.borrow_mut();
+        if !front.is_empty() {
+            let mut queue = self.run_queue.borrow_mut();
+            for t in front.drain(..).rev() {
+                queue.push_front(t);
+            }
+        }
+    }
+
+    // ----- I/O ops -----
+
+    /// Forget fds closed since the last call (see `closed_fds`).
+    fn release_closed_fds(&self, driver: &mut Driver) {
+        let mut closed = self.closed_fds.borrow_mut();
+        for fd in closed.drain(..) {
+            driver.release_fd(fd);
+        }
+    }
+
+    /// The list an fd owner pushes to when it closes its fd.
+    pub(crate) fn fd_closer(&self) -> Rc<RefCell<Vec<RawFd>>> {
+        self.closed_fds.clone()
+    }
+
+    /// Submit an op; returns its key.
+    ///
+    /// # Safety
+    ///
+    /// As `Driver::submit`: `op` stays valid and unmoved until its completion
+    /// is dispatched (op.rs rule 1).
+    pub(crate) unsafe fn submit_op(
+        &self,
+        op: NonNull<dyn OpCode>,
+        waker: &Waker,
+    ) -> io::Result<u64> {
+        let mut driver = self.driver.borrow_mut();
+        self.release_closed_fds(&mut driver);
+        let ud = self.ops.borrow_mut().insert_waiting(waker);
+        // SAFETY: forwarded from the caller.
+        match unsafe { driver.submit(ud, op) } {
+            Ok(()) => Ok(ud),
+            Err(e) => {
+                self.ops.borrow_mut().submit_failed(ud);
+                Err(e)
+            }
+        }
+    }
+
+    /// An op future polls for its result.
+    pub(crate) fn poll_op(&self, ud: u64, waker: &Waker) -> Option<i32> {
+        self.ops.borrow_mut().poll_slot(ud, waker)
+    }
+
+    /// An op future was dropped (op.rs rule 2).
+    pub(crate) fn orphan_op(&self, ud: u64, op: OrphanBox) {
+        let done = self.ops.borrow_mut().orphan_slot(ud, op);
+        match done {
+            Some(done) => done.finish(),
+            None => self.driver.borrow_mut().cancel(ud),
+        }
+    }
+
+    /// The active driver's kind (sockets are created blocking for io_uring,
+    /// non-blocking for epoll).
+    pub(crate) fn is_uring(&self) -> bool {
+        self.driver.borrow().kind() == coil_arch::DriverKind::Uring
     }
 
     fn drain_remote(&self) {
@@ -268,19 +401,8 @@ impl Core {
         drop(wheel);
         // Wakers of coil tasks on this loop land in `front` (see push_local);
         // foreign wakers do whatever they do.
-        self.firing.set(true);
-        for w in fired.drain(..) {
-            w.wake();
-        }
-        self.firing.set(false);
+        self.wake_to_front(&mut fired);
         *self.fired.borrow_mut() = fired;
-        let mut front = self.front.borrow_mut();
-        if !front.is_empty() {
-            let mut queue = self.run_queue.borrow_mut();
-            for t in front.drain(..).rev() {
-                queue.push_front(t);
-            }
-        }
     }
 
     /// File a timer for `deadline`; `None` if it is already due.
@@ -327,6 +449,7 @@ impl Core {
             unsafe { (t.header().vtable.shutdown)(t) };
             t.release(1);
         }
+        self.drain_ops();
         loop {
             let next = self.run_queue.borrow_mut().pop_front();
             match next {
@@ -338,7 +461,38 @@ impl Core {
         drop(wakers);
     }
 
+    /// Shutdown, op.rs rule 4: cancel every op in flight and wait (up to
+    /// `DRAIN_LIMIT`) for the kernel to confirm; leak the driver otherwise.
+    fn drain_ops(&self) {
+        const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+        if self.ops.borrow().in_flight() == 0 {
+            return;
+        }
+        for ud in self.ops.borrow().in_flight_keys() {
+            self.driver.borrow_mut().cancel(ud);
+        }
+        let deadline = std::time::Instant::now() + DRAIN_LIMIT;
+        while self.ops.borrow().in_flight() > 0 && std::time::Instant::now() < deadline {
+            self.park(Some(Duration::from_millis(10)));
+        }
+        if self.ops.borrow().in_flight() > 0 {
+            crate::op::DRIVER_LEAKED.store(true, Ordering::Relaxed);
+            self.ops.borrow_mut().leak_in_flight();
+            self.driver_leaked.set(true);
+        }
+    }
+
     pub(crate) fn driver_kind(&self) -> coil_arch::DriverKind {
         self.driver.borrow().kind()
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if !self.driver_leaked.get() {
+            // SAFETY: dropped once, here; no op is in flight (drain_ops
+            // confirmed every completion, or we would be leaking instead).
+            unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
+        }
     }
 }

@@ -177,6 +177,7 @@ pub fn stats() -> Option<Stats> {
         core.map(|c| Stats {
             tasks: c.task_count(),
             timers: c.timer_count(),
+            io_ops: c.io_op_count(),
             driver: c.driver_kind(),
         })
     })
@@ -190,6 +191,9 @@ pub struct Stats {
     pub tasks: usize,
     /// Timers filed and neither fired nor cancelled.
     pub timers: usize,
+    /// I/O operations submitted to the driver whose completion has not been
+    /// processed yet (including those whose future was dropped).
+    pub io_ops: usize,
     /// The active driver.
     pub driver: DriverKind,
 }

@@ -26,6 +26,9 @@ mod net;
 pub use fd::{CURRENT_POSITION, Close, Nop, Read, Write};
 pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
 
+/// The io_uring submission entry type, for ops that wrap another op.
+pub use io_uring::squeue::Entry as UringEntry;
+
 /// What an op waits for under epoll before [`OpCode::perform`] can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {

@@ -1,0 +1,175 @@
+//! [`spawn_blocking`]: run blocking code on a thread pool, like asyncio's
+//! `to_thread` / `run_in_executor`.
+//!
+//! The pool is process-wide and bounded ([`MAX_THREADS`] threads); threads
+//! start on demand and exit after [`IDLE_TIMEOUT`] without work. Jobs queue
+//! when every thread is busy. The returned [`BlockingTask`] is a future that
+//! can be awaited on any coil loop (the result comes back through an ordinary
+//! waker), or dropped (the job still runs; its result is dropped).
+//!
+//! coil uses it itself for host-name resolution, and (under the epoll driver,
+//! where regular files have no readiness) for file I/O.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::TaskError;
+
+/// Most threads the pool runs at once.
+pub const MAX_THREADS: usize = 64;
+/// A pool thread with no work for this long exits.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<PoolState>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState::default()),
+        work: Condvar::new(),
+    })
+}
+
+fn lock(p: &Pool) -> std::sync::MutexGuard<'_, PoolState> {
+    p.state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn worker(p: &'static Pool) {
+    let mut st = lock(p);
+    loop {
+        if let Some(job) = st.queue.pop_front() {
+            drop(st);
+            job();
+            st = lock(p);
+            continue;
+        }
+        st.idle += 1;
+        let (guard, timeout) = p
+            .work
+            .wait_timeout(st, IDLE_TIMEOUT)
+            .unwrap_or_else(|e| e.into_inner());
+        st = guard;
+        st.idle -= 1;
+        if timeout.timed_out() && st.queue.is_empty() {
+            st.threads -= 1;
+            return;
+        }
+    }
+}
+
+fn submit(job: Job) {
+    let p = pool();
+    let mut st = lock(p);
+    st.queue.push_back(job);
+    if st.idle == 0 && st.threads < MAX_THREADS {
+        st.threads += 1;
+        drop(st);
+        let spawned = std::thread::Builder::new()
+            .name("coil-blocking".into())
+            .spawn(move || worker(p));
+        if spawned.is_err() {
+            // Could not start a thread (resource limits): the job stays queued
+            // for the existing threads; if there are none, run it here.
+            let mut st = lock(p);
+            st.threads -= 1;
+            if st.threads == 0 {
+                let job = st.queue.pop_back();
+                drop(st);
+                if let Some(job) = job {
+                    job();
+                }
+            }
+        }
+    } else {
+        drop(st);
+        p.work.notify_one();
+    }
+}
+
+struct Slot<T> {
+    result: Option<Result<T, TaskError>>,
+    waker: Option<Waker>,
+}
+
+/// Runs `f` on the blocking pool and returns a future of its result.
+///
+/// A panic in `f` is caught and returned as `Err(TaskError::Panicked)`.
+/// Works inside or outside a runtime; the future may be awaited on any loop.
+///
+/// ```
+/// let sum = coil::run(async {
+///     coil::blocking::spawn_blocking(|| (1..=100u64).sum::<u64>()).await.unwrap()
+/// });
+/// assert_eq!(sum, 5050);
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> BlockingTask<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = Arc::new(Mutex::new(Slot {
+        result: None,
+        waker: None,
+    }));
+    let s2 = shared.clone();
+    submit(Box::new(move || {
+        let r = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
+        let waker = {
+            let mut slot = s2.lock().unwrap_or_else(|e| e.into_inner());
+            slot.result = Some(r);
+            slot.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }));
+    BlockingTask { shared }
+}
+
+/// The future returned by [`spawn_blocking`].
+#[must_use = "the job runs anyway; await the BlockingTask to get its result"]
+pub struct BlockingTask<T> {
+    shared: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Future for BlockingTask<T> {
+    type Output = Result<T, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                match &slot.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => slot.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for BlockingTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingTask").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,156 @@
+//! [`SharedFd`]: an fd shared by its I/O object and every op in flight on it.
+//!
+//! Rules (RELIABILITY.md §2.3: io_uring resolves fds by number, lazily):
+//! 1. The fd is closed only when the last `SharedFd` clone is dropped. Every
+//!    op holds a clone until its completion (also when orphaned, op.rs rule 2),
+//!    so no op is ever pending on a closed — or reused — fd number.
+//! 2. On close, the number is pushed to the loop's `closed_fds` list; the loop
+//!    tells the driver to forget it before submitting anything else, so the
+//!    epoll registration of an old file never shadows a new one.
+//! 3. `stash` holds bytes a cancelled read delivered after its future was
+//!    dropped; the next read returns them first (cancellation loses nothing).
+//!    `accepted` holds connections a cancelled accept produced; the next
+//!    accept returns them first, and they are closed with the listener.
+//! 4. While a dropped read or accept is still in flight (`orphans > 0`), a new
+//!    read or accept on the fd first waits for it ([`SharedFd::orphans_done`]):
+//!    otherwise the new op could wait in the kernel for data or a connection
+//!    that the dropped one already took, and hang while it sits in the stash.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use coil_arch::IoBufMut;
+
+struct Inner {
+    fd: RawFd,
+    closer: Option<Rc<RefCell<Vec<RawFd>>>>,
+    stash: RefCell<VecDeque<u8>>,
+    accepted: RefCell<VecDeque<(RawFd, Option<SocketAddr>)>>,
+    orphans: Cell<usize>,
+    orphan_waiters: RefCell<Vec<Waker>>,
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub(crate) struct SharedFd(Rc<Inner>);
+
+impl std::fmt::Debug for SharedFd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SharedFd").field(&self.0.fd).finish()
+    }
+}
+
+impl SharedFd {
+    /// Take ownership of `fd` (it is closed when the last clone drops).
+    pub(crate) fn new(fd: RawFd) -> SharedFd {
+        let closer = crate::rt::with_core(|c| c.map(|c| c.fd_closer()));
+        SharedFd(Rc::new(Inner {
+            fd,
+            closer,
+            stash: RefCell::default(),
+            accepted: RefCell::default(),
+            orphans: Cell::new(0),
+            orphan_waiters: RefCell::default(),
+        }))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.fd
+    }
+
+    /// Rule 3: keep bytes a dropped read delivered.
+    pub(crate) fn stash(&self, bytes: &[u8]) {
+        self.0.stash.borrow_mut().extend(bytes);
+    }
+
+    /// Rule 3: move stashed bytes into `buf`'s spare capacity. `None` if
+    /// nothing is stashed (or `buf` has no room).
+    pub(crate) fn take_stash<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
+        let mut stash = self.0.stash.borrow_mut();
+        let init = buf.bytes_init();
+        let room = buf.bytes_total() - init;
+        if stash.is_empty() || room == 0 {
+            return None;
+        }
+        let n = room.min(stash.len());
+        for (i, b) in stash.drain(..n).enumerate() {
+            // SAFETY: init + i < bytes_total: inside the writable allocation.
+            unsafe { buf.stable_mut_ptr().add(init + i).write(b) };
+        }
+        // SAFETY: the n bytes after init were just written.
+        unsafe { buf.set_init(init + n) };
+        Some(n)
+    }
+
+    /// Rule 3: keep a connection a dropped accept produced.
+    pub(crate) fn push_accepted(&self, fd: RawFd, addr: Option<SocketAddr>) {
+        self.0.accepted.borrow_mut().push_back((fd, addr));
+    }
+
+    pub(crate) fn pop_accepted(&self) -> Option<(RawFd, Option<SocketAddr>)> {
+        self.0.accepted.borrow_mut().pop_front()
+    }
+
+    /// Rule 4: a read or accept on this fd was dropped in flight.
+    pub(crate) fn orphan_begin(&self) {
+        self.0.orphans.set(self.0.orphans.get() + 1);
+    }
+
+    /// Rule 4: that op's completion was processed.
+    pub(crate) fn orphan_end(&self) {
+        let n = self.0.orphans.get() - 1;
+        self.0.orphans.set(n);
+        if n == 0 {
+            let waiters = std::mem::take(&mut *self.0.orphan_waiters.borrow_mut());
+            for w in waiters {
+                w.wake();
+            }
+        }
+    }
+
+    /// Rule 4: completes once no dropped read or accept is in flight.
+    pub(crate) fn orphans_done(&self) -> OrphansDone<'_> {
+        OrphansDone { fd: self }
+    }
+}
+
+/// See [`SharedFd::orphans_done`].
+pub(crate) struct OrphansDone<'a> {
+    fd: &'a SharedFd,
+}
+
+impl Future for OrphansDone<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.fd.0.orphans.get() == 0 {
+            return Poll::Ready(());
+        }
+        self.fd
+            .0
+            .orphan_waiters
+            .borrow_mut()
+            .push(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for (fd, _) in self.accepted.get_mut().drain(..) {
+            // SAFETY: queued accepted fds are owned by this listener alone.
+            unsafe { libc::close(fd) };
+        }
+        if let Some(closer) = &self.closer {
+            closer.borrow_mut().push(self.fd);
+        }
+        // SAFETY: rule 1: the last owner; no op is pending on this fd.
+        unsafe { libc::close(self.fd) };
+    }
+}

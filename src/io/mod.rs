@@ -1,0 +1,34 @@
+//! I/O building blocks: owned buffers and the fd handle that ops share.
+//!
+//! Every I/O call in coil **takes ownership of its buffer and hands it back**
+//! with the result, because io_uring writes into the buffer after the call
+//! that submitted the read has returned — the buffer must outlive the future:
+//!
+//! ```
+//! use coil::io::BufResult;
+//! use coil::net::{TcpListener, TcpStream};
+//!
+//! coil::run(async {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     let addr = listener.local_addr()?;
+//!     let client = coil::spawn(async move {
+//!         let s = TcpStream::connect(addr).await?;
+//!         let BufResult(res, _buf) = s.write_all(b"ping".to_vec()).await;
+//!         res
+//!     });
+//!     let (conn, _) = listener.accept().await?;
+//!     let BufResult(n, buf) = conn.read(Vec::with_capacity(16)).await;
+//!     assert_eq!(&buf[..n?], b"ping");
+//!     client.await.unwrap()
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! A read fills the buffer's *spare capacity* (`len..capacity`) and extends
+//! its length; a write sends its initialised bytes (`..len`).
+
+pub(crate) mod fd;
+mod slice;
+
+pub use coil_arch::{BufResult, IoBuf, IoBufMut};
+pub use slice::Slice;

@@ -1,0 +1,20 @@
+//! Networking: TCP listeners and streams over the loop's driver.
+//!
+//! asyncio's streams and sockets, completion-based: every read and write
+//! takes an owned buffer and gives it back ([`crate::io::BufResult`]). The same
+//! API and behaviour under io_uring and epoll. Sends never raise SIGPIPE: a
+//! vanished peer gives `EPIPE`/`ECONNRESET` as an error.
+//!
+//! **Cancellation loses nothing.** If a read's future is dropped (by a
+//! timeout, say) after the kernel already delivered bytes, those bytes are
+//! kept and returned by the next read on the same stream. If an accept's
+//! future is dropped after the kernel accepted a connection, the connection
+//! is kept and returned by the next accept on the listener (and closed with
+//! the listener if none comes).
+
+mod addr;
+mod socket;
+mod tcp;
+
+pub use addr::{Resolve, ToSocketAddrs};
+pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};

@@ -1,0 +1,101 @@
+//! Socket creation and options: plain system calls (they never block).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+
+use coil_arch::op::SockAddr;
+
+/// Evaluate a libc call, turning -1 into the OS error.
+macro_rules! syscall {
+    ($e:expr) => {{
+        let r = $e;
+        if r == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// Whether sockets for the current loop must be non-blocking (epoll) or
+/// blocking (io_uring honours O_NONBLOCK and would return EAGAIN).
+pub(crate) fn nonblocking() -> io::Result<bool> {
+    crate::rt::with_core(|c| match c {
+        Some(c) => Ok(!c.is_uring()),
+        None => Err(io::Error::other(
+            "coil sockets can only be created inside a running coil event loop (coil::run)",
+        )),
+    })
+}
+
+/// A new TCP socket for `addr`'s family, close-on-exec.
+pub(crate) fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<RawFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let flags =
+        libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: plain system call without pointers.
+    syscall!(unsafe { libc::socket(family, flags, 0) })
+}
+
+pub(crate) fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: `value` is a live local of the size passed.
+    syscall!(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&raw const value).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+pub(crate) fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
+    let mut value: i32 = 0;
+    let mut len = size_of::<i32>() as libc::socklen_t;
+    // SAFETY: value/len are live locals of the sizes passed.
+    syscall!(unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) })?;
+    Ok(value)
+}
+
+pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+    let a = SockAddr::from_std(addr);
+    let (p, len) = a.as_ptr();
+    // SAFETY: p/len describe `a`, alive for the call.
+    syscall!(unsafe { libc::bind(fd, p, len) }).map(drop)
+}
+
+pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: plain system call.
+    syscall!(unsafe { libc::listen(fd, backlog) }).map(drop)
+}
+
+fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
+    let mut a = SockAddr::empty();
+    let (p, len) = a.as_mut_ptr();
+    // SAFETY: p/len point into `a`, sized for any address.
+    syscall!(unsafe {
+        if peer {
+            libc::getpeername(fd, p, len)
+        } else {
+            libc::getsockname(fd, p, len)
+        }
+    })?;
+    a.as_std()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+}
+
+pub(crate) fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    name(fd, false)
+}
+
+pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    name(fd, true)
+}

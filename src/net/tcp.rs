@@ -1,0 +1,511 @@
+//! [`TcpListener`] and [`TcpStream`].
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+use coil_arch::op::{self as kop, Readiness, UringEntry};
+use coil_arch::{BufResult, IoBuf, IoBufMut, OpCode};
+
+use super::ToSocketAddrs;
+use super::socket::{self, nonblocking};
+use crate::io::Slice;
+use crate::io::fd::SharedFd;
+use crate::op::{Op, Operation};
+
+/// An op from coil-arch plus the fd handle it keeps alive (io/fd.rs rule 1).
+#[derive(Debug)]
+pub(crate) struct WithFd<T> {
+    pub(crate) op: T,
+    pub(crate) fd: SharedFd,
+}
+
+// SAFETY: delegates to `op`, whose entry points only into itself; `fd` keeps
+// the fd number valid for as long as the op lives.
+unsafe impl<T: OpCode> OpCode for WithFd<T> {
+    fn uring_entry(&mut self) -> UringEntry {
+        self.op.uring_entry()
+    }
+    fn readiness(&self) -> Readiness {
+        self.op.readiness()
+    }
+    fn perform(&mut self) -> io::Result<usize> {
+        self.op.perform()
+    }
+}
+
+impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {
+    type Output = BufResult<usize, B>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        let mut buf = self.op.buf;
+        if let Ok(n) = res {
+            let init = buf.bytes_init();
+            // SAFETY: the kernel wrote `n` bytes right after `init`.
+            unsafe { buf.set_init(init + n) };
+        }
+        BufResult(res, buf)
+    }
+
+    fn on_orphaned(&self) {
+        self.fd.orphan_begin();
+    }
+
+    /// Bytes that arrived after the future was dropped go to the stream's
+    /// stash, for the next read.
+    fn complete_orphan(self, res: io::Result<usize>) {
+        if let Ok(n) = res
+            && n > 0
+        {
+            let init = self.op.buf.bytes_init();
+            // SAFETY: the kernel initialised `n` bytes after `init`.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(self.op.buf.stable_ptr().add(init), n) };
+            self.fd.stash(bytes);
+        }
+        self.fd.orphan_end();
+    }
+}
+
+impl<B: IoBuf> Operation for WithFd<kop::Send<B>> {
+    type Output = BufResult<usize, B>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        BufResult(res, self.op.buf)
+    }
+}
+
+impl Operation for WithFd<kop::Accept> {
+    type Output = io::Result<(RawFd, Option<SocketAddr>)>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(|fd| (fd as RawFd, self.op.addr.as_std()))
+    }
+
+    fn on_orphaned(&self) {
+        self.fd.orphan_begin();
+    }
+
+    /// A connection accepted after the future was dropped waits in the
+    /// listener for the next `accept`.
+    fn complete_orphan(self, res: io::Result<usize>) {
+        if let Ok(fd) = res {
+            self.fd.push_accepted(fd as RawFd, self.op.addr.as_std());
+        }
+        self.fd.orphan_end();
+    }
+}
+
+impl Operation for WithFd<kop::Connect> {
+    type Output = io::Result<()>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(drop)
+    }
+}
+
+impl Operation for WithFd<kop::Shutdown> {
+    type Output = io::Result<()>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(drop)
+    }
+}
+
+/// A TCP socket listening for connections, like asyncio's `start_server`.
+///
+/// ```
+/// use coil::net::{TcpListener, TcpStream};
+///
+/// coil::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let client = coil::spawn(TcpStream::connect(addr));
+///     let (_server_side, peer) = listener.accept().await?;
+///     let client = client.await.unwrap()?;
+///     assert_eq!(peer, client.local_addr()?);
+///     Ok::<(), std::io::Error>(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpListener {
+    fd: SharedFd,
+}
+
+impl TcpListener {
+    /// Binds to a **literal** address (port 0 picks a free port) and
+    /// listens. Host names are resolved by [`TcpListener::bind_to`].
+    ///
+    /// Sets `SO_REUSEADDR`. Backlog 1024.
+    ///
+    /// # Errors
+    ///
+    /// The OS error (`EADDRINUSE`, `EACCES`, ...), or `InvalidInput` for a
+    /// string that is not a literal `ip:port`. Must be called inside a
+    /// running loop.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let addrs = match addr.to_resolve() {
+            super::Resolve::Ready(r) => r?,
+            super::Resolve::Lookup(name) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "TcpListener::bind takes a literal address; use bind_to to resolve {name:?}"
+                    ),
+                ));
+            }
+        };
+        let mut last = None;
+        for a in addrs {
+            match Self::bind_one(a) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind")))
+    }
+
+    /// Like [`TcpListener::bind`], resolving host names on the blocking pool.
+    pub async fn bind_to(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let addrs = addr.to_resolve().resolve().await?;
+        TcpListener::bind(addrs.as_slice())
+    }
+
+    fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+        let fd = socket::tcp_socket(&addr, nonblocking()?)?;
+        let fd = SharedFd::new(fd);
+        socket::set_int_opt(fd.raw(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        socket::bind(fd.raw(), addr)?;
+        socket::listen(fd.raw(), 1024)?;
+        Ok(TcpListener { fd })
+    }
+
+    /// Waits for a connection; returns the stream and the peer's address.
+    ///
+    /// Cancel-safe: a connection accepted after this future was dropped is
+    /// returned by the next call.
+    ///
+    /// # Errors
+    ///
+    /// The OS error. `EMFILE`/`ENFILE` (out of fds) come back as errors
+    /// without closing the listener; keep serving and retry later.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.fd.orphans_done().await;
+        let (fd, addr) = match self.fd.pop_accepted() {
+            Some(x) => x,
+            None => {
+                let nb = nonblocking()?;
+                Op::new(WithFd {
+                    op: kop::Accept::new(self.fd.raw(), nb),
+                    fd: self.fd.clone(),
+                })
+                .await?
+            }
+        };
+        let stream = TcpStream {
+            fd: SharedFd::new(fd),
+        };
+        let addr = match addr {
+            Some(a) => a,
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, addr))
+    }
+
+    /// The address the listener is bound to (the real port after binding 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket::local_addr(self.fd.raw())
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("fd", &self.fd.raw())
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+/// A TCP connection, like asyncio's `(StreamReader, StreamWriter)` pair.
+///
+/// Methods take `&self`, so one task can read while another writes (share it
+/// with `Rc`, or split it with [`TcpStream::into_split`]).
+pub struct TcpStream {
+    fd: SharedFd,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each resolved address in turn. Host names
+    /// are resolved on the blocking pool, never on the loop.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the last address tried (`ECONNREFUSED`, ...).
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let addrs = addr.to_resolve().resolve().await?;
+        let mut last = None;
+        for a in addrs {
+            match Self::connect_one(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    /// Like [`TcpStream::connect`], giving up after `timeout` with
+    /// `ErrorKind::TimedOut`.
+    pub async fn connect_timeout(
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        crate::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    }
+
+    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+        let fd = SharedFd::new(socket::tcp_socket(&addr, nonblocking()?)?);
+        Op::new(WithFd {
+            op: kop::Connect::new(fd.raw(), addr),
+            fd: fd.clone(),
+        })
+        .await?;
+        Ok(TcpStream { fd })
+    }
+
+    /// Reads into the spare capacity of `buf` (`len..capacity`) and extends
+    /// its length by the count read. `Ok(0)` means end of stream (or no
+    /// spare capacity).
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        read(&self.fd, buf).await
+    }
+
+    /// Reads until `buf` is full (`len == capacity`).
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` if the stream ends first (the bytes read stay in `buf`).
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        read_exact(&self.fd, buf).await
+    }
+
+    /// Writes some of `buf`'s bytes; returns how many.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        write(&self.fd, buf).await
+    }
+
+    /// Writes all of `buf`'s bytes.
+    ///
+    /// # Errors
+    ///
+    /// The OS error (`EPIPE`, `ECONNRESET` when the peer went away); some
+    /// bytes may have been written.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all(&self.fd, buf).await
+    }
+
+    /// Shuts down the read half, write half (sends FIN) or both.
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        shutdown(&self.fd, how).await
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket::peer_addr(self.fd.raw())
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket::local_addr(self.fd.raw())
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        socket::set_int_opt(
+            self.fd.raw(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            i32::from(on),
+        )
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        socket::get_int_opt(self.fd.raw(), libc::IPPROTO_TCP, libc::TCP_NODELAY).map(|v| v != 0)
+    }
+
+    /// Sets `SO_LINGER` (`Some(ZERO)` makes close send a reset).
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        let l = libc::linger {
+            l_onoff: i32::from(linger.is_some()),
+            l_linger: linger.map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX)),
+        };
+        // SAFETY: `l` is a live local of the size passed.
+        socket::syscall!(unsafe {
+            libc::setsockopt(
+                self.fd.raw(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&raw const l).cast(),
+                size_of::<libc::linger>() as libc::socklen_t,
+            )
+        })
+        .map(drop)
+    }
+
+    /// Splits into a read half and a write half that can live in different
+    /// tasks of the same loop. The socket closes when both are dropped.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (
+            OwnedReadHalf {
+                fd: self.fd.clone(),
+            },
+            OwnedWriteHalf { fd: self.fd },
+        )
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.fd.raw())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// The read half of [`TcpStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedReadHalf {
+    fd: SharedFd,
+}
+
+impl OwnedReadHalf {
+    /// See [`TcpStream::read`].
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        read(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::read_exact`].
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        read_exact(&self.fd, buf).await
+    }
+}
+
+/// The write half of [`TcpStream::into_split`].
+#[derive(Debug)]
+pub struct OwnedWriteHalf {
+    fd: SharedFd,
+}
+
+impl OwnedWriteHalf {
+    /// See [`TcpStream::write`].
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        write(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::write_all`].
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::shutdown`].
+    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        shutdown(&self.fd, how).await
+    }
+}
+
+async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {
+    fd.orphans_done().await;
+    if let Some(n) = fd.take_stash(&mut buf) {
+        return BufResult(Ok(n), buf);
+    }
+    Op::new(WithFd {
+        op: kop::Recv { fd: fd.raw(), buf },
+        fd: fd.clone(),
+    })
+    .await
+}
+
+async fn read_exact<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
+    while buf.bytes_init() < buf.bytes_total() {
+        let BufResult(res, b) = read(fd, buf).await;
+        buf = b;
+        match res {
+            Ok(0) => {
+                return BufResult(
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "stream ended before the buffer was full",
+                    )),
+                    buf,
+                );
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return BufResult(Err(e), buf),
+        }
+    }
+    BufResult(Ok(()), buf)
+}
+
+async fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
+    Op::new(WithFd {
+        op: kop::Send { fd: fd.raw(), buf },
+        fd: fd.clone(),
+    })
+    .await
+}
+
+async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
+    let mut slice = Slice::new(buf, 0);
+    while slice.bytes_init() > 0 {
+        let BufResult(res, s) = write(fd, slice).await;
+        slice = s;
+        match res {
+            Ok(0) => {
+                return BufResult(
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the socket accepted no more bytes",
+                    )),
+                    slice.into_inner(),
+                );
+            }
+            Ok(n) => slice.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return BufResult(Err(e), slice.into_inner()),
+        }
+    }
+    BufResult(Ok(()), slice.into_inner())
+}
+
+async fn shutdown(fd: &SharedFd, how: Shutdown) -> io::Result<()> {
+    let how = match how {
+        Shutdown::Read => libc::SHUT_RD,
+        Shutdown::Write => libc::SHUT_WR,
+        Shutdown::Both => libc::SHUT_RDWR,
+    };
+    Op::new(WithFd {
+        op: kop::Shutdown { fd: fd.raw(), how },
+        fd: fd.clone(),
+    })
+    .await
+}
