@@ -244,8 +244,10 @@ driver_test! {
         rt.block_on(async {
             // A listener with a backlog of 0 that never accepts: once its
             // queue is full, the kernel drops further SYNs and connect hangs.
+            // SAFETY: plain system call without pointers.
             let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
             assert!(fd >= 0);
+            // SAFETY: `fd` was just created and is owned by nothing else.
             let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
             let std_l = std::net::TcpListener::from(owned);
             let sa = libc::sockaddr_in {

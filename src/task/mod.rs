@@ -21,7 +21,7 @@
 //!
 //! # Implementation spec
 //!
-//! A task is **one heap allocation**: a `#[repr(C)]` [`Header`](raw) followed by
+//! A task is **one heap allocation**: a `#[repr(C)]` `Header` (`raw.rs`) followed by
 //! the *stage*, which holds the future, later its output, then nothing. The
 //! state word is described bit by bit in `state.rs`. The rules below are what
 //! every `// SAFETY:` comment in this module refers to.
@@ -82,6 +82,8 @@ mod join;
 pub(crate) mod list;
 pub(crate) mod raw;
 pub(crate) mod state;
+#[cfg(all(test, loom))]
+mod state_loom;
 mod yield_now;
 
 pub use builder::Builder;
