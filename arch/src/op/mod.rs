@@ -21,9 +21,13 @@ use std::os::fd::RawFd;
 use std::ptr::NonNull;
 
 mod fd;
+mod fs;
 mod net;
 
 pub use fd::{CURRENT_POSITION, Close, Nop, Read, Write};
+pub use fs::{
+    FsOpcode, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt, uring_supports,
+};
 pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
 
 /// The io_uring submission entry type, for ops that wrap another op.
