@@ -18,52 +18,7 @@
 //! assert_eq!((a, b), (1, "two"));
 //! ```
 //!
-//! # Semantics, precisely
-//!
-//! `task_group(body)` creates a group, calls `body` with a [`TaskGroup`]
-//! handle and awaits the future it returns (the *body*) **in the current
-//! task**. Children spawned with [`TaskGroup::spawn`] / [`try_spawn`] are
-//! real tasks on the current loop; they start on the loop's next tick.
-//!
-//! 1. **Leaving waits for all.** When the body finishes, `task_group` keeps
-//!    waiting until every child has finished, then returns
-//!    `Ok(body_output)`. Each child's value is in its [`GroupTask`] handle.
-//! 2. **The first failure cancels the rest.** A child *fails* if it panics,
-//!    or, when spawned with [`try_spawn`], returns `Err`. At that moment,
-//!    inside the failing child's poll, the group requests cancellation of
-//!    every other child ([`Task::cancel`]), so none of them runs again; the
-//!    body is dropped the next time the owner is polled (it stops at the
-//!    `.await` it was suspended on). `task_group` then waits until every
-//!    cancelled child's future has been dropped (their destructors have run)
-//!    and returns `Err(TaskGroupError)`.
-//! 3. **Failures are aggregated**, like `ExceptionGroup`: the error lists each
-//!    failure with the child's spawn index. Because the cancellation is
-//!    requested synchronously at the first failure, later failures cannot
-//!    happen, so the list normally holds exactly one failure; it holds
-//!    every failure that happened before the cancellation took effect. The
-//!    error also lists which children the group cancelled. A child that
-//!    finished successfully keeps its value even when the group fails.
-//! 4. **Spawning while the group is shutting down** (after a failure) does
-//!    not start the child: its future is dropped at once and its handle
-//!    reports it as cancelled. **Spawning after the group has finished**
-//!    panics: a handle cloned out of the body outlived its group.
-//! 5. **Dropping the owner** (the future `task_group` returned, for instance
-//!    because the task awaiting it was cancelled) cancels every child that
-//!    is still running. Drop cannot wait, so the children's futures are
-//!    dropped when the loop next gets to them (the next tick), not before
-//!    the drop returns.
-//! 6. **A panic in the body** cancels the children, waits for them like a
-//!    failure does, and then resumes the panic in the awaiting task.
-//!    An `Err` *returned* by the body is just its output: it does not
-//!    cancel anything (unlike an exception in asyncio's `async with` block).
-//!
-//! The handle is an `Rc`, so children may capture a clone and spawn
-//! siblings, as in asyncio. Cancelling a child from outside (with a task
-//! handle you do not have; the group keeps them) is not possible: a child
-//! that wants to stop returns.
-//!
-//! [`try_spawn`]: TaskGroup::try_spawn
-//! [`Task::cancel`]: crate::Task::cancel
+//! The rules are documented on [`task_group`].
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -81,7 +36,7 @@ use crate::task::Task;
 ///
 /// Returns the body's output once every child has finished, or the
 /// aggregated failures if any child failed (after cancelling and awaiting
-/// the others). See the [module docs](self) for the exact rules.
+/// the others). The exact rules are below.
 ///
 /// The group's error type `E` (for children started with
 /// [`TaskGroup::try_spawn`]) is usually given by annotating the closure's
@@ -104,6 +59,53 @@ use crate::task::Task;
 ///     assert!(matches!(&err.failures()[..], [(1, Failure::Error(e))] if e == "no such user"));
 /// });
 /// ```
+///
+/// # Semantics, precisely
+///
+/// `task_group(body)` creates a group, calls `body` with a [`TaskGroup`]
+/// handle and awaits the future it returns (the *body*) **in the current
+/// task**. Children spawned with [`TaskGroup::spawn`] / [`try_spawn`] are
+/// real tasks on the current loop; they start on the loop's next tick.
+///
+/// 1. **Leaving waits for all.** When the body finishes, `task_group` keeps
+///    waiting until every child has finished, then returns
+///    `Ok(body_output)`. Each child's value is in its [`GroupTask`] handle.
+/// 2. **The first failure cancels the rest.** A child *fails* if it panics,
+///    or, when spawned with [`try_spawn`], returns `Err`. At that moment,
+///    inside the failing child's poll, the group requests cancellation of
+///    every other child ([`Task::cancel`]), so none of them runs again; the
+///    body is dropped the next time the owner is polled (it stops at the
+///    `.await` it was suspended on). `task_group` then waits until every
+///    cancelled child's future has been dropped (their destructors have run)
+///    and returns `Err(TaskGroupError)`.
+/// 3. **Failures are aggregated**, like `ExceptionGroup`: the error lists each
+///    failure with the child's spawn index. Because the cancellation is
+///    requested synchronously at the first failure, later failures cannot
+///    happen, so the list normally holds exactly one failure; it holds
+///    every failure that happened before the cancellation took effect. The
+///    error also lists which children the group cancelled. A child that
+///    finished successfully keeps its value even when the group fails.
+/// 4. **Spawning while the group is shutting down** (after a failure) does
+///    not start the child: its future is dropped at once and its handle
+///    reports it as cancelled. **Spawning after the group has finished**
+///    panics: a handle cloned out of the body outlived its group.
+/// 5. **Dropping the owner** (the future `task_group` returned, for instance
+///    because the task awaiting it was cancelled) cancels every child that
+///    is still running. Drop cannot wait, so the children's futures are
+///    dropped when the loop next gets to them (the next tick), not before
+///    the drop returns.
+/// 6. **A panic in the body** cancels the children, waits for them like a
+///    failure does, and then resumes the panic in the awaiting task.
+///    An `Err` *returned* by the body is just its output: it does not
+///    cancel anything (unlike an exception in asyncio's `async with` block).
+///
+/// The handle is an `Rc`, so children may capture a clone and spawn
+/// siblings, as in asyncio. Cancelling a child from outside (with a task
+/// handle you do not have; the group keeps them) is not possible: a child
+/// that wants to stop returns.
+///
+/// [`try_spawn`]: TaskGroup::try_spawn
+/// [`Task::cancel`]: crate::Task::cancel
 pub async fn task_group<E, F, Fut>(body: F) -> Result<Fut::Output, TaskGroupError<E>>
 where
     E: 'static,
@@ -193,8 +195,8 @@ impl<E: 'static> TaskGroup<E> {
     ///
     /// # Panics
     ///
-    /// Panics if the group has already finished (see rule 4 in the
-    /// [module docs](self)), or outside a coil runtime.
+    /// Panics if the group has already finished (rule 4 of [`task_group`]),
+    /// or outside a coil runtime.
     #[track_caller]
     pub fn spawn<T, F>(&self, future: F) -> GroupTask<T>
     where

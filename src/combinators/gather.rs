@@ -93,7 +93,8 @@ macro_rules! gather {
 /// Runs every future of `iter` concurrently in the current task and returns
 /// their outputs in input order: `asyncio.gather(*aws)`.
 ///
-/// Nothing is spawned (see the [module docs](self)). Given [`Task`] handles,
+/// Nothing is spawned: the futures run inside the awaiting task, each wake
+/// polling those not finished yet (see [`combinators`](crate::combinators)). Given [`Task`] handles,
 /// it joins them, and each output is the task's `Result<T, TaskError>`: that
 /// is already asyncio's `return_exceptions=True`.
 ///

@@ -57,8 +57,12 @@ use super::Stream;
 /// assert_eq!(v, [1, 4, 9, 16]);
 /// ```
 ///
-/// See the [module docs](self) for how it works and the two invariants a
-/// body must respect. The body future is boxed, so `Generate` is `Unpin`.
+/// The body and the stream share one slot: `co.yield_(x).await` stores `x`
+/// and suspends the body once; the stream hands `x` to its consumer. The
+/// body runs only as far as the consumer pulls, and dropping the stream
+/// drops the body. Two rules: **yield only through the body's own `Co`**,
+/// and **await each `yield_` before starting the next** (two pending yields
+/// panic, saying so). The body future is boxed, so `Generate` is `Unpin`.
 pub fn generate<T, F, Fut>(body: F) -> Generate<T, Fut>
 where
     F: FnOnce(Co<T>) -> Fut,
