@@ -99,3 +99,20 @@ pub(crate) fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
 pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
     name(fd, true)
 }
+
+/// Set or clear `O_NONBLOCK` to suit the current loop's driver.
+pub(crate) fn adopt(fd: RawFd) -> io::Result<()> {
+    let nb = nonblocking()?;
+    // SAFETY: plain fcntl on an fd the caller owns.
+    let flags = syscall!(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let want = if nb {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if want != flags {
+        // SAFETY: as above.
+        syscall!(unsafe { libc::fcntl(fd, libc::F_SETFL, want) })?;
+    }
+    Ok(())
+}

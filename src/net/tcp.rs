@@ -215,6 +215,19 @@ impl TcpListener {
         Ok((stream, addr))
     }
 
+    /// Adopts a listener made with the standard library (its blocking mode is
+    /// set to what the loop's driver needs).
+    ///
+    /// # Errors
+    ///
+    /// Outside a running loop, or if `fcntl` fails.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
+        let fd = SharedFd::new(fd);
+        socket::adopt(fd.raw())?;
+        Ok(TcpListener { fd })
+    }
+
     /// The address the listener is bound to (the real port after binding 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         socket::local_addr(self.fd.raw())
@@ -272,6 +285,19 @@ impl TcpStream {
         crate::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    }
+
+    /// Adopts a connected stream made with the standard library (its
+    /// blocking mode is set to what the loop's driver needs).
+    ///
+    /// # Errors
+    ///
+    /// Outside a running loop, or if `fcntl` fails.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(stream);
+        let fd = SharedFd::new(fd);
+        socket::adopt(fd.raw())?;
+        Ok(TcpStream { fd })
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {

@@ -1,0 +1,215 @@
+//! Faults under every driver: bad fds, fd-number reuse with an op pending,
+//! out of fds on accept (RELIABILITY.md §4 items 22, 24, 25).
+
+mod support;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use coil::io::BufResult;
+use coil::net::{TcpListener, TcpStream};
+use coil::spawn;
+use coil::time::timeout;
+
+async fn pair(l: &TcpListener) -> (TcpStream, TcpStream) {
+    let addr = l.local_addr().unwrap();
+    let c = spawn(TcpStream::connect(addr));
+    let (s, _) = l.accept().await.unwrap();
+    (c.await.unwrap().unwrap(), s)
+}
+
+async fn io_idle() {
+    while coil::runtime::stats().unwrap().io_ops > 0 {
+        coil::task::yield_now().await;
+    }
+}
+
+driver_test! {
+    fn closed_fd_gives_ebadf(rt) {
+        // Item 24: an fd closed behind the runtime's back gives EBADF, not a
+        // panic or a hang.
+        rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let std_s = std::net::TcpStream::connect(addr).unwrap();
+            let (_peer, _) = l.accept().await.unwrap();
+            // Move the socket to a high fd number first: the kernel hands out
+            // the lowest free number, so no other test thread will reuse this
+            // one after we close it.
+            // SAFETY: F_DUPFD_CLOEXEC on a live fd; the copy is owned below.
+            let high = unsafe { libc::fcntl(std_s.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 15_000) };
+            assert!(high >= 15_000, "{}", std::io::Error::last_os_error());
+            drop(std_s);
+            // SAFETY: `high` is a fresh fd owned by nothing else.
+            let std_s = unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(high) };
+            let s = TcpStream::from_std(std_s).unwrap();
+            let fd = s.as_raw_fd();
+            // SAFETY: deliberately closing the fd behind the stream's back
+            // (the test is about exactly that misuse).
+            unsafe { libc::close(fd) };
+            let BufResult(r, _) = s.read(Vec::with_capacity(8)).await;
+            assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
+            let BufResult(r, _) = s.write(&b"x"[..]).await;
+            assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
+            // The stream will close the number again on drop; make sure no
+            // other file holds it by then.
+            std::mem::forget(s);
+        });
+    }
+
+    fn pending_read_then_fd_closed_behind_our_back_never_hangs(rt) {
+        // Item 24, second half: the caller can always get out with a timeout.
+        rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (a, _b) = pair(&l).await;
+            let fd = a.as_raw_fd();
+            let read = a.read(Vec::with_capacity(8));
+            let r = timeout(Duration::from_millis(20), async {
+                // SAFETY: deliberate misuse under test; see above.
+                let _ = unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+                read.await
+            })
+            .await;
+            if let Ok(BufResult(r, _)) = r {
+                // shutdown(SHUT_RD) makes the read see EOF, or an error.
+                assert!(matches!(r, Ok(0) | Err(_)));
+            }
+        });
+    }
+
+    fn fd_number_reuse_with_pending_read(rt) {
+        // Item 25: a read pending on stream A is cancelled and A closed (the
+        // runtime waits for the cancellation before closing); the next stream
+        // often gets A's fd number; data for B reaches only B's reader.
+        rt.block_on(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut reused = 0;
+            for round in 0..support::scaled(1000) {
+                let (a, a_peer) = pair(&l).await;
+                let a_fd = a.as_raw_fd();
+                let reader = spawn(async move {
+                    let BufResult(r, buf) = a.read(Vec::with_capacity(16)).await;
+                    (r.map_err(|e| e.raw_os_error()), buf)
+                });
+                coil::task::yield_now().await;
+                reader.cancel();
+                assert!(reader.await.unwrap_err().is_cancelled());
+                io_idle().await;
+                drop(a_peer);
+                let (b, b_peer) = pair(&l).await;
+                if b.as_raw_fd() == a_fd || b_peer.as_raw_fd() == a_fd {
+                    reused += 1;
+                }
+                let msg = format!("round {round}");
+                let BufResult(w, _) = b_peer.write_all(msg.clone().into_bytes()).await;
+                w.unwrap();
+                let BufResult(r, got) = b.read_exact(Vec::with_capacity(msg.len())).await;
+                r.unwrap();
+                assert_eq!(got, msg.as_bytes());
+            }
+            assert!(reused > 0, "fd numbers were never reused: the test did not test reuse");
+        });
+    }
+}
+
+/// Item 22: out of fds on accept. The server keeps its listener, reports
+/// EMFILE as an error (the loop below backs off instead of spinning), and
+/// recovers once fds are freed. Runs in a child process with a soft
+/// RLIMIT_NOFILE of 64.
+#[test]
+fn emfile_on_accept_recovers() {
+    if std::env::var_os("COIL_EMFILE_CHILD").is_some() {
+        emfile_child();
+        return;
+    }
+    for driver in ["uring", "epoll"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "emfile_on_accept_recovers",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("COIL_EMFILE_CHILD", "1")
+            .env("COIL_DRIVER", driver)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{driver}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: `ru` is a live local; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn emfile_child() {
+    coil::run(async {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // Clients live in a plain thread; its connections count against the
+        // same limit, so open them first, then fill the table.
+        let clients = std::thread::spawn(move || {
+            (0..8)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        let lim = libc::rlimit {
+            rlim_cur: 64,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: `lim` is a live local. Lowering the soft limit needs no privilege.
+        let mut lim = lim;
+        // SAFETY: getrlimit fills `lim`.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
+        lim.rlim_cur = 64;
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) },
+            0
+        );
+        let mut filler = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            filler.push(f);
+        }
+        let cpu0 = cpu_time();
+        let start = std::time::Instant::now();
+        let mut emfile = 0;
+        while start.elapsed() < Duration::from_millis(300) {
+            match l.accept().await {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    emfile += 1;
+                    coil::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("unexpected accept error {e}"),
+                Ok(_) => panic!("accepted with a full fd table"),
+            }
+        }
+        let cpu = cpu_time() - cpu0;
+        assert!(emfile > 0, "never saw EMFILE");
+        assert!(
+            cpu < Duration::from_millis(200),
+            "spun: {cpu:?} of CPU in 300 ms"
+        );
+        drop(filler);
+        for _ in 0..8 {
+            let (s, _) = timeout(Duration::from_secs(5), l.accept())
+                .await
+                .unwrap()
+                .unwrap();
+            drop(s);
+        }
+        drop(clients);
+    });
+}
