@@ -87,6 +87,7 @@ pub mod combinators;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod io;
+mod loom;
 pub mod net;
 mod op;
 pub mod queue;

@@ -220,6 +220,30 @@ driver_test! {
         });
     }
 
+    fn io_progresses_while_a_task_spins(rt) {
+        // Item 13: a task that yields forever keeps the queue non-empty; the
+        // loop must still submit and reap I/O (every `event_interval` polls).
+        rt.block_on(async {
+            let stop = Rc::new(std::cell::Cell::new(false));
+            let s2 = stop.clone();
+            let spinner = spawn(async move {
+                while !s2.get() {
+                    coil::task::yield_now().await;
+                }
+            });
+            let (a, b) = pair().await;
+            for i in 0..50u32 {
+                let BufResult(r, _) = a.write_all(i.to_le_bytes().to_vec()).await;
+                r.unwrap();
+                let BufResult(r, buf) = b.read_exact(Vec::with_capacity(4)).await;
+                r.unwrap();
+                assert_eq!(buf, i.to_le_bytes());
+            }
+            stop.set(true);
+            spinner.await.unwrap();
+        });
+    }
+
     fn split_halves_in_two_tasks(rt) {
         rt.block_on(async {
             let (a, b) = pair().await;

@@ -34,7 +34,7 @@ impl Default for Builder {
 
 impl Builder {
     /// Default settings: the driver from `COIL_DRIVER` (else `auto`), 256
-    /// io_uring entries, I/O polled at least every 61 ticks.
+    /// io_uring entries, I/O polled at least every 61 task polls.
     pub fn new() -> Builder {
         Builder {
             driver: None,
@@ -61,10 +61,11 @@ impl Builder {
         self
     }
 
-    /// The loop polls the driver for I/O at least once every `ticks` ticks,
-    /// even when tasks are always ready. Default 61 (as tokio). Minimum 1.
-    pub fn event_interval(mut self, ticks: u32) -> Builder {
-        self.event_interval = ticks.max(1);
+    /// The loop polls the driver for I/O (and submits queued io_uring
+    /// operations) at least once every `polls` task polls, even when tasks
+    /// are always ready. Default 61 (tokio's figure). Minimum 1.
+    pub fn event_interval(mut self, polls: u32) -> Builder {
+        self.event_interval = polls.max(1);
         self
     }
 

@@ -8,8 +8,10 @@
 //!    [`MAX_TICK`] of them), each at most once; tasks woken during the tick
 //!    wait for a later one (fairness);
 //! 4. if nothing is runnable, park in the driver until the next timer, an I/O
-//!    event or an unpark; otherwise poll the driver without blocking every
-//!    `event_interval` ticks, so I/O is never starved by busy tasks.
+//!    event or an unpark; otherwise poll the driver without blocking once
+//!    `event_interval` task polls have passed since the last time, so I/O
+//!    (and, under io_uring, the submission of queued operations) is never
+//!    starved by busy tasks.
 //!
 //! Bounding a tick keeps timers and remote wakes checked every few hundred
 //! polls even when a burst queues 100 000 tasks at once.
@@ -56,7 +58,8 @@ pub(crate) struct Core {
     closed: Cell<bool>,
     /// Coop budget of the poll in progress (see `budget.rs`).
     pub(crate) budget: Cell<u32>,
-    tick: Cell<u32>,
+    /// Task polls since the driver was last polled.
+    polls_since_park: Cell<u32>,
     event_interval: u32,
     wheel: RefCell<Wheel>,
     /// Tick 0 of the wheel.
@@ -113,7 +116,7 @@ impl Core {
             owned: OwnedList::default(),
             closed: Cell::new(false),
             budget: Cell::new(BUDGET),
-            tick: Cell::new(0),
+            polls_since_park: Cell::new(0),
             event_interval: event_interval.max(1),
             wheel: RefCell::new(Wheel::new()),
             origin: std::time::Instant::now(),
@@ -195,8 +198,6 @@ impl Core {
     }
 
     fn tick(&self) {
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
         if self.shared.remote_pending() {
             self.drain_remote();
         }
@@ -218,18 +219,21 @@ impl Core {
                 }
             }
         }
+        let polls = self.polls_since_park.get().saturating_add(n as u32);
+        self.polls_since_park.set(polls);
         let idle = self.run_queue.borrow().is_empty()
             && !self.shared.main_woken.load(Ordering::SeqCst)
             && !self.shared.remote_pending();
         if idle {
             let timeout = self.park_timeout();
             self.park(timeout);
-        } else if tick.is_multiple_of(self.event_interval) {
+        } else if polls >= self.event_interval {
             self.park(Some(Duration::ZERO));
         }
     }
 
     fn park(&self, timeout: Option<Duration>) {
+        self.polls_since_park.set(0);
         {
             let mut driver = self.driver.borrow_mut();
             if let Err(e) = driver.park(timeout) {
