@@ -17,7 +17,7 @@
 //! Only the loop thread sets `RUNNING` and `COMPLETE`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
 
-use std::sync::atomic::AtomicUsize;
+use crate::loom::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 /// A queue reference exists for this task (see the table above).
@@ -141,13 +141,13 @@ pub(crate) struct State(AtomicUsize);
 impl State {
     /// A new task: scheduled, join interest, three references (owned list,
     /// handle, queue).
-    pub(crate) const fn new_spawned() -> State {
+    pub(crate) fn new_spawned() -> State {
         State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (3 * REF_ONE)))
     }
 
     /// A task that never runs: already complete (cancelled before it could
     /// start), one reference held by its handle.
-    pub(crate) const fn new_complete() -> State {
+    pub(crate) fn new_complete() -> State {
         State(AtomicUsize::new(COMPLETE | JOIN_INTEREST | REF_ONE))
     }
 
@@ -214,8 +214,17 @@ impl State {
     pub(crate) fn transition_to_notified_by_ref(&self) -> Notify {
         let mut cur = self.0.load(Acquire);
         loop {
-            let (next, res) = if cur & (COMPLETE | SCHEDULED) != 0 {
+            let (next, res) = if cur & COMPLETE != 0 {
                 return Notify::Nothing;
+            } else if cur & SCHEDULED != 0 {
+                // Already queued: still write (the same value) so that this
+                // wake is a release in the word's modification order. The
+                // poll that the queue entry leads to starts with an acquire
+                // RMW (`transition_to_running`), so it then sees whatever the
+                // waker published before waking. A plain load here would let
+                // that poll miss it and the wake be lost (loom model
+                // `state_loom::wake_by_ref_while_polling`).
+                (cur, Notify::Nothing)
             } else if cur & RUNNING != 0 {
                 (cur | SCHEDULED, Notify::Nothing)
             } else {

@@ -1,0 +1,432 @@
+//! Loom models of the task state word (RELIABILITY.md §4 item 1).
+//!
+//! They drive [`State`] directly, without a runtime: each thread plays one
+//! actor of `task/mod.rs` (the loop thread, a waker on another thread, the
+//! `Task` handle) and performs exactly the transitions that actor performs in
+//! `raw.rs`, `join.rs` and `waker.rs`. The run queue is modelled by counting
+//! the outcomes that create a queue entry (`Notify::Submit`,
+//! `ToCancelled::Submit`, `ToIdle::Reschedule`); the output and the join-waker
+//! field are loom `UnsafeCell`s, so an access that rules 5 and 6 do not order
+//! is reported by loom as a data race.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p coil --lib
+//! --release state_loom`.
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::Relaxed;
+use loom::thread;
+
+use super::state::{
+    COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED, State,
+    ToCancelled, ToIdle, ToRunning,
+};
+
+/// One task as the models see it: the state word, the stage's output slot
+/// and the join-waker field.
+struct Task {
+    state: State,
+    output: UnsafeCell<Option<u32>>,
+    join_waker: UnsafeCell<Option<u32>>,
+}
+
+impl Task {
+    fn new(state: State) -> Arc<Task> {
+        Arc::new(Task {
+            state,
+            output: UnsafeCell::new(None),
+            join_waker: UnsafeCell::new(None),
+        })
+    }
+}
+
+/// What one thread did, summed over all threads at the end.
+#[derive(Default, Debug, Clone, Copy)]
+struct Outcomes {
+    /// Queue entries created (Submit or Reschedule).
+    queued: usize,
+    /// Deallocations (last reference released).
+    dealloc: usize,
+    /// Outputs consumed (read by the handle or dropped by either side).
+    outputs: usize,
+    /// Join wakers dropped.
+    join_wakers: usize,
+    /// Futures dropped (cancel or completion).
+    futures: usize,
+}
+
+impl std::ops::Add for Outcomes {
+    type Output = Outcomes;
+    fn add(self, o: Outcomes) -> Outcomes {
+        Outcomes {
+            queued: self.queued + o.queued,
+            dealloc: self.dealloc + o.dealloc,
+            outputs: self.outputs + o.outputs,
+            join_wakers: self.join_wakers + o.join_wakers,
+            futures: self.futures + o.futures,
+        }
+    }
+}
+
+/// Empties `cell`; whether it held something.
+///
+/// # Safety
+/// The caller may access `cell` exclusively now (the rule its call site cites).
+unsafe fn take(cell: &UnsafeCell<Option<u32>>) -> bool {
+    // SAFETY: exclusive access is the caller's promise.
+    cell.with_mut(|p| unsafe { (*p).take() }).is_some()
+}
+
+/// Stores `v` in `cell`; whether it held something before.
+///
+/// # Safety
+/// As for [`take`].
+unsafe fn put(cell: &UnsafeCell<Option<u32>>, v: u32) -> bool {
+    // SAFETY: exclusive access is the caller's promise.
+    cell.with_mut(|p| unsafe { (*p).replace(v) }).is_some()
+}
+
+/// Whether `cell` holds something.
+///
+/// # Safety
+/// The caller may read `cell` now (no concurrent write).
+unsafe fn holds(cell: &UnsafeCell<Option<u32>>) -> bool {
+    // SAFETY: shared access is the caller's promise.
+    cell.with(|p| unsafe { (*p).is_some() })
+}
+
+fn release(task: &Task, n: usize, out: &mut Outcomes) {
+    if task.state.ref_dec(n) == Release::Dealloc {
+        out.dealloc += 1;
+    }
+}
+
+/// Loop thread: store the output and complete, then the join side
+/// (`raw.rs` `finish` + `complete_join`), then release the poller's and the
+/// owned list's references.
+fn complete(task: &Task, out: &mut Outcomes) {
+    out.futures += 1;
+    // SAFETY: RUNNING is held by this thread and COMPLETE is not set yet, so
+    // nobody else touches the stage (rules 1 and 5).
+    unsafe { put(&task.output, 7) };
+    let snap = task.state.transition_to_complete();
+    if !snap.is(JOIN_INTEREST) {
+        // SAFETY: rule 5: no handle at completion, the output is the runtime's.
+        if unsafe { take(&task.output) } {
+            out.outputs += 1;
+        }
+    } else if snap.is(JOIN_WAKER) {
+        // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set; the field is ours to read.
+        let present = unsafe { holds(&task.join_waker) };
+        assert!(present, "JOIN_WAKER set over an empty field");
+        let after = task.state.unset_join_waker_after_complete();
+        if !after.is(JOIN_INTEREST) {
+            // SAFETY: rule 6: the handle is gone and left the field to us.
+            if unsafe { take(&task.join_waker) } {
+                out.join_wakers += 1;
+            }
+        }
+    }
+    release(task, 2, out);
+}
+
+/// Loop thread: pop the task (holding its queue reference) and poll it once;
+/// `pending` says what the future returns. `seen` reads the message the
+/// waker publishes, to show what this poll observed.
+fn pop_and_poll(task: &Task, pending: bool, msg: &AtomicUsize, out: &mut Outcomes) -> usize {
+    match task.state.transition_to_running() {
+        ToRunning::Cancel => {
+            complete(task, out);
+            usize::MAX
+        }
+        ToRunning::Poll => {
+            let seen = msg.load(Relaxed);
+            if pending {
+                if task.state.transition_to_idle() == ToIdle::Reschedule {
+                    out.queued += 1;
+                }
+            } else {
+                complete(task, out);
+            }
+            seen
+        }
+    }
+}
+
+/// Handle: `Task::drop` (`join.rs`).
+fn drop_handle(task: &Task, out: &mut Outcomes) {
+    match task.state.drop_join_interest() {
+        DropJoin::Pending { had_waker } => {
+            if had_waker {
+                // SAFETY: rule 6: we cleared JOIN_WAKER before COMPLETE.
+                if unsafe { take(&task.join_waker) } {
+                    out.join_wakers += 1;
+                }
+            }
+        }
+        DropJoin::Complete { may_drop_waker } => {
+            // SAFETY: rule 5: COMPLETE seen by the handle; the output is ours.
+            if unsafe { take(&task.output) } {
+                out.outputs += 1;
+            }
+            if may_drop_waker {
+                // SAFETY: rule 6: the runtime is done with the field.
+                if unsafe { take(&task.join_waker) } {
+                    out.join_wakers += 1;
+                }
+            }
+        }
+    }
+    release(task, 1, out);
+}
+
+/// Handle: poll the `Task` with a waker (`raw.rs` `can_read_output` and
+/// `try_read_output`); reads the output if the task is complete.
+fn poll_handle(task: &Task, out: &mut Outcomes) {
+    let mut ready = task.state.load().is(COMPLETE);
+    if !ready {
+        if task.state.load().is(JOIN_WAKER) {
+            ready = task.state.unset_join_waker().is_err();
+        }
+        if !ready {
+            // SAFETY: rule 6: JOIN_WAKER is clear, the field is the handle's.
+            if unsafe { put(&task.join_waker, 1) } {
+                out.join_wakers += 1;
+            }
+            ready = task.state.set_join_waker().is_err();
+        }
+    }
+    if ready {
+        // SAFETY: rule 5: COMPLETE observed (Acquire) with join interest held.
+        if unsafe { take(&task.output) } {
+            out.outputs += 1;
+        }
+    }
+}
+
+fn join(h: thread::JoinHandle<Outcomes>) -> Outcomes {
+    h.join().unwrap()
+}
+
+/// (a), (b): a waker on thread B wakes the task while the loop (thread A)
+/// polls it and the poll returns Pending. After both: at most one queue
+/// entry exists; if A's poll did not see B's message the task must be queued
+/// (else the wake is lost); the main thread then runs every queued poll and
+/// the last poll must see the message. `by_val` picks `wake` or
+/// `wake_by_ref` + drop.
+fn wake_while_polling(by_val: bool) {
+    loom::model(move || {
+        let task = Task::new(State::new_spawned());
+        task.state.ref_inc(); // B's waker
+        let msg = Arc::new(AtomicUsize::new(0));
+
+        let (t, m) = (task.clone(), msg.clone());
+        let waker = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            m.store(1, Relaxed);
+            let res = if by_val {
+                t.state.transition_to_notified_by_val()
+            } else {
+                t.state.transition_to_notified_by_ref()
+            };
+            match res {
+                Notify::Submit => out.queued += 1,
+                Notify::Nothing => {}
+                Notify::Dealloc => panic!("owned list and handle still hold references"),
+            }
+            if !by_val {
+                release(&t, 1, &mut out);
+            }
+            out
+        });
+        let mut a = Outcomes::default();
+        let seen = pop_and_poll(&task, true, &msg, &mut a);
+        let total = a + join(waker);
+
+        assert!(total.queued <= 1, "queued twice: {total:?}");
+        if seen == 0 {
+            assert_eq!(total.queued, 1, "wake after the poll began was lost");
+        }
+        assert_eq!(task.state.load().is(SCHEDULED), total.queued == 1);
+        assert!(!task.state.load().is(RUNNING));
+        // (b): run the queued poll(s); the last poll sees the message.
+        let mut queued = total.queued;
+        let mut last_seen = seen;
+        while queued > 0 {
+            let mut o = Outcomes::default();
+            last_seen = pop_and_poll(&task, true, &msg, &mut o);
+            queued = queued - 1 + o.queued;
+        }
+        assert_eq!(last_seen, 1, "no poll after the wake saw its message");
+        // Owned list + handle remain.
+        assert_eq!(task.state.load().refs(), 2);
+    });
+}
+
+#[test]
+fn wake_by_val_while_polling() {
+    wake_while_polling(true);
+}
+
+#[test]
+fn wake_by_ref_while_polling() {
+    wake_while_polling(false);
+}
+
+/// (c): the loop completes the task while a waker on thread B wakes it by
+/// value and the handle is dropped on the main thread. Wakes after
+/// completion do nothing; the last release deallocates exactly once,
+/// whichever thread it is on; the output is consumed exactly once.
+#[test]
+fn wake_after_completion_and_last_ref() {
+    loom::model(|| {
+        let task = Task::new(State::new_spawned());
+        task.state.ref_inc(); // B's waker
+        let msg = Arc::new(AtomicUsize::new(0));
+
+        let t = task.clone();
+        let waker = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            match t.state.transition_to_notified_by_val() {
+                Notify::Submit => panic!("a queued, running or complete task was queued again"),
+                Notify::Nothing => {}
+                Notify::Dealloc => out.dealloc += 1,
+            }
+            out
+        });
+        let (t, m) = (task.clone(), msg.clone());
+        let lp = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            let _ = pop_and_poll(&t, false, &m, &mut out);
+            out
+        });
+        let mut h = Outcomes::default();
+        drop_handle(&task, &mut h);
+        let total = h + join(waker) + join(lp);
+        assert_eq!(total.dealloc, 1, "{total:?}");
+        assert_eq!(total.outputs, 1, "{total:?}");
+        assert_eq!(total.queued, 0, "{total:?}");
+        assert_eq!(task.state.load().refs(), 0);
+    });
+}
+
+/// (d): `cancel` (main thread, the handle) races a wake (thread B) while the
+/// loop (thread A) polls. Exactly one queue entry at a time; draining the
+/// queue afterwards ends with the task complete, its future dropped once,
+/// and `ToRunning::Cancel` seen by the poll after the cancel.
+#[test]
+fn cancel_racing_wake() {
+    loom::model(|| {
+        let task = Task::new(State::new_spawned());
+        task.state.ref_inc(); // B's waker
+        let msg = Arc::new(AtomicUsize::new(0));
+
+        let t = task.clone();
+        let waker = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            match t.state.transition_to_notified_by_val() {
+                Notify::Submit => out.queued += 1,
+                Notify::Nothing => {}
+                Notify::Dealloc => panic!("owned list and handle still hold references"),
+            }
+            out
+        });
+        let (t, m) = (task.clone(), msg.clone());
+        let lp = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            let _ = pop_and_poll(&t, true, &m, &mut out);
+            out
+        });
+        let mut h = Outcomes::default();
+        match task.state.transition_to_cancelled() {
+            ToCancelled::Submit => h.queued += 1,
+            ToCancelled::Marked => {}
+            ToCancelled::AlreadyDone => panic!("first cancel of a live task"),
+        }
+        let mut total = h + join(waker) + join(lp);
+        assert!(total.queued <= 1, "queued twice: {total:?}");
+        // The loop runs what is queued; the cancel must take effect.
+        let mut queued = total.queued;
+        while queued > 0 {
+            let mut o = Outcomes::default();
+            let seen = pop_and_poll(&task, true, &msg, &mut o);
+            assert_eq!(seen, usize::MAX, "a poll after cancel() must be a Cancel");
+            queued = queued - 1 + o.queued;
+            total = total + o;
+        }
+        let snap = task.state.load();
+        assert!(snap.is(COMPLETE) && !snap.is(SCHEDULED), "{snap:?}");
+        assert_eq!(total.futures, 1, "{total:?}");
+        drop_handle(&task, &mut total);
+        assert_eq!(total.dealloc, 1, "{total:?}");
+        assert_eq!(total.outputs, 1, "{total:?}");
+    });
+}
+
+/// (e): the handle, with a join waker registered, is dropped (main thread)
+/// while the loop (thread A) completes the task. Rules 5 and 6: exactly one
+/// side drops the output and exactly one drops the join waker; loom checks
+/// that their accesses to both cells are ordered.
+#[test]
+fn join_handle_drop_racing_completion() {
+    loom::model(|| {
+        let task = Task::new(State::new_spawned());
+        // SAFETY: no other thread exists yet; JOIN_WAKER is clear (rule 6).
+        unsafe { put(&task.join_waker, 1) };
+        task.state.set_join_waker().unwrap();
+        let msg = Arc::new(AtomicUsize::new(0));
+
+        let (t, m) = (task.clone(), msg.clone());
+        let lp = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            let _ = pop_and_poll(&t, false, &m, &mut out);
+            out
+        });
+        let mut h = Outcomes::default();
+        drop_handle(&task, &mut h);
+        let total = h + join(lp);
+        assert_eq!(
+            total.outputs, 1,
+            "output dropped by exactly one side: {total:?}"
+        );
+        assert_eq!(
+            total.join_wakers, 1,
+            "join waker dropped by exactly one side: {total:?}"
+        );
+        assert_eq!(total.dealloc, 1, "{total:?}");
+    });
+}
+
+/// (e'): the handle polls (registers its join waker, or reads the output)
+/// and then drops, while the loop completes the task.
+#[test]
+fn join_handle_poll_then_drop_racing_completion() {
+    loom::model(|| {
+        let task = Task::new(State::new_spawned());
+        let msg = Arc::new(AtomicUsize::new(0));
+
+        let (t, m) = (task.clone(), msg.clone());
+        let lp = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            let _ = pop_and_poll(&t, false, &m, &mut out);
+            out
+        });
+        let mut h = Outcomes::default();
+        poll_handle(&task, &mut h);
+        drop_handle(&task, &mut h);
+        let total = h + join(lp);
+        assert_eq!(
+            total.outputs, 1,
+            "output consumed by exactly one side: {total:?}"
+        );
+        assert!(total.join_wakers <= 1, "{total:?}");
+        // SAFETY: both threads are done.
+        let left = unsafe { holds(&task.join_waker) };
+        assert!(
+            !left,
+            "join waker left in the field after both sides finished"
+        );
+        assert_eq!(total.dealloc, 1, "{total:?}");
+    });
+}
