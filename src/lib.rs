@@ -83,6 +83,7 @@
 
 pub mod blocking;
 pub mod combinators;
+pub mod fs;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;

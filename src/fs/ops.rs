@@ -1,0 +1,323 @@
+//! How a file operation runs: through the ring under io_uring, on the
+//! blocking pool under epoll (regular files have no readiness).
+//!
+//! Rules:
+//! 1. A file's fd lives in a [`FileFd`] behind an `Arc`; every op on it holds
+//!    a clone ([`OnFile`]) until it has completed (io_uring: also when the
+//!    future was dropped, op.rs rule 2; blocking pool: the clone is inside
+//!    the job). So the number is closed only after the last op on it has
+//!    finished, and no op can land on a reused fd number. `Arc` rather than
+//!    `net`'s `SharedFd` (an `Rc`) because under epoll the op moves to a pool
+//!    thread. File fds are never registered with epoll, so nothing needs to
+//!    be told when they close.
+//! 2. Under epoll the op value moves into the pool job and comes back with
+//!    its result; if the awaiting future was dropped, the job's result is
+//!    dropped wherever it lands and [`Operation::complete_orphan`] runs then
+//!    (an fd a dropped open produced is closed), exactly as for an orphaned
+//!    io_uring op.
+//! 3. Reads under epoll first try `preadv2(RWF_NOWAIT)` on the loop thread:
+//!    page-cached data is copied at once, and the kernel answers `EAGAIN`
+//!    instead of waiting for the disk; only then does the read go to the pool.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use coil_arch::op::{self as kop, FsOpcode, Readiness, UringEntry};
+use coil_arch::{BufResult, IoBuf, IoBufMut, OpCode};
+
+use super::Metadata;
+use crate::op::{Op, Operation};
+
+/// An open file's fd, closed when the last `Arc` drops (rule 1).
+#[derive(Debug)]
+pub(crate) struct FileFd {
+    fd: RawFd,
+    /// `preadv2(RWF_NOWAIT)` answered `EOPNOTSUPP` once: skip it (rule 3).
+    no_nowait: AtomicBool,
+}
+
+impl FileFd {
+    pub(crate) fn new(fd: OwnedFd) -> FileFd {
+        FileFd {
+            fd: std::os::fd::IntoRawFd::into_raw_fd(fd),
+            no_nowait: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Gives up ownership of the number (for an explicit close).
+    pub(crate) fn into_raw(self) -> RawFd {
+        let fd = self.fd;
+        std::mem::forget(self);
+        fd
+    }
+}
+
+impl Drop for FileFd {
+    fn drop(&mut self) {
+        // SAFETY: rule 1: the last owner; no op is pending on this fd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// An op plus the file handle it keeps open (rule 1).
+#[derive(Debug)]
+pub(crate) struct OnFile<T> {
+    pub(crate) op: T,
+    /// Only held, never read: it keeps the fd open while the op lives.
+    #[allow(dead_code)]
+    pub(crate) fd: Arc<FileFd>,
+}
+
+// SAFETY: delegates to `op`, whose entry points only into itself; `fd` keeps
+// the fd number open for as long as the op lives.
+unsafe impl<T: OpCode> OpCode for OnFile<T> {
+    fn uring_entry(&mut self) -> UringEntry {
+        self.op.uring_entry()
+    }
+    fn readiness(&self) -> Readiness {
+        self.op.readiness()
+    }
+    fn perform(&mut self) -> io::Result<usize> {
+        self.op.perform()
+    }
+}
+
+impl<B: IoBufMut> Operation for OnFile<kop::Read<B>> {
+    type Output = BufResult<usize, B>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        let mut buf = self.op.buf;
+        if let Ok(n) = res {
+            let init = buf.bytes_init();
+            // SAFETY: the kernel wrote `n` bytes right after `init`.
+            unsafe { buf.set_init(init + n) };
+        }
+        BufResult(res, buf)
+    }
+}
+
+impl<B: IoBuf> Operation for OnFile<kop::Write<B>> {
+    type Output = BufResult<usize, B>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        BufResult(res, self.op.buf)
+    }
+}
+
+impl Operation for OnFile<kop::Fsync> {
+    type Output = io::Result<()>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(drop)
+    }
+}
+
+impl Operation for OnFile<kop::Ftruncate> {
+    type Output = io::Result<()>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(drop)
+    }
+}
+
+impl Operation for OnFile<kop::Statx> {
+    type Output = io::Result<Metadata>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(|_| Metadata::from_statx(&self.op.buf))
+    }
+}
+
+impl Operation for kop::Statx {
+    type Output = io::Result<Metadata>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(|_| Metadata::from_statx(&self.buf))
+    }
+}
+
+impl Operation for kop::OpenAt {
+    type Output = io::Result<OwnedFd>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        // SAFETY: a successful open returns a new fd that nothing else owns.
+        res.map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    /// An open that completed after its future was dropped: close the fd,
+    /// nobody will ever see it (issue item 3: no leak).
+    fn complete_orphan(self, res: io::Result<usize>) {
+        if let Ok(fd) = res {
+            // SAFETY: the new fd is owned by nobody else; closing it once.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
+
+impl Operation for kop::Close {
+    type Output = io::Result<()>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(drop)
+    }
+}
+
+macro_rules! unit_op {
+    ($($t:ty),*) => {$(
+        impl Operation for $t {
+            type Output = io::Result<()>;
+
+            fn complete(self, res: io::Result<usize>) -> Self::Output {
+                res.map(drop)
+            }
+        }
+    )*};
+}
+unit_op!(kop::UnlinkAt, kop::RenameAt, kop::MkDirAt);
+
+/// Whether the current thread runs a coil loop on io_uring.
+pub(crate) fn on_uring() -> bool {
+    crate::rt::with_core(|c| c.is_some_and(|c| c.is_uring()))
+}
+
+/// Whether an op that needs the optional io_uring opcode `code` can go
+/// through the ring (else it runs on the blocking pool).
+pub(crate) fn ring_has(code: Option<FsOpcode>) -> bool {
+    on_uring() && code.is_none_or(kop::uring_supports)
+}
+
+/// Runs `op`: through the ring when `ring`, else on the blocking pool.
+pub(crate) async fn run<T: Operation + Send>(op: T, ring: bool) -> T::Output {
+    if ring {
+        Op::new(op).await
+    } else {
+        blocking(op).await
+    }
+}
+
+/// A finished pool job: the op and its result. Dropped unread (the future
+/// that awaited it is gone), it hands them to `complete_orphan` (rule 2).
+struct Finished<T: Operation> {
+    done: Option<(T, io::Result<usize>)>,
+}
+
+impl<T: Operation> Drop for Finished<T> {
+    fn drop(&mut self) {
+        if let Some((op, res)) = self.done.take() {
+            op.complete_orphan(res);
+        }
+    }
+}
+
+/// Rule 2: `perform` on the blocking pool, the op moving there and back.
+pub(crate) async fn blocking<T: Operation + Send>(mut op: T) -> T::Output {
+    let job = crate::blocking::spawn_blocking(move || {
+        let res = loop {
+            match op.perform() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        Finished {
+            done: Some((op, res)),
+        }
+    });
+    match job.await {
+        Ok(mut f) => {
+            let (op, res) = f.done.take().expect("a finished job holds its op");
+            op.complete(res)
+        }
+        Err(crate::TaskError::Panicked(p)) => std::panic::resume_unwind(p),
+        Err(crate::TaskError::Cancelled) => unreachable!("pool jobs are never cancelled"),
+    }
+}
+
+/// Positional read of `buf`'s spare capacity at `pos` (rule 3 under epoll).
+pub(crate) async fn read_at<B: IoBufMut + Send>(
+    fd: &Arc<FileFd>,
+    mut buf: B,
+    pos: u64,
+) -> BufResult<usize, B> {
+    let ring = on_uring();
+    if !ring && let Some(res) = read_nowait(fd, &mut buf, pos) {
+        return BufResult(res, buf);
+    }
+    let op = OnFile {
+        op: kop::Read {
+            fd: fd.raw(),
+            buf,
+            offset: pos,
+        },
+        fd: fd.clone(),
+    };
+    run(op, ring).await
+}
+
+/// `preadv2(RWF_NOWAIT)` into `buf`'s spare capacity. `None`: the data is
+/// not (all) in the page cache, or the file system does not support it.
+fn read_nowait<B: IoBufMut>(fd: &FileFd, buf: &mut B, pos: u64) -> Option<io::Result<usize>> {
+    if fd.no_nowait.load(Ordering::Relaxed) {
+        return None;
+    }
+    let Ok(off) = libc::off_t::try_from(pos) else {
+        return Some(Err(io::Error::from_raw_os_error(libc::EINVAL)));
+    };
+    let init = buf.bytes_init();
+    let len = buf.bytes_total() - init;
+    if len == 0 {
+        return Some(Ok(0));
+    }
+    let iov = libc::iovec {
+        // SAFETY: init <= bytes_total: the pointer stays in the allocation.
+        iov_base: unsafe { buf.stable_mut_ptr().add(init) }.cast(),
+        iov_len: len,
+    };
+    // SAFETY: `iov` describes `len` writable bytes of `buf`'s spare capacity,
+    // alive for the duration of this synchronous call.
+    let n = unsafe { libc::preadv2(fd.raw(), &raw const iov, 1, off, libc::RWF_NOWAIT) };
+    if n >= 0 {
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes after `init`.
+        unsafe { buf.set_init(init + n) };
+        return Some(Ok(n));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) => None,
+        Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS) => {
+            fd.no_nowait.store(true, Ordering::Relaxed);
+            None
+        }
+        _ => Some(Err(err)),
+    }
+}
+
+/// Positional write of `buf`'s initialised bytes at `pos` (or, with
+/// `CURRENT_POSITION`, at the file position: `O_APPEND` files).
+pub(crate) async fn write_at<B: IoBuf + Send>(
+    fd: &Arc<FileFd>,
+    buf: B,
+    pos: u64,
+) -> BufResult<usize, B> {
+    let op = OnFile {
+        op: kop::Write {
+            fd: fd.raw(),
+            buf,
+            offset: pos,
+        },
+        fd: fd.clone(),
+    };
+    run(op, on_uring()).await
+}
+
+impl AsRawFd for FileFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
