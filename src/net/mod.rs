@@ -14,7 +14,10 @@
 
 mod addr;
 mod socket;
+mod stream_io;
 mod tcp;
+mod udp;
 
 pub use addr::{Resolve, ToSocketAddrs};
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use udp::UdpSocket;

@@ -11,7 +11,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut, OpCode};
 
 use super::ToSocketAddrs;
 use super::socket::{self, nonblocking};
-use crate::io::Slice;
+use super::stream_io::{read, read_exact, shutdown, write, write_all};
 use crate::io::fd::SharedFd;
 use crate::op::{Op, Operation};
 
@@ -456,82 +456,4 @@ impl OwnedWriteHalf {
     pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         shutdown(&self.fd, how).await
     }
-}
-
-async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {
-    fd.orphans_done().await;
-    if let Some(n) = fd.take_stash(&mut buf) {
-        return BufResult(Ok(n), buf);
-    }
-    Op::new(WithFd {
-        op: kop::Recv { fd: fd.raw(), buf },
-        fd: fd.clone(),
-    })
-    .await
-}
-
-async fn read_exact<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<(), B> {
-    while buf.bytes_init() < buf.bytes_total() {
-        let BufResult(res, b) = read(fd, buf).await;
-        buf = b;
-        match res {
-            Ok(0) => {
-                return BufResult(
-                    Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "stream ended before the buffer was full",
-                    )),
-                    buf,
-                );
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return BufResult(Err(e), buf),
-        }
-    }
-    BufResult(Ok(()), buf)
-}
-
-async fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B> {
-    Op::new(WithFd {
-        op: kop::Send { fd: fd.raw(), buf },
-        fd: fd.clone(),
-    })
-    .await
-}
-
-async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
-    let mut slice = Slice::new(buf, 0);
-    while slice.bytes_init() > 0 {
-        let BufResult(res, s) = write(fd, slice).await;
-        slice = s;
-        match res {
-            Ok(0) => {
-                return BufResult(
-                    Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "the socket accepted no more bytes",
-                    )),
-                    slice.into_inner(),
-                );
-            }
-            Ok(n) => slice.advance(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return BufResult(Err(e), slice.into_inner()),
-        }
-    }
-    BufResult(Ok(()), slice.into_inner())
-}
-
-async fn shutdown(fd: &SharedFd, how: Shutdown) -> io::Result<()> {
-    let how = match how {
-        Shutdown::Read => libc::SHUT_RD,
-        Shutdown::Write => libc::SHUT_WR,
-        Shutdown::Both => libc::SHUT_RDWR,
-    };
-    Op::new(WithFd {
-        op: kop::Shutdown { fd: fd.raw(), how },
-        fd: fd.clone(),
-    })
-    .await
 }

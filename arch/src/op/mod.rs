@@ -23,12 +23,14 @@ use std::ptr::NonNull;
 mod fd;
 mod fs;
 mod net;
+mod udp;
 
 pub use fd::{CURRENT_POSITION, Close, Nop, Read, Write};
 pub use fs::{
     FsOpcode, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt, uring_supports,
 };
 pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
+pub use udp::{RecvMsg, SendMsg};
 
 /// The io_uring submission entry type, for ops that wrap another op.
 pub use io_uring::squeue::Entry as UringEntry;
