@@ -17,7 +17,9 @@ mod socket;
 mod stream_io;
 mod tcp;
 mod udp;
+mod unix;
 
 pub use addr::{Resolve, ToSocketAddrs};
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};
