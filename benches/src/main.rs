@@ -10,6 +10,7 @@
 //!
 //! See `benches/README.md`.
 
+mod file;
 mod harness;
 mod opts;
 mod peers;
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.workload.as_deref() == Some("file") {
+        return file::main(&opts);
+    }
     match (opts.workload.as_deref(), opts.peer()) {
         (Some(w), Some(p)) => single(w, p, &opts),
         _ => match suite(&opts) {
