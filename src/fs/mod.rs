@@ -1,5 +1,5 @@
 //! Files and the file system, asynchronously: [`File`], [`OpenOptions`],
-//! [`Metadata`] and free functions ([`read`], [`write`], [`rename`], ...).
+//! [`Metadata`] and free functions ([`read`], [`write()`], [`rename`], ...).
 //!
 //! ```
 //! coil::run(async {
