@@ -27,8 +27,16 @@
 //! A read fills the buffer's *spare capacity* (`len..capacity`) and extends
 //! its length; a write sends its initialised bytes (`..len`).
 
+mod buf_reader;
+mod buf_writer;
+mod copy;
 pub(crate) mod fd;
 mod slice;
+mod traits;
 
 pub use coil_arch::{BufResult, IoBuf, IoBufMut};
+pub use buf_reader::{BufReader, Lines};
+pub use buf_writer::BufWriter;
+pub use copy::copy;
 pub use slice::Slice;
+pub use traits::{AsyncReadOwned, AsyncWriteOwned};
