@@ -165,20 +165,16 @@ fn emfile_child() {
         })
         .join()
         .unwrap();
-        let lim = libc::rlimit {
-            rlim_cur: 64,
-            rlim_max: libc::RLIM_INFINITY,
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
-        // SAFETY: `lim` is a live local. Lowering the soft limit needs no privilege.
-        let mut lim = lim;
-        // SAFETY: getrlimit fills `lim`.
+        // SAFETY: getrlimit fills the live local `lim`.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
         lim.rlim_cur = 64;
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) },
-            0
-        );
+        // SAFETY: `lim` is a live local; lowering the soft limit needs no privilege.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+        assert_eq!(rc, 0);
         let mut filler = Vec::new();
         while let Ok(f) = std::fs::File::open("/dev/null") {
             filler.push(f);

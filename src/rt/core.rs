@@ -192,6 +192,10 @@ impl Core {
                 if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                     return v;
                 }
+                // The main future counts as a poll too: a main future that
+                // only yields must not starve the driver.
+                let polls = self.polls_since_park.get();
+                self.polls_since_park.set(polls.saturating_add(1));
             }
             self.tick();
         }
