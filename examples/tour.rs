@@ -14,6 +14,12 @@ mod chained;
 #[path = "guide_07_context_managers.rs"]
 #[allow(dead_code)]
 mod context_managers;
+#[path = "echo.rs"]
+#[allow(dead_code)]
+mod echo;
+#[path = "http_fetch.rs"]
+#[allow(dead_code)]
+mod http_fetch;
 #[path = "guide_01_coroutines.rs"]
 #[allow(dead_code)]
 mod coroutines;
@@ -65,6 +71,14 @@ fn main() {
 
         section("7. async context managers: lock, semaphore, TaskGroup");
         context_managers::demo().await;
+
+        section("8. streams: an echo server and 20 clients (echo)");
+        let s = echo::demo(20, 50).await.expect("echo");
+        println!("{} clients echoed {} lines", s.clients, s.lines);
+
+        section("9. full program: asynchronous requests (http_fetch)");
+        let r = http_fetch::demo(100, 8).await.expect("http_fetch");
+        println!("fetched {} pages, {} links -> {}", r.fetched, r.links, r.file.display());
     });
     println!("\ntour finished in {:.2?}", start.elapsed());
 }

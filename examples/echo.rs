@@ -1,0 +1,152 @@
+//! An echo server and its clients in one program (asyncio's
+//! `start_server` + `open_connection` echo).
+//!
+//! The server listens on 127.0.0.1 (a free port), and echoes every line it
+//! reads. N clients connect concurrently, each sends M lines through a
+//! `BufWriter`, reads the echoes back through a `BufReader` and checks them.
+//! Then the server is cancelled and a summary printed. Exits by itself.
+//!
+//! Run it: `cargo run --release --example echo [clients] [lines]`.
+
+use std::io;
+use std::net::SocketAddr;
+
+use coil::io::{BufReader, BufWriter};
+use coil::net::{TcpListener, TcpStream};
+use coil::spawn;
+use coil::time::Instant;
+
+/// What the clients did.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    /// Clients that connected and got every echo back.
+    pub(crate) clients: usize,
+    /// Lines echoed, all clients together.
+    pub(crate) lines: usize,
+    /// Bytes echoed.
+    pub(crate) bytes: usize,
+}
+
+/// One connection: echo lines until the client closes its side.
+async fn serve(conn: TcpStream) -> io::Result<()> {
+    let (rd, wr) = conn.into_split();
+    let mut reader = BufReader::new(rd);
+    let mut writer = BufWriter::new(wr);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return writer.shutdown().await;
+        }
+        writer.write_all(line.as_bytes()).await?;
+        // Flush when the client has nothing more queued: one send per burst.
+        if reader.buffer().is_empty() {
+            writer.flush().await?;
+        }
+    }
+}
+
+/// One client: send `lines` lines, read them back, check them.
+async fn client(id: usize, addr: SocketAddr, lines: usize) -> io::Result<usize> {
+    let conn = TcpStream::connect(addr).await?;
+    conn.set_nodelay(true)?;
+    let (rd, wr) = conn.into_split();
+    let mut writer = BufWriter::new(wr);
+    let mut reader = BufReader::new(rd);
+    let mut bytes = 0;
+    for i in 0..lines {
+        let msg = format!("client {id} says hello #{i}\n");
+        writer.write_all(msg.as_bytes()).await?;
+        writer.flush().await?;
+        let mut back = String::new();
+        reader.read_line(&mut back).await?;
+        if back != msg {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("client {id}: sent {msg:?}, got {back:?} back"),
+            ));
+        }
+        bytes += back.len();
+    }
+    writer.shutdown().await?;
+    // The server closes its side after our EOF.
+    if reader.next_line().await?.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected extra data",
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Starts the server, runs `clients` clients of `lines` lines each, stops
+/// the server, and returns what happened.
+pub(crate) async fn demo(clients: usize, lines: usize) -> io::Result<Summary> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    println!("echo server listening on {addr}");
+    let server = spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((conn, _peer)) => {
+                    // Detached: it ends when its client closes.
+                    drop(spawn(async move {
+                        if let Err(e) = serve(conn).await {
+                            eprintln!("connection error: {e}");
+                        }
+                    }));
+                }
+                Err(e) => eprintln!("accept: {e}"),
+            }
+        }
+    });
+    let tasks: Vec<_> = (0..clients)
+        .map(|id| spawn(client(id, addr, lines)))
+        .collect();
+    let mut summary = Summary {
+        clients: 0,
+        lines: 0,
+        bytes: 0,
+    };
+    let mut first_err = None;
+    for t in tasks {
+        match t
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))
+            .and_then(|r| r)
+        {
+            Ok(bytes) => {
+                summary.clients += 1;
+                summary.lines += lines;
+                summary.bytes += bytes;
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    server.cancel();
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+#[allow(dead_code)]
+fn main() -> io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let clients = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let lines = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let rt = coil::Runtime::new()?;
+    println!("driver: {}", rt.driver());
+    let start = Instant::now();
+    let s = rt.block_on(demo(clients, lines))?;
+    println!(
+        "{} clients echoed {} lines ({} bytes) in {:.2?}",
+        s.clients,
+        s.lines,
+        s.bytes,
+        start.elapsed()
+    );
+    Ok(())
+}
