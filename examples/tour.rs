@@ -14,21 +14,21 @@ mod chained;
 #[path = "guide_07_context_managers.rs"]
 #[allow(dead_code)]
 mod context_managers;
-#[path = "echo.rs"]
-#[allow(dead_code)]
-mod echo;
-#[path = "http_fetch.rs"]
-#[allow(dead_code)]
-mod http_fetch;
 #[path = "guide_01_coroutines.rs"]
 #[allow(dead_code)]
 mod coroutines;
+#[path = "echo.rs"]
+#[allow(dead_code)]
+mod echo;
 #[path = "guide_02_event_loop.rs"]
 #[allow(dead_code)]
 mod event_loop;
 #[path = "guide_06_generators.rs"]
 #[allow(dead_code)]
 mod generators;
+#[path = "http_fetch.rs"]
+#[allow(dead_code)]
+mod http_fetch;
 #[path = "guide_05_queues.rs"]
 #[allow(dead_code)]
 mod queues;
@@ -78,7 +78,12 @@ fn main() {
 
         section("9. full program: asynchronous requests (http_fetch)");
         let r = http_fetch::demo(100, 8).await.expect("http_fetch");
-        println!("fetched {} pages, {} links -> {}", r.fetched, r.links, r.file.display());
+        println!(
+            "fetched {} pages, {} links -> {}",
+            r.fetched,
+            r.links,
+            r.file.display()
+        );
     });
     println!("\ntour finished in {:.2?}", start.elapsed());
 }
