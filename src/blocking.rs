@@ -79,7 +79,10 @@ fn submit(job: Job) {
     let p = pool();
     let mut st = lock(p);
     st.queue.push_back(job);
-    if st.idle == 0 && st.threads < MAX_THREADS {
+    // More queued jobs than idle threads to take them: start another thread
+    // (so a burst of jobs that wait on each other cannot deadlock on a few
+    // threads), up to the bound.
+    if st.queue.len() > st.idle && st.threads < MAX_THREADS {
         st.threads += 1;
         drop(st);
         let spawned = std::thread::Builder::new()

@@ -79,6 +79,8 @@ pub(crate) struct Core {
     /// The driver. `ManuallyDrop`: shutdown leaks it when the kernel does not
     /// confirm that every op finished (op.rs rule 4).
     driver: RefCell<std::mem::ManuallyDrop<Driver>>,
+    /// The driver is io_uring (cached: asked on every socket/file op).
+    uring: bool,
     /// Shutdown leaked the driver (see `drain_ops`).
     driver_leaked: Cell<bool>,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
@@ -108,6 +110,7 @@ impl Wake for Shared {
 impl Core {
     pub(crate) fn new(driver: Driver, event_interval: u32) -> Core {
         let id = super::next_core_id();
+        let uring = driver.kind() == coil_arch::DriverKind::Uring;
         let shared = Arc::new(Shared::new(driver.unparker(), id));
         Core {
             id,
@@ -129,6 +132,7 @@ impl Core {
             closed_fds: Rc::default(),
             driver: RefCell::new(std::mem::ManuallyDrop::new(driver)),
             driver_leaked: Cell::new(false),
+            uring,
             _not_send: std::marker::PhantomData,
         }
     }
@@ -351,7 +355,7 @@ impl Core {
     /// The active driver's kind (sockets are created blocking for io_uring,
     /// non-blocking for epoll).
     pub(crate) fn is_uring(&self) -> bool {
-        self.driver.borrow().kind() == coil_arch::DriverKind::Uring
+        self.uring
     }
 
     fn drain_remote(&self) {
@@ -420,6 +424,11 @@ impl Core {
         // The wheel's `elapsed` tick has passed on the clock, so a deadline at
         // or before it is due (never early: the tick was rounded up).
         if tick <= wheel.elapsed() {
+            return None;
+        }
+        // Due within the current millisecond: the clock decides (so a zero or
+        // already-past deadline completes at once instead of a tick later).
+        if tick == wheel.elapsed() + 1 && deadline <= Instant::now() {
             return None;
         }
         Some(wheel.insert(tick, waker.clone()))
