@@ -11,6 +11,7 @@
 //! See `benches/README.md`.
 
 mod file;
+mod echo;
 mod harness;
 mod opts;
 mod peers;
@@ -35,6 +36,9 @@ fn main() -> ExitCode {
     };
     if opts.workload.as_deref() == Some("file") {
         return file::main(&opts);
+    }
+    if let Some(code) = echo::dispatch(&opts) {
+        return code; // W5: echo server, loadgen, or the W5 suite
     }
     match (opts.workload.as_deref(), opts.peer()) {
         (Some(w), Some(p)) => single(w, p, &opts),

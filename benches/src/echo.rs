@@ -1,0 +1,855 @@
+//! W5 tcp echo (WORKLOADS.md): echo servers for every peer, the raw-epoll
+//! load generator, and the suite that runs them as separate pinned
+//! processes.
+//!
+//! * `coil-benches echo peer=<name> port=P` — run one echo server on
+//!   127.0.0.1:P until killed (a watchdog ends it after `max_s`, default 120).
+//! * `coil-benches loadgen peer=<name> port=P server_pid=PID [conns=100]
+//!   [msg=1024] [warmup_ms=1000] [window_ms=8000]` — the load generator: one
+//!   thread, raw level-triggered epoll, one JSON line.
+//! * `coil-benches echo [--quick] [reps=3] [warmup_ms=] [window_ms=]` — for
+//!   every server peer: the server under `taskset -c 0`, the loadgen under
+//!   `taskset -c 1`, median of `reps` runs; table and RATIOS. `--quick`:
+//!   0.2 s warm-up + 0.8 s window, one rep.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::os::fd::RawFd;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::opts::Opts;
+use crate::report::{Json, Outcome, field, field_f64, median, nearest_rank};
+
+/// Server peers of W5, in table order (coil first: the ratios divide by it).
+pub const SERVERS: [&str; 6] = [
+    "coil/uring",
+    "coil/epoll",
+    "tokio",
+    "monoio",
+    "monoio-legacy",
+    "raw-epoll",
+];
+
+const BUF: usize = 4096;
+
+/// `Some(exit code)` if `opts` selects W5 (server, loadgen or suite).
+pub fn dispatch(opts: &Opts) -> Option<ExitCode> {
+    match opts.workload.as_deref() {
+        Some("echo") => Some(match opts.peer() {
+            Some(p) => server_main(p, opts),
+            None => suite(opts),
+        }),
+        Some("loadgen") => Some(loadgen_main(opts)),
+        _ => None,
+    }
+}
+
+fn canonical(peer: &str) -> Option<&'static str> {
+    let p = peer.replace('-', "/");
+    let p = match p.as_str() {
+        "coil" => "coil/uring",
+        "monoio/legacy" => "monoio-legacy",
+        "raw/epoll" => "raw-epoll",
+        other => return SERVERS.iter().copied().find(|s| *s == other),
+    };
+    Some(p)
+}
+
+fn pin_to(cpu: usize) {
+    if std::env::var("COIL_BENCH_PIN").as_deref() == Ok("taskset") {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET
+    // writes inside it, sched_setaffinity reads size_of::<cpu_set_t>() bytes.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        eprintln!("coil-benches: could not pin to CPU {cpu}; running unpinned");
+    }
+}
+
+// ---------------------------------------------------------------- servers
+
+fn server_main(peer: &str, opts: &Opts) -> ExitCode {
+    let Some(peer) = canonical(peer) else {
+        eprintln!("unknown echo server {peer:?} (known: {SERVERS:?})");
+        return ExitCode::from(2);
+    };
+    let port = match opts.get_u64("port", 0) {
+        Ok(p) if p > 0 && p < 65536 => p as u16,
+        _ => {
+            eprintln!("echo server: port=P (1..65535) is required");
+            return ExitCode::from(2);
+        }
+    };
+    pin_to(0);
+    let max_s = opts.get_u64("max_s", 120).unwrap_or(120);
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(max_s));
+        eprintln!("echo server: watchdog after {max_s} s");
+        std::process::exit(3);
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let r = match peer {
+        "coil/uring" => coil_server(coil::runtime::DriverChoice::Uring, addr),
+        "coil/epoll" => coil_server(coil::runtime::DriverChoice::Epoll, addr),
+        "tokio" => tokio_server(addr),
+        "monoio" => monoio_server(addr, true),
+        "monoio-legacy" => monoio_server(addr, false),
+        "raw-epoll" => raw_epoll_server(addr),
+        _ => unreachable!(),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo server {peer}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn coil_server(choice: coil::runtime::DriverChoice, addr: SocketAddr) -> Result<(), String> {
+    use coil::io::BufResult;
+    let rt = coil::Runtime::builder()
+        .driver(choice)
+        .build()
+        .map_err(|e| format!("coil runtime: {e}"))?;
+    rt.block_on(async move {
+        let l = coil::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            drop(coil::spawn(async move {
+                let mut buf = Vec::with_capacity(BUF);
+                loop {
+                    buf.clear();
+                    let BufResult(r, b) = s.read(buf).await;
+                    buf = b;
+                    match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let BufResult(r, b) = s.write_all(buf).await;
+                    buf = b;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+    })
+}
+
+fn tokio_server(addr: SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async move {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("bind: {e}"))?;
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; BUF];
+                loop {
+                    let n = match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    })
+}
+
+fn monoio_server(addr: SocketAddr, uring: bool) -> Result<(), String> {
+    async fn serve(addr: SocketAddr) -> Result<(), String> {
+        use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+        let l = monoio::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let _ = s.set_nodelay(true);
+            monoio::spawn(async move {
+                let mut buf = Vec::with_capacity(BUF);
+                loop {
+                    buf.clear();
+                    let (r, b) = s.read(buf).await;
+                    buf = b;
+                    match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let (r, b) = s.write_all(buf).await;
+                    buf = b;
+                    if r.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+    if uring {
+        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .build()
+            .map_err(|e| format!("monoio io_uring runtime: {e}"))?
+            .block_on(serve(addr))
+    } else {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .map_err(|e| format!("monoio legacy runtime: {e}"))?
+            .block_on(serve(addr))
+    }
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+fn epoll_ctl(ep: RawFd, op: i32, fd: RawFd, events: u32) -> Result<(), String> {
+    let mut ev = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    // SAFETY: `ev` is a live epoll_event for the call.
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
+        return Err(os_err("epoll_ctl"));
+    }
+    Ok(())
+}
+
+fn set_nodelay(fd: RawFd) {
+    let one: i32 = 1;
+    // SAFETY: `one` is a live int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&raw const one).cast(),
+            4,
+        )
+    };
+}
+
+/// The reference server: level-triggered epoll, read + write on readiness.
+fn raw_epoll_server(addr: SocketAddr) -> Result<(), String> {
+    use std::os::fd::IntoRawFd;
+    let l = StdListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let lfd = l.into_raw_fd();
+    // SAFETY: plain system call.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(os_err("epoll_create1"));
+    }
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, lfd, libc::EPOLLIN as u32)?;
+    let mut pending: HashMap<RawFd, Vec<u8>> = HashMap::new();
+    let mut buf = vec![0u8; BUF];
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+    let close = |fd: RawFd, pending: &mut HashMap<RawFd, Vec<u8>>| {
+        pending.remove(&fd);
+        // SAFETY: `fd` is a connection this loop owns; it is not used again.
+        unsafe { libc::close(fd) };
+    };
+    loop {
+        // SAFETY: `events` has room for its length of entries.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
+        if n < 0 {
+            continue; // EINTR
+        }
+        for ev in &events[..n as usize] {
+            let fd = ev.u64 as RawFd;
+            if fd == lfd {
+                loop {
+                    // SAFETY: accept4 with null address pointers.
+                    let c = unsafe {
+                        libc::accept4(
+                            lfd,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                        )
+                    };
+                    if c < 0 {
+                        break;
+                    }
+                    set_nodelay(c);
+                    epoll_ctl(ep, libc::EPOLL_CTL_ADD, c, libc::EPOLLIN as u32)?;
+                }
+                continue;
+            }
+            if ev.events & libc::EPOLLOUT as u32 != 0 {
+                let p = pending
+                    .get_mut(&fd)
+                    .expect("EPOLLOUT only with pending bytes");
+                // SAFETY: p's bytes are initialised.
+                let w = unsafe { libc::send(fd, p.as_ptr().cast(), p.len(), libc::MSG_NOSIGNAL) };
+                if w < 0 {
+                    if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                        close(fd, &mut pending);
+                    }
+                    continue;
+                }
+                p.drain(..w as usize);
+                if p.is_empty() {
+                    pending.remove(&fd);
+                    epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, libc::EPOLLIN as u32)?;
+                }
+                continue;
+            }
+            // SAFETY: `buf` is writable for its length.
+            let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if r == 0
+                || (r < 0
+                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock)
+            {
+                close(fd, &mut pending);
+                continue;
+            }
+            if r < 0 {
+                continue;
+            }
+            let r = r as usize;
+            // SAFETY: the first `r` bytes of `buf` were just received.
+            let w = unsafe { libc::send(fd, buf.as_ptr().cast(), r, libc::MSG_NOSIGNAL) };
+            let w = if w < 0 {
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    close(fd, &mut pending);
+                    continue;
+                }
+                0
+            } else {
+                w as usize
+            };
+            if w < r {
+                pending.insert(fd, buf[w..r].to_vec());
+                epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, libc::EPOLLOUT as u32)?;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- loadgen
+
+/// (utime, stime) in clock ticks.
+type Ticks = (u64, u64);
+
+/// utime + stime of `pid` (or `self`) in clock ticks, split.
+fn cpu_ticks(pid: Option<u32>) -> Option<Ticks> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let s = std::fs::read_to_string(path).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (1-based); `rest` starts at field 3.
+    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: plain libc call.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+struct Conn {
+    fd: RawFd,
+    written: usize,
+    read: usize,
+    start: Instant,
+    buf: Vec<u8>,
+}
+
+fn connect_nb(addr: SocketAddr, deadline: Instant) -> Result<RawFd, String> {
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(s) => {
+                use std::os::fd::IntoRawFd;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                s.set_nonblocking(true).map_err(|e| e.to_string())?;
+                return Ok(s.into_raw_fd());
+            }
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("connect {addr}: {e}")),
+        }
+    }
+}
+
+fn loadgen_main(opts: &Opts) -> ExitCode {
+    let peer = opts.peer().unwrap_or("?").to_string();
+    let o = loadgen(&peer, opts).unwrap_or_else(|e| Outcome::error(&peer, "echo", &e));
+    println!("{}", o.to_json());
+    if o.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn loadgen(peer: &str, opts: &Opts) -> Result<Outcome, String> {
+    pin_to(1);
+    let port = opts.get_u64("port", 0)? as u16;
+    if port == 0 {
+        return Err("loadgen: port=P is required".into());
+    }
+    let server_pid = opts
+        .keys
+        .get("server_pid")
+        .and_then(|p| p.parse::<u32>().ok());
+    let conns = opts.get_u64("conns", 100)?.max(1) as usize;
+    let msg_len = opts.get_u64("msg", 1024)?.max(1) as usize;
+    let warmup = Duration::from_millis(opts.get_u64("warmup_ms", 1000)?);
+    let window = Duration::from_millis(opts.get_u64("window_ms", 8000)?.max(1));
+    let msg: Vec<u8> = (0..msg_len).map(|j| ((j * 31) % 251) as u8).collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    // SAFETY: plain system call.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(os_err("epoll_create1"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut cs = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let fd = connect_nb(addr, deadline)?;
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: `ev` is live for the call.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(os_err("epoll_ctl"));
+        }
+        cs.push(Conn {
+            fd,
+            written: 0,
+            read: 0,
+            start: Instant::now(),
+            buf: vec![0u8; msg_len],
+        });
+    }
+    let mut errors = 0u64;
+    let mut mismatches = 0u64;
+    let mut lat: Vec<i64> = Vec::with_capacity(1 << 20);
+
+    // Writes the rest of the current request; Ok(true) when fully written.
+    let send_rest = |c: &mut Conn, ep: RawFd, idx: usize, msg: &[u8]| -> Result<bool, ()> {
+        while c.written < msg.len() {
+            // SAFETY: the slice is initialised and live.
+            let w = unsafe {
+                libc::send(
+                    c.fd,
+                    msg[c.written..].as_ptr().cast(),
+                    msg.len() - c.written,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if w < 0 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
+                    let mut ev = libc::epoll_event {
+                        events: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+                        u64: idx as u64,
+                    };
+                    // SAFETY: `ev` is live for the call.
+                    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, c.fd, &mut ev) };
+                    return Ok(false);
+                }
+                return Err(());
+            }
+            c.written += w as usize;
+        }
+        Ok(true)
+    };
+
+    let t0 = Instant::now();
+    let warm_end = t0 + warmup;
+    let win_end = warm_end + window;
+    for (i, c) in cs.iter_mut().enumerate() {
+        c.start = Instant::now();
+        if send_rest(c, ep, i, &msg).is_err() {
+            errors += 1;
+        }
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns];
+    let mut cpu_start: Option<(Instant, Ticks, Ticks)> = None;
+    let mut completed_in_window = 0u64;
+    let mut alive = conns;
+    loop {
+        let now = Instant::now();
+        if cpu_start.is_none() && now >= warm_end {
+            cpu_start = Some((
+                now,
+                server_pid
+                    .and_then(|p| cpu_ticks(Some(p)))
+                    .unwrap_or((0, 0)),
+                cpu_ticks(None).unwrap_or((0, 0)),
+            ));
+        }
+        if now >= win_end || alive == 0 {
+            break;
+        }
+        let next = if now < warm_end { warm_end } else { win_end };
+        let ms = (next - now).as_micros().div_ceil(1000).min(1000) as i32;
+        // SAFETY: `events` has room for its length of entries.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, ms) };
+        if n < 0 {
+            continue;
+        }
+        for ev in &events[..n as usize] {
+            let idx = ev.u64 as usize;
+            let evs = ev.events;
+            let c = &mut cs[idx];
+            if c.fd < 0 {
+                continue;
+            }
+            if evs & libc::EPOLLOUT as u32 != 0 && c.written < msg_len {
+                match send_rest(c, ep, idx, &msg) {
+                    Ok(true) => {
+                        let mut ev = libc::epoll_event {
+                            events: libc::EPOLLIN as u32,
+                            u64: idx as u64,
+                        };
+                        // SAFETY: `ev` is live for the call.
+                        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_MOD, c.fd, &mut ev) };
+                    }
+                    Ok(false) => {}
+                    Err(()) => {
+                        errors += 1;
+                        // SAFETY: our fd, not used again.
+                        unsafe { libc::close(c.fd) };
+                        c.fd = -1;
+                        alive -= 1;
+                        continue;
+                    }
+                }
+            }
+            if evs & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
+                continue;
+            }
+            // SAFETY: the tail of c.buf is writable.
+            let r = unsafe {
+                libc::recv(
+                    c.fd,
+                    c.buf[c.read..].as_mut_ptr().cast(),
+                    msg_len - c.read,
+                    0,
+                )
+            };
+            if r <= 0 {
+                if r < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
+                {
+                    continue;
+                }
+                errors += 1;
+                // SAFETY: our fd, not used again.
+                unsafe { libc::close(c.fd) };
+                c.fd = -1;
+                alive -= 1;
+                continue;
+            }
+            c.read += r as usize;
+            if c.read < msg_len {
+                continue;
+            }
+            let done = Instant::now();
+            if c.buf != msg {
+                mismatches += 1;
+            }
+            if done >= warm_end && done < win_end {
+                completed_in_window += 1;
+                lat.push((done - c.start).as_nanos() as i64);
+            }
+            c.read = 0;
+            c.written = 0;
+            c.start = Instant::now();
+            if send_rest(c, ep, idx, &msg).is_err() {
+                errors += 1;
+            }
+        }
+    }
+    let end = Instant::now();
+    let srv_end = server_pid.and_then(|p| cpu_ticks(Some(p)));
+    let cli_end = cpu_ticks(None);
+    for c in &cs {
+        if c.fd >= 0 {
+            // SAFETY: our fds, not used again.
+            unsafe { libc::close(c.fd) };
+        }
+    }
+    lat.sort_unstable();
+    let reqs = completed_in_window;
+    let win_s = window.as_secs_f64();
+    let mut o = Outcome {
+        peer: peer.to_string(),
+        workload: "echo".into(),
+        params: vec![
+            ("conns".into(), Json::Int(conns as i64)),
+            ("msg".into(), Json::Int(msg_len as i64)),
+            ("warmup_s".into(), Json::Num(warmup.as_secs_f64())),
+            ("window_s".into(), Json::Num(win_s)),
+            ("port".into(), Json::Int(i64::from(port))),
+        ],
+        metric: "rps".into(),
+        value: Some(reqs as f64 / win_s),
+        unit: "req/s".into(),
+        ok: errors == 0 && mismatches == 0 && reqs > 0,
+        elapsed_ms: (end - t0).as_secs_f64() * 1e3,
+        extra: Vec::new(),
+        error: None,
+    };
+    let us = |ns: i64| Json::Num(ns as f64 / 1e3);
+    o.extra.extend([
+        ("requests".into(), Json::Int(reqs as i64)),
+        ("p50_us".into(), us(nearest_rank(&lat, 50.0))),
+        ("p99_us".into(), us(nearest_rank(&lat, 99.0))),
+        ("p999_us".into(), us(nearest_rank(&lat, 99.9))),
+        ("max_us".into(), us(lat.last().copied().unwrap_or(0))),
+        ("errors".into(), Json::Int(errors as i64)),
+        ("mismatches".into(), Json::Int(mismatches as i64)),
+    ]);
+    let tck = clk_tck();
+    let mut cpu = vec![
+        ("server_cpu_us_per_req".to_string(), Json::Null),
+        ("server_cpu_util".into(), Json::Null),
+        ("server_user_us_per_req".into(), Json::Null),
+        ("server_sys_us_per_req".into(), Json::Null),
+        ("client_cpu_util".into(), Json::Null),
+        ("cpu_window_s".into(), Json::Null),
+    ];
+    if let Some((t_start, srv0, cli0)) = cpu_start {
+        let wall = (end - t_start).as_secs_f64();
+        cpu[5].1 = Json::Num(wall);
+        if let (Some(srv1), true) = (srv_end, server_pid.is_some()) {
+            let (du, ds) = (
+                (srv1.0 - srv0.0) as f64 / tck * 1e6,
+                (srv1.1 - srv0.1) as f64 / tck * 1e6,
+            );
+            let r = reqs.max(1) as f64;
+            cpu[0].1 = Json::Num((du + ds) / r);
+            cpu[1].1 = Json::Num((du + ds) / 1e6 / wall);
+            cpu[2].1 = Json::Num(du / r);
+            cpu[3].1 = Json::Num(ds / r);
+        }
+        if let Some(cli1) = cli_end {
+            let d = ((cli1.0 + cli1.1) - (cli0.0 + cli0.1)) as f64 / tck;
+            cpu[4].1 = Json::Num(d / wall);
+        }
+    }
+    o.extra.extend(cpu);
+    Ok(o)
+}
+
+// ---------------------------------------------------------------- suite
+
+fn free_port() -> Result<u16, String> {
+    let l = StdListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn pinned(cpu: usize, exe: &std::path::Path) -> Command {
+    match crate::harness::taskset() {
+        Some(ts) => {
+            let mut c = Command::new(ts);
+            c.arg("-c")
+                .arg(cpu.to_string())
+                .arg(exe)
+                .env("COIL_BENCH_PIN", "taskset");
+            c
+        }
+        None => {
+            let mut c = Command::new(exe);
+            c.env("COIL_BENCH_PIN", "self");
+            c
+        }
+    }
+}
+
+/// One W5 measurement: server on CPU 0, loadgen on CPU 1; the loadgen's line.
+fn run_one(peer: &str, warmup_ms: u64, window_ms: u64, extra: &[String]) -> String {
+    let err = |m: String| Outcome::error(peer, "echo", &m).to_json();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return err(format!("current_exe: {e}")),
+    };
+    let port = match free_port() {
+        Ok(p) => p,
+        Err(e) => return err(e),
+    };
+    let budget_s = (warmup_ms + window_ms) / 1000 + 40;
+    let mut server = match pinned(0, &exe)
+        .args(["echo", &format!("peer={peer}"), &format!("port={port}")])
+        .arg(format!("max_s={budget_s}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return err(format!("spawn server: {e}")),
+    };
+    let pid = server.id();
+    let mut lg = pinned(1, &exe);
+    lg.args(["loadgen", &format!("peer={peer}"), &format!("port={port}")])
+        .arg(format!("server_pid={pid}"))
+        .arg(format!("warmup_ms={warmup_ms}"))
+        .arg(format!("window_ms={window_ms}"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let line = match lg.spawn() {
+        Err(e) => err(format!("spawn loadgen: {e}")),
+        Ok(mut child) => {
+            let mut out = String::new();
+            let mut so = child.stdout.take().expect("piped");
+            let reader = std::thread::spawn(move || {
+                let _ = so.read_to_string(&mut out);
+                out
+            });
+            let deadline = Instant::now() + Duration::from_secs(budget_s);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(_) => break,
+                }
+            }
+            let out = reader.join().unwrap_or_default();
+            match out.lines().rev().find(|l| l.trim_start().starts_with('{')) {
+                Some(l) => l.trim().to_string(),
+                None => err("no JSON line from the loadgen".into()),
+            }
+        }
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    line
+}
+
+fn suite(opts: &Opts) -> ExitCode {
+    let quick = opts.quick;
+    let get = |k: &str, d: u64| opts.get_u64(k, d).unwrap_or(d);
+    let warmup_ms = get("warmup_ms", if quick { 200 } else { 1000 });
+    let window_ms = get("window_ms", if quick { 800 } else { 8000 });
+    let reps = opts.reps().unwrap_or(1);
+    let extra: Vec<String> = ["conns", "msg"]
+        .iter()
+        .filter_map(|k| opts.keys.get(*k).map(|v| format!("{k}={v}")))
+        .collect();
+    let peers: Vec<&str> = match opts.keys.get("servers") {
+        Some(list) => list.split(',').filter_map(canonical).collect(),
+        None => SERVERS.to_vec(),
+    };
+    eprintln!(
+        "coil-benches W5: servers on CPU 0, loadgen on CPU 1, warm-up {warmup_ms} ms, window {window_ms} ms, {reps} rep(s)"
+    );
+    let mut lines: Vec<(&str, Vec<String>)> = peers.iter().map(|p| (*p, Vec::new())).collect();
+    for rep in 0..reps {
+        for (p, v) in &mut lines {
+            let l = run_one(p, warmup_ms, window_ms, &extra);
+            eprintln!("[echo {}/{reps} {p}] {l}", rep + 1);
+            v.push(l);
+        }
+    }
+    print!("{}", render(&lines));
+    let all_ok = lines
+        .iter()
+        .all(|(_, v)| v.iter().all(|l| field(l, "ok") == Some("true")));
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn med(v: &[String], key: &str) -> Option<f64> {
+    let xs: Vec<f64> = v.iter().filter_map(|l| field_f64(l, key)).collect();
+    if xs.is_empty() {
+        None
+    } else {
+        Some(median(&xs))
+    }
+}
+
+fn render(rows: &[(&str, Vec<String>)]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nW5 tcp echo (median of {} run(s))\n\n| peer | kreq/s | p50/p99 us | srv cpu us/req | srv user/sys us | srv cpu util | ok |\n|---|---|---|---|---|---|---|",
+        rows.first().map_or(0, |r| r.1.len())
+    );
+    let f = |x: Option<f64>, d: usize| x.map_or("-".to_string(), |x| format!("{x:.d$}"));
+    for (p, v) in rows {
+        let ok = v.iter().all(|l| field(l, "ok") == Some("true"));
+        let _ = writeln!(
+            s,
+            "| {p} | {} | {}/{} | {} | {}/{} | {} | {} |",
+            f(med(v, "value").map(|x| x / 1e3), 1),
+            f(med(v, "p50_us"), 0),
+            f(med(v, "p99_us"), 0),
+            f(med(v, "server_cpu_us_per_req"), 2),
+            f(med(v, "server_user_us_per_req"), 2),
+            f(med(v, "server_sys_us_per_req"), 2),
+            f(med(v, "server_cpu_util"), 2),
+            if ok { "yes" } else { "NO" },
+        );
+    }
+    let get = |peer: &str, key: &str| {
+        rows.iter()
+            .find(|(p, _)| *p == peer)
+            .and_then(|(_, v)| med(v, key))
+    };
+    let _ = writeln!(
+        s,
+        "\nW5 RATIOS (rps: coil ÷ peer, higher is better; cpu/req: peer ÷ coil, higher is better; delta: coil − peer µs/req)"
+    );
+    for coil in ["coil/uring", "coil/epoll"] {
+        for peer in ["tokio", "monoio", "monoio-legacy", "raw-epoll"] {
+            let (Some(cr), Some(pr)) = (get(coil, "value"), get(peer, "value")) else {
+                continue;
+            };
+            let cc = get(coil, "server_cpu_us_per_req");
+            let pc = get(peer, "server_cpu_us_per_req");
+            let (ratio, delta) = match (cc, pc) {
+                (Some(c), Some(p)) if c > 0.0 => {
+                    (format!("{:.3}", p / c), format!("{:+.2}", c - p))
+                }
+                _ => ("-".into(), "-".into()),
+            };
+            let _ = writeln!(
+                s,
+                "  {coil} vs {peer}: rps {:.3}x, cpu/req {ratio}x, delta {delta} us/req",
+                cr / pr
+            );
+        }
+    }
+    s
+}
