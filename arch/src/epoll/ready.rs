@@ -1,9 +1,12 @@
 //! The epoll backend's op table: completions emulated as readiness, then the
 //! system call.
 //!
-//! An op is first tried at once (`perform`). If the fd is not ready
-//! (`WouldBlock`) the op waits in its fd's reader or writer queue, and the fd
-//! is registered with epoll, **edge-triggered**, the first time it is needed;
+//! An op is first tried at once (`perform`) — unless the table already knows
+//! the fd is not ready in that direction (its last attempt said `EAGAIN` and
+//! no event came since), which saves a system call that would fail. If the
+//! fd is not ready (`WouldBlock`) the op waits in its fd's reader or writer
+//! queue, and the fd is registered with epoll, **edge-triggered**, the first
+//! time it is needed;
 //! the registration stays until [`ReadyTable::release`] (the op layer calls it
 //! when the fd is closed, before the number can be reused). On an event, the
 //! waiting ops of that direction are retried in FIFO order until one answers
@@ -38,6 +41,10 @@ struct Waiter {
 struct FdState {
     readers: VecDeque<Waiter>,
     writers: VecDeque<Waiter>,
+    /// The last read attempt said EAGAIN and no readable event came since.
+    not_readable: bool,
+    /// The last write attempt said EAGAIN and no writable event came since.
+    not_writable: bool,
 }
 
 /// See the module docs.
@@ -79,9 +86,18 @@ impl ReadyTable {
             Readiness::Readable(fd) => (fd, false),
             Readiness::Writable(fd) => (fd, true),
         };
-        match code.perform() {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            r => return complete(pending, user_data, r),
+        let known_blocked = self.fds.get(&fd).is_some_and(|st| {
+            if write {
+                st.not_writable || !st.writers.is_empty()
+            } else {
+                st.not_readable || !st.readers.is_empty()
+            }
+        });
+        if !known_blocked {
+            match code.perform() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return complete(pending, user_data, r),
+            }
         }
         let state = match self.fds.entry(fd) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -100,8 +116,10 @@ impl ReadyTable {
             }
         };
         let queue = if write {
+            state.not_writable = true;
             &mut state.writers
         } else {
+            state.not_readable = true;
             &mut state.readers
         };
         queue.push_back(Waiter { user_data, op });
@@ -115,10 +133,10 @@ impl ReadyTable {
         };
         let err = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | err) != 0 {
-            retry(&mut state.readers, &mut self.where_is, pending);
+            state.not_readable = retry(&mut state.readers, &mut self.where_is, pending);
         }
         if events & (libc::EPOLLOUT as u32 | err) != 0 {
-            retry(&mut state.writers, &mut self.where_is, pending);
+            state.not_writable = retry(&mut state.writers, &mut self.where_is, pending);
         }
     }
 
@@ -162,20 +180,23 @@ impl ReadyTable {
     }
 }
 
+/// Retry the waiters in order; returns whether one answered `WouldBlock`
+/// (the fd is then known not ready in this direction until the next event).
 fn retry(
     queue: &mut VecDeque<Waiter>,
     where_is: &mut HashMap<u64, RawFd>,
     pending: &mut Vec<Completion>,
-) {
+) -> bool {
     while let Some(w) = queue.front_mut() {
         // SAFETY: queued ops are valid until their completion is pushed
         // (invariant 2); this is the only access.
         let r = unsafe { w.op.0.as_mut() }.perform();
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            return;
+            return true;
         }
         let w = queue.pop_front().expect("front exists");
         where_is.remove(&w.user_data);
         complete(pending, w.user_data, r);
     }
+    false
 }

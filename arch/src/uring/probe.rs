@@ -34,6 +34,8 @@ const REQUIRED_OPCODES: &[(u8, &str)] = &[
     (opcode::Statx::CODE, "IORING_OP_STATX"),
     (opcode::Fsync::CODE, "IORING_OP_FSYNC"),
     (opcode::Shutdown::CODE, "IORING_OP_SHUTDOWN"),
+    (opcode::SendMsg::CODE, "IORING_OP_SENDMSG"),
+    (opcode::RecvMsg::CODE, "IORING_OP_RECVMSG"),
 ];
 
 /// How long the probe NOP may take before `Auto` gives up on io_uring.
