@@ -2,8 +2,8 @@
 //!
 //! coil is an async runtime built from raw OS primitives: one event loop per
 //! thread, tasks that run cooperatively on it, timers on a timing wheel, and
-//! (coming next) I/O that goes straight to the kernel through io_uring, or
-//! epoll where io_uring is unavailable. Nothing runs underneath it: the task
+//! I/O that goes straight to the kernel through io_uring, or epoll where
+//! io_uring is unavailable. Nothing runs underneath it: the task
 //! allocation, the waker vtable, the loop and the drivers are coil's own.
 //!
 //! If you know Python's asyncio you already know the shape:

@@ -46,7 +46,7 @@
 //!    and fail on the second.
 //! 2. **Park.** `park(timeout)` blocks until one of: an unpark happened since the last
 //!    park consumed one, the timeout elapsed, a signal interrupted the wait (`EINTR` is
-//!    `Ok(())`; the caller loops), or (later milestones) an I/O completion arrived. It
+//!    `Ok(())`; the caller loops), or an I/O completion arrived. It
 //!    never returns before the timeout for any other reason. `None` means no timeout.
 //!    `Some(Duration::ZERO)` polls and never blocks, and costs no system call when there
 //!    is nothing to submit or flush (io_uring peeks the completion queue in memory).
@@ -76,13 +76,15 @@
 //! 6. **Fork.** The io_uring mappings are marked `MADV_DONTFORK`, so a forked child does
 //!    not share the parent's rings. A child must build its own driver.
 //!
-//! # What comes later
+//! # Operations
 //!
-//! Completion-based operations (read, write, accept, ...): one op type per operation with
-//! its io_uring entry and its epoll readiness-plus-syscall side, kept in an op table keyed
-//! by `user_data` (io_uring) or the epoll token. The high `user_data` values are already
-//! reserved for the driver's own use (`token` module), and both backends already reap in
-//! a loop and dispatch by that key.
+//! Completion-based operations ([`op`]): one type per operation with its io_uring entry
+//! and its epoll readiness-plus-syscall side ([`OpCode`]). [`Driver::submit`] takes a
+//! pointer to an op and a `user_data` key; [`Driver::completions`] reports
+//! `(user_data, result, flags)` exactly once per submitted op, also after
+//! [`Driver::cancel`]. io_uring queues the entry and submits at the next park; epoll tries
+//! the syscall at once and otherwise waits for an edge-triggered event (`epoll/ready.rs`).
+//! The high `user_data` values are reserved for the driver's own use (`token` module).
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("coil-arch supports Linux only: its backends are io_uring and epoll.");
@@ -113,7 +115,7 @@ static_assertions::assert_impl_all!(ParseDriverChoiceError: Send, Sync, Error);
 
 /// `user_data` (io_uring) and `epoll_event.u64` (epoll) values reserved for the driver.
 ///
-/// Operations added in later milestones use keys below [`RESERVED_MIN`]; everything from
+/// Operations use keys below [`RESERVED_MIN`]; everything from
 /// there up belongs to the driver.
 pub(crate) mod token {
     /// The first reserved value.
@@ -426,7 +428,7 @@ impl Driver {
     }
 
     /// Blocks the thread until it is unparked, the timeout elapses, a signal interrupts
-    /// the wait, or (in later milestones) an I/O operation completes.
+    /// the wait, or an I/O operation completes.
     ///
     /// - `None`: no timeout. `Some(Duration::ZERO)`: poll, never block.
     /// - Never returns before the timeout except for one of the wake-ups above, so a
