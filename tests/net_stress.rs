@@ -25,10 +25,13 @@ fn echo_many(choice: DriverChoice, n: usize) {
         let l = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
         let addr = l.local_addr().unwrap();
         let l2 = l.clone();
+        let accepted = Rc::new(std::cell::Cell::new(0usize));
+        let acc2 = accepted.clone();
         let server = spawn(async move {
             let mut conns = Vec::with_capacity(n);
             for _ in 0..n {
                 let (s, _) = l2.accept().await.unwrap();
+                acc2.set(acc2.get() + 1);
                 conns.push(spawn(async move {
                     let BufResult(r, buf) = s.read_exact(Vec::with_capacity(1024)).await;
                     r.unwrap();
@@ -43,14 +46,21 @@ fn echo_many(choice: DriverChoice, n: usize) {
                 c.await.unwrap();
             }
         });
-        // Connect everything first so that all n connections are open at once.
-        let mut clients = Vec::with_capacity(n);
-        for _ in 0..n {
-            clients.push(spawn(TcpStream::connect(addr)));
-        }
+        // Connect everything first so that all n connections are open at
+        // once; in chunks, letting the server's accepts keep up, so the
+        // listen backlog (1024) never overflows (an overflowed backlog drops
+        // the handshake's last ACK and the client later sees a reset).
         let mut streams = Vec::with_capacity(n);
-        for c in clients {
-            streams.push(c.await.unwrap().unwrap());
+        while streams.len() < n {
+            let chunk: Vec<_> = (streams.len()..n.min(streams.len() + 256))
+                .map(|_| spawn(TcpStream::connect(addr)))
+                .collect();
+            for c in chunk {
+                streams.push(c.await.unwrap().unwrap());
+            }
+            while accepted.get() + 512 < streams.len() {
+                coil::task::yield_now().await;
+            }
         }
         let echoes: Vec<_> = streams
             .into_iter()
