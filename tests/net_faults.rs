@@ -209,3 +209,51 @@ fn emfile_child() {
         drop(clients);
     });
 }
+
+/// Item 23 with the default SIGPIPE disposition (Rust programs ignore SIGPIPE
+/// before `main`; a program embedding coil might not): writing to a socket
+/// whose peer is gone must give EPIPE/ECONNRESET, not kill the process.
+#[test]
+fn no_sigpipe_death_with_default_disposition() {
+    if std::env::var_os("COIL_SIGPIPE_CHILD").is_some() {
+        // SAFETY: restoring the default handler in this child process only.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        coil::run(async {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let (a, b) = pair(&l).await;
+            drop(b);
+            let mut saw_error = false;
+            for _ in 0..100 {
+                let BufResult(r, _) = a.write_all(vec![1u8; 64 << 10]).await;
+                if let Err(e) = r {
+                    assert!(
+                        matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)),
+                        "{e}"
+                    );
+                    saw_error = true;
+                    break;
+                }
+            }
+            assert!(saw_error, "writes to a closed peer kept succeeding");
+        });
+        return;
+    }
+    for driver in ["uring", "epoll"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "no_sigpipe_death_with_default_disposition",
+                "--nocapture",
+            ])
+            .env("COIL_SIGPIPE_CHILD", "1")
+            .env("COIL_DRIVER", driver)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{driver}: child died or failed ({:?}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
