@@ -93,6 +93,7 @@ pub mod net;
 mod op;
 pub mod queue;
 mod rt;
+pub mod sim;
 pub mod stream;
 pub mod sync;
 pub mod task;

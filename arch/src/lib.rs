@@ -36,7 +36,7 @@
 //!
 //! # The backend contract
 //!
-//! Every backend (`uring/`, `epoll/`, later `sim/`) provides the following, and the
+//! Every backend (`uring/`, `epoll/`, `sim/`) provides the following, and the
 //! executor relies on nothing else.
 //!
 //! 1. **Construction.** `new` creates every kernel object the backend needs (ring or
@@ -98,6 +98,7 @@ use std::time::Duration;
 pub mod buf;
 mod epoll;
 pub mod op;
+pub mod sim;
 mod sys;
 pub mod testing;
 mod unpark;
@@ -138,6 +139,8 @@ pub enum DriverKind {
     Uring,
     /// Linux epoll: readiness, with completions emulated above it.
     Epoll,
+    /// The deterministic simulator ([`sim`]): virtual clock, in-memory network.
+    Sim,
 }
 
 impl fmt::Display for DriverKind {
@@ -145,6 +148,7 @@ impl fmt::Display for DriverKind {
         f.write_str(match self {
             DriverKind::Uring => "io_uring",
             DriverKind::Epoll => "epoll",
+            DriverKind::Sim => "sim",
         })
     }
 }
@@ -348,6 +352,8 @@ enum Inner {
     #[cfg(not(miri))]
     Uring(uring::UringDriver),
     Epoll(epoll::EpollDriver),
+    /// Boxed: it is large and off every real driver's path.
+    Sim(Box<sim::SimDriver>),
 }
 
 impl Driver {
@@ -403,12 +409,36 @@ impl Driver {
         })
     }
 
+    /// Builds the deterministic simulator backend (see [`sim`]). Only the
+    /// simulator's builder chooses it; [`DriverChoice`] never does.
+    ///
+    /// # Errors
+    ///
+    /// The OS error if its unpark eventfd cannot be created.
+    pub fn sim(config: sim::SimConfig) -> io::Result<Driver> {
+        Ok(Driver {
+            inner: Inner::Sim(Box::new(sim::SimDriver::new(config)?)),
+            fallback: None,
+            completed: Vec::new(),
+        })
+    }
+
+    /// The simulator backend, if this driver is one.
+    #[inline]
+    pub fn as_sim(&mut self) -> Option<&mut sim::SimDriver> {
+        match &mut self.inner {
+            Inner::Sim(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// The backend this driver runs on.
     pub fn kind(&self) -> DriverKind {
         match self.inner {
             #[cfg(not(miri))]
             Inner::Uring(_) => DriverKind::Uring,
             Inner::Epoll(_) => DriverKind::Epoll,
+            Inner::Sim(_) => DriverKind::Sim,
         }
     }
 
@@ -424,6 +454,7 @@ impl Driver {
             #[cfg(not(miri))]
             Inner::Uring(d) => d.unparker(),
             Inner::Epoll(d) => d.unparker(),
+            Inner::Sim(d) => d.unparker(),
         }
     }
 
@@ -450,6 +481,7 @@ impl Driver {
             #[cfg(not(miri))]
             Inner::Uring(d) => d.park(timeout, &mut self.completed),
             Inner::Epoll(d) => d.park(timeout, &mut self.completed),
+            Inner::Sim(d) => d.park(timeout, &mut self.completed),
         }
     }
 
@@ -492,6 +524,8 @@ impl Driver {
             Inner::Uring(d) => unsafe { d.submit(user_data, op) },
             // SAFETY: forwarded from the caller.
             Inner::Epoll(d) => unsafe { d.submit(user_data, op) },
+            // SAFETY: forwarded from the caller.
+            Inner::Sim(d) => unsafe { d.submit(user_data, op) },
         }
     }
 
@@ -504,6 +538,7 @@ impl Driver {
             #[cfg(not(miri))]
             Inner::Uring(d) => d.cancel(user_data),
             Inner::Epoll(d) => d.cancel(user_data),
+            Inner::Sim(d) => d.cancel(user_data),
         }
     }
 
@@ -520,6 +555,7 @@ impl Driver {
             #[cfg(not(miri))]
             Inner::Uring(_) => {}
             Inner::Epoll(d) => d.release_fd(fd),
+            Inner::Sim(d) => d.release_fd(fd),
         }
     }
 }

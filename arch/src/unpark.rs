@@ -47,6 +47,11 @@ impl Shared {
         &self.eventfd
     }
 
+    /// Whether an unpark is pending (the simulator checks before draining).
+    pub(crate) fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::SeqCst)
+    }
+
     /// Step 3 of the protocol: call after the eventfd counter has been consumed.
     pub(crate) fn clear(&self) {
         self.notified.store(false, Ordering::SeqCst);

@@ -83,6 +83,8 @@ pub(crate) struct Core {
     uring: bool,
     /// Shutdown leaked the driver (see `drain_ops`).
     driver_leaked: Cell<bool>,
+    /// Set for a simulator core (`rt/sim.rs`): virtual clock, seeded order.
+    pub(crate) sim: Option<Box<super::sim::SimState>>,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -133,8 +135,21 @@ impl Core {
             driver: RefCell::new(std::mem::ManuallyDrop::new(driver)),
             driver_leaked: Cell::new(false),
             uring,
+            sim: None,
             _not_send: std::marker::PhantomData,
         }
+    }
+
+    /// Makes this a simulator core (its driver must be the sim driver).
+    pub(crate) fn with_sim(mut self, sim: super::sim::SimState) -> Core {
+        self.sim = Some(Box::new(sim));
+        self
+    }
+
+    /// The virtual time of a simulator core; `None` for a real one.
+    #[inline]
+    pub(crate) fn virtual_now(&self) -> Option<std::time::Instant> {
+        self.sim.as_ref().map(|sim| self.origin + sim.now.get())
     }
 
     /// Process-unique id of this runtime.
@@ -211,20 +226,14 @@ impl Core {
         }
         self.fire_timers();
         let n = self.run_queue.borrow().len().min(MAX_TICK);
-        for _ in 0..n {
-            let Some(task) = self.run_queue.borrow_mut().pop_front() else {
-                break;
-            };
-            self.budget.set(BUDGET);
-            // SAFETY: popped from the run queue with its queue reference, on
-            // the loop thread (rules 1 and 2 in task/mod.rs).
-            match unsafe { (task.header().vtable.poll)(task) } {
-                PollOutcome::Idle => {}
-                PollOutcome::Reschedule => self.push_local(task),
-                PollOutcome::Complete => {
-                    self.owned.remove(task);
-                    task.release(2);
-                }
+        if let Some(sim) = &self.sim {
+            self.sim_poll_batch(sim, n);
+        } else {
+            for _ in 0..n {
+                let Some(task) = self.run_queue.borrow_mut().pop_front() else {
+                    break;
+                };
+                self.run_task(task);
             }
         }
         let polls = self.polls_since_park.get().saturating_add(n as u32);
@@ -233,11 +242,120 @@ impl Core {
             && !self.shared.main_woken.load(Ordering::SeqCst)
             && !self.shared.remote_pending();
         if idle {
+            if let Some(sim) = &self.sim {
+                self.sim_idle(sim);
+                return;
+            }
             let timeout = self.park_timeout();
             self.park(timeout);
         } else if polls >= self.event_interval {
             self.park(Some(Duration::ZERO));
         }
+    }
+
+    /// Poll one task taken from the run queue; returns whether it completed.
+    #[inline(always)]
+    fn run_task(&self, task: TaskRef) -> bool {
+        self.budget.set(BUDGET);
+        // SAFETY: popped from the run queue with its queue reference, on
+        // the loop thread (rules 1 and 2 in task/mod.rs).
+        match unsafe { (task.header().vtable.poll)(task) } {
+            PollOutcome::Idle => false,
+            PollOutcome::Reschedule => {
+                self.push_local(task);
+                false
+            }
+            PollOutcome::Complete => {
+                self.owned.remove(task);
+                task.release(2);
+                true
+            }
+        }
+    }
+
+    // ----- simulator (rt/sim.rs) -----
+
+    /// The tick's first `n` queued tasks, polled in a seeded random order
+    /// (each still at most once per tick).
+    #[cold]
+    fn sim_poll_batch(&self, sim: &super::sim::SimState, n: usize) {
+        let mut batch = std::mem::take(&mut *sim.batch.borrow_mut());
+        batch.extend(self.run_queue.borrow_mut().drain(..n));
+        sim.shuffle(&mut batch);
+        for task in batch.drain(..) {
+            let id = sim.local_id(task);
+            sim.record(id, super::sim::EventKind::Poll);
+            if self.run_task(task) {
+                sim.record(id, super::sim::EventKind::Complete);
+            }
+        }
+        *sim.batch.borrow_mut() = batch;
+        // One more for the tick itself (the main future may be what spins).
+        sim.now
+            .set(sim.now.get() + super::sim::POLL_COST * (n as u32 + 1));
+        if let Some(d) = self.driver.borrow_mut().as_sim() {
+            d.advance_to(sim.now.get());
+        }
+    }
+
+    /// Nothing is runnable: deliver due I/O, else jump the virtual clock to
+    /// the next timer or I/O event, else (after a real-time grace period for
+    /// wakes from other threads) report the deadlock.
+    #[cold]
+    fn sim_idle(&self, sim: &super::sim::SimState) {
+        {
+            let mut driver = self.driver.borrow_mut();
+            self.release_closed_fds(&mut driver);
+        }
+        self.park(Some(Duration::ZERO));
+        if self.has_work() {
+            return;
+        }
+        let timer = self
+            .wheel
+            .borrow()
+            .next_expiration()
+            .map(Duration::from_millis);
+        let io = self
+            .driver
+            .borrow_mut()
+            .as_sim()
+            .and_then(|d| d.next_event());
+        let next = match (timer, io) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(t) = next {
+            let t = t.max(sim.now.get());
+            sim.now.set(t);
+            if let Some(d) = self.driver.borrow_mut().as_sim() {
+                d.advance_to(t);
+            }
+            sim.record(0, super::sim::EventKind::Advance);
+            return;
+        }
+        // Only another thread (the blocking pool, a Handle) can help now.
+        const GRACE: Duration = Duration::from_millis(250);
+        self.park(Some(GRACE));
+        if self.has_work() {
+            return;
+        }
+        panic!(
+            "coil::sim: deadlock at virtual time {:?}: no task is runnable, no timer is pending \
+             and no I/O can complete, but the main future has not finished ({} tasks alive, \
+             {} I/O ops waiting); seed {} (replay with COIL_SIM_SEED={})",
+            sim.now.get(),
+            self.owned.len(),
+            self.ops.borrow().in_flight(),
+            sim.seed,
+            sim.seed
+        );
+    }
+
+    fn has_work(&self) -> bool {
+        !self.run_queue.borrow().is_empty()
+            || self.shared.main_woken.load(Ordering::SeqCst)
+            || self.shared.remote_pending()
     }
 
     fn park(&self, timeout: Option<Duration>) {
@@ -263,6 +381,11 @@ impl Core {
     /// the queue, like timers) and finish orphans.
     fn dispatch_completions(&self) {
         let mut done = std::mem::take(&mut *self.completions.borrow_mut());
+        if let Some(sim) = &self.sim {
+            for c in &done {
+                sim.record(0, super::sim::EventKind::Io(c.user_data, c.result));
+            }
+        }
         let mut orphans: Vec<OrphanDone> = Vec::new();
         let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
         {
@@ -374,9 +497,11 @@ impl Core {
     // ----- timers -----
 
     fn now_tick(&self) -> u64 {
-        let ms = std::time::Instant::now()
-            .saturating_duration_since(self.origin)
-            .as_millis();
+        let ms = match &self.sim {
+            None => std::time::Instant::now().saturating_duration_since(self.origin),
+            Some(sim) => sim.now.get(),
+        }
+        .as_millis();
         u64::try_from(ms).unwrap_or(u64::MAX)
     }
 
@@ -487,6 +612,22 @@ impl Core {
         }
         for ud in self.ops.borrow().in_flight_keys() {
             self.driver.borrow_mut().cancel(ud);
+        }
+        if let Some(sim) = &self.sim {
+            // Virtual: run the clock until the cancellations complete.
+            while self.ops.borrow().in_flight() > 0 {
+                self.park(Some(Duration::ZERO));
+                let next = self
+                    .driver
+                    .borrow_mut()
+                    .as_sim()
+                    .and_then(|d| d.next_event());
+                let Some(t) = next else { break };
+                sim.now.set(sim.now.get().max(t));
+                if let Some(d) = self.driver.borrow_mut().as_sim() {
+                    d.advance_to(t);
+                }
+            }
         }
         let deadline = std::time::Instant::now() + DRAIN_LIMIT;
         while self.ops.borrow().in_flight() > 0 && std::time::Instant::now() < deadline {

@@ -22,6 +22,7 @@ mod builder;
 pub(crate) mod core;
 mod handle;
 mod runtime;
+pub(crate) mod sim;
 
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};
@@ -46,6 +47,18 @@ pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
     // SAFETY: CURRENT is non-null only while `Enter` guards a live, pinned
     // (boxed) Core on this thread; it is reset before the Core can be dropped.
     f(unsafe { ptr.as_ref() })
+}
+
+/// The virtual time when a simulator loop runs on this thread (one TLS read
+/// and a branch otherwise).
+#[inline]
+pub(crate) fn virtual_now() -> Option<std::time::Instant> {
+    let ptr = CURRENT.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: as in `with_core`.
+    unsafe { &*ptr }.virtual_now()
 }
 
 /// Sets `CURRENT` for a scope and restores the previous value on drop (also

@@ -83,6 +83,10 @@ impl Runtime {
         }
     }
 
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
     /// Runs `future` to completion on this thread, running the loop's tasks
     /// and timers meanwhile, and returns its output.
     ///

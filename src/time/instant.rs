@@ -17,9 +17,14 @@ pub struct Instant(std::time::Instant);
 const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 impl Instant {
-    /// The current time.
+    /// The current time: the loop's virtual time inside a simulation
+    /// ([`crate::sim`]), the monotonic clock everywhere else.
+    #[inline]
     pub fn now() -> Instant {
-        Instant(std::time::Instant::now())
+        match crate::rt::virtual_now() {
+            Some(t) => Instant(t),
+            None => Instant(std::time::Instant::now()),
+        }
     }
 
     /// Wraps a std instant.

@@ -45,6 +45,7 @@ pub fn choice(kind: DriverKind) -> DriverChoice {
     match kind {
         DriverKind::Uring => DriverChoice::Uring,
         DriverKind::Epoll => DriverChoice::Epoll,
+        DriverKind::Sim => unreachable!("the simulator is not a DriverChoice"),
     }
 }
 
@@ -101,6 +102,7 @@ fn is_park_syscall(nr: i64, kind: DriverKind) -> bool {
             }
             nr == libc::SYS_epoll_pwait || nr == libc::SYS_epoll_pwait2
         }
+        DriverKind::Sim => false,
     }
 }
 
