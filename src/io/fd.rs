@@ -144,11 +144,21 @@ impl Future for OrphansDone<'_> {
 impl Drop for Inner {
     fn drop(&mut self) {
         for (fd, _) in self.accepted.get_mut().drain(..) {
+            if coil_arch::sim::is_virtual_fd(fd) {
+                // A simulator socket: the driver closes it (release_fd).
+                if let Some(closer) = &self.closer {
+                    closer.borrow_mut().push(fd);
+                }
+                continue;
+            }
             // SAFETY: queued accepted fds are owned by this listener alone.
             unsafe { libc::close(fd) };
         }
         if let Some(closer) = &self.closer {
             closer.borrow_mut().push(self.fd);
+        }
+        if coil_arch::sim::is_virtual_fd(self.fd) {
+            return; // closed by the simulator driver through `closer`
         }
         // SAFETY: rule 1: the last owner; no op is pending on this fd.
         unsafe { libc::close(self.fd) };

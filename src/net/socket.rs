@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use coil_arch::op::SockAddr;
+use coil_arch::sim::is_virtual_fd;
+
+use crate::rt::sim::socket_call;
 
 /// Evaluate a libc call, turning -1 into the OS error.
 macro_rules! syscall {
@@ -32,6 +35,10 @@ pub(crate) fn nonblocking() -> io::Result<bool> {
 
 /// A new TCP socket for `addr`'s family, close-on-exec.
 pub(crate) fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<RawFd> {
+    // Under the simulator: a virtual socket (coil_arch::sim).
+    if let Some(fd) = crate::rt::sim::with_driver(|d| d.socket(true, addr.is_ipv6())) {
+        return Ok(fd);
+    }
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -44,6 +51,9 @@ pub(crate) fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<Raw
 }
 
 pub(crate) fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    if is_virtual_fd(fd) {
+        return socket_call(|d| d.set_int_opt(fd, level, name, value));
+    }
     // SAFETY: `value` is a live local of the size passed.
     syscall!(unsafe {
         libc::setsockopt(
@@ -58,6 +68,9 @@ pub(crate) fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> io::R
 }
 
 pub(crate) fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
+    if is_virtual_fd(fd) {
+        return socket_call(|d| d.get_int_opt(fd, level, name));
+    }
     let mut value: i32 = 0;
     let mut len = size_of::<i32>() as libc::socklen_t;
     // SAFETY: value/len are live locals of the sizes passed.
@@ -66,6 +79,9 @@ pub(crate) fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
 }
 
 pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+    if is_virtual_fd(fd) {
+        return socket_call(|d| d.bind(fd, addr));
+    }
     let a = SockAddr::from_std(addr);
     let (p, len) = a.as_ptr();
     // SAFETY: p/len describe `a`, alive for the call.
@@ -73,11 +89,23 @@ pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
 }
 
 pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
+    if is_virtual_fd(fd) {
+        return socket_call(|d| d.listen(fd));
+    }
     // SAFETY: plain system call.
     syscall!(unsafe { libc::listen(fd, backlog) }).map(drop)
 }
 
 fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
+    if is_virtual_fd(fd) {
+        return socket_call(|d| {
+            if peer {
+                d.peer_addr(fd)
+            } else {
+                d.local_addr(fd)
+            }
+        });
+    }
     let mut a = SockAddr::empty();
     let (p, len) = a.as_mut_ptr();
     // SAFETY: p/len point into `a`, sized for any address.

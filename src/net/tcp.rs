@@ -34,6 +34,9 @@ unsafe impl<T: OpCode> OpCode for WithFd<T> {
     fn perform(&mut self) -> io::Result<usize> {
         self.op.perform()
     }
+    fn sim(&mut self) -> Option<kop::SimOp<'_>> {
+        self.op.sim()
+    }
 }
 
 impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {

@@ -57,6 +57,9 @@ unsafe impl<T: OpCode> OpCode for DgramOp<T> {
     fn perform(&mut self) -> io::Result<usize> {
         self.op.perform()
     }
+    fn sim(&mut self) -> Option<kop::SimOp<'_>> {
+        self.op.sim()
+    }
 }
 
 impl<B: IoBufMut> Operation for DgramOp<kop::RecvMsg<B>> {
@@ -158,6 +161,11 @@ impl Dgram {
     /// `connect(2)` on a datagram socket never blocks: it only records the
     /// default peer (and filters what is received).
     pub(crate) fn connect_raw(&self, to: &SockAddr) -> io::Result<()> {
+        if coil_arch::sim::is_virtual_fd(self.raw()) {
+            let fd = self.raw();
+            let to = ip_addr(*to)?;
+            return crate::rt::sim::socket_call(|d| d.connect_dgram(fd, to));
+        }
         let (p, len) = to.as_ptr();
         // SAFETY: p/len describe `to`, alive for the call.
         syscall!(unsafe { libc::connect(self.raw(), p, len) }).map(drop)
@@ -166,6 +174,12 @@ impl Dgram {
 
 /// A new datagram socket of `family`, close-on-exec, non-blocking under epoll.
 pub(crate) fn dgram_socket(family: i32) -> io::Result<RawFd> {
+    // Under the simulator: a virtual UDP socket (Unix datagrams are not simulated).
+    if family != libc::AF_UNIX
+        && let Some(fd) = crate::rt::sim::with_driver(|d| d.socket(false, family == libc::AF_INET6))
+    {
+        return Ok(fd);
+    }
     let nb = if nonblocking()? {
         libc::SOCK_NONBLOCK
     } else {

@@ -146,6 +146,15 @@ impl Core {
         self
     }
 
+    /// Runs `f` on the simulator driver; `None` for a real core.
+    pub(crate) fn with_sim_driver<R>(
+        &self,
+        f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R,
+    ) -> Option<R> {
+        self.sim.as_ref()?;
+        self.driver.borrow_mut().as_sim().map(f)
+    }
+
     /// The virtual time of a simulator core; `None` for a real one.
     #[inline]
     pub(crate) fn virtual_now(&self) -> Option<std::time::Instant> {

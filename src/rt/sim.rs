@@ -94,3 +94,17 @@ impl SimState {
         std::mem::take(&mut *self.trace.borrow_mut())
     }
 }
+
+/// Runs `f` on the simulator driver of the loop running on this thread;
+/// `None` when there is none (no loop, or a real driver).
+pub(crate) fn with_driver<R>(f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R) -> Option<R> {
+    super::with_core(|c| c.and_then(|c| c.with_sim_driver(f)))
+}
+
+/// A socket call on a virtual fd: `EBADF` when no simulation runs here (the
+/// fd outlived its simulation).
+pub(crate) fn socket_call<R>(
+    f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> std::io::Result<R>,
+) -> std::io::Result<R> {
+    with_driver(f).unwrap_or_else(|| Err(std::io::Error::from_raw_os_error(libc::EBADF)))
+}

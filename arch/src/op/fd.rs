@@ -143,4 +143,8 @@ unsafe impl OpCode for Nop {
     fn perform(&mut self) -> io::Result<usize> {
         Ok(0)
     }
+
+    fn sim(&mut self) -> Option<super::SimOp<'_>> {
+        Some(super::SimOp::Nop)
+    }
 }

@@ -30,6 +30,7 @@ pub use fs::{
     FsOpcode, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt, uring_supports,
 };
 pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
+pub(crate) use net::{init_bytes, spare_capacity};
 pub use udp::{RecvMsg, SendMsg};
 
 /// The io_uring submission entry type, for ops that wrap another op.
@@ -67,6 +68,95 @@ pub unsafe trait OpCode {
     /// epoll: run the system call now. `Ok(n)` becomes a completion with
     /// result `n`; an error other than `WouldBlock` becomes one with `-errno`.
     fn perform(&mut self) -> io::Result<usize>;
+    /// The simulator ([`crate::sim`]): what this op asks for, in terms the
+    /// in-memory network understands. `None` (the default): the simulator
+    /// does not support it and `submit` fails with `Unsupported`.
+    ///
+    /// Called on the op at its final address, any number of times until its
+    /// completion; the borrows it returns must point into `self`.
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        None
+    }
+}
+
+impl SimOp<'_> {
+    /// The fd the op works on (`None` for a NOP).
+    pub fn fd(&self) -> Option<RawFd> {
+        match *self {
+            SimOp::Nop => None,
+            SimOp::Accept { fd, .. }
+            | SimOp::Connect { fd, .. }
+            | SimOp::Recv { fd, .. }
+            | SimOp::Send { fd, .. }
+            | SimOp::RecvFrom { fd, .. }
+            | SimOp::SendTo { fd, .. }
+            | SimOp::Shutdown { fd, .. } => Some(fd),
+        }
+    }
+}
+
+/// An operation as the simulator sees it (see [`OpCode::sim`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SimOp<'a> {
+    /// Completes with 0.
+    Nop,
+    /// Accept a connection on listener `fd`; completes with the new fd, the
+    /// peer's address written to `peer`.
+    Accept {
+        /// The listener.
+        fd: RawFd,
+        /// Receives the peer's address.
+        peer: &'a mut SockAddr,
+    },
+    /// Connect stream socket `fd` to `addr`; completes with 0.
+    Connect {
+        /// The socket.
+        fd: RawFd,
+        /// Where to.
+        addr: Option<std::net::SocketAddr>,
+    },
+    /// Receive on stream socket `fd` into `buf`; completes with the count.
+    Recv {
+        /// The socket.
+        fd: RawFd,
+        /// The spare capacity of the op's buffer.
+        buf: &'a mut [std::mem::MaybeUninit<u8>],
+    },
+    /// Send `buf` on stream socket `fd`; completes with the count.
+    Send {
+        /// The socket.
+        fd: RawFd,
+        /// The bytes to send.
+        buf: &'a [u8],
+    },
+    /// Receive one datagram on `fd` into `buf`, its sender written to `from`;
+    /// completes with the count copied.
+    RecvFrom {
+        /// The socket.
+        fd: RawFd,
+        /// The spare capacity of the op's buffer.
+        buf: &'a mut [std::mem::MaybeUninit<u8>],
+        /// Receives the sender's address.
+        from: &'a mut SockAddr,
+    },
+    /// Send `buf` as one datagram on `fd` to `to` (`None`: the connected
+    /// peer); completes with the count.
+    SendTo {
+        /// The socket.
+        fd: RawFd,
+        /// The datagram.
+        buf: &'a [u8],
+        /// The destination (`None`: the connected peer).
+        to: Option<std::net::SocketAddr>,
+    },
+    /// Shut down `how` (`libc::SHUT_*`) of stream socket `fd`.
+    Shutdown {
+        /// The socket.
+        fd: RawFd,
+        /// `libc::SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
+        how: i32,
+    },
 }
 
 /// A finished operation, as reported by [`Driver::completions`](crate::Driver::completions).

@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{OpCode, Readiness};
+use super::{OpCode, Readiness, SimOp};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::sys::syscall;
 
@@ -115,6 +115,23 @@ impl SockAddr {
     }
 }
 
+/// The spare capacity of `buf` (`bytes_init..bytes_total`), for the simulator.
+pub(crate) fn spare_capacity<B: IoBufMut>(buf: &mut B) -> &mut [std::mem::MaybeUninit<u8>] {
+    let init = buf.bytes_init();
+    let len = buf.bytes_total() - init;
+    // SAFETY: the IoBufMut contract: `stable_mut_ptr` is valid for writes of
+    // `bytes_total` bytes while `buf` is borrowed; `init <= bytes_total`.
+    // The memory may be uninitialised, hence MaybeUninit.
+    unsafe { std::slice::from_raw_parts_mut(buf.stable_mut_ptr().add(init).cast(), len) }
+}
+
+/// The initialised bytes of `buf`, for the simulator.
+pub(crate) fn init_bytes<B: IoBuf>(buf: &B) -> &[u8] {
+    // SAFETY: the IoBuf contract: `stable_ptr` points at `bytes_init`
+    // initialised bytes, valid while `buf` is borrowed.
+    unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_init()) }
+}
+
 /// Accept a connection. The result is the new fd (`O_CLOEXEC`, plus
 /// `O_NONBLOCK` when `nonblocking`); `addr` holds the peer's address.
 #[derive(Debug)]
@@ -167,6 +184,13 @@ unsafe impl OpCode for Accept {
         // SAFETY: addr/len point into self.addr, sized for any address.
         let fd = syscall!(unsafe { libc::accept4(self.fd, addr, len, flags) })?;
         Ok(fd as usize)
+    }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        Some(SimOp::Accept {
+            fd: self.fd,
+            peer: &mut self.addr,
+        })
     }
 }
 
@@ -244,6 +268,13 @@ unsafe impl OpCode for Connect {
             Err(e) => Err(e),
         }
     }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        Some(SimOp::Connect {
+            fd: self.fd,
+            addr: self.addr.as_std(),
+        })
+    }
 }
 
 /// Receive into the spare capacity of `buf`.
@@ -278,6 +309,13 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         let n = syscall!(unsafe { libc::recv(self.fd, ptr, len, libc::MSG_DONTWAIT) })?;
         Ok(n as usize)
     }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        Some(SimOp::Recv {
+            fd: self.fd,
+            buf: spare_capacity(&mut self.buf),
+        })
+    }
 }
 
 /// Send the initialised bytes of `buf` (with `MSG_NOSIGNAL`).
@@ -310,6 +348,13 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         })?;
         Ok(n as usize)
     }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        Some(SimOp::Send {
+            fd: self.fd,
+            buf: init_bytes(&self.buf),
+        })
+    }
 }
 
 /// Shut down one or both directions of a socket.
@@ -334,5 +379,12 @@ unsafe impl OpCode for Shutdown {
     fn perform(&mut self) -> io::Result<usize> {
         // SAFETY: plain system call on an fd number.
         syscall!(unsafe { libc::shutdown(self.fd, self.how) }).map(|_| 0)
+    }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        Some(SimOp::Shutdown {
+            fd: self.fd,
+            how: self.how,
+        })
     }
 }

@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{OpCode, Readiness, SockAddr};
+use super::{OpCode, Readiness, SimOp, SockAddr, init_bytes, spare_capacity};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::sys::syscall;
 
@@ -110,6 +110,19 @@ unsafe impl<B: IoBuf> OpCode for SendMsg<B> {
         })?;
         Ok(n as usize)
     }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        let to = match &self.addr {
+            None => None,
+            // A non-IP destination (a Unix path): not simulated.
+            Some(a) => Some(a.as_std()?),
+        };
+        Some(SimOp::SendTo {
+            fd: self.fd,
+            buf: init_bytes(&self.buf),
+            to,
+        })
+    }
 }
 
 /// Receive one datagram into the spare capacity of `buf`
@@ -199,5 +212,16 @@ unsafe impl<B: IoBufMut> OpCode for RecvMsg<B> {
         // describes writable memory owned by `buf`.
         let n = syscall!(unsafe { libc::recvmsg(self.fd, msg, libc::MSG_DONTWAIT) })?;
         Ok(n as usize)
+    }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        // `source` reads the address length from the header.
+        self.msg = empty_msghdr();
+        self.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        Some(SimOp::RecvFrom {
+            fd: self.fd,
+            buf: spare_capacity(&mut self.buf),
+            from: &mut self.addr,
+        })
     }
 }

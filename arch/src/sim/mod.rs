@@ -29,13 +29,17 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::op::{Completion, OpPtr};
+use crate::op::{Completion, OpPtr, SimOp, SockAddr};
 use crate::sys::{Blocking, EventFd, syscall};
 use crate::unpark::{self, Unparker};
+
+pub mod net;
+use net::{Event, Net, Proto, STREAM_WINDOW, State, Stream};
 
 /// The first virtual fd number. Real fd numbers never reach it (the kernel caps
 /// `RLIMIT_NOFILE` at `fs.nr_open`, at most `2^30 - 8`), so a virtual fd can never
@@ -157,19 +161,43 @@ impl Default for SimConfig {
 }
 
 /// The simulator backend. See the module docs.
-#[allow(
-    dead_code,
-    reason = "the in-memory network (next commit) uses every field"
-)]
 pub struct SimDriver {
     config: SimConfig,
     now: Duration,
     rng: SplitMix64,
-    /// Tie-breaker for events due at the same instant: submission order.
+    /// Tie-breaker for events due at the same instant: scheduling order.
     seq: u64,
     /// Completions decided, keyed by (due time, seq).
     due: BTreeMap<(Duration, u64), Completion>,
+    /// Network events, keyed by (time, seq).
+    events: BTreeMap<(Duration, u64), Event>,
+    /// Submitted ops not yet decided, in submission order: seq -> op.
+    pending: BTreeMap<u64, Pending>,
+    /// user_data -> its key in `pending`.
+    by_key: BTreeMap<u64, u64>,
+    net: Net,
     shared: Arc<unpark::Shared>,
+}
+
+struct Pending {
+    user_data: u64,
+    op: OpPtr,
+    /// Not tried before this time (an injected EAGAIN).
+    not_before: Duration,
+}
+
+/// What trying an op gave.
+enum Attempt {
+    Done(i32),
+    Blocked,
+}
+
+fn err(e: i32) -> Attempt {
+    Attempt::Done(-e)
+}
+
+fn io_err(e: &io::Error) -> Attempt {
+    err(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 impl std::fmt::Debug for SimDriver {
@@ -177,6 +205,8 @@ impl std::fmt::Debug for SimDriver {
         f.debug_struct("SimDriver")
             .field("now", &self.now)
             .field("due", &self.due.len())
+            .field("pending", &self.pending.len())
+            .field("sockets", &self.net.sockets.len())
             .finish_non_exhaustive()
     }
 }
@@ -184,14 +214,20 @@ impl std::fmt::Debug for SimDriver {
 impl SimDriver {
     pub(crate) fn new(config: SimConfig) -> io::Result<SimDriver> {
         let shared = unpark::Shared::new(EventFd::new(Blocking::No)?);
+        // Decorrelate the driver's stream from the scheduler's, which the
+        // runtime seeds with the same seed.
+        let mut rng = SplitMix64::new(config.seed ^ 0x5EED_D21F_E2AC_C0DE);
+        let first_port = 32_768 + rng.below(20_000) as u16;
         Ok(SimDriver {
             config,
             now: Duration::ZERO,
-            // Decorrelate the driver's stream from the scheduler's, which the
-            // runtime seeds with the same seed.
-            rng: SplitMix64::new(config.seed ^ 0x5EED_D21F_E2AC_C0DE),
+            rng,
             seq: 0,
             due: BTreeMap::new(),
+            events: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            net: Net::new(first_port),
             shared,
         })
     }
@@ -210,15 +246,34 @@ impl SimDriver {
         self.now = self.now.max(t);
     }
 
-    /// When the next scheduled event (a completion, a segment arriving) is due,
-    /// if any. Operations waiting for something that nothing scheduled will
-    /// cause (a receive on a silent connection) are not events.
+    /// When the next scheduled event (a completion, a segment arriving, a
+    /// retry) is due, if any. Operations waiting for something nothing
+    /// scheduled will cause (a receive on a silent connection) are not
+    /// events: when this is `None` and no task can run, the simulation is
+    /// deadlocked.
     pub fn next_event(&self) -> Option<Duration> {
-        self.due.keys().next().map(|&(t, _)| t)
+        let due = self.due.keys().next().map(|&(t, _)| t);
+        let ev = self.events.keys().next().map(|&(t, _)| t);
+        let retry = self
+            .pending
+            .values()
+            .filter(|p| p.not_before > self.now)
+            .map(|p| p.not_before)
+            .min();
+        [due, ev, retry].into_iter().flatten().min()
+    }
+
+    /// Operations submitted and not yet completed (decided or not).
+    pub fn in_flight(&self) -> usize {
+        self.pending.len() + self.due.len()
+    }
+
+    /// Virtual sockets open.
+    pub fn open_sockets(&self) -> usize {
+        self.net.sockets.len()
     }
 
     /// A latency drawn from the configured range.
-    #[allow(dead_code, reason = "used by the in-memory network")]
     fn latency(&mut self) -> Duration {
         let (lo, hi) = (
             self.config.min_latency,
@@ -228,15 +283,20 @@ impl SimDriver {
         lo + Duration::from_nanos(if span == 0 {
             0
         } else {
-            self.rng.below(span + 1)
+            self.rng.below(span.saturating_add(1))
         })
     }
 
-    #[allow(dead_code, reason = "used by the in-memory network")]
-    fn schedule(&mut self, at: Duration, user_data: u64, result: i32) {
+    fn next_seq(&mut self) -> u64 {
         self.seq += 1;
+        self.seq
+    }
+
+    fn complete_later(&mut self, user_data: u64, result: i32) {
+        let at = self.now + self.latency();
+        let seq = self.next_seq();
         self.due.insert(
-            (at, self.seq),
+            (at, seq),
             Completion {
                 user_data,
                 result,
@@ -245,16 +305,36 @@ impl SimDriver {
         );
     }
 
+    fn event_at(&mut self, at: Duration, ev: Event) {
+        let seq = self.next_seq();
+        self.events.insert((at, seq), ev);
+    }
+
+    /// The arrival time of the next segment to stream `to`: a fresh latency,
+    /// but never before the previous segment (streams stay ordered).
+    fn stream_arrival(&mut self, to: RawFd) -> Duration {
+        let at = self.now + self.latency();
+        match self.net.stream(to) {
+            Some(s) => {
+                let at = at.max(s.last_arrival);
+                s.last_arrival = at;
+                at
+            }
+            None => at,
+        }
+    }
+
     pub(crate) fn park(
         &mut self,
         timeout: Option<Duration>,
         out: &mut Vec<Completion>,
     ) -> io::Result<()> {
+        self.step();
         self.take_due(out);
         if out.is_empty() && timeout != Some(Duration::ZERO) {
             self.wait_unpark(timeout)?;
         }
-        if self.shared_notified() {
+        if self.shared.is_notified() {
             self.shared.eventfd().drain()?;
             self.shared.clear();
         }
@@ -268,10 +348,6 @@ impl SimDriver {
             }
             out.push(entry.remove());
         }
-    }
-
-    fn shared_notified(&self) -> bool {
-        self.shared.is_notified()
     }
 
     /// Real-time wait for an unpark (the only thing outside the simulation).
@@ -292,22 +368,532 @@ impl SimDriver {
         }
     }
 
+    /// Deliver due network events, then try pending ops (in submission
+    /// order) until none makes progress.
+    fn step(&mut self) {
+        while let Some(entry) = self.events.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            let ev = entry.remove();
+            self.deliver(ev);
+        }
+        loop {
+            let mut progress = false;
+            let keys: Vec<u64> = self.pending.keys().copied().collect();
+            for key in keys {
+                let Some(p) = self.pending.get(&key) else {
+                    continue;
+                };
+                if p.not_before > self.now {
+                    continue;
+                }
+                let (user_data, op) = (p.user_data, p.op);
+                // A spurious readiness: the op is looked at again later.
+                if self.config.faults.eagain > 0.0 && self.rng.chance(self.config.faults.eagain) {
+                    let at = self.now + self.latency();
+                    if let Some(p) = self.pending.get_mut(&key) {
+                        p.not_before = at;
+                    }
+                    continue;
+                }
+                if let Attempt::Done(res) = self.attempt(op) {
+                    self.pending.remove(&key);
+                    self.by_key.remove(&user_data);
+                    self.complete_later(user_data, res);
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn deliver(&mut self, ev: Event) {
+        match ev {
+            Event::Arrive { to, bytes } => {
+                if let Some(s) = self.net.stream(to) {
+                    s.in_transit -= bytes.len();
+                    if !s.reset {
+                        s.rx.extend(bytes);
+                    }
+                }
+            }
+            Event::Fin { to } => {
+                if let Some(s) = self.net.stream(to) {
+                    s.rx_fin = true;
+                }
+            }
+            Event::Backlog { listener, server } => {
+                let queued = match self.net.sockets.get_mut(&listener) {
+                    Some(l) => match &mut l.state {
+                        State::Listening { backlog } => {
+                            backlog.push_back(server);
+                            true
+                        }
+                        _ => false,
+                    },
+                    None => false,
+                };
+                if !queued {
+                    // The listener went away: the connection is reset.
+                    self.close_socket(server, true);
+                }
+            }
+            Event::Datagram { to, bytes, from } => {
+                if let Some(sock) = self.net.sockets.get_mut(&to)
+                    && let State::Dgram(d) = &mut sock.state
+                    && d.peer.is_none_or(|p| p == from)
+                    && d.rx.len() < net::DGRAM_QUEUE
+                {
+                    d.rx.push_back((bytes, from));
+                }
+            }
+        }
+    }
+
+    /// Reset both ends of the connection `fd` belongs to.
+    fn reset(&mut self, fd: RawFd) {
+        let peer = self.net.stream(fd).and_then(|s| {
+            s.reset = true;
+            s.rx.clear();
+            s.peer_fd.take()
+        });
+        if let Some(p) = peer
+            && let Some(s) = self.net.stream(p)
+        {
+            s.reset = true;
+            s.rx.clear();
+            s.peer_fd = None;
+        }
+    }
+
+    fn attempt(&mut self, op: OpPtr) -> Attempt {
+        // SAFETY: `op` was submitted and has not completed: the submitter keeps
+        // it alive, in place and otherwise unused until then (Driver::submit).
+        let op = unsafe { &mut *op.0.as_ptr() };
+        let Some(sim) = op.sim() else {
+            return err(libc::EOPNOTSUPP);
+        };
+        match sim {
+            SimOp::Nop => Attempt::Done(0),
+            SimOp::Accept { fd, peer } => self.accept(fd, peer),
+            SimOp::Connect { fd, addr } => self.connect(fd, addr),
+            SimOp::Recv { fd, buf } => self.recv(fd, buf),
+            SimOp::Send { fd, buf } => self.send(fd, buf),
+            SimOp::RecvFrom { fd, buf, from } => self.recv_from(fd, buf, from),
+            SimOp::SendTo { fd, buf, to } => self.send_to(fd, buf, to),
+            SimOp::Shutdown { fd, how } => self.shutdown(fd, how),
+        }
+    }
+
+    fn accept(&mut self, fd: RawFd, peer: &mut SockAddr) -> Attempt {
+        let server = match self.net.get(fd) {
+            Err(e) => return io_err(&e),
+            Ok(s) => match &mut s.state {
+                State::Listening { backlog } => match backlog.pop_front() {
+                    Some(server) => server,
+                    None => return Attempt::Blocked,
+                },
+                _ => return err(libc::EINVAL),
+            },
+        };
+        if let Some(a) = self.net.stream(server).and_then(|s| s.peer_addr) {
+            *peer = SockAddr::from_std(a);
+        }
+        Attempt::Done(server)
+    }
+
+    fn connect(&mut self, fd: RawFd, addr: Option<SocketAddr>) -> Attempt {
+        let Some(addr) = addr else {
+            return err(libc::EAFNOSUPPORT);
+        };
+        match self.net.get(fd) {
+            Err(e) => return io_err(&e),
+            Ok(s) if s.proto != Proto::Tcp => return err(libc::EOPNOTSUPP),
+            Ok(s) => match s.state {
+                State::Idle => {}
+                State::Stream(_) => return err(libc::EISCONN),
+                _ => return err(libc::EINVAL),
+            },
+        }
+        let listener = self.net.lookup(Proto::Tcp, addr).filter(|l| {
+            matches!(
+                self.net.sockets.get(l).map(|s| &s.state),
+                Some(State::Listening { .. })
+            )
+        });
+        let refused = self.rng.chance(self.config.faults.refuse_connect);
+        let Some(listener) = listener.filter(|_| !refused) else {
+            return err(libc::ECONNREFUSED);
+        };
+        let local = match self.net.autobind(fd) {
+            Ok(a) => a,
+            Err(e) => return io_err(&e),
+        };
+        let v6 = addr.is_ipv6();
+        let server = self.net.socket(Proto::Tcp, v6);
+        let srv = self.net.get(server).expect("just created");
+        srv.local = Some(addr);
+        srv.state = State::Stream(Stream {
+            peer_fd: Some(fd),
+            peer_addr: Some(local),
+            ..Stream::default()
+        });
+        self.net.get(fd).expect("checked").state = State::Stream(Stream {
+            peer_fd: Some(server),
+            peer_addr: Some(addr),
+            ..Stream::default()
+        });
+        let at = self.now + self.latency();
+        self.event_at(at, Event::Backlog { listener, server });
+        Attempt::Done(0)
+    }
+
+    fn recv(&mut self, fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Attempt {
+        let faults = self.config.faults;
+        let (reset_now, short) = (
+            self.rng.chance(faults.reset),
+            self.rng.chance(faults.short_reads),
+        );
+        let Some(s) = self.net.stream(fd) else {
+            return match self.net.get(fd) {
+                Err(e) => io_err(&e),
+                Ok(_) => err(libc::ENOTCONN),
+            };
+        };
+        if s.reset {
+            return err(libc::ECONNRESET);
+        }
+        if buf.is_empty() || s.rd_shut {
+            return Attempt::Done(0);
+        }
+        if s.rx.is_empty() {
+            return if s.rx_fin {
+                Attempt::Done(0)
+            } else {
+                Attempt::Blocked
+            };
+        }
+        if reset_now && s.peer_fd.is_some() {
+            self.reset(fd);
+            return err(libc::ECONNRESET);
+        }
+        let mut n = buf.len().min(s.rx.len());
+        if short && n > 1 {
+            n = 1 + self.rng.below(n as u64 - 1) as usize;
+        }
+        let s = self.net.stream(fd).expect("checked");
+        for (dst, src) in buf.iter_mut().zip(s.rx.drain(..n)) {
+            dst.write(src);
+        }
+        Attempt::Done(n as i32)
+    }
+
+    fn send(&mut self, fd: RawFd, buf: &[u8]) -> Attempt {
+        let faults = self.config.faults;
+        let (reset_now, short) = (
+            self.rng.chance(faults.reset),
+            self.rng.chance(faults.short_writes),
+        );
+        let Some(s) = self.net.stream(fd) else {
+            return match self.net.get(fd) {
+                Err(e) => io_err(&e),
+                Ok(_) => err(libc::ENOTCONN),
+            };
+        };
+        if s.reset {
+            return err(libc::ECONNRESET);
+        }
+        if s.wr_shut {
+            return err(libc::EPIPE);
+        }
+        let Some(peer) = s.peer_fd else {
+            return err(libc::EPIPE);
+        };
+        if buf.is_empty() {
+            return Attempt::Done(0);
+        }
+        if reset_now {
+            self.reset(fd);
+            return err(libc::ECONNRESET);
+        }
+        let Some(p) = self.net.stream(peer) else {
+            return err(libc::EPIPE);
+        };
+        if p.rd_shut {
+            // Linux discards what arrives after SHUT_RD; accept and drop.
+            return Attempt::Done(buf.len().min(i32::MAX as usize) as i32);
+        }
+        let room = STREAM_WINDOW.saturating_sub(p.rx.len() + p.in_transit);
+        if room == 0 {
+            return Attempt::Blocked;
+        }
+        let mut n = buf.len().min(room);
+        if short && n > 1 {
+            n = 1 + self.rng.below(n as u64 - 1) as usize;
+        }
+        let n = n.min(i32::MAX as usize);
+        self.net.stream(peer).expect("checked").in_transit += n;
+        let at = self.stream_arrival(peer);
+        self.event_at(
+            at,
+            Event::Arrive {
+                to: peer,
+                bytes: buf[..n].to_vec(),
+            },
+        );
+        Attempt::Done(n as i32)
+    }
+
+    fn recv_from(
+        &mut self,
+        fd: RawFd,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+        from: &mut SockAddr,
+    ) -> Attempt {
+        let sock = match self.net.get(fd) {
+            Err(e) => return io_err(&e),
+            Ok(s) => s,
+        };
+        let State::Dgram(d) = &mut sock.state else {
+            return err(libc::EOPNOTSUPP);
+        };
+        let Some((bytes, src)) = d.rx.pop_front() else {
+            return Attempt::Blocked;
+        };
+        let n = buf.len().min(bytes.len());
+        for (dst, b) in buf.iter_mut().zip(&bytes[..n]) {
+            dst.write(*b);
+        }
+        *from = SockAddr::from_std(src);
+        Attempt::Done(n.min(i32::MAX as usize) as i32)
+    }
+
+    fn send_to(&mut self, fd: RawFd, buf: &[u8], to: Option<SocketAddr>) -> Attempt {
+        let peer = match self.net.get(fd) {
+            Err(e) => return io_err(&e),
+            Ok(s) => match &s.state {
+                State::Dgram(d) => d.peer,
+                _ => return err(libc::EOPNOTSUPP),
+            },
+        };
+        let Some(to) = to.or(peer) else {
+            return err(libc::EDESTADDRREQ);
+        };
+        let from = match self.net.autobind(fd) {
+            Ok(a) => a,
+            Err(e) => return io_err(&e),
+        };
+        if buf.len() > 65_507 {
+            return err(libc::EMSGSIZE);
+        }
+        // A datagram to nowhere is lost, as on a real network.
+        if let Some(dest) = self.net.lookup(Proto::Udp, to) {
+            let at = self.now + self.latency();
+            self.event_at(
+                at,
+                Event::Datagram {
+                    to: dest,
+                    bytes: buf.to_vec(),
+                    from,
+                },
+            );
+        }
+        Attempt::Done(buf.len() as i32)
+    }
+
+    fn shutdown(&mut self, fd: RawFd, how: i32) -> Attempt {
+        let Some(s) = self.net.stream(fd) else {
+            return match self.net.get(fd) {
+                Err(e) => io_err(&e),
+                Ok(_) => err(libc::ENOTCONN),
+            };
+        };
+        if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
+            s.rd_shut = true;
+        }
+        if (how == libc::SHUT_WR || how == libc::SHUT_RDWR) && !s.wr_shut {
+            s.wr_shut = true;
+            if let Some(peer) = s.peer_fd {
+                let at = self.stream_arrival(peer);
+                self.event_at(at, Event::Fin { to: peer });
+            }
+        }
+        Attempt::Done(0)
+    }
+
+    /// Close a virtual socket: its peer sees end of stream (or a reset).
+    fn close_socket(&mut self, fd: RawFd, reset: bool) {
+        let Some(sock) = self.net.remove(fd) else {
+            return;
+        };
+        match sock.state {
+            State::Stream(s) => {
+                if let Some(peer) = s.peer_fd {
+                    if reset {
+                        if let Some(p) = self.net.stream(peer) {
+                            p.reset = true;
+                            p.rx.clear();
+                            p.peer_fd = None;
+                        }
+                    } else {
+                        if let Some(p) = self.net.stream(peer) {
+                            p.peer_fd = None;
+                        }
+                        if !s.wr_shut {
+                            let at = self.stream_arrival(peer);
+                            self.event_at(at, Event::Fin { to: peer });
+                        }
+                    }
+                }
+            }
+            State::Listening { backlog } => {
+                // Connections never accepted are reset, as by Linux.
+                for server in backlog {
+                    self.close_socket(server, true);
+                }
+            }
+            State::Idle | State::Dgram(_) => {}
+        }
+    }
+
+    // ----- the socket API the runtime calls for virtual fds -----
+
+    /// A new virtual socket: TCP (`stream`) or UDP, IPv6 or IPv4.
+    pub fn socket(&mut self, stream: bool, v6: bool) -> RawFd {
+        let proto = if stream { Proto::Tcp } else { Proto::Udp };
+        self.net.socket(proto, v6)
+    }
+
+    /// `bind(2)`: port 0 picks a free port. `EADDRINUSE` if taken.
+    ///
+    /// # Errors
+    ///
+    /// As `bind(2)`.
+    pub fn bind(&mut self, fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+        self.net.bind(fd, addr)
+    }
+
+    /// `listen(2)` (binds to an ephemeral port first if unbound).
+    ///
+    /// # Errors
+    ///
+    /// As `listen(2)`.
+    pub fn listen(&mut self, fd: RawFd) -> io::Result<()> {
+        self.net.listen(fd)
+    }
+
+    /// `connect(2)` on a UDP socket: sets the default peer (binding first if
+    /// unbound).
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`, or `EOPNOTSUPP` for a stream socket.
+    pub fn connect_dgram(&mut self, fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+        self.net.autobind(fd)?;
+        match &mut self.net.get(fd)?.state {
+            State::Dgram(d) => {
+                d.peer = Some(addr);
+                d.rx.retain(|(_, from)| *from == addr);
+                Ok(())
+            }
+            _ => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+        }
+    }
+
+    /// `getsockname(2)`.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`.
+    pub fn local_addr(&mut self, fd: RawFd) -> io::Result<SocketAddr> {
+        self.net.local_addr(fd)
+    }
+
+    /// `getpeername(2)`.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`, `ENOTCONN`.
+    pub fn peer_addr(&mut self, fd: RawFd) -> io::Result<SocketAddr> {
+        self.net.peer_addr(fd)
+    }
+
+    /// `setsockopt(2)` for an int option: recorded, read back by
+    /// [`SimDriver::get_int_opt`], otherwise without effect.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`.
+    pub fn set_int_opt(&mut self, fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+        self.net.get(fd)?.opts.insert((level, name), value);
+        Ok(())
+    }
+
+    /// `getsockopt(2)` for an int option: what was set, else 0.
+    ///
+    /// # Errors
+    ///
+    /// `EBADF`.
+    pub fn get_int_opt(&mut self, fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
+        Ok(self
+            .net
+            .get(fd)?
+            .opts
+            .get(&(level, name))
+            .copied()
+            .unwrap_or(0))
+    }
+
     /// # Safety
     ///
     /// As [`Driver::submit`](crate::Driver::submit).
     pub(crate) unsafe fn submit(&mut self, user_data: u64, op: OpPtr) -> io::Result<()> {
-        let _ = (user_data, op);
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "this operation is not supported by the coil simulator",
-        ))
+        // SAFETY: the caller keeps `op` valid and unused by others until its
+        // completion; here we only ask what it is.
+        let simulated = unsafe { &mut *op.0.as_ptr() }
+            .sim()
+            .is_some_and(|s| s.fd().is_none_or(is_virtual_fd));
+        if !simulated {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this operation is not supported by the coil simulator \
+                 (it simulates TCP and UDP sockets only)",
+            ));
+        }
+        let key = self.next_seq();
+        self.pending.insert(
+            key,
+            Pending {
+                user_data,
+                op,
+                not_before: self.now,
+            },
+        );
+        self.by_key.insert(user_data, key);
+        Ok(())
     }
 
     pub(crate) fn cancel(&mut self, user_data: u64) {
-        let _ = user_data;
+        let Some(key) = self.by_key.remove(&user_data) else {
+            // Already decided: its real result stands (it won the race).
+            return;
+        };
+        let p = self.pending.remove(&key).expect("by_key and pending agree");
+        let mut result = -libc::ECANCELED;
+        if self.rng.chance(self.config.faults.cancel_race)
+            && let Attempt::Done(res) = self.attempt(p.op)
+        {
+            result = res;
+        }
+        self.complete_later(user_data, result);
     }
 
-    pub(crate) fn release_fd(&mut self, fd: std::os::fd::RawFd) {
-        let _ = fd;
+    pub(crate) fn release_fd(&mut self, fd: RawFd) {
+        if is_virtual_fd(fd) {
+            self.close_socket(fd, false);
+        }
     }
 }
