@@ -270,3 +270,10 @@ pub fn elapsed() -> Option<Duration> {
 pub fn seed() -> Option<u64> {
     crate::rt::with_core(|c| c.and_then(|c| c.sim.as_ref().map(|s| s.seed)))
 }
+
+/// Virtual sockets still open in the simulation running on this thread
+/// (closed sockets are released when the loop next goes idle, so check after
+/// a `sleep`); `None` outside a simulation. For leak checks.
+pub fn open_sockets() -> Option<usize> {
+    crate::rt::sim::with_driver(|d| d.open_sockets())
+}
