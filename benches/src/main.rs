@@ -10,8 +10,8 @@
 //!
 //! See `benches/README.md`.
 
-mod file;
 mod echo;
+mod file;
 mod harness;
 mod opts;
 mod peers;

@@ -34,9 +34,9 @@ pub(crate) mod fd;
 mod slice;
 mod traits;
 
-pub use coil_arch::{BufResult, IoBuf, IoBufMut};
 pub use buf_reader::{BufReader, Lines};
 pub use buf_writer::BufWriter;
+pub use coil_arch::{BufResult, IoBuf, IoBufMut};
 pub use copy::copy;
 pub use slice::Slice;
 pub use traits::{AsyncReadOwned, AsyncWriteOwned};
