@@ -395,3 +395,29 @@ impl OpTable {
         self.orphan(user_data, op)
     }
 }
+
+/// Implements `OpCode` for a wrapper `$ty<T> { op: T, .. }` that pairs an op
+/// with something it keeps alive (an fd handle, a socket): every method
+/// delegates to `op`.
+macro_rules! delegate_opcode {
+    ($ty:ident) => {
+        // SAFETY: delegates to `op`, whose entry points only into itself; the
+        // wrapper's other field keeps the fd number valid (io/fd.rs rule 1,
+        // fs/ops.rs rule 1) for as long as the op lives.
+        unsafe impl<T: coil_arch::OpCode> coil_arch::OpCode for $ty<T> {
+            fn uring_entry(&mut self) -> coil_arch::op::UringEntry {
+                self.op.uring_entry()
+            }
+            fn readiness(&self) -> coil_arch::op::Readiness {
+                self.op.readiness()
+            }
+            fn perform(&mut self) -> std::io::Result<usize> {
+                self.op.perform()
+            }
+            fn sim(&mut self) -> Option<coil_arch::op::SimOp<'_>> {
+                self.op.sim()
+            }
+        }
+    };
+}
+pub(crate) use delegate_opcode;

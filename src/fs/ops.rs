@@ -24,8 +24,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use coil_arch::op::{self as kop, FsOpcode, Readiness, UringEntry};
-use coil_arch::{BufResult, IoBuf, IoBufMut, OpCode};
+use coil_arch::op::{self as kop, FsOpcode};
+use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::Metadata;
 use crate::op::{Op, Operation};
@@ -74,19 +74,7 @@ pub(crate) struct OnFile<T> {
     pub(crate) fd: Arc<FileFd>,
 }
 
-// SAFETY: delegates to `op`, whose entry points only into itself; `fd` keeps
-// the fd number open for as long as the op lives.
-unsafe impl<T: OpCode> OpCode for OnFile<T> {
-    fn uring_entry(&mut self) -> UringEntry {
-        self.op.uring_entry()
-    }
-    fn readiness(&self) -> Readiness {
-        self.op.readiness()
-    }
-    fn perform(&mut self) -> io::Result<usize> {
-        self.op.perform()
-    }
-}
+crate::op::delegate_opcode!(OnFile);
 
 impl<B: IoBufMut> Operation for OnFile<kop::Read<B>> {
     type Output = BufResult<usize, B>;

@@ -6,8 +6,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use coil_arch::op::{self as kop, Readiness, UringEntry};
-use coil_arch::{BufResult, IoBuf, IoBufMut, OpCode};
+use coil_arch::op as kop;
+use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
 use super::socket::{self, nonblocking};
@@ -22,22 +22,7 @@ pub(crate) struct WithFd<T> {
     pub(crate) fd: SharedFd,
 }
 
-// SAFETY: delegates to `op`, whose entry points only into itself; `fd` keeps
-// the fd number valid for as long as the op lives.
-unsafe impl<T: OpCode> OpCode for WithFd<T> {
-    fn uring_entry(&mut self) -> UringEntry {
-        self.op.uring_entry()
-    }
-    fn readiness(&self) -> Readiness {
-        self.op.readiness()
-    }
-    fn perform(&mut self) -> io::Result<usize> {
-        self.op.perform()
-    }
-    fn sim(&mut self) -> Option<kop::SimOp<'_>> {
-        self.op.sim()
-    }
-}
+crate::op::delegate_opcode!(WithFd);
 
 impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {
     type Output = BufResult<usize, B>;

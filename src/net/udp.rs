@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
-use coil_arch::op::{self as kop, Readiness, SockAddr, UringEntry};
-use coil_arch::{BufResult, IoBuf, IoBufMut, OpCode};
+use coil_arch::op::{self as kop, SockAddr};
+use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
 use super::socket::{self, nonblocking, syscall};
@@ -45,22 +45,7 @@ struct DgramOp<T> {
     sock: Dgram,
 }
 
-// SAFETY: delegates to `op`, whose entry points only into itself; `sock`
-// keeps the fd number valid for as long as the op lives.
-unsafe impl<T: OpCode> OpCode for DgramOp<T> {
-    fn uring_entry(&mut self) -> UringEntry {
-        self.op.uring_entry()
-    }
-    fn readiness(&self) -> Readiness {
-        self.op.readiness()
-    }
-    fn perform(&mut self) -> io::Result<usize> {
-        self.op.perform()
-    }
-    fn sim(&mut self) -> Option<kop::SimOp<'_>> {
-        self.op.sim()
-    }
-}
+crate::op::delegate_opcode!(DgramOp);
 
 impl<B: IoBufMut> Operation for DgramOp<kop::RecvMsg<B>> {
     type Output = BufResult<(usize, SockAddr), B>;
