@@ -4,6 +4,10 @@
 //! internal structure and checks it against a plain model, like tokio's
 //! `fuzz_linked_list`. The targets in `fuzz/fuzz_targets/` are one-liners
 //! calling these. Any panic is a finding.
+//!
+//! Layout: the timer wheel and task state entries live here; every further
+//! target gets its own submodule (`src/fuzz/<target>.rs`) declared below and
+//! re-exporting its one entry function, and reads its input with [`Bytes`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,18 +20,18 @@ use crate::task::state::{
 use crate::time::wheel::{Key, MAX_DURATION, Wheel};
 
 /// Reads little-endian numbers off the input; `None` once it is used up.
-struct Bytes<'a>(&'a [u8]);
+pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
 
 impl Bytes<'_> {
-    fn u8(&mut self) -> Option<u8> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
         self.0 = rest;
         Some(b)
     }
-    fn u16(&mut self) -> Option<u16> {
+    pub(crate) fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes([
             self.u8()?,
             self.u8()?,
