@@ -145,7 +145,14 @@ fn regular_file_under_epoll_is_an_error_not_a_hang() {
 /// Item 29: a ring with 8 entries and 1,000 concurrent reads: none lost.
 #[test]
 fn sq_full_loses_no_op() {
-    let mut d = Driver::new(DriverChoice::Uring, &Config { uring_entries: 8 }).unwrap();
+    let mut d = Driver::new(
+        DriverChoice::Uring,
+        &Config {
+            uring_entries: 8,
+            ..Config::default()
+        },
+    )
+    .unwrap();
     let mut pipes = Vec::new();
     let mut ops = Vec::new();
     for i in 0..1000u64 {
@@ -176,7 +183,14 @@ fn sq_full_loses_no_op() {
 /// Item 30: a CQ of 16 and 1,000 NOPs completing at once: all delivered.
 #[test]
 fn cq_overflow_loses_no_completion() {
-    let mut d = Driver::new(DriverChoice::Uring, &Config { uring_entries: 8 }).unwrap();
+    let mut d = Driver::new(
+        DriverChoice::Uring,
+        &Config {
+            uring_entries: 8,
+            ..Config::default()
+        },
+    )
+    .unwrap();
     let mut ops: Vec<Box<Nop>> = (0..1000).map(|_| Box::new(Nop)).collect();
     for (i, op) in ops.iter_mut().enumerate() {
         // SAFETY: NOPs hold no memory; the boxes live until the end anyway.

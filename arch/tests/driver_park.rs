@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use coil_arch::DriverKind;
-use support::{WATCHDOG, driver, gettid, run_child, wait_until_parked, with_watchdog};
+use support::{
+    Flavor, WATCHDOG, driver, gettid, run_child, spawn_parker, wait_until_parked, with_watchdog,
+};
 
 /// Iterations of the cross-thread lost-wakeup tests.
 const ROUNDS: u64 = 10_000;
@@ -62,12 +64,10 @@ driver_test! {
             assert!(start.elapsed() < WATCHDOG / 2, "park({d:?}) ignored the unpark");
         }
         // And while blocked, not just with an unpark already pending.
-        let (tid_tx, tid_rx) = mpsc::channel();
-        let parked = thread::spawn(move || {
-            tid_tx.send(gettid()).unwrap();
+        let (unparker, tid, parked) = spawn_parker(kind, |mut driver| {
             driver.park(Some(Duration::MAX)).unwrap();
         });
-        wait_until_parked(tid_rx.recv().unwrap(), kind);
+        wait_until_parked(tid, kind);
         unparker.unpark();
         with_watchdog(WATCHDOG, "park(Duration::MAX)", move || parked.join().unwrap());
     }
@@ -76,16 +76,11 @@ driver_test! {
 driver_test! {
     /// An unpark from another thread wakes a `park(None)` that is already blocked.
     fn unpark_wakes_blocked_park(kind) {
-        let mut driver = driver(kind);
-        let unparker = driver.unparker();
-        let (tid_tx, tid_rx) = mpsc::channel();
         let (done_tx, done_rx) = mpsc::channel();
-        thread::spawn(move || {
-            tid_tx.send(gettid()).unwrap();
+        let (unparker, tid, _) = spawn_parker(kind, move |mut driver| {
             let res = driver.park(None).map_err(|e| e.to_string());
             let _ = done_tx.send(res);
         });
-        let tid = tid_rx.recv().unwrap();
         wait_until_parked(tid, kind);
         unparker.unpark();
         done_rx
@@ -150,12 +145,10 @@ driver_test! {
     /// only after park returns) must see every round. A lost wakeup hangs the parker and
     /// trips the watchdog.
     fn no_lost_wakeup_lockstep(kind) {
-        let mut driver = driver(kind);
-        let unparker = driver.unparker();
         let sent = Arc::new(AtomicU64::new(0));
         let (ack_tx, ack_rx) = mpsc::channel();
         let parker_sent = sent.clone();
-        thread::spawn(move || {
+        let (unparker, _, _) = spawn_parker(kind, move |mut driver| {
             let mut seen = 0;
             while seen < ROUNDS {
                 driver.park(None).unwrap();
@@ -181,11 +174,11 @@ driver_test! {
     /// Free-running: the unparker never waits, so unparks race with every step of park.
     /// The last one must still get through.
     fn no_lost_wakeup_free_running(kind) {
-        let mut driver = driver(kind);
-        let unparker = driver.unparker();
         let sent = Arc::new(AtomicU64::new(0));
         let parker_sent = sent.clone();
         let wakeups = with_watchdog(WATCHDOG, "the parker", move || {
+            let mut driver = driver(kind);
+            let unparker = driver.unparker();
             let producer = thread::spawn(move || {
                 for round in 1..=ROUNDS {
                     sent.store(round, Ordering::SeqCst);
@@ -206,15 +199,26 @@ driver_test! {
 
 driver_test! {
     /// A driver can be built on one thread and parked on another.
+    /// Except a single-issuer one: parking that elsewhere panics with the rule.
     fn driver_moves_between_threads(kind) {
         let mut driver = driver(kind);
         driver.park(Some(Duration::ZERO)).unwrap();
         let unparker = driver.unparker();
         unparker.unpark();
-        with_watchdog(WATCHDOG, "park on the new thread", move || {
+        let moved = thread::spawn(move || {
             driver.park(None).unwrap();
             driver.park(Some(Duration::from_millis(1))).unwrap();
         });
+        let res = with_watchdog(WATCHDOG, "park on the new thread", move || moved.join());
+        match (res, kind.single_issuer) {
+            (Ok(()), false) => {}
+            (Err(p), true) => {
+                let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+                assert!(msg.contains("uring_single_issuer"), "unexpected panic: {msg:?}");
+            }
+            (Ok(()), true) => panic!("a single-issuer driver parked on another thread"),
+            (Err(p), false) => std::panic::resume_unwind(p),
+        }
         // The driver is gone: unparking it must be harmless.
         unparker.unpark();
     }
@@ -230,7 +234,7 @@ extern "C" fn on_alarm(_: libc::c_int) {
 
 /// The child body: SIGALRM every millisecond, aimed at this thread, while the runtime's
 /// loop parks until a 50 ms deadline.
-fn eintr_child(kind: DriverKind) {
+fn eintr_child(kind: Flavor) {
     let mut driver = driver(kind);
 
     // SAFETY: an all-zero sigaction is valid; we then set a handler that only touches an
@@ -298,7 +302,8 @@ fn eintr_child(kind: DriverKind) {
     println!("{kind}: {signals} signals, {parks} parks in {took:?}");
 }
 
-fn eintr_test(test_name: &str, kind: DriverKind) {
+fn eintr_test(test_name: &str, kind: impl Into<Flavor>) {
+    let kind = kind.into();
     if std::env::var(support::CHILD_ENV).as_deref() == Ok("eintr") {
         eintr_child(kind);
     } else {
@@ -309,6 +314,17 @@ fn eintr_test(test_name: &str, kind: DriverKind) {
 #[test]
 fn park_eintr_loops_until_deadline_uring() {
     eintr_test("park_eintr_loops_until_deadline_uring", DriverKind::Uring);
+}
+
+#[test]
+fn park_eintr_loops_until_deadline_uring_single_issuer() {
+    eintr_test(
+        "park_eintr_loops_until_deadline_uring_single_issuer",
+        Flavor {
+            kind: DriverKind::Uring,
+            single_issuer: true,
+        },
+    );
 }
 
 #[test]

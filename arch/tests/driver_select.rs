@@ -122,7 +122,10 @@ fn auto_picks_uring_here() {
 
 #[test]
 fn uring_entries_are_clamped_or_rejected() {
-    let zero = Config { uring_entries: 0 };
+    let zero = Config {
+        uring_entries: 0,
+        ..Config::default()
+    };
     for choice in [DriverChoice::Auto, DriverChoice::Uring, DriverChoice::Epoll] {
         let err = Driver::new(choice, &zero).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
@@ -130,10 +133,14 @@ fn uring_entries_are_clamped_or_rejected() {
     // IORING_SETUP_CLAMP: far above the kernel's maximum still works.
     let huge = Config {
         uring_entries: u32::MAX,
+        ..Config::default()
     };
     let driver = Driver::new(DriverChoice::Uring, &huge).unwrap();
     assert_eq!(driver.kind(), DriverKind::Uring);
-    let small = Config { uring_entries: 1 };
+    let small = Config {
+        uring_entries: 1,
+        ..Config::default()
+    };
     let mut driver = Driver::new(DriverChoice::Uring, &small).unwrap();
     driver.unparker().unpark();
     driver.park(Some(WATCHDOG)).unwrap();

@@ -93,8 +93,11 @@ impl Builder {
                 })?
                 .unwrap_or_default(),
         };
+        // A runtime never leaves its thread (`Runtime` is `!Send`), so its ring can be a
+        // single-issuer, deferred-task-run one.
         let config = Config {
             uring_entries: self.uring_entries,
+            uring_single_issuer: true,
         };
         let driver = Driver::new(choice, &config)?;
         let info = DriverInfo {

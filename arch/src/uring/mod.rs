@@ -3,9 +3,21 @@
 //! # Layout
 //!
 //! - One ring per driver, built with `IORING_SETUP_CLAMP` and `MADV_DONTFORK` on its
-//!   mappings. No `SINGLE_ISSUER`/`DEFER_TASKRUN`: with those, completions are only
-//!   posted when the owner enters the kernel, and the eventfd READ below must complete
-//!   (and wake a waiting `io_uring_enter`) when another thread writes the eventfd.
+//!   mappings, and with [`Config::uring_single_issuer`] also `SINGLE_ISSUER |
+//!   DEFER_TASKRUN | TASKRUN_FLAG` (coil's runtime sets it; see `probe::build` for why).
+//!   In that *deferred* mode the kernel posts completions only when the owning thread
+//!   enters with `GETEVENTS`, so:
+//!   - a blocking `park` enters with `GETEVENTS` and `min_complete = 1`, which first runs
+//!     the queued work and returns at once if that posted anything;
+//!   - a non-blocking `park` (`Duration::ZERO`) enters when the SQ holds entries, the CQ
+//!     overflowed, or the kernel set `IORING_SQ_TASKRUN` (work is queued), and otherwise
+//!     makes no syscall;
+//!   - an unpark from another thread still wakes a blocked `park`: the eventfd READ's
+//!     wake-up queues its work on the ring, and queueing work wakes a thread waiting in
+//!     `io_uring_enter` for completions (tested in `arch/tests/driver_park.rs` under the
+//!     `uring_single_issuer` flavour);
+//!   - entering from another thread fails with `EEXIST`; `park` turns that into a panic
+//!     that names the rule.
 //! - The unpark eventfd has an `IORING_OP_READ` in flight whenever the driver is parked
 //!   (`token::UNPARK`). Its completion consumes the counter, so the driver only has to
 //!   clear `notified` and re-arm the read at the start of the next `park`.
@@ -39,6 +51,11 @@ use crate::sys::{Blocking, EventFd};
 use crate::unpark::{Shared, Unparker};
 use crate::{Config, StartError, token};
 
+/// The panic for a single-issuer ring entered from a thread that is not its owner.
+const WRONG_THREAD: &str = "a coil_arch::Driver built with Config::uring_single_issuer was \
+     parked on a thread other than the one that created it; io_uring rejects that (EEXIST). \
+     Park it only on its own thread, or build it with uring_single_issuer = false";
+
 mod probe;
 
 /// How many 10 ms waits drop spends confirming that the eventfd READ was cancelled.
@@ -61,6 +78,8 @@ pub(crate) struct UringDriver {
     /// Completions of submitted ops reaped but not yet handed to the caller of
     /// `park` (reaping also happens while pushing into a full SQ).
     pending: Vec<Completion>,
+    /// The ring was built with `SINGLE_ISSUER | DEFER_TASKRUN` (module docs).
+    deferred: bool,
 }
 
 // SAFETY: `wake_buf` is the only non-`Send` field. It is owned by this driver alone (no
@@ -72,6 +91,7 @@ impl UringDriver {
     /// Sets up the ring and probes it; see the crate docs for the probe steps.
     pub(crate) fn new(config: &Config) -> Result<UringDriver, StartError> {
         let ring = probe::setup(config)?;
+        let deferred = ring.params().is_setup_single_issuer();
 
         let unpark = Shared::new(EventFd::new(Blocking::Yes).map_err(StartError::Io)?);
         Ok(UringDriver {
@@ -80,6 +100,7 @@ impl UringDriver {
             wake_armed: false,
             unpark,
             pending: Vec::new(),
+            deferred,
         })
     }
 
@@ -122,10 +143,20 @@ impl UringDriver {
             // the kernel wants the CQ reaped first; the entries stay in the SQ and go in
             // with the next enter (invariant 1).
             Err(e) if is_benign(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.wrong_thread(e)),
         }
         self.reap();
         Ok(())
+    }
+
+    /// Passes `e` through, unless it is the `EEXIST` of a deferred ring entered from a
+    /// thread that does not own it: a misuse, so a panic that says what to do.
+    #[track_caller]
+    fn wrong_thread(&self, e: io::Error) -> io::Error {
+        if self.deferred && e.raw_os_error() == Some(libc::EEXIST) {
+            panic!("{WRONG_THREAD}");
+        }
+        e
     }
 
     /// Queues an op's entry; the next enter hands it to the kernel.
@@ -186,7 +217,7 @@ impl UringDriver {
                 Err(e) if is_benign(&e) => {
                     self.reap();
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.wrong_thread(e)),
             }
         }
     }
@@ -195,14 +226,15 @@ impl UringDriver {
     /// when the SQ is empty and the CQ has not overflowed.
     fn flush(&mut self) -> io::Result<()> {
         let sq = self.ring.submission();
-        if sq.is_empty() && !sq.cq_overflow() {
+        if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
             return Ok(());
         }
         drop(sq);
+        // With TASKRUN set, `submit` adds GETEVENTS, which runs the deferred work.
         match self.ring.submit() {
             Ok(_) => {}
             Err(e) if is_benign(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.wrong_thread(e)),
         }
         self.reap();
         Ok(())
@@ -272,6 +304,7 @@ impl fmt::Debug for UringDriver {
             .field("sq_entries", &self.ring.params().sq_entries())
             .field("cq_entries", &self.ring.params().cq_entries())
             .field("wake_armed", &self.wake_armed)
+            .field("deferred", &self.deferred)
             .finish_non_exhaustive()
     }
 }
@@ -343,12 +376,65 @@ mod tests {
     use super::*;
 
     fn driver(entries: u32) -> UringDriver {
+        build(entries, false)
+    }
+
+    fn build(entries: u32, single_issuer: bool) -> UringDriver {
         match UringDriver::new(&Config {
             uring_entries: entries,
+            uring_single_issuer: single_issuer,
         }) {
             Ok(d) => d,
             Err(e) => panic!("io_uring is unusable here: {e:?}"),
         }
+    }
+
+    /// A deferred driver, or `None` on a kernel without `DEFER_TASKRUN` (before 6.1).
+    fn deferred() -> Option<UringDriver> {
+        let d = build(8, true);
+        d.deferred.then_some(d)
+    }
+
+    /// In deferred mode the eventfd READ's completion is queued work until an enter
+    /// with GETEVENTS: a non-blocking park must see `IORING_SQ_TASKRUN` and enter, or
+    /// the unpark would sit unnoticed while the loop keeps polling with `ZERO`.
+    #[test]
+    fn deferred_park_zero_runs_queued_work() {
+        let Some(mut d) = deferred() else { return };
+        let mut out = Vec::new();
+        d.park(Some(Duration::ZERO), &mut out).unwrap();
+        assert!(d.wake_armed);
+        for round in 0..100 {
+            d.unparker().unpark();
+            d.park(Some(Duration::ZERO), &mut out).unwrap();
+            assert!(
+                !d.wake_armed && !d.unpark.is_notified(),
+                "round {round}: park(ZERO) left the unpark's completion queued in the kernel"
+            );
+            d.park(Some(Duration::ZERO), &mut out).unwrap();
+            assert!(d.wake_armed, "round {round}: the READ was not re-armed");
+        }
+    }
+
+    #[test]
+    fn deferred_park_on_another_thread_panics_with_the_rule() {
+        let Some(mut d) = deferred() else { return };
+        d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
+        let res = std::thread::spawn(move || {
+            let mut d = d;
+            let _ = d.park(Some(Duration::ZERO), &mut Vec::new());
+            d.unparker().unpark();
+            let _ = d.park(Some(Duration::from_secs(5)), &mut Vec::new());
+        })
+        .join();
+        let msg = match res {
+            Ok(()) => panic!("parking a single-issuer ring on another thread did not panic"),
+            Err(p) => p.downcast_ref::<String>().cloned().unwrap_or_default(),
+        };
+        assert!(
+            msg.contains("uring_single_issuer"),
+            "unexpected panic: {msg:?}"
+        );
     }
 
     fn push_nops(d: &mut UringDriver, n: usize) {

@@ -45,10 +45,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(super) fn setup(config: &Config) -> Result<IoUring, StartError> {
     let unusable = |stage| move |e: io::Error| StartError::Unusable(FallbackReason::os(stage, &e));
 
-    let mut ring = IoUring::builder()
-        .setup_clamp()
-        .dontfork()
-        .build(config.uring_entries)
+    let mut ring = build(config.uring_entries, config.uring_single_issuer)
         .map_err(unusable("io_uring_setup"))?;
     if !ring.params().is_feature_ext_arg() {
         return Err(StartError::Unusable(FallbackReason::missing(
@@ -73,6 +70,34 @@ pub(super) fn setup(config: &Config) -> Result<IoUring, StartError> {
 
     probe_enter(&mut ring)?;
     Ok(ring)
+}
+
+/// `io_uring_setup` with `CLAMP` and `MADV_DONTFORK` on the mappings; with
+/// `single_issuer`, also `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+) unless
+/// the kernel rejects those flags with `EINVAL`, in which case the ring is built without.
+///
+/// `DEFER_TASKRUN` is what makes the ring cheap under load: the kernel work that finishes
+/// a request (running a `recv` again once its socket became readable, say) is queued on
+/// the ring and run in a batch when the owner enters with `GETEVENTS`, instead of
+/// interrupting the thread through task work whenever a packet arrives. The cost is that
+/// completions are only posted on such an enter: `park` must enter when
+/// `IORING_SQ_TASKRUN` says work is queued (see the module docs).
+pub(super) fn build(entries: u32, single_issuer: bool) -> io::Result<IoUring> {
+    let plain = || IoUring::builder().setup_clamp().dontfork().build(entries);
+    if !single_issuer {
+        return plain();
+    }
+    let deferred = IoUring::builder()
+        .setup_clamp()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .dontfork()
+        .build(entries);
+    match deferred {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => plain(),
+        other => other,
+    }
 }
 
 /// Sends one NOP through `io_uring_enter` (with an EXT_ARG timeout, as `park` uses) and

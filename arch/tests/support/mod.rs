@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use coil_arch::{Config, Driver, DriverChoice, DriverKind};
+use coil_arch::{Config, Driver, DriverChoice, DriverKind, Unparker};
 
 /// How long any test waits for something that should happen promptly before it fails.
 pub const WATCHDOG: Duration = Duration::from_secs(10);
@@ -16,7 +16,8 @@ pub const WATCHDOG: Duration = Duration::from_secs(10);
 pub const CHILD_ENV: &str = "COIL_CHILD";
 
 /// Runs the body once per backend: `driver_test! { fn name(kind) { ... } }` gives the
-/// tests `name::uring` and `name::epoll`.
+/// tests `name::uring`, `name::uring_single_issuer` and `name::epoll`; `kind` is a
+/// [`Flavor`].
 #[macro_export]
 macro_rules! driver_test {
     ($(#[$meta:meta])* fn $name:ident($kind:ident) $body:block) => {
@@ -25,19 +26,57 @@ macro_rules! driver_test {
             use super::*;
 
             $(#[$meta])*
-            fn body($kind: coil_arch::DriverKind) $body
+            fn body($kind: $crate::support::Flavor) $body
 
             #[test]
             fn uring() {
-                body(coil_arch::DriverKind::Uring)
+                body($crate::support::Flavor::from(coil_arch::DriverKind::Uring))
+            }
+
+            /// io_uring with `Config::uring_single_issuer` (`DEFER_TASKRUN`), as coil's
+            /// runtime builds it.
+            #[test]
+            fn uring_single_issuer() {
+                body($crate::support::Flavor {
+                    kind: coil_arch::DriverKind::Uring,
+                    single_issuer: true,
+                })
             }
 
             #[test]
             fn epoll() {
-                body(coil_arch::DriverKind::Epoll)
+                body($crate::support::Flavor::from(coil_arch::DriverKind::Epoll))
             }
         }
     };
+}
+
+/// A backend plus the config it is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flavor {
+    /// The backend.
+    pub kind: DriverKind,
+    /// `Config::uring_single_issuer`: the driver must stay on the thread that built it.
+    pub single_issuer: bool,
+}
+
+impl From<DriverKind> for Flavor {
+    fn from(kind: DriverKind) -> Flavor {
+        Flavor {
+            kind,
+            single_issuer: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if self.single_issuer {
+            f.write_str(" (single issuer)")?;
+        }
+        Ok(())
+    }
 }
 
 /// The forced choice for `kind`.
@@ -49,12 +88,37 @@ pub fn choice(kind: DriverKind) -> DriverChoice {
     }
 }
 
-/// A driver of `kind` with the default config; panics with the error otherwise.
-pub fn driver(kind: DriverKind) -> Driver {
-    let driver = Driver::new(choice(kind), &Config::default())
-        .unwrap_or_else(|e| panic!("Driver::new({kind}) failed: {e}"));
-    assert_eq!(driver.kind(), kind);
+/// A driver of `flavor`; panics with the error otherwise.
+pub fn driver(flavor: impl Into<Flavor>) -> Driver {
+    let flavor = flavor.into();
+    let config = Config {
+        uring_single_issuer: flavor.single_issuer,
+        ..Config::default()
+    };
+    let driver = Driver::new(choice(flavor.kind), &config)
+        .unwrap_or_else(|e| panic!("Driver::new({flavor}) failed: {e}"));
+    assert_eq!(driver.kind(), flavor.kind);
     driver
+}
+
+/// Builds a driver of `flavor` on a new thread (where a single-issuer driver must then
+/// stay) and runs `f` with it there. Returns its unparker, the thread's tid (for
+/// [`wait_until_parked`]) and the thread's handle.
+pub fn spawn_parker<T, F>(flavor: Flavor, f: F) -> (Unparker, libc::pid_t, thread::JoinHandle<T>)
+where
+    T: Send + 'static,
+    F: FnOnce(Driver) -> T + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let driver = driver(flavor);
+        tx.send((driver.unparker(), gettid())).unwrap();
+        f(driver)
+    });
+    let (unparker, tid) = rx
+        .recv()
+        .expect("the parker thread failed to build its driver");
+    (unparker, tid, handle)
 }
 
 /// Runs `f` on a new thread and returns its result, or panics if it takes longer than
@@ -108,7 +172,8 @@ fn is_park_syscall(nr: i64, kind: DriverKind) -> bool {
 
 /// Waits (without sleeping: it polls `/proc`) until thread `tid` is blocked inside the
 /// system call that a parked `kind` driver waits in. Panics after [`WATCHDOG`].
-pub fn wait_until_parked(tid: libc::pid_t, kind: DriverKind) {
+pub fn wait_until_parked(tid: libc::pid_t, kind: impl Into<Flavor>) {
+    let kind = kind.into().kind;
     let path = format!("/proc/self/task/{tid}/syscall");
     let deadline = Instant::now() + WATCHDOG;
     loop {
