@@ -1,6 +1,7 @@
 //! Byte-stream I/O shared by every stream socket (TCP, Unix): read,
-//! read_exact, write, write_all and shutdown on a [`SharedFd`], with the
-//! cancellation rules of `io/fd.rs` (stash first, wait for dropped reads).
+//! read_exact, write, write_all, the vectored writes and shutdown on a
+//! [`SharedFd`], with the cancellation rules of `io/fd.rs` (stash first, wait
+//! for dropped reads).
 
 use std::io;
 use std::net::Shutdown;
@@ -11,7 +12,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 use super::tcp::WithFd;
 use crate::io::Slice;
 use crate::io::fd::SharedFd;
-use crate::op::Op;
+use crate::op::{Op, Operation};
 
 pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {
     fd.orphans_done().await;
@@ -55,6 +56,13 @@ pub(crate) async fn write<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<usize, B
     .await
 }
 
+fn write_zero() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WriteZero,
+        "the socket accepted no more bytes",
+    )
+}
+
 pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
     let mut slice = Slice::new(buf, 0);
     while slice.bytes_init() > 0 {
@@ -62,13 +70,7 @@ pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), 
         slice = s;
         match res {
             Ok(0) => {
-                return BufResult(
-                    Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "the socket accepted no more bytes",
-                    )),
-                    slice.into_inner(),
-                );
+                return BufResult(Err(write_zero()), slice.into_inner());
             }
             Ok(n) => slice.advance(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -76,6 +78,50 @@ pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), 
         }
     }
     BufResult(Ok(()), slice.into_inner())
+}
+
+impl<B: IoBuf> Operation for WithFd<kop::SendVectored<B>> {
+    type Output = BufResult<usize, Vec<B>>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        BufResult(res, self.op.into_bufs())
+    }
+}
+
+pub(crate) async fn write_vectored<B: IoBuf>(
+    fd: &SharedFd,
+    bufs: Vec<B>,
+) -> BufResult<usize, Vec<B>> {
+    Op::new(WithFd {
+        op: kop::SendVectored::new(fd.raw(), bufs),
+        fd: fd.clone(),
+    })
+    .await
+}
+
+pub(crate) async fn write_all_vectored<B: IoBuf>(
+    fd: &SharedFd,
+    mut bufs: Vec<B>,
+) -> BufResult<(), Vec<B>> {
+    // Normalise past leading empty buffers: nothing to send is no syscall.
+    let mut pos = kop::SendVectored::advance(&bufs, (0, 0), 0);
+    while pos.0 < bufs.len() {
+        let BufResult(res, b) = Op::new(WithFd {
+            op: kop::SendVectored::starting_at(fd.raw(), bufs, pos.0, pos.1),
+            fd: fd.clone(),
+        })
+        .await;
+        bufs = b;
+        match res {
+            Ok(0) => {
+                return BufResult(Err(write_zero()), bufs);
+            }
+            Ok(n) => pos = kop::SendVectored::advance(&bufs, pos, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return BufResult(Err(e), bufs),
+        }
+    }
+    BufResult(Ok(()), bufs)
 }
 
 pub(crate) async fn shutdown(fd: &SharedFd, how: Shutdown) -> io::Result<()> {

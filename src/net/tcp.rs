@@ -11,7 +11,9 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
 use super::socket::{self, nonblocking};
-use super::stream_io::{read, read_exact, shutdown, write, write_all};
+use super::stream_io::{
+    read, read_exact, shutdown, write, write_all, write_all_vectored, write_vectored,
+};
 use crate::io::fd::SharedFd;
 use crate::op::{Op, Operation};
 
@@ -329,6 +331,34 @@ impl TcpStream {
         write_all(&self.fd, buf).await
     }
 
+    /// Writes some of the initialised bytes of `bufs`, in order, with one
+    /// gather write (`sendmsg`); returns how many, and the buffers.
+    ///
+    /// At most 1,024 buffers (`IOV_MAX`) go into one call: with more, only
+    /// the first 1,024 are offered and the count tells how far the write got
+    /// (a short write, as with `std`'s `write_vectored`), never `EINVAL`.
+    /// [`write_all_vectored`](Self::write_all_vectored) sends everything. No
+    /// buffers, or only empty ones, write nothing: `Ok(0)`.
+    ///
+    /// If the future is dropped while the write is in flight, the buffers
+    /// (and the iovec array pointing into them) stay alive until the kernel
+    /// is done; some bytes may have been sent.
+    pub async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        write_vectored(&self.fd, bufs).await
+    }
+
+    /// Writes all the initialised bytes of `bufs`, in order, resuming after
+    /// short writes (and splitting more than 1,024 buffers over several
+    /// calls) without copying; hands the buffers back.
+    ///
+    /// # Errors
+    ///
+    /// The OS error (`EPIPE`, `ECONNRESET` when the peer went away); some
+    /// bytes may have been written.
+    pub async fn write_all_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<(), Vec<B>> {
+        write_all_vectored(&self.fd, bufs).await
+    }
+
     /// Shuts down the read half, write half (sends FIN) or both.
     pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         shutdown(&self.fd, how).await
@@ -438,6 +468,16 @@ impl OwnedWriteHalf {
     /// See [`TcpStream::write_all`].
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         write_all(&self.fd, buf).await
+    }
+
+    /// See [`TcpStream::write_vectored`].
+    pub async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        write_vectored(&self.fd, bufs).await
+    }
+
+    /// See [`TcpStream::write_all_vectored`].
+    pub async fn write_all_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<(), Vec<B>> {
+        write_all_vectored(&self.fd, bufs).await
     }
 
     /// See [`TcpStream::shutdown`].

@@ -24,6 +24,7 @@ mod fd;
 mod fs;
 mod net;
 mod udp;
+mod vectored;
 
 pub use fd::{CURRENT_POSITION, Close, Nop, Read, Write};
 pub use fs::{
@@ -32,6 +33,7 @@ pub use fs::{
 pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
 pub(crate) use net::{init_bytes, spare_capacity};
 pub use udp::{RecvMsg, SendMsg};
+pub use vectored::{IOV_MAX, SendVectored};
 
 /// The io_uring submission entry type, for ops that wrap another op.
 pub use io_uring::squeue::Entry as UringEntry;
