@@ -9,13 +9,18 @@
 //!
 //! coil uses it itself for host-name resolution, and (under the epoll driver,
 //! where regular files have no readiness) for file I/O.
+//!
+//! After `fork()` the child starts with an empty pool of its own (a
+//! `pthread_atfork` handler forgets the parent's, whose threads do not exist
+//! in the child); jobs the parent had queued are not run in the child.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -40,12 +45,54 @@ struct PoolState {
     idle: usize,
 }
 
+/// The process's pool. Null until first used, and again in the child of a
+/// `fork()`: the parent's pool (its threads, its lock, its queue) does not
+/// carry over to the child, which only has the forking thread. Its counts of
+/// threads and idle threads would be lies there (a job queued for an idle
+/// thread that does not exist would wait forever), and its lock may have been
+/// held by a thread that is gone. So the child forgets it (leaks it: nothing
+/// in it can be dropped safely) and builds its own on first use.
+static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
+
+/// `pthread_atfork` child handler: runs in the child right after `fork()`,
+/// on the forking thread only. An atomic store is async-signal-safe.
+extern "C" fn forget_pool_after_fork() {
+    POOL.store(std::ptr::null_mut(), Ordering::Release);
+}
+
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool {
+    let p = POOL.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: non-null values of POOL come from Box::into_raw below and
+        // are never freed (a forgotten pool is leaked).
+        return unsafe { &*p };
+    }
+    static AT_FORK: Once = Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only does an atomic store.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_pool_after_fork)) };
+        assert_eq!(rc, 0, "pthread_atfork failed");
+    });
+    let new = Box::into_raw(Box::new(Pool {
         state: Mutex::new(PoolState::default()),
         work: Condvar::new(),
-    })
+    }));
+    match POOL.compare_exchange(
+        std::ptr::null_mut(),
+        new,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: `new` was just leaked into POOL, never freed.
+        Ok(_) => unsafe { &*new },
+        Err(current) => {
+            // Another thread installed one first; ours was never shared.
+            // SAFETY: `new` came from Box::into_raw and nobody else saw it.
+            drop(unsafe { Box::from_raw(new) });
+            // SAFETY: as for the fast path above.
+            unsafe { &*current }
+        }
+    }
 }
 
 fn lock(p: &Pool) -> std::sync::MutexGuard<'_, PoolState> {

@@ -60,6 +60,14 @@ fn assert_not_in_loop(what: &str) {
 /// `block_on` keep existing after it returns and run again during the next.
 /// **Dropping the runtime cancels every task still alive** and drops their
 /// futures, on this thread.
+///
+/// # `fork()`
+///
+/// A forked child must not run, use or drop the parent's runtime or its I/O
+/// objects (they share the parent's epoll instance; the io_uring ring is not
+/// mapped in the child at all): build a fresh runtime there (on a new thread
+/// if the fork happened inside `block_on`) and leave with `_exit` or `exec`,
+/// or `std::mem::forget` the parent's runtime. See `docs/drivers.md`.
 pub struct Runtime {
     core: Box<Core>,
     info: DriverInfo,

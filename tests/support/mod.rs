@@ -164,3 +164,43 @@ pub fn panic_message_of<R>(f: impl FnOnce() -> R) -> String {
 pub fn scaled(n: usize) -> usize {
     if cfg!(miri) { (n / 100).max(10) } else { n }
 }
+
+/// Runs test `name` of this test binary again, alone, in a child process
+/// with `env` set (the test checks the variable to know it is the child).
+/// Fails with the child's output if it fails; kills it (SIGKILL) and fails
+/// if it runs longer than `limit`.
+pub fn rerun_in_child(name: &str, env: &[(&str, &str)], limit: Duration) {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let (out, hung) = match rx.recv_timeout(limit) {
+        Ok(out) => (out.unwrap(), false),
+        Err(_) => {
+            // SAFETY: plain kill(2) of our own child, not yet reaped (the
+            // waiting thread reaps it after this).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            (rx.recv().unwrap().unwrap(), true)
+        }
+    };
+    let log = format!(
+        "{env:?}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!hung, "child process hung (killed after {limit:?}) {log}");
+    assert!(out.status.success(), "child process failed {log}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the child did not run test {name:?} {log}"
+    );
+}

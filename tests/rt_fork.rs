@@ -1,0 +1,229 @@
+//! Fork safety (RELIABILITY.md §4 item 33): `fork()` with a live runtime and
+//! ops in flight (a socket read, a timer, a used blocking pool). The child
+//! builds fresh runtimes under each driver and does real I/O with them, or
+//! gets a clean error (io_uring where it is denied); it never touches the
+//! parent's ring or epoll instance. The parent's pending ops still complete.
+//!
+//! Each driver runs in its own process (the test binary re-run alone), so
+//! the fork happens in a process with no test-harness threads running.
+
+mod support;
+
+use std::io::Write as _;
+use std::net::Shutdown;
+use std::time::Duration;
+
+use coil::Runtime;
+use coil::io::BufResult;
+use coil::net::{TcpListener, TcpStream, UnixStream};
+use coil::runtime::{DriverChoice, DriverKind};
+use coil::time::{Instant, sleep, timeout};
+use coil::{blocking::spawn_blocking, spawn};
+
+const CHILD_ENV: &str = "COIL_FORK_CHILD";
+/// How long the forked child may take before the parent kills it.
+const CHILD_WATCHDOG: Duration = Duration::from_secs(10);
+
+#[test]
+fn fork_with_pending_ops() {
+    if let Ok(variant) = std::env::var(CHILD_ENV) {
+        match variant.as_str() {
+            "uring" => support::with_runtime(DriverChoice::Uring, DriverKind::Uring, parent),
+            "epoll" => support::with_runtime(DriverChoice::Epoll, DriverKind::Epoll, parent),
+            "fallback" => support::with_fallback_runtime(libc::ENOSYS, parent),
+            other => panic!("unknown {CHILD_ENV} value {other:?}"),
+        }
+        return;
+    }
+    for variant in ["uring", "epoll", "fallback"] {
+        support::rerun_in_child(
+            "fork_with_pending_ops",
+            &[(CHILD_ENV, variant)],
+            CHILD_WATCHDOG * 3,
+        );
+    }
+}
+
+/// The forking process: pending ops, fork, then the ops complete.
+fn parent(rt: &Runtime) {
+    rt.block_on(async {
+        // The blocking pool has idle threads at the fork (they do not exist
+        // in the child, whose pool must not wait for them).
+        assert_eq!(spawn_blocking(|| 7).await.unwrap(), 7);
+
+        let (a, b) = UnixStream::pair().unwrap();
+        let reader = spawn(async move {
+            let BufResult(r, buf) = a.read(Vec::with_capacity(64)).await;
+            r.unwrap();
+            buf
+        });
+        let start = Instant::now();
+        let timer = spawn(async move {
+            sleep(Duration::from_millis(30)).await;
+            start.elapsed()
+        });
+        // Let both tasks submit: a read and a timer in flight.
+        while coil::runtime::stats().unwrap().io_ops == 0 {
+            coil::task::yield_now().await;
+        }
+        coil::task::yield_now().await;
+
+        if std::env::var(CHILD_ENV).unwrap() == "uring" {
+            assert!(
+                uring_mappings() > 0,
+                "no ring mapped: the child's check would prove nothing"
+            );
+        }
+        // SAFETY: fork(2); the child below never returns into this loop and
+        // leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            child();
+        }
+        assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
+
+        // The parent's pending ops complete after the fork.
+        let BufResult(r, _) = b.write_all(&b"after fork"[..]).await;
+        r.unwrap();
+        assert_eq!(reader.await.unwrap(), b"after fork");
+        assert!(timer.await.unwrap() >= Duration::from_millis(30));
+        // And new ones work.
+        echo_round_trip().await;
+
+        wait_child(pid).await;
+    });
+
+    // Fork between two `block_on`s, with a read pending in a spawned task:
+    // the child builds its runtime on this very thread (the parent's is
+    // never run or dropped there: the child leaves with _exit).
+    let (b, reader) = rt.block_on(async {
+        let (a, b) = UnixStream::pair().unwrap();
+        let reader = spawn(async move {
+            let BufResult(r, buf) = a.read(Vec::with_capacity(64)).await;
+            r.unwrap();
+            buf
+        });
+        while coil::runtime::stats().unwrap().io_ops == 0 {
+            coil::task::yield_now().await;
+        }
+        (b, reader)
+    });
+    // SAFETY: fork(2); the child never returns from this block.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let worked = std::panic::catch_unwind(child_work).is_ok();
+        exit_child(worked);
+    }
+    assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
+    rt.block_on(async {
+        let BufResult(r, _) = b.write_all(&b"second fork"[..]).await;
+        r.unwrap();
+        assert_eq!(reader.await.unwrap(), b"second fork");
+        wait_child(pid).await;
+    });
+}
+
+/// Waits (on the blocking pool) for the forked child to exit successfully,
+/// killing it if it takes longer than `CHILD_WATCHDOG`.
+async fn wait_child(pid: libc::pid_t) {
+    let waited = spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child; `status` is a live local.
+        let rc = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        assert_eq!(rc, pid);
+        status
+    });
+    let status = match timeout(CHILD_WATCHDOG, waited).await {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) of our own child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child hung (killed after {CHILD_WATCHDOG:?})");
+        }
+    };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the forked child failed (wait status {status:#x}); its panic is in the output above"
+    );
+}
+
+/// The forked child. Only the forking thread exists here, in the middle of
+/// the parent's `block_on`: it must not return into that loop (it would run
+/// the parent's tasks on the parent's ring or epoll instance) nor drop the
+/// parent's runtime. It works on a new thread and leaves with `_exit`.
+fn child() -> ! {
+    exit_child(std::thread::spawn(child_work).join().is_ok())
+}
+
+fn exit_child(worked: bool) -> ! {
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit(2) ends the process without running destructors or
+    // atexit handlers, so nothing of the parent's runtime is touched.
+    unsafe { libc::_exit(if worked { 0 } else { 1 }) }
+}
+
+/// A fresh runtime under each driver: it works, or (io_uring denied by the
+/// fallback variant's seccomp filter, which the child inherits) it is a
+/// clean error with the errno.
+fn child_work() {
+    // The parent's ring is mapped with MADV_DONTFORK: the child has no
+    // mapping of it at all, so it cannot read or write the parent's queues.
+    assert_eq!(uring_mappings(), 0, "the child inherited io_uring mappings");
+    let denied = std::env::var(CHILD_ENV).unwrap() == "fallback";
+    for choice in [DriverChoice::Uring, DriverChoice::Epoll, DriverChoice::Auto] {
+        let rt = match Runtime::builder().driver(choice).build() {
+            Ok(rt) => rt,
+            Err(e) if denied && choice == DriverChoice::Uring => {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOSYS), "{e}");
+                continue;
+            }
+            Err(e) => panic!("child: {choice:?} runtime failed: {e}"),
+        };
+        let want = match choice {
+            DriverChoice::Epoll => DriverKind::Epoll,
+            _ if denied => DriverKind::Epoll,
+            _ => DriverKind::Uring,
+        };
+        assert_eq!(rt.driver().kind(), want, "{choice:?}");
+        rt.block_on(async {
+            echo_round_trip().await;
+            let start = Instant::now();
+            sleep(Duration::from_millis(5)).await;
+            assert!(start.elapsed() >= Duration::from_millis(5));
+            assert_eq!(spawn_blocking(|| 42).await.unwrap(), 42);
+        });
+    }
+}
+
+/// A socketpair round trip and a TCP connection over loopback.
+async fn echo_round_trip() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let BufResult(r, _) = a.write_all(&b"ping"[..]).await;
+    r.unwrap();
+    let BufResult(r, got) = b.read_exact(Vec::with_capacity(4)).await;
+    r.unwrap();
+    assert_eq!(got, b"ping");
+
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let client = spawn(async move {
+        let c = TcpStream::connect(addr).await.unwrap();
+        let BufResult(r, _) = c.write_all(&b"hello"[..]).await;
+        r.unwrap();
+        c.shutdown(Shutdown::Write).await.unwrap();
+    });
+    let (s, _) = l.accept().await.unwrap();
+    let BufResult(r, got) = s.read_exact(Vec::with_capacity(5)).await;
+    r.unwrap();
+    assert_eq!(got, b"hello");
+    client.await.unwrap();
+}
+
+/// How many io_uring mappings (SQ/CQ rings, SQEs) this process has.
+fn uring_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("[io_uring]"))
+        .count()
+}
