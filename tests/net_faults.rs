@@ -156,29 +156,7 @@ fn emfile_child() {
     coil::run(async {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        // Clients live in a plain thread; its connections count against the
-        // same limit, so open them first, then fill the table.
-        let clients = std::thread::spawn(move || {
-            (0..8)
-                .map(|_| std::net::TcpStream::connect(addr).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .join()
-        .unwrap();
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit fills the live local `lim`.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
-        lim.rlim_cur = 64;
-        // SAFETY: `lim` is a live local; lowering the soft limit needs no privilege.
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
-        assert_eq!(rc, 0);
-        let mut filler = Vec::new();
-        while let Ok(f) = std::fs::File::open("/dev/null") {
-            filler.push(f);
-        }
+        let (clients, filler) = support::connect_then_fill_fd_table(addr, 8);
         let cpu0 = cpu_time();
         let start = std::time::Instant::now();
         let mut emfile = 0;

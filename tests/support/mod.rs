@@ -204,3 +204,37 @@ pub fn rerun_in_child(name: &str, env: &[(&str, &str)], limit: Duration) {
         "the child did not run test {name:?} {log}"
     );
 }
+
+/// Connects `n` plain std clients to `addr` (from a helper thread: the
+/// caller may be a loop), then lowers the soft `RLIMIT_NOFILE` to 64 and
+/// opens `/dev/null` until the fd table is full. Returns the clients and the
+/// filler files (drop the files to free fds). For EMFILE tests, in a child
+/// process: the limit is process-wide.
+pub fn connect_then_fill_fd_table(
+    addr: std::net::SocketAddr,
+    n: usize,
+) -> (Vec<std::net::TcpStream>, Vec<std::fs::File>) {
+    // The clients count against the same limit: open them first.
+    let clients = std::thread::spawn(move || {
+        (0..n)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the live local `lim`.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
+    lim.rlim_cur = 64;
+    // SAFETY: `lim` is a live local; lowering the soft limit needs no privilege.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) };
+    assert_eq!(rc, 0);
+    let mut filler = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        filler.push(f);
+    }
+    (clients, filler)
+}

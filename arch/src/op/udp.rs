@@ -33,6 +33,27 @@ fn empty_msghdr() -> libc::msghdr {
     unsafe { std::mem::zeroed() }
 }
 
+/// The io_uring entry of a `sendmsg` of `msg` on `fd`, with `MSG_NOSIGNAL`.
+/// The caller's `OpCode` impl answers for `msg` staying valid (the op
+/// contract).
+pub(super) fn send_msg_entry(fd: RawFd, msg: *const libc::msghdr) -> squeue::Entry {
+    opcode::SendMsg::new(types::Fd(fd), msg)
+        .flags(libc::MSG_NOSIGNAL as u32)
+        .build()
+}
+
+/// `sendmsg(fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT)` now (epoll).
+///
+/// # Safety
+///
+/// `msg`, and every iovec, buffer and address it points to, must be valid
+/// for the call.
+pub(super) unsafe fn send_msg_now(fd: RawFd, msg: *const libc::msghdr) -> io::Result<usize> {
+    // SAFETY: forwarded from the caller.
+    let n = syscall!(unsafe { libc::sendmsg(fd, msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })?;
+    Ok(n as usize)
+}
+
 /// Send the initialised bytes of `buf` as one datagram, to `addr` or (for a
 /// connected socket, `addr == None`) to the connected peer. Passes
 /// `MSG_NOSIGNAL`.
@@ -91,10 +112,7 @@ impl<B> fmt::Debug for SendMsg<B> {
 // initialised bytes (IoBuf contract). The op does not move until completion.
 unsafe impl<B: IoBuf> OpCode for SendMsg<B> {
     fn uring_entry(&mut self) -> squeue::Entry {
-        let msg = self.wire();
-        opcode::SendMsg::new(types::Fd(self.fd), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
+        send_msg_entry(self.fd, self.wire())
     }
 
     fn readiness(&self) -> Readiness {
@@ -105,10 +123,7 @@ unsafe impl<B: IoBuf> OpCode for SendMsg<B> {
         let msg = self.wire();
         // SAFETY: `msg` and everything it points to live in `self`, valid for
         // the call (`wire` just set them up).
-        let n = syscall!(unsafe {
-            libc::sendmsg(self.fd, msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-        })?;
-        Ok(n as usize)
+        unsafe { send_msg_now(self.fd, msg) }
     }
 
     fn sim(&mut self) -> Option<SimOp<'_>> {

@@ -18,11 +18,11 @@ use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 
-use io_uring::{opcode, squeue, types};
+use io_uring::squeue;
 
+use super::udp::{send_msg_entry, send_msg_now};
 use super::{OpCode, Readiness, SimOp};
 use crate::buf::IoBuf;
-use crate::sys::syscall;
 
 /// The most `iovec`s one `sendmsg` takes (`IOV_MAX`, `UIO_MAXIOV` in the
 /// kernel); more gives `EMSGSIZE`. [`SendVectored`] never passes more: it
@@ -137,10 +137,7 @@ impl<B> fmt::Debug for SendVectored<B> {
 // drop until its completion.
 unsafe impl<B: IoBuf> OpCode for SendVectored<B> {
     fn uring_entry(&mut self) -> squeue::Entry {
-        let msg = self.wire();
-        opcode::SendMsg::new(types::Fd(self.fd), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
+        send_msg_entry(self.fd, self.wire())
     }
 
     fn readiness(&self) -> Readiness {
@@ -151,10 +148,7 @@ unsafe impl<B: IoBuf> OpCode for SendVectored<B> {
         let msg = self.wire();
         // SAFETY: `msg` and everything it points to live in `self`, valid for
         // the call (`wire` just set the header up).
-        let n = syscall!(unsafe {
-            libc::sendmsg(self.fd, msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-        })?;
-        Ok(n as usize)
+        unsafe { send_msg_now(self.fd, msg) }
     }
 
     /// The simulator sends one buffer per op, the first non-empty one: a
