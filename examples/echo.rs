@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use coil::io::{BufReader, BufWriter};
 use coil::net::{TcpListener, TcpStream};
 use coil::spawn;
+use coil::stream::StreamExt;
 use coil::time::Instant;
 
 /// What the clients did.
@@ -86,9 +87,11 @@ pub(crate) async fn demo(clients: usize, lines: usize) -> io::Result<Summary> {
     let addr = listener.local_addr()?;
     println!("echo server listening on {addr}");
     let server = spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((conn, _peer)) => {
+        // The connections as a stream; it never ends.
+        let mut incoming = listener.incoming();
+        while let Some(conn) = incoming.next().await {
+            match conn {
+                Ok(conn) => {
                     // Detached: it ends when its client closes.
                     drop(spawn(async move {
                         if let Err(e) = serve(conn).await {
@@ -96,7 +99,12 @@ pub(crate) async fn demo(clients: usize, lines: usize) -> io::Result<Summary> {
                         }
                     }));
                 }
-                Err(e) => eprintln!("accept: {e}"),
+                // Out of fds (EMFILE) and the like: the next item accepts
+                // again; pause so as not to spin on the same error.
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    coil::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
             }
         }
     });

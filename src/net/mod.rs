@@ -13,6 +13,7 @@
 //! the listener if none comes).
 
 mod addr;
+mod incoming;
 mod socket;
 mod stream_io;
 mod tcp;
@@ -20,6 +21,7 @@ mod udp;
 mod unix;
 
 pub use addr::{Resolve, ToSocketAddrs};
+pub use incoming::Incoming;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};

@@ -10,6 +10,7 @@ use coil_arch::op as kop;
 use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
+use super::incoming::Incoming;
 use super::socket::{self, nonblocking};
 use super::stream_io::{
     read, read_exact, shutdown, write, write_all, write_all_vectored, write_vectored,
@@ -203,6 +204,52 @@ impl TcpListener {
             None => stream.peer_addr()?,
         };
         Ok((stream, addr))
+    }
+
+    /// The incoming connections as a [`Stream`](crate::stream::Stream) of
+    /// `io::Result<TcpStream>`, one [`accept`](Self::accept) per item.
+    ///
+    /// Accept errors are yielded as items and do not end the stream (it
+    /// never ends): on `EMFILE`/`ENFILE` (out of fds) back off before asking
+    /// for the next item, or the loop will spin on the same error. Peer
+    /// addresses are dropped; use [`accept`](Self::accept) to get them.
+    ///
+    /// ```
+    /// use coil::io::BufResult;
+    /// use coil::net::{TcpListener, TcpStream};
+    /// use coil::stream::StreamExt;
+    ///
+    /// coil::run(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let addr = listener.local_addr()?;
+    ///     let clients = coil::spawn(async move {
+    ///         for _ in 0..3 {
+    ///             let s = TcpStream::connect(addr).await?;
+    ///             let BufResult(r, _) = s.write_all(&b"hi"[..]).await;
+    ///             r?;
+    ///         }
+    ///         Ok::<(), std::io::Error>(())
+    ///     });
+    ///     let mut incoming = listener.incoming().take(3);
+    ///     while let Some(conn) = incoming.next().await {
+    ///         let conn = match conn {
+    ///             Ok(c) => c,
+    ///             // EMFILE and friends: keep serving, after a pause.
+    ///             Err(_) => {
+    ///                 coil::time::sleep(std::time::Duration::from_millis(10)).await;
+    ///                 continue;
+    ///             }
+    ///         };
+    ///         let BufResult(r, buf) = conn.read_exact(Vec::with_capacity(2)).await;
+    ///         r?;
+    ///         assert_eq!(buf, b"hi");
+    ///     }
+    ///     clients.await.unwrap()
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_, TcpStream> {
+        Incoming::new(move || async move { Ok(self.accept().await?.0) })
     }
 
     /// Adopts a listener made with the standard library (its blocking mode is

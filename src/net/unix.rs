@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use coil_arch::op::{self as kop, SockAddr};
 use coil_arch::{BufResult, IoBuf, IoBufMut};
 
+use super::incoming::Incoming;
 use super::socket::{self, nonblocking, syscall};
 use super::stream_io::{
     read, read_exact, shutdown, write, write_all, write_all_vectored, write_vectored,
@@ -247,6 +248,17 @@ impl UnixListener {
         };
         let addr = stream.peer_addr()?;
         Ok((stream, addr))
+    }
+
+    /// The incoming connections as a [`Stream`](crate::stream::Stream) of
+    /// `io::Result<UnixStream>`, one [`accept`](Self::accept) per item.
+    ///
+    /// Accept errors are yielded as items and do not end the stream (it
+    /// never ends): on `EMFILE`/`ENFILE` (out of fds) back off before asking
+    /// for the next item, or the loop will spin on the same error. See
+    /// [`TcpListener::incoming`](super::TcpListener::incoming) for an example.
+    pub fn incoming(&self) -> Incoming<'_, UnixStream> {
+        Incoming::new(move || async move { Ok(self.accept().await?.0) })
     }
 
     /// The address the listener is bound to.
