@@ -306,7 +306,7 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         // SAFETY: as in uring_entry.
         let ptr = unsafe { self.buf.stable_mut_ptr().add(init) }.cast();
         // SAFETY: ptr/len describe writable memory owned by `buf`.
-        let n = syscall!(unsafe { libc::recv(self.fd, ptr, len, libc::MSG_DONTWAIT) })?;
+        let n = syscall!(unsafe { crate::sys::recv(self.fd, ptr, len, libc::MSG_DONTWAIT) })?;
         Ok(n as usize)
     }
 
@@ -344,7 +344,7 @@ unsafe impl<B: IoBuf> OpCode for Send<B> {
         let (ptr, len) = (self.buf.stable_ptr().cast(), self.buf.bytes_init());
         // SAFETY: ptr/len describe initialised memory owned by `buf`.
         let n = syscall!(unsafe {
-            libc::send(self.fd, ptr, len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+            crate::sys::send(self.fd, ptr, len, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
         })?;
         Ok(n as usize)
     }
