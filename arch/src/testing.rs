@@ -125,3 +125,49 @@ fn invalid(what: &str) -> io::Error {
         format!("deny_io_uring: {what}."),
     )
 }
+
+/// The "RingOps" seam of RELIABILITY.md item 31: from now on, `fault` is called before
+/// each `io_uring_enter` the driver makes (submit, wait, overflow flush); when it returns
+/// `Some(errno)` that enter is skipped and the driver sees `errno` as the kernel's
+/// answer, with nothing consumed from the submission queue. Tests inject `EAGAIN`,
+/// `EBUSY` and `EINTR` to check that ops stay owned and queued until their completion
+/// and none is lost. `clear_enter_errors` removes the seam.
+///
+/// # Errors
+///
+/// [`io::ErrorKind::Unsupported`] if `driver` is not io_uring.
+pub fn inject_enter_errors(
+    driver: &mut crate::Driver,
+    fault: impl FnMut() -> Option<i32> + Send + 'static,
+) -> io::Result<()> {
+    set_enter_fault(driver, Some(Box::new(fault)))
+}
+
+/// Removes what [`inject_enter_errors`] installed.
+///
+/// # Errors
+///
+/// As [`inject_enter_errors`].
+pub fn clear_enter_errors(driver: &mut crate::Driver) -> io::Result<()> {
+    set_enter_fault(driver, None)
+}
+
+/// An installed enter fault (see [`inject_enter_errors`]).
+pub(crate) type EnterFault = Box<dyn FnMut() -> Option<i32> + Send>;
+
+fn set_enter_fault(driver: &mut crate::Driver, fault: Option<EnterFault>) -> io::Result<()> {
+    match &mut driver.inner {
+        #[cfg(not(miri))]
+        crate::Inner::Uring(d) => {
+            d.set_enter_fault(fault);
+            Ok(())
+        }
+        _ => {
+            drop(fault);
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "enter faults exist only for the io_uring driver",
+            ))
+        }
+    }
+}

@@ -80,6 +80,22 @@ pub(crate) struct UringDriver {
     pending: Vec<Completion>,
     /// The ring was built with `SINGLE_ISSUER | DEFER_TASKRUN` (module docs).
     deferred: bool,
+    /// Test seam (RELIABILITY.md item 31, the "RingOps" of that list): when set,
+    /// consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
+    /// reports that error as if the kernel had refused everything.
+    fault: Option<EnterFault>,
+}
+
+use crate::testing::EnterFault;
+
+/// The ways the driver enters the kernel.
+#[derive(Clone, Copy)]
+enum Enter {
+    /// Submit what is queued (plus `GETEVENTS` when the overflow or taskrun flag
+    /// asks for it); never waits.
+    Submit,
+    /// Submit and wait for one completion, at most this long (`None`: forever).
+    Wait(Option<Duration>),
 }
 
 // SAFETY: `wake_buf` is the only non-`Send` field. It is owned by this driver alone (no
@@ -101,6 +117,7 @@ impl UringDriver {
             unpark,
             pending: Vec::new(),
             deferred,
+            fault: None,
         })
     }
 
@@ -128,16 +145,7 @@ impl UringDriver {
             return self.flush();
         }
 
-        let submitter = self.ring.submitter();
-        let res = match timeout {
-            None => submitter.submit_and_wait(1),
-            Some(d) => {
-                let ts = timespec(d);
-                let args = SubmitArgs::new().timespec(&ts);
-                submitter.submit_with_args(1, &args)
-            }
-        };
-        match res {
+        match self.enter(Enter::Wait(timeout)) {
             Ok(_) => {}
             // ETIME: the timeout passed. EINTR: a signal; the caller loops. EBUSY/EAGAIN:
             // the kernel wants the CQ reaped first; the entries stay in the SQ and go in
@@ -147,6 +155,27 @@ impl UringDriver {
         }
         self.reap();
         Ok(())
+    }
+
+    /// Every `io_uring_enter` goes through here (so the fault seam sees them all).
+    fn enter(&mut self, how: Enter) -> io::Result<usize> {
+        if let Some(errno) = self.fault.as_mut().and_then(|f| f()) {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        let submitter = self.ring.submitter();
+        match how {
+            Enter::Submit => submitter.submit(),
+            Enter::Wait(None) => submitter.submit_and_wait(1),
+            Enter::Wait(Some(d)) => {
+                let ts = timespec(d);
+                submitter.submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            }
+        }
+    }
+
+    /// Installs (or with `None` removes) the enter fault seam.
+    pub(crate) fn set_enter_fault(&mut self, fault: Option<EnterFault>) {
+        self.fault = fault;
     }
 
     /// Passes `e` through, unless it is the `EEXIST` of a deferred ring entered from a
@@ -212,7 +241,7 @@ impl UringDriver {
                 return Ok(());
             }
             // SQ full: hand what is queued to the kernel, then try again.
-            match self.ring.submit() {
+            match self.enter(Enter::Submit) {
                 Ok(_) => {}
                 Err(e) if is_benign(&e) => {
                     self.reap();
@@ -231,7 +260,7 @@ impl UringDriver {
         }
         drop(sq);
         // With TASKRUN set, `submit` adds GETEVENTS, which runs the deferred work.
-        match self.ring.submit() {
+        match self.enter(Enter::Submit) {
             Ok(_) => {}
             Err(e) if is_benign(&e) => {}
             Err(e) => return Err(self.wrong_thread(e)),
@@ -244,15 +273,15 @@ impl UringDriver {
     /// `IORING_SQ_CQ_OVERFLOW` is set, since overflowed CQEs only reach the CQ on an
     /// enter. Returns how many CQEs were seen.
     fn reap(&mut self) -> usize {
-        let UringDriver {
-            ring,
-            wake_armed,
-            unpark,
-            pending,
-            ..
-        } = self;
         let mut seen = 0;
         loop {
+            let UringDriver {
+                ring,
+                wake_armed,
+                unpark,
+                pending,
+                ..
+            } = self;
             for cqe in ring.completion() {
                 seen += 1;
                 dispatch(&cqe, wake_armed, unpark, pending);
@@ -261,7 +290,7 @@ impl UringDriver {
                 return seen;
             }
             // `submit` adds GETEVENTS when the overflow flag is set, which flushes.
-            match ring.submit() {
+            match self.enter(Enter::Submit) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // Nothing more we can do now; the next park enters the kernel again.
