@@ -207,7 +207,7 @@ fn injected_enter_errors_lose_no_op() {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            (state % 3 == 0).then(|| {
+            state.is_multiple_of(3).then(|| {
                 counter.fetch_add(1, Ordering::Relaxed);
                 [libc::EAGAIN, libc::EBUSY, libc::EINTR][(state >> 32) as usize % 3]
             })
