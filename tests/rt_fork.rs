@@ -111,7 +111,11 @@ fn parent(rt: &Runtime) {
     // SAFETY: fork(2); the child never returns from this block.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let worked = std::panic::catch_unwind(child_work).is_ok();
+        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            misuse_parent_runtime(rt);
+            child_work();
+        }))
+        .is_ok();
         exit_child(worked);
     }
     assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
@@ -121,6 +125,27 @@ fn parent(rt: &Runtime) {
         assert_eq!(reader.await.unwrap(), b"second fork");
         wait_child(pid).await;
     });
+}
+
+/// In the child: running the parent's runtime is refused with a panic that
+/// says what to do, and dropping it leaks it. A shutdown here would cancel the
+/// parent's read and deregister its socket from the epoll instance both
+/// processes share; the parent's `reader` completing after this child exits
+/// proves it did not.
+fn misuse_parent_runtime(rt: &Runtime) {
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(async {})));
+    let msg = match refused {
+        Ok(()) => panic!("block_on ran the parent's runtime in a forked child"),
+        Err(p) => p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default(),
+    };
+    assert!(msg.contains("fork() child"), "unexpected panic: {msg:?}");
+    // SAFETY: this child never returns to the caller (it leaves with _exit),
+    // so the bitwise copy is the only `Runtime` that is ever dropped here.
+    drop(unsafe { std::ptr::read(rt) });
 }
 
 /// Waits (on the blocking pool) for the forked child to exit successfully,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 
 use coil_arch::{DriverKind, FallbackReason};
 
@@ -63,14 +64,20 @@ fn assert_not_in_loop(what: &str) {
 ///
 /// # `fork()`
 ///
-/// A forked child must not run, use or drop the parent's runtime or its I/O
-/// objects (they share the parent's epoll instance; the io_uring ring is not
-/// mapped in the child at all): build a fresh runtime there (on a new thread
-/// if the fork happened inside `block_on`) and leave with `_exit` or `exec`,
-/// or `std::mem::forget` the parent's runtime. See `docs/drivers.md`.
+/// A forked child must not run or use the parent's runtime or its I/O objects
+/// (they share the parent's epoll instance; the io_uring ring is not mapped in
+/// the child at all): build a fresh runtime there (on a new thread if the fork
+/// happened inside `block_on`) and leave with `_exit` or `exec`. The runtime
+/// remembers the process that built it: `block_on` in another process panics,
+/// and dropping it there leaks it instead of shutting it down (a shutdown would
+/// deregister the parent's sockets from the shared epoll instance). See
+/// `docs/drivers.md`.
 pub struct Runtime {
-    core: Box<Core>,
+    /// Dropped in `Drop` only in the process that built it.
+    core: ManuallyDrop<Box<Core>>,
     info: DriverInfo,
+    /// `getpid()` when built.
+    pid: u32,
 }
 
 impl Runtime {
@@ -86,9 +93,15 @@ impl Runtime {
 
     pub(crate) fn from_parts(core: Core, info: DriverInfo) -> Runtime {
         Runtime {
-            core: Box::new(core),
+            core: ManuallyDrop::new(Box::new(core)),
             info,
+            pid: std::process::id(),
         }
+    }
+
+    /// Whether this process is a `fork()` child of the one that built us.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
     }
 
     pub(crate) fn core(&self) -> &Core {
@@ -100,11 +113,17 @@ impl Runtime {
     ///
     /// # Panics
     ///
-    /// Panics if called from inside a running event loop, and resumes the
-    /// panic if `future` panics.
+    /// Panics if called from inside a running event loop, or in a `fork()`
+    /// child of the process that built the runtime, and resumes the panic if
+    /// `future` panics.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         assert_not_in_loop("Runtime::block_on");
+        assert!(
+            !self.forked(),
+            "Runtime::block_on was called in a fork() child of the process that built this \
+             runtime; its event queue belongs to the parent. Build a new Runtime in the child"
+        );
         self.core.block_on(future)
     }
 
@@ -131,7 +150,15 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if self.forked() {
+            // A fork() child: shutting down would cancel the parent's ops and
+            // deregister its fds from the epoll instance both processes share.
+            // Leak the core (the child's copy of memory) instead.
+            return;
+        }
         self.core.shutdown();
+        // SAFETY: dropped exactly once, here; `self.core` is not used after.
+        unsafe { ManuallyDrop::drop(&mut self.core) };
     }
 }
 
