@@ -9,6 +9,9 @@
 //! target gets its own submodule (`src/fuzz/<target>.rs`) declared below and
 //! re-exporting its one entry function, and reads its input with [`Bytes`].
 
+mod op_lifecycle;
+pub use op_lifecycle::op_lifecycle;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};

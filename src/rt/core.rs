@@ -484,6 +484,18 @@ impl Core {
         }
     }
 
+    /// Fuzzing hook (`fuzz::op_lifecycle`): forget closed fds, then hand
+    /// every due completion to its op (wake the future, or finish the
+    /// orphan), without running a task or moving the clock.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz_park(&self) {
+        {
+            let mut driver = self.driver.borrow_mut();
+            self.release_closed_fds(&mut driver);
+        }
+        self.park(Some(Duration::ZERO));
+    }
+
     /// The active driver's kind (sockets are created blocking for io_uring,
     /// non-blocking for epoll).
     pub(crate) fn is_uring(&self) -> bool {

@@ -892,8 +892,54 @@ impl SimDriver {
     }
 
     pub(crate) fn release_fd(&mut self, fd: RawFd) {
+        // Fuzzing: io/fd.rs rule 1 in coil says an fd is closed only after
+        // every op on it completed; check it where the close lands.
+        #[cfg(fuzzing)]
+        for p in self.pending.values() {
+            // SAFETY: as in `attempt`: a pending op is alive and unused.
+            let on = unsafe { &mut *p.op.0.as_ptr() }.sim().and_then(|s| s.fd());
+            assert_ne!(
+                on,
+                Some(fd),
+                "fd {fd} closed while op {:#x} is pending on it",
+                p.user_data
+            );
+        }
         if is_virtual_fd(fd) {
             self.close_socket(fd, false);
         }
+    }
+}
+
+/// Hooks for coil's op-lifecycle fuzz target (`coil::fuzz::op_lifecycle`),
+/// which decides when the "kernel" acts instead of letting `park` do it all
+/// at once.
+#[cfg(fuzzing)]
+impl SimDriver {
+    /// Decides every op that can complete now (what `park` does first), but
+    /// hands no completion over: they wait, decided, for the next `park`.
+    pub fn fuzz_decide(&mut self) {
+        self.step();
+    }
+
+    /// `bytes` arrive on stream `fd` now, as if its peer had sent them.
+    /// Returns false (and drops them) if `fd` is not an open, connected stream.
+    pub fn fuzz_arrive(&mut self, fd: RawFd, bytes: &[u8]) -> bool {
+        match self.net.stream(fd) {
+            Some(s) if !s.reset => {
+                s.rx.extend(bytes);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The `user_data` of every op submitted and not yet handed over by
+    /// `park` (undecided, or decided and waiting), sorted.
+    pub fn fuzz_in_flight(&self) -> Vec<u64> {
+        let mut keys: Vec<u64> = self.pending.values().map(|p| p.user_data).collect();
+        keys.extend(self.due.values().map(|c| c.user_data));
+        keys.sort_unstable();
+        keys
     }
 }
