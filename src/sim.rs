@@ -51,6 +51,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+#[doc(hidden)]
+pub mod props;
+
 use coil_arch::Driver;
 pub use coil_arch::sim::Faults;
 use coil_arch::sim::SimConfig;

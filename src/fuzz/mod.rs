@@ -11,6 +11,8 @@
 
 mod op_lifecycle;
 pub use op_lifecycle::op_lifecycle;
+mod sim_program;
+pub use sim_program::sim_program;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -290,8 +290,8 @@ impl<D> WaitList<D> {
         }
     }
 
-    /// Checks rule 1 (tests).
-    #[cfg(test)]
+    /// Checks rule 1 (tests and the `intrusive_list` fuzz target).
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn check(&self) {
         let mut n = 0;
         let mut prev = NIL;
