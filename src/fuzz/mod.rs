@@ -14,6 +14,14 @@ pub use op_lifecycle::op_lifecycle;
 mod sim_program;
 pub use sim_program::sim_program;
 
+mod buf_reader_lines;
+mod intrusive_list;
+mod run_queue;
+
+pub use buf_reader_lines::buf_reader_lines;
+pub use intrusive_list::intrusive_list;
+pub use run_queue::run_queue;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
