@@ -23,13 +23,15 @@ use crate::opts::Opts;
 use crate::report::{Json, Outcome, field, field_f64, median, nearest_rank};
 
 /// Server peers of W5, in table order (coil first: the ratios divide by it).
-pub const SERVERS: [&str; 6] = [
+pub const SERVERS: [&str; 8] = [
     "coil/uring",
     "coil/epoll",
     "tokio",
     "monoio",
     "monoio-legacy",
     "raw-epoll",
+    "raw-uring",
+    "raw-uring-defer",
 ];
 
 const BUF: usize = 4096;
@@ -52,6 +54,8 @@ fn canonical(peer: &str) -> Option<&'static str> {
         "coil" => "coil/uring",
         "monoio/legacy" => "monoio-legacy",
         "raw/epoll" => "raw-epoll",
+        "raw/uring" => "raw-uring",
+        "raw/uring/defer" => "raw-uring-defer",
         other => return SERVERS.iter().copied().find(|s| *s == other),
     };
     Some(p)
@@ -102,6 +106,8 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
         "monoio" => monoio_server(addr, true),
         "monoio-legacy" => monoio_server(addr, false),
         "raw-epoll" => raw_epoll_server(addr),
+        "raw-uring" => raw_uring_server(addr, false),
+        "raw-uring-defer" => raw_uring_server(addr, true),
         _ => unreachable!(),
     };
     match r {
@@ -344,6 +350,147 @@ fn raw_epoll_server(addr: SocketAddr) -> Result<(), String> {
                 epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, libc::EPOLLOUT as u32)?;
             }
         }
+    }
+}
+
+/// The io_uring reference servers: `raw-uring` (default ring flags) and, with
+/// `defer`, `raw-uring-defer` (`SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG`,
+/// the flags coil's runtime builds its ring with; the ring is then used only
+/// from this thread, which created it). One 256-entry ring, a multishot
+/// accept (re-armed when the kernel ends it), and per connection one 4 KiB
+/// buffer in a slab indexed by the connection id in `user_data`; one op per
+/// connection in flight: recv → send the bytes back (the rest again after a
+/// short send) → recv; close on 0 or an error. One `submit_and_wait(1)` per
+/// loop turn, then the whole CQ is drained. No fixed buffers or registered
+/// files (coil uses neither).
+fn raw_uring_server(addr: SocketAddr, defer: bool) -> Result<(), String> {
+    use io_uring::{IoUring, SubmissionQueue, cqueue, opcode, squeue, types};
+    use std::os::fd::AsRawFd;
+
+    // user_data = (connection id << TAG_BITS) | op tag.
+    const TAG_BITS: u32 = 2;
+    const ACCEPT: u64 = 0;
+    const RECV: u64 = 1;
+    const SEND: u64 = 2;
+
+    struct Conn {
+        fd: RawFd,
+        // Leaked: the kernel may still write into a buffer whose op is in
+        // flight when this function returns an error, so buffers are never
+        // freed (slots, and with them their buffers, are reused instead).
+        buf: &'static mut [u8; BUF],
+        len: usize,
+        sent: usize,
+    }
+    let recv = |id: usize, c: &mut Conn| {
+        opcode::Recv::new(types::Fd(c.fd), c.buf.as_mut_ptr(), BUF as u32)
+            .build()
+            .user_data(((id as u64) << TAG_BITS) | RECV)
+    };
+    let send = |id: usize, c: &Conn| {
+        let rest = &c.buf[c.sent..c.len];
+        opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(((id as u64) << TAG_BITS) | SEND)
+    };
+
+    let l = StdListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+    let accept = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
+        .flags(libc::SOCK_CLOEXEC)
+        .build()
+        .user_data(ACCEPT);
+    let mut b = IoUring::builder();
+    if defer {
+        b.setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_taskrun_flag();
+    }
+    let mut ring: IoUring = b.build(256).map_err(|e| format!("io_uring_setup: {e}"))?;
+    let (submitter, mut sq, mut cq) = ring.split();
+    let push = |sq: &mut SubmissionQueue<'_>, e: &squeue::Entry| -> Result<(), String> {
+        loop {
+            // SAFETY: every entry built here is the multishot accept (no
+            // memory) or a Recv/Send on the leaked, never-freed buffer of
+            // its connection's slot; a slot has one op in flight at a time
+            // and is reused only after that op's completion, and the buffer
+            // is read or written by this loop only between an op's
+            // completion and the next op's submission.
+            if unsafe { sq.push(e) }.is_ok() {
+                return Ok(());
+            }
+            sq.sync();
+            submitter
+                .submit()
+                .map_err(|e| format!("io_uring_enter: {e}"))?;
+            sq.sync();
+        }
+    };
+    let mut conns: Vec<Conn> = Vec::with_capacity(128);
+    let mut free: Vec<usize> = Vec::new();
+    push(&mut sq, &accept)?;
+    loop {
+        sq.sync();
+        if let Err(e) = submitter.submit_and_wait(1) {
+            match e.raw_os_error() {
+                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY) => {}
+                _ => return Err(format!("io_uring_enter: {e}")),
+            }
+        }
+        cq.sync();
+        for cqe in &mut cq {
+            let (ud, res) = (cqe.user_data(), cqe.result());
+            let id = (ud >> TAG_BITS) as usize;
+            match ud & ((1 << TAG_BITS) - 1) {
+                ACCEPT => {
+                    if !cqueue::more(cqe.flags()) {
+                        push(&mut sq, &accept)?;
+                    }
+                    if res < 0 {
+                        continue;
+                    }
+                    set_nodelay(res);
+                    let id = match free.pop() {
+                        Some(id) => {
+                            conns[id].fd = res;
+                            id
+                        }
+                        None => {
+                            conns.push(Conn {
+                                fd: res,
+                                buf: Box::leak(Box::new([0; BUF])),
+                                len: 0,
+                                sent: 0,
+                            });
+                            conns.len() - 1
+                        }
+                    };
+                    push(&mut sq, &recv(id, &mut conns[id]))?;
+                }
+                tag => {
+                    let c = &mut conns[id];
+                    if res <= 0 {
+                        // SAFETY: the connection's fd, owned by this loop;
+                        // it has no op in flight and is not used again.
+                        unsafe { libc::close(c.fd) };
+                        c.fd = -1;
+                        free.push(id);
+                        continue;
+                    }
+                    if tag == RECV {
+                        (c.len, c.sent) = (res as usize, 0);
+                    } else {
+                        c.sent += res as usize;
+                    }
+                    if c.sent < c.len {
+                        push(&mut sq, &send(id, c))?;
+                    } else {
+                        push(&mut sq, &recv(id, c))?;
+                    }
+                }
+            }
+        }
+        cq.sync();
     }
 }
 
@@ -832,7 +979,7 @@ fn render(rows: &[(&str, Vec<String>)]) -> String {
         "\nW5 RATIOS (rps: coil ÷ peer, higher is better; cpu/req: peer ÷ coil, higher is better; delta: coil − peer µs/req)"
     );
     for coil in ["coil/uring", "coil/epoll"] {
-        for peer in ["tokio", "monoio", "monoio-legacy", "raw-epoll"] {
+        for peer in SERVERS.iter().filter(|p| !p.starts_with("coil/")) {
             let (Some(cr), Some(pr)) = (get(coil, "value"), get(peer, "value")) else {
                 continue;
             };
@@ -848,6 +995,21 @@ fn render(rows: &[(&str, Vec<String>)]) -> String {
                 s,
                 "  {coil} vs {peer}: rps {:.3}x, cpu/req {ratio}x, delta {delta} us/req",
                 cr / pr
+            );
+        }
+    }
+    // The W5 goals of WORKLOADS.md: server CPU per request over the raw floor.
+    for (coil, floor, slack) in [
+        ("coil/uring", "raw-uring-defer", 0.1),
+        ("coil/epoll", "raw-epoll", 0.2),
+    ] {
+        let key = "server_cpu_us_per_req";
+        if let (Some(c), Some(f)) = (get(coil, key), get(floor, key)) {
+            let _ = writeln!(
+                s,
+                "  goal {coil} cpu/req <= {floor} + {slack:.1}: {c:.2} vs {:.2} us/req, {}",
+                f + slack,
+                if c <= f + slack { "met" } else { "missed" }
             );
         }
     }
