@@ -10,8 +10,8 @@ use crate::sim::props::{Cancel, ConnPlan, NetProgram, TaskProgram, Worker, check
 /// Bytes → a [`TaskProgram`] or a [`NetProgram`] plus its seed and faults,
 /// run under the simulator; any invariant the property suites check failing
 /// is a finding. Bounded: at most 12 workers of 8 steps and 40 queue items,
-/// or 4 connections of at most 2 000 bytes (virtual time is cheap: sleeps
-/// jump the clock).
+/// or 4 connections of at most 2 000 bytes in at most ~64 writes and reads
+/// each (virtual time is cheap: sleeps jump the clock).
 pub fn sim_program(data: &[u8]) {
     let mut b = Bytes(data);
     let (Some(kind), Some(seed)) = (b.u8(), b.u32()) else {
@@ -84,10 +84,13 @@ impl Decode for NetProgram {
             .map(|c| {
                 let len = usize::from(b.u16().unwrap_or(0) % 2000);
                 let data = (0..len).map(|i| (i * 7 + c) as u8).collect();
+                // At most ~64 writes and reads per connection (before short
+                // reads and writes split them): tiny chunks on short data only.
+                let min = (len / 64).max(1);
                 let chunks = (0..4)
-                    .map(|_| 1 + usize::from(b.u16().unwrap_or(0) % 3000))
+                    .map(|_| min + usize::from(b.u16().unwrap_or(u16::MAX) % 3000))
                     .collect();
-                let rbuf = 1 + usize::from(b.u16().unwrap_or(0) % 4096);
+                let rbuf = min + usize::from(b.u16().unwrap_or(u16::MAX) % 4096);
                 let t = b.u16().unwrap_or(0);
                 let read_timeout_us = if t.is_multiple_of(2) {
                     0
