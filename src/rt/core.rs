@@ -213,9 +213,7 @@ impl Core {
         let mut future = std::pin::pin!(future);
         self.shared.main_woken.store(true, Ordering::SeqCst);
         loop {
-            if self.shared.main_woken.load(Ordering::SeqCst)
-                && self.shared.main_woken.swap(false, Ordering::SeqCst)
-            {
+            if self.shared.take_main_wake() {
                 self.budget.set(BUDGET);
                 if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
                     return v;
@@ -247,9 +245,9 @@ impl Core {
         }
         let polls = self.polls_since_park.get().saturating_add(n as u32);
         self.polls_since_park.set(polls);
-        let idle = self.run_queue.borrow().is_empty()
-            && !self.shared.main_woken.load(Ordering::SeqCst)
-            && !self.shared.remote_pending();
+        // Step L2 of the remote wake protocol (rt/mod.rs): decided after
+        // the remote queue was taken at the start of the tick.
+        let idle = self.run_queue.borrow().is_empty() && !self.shared.wake_pending();
         if idle {
             if let Some(sim) = &self.sim {
                 self.sim_idle(sim);
@@ -268,18 +266,7 @@ impl Core {
         self.budget.set(BUDGET);
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs).
-        match unsafe { (task.header().vtable.poll)(task) } {
-            PollOutcome::Idle => false,
-            PollOutcome::Reschedule => {
-                self.push_local(task);
-                false
-            }
-            PollOutcome::Complete => {
-                self.owned.remove(task);
-                task.release(2);
-                true
-            }
-        }
+        unsafe { poll_task(&self.owned, task, |t| self.push_local(t)) }
     }
 
     // ----- simulator (rt/sim.rs) -----
@@ -362,9 +349,7 @@ impl Core {
     }
 
     fn has_work(&self) -> bool {
-        !self.run_queue.borrow().is_empty()
-            || self.shared.main_woken.load(Ordering::SeqCst)
-            || self.shared.remote_pending()
+        !self.run_queue.borrow().is_empty() || self.shared.wake_pending()
     }
 
     fn park(&self, timeout: Option<Duration>) {
@@ -431,14 +416,6 @@ impl Core {
         }
     }
 
-    /// Wakes `wakers` the way fired timers and I/O completions are woken,
-    /// for the `run_queue` fuzz target (which has neither: real time and I/O
-    /// would make the order it checks nondeterministic).
-    #[cfg(fuzzing)]
-    pub(crate) fn fuzz_wake_to_front(&self, wakers: &mut Vec<Waker>) {
-        self.wake_to_front(wakers);
-    }
-
     // ----- I/O ops -----
 
     /// Forget fds closed since the last call (see `closed_fds`).
@@ -492,18 +469,6 @@ impl Core {
         }
     }
 
-    /// Fuzzing hook (`fuzz::op_lifecycle`): forget closed fds, then hand
-    /// every due completion to its op (wake the future, or finish the
-    /// orphan), without running a task or moving the clock.
-    #[cfg(fuzzing)]
-    pub(crate) fn fuzz_park(&self) {
-        {
-            let mut driver = self.driver.borrow_mut();
-            self.release_closed_fds(&mut driver);
-        }
-        self.park(Some(Duration::ZERO));
-    }
-
     /// The active driver's kind (sockets are created blocking for io_uring,
     /// non-blocking for epoll).
     pub(crate) fn is_uring(&self) -> bool {
@@ -514,13 +479,9 @@ impl Core {
         let mut scratch = self.scratch.borrow_mut();
         let (woken, spawned) = &mut *scratch;
         self.shared.take_remote(woken, spawned);
-        for t in spawned.drain(..) {
-            self.owned.push(t);
-            self.push_local(t);
-        }
-        for t in woken.drain(..) {
-            self.push_local(t);
-        }
+        adopt(&self.owned, spawned.drain(..), woken.drain(..), |t| {
+            self.push_local(t)
+        });
     }
 
     // ----- timers -----
@@ -607,19 +568,9 @@ impl Core {
         let _enter = Enter::new(self);
         self.closed.set(true);
         let (woken, spawned) = self.shared.close_remote();
-        for t in spawned {
-            self.owned.push(t);
-            self.push_local(t);
-        }
-        for t in woken {
-            self.push_local(t);
-        }
-        while let Some(t) = self.owned.pop() {
-            // SAFETY: loop thread; the task was in the owned list, so it is not
-            // complete and not running (we are not inside a poll).
-            unsafe { (t.header().vtable.shutdown)(t) };
-            t.release(1);
-        }
+        adopt(&self.owned, spawned, woken, |t| self.push_local(t));
+        // SAFETY: the loop thread, not inside a poll.
+        unsafe { cancel_owned(&self.owned) };
         self.drain_ops();
         loop {
             let next = self.run_queue.borrow_mut().pop_front();
@@ -671,6 +622,72 @@ impl Core {
 
     pub(crate) fn driver_kind(&self) -> coil_arch::DriverKind {
         self.driver.borrow().kind()
+    }
+}
+
+// The task-handling steps of the loop, as functions of the pieces they touch
+// so that the loom models (`rt/remote_loom.rs`) run them without a driver.
+
+/// Poll a task popped from a run queue and act on the outcome: queue it
+/// again through `push_local` if it was woken during the poll, or unlink a
+/// completed task from `owned` and release the poller's and the list's
+/// references. Returns whether the task completed.
+///
+/// # Safety
+/// The loop thread of `owned`'s runtime; `task` was popped from a run queue
+/// with its queue reference (rules 1 and 2 in `task/mod.rs`).
+#[inline(always)]
+pub(crate) unsafe fn poll_task(
+    owned: &OwnedList,
+    task: TaskRef,
+    push_local: impl FnOnce(TaskRef),
+) -> bool {
+    // SAFETY: the caller's promise.
+    match unsafe { (task.header().vtable.poll)(task) } {
+        PollOutcome::Idle => false,
+        PollOutcome::Reschedule => {
+            push_local(task);
+            false
+        }
+        PollOutcome::Complete => {
+            owned.remove(task);
+            task.release(2);
+            true
+        }
+    }
+}
+
+/// Loop thread: take over what the remote queue held. Tasks spawned from
+/// other threads are bound to this loop (owned list, rule 1) and queued;
+/// remotely woken tasks are queued. Every entry carries a queue reference.
+pub(crate) fn adopt(
+    owned: &OwnedList,
+    spawned: impl IntoIterator<Item = TaskRef>,
+    woken: impl IntoIterator<Item = TaskRef>,
+    mut push_local: impl FnMut(TaskRef),
+) {
+    for t in spawned {
+        owned.push(t);
+        push_local(t);
+    }
+    for t in woken {
+        push_local(t);
+    }
+}
+
+/// Shutdown, rule 8: claim, cancel and complete every task left in `owned`
+/// and release the list's references. Queue entries keep theirs, for the
+/// caller to release.
+///
+/// # Safety
+/// The loop thread of `owned`'s runtime, not inside a poll (so no task in
+/// the list is running or complete).
+pub(crate) unsafe fn cancel_owned(owned: &OwnedList) {
+    while let Some(t) = owned.pop() {
+        // SAFETY: loop thread; the task was in the owned list, so it is not
+        // complete and not running (caller's promise: not inside a poll).
+        unsafe { (t.header().vtable.shutdown)(t) };
+        t.release(1);
     }
 }
 

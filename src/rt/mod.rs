@@ -10,17 +10,57 @@
 //!   (wakes and spawns from other threads), the main future's wake flag, and
 //!   the driver's [`Unparker`](coil_arch::Unparker).
 //!
-//! Remote wake protocol (the no-lost-wakeup argument): a remote waker pushes
-//! under the mutex, stores `remote_pending = true` (SeqCst), then unparks.
-//! The loop, before parking, loads `remote_pending` (SeqCst) and only parks
-//! if it is false; the driver clears its own `notified` flag (SeqCst) before
-//! `park` returns. Either the loop sees the flag, or the unpark happens after
-//! the loop's check and the eventfd write makes the park return.
+//! # Remote wake protocol
+//!
+//! How a wake from another thread reaches a loop that may be about to park,
+//! and why it is never lost. The parts, all in [`Shared`]:
+//! - `remote`, a mutex over the `woken` and `spawned` vectors and `closed`;
+//! - `remote_pending`, stored `true` by a pusher **inside** the lock after
+//!   its push, and `false` by the loop inside the lock as it takes the
+//!   vectors; so whoever holds the lock sees it `true` exactly when a vector
+//!   is non-empty (or the queue was closed with nothing in it: `false`);
+//! - `main_woken`, stored `true` by [`Shared::wake_main`] and swapped back to
+//!   `false` by the loop ([`Shared::take_main_wake`]) just before it polls
+//!   the `block_on` future;
+//! - the unparker: an eventfd write (`crate::loom` states its contract U1–U3
+//!   and `arch/src/unpark.rs` how the drivers meet it).
+//!
+//! Waker side: **W1** publish (push and store `remote_pending`, or store
+//! `main_woken`; SeqCst), **W2** then unpark (after the lock is released, so
+//! the woken loop does not run into a held lock). `wake_main` on the loop
+//! thread itself skips W2: the loop is not parked while it runs code.
+//!
+//! Loop side (`core.rs`, one tick): **L1** if `remote_pending`, take the
+//! vectors; poll; **L2** park only if the run queue is empty and
+//! [`Shared::wake_pending`] is false (it loads both flags, SeqCst); **L3**
+//! park; after every return from park, back to L1.
+//!
+//! Why no wake is lost: all flag accesses are SeqCst, so W1's store and L2's
+//! load are ordered in one total order. If W1 comes first, L2 sees the flag
+//! (only the loop clears it, in L1, and a clear that follows W1 happened
+//! under the lock after the push, so that L1 took the task), and the loop
+//! does not park. If L2 comes first, W2 follows W1 and so happens either
+//! while the loop is parked (U1) or before it parks (U2): the park returns
+//! and the next L1 sees the flag. The loom models in `rt::remote_loom`
+//! check this with the real `Shared`, tasks and wakers. Each of these
+//! mistakes makes one of them fail: storing the flag after the unpark (the
+//! loop consumes the unpark, sees nothing and parks for good; a model shows
+//! loom catching it), clearing `remote_pending` after the lock is released
+//! (a push in between is never taken), pushing without checking `closed`
+//! (the task leaks).
+//!
+//! Shutdown (rule 8 in `task/mod.rs`): [`Shared::close_remote`] sets
+//! `closed` under the lock and takes what is queued; a push that takes the
+//! lock later sees `closed` and gives the task back (`push_spawned`, whose
+//! caller finishes it) or releases the queue reference itself
+//! (`push_remote`). So each pushed task is handled by exactly one side.
 
 pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
 mod handle;
+#[cfg(all(test, loom))]
+mod remote_loom;
 mod runtime;
 pub(crate) mod sim;
 
@@ -29,8 +69,10 @@ pub use handle::{Handle, TryCurrentError};
 pub use runtime::{DriverInfo, Runtime, Stats, run, stats};
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::loom::{AtomicBool, Mutex, MutexGuard, Unparker};
 
 use self::core::Core;
 use crate::task::raw::TaskRef;
@@ -80,17 +122,6 @@ impl Drop for Enter {
     }
 }
 
-/// Runs `f` as if on a thread without a loop, so that wakes and spawns take
-/// the remote path: the `run_queue` fuzz target drives both paths from one
-/// thread.
-#[cfg(fuzzing)]
-pub(crate) fn outside_loop<R>(f: impl FnOnce() -> R) -> R {
-    let _restore = Enter {
-        prev: CURRENT.with(|c| c.replace(std::ptr::null())),
-    };
-    f()
-}
-
 /// Whether a loop is running on this thread.
 pub(crate) fn in_runtime() -> bool {
     CURRENT.with(|c| !c.get().is_null())
@@ -103,7 +134,8 @@ pub(crate) struct Shared {
     remote_pending: AtomicBool,
     /// The future passed to `block_on` was woken.
     pub(crate) main_woken: AtomicBool,
-    unparker: coil_arch::Unparker,
+    /// The driver's unparker (a loom token in the models: `crate::loom`).
+    unparker: Unparker,
     /// Same as the core's id.
     pub(crate) core_id: u64,
 }
@@ -127,12 +159,12 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(unparker: coil_arch::Unparker, core_id: u64) -> Shared {
+    pub(crate) fn new(unparker: impl Into<Unparker>, core_id: u64) -> Shared {
         Shared {
             remote: Mutex::new(Remote::default()),
             remote_pending: AtomicBool::new(false),
             main_woken: AtomicBool::new(false),
-            unparker,
+            unparker: unparker.into(),
             core_id,
         }
     }
@@ -143,6 +175,7 @@ impl Shared {
     }
 
     /// Push a woken task from another thread (its queue reference moves in).
+    /// Steps W1 and W2 of the protocol (module docs).
     fn push_remote(&self, task: TaskRef) {
         let mut remote = self.lock();
         if remote.closed {
@@ -174,6 +207,20 @@ impl Shared {
         self.remote_pending.load(Ordering::SeqCst)
     }
 
+    /// Step L2 of the protocol (module docs): whether a remote push or a
+    /// main-future wake happened that the loop has not taken yet. The loop
+    /// may park only when this is false (and its run queue is empty), and
+    /// must decide that *after* taking the remote queue.
+    pub(crate) fn wake_pending(&self) -> bool {
+        self.main_woken.load(Ordering::SeqCst) || self.remote_pending.load(Ordering::SeqCst)
+    }
+
+    /// Loop thread, before polling the `block_on` future: whether it was
+    /// woken since the last call (and clear the flag).
+    pub(crate) fn take_main_wake(&self) -> bool {
+        self.main_woken.load(Ordering::SeqCst) && self.main_woken.swap(false, Ordering::SeqCst)
+    }
+
     /// Take everything pushed remotely.
     pub(crate) fn take_remote(&self, woken: &mut Vec<TaskRef>, spawned: &mut Vec<TaskRef>) {
         let mut remote = self.lock();
@@ -197,7 +244,7 @@ impl Shared {
         self.lock().closed
     }
 
-    /// Wake the `block_on` future.
+    /// Wake the `block_on` future (steps W1, W2).
     pub(crate) fn wake_main(&self) {
         self.main_woken.store(true, Ordering::SeqCst);
         if !self.is_current() {

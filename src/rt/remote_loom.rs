@@ -1,0 +1,437 @@
+//! Loom models of the cross-thread wake path and the remote queue
+//! (RELIABILITY.md §1d and §4 item 1; the protocol is in `rt/mod.rs`).
+//!
+//! Everything here is the real code built with loom's types (`crate::loom`):
+//! [`Shared`] with its mutex, flags and unparker, tasks from
+//! `raw::allocate`, their wakers (`waker.rs`, which call `rt::schedule`),
+//! `Handle::spawn`, and the loop's task steps from `core.rs` (`adopt`,
+//! `poll_task`, `cancel_owned`). Only the order of the loop's steps is
+//! restated by [`Loop`] (a driver cannot be built under loom), and the driver's
+//! park is the loom token of `crate::loom` (contract U1–U3 there). A wake that
+//! is lost leaves the loop parked with nobody to unpark it, which loom
+//! reports as a deadlock.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p coil --lib
+//! --release remote_loom` (add `-- --nocapture` to see the number of
+//! interleavings each model explored).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::Relaxed;
+use loom::thread;
+
+use super::core::{adopt, cancel_owned, poll_task};
+use super::{Handle, Shared};
+use crate::loom::{Parker, Unparker};
+use crate::task::list::OwnedList;
+use crate::task::raw::{self, TaskRef};
+use crate::task::state::{SCHEDULED, State};
+use crate::task::{Task, TaskError};
+
+/// `loom::model`, counting the interleavings it explored (printed; see the
+/// module docs).
+fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = runs.clone();
+    loom::model(move || {
+        r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "remote_loom::{name}: {} interleavings",
+        runs.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+/// A future that never finishes; each poll records the sum of the messages
+/// it sees (read `Relaxed`: only the wake path can make them visible).
+struct Observe {
+    msgs: Vec<Arc<loom::sync::atomic::AtomicUsize>>,
+    seen: Rc<Cell<usize>>,
+}
+
+impl Future for Observe {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        let sum = self.msgs.iter().map(|m| m.load(Relaxed)).sum();
+        self.seen.set(sum);
+        Poll::Pending
+    }
+}
+
+/// The loop thread of one runtime: the real `Shared`, an owned list and a
+/// local queue, with the model parker standing in for the driver.
+struct Loop {
+    shared: Arc<Shared>,
+    owned: OwnedList,
+    queue: RefCell<VecDeque<TaskRef>>,
+    parker: Parker,
+}
+
+impl Loop {
+    fn new() -> Loop {
+        let (parker, unparker) = Parker::new();
+        Loop {
+            shared: Arc::new(Shared::new(unparker, super::next_core_id())),
+            owned: OwnedList::default(),
+            queue: RefCell::new(VecDeque::new()),
+            parker,
+        }
+    }
+
+    /// `Core::spawn`: a bound, queued task and its handle.
+    fn spawn<F: Future + 'static>(&self, future: F) -> (TaskRef, Task<F::Output>) {
+        let id = super::next_task_id();
+        let t = raw::allocate(future, self.shared.clone(), id, None, State::new_spawned());
+        self.owned.push(t);
+        self.queue.borrow_mut().push_back(t);
+        (t, Task::from_raw(t))
+    }
+
+    /// Step L1 and the polls of one tick (`Core::tick`): take the remote
+    /// queue if it is flagged, then poll every task queued at that point
+    /// once. Each popped entry must carry `SCHEDULED` (rule 2).
+    fn tick(&self) {
+        if self.shared.remote_pending() {
+            let (mut woken, mut spawned) = (Vec::new(), Vec::new());
+            self.shared.take_remote(&mut woken, &mut spawned);
+            adopt(&self.owned, spawned, woken, |t| {
+                self.queue.borrow_mut().push_back(t)
+            });
+        }
+        let n = self.queue.borrow().len();
+        for _ in 0..n {
+            let t = self.queue.borrow_mut().pop_front().expect("n entries");
+            assert!(
+                t.header().state.load().is(SCHEDULED),
+                "a queue entry without SCHEDULED: {:?}",
+                t.header().state.load()
+            );
+            // SAFETY: the loop thread; popped with its queue reference.
+            unsafe { poll_task(&self.owned, t, |t| self.queue.borrow_mut().push_back(t)) };
+        }
+    }
+
+    /// Steps L2 and L3 (`Core::tick`'s idle branch).
+    fn park_if_idle(&self) {
+        if self.queue.borrow().is_empty() && !self.shared.wake_pending() {
+            self.parker.park();
+        }
+    }
+
+    /// The loop of `Core::block_on` for a runtime whose tasks finish when
+    /// `done` says so: tick, then decide and park.
+    fn run_until(&self, done: impl Fn() -> bool) {
+        loop {
+            self.tick();
+            if done() {
+                return;
+            }
+            self.park_if_idle();
+        }
+    }
+
+    /// The loop of `Core::block_on` around a main future that `ready` polls
+    /// (called each time the main future's wake flag is taken).
+    fn run_main(&self, mut ready: impl FnMut() -> bool) {
+        loop {
+            if self.shared.take_main_wake() && ready() {
+                return;
+            }
+            self.tick();
+            self.park_if_idle();
+        }
+    }
+
+    /// Entries for `t` in the local and the remote queue (the remote one is
+    /// read under its lock).
+    fn entries(&self, t: TaskRef) -> usize {
+        let local = self.queue.borrow().iter().filter(|&&q| q == t).count();
+        let remote = self.shared.lock();
+        local
+            + remote
+                .woken
+                .iter()
+                .chain(&remote.spawned)
+                .filter(|&&q| q == t)
+                .count()
+    }
+
+    /// `Core::shutdown`'s task half: close the remote queue, adopt what it
+    /// held, cancel the owned tasks, release the queue entries.
+    fn shutdown(&self) {
+        let (woken, spawned) = self.shared.close_remote();
+        adopt(&self.owned, spawned, woken, |t| {
+            self.queue.borrow_mut().push_back(t)
+        });
+        // SAFETY: the loop thread, not inside a poll.
+        unsafe { cancel_owned(&self.owned) };
+        while let Some(t) = self.queue.borrow_mut().pop_front() {
+            t.release(1);
+        }
+    }
+}
+
+/// A waker for `t` holding a new reference (what `Context::waker().clone()`
+/// gives a future).
+fn waker(t: TaskRef) -> Waker {
+    t.header().state.ref_inc();
+    // SAFETY: the reference just taken moves into the waker.
+    unsafe { crate::waker::waker_from_raw(t) }
+}
+
+/// Every task freed: only the loop's own `Arc<Shared>` is left (each task
+/// header holds one until it is deallocated). Catches leaked references;
+/// a double release frees a task while its handle still counts, which the
+/// checks before the handles drop catch.
+fn assert_all_freed(lp: &Loop) {
+    assert_eq!(Arc::strong_count(&lp.shared), 1, "a task was leaked");
+}
+
+/// Model 1a, no lost wake-up for tasks: thread B publishes a message and
+/// wakes two idle or running tasks (by value, so through `rt::schedule` and
+/// `push_remote`) while the loop runs `take → decide → park`. The loop must
+/// poll each task after its wake and see the message; if a wake were lost
+/// it would park forever (loom: deadlock). Two tasks, so that a push can
+/// land while the loop is taking the queue.
+#[test]
+fn wake_task_vs_park() {
+    model("wake_task_vs_park", || {
+        let lp = Loop::new();
+        let msg = Arc::new(AtomicUsize::new(0));
+        let spawn = || {
+            let seen = Rc::new(Cell::new(0));
+            let (t, handle) = lp.spawn(Observe {
+                msgs: vec![msg.clone()],
+                seen: seen.clone(),
+            });
+            (t, handle, seen)
+        };
+        let (t1, h1, seen1) = spawn();
+        let (t2, h2, seen2) = spawn();
+        let (w1, w2) = (waker(t1), waker(t2));
+        let m = msg.clone();
+        let b = thread::spawn(move || {
+            m.store(1, Relaxed);
+            w1.wake();
+            w2.wake();
+        });
+        lp.run_until(|| seen1.get() == 1 && seen2.get() == 1);
+        b.join().unwrap();
+        for t in [t1, t2] {
+            let entries = lp.entries(t);
+            assert!(entries <= 1, "queued twice");
+            let state = t.header().state.load();
+            assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
+            assert_eq!(
+                state.refs(),
+                2 + entries,
+                "owned + handle + queue: {state:?}"
+            );
+        }
+        lp.shutdown();
+        for (t, h) in [(t1, h1), (t2, h2)] {
+            assert!(h.is_finished());
+            assert_eq!(t.header().state.load().refs(), 1, "only the handle");
+            drop(h);
+        }
+        assert_all_freed(&lp);
+    });
+}
+
+/// Model 1b, no lost wake-up for the `block_on` future: thread B publishes a
+/// message and calls `wake_main` while the loop polls the main future when
+/// its flag is set, ticks, and parks when idle (`Core::block_on`). (B is
+/// started after the first poll: a wake from before it is not for this
+/// future, and `block_on` sets the flag then anyway.)
+#[test]
+fn wake_main_vs_park() {
+    model("wake_main_vs_park", || {
+        let lp = Loop::new();
+        // `block_on` polls the main future first; only that poll hands its
+        // waker out (here: to thread B).
+        lp.shared
+            .main_woken
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(lp.shared.take_main_wake());
+        let msg = Arc::new(AtomicUsize::new(0));
+        let (m, s) = (msg.clone(), lp.shared.clone());
+        let b = thread::spawn(move || {
+            m.store(1, Relaxed);
+            s.wake_main();
+        });
+        lp.run_main(|| msg.load(Relaxed) == 1);
+        b.join().unwrap();
+    });
+}
+
+/// Model 1c, the same for a task spawned from thread B with `Handle::spawn`
+/// (`push_spawned`): the loop binds it and polls it.
+#[test]
+fn remote_spawn_vs_park() {
+    model("remote_spawn_vs_park", || {
+        let lp = Loop::new();
+        let polled = Arc::new(AtomicUsize::new(0));
+        let (h, p) = (Handle::from_shared(lp.shared.clone()), polled.clone());
+        let b = thread::spawn(move || {
+            h.spawn(async move {
+                p.store(1, Relaxed);
+            })
+        });
+        lp.run_until(|| polled.load(Relaxed) == 1);
+        let task = b.join().unwrap();
+        assert!(task.is_finished());
+        assert_eq!(lp.owned.len(), 0, "a completed task left in the owned list");
+        drop(task);
+        assert_all_freed(&lp);
+    });
+}
+
+/// Shows that the models catch a lost wake: a waker that unparks *before*
+/// it publishes (W1 and W2 swapped) lets the loop consume the unpark, see
+/// nothing, and park for good; loom must report the deadlock. The model runs
+/// in a child process because loom aborts (a panic in a destructor while
+/// unwinding from the deadlock) instead of unwinding to `should_panic`.
+#[test]
+fn unpark_before_publish_is_caught() {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "rt::remote_loom::unpark_before_publish_model",
+            "--ignored",
+            "--test-threads",
+            "1",
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("running the test binary again");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && (stderr.contains("deadlock") || stdout.contains("deadlock")),
+        "loom did not report the lost wake as a deadlock: {}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// The model behind `unpark_before_publish_is_caught`.
+#[test]
+#[ignore = "deadlocks on purpose; run in a child process by unpark_before_publish_is_caught"]
+fn unpark_before_publish_model() {
+    loom::model(|| {
+        let lp = Loop::new();
+        assert!(!lp.shared.take_main_wake());
+        let (s, unparker): (_, Unparker) = (lp.shared.clone(), lp.shared.unparker.clone());
+        let b = thread::spawn(move || {
+            unparker.unpark();
+            s.main_woken
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        lp.run_main(|| true);
+        b.join().unwrap();
+    });
+}
+
+/// Model 2, shutdown against remote pushes: the loop shuts down (closes the
+/// remote queue) while thread B wakes a bound idle task by value
+/// (`push_remote`) and thread C spawns with `Handle::spawn`
+/// (`push_spawned`). Each task is taken by exactly one side: the loop (it
+/// then cancels it and releases the entry) or the pusher (which releases
+/// the queue reference, or finishes the returned task). Afterwards both
+/// tasks are complete, each handle holds the only reference, and dropping
+/// the handles frees both (no leak, no double release).
+#[test]
+fn shutdown_vs_remote_push() {
+    model("shutdown_vs_remote_push", || {
+        let lp = Loop::new();
+        let seen = Rc::new(Cell::new(0));
+        let (a, a_handle) = lp.spawn(Observe {
+            msgs: Vec::new(),
+            seen,
+        });
+        lp.tick(); // A is polled once and idles.
+        let w = waker(a);
+        let b = thread::spawn(move || w.wake());
+        let h = Handle::from_shared(lp.shared.clone());
+        let c = thread::spawn(move || h.spawn(std::future::pending::<()>()));
+        lp.shutdown();
+        b.join().unwrap();
+        let c_handle = c.join().unwrap();
+        assert!(lp.shared.is_closed());
+        assert_eq!(lp.owned.len(), 0);
+        assert!(a_handle.is_finished() && c_handle.is_finished());
+        assert_eq!(a.header().state.load().refs(), 1, "only A's handle");
+        // Both headers are still alive (their handles hold them).
+        assert_eq!(Arc::strong_count(&lp.shared), 3, "a task freed early");
+        // Whichever side finished it, the spawned task reports Cancelled.
+        let mut c_handle = c_handle;
+        let out = Pin::new(&mut c_handle).poll(&mut Context::from_waker(Waker::noop()));
+        assert!(
+            matches!(out, Poll::Ready(Err(TaskError::Cancelled))),
+            "{out:?}"
+        );
+        drop(c_handle);
+        drop(a_handle);
+        assert_all_freed(&lp);
+    });
+}
+
+/// Model 3, two remote wakers on one task while the loop polls it: B wakes
+/// by reference (then drops its waker), C wakes by value. At every point
+/// at most one queue entry exists, and only while `SCHEDULED` is set; the
+/// references end at owned list + handle + entries; draining the queues
+/// polls the task after both wakes and sees both messages.
+#[test]
+fn two_wakers_vs_poll() {
+    model("two_wakers_vs_poll", || {
+        let lp = Loop::new();
+        let m1 = Arc::new(AtomicUsize::new(0));
+        let m2 = Arc::new(AtomicUsize::new(0));
+        let seen = Rc::new(Cell::new(0));
+        let (t, handle) = lp.spawn(Observe {
+            msgs: vec![m1.clone(), m2.clone()],
+            seen: seen.clone(),
+        });
+        let (w1, w2) = (waker(t), waker(t));
+        let b = thread::spawn(move || {
+            m1.store(1, Relaxed);
+            w1.wake_by_ref();
+            drop(w1);
+        });
+        let c = thread::spawn(move || {
+            m2.store(1, Relaxed);
+            w2.wake();
+        });
+        lp.tick();
+        assert!(lp.entries(t) <= 1, "queued twice");
+        lp.tick();
+        b.join().unwrap();
+        c.join().unwrap();
+        let entries = lp.entries(t);
+        assert!(entries <= 1, "queued twice");
+        let state = t.header().state.load();
+        assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
+        assert_eq!(
+            state.refs(),
+            2 + entries,
+            "owned + handle + queue: {state:?}"
+        );
+        // Drain: every wake leads to a poll that sees its message.
+        while lp.entries(t) > 0 {
+            lp.tick();
+        }
+        assert_eq!(seen.get(), 2, "a wake was lost");
+        assert_eq!(t.header().state.load().refs(), 2);
+        lp.shutdown();
+        drop(handle);
+        assert_all_freed(&lp);
+    });
+}
