@@ -416,6 +416,14 @@ impl Core {
         }
     }
 
+    /// Wakes `wakers` the way fired timers and I/O completions are woken,
+    /// for the `run_queue` fuzz target (which has neither: real time and I/O
+    /// would make the order it checks nondeterministic).
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz_wake_to_front(&self, wakers: &mut Vec<Waker>) {
+        self.wake_to_front(wakers);
+    }
+
     // ----- I/O ops -----
 
     /// Forget fds closed since the last call (see `closed_fds`).
@@ -467,6 +475,18 @@ impl Core {
             Some(done) => done.finish(),
             None => self.driver.borrow_mut().cancel(ud),
         }
+    }
+
+    /// Fuzzing hook (`fuzz::op_lifecycle`): forget closed fds, then hand
+    /// every due completion to its op (wake the future, or finish the
+    /// orphan), without running a task or moving the clock.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz_park(&self) {
+        {
+            let mut driver = self.driver.borrow_mut();
+            self.release_closed_fds(&mut driver);
+        }
+        self.park(Some(Duration::ZERO));
     }
 
     /// The active driver's kind (sockets are created blocking for io_uring,

@@ -122,6 +122,17 @@ impl Drop for Enter {
     }
 }
 
+/// Runs `f` as if on a thread without a loop, so that wakes and spawns take
+/// the remote path: the `run_queue` fuzz target drives both paths from one
+/// thread.
+#[cfg(fuzzing)]
+pub(crate) fn outside_loop<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = Enter {
+        prev: CURRENT.with(|c| c.replace(std::ptr::null())),
+    };
+    f()
+}
+
 /// Whether a loop is running on this thread.
 pub(crate) fn in_runtime() -> bool {
     CURRENT.with(|c| !c.get().is_null())
