@@ -23,7 +23,7 @@ use crate::opts::Opts;
 use crate::report::{Json, Outcome, field, field_f64, median, nearest_rank};
 
 /// Server peers of W5, in table order (coil first: the ratios divide by it).
-pub const SERVERS: [&str; 8] = [
+pub const SERVERS: [&str; 11] = [
     "coil/uring",
     "coil/epoll",
     "tokio",
@@ -32,6 +32,17 @@ pub const SERVERS: [&str; 8] = [
     "raw-epoll",
     "raw-uring",
     "raw-uring-defer",
+    "raw-uring-fixed",
+    "raw-uring-mshot",
+    "raw-uring-mshot-fixed",
+];
+
+/// The io_uring reference servers with kernel features beyond
+/// `raw-uring-defer`'s flags; the ratios give each one's saving over it.
+const URING_FEATURE_SERVERS: [&str; 3] = [
+    "raw-uring-fixed",
+    "raw-uring-mshot",
+    "raw-uring-mshot-fixed",
 ];
 
 const BUF: usize = 4096;
@@ -56,6 +67,9 @@ fn canonical(peer: &str) -> Option<&'static str> {
         "raw/epoll" => "raw-epoll",
         "raw/uring" => "raw-uring",
         "raw/uring/defer" => "raw-uring-defer",
+        "raw/uring/fixed" => "raw-uring-fixed",
+        "raw/uring/mshot" => "raw-uring-mshot",
+        "raw/uring/mshot/fixed" => "raw-uring-mshot-fixed",
         other => return SERVERS.iter().copied().find(|s| *s == other),
     };
     Some(p)
@@ -106,8 +120,18 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
         "monoio" => monoio_server(addr, true),
         "monoio-legacy" => monoio_server(addr, false),
         "raw-epoll" => raw_epoll_server(addr),
-        "raw-uring" => raw_uring_server(addr, false),
-        "raw-uring-defer" => raw_uring_server(addr, true),
+        "raw-uring"
+        | "raw-uring-defer"
+        | "raw-uring-fixed"
+        | "raw-uring-mshot"
+        | "raw-uring-mshot-fixed" => raw_uring_server(
+            addr,
+            UringFeatures {
+                defer: peer != "raw-uring",
+                fixed: peer.ends_with("fixed"),
+                mshot: peer.contains("mshot"),
+            },
+        ),
         _ => unreachable!(),
     };
     match r {
@@ -353,69 +377,236 @@ fn raw_epoll_server(addr: SocketAddr) -> Result<(), String> {
     }
 }
 
-/// The io_uring reference servers: `raw-uring` (default ring flags) and, with
-/// `defer`, `raw-uring-defer` (`SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG`,
-/// the flags coil's runtime builds its ring with; the ring is then used only
-/// from this thread, which created it). One 256-entry ring, a multishot
-/// accept (re-armed when the kernel ends it), and per connection one 4 KiB
-/// buffer in a slab indexed by the connection id in `user_data`; one op per
-/// connection in flight: recv → send the bytes back (the rest again after a
-/// short send) → recv; close on 0 or an error. One `submit_and_wait(1)` per
-/// loop turn, then the whole CQ is drained. No fixed buffers or registered
-/// files (coil uses neither).
-fn raw_uring_server(addr: SocketAddr, defer: bool) -> Result<(), String> {
+/// Kernel features of an io_uring reference server (`raw_uring_server`).
+#[derive(Clone, Copy)]
+struct UringFeatures {
+    /// `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (coil's ring flags).
+    defer: bool,
+    /// Registered files: a sparse file table, the multishot accept installs
+    /// direct descriptors in it, Recv/Send/Close use `types::Fixed`.
+    fixed: bool,
+    /// Multishot recv from a provided-buffer ring; the echo is sent from the
+    /// selected buffer, which goes back to the ring once fully sent.
+    mshot: bool,
+}
+
+/// The io_uring reference servers, one per set of kernel features:
+///
+/// * `raw-uring`: default ring flags; `raw-uring-defer`: `SINGLE_ISSUER |
+///   DEFER_TASKRUN | TASKRUN_FLAG`, the flags coil's runtime builds its ring
+///   with (the ring is then used only from this thread, which created it).
+///   Per connection one 4 KiB buffer in a slab indexed by the connection id in
+///   `user_data`; one op per connection in flight: recv → send the bytes back
+///   (the rest again after a short send) → recv; close on 0 or an error. No
+///   fixed buffers or registered files (coil uses neither).
+/// * `raw-uring-fixed`: defer flags + registered files (sparse table, accept
+///   into direct descriptors; `TCP_NODELAY` is set on the listener, which
+///   accepted sockets inherit, since a direct descriptor takes no setsockopt).
+/// * `raw-uring-mshot`: defer flags + one multishot recv per connection on a
+///   provided-buffer ring (`NBUF` buffers of 4 KiB), re-armed only when a CQE
+///   comes without `IORING_CQE_F_MORE`; each received chunk is queued and
+///   echoed in order (one Send in flight per connection) from its buffer.
+/// * `raw-uring-mshot-fixed`: both.
+///
+/// All: one 256-entry ring, a multishot accept (re-armed when the kernel ends
+/// it), one `submit_and_wait(1)` per loop turn, then the whole CQ is drained.
+fn raw_uring_server(addr: SocketAddr, ft: UringFeatures) -> Result<(), String> {
     use io_uring::{IoUring, SubmissionQueue, cqueue, opcode, squeue, types};
+    use std::collections::VecDeque;
     use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicU16, Ordering};
 
     // user_data = (connection id << TAG_BITS) | op tag.
-    const TAG_BITS: u32 = 2;
+    const TAG_BITS: u32 = 3;
     const ACCEPT: u64 = 0;
     const RECV: u64 = 1;
     const SEND: u64 = 2;
+    const CLOSE: u64 = 3;
+    const SHUTDOWN: u64 = 4;
+    // `fixed`: slots in the sparse registered-file table (> connections).
+    const SLOTS: u32 = 1024;
+    // `mshot`: buffer group BGID of NBUF (a power of two) buffers of BUF bytes.
+    const BGID: u16 = 0;
+    const NBUF: u16 = 1024;
+
+    // An op on a connection's socket: `$fd` is a file descriptor, or with
+    // `fixed` the slot of a direct descriptor.
+    macro_rules! on_fd {
+        ($fd:expr, |$f:ident| $op:expr) => {
+            if ft.fixed {
+                let $f = types::Fixed($fd as u32);
+                $op
+            } else {
+                let $f = types::Fd($fd);
+                $op
+            }
+        };
+    }
 
     struct Conn {
         fd: RawFd,
+        // Without `mshot`: the connection's buffer (null with `mshot`).
         // Leaked: the kernel may still write into a buffer whose op is in
         // flight when this function returns an error, so buffers are never
         // freed (slots, and with them their buffers, are reused instead).
-        buf: &'static mut [u8; BUF],
+        buf: *mut u8,
+        // Bytes in `buf` (without `mshot`) and how many of them (or of the
+        // front chunk, with `mshot`) were sent back.
         len: usize,
         sent: usize,
+        // `mshot`: received chunks (buffer id, length) not yet fully echoed,
+        // in order; the front one is being sent.
+        chunks: VecDeque<(u16, usize)>,
+        // `mshot`: the multishot recv is armed; a Send is in flight; the recv
+        // ended with ENOBUFS (re-armed when a buffer comes back); the recv
+        // side is over (EOF or an error: echo what is queued, then close); a
+        // send failed (drop what is queued, shut down, close).
+        recv_armed: bool,
+        sending: bool,
+        starved: bool,
+        eof: bool,
+        broken: bool,
     }
-    let recv = |id: usize, c: &mut Conn| {
-        opcode::Recv::new(types::Fd(c.fd), c.buf.as_mut_ptr(), BUF as u32)
-            .build()
-            .user_data(((id as u64) << TAG_BITS) | RECV)
-    };
-    let send = |id: usize, c: &Conn| {
-        let rest = &c.buf[c.sent..c.len];
-        opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(((id as u64) << TAG_BITS) | SEND)
-    };
+    impl Conn {
+        fn new(fd: RawFd, buf: *mut u8, chunks: VecDeque<(u16, usize)>) -> Conn {
+            Conn {
+                fd,
+                buf,
+                len: 0,
+                sent: 0,
+                chunks,
+                recv_armed: false,
+                sending: false,
+                starved: false,
+                eof: false,
+                broken: false,
+            }
+        }
+    }
+
+    // `struct io_uring_buf`; the `resv` field of entry 0 is the ring's tail.
+    #[repr(C)]
+    struct PBuf {
+        addr: u64,
+        len: u32,
+        bid: u16,
+        resv: u16,
+    }
+    const _: () = assert!(std::mem::size_of::<PBuf>() == 16);
+    // `mshot`: the provided-buffer ring (`NBUF` entries) and its buffers
+    // (`NBUF * BUF` bytes), both leaked: the kernel reads the ring and writes
+    // the buffers for as long as the ring and its registration live, which
+    // outlasts this function when it returns an error.
+    struct BufRing {
+        entries: *mut PBuf,
+        tail: &'static AtomicU16,
+        local_tail: u16,
+        bufs: *mut u8,
+    }
+    impl BufRing {
+        /// Puts buffer `bid` (held by the loop: taken from a CQE and no
+        /// longer used by any op) back in the ring.
+        fn give(&mut self, bid: u16) {
+            let i = (self.local_tail & (NBUF - 1)) as usize;
+            // SAFETY: `i < NBUF`, inside the leaked entry array. The ring
+            // holds at most NBUF - 1 buffers while the loop holds `bid`, so
+            // entry `i` (at the tail) is not visible to the kernel until the
+            // Release store below publishes it. Plain field writes through
+            // the raw pointer: no reference to entry 0 overlaps `tail`.
+            unsafe {
+                let e = self.entries.add(i);
+                (*e).addr = self.bufs as u64 + u64::from(bid) * BUF as u64;
+                (*e).len = BUF as u32;
+                (*e).bid = bid;
+            }
+            self.local_tail = self.local_tail.wrapping_add(1);
+            self.tail.store(self.local_tail, Ordering::Release);
+        }
+    }
 
     let l = StdListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+    if ft.fixed {
+        set_nodelay(l.as_raw_fd());
+    }
     let accept = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
-        .flags(libc::SOCK_CLOEXEC)
+        .allocate_file_index(ft.fixed)
+        // The kernel rejects SOCK_CLOEXEC for direct descriptors (EINVAL);
+        // they are not in the process's fd table anyway.
+        .flags(if ft.fixed { 0 } else { libc::SOCK_CLOEXEC })
         .build()
         .user_data(ACCEPT);
     let mut b = IoUring::builder();
-    if defer {
+    if ft.defer {
         b.setup_single_issuer()
             .setup_defer_taskrun()
             .setup_taskrun_flag();
     }
     let mut ring: IoUring = b.build(256).map_err(|e| format!("io_uring_setup: {e}"))?;
+    if ft.fixed {
+        ring.submitter()
+            .register_files_sparse(SLOTS)
+            .map_err(|e| format!("io_uring_register(FILES2, sparse {SLOTS}): {e}"))?;
+    }
+    let mut pbuf: Option<BufRing> = None;
+    if ft.mshot {
+        let layout = std::alloc::Layout::from_size_align(NBUF as usize * 16, 4096)
+            .map_err(|e| format!("buffer ring layout: {e}"))?;
+        // SAFETY: the layout has a non-zero size.
+        let entries = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<PBuf>();
+        if entries.is_null() {
+            return Err("buffer ring: out of memory".into());
+        }
+        let bufs = Box::into_raw(vec![0u8; NBUF as usize * BUF].into_boxed_slice()).cast::<u8>();
+        // SAFETY: `entries` is page-aligned, zeroed, NBUF entries long and
+        // leaked (never freed), so it outlives the registration.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(entries as u64, NBUF, BGID, 0)
+        }
+        .map_err(|e| format!("io_uring_register(PBUF_RING, {NBUF} entries): {e}"))?;
+        // SAFETY: entry 0's `resv` is the ring's tail, a u16 at an aligned
+        // address inside the leaked allocation; the kernel only reads it.
+        let tail = unsafe { AtomicU16::from_ptr(&raw mut (*entries).resv) };
+        let mut r = BufRing {
+            entries,
+            tail,
+            local_tail: 0,
+            bufs,
+        };
+        for bid in 0..NBUF {
+            r.give(bid);
+        }
+        pbuf = Some(r);
+    }
+
+    let recv = |id: usize, c: &Conn| {
+        on_fd!(c.fd, |f| opcode::Recv::new(f, c.buf, BUF as u32)
+            .build()
+            .user_data(((id as u64) << TAG_BITS) | RECV))
+    };
+    let recv_multi = |id: usize, c: &Conn| {
+        on_fd!(c.fd, |f| opcode::RecvMulti::new(f, BGID)
+            .build()
+            .user_data(((id as u64) << TAG_BITS) | RECV))
+    };
+    let send = |id: usize, fd: RawFd, p: *const u8, len: usize| {
+        on_fd!(fd, |f| opcode::Send::new(f, p, len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(((id as u64) << TAG_BITS) | SEND))
+    };
     let (submitter, mut sq, mut cq) = ring.split();
     let push = |sq: &mut SubmissionQueue<'_>, e: &squeue::Entry| -> Result<(), String> {
         loop {
-            // SAFETY: every entry built here is the multishot accept (no
-            // memory) or a Recv/Send on the leaked, never-freed buffer of
-            // its connection's slot; a slot has one op in flight at a time
-            // and is reused only after that op's completion, and the buffer
-            // is read or written by this loop only between an op's
-            // completion and the next op's submission.
+            // SAFETY: every entry built here is the multishot accept, a
+            // Close or a Shutdown (no memory), a RecvMulti (the kernel picks
+            // leaked buffers of the registered ring), a Recv/Send on the
+            // leaked, never-freed buffer of its connection's slot (one op in
+            // flight per slot, reused only after that op's completion, the
+            // buffer read or written by this loop only between an op's
+            // completion and the next op's submission), or a Send from a
+            // leaked ring buffer the loop holds (taken from a recv CQE, given
+            // back only after the last Send from it has completed).
             if unsafe { sq.push(e) }.is_ok() {
                 return Ok(());
             }
@@ -426,8 +617,24 @@ fn raw_uring_server(addr: SocketAddr, defer: bool) -> Result<(), String> {
             sq.sync();
         }
     };
+    let close = |sq: &mut SubmissionQueue<'_>, fd: RawFd| -> Result<(), String> {
+        if ft.fixed {
+            push(
+                sq,
+                &opcode::Close::new(types::Fixed(fd as u32))
+                    .build()
+                    .user_data(CLOSE),
+            )
+        } else {
+            // SAFETY: the connection's fd, owned by this loop; it has no op
+            // in flight and is not used again.
+            unsafe { libc::close(fd) };
+            Ok(())
+        }
+    };
     let mut conns: Vec<Conn> = Vec::with_capacity(128);
     let mut free: Vec<usize> = Vec::new();
+    let mut starved: Vec<usize> = Vec::new();
     push(&mut sq, &accept)?;
     loop {
         sq.sync();
@@ -438,59 +645,169 @@ fn raw_uring_server(addr: SocketAddr, defer: bool) -> Result<(), String> {
             }
         }
         cq.sync();
+        let mut gave = false;
         for cqe in &mut cq {
-            let (ud, res) = (cqe.user_data(), cqe.result());
+            let (ud, res, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
             let id = (ud >> TAG_BITS) as usize;
             match ud & ((1 << TAG_BITS) - 1) {
                 ACCEPT => {
-                    if !cqueue::more(cqe.flags()) {
+                    if !cqueue::more(flags) {
                         push(&mut sq, &accept)?;
                     }
                     if res < 0 {
                         continue;
                     }
-                    set_nodelay(res);
+                    if !ft.fixed {
+                        set_nodelay(res);
+                    }
                     let id = match free.pop() {
                         Some(id) => {
-                            conns[id].fd = res;
+                            let c = &mut conns[id];
+                            *c = Conn::new(res, c.buf, std::mem::take(&mut c.chunks));
                             id
                         }
                         None => {
-                            conns.push(Conn {
-                                fd: res,
-                                buf: Box::leak(Box::new([0; BUF])),
-                                len: 0,
-                                sent: 0,
-                            });
+                            let buf = if ft.mshot {
+                                std::ptr::null_mut()
+                            } else {
+                                Box::leak(Box::new([0u8; BUF])).as_mut_ptr()
+                            };
+                            conns.push(Conn::new(res, buf, VecDeque::new()));
                             conns.len() - 1
                         }
                     };
-                    push(&mut sq, &recv(id, &mut conns[id]))?;
-                }
-                tag => {
                     let c = &mut conns[id];
-                    if res <= 0 {
-                        // SAFETY: the connection's fd, owned by this loop;
-                        // it has no op in flight and is not used again.
-                        unsafe { libc::close(c.fd) };
-                        c.fd = -1;
-                        free.push(id);
-                        continue;
-                    }
-                    if tag == RECV {
-                        (c.len, c.sent) = (res as usize, 0);
-                    } else {
-                        c.sent += res as usize;
-                    }
-                    if c.sent < c.len {
-                        push(&mut sq, &send(id, c))?;
+                    if ft.mshot {
+                        c.recv_armed = true;
+                        push(&mut sq, &recv_multi(id, c))?;
                     } else {
                         push(&mut sq, &recv(id, c))?;
+                    }
+                }
+                CLOSE => {
+                    if res < 0 {
+                        return Err(format!(
+                            "close of a direct descriptor: {}",
+                            std::io::Error::from_raw_os_error(-res)
+                        ));
+                    }
+                }
+                // Only to end a multishot recv after a failed send; its
+                // result does not matter (the socket may be gone already).
+                SHUTDOWN => {}
+                tag => {
+                    let c = &mut conns[id];
+                    let Some(pb) = pbuf.as_mut() else {
+                        // One buffer per connection, one op in flight.
+                        if res <= 0 {
+                            close(&mut sq, c.fd)?;
+                            c.fd = -1;
+                            free.push(id);
+                            continue;
+                        }
+                        if tag == RECV {
+                            (c.len, c.sent) = (res as usize, 0);
+                        } else {
+                            c.sent += res as usize;
+                        }
+                        if c.sent < c.len {
+                            let p = c.buf.wrapping_add(c.sent);
+                            push(&mut sq, &send(id, c.fd, p, c.len - c.sent))?;
+                        } else {
+                            push(&mut sq, &recv(id, c))?;
+                        }
+                        continue;
+                    };
+                    // Multishot recv on the buffer ring.
+                    if tag == RECV {
+                        if !cqueue::more(flags) {
+                            c.recv_armed = false;
+                        }
+                        if res > 0 {
+                            let bid = cqueue::buffer_select(flags).ok_or_else(|| {
+                                "multishot recv: a CQE with data but no buffer id".to_string()
+                            })?;
+                            if c.eof || c.broken {
+                                pb.give(bid);
+                                gave = true;
+                            } else {
+                                c.chunks.push_back((bid, res as usize));
+                                if !c.sending {
+                                    c.sending = true;
+                                    let p = pb.bufs.wrapping_add(bid as usize * BUF);
+                                    push(&mut sq, &send(id, c.fd, p, res as usize))?;
+                                }
+                                if !c.recv_armed {
+                                    c.recv_armed = true;
+                                    push(&mut sq, &recv_multi(id, c))?;
+                                }
+                            }
+                        } else if res == -libc::ENOBUFS && !c.eof && !c.broken {
+                            // The ring is empty; re-armed when a buffer
+                            // comes back.
+                            c.starved = true;
+                            starved.push(id);
+                        } else {
+                            // 0: the peer closed; < 0: an error.
+                            c.eof = true;
+                        }
+                    } else {
+                        c.sending = false;
+                        if res <= 0 {
+                            if !c.broken {
+                                c.broken = true;
+                                if c.recv_armed {
+                                    let sd =
+                                        on_fd!(c.fd, |f| opcode::Shutdown::new(f, libc::SHUT_RDWR)
+                                            .build()
+                                            .user_data(SHUTDOWN));
+                                    push(&mut sq, &sd)?;
+                                }
+                            }
+                        } else if !c.broken {
+                            c.sent += res as usize;
+                            let (bid, len) = *c.chunks.front().ok_or_else(|| {
+                                "multishot echo: a send completed with no chunk queued".to_string()
+                            })?;
+                            if c.sent >= len {
+                                c.chunks.pop_front();
+                                c.sent = 0;
+                                pb.give(bid);
+                                gave = true;
+                            }
+                            if let Some(&(bid, len)) = c.chunks.front() {
+                                c.sending = true;
+                                let p = pb.bufs.wrapping_add(bid as usize * BUF + c.sent);
+                                push(&mut sq, &send(id, c.fd, p, len - c.sent))?;
+                            }
+                        }
+                    }
+                    // Close once nothing is in flight and nothing is left to
+                    // echo (or a send failed).
+                    if !c.recv_armed && !c.sending && (c.broken || (c.eof && c.chunks.is_empty())) {
+                        for (bid, _) in c.chunks.drain(..) {
+                            pb.give(bid);
+                            gave = true;
+                        }
+                        c.starved = false;
+                        close(&mut sq, c.fd)?;
+                        c.fd = -1;
+                        free.push(id);
                     }
                 }
             }
         }
         cq.sync();
+        if gave && !starved.is_empty() {
+            for id in std::mem::take(&mut starved) {
+                let c = &mut conns[id];
+                if c.starved && !c.eof && !c.broken {
+                    c.starved = false;
+                    c.recv_armed = true;
+                    push(&mut sq, &recv_multi(id, c))?;
+                }
+            }
+        }
     }
 }
 
@@ -995,6 +1312,18 @@ fn render(rows: &[(&str, Vec<String>)]) -> String {
                 s,
                 "  {coil} vs {peer}: rps {:.3}x, cpu/req {ratio}x, delta {delta} us/req",
                 cr / pr
+            );
+        }
+    }
+    // What io_uring kernel features save over the raw-uring-defer floor.
+    let key = "server_cpu_us_per_req";
+    for v in URING_FEATURE_SERVERS {
+        if let (Some(x), Some(f)) = (get(v, key), get("raw-uring-defer", key)) {
+            let _ = writeln!(
+                s,
+                "  {v} vs raw-uring-defer: cpu/req {:.3}x, delta {:+.2} us/req",
+                f / x,
+                x - f
             );
         }
     }
