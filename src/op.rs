@@ -16,9 +16,10 @@
 //! 2. Dropping an `Op` in flight moves the box into its slot (`Orphan`) and
 //!    asks the driver to cancel. When the completion arrives, the op's
 //!    [`Operation::complete_orphan`] runs: it can keep what the kernel
-//!    produced (bytes a read delivered go back to the stream, see
-//!    `net::SharedFd`) or release it (an accepted fd is closed), so
-//!    cancellation loses nothing and leaks nothing.
+//!    produced (bytes a read delivered go to the stream's stash and an
+//!    accepted connection to the listener's queue, see `io/fd.rs`) or
+//!    release it (the fd of a late connect or open is closed), so
+//!    cancellation loses nothing and leaks nothing (`docs/cancellation.md`).
 //! 3. A slot's `user_data` is `generation << 32 | index`; a slot is reused
 //!    only after its completion was consumed, with a new generation, so a
 //!    stale key can never reach another op.

@@ -50,8 +50,9 @@
 //!    never returns before the timeout for any other reason. `None` means no timeout.
 //!    `Some(Duration::ZERO)` polls and never blocks, and costs no system call when there
 //!    is nothing to submit or flush (io_uring peeks the completion queue in memory).
-//!    Timeouts round **up**: epoll's millisecond timeout for 0.3 ms is 1 ms; io_uring takes
-//!    the exact duration. Durations too large for the kernel are clamped or split so that
+//!    Timeouts never come out shorter: epoll passes nanoseconds to `epoll_pwait2`, and
+//!    only on kernels without it rounds up to whole milliseconds (0.3 ms waits 1 ms);
+//!    io_uring takes the exact duration. Durations too large for the kernel are clamped or split so that
 //!    `Duration::MAX` neither overflows nor returns early.
 //! 3. **Unpark.** Each backend owns one eventfd plus the `notified: AtomicBool` of
 //!    [`Unparker`], and keeps watching the eventfd while parked: epoll with
