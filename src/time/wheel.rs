@@ -593,12 +593,17 @@ mod tests {
                         proptest::prop_assert_eq!(got, want);
                     }
                 }
-                w.check_invariants();
+                // Under Miri a full walk of the 4 416 slots after every op
+                // cost ~8 minutes of the CI tier; there it runs once at the end.
+                if !cfg!(miri) {
+                    w.check_invariants();
+                }
                 proptest::prop_assert_eq!(w.len(), model.len());
                 if let (Some(next), Some(min)) = (w.next_expiration(), model.values().min()) {
                     proptest::prop_assert!(next <= *min, "next expiration {} after earliest deadline {}", next, min);
                 }
             }
+            w.check_invariants();
         }
     }
 }
