@@ -12,13 +12,7 @@ use coil::net::{TcpListener, TcpStream};
 use coil::spawn;
 use coil::time::timeout;
 
-async fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let c = spawn(TcpStream::connect(addr));
-    let (s, _) = l.accept().await.unwrap();
-    (c.await.unwrap().unwrap(), s)
-}
+use support::tcp_pair as pair;
 
 driver_test! {
     fn echo_roundtrip(rt) {

@@ -10,18 +10,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use coil::io::BufResult;
-use coil::net::{TcpListener, TcpStream, UnixStream};
+use coil::net::UnixStream;
 use coil::spawn;
 
 const IOV_MAX: usize = 1024;
 
-async fn tcp_pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let c = spawn(TcpStream::connect(addr));
-    let (s, _) = l.accept().await.unwrap();
-    (c.await.unwrap().unwrap(), s)
-}
+use support::tcp_pair;
 
 fn small_sndbuf(fd: RawFd) {
     let v: i32 = 4096;

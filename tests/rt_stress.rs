@@ -671,17 +671,6 @@ async fn suspended_task(
     );
 }
 
-/// Yields to the loop until `done()`, at most `ticks` times (the caller
-/// then asserts what it waited for).
-async fn yield_until(ticks: usize, mut done: impl FnMut() -> bool) {
-    for _ in 0..ticks {
-        if done() {
-            return;
-        }
-        coil::task::yield_now().await;
-    }
-}
-
 /// Spawns `n` tasks, each suspended on a sleep, a queue get or put, a
 /// oneshot, an event or a TCP read; cancels them all while suspended (two
 /// thirds with `Task::cancel`, a third as children of a `TaskGroup` whose
@@ -692,11 +681,10 @@ async fn cancel_mid_flight(n: usize) {
     let mut peers = Vec::new();
     if STREAMS > 0 {
         let listener = coil::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         for _ in 0..STREAMS {
-            let c = coil::spawn(coil::net::TcpStream::connect(addr));
-            peers.push(listener.accept().await.unwrap().0);
-            streams.push(c.await.unwrap().unwrap());
+            let (stream, peer) = support::tcp_pair_on(&listener).await;
+            streams.push(stream);
+            peers.push(peer);
         }
     }
     // drops[0..n]: the tasks; then the queue's initial items; then one more
@@ -744,7 +732,7 @@ async fn cancel_mid_flight(n: usize) {
             std::future::pending::<()>().await;
         })
     });
-    yield_until(n, || w.started.get() == n).await;
+    support::yield_until(|| w.started.get() == n, n).await;
     assert_eq!(w.started.get(), n, "tasks at their suspension point");
     let count = |f: fn(Suspend) -> bool| (0..n).filter(|&i| f(Suspend::of(i))).count();
     let n_sleeps = count(|k| k == Suspend::Sleep);
@@ -767,7 +755,7 @@ async fn cancel_mid_flight(n: usize) {
     }
     assert!(group_owner.await.unwrap_err().is_cancelled());
     // The group's children are dropped as the loop gets to them.
-    yield_until(n, || coil::runtime::stats().unwrap().tasks == 0).await;
+    support::yield_until(|| coil::runtime::stats().unwrap().tasks == 0, n).await;
     let tasks = coil::runtime::stats().unwrap().tasks;
     assert_eq!(tasks, 0, "tasks left after the cancel");
     let handles = group_handles.take();
@@ -811,9 +799,10 @@ async fn cancel_mid_flight(n: usize) {
     );
     drop(first);
     w.event.set();
-    yield_until(3, || {
-        getter.is_finished() && putter.is_finished() && waiter.is_finished()
-    })
+    support::yield_until(
+        || getter.is_finished() && putter.is_finished() && waiter.is_finished(),
+        3,
+    )
     .await;
     assert!(
         getter.is_finished(),
@@ -862,7 +851,7 @@ async fn cancel_mid_flight(n: usize) {
         assert_eq!(got, msg, "stream {s}");
     }
     // The cancelled reads' ops end when their cancellations complete.
-    yield_until(1_000_000, || coil::runtime::stats().unwrap().io_ops == 0).await;
+    support::yield_until(|| coil::runtime::stats().unwrap().io_ops == 0, 1_000_000).await;
     let stats = coil::runtime::stats().unwrap();
     let left = (stats.tasks, stats.timers, stats.io_ops);
     assert_eq!(left, (0, 0, 0), "(tasks, timers, I/O ops) left at the end");

@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use coil::task::yield_now;
 use coil::{Runtime, Task, TaskError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,16 +175,7 @@ fn joined(r: Result<Output, TaskError>) -> Joined {
     }
 }
 
-/// Yields to the loop until `done()` or `limit` rounds passed.
-async fn yield_until(mut done: impl FnMut() -> bool, limit: usize) -> bool {
-    for _ in 0..limit {
-        if done() {
-            return true;
-        }
-        yield_now().await;
-    }
-    done()
-}
+use support::yield_until;
 
 /// Runs one combination; `Ok(false)` if it is impossible (cancel after the
 /// handle is gone), `Err` with what went wrong otherwise.

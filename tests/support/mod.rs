@@ -238,3 +238,31 @@ pub fn connect_then_fill_fd_table(
     }
     (clients, filler)
 }
+
+/// A connected TCP pair over 127.0.0.1 through `l`: (client, accepted).
+pub async fn tcp_pair_on(
+    l: &coil::net::TcpListener,
+) -> (coil::net::TcpStream, coil::net::TcpStream) {
+    let addr = l.local_addr().unwrap();
+    let c = coil::spawn(coil::net::TcpStream::connect(addr));
+    let (s, _) = l.accept().await.unwrap();
+    (c.await.unwrap().unwrap(), s)
+}
+
+/// A connected TCP pair over 127.0.0.1 on a fresh listener: (client, accepted).
+pub async fn tcp_pair() -> (coil::net::TcpStream, coil::net::TcpStream) {
+    let l = coil::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp_pair_on(&l).await
+}
+
+/// Yields to the loop until `done()` holds or `limit` rounds have passed;
+/// returns `done()`'s last answer.
+pub async fn yield_until(mut done: impl FnMut() -> bool, limit: usize) -> bool {
+    for _ in 0..limit {
+        if done() {
+            return true;
+        }
+        coil::task::yield_now().await;
+    }
+    done()
+}
