@@ -11,12 +11,7 @@ use coil::net::{TcpListener, TcpStream};
 use coil::spawn;
 use coil::time::timeout;
 
-async fn pair(l: &TcpListener) -> (TcpStream, TcpStream) {
-    let addr = l.local_addr().unwrap();
-    let c = spawn(TcpStream::connect(addr));
-    let (s, _) = l.accept().await.unwrap();
-    (c.await.unwrap().unwrap(), s)
-}
+use support::tcp_pair_on as pair;
 
 async fn io_idle() {
     while coil::runtime::stats().unwrap().io_ops > 0 {
@@ -35,10 +30,16 @@ driver_test! {
             let (_peer, _) = l.accept().await.unwrap();
             // Move the socket to a high fd number first: the kernel hands out
             // the lowest free number, so no other test thread will reuse this
-            // one after we close it.
+            // one after we close it. Each run (the three driver variants run
+            // at once) takes its own range: with one shared floor, a variant
+            // could dup onto the number another had just closed, and that
+            // one's read would wait on a stranger's socket (the likely cause
+            // of one 60 s watchdog failure of the epoll_fallback variant).
+            static NEXT_BASE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(15_000);
+            let base = NEXT_BASE.fetch_add(100, std::sync::atomic::Ordering::Relaxed);
             // SAFETY: F_DUPFD_CLOEXEC on a live fd; the copy is owned below.
-            let high = unsafe { libc::fcntl(std_s.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 15_000) };
-            assert!(high >= 15_000, "{}", std::io::Error::last_os_error());
+            let high = unsafe { libc::fcntl(std_s.as_raw_fd(), libc::F_DUPFD_CLOEXEC, base) };
+            assert!(high >= base, "{}", std::io::Error::last_os_error());
             drop(std_s);
             // SAFETY: `high` is a fresh fd owned by nothing else.
             let std_s = unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(high) };
