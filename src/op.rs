@@ -23,7 +23,11 @@
 //! 3. A slot's `user_data` is `generation << 32 | index`; a slot is reused
 //!    only after its completion was consumed, with a new generation, so a
 //!    stale key can never reach another op.
-//! 4. At runtime shutdown every op still in flight is cancelled and its
+//! 4. An op the driver finished during the submit (epoll, for I/O that did
+//!    not have to wait: `SubmitOutcome::Done`) never enters the table; the
+//!    first poll returns its output. It takes a unit of coop budget, since
+//!    such a future never answers `Pending` on its own.
+//! 5. At runtime shutdown every op still in flight is cancelled and its
 //!    completion awaited (bounded); if the kernel does not answer in time the
 //!    driver (the ring) is leaked rather than the memory freed under it.
 //!
@@ -88,6 +92,15 @@ struct Slot {
     state: SlotState,
 }
 
+/// What `Core::submit_op` did with an op.
+pub(crate) enum SubmitOutcome {
+    /// In flight under this key; the future polls the table for its result.
+    Queued(u64),
+    /// The driver finished it during the submit, with this raw result: the
+    /// op is the future's again, and no completion will come.
+    Done(i32),
+}
+
 /// What the core must do after recording a completion.
 pub(crate) enum Completed {
     /// Wake the future's task.
@@ -145,21 +158,36 @@ impl OpTable {
         self.in_flight
     }
 
-    fn insert(&mut self, waker: Waker) -> u64 {
-        let index = match self.free.pop() {
-            Some(i) => i as usize,
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    state: SlotState::Vacant,
-                });
-                self.slots.len() - 1
-            }
-        };
-        let slot = &mut self.slots[index];
-        slot.state = SlotState::Waiting(Some(waker));
+    /// The key the next [`OpTable::insert`] will return: the driver is handed
+    /// this key first, and the slot is only taken if the op stays in flight
+    /// (an op the driver finished during the submit never touches the table).
+    #[inline]
+    fn next_key(&self) -> u64 {
+        match self.free.last() {
+            Some(&i) => (u64::from(self.slots[i as usize].generation) << 32) | u64::from(i),
+            None => self.slots.len() as u64,
+        }
+    }
+
+    /// Take the slot `next_key` named (`user_data`), waiting with `waker`.
+    #[inline]
+    fn insert(&mut self, user_data: u64, waker: Waker) {
+        let (index, _) = split(user_data);
+        if index == self.slots.len() {
+            self.slots.push(Slot {
+                generation: 0,
+                state: SlotState::Waiting(Some(waker)),
+            });
+        } else {
+            let popped = self.free.pop();
+            debug_assert_eq!(
+                popped,
+                Some(index as u32),
+                "the op table changed since next_key"
+            );
+            self.slots[index].state = SlotState::Waiting(Some(waker));
+        }
         self.in_flight += 1;
-        (u64::from(slot.generation) << 32) | index as u64
     }
 
     fn slot(&mut self, user_data: u64) -> Option<&mut Slot> {
@@ -175,12 +203,6 @@ impl OpTable {
         slot.state = SlotState::Vacant;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
-    }
-
-    /// The submit failed: forget the slot.
-    fn abandon(&mut self, user_data: u64) {
-        self.in_flight -= 1;
-        self.vacate(user_data);
     }
 
     /// The future polls: its result if done (freeing the slot), else Pending
@@ -300,7 +322,7 @@ fn gone() -> io::Error {
 }
 
 /// Set when a runtime's shutdown gave up waiting for the kernel and leaked its
-/// driver (rule 4): from then on, ops that outlived their loop are leaked
+/// driver (rule 5): from then on, ops that outlived their loop are leaked
 /// rather than freed, since that kernel queue may still write into them.
 pub(crate) static DRIVER_LEAKED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
@@ -333,14 +355,26 @@ impl<T: Operation> Future for Op<T> {
             };
             match this.key {
                 None => {
+                    // Coop budget (rt/budget.rs): a driver that finishes ops
+                    // during the submit (epoll, when the socket is ready) would
+                    // otherwise let a task loop on ready I/O forever.
+                    let budget = core.budget.get();
+                    if budget == 0 {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     let op = this.op.as_mut().expect("Op polled after completion");
                     let ptr = NonNull::from(&mut **op as &mut dyn OpCode);
                     // SAFETY: rule 1: the box stays where it is, owned by this
                     // future or by the op table, until the completion.
                     match unsafe { core.submit_op(ptr, cx.waker()) } {
-                        Ok(ud) => {
+                        Ok(SubmitOutcome::Queued(ud)) => {
                             this.key = Some((core.id(), ud));
                             Poll::Pending
+                        }
+                        Ok(SubmitOutcome::Done(res)) => {
+                            core.budget.set(budget - 1);
+                            Poll::Ready(op_box(this).complete(io_result(res)))
                         }
                         Err(e) => Poll::Ready(op_box(this).complete(Err(e))),
                     }
@@ -377,7 +411,7 @@ impl<T: Operation> Drop for Op<T> {
                 op.on_orphaned();
                 core.orphan_op(ud, op);
             }
-            // Its loop shut down and drained it (rule 4): safe to free.
+            // Its loop shut down and drained it (rule 5): safe to free.
             None if !driver_leaked() => drop(op),
             // In flight in another loop, or that loop leaked its driver.
             _ => std::mem::forget(op),
@@ -389,14 +423,18 @@ impl<T: Operation> Drop for Op<T> {
 pub(crate) type OrphanBox = Box<dyn Orphan>;
 
 impl OpTable {
-    /// Submit bookkeeping for the core: a new waiting slot.
-    pub(crate) fn insert_waiting(&mut self, waker: &Waker) -> u64 {
-        self.insert(waker.clone())
+    /// Submit bookkeeping for the core: the key to submit under (nothing is
+    /// recorded yet).
+    #[inline]
+    pub(crate) fn key_for_submit(&self) -> u64 {
+        self.next_key()
     }
 
-    /// See `insert_waiting`; the driver refused the op.
-    pub(crate) fn submit_failed(&mut self, user_data: u64) {
-        self.abandon(user_data);
+    /// The driver queued the op under `key_for_submit()`'s key: record it as
+    /// waiting for `waker`.
+    #[inline]
+    pub(crate) fn insert_waiting(&mut self, user_data: u64, waker: &Waker) {
+        self.insert(user_data, waker.clone());
     }
 
     /// The future polls.

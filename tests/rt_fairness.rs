@@ -84,6 +84,32 @@ driver_test! {
         });
     }
 
+    fn io_that_never_waits_yields_by_budget(rt) {
+        // Under epoll a send on a socket with room finishes during the submit
+        // (no trip through the run queue), so a send loop never sees Pending
+        // on its own: the op layer must take budget for it. (io_uring ops
+        // always wait for their completion, so there the other task runs
+        // after the first send.)
+        rt.block_on(async {
+            let a = coil::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let to = b.local_addr().unwrap();
+            let flag = Rc::new(Cell::new(false));
+            let f = flag.clone();
+            let observer = spawn(async move { f.set(true) });
+            let mut seen_at = None;
+            for i in 0..1000 {
+                let coil::io::BufResult(r, _) = a.send_to(&b"x"[..], to).await;
+                r.unwrap();
+                if flag.get() && seen_at.is_none() {
+                    seen_at = Some(i);
+                }
+            }
+            observer.await.unwrap();
+            assert!(seen_at.is_some_and(|i| i <= 129), "observer ran only at {seen_at:?}");
+        });
+    }
+
     fn timer_fires_while_a_task_yields_forever(rt) {
         // Item 13: a yield_now() loop does not starve a 10 ms timer.
         rt.block_on(async {

@@ -344,6 +344,18 @@ pub(crate) enum StartError {
     Io(io::Error),
 }
 
+/// What [`Driver::submit_or_finish`] did with an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// In flight: its [`Completion`] comes from [`Driver::completions`]
+    /// after a later `park`.
+    Queued,
+    /// Finished during the call, with this raw result (`>= 0`, or
+    /// `-errno`): no completion will come, and the driver holds no pointer
+    /// into the op.
+    Done(i32),
+}
+
 /// The kernel interface of one event loop: parks its thread, and is unparked from any
 /// thread through an [`Unparker`].
 ///
@@ -508,6 +520,10 @@ impl Driver {
     /// `park` (a full submission queue is submitted at once). epoll: the
     /// operation is tried at once; if the fd is not ready it waits for
     /// readiness (edge-triggered registration, made on first use of the fd).
+    /// An op the epoll backend finished during the call is reported like any
+    /// other (its completion is already there for the next
+    /// [`Driver::completions`], and the next `park` does not wait);
+    /// [`Driver::submit_or_finish`] hands such a result back at once instead.
     ///
     /// # Errors
     ///
@@ -526,6 +542,42 @@ impl Driver {
         user_data: u64,
         op: std::ptr::NonNull<dyn OpCode>,
     ) -> io::Result<()> {
+        // SAFETY: forwarded from the caller.
+        if let Submitted::Done(result) = unsafe { self.submit_or_finish(user_data, op)? } {
+            self.completed.push(Completion {
+                user_data,
+                result,
+                flags: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Like [`Driver::submit`], but an operation that finished during the
+    /// call comes back as [`Submitted::Done`] with its result (the raw
+    /// result: `>= 0`, or `-errno`), and then **no** completion will be
+    /// reported for it and the driver keeps no pointer into `op`.
+    ///
+    /// Only the epoll backend finishes ops during the call (a socket that is
+    /// ready, a close, a regular file); io_uring and the simulator always
+    /// answer [`Submitted::Queued`]. The op layer uses this to skip a trip
+    /// through the run queue for I/O that did not have to wait, as tokio's
+    /// readiness model does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::submit`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Driver::submit`] when the answer is `Ok(Submitted::Queued)`;
+    /// nothing more once it is `Done`.
+    #[inline]
+    pub unsafe fn submit_or_finish(
+        &mut self,
+        user_data: u64,
+        op: std::ptr::NonNull<dyn OpCode>,
+    ) -> io::Result<Submitted> {
         if user_data >= token::RESERVED_MIN {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -536,11 +588,11 @@ impl Driver {
         match &mut self.inner {
             #[cfg(not(miri))]
             // SAFETY: forwarded from the caller.
-            Inner::Uring(d) => unsafe { d.submit(user_data, op) },
+            Inner::Uring(d) => unsafe { d.submit(user_data, op) }.map(|()| Submitted::Queued),
             // SAFETY: forwarded from the caller.
             Inner::Epoll(d) => unsafe { d.submit(user_data, op) },
             // SAFETY: forwarded from the caller.
-            Inner::Sim(d) => unsafe { d.submit(user_data, op) },
+            Inner::Sim(d) => unsafe { d.submit(user_data, op) }.map(|()| Submitted::Queued),
         }
     }
 

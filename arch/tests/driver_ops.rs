@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use coil_arch::op::{CURRENT_POSITION, Nop, Read, Write};
-use coil_arch::{Completion, Config, Driver, DriverChoice, DriverKind, OpCode};
+use coil_arch::{Completion, Config, Driver, DriverChoice, DriverKind, OpCode, Submitted};
 use support::driver;
 
 fn pipe(nonblocking: bool) -> (RawFd, RawFd) {
@@ -85,6 +85,92 @@ fn read_waits_for_data_then_completes() {
         close(r);
         close(w);
     }
+}
+
+#[test]
+fn submit_or_finish_hands_back_ops_that_did_not_wait() {
+    for kind in kinds() {
+        let mut d = driver(kind);
+        let (r, w) = pipe(kind == DriverKind::Epoll);
+        // A write into an empty pipe needs no waiting: epoll performs it
+        // during the call and reports nothing later; io_uring queues it.
+        let mut wop = Box::new(Write {
+            fd: w,
+            buf: &b"ready"[..],
+            offset: CURRENT_POSITION,
+        });
+        // SAFETY: `wop` lives (boxed, unmoved) until its result is known below.
+        let sub = unsafe { d.submit_or_finish(1, ptr(&mut wop)) }.unwrap();
+        let got = match (kind, sub) {
+            (DriverKind::Epoll, Submitted::Done(n)) => {
+                assert_eq!(n, 5);
+                d.park(Some(Duration::from_millis(5))).unwrap();
+                collect(&mut d, 0)
+            }
+            (DriverKind::Uring, Submitted::Queued) => collect(&mut d, 1),
+            other => panic!("{kind}: unexpected answer {other:?}"),
+        };
+        if kind == DriverKind::Uring {
+            assert_eq!(got[&1].io_result().unwrap(), 5);
+        }
+        d.park(Some(Duration::from_millis(5))).unwrap();
+        assert_eq!(
+            d.completions().count(),
+            0,
+            "{kind}: a completion after Done"
+        );
+        // A read with data waiting: also done at once under epoll; a read on
+        // the now empty pipe must wait (Queued) under both.
+        let mut rop = Box::new(Read {
+            fd: r,
+            buf: Vec::with_capacity(16),
+            offset: CURRENT_POSITION,
+        });
+        // SAFETY: as above.
+        let sub = unsafe { d.submit_or_finish(2, ptr(&mut rop)) }.unwrap();
+        match (kind, sub) {
+            (DriverKind::Epoll, Submitted::Done(5)) => {}
+            (DriverKind::Uring, Submitted::Queued) => assert_eq!(collect(&mut d, 1)[&2].result, 5),
+            other => panic!("{kind}: unexpected answer {other:?}"),
+        }
+        let mut rop2 = Box::new(Read {
+            fd: r,
+            buf: Vec::with_capacity(16),
+            offset: CURRENT_POSITION,
+        });
+        // SAFETY: `rop2` lives until its completion is collected below.
+        let sub = unsafe { d.submit_or_finish(3, ptr(&mut rop2)) }.unwrap();
+        assert_eq!(
+            sub,
+            Submitted::Queued,
+            "{kind}: a read on an empty pipe finished"
+        );
+        close(w);
+        let got = collect(&mut d, 1);
+        assert_eq!(got[&3].result, 0, "{kind}: EOF after the writer closed");
+        close(r);
+    }
+}
+
+#[test]
+fn plain_submit_reports_finished_ops_as_completions() {
+    // `submit` keeps the one-completion-per-op contract even when epoll
+    // performed the op during the call.
+    let mut d = driver(DriverKind::Epoll);
+    let (r, w) = pipe(true);
+    let mut wop = Box::new(Write {
+        fd: w,
+        buf: &b"abc"[..],
+        offset: CURRENT_POSITION,
+    });
+    // SAFETY: `wop` lives until its completion is collected.
+    unsafe { d.submit(9, ptr(&mut wop)).unwrap() };
+    let got = collect(&mut d, 1);
+    assert_eq!(got[&9].result, 3);
+    d.park(Some(Duration::from_millis(5))).unwrap();
+    assert_eq!(d.completions().count(), 0, "a second completion");
+    close(r);
+    close(w);
 }
 
 #[test]

@@ -27,13 +27,13 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use coil_arch::{Completion, Driver, OpCode};
+use coil_arch::{Completion, Driver, OpCode, Submitted};
 use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use crate::op::{Completed, OpTable, OrphanBox, OrphanDone};
+use crate::op::{Completed, OpTable, OrphanBox, OrphanDone, SubmitOutcome};
 
 use super::budget::BUDGET;
 use super::{Enter, Shared};
@@ -77,7 +77,7 @@ pub(crate) struct Core {
     /// them before any new op can meet a reused number.
     closed_fds: Rc<RefCell<Vec<RawFd>>>,
     /// The driver. `ManuallyDrop`: shutdown leaks it when the kernel does not
-    /// confirm that every op finished (op.rs rule 4).
+    /// confirm that every op finished (op.rs rule 5).
     driver: RefCell<std::mem::ManuallyDrop<Driver>>,
     /// The driver is io_uring (cached: asked on every socket/file op).
     uring: bool,
@@ -427,7 +427,15 @@ impl Core {
     // ----- I/O ops -----
 
     /// Forget fds closed since the last call (see `closed_fds`).
+    #[inline]
     fn release_closed_fds(&self, driver: &mut Driver) {
+        if !self.closed_fds.borrow().is_empty() {
+            self.release_closed_fds_slow(driver);
+        }
+    }
+
+    #[cold]
+    fn release_closed_fds_slow(&self, driver: &mut Driver) {
         let mut closed = self.closed_fds.borrow_mut();
         for fd in closed.drain(..) {
             driver.release_fd(fd);
@@ -439,27 +447,32 @@ impl Core {
         self.closed_fds.clone()
     }
 
-    /// Submit an op; returns its key.
+    /// Submit an op: `Queued(key)` while it is in flight (its slot waits with
+    /// `waker`), or `Done(result)` if the driver finished it during the call
+    /// (epoll, for I/O that did not have to wait: the table never sees it).
     ///
     /// # Safety
     ///
     /// As `Driver::submit`: `op` stays valid and unmoved until its completion
-    /// is dispatched (op.rs rule 1).
+    /// is dispatched (op.rs rule 1) when the answer is `Queued`.
+    #[inline]
     pub(crate) unsafe fn submit_op(
         &self,
         op: NonNull<dyn OpCode>,
         waker: &Waker,
-    ) -> io::Result<u64> {
+    ) -> io::Result<SubmitOutcome> {
         let mut driver = self.driver.borrow_mut();
         self.release_closed_fds(&mut driver);
-        let ud = self.ops.borrow_mut().insert_waiting(waker);
-        // SAFETY: forwarded from the caller.
-        match unsafe { driver.submit(ud, op) } {
-            Ok(()) => Ok(ud),
-            Err(e) => {
-                self.ops.borrow_mut().submit_failed(ud);
-                Err(e)
+        let mut ops = self.ops.borrow_mut();
+        let ud = ops.key_for_submit();
+        // SAFETY: forwarded from the caller. The driver calls nothing back, so
+        // the table borrow held across it is never re-entered.
+        match unsafe { driver.submit_or_finish(ud, op) }? {
+            Submitted::Queued => {
+                ops.insert_waiting(ud, waker);
+                Ok(SubmitOutcome::Queued(ud))
             }
+            Submitted::Done(res) => Ok(SubmitOutcome::Done(res)),
         }
     }
 
@@ -603,7 +616,7 @@ impl Core {
         drop(wakers);
     }
 
-    /// Shutdown, op.rs rule 4: cancel every op in flight and wait (up to
+    /// Shutdown, op.rs rule 5: cancel every op in flight and wait (up to
     /// `DRAIN_LIMIT`) for the kernel to confirm; leak the driver otherwise.
     fn drain_ops(&self) {
         const DRAIN_LIMIT: Duration = Duration::from_secs(2);

@@ -19,6 +19,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::Submitted;
 use crate::op::{Completion, OpPtr};
 use crate::sys::{Blocking, EventFd, syscall};
 
@@ -112,18 +113,18 @@ impl EpollDriver {
         res
     }
 
-    /// See `Driver::submit`.
+    /// See `Driver::submit_or_finish`: ops that need no waiting finish here.
     ///
     /// # Safety
     ///
     /// As `Driver::submit`.
-    pub(crate) unsafe fn submit(&mut self, user_data: u64, op: OpPtr) -> io::Result<()> {
+    pub(crate) unsafe fn submit(&mut self, user_data: u64, op: OpPtr) -> io::Result<Submitted> {
         // SAFETY: forwarded from the caller.
-        unsafe {
+        let done = unsafe {
             self.table
                 .submit(self.epfd.as_raw_fd(), user_data, op, &mut self.pending)
         };
-        Ok(())
+        Ok(done.map_or(Submitted::Queued, Submitted::Done))
     }
 
     /// See `Driver::cancel`.

@@ -25,8 +25,9 @@
 //!    that queue's fd exactly while it is queued.
 //! 2. Every queued op's pointer is valid (the submit contract); the table
 //!    never dereferences a pointer after reporting its completion.
-//! 3. Every op submitted gets exactly one completion: at once, after an
-//!    event, on cancel (`-ECANCELED`), or on release of its fd (`-ECANCELED`).
+//! 3. Every op submitted gets exactly one result: returned by `submit` when
+//!    it finished during the call, else one completion pushed after an event,
+//!    on cancel (`-ECANCELED`), or on release of its fd (`-ECANCELED`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -98,7 +99,10 @@ fn complete(pending: &mut Vec<Completion>, user_data: u64, r: io::Result<usize>)
 }
 
 impl ReadyTable {
-    /// Start an op (see `Driver::submit`).
+    /// Start an op (see `Driver::submit_or_finish`). `Some(result)` if it
+    /// finished during the call (nothing is pushed for it and nothing keeps
+    /// `op`); `None` if it waits for readiness (its completion is pushed
+    /// later).
     ///
     /// # Safety
     ///
@@ -109,14 +113,14 @@ impl ReadyTable {
         user_data: u64,
         mut op: OpPtr,
         pending: &mut Vec<Completion>,
-    ) {
+    ) -> Option<i32> {
         // SAFETY: valid per the caller's promise; nobody else uses it now.
         let code = unsafe { op.0.as_mut() };
         let (fd, write) = match code.readiness() {
-            Readiness::Immediate => return complete(pending, user_data, code.perform()),
+            Readiness::Immediate => return Some(to_result(code.perform())),
             Readiness::Close(fd) => {
                 self.release(epfd, fd, pending);
-                return complete(pending, user_data, code.perform());
+                return Some(to_result(code.perform()));
             }
             Readiness::Readable(fd) => (fd, false),
             Readiness::Writable(fd) => (fd, true),
@@ -131,7 +135,7 @@ impl ReadyTable {
         if !known_blocked {
             match code.perform() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return complete(pending, user_data, r),
+                r => return Some(to_result(r)),
             }
         }
         if self.state(fd).is_none() {
@@ -144,7 +148,7 @@ impl ReadyTable {
             if added == -1 {
                 // EPERM for regular files, EBADF for closed or negative fds: the op
                 // fails (and a negative fd never reaches the index below).
-                return complete(pending, user_data, Err(io::Error::last_os_error()));
+                return Some(to_result(Err(io::Error::last_os_error())));
             }
             let index = fd as usize;
             if index >= self.fds.len() {
@@ -164,6 +168,7 @@ impl ReadyTable {
         };
         queue.push_back(Waiter { user_data, op });
         self.where_is.insert(user_data, fd);
+        None
     }
 
     /// An epoll event for `fd`: retry the waiting ops it may unblock.
