@@ -66,7 +66,15 @@ fn write_zero() -> io::Error {
 pub(crate) async fn write_all<B: IoBuf>(fd: &SharedFd, buf: B) -> BufResult<(), B> {
     let mut slice = Slice::new(buf, 0);
     while slice.bytes_init() > 0 {
-        let BufResult(res, s) = write(fd, slice).await;
+        // The op directly, not `write(..).await`: one state machine less.
+        let BufResult(res, s) = Op::new(WithFd {
+            op: kop::Send {
+                fd: fd.raw(),
+                buf: slice,
+            },
+            fd: fd.clone(),
+        })
+        .await;
         slice = s;
         match res {
             Ok(0) => {

@@ -350,8 +350,8 @@ impl TcpStream {
     /// Reads into the spare capacity of `buf` (`len..capacity`) and extends
     /// its length by the count read. `Ok(0)` means end of stream (or no
     /// spare capacity).
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        read(&self.fd, buf)
     }
 
     /// Reads until `buf` is full (`len == capacity`).
@@ -359,13 +359,13 @@ impl TcpStream {
     /// # Errors
     ///
     /// `UnexpectedEof` if the stream ends first (the bytes read stay in `buf`).
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        read_exact(&self.fd, buf)
     }
 
     /// Writes some of `buf`'s bytes; returns how many.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        write(&self.fd, buf)
     }
 
     /// Writes all of `buf`'s bytes.
@@ -374,8 +374,8 @@ impl TcpStream {
     ///
     /// The OS error (`EPIPE`, `ECONNRESET` when the peer went away); some
     /// bytes may have been written.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        write_all(&self.fd, buf)
     }
 
     /// Writes some of the initialised bytes of `bufs`, in order, with one
@@ -390,8 +390,11 @@ impl TcpStream {
     /// If the future is dropped while the write is in flight, the buffers
     /// (and the iovec array pointing into them) stay alive until the kernel
     /// is done; some bytes may have been sent.
-    pub async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        write_vectored(&self.fd, bufs).await
+    pub fn write_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
+        write_vectored(&self.fd, bufs)
     }
 
     /// Writes all the initialised bytes of `bufs`, in order, resuming after
@@ -402,13 +405,16 @@ impl TcpStream {
     ///
     /// The OS error (`EPIPE`, `ECONNRESET` when the peer went away); some
     /// bytes may have been written.
-    pub async fn write_all_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<(), Vec<B>> {
-        write_all_vectored(&self.fd, bufs).await
+    pub fn write_all_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
+        write_all_vectored(&self.fd, bufs)
     }
 
     /// Shuts down the read half, write half (sends FIN) or both.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
+        shutdown(&self.fd, how)
     }
 
     /// The remote address.
@@ -490,13 +496,13 @@ pub struct OwnedReadHalf {
 
 impl OwnedReadHalf {
     /// See [`TcpStream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        read(&self.fd, buf)
     }
 
     /// See [`TcpStream::read_exact`].
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        read_exact(&self.fd, buf)
     }
 }
 
@@ -508,27 +514,33 @@ pub struct OwnedWriteHalf {
 
 impl OwnedWriteHalf {
     /// See [`TcpStream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        write(&self.fd, buf)
     }
 
     /// See [`TcpStream::write_all`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        write_all(&self.fd, buf)
     }
 
     /// See [`TcpStream::write_vectored`].
-    pub async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        write_vectored(&self.fd, bufs).await
+    pub fn write_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
+        write_vectored(&self.fd, bufs)
     }
 
     /// See [`TcpStream::write_all_vectored`].
-    pub async fn write_all_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<(), Vec<B>> {
-        write_all_vectored(&self.fd, bufs).await
+    pub fn write_all_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
+        write_all_vectored(&self.fd, bufs)
     }
 
     /// See [`TcpStream::shutdown`].
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
+        shutdown(&self.fd, how)
     }
 }

@@ -341,8 +341,8 @@ impl UnixStream {
     /// its length. `Ok(0)` means end of stream (or no spare capacity).
     /// Cancel-safe: bytes delivered to a dropped read are returned by the
     /// next one.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        read(&self.fd, buf)
     }
 
     /// Reads until `buf` is full (`len == capacity`).
@@ -350,13 +350,13 @@ impl UnixStream {
     /// # Errors
     ///
     /// `UnexpectedEof` if the stream ends first (the bytes read stay in `buf`).
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        read_exact(&self.fd, buf)
     }
 
     /// Writes some of `buf`'s bytes; returns how many.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        write(&self.fd, buf)
     }
 
     /// Writes all of `buf`'s bytes.
@@ -365,8 +365,8 @@ impl UnixStream {
     ///
     /// The OS error (`EPIPE` when the peer went away); some bytes may have
     /// been written.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        write_all(&self.fd, buf)
     }
 
     /// Writes some of the initialised bytes of `bufs`, in order, with one
@@ -381,8 +381,11 @@ impl UnixStream {
     /// If the future is dropped while the write is in flight, the buffers
     /// (and the iovec array pointing into them) stay alive until the kernel
     /// is done; some bytes may have been sent.
-    pub async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        write_vectored(&self.fd, bufs).await
+    pub fn write_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
+        write_vectored(&self.fd, bufs)
     }
 
     /// Writes all the initialised bytes of `bufs`, in order, resuming after
@@ -411,13 +414,16 @@ impl UnixStream {
     ///
     /// The OS error (`EPIPE` when the peer went away); some
     /// bytes may have been written.
-    pub async fn write_all_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<(), Vec<B>> {
-        write_all_vectored(&self.fd, bufs).await
+    pub fn write_all_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
+        write_all_vectored(&self.fd, bufs)
     }
 
     /// Shuts down the read half, write half (the peer reads EOF) or both.
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
+        shutdown(&self.fd, how)
     }
 
     /// The local address (usually unnamed for a client).
@@ -465,13 +471,13 @@ pub struct UnixReadHalf {
 
 impl UnixReadHalf {
     /// See [`UnixStream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        read(&self.fd, buf).await
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        read(&self.fd, buf)
     }
 
     /// See [`UnixStream::read_exact`].
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        read_exact(&self.fd, buf).await
+    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        read_exact(&self.fd, buf)
     }
 }
 
@@ -483,28 +489,34 @@ pub struct UnixWriteHalf {
 
 impl UnixWriteHalf {
     /// See [`UnixStream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        write(&self.fd, buf).await
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        write(&self.fd, buf)
     }
 
     /// See [`UnixStream::write_all`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        write_all(&self.fd, buf).await
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        write_all(&self.fd, buf)
     }
 
     /// See [`UnixStream::write_vectored`].
-    pub async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        write_vectored(&self.fd, bufs).await
+    pub fn write_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
+        write_vectored(&self.fd, bufs)
     }
 
     /// See [`UnixStream::write_all_vectored`].
-    pub async fn write_all_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<(), Vec<B>> {
-        write_all_vectored(&self.fd, bufs).await
+    pub fn write_all_vectored<B: IoBuf>(
+        &self,
+        bufs: Vec<B>,
+    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
+        write_all_vectored(&self.fd, bufs)
     }
 
     /// See [`UnixStream::shutdown`].
-    pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        shutdown(&self.fd, how).await
+    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
+        shutdown(&self.fd, how)
     }
 }
 
