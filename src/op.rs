@@ -139,6 +139,7 @@ impl std::fmt::Debug for OpTable {
     }
 }
 
+#[inline]
 fn split(user_data: u64) -> (usize, u32) {
     ((user_data & 0xFFFF_FFFF) as usize, (user_data >> 32) as u32)
 }
@@ -190,6 +191,7 @@ impl OpTable {
         self.in_flight += 1;
     }
 
+    #[inline]
     fn slot(&mut self, user_data: u64) -> Option<&mut Slot> {
         let (index, generation) = split(user_data);
         self.slots
@@ -197,6 +199,7 @@ impl OpTable {
             .filter(|s| s.generation == generation)
     }
 
+    #[inline]
     fn vacate(&mut self, user_data: u64) {
         let (index, _) = split(user_data);
         let slot = &mut self.slots[index];
@@ -207,6 +210,7 @@ impl OpTable {
 
     /// The future polls: its result if done (freeing the slot), else Pending
     /// with the waker refreshed.
+    #[inline]
     fn poll(&mut self, user_data: u64, waker: &Waker) -> Option<i32> {
         let slot = self
             .slot(user_data)
@@ -252,6 +256,7 @@ impl OpTable {
     }
 
     /// Record a completion reported by the driver.
+    #[inline]
     pub(crate) fn complete(&mut self, c: &Completion) -> Completed {
         let Some(slot) = self.slot(c.user_data) else {
             debug_assert!(false, "completion for an unknown op {:#x}", c.user_data);
@@ -306,6 +311,7 @@ pub(crate) struct Op<T: Operation> {
 }
 
 impl<T: Operation> Op<T> {
+    #[inline]
     pub(crate) fn new(op: T) -> Op<T> {
         Op {
             op: Some(pool::boxed(op)),
@@ -438,6 +444,7 @@ impl OpTable {
     }
 
     /// The future polls.
+    #[inline]
     pub(crate) fn poll_slot(&mut self, user_data: u64, waker: &Waker) -> Option<i32> {
         self.poll(user_data, waker)
     }

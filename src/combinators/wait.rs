@@ -149,13 +149,15 @@ impl<T> fmt::Debug for Wait<T> {
 /// use coil::stream::StreamExt;
 ///
 /// coil::run(async {
-///     let order: Vec<u64> = coil::as_completed([30u64, 10, 20].map(|ms| async move {
+///     // 100 ms apart, so even a loaded machine that stalls between the
+///     // first polls of the three keeps their order.
+///     let order: Vec<u64> = coil::as_completed([300u64, 100, 200].map(|ms| async move {
 ///         coil::time::sleep(Duration::from_millis(ms)).await;
 ///         ms
 ///     }))
 ///     .collect()
 ///     .await;
-///     assert_eq!(order, [10, 20, 30]);
+///     assert_eq!(order, [100, 200, 300]);
 /// });
 /// ```
 pub fn as_completed<I>(iter: I) -> AsCompleted<<I::Item as IntoFuture>::IntoFuture>

@@ -181,6 +181,7 @@ impl Core {
         self.ops.borrow().in_flight()
     }
 
+    #[inline]
     pub(crate) fn push_local(&self, task: TaskRef) {
         if self.firing.get() {
             self.front.borrow_mut().push(task);
@@ -477,6 +478,7 @@ impl Core {
     }
 
     /// An op future polls for its result.
+    #[inline]
     pub(crate) fn poll_op(&self, ud: u64, waker: &Waker) -> Option<i32> {
         self.ops.borrow_mut().poll_slot(ud, waker)
     }

@@ -84,6 +84,7 @@ thread_local! {
 }
 
 /// Runs `f` with the current thread's running loop, if any.
+#[inline(always)]
 pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
     let ptr = CURRENT.with(Cell::get);
     // SAFETY: CURRENT is non-null only while `Enter` guards a live, pinned
@@ -271,6 +272,7 @@ impl Shared {
 
 /// Put a task that holds a fresh queue reference on a run queue: the local one
 /// if its loop runs on this thread, the remote one otherwise.
+#[inline]
 pub(crate) fn schedule(task: TaskRef) {
     let shared = &task.header().shared;
     let local = with_core(|core| match core {
