@@ -71,7 +71,16 @@ impl SharedFd {
 
     /// Rule 3: move stashed bytes into `buf`'s spare capacity. `None` if
     /// nothing is stashed (or `buf` has no room).
+    #[inline]
     pub(crate) fn take_stash<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
+        if self.0.stash.borrow().is_empty() {
+            return None; // the common case: no read was dropped with bytes
+        }
+        self.take_stash_slow(buf)
+    }
+
+    #[cold]
+    fn take_stash_slow<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
         let mut stash = self.0.stash.borrow_mut();
         let init = buf.bytes_init();
         let room = buf.bytes_total() - init;
@@ -128,6 +137,7 @@ pub(crate) struct OrphansDone<'a> {
 impl Future for OrphansDone<'_> {
     type Output = ();
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.fd.0.orphans.get() == 0 {
             return Poll::Ready(());

@@ -194,6 +194,7 @@ impl UringDriver {
     ///
     /// The op must stay valid and in place until its completion is reaped
     /// (the contract of `Driver::submit`).
+    #[inline]
     pub(crate) unsafe fn submit(&mut self, user_data: u64, mut op: OpPtr) -> io::Result<()> {
         // SAFETY: the caller keeps the op alive and unaliased (Driver::submit).
         let entry = unsafe { op.0.as_mut() }.uring_entry().user_data(user_data);
@@ -234,6 +235,7 @@ impl UringDriver {
     /// # Safety
     ///
     /// Every pointer in `entry` must stay valid until its CQE is reaped (invariant 1).
+    #[inline]
     unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
             // SAFETY: forwarded from the caller.
