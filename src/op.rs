@@ -473,6 +473,9 @@ macro_rules! delegate_opcode {
             fn perform(&mut self) -> std::io::Result<usize> {
                 self.op.perform()
             }
+            fn drained(&self, n: usize) -> bool {
+                self.op.drained(n)
+            }
             fn sim(&mut self) -> Option<coil_arch::op::SimOp<'_>> {
                 self.op.sim()
             }

@@ -173,6 +173,210 @@ fn plain_submit_reports_finished_ops_as_completions() {
     close(w);
 }
 
+/// Counts the system calls an op's `perform` makes (epoll).
+struct Counted<T> {
+    op: T,
+    performs: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+// SAFETY: delegates to `op`, whose entry points into itself (it is a field).
+unsafe impl<T: OpCode> OpCode for Counted<T> {
+    fn uring_entry(&mut self) -> coil_arch::op::UringEntry {
+        self.op.uring_entry()
+    }
+    fn readiness(&self) -> coil_arch::op::Readiness {
+        self.op.readiness()
+    }
+    fn perform(&mut self) -> std::io::Result<usize> {
+        self.performs.set(self.performs.get() + 1);
+        self.op.perform()
+    }
+    fn drained(&self, n: usize) -> bool {
+        self.op.drained(n)
+    }
+}
+
+fn socketpair(kind: i32) -> (RawFd, RawFd) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a live 2-element array.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            kind | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0);
+    (fds[0], fds[1])
+}
+
+fn send_now(fd: RawFd, bytes: &[u8]) {
+    // SAFETY: bytes is a live slice.
+    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), 0) };
+    assert_eq!(n, bytes.len() as isize);
+}
+
+#[test]
+fn short_stream_read_skips_the_next_sure_eagain() {
+    // Under epoll a stream read that filled less than its room emptied the
+    // receive queue: the next read waits for an edge without a system call,
+    // and still completes when data arrives.
+    let mut d = driver(DriverKind::Epoll);
+    let (a, b) = socketpair(libc::SOCK_STREAM);
+    let performs = std::rc::Rc::new(std::cell::Cell::new(0));
+    let recv = |performs: &std::rc::Rc<std::cell::Cell<u32>>| {
+        Box::new(Counted {
+            op: coil_arch::op::Recv {
+                fd: a,
+                buf: Vec::with_capacity(64),
+            },
+            performs: performs.clone(),
+        })
+    };
+    // Registers the fd (the first attempt says EAGAIN), then data arrives.
+    let mut first = recv(&performs);
+    // SAFETY: each op lives (boxed, unmoved) until its result is known.
+    let sub = unsafe { d.submit_or_finish(1, ptr(&mut first)) }.unwrap();
+    assert_eq!(sub, Submitted::Queued);
+    send_now(b, b"hello");
+    assert_eq!(collect(&mut d, 1)[&1].result, 5);
+    // A short read, done at once: drained.
+    send_now(b, b"again");
+    d.park(Some(Duration::from_millis(5))).unwrap();
+    let mut second = recv(&performs);
+    // SAFETY: as above.
+    let sub = unsafe { d.submit_or_finish(2, ptr(&mut second)) }.unwrap();
+    // The event for "again" may or may not have been seen by the park; either
+    // way the read finishes now or at the next park.
+    let got2 = match sub {
+        Submitted::Done(n) => n,
+        Submitted::Queued => collect(&mut d, 1)[&2].result,
+    };
+    assert_eq!(got2, 5);
+    let before = performs.get();
+    let mut third = recv(&performs);
+    // SAFETY: as above.
+    let sub = unsafe { d.submit_or_finish(3, ptr(&mut third)) }.unwrap();
+    assert_eq!(sub, Submitted::Queued);
+    assert_eq!(
+        performs.get(),
+        before,
+        "a system call after a draining read"
+    );
+    send_now(b, b"more!");
+    assert_eq!(
+        collect(&mut d, 1)[&3].result,
+        5,
+        "the edge after the drain woke the read"
+    );
+    close(a);
+    close(b);
+}
+
+#[test]
+fn short_read_after_peer_hangup_does_not_wait_for_an_edge() {
+    // After the peer shut down its side, a short read is followed by EOF at
+    // once; no further edge will come, so the next read must not wait for
+    // one (it hung before the driver tracked hang-ups).
+    let recv = |fd: RawFd, room: usize| {
+        Box::new(coil_arch::op::Recv {
+            fd,
+            buf: Vec::with_capacity(room),
+        })
+    };
+    let finish = |d: &mut Driver, ud: u64, sub: Submitted| match sub {
+        Submitted::Done(n) => n,
+        Submitted::Queued => collect(d, 1)[&ud].result,
+    };
+    let mut d = driver(DriverKind::Epoll);
+    let (a, b) = socketpair(libc::SOCK_STREAM);
+    // r1 waits (registers the fd); the peer writes and hangs up.
+    let mut r1 = recv(a, 2);
+    // SAFETY: each op lives (boxed, unmoved) until its result is known.
+    let sub = unsafe { d.submit_or_finish(1, ptr(&mut r1)) }.unwrap();
+    assert_eq!(sub, Submitted::Queued);
+    send_now(b, b"abcdef");
+    // SAFETY: b is this test's socket.
+    assert_eq!(unsafe { libc::shutdown(b, libc::SHUT_WR) }, 0);
+    assert_eq!(collect(&mut d, 1)[&1].result, 2, "a full read (room 2)");
+    // A short read through the submit path, then EOF at once.
+    let mut r2 = recv(a, 64);
+    // SAFETY: as above.
+    let sub = unsafe { d.submit_or_finish(2, ptr(&mut r2)) }.unwrap();
+    assert_eq!(finish(&mut d, 2, sub), 4);
+    let mut r3 = recv(a, 64);
+    // SAFETY: as above.
+    let sub = unsafe { d.submit_or_finish(3, ptr(&mut r3)) }.unwrap();
+    assert_eq!(finish(&mut d, 3, sub), 0, "EOF");
+    d.release_fd(a); // as the op layer does before a number can be reused
+    close(a);
+    close(b);
+    // The retry path: a read waiting when data and the hang-up arrive.
+    let (a, b) = socketpair(libc::SOCK_STREAM);
+    let mut r4 = recv(a, 64);
+    // SAFETY: as above.
+    let sub = unsafe { d.submit_or_finish(4, ptr(&mut r4)) }.unwrap();
+    assert_eq!(sub, Submitted::Queued);
+    send_now(b, b"xyz");
+    // SAFETY: b is this test's socket.
+    assert_eq!(unsafe { libc::shutdown(b, libc::SHUT_WR) }, 0);
+    assert_eq!(collect(&mut d, 1)[&4].result, 3);
+    let mut r5 = recv(a, 64);
+    // SAFETY: as above.
+    let sub = unsafe { d.submit_or_finish(5, ptr(&mut r5)) }.unwrap();
+    assert_eq!(
+        finish(&mut d, 5, sub),
+        0,
+        "EOF after the retried short read"
+    );
+    close(a);
+    close(b);
+}
+
+#[test]
+fn short_datagram_does_not_hide_the_next_one() {
+    // A datagram shorter than the buffer says nothing about the queue: the
+    // second one, already waiting, must be read at once.
+    for kind in kinds() {
+        let mut d = driver(kind);
+        let (a, b) = socketpair(libc::SOCK_DGRAM);
+        let mut got = Vec::new();
+        for ud in [1u64, 2] {
+            let mut op = Box::new(coil_arch::op::RecvMsg::new(a, Vec::with_capacity(64)));
+            // SAFETY: `op` lives until its result is known below.
+            let sub = unsafe { d.submit_or_finish(ud, ptr(&mut op)) }.unwrap();
+            if ud == 1 {
+                // The first read waits (and registers the fd under epoll);
+                // both datagrams then arrive, with one edge between them.
+                assert_eq!(sub, Submitted::Queued, "{kind}");
+                send_now(b, b"one");
+                send_now(b, b"two!");
+            }
+            let n = match sub {
+                Submitted::Done(n) => n,
+                Submitted::Queued => {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        assert!(
+                            Instant::now() < deadline,
+                            "{kind}: datagram {ud} never came"
+                        );
+                        d.park(Some(Duration::from_millis(50))).unwrap();
+                        if let Some(c) = d.completions().find(|c| c.user_data == ud) {
+                            break c.result;
+                        }
+                    }
+                }
+            };
+            got.push(n);
+        }
+        assert_eq!(got, [3, 4], "{kind}");
+        close(a);
+        close(b);
+    }
+}
+
 #[test]
 fn cancel_pending_read_completes_once() {
     for kind in kinds() {

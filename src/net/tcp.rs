@@ -544,3 +544,29 @@ impl OwnedWriteHalf {
         shutdown(&self.fd, how)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coil_arch::OpCode;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri has no sockets")]
+    fn with_fd_delegates_every_opcode_method() {
+        // A method the wrapper forgot would fall back to the trait default:
+        // for `drained`, epoll would quietly pay a sure EAGAIN per read.
+        // SAFETY: a fresh socket this test owns (SharedFd closes it).
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        let op = WithFd {
+            op: kop::Recv {
+                fd,
+                buf: Vec::<u8>::with_capacity(64),
+            },
+            fd: SharedFd::new(fd),
+        };
+        assert!(op.drained(10), "a short stream read drains");
+        assert!(!op.drained(64) && !op.drained(0));
+        assert_eq!(op.readiness(), coil_arch::op::Readiness::Readable(fd));
+    }
+}

@@ -28,6 +28,13 @@
 //! 3. Every op submitted gets exactly one result: returned by `submit` when
 //!    it finished during the call, else one completion pushed after an event,
 //!    on cancel (`-ECANCELED`), or on release of its fd (`-ECANCELED`).
+//! 4. `not_readable`/`not_writable` are set only when the next attempt would
+//!    surely fail and a later change raises an edge: after `WouldBlock`, or
+//!    after a read the op calls drained (`OpCode::drained`: a short stream
+//!    read emptied the receive queue) on a registered fd whose peer has not
+//!    hung up (`read_final`: after a hang-up or error the next read ends at
+//!    once, and no edge would come to say so). An event clears them;
+//!    nothing else may, or an op could wait for an edge that already came.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -54,6 +61,10 @@ struct FdState {
     not_readable: bool,
     /// The last write attempt said EAGAIN and no writable event came since.
     not_writable: bool,
+    /// A peer hang-up or error was reported (`EPOLLRDHUP`, `EPOLLHUP`,
+    /// `EPOLLERR`): reads now end at once (EOF or the error) and no further
+    /// edge will announce that, so a short read no longer means "wait".
+    read_final: bool,
 }
 
 /// Hashes a `u64` key with one multiplication by 2⁶⁴/φ (Fibonacci hashing):
@@ -135,7 +146,19 @@ impl ReadyTable {
         if !known_blocked {
             match code.perform() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return Some(to_result(r)),
+                r => {
+                    if let Ok(n) = r
+                        && !write
+                        && code.drained(n)
+                        && let Some(st) = self.fds.get_mut(fd as usize).and_then(Option::as_mut)
+                        && !st.read_final
+                    {
+                        // A registered fd raises an edge on the next arrival
+                        // (invariant 4); an unregistered one is tried again.
+                        st.not_readable = true;
+                    }
+                    return Some(to_result(r));
+                }
             }
         }
         if self.state(fd).is_none() {
@@ -181,11 +204,20 @@ impl ReadyTable {
             return; // released since the event was queued
         };
         let err = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        if events & (libc::EPOLLRDHUP as u32 | err) != 0 {
+            state.read_final = true;
+        }
         if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | err) != 0 {
-            state.not_readable = retry(&mut state.readers, &mut self.where_is, pending);
+            let trust_drained = !state.read_final;
+            state.not_readable = retry(
+                &mut state.readers,
+                &mut self.where_is,
+                pending,
+                trust_drained,
+            );
         }
         if events & (libc::EPOLLOUT as u32 | err) != 0 {
-            state.not_writable = retry(&mut state.writers, &mut self.where_is, pending);
+            state.not_writable = retry(&mut state.writers, &mut self.where_is, pending, false);
         }
     }
 
@@ -243,23 +275,30 @@ impl ReadyTable {
     }
 }
 
-/// Retry the waiters in order; returns whether one answered `WouldBlock`
-/// (the fd is then known not ready in this direction until the next event).
+/// Retry the waiters in order; returns whether one answered `WouldBlock`, or
+/// (with `trust_drained`) finished with a read its op calls drained: the fd
+/// is then known not ready in this direction until the next event.
 fn retry(
     queue: &mut VecDeque<Waiter>,
     where_is: &mut WhereIs,
     pending: &mut Vec<Completion>,
+    trust_drained: bool,
 ) -> bool {
     while let Some(w) = queue.front_mut() {
         // SAFETY: queued ops are valid until their completion is pushed
         // (invariant 2); this is the only access.
-        let r = unsafe { w.op.0.as_mut() }.perform();
+        let op = unsafe { w.op.0.as_mut() };
+        let r = op.perform();
         if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
             return true;
         }
+        let drained = trust_drained && matches!(r, Ok(n) if op.drained(n));
         let w = queue.pop_front().expect("front exists");
         where_is.remove(&w.user_data);
         complete(pending, w.user_data, r);
+        if drained {
+            return true; // invariant 4: the next arrival raises an edge
+        }
     }
     false
 }

@@ -70,6 +70,18 @@ pub unsafe trait OpCode {
     /// epoll: run the system call now. `Ok(n)` becomes a completion with
     /// result `n`; an error other than `WouldBlock` becomes one with `-errno`.
     fn perform(&mut self) -> io::Result<usize>;
+    /// epoll: after `perform` returned `Ok(n)`, whether that shows the fd
+    /// has nothing more to give in the op's direction, so the driver skips
+    /// the next attempt (a sure `EAGAIN`) until an edge-triggered event
+    /// says something changed. True for a stream read that filled less than
+    /// the room it had: the kernel copies until the receive queue is empty,
+    /// and any later arrival raises a new edge (tokio's `poll_read` relies on
+    /// the same). Never true for datagrams, where a short message says
+    /// nothing about the next one. Default: false.
+    fn drained(&self, n: usize) -> bool {
+        let _ = n;
+        false
+    }
     /// The simulator ([`crate::sim`]): what this op asks for, in terms the
     /// in-memory network understands. `None` (the default): the simulator
     /// does not support it and `submit` fails with `Unsupported`.

@@ -277,7 +277,11 @@ unsafe impl OpCode for Connect {
     }
 }
 
-/// Receive into the spare capacity of `buf`.
+/// Receive into the spare capacity of `buf`, on a **stream** socket (TCP,
+/// Unix stream). Under epoll a read that fills less than its room is taken to
+/// have emptied the receive queue ([`OpCode::drained`]), so the next read
+/// waits for an event instead of trying a system call bound to fail; on a
+/// datagram socket that would be wrong (use [`RecvMsg`](super::RecvMsg)).
 #[derive(Debug)]
 pub struct Recv<B> {
     /// The socket.
@@ -308,6 +312,14 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
         // SAFETY: ptr/len describe writable memory owned by `buf`.
         let n = syscall!(unsafe { crate::sys::recv(self.fd, ptr, len, libc::MSG_DONTWAIT) })?;
         Ok(n as usize)
+    }
+
+    /// Stream sockets only (the op layer uses `Recv` for TCP and Unix
+    /// streams; datagrams go through `RecvMsg`): a read of `0 < n < room`
+    /// emptied the receive queue. `n == 0` is end of stream, which stays
+    /// readable.
+    fn drained(&self, n: usize) -> bool {
+        n > 0 && n < self.buf.bytes_total() - self.buf.bytes_init()
     }
 
     fn sim(&mut self) -> Option<SimOp<'_>> {
