@@ -15,10 +15,12 @@
 //!
 //! Storage: per-fd state lives in a `Vec` indexed by the fd number (the kernel
 //! hands out the lowest free numbers, so the table stays as dense as the
-//! process's fd table), and `where_is` is a `HashMap` with a one-multiply
-//! hasher ([`UserDataHasher`]): `user_data` values are distinct integers chosen
-//! by the op layer, not attacker input, and SipHash cost ~300 instructions per
-//! echoed request in W5 (callgrind) for nothing.
+//! process's fd table), and `where_is` ([`WhereIs`]) is an array indexed by
+//! the op layer's slot number (the low 32 bits of `user_data`), with a
+//! `HashMap` for other keys under a one-multiply hasher ([`UserDataHasher`]):
+//! `user_data` values are distinct integers chosen by the op layer, not
+//! attacker input, and SipHash cost ~300 instructions per echoed request in
+//! W5 (callgrind) for nothing.
 //!
 //! Invariants:
 //! 1. An op is in at most one queue, and `where_is` maps its `user_data` to
@@ -91,7 +93,60 @@ impl Hasher for UserDataHasher {
     }
 }
 
-type WhereIs = HashMap<u64, RawFd, BuildHasherDefault<UserDataHasher>>;
+/// `user_data` → the fd whose queue holds that op (only `cancel` needs it).
+///
+/// The op layer's keys are `generation << 32 | slot` with dense slot
+/// numbers, and at most one live op per slot, so `dense[slot]` holds the
+/// whole key and its fd: an insert and a remove are an index and a compare
+/// (the hashed map cost ~60 instructions per W5 request). Keys whose slot
+/// is beyond `DENSE_SLOTS`, or whose slot is taken by another live key (a
+/// caller of `coil-arch` may choose any keys), go to `sparse`.
+#[derive(Debug, Default)]
+struct WhereIs {
+    dense: Vec<(u64, RawFd)>,
+    sparse: HashMap<u64, RawFd, BuildHasherDefault<UserDataHasher>>,
+}
+
+/// Slots kept in `WhereIs::dense` (16 bytes each: at most 1 MiB).
+const DENSE_SLOTS: usize = 1 << 16;
+/// Marks a free dense entry; reserved, so never a submitted op's key.
+const NO_KEY: u64 = u64::MAX;
+
+impl WhereIs {
+    fn slot(user_data: u64) -> usize {
+        (user_data & 0xFFFF_FFFF) as usize
+    }
+
+    #[inline]
+    fn insert(&mut self, user_data: u64, fd: RawFd) {
+        debug_assert_ne!(user_data, NO_KEY);
+        let i = Self::slot(user_data);
+        if i < DENSE_SLOTS {
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, (NO_KEY, -1));
+            }
+            if self.dense[i].0 == NO_KEY {
+                self.dense[i] = (user_data, fd);
+                return;
+            }
+        }
+        self.sparse.insert(user_data, fd);
+    }
+
+    #[inline]
+    fn remove(&mut self, user_data: u64) -> Option<RawFd> {
+        if let Some(e) = self.dense.get_mut(Self::slot(user_data))
+            && e.0 == user_data
+        {
+            e.0 = NO_KEY;
+            return Some(e.1);
+        }
+        if self.sparse.is_empty() {
+            return None;
+        }
+        self.sparse.remove(&user_data)
+    }
+}
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -224,7 +279,7 @@ impl ReadyTable {
     /// Cancel a waiting op: it completes with `-ECANCELED`. Ops not waiting
     /// (finished, or never seen) are ignored.
     pub(crate) fn cancel(&mut self, user_data: u64, pending: &mut Vec<Completion>) {
-        let Some(fd) = self.where_is.remove(&user_data) else {
+        let Some(fd) = self.where_is.remove(user_data) else {
             return;
         };
         if let Some(state) = self.fds.get_mut(fd as usize).and_then(Option::as_mut) {
@@ -255,7 +310,7 @@ impl ReadyTable {
             libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut())
         });
         for w in state.readers.into_iter().chain(state.writers) {
-            self.where_is.remove(&w.user_data);
+            self.where_is.remove(w.user_data);
             complete(
                 pending,
                 w.user_data,
@@ -294,11 +349,56 @@ fn retry(
         }
         let drained = trust_drained && matches!(r, Ok(n) if op.drained(n));
         let w = queue.pop_front().expect("front exists");
-        where_is.remove(&w.user_data);
+        where_is.remove(w.user_data);
         complete(pending, w.user_data, r);
         if drained {
             return true; // invariant 4: the next arrival raises an edge
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn where_is_matches_a_map_for_any_keys() {
+        // Dense slots, a second live key on a taken slot (another
+        // generation), slots past the dense range, removes of absent keys and
+        // reuse of freed slots, against a plain HashMap.
+        let mut w = WhereIs::default();
+        let mut model = HashMap::new();
+        let gen_ = |g: u64, slot: u64| (g << 32) | slot;
+        let keys = [
+            gen_(0, 0),
+            gen_(0, 7),
+            gen_(1, 7), // same slot as the one before, both live
+            gen_(0, DENSE_SLOTS as u64),
+            gen_(3, u64::from(u32::MAX)),
+            gen_(2, 5),
+        ];
+        for (i, &k) in keys.iter().enumerate() {
+            w.insert(k, i as RawFd);
+            model.insert(k, i as RawFd);
+        }
+        assert_eq!(
+            w.remove(gen_(9, 7)),
+            None,
+            "another generation of a live slot"
+        );
+        assert_eq!(w.remove(gen_(0, 123)), None, "never inserted");
+        for &k in &[keys[1], keys[2], keys[3], keys[4]] {
+            assert_eq!(w.remove(k), model.remove(&k), "key {k:#x}");
+            assert_eq!(w.remove(k), None, "removed twice: {k:#x}");
+        }
+        // Slot 7 is free again: a new generation takes the dense entry.
+        w.insert(gen_(4, 7), 40);
+        model.insert(gen_(4, 7), 40);
+        for (k, fd) in model.drain() {
+            assert_eq!(w.remove(k), Some(fd), "key {k:#x}");
+        }
+        assert!(w.sparse.is_empty());
+        assert!(w.dense.iter().all(|e| e.0 == NO_KEY));
+    }
 }
