@@ -272,7 +272,9 @@ impl ReadyTable {
             );
         }
         if events & (libc::EPOLLOUT as u32 | err) != 0 {
-            state.not_writable = retry(&mut state.writers, &mut self.where_is, pending, false);
+            // Most events carry EPOLLOUT with no writer waiting: skip the call.
+            state.not_writable = !state.writers.is_empty()
+                && retry(&mut state.writers, &mut self.where_is, pending, false);
         }
     }
 
