@@ -85,7 +85,9 @@
 //! `(user_data, result, flags)` exactly once per submitted op, also after
 //! [`Driver::cancel`]. io_uring queues the entry and submits at the next park; epoll tries
 //! the syscall at once and otherwise waits for an edge-triggered event (`epoll/ready.rs`).
-//! The high `user_data` values are reserved for the driver's own use (`token` module).
+//! [`Driver::submit_or_finish`] is the same contract except that an op finished during
+//! the call (epoll only) is answered at once ([`Submitted::Done`]) and gets no
+//! completion. The high `user_data` values are reserved for the driver's own use (`token` module).
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("coil-arch supports Linux only: its backends are io_uring and epoll.");
