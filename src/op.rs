@@ -340,6 +340,7 @@ fn driver_leaked() -> bool {
 impl<T: Operation> Future for Op<T> {
     type Output = T::Output;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
         crate::rt::with_core(|core| {
