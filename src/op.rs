@@ -49,6 +49,8 @@ use std::task::{Context, Poll, Waker};
 
 use coil_arch::{Completion, OpCode};
 
+use crate::rt::budget;
+
 /// An operation as the op layer sees it: the kernel-facing part, plus how to
 /// turn the completion into the future's output.
 pub(crate) trait Operation: OpCode + Sized + 'static {
@@ -157,38 +159,6 @@ impl OpTable {
     /// Ops submitted and not yet completed (waiting or orphaned).
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
-    }
-
-    /// The key the next [`OpTable::insert`] will return: the driver is handed
-    /// this key first, and the slot is only taken if the op stays in flight
-    /// (an op the driver finished during the submit never touches the table).
-    #[inline]
-    fn next_key(&self) -> u64 {
-        match self.free.last() {
-            Some(&i) => (u64::from(self.slots[i as usize].generation) << 32) | u64::from(i),
-            None => self.slots.len() as u64,
-        }
-    }
-
-    /// Take the slot `next_key` named (`user_data`), waiting with `waker`.
-    #[inline]
-    fn insert(&mut self, user_data: u64, waker: Waker) {
-        let (index, _) = split(user_data);
-        if index == self.slots.len() {
-            self.slots.push(Slot {
-                generation: 0,
-                state: SlotState::Waiting(Some(waker)),
-            });
-        } else {
-            let popped = self.free.pop();
-            debug_assert_eq!(
-                popped,
-                Some(index as u32),
-                "the op table changed since next_key"
-            );
-            self.slots[index].state = SlotState::Waiting(Some(waker));
-        }
-        self.in_flight += 1;
     }
 
     #[inline]
@@ -362,12 +332,10 @@ impl<T: Operation> Future for Op<T> {
             };
             match this.key {
                 None => {
-                    // Coop budget (rt/budget.rs): a driver that finishes ops
-                    // during the submit (epoll, when the socket is ready) would
+                    // Coop budget (rule 4): a driver that finishes ops during
+                    // the submit (epoll, when the socket is ready) would
                     // otherwise let a task loop on ready I/O forever.
-                    let budget = core.budget.get();
-                    if budget == 0 {
-                        cx.waker().wake_by_ref();
+                    if budget::spent(core, cx) {
                         return Poll::Pending;
                     }
                     let op = this.op.as_mut().expect("Op polled after completion");
@@ -380,7 +348,7 @@ impl<T: Operation> Future for Op<T> {
                             Poll::Pending
                         }
                         Ok(SubmitOutcome::Done(res)) => {
-                            core.budget.set(budget - 1);
+                            budget::take(core);
                             Poll::Ready(op_box(this).complete(io_result(res)))
                         }
                         Err(e) => Poll::Ready(op_box(this).complete(Err(e))),
@@ -430,18 +398,39 @@ impl<T: Operation> Drop for Op<T> {
 pub(crate) type OrphanBox = Box<dyn Orphan>;
 
 impl OpTable {
-    /// Submit bookkeeping for the core: the key to submit under (nothing is
-    /// recorded yet).
+    /// Submit bookkeeping for the core: the key to submit under. Nothing is
+    /// recorded yet: the slot is taken (`insert_waiting`) only if the op stays
+    /// in flight, so an op the driver finished during the submit never touches
+    /// the table.
     #[inline]
     pub(crate) fn key_for_submit(&self) -> u64 {
-        self.next_key()
+        match self.free.last() {
+            Some(&i) => (u64::from(self.slots[i as usize].generation) << 32) | u64::from(i),
+            None => self.slots.len() as u64,
+        }
     }
 
-    /// The driver queued the op under `key_for_submit()`'s key: record it as
-    /// waiting for `waker`.
+    /// The driver queued the op under `key_for_submit()`'s key: take that
+    /// slot, waiting for `waker`.
     #[inline]
     pub(crate) fn insert_waiting(&mut self, user_data: u64, waker: &Waker) {
-        self.insert(user_data, waker.clone());
+        let (index, _) = split(user_data);
+        let state = SlotState::Waiting(Some(waker.clone()));
+        if index == self.slots.len() {
+            self.slots.push(Slot {
+                generation: 0,
+                state,
+            });
+        } else {
+            let popped = self.free.pop();
+            debug_assert_eq!(
+                popped,
+                Some(index as u32),
+                "the op table changed since key_for_submit"
+            );
+            self.slots[index].state = state;
+        }
+        self.in_flight += 1;
     }
 
     /// The future polls.

@@ -51,6 +51,15 @@ fn collect(d: &mut Driver, n: usize) -> HashMap<u64, Completion> {
     got
 }
 
+/// The raw result of an op `submit_or_finish` answered `sub` for: at once if
+/// it is `Done`, else its completion (parking until it comes, or failing).
+fn finish(d: &mut Driver, user_data: u64, sub: Submitted) -> i32 {
+    match sub {
+        Submitted::Done(n) => n,
+        Submitted::Queued => collect(d, 1)[&user_data].result,
+    }
+}
+
 fn kinds() -> [DriverKind; 2] {
     [DriverKind::Uring, DriverKind::Epoll]
 }
@@ -249,11 +258,7 @@ fn short_stream_read_skips_the_next_sure_eagain() {
     let sub = unsafe { d.submit_or_finish(2, ptr(&mut second)) }.unwrap();
     // The event for "again" may or may not have been seen by the park; either
     // way the read finishes now or at the next park.
-    let got2 = match sub {
-        Submitted::Done(n) => n,
-        Submitted::Queued => collect(&mut d, 1)[&2].result,
-    };
-    assert_eq!(got2, 5);
+    assert_eq!(finish(&mut d, 2, sub), 5);
     let before = performs.get();
     let mut third = recv(&performs);
     // SAFETY: as above.
@@ -284,10 +289,6 @@ fn short_read_after_peer_hangup_does_not_wait_for_an_edge() {
             fd,
             buf: Vec::with_capacity(room),
         })
-    };
-    let finish = |d: &mut Driver, ud: u64, sub: Submitted| match sub {
-        Submitted::Done(n) => n,
-        Submitted::Queued => collect(d, 1)[&ud].result,
     };
     let mut d = driver(DriverKind::Epoll);
     let (a, b) = socketpair(libc::SOCK_STREAM);
@@ -353,22 +354,7 @@ fn short_datagram_does_not_hide_the_next_one() {
                 send_now(b, b"one");
                 send_now(b, b"two!");
             }
-            let n = match sub {
-                Submitted::Done(n) => n,
-                Submitted::Queued => {
-                    let deadline = Instant::now() + Duration::from_secs(10);
-                    loop {
-                        assert!(
-                            Instant::now() < deadline,
-                            "{kind}: datagram {ud} never came"
-                        );
-                        d.park(Some(Duration::from_millis(50))).unwrap();
-                        if let Some(c) = d.completions().find(|c| c.user_data == ud) {
-                            break c.result;
-                        }
-                    }
-                }
-            };
+            let n = finish(&mut d, ud, sub);
             got.push(n);
         }
         assert_eq!(got, [3, 4], "{kind}");

@@ -10,6 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::core::Core;
+
 /// Units per task poll (tokio uses the same figure).
 pub(crate) const BUDGET: u32 = 128;
 
@@ -43,16 +45,34 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Coop> {
     super::with_core(|core| match core {
         None => Poll::Ready(Coop { taken: false }),
         Some(core) => {
-            let left = core.budget.get();
-            if left == 0 {
-                cx.waker().wake_by_ref();
+            if spent(core, cx) {
                 Poll::Pending
             } else {
-                core.budget.set(left - 1);
+                take(core);
                 Poll::Ready(Coop { taken: true })
             }
         }
     })
+}
+
+/// The check of [`poll_proceed`] for a leaf that already holds the core and
+/// takes its unit only once it knows it is ready (`Op`: an op the driver
+/// finished during the submit): `true`, after waking the task, if the budget
+/// is spent and the leaf must answer `Pending`.
+#[inline]
+pub(crate) fn spent(core: &Core, cx: &Context<'_>) -> bool {
+    if core.budget.get() == 0 {
+        cx.waker().wake_by_ref();
+        true
+    } else {
+        false
+    }
+}
+
+/// Take one unit; the caller saw [`spent`] answer `false` in this poll.
+#[inline]
+pub(crate) fn take(core: &Core) {
+    core.budget.set(core.budget.get() - 1);
 }
 
 /// Takes one unit of the task's budget, yielding to the loop if it is spent.
