@@ -103,6 +103,36 @@ driver_test! {
         });
     }
 
+    fn from_std_adopts_streams_and_listeners(rt) {
+        rt.block_on(async {
+            let dir = TempDir::new("from-std");
+            let path = dir.path("s");
+            let l = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path).unwrap()).unwrap();
+            // A blocking std client: its connect completes against the backlog.
+            let std_client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            let (s, _) = l.accept().await.unwrap();
+            let c = UnixStream::from_std(std_client).unwrap();
+            let BufResult(r, _) = c.write_all(&b"adopted"[..]).await;
+            r.unwrap();
+            let BufResult(r, buf) = s.read_exact(Vec::with_capacity(7)).await;
+            r.unwrap();
+            assert_eq!(buf, b"adopted");
+            // The adopted fd's blocking mode is what the driver needs: a read
+            // with nothing to read waits (and a timeout ends it) instead of
+            // blocking the loop's thread or failing with EAGAIN.
+            let waited = timeout(Duration::from_millis(20), c.read(Vec::with_capacity(4))).await;
+            assert!(waited.is_err(), "nothing was sent, the read must still be waiting");
+            // The pair from std works too.
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let (a, b) = (UnixStream::from_std(a).unwrap(), UnixStream::from_std(b).unwrap());
+            let BufResult(r, _) = a.write_all(&b"pair"[..]).await;
+            r.unwrap();
+            let BufResult(r, buf) = b.read_exact(Vec::with_capacity(4)).await;
+            r.unwrap();
+            assert_eq!(buf, b"pair");
+        });
+    }
+
     fn abstract_address(rt) {
         rt.block_on(async {
             let name = format!("coil-test-abstract-{}-{:?}", std::process::id(), std::thread::current().id());

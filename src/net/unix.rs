@@ -224,6 +224,20 @@ impl UnixListener {
         Ok(UnixListener { fd })
     }
 
+    /// Adopts a listener made with the standard library (its blocking mode is
+    /// set to what the loop's driver needs), like [`TcpListener::from_std`].
+    ///
+    /// [`TcpListener::from_std`]: crate::net::TcpListener::from_std
+    ///
+    /// # Errors
+    ///
+    /// Outside a running loop, or if `fcntl` fails.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        let fd = SharedFd::new(std::os::fd::IntoRawFd::into_raw_fd(listener));
+        socket::adopt(fd.raw())?;
+        Ok(UnixListener { fd })
+    }
+
     /// Waits for a connection; returns the stream and the peer's address
     /// (usually unnamed: clients rarely bind).
     ///
@@ -327,6 +341,21 @@ impl UnixStream {
         let mut op = kop::Connect::new(fd.raw(), std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         op.addr = a;
         Op::new(WithFd { op, fd: fd.clone() }).await?;
+        Ok(UnixStream { fd })
+    }
+
+    /// Adopts a connected stream made with the standard library (its blocking
+    /// mode is set to what the loop's driver needs), like
+    /// [`TcpStream::from_std`].
+    ///
+    /// [`TcpStream::from_std`]: crate::net::TcpStream::from_std
+    ///
+    /// # Errors
+    ///
+    /// Outside a running loop, or if `fcntl` fails.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        let fd = SharedFd::new(std::os::fd::IntoRawFd::into_raw_fd(stream));
+        socket::adopt(fd.raw())?;
         Ok(UnixStream { fd })
     }
 
