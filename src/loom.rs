@@ -27,7 +27,8 @@
 //!   the loop re-checks its flags after every return, so the model's park,
 //!   which returns only when unparked, covers the worst case.
 //!
-//! How the eventfd backends meet U1–U2 is argued in `arch/src/unpark.rs`.
+//! How the eventfd backends meet U1–U2 is argued in `arch/src/unpark.rs`, and
+//! checked there by a loom model of its latch (`unpark::loom_model`).
 
 #[cfg(loom)]
 pub(crate) use ::loom::sync::atomic::*;
