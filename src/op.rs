@@ -339,7 +339,7 @@ impl<T: Operation> Future for Op<T> {
                         return Poll::Pending;
                     }
                     let op = this.op.as_mut().expect("Op polled after completion");
-                    let ptr = NonNull::from(&mut **op as &mut dyn OpCode);
+                    let ptr = NonNull::from(&mut **op);
                     // SAFETY: rule 1: the box stays where it is, owned by this
                     // future or by the op table, until the completion.
                     match unsafe { core.submit_op(ptr, cx.waker()) } {

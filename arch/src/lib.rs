@@ -544,8 +544,9 @@ impl Driver {
         user_data: u64,
         op: std::ptr::NonNull<dyn OpCode>,
     ) -> io::Result<()> {
-        // SAFETY: forwarded from the caller.
-        if let Submitted::Done(result) = unsafe { self.submit_or_finish(user_data, op)? } {
+        // SAFETY: forwarded from the caller; both pointers are `op`.
+        if let Submitted::Done(result) = unsafe { self.submit_inner(user_data, op, op::OpPtr(op))? }
+        {
             self.completed.push(Completion {
                 user_data,
                 result,
@@ -574,11 +575,34 @@ impl Driver {
     ///
     /// As [`Driver::submit`] when the answer is `Ok(Submitted::Queued)`;
     /// nothing more once it is `Done`.
+    ///
+    /// It takes the op's own type, not `dyn OpCode`, so that the calls the
+    /// submit makes into the op (`uring_entry`; `readiness`, `perform` and
+    /// `drained`) are direct and can be inlined; the driver keeps a
+    /// `dyn OpCode` pointer only for ops it queues.
     #[inline]
-    pub unsafe fn submit_or_finish(
+    pub unsafe fn submit_or_finish<C: OpCode + 'static>(
         &mut self,
         user_data: u64,
-        op: std::ptr::NonNull<dyn OpCode>,
+        op: std::ptr::NonNull<C>,
+    ) -> io::Result<Submitted> {
+        // SAFETY: forwarded from the caller; both pointers are `op`.
+        unsafe { self.submit_inner(user_data, op, op::OpPtr(op)) }
+    }
+
+    /// `submit_or_finish` for any op pointer: `code` is used for the calls
+    /// made during the submit, `erased` (the same op) is what the driver keeps.
+    ///
+    /// # Safety
+    ///
+    /// As [`Driver::submit_or_finish`], and `code` and `erased` point to the
+    /// same op.
+    #[inline]
+    unsafe fn submit_inner<C: OpCode + ?Sized>(
+        &mut self,
+        user_data: u64,
+        code: std::ptr::NonNull<C>,
+        erased: op::OpPtr,
     ) -> io::Result<Submitted> {
         if user_data >= token::RESERVED_MIN {
             return Err(io::Error::new(
@@ -586,15 +610,14 @@ impl Driver {
                 "user_data values from u64::MAX - 255 up are reserved for the driver",
             ));
         }
-        let op = op::OpPtr(op);
         match &mut self.inner {
             #[cfg(not(miri))]
             // SAFETY: forwarded from the caller.
-            Inner::Uring(d) => unsafe { d.submit(user_data, op) }.map(|()| Submitted::Queued),
+            Inner::Uring(d) => unsafe { d.submit(user_data, code) }.map(|()| Submitted::Queued),
             // SAFETY: forwarded from the caller.
-            Inner::Epoll(d) => unsafe { d.submit(user_data, op) },
+            Inner::Epoll(d) => unsafe { d.submit(user_data, code, erased) },
             // SAFETY: forwarded from the caller.
-            Inner::Sim(d) => unsafe { d.submit(user_data, op) }.map(|()| Submitted::Queued),
+            Inner::Sim(d) => unsafe { d.submit(user_data, erased) }.map(|()| Submitted::Queued),
         }
     }
 

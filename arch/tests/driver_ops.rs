@@ -109,7 +109,7 @@ fn submit_or_finish_hands_back_ops_that_did_not_wait() {
             offset: CURRENT_POSITION,
         });
         // SAFETY: `wop` lives (boxed, unmoved) until its result is known below.
-        let sub = unsafe { d.submit_or_finish(1, ptr(&mut wop)) }.unwrap();
+        let sub = unsafe { d.submit_or_finish(1, NonNull::from(&mut *wop)) }.unwrap();
         let got = match (kind, sub) {
             (DriverKind::Epoll, Submitted::Done(n)) => {
                 assert_eq!(n, 5);
@@ -136,7 +136,7 @@ fn submit_or_finish_hands_back_ops_that_did_not_wait() {
             offset: CURRENT_POSITION,
         });
         // SAFETY: as above.
-        let sub = unsafe { d.submit_or_finish(2, ptr(&mut rop)) }.unwrap();
+        let sub = unsafe { d.submit_or_finish(2, NonNull::from(&mut *rop)) }.unwrap();
         match (kind, sub) {
             (DriverKind::Epoll, Submitted::Done(5)) => {}
             (DriverKind::Uring, Submitted::Queued) => assert_eq!(collect(&mut d, 1)[&2].result, 5),
@@ -148,7 +148,7 @@ fn submit_or_finish_hands_back_ops_that_did_not_wait() {
             offset: CURRENT_POSITION,
         });
         // SAFETY: `rop2` lives until its completion is collected below.
-        let sub = unsafe { d.submit_or_finish(3, ptr(&mut rop2)) }.unwrap();
+        let sub = unsafe { d.submit_or_finish(3, NonNull::from(&mut *rop2)) }.unwrap();
         assert_eq!(
             sub,
             Submitted::Queued,
@@ -246,7 +246,7 @@ fn short_stream_read_skips_the_next_sure_eagain() {
     // Registers the fd (the first attempt says EAGAIN), then data arrives.
     let mut first = recv(&performs);
     // SAFETY: each op lives (boxed, unmoved) until its result is known.
-    let sub = unsafe { d.submit_or_finish(1, ptr(&mut first)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(1, NonNull::from(&mut *first)) }.unwrap();
     assert_eq!(sub, Submitted::Queued);
     send_now(b, b"hello");
     assert_eq!(collect(&mut d, 1)[&1].result, 5);
@@ -255,14 +255,14 @@ fn short_stream_read_skips_the_next_sure_eagain() {
     d.park(Some(Duration::from_millis(5))).unwrap();
     let mut second = recv(&performs);
     // SAFETY: as above.
-    let sub = unsafe { d.submit_or_finish(2, ptr(&mut second)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(2, NonNull::from(&mut *second)) }.unwrap();
     // The event for "again" may or may not have been seen by the park; either
     // way the read finishes now or at the next park.
     assert_eq!(finish(&mut d, 2, sub), 5);
     let before = performs.get();
     let mut third = recv(&performs);
     // SAFETY: as above.
-    let sub = unsafe { d.submit_or_finish(3, ptr(&mut third)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(3, NonNull::from(&mut *third)) }.unwrap();
     assert_eq!(sub, Submitted::Queued);
     assert_eq!(
         performs.get(),
@@ -295,7 +295,7 @@ fn short_read_after_peer_hangup_does_not_wait_for_an_edge() {
     // r1 waits (registers the fd); the peer writes and hangs up.
     let mut r1 = recv(a, 2);
     // SAFETY: each op lives (boxed, unmoved) until its result is known.
-    let sub = unsafe { d.submit_or_finish(1, ptr(&mut r1)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(1, NonNull::from(&mut *r1)) }.unwrap();
     assert_eq!(sub, Submitted::Queued);
     send_now(b, b"abcdef");
     // SAFETY: b is this test's socket.
@@ -304,11 +304,11 @@ fn short_read_after_peer_hangup_does_not_wait_for_an_edge() {
     // A short read through the submit path, then EOF at once.
     let mut r2 = recv(a, 64);
     // SAFETY: as above.
-    let sub = unsafe { d.submit_or_finish(2, ptr(&mut r2)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(2, NonNull::from(&mut *r2)) }.unwrap();
     assert_eq!(finish(&mut d, 2, sub), 4);
     let mut r3 = recv(a, 64);
     // SAFETY: as above.
-    let sub = unsafe { d.submit_or_finish(3, ptr(&mut r3)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(3, NonNull::from(&mut *r3)) }.unwrap();
     assert_eq!(finish(&mut d, 3, sub), 0, "EOF");
     d.release_fd(a); // as the op layer does before a number can be reused
     close(a);
@@ -317,7 +317,7 @@ fn short_read_after_peer_hangup_does_not_wait_for_an_edge() {
     let (a, b) = socketpair(libc::SOCK_STREAM);
     let mut r4 = recv(a, 64);
     // SAFETY: as above.
-    let sub = unsafe { d.submit_or_finish(4, ptr(&mut r4)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(4, NonNull::from(&mut *r4)) }.unwrap();
     assert_eq!(sub, Submitted::Queued);
     send_now(b, b"xyz");
     // SAFETY: b is this test's socket.
@@ -325,7 +325,7 @@ fn short_read_after_peer_hangup_does_not_wait_for_an_edge() {
     assert_eq!(collect(&mut d, 1)[&4].result, 3);
     let mut r5 = recv(a, 64);
     // SAFETY: as above.
-    let sub = unsafe { d.submit_or_finish(5, ptr(&mut r5)) }.unwrap();
+    let sub = unsafe { d.submit_or_finish(5, NonNull::from(&mut *r5)) }.unwrap();
     assert_eq!(
         finish(&mut d, 5, sub),
         0,
@@ -346,7 +346,7 @@ fn short_datagram_does_not_hide_the_next_one() {
         for ud in [1u64, 2] {
             let mut op = Box::new(coil_arch::op::RecvMsg::new(a, Vec::with_capacity(64)));
             // SAFETY: `op` lives until its result is known below.
-            let sub = unsafe { d.submit_or_finish(ud, ptr(&mut op)) }.unwrap();
+            let sub = unsafe { d.submit_or_finish(ud, NonNull::from(&mut *op)) }.unwrap();
             if ud == 1 {
                 // The first read waits (and registers the fd under epoll);
                 // both datagrams then arrive, with one edge between them.

@@ -457,9 +457,9 @@ impl Core {
     /// As `Driver::submit`: `op` stays valid and unmoved until its completion
     /// is dispatched (op.rs rule 1) when the answer is `Queued`.
     #[inline]
-    pub(crate) unsafe fn submit_op(
+    pub(crate) unsafe fn submit_op<C: OpCode + 'static>(
         &self,
-        op: NonNull<dyn OpCode>,
+        op: NonNull<C>,
         waker: &Waker,
     ) -> io::Result<SubmitOutcome> {
         let mut driver = self.driver.borrow_mut();

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Submitted;
-use crate::op::{Completion, OpPtr};
+use std::ptr::NonNull;
+
+use crate::op::{Completion, OpCode, OpPtr};
 use crate::sys::{Blocking, EventFd, syscall};
 
 mod ready;
@@ -118,11 +120,22 @@ impl EpollDriver {
     /// # Safety
     ///
     /// As `Driver::submit`.
-    pub(crate) unsafe fn submit(&mut self, user_data: u64, op: OpPtr) -> io::Result<Submitted> {
+    #[inline]
+    pub(crate) unsafe fn submit<C: OpCode + ?Sized>(
+        &mut self,
+        user_data: u64,
+        code: NonNull<C>,
+        erased: OpPtr,
+    ) -> io::Result<Submitted> {
         // SAFETY: forwarded from the caller.
         let done = unsafe {
-            self.table
-                .submit(self.epfd.as_raw_fd(), user_data, op, &mut self.pending)
+            self.table.submit(
+                self.epfd.as_raw_fd(),
+                user_data,
+                code,
+                erased,
+                &mut self.pending,
+            )
         };
         Ok(done.map_or(Submitted::Queued, Submitted::Done))
     }

@@ -43,7 +43,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::op::{Completion, OpPtr, Readiness, to_result};
+use std::ptr::NonNull;
+
+use crate::op::{Completion, OpCode, OpPtr, Readiness, to_result};
 use crate::sys::syscall;
 
 /// Interest for op fds: both directions, edge-triggered, and peer hang-up.
@@ -170,18 +172,24 @@ impl ReadyTable {
     /// `op`); `None` if it waits for readiness (its completion is pushed
     /// later).
     ///
+    /// `code` is used for the calls made now (statically dispatched when the
+    /// caller knows the op's type); `op` is the same op, kept if it waits.
+    ///
     /// # Safety
     ///
-    /// `op` stays valid and in place until its completion is pushed.
-    pub(crate) unsafe fn submit(
+    /// `op` stays valid and in place until its completion is pushed, and
+    /// `code` points to the same op.
+    #[inline]
+    pub(crate) unsafe fn submit<C: OpCode + ?Sized>(
         &mut self,
         epfd: RawFd,
         user_data: u64,
-        mut op: OpPtr,
+        mut code: NonNull<C>,
+        op: OpPtr,
         pending: &mut Vec<Completion>,
     ) -> Option<i32> {
         // SAFETY: valid per the caller's promise; nobody else uses it now.
-        let code = unsafe { op.0.as_mut() };
+        let code = unsafe { code.as_mut() };
         let (fd, write) = match code.readiness() {
             Readiness::Immediate => return Some(to_result(code.perform())),
             Readiness::Close(fd) => {

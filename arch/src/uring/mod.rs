@@ -46,7 +46,7 @@ use std::time::Duration;
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{IoUring, opcode, squeue, types};
 
-use crate::op::{Completion, OpPtr};
+use crate::op::{Completion, OpCode};
 use crate::sys::{Blocking, EventFd};
 use crate::unpark::{Shared, Unparker};
 use crate::{Config, StartError, token};
@@ -195,9 +195,13 @@ impl UringDriver {
     /// The op must stay valid and in place until its completion is reaped
     /// (the contract of `Driver::submit`).
     #[inline]
-    pub(crate) unsafe fn submit(&mut self, user_data: u64, mut op: OpPtr) -> io::Result<()> {
+    pub(crate) unsafe fn submit<C: OpCode + ?Sized>(
+        &mut self,
+        user_data: u64,
+        mut op: NonNull<C>,
+    ) -> io::Result<()> {
         // SAFETY: the caller keeps the op alive and unaliased (Driver::submit).
-        let entry = unsafe { op.0.as_mut() }.uring_entry().user_data(user_data);
+        let entry = unsafe { op.as_mut() }.uring_entry().user_data(user_data);
         // SAFETY: every pointer in the entry points into the op (OpCode contract),
         // which lives until its CQE is reaped (caller's promise, invariant 1).
         unsafe { self.push(&entry) }
