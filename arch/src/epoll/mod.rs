@@ -16,12 +16,11 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::Submitted;
-use std::ptr::NonNull;
-
 use crate::op::{Completion, OpCode, OpPtr};
 use crate::sys::{Blocking, EventFd, syscall};
 

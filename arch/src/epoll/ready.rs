@@ -42,7 +42,6 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::RawFd;
-
 use std::ptr::NonNull;
 
 use crate::op::{Completion, OpCode, OpPtr, Readiness, to_result};
