@@ -5,6 +5,7 @@
 mod support;
 
 use std::net::Shutdown;
+use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -104,25 +105,43 @@ driver_test! {
     }
 
     fn from_std_adopts_streams_and_listeners(rt) {
-        rt.block_on(async {
+        // Every std socket starts in the mode this driver does *not* use
+        // (non-blocking under io_uring, blocking under epoll), so adopting
+        // must change it: under io_uring a non-blocking socket makes ops fail
+        // with EAGAIN, under epoll a blocking one stalls the loop's thread.
+        let uring = rt.driver().kind() == coil::runtime::DriverKind::Uring;
+        let nonblocking = |fd: i32| {
+            // SAFETY: F_GETFL on an fd the test owns.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            assert!(flags >= 0);
+            flags & libc::O_NONBLOCK != 0
+        };
+        rt.block_on(async move {
             let dir = TempDir::new("from-std");
             let path = dir.path("s");
-            let l = UnixListener::from_std(std::os::unix::net::UnixListener::bind(&path).unwrap()).unwrap();
-            // A blocking std client: its connect completes against the backlog.
+            let std_l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            std_l.set_nonblocking(uring).unwrap();
+            let l = UnixListener::from_std(std_l).unwrap();
+            assert_eq!(nonblocking(l.as_raw_fd()), !uring);
+            // Nobody connects yet: the accept waits (and the timeout ends it).
+            let waited = timeout(Duration::from_millis(20), l.accept()).await;
+            assert!(waited.is_err(), "no client yet, the accept must still be waiting: {waited:?}");
+            // A std client: its connect completes against the backlog.
             let std_client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            std_client.set_nonblocking(uring).unwrap();
             let (s, _) = l.accept().await.unwrap();
             let c = UnixStream::from_std(std_client).unwrap();
+            assert_eq!(nonblocking(c.as_raw_fd()), !uring);
             let BufResult(r, _) = c.write_all(&b"adopted"[..]).await;
             r.unwrap();
             let BufResult(r, buf) = s.read_exact(Vec::with_capacity(7)).await;
             r.unwrap();
             assert_eq!(buf, b"adopted");
-            // The adopted fd's blocking mode is what the driver needs: a read
-            // with nothing to read waits (and a timeout ends it) instead of
-            // blocking the loop's thread or failing with EAGAIN.
+            // Nothing was sent back: the read waits instead of failing with
+            // EAGAIN or blocking the thread.
             let waited = timeout(Duration::from_millis(20), c.read(Vec::with_capacity(4))).await;
             assert!(waited.is_err(), "nothing was sent, the read must still be waiting");
-            // The pair from std works too.
+            // A pair from std works too.
             let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
             let (a, b) = (UnixStream::from_std(a).unwrap(), UnixStream::from_std(b).unwrap());
             let BufResult(r, _) = a.write_all(&b"pair"[..]).await;

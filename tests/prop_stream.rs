@@ -12,7 +12,18 @@ use coil::runtime::DriverChoice;
 use proptest::prelude::*;
 use stream_program::{Kind, run};
 
+/// A read that must end but does not fails after `MUST_END` (10 s); every
+/// shrinking step that still fails costs as much, so shrinking is bounded.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        max_shrink_time: 60_000,
+        ..ProptestConfig::default()
+    }
+}
+
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     #[cfg_attr(miri, ignore = "Miri cannot run io_uring")]
     fn uring_unix(program in prop::collection::vec(any::<u8>(), 0..256)) {

@@ -567,6 +567,11 @@ impl Driver {
     /// through the run queue for I/O that did not have to wait, as tokio's
     /// readiness model does.
     ///
+    /// It takes the op's own type, not `dyn OpCode` as [`Driver::submit`]
+    /// does, so that the calls the submit makes into the op (`uring_entry`;
+    /// `readiness`, `perform` and `drained`) are direct and can be inlined;
+    /// the driver keeps a `dyn OpCode` pointer only for ops it queues.
+    ///
     /// # Errors
     ///
     /// As [`Driver::submit`].
@@ -575,11 +580,6 @@ impl Driver {
     ///
     /// As [`Driver::submit`] when the answer is `Ok(Submitted::Queued)`;
     /// nothing more once it is `Done`.
-    ///
-    /// It takes the op's own type, not `dyn OpCode`, so that the calls the
-    /// submit makes into the op (`uring_entry`; `readiness`, `perform` and
-    /// `drained`) are direct and can be inlined; the driver keeps a
-    /// `dyn OpCode` pointer only for ops it queues.
     #[inline]
     pub unsafe fn submit_or_finish<C: OpCode + 'static>(
         &mut self,

@@ -253,6 +253,10 @@ mod loom_model {
 
     /// The model can fail: clearing after the queue check lets an unpark that
     /// lands between the two skip its write, and the loop sleeps through it.
+    /// The failing interleaving (loop: check and clear; remote 1; loop: drain
+    /// and check; remote 2; loop: clear and sleep) needs one preemption (the
+    /// others are switches at blocking points): loom finds it with
+    /// `LOOM_MAX_PREEMPTIONS` 1 or 2 (the tier's), not with 0.
     #[test]
     #[should_panic(expected = "lost wakeup")]
     fn loom_unpark_latch_clear_after_queue_check_loses_a_wake() {

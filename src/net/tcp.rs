@@ -257,7 +257,7 @@ impl TcpListener {
     ///
     /// # Errors
     ///
-    /// Outside a running loop, or if `fcntl` fails.
+    /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
         let fd = SharedFd::new(fd);
@@ -329,7 +329,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// Outside a running loop, or if `fcntl` fails.
+    /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         let fd = std::os::fd::IntoRawFd::into_raw_fd(stream);
         let fd = SharedFd::new(fd);

@@ -231,7 +231,7 @@ impl UnixListener {
     ///
     /// # Errors
     ///
-    /// Outside a running loop, or if `fcntl` fails.
+    /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         let fd = SharedFd::new(std::os::fd::IntoRawFd::into_raw_fd(listener));
         socket::adopt(fd.raw())?;
@@ -352,7 +352,7 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// Outside a running loop, or if `fcntl` fails.
+    /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         let fd = SharedFd::new(std::os::fd::IntoRawFd::into_raw_fd(stream));
         socket::adopt(fd.raw())?;

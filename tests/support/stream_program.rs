@@ -119,11 +119,16 @@ enum Side {
 type ReadFut<'a> = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>> + 'a>>;
 
 impl Side {
-    fn read(&self, cap: usize) -> ReadFut<'_> {
-        match self {
-            Side::Unix(s) => Box::pin(s.read(Vec::with_capacity(cap))),
-            Side::Tcp(s) => Box::pin(s.read(Vec::with_capacity(cap))),
-        }
+    /// A read into a fresh buffer of at least `cap` bytes; also returns the
+    /// buffer's real capacity, the most the read may return.
+    fn read(&self, cap: usize) -> (usize, ReadFut<'_>) {
+        let buf = Vec::with_capacity(cap);
+        let cap = buf.capacity();
+        let fut: ReadFut<'_> = match self {
+            Side::Unix(s) => Box::pin(s.read(buf)),
+            Side::Tcp(s) => Box::pin(s.read(buf)),
+        };
+        (cap, fut)
     }
 
     async fn write_all(&self, buf: Vec<u8>) -> std::io::Result<()> {
@@ -203,7 +208,26 @@ fn connect(kind: Kind) -> (Side, Peer) {
             let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).expect("connect");
             let (ours, _) = l.accept().expect("accept");
             peer.set_nodelay(true).unwrap();
+            // Close with a reset (SO_LINGER 0), not a FIN: the peer closes
+            // first, and thousands of fuzz runs would otherwise leave as many
+            // ports in TIME_WAIT. Its shutdown(Write) still sends a FIN.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: `linger` is a live local of the size passed; the fd is ours.
+            let r = unsafe {
+                libc::setsockopt(
+                    peer.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&raw const linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
             peer.set_read_timeout(Some(MUST_END)).unwrap();
+            ours.set_nodelay(true).unwrap();
             let ours = TcpStream::from_std(ours).expect("adopting a TCP stream");
             (Side::Tcp(ours), Peer::Tcp(peer))
         }
@@ -288,7 +312,7 @@ impl Model {
                 }
                 1 => {
                     let cap = 1 + 16 * usize::from(steps.next().unwrap_or(0) % 64);
-                    let (cap, mut fut) = pending.take().unwrap_or_else(|| (cap, side.read(cap)));
+                    let (cap, mut fut) = pending.take().unwrap_or_else(|| side.read(cap));
                     match poll_once(&mut fut).await {
                         Poll::Ready(res) => self.check_read(cap, res),
                         Poll::Pending => pending = Some((cap, fut)),
@@ -310,7 +334,7 @@ impl Model {
                 4 => drop(pending.take()),
                 5 => {
                     if self.must_end() {
-                        let (cap, fut) = pending.take().unwrap_or_else(|| (512, side.read(512)));
+                        let (cap, fut) = pending.take().unwrap_or_else(|| side.read(512));
                         let res = self.bounded(fut).await;
                         self.check_read(cap, res);
                     }
@@ -320,9 +344,15 @@ impl Model {
                     let bytes: Vec<u8> = (self.coil_written..self.coil_written + len)
                         .map(coil_byte)
                         .collect();
-                    side.write_all(bytes.clone())
-                        .await
-                        .expect("coil's write_all to a reading peer");
+                    // The peer reads only afterwards, but `len` < 4.1 KiB fits in
+                    // any socket buffer, so the write must end without it.
+                    match timeout(MUST_END, side.write_all(bytes.clone())).await {
+                        Ok(r) => r.expect("coil's write_all of a few KiB"),
+                        Err(_) => panic!(
+                            "a write_all of {len} bytes did not end within {MUST_END:?}: \
+                             a lost wakeup"
+                        ),
+                    }
                     let mut got = vec![0; len];
                     self.peer
                         .read_exact(&mut got)
@@ -345,9 +375,10 @@ impl Model {
             self.eof_sent = true;
         }
         loop {
-            let res = self.bounded(side.read(4096)).await;
+            let (cap, fut) = side.read(4096);
+            let res = self.bounded(fut).await;
             let done = res.0.as_ref().is_ok_and(|&n| n == 0);
-            self.check_read(4096, res);
+            self.check_read(cap, res);
             if done {
                 break;
             }
