@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use coil_arch::op::SockAddr;
 use coil_arch::sim::is_virtual_fd;
 
+use crate::io::fd::SharedFd;
 use crate::rt::sim::socket_call;
 
 /// Evaluate a libc call, turning -1 into the OS error.
@@ -128,8 +129,17 @@ pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
     name(fd, true)
 }
 
+/// Takes ownership of a std socket for the current loop (the `from_std`
+/// constructors): its `O_NONBLOCK` set or cleared to suit the driver. On an
+/// error the socket is closed.
+pub(crate) fn adopt(sock: impl std::os::fd::IntoRawFd) -> io::Result<SharedFd> {
+    let fd = SharedFd::new(sock.into_raw_fd());
+    set_mode(fd.raw())?;
+    Ok(fd)
+}
+
 /// Set or clear `O_NONBLOCK` to suit the current loop's driver.
-pub(crate) fn adopt(fd: RawFd) -> io::Result<()> {
+fn set_mode(fd: RawFd) -> io::Result<()> {
     let nb = nonblocking()?;
     // SAFETY: plain fcntl on an fd the caller owns.
     let flags = syscall!(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;

@@ -259,10 +259,9 @@ impl TcpListener {
     ///
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(listener);
-        let fd = SharedFd::new(fd);
-        socket::adopt(fd.raw())?;
-        Ok(TcpListener { fd })
+        Ok(TcpListener {
+            fd: socket::adopt(listener)?,
+        })
     }
 
     /// The address the listener is bound to (the real port after binding 0).
@@ -331,10 +330,9 @@ impl TcpStream {
     ///
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        let fd = std::os::fd::IntoRawFd::into_raw_fd(stream);
-        let fd = SharedFd::new(fd);
-        socket::adopt(fd.raw())?;
-        Ok(TcpStream { fd })
+        Ok(TcpStream {
+            fd: socket::adopt(stream)?,
+        })
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {

@@ -233,9 +233,9 @@ impl UnixListener {
     ///
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        let fd = SharedFd::new(std::os::fd::IntoRawFd::into_raw_fd(listener));
-        socket::adopt(fd.raw())?;
-        Ok(UnixListener { fd })
+        Ok(UnixListener {
+            fd: socket::adopt(listener)?,
+        })
     }
 
     /// Waits for a connection; returns the stream and the peer's address
@@ -354,9 +354,9 @@ impl UnixStream {
     ///
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        let fd = SharedFd::new(std::os::fd::IntoRawFd::into_raw_fd(stream));
-        socket::adopt(fd.raw())?;
-        Ok(UnixStream { fd })
+        Ok(UnixStream {
+            fd: socket::adopt(stream)?,
+        })
     }
 
     /// Two connected, unnamed streams (`socketpair(2)`).

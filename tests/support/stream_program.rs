@@ -310,15 +310,11 @@ impl Model {
                         self.written += self.peer.write_now(&bytes);
                     }
                 }
-                1 => {
-                    let cap = 1 + 16 * usize::from(steps.next().unwrap_or(0) % 64);
-                    let (cap, mut fut) = pending.take().unwrap_or_else(|| side.read(cap));
-                    match poll_once(&mut fut).await {
-                        Poll::Ready(res) => self.check_read(cap, res),
-                        Poll::Pending => pending = Some((cap, fut)),
+                1 | 2 => {
+                    if op % 8 == 1 {
+                        let cap = 1 + 16 * usize::from(steps.next().unwrap_or(0) % 64);
+                        pending.get_or_insert_with(|| side.read(cap));
                     }
-                }
-                2 => {
                     if let Some((cap, mut fut)) = pending.take() {
                         match poll_once(&mut fut).await {
                             Poll::Ready(res) => self.check_read(cap, res),
