@@ -169,6 +169,14 @@ macro_rules! unit_op {
 }
 unit_op!(kop::UnlinkAt, kop::RenameAt, kop::MkDirAt);
 
+// Path operations and bare fds: bound to no loop (`op` rule O6).
+impl crate::op::OnFd for kop::Statx {}
+impl crate::op::OnFd for kop::OpenAt {}
+impl crate::op::OnFd for kop::Close {}
+impl crate::op::OnFd for kop::UnlinkAt {}
+impl crate::op::OnFd for kop::RenameAt {}
+impl crate::op::OnFd for kop::MkDirAt {}
+
 /// Whether the current thread runs a coil loop on io_uring.
 pub(crate) fn on_uring() -> bool {
     crate::rt::with_core(|c| c.is_some_and(|c| c.is_uring()))

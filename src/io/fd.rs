@@ -4,9 +4,12 @@
 //! 1. The fd is closed only when the last `SharedFd` clone is dropped. Every
 //!    op holds a clone until its completion (also when orphaned, op.rs rule 2),
 //!    so no op is ever pending on a closed — or reused — fd number.
-//! 2. On close, the number is pushed to the loop's `closed_fds` list; the loop
-//!    tells the driver to forget it before submitting anything else, so the
-//!    epoll registration of an old file never shadows a new one.
+//! 2. The handle belongs to the loop it was made in (its `home`, op rule
+//!    O6). On close, the number is pushed to that loop's list of closed fds;
+//!    the loop tells the driver to forget it before submitting anything
+//!    else, so the epoll registration of an old file never shadows a new
+//!    one. Ops on the fd from any other loop fail before they reach a driver
+//!    (that driver would register the fd and never hear of its close).
 //! 3. `stash` holds bytes a cancelled read delivered after its future was
 //!    dropped; the next read returns them first (cancellation loses nothing).
 //!    `accepted` holds connections a cancelled accept produced; the next
@@ -27,9 +30,12 @@ use std::task::{Context, Poll, Waker};
 
 use coil_arch::IoBufMut;
 
+use crate::op::OpHome;
+
 struct Inner {
     fd: RawFd,
-    closer: Option<Rc<RefCell<Vec<RawFd>>>>,
+    /// The loop this fd belongs to (rule 2); `None` if made outside any.
+    home: Option<Rc<OpHome>>,
     stash: RefCell<VecDeque<u8>>,
     accepted: RefCell<VecDeque<(RawFd, Option<SocketAddr>)>>,
     orphans: Cell<usize>,
@@ -49,10 +55,10 @@ impl std::fmt::Debug for SharedFd {
 impl SharedFd {
     /// Take ownership of `fd` (it is closed when the last clone drops).
     pub(crate) fn new(fd: RawFd) -> SharedFd {
-        let closer = crate::rt::with_core(|c| c.map(|c| c.fd_closer()));
+        let home = crate::rt::with_core(|c| c.map(|c| c.home().clone()));
         SharedFd(Rc::new(Inner {
             fd,
-            closer,
+            home,
             stash: RefCell::default(),
             accepted: RefCell::default(),
             orphans: Cell::new(0),
@@ -62,6 +68,24 @@ impl SharedFd {
 
     pub(crate) fn raw(&self) -> RawFd {
         self.0.fd
+    }
+
+    /// Rule 2: `Ok` if an op on this fd may go to the loop whose home is
+    /// `current`, else the home it belongs to.
+    #[inline]
+    pub(crate) fn check_home(&self, current: &Rc<OpHome>) -> Result<(), &OpHome> {
+        match &self.0.home {
+            Some(home) if !Rc::ptr_eq(home, current) => Err(home),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this fd's loop is the one running on this thread.
+    fn home_is_current(&self) -> bool {
+        crate::rt::with_core(|core| match (core, &self.0.home) {
+            (Some(core), Some(home)) => Rc::ptr_eq(core.home(), home),
+            _ => false,
+        })
     }
 
     /// Rule 3: keep bytes a dropped read delivered.
@@ -139,7 +163,9 @@ impl Future for OrphansDone<'_> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.fd.0.orphans.get() == 0 {
+        // Not on its own loop: the dropped ops cannot complete here, and the
+        // op that follows fails at once (rule 2), so do not wait for them.
+        if self.fd.0.orphans.get() == 0 || !self.fd.home_is_current() {
             return Poll::Ready(());
         }
         self.fd
@@ -156,19 +182,19 @@ impl Drop for Inner {
         for (fd, _) in self.accepted.get_mut().drain(..) {
             if coil_arch::sim::is_virtual_fd(fd) {
                 // A simulator socket: the driver closes it (release_fd).
-                if let Some(closer) = &self.closer {
-                    closer.borrow_mut().push(fd);
+                if let Some(home) = &self.home {
+                    home.fd_closed(fd);
                 }
                 continue;
             }
             // SAFETY: queued accepted fds are owned by this listener alone.
             unsafe { libc::close(fd) };
         }
-        if let Some(closer) = &self.closer {
-            closer.borrow_mut().push(self.fd);
+        if let Some(home) = &self.home {
+            home.fd_closed(self.fd);
         }
         if coil_arch::sim::is_virtual_fd(self.fd) {
-            return; // closed by the simulator driver through `closer`
+            return; // closed by the simulator driver (release_fd)
         }
         // SAFETY: rule 1: the last owner; no op is pending on this fd.
         unsafe { libc::close(self.fd) };

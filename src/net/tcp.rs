@@ -25,7 +25,7 @@ pub(crate) struct WithFd<T> {
     pub(crate) fd: SharedFd,
 }
 
-crate::op::delegate_opcode!(WithFd);
+crate::op::delegate_opcode!(WithFd, fd);
 
 impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {
     type Output = BufResult<usize, B>;

@@ -45,7 +45,7 @@ struct DgramOp<T> {
     sock: Dgram,
 }
 
-crate::op::delegate_opcode!(DgramOp);
+crate::op::delegate_opcode!(DgramOp, sock.0.fd);
 
 impl<B: IoBufMut> Operation for DgramOp<kop::RecvMsg<B>> {
     type Output = BufResult<(usize, SockAddr), B>;

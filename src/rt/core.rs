@@ -33,7 +33,7 @@ use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
-use crate::op::{Completed, OpTable, OrphanBox, OrphanDone, SubmitOutcome};
+use crate::op::{Completed, OpHome, OrphanDone, SubmitOutcome};
 
 use super::budget::BUDGET;
 use super::{Enter, Shared};
@@ -69,15 +69,16 @@ pub(crate) struct Core {
     firing: Cell<bool>,
     front: RefCell<Vec<TaskRef>>,
     scratch: RefCell<(Vec<TaskRef>, Vec<TaskRef>)>,
-    /// In-flight I/O ops (`op.rs`).
-    ops: RefCell<OpTable>,
+    /// In-flight I/O ops, and what dropped ops and closed fds left for the
+    /// loop to do (`op` rule O2). Every in-flight op and fd handle of this
+    /// loop holds a clone, so it outlives the loop when they do.
+    home: Rc<OpHome>,
     /// Completions taken from the driver, being processed.
     completions: RefCell<Vec<Completion>>,
-    /// Fds closed by their owners since the last submit: the driver forgets
-    /// them before any new op can meet a reused number.
-    closed_fds: Rc<RefCell<Vec<RawFd>>>,
+    /// Scratch for `OpHome::take_chores`.
+    chores: RefCell<(Vec<RawFd>, Vec<u64>)>,
     /// The driver. `ManuallyDrop`: shutdown leaks it when the kernel does not
-    /// confirm that every op finished (op.rs rule 5).
+    /// confirm that every op finished (`op` rule O5).
     driver: RefCell<std::mem::ManuallyDrop<Driver>>,
     /// The driver is io_uring (cached: asked on every socket/file op).
     uring: bool,
@@ -129,9 +130,9 @@ impl Core {
             firing: Cell::new(false),
             front: RefCell::new(Vec::new()),
             scratch: RefCell::new((Vec::new(), Vec::new())),
-            ops: RefCell::new(OpTable::default()),
+            home: Rc::new(OpHome::new()),
             completions: RefCell::new(Vec::new()),
-            closed_fds: Rc::default(),
+            chores: RefCell::default(),
             driver: RefCell::new(std::mem::ManuallyDrop::new(driver)),
             driver_leaked: Cell::new(false),
             uring,
@@ -178,7 +179,13 @@ impl Core {
 
     /// I/O ops in flight.
     pub(crate) fn io_op_count(&self) -> usize {
-        self.ops.borrow().in_flight()
+        self.home.in_flight()
+    }
+
+    /// This loop's op home (`op` rule O2).
+    #[inline]
+    pub(crate) fn home(&self) -> &Rc<OpHome> {
+        &self.home
     }
 
     #[inline]
@@ -300,10 +307,6 @@ impl Core {
     /// wakes from other threads) report the deadlock.
     #[cold]
     fn sim_idle(&self, sim: &super::sim::SimState) {
-        {
-            let mut driver = self.driver.borrow_mut();
-            self.release_closed_fds(&mut driver);
-        }
         self.park(Some(Duration::ZERO));
         if self.has_work() {
             return;
@@ -343,7 +346,7 @@ impl Core {
              {} I/O ops waiting); seed {} (replay with COIL_SIM_SEED={})",
             sim.now.get(),
             self.owned.len(),
-            self.ops.borrow().in_flight(),
+            self.home.in_flight(),
             sim.seed,
             sim.seed
         );
@@ -357,6 +360,7 @@ impl Core {
         self.polls_since_park.set(0);
         {
             let mut driver = self.driver.borrow_mut();
+            self.do_chores(&mut driver);
             if let Err(e) = driver.park(timeout) {
                 panic!(
                     "coil: the {} driver failed while waiting for events: {e}",
@@ -384,9 +388,8 @@ impl Core {
         let mut orphans: Vec<OrphanDone> = Vec::new();
         let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
         {
-            let mut ops = self.ops.borrow_mut();
             for c in done.drain(..) {
-                match ops.complete(&c) {
+                match self.home.complete(&c) {
                     Completed::Wake(w) => wakers.push(w),
                     Completed::Orphan(o) => orphans.push(o),
                     Completed::Nothing => {}
@@ -427,25 +430,27 @@ impl Core {
 
     // ----- I/O ops -----
 
-    /// Forget fds closed since the last call (see `closed_fds`).
+    /// Before the driver is used: forget the fds closed since the last call
+    /// (so no new op meets a stale registration), then send the cancels of
+    /// ops dropped in flight (`op` rule O2).
     #[inline]
-    fn release_closed_fds(&self, driver: &mut Driver) {
-        if !self.closed_fds.borrow().is_empty() {
-            self.release_closed_fds_slow(driver);
+    fn do_chores(&self, driver: &mut Driver) {
+        if self.home.has_chores() {
+            self.do_chores_slow(driver);
         }
     }
 
     #[cold]
-    fn release_closed_fds_slow(&self, driver: &mut Driver) {
-        let mut closed = self.closed_fds.borrow_mut();
-        for fd in closed.drain(..) {
+    fn do_chores_slow(&self, driver: &mut Driver) {
+        let mut chores = self.chores.borrow_mut();
+        let (fds, cancels) = &mut *chores;
+        self.home.take_chores(fds, cancels);
+        for fd in fds.drain(..) {
             driver.release_fd(fd);
         }
-    }
-
-    /// The list an fd owner pushes to when it closes its fd.
-    pub(crate) fn fd_closer(&self) -> Rc<RefCell<Vec<RawFd>>> {
-        self.closed_fds.clone()
+        for key in cancels.drain(..) {
+            driver.cancel(key);
+        }
     }
 
     /// Submit an op: `Queued(key)` while it is in flight (its slot waits with
@@ -454,8 +459,8 @@ impl Core {
     ///
     /// # Safety
     ///
-    /// As `Driver::submit`: `op` stays valid and unmoved until its completion
-    /// is dispatched (op.rs rule 1) when the answer is `Queued`.
+    /// As `Driver::submit`: when the answer is `Queued`, `op` stays valid and
+    /// unmoved until its completion is dispatched (`op` rule O1).
     #[inline]
     pub(crate) unsafe fn submit_op<C: OpCode + 'static>(
         &self,
@@ -463,44 +468,24 @@ impl Core {
         waker: &Waker,
     ) -> io::Result<SubmitOutcome> {
         let mut driver = self.driver.borrow_mut();
-        self.release_closed_fds(&mut driver);
-        let mut ops = self.ops.borrow_mut();
-        let ud = ops.key_for_submit();
-        // SAFETY: forwarded from the caller. The driver calls nothing back, so
-        // the table borrow held across it is never re-entered.
+        self.do_chores(&mut driver);
+        let ud = self.home.key_for_submit();
+        // SAFETY: forwarded from the caller. The driver calls nothing back
+        // into the table, so the key stays free until `insert_waiting`.
         match unsafe { driver.submit_or_finish(ud, op) }? {
             Submitted::Queued => {
-                ops.insert_waiting(ud, waker);
+                self.home.insert_waiting(ud, waker);
                 Ok(SubmitOutcome::Queued(ud))
             }
             Submitted::Done(res) => Ok(SubmitOutcome::Done(res)),
         }
     }
 
-    /// An op future polls for its result.
-    #[inline]
-    pub(crate) fn poll_op(&self, ud: u64, waker: &Waker) -> Option<i32> {
-        self.ops.borrow_mut().poll_slot(ud, waker)
-    }
-
-    /// An op future was dropped (op.rs rule 2).
-    pub(crate) fn orphan_op(&self, ud: u64, op: OrphanBox) {
-        let done = self.ops.borrow_mut().orphan_slot(ud, op);
-        match done {
-            Some(done) => done.finish(),
-            None => self.driver.borrow_mut().cancel(ud),
-        }
-    }
-
-    /// Fuzzing hook (`fuzz::op_lifecycle`): forget closed fds, then hand
-    /// every due completion to its op (wake the future, or finish the
-    /// orphan), without running a task or moving the clock.
+    /// Fuzzing hook (`fuzz::op_lifecycle`): do the chores, then hand every
+    /// due completion to its op (wake the future, or finish the orphan),
+    /// without running a task or moving the clock.
     #[cfg(fuzzing)]
     pub(crate) fn fuzz_park(&self) {
-        {
-            let mut driver = self.driver.borrow_mut();
-            self.release_closed_fds(&mut driver);
-        }
         self.park(Some(Duration::ZERO));
     }
 
@@ -618,19 +603,43 @@ impl Core {
         drop(wakers);
     }
 
-    /// Shutdown, op.rs rule 5: cancel every op in flight and wait (up to
+    /// Shutdown, `op` rule O5: cancel every op in flight and wait (up to
     /// `DRAIN_LIMIT`) for the kernel to confirm; leak the driver otherwise.
     fn drain_ops(&self) {
         const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-        if self.ops.borrow().in_flight() == 0 {
+        if self.home.in_flight() > 0 {
+            self.cancel_and_wait(DRAIN_LIMIT);
+        }
+        if self.home.in_flight() == 0 {
+            self.home.set_drained();
             return;
         }
-        for ud in self.ops.borrow().in_flight_keys() {
-            self.driver.borrow_mut().cancel(ud);
+        let left = self.home.in_flight();
+        self.home.set_leaked();
+        self.driver_leaked.set(true);
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "coil: a runtime was dropped with {left} I/O operation(s) whose cancellation the \
+                 kernel did not confirm within {DRAIN_LIMIT:?}; their buffers and the {} kernel \
+                 queue are leaked rather than freed while the kernel may still write into them \
+                 (said once per process)",
+                self.driver_kind()
+            );
+        });
+    }
+
+    fn cancel_and_wait(&self, limit: Duration) {
+        {
+            let mut driver = self.driver.borrow_mut();
+            self.do_chores(&mut driver);
+            for ud in self.home.in_flight_keys() {
+                driver.cancel(ud);
+            }
         }
         if let Some(sim) = &self.sim {
             // Virtual: run the clock until the cancellations complete.
-            while self.ops.borrow().in_flight() > 0 {
+            while self.home.in_flight() > 0 {
                 self.park(Some(Duration::ZERO));
                 let next = self
                     .driver
@@ -644,14 +653,9 @@ impl Core {
                 }
             }
         }
-        let deadline = std::time::Instant::now() + DRAIN_LIMIT;
-        while self.ops.borrow().in_flight() > 0 && std::time::Instant::now() < deadline {
+        let deadline = std::time::Instant::now() + limit;
+        while self.home.in_flight() > 0 && std::time::Instant::now() < deadline {
             self.park(Some(Duration::from_millis(10)));
-        }
-        if self.ops.borrow().in_flight() > 0 {
-            crate::op::DRIVER_LEAKED.store(true, Ordering::Relaxed);
-            self.ops.borrow_mut().leak_in_flight();
-            self.driver_leaked.set(true);
         }
     }
 
@@ -730,7 +734,8 @@ impl Drop for Core {
     fn drop(&mut self) {
         if !self.driver_leaked.get() {
             // SAFETY: dropped once, here; no op is in flight (drain_ops
-            // confirmed every completion, or we would be leaking instead).
+            // confirmed every completion, or we would be leaking instead:
+            // `op` rule O5).
             unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
         }
     }

@@ -1,0 +1,443 @@
+//! [`OpHome`]: the part of a loop that its in-flight ops belong to, and the
+//! op table inside it.
+//!
+//! Every loop (`rt::core::Core`) has one `OpHome` behind an `Rc`. Each op in
+//! flight holds a clone of that `Rc` (`Op`'s `InFlight` state), and so does
+//! every fd handle made on the loop (`io::fd::SharedFd`). So whatever holds
+//! an in-flight op can reach the table of the loop that submitted it without
+//! asking which loop is current on the thread (rule O2 in the module docs):
+//! a drop between `block_on` calls, inside another runtime's `block_on`, or
+//! after the runtime was dropped all find the same table.
+//!
+//! # States of a slot
+//!
+//! A slot's key is `generation << 32 | index`; a slot is reused only after
+//! its completion was consumed, with a new generation, so a stale key never
+//! reaches another op.
+//!
+//! - `Vacant`: free.
+//! - `Waiting(waker)`: submitted, no completion yet; the future owns the op.
+//! - `Done(res)`: the completion arrived; the future owns the op and has not
+//!   polled since.
+//! - `Orphan(op)`: submitted, no completion yet, the future was dropped: the
+//!   table owns the op (as an [`InFlight`], which leaks if dropped) until
+//!   the completion arrives and [`Orphan::finish`] runs.
+//!
+//! # Phases of the home
+//!
+//! - `Running`: the loop exists. Drops anywhere record orphans here and
+//!   queue their cancels in `cancels`; the loop sends them at its next park
+//!   or submit ([`OpHome::take_chores`]).
+//! - `Drained`: the runtime was dropped after every op in flight completed
+//!   (it cancelled them and waited). Every slot is `Vacant` or `Done`, and no
+//!   completion will ever come again. A future polled now gets its result
+//!   (a cancelled one: the "runtime was shut down" error); one dropped now
+//!   finishes its orphan at once.
+//! - `Leaked`: the runtime was dropped but the kernel did not confirm every
+//!   cancellation in time; its driver (and the kernel queue) was leaked with
+//!   every op still in flight. Such ops are never freed: dropping their
+//!   future leaks the op; polling it panics (there is no buffer to give
+//!   back that the kernel might not still write).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::fd::RawFd;
+use std::task::Waker;
+
+use coil_arch::Completion;
+
+use super::alloc::InFlight;
+
+/// Type-erased op, so the table can hold any orphan.
+pub(crate) trait Orphan {
+    /// The completion arrived after the future was dropped.
+    fn finish(self: Box<Self>, res: io::Result<usize>);
+}
+
+impl<T: super::Operation> Orphan for T {
+    fn finish(self: Box<Self>, res: io::Result<usize>) {
+        (*self).complete_orphan(res);
+    }
+}
+
+/// An orphaned op, as the table keeps it.
+pub(crate) type OrphanOp = InFlight<dyn Orphan>;
+
+enum SlotState {
+    Vacant,
+    Waiting(Option<Waker>),
+    Done(i32),
+    Orphan(OrphanOp),
+}
+
+struct Slot {
+    generation: u32,
+    state: SlotState,
+}
+
+/// What the loop must do after recording a completion.
+pub(crate) enum Completed {
+    /// Wake the future's task.
+    Wake(Waker),
+    /// Run this orphan's completion (outside any borrow of the table).
+    Orphan(OrphanDone),
+    /// Nothing (stale key, or no waker registered).
+    Nothing,
+}
+
+/// An orphan whose completion arrived.
+pub(crate) struct OrphanDone {
+    op: Box<dyn Orphan>,
+    res: io::Result<usize>,
+}
+
+impl OrphanDone {
+    /// Runs the op's `complete_orphan` (keeps or releases what it produced).
+    pub(crate) fn finish(self) {
+        self.op.finish(self.res);
+    }
+}
+
+/// What polling a slot found.
+pub(crate) enum SlotPoll {
+    /// The completion arrived, with this result; the slot is free again.
+    Ready(io::Result<usize>),
+    /// Still in flight; the waker is stored.
+    Pending,
+    /// Still in flight in a loop that leaked its driver at shutdown.
+    Leaked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    Drained,
+    Leaked,
+}
+
+/// The op table of one loop and the work drops leave for it (module docs).
+pub(crate) struct OpHome {
+    table: RefCell<OpTable>,
+    /// Keys of ops dropped in flight whose cancel the loop has not sent.
+    cancels: RefCell<Vec<u64>>,
+    /// Fds closed by their owners since the loop last told the driver
+    /// (`io/fd.rs` rule 2).
+    closed_fds: RefCell<Vec<RawFd>>,
+    /// `cancels` or `closed_fds` is not empty: one load on the submit path.
+    chores: Cell<bool>,
+    phase: Cell<Phase>,
+}
+
+impl std::fmt::Debug for OpHome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpHome")
+            .field("in_flight", &self.table.borrow().in_flight)
+            .field("phase", &self.phase.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpHome {
+    pub(crate) fn new() -> OpHome {
+        OpHome {
+            table: RefCell::new(OpTable::default()),
+            cancels: RefCell::new(Vec::new()),
+            closed_fds: RefCell::new(Vec::new()),
+            chores: Cell::new(false),
+            phase: Cell::new(Phase::Running),
+        }
+    }
+
+    /// Ops submitted and not yet completed (waiting or orphaned).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.table.borrow().in_flight
+    }
+
+    /// The loop still exists.
+    pub(crate) fn is_running(&self) -> bool {
+        self.phase.get() == Phase::Running
+    }
+
+    /// Submit bookkeeping: the key to submit under. Nothing is recorded yet:
+    /// the slot is taken ([`OpHome::insert_waiting`]) only if the op stays
+    /// in flight, so an op the driver finished during the submit never
+    /// touches the table.
+    #[inline]
+    pub(crate) fn key_for_submit(&self) -> u64 {
+        self.table.borrow().key_for_submit()
+    }
+
+    /// The driver queued the op under `key_for_submit()`'s key.
+    #[inline]
+    pub(crate) fn insert_waiting(&self, user_data: u64, waker: &Waker) {
+        self.table.borrow_mut().insert_waiting(user_data, waker);
+    }
+
+    /// The future polls its slot (in any context).
+    #[inline]
+    pub(crate) fn poll(&self, user_data: u64, waker: &Waker) -> SlotPoll {
+        let res = self.table.borrow_mut().poll(user_data, waker);
+        match res {
+            Some(res) => SlotPoll::Ready(self.result(res)),
+            None if self.phase.get() == Phase::Leaked => SlotPoll::Leaked,
+            None => SlotPoll::Pending,
+        }
+    }
+
+    /// A raw result as the future sees it: after the runtime was dropped, a
+    /// cancellation is reported as such.
+    fn result(&self, res: i32) -> io::Result<usize> {
+        if res == -libc::ECANCELED && self.phase.get() != Phase::Running {
+            return Err(super::runtime_gone());
+        }
+        io_result(res)
+    }
+
+    /// The future is dropped with its op in flight (rule O2), in any
+    /// context. If the completion already arrived the orphan comes back to
+    /// be finished by the caller; otherwise the table keeps it and the
+    /// cancel is queued for the loop (or, after a leaked shutdown, the op is
+    /// leaked).
+    pub(crate) fn orphan(&self, user_data: u64, op: OrphanOp) -> Option<OrphanDone> {
+        let mut table = self.table.borrow_mut();
+        match table.orphan(user_data, op) {
+            Ok(done) => Some(done),
+            Err(op) => {
+                match self.phase.get() {
+                    Phase::Running => {
+                        table.keep_orphan(user_data, op);
+                        self.cancels.borrow_mut().push(user_data);
+                        self.chores.set(true);
+                    }
+                    // Drained: every op completed, so no slot is waiting.
+                    // Leaked: the kernel may still write into it.
+                    Phase::Drained | Phase::Leaked => {
+                        debug_assert_eq!(self.phase.get(), Phase::Leaked);
+                        drop(op); // leaks (an `InFlight`)
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Records a completion reported by the driver.
+    #[inline]
+    pub(crate) fn complete(&self, c: &Completion) -> Completed {
+        self.table.borrow_mut().complete(c)
+    }
+
+    /// An fd on this loop was closed (`io/fd.rs` rule 2).
+    pub(crate) fn fd_closed(&self, fd: RawFd) {
+        self.closed_fds.borrow_mut().push(fd);
+        self.chores.set(true);
+    }
+
+    /// Whether drops or closes left work for the loop.
+    #[inline]
+    pub(crate) fn has_chores(&self) -> bool {
+        self.chores.get()
+    }
+
+    /// The loop takes the work drops and closes left: fds to forget (first:
+    /// no new op may meet a stale registration), then keys to cancel. The
+    /// vectors are appended to the caller's.
+    pub(crate) fn take_chores(&self, fds: &mut Vec<RawFd>, cancels: &mut Vec<u64>) {
+        fds.append(&mut self.closed_fds.borrow_mut());
+        cancels.append(&mut self.cancels.borrow_mut());
+        self.chores.set(false);
+    }
+
+    /// Shutdown: every key still in flight (to cancel).
+    pub(crate) fn in_flight_keys(&self) -> Vec<u64> {
+        self.table.borrow().in_flight_keys()
+    }
+
+    /// Shutdown confirmed every completion: from now on no completion comes.
+    pub(crate) fn set_drained(&self) {
+        debug_assert_eq!(self.in_flight(), 0);
+        self.phase.set(Phase::Drained);
+        self.cancels.borrow_mut().clear();
+    }
+
+    /// Shutdown gave up waiting: the driver is leaked, and so is every op
+    /// still in flight, now or later (module docs, `Leaked`).
+    pub(crate) fn set_leaked(&self) {
+        self.phase.set(Phase::Leaked);
+        self.table.borrow_mut().leak_orphans();
+        self.cancels.borrow_mut().clear();
+    }
+}
+
+/// Slots, keyed by `user_data` (module docs).
+#[derive(Default)]
+struct OpTable {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    in_flight: usize,
+}
+
+#[inline]
+fn split(user_data: u64) -> (usize, u32) {
+    ((user_data & 0xFFFF_FFFF) as usize, (user_data >> 32) as u32)
+}
+
+/// A raw completion result as an `io::Result`.
+pub(crate) fn io_result(res: i32) -> io::Result<usize> {
+    Completion {
+        user_data: 0,
+        result: res,
+        flags: 0,
+    }
+    .io_result()
+}
+
+impl OpTable {
+    #[inline]
+    fn slot(&mut self, user_data: u64) -> Option<&mut Slot> {
+        let (index, generation) = split(user_data);
+        self.slots
+            .get_mut(index)
+            .filter(|s| s.generation == generation)
+    }
+
+    #[inline]
+    fn vacate(&mut self, user_data: u64) {
+        let (index, _) = split(user_data);
+        let slot = &mut self.slots[index];
+        slot.state = SlotState::Vacant;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index as u32);
+    }
+
+    #[inline]
+    fn key_for_submit(&self) -> u64 {
+        match self.free.last() {
+            Some(&i) => (u64::from(self.slots[i as usize].generation) << 32) | u64::from(i),
+            None => self.slots.len() as u64,
+        }
+    }
+
+    #[inline]
+    fn insert_waiting(&mut self, user_data: u64, waker: &Waker) {
+        let (index, _) = split(user_data);
+        let state = SlotState::Waiting(Some(waker.clone()));
+        if index == self.slots.len() {
+            self.slots.push(Slot {
+                generation: 0,
+                state,
+            });
+        } else {
+            let popped = self.free.pop();
+            debug_assert_eq!(
+                popped,
+                Some(index as u32),
+                "the op table changed since key_for_submit"
+            );
+            self.slots[index].state = state;
+        }
+        self.in_flight += 1;
+    }
+
+    /// The future polls: its raw result if done (freeing the slot), else
+    /// None with the waker refreshed.
+    #[inline]
+    fn poll(&mut self, user_data: u64, waker: &Waker) -> Option<i32> {
+        let slot = self
+            .slot(user_data)
+            .expect("op slot vanished while its future lives");
+        match &mut slot.state {
+            SlotState::Done(res) => {
+                let res = *res;
+                self.vacate(user_data);
+                Some(res)
+            }
+            SlotState::Waiting(w) => {
+                match w {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *w = Some(waker.clone()),
+                }
+                None
+            }
+            _ => unreachable!("a live Op's slot is Waiting or Done"),
+        }
+    }
+
+    /// The future is dropped: `Ok` with the orphan to finish if its
+    /// completion already arrived, `Err(op)` back if it is in flight.
+    fn orphan(&mut self, user_data: u64, op: OrphanOp) -> Result<OrphanDone, OrphanOp> {
+        let slot = self
+            .slot(user_data)
+            .expect("op slot vanished while its future lives");
+        match slot.state {
+            SlotState::Done(res) => {
+                self.vacate(user_data);
+                // SAFETY: the slot is `Done`: the driver reported this op's
+                // completion, so nothing touches the block any more.
+                let op = unsafe { op.landed() }.into_box();
+                Ok(OrphanDone {
+                    op,
+                    res: io_result(res),
+                })
+            }
+            SlotState::Waiting(_) => Err(op),
+            _ => unreachable!("a live Op's slot is Waiting or Done"),
+        }
+    }
+
+    /// Keeps an orphan whose completion has not come.
+    fn keep_orphan(&mut self, user_data: u64, op: OrphanOp) {
+        let slot = self.slot(user_data).expect("checked by `orphan`");
+        debug_assert!(matches!(slot.state, SlotState::Waiting(_)));
+        slot.state = SlotState::Orphan(op);
+    }
+
+    #[inline]
+    fn complete(&mut self, c: &Completion) -> Completed {
+        let Some(slot) = self.slot(c.user_data) else {
+            debug_assert!(false, "completion for an unknown op {:#x}", c.user_data);
+            return Completed::Nothing;
+        };
+        match std::mem::replace(&mut slot.state, SlotState::Done(c.result)) {
+            SlotState::Waiting(w) => {
+                self.in_flight -= 1;
+                w.map_or(Completed::Nothing, Completed::Wake)
+            }
+            SlotState::Orphan(op) => {
+                self.in_flight -= 1;
+                self.vacate(c.user_data);
+                // SAFETY: this is the op's completion, reported by the
+                // driver: nothing touches the block any more.
+                let op = unsafe { op.landed() }.into_box();
+                Completed::Orphan(OrphanDone {
+                    op,
+                    res: c.io_result(),
+                })
+            }
+            other => {
+                slot.state = other;
+                debug_assert!(false, "a second completion for op {:#x}", c.user_data);
+                Completed::Nothing
+            }
+        }
+    }
+
+    fn in_flight_keys(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, SlotState::Waiting(_) | SlotState::Orphan(_)))
+            .map(|(i, s)| (u64::from(s.generation) << 32) | i as u64)
+            .collect()
+    }
+
+    /// Leaks every orphan (their `InFlight` drops leak the blocks); waiting
+    /// slots stay, for their futures to find (`SlotPoll::Leaked`).
+    fn leak_orphans(&mut self) {
+        for s in &mut self.slots {
+            if matches!(s.state, SlotState::Orphan(_)) {
+                s.state = SlotState::Vacant; // drops the InFlight: a leak
+            }
+        }
+    }
+}
