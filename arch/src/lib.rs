@@ -70,10 +70,31 @@
 //!    `EBUSY` means "reap, then retry"; `ETIME` is an ordinary timeout. Entries pushed to
 //!    the submission queue stay there until the kernel takes them, whatever `submit`
 //!    returned.
-//! 5. **Drop order.** Memory the kernel may still write (today: the 8-byte buffer of the
-//!    eventfd READ) is freed only after the ring is gone and the operation using it has
-//!    completed or been cancelled; if that cannot be confirmed, the memory is leaked
-//!    rather than freed. The field that owns such memory says so.
+//! 5. **Drop order.** A driver frees its own memory only once the kernel is done with
+//!    it, and its drop returns only once nothing writes into ops' memory any more,
+//!    except in the io_uring leak case below, which the owner can detect beforehand.
+//!    Ops may be in flight ([`Driver::in_flight`]) when the driver is dropped:
+//!    - io_uring: closing a ring fd does **not** wait for its requests (the kernel
+//!      cancels them later from a workqueue, and an io-wq worker already running one
+//!      keeps writing its buffer), so drop first cancels every request
+//!      (`IORING_OP_ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_ANY`, plus the unpark READ
+//!      by its key) and reaps completions until every op submitted and the READ have
+//!      completed, for at most [`Driver::DROP_LIMIT`] (2 s). Then it closes the ring
+//!      and frees the READ's 8-byte buffer. If the limit passes (a request the kernel
+//!      cannot interrupt, a kernel before 5.19 without `ANY` and an op that never
+//!      ends, a single-issuer ring dropped on the wrong thread), it **leaks** the ring
+//!      (fd and mappings stay) and that buffer, and the ops still in flight may be
+//!      written at any later time: their memory must then be leaked by its owner.
+//!      Drop cannot report which case happened; an owner that frees op memory
+//!      afterwards asks first with [`Driver::drain`] (same cancel-and-wait, with its
+//!      own limit, returning whether everything finished) and leaks on `false`.
+//!    - epoll and the simulator: nothing can write after drop. The kernel never holds
+//!      a pointer into an op (epoll performs each system call synchronously inside
+//!      `submit`, `park` or `cancel`; the simulator copies in memory there), so ops
+//!      still pending are forgotten, with no completion, and their memory is the
+//!      owner's again as soon as drop returns.
+//!
+//!    The field that owns driver memory the kernel may write says so.
 //! 6. **Fork.** The io_uring mappings are marked `MADV_DONTFORK`, so a forked child does
 //!    not share the parent's rings. A child must build its own driver.
 //!
@@ -130,7 +151,7 @@ pub(crate) mod token {
     /// The NOP that `Auto` sends through `io_uring_enter` while probing.
     #[cfg_attr(miri, allow(dead_code))]
     pub(crate) const PROBE: u64 = u64::MAX - 1;
-    /// The `ASYNC_CANCEL` that drop sends for the unpark READ.
+    /// Every `ASYNC_CANCEL` the driver sends (`Driver::cancel`, `Driver::drain`, drop).
     #[cfg_attr(miri, allow(dead_code))]
     pub(crate) const CANCEL: u64 = u64::MAX - 2;
 }
@@ -535,10 +556,20 @@ impl Driver {
     ///
     /// # Safety
     ///
-    /// On `Ok`, `op` must stay valid, unmoved and otherwise unused until its
-    /// completion is reported or the driver is dropped (see the [`op`]
-    /// module: the kernel may write into it until then, even after
-    /// [`Driver::cancel`]).
+    /// On `Ok`, `op` must stay valid, unmoved and otherwise unused until the
+    /// first of:
+    ///
+    /// - its completion is reported by [`Driver::completions`];
+    /// - [`Driver::in_flight`] returns 0 (for example after [`Driver::drain`]
+    ///   returned `true`), the driver having produced the completion;
+    /// - the driver is dropped, **if** its drop closed everything: always for
+    ///   epoll and the simulator, which never touch an op after their drop; for
+    ///   io_uring only if every request finished within [`Driver::DROP_LIMIT`].
+    ///   Since a drop cannot say which happened, the owner of op memory that
+    ///   must know calls [`Driver::drain`] first and, on `false`, leaks that
+    ///   memory (the kernel may write into it at any later time).
+    ///
+    /// [`Driver::cancel`] does not end that period (see the [`op`] module).
     pub unsafe fn submit(
         &mut self,
         user_data: u64,
@@ -631,6 +662,74 @@ impl Driver {
             Inner::Uring(d) => d.cancel(user_data),
             Inner::Epoll(d) => d.cancel(user_data),
             Inner::Sim(d) => d.cancel(user_data),
+        }
+    }
+
+    /// How long dropping an io_uring driver waits for its requests to finish after
+    /// cancelling them, before it leaks the ring instead (crate docs, contract item 5).
+    pub const DROP_LIMIT: Duration = Duration::from_secs(2);
+
+    /// How many submitted ops the driver or the kernel may still use the memory of:
+    /// ops submitted (answered `Ok` / [`Submitted::Queued`]) whose completion the
+    /// backend has not produced yet. When it is 0, no op's memory is referenced by
+    /// anything but its owner.
+    ///
+    /// - io_uring: entries pushed and not yet answered by a final CQE (one without
+    ///   `IORING_CQE_F_MORE`). A counter: one add per submit, one subtract per CQE.
+    /// - epoll: ops waiting for readiness (counted by walking the fd table: call it at
+    ///   shutdown, not per operation).
+    /// - simulator: ops whose result is not decided yet. A decided op whose completion
+    ///   is not due on the virtual clock does not count (the simulator is done with its
+    ///   memory); [`sim::SimDriver::in_flight`] counts those too.
+    ///
+    /// A completion produced but not yet taken with [`Driver::completions`] no longer
+    /// counts.
+    pub fn in_flight(&self) -> usize {
+        match &self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(d) => d.in_flight(),
+            Inner::Epoll(d) => d.in_flight(),
+            Inner::Sim(d) => d.undecided(),
+        }
+    }
+
+    /// Cancels every op in flight and waits, at most `limit`, until the kernel has
+    /// finished with all of them. Returns `true` when [`Driver::in_flight`] is 0, i.e.
+    /// no op's memory is in use any more (and dropping the driver then returns at once
+    /// and closes everything); `false` when the limit passed first or the kernel
+    /// refused to be entered, in which case the ops still counted may be written at any
+    /// later time, even after the driver is dropped (which then leaks its ring, see the
+    /// crate docs, contract item 5): their owner must leak their memory.
+    ///
+    /// Each op still gets exactly one completion, as after [`Driver::cancel`]
+    /// (`-ECANCELED`, or its real result if it won the race): the ones produced during
+    /// the call are queued for [`Driver::completions`], the simulator's come when the
+    /// virtual clock reaches them.
+    ///
+    /// - io_uring: one `IORING_OP_ASYNC_CANCEL` with `IORING_ASYNC_CANCEL_ANY` (which also
+    ///   cancels the unpark READ; the next `park` re-arms it), then waits for CQEs.
+    ///   Kernels before 5.19 reject `ANY`: there the ops are not cancelled, and `drain`
+    ///   only waits for them to end by themselves (cancel them with [`Driver::cancel`]
+    ///   first, as coil's runtime does). An op blocked in an io-wq worker is interrupted
+    ///   by the cancel; one the kernel cannot interrupt runs to its end.
+    /// - epoll and the simulator: cancelling is immediate, so `drain` never waits and
+    ///   always returns `true`.
+    ///
+    /// `Duration::ZERO` cancels and looks once without blocking.
+    ///
+    /// # Panics
+    ///
+    /// On a [`Config::uring_single_issuer`] ring called from a thread other than the
+    /// one that built it, as [`Driver::park`] does.
+    pub fn drain(&mut self, limit: Duration) -> bool {
+        match &mut self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(d) => d.drain(limit, &mut self.completed),
+            Inner::Epoll(d) => d.drain(&mut self.completed),
+            Inner::Sim(d) => {
+                d.cancel_all();
+                true
+            }
         }
     }
 

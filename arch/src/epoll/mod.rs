@@ -6,6 +6,14 @@
 //! edge-triggered with their fd number as the token (always below
 //! [`token::RESERVED_MIN`](crate::token::RESERVED_MIN)); the op table is in `ready.rs`.
 //!
+//! # Drop
+//!
+//! Nothing outlives the driver: the kernel never holds a pointer into an op (every
+//! system call that touches op memory is made by `perform`, synchronously, from
+//! `submit`, `park` or `cancel`), so ops still waiting when the driver is dropped are
+//! simply forgotten. Their memory is the owner's again once `drop` returns; no
+//! completion comes for them.
+//!
 //! # Timeouts
 //!
 //! `epoll_wait` takes milliseconds. A timeout is rounded **up** to the next millisecond,
@@ -142,6 +150,18 @@ impl EpollDriver {
     /// See `Driver::cancel`.
     pub(crate) fn cancel(&mut self, user_data: u64) {
         self.table.cancel(user_data, &mut self.pending);
+    }
+
+    /// See `Driver::in_flight`.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.table.in_flight()
+    }
+
+    /// See `Driver::drain`: cancelling a waiting op is immediate under epoll.
+    pub(crate) fn drain(&mut self, out: &mut Vec<Completion>) -> bool {
+        self.table.cancel_all(&mut self.pending);
+        out.append(&mut self.pending);
+        true
     }
 
     /// See `Driver::release_fd`.

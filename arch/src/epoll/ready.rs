@@ -303,6 +303,32 @@ impl ReadyTable {
         );
     }
 
+    /// How many ops wait for readiness: the only ops whose memory the table may
+    /// still use (through `perform`, from a later `on_event`). Counted on demand;
+    /// nothing on the submit path maintains it.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.fds
+            .iter()
+            .flatten()
+            .map(|st| st.readers.len() + st.writers.len())
+            .sum()
+    }
+
+    /// Cancel every waiting op (each completes with `-ECANCELED`, in fd order,
+    /// readers before writers). The fds stay registered.
+    pub(crate) fn cancel_all(&mut self, pending: &mut Vec<Completion>) {
+        for state in self.fds.iter_mut().flatten() {
+            for w in state.readers.drain(..).chain(state.writers.drain(..)) {
+                self.where_is.remove(w.user_data);
+                complete(
+                    pending,
+                    w.user_data,
+                    Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+                );
+            }
+        }
+    }
+
     /// Forget `fd`: deregister it and cancel whatever still waits on it.
     pub(crate) fn release(&mut self, epfd: RawFd, fd: RawFd, pending: &mut Vec<Completion>) {
         let Some(state) = usize::try_from(fd)

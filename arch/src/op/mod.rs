@@ -10,11 +10,15 @@
 //!
 //! [`Driver::submit`](crate::Driver::submit) takes a raw pointer to an op and a
 //! `user_data` key. From that call until the driver reports a [`Completion`]
-//! with that key (or the driver is dropped), the op must not move and must not
-//! be freed: io_uring holds pointers into it (buffers, addresses), and epoll
-//! calls [`OpCode::perform`] on it when the fd becomes ready. Cancelling
+//! with that key, the op must not move and must not be freed: io_uring holds
+//! pointers into it (buffers, addresses), and epoll calls [`OpCode::perform`]
+//! on it when the fd becomes ready. Cancelling
 //! ([`Driver::cancel`](crate::Driver::cancel)) does not end that period: only
-//! the completion does (axboe/liburing#733: "always honor the rule").
+//! the completion does (axboe/liburing#733: "always honor the rule"), or a
+//! [`Driver::drain`](crate::Driver::drain) that returned `true`, or a drop of
+//! the driver that closed everything; a dropped io_uring driver may instead
+//! have leaked its ring with the op still in flight (the `Driver::submit`
+//! safety section and the crate docs, contract item 5, say when).
 
 use std::io;
 use std::os::fd::RawFd;

@@ -21,6 +21,13 @@
 //! real clock. Two drivers built with the same configuration and fed the same calls
 //! produce the same completions at the same virtual times.
 //!
+//! # Drop
+//!
+//! The simulator touches an op's memory only inside `submit`, `park` and
+//! `cancel` (the in-memory network copies into and out of it there), so ops
+//! still pending when the driver is dropped are forgotten and nothing writes
+//! them afterwards.
+//!
 //! # Remote wakes
 //!
 //! The unpark eventfd is real: other threads (the blocking pool, a `Handle`) can
@@ -889,6 +896,21 @@ impl SimDriver {
             result = res;
         }
         self.complete_later(user_data, result);
+    }
+
+    /// Ops whose memory the simulator may still use: submitted and not yet
+    /// decided (see `Driver::in_flight`).
+    pub(crate) fn undecided(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Cancels every undecided op, in submission order (as `cancel` does one:
+    /// each gets a completion, due after a latency). See `Driver::drain`.
+    pub(crate) fn cancel_all(&mut self) {
+        let keys: Vec<u64> = self.pending.values().map(|p| p.user_data).collect();
+        for user_data in keys {
+            self.cancel(user_data);
+        }
     }
 
     pub(crate) fn release_fd(&mut self, fd: RawFd) {

@@ -34,6 +34,14 @@
 //!    While it is `true`, `wake_buf` may be written by the kernel at any moment.
 //! 3. `wake_buf` is freed only when `wake_armed` is `false`, and only after the ring is
 //!    closed (see `Drop`). If the cancel at drop cannot be confirmed, it is leaked.
+//! 4. `in_flight` counts the entries of submitted ops (keys below `token::RESERVED_MIN`)
+//!    pushed to the SQ whose final CQE (one without `IORING_CQE_F_MORE`) has not been
+//!    reaped: while it is non-zero the kernel may still use some op's memory.
+//! 5. The ring is closed only when `in_flight == 0` and `wake_armed` is `false`. Closing
+//!    an io_uring fd does not wait for its requests (the kernel cancels them later, from
+//!    a workqueue, and an io-wq worker already running one may still write its buffer),
+//!    so `Drop` first cancels everything and reaps until both hold, for at most
+//!    [`DROP_LIMIT`]; past that it leaks the ring and `wake_buf` instead of freeing them.
 
 use std::fmt;
 use std::io;
@@ -41,10 +49,10 @@ use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use io_uring::types::{SubmitArgs, Timespec};
-use io_uring::{IoUring, opcode, squeue, types};
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 use crate::op::{Completion, OpCode};
 use crate::sys::{Blocking, EventFd};
@@ -58,8 +66,10 @@ const WRONG_THREAD: &str = "a coil_arch::Driver built with Config::uring_single_
 
 mod probe;
 
-/// How many 10 ms waits drop spends confirming that the eventfd READ was cancelled.
-const DROP_CANCEL_ATTEMPTS: u32 = 100;
+/// How long `Drop` waits for the kernel to confirm that every request (the ops in
+/// flight and the eventfd READ) has completed, after cancelling them all; past it the
+/// ring is leaked (invariant 5).
+const DROP_LIMIT: Duration = crate::Driver::DROP_LIMIT;
 
 /// An io_uring instance plus the always-armed READ on the unpark eventfd.
 pub(crate) struct UringDriver {
@@ -73,6 +83,8 @@ pub(crate) struct UringDriver {
     wake_buf: NonNull<u64>,
     /// Invariant 2.
     wake_armed: bool,
+    /// Ops submitted whose final CQE has not been reaped (invariant 4).
+    in_flight: usize,
     /// Shared with every [`Unparker`]; also keeps the eventfd open.
     unpark: Arc<Shared>,
     /// Completions of submitted ops reaped but not yet handed to the caller of
@@ -114,6 +126,7 @@ impl UringDriver {
             ring: ManuallyDrop::new(ring),
             wake_buf: NonNull::from(Box::leak(Box::new(0u64))),
             wake_armed: false,
+            in_flight: 0,
             unpark,
             pending: Vec::new(),
             deferred,
@@ -204,7 +217,29 @@ impl UringDriver {
         let entry = unsafe { op.as_mut() }.uring_entry().user_data(user_data);
         // SAFETY: every pointer in the entry points into the op (OpCode contract),
         // which lives until its CQE is reaped (caller's promise, invariant 1).
-        unsafe { self.push(&entry) }
+        unsafe { self.push(&entry)? };
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Ops submitted whose completion the kernel has not posted yet (invariant 4).
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// See [`Driver::drain`](crate::Driver::drain): cancels every op in flight and
+    /// reaps until none is left or `limit` has passed. Completions reaped go to `out`.
+    pub(crate) fn drain(&mut self, limit: Duration, out: &mut Vec<Completion>) -> bool {
+        let res = self.quiesce(limit, false);
+        out.append(&mut self.pending);
+        match res {
+            Ok(done) => done,
+            Err(e) => {
+                // Panics for a single-issuer ring drained on the wrong thread, like park.
+                let _ = self.wrong_thread(e);
+                false
+            }
+        }
     }
 
     /// Queues an ASYNC_CANCEL for `user_data` (best effort: a failure to queue
@@ -284,13 +319,14 @@ impl UringDriver {
             let UringDriver {
                 ring,
                 wake_armed,
+                in_flight,
                 unpark,
                 pending,
                 ..
             } = self;
             for cqe in ring.completion() {
                 seen += 1;
-                dispatch(&cqe, wake_armed, unpark, pending);
+                dispatch(&cqe, wake_armed, in_flight, unpark, pending);
             }
             if !ring.submission().cq_overflow() {
                 return seen;
@@ -305,30 +341,75 @@ impl UringDriver {
         }
     }
 
-    /// Cancels the in-flight eventfd READ and waits for its CQE. Returns whether the CQE
-    /// was seen, i.e. whether the kernel is done with `wake_buf`.
-    fn cancel_wake(&mut self) -> bool {
-        let cancel = opcode::AsyncCancel::new(token::UNPARK)
-            .build()
-            .user_data(token::CANCEL);
-        // SAFETY: an ASYNC_CANCEL entry holds no pointers.
-        if unsafe { self.push(&cancel) }.is_err() {
-            return false;
+    /// Cancels every request in flight (`IORING_ASYNC_CANCEL_ANY` when an op is; with
+    /// `wake`, also the eventfd READ by its key, for kernels before 5.19 that reject
+    /// `ANY` with `EINVAL`)
+    /// and reaps until no op is in flight (and, with `wake`, the READ has completed), or
+    /// `limit` has passed. `Ok(true)`: the kernel holds no pointer into any op's memory
+    /// (nor, with `wake`, into `wake_buf`). `Ok(false)`: the limit passed first. `Err`:
+    /// an enter failed with an error other than the benign ones; nothing was confirmed
+    /// beyond what was reaped (the caller asks `in_flight` again if it must know).
+    ///
+    /// Completions of ops reaped here are kept in `pending`, as by any reap. Every enter
+    /// goes through `enter`, so the fault seam applies.
+    fn quiesce(&mut self, limit: Duration, wake: bool) -> io::Result<bool> {
+        let idle = |d: &UringDriver| d.in_flight == 0 && !(wake && d.wake_armed);
+        self.reap();
+        if idle(self) {
+            return Ok(true);
         }
-        let ts = Timespec::new().nsec(10_000_000);
-        for _ in 0..DROP_CANCEL_ATTEMPTS {
-            let args = SubmitArgs::new().timespec(&ts);
-            match self.ring.submitter().submit_with_args(1, &args) {
+        // `None`: a limit too large for an Instant, i.e. no limit.
+        let deadline = Instant::now().checked_add(limit);
+        if self.in_flight > 0 {
+            let any = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                .build()
+                .user_data(token::CANCEL);
+            // SAFETY: an ASYNC_CANCEL entry holds no pointers.
+            unsafe { self.push(&any)? };
+        }
+        if wake && self.wake_armed {
+            let read = opcode::AsyncCancel::new(token::UNPARK)
+                .build()
+                .user_data(token::CANCEL);
+            // SAFETY: as above.
+            unsafe { self.push(&read)? };
+        }
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            match self.enter(Enter::Wait(left)) {
                 Ok(_) => {}
                 Err(e) if is_benign(&e) => {}
-                Err(_) => return false,
+                Err(e) => {
+                    self.reap();
+                    return if idle(self) { Ok(true) } else { Err(e) };
+                }
             }
             self.reap();
-            if !self.wake_armed {
-                return true;
+            if idle(self) {
+                return Ok(true);
+            }
+            if left == Some(Duration::ZERO) {
+                return Ok(false);
             }
         }
-        false
+    }
+
+    /// Drop's teardown (invariant 5): cancels and reaps everything for at most `limit`,
+    /// then closes the ring and frees `wake_buf`, or leaks both. Returns whether the
+    /// ring was closed. Runs at most once: afterwards the ring is gone or leaked.
+    fn close(&mut self, limit: Duration) -> bool {
+        // Any failure (the wrong thread of a single-issuer ring, say) leaks: no panic
+        // in drop.
+        if !matches!(self.quiesce(limit, true), Ok(true)) {
+            return false;
+        }
+        // SAFETY: `ring` is dropped exactly once, here (`close` runs once, from `Drop`
+        // or a test that never drops the driver), and not used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.ring) };
+        // SAFETY: `wake_buf` came from `Box::leak` in `new`; no READ targets it any
+        // more (`quiesce` saw its CQE) and the ring is closed (invariant 3).
+        drop(unsafe { Box::from_raw(self.wake_buf.as_ptr()) });
+        true
     }
 }
 
@@ -339,30 +420,26 @@ impl fmt::Debug for UringDriver {
             .field("sq_entries", &self.ring.params().sq_entries())
             .field("cq_entries", &self.ring.params().cq_entries())
             .field("wake_armed", &self.wake_armed)
+            .field("in_flight", &self.in_flight)
             .field("deferred", &self.deferred)
             .finish_non_exhaustive()
     }
 }
 
 impl Drop for UringDriver {
+    /// Invariant 5: returns once every request has completed, or leaks the ring (and
+    /// with it `wake_buf`) after [`DROP_LIMIT`].
     fn drop(&mut self) {
-        let buf_idle = !self.wake_armed || self.cancel_wake();
-        // SAFETY: `ring` is dropped exactly once, here, and not used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.ring) };
-        if buf_idle {
-            // SAFETY: `wake_buf` came from `Box::leak` in `new`; no READ targets it any
-            // more (its CQE was reaped) and the ring is closed (invariant 3).
-            drop(unsafe { Box::from_raw(self.wake_buf.as_ptr()) });
-        }
-        // Otherwise the kernel might still write the 8 bytes: leak them.
+        self.close(DROP_LIMIT);
     }
 }
 
-/// Handles one CQE. The op table of later milestones goes here, keyed by `user_data`
-/// below `token::RESERVED_MIN`.
+/// Handles one CQE: the driver's own tokens, or an op's completion for the caller of
+/// `park` (which ends the op unless `IORING_CQE_F_MORE` says more CQEs follow).
 fn dispatch(
     cqe: &io_uring::cqueue::Entry,
     wake_armed: &mut bool,
+    in_flight: &mut usize,
     unpark: &Shared,
     pending: &mut Vec<Completion>,
 ) {
@@ -378,11 +455,19 @@ fn dispatch(
             }
         }
         token::PROBE | token::CANCEL => {}
-        other if other < token::RESERVED_MIN => pending.push(Completion {
-            user_data,
-            result,
-            flags: cqe.flags(),
-        }),
+        other if other < token::RESERVED_MIN => {
+            let flags = cqe.flags();
+            if !cqueue::more(flags) {
+                // Saturating: a CQE no submit counted (impossible today) must not wrap
+                // the count and make drop wait for ops that do not exist.
+                *in_flight = in_flight.saturating_sub(1);
+            }
+            pending.push(Completion {
+                user_data,
+                result,
+                flags,
+            });
+        }
         other => debug_assert!(
             false,
             "io_uring completed an unknown reserved user_data {other:#x}"
@@ -508,7 +593,107 @@ mod tests {
         let mut d = driver(8);
         d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
         assert!(d.wake_armed);
-        assert!(d.cancel_wake(), "the READ's cancellation was not confirmed");
+        assert!(
+            d.quiesce(DROP_LIMIT, true).unwrap(),
+            "the READ's cancellation was not confirmed"
+        );
         assert!(!d.wake_armed);
+    }
+
+    type Op = crate::op::Read<Vec<u8>>;
+
+    /// A READ of up to 8 bytes from `fd` into a zeroed buffer, submitted (not yet
+    /// entered). The op is leaked: a test below leaks the ring, after which the kernel
+    /// may write it at any time.
+    fn pending_read(d: &mut UringDriver, fd: std::os::fd::RawFd, user_data: u64) -> NonNull<Op> {
+        let mut buf = vec![0u8; 8];
+        buf.clear();
+        let op = NonNull::from(Box::leak(Box::new(crate::op::Read {
+            fd,
+            buf,
+            offset: crate::op::CURRENT_POSITION,
+        })));
+        // SAFETY: the op is leaked, so it stays valid and in place forever.
+        unsafe { d.submit(user_data, op) }.unwrap();
+        op
+    }
+
+    /// The 8 bytes of the op's buffer, read volatile: the kernel may write them
+    /// concurrently.
+    fn peek(op: NonNull<Op>) -> [u8; 8] {
+        // SAFETY: the op is leaked (never freed) and its buffer has 8 bytes of capacity;
+        // `u8` has no invalid values, and a racing kernel write only changes which bytes
+        // we see.
+        unsafe { std::ptr::read_volatile((*op.as_ptr()).buf.as_ptr().cast::<[u8; 8]>()) }
+    }
+
+    /// `drain` cancels every op in flight with one `ASYNC_CANCEL_ANY` and reports each
+    /// completion; the count goes back to 0 and the driver keeps working.
+    #[test]
+    fn drain_cancels_every_op_in_flight() {
+        for single_issuer in [false, true] {
+            let mut d = build(8, single_issuer);
+            let pairs: Vec<_> = (0..3)
+                .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
+                .collect();
+            for (i, (a, _)) in pairs.iter().enumerate() {
+                pending_read(&mut d, a.as_raw_fd(), i as u64);
+            }
+            let mut out = Vec::new();
+            d.park(Some(Duration::ZERO), &mut out).unwrap();
+            assert_eq!(d.in_flight(), 3);
+            assert!(d.drain(DROP_LIMIT, &mut out));
+            assert_eq!(d.in_flight(), 0);
+            out.sort_by_key(|c| c.user_data);
+            let got: Vec<_> = out.iter().map(|c| (c.user_data, c.result)).collect();
+            assert_eq!(got, [0, 1, 2].map(|i| (i, -libc::ECANCELED)));
+            // `ANY` cancelled the eventfd READ too; unparks still work (a park re-arms
+            // it, and an unpark made meanwhile completes the new READ at once).
+            d.unparker().unpark();
+            for _ in 0..3 {
+                if !d.unpark.is_notified() {
+                    break;
+                }
+                d.park(Some(DROP_LIMIT), &mut out).unwrap();
+            }
+            assert!(!d.unpark.is_notified(), "the unpark was never consumed");
+            assert!(
+                out.len() == 3,
+                "a completion for an op that was not submitted"
+            );
+        }
+    }
+
+    /// The bound: with every enter refused (the fault seam) the cancels never reach the
+    /// kernel, so a teardown with a zero limit cannot confirm the READ and leaks the
+    /// ring instead of closing it. The leak is real: the request still runs afterwards
+    /// and writes the op's buffer when data arrives, which is why the owner of op memory
+    /// must leak it too when `Driver::drain` returns `false`.
+    #[test]
+    fn teardown_past_the_limit_leaks_the_ring_and_the_kernel_still_writes() {
+        use std::io::Write as _;
+        let mut d = ManuallyDrop::new(driver(8));
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let op = pending_read(&mut d, a.as_raw_fd(), 7);
+        d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
+        assert_eq!(d.in_flight(), 1);
+        d.set_enter_fault(Some(Box::new(|| Some(libc::EAGAIN))));
+        assert!(
+            !d.close(Duration::ZERO),
+            "closed a ring with a READ in flight"
+        );
+        assert_eq!(d.in_flight(), 1);
+        // `d` is never dropped: its ring is leaked, as `Drop` would have left it.
+        b.write_all(b"leaked!!").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while peek(op) != *b"leaked!!" {
+            assert!(
+                Instant::now() < deadline,
+                "the leaked ring's READ never completed"
+            );
+            // Runs the READ's task work on this thread (the submitter).
+            std::thread::yield_now();
+        }
+        drop(a);
     }
 }
