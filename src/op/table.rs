@@ -229,6 +229,9 @@ impl OpHome {
 
     /// An fd on this loop was closed (`io/fd.rs` rule 2).
     pub(crate) fn fd_closed(&self, fd: RawFd) {
+        if !self.is_running() {
+            return; // the driver that knew the fd is gone
+        }
         self.closed_fds.borrow_mut().push(fd);
         self.chores.set(true);
     }
