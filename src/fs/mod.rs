@@ -33,7 +33,11 @@
 //!   instead of waiting for the disk; only then does it go to the pool.
 //!   Buffers move to the pool thread and back, hence the `Send` bounds.
 //! - Outside a running coil loop, operations run on the blocking pool (the
-//!   future can be awaited by any executor).
+//!   future can be awaited by any executor on that thread).
+//! - The futures are `!Send`, like every coil I/O future: once submitted, an
+//!   operation belongs to the loop that submitted it and holds a handle to
+//!   its op table (see `docs/cancellation.md`). A `File` itself is `Send`
+//!   and may be used from any loop.
 //!
 //! # Ownership and cancellation
 //!
