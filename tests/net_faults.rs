@@ -1,5 +1,5 @@
 //! Faults under every driver: bad fds, fd-number reuse with an op pending,
-//! out of fds on accept (RELIABILITY.md §4 items 22, 24, 25).
+//! out of fds on accept (docs/reliability.md, checks 22, 24, 25).
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! Fd accounting: no fd leaks from cancelled accepts or from dropping a
-//! runtime with ops in flight (RELIABILITY.md §4 items 27, 28).
+//! runtime with ops in flight (docs/reliability.md, checks 27, 28).
 //!
 //! One `#[test]` only: `/proc/self/fd` is process-wide, so these checks must
 //! not run beside other tests of the same binary.

@@ -1,5 +1,5 @@
 //! 9,000 concurrent loopback connections, echoing 1 KiB each, under each
-//! driver (RELIABILITY.md §4 item 21; the fd limit here is 20,000, so 9k
+//! driver (docs/reliability.md, check 21; the fd limit here is 20,000, so 9k
 //! connections — 18k fds — fit in one process). One `#[test]` in this binary,
 //! so no other test competes for fds.
 

@@ -1,5 +1,5 @@
 //! TCP under every driver: echo, partial I/O and EOF, errors with their errno,
-//! cancellation that loses nothing (RELIABILITY.md §4 items 21–28, 32, 35).
+//! cancellation that loses nothing (docs/reliability.md, checks 21–28, 32, 35).
 
 mod support;
 
@@ -159,9 +159,9 @@ driver_test! {
     }
 
     fn cancelled_read_loses_no_bytes(rt) {
-        // Issue item 3 / RELIABILITY item 32: the data is already there, the
-        // read is submitted and then dropped by an elapsed timeout while in
-        // flight. Whatever the kernel delivered to the dropped read comes
+        // Issue item 3 / docs/reliability.md, check 32: the data is already
+        // there, the read is submitted and then dropped by an elapsed timeout
+        // while in flight. Whatever the kernel delivered to the dropped read comes
         // back from the next read: the stream never loses or reorders bytes.
         rt.block_on(async {
             let (a, b) = pair().await;

@@ -1,4 +1,4 @@
-//! Vectored writes under every driver (RELIABILITY.md §4 item 35): IOV_MAX
+//! Vectored writes under every driver (docs/reliability.md, check 35): IOV_MAX
 //! buffers in one call, more than IOV_MAX split, zero buffers, 16 MB through
 //! 4 KB socket buffers with `write_all_vectored`, and a vectored write
 //! dropped in flight that never sends freed memory.

@@ -1,5 +1,5 @@
 //! Fairness: one poll per task per tick, the coop budget, I/O and timers are
-//! not starved by busy tasks (RELIABILITY.md §4 items 13, 14).
+//! not starved by busy tasks (docs/reliability.md, checks 13, 14).
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! Fork safety (RELIABILITY.md §4 item 33): `fork()` with a live runtime and
+//! Fork safety (docs/reliability.md, check 33): `fork()` with a live runtime and
 //! ops in flight (a socket read, a timer, a used blocking pool). The child
 //! builds fresh runtimes under each driver and does real I/O with them, or
 //! gets a clean error (io_uring where it is denied); it never touches the

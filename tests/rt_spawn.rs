@@ -77,7 +77,7 @@ driver_test! {
     }
 
     fn every_third_task_panics(rt) {
-        // RELIABILITY.md §4 item 9: the loop carries on; each panicking task
+        // docs/reliability.md, check 9: the loop carries on; each panicking task
         // gives Err(Panicked) with its payload.
         let (ok, panicked) = rt.block_on(async {
             let tasks: Vec<_> = (0..support::scaled(999) as u32)

@@ -1,5 +1,5 @@
-//! Bounded stress and extreme-input tests (RELIABILITY.md §4 items 2, 15, 16,
-//! 19; issue 5 item 5: a million timers, 100k tasks cancelled mid-flight).
+//! Bounded stress and extreme-input tests (docs/reliability.md, checks 2, 15,
+//! 16, 19; issue 5 item 5: a million timers, 100k tasks cancelled mid-flight).
 //! Loop counts are small by default and scale with `STRESS_ITERS`;
 //! under Miri they go through `support::scaled`. Tests that measure the
 //! whole process (RSS) or may hang (nested `block_on`) run in a child

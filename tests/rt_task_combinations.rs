@@ -1,5 +1,5 @@
-//! tokio's `task_combinations` matrix ported to coil (RELIABILITY.md §4
-//! item 10): every combination of
+//! tokio's `task_combinations` matrix ported to coil (docs/reliability.md,
+//! check 10): every combination of
 //! - a future that panics in poll, in drop, both, or neither;
 //! - an output that panics on drop, or not;
 //! - the `Task` handle dropped at once, after the first poll, after

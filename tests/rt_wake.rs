@@ -1,5 +1,5 @@
 //! Wakers: self-wakes, late wakes, wakes from other threads, reference cycles,
-//! deep chains (RELIABILITY.md §4 items 3–8, 11, 12, 34).
+//! deep chains (docs/reliability.md, checks 3–8, 11, 12, 34).
 
 mod support;
 

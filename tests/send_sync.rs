@@ -42,7 +42,7 @@ assert_impl_all!(DriverChoice: Send, Sync, Copy);
 assert_impl_all!(DriverKind: Send, Sync, Copy);
 assert_impl_all!(FallbackReason: Send, Sync, Clone);
 assert_impl_all!(Stats: Send, Sync, Copy);
-// Our wakers must be shareable (RELIABILITY.md §4 item 6).
+// Our wakers must be shareable (docs/reliability.md, check 6).
 assert_impl_all!(std::task::Waker: Send, Sync);
 
 #[test]

@@ -1,5 +1,5 @@
 //! Timers: never early, extremes, cancellation, timeouts, intervals
-//! (RELIABILITY.md §4 items 17, 19).
+//! (docs/reliability.md, checks 17, 19).
 
 mod support;
 

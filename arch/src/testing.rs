@@ -126,12 +126,13 @@ fn invalid(what: &str) -> io::Error {
     )
 }
 
-/// The "RingOps" seam of RELIABILITY.md item 31: from now on, `fault` is called before
-/// each `io_uring_enter` the driver makes (submit, wait, overflow flush); when it returns
-/// `Some(errno)` that enter is skipped and the driver sees `errno` as the kernel's
-/// answer, with nothing consumed from the submission queue. Tests inject `EAGAIN`,
-/// `EBUSY` and `EINTR` to check that ops stay owned and queued until their completion
-/// and none is lost. `clear_enter_errors` removes the seam.
+/// The seam for injected submit errors (docs/reliability.md, check 31): from now on,
+/// `fault` is called before each `io_uring_enter` the driver makes (submit, wait,
+/// overflow flush); when it returns `Some(errno)` that enter is skipped and the driver
+/// sees `errno` as the kernel's answer, with nothing consumed from the submission
+/// queue. Tests inject `EAGAIN`, `EBUSY` and `EINTR` to check that ops stay owned and
+/// queued until their completion and none is lost. `clear_enter_errors` removes the
+/// seam.
 ///
 /// # Errors
 ///

@@ -1,5 +1,5 @@
 //! Operations through both backends: completions, cancellation, SQ full and CQ
-//! overflow (RELIABILITY.md §4 items 29, 30).
+//! overflow (docs/reliability.md, checks 29, 30).
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! [`SharedFd`]: an fd shared by its I/O object and every op in flight on it.
 //!
-//! Rules (RELIABILITY.md §2.3: io_uring resolves fds by number, lazily):
+//! Rules (docs/reliability.md §2.3: io_uring resolves fds by number, lazily):
 //! 1. The fd is closed only when the last `SharedFd` clone is dropped. Every
 //!    op holds a clone until its completion (also when orphaned, op.rs rule 2),
 //!    so no op is ever pending on a closed — or reused — fd number.

@@ -1,5 +1,5 @@
 //! Loom models of the cross-thread wake path and the remote queue
-//! (RELIABILITY.md §1d and §4 item 1; the protocol is in `rt/mod.rs`).
+//! (docs/reliability.md §1d and check 1; the protocol is in `rt/mod.rs`).
 //!
 //! Everything here is the real code built with loom's types (`crate::loom`):
 //! [`Shared`] with its mutex, flags and unparker, tasks from

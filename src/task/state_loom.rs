@@ -1,4 +1,4 @@
-//! Loom models of the task state word (RELIABILITY.md §4 item 1).
+//! Loom models of the task state word (docs/reliability.md, check 1).
 //!
 //! They drive [`State`] directly, without a runtime: each thread plays one
 //! actor of `task/mod.rs` (the loop thread, a waker on another thread, the

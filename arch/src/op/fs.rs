@@ -5,7 +5,7 @@
 //! Every path is an owned [`CString`] inside the op, and `statx` writes into a
 //! boxed buffer the op owns, so the pointers an io_uring entry carries stay
 //! valid until the completion however the future above is dropped
-//! (RELIABILITY.md §2.1, tokio-uring#125: a path borrowed from the caller's
+//! (docs/reliability.md §2.1, tokio-uring#125: a path borrowed from the caller's
 //! stack was read by the kernel after the caller had returned).
 //!
 //! # The epoll side

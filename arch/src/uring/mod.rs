@@ -92,7 +92,7 @@ pub(crate) struct UringDriver {
     pending: Vec<Completion>,
     /// The ring was built with `SINGLE_ISSUER | DEFER_TASKRUN` (module docs).
     deferred: bool,
-    /// Test seam (RELIABILITY.md item 31, the "RingOps" of that list): when set,
+    /// Test seam (docs/reliability.md, check 31): when set,
     /// consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
     /// reports that error as if the kernel had refused everything.
     fault: Option<EnterFault>,
