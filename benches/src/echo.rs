@@ -1,4 +1,4 @@
-//! W5 tcp echo (WORKLOADS.md): echo servers for every peer, the raw-epoll
+//! W5 tcp echo (benches/WORKLOADS.md): echo servers for every peer, the raw-epoll
 //! load generator, and the suite that runs them as separate pinned
 //! processes.
 //!
@@ -1327,7 +1327,7 @@ fn render(rows: &[(&str, Vec<String>)]) -> String {
             );
         }
     }
-    // The W5 goals of WORKLOADS.md: server CPU per request over the raw floor.
+    // The W5 goals of benches/WORKLOADS.md: server CPU per request over the raw floor.
     for (coil, floor, slack) in [
         ("coil/uring", "raw-uring-defer", 0.1),
         ("coil/epoll", "raw-epoll", 0.2),

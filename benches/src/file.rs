@@ -1,4 +1,4 @@
-//! W6 file read (`file`, WORKLOADS.md): 200 000 positional 4 KiB reads of a
+//! W6 file read (`file`, benches/WORKLOADS.md): 200 000 positional 4 KiB reads of a
 //! page-cached 256 MiB file by 64 tasks, for coil and its peers.
 //!
 //! * `coil-benches file [--quick] [reps=k]` creates the file once (in the

@@ -1,13 +1,13 @@
 //! `coil-benches`: W1 spawn, W2 yield, W3 channel and W4 timers (the default
 //! suite), W5 TCP echo (`echo`, echo.rs) and W6 file reads (`file`, file.rs)
-//! of `shared/bench/WORKLOADS.md`, for coil (io_uring and epoll drivers)
+//! of `benches/WORKLOADS.md`, for coil (io_uring and epoll drivers)
 //! beside tokio current_thread, monoio (io_uring and legacy), glommio and smol.
 //!
 //! * `coil-benches [--quick]` runs W1–W4 for every peer, each
 //!   measurement in a child process of this binary pinned to CPU 0, median
 //!   of 3 (1 with `--quick`), and prints a table and the RATIOS.
 //! * `coil-benches <workload> peer=<name> [key=value ...]` runs once, in this
-//!   process, and prints exactly one JSON line (WORKLOADS.md §0).
+//!   process, and prints exactly one JSON line (benches/WORKLOADS.md §0).
 //!
 //! See `benches/README.md`.
 

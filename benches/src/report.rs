@@ -1,4 +1,4 @@
-//! The one-line JSON result (WORKLOADS.md §0), percentiles, and the small
+//! The one-line JSON result (benches/WORKLOADS.md §0), percentiles, and the small
 //! amount of JSON reading the parent needs to collect its children's lines.
 
 use std::fmt::Write as _;

@@ -1,4 +1,4 @@
-//! SplitMix64, the PRNG shared by every language's harness (WORKLOADS.md §1).
+//! SplitMix64, the PRNG shared by every language's harness (benches/WORKLOADS.md §1).
 
 /// W4 sleep durations.
 pub const TIMER_SEED: u64 = 0x5EED_0000_0000_0004;

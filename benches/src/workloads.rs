@@ -1,4 +1,4 @@
-//! W1 spawn, W2 yield and W4 timers (WORKLOADS.md): parameters, the
+//! W1 spawn, W2 yield and W4 timers (benches/WORKLOADS.md): parameters, the
 //! self-checks and the metrics, the same for every peer.
 
 use crate::opts::Opts;

@@ -2,7 +2,7 @@
 //! driver (`monoio-legacy`), timer enabled.
 //!
 //! monoio has no yield of its own, so W2 uses the spec's generic yield. Note
-//! (WORKLOADS.md): monoio re-polls a task that wakes itself at once, so its
+//! (benches/WORKLOADS.md, W2): monoio re-polls a task that wakes itself at once, so its
 //! W2 figure is one task re-polling itself, not rotation across tasks.
 
 use std::time::Instant;
