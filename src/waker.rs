@@ -11,7 +11,6 @@
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use crate::task::raw::TaskRef;
-use crate::task::state::Notify;
 
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 
@@ -21,8 +20,9 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, dr
 /// The caller transfers one reference to the waker (or, for a borrowed waker
 /// wrapped in `ManuallyDrop`, guarantees one is held for its lifetime).
 pub(crate) unsafe fn waker_from_raw(task: TaskRef) -> Waker {
-    let raw = RawWaker::new(task.0.as_ptr().cast_const().cast(), &VTABLE);
-    // SAFETY: VTABLE's functions uphold the RawWaker contract for task pointers.
+    let raw = RawWaker::new(task.into_raw(), &VTABLE);
+    // SAFETY: VTABLE's functions uphold the RawWaker contract for task
+    // pointers, and the waker holds a reference (caller's promise).
     unsafe { Waker::from_raw(raw) }
 }
 
@@ -32,36 +32,34 @@ pub(crate) fn is_task_waker(waker: &Waker) -> bool {
     std::ptr::eq(waker.vtable(), &VTABLE)
 }
 
-fn task_of(ptr: *const ()) -> TaskRef {
-    // SAFETY: only `waker_from_raw` builds wakers with this vtable, from a
-    // non-null header pointer.
-    TaskRef(unsafe { std::ptr::NonNull::new_unchecked(ptr.cast_mut().cast()) })
+/// # Safety
+/// `ptr` is the data pointer of a waker with this vtable, which is alive (so
+/// it holds, or borrows, a reference to the task: `waker_from_raw`).
+unsafe fn task_of(ptr: *const ()) -> TaskRef {
+    // SAFETY: only `waker_from_raw` builds wakers with this vtable, from
+    // `TaskRef::into_raw`, and the waker's reference keeps the task alive
+    // while the vtable function runs.
+    unsafe { TaskRef::from_raw(ptr) }
 }
 
 unsafe fn clone(ptr: *const ()) -> RawWaker {
-    let task = task_of(ptr);
-    task.header().state.ref_inc();
-    RawWaker::new(ptr, &VTABLE)
+    // SAFETY: called on a live waker of ours (RawWaker contract).
+    let task = unsafe { task_of(ptr) }.clone_ref();
+    RawWaker::new(task.into_raw(), &VTABLE)
 }
 
 unsafe fn wake(ptr: *const ()) {
-    let task = task_of(ptr);
-    match task.header().state.transition_to_notified_by_val() {
-        Notify::Submit => crate::rt::schedule(task),
-        Notify::Nothing => {}
-        // SAFETY: the waker held the last reference (rule 7).
-        Notify::Dealloc => unsafe { (task.header().vtable.dealloc)(task) },
-    }
+    // SAFETY: `wake` consumes the waker and with it the waker's reference,
+    // which `wake_by_val` takes over; the waker is not used again.
+    unsafe { task_of(ptr).wake_by_val() }
 }
 
 unsafe fn wake_by_ref(ptr: *const ()) {
-    let task = task_of(ptr);
-    match task.header().state.transition_to_notified_by_ref() {
-        Notify::Submit => crate::rt::schedule(task),
-        Notify::Nothing | Notify::Dealloc => {}
-    }
+    // SAFETY: called on a live waker of ours (RawWaker contract).
+    unsafe { task_of(ptr) }.wake_by_ref();
 }
 
 unsafe fn drop_waker(ptr: *const ()) {
-    task_of(ptr).release(1);
+    // SAFETY: the waker's own reference, released as it is dropped.
+    unsafe { task_of(ptr).release(1) }
 }

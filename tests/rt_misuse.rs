@@ -117,7 +117,12 @@ fn forced_uring_denied_is_an_error_not_a_fallback() {
             .build()
             .unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
-        let rt = coil::Runtime::builder().build().unwrap();
+        // `Auto` explicitly: the default choice reads `COIL_DRIVER`, and a
+        // forced driver never falls back (docs/drivers.md).
+        let rt = coil::Runtime::builder()
+            .driver(coil::runtime::DriverChoice::Auto)
+            .build()
+            .unwrap();
         assert_eq!(rt.driver().kind(), coil::runtime::DriverKind::Epoll);
         assert_eq!(
             rt.driver().fallback_reason().unwrap().errno(),

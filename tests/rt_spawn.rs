@@ -203,11 +203,11 @@ driver_test! {
 
     fn shutdown_cancels_and_drops_everything(rt) {
         // The runtime is dropped by the harness after this body; here we check
-        // what `coil::run` promises: leftover tasks are cancelled and dropped.
-        let _ = rt;
+        // what `coil::run` promises (leftover tasks are cancelled and dropped)
+        // on a fresh runtime with this variant's driver.
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = dropped.clone();
-        coil::run(async move {
+        support::run_like(rt, async move {
             for _ in 0..100 {
                 let g = DropCounter(d.clone());
                 drop(spawn(async move {

@@ -87,12 +87,11 @@ driver_test! {
     fn waker_outlives_runtime(rt) {
         // Item 5: waking and dropping a waker after the loop is gone is a no-op
         // (the task is complete; the remote queue is closed).
-        let _ = rt;
         let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
         let s = slot.clone();
         let flag = Arc::new(AtomicBool::new(false));
         let f = flag.clone();
-        coil::run(async move {
+        support::run_like(rt, async move {
             drop(spawn(WaitFlag { flag: f, slot: s }));
             yield_now().await;
         });
@@ -220,13 +219,15 @@ driver_test! {
     }
 
     fn task_awaited_on_another_thread(rt) {
-        // A Send Task<T> joined from a different runtime on another thread.
+        // A Send Task<T> joined from a different runtime (same driver) on
+        // another thread.
+        let choice = support::choice_like(rt);
         let handle = rt.handle();
         let t = handle.spawn(async {
             coil::time::sleep(std::time::Duration::from_millis(5)).await;
             "from the loop"
         });
-        let joiner = std::thread::spawn(move || coil::run(t));
+        let joiner = std::thread::spawn(move || support::runtime_with(choice).block_on(t));
         rt.block_on(async {
             while !joiner.is_finished() {
                 coil::time::sleep(std::time::Duration::from_millis(1)).await;
@@ -238,7 +239,6 @@ driver_test! {
     fn reentrant_spawn_during_shutdown(rt) {
         // Item 8: spawning from a Drop that runs while the runtime shuts down
         // does not panic; the new future is dropped at once.
-        let _ = rt;
         let dropped = Arc::new(AtomicUsize::new(0));
         struct SpawnOnDrop(Arc<AtomicUsize>);
         impl Drop for SpawnOnDrop {
@@ -251,7 +251,7 @@ driver_test! {
             }
         }
         let d = dropped.clone();
-        coil::run(async move {
+        support::run_like(rt, async move {
             let g = SpawnOnDrop(d);
             drop(spawn(async move {
                 let _g = g;
@@ -263,8 +263,7 @@ driver_test! {
     }
 
     fn handle_spawn_after_shutdown_is_cancelled(rt) {
-        let _ = rt;
-        let rt2 = coil::Runtime::new().unwrap();
+        let rt2 = support::runtime_with(support::choice_like(rt));
         let h: Handle = rt2.handle();
         drop(rt2);
         assert!(h.is_closed());
@@ -274,16 +273,15 @@ driver_test! {
             let _g = g;
         });
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
-        assert!(coil::run(t).unwrap_err().is_cancelled());
+        assert!(support::run_like(rt, t).unwrap_err().is_cancelled());
     }
 
     fn join_cycle_is_collected_at_shutdown(rt) {
         // Item 12: two tasks awaiting each other's handles, plus a task that
         // keeps its own waker; all futures dropped at runtime drop.
-        let _ = rt;
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = dropped.clone();
-        coil::run(async move {
+        support::run_like(rt, async move {
             type Slot = Rc<RefCell<Option<coil::Task<()>>>>;
             let a_slot: Slot = Rc::default();
             let b_slot: Slot = Rc::default();

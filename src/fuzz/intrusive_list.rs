@@ -69,13 +69,16 @@ fn owned_list(b: &mut Bytes<'_>) {
                 } else {
                     continue;
                 };
-                list.push(t);
+                // SAFETY: `t` is in no list (new or loose), this thread's
+                // (the target is single-threaded), with its one reference.
+                unsafe { list.push(t) };
                 model.push_front(t);
             }
             2 if !model.is_empty() => {
                 let at = usize::from(b.u16().unwrap_or(0)) % model.len();
                 let t = model.remove(at).expect("index in range");
-                list.remove(t);
+                // SAFETY: the model says `t` is in the list.
+                unsafe { list.remove(t) };
                 loose.push(t);
             }
             3 => {
@@ -94,7 +97,9 @@ fn owned_list(b: &mut Bytes<'_>) {
     assert!(model.is_empty(), "tasks left in the model: {}", model.len());
     assert_eq!(list.len(), 0);
     for t in loose {
-        t.release(1);
+        // SAFETY: each loose task's one reference (handed back by the list),
+        // released once: `loose` holds each task once and is consumed here.
+        unsafe { t.release(1) };
     }
 }
 

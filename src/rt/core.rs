@@ -40,7 +40,6 @@ use super::{Enter, Shared};
 use crate::task::Task;
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, PollOutcome, TaskRef};
-use crate::task::state::State;
 use crate::time::Instant;
 use crate::time::wheel::{Key, Wheel};
 
@@ -188,8 +187,13 @@ impl Core {
         &self.home
     }
 
+    /// Queue a task on this loop.
+    ///
+    /// # Safety
+    /// The loop thread; `task` belongs to this loop and the caller hands over
+    /// its queue reference (`SCHEDULED` set for it, rule 2).
     #[inline]
-    pub(crate) fn push_local(&self, task: TaskRef) {
+    pub(crate) unsafe fn push_local(&self, task: TaskRef) {
         if self.firing.get() {
             self.front.borrow_mut().push(task);
         } else {
@@ -205,12 +209,17 @@ impl Core {
         let id = super::next_task_id();
         if self.closed.get() {
             let t = raw::allocate_cancelled(future, self.shared.clone(), id, name);
-            return Task::from_raw(t);
+            // SAFETY: the handle's reference, the only one; Output matches.
+            return unsafe { Task::from_raw(t) };
         }
-        let t = raw::allocate(future, self.shared.clone(), id, name, State::new_spawned());
-        self.owned.push(t);
-        self.push_local(t);
-        Task::from_raw(t)
+        let t = raw::allocate(future, self.shared.clone(), id, name);
+        // SAFETY: a new task of this loop, on its thread: its three
+        // references go to the owned list, the run queue and the handle.
+        unsafe {
+            self.owned.push(t);
+            self.push_local(t);
+            Task::from_raw(t)
+        }
     }
 
     /// Drive `future` to completion, running tasks and timers meanwhile.
@@ -273,7 +282,8 @@ impl Core {
     fn run_task(&self, task: TaskRef) -> bool {
         self.budget.set(BUDGET);
         // SAFETY: popped from the run queue with its queue reference, on
-        // the loop thread (rules 1 and 2 in task/mod.rs).
+        // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
+        // the queue reference back to `push_local` with the task.
         unsafe { poll_task(&self.owned, task, |t| self.push_local(t)) }
     }
 
@@ -499,9 +509,13 @@ impl Core {
         let mut scratch = self.scratch.borrow_mut();
         let (woken, spawned) = &mut *scratch;
         self.shared.take_remote(woken, spawned);
-        adopt(&self.owned, spawned.drain(..), woken.drain(..), |t| {
-            self.push_local(t)
-        });
+        // SAFETY: the loop thread; remote entries carry their references
+        // (`push_spawned`, `schedule`), which `adopt` hands to `push_local`.
+        unsafe {
+            adopt(&self.owned, spawned.drain(..), woken.drain(..), |t| {
+                self.push_local(t)
+            })
+        };
     }
 
     // ----- timers -----
@@ -588,14 +602,16 @@ impl Core {
         let _enter = Enter::new(self);
         self.closed.set(true);
         let (woken, spawned) = self.shared.close_remote();
-        adopt(&self.owned, spawned, woken, |t| self.push_local(t));
+        // SAFETY: as in `drain_remote`.
+        unsafe { adopt(&self.owned, spawned, woken, |t| self.push_local(t)) };
         // SAFETY: the loop thread, not inside a poll.
         unsafe { cancel_owned(&self.owned) };
         self.drain_ops();
         loop {
             let next = self.run_queue.borrow_mut().pop_front();
             match next {
-                Some(t) => t.release(1),
+                // SAFETY: a queue entry's reference (rule 8).
+                Some(t) => unsafe { t.release(1) },
                 None => break,
             }
         }
@@ -674,7 +690,8 @@ impl Core {
 ///
 /// # Safety
 /// The loop thread of `owned`'s runtime; `task` was popped from a run queue
-/// with its queue reference (rules 1 and 2 in `task/mod.rs`).
+/// with its queue reference (rules 1 and 2 in `task/mod.rs`), and is in
+/// `owned`. `push_local` receives the queue reference with the task.
 #[inline(always)]
 pub(crate) unsafe fn poll_task(
     owned: &OwnedList,
@@ -682,15 +699,20 @@ pub(crate) unsafe fn poll_task(
     push_local: impl FnOnce(TaskRef),
 ) -> bool {
     // SAFETY: the caller's promise.
-    match unsafe { (task.header().vtable.poll)(task) } {
+    match unsafe { task.poll() } {
         PollOutcome::Idle => false,
         PollOutcome::Reschedule => {
             push_local(task);
             false
         }
         PollOutcome::Complete => {
-            owned.remove(task);
-            task.release(2);
+            // SAFETY: a task being polled is in `owned` (caller's promise);
+            // then the poller's and the list's references are ours, and
+            // `task` is not used again.
+            unsafe {
+                owned.remove(task);
+                task.release(2);
+            }
             true
         }
     }
@@ -699,14 +721,22 @@ pub(crate) unsafe fn poll_task(
 /// Loop thread: take over what the remote queue held. Tasks spawned from
 /// other threads are bound to this loop (owned list, rule 1) and queued;
 /// remotely woken tasks are queued. Every entry carries a queue reference.
-pub(crate) fn adopt(
+///
+/// # Safety
+/// The loop thread of `owned`'s runtime; the entries come from that
+/// runtime's remote queue (`take_remote`, `close_remote`) with their
+/// references: `spawned` ones are in no list and carry the list's reference
+/// too. `push_local` receives each task with its queue reference.
+pub(crate) unsafe fn adopt(
     owned: &OwnedList,
     spawned: impl IntoIterator<Item = TaskRef>,
     woken: impl IntoIterator<Item = TaskRef>,
     mut push_local: impl FnMut(TaskRef),
 ) {
     for t in spawned {
-        owned.push(t);
+        // SAFETY: an unbound task of this loop, on its thread, with the
+        // list's reference (caller's promise).
+        unsafe { owned.push(t) };
         push_local(t);
     }
     for t in woken {
@@ -724,9 +754,12 @@ pub(crate) fn adopt(
 pub(crate) unsafe fn cancel_owned(owned: &OwnedList) {
     while let Some(t) = owned.pop() {
         // SAFETY: loop thread; the task was in the owned list, so it is not
-        // complete and not running (caller's promise: not inside a poll).
-        unsafe { (t.header().vtable.shutdown)(t) };
-        t.release(1);
+        // complete and not running (caller's promise: not inside a poll);
+        // `pop` handed us the list's reference, released last.
+        unsafe {
+            t.shutdown();
+            t.release(1);
+        }
     }
 }
 

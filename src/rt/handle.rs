@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::Shared;
 use crate::task::Task;
 use crate::task::raw;
-use crate::task::state::State;
 
 /// A cloneable, `Send + Sync` reference to an event loop, for spawning onto it
 /// from other threads (asyncio's `run_coroutine_threadsafe`).
@@ -74,17 +73,23 @@ impl Handle {
         F::Output: Send + 'static,
     {
         let id = super::next_task_id();
-        let t = raw::allocate(future, self.shared.clone(), id, None, State::new_spawned());
-        match self.shared.push_spawned(t) {
-            Ok(()) => Task::from_raw(t),
+        let t = raw::allocate(future, self.shared.clone(), id, None);
+        // SAFETY: a new task of this runtime, in no list or queue: its
+        // list and queue references go to the remote queue.
+        match unsafe { self.shared.push_spawned(t) } {
+            // SAFETY: the third reference is the handle's; Output matches.
+            Ok(()) => unsafe { Task::from_raw(t) },
             Err(t) => {
                 // Shut down: never ran, never bound; finish it here (its future
                 // is Send, so dropping it on this thread is fine) and release
                 // the list and queue references.
-                // SAFETY: the task is ours alone (not published anywhere).
-                unsafe { (t.header().vtable.shutdown)(t) };
-                t.release(2);
-                Task::from_raw(t)
+                // SAFETY: the task is ours alone (not published anywhere), and
+                // its three references came back to us; the handle keeps one.
+                unsafe {
+                    t.shutdown();
+                    t.release(2);
+                    Task::from_raw(t)
+                }
             }
         }
     }

@@ -157,9 +157,10 @@ pub(crate) struct Remote {
     /// Closed at shutdown: pushes then release their reference (rule 8).
     pub(crate) closed: bool,
     /// Tasks woken from other threads (each entry is a queue reference).
-    pub(crate) woken: Vec<TaskRef>,
-    /// Tasks spawned from other threads, not yet in the owned list.
-    pub(crate) spawned: Vec<TaskRef>,
+    pub(super) woken: Vec<TaskRef>,
+    /// Tasks spawned from other threads, not yet in the owned list (each
+    /// entry carries the owned list's and the queue's references).
+    pub(super) spawned: Vec<TaskRef>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -188,11 +189,17 @@ impl Shared {
 
     /// Push a woken task from another thread (its queue reference moves in).
     /// Steps W1 and W2 of the protocol (module docs).
-    fn push_remote(&self, task: TaskRef) {
+    ///
+    /// # Safety
+    /// The caller owns `task`'s queue reference (it set `SCHEDULED`, rule 2)
+    /// and hands it over; `task` belongs to this runtime.
+    unsafe fn push_remote(&self, task: TaskRef) {
         let mut remote = self.lock();
         if remote.closed {
             drop(remote);
-            task.release(1);
+            // SAFETY: the queue reference is ours (caller's promise); a closed
+            // queue releases instead of storing it (rule 8).
+            unsafe { task.release(1) };
             return;
         }
         remote.woken.push(task);
@@ -202,8 +209,13 @@ impl Shared {
     }
 
     /// Hand a new task to the loop from another thread. Returns the task
-    /// back if the runtime is shut down.
-    pub(crate) fn push_spawned(&self, task: TaskRef) -> Result<(), TaskRef> {
+    /// back (with its references) if the runtime is shut down.
+    ///
+    /// # Safety
+    /// `task` is a new, unbound task of this runtime (from `raw::allocate`
+    /// with `self`), in no list and no queue; the caller hands over its
+    /// owned-list and queue references.
+    pub(crate) unsafe fn push_spawned(&self, task: TaskRef) -> Result<(), TaskRef> {
         let mut remote = self.lock();
         if remote.closed {
             return Err(task);
@@ -272,18 +284,25 @@ impl Shared {
 
 /// Put a task that holds a fresh queue reference on a run queue: the local one
 /// if its loop runs on this thread, the remote one otherwise.
+///
+/// # Safety
+/// The caller owns `task`'s queue reference (its transition set `SCHEDULED`,
+/// rule 2) and hands it over.
 #[inline]
-pub(crate) fn schedule(task: TaskRef) {
-    let shared = &task.header().shared;
+pub(crate) unsafe fn schedule(task: TaskRef) {
+    let shared = task.shared();
     let local = with_core(|core| match core {
         Some(core) if Arc::ptr_eq(&core.shared, shared) => {
-            core.push_local(task);
+            // SAFETY: the caller's queue reference; this thread runs the
+            // task's loop (same `Shared`).
+            unsafe { core.push_local(task) };
             true
         }
         _ => false,
     });
     if !local {
-        shared.push_remote(task);
+        // SAFETY: the caller's queue reference, for the task's own runtime.
+        unsafe { shared.push_remote(task) };
     }
 }
 

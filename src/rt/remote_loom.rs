@@ -32,7 +32,7 @@ use super::{Handle, Shared};
 use crate::loom::{Parker, Unparker};
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, TaskRef};
-use crate::task::state::{SCHEDULED, State};
+use crate::task::state::SCHEDULED;
 use crate::task::{Task, TaskError};
 
 /// `loom::model`, counting the interleavings it explored (printed; see the
@@ -89,10 +89,14 @@ impl Loop {
     /// `Core::spawn`: a bound, queued task and its handle.
     fn spawn<F: Future + 'static>(&self, future: F) -> (TaskRef, Task<F::Output>) {
         let id = super::next_task_id();
-        let t = raw::allocate(future, self.shared.clone(), id, None, State::new_spawned());
-        self.owned.push(t);
-        self.queue.borrow_mut().push_back(t);
-        (t, Task::from_raw(t))
+        let t = raw::allocate(future, self.shared.clone(), id, None);
+        // SAFETY: a new task of this loop, on its thread: its three
+        // references go to the owned list, the queue and the handle.
+        unsafe {
+            self.owned.push(t);
+            self.queue.borrow_mut().push_back(t);
+            (t, Task::from_raw(t))
+        }
     }
 
     /// Step L1 and the polls of one tick (`Core::tick`): take the remote
@@ -102,17 +106,21 @@ impl Loop {
         if self.shared.remote_pending() {
             let (mut woken, mut spawned) = (Vec::new(), Vec::new());
             self.shared.take_remote(&mut woken, &mut spawned);
-            adopt(&self.owned, spawned, woken, |t| {
-                self.queue.borrow_mut().push_back(t)
-            });
+            // SAFETY: the loop thread; entries of this runtime's remote queue
+            // with their references, moved to the local queue.
+            unsafe {
+                adopt(&self.owned, spawned, woken, |t| {
+                    self.queue.borrow_mut().push_back(t)
+                })
+            };
         }
         let n = self.queue.borrow().len();
         for _ in 0..n {
             let t = self.queue.borrow_mut().pop_front().expect("n entries");
             assert!(
-                t.header().state.load().is(SCHEDULED),
+                t.snapshot().is(SCHEDULED),
                 "a queue entry without SCHEDULED: {:?}",
-                t.header().state.load()
+                t.snapshot()
             );
             // SAFETY: the loop thread; popped with its queue reference.
             unsafe { poll_task(&self.owned, t, |t| self.queue.borrow_mut().push_back(t)) };
@@ -168,13 +176,17 @@ impl Loop {
     /// held, cancel the owned tasks, release the queue entries.
     fn shutdown(&self) {
         let (woken, spawned) = self.shared.close_remote();
-        adopt(&self.owned, spawned, woken, |t| {
-            self.queue.borrow_mut().push_back(t)
-        });
+        // SAFETY: as in `tick`.
+        unsafe {
+            adopt(&self.owned, spawned, woken, |t| {
+                self.queue.borrow_mut().push_back(t)
+            })
+        };
         // SAFETY: the loop thread, not inside a poll.
         unsafe { cancel_owned(&self.owned) };
         while let Some(t) = self.queue.borrow_mut().pop_front() {
-            t.release(1);
+            // SAFETY: a queue entry's reference (rule 8).
+            unsafe { t.release(1) };
         }
     }
 }
@@ -182,9 +194,8 @@ impl Loop {
 /// A waker for `t` holding a new reference (what `Context::waker().clone()`
 /// gives a future).
 fn waker(t: TaskRef) -> Waker {
-    t.header().state.ref_inc();
-    // SAFETY: the reference just taken moves into the waker.
-    unsafe { crate::waker::waker_from_raw(t) }
+    // SAFETY: the reference `clone_ref` just took moves into the waker.
+    unsafe { crate::waker::waker_from_raw(t.clone_ref()) }
 }
 
 /// Every task freed: only the loop's own `Arc<Shared>` is left (each task
@@ -228,7 +239,7 @@ fn wake_task_vs_park() {
         for t in [t1, t2] {
             let entries = lp.entries(t);
             assert!(entries <= 1, "queued twice");
-            let state = t.header().state.load();
+            let state = t.snapshot();
             assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
             assert_eq!(
                 state.refs(),
@@ -239,7 +250,7 @@ fn wake_task_vs_park() {
         lp.shutdown();
         for (t, h) in [(t1, h1), (t2, h2)] {
             assert!(h.is_finished());
-            assert_eq!(t.header().state.load().refs(), 1, "only the handle");
+            assert_eq!(t.snapshot().refs(), 1, "only the handle");
             drop(h);
         }
         assert_all_freed(&lp);
@@ -368,7 +379,7 @@ fn shutdown_vs_remote_push() {
         assert!(lp.shared.is_closed());
         assert_eq!(lp.owned.len(), 0);
         assert!(a_handle.is_finished() && c_handle.is_finished());
-        assert_eq!(a.header().state.load().refs(), 1, "only A's handle");
+        assert_eq!(a.snapshot().refs(), 1, "only A's handle");
         // Both headers are still alive (their handles hold them).
         assert_eq!(Arc::strong_count(&lp.shared), 3, "a task freed early");
         // Whichever side finished it, the spawned task reports Cancelled.
@@ -417,7 +428,7 @@ fn two_wakers_vs_poll() {
         c.join().unwrap();
         let entries = lp.entries(t);
         assert!(entries <= 1, "queued twice");
-        let state = t.header().state.load();
+        let state = t.snapshot();
         assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
         assert_eq!(
             state.refs(),
@@ -429,7 +440,7 @@ fn two_wakers_vs_poll() {
             lp.tick();
         }
         assert_eq!(seen.get(), 2, "a wake was lost");
-        assert_eq!(t.header().state.load().refs(), 2);
+        assert_eq!(t.snapshot().refs(), 2);
         lp.shutdown();
         drop(handle);
         assert_all_freed(&lp);

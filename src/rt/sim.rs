@@ -25,7 +25,7 @@ pub(crate) struct SimState {
     pub(crate) now: Cell<Duration>,
     rng: RefCell<SplitMix64>,
     /// Scratch for the tick's batch of tasks, shuffled.
-    pub(crate) batch: RefCell<Vec<TaskRef>>,
+    pub(super) batch: RefCell<Vec<TaskRef>>,
     /// Task ids in order of first appearance: stable across runs (process task
     /// ids are not).
     ids: RefCell<HashMap<u64, u32>>,
@@ -62,7 +62,7 @@ impl SimState {
     /// The simulation-local number of a task (1, 2, ... in order of first
     /// appearance in the trace).
     pub(crate) fn local_id(&self, task: TaskRef) -> u32 {
-        let id = task.header().id.as_u64();
+        let id = task.id().as_u64();
         let mut ids = self.ids.borrow_mut();
         let next = ids.len() as u32 + 1;
         *ids.entry(id).or_insert(next)

@@ -39,7 +39,12 @@ impl<T> Unpin for Task<T> {}
 
 impl<T> Task<T> {
     /// Wrap a task pointer; the handle's reference is transferred.
-    pub(crate) fn from_raw(raw: TaskRef) -> Task<T> {
+    ///
+    /// # Safety
+    /// The caller owns the handle's reference to `raw` (the one
+    /// `JOIN_INTEREST` stands for, at most one handle per task) and hands it
+    /// over; the task's future has `Output = T`.
+    pub(crate) unsafe fn from_raw(raw: TaskRef) -> Task<T> {
         Task {
             raw,
             _marker: PhantomData,
@@ -55,7 +60,9 @@ impl<T> Task<T> {
     pub fn cancel(&self) -> bool {
         match self.raw.header().state.transition_to_cancelled() {
             ToCancelled::Submit => {
-                crate::rt::schedule(self.raw);
+                // SAFETY: the transition set SCHEDULED and took a new
+                // reference: the queue reference (rule 2), handed over here.
+                unsafe { crate::rt::schedule(self.raw) };
                 true
             }
             ToCancelled::Marked => true,
@@ -70,7 +77,7 @@ impl<T> Task<T> {
 
     /// The task's id.
     pub fn id(&self) -> TaskId {
-        self.raw.header().id
+        self.raw.id()
     }
 
     /// The task's name, if it was spawned with [`Builder::name`](super::Builder::name).
@@ -138,7 +145,9 @@ impl<T> Drop for Task<T> {
                 }
             }
         }
-        self.raw.release(1);
+        // SAFETY: the handle's reference (`from_raw`'s contract), given up
+        // here; the handle is not used again.
+        unsafe { self.raw.release(1) };
     }
 }
 

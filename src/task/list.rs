@@ -40,7 +40,13 @@ impl OwnedList {
 
     /// Insert a task that is in no list. The caller hands over the list's
     /// reference.
-    pub(crate) fn push(&self, task: TaskRef) {
+    ///
+    /// # Safety
+    /// `task` is in no list and belongs to the loop whose thread this is and
+    /// which owns this list (rule 1: the links are that thread's); the caller
+    /// owns one reference to it and hands it to the list (whoever unlinks the
+    /// task gets it back).
+    pub(crate) unsafe fn push(&self, task: TaskRef) {
         let links = &task.header().links;
         debug_assert!(links.prev.get().is_none() && links.next.get().is_none());
         let old = self.head.get();
@@ -54,7 +60,10 @@ impl OwnedList {
 
     /// Unlink a task that is in this list. The list's reference is returned
     /// to the caller (who usually releases it).
-    pub(crate) fn remove(&self, task: TaskRef) {
+    ///
+    /// # Safety
+    /// `task` is in this list (so, by `push`'s contract, on this thread).
+    pub(crate) unsafe fn remove(&self, task: TaskRef) {
         let links = &task.header().links;
         let prev = links.prev.take();
         let next = links.next.take();
@@ -71,10 +80,11 @@ impl OwnedList {
         self.len.set(self.len.get() - 1);
     }
 
-    /// Unlink and return the first task.
+    /// Unlink and return the first task, with the list's reference.
     pub(crate) fn pop(&self) -> Option<TaskRef> {
         let t = self.head.get()?;
-        self.remove(t);
+        // SAFETY: the head is in this list (`push`'s contract put it there).
+        unsafe { self.remove(t) };
         Some(t)
     }
 }

@@ -24,7 +24,10 @@
 //! A task is **one heap allocation**: a `#[repr(C)]` `Header` (`raw.rs`) followed by
 //! the *stage*, which holds the future, later its output, then nothing. The
 //! state word is described bit by bit in `state.rs`. The rules below are what
-//! every `// SAFETY:` comment in this module refers to.
+//! every `// SAFETY:` comment in this module refers to. The rest of the crate
+//! holds tasks as `TaskRef`s, pointers to a live task whose unsafe boundary
+//! (which operations are `unsafe`, and why the rest need not be) is described
+//! in `raw.rs`'s module docs.
 //!
 //! **References.** The allocation is freed when the reference count in the
 //! state word drops to zero. References are held by:

@@ -43,6 +43,39 @@ pub fn with_fallback_runtime(errno: i32, body: fn(&Runtime)) {
     });
 }
 
+/// The choice that builds another runtime like `rt`, for a `driver_test!`
+/// body that needs a second runtime (or `coil::run`'s build-run-drop) on
+/// the same driver: the forced kind, or `Auto` for the fallback variant
+/// (io_uring is still denied on the test thread and on the threads it
+/// spawns, so `Auto` falls back again). Never the default choice, which
+/// reads `COIL_DRIVER`: under `COIL_DRIVER=uring` it would fail on the
+/// fallback variant's thread, and under `COIL_DRIVER=epoll` the `uring`
+/// variant would silently test epoll.
+pub fn choice_like(rt: &Runtime) -> DriverChoice {
+    if rt.driver().fallback_reason().is_some() {
+        return DriverChoice::Auto;
+    }
+    match rt.driver().kind() {
+        DriverKind::Uring => DriverChoice::Uring,
+        DriverKind::Epoll => DriverChoice::Epoll,
+        other => panic!("no runtime like a {other} one outside coil::sim"),
+    }
+}
+
+/// A fresh runtime built with `choice` (from [`choice_like`]).
+pub fn runtime_with(choice: DriverChoice) -> Runtime {
+    Runtime::builder()
+        .driver(choice)
+        .build()
+        .unwrap_or_else(|e| panic!("could not build a {choice:?} runtime: {e}"))
+}
+
+/// `coil::run` on a fresh runtime with `rt`'s driver (see [`choice_like`]):
+/// build, `block_on`, then drop the runtime, which cancels what is left.
+pub fn run_like<F: std::future::Future>(rt: &Runtime, future: F) -> F::Output {
+    runtime_with(choice_like(rt)).block_on(future)
+}
+
 /// Runs `f` on its own thread and fails if it takes longer than `WATCHDOG`.
 pub fn run_watched<F: FnOnce() + Send + 'static>(f: F) {
     let (tx, rx) = std::sync::mpsc::channel();
