@@ -150,6 +150,26 @@ impl Builder {
     /// As [`Builder::run`].
     #[track_caller]
     pub fn run_traced<F: Future>(&self, future: F) -> (F::Output, Report) {
+        let (rt, seed) = self.runtime();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(future))) {
+            Ok(out) => {
+                let report = report(&rt, seed);
+                drop(rt);
+                (out, report)
+            }
+            Err(panic) => {
+                eprintln!("coil::sim: failed with seed {seed}; replay with {SEED_ENV}={seed}");
+                drop(rt);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+}
+
+impl Builder {
+    /// The simulator runtime a run uses, and its seed.
+    #[track_caller]
+    fn runtime(&self) -> (Runtime, u64) {
         let seed = self.effective_seed();
         let config = SimConfig {
             seed,
@@ -166,20 +186,23 @@ impl Builder {
             fallback: None,
         };
         let core = Core::new(driver, 61).with_sim(SimState::new(seed, self.record));
-        let rt = Runtime::from_parts(core, info);
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(future))) {
-            Ok(out) => {
-                let report = report(&rt, seed);
-                drop(rt);
-                (out, report)
-            }
-            Err(panic) => {
-                eprintln!("coil::sim: failed with seed {seed}; replay with {SEED_ENV}={seed}");
-                drop(rt);
-                std::panic::resume_unwind(panic)
-            }
-        }
+        (Runtime::from_parts(core, info), seed)
     }
+
+    /// Fuzzing hook (`fuzz::op_lifecycle`): the runtime [`Builder::run`]
+    /// would use, to be entered by several `block_on` calls; read its
+    /// [`Report`] with [`fuzz_report`] before dropping it.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz_runtime(&self) -> Runtime {
+        self.runtime().0
+    }
+}
+
+/// Fuzzing hook: the report of a runtime from [`Builder::fuzz_runtime`].
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_report(rt: &Runtime) -> Report {
+    let seed = rt.core().sim.as_ref().expect("a simulator runtime").seed;
+    report(rt, seed)
 }
 
 fn report(rt: &Runtime, seed: u64) -> Report {

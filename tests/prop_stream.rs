@@ -66,11 +66,36 @@ mod fixed {
     /// Writes both ways with reads left pending between them.
     const BOTH_WAYS: &[u8] = &[1, 5, 6, 40, 0, 9, 2, 6, 3, 4, 0, 1, 5, 3, 1, 5];
 
-    const ALL: [&[u8]; 4] = [
+    /// A read in flight polled outside any loop (it must answer `Pending`),
+    /// data arriving and the loop running, then the read dropped outside any
+    /// loop with its completion handed over: its bytes must reach the next
+    /// read.
+    const DROP_OUTSIDE_AFTER_DATA: &[u8] = &[1, 0, 0, 20, 9, 3, 4, 8, 5];
+    /// A read in flight dropped outside any loop before data comes: the
+    /// loop sends the cancel when it next runs, racing the data.
+    const DROP_OUTSIDE_IN_FLIGHT: &[u8] = &[1, 0, 8, 0, 20, 5, 1, 0, 3, 2, 5];
+    /// A read in flight while a second runtime (epoll, then io_uring) runs
+    /// on the thread: a read started there fails at once, and polling the
+    /// pending read there panics (it is dropped as the panic unwinds); data
+    /// sent meanwhile is not lost.
+    const SECOND_RUNTIME_POLL: &[u8] = &[1, 0, 0, 20, 10, 10, 5, 1, 0, 10, 11, 0, 9, 5];
+    /// A read in flight dropped inside a second runtime, after data came.
+    const SECOND_RUNTIME_DROP: &[u8] = &[1, 0, 0, 9, 3, 0, 10, 6, 5, 1, 0, 10, 7, 0, 3, 5];
+    /// A read dropped in flight, then a new read that must wait for it: it
+    /// has no op in flight, so polled outside any loop or on a second
+    /// runtime it ends at once with an error (or stashed bytes).
+    const WAITING_READ_AWAY: &[u8] = &[1, 0, 4, 1, 0, 9, 1, 0, 10, 8, 0, 9, 5];
+
+    const ALL: [&[u8]; 9] = [
         CANCEL_AFTER_DATA,
         SHORT_THEN_MORE,
         SHORT_READ_AFTER_HANGUP,
         BOTH_WAYS,
+        DROP_OUTSIDE_AFTER_DATA,
+        DROP_OUTSIDE_IN_FLIGHT,
+        SECOND_RUNTIME_POLL,
+        SECOND_RUNTIME_DROP,
+        WAITING_READ_AWAY,
     ];
 
     fn each(driver: DriverChoice) {

@@ -5,16 +5,20 @@
 //! futures), poll, drop a future in flight (cancel), data or a connection
 //! arriving, the kernel deciding (completion queued, not yet handed over),
 //! the loop handing completions over, a listener replaced, a connection
-//! dropped, and at the end either a clean drain or a runtime shutdown with
-//! ops still in flight. The simulator's latency is zero and its
-//! `fuzz_decide` / `fuzz_arrive` hooks plus `Core::fuzz_park` give every
+//! dropped, leaving the loop (the `block_on` ends with ops in flight; until
+//! the next `block_on` on the same runtime, futures are dropped or polled
+//! outside any loop), and at the end either a clean drain or a runtime
+//! shutdown with ops still in flight. The simulator's latency is zero and
+//! its `fuzz_decide` / `fuzz_arrive` hooks plus `Core::fuzz_park` give every
 //! ordering of decide, hand-over, poll and drop, including a cancel that loses
 //! the race (`Faults::cancel_race`, and a drop after the decision).
 //!
 //! Checks: a buffer is dropped exactly once and never while the driver still
-//! holds its op (instrumented [`FuzzBuf`]); the driver never closes an fd an op
-//! is pending on (`SimDriver::release_fd` under `cfg(fuzzing)`); the op table
-//! and the driver agree on the ops in flight after every step; a future whose
+//! holds its op (instrumented [`FuzzBuf`]; also outside the loop: the harness
+//! reaches the driver through the runtime, not the thread's current loop);
+//! the driver never closes an fd an op is pending on
+//! (`SimDriver::release_fd` under `cfg(fuzzing)`); the op table and the
+//! driver agree on the ops in flight after every step; a future whose
 //! completion (or whose awaited orphan) was handed over has been woken; bytes
 //! read are exactly the bytes that arrived, in order, also across dropped
 //! reads (the stash), and none is returned twice; every connection made is
@@ -29,7 +33,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
@@ -39,6 +43,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::Bytes;
 use crate::net::{TcpListener, TcpStream};
+use crate::rt::Runtime;
 use crate::sim::{Builder, EventKind, Faults};
 
 /// Bytes → op lifecycle steps; see the module docs. Any panic is a finding.
@@ -50,15 +55,28 @@ pub fn op_lifecycle(data: &[u8]) {
         ..Faults::none()
     };
     let seed = u64::from(cfg / 3);
-    let data = b.0.to_vec();
     let log = Rc::new(Log::default());
-    let log2 = log.clone();
-    let (end, report) = Builder::new()
-        .seed(seed)
-        .faults(faults)
-        .latency(Duration::ZERO, Duration::ZERO)
-        .record_trace(true)
-        .run_traced(async move { Harness::new(log2).run(&mut Bytes(&data)) });
+    let rt = Rc::new(
+        Builder::new()
+            .seed(seed)
+            .faults(faults)
+            .latency(Duration::ZERO, Duration::ZERO)
+            .record_trace(true)
+            .fuzz_runtime(),
+    );
+    *log.rt.borrow_mut() = Rc::downgrade(&rt);
+    let mut h = Harness::new(log.clone());
+    rt.block_on(async { h.setup() });
+    // Each `block_on` runs steps until the program ends or leaves the loop.
+    let end = loop {
+        match rt.block_on(async { h.run(&mut b) }) {
+            Some(end) => break end,
+            None => h.outside(&mut b),
+        }
+    };
+    drop(h);
+    let report = crate::sim::fuzz_report(&rt);
+    drop(Rc::into_inner(rt).expect("the harness keeps no runtime"));
     // Each submitted op's completion was handed over exactly once: in the
     // run (the trace), or by the shutdown drain (those in flight at the end).
     let mut handed: Vec<u64> = report
@@ -110,6 +128,18 @@ struct Log {
     bufs: RefCell<Vec<BufRec>>,
     /// `user_data` of every op the harness's futures submitted.
     submitted: RefCell<Vec<u64>>,
+    /// The run's runtime, to reach its driver also between two `block_on`
+    /// calls (no loop is current there); gone once it was dropped.
+    rt: RefCell<Weak<Runtime>>,
+}
+
+impl Log {
+    /// Runs `f` on the run's simulator driver, in or out of its loop;
+    /// `None` after the runtime was dropped.
+    fn with_driver<R>(&self, f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R) -> Option<R> {
+        let rt = self.rt.borrow().upgrade()?;
+        rt.core().with_sim_driver(f)
+    }
 }
 
 #[derive(Default)]
@@ -148,7 +178,7 @@ impl Drop for FuzzBuf {
             rec.ud
         };
         if let Some(ud) = ud {
-            let held = crate::rt::sim::with_driver(|d| d.fuzz_in_flight().contains(&ud));
+            let held = self.log.with_driver(|d| d.fuzz_in_flight().contains(&ud));
             assert_ne!(
                 held,
                 Some(true),
@@ -256,19 +286,26 @@ struct Harness {
     conns: Vec<TcpStream>,
 }
 
-fn in_flight() -> Vec<u64> {
-    crate::rt::sim::with_driver(|d| d.fuzz_in_flight()).expect("a simulator loop")
-}
-
-fn decide() {
-    crate::rt::sim::with_driver(|d| d.fuzz_decide()).expect("a simulator loop");
-}
-
 fn ops_in_table() -> usize {
     crate::rt::with_core(|c| c.expect("a loop").io_op_count())
 }
 
 impl Harness {
+    /// The ops the driver holds (in or out of the loop).
+    fn in_flight(&self) -> Vec<u64> {
+        self.log
+            .with_driver(|d| d.fuzz_in_flight())
+            .expect("a simulator runtime")
+    }
+
+    /// The "kernel" decides every op that can complete (nothing is handed
+    /// over).
+    fn decide(&self) {
+        self.log
+            .with_driver(|d| d.fuzz_decide())
+            .expect("a simulator runtime");
+    }
+
     fn new(log: Rc<Log>) -> Harness {
         Harness {
             log,
@@ -288,10 +325,14 @@ impl Harness {
         }
     }
 
-    fn run(mut self, b: &mut Bytes<'_>) -> End {
-        self.setup();
+    /// Runs steps inside the loop until the program ends (`Some`) or a step
+    /// leaves the loop (`None`: [`Harness::outside`] comes next, then a new
+    /// `block_on`).
+    fn run(&mut self, b: &mut Bytes<'_>) -> Option<End> {
+        // Nothing the driver holds changed while no loop ran.
+        self.check();
         while let Some(op) = b.u8() {
-            match op % 12 {
+            match op % 13 {
                 0 => {
                     let cap = 1 + usize::from(b.u8().unwrap_or(0) % 64);
                     self.spawn_read(cap);
@@ -304,7 +345,7 @@ impl Harness {
                 3 => self.spawn_connect(),
                 4 | 5 if !self.live.is_empty() => {
                     let i = usize::from(b.u8().unwrap_or(0)) % self.live.len();
-                    if op % 12 == 4 {
+                    if op % 13 == 4 {
                         self.poll(i);
                     } else if !matches!(self.live[i].kind, Kind::Connect(_)) {
                         self.drop_future(i);
@@ -314,7 +355,7 @@ impl Harness {
                     let n = 1 + usize::from(b.u8().unwrap_or(0) % 48);
                     self.arrive(n);
                 }
-                7 => decide(),
+                7 => self.decide(),
                 8 => self.hand_over(),
                 9 => self.new_listener(),
                 10 if !self.conns.is_empty() => {
@@ -323,32 +364,64 @@ impl Harness {
                 }
                 11 if b.u8().unwrap_or(0).is_multiple_of(4) => {
                     // Shut the runtime down with whatever is in flight.
-                    let in_flight = in_flight();
+                    let in_flight = self.in_flight();
                     let keep: Vec<Box<dyn std::any::Any>> = vec![
                         Box::new(self.client.take()),
                         Box::new(self.server.take()),
                         Box::new(self.listener.take()),
                         Box::new(std::mem::take(&mut self.conns)),
                     ];
-                    return End::Shutdown {
+                    return Some(End::Shutdown {
                         futures: std::mem::take(&mut self.live),
                         keep,
                         in_flight,
-                    };
+                    });
                 }
+                // End this `block_on` with whatever is in flight.
+                12 => return None,
                 _ => {}
             }
             self.check();
         }
         self.finish();
-        End::Clean
+        Some(End::Clean)
+    }
+
+    /// Between two `block_on` calls (no loop is current): up to 3 futures,
+    /// chosen by the input, are dropped, or polled once if their op was
+    /// submitted. The drops hand their ops to the loop's table (rule O2),
+    /// whose cancels go out when the next `block_on` runs the loop; a poll
+    /// answers `Pending`, or the result of a completion already handed
+    /// over. (Futures that have submitted nothing are not polled here: their
+    /// op would fail as polled outside any loop, and accepts or connects
+    /// that finish here would make sockets of no loop.)
+    fn outside(&mut self, b: &mut Bytes<'_>) {
+        assert!(
+            crate::rt::with_core(|c| c.is_none()),
+            "outside the loop, no loop is current"
+        );
+        for _ in 0..b.u8().unwrap_or(0) % 4 {
+            let x = b.u8().unwrap_or(0);
+            if self.live.is_empty() {
+                return;
+            }
+            let i = usize::from(x & 0x7F) % self.live.len();
+            let l = &self.live[i];
+            if x & 0x80 == 0 {
+                if !matches!(l.kind, Kind::Connect(_)) {
+                    self.drop_future(i);
+                }
+            } else if l.ud.is_some() && matches!(l.kind, Kind::Read | Kind::Write(_)) {
+                self.poll(i);
+            }
+        }
     }
 
     /// Table and driver agree on what is in flight.
     fn check(&self) {
         assert_eq!(
             ops_in_table(),
-            in_flight().len(),
+            self.in_flight().len(),
             "the op table and the driver disagree on the ops in flight"
         );
     }
@@ -417,18 +490,20 @@ impl Harness {
 
     /// Poll future `i`; returns whether it finished.
     fn poll(&mut self, i: usize) -> bool {
-        let before = in_flight();
+        let before = self.in_flight();
         let l = &mut self.live[i];
         l.flag.0.store(false, Ordering::SeqCst);
         l.polled = true;
         let waker = Waker::from(l.flag.clone());
         let res = l.fut.as_mut().poll(&mut Context::from_waker(&waker));
         // A poll submits at most one op: learn its key.
-        let new: Vec<u64> = in_flight()
+        let new: Vec<u64> = self
+            .in_flight()
             .into_iter()
             .filter(|k| !before.contains(k))
             .collect();
         assert!(new.len() <= 1, "one poll submitted {} ops", new.len());
+        let l = &mut self.live[i];
         if let Some(&ud) = new.first() {
             assert!(l.ud.is_none(), "a future submitted a second op");
             l.ud = Some(ud);
@@ -502,7 +577,7 @@ impl Harness {
     fn drop_future(&mut self, i: usize) {
         let l = self.live.swap_remove(i);
         if let Some(ud) = l.ud {
-            let still = in_flight().contains(&ud);
+            let still = self.in_flight().contains(&ud);
             match l.kind {
                 Kind::Read if still => {
                     self.read_orphans.insert(ud);
@@ -528,9 +603,9 @@ impl Harness {
 
     /// The loop hands every decided completion over; check the wakes.
     fn hand_over(&mut self) {
-        let before = in_flight();
+        let before = self.in_flight();
         crate::rt::with_core(|c| c.expect("a loop").fuzz_park());
-        let after = in_flight();
+        let after = self.in_flight();
         let done: Vec<u64> = before.into_iter().filter(|k| !after.contains(k)).collect();
         self.read_orphans.retain(|k| !done.contains(k));
         self.accept_orphans.retain(|k| !done.contains(k));
@@ -589,8 +664,8 @@ impl Harness {
             if self.live.is_empty() {
                 return;
             }
-            decide();
-            decide();
+            self.decide();
+            self.decide();
             self.hand_over();
         }
         let kinds: Vec<Kind> = self.live.iter().map(|l| l.kind).collect();
@@ -631,9 +706,13 @@ impl Harness {
             self.drop_future(i);
         }
         self.drive("finishing the connects");
-        decide();
+        self.decide();
         self.hand_over();
-        assert_eq!(in_flight(), Vec::<u64>::new(), "ops left after the drain");
+        assert_eq!(
+            self.in_flight(),
+            Vec::<u64>::new(),
+            "ops left after the drain"
+        );
         assert_eq!(ops_in_table(), 0, "op table not empty after the drain");
         // Every byte that arrived is read, in order, then reads wait.
         for _ in 0..=self.arrived.len() {
@@ -659,7 +738,7 @@ impl Harness {
         for i in 0..self.live.len() {
             assert!(!self.poll(i), "a read or accept found something extra");
         }
-        decide();
+        self.decide();
         self.hand_over();
         for l in &mut self.live {
             let waker = Waker::from(l.flag.clone());
@@ -673,18 +752,22 @@ impl Harness {
             );
         }
         self.live.clear();
-        decide();
+        self.decide();
         self.hand_over();
         // Close everything: no op, no socket left.
         self.conns.clear();
         self.client = None;
         self.server = None;
         self.listener = None;
-        decide();
+        self.decide();
         self.hand_over();
         let s = crate::runtime::stats().expect("a loop");
         assert_eq!(s.io_ops, 0, "io ops left");
-        assert_eq!(in_flight(), Vec::<u64>::new(), "ops left in the driver");
+        assert_eq!(
+            self.in_flight(),
+            Vec::<u64>::new(),
+            "ops left in the driver"
+        );
         assert_eq!(crate::sim::open_sockets(), Some(0), "sockets leaked");
     }
 }
