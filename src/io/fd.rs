@@ -80,11 +80,17 @@ impl SharedFd {
         }
     }
 
-    /// Whether this fd's loop is the one running on this thread.
-    fn home_is_current(&self) -> bool {
+    /// Rule 2 for the methods that look at the stash or the accepted queue
+    /// before submitting anything: `Ok` if this fd's loop is the one running
+    /// here (or the fd belongs to none), else the error an op would get.
+    #[inline]
+    fn on_home_loop(&self) -> std::io::Result<()> {
         crate::rt::with_core(|core| match (core, &self.0.home) {
-            (Some(core), Some(home)) => Rc::ptr_eq(core.home(), home),
-            _ => false,
+            (None, _) => Err(crate::op::outside_loop()),
+            (Some(core), Some(home)) if !Rc::ptr_eq(core.home(), home) => {
+                Err(crate::op::foreign_loop(home.is_running()))
+            }
+            _ => Ok(()),
         })
     }
 
@@ -147,7 +153,9 @@ impl SharedFd {
         }
     }
 
-    /// Rule 4: completes once no dropped read or accept is in flight.
+    /// Rules 2 and 4, before a read or accept: fails at once away from the
+    /// fd's loop (so nothing is taken from the stash or the accepted queue
+    /// there), else completes once no dropped read or accept is in flight.
     pub(crate) fn orphans_done(&self) -> OrphansDone<'_> {
         OrphansDone { fd: self }
     }
@@ -159,14 +167,15 @@ pub(crate) struct OrphansDone<'a> {
 }
 
 impl Future for OrphansDone<'_> {
-    type Output = ();
+    type Output = std::io::Result<()>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // Not on its own loop: the dropped ops cannot complete here, and the
-        // op that follows fails at once (rule 2), so do not wait for them.
-        if self.fd.0.orphans.get() == 0 || !self.fd.home_is_current() {
-            return Poll::Ready(());
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Not on its own loop: fail (rule 2); the dropped ops could not
+        // complete here anyway.
+        self.fd.on_home_loop()?;
+        if self.fd.0.orphans.get() == 0 {
+            return Poll::Ready(Ok(()));
         }
         self.fd
             .0

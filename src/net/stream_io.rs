@@ -15,7 +15,9 @@ use crate::io::fd::SharedFd;
 use crate::op::{Op, Operation};
 
 pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {
-    fd.orphans_done().await;
+    if let Err(e) = fd.orphans_done().await {
+        return BufResult(Err(e), buf);
+    }
     if let Some(n) = fd.take_stash(&mut buf) {
         return BufResult(Ok(n), buf);
     }

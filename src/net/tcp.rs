@@ -184,7 +184,7 @@ impl TcpListener {
     /// The OS error. `EMFILE`/`ENFILE` (out of fds) come back as errors
     /// without closing the listener; keep serving and retry later.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.fd.orphans_done().await;
+        self.fd.orphans_done().await?;
         let (fd, addr) = match self.fd.pop_accepted() {
             Some(x) => x,
             None => {

@@ -109,7 +109,9 @@ impl Dgram {
         &self,
         mut buf: B,
     ) -> BufResult<(usize, SockAddr), B> {
-        self.0.fd.orphans_done().await;
+        if let Err(e) = self.0.fd.orphans_done().await {
+            return BufResult(Err(e), buf);
+        }
         let queued = self.0.stash.borrow_mut().pop_front();
         if let Some((bytes, from)) = queued {
             let init = buf.bytes_init();

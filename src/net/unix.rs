@@ -244,7 +244,7 @@ impl UnixListener {
     /// Cancel-safe: a connection accepted after this future was dropped is
     /// returned by the next call.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        self.fd.orphans_done().await;
+        self.fd.orphans_done().await?;
         let fd = match self.fd.pop_accepted() {
             Some((fd, _)) => fd,
             None => {

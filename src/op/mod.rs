@@ -124,7 +124,7 @@ pub(crate) enum SubmitOutcome {
 }
 
 /// The error of an op polled where no loop runs.
-fn outside_loop() -> io::Error {
+pub(crate) fn outside_loop() -> io::Error {
     io::Error::other(
         "a coil I/O future was polled outside a coil event loop; await it inside \
          coil::run(...) or Runtime::block_on(...)",
@@ -132,7 +132,7 @@ fn outside_loop() -> io::Error {
 }
 
 /// The error of an op on an fd of another loop (rule O6).
-fn foreign_loop(home_running: bool) -> io::Error {
+pub(crate) fn foreign_loop(home_running: bool) -> io::Error {
     io::Error::other(if home_running {
         "this coil I/O object belongs to a different coil event loop than the one running here; \
          I/O objects stay on the loop that created them: create the object in this loop, or \

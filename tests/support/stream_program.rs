@@ -52,15 +52,15 @@
 //! been handed over). Then:
 //! - polled outside any loop, an op in flight that is fresh answers
 //!   `Pending`; one that is not fresh answers `Pending` or its result; a read
-//!   with no op in flight ends at once, with stashed bytes or the "outside a
-//!   coil event loop" error;
+//!   with no op in flight ends at once with the "outside a coil event loop"
+//!   error, even when the stash holds bytes;
 //! - polled in the second runtime, an op in flight that is fresh panics with
 //!   "different coil event loop"; one that is not fresh panics so or gives
-//!   its result; a read with no op in flight ends at once, with stashed
-//!   bytes or the "different coil event loop" error;
-//! - a read started in the second runtime ends at once, with the "different
-//!   coil event loop" error or bytes the stash held (it looks there before
-//!   submitting anything);
+//!   its result; a read with no op in flight ends at once with the
+//!   "different coil event loop" error;
+//! - a read started in the second runtime ends at once with the "different
+//!   coil event loop" error, whatever the stash holds (the loop check comes
+//!   first, and the bytes stay for the stream's own loop);
 //! - wherever a read was dropped or panicked, no byte is lost: the model's
 //!   order checks and the final drain hold as for any dropped read.
 
@@ -323,9 +323,10 @@ impl Model {
         self.consumed += n;
     }
 
-    /// Checks a read that ended at once away from its loop: stashed bytes
-    /// (checked as any read), or the error `expected` names; never an error
-    /// if the read's op was in flight (`in_flight`).
+    /// Checks a read that ended at once away from its loop. Its op in flight
+    /// (`in_flight`): its result, checked as any read (never an error). No op
+    /// in flight: always the error `expected` names, even with bytes in the
+    /// stash (the loop check comes before the stash).
     fn check_away(
         &mut self,
         cap: usize,
@@ -345,7 +346,14 @@ impl Model {
                      than {expected:?}: {e}"
                 );
             }
-            Ok(_) => self.check_read(cap, res),
+            Ok(n) => {
+                assert!(
+                    in_flight,
+                    "a read with no op in flight returned {n} bytes away from its loop \
+                     instead of the {expected:?} error"
+                );
+                self.check_read(cap, res);
+            }
         }
     }
 
