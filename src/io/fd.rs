@@ -80,11 +80,13 @@ impl SharedFd {
         }
     }
 
-    /// Rule 2 for the methods that look at the stash or the accepted queue
-    /// before submitting anything: `Ok` if this fd's loop is the one running
-    /// here (or the fd belongs to none), else the error an op would get.
-    #[inline]
-    fn on_home_loop(&self) -> std::io::Result<()> {
+    /// Rule 2 for what happens before an op is submitted (taking kept bytes
+    /// or connections, waiting for dropped ops): `Ok` if this fd's loop is
+    /// the one running here (or the fd belongs to none), else the error an
+    /// op would get. Off the hot path: only called when something is kept
+    /// or pending.
+    #[cold]
+    pub(crate) fn on_home_loop(&self) -> std::io::Result<()> {
         crate::rt::with_core(|core| match (core, &self.0.home) {
             (None, _) => Err(crate::op::outside_loop()),
             (Some(core), Some(home)) if !Rc::ptr_eq(core.home(), home) => {
@@ -100,9 +102,10 @@ impl SharedFd {
     }
 
     /// Rule 3: move stashed bytes into `buf`'s spare capacity. `None` if
-    /// nothing is stashed (or `buf` has no room).
+    /// nothing is stashed (or `buf` has no room); the rule 2 error, and the
+    /// bytes left where they are, away from the fd's loop.
     #[inline]
-    pub(crate) fn take_stash<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
+    pub(crate) fn take_stash<B: IoBufMut>(&self, buf: &mut B) -> Option<std::io::Result<usize>> {
         if self.0.stash.borrow().is_empty() {
             return None; // the common case: no read was dropped with bytes
         }
@@ -110,7 +113,10 @@ impl SharedFd {
     }
 
     #[cold]
-    fn take_stash_slow<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
+    fn take_stash_slow<B: IoBufMut>(&self, buf: &mut B) -> Option<std::io::Result<usize>> {
+        if let Err(e) = self.on_home_loop() {
+            return Some(Err(e));
+        }
         let mut stash = self.0.stash.borrow_mut();
         let init = buf.bytes_init();
         let room = buf.bytes_total() - init;
@@ -124,7 +130,7 @@ impl SharedFd {
         }
         // SAFETY: the n bytes after init were just written.
         unsafe { buf.set_init(init + n) };
-        Some(n)
+        Some(Ok(n))
     }
 
     /// Rule 3: keep a connection a dropped accept produced.
@@ -132,8 +138,17 @@ impl SharedFd {
         self.0.accepted.borrow_mut().push_back((fd, addr));
     }
 
-    pub(crate) fn pop_accepted(&self) -> Option<(RawFd, Option<SocketAddr>)> {
-        self.0.accepted.borrow_mut().pop_front()
+    /// Rule 3: a connection a dropped accept produced, if any; the rule 2
+    /// error (and the connection left queued) away from the fd's loop.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn pop_accepted(&self) -> Option<std::io::Result<(RawFd, Option<SocketAddr>)>> {
+        if self.0.accepted.borrow().is_empty() {
+            return None;
+        }
+        if let Err(e) = self.on_home_loop() {
+            return Some(Err(e));
+        }
+        self.0.accepted.borrow_mut().pop_front().map(Ok)
     }
 
     /// Rule 4: a read or accept on this fd was dropped in flight.
@@ -153,9 +168,9 @@ impl SharedFd {
         }
     }
 
-    /// Rules 2 and 4, before a read or accept: fails at once away from the
-    /// fd's loop (so nothing is taken from the stash or the accepted queue
-    /// there), else completes once no dropped read or accept is in flight.
+    /// Rules 2 and 4, before a read or accept: completes once no dropped
+    /// read or accept is in flight, or fails at once when some are and this
+    /// is not the fd's loop (they could not complete here).
     pub(crate) fn orphans_done(&self) -> OrphansDone<'_> {
         OrphansDone { fd: self }
     }
@@ -171,12 +186,12 @@ impl Future for OrphansDone<'_> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Not on its own loop: fail (rule 2); the dropped ops could not
-        // complete here anyway.
-        self.fd.on_home_loop()?;
         if self.fd.0.orphans.get() == 0 {
             return Poll::Ready(Ok(()));
         }
+        // Not on its own loop: fail (rule 2); the dropped ops could not
+        // complete here.
+        self.fd.on_home_loop()?;
         self.fd
             .0
             .orphan_waiters

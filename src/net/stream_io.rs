@@ -18,8 +18,8 @@ pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<us
     if let Err(e) = fd.orphans_done().await {
         return BufResult(Err(e), buf);
     }
-    if let Some(n) = fd.take_stash(&mut buf) {
-        return BufResult(Ok(n), buf);
+    if let Some(res) = fd.take_stash(&mut buf) {
+        return BufResult(res, buf);
     }
     Op::new(WithFd {
         op: kop::Recv { fd: fd.raw(), buf },

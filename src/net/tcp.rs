@@ -186,7 +186,7 @@ impl TcpListener {
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.fd.orphans_done().await?;
         let (fd, addr) = match self.fd.pop_accepted() {
-            Some(x) => x,
+            Some(x) => x?,
             None => {
                 let nb = nonblocking()?;
                 Op::new(WithFd {

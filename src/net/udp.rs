@@ -112,6 +112,11 @@ impl Dgram {
         if let Err(e) = self.0.fd.orphans_done().await {
             return BufResult(Err(e), buf);
         }
+        if !self.0.stash.borrow().is_empty()
+            && let Err(e) = self.0.fd.on_home_loop()
+        {
+            return BufResult(Err(e), buf); // the datagrams stay for its own loop
+        }
         let queued = self.0.stash.borrow_mut().pop_front();
         if let Some((bytes, from)) = queued {
             let init = buf.bytes_init();

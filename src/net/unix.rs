@@ -246,7 +246,7 @@ impl UnixListener {
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         self.fd.orphans_done().await?;
         let fd = match self.fd.pop_accepted() {
-            Some((fd, _)) => fd,
+            Some(x) => x?.0,
             None => {
                 let nb = nonblocking()?;
                 Op::new(WithFd {

@@ -283,10 +283,22 @@ impl<T: Operation> Future for Op<T> {
 }
 
 impl<T: Operation> Drop for Op<T> {
+    #[inline]
     fn drop(&mut self) {
+        // Idle: the OpBox frees the op; done: nothing left.
+        if matches!(self.state, State::InFlight { .. }) {
+            self.orphan();
+        }
+    }
+}
+
+impl<T: Operation> Op<T> {
+    /// Dropped in flight (rule O2).
+    #[cold]
+    fn orphan(&mut self) {
         let State::InFlight { op, home, key } = std::mem::replace(&mut self.state, State::Done)
         else {
-            return; // idle: the OpBox frees the op; done: nothing left
+            unreachable!()
         };
         // SAFETY: `on_orphaned` reads only the fd handle, which the kernel
         // never writes, and calls no driver code (its contract).

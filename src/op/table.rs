@@ -162,19 +162,19 @@ impl OpHome {
     /// the slot is taken ([`OpHome::insert_waiting`]) only if the op stays
     /// in flight, so an op the driver finished during the submit never
     /// touches the table.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key_for_submit(&self) -> u64 {
         self.table.borrow().key_for_submit()
     }
 
     /// The driver queued the op under `key_for_submit()`'s key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert_waiting(&self, user_data: u64, waker: &Waker) {
         self.table.borrow_mut().insert_waiting(user_data, waker);
     }
 
     /// The future polls its slot (in any context).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn poll(&self, user_data: u64, waker: &Waker) -> SlotPoll {
         let res = self.table.borrow_mut().poll(user_data, waker);
         match res {
@@ -186,6 +186,7 @@ impl OpHome {
 
     /// A raw result as the future sees it: after the runtime was dropped, a
     /// cancellation is reported as such.
+    #[inline(always)]
     fn result(&self, res: i32) -> io::Result<usize> {
         if res == -libc::ECANCELED && self.phase.get() != Phase::Running {
             return Err(super::runtime_gone());
