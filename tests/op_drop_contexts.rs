@@ -30,8 +30,10 @@
 //! or the op's real result), `panic_in_task` and `panic_in_block_on` (the op
 //! is dropped while a panic unwinds, inside the loop, or outside it when the
 //! caller owns the future), `other_thread` (timers, which are `Send`) and
-//! `other_thread_fs` (the `coil::fs` op futures that are `Send` today:
-//! `File::open`, `metadata`). Beyond dropping:
+//! `other_thread_fs` (the `coil::fs` op futures that were `Send` before the
+//! op-ownership fix, `File::open` and `metadata`: dropped on another thread
+//! if their type is `Send`, else on their own; they are `!Send` now, which
+//! `io_futures_are_not_send` checks). Beyond dropping:
 //! `foreign_loop` and `foreign_loop_after_drop` (an object of loop A used
 //! from loop B while A lives, or after A was dropped: an `io::Error`, and A
 //! can still use it) and `polled_on_other_loop` (an op started on A polled
@@ -2591,5 +2593,9 @@ fn io_futures_are_not_send() {
         drop(assert_not_send!(r.read_line(&mut line)));
         drop(assert_not_send!(f.read_at(Vec::<u8>::new(), 0)));
         drop(assert_not_send!(f.write_at(Vec::<u8>::new(), 0)));
+        // Send before the op-ownership fix (the `other_thread_fs` cells
+        // dropped them on other threads); an op now holds its loop's table.
+        drop(assert_not_send!(coil::fs::File::open("/")));
+        drop(assert_not_send!(coil::fs::metadata("/")));
     };
 }
