@@ -7,6 +7,10 @@
 //! Then the server is cancelled and a summary printed. Exits by itself.
 //!
 //! Run it: `cargo run --release --example echo [clients] [lines]`.
+//!
+//! Or as a server only, to talk to with `nc` (runs until interrupted):
+//! `cargo run --release --example echo -- serve 127.0.0.1:7000`, then
+//! `nc 127.0.0.1 7000` in another terminal: every line you type comes back.
 
 use std::io;
 use std::net::SocketAddr;
@@ -140,9 +144,42 @@ pub(crate) async fn demo(clients: usize, lines: usize) -> io::Result<Summary> {
     }
 }
 
+/// Serves connections on `addr` until the process is stopped.
+#[allow(dead_code)]
+async fn serve_forever(addr: &str) -> io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
+    println!(
+        "echo server listening on {}; try: nc {} {}",
+        listener.local_addr()?,
+        listener.local_addr()?.ip(),
+        listener.local_addr()?.port()
+    );
+    loop {
+        match listener.accept().await {
+            Ok((conn, peer)) => {
+                println!("{peer} connected");
+                drop(spawn(async move {
+                    match serve(conn).await {
+                        Ok(()) => println!("{peer} closed"),
+                        Err(e) => eprintln!("{peer}: {e}"),
+                    }
+                }));
+            }
+            Err(e) => {
+                eprintln!("accept: {e}");
+                coil::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn main() -> io::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("serve") {
+        let addr = args.nth(1).unwrap_or_else(|| "127.0.0.1:7000".to_owned());
+        return coil::run(serve_forever(&addr));
+    }
     let clients = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let lines = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let rt = coil::Runtime::new()?;
