@@ -32,15 +32,25 @@ pub(crate) struct Summary {
     pub(crate) bytes: usize,
 }
 
-/// One connection: echo lines until the client closes its side.
-async fn serve(conn: TcpStream) -> io::Result<()> {
+/// One connection: echo lines until the client closes its side. A line that
+/// is not UTF-8 ends this connection with an error, after the lines read
+/// before it have been flushed back.
+pub(crate) async fn serve(conn: TcpStream) -> io::Result<()> {
     let (rd, wr) = conn.into_split();
     let mut reader = BufReader::new(rd);
     let mut writer = BufWriter::new(wr);
     let mut line = String::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line).await? == 0 {
+        let n = match reader.read_line(&mut line).await {
+            Ok(n) => n,
+            Err(e) => {
+                // Give back what was good before reporting the bad line.
+                writer.flush().await?;
+                return Err(e);
+            }
+        };
+        if n == 0 {
             return writer.shutdown().await;
         }
         writer.write_all(line.as_bytes()).await?;
@@ -144,16 +154,10 @@ pub(crate) async fn demo(clients: usize, lines: usize) -> io::Result<Summary> {
     }
 }
 
-/// Serves connections on `addr` until the process is stopped.
+/// Serves every connection `listener` accepts, each in its own task, until
+/// the task running this is cancelled (or the process stopped).
 #[allow(dead_code)]
-async fn serve_forever(addr: &str) -> io::Result<()> {
-    let listener = TcpListener::bind(addr)?;
-    println!(
-        "echo server listening on {}; try: nc {} {}",
-        listener.local_addr()?,
-        listener.local_addr()?.ip(),
-        listener.local_addr()?.port()
-    );
+pub(crate) async fn serve_forever(listener: TcpListener) -> io::Result<()> {
     loop {
         match listener.accept().await {
             Ok((conn, peer)) => {
@@ -178,7 +182,16 @@ fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("serve") {
         let addr = args.nth(1).unwrap_or_else(|| "127.0.0.1:7000".to_owned());
-        return coil::run(serve_forever(&addr));
+        return coil::run(async move {
+            let listener = TcpListener::bind(addr.as_str())?;
+            let at = listener.local_addr()?;
+            println!(
+                "echo server listening on {at}; try: nc {} {}",
+                at.ip(),
+                at.port()
+            );
+            serve_forever(listener).await
+        });
     }
     let clients = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     let lines = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);

@@ -1,0 +1,50 @@
+//! The echo example as a real client sees it: a std (blocking) TCP client
+//! on another thread talks to `examples/echo.rs`'s server under each driver.
+//! A line that is not UTF-8 ends that connection only, after the good lines
+//! before it came back; the server keeps serving others.
+#![allow(missing_docs)]
+
+#[path = "../examples/echo.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod echo;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+
+use coil::net::TcpListener;
+
+/// Sends `data`, shuts the write side, returns everything read until EOF.
+fn exchange(addr: std::net::SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(support::WATCHDOG)).unwrap();
+    s.write_all(data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    match s.read_to_end(&mut back) {
+        Ok(_) => {}
+        // The server may reset a connection it closes with unread input.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("reading the echo: {e}"),
+    }
+    back
+}
+
+driver_test! {
+    fn bad_line_ends_only_its_connection_after_flushing_good_lines(rt) {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = coil::spawn(echo::serve_forever(listener));
+            let clients = coil::blocking::spawn_blocking(move || {
+                let first = exchange(addr, b"good one\nsecond\nbad \xff line\nnever\n");
+                let second = exchange(addr, b"still served\n");
+                (first, second)
+            });
+            let (first, second) = clients.await.unwrap();
+            assert_eq!(first, b"good one\nsecond\n", "the good lines come back, nothing after");
+            assert_eq!(second, b"still served\n");
+            server.cancel();
+        });
+    }
+}
