@@ -29,11 +29,11 @@
 //! second polls it in a new runtime first: it must be `Ready`, with an error
 //! or the op's real result), `panic_in_task` and `panic_in_block_on` (the op
 //! is dropped while a panic unwinds, inside the loop, or outside it when the
-//! caller owns the future), `other_thread` (timers, which are `Send`) and
-//! `other_thread_fs` (the `coil::fs` op futures that were `Send` before the
-//! op-ownership fix, `File::open` and `metadata`: dropped on another thread
-//! if their type is `Send`, else on their own; they are `!Send` now, which
-//! `io_futures_are_not_send` checks). Beyond dropping:
+//! caller owns the future) and `other_thread` (timers, which are `Send`).
+//! Every I/O future, `coil::fs`'s included (`File::open` and `metadata` were
+//! `Send` before the op-ownership fix, and could be dropped on another
+//! thread while their op was in flight), is `!Send`: `io_futures_are_not_send`
+//! checks it at compile time. Beyond dropping:
 //! `foreign_loop` and `foreign_loop_after_drop` (an object of loop A used
 //! from loop B while A lives, or after A was dropped: an `io::Error`, and A
 //! can still use it) and `polled_on_other_loop` (an op started on A polled
@@ -44,9 +44,8 @@
 //! `Vec::with_capacity(4096)`.
 //!
 //! Repetitions: `COIL_MATRIX_MEM_REPS` (default 10 000) for the
-//! `between_block_on` cells (the memory check of record) and the
-//! `other_thread_fs` cells; `COIL_MATRIX_REPS` (default 100) for every other
-//! cell, and for the timer cells of `between_block_on` (each repetition
+//! `between_block_on` cells (the memory check of record);
+//! `COIL_MATRIX_REPS` (default 100) for every other cell, and for the timer cells of `between_block_on` (each repetition
 //! waits for a deadline). The whole file takes about a minute in a debug
 //! build on two cores.
 
@@ -2339,123 +2338,6 @@ cells! { other_thread:
 }
 
 // ---------------------------------------------------------------------------
-// (7) `Send` op futures of coil::fs, dropped on another thread
-// ---------------------------------------------------------------------------
-
-/// Autoref specialisation: moves the value to another thread and drops it
-/// there if its type is `Send` (`true`), else drops it here (`false`).
-/// Resolved at the call site, on the concrete (opaque) future type.
-struct SendProbe<T>(Cell<Option<T>>);
-
-trait DropElsewhere {
-    fn drop_elsewhere(&self) -> bool;
-}
-
-impl<T: Send + 'static> DropElsewhere for SendProbe<T> {
-    fn drop_elsewhere(&self) -> bool {
-        let v = self.0.take();
-        std::thread::spawn(move || drop(v)).join().unwrap();
-        true
-    }
-}
-
-// Unused while every future given to `send_op_on_other_thread!` is `Send`.
-#[allow(dead_code)]
-trait DropHere {
-    fn drop_elsewhere(&self) -> bool;
-}
-
-impl<T> DropHere for &SendProbe<T> {
-    fn drop_elsewhere(&self) -> bool {
-        drop(self.0.take());
-        false
-    }
-}
-
-/// Starts `$fut` on `$rt` and drops it on another thread if it is `Send`
-/// (these `coil::fs` futures are, today); then the loop must process the
-/// op's completion and close whatever it opened.
-macro_rules! send_op_on_other_thread {
-    ($d:expr, $make:expr) => {{
-        let d = $d;
-        let dir = TempDir::create();
-        let path = dir.join("f");
-        std::fs::write(&path, b"send").unwrap();
-        let rt = runtime(d);
-        let mut mem = MemCheck::over(mem_reps());
-        let mut sent = false;
-        for i in 0..mem.total() {
-            mem.at(i);
-            let mut fut = Box::pin($make(&path));
-            rt.block_on(async {
-                if poll_once(fut.as_mut()).await.is_pending() {
-                    coil::task::yield_now().await;
-                    coil::task::yield_now().await;
-                }
-            });
-            sent = (&SendProbe(Cell::new(Some(fut)))).drop_elsewhere();
-            rt.block_on(settled());
-        }
-        mem.finish();
-        if !sent {
-            eprintln!("(the future is not Send any more: dropped on its own thread)");
-        }
-    }};
-}
-
-mod other_thread_fs {
-    use super::*;
-
-    fn open(d: Drv) {
-        send_op_on_other_thread!(d, |p: &Path| coil::fs::File::open(p.to_path_buf()));
-    }
-
-    fn metadata(d: Drv) {
-        send_op_on_other_thread!(d, |p: &Path| coil::fs::metadata(p.to_path_buf()));
-    }
-
-    mod file_open {
-        #[test]
-        fn uring() {
-            crate::run_cell(
-                "other_thread_fs::file_open::uring",
-                crate::Drv::Uring,
-                super::open,
-            );
-        }
-
-        #[test]
-        fn epoll() {
-            crate::run_cell(
-                "other_thread_fs::file_open::epoll",
-                crate::Drv::Epoll,
-                super::open,
-            );
-        }
-    }
-
-    mod metadata {
-        #[test]
-        fn uring() {
-            crate::run_cell(
-                "other_thread_fs::metadata::uring",
-                crate::Drv::Uring,
-                super::metadata,
-            );
-        }
-
-        #[test]
-        fn epoll() {
-            crate::run_cell(
-                "other_thread_fs::metadata::epoll",
-                crate::Drv::Epoll,
-                super::metadata,
-            );
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The reported case, as reported
 // ---------------------------------------------------------------------------
 
@@ -2593,8 +2475,8 @@ fn io_futures_are_not_send() {
         drop(assert_not_send!(r.read_line(&mut line)));
         drop(assert_not_send!(f.read_at(Vec::<u8>::new(), 0)));
         drop(assert_not_send!(f.write_at(Vec::<u8>::new(), 0)));
-        // Send before the op-ownership fix (the `other_thread_fs` cells
-        // dropped them on other threads); an op now holds its loop's table.
+        // Send before the op-ownership fix (so they could be dropped on
+        // another thread mid-flight); an op now holds its loop's table.
         drop(assert_not_send!(coil::fs::File::open("/")));
         drop(assert_not_send!(coil::fs::metadata("/")));
     };
