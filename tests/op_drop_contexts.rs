@@ -2347,6 +2347,9 @@ cells! { other_thread:
 /// Resolved at the call site, on the concrete (opaque) future type.
 struct SendProbe<T>(Cell<Option<T>>);
 
+// Unused while no future given to `send_op_on_other_thread!` is `Send` (the
+// fs op futures are `!Send` now).
+#[allow(dead_code)]
 trait DropElsewhere {
     fn drop_elsewhere(&self) -> bool;
 }
