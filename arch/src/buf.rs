@@ -47,18 +47,38 @@ pub unsafe trait IoBufMut: IoBuf {
     unsafe fn set_init(&mut self, pos: usize);
 }
 
-// SAFETY: a Vec's heap pointer does not move when the Vec moves; len <= capacity.
-unsafe impl IoBuf for Vec<u8> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
+/// `IoBuf` for types whose bytes are `as_ptr()..`, `len()` of them
+/// initialised, and `$total()` in all (`capacity`, or `len` when there is no
+/// spare room).
+macro_rules! io_buf {
+    ($($t:ty => $total:ident),* $(,)?) => {$(
+        // SAFETY: the invocation below says why each type keeps `as_ptr`
+        // stable across moves with `len() <= $total()`.
+        unsafe impl IoBuf for $t {
+            fn stable_ptr(&self) -> *const u8 {
+                self.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.len()
+            }
+            fn bytes_total(&self) -> usize {
+                self.$total()
+            }
+        }
+    )*};
 }
+
+// SAFETY: a Vec's or String's heap pointer does not move when the value
+// moves, and len <= capacity; a boxed slice's heap pointer is stable and it
+// is fully initialised; 'static data never moves and is initialised.
+io_buf!(
+    Vec<u8> => capacity,
+    Box<[u8]> => len,
+    &'static [u8] => len,
+    &'static str => len,
+    // Not IoBufMut: the kernel could write bytes that are not UTF-8.
+    String => capacity,
+);
 
 // SAFETY: same allocation as `stable_ptr`; the caller of set_init promises the
 // bytes are initialised and within capacity.
@@ -74,66 +94,13 @@ unsafe impl IoBufMut for Vec<u8> {
     }
 }
 
-// SAFETY: a boxed slice's heap pointer is stable; it is fully initialised.
-unsafe impl IoBuf for Box<[u8]> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: as above; a boxed slice is always fully initialised, so set_init has
-// nothing to record.
+// SAFETY: same allocation as `stable_ptr`; a boxed slice is always fully
+// initialised, so set_init has nothing to record.
 unsafe impl IoBufMut for Box<[u8]> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
     }
     unsafe fn set_init(&mut self, _pos: usize) {}
-}
-
-// SAFETY: 'static data never moves and is initialised.
-unsafe impl IoBuf for &'static [u8] {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: 'static data never moves and is initialised.
-unsafe impl IoBuf for &'static str {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: a String's heap pointer is stable; len <= capacity. Not IoBufMut:
-// the kernel could write bytes that are not UTF-8.
-unsafe impl IoBuf for String {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
 }
 
 /// The result of an operation on an owned buffer, with the buffer handed back

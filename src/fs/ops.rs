@@ -81,11 +81,8 @@ impl<B: IoBufMut> Operation for OnFile<kop::Read<B>> {
 
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         let mut buf = self.op.buf;
-        if let Ok(n) = res {
-            let init = buf.bytes_init();
-            // SAFETY: the kernel wrote `n` bytes right after `init`.
-            unsafe { buf.set_init(init + n) };
-        }
+        // SAFETY: the kernel's (or the pool's) answer to the `Read` of `buf`.
+        unsafe { crate::op::mark_read(&mut buf, &res) };
         BufResult(res, buf)
     }
 }
@@ -95,22 +92,6 @@ impl<B: IoBuf> Operation for OnFile<kop::Write<B>> {
 
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         BufResult(res, self.op.buf)
-    }
-}
-
-impl Operation for OnFile<kop::Fsync> {
-    type Output = io::Result<()>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        res.map(drop)
-    }
-}
-
-impl Operation for OnFile<kop::Ftruncate> {
-    type Output = io::Result<()>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        res.map(drop)
     }
 }
 
@@ -148,26 +129,14 @@ impl Operation for kop::OpenAt {
     }
 }
 
-impl Operation for kop::Close {
-    type Output = io::Result<()>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        res.map(drop)
-    }
-}
-
-macro_rules! unit_op {
-    ($($t:ty),*) => {$(
-        impl Operation for $t {
-            type Output = io::Result<()>;
-
-            fn complete(self, res: io::Result<usize>) -> Self::Output {
-                res.map(drop)
-            }
-        }
-    )*};
-}
-unit_op!(kop::UnlinkAt, kop::RenameAt, kop::MkDirAt);
+crate::op::unit_operation!(
+    OnFile<kop::Fsync>,
+    OnFile<kop::Ftruncate>,
+    kop::Close,
+    kop::UnlinkAt,
+    kop::RenameAt,
+    kop::MkDirAt,
+);
 
 // Path operations and bare fds: bound to no loop (`op` rule O6).
 impl crate::op::OnFd for kop::Statx {}

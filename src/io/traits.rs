@@ -136,38 +136,27 @@ macro_rules! write_impl {
 read_impl!(TcpStream, OwnedReadHalf, UnixStream, UnixReadHalf);
 write_impl!(TcpStream, OwnedWriteHalf, UnixStream, UnixWriteHalf);
 
-impl<T: AsyncReadOwned + ?Sized> AsyncReadOwned for &T {
-    fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
-        (**self).read(buf)
-    }
+/// `&T` and `Rc<T>` of an implementor implement the traits too.
+macro_rules! forward_impl {
+    ($($p:ty),*) => {$(
+        impl<T: AsyncReadOwned + ?Sized> AsyncReadOwned for $p {
+            fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+                (**self).read(buf)
+            }
+        }
+
+        impl<T: AsyncWriteOwned + ?Sized> AsyncWriteOwned for $p {
+            fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+                (**self).write(buf)
+            }
+            fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> {
+                (**self).write_all(buf)
+            }
+            fn write_eof(&self) -> impl Future<Output = io::Result<()>> {
+                (**self).write_eof()
+            }
+        }
+    )*};
 }
 
-impl<T: AsyncReadOwned + ?Sized> AsyncReadOwned for Rc<T> {
-    fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
-        (**self).read(buf)
-    }
-}
-
-impl<T: AsyncWriteOwned + ?Sized> AsyncWriteOwned for &T {
-    fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
-        (**self).write(buf)
-    }
-    fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> {
-        (**self).write_all(buf)
-    }
-    fn write_eof(&self) -> impl Future<Output = io::Result<()>> {
-        (**self).write_eof()
-    }
-}
-
-impl<T: AsyncWriteOwned + ?Sized> AsyncWriteOwned for Rc<T> {
-    fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
-        (**self).write(buf)
-    }
-    fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> {
-        (**self).write_all(buf)
-    }
-    fn write_eof(&self) -> impl Future<Output = io::Result<()>> {
-        (**self).write_eof()
-    }
-}
+forward_impl!(&T, Rc<T>);

@@ -15,7 +15,7 @@
 mod addr;
 mod incoming;
 mod socket;
-mod stream_io;
+mod stream;
 mod tcp;
 mod udp;
 mod unix;

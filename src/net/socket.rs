@@ -23,6 +23,28 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
+/// `AsRawFd` and `Debug` (the fd and one address, `$addr` being the method
+/// that gives it) for a socket type whose `$inner` field has a `raw()` fd.
+macro_rules! socket_traits {
+    ($ty:ident, $inner:ident, $addr:ident) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.$inner.raw()
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("fd", &self.$inner.raw())
+                    .field(stringify!($addr), &self.$addr().ok())
+                    .finish()
+            }
+        }
+    };
+}
+pub(crate) use socket_traits;
+
 /// Whether sockets for the current loop must be non-blocking (epoll) or
 /// blocking (io_uring honours O_NONBLOCK and would return EAGAIN).
 pub(crate) fn nonblocking() -> io::Result<bool> {

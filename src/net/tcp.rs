@@ -1,109 +1,16 @@
 //! [`TcpListener`] and [`TcpStream`].
 
-use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use coil_arch::op as kop;
-use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
 use super::incoming::Incoming;
 use super::socket::{self, nonblocking};
-use super::stream_io::{
-    read, read_exact, shutdown, write, write_all, write_all_vectored, write_vectored,
-};
+use super::stream::{ListenerCore, StreamCore, stream_socket};
 use crate::io::fd::SharedFd;
-use crate::op::{Op, Operation};
-
-/// An op from coil-arch plus the fd handle it keeps alive (io/fd.rs rule 1).
-#[derive(Debug)]
-pub(crate) struct WithFd<T> {
-    pub(crate) op: T,
-    pub(crate) fd: SharedFd,
-}
-
-crate::op::delegate_opcode!(WithFd, fd);
-
-impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {
-    type Output = BufResult<usize, B>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        let mut buf = self.op.buf;
-        if let Ok(n) = res {
-            let init = buf.bytes_init();
-            // SAFETY: the kernel wrote `n` bytes right after `init`.
-            unsafe { buf.set_init(init + n) };
-        }
-        BufResult(res, buf)
-    }
-
-    fn on_orphaned(&self) {
-        self.fd.orphan_begin();
-    }
-
-    /// Bytes that arrived after the future was dropped go to the stream's
-    /// stash, for the next read.
-    fn complete_orphan(self, res: io::Result<usize>) {
-        if let Ok(n) = res
-            && n > 0
-        {
-            let init = self.op.buf.bytes_init();
-            // SAFETY: the kernel initialised `n` bytes after `init`.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(self.op.buf.stable_ptr().add(init), n) };
-            self.fd.stash(bytes);
-        }
-        self.fd.orphan_end();
-    }
-}
-
-impl<B: IoBuf> Operation for WithFd<kop::Send<B>> {
-    type Output = BufResult<usize, B>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        BufResult(res, self.op.buf)
-    }
-}
-
-impl Operation for WithFd<kop::Accept> {
-    type Output = io::Result<(RawFd, Option<SocketAddr>)>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        res.map(|fd| (fd as RawFd, self.op.addr.as_std()))
-    }
-
-    fn on_orphaned(&self) {
-        self.fd.orphan_begin();
-    }
-
-    /// A connection accepted after the future was dropped waits in the
-    /// listener for the next `accept`.
-    fn complete_orphan(self, res: io::Result<usize>) {
-        if let Ok(fd) = res {
-            self.fd.push_accepted(fd as RawFd, self.op.addr.as_std());
-        }
-        self.fd.orphan_end();
-    }
-}
-
-impl Operation for WithFd<kop::Connect> {
-    type Output = io::Result<()>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        res.map(drop)
-    }
-}
-
-impl Operation for WithFd<kop::Shutdown> {
-    type Output = io::Result<()>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        res.map(drop)
-    }
-}
 
 /// A TCP socket listening for connections, like asyncio's `start_server`.
 ///
@@ -122,7 +29,7 @@ impl Operation for WithFd<kop::Shutdown> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct TcpListener {
-    fd: SharedFd,
+    core: ListenerCore,
 }
 
 impl TcpListener {
@@ -170,8 +77,9 @@ impl TcpListener {
         let fd = SharedFd::new(fd);
         socket::set_int_opt(fd.raw(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
         socket::bind(fd.raw(), addr)?;
-        socket::listen(fd.raw(), 1024)?;
-        Ok(TcpListener { fd })
+        Ok(TcpListener {
+            core: ListenerCore::listen(fd)?,
+        })
     }
 
     /// Waits for a connection; returns the stream and the peer's address.
@@ -184,21 +92,8 @@ impl TcpListener {
     /// The OS error. `EMFILE`/`ENFILE` (out of fds) come back as errors
     /// without closing the listener; keep serving and retry later.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.fd.orphans_done().await?;
-        let (fd, addr) = match self.fd.pop_accepted() {
-            Some(x) => x?,
-            None => {
-                let nb = nonblocking()?;
-                Op::new(WithFd {
-                    op: kop::Accept::new(self.fd.raw(), nb),
-                    fd: self.fd.clone(),
-                })
-                .await?
-            }
-        };
-        let stream = TcpStream {
-            fd: SharedFd::new(fd),
-        };
+        let (core, addr) = self.core.accept().await?;
+        let stream = TcpStream { core };
         let addr = match addr {
             Some(a) => a,
             None => stream.peer_addr()?,
@@ -260,37 +155,24 @@ impl TcpListener {
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         Ok(TcpListener {
-            fd: socket::adopt(listener)?,
+            core: ListenerCore::adopt(listener)?,
         })
     }
 
     /// The address the listener is bound to (the real port after binding 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        socket::local_addr(self.fd.raw())
+        socket::local_addr(self.core.raw())
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("fd", &self.fd.raw())
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
+socket::socket_traits!(TcpListener, core, local_addr);
 
 /// A TCP connection, like asyncio's `(StreamReader, StreamWriter)` pair.
 ///
 /// Methods take `&self`, so one task can read while another writes (share it
 /// with `Rc`, or split it with [`TcpStream::into_split`]).
 pub struct TcpStream {
-    fd: SharedFd,
+    core: StreamCore,
 }
 
 impl TcpStream {
@@ -331,104 +213,32 @@ impl TcpStream {
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            fd: socket::adopt(stream)?,
+            core: StreamCore::adopt(stream)?,
         })
     }
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let fd = SharedFd::new(socket::tcp_socket(&addr, nonblocking()?)?);
-        Op::new(WithFd {
-            op: kop::Connect::new(fd.raw(), addr),
-            fd: fd.clone(),
+        let op = kop::Connect::new(fd.raw(), addr);
+        Ok(TcpStream {
+            core: StreamCore::connect(fd, op).await?,
         })
-        .await?;
-        Ok(TcpStream { fd })
-    }
-
-    /// Reads into the spare capacity of `buf` (`len..capacity`) and extends
-    /// its length by the count read. `Ok(0)` means end of stream (or no
-    /// spare capacity).
-    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        read(&self.fd, buf)
-    }
-
-    /// Reads until `buf` is full (`len == capacity`).
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the stream ends first (the bytes read stay in `buf`).
-    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        read_exact(&self.fd, buf)
-    }
-
-    /// Writes some of `buf`'s bytes; returns how many.
-    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        write(&self.fd, buf)
-    }
-
-    /// Writes all of `buf`'s bytes.
-    ///
-    /// # Errors
-    ///
-    /// The OS error (`EPIPE`, `ECONNRESET` when the peer went away); some
-    /// bytes may have been written.
-    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        write_all(&self.fd, buf)
-    }
-
-    /// Writes some of the initialised bytes of `bufs`, in order, with one
-    /// gather write (`sendmsg`); returns how many, and the buffers.
-    ///
-    /// At most 1,024 buffers (`IOV_MAX`) go into one call: with more, only
-    /// the first 1,024 are offered and the count tells how far the write got
-    /// (a short write, as with `std`'s `write_vectored`), never `EINVAL`.
-    /// [`write_all_vectored`](Self::write_all_vectored) sends everything. No
-    /// buffers, or only empty ones, write nothing: `Ok(0)`.
-    ///
-    /// If the future is dropped while the write is in flight, the buffers
-    /// (and the iovec array pointing into them) stay alive until the kernel
-    /// is done; some bytes may have been sent.
-    pub fn write_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
-        write_vectored(&self.fd, bufs)
-    }
-
-    /// Writes all the initialised bytes of `bufs`, in order, resuming after
-    /// short writes (and splitting more than 1,024 buffers over several
-    /// calls) without copying; hands the buffers back.
-    ///
-    /// # Errors
-    ///
-    /// The OS error (`EPIPE`, `ECONNRESET` when the peer went away); some
-    /// bytes may have been written.
-    pub fn write_all_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
-        write_all_vectored(&self.fd, bufs)
-    }
-
-    /// Shuts down the read half, write half (sends FIN) or both.
-    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
-        shutdown(&self.fd, how)
     }
 
     /// The remote address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        socket::peer_addr(self.fd.raw())
+        socket::peer_addr(self.core.raw())
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        socket::local_addr(self.fd.raw())
+        socket::local_addr(self.core.raw())
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         socket::set_int_opt(
-            self.fd.raw(),
+            self.core.raw(),
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
             i32::from(on),
@@ -437,7 +247,7 @@ impl TcpStream {
 
     /// Whether `TCP_NODELAY` is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        socket::get_int_opt(self.fd.raw(), libc::IPPROTO_TCP, libc::TCP_NODELAY).map(|v| v != 0)
+        socket::get_int_opt(self.core.raw(), libc::IPPROTO_TCP, libc::TCP_NODELAY).map(|v| v != 0)
     }
 
     /// Sets `SO_LINGER` (`Some(ZERO)` makes close send a reset).
@@ -449,7 +259,7 @@ impl TcpStream {
         // SAFETY: `l` is a live local of the size passed.
         socket::syscall!(unsafe {
             libc::setsockopt(
-                self.fd.raw(),
+                self.core.raw(),
                 libc::SOL_SOCKET,
                 libc::SO_LINGER,
                 (&raw const l).cast(),
@@ -458,113 +268,18 @@ impl TcpStream {
         })
         .map(drop)
     }
-
-    /// Splits into a read half and a write half that can live in different
-    /// tasks of the same loop. The socket closes when both are dropped.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        (
-            OwnedReadHalf {
-                fd: self.fd.clone(),
-            },
-            OwnedWriteHalf { fd: self.fd },
-        )
-    }
 }
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
+stream_socket! {
+    TcpStream, OwnedReadHalf, OwnedWriteHalf;
+    read:
+        /// Reads into the spare capacity of `buf` (`len..capacity`) and extends
+        /// its length by the count read. `Ok(0)` means end of stream (or no
+        /// spare capacity).
+        ;
+    peer_gone: "`EPIPE`, `ECONNRESET`";
+    shutdown_write: "sends FIN";
+    write_all_vectored: ;
 }
 
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("fd", &self.fd.raw())
-            .field("peer_addr", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
-/// The read half of [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf {
-    fd: SharedFd,
-}
-
-impl OwnedReadHalf {
-    /// See [`TcpStream::read`].
-    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        read(&self.fd, buf)
-    }
-
-    /// See [`TcpStream::read_exact`].
-    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        read_exact(&self.fd, buf)
-    }
-}
-
-/// The write half of [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedWriteHalf {
-    fd: SharedFd,
-}
-
-impl OwnedWriteHalf {
-    /// See [`TcpStream::write`].
-    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        write(&self.fd, buf)
-    }
-
-    /// See [`TcpStream::write_all`].
-    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        write_all(&self.fd, buf)
-    }
-
-    /// See [`TcpStream::write_vectored`].
-    pub fn write_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
-        write_vectored(&self.fd, bufs)
-    }
-
-    /// See [`TcpStream::write_all_vectored`].
-    pub fn write_all_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
-        write_all_vectored(&self.fd, bufs)
-    }
-
-    /// See [`TcpStream::shutdown`].
-    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
-        shutdown(&self.fd, how)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use coil_arch::OpCode;
-
-    #[test]
-    #[cfg_attr(miri, ignore = "Miri has no sockets")]
-    fn with_fd_delegates_every_opcode_method() {
-        // A method the wrapper forgot would fall back to the trait default:
-        // for `drained`, epoll would quietly pay a sure EAGAIN per read.
-        // SAFETY: a fresh socket this test owns (SharedFd closes it).
-        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        assert!(fd >= 0);
-        let op = WithFd {
-            op: kop::Recv {
-                fd,
-                buf: Vec::<u8>::with_capacity(64),
-            },
-            fd: SharedFd::new(fd),
-        };
-        assert!(op.drained(10), "a short stream read drains");
-        assert!(!op.drained(64) && !op.drained(0));
-        assert_eq!(op.readiness(), coil_arch::op::Readiness::Readable(fd));
-    }
-}
+socket::socket_traits!(TcpStream, core, peer_addr);

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use coil_arch::op::{self as kop, SockAddr};
@@ -53,11 +53,8 @@ impl<B: IoBufMut> Operation for DgramOp<kop::RecvMsg<B>> {
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         let from = self.op.source();
         let mut buf = self.op.buf;
-        if let Ok(n) = res {
-            let init = buf.bytes_init();
-            // SAFETY: the kernel wrote `n` bytes right after `init`.
-            unsafe { buf.set_init(init + n) };
-        }
+        // SAFETY: the kernel's answer to the `RecvMsg` of `buf`.
+        unsafe { crate::op::mark_read(&mut buf, &res) };
         BufResult(res.map(|n| (n, from)), buf)
     }
 
@@ -69,10 +66,8 @@ impl<B: IoBufMut> Operation for DgramOp<kop::RecvMsg<B>> {
     /// for the next receive (an empty datagram is a datagram too).
     fn complete_orphan(self, res: io::Result<usize>) {
         if let Ok(n) = res {
-            let init = self.op.buf.bytes_init();
-            // SAFETY: the kernel initialised `n` bytes after `init`.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(self.op.buf.stable_ptr().add(init), n) };
+            // SAFETY: the kernel's answer to the `RecvMsg` of the buffer.
+            let bytes = unsafe { crate::op::read_bytes(&self.op.buf, n) };
             self.sock
                 .0
                 .stash
@@ -336,17 +331,4 @@ impl UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.raw()
-    }
-}
-
-impl fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UdpSocket")
-            .field("fd", &self.sock.raw())
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
+socket::socket_traits!(UdpSocket, sock, local_addr);

@@ -6,11 +6,9 @@
 //! unnamed (an unbound socket or one end of a `pair()`).
 
 use std::ffi::OsStr;
-use std::fmt;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::net::Shutdown;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::SocketAddr;
@@ -22,13 +20,9 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::incoming::Incoming;
 use super::socket::{self, nonblocking, syscall};
-use super::stream_io::{
-    read, read_exact, shutdown, write, write_all, write_all_vectored, write_vectored,
-};
-use super::tcp::WithFd;
+use super::stream::{ListenerCore, StreamCore, stream_socket};
 use super::udp::{Dgram, dgram_socket};
 use crate::io::fd::SharedFd;
-use crate::op::Op;
 
 const SUN_PATH_OFFSET: usize = std::mem::offset_of!(libc::sockaddr_un, sun_path);
 const SUN_PATH_LEN: usize = 108;
@@ -197,7 +191,7 @@ fn bind_raw(fd: RawFd, a: &SockAddr) -> io::Result<()> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct UnixListener {
-    fd: SharedFd,
+    core: ListenerCore,
 }
 
 impl UnixListener {
@@ -220,8 +214,9 @@ impl UnixListener {
     fn bind_raw(a: &SockAddr) -> io::Result<UnixListener> {
         let fd = SharedFd::new(unix_socket(libc::SOCK_STREAM)?);
         bind_raw(fd.raw(), a)?;
-        socket::listen(fd.raw(), 1024)?;
-        Ok(UnixListener { fd })
+        Ok(UnixListener {
+            core: ListenerCore::listen(fd)?,
+        })
     }
 
     /// Adopts a listener made with the standard library (its blocking mode is
@@ -234,7 +229,7 @@ impl UnixListener {
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
         Ok(UnixListener {
-            fd: socket::adopt(listener)?,
+            core: ListenerCore::adopt(listener)?,
         })
     }
 
@@ -244,22 +239,8 @@ impl UnixListener {
     /// Cancel-safe: a connection accepted after this future was dropped is
     /// returned by the next call.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        self.fd.orphans_done().await?;
-        let fd = match self.fd.pop_accepted() {
-            Some(x) => x?.0,
-            None => {
-                let nb = nonblocking()?;
-                Op::new(WithFd {
-                    op: kop::Accept::new(self.fd.raw(), nb),
-                    fd: self.fd.clone(),
-                })
-                .await?
-                .0
-            }
-        };
-        let stream = UnixStream {
-            fd: SharedFd::new(fd),
-        };
+        let (core, _) = self.core.accept().await?;
+        let stream = UnixStream { core };
         let addr = stream.peer_addr()?;
         Ok((stream, addr))
     }
@@ -277,24 +258,14 @@ impl UnixListener {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        with_std(self.fd.raw(), std::os::unix::net::UnixListener::local_addr)
+        with_std(
+            self.core.raw(),
+            std::os::unix::net::UnixListener::local_addr,
+        )
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
-}
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixListener")
-            .field("fd", &self.fd.raw())
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
+socket::socket_traits!(UnixListener, core, local_addr);
 
 /// A Unix stream connection. Same API as [`TcpStream`](super::TcpStream):
 /// owned buffers in and out, `&self` methods so one task can read while
@@ -316,7 +287,7 @@ impl fmt::Debug for UnixListener {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct UnixStream {
-    fd: SharedFd,
+    core: StreamCore,
 }
 
 impl UnixStream {
@@ -340,8 +311,9 @@ impl UnixStream {
         // `Connect::new` takes an IP address; its `addr` field takes any.
         let mut op = kop::Connect::new(fd.raw(), std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         op.addr = a;
-        Op::new(WithFd { op, fd: fd.clone() }).await?;
-        Ok(UnixStream { fd })
+        Ok(UnixStream {
+            core: StreamCore::connect(fd, op).await?,
+        })
     }
 
     /// Adopts a connected stream made with the standard library (its blocking
@@ -355,199 +327,61 @@ impl UnixStream {
     /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
         Ok(UnixStream {
-            fd: socket::adopt(stream)?,
+            core: StreamCore::adopt(stream)?,
         })
     }
 
     /// Two connected, unnamed streams (`socketpair(2)`).
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = socketpair(libc::SOCK_STREAM)?;
-        let (a, b) = (SharedFd::new(a), SharedFd::new(b));
-        Ok((UnixStream { fd: a }, UnixStream { fd: b }))
-    }
-
-    /// Reads into the spare capacity of `buf` (`len..capacity`) and extends
-    /// its length. `Ok(0)` means end of stream (or no spare capacity).
-    /// Cancel-safe: bytes delivered to a dropped read are returned by the
-    /// next one.
-    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        read(&self.fd, buf)
-    }
-
-    /// Reads until `buf` is full (`len == capacity`).
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the stream ends first (the bytes read stay in `buf`).
-    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        read_exact(&self.fd, buf)
-    }
-
-    /// Writes some of `buf`'s bytes; returns how many.
-    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        write(&self.fd, buf)
-    }
-
-    /// Writes all of `buf`'s bytes.
-    ///
-    /// # Errors
-    ///
-    /// The OS error (`EPIPE` when the peer went away); some bytes may have
-    /// been written.
-    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        write_all(&self.fd, buf)
-    }
-
-    /// Writes some of the initialised bytes of `bufs`, in order, with one
-    /// gather write (`sendmsg`); returns how many, and the buffers.
-    ///
-    /// At most 1,024 buffers (`IOV_MAX`) go into one call: with more, only
-    /// the first 1,024 are offered and the count tells how far the write got
-    /// (a short write, as with `std`'s `write_vectored`), never `EINVAL`.
-    /// [`write_all_vectored`](Self::write_all_vectored) sends everything. No
-    /// buffers, or only empty ones, write nothing: `Ok(0)`.
-    ///
-    /// If the future is dropped while the write is in flight, the buffers
-    /// (and the iovec array pointing into them) stay alive until the kernel
-    /// is done; some bytes may have been sent.
-    pub fn write_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
-        write_vectored(&self.fd, bufs)
-    }
-
-    /// Writes all the initialised bytes of `bufs`, in order, resuming after
-    /// short writes (and splitting more than 1,024 buffers over several
-    /// calls) without copying; hands the buffers back.
-    ///
-    /// ```
-    /// use coil::io::BufResult;
-    /// use coil::net::UnixStream;
-    ///
-    /// coil::run(async {
-    ///     let (a, b) = UnixStream::pair()?;
-    ///     let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec();
-    ///     let BufResult(r, bufs) = a.write_all_vectored(vec![head, b"hello".to_vec()]).await;
-    ///     r?;
-    ///     let total = bufs[0].len() + bufs[1].len();
-    ///     let BufResult(r, got) = b.read_exact(Vec::with_capacity(total)).await;
-    ///     r?;
-    ///     assert!(got.ends_with(b"\r\n\r\nhello"));
-    ///     Ok::<(), std::io::Error>(())
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// The OS error (`EPIPE` when the peer went away); some
-    /// bytes may have been written.
-    pub fn write_all_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
-        write_all_vectored(&self.fd, bufs)
-    }
-
-    /// Shuts down the read half, write half (the peer reads EOF) or both.
-    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
-        shutdown(&self.fd, how)
+        let (a, b) = (StreamCore::new(a), StreamCore::new(b));
+        Ok((UnixStream { core: a }, UnixStream { core: b }))
     }
 
     /// The local address (usually unnamed for a client).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        with_std(self.fd.raw(), std::os::unix::net::UnixStream::local_addr)
+        with_std(self.core.raw(), std::os::unix::net::UnixStream::local_addr)
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        with_std(self.fd.raw(), std::os::unix::net::UnixStream::peer_addr)
-    }
-
-    /// Splits into a read half and a write half that can live in different
-    /// tasks of the same loop. The socket closes when both are dropped.
-    pub fn into_split(self) -> (UnixReadHalf, UnixWriteHalf) {
-        (
-            UnixReadHalf {
-                fd: self.fd.clone(),
-            },
-            UnixWriteHalf { fd: self.fd },
-        )
+        with_std(self.core.raw(), std::os::unix::net::UnixStream::peer_addr)
     }
 }
 
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
-    }
+stream_socket! {
+    UnixStream, UnixReadHalf, UnixWriteHalf;
+    read:
+        /// Reads into the spare capacity of `buf` (`len..capacity`) and extends
+        /// its length. `Ok(0)` means end of stream (or no spare capacity).
+        /// Cancel-safe: bytes delivered to a dropped read are returned by the
+        /// next one.
+        ;
+    peer_gone: "`EPIPE`";
+    shutdown_write: "the peer reads EOF";
+    write_all_vectored:
+        /// ```
+        /// use coil::io::BufResult;
+        /// use coil::net::UnixStream;
+        ///
+        /// coil::run(async {
+        ///     let (a, b) = UnixStream::pair()?;
+        ///     let head = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".to_vec();
+        ///     let BufResult(r, bufs) = a.write_all_vectored(vec![head, b"hello".to_vec()]).await;
+        ///     r?;
+        ///     let total = bufs[0].len() + bufs[1].len();
+        ///     let BufResult(r, got) = b.read_exact(Vec::with_capacity(total)).await;
+        ///     r?;
+        ///     assert!(got.ends_with(b"\r\n\r\nhello"));
+        ///     Ok::<(), std::io::Error>(())
+        /// })?;
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        ///
+        ;
 }
 
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixStream")
-            .field("fd", &self.fd.raw())
-            .field("peer_addr", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
-/// The read half of [`UnixStream::into_split`].
-#[derive(Debug)]
-pub struct UnixReadHalf {
-    fd: SharedFd,
-}
-
-impl UnixReadHalf {
-    /// See [`UnixStream::read`].
-    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        read(&self.fd, buf)
-    }
-
-    /// See [`UnixStream::read_exact`].
-    pub fn read_exact<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        read_exact(&self.fd, buf)
-    }
-}
-
-/// The write half of [`UnixStream::into_split`].
-#[derive(Debug)]
-pub struct UnixWriteHalf {
-    fd: SharedFd,
-}
-
-impl UnixWriteHalf {
-    /// See [`UnixStream::write`].
-    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
-        write(&self.fd, buf)
-    }
-
-    /// See [`UnixStream::write_all`].
-    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
-        write_all(&self.fd, buf)
-    }
-
-    /// See [`UnixStream::write_vectored`].
-    pub fn write_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<usize, Vec<B>>> + '_ {
-        write_vectored(&self.fd, bufs)
-    }
-
-    /// See [`UnixStream::write_all_vectored`].
-    pub fn write_all_vectored<B: IoBuf>(
-        &self,
-        bufs: Vec<B>,
-    ) -> impl Future<Output = BufResult<(), Vec<B>>> + '_ {
-        write_all_vectored(&self.fd, bufs)
-    }
-
-    /// See [`UnixStream::shutdown`].
-    pub fn shutdown(&self, how: Shutdown) -> impl Future<Output = io::Result<()>> + '_ {
-        shutdown(&self.fd, how)
-    }
-}
+socket::socket_traits!(UnixStream, core, peer_addr);
 
 /// A Unix datagram socket (asyncio's `create_datagram_endpoint` with
 /// `family=AF_UNIX`). Message boundaries are kept; cancelled receives lose no
@@ -684,17 +518,4 @@ impl UnixDatagram {
     }
 }
 
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.sock.raw()
-    }
-}
-
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixDatagram")
-            .field("fd", &self.sock.raw())
-            .field("local_addr", &self.local_addr().ok())
-            .finish()
-    }
-}
+socket::socket_traits!(UnixDatagram, sock, local_addr);

@@ -74,7 +74,7 @@ use std::ptr::NonNull;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use coil_arch::OpCode;
+use coil_arch::{IoBuf, IoBufMut, OpCode};
 
 use crate::io::fd::SharedFd;
 use crate::rt::budget;
@@ -149,6 +149,35 @@ pub(crate) fn runtime_gone() -> io::Error {
         "the coil runtime this I/O operation was running on was shut down (the Runtime was \
          dropped) before the operation completed",
     )
+}
+
+/// Marks initialised the bytes a read's completion `res` says the kernel
+/// wrote into `buf` (`Ok(n)`: `n` bytes right after the initialised ones).
+///
+/// # Safety
+///
+/// On `Ok(n)`, the kernel wrote `n` bytes into `buf` right after its
+/// initialised ones.
+#[inline]
+pub(crate) unsafe fn mark_read<B: IoBufMut>(buf: &mut B, res: &io::Result<usize>) {
+    if let Ok(n) = *res {
+        let init = buf.bytes_init();
+        // SAFETY: the caller's promise.
+        unsafe { buf.set_init(init + n) };
+    }
+}
+
+/// The `n` bytes a read wrote into `buf` right after its initialised ones,
+/// for an orphaned read to keep (rule O3) without marking them in `buf`.
+///
+/// # Safety
+///
+/// The kernel wrote `n` bytes into `buf` right after its initialised ones.
+#[inline]
+pub(crate) unsafe fn read_bytes<B: IoBuf>(buf: &B, n: usize) -> &[u8] {
+    let init = buf.bytes_init();
+    // SAFETY: the caller's promise.
+    unsafe { std::slice::from_raw_parts(buf.stable_ptr().add(init), n) }
 }
 
 enum State<T: Operation> {
@@ -347,3 +376,18 @@ macro_rules! delegate_opcode {
     };
 }
 pub(crate) use delegate_opcode;
+
+/// Implements [`Operation`] for ops whose only output is success or the
+/// error (`io::Result<()>`), keeping nothing from a dropped op.
+macro_rules! unit_operation {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::op::Operation for $t {
+            type Output = std::io::Result<()>;
+
+            fn complete(self, res: std::io::Result<usize>) -> Self::Output {
+                res.map(drop)
+            }
+        }
+    )*};
+}
+pub(crate) use unit_operation;

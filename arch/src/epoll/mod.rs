@@ -221,12 +221,7 @@ impl EpollDriver {
                 std::mem::size_of::<libc::sigset_t>(),
             )
         });
-        let n = match n {
-            Ok(n) => n as usize,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wait::Woken),
-            Err(e) => return Err(e),
-        };
-        self.dispatch(n)
+        self.dispatch(n.map(|n| n as usize))
     }
 
     /// One `epoll_wait` with `timeout_ms` (-1 = forever), then dispatch of the events.
@@ -243,16 +238,18 @@ impl EpollDriver {
                 timeout_ms,
             )
         });
+        self.dispatch(n.map(|n| n as usize))
+    }
+
+    /// Handle the outcome of a wait: the `n` events the kernel just wrote
+    /// into `events`, or the error (a wait interrupted by a signal counts as
+    /// woken).
+    fn dispatch(&mut self, n: io::Result<usize>) -> io::Result<Wait> {
         let n = match n {
-            Ok(n) => n as usize,
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Wait::Woken),
             Err(e) => return Err(e),
         };
-        self.dispatch(n)
-    }
-
-    /// Handle the `n` events the kernel just wrote into `events`.
-    fn dispatch(&mut self, n: usize) -> io::Result<Wait> {
         assert!(n <= self.events.capacity());
         // SAFETY: epoll_wait / epoll_pwait2 initialised the first `n` entries
         // (n <= capacity, checked above).

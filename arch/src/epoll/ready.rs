@@ -258,11 +258,7 @@ impl ReadyTable {
 
     /// An epoll event for `fd`: retry the waiting ops it may unblock.
     pub(crate) fn on_event(&mut self, fd: RawFd, events: u32, pending: &mut Vec<Completion>) {
-        let Some(state) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.fds.get_mut(i))
-            .and_then(Option::as_mut)
-        else {
+        let Some(state) = slot(&mut self.fds, fd).and_then(Option::as_mut) else {
             return; // released since the event was queued
         };
         let err = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
@@ -331,11 +327,7 @@ impl ReadyTable {
 
     /// Forget `fd`: deregister it and cancel whatever still waits on it.
     pub(crate) fn release(&mut self, epfd: RawFd, fd: RawFd, pending: &mut Vec<Completion>) {
-        let Some(state) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.fds.get_mut(i))
-            .and_then(Option::take)
-        else {
+        let Some(state) = slot(&mut self.fds, fd).and_then(Option::take) else {
             return;
         };
         // SAFETY: plain epoll_ctl; a null event is allowed for DEL. The fd may
@@ -363,6 +355,11 @@ impl ReadyTable {
             .and_then(|i| self.fds.get(i))
             .and_then(Option::as_ref)
     }
+}
+
+/// The table entry of `fd`, if the table reaches that far.
+fn slot(fds: &mut [Option<FdState>], fd: RawFd) -> Option<&mut Option<FdState>> {
+    usize::try_from(fd).ok().and_then(|i| fds.get_mut(i))
 }
 
 /// Retry the waiters in order; returns whether one answered `WouldBlock`, or

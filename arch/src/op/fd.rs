@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{OpCode, Readiness};
+use super::{OpCode, Readiness, spare_ptr};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::sys::syscall;
 
@@ -15,6 +15,47 @@ pub const CURRENT_POSITION: u64 = u64::MAX;
 
 fn clamp_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// Which way [`transfer`] moves bytes.
+#[derive(Clone, Copy)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// The epoll `perform` of [`Read`] and [`Write`]: `read`/`write` at the file
+/// position for [`CURRENT_POSITION`], else `pread`/`pwrite` at `offset`
+/// (`EINVAL` if it does not fit an `off_t`).
+///
+/// # Safety
+///
+/// `ptr`/`len` describe memory valid for the transfer: writable for
+/// [`Dir::Read`], initialised for [`Dir::Write`].
+unsafe fn transfer(
+    fd: RawFd,
+    dir: Dir,
+    ptr: *mut libc::c_void,
+    len: usize,
+    offset: u64,
+) -> io::Result<usize> {
+    let off = if offset == CURRENT_POSITION {
+        None
+    } else {
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        Some(off)
+    };
+    // SAFETY: the caller's promise.
+    let n = syscall!(unsafe {
+        match (dir, off) {
+            (Dir::Read, None) => libc::read(fd, ptr, len),
+            (Dir::Read, Some(off)) => libc::pread(fd, ptr, len, off),
+            (Dir::Write, None) => libc::write(fd, ptr, len),
+            (Dir::Write, Some(off)) => libc::pwrite(fd, ptr, len, off),
+        }
+    })?;
+    Ok(n as usize)
 }
 
 /// Read into the spare capacity of `buf` (`bytes_init..bytes_total`).
@@ -32,11 +73,8 @@ pub struct Read<B> {
 // contract keeps valid and in place while `self` is (the op contract).
 unsafe impl<B: IoBufMut> OpCode for Read<B> {
     fn uring_entry(&mut self) -> squeue::Entry {
-        let init = self.buf.bytes_init();
-        let len = clamp_len(self.buf.bytes_total() - init);
-        // SAFETY: `init <= bytes_total`, so the pointer stays in the allocation.
-        let ptr = unsafe { self.buf.stable_mut_ptr().add(init) };
-        opcode::Read::new(types::Fd(self.fd), ptr, len)
+        let (ptr, len) = spare_ptr(&mut self.buf);
+        opcode::Read::new(types::Fd(self.fd), ptr, clamp_len(len))
             .offset(self.offset)
             .build()
     }
@@ -46,20 +84,9 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
     }
 
     fn perform(&mut self) -> io::Result<usize> {
-        let init = self.buf.bytes_init();
-        let len = self.buf.bytes_total() - init;
-        // SAFETY: as in uring_entry; the syscall writes at most `len` bytes there.
-        let ptr = unsafe { self.buf.stable_mut_ptr().add(init) }.cast();
-        let n = if self.offset == CURRENT_POSITION {
-            // SAFETY: ptr/len describe writable memory owned by `buf`.
-            syscall!(unsafe { libc::read(self.fd, ptr, len) })?
-        } else {
-            let off = libc::off_t::try_from(self.offset)
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            // SAFETY: as above.
-            syscall!(unsafe { libc::pread(self.fd, ptr, len, off) })?
-        };
-        Ok(n as usize)
+        let (ptr, len) = spare_ptr(&mut self.buf);
+        // SAFETY: ptr/len describe writable memory owned by `buf`.
+        unsafe { transfer(self.fd, Dir::Read, ptr.cast(), len, self.offset) }
     }
 }
 
@@ -89,17 +116,10 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
     }
 
     fn perform(&mut self) -> io::Result<usize> {
-        let (ptr, len) = (self.buf.stable_ptr().cast(), self.buf.bytes_init());
-        let n = if self.offset == CURRENT_POSITION {
-            // SAFETY: ptr/len describe initialised memory owned by `buf`.
-            syscall!(unsafe { libc::write(self.fd, ptr, len) })?
-        } else {
-            let off = libc::off_t::try_from(self.offset)
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            // SAFETY: as above.
-            syscall!(unsafe { libc::pwrite(self.fd, ptr, len, off) })?
-        };
-        Ok(n as usize)
+        let (ptr, len) = (self.buf.stable_ptr().cast_mut(), self.buf.bytes_init());
+        // SAFETY: ptr/len describe initialised memory owned by `buf`, which
+        // `write` only reads.
+        unsafe { transfer(self.fd, Dir::Write, ptr.cast(), len, self.offset) }
     }
 }
 

@@ -115,14 +115,25 @@ impl SockAddr {
     }
 }
 
-/// The spare capacity of `buf` (`bytes_init..bytes_total`), for the simulator.
-pub(crate) fn spare_capacity<B: IoBufMut>(buf: &mut B) -> &mut [std::mem::MaybeUninit<u8>] {
+/// The spare capacity of `buf` (`bytes_init..bytes_total`) as a pointer and
+/// a length: where a read may write, valid for writes while `buf` is
+/// borrowed and does not move (the IoBufMut contract).
+#[inline]
+pub(crate) fn spare_ptr<B: IoBufMut>(buf: &mut B) -> (*mut u8, usize) {
     let init = buf.bytes_init();
     let len = buf.bytes_total() - init;
-    // SAFETY: the IoBufMut contract: `stable_mut_ptr` is valid for writes of
-    // `bytes_total` bytes while `buf` is borrowed; `init <= bytes_total`.
-    // The memory may be uninitialised, hence MaybeUninit.
-    unsafe { std::slice::from_raw_parts_mut(buf.stable_mut_ptr().add(init).cast(), len) }
+    // SAFETY: `init <= bytes_total` (IoBufMut contract): stays inside the
+    // allocation.
+    (unsafe { buf.stable_mut_ptr().add(init) }, len)
+}
+
+/// The spare capacity of `buf` (`bytes_init..bytes_total`), for the simulator.
+pub(crate) fn spare_capacity<B: IoBufMut>(buf: &mut B) -> &mut [std::mem::MaybeUninit<u8>] {
+    let (ptr, len) = spare_ptr(buf);
+    // SAFETY: the IoBufMut contract: the spare capacity is valid for writes
+    // while `buf` is borrowed. The memory may be uninitialised, hence
+    // MaybeUninit.
+    unsafe { std::slice::from_raw_parts_mut(ptr.cast(), len) }
 }
 
 /// The initialised bytes of `buf`, for the simulator.
@@ -293,10 +304,8 @@ pub struct Recv<B> {
 // SAFETY: the entry points at `buf`'s spare capacity (IoBufMut contract).
 unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     fn uring_entry(&mut self) -> squeue::Entry {
-        let init = self.buf.bytes_init();
-        let len = u32::try_from(self.buf.bytes_total() - init).unwrap_or(u32::MAX);
-        // SAFETY: init <= bytes_total: stays inside the allocation.
-        let ptr = unsafe { self.buf.stable_mut_ptr().add(init) };
+        let (ptr, len) = spare_ptr(&mut self.buf);
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
         opcode::Recv::new(types::Fd(self.fd), ptr, len).build()
     }
 
@@ -305,10 +314,8 @@ unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     fn perform(&mut self) -> io::Result<usize> {
-        let init = self.buf.bytes_init();
-        let len = self.buf.bytes_total() - init;
-        // SAFETY: as in uring_entry.
-        let ptr = unsafe { self.buf.stable_mut_ptr().add(init) }.cast();
+        let (ptr, len) = spare_ptr(&mut self.buf);
+        let ptr = ptr.cast();
         // SAFETY: ptr/len describe writable memory owned by `buf`.
         let n = syscall!(unsafe { crate::sys::recv(self.fd, ptr, len, libc::MSG_DONTWAIT) })?;
         Ok(n as usize)

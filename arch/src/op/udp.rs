@@ -16,7 +16,7 @@ use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{OpCode, Readiness, SimOp, SockAddr, init_bytes, spare_capacity};
+use super::{OpCode, Readiness, SimOp, SockAddr, init_bytes, spare_capacity, spare_ptr};
 use crate::buf::{IoBuf, IoBufMut};
 use crate::sys::syscall;
 
@@ -53,6 +53,29 @@ pub(super) unsafe fn send_msg_now(fd: RawFd, msg: *const libc::msghdr) -> io::Re
     let n = syscall!(unsafe { libc::sendmsg(fd, msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })?;
     Ok(n as usize)
 }
+
+/// The `uring_entry`, `readiness` and `perform` of an op that sends, on its
+/// `fd`, the message header its `wire()` points at its own fields (and
+/// returns): `sendmsg` with `MSG_NOSIGNAL`.
+macro_rules! send_msg_methods {
+    () => {
+        fn uring_entry(&mut self) -> io_uring::squeue::Entry {
+            super::udp::send_msg_entry(self.fd, self.wire())
+        }
+
+        fn readiness(&self) -> super::Readiness {
+            super::Readiness::Writable(self.fd)
+        }
+
+        fn perform(&mut self) -> std::io::Result<usize> {
+            let msg = self.wire();
+            // SAFETY: `msg` and everything it points to live in `self`, valid
+            // for the call (`wire` just set them up).
+            unsafe { super::udp::send_msg_now(self.fd, msg) }
+        }
+    };
+}
+pub(super) use send_msg_methods;
 
 /// Send the initialised bytes of `buf` as one datagram, to `addr` or (for a
 /// connected socket, `addr == None`) to the connected peer. Passes
@@ -111,20 +134,7 @@ impl<B> fmt::Debug for SendMsg<B> {
 // `self.addr` (all fields of `self`), and `self.iov` points at `buf`'s
 // initialised bytes (IoBuf contract). The op does not move until completion.
 unsafe impl<B: IoBuf> OpCode for SendMsg<B> {
-    fn uring_entry(&mut self) -> squeue::Entry {
-        send_msg_entry(self.fd, self.wire())
-    }
-
-    fn readiness(&self) -> Readiness {
-        Readiness::Writable(self.fd)
-    }
-
-    fn perform(&mut self) -> io::Result<usize> {
-        let msg = self.wire();
-        // SAFETY: `msg` and everything it points to live in `self`, valid for
-        // the call (`wire` just set them up).
-        unsafe { send_msg_now(self.fd, msg) }
-    }
+    send_msg_methods!();
 
     fn sim(&mut self) -> Option<SimOp<'_>> {
         let to = match &self.addr {
@@ -167,11 +177,10 @@ impl<B: IoBufMut> RecvMsg<B> {
     }
 
     fn wire(&mut self) -> *mut libc::msghdr {
-        let init = self.buf.bytes_init();
+        let (base, len) = spare_ptr(&mut self.buf);
         self.iov = libc::iovec {
-            // SAFETY: init <= bytes_total: stays inside the allocation.
-            iov_base: unsafe { self.buf.stable_mut_ptr().add(init) }.cast(),
-            iov_len: self.buf.bytes_total() - init,
+            iov_base: base.cast(),
+            iov_len: len,
         };
         self.addr = SockAddr::empty();
         let (name, namelen) = self.addr.as_mut_ptr();

@@ -15,13 +15,10 @@
 //! peer gives `EPIPE`, never SIGPIPE, as for [`Send`](super::Send).
 
 use std::fmt;
-use std::io;
 use std::os::fd::RawFd;
 
-use io_uring::squeue;
-
-use super::udp::{send_msg_entry, send_msg_now};
-use super::{OpCode, Readiness, SimOp};
+use super::udp::send_msg_methods;
+use super::{OpCode, SimOp};
 use crate::buf::IoBuf;
 
 /// The most `iovec`s one `sendmsg` takes (`IOV_MAX`, `UIO_MAXIOV` in the
@@ -136,20 +133,7 @@ impl<B> fmt::Debug for SendVectored<B> {
 // freed or reallocated before the op is dropped, and the op does not move or
 // drop until its completion.
 unsafe impl<B: IoBuf> OpCode for SendVectored<B> {
-    fn uring_entry(&mut self) -> squeue::Entry {
-        send_msg_entry(self.fd, self.wire())
-    }
-
-    fn readiness(&self) -> Readiness {
-        Readiness::Writable(self.fd)
-    }
-
-    fn perform(&mut self) -> io::Result<usize> {
-        let msg = self.wire();
-        // SAFETY: `msg` and everything it points to live in `self`, valid for
-        // the call (`wire` just set the header up).
-        unsafe { send_msg_now(self.fd, msg) }
-    }
+    send_msg_methods!();
 
     /// The simulator sends one buffer per op, the first non-empty one: a
     /// short write, which vectored writes allow.

@@ -558,21 +558,33 @@ impl SimDriver {
         Attempt::Done(0)
     }
 
-    fn recv(&mut self, fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Attempt {
-        let faults = self.config.faults;
-        let (reset_now, short) = (
-            self.rng.chance(faults.reset),
-            self.rng.chance(faults.short_reads),
+    /// The start of a stream `recv` or `send` on `fd`: draws whether the call
+    /// resets the connection and whether it is cut short (with chance
+    /// `short`), in that order, then checks that `fd` is a stream that was
+    /// not reset; else the error to return.
+    fn stream_call(&mut self, fd: RawFd, short: f64) -> Result<(bool, bool), Attempt> {
+        let draws = (
+            self.rng.chance(self.config.faults.reset),
+            self.rng.chance(short),
         );
         let Some(s) = self.net.stream(fd) else {
-            return match self.net.get(fd) {
+            return Err(match self.net.get(fd) {
                 Err(e) => io_err(&e),
                 Ok(_) => err(libc::ENOTCONN),
-            };
+            });
         };
         if s.reset {
-            return err(libc::ECONNRESET);
+            return Err(err(libc::ECONNRESET));
         }
+        Ok(draws)
+    }
+
+    fn recv(&mut self, fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Attempt {
+        let (reset_now, short) = match self.stream_call(fd, self.config.faults.short_reads) {
+            Ok(draws) => draws,
+            Err(e) => return e,
+        };
+        let s = self.net.stream(fd).expect("checked");
         if buf.is_empty() || s.rd_shut {
             return Attempt::Done(0);
         }
@@ -599,20 +611,11 @@ impl SimDriver {
     }
 
     fn send(&mut self, fd: RawFd, buf: &[u8]) -> Attempt {
-        let faults = self.config.faults;
-        let (reset_now, short) = (
-            self.rng.chance(faults.reset),
-            self.rng.chance(faults.short_writes),
-        );
-        let Some(s) = self.net.stream(fd) else {
-            return match self.net.get(fd) {
-                Err(e) => io_err(&e),
-                Ok(_) => err(libc::ENOTCONN),
-            };
+        let (reset_now, short) = match self.stream_call(fd, self.config.faults.short_writes) {
+            Ok(draws) => draws,
+            Err(e) => return e,
         };
-        if s.reset {
-            return err(libc::ECONNRESET);
-        }
+        let s = self.net.stream(fd).expect("checked");
         if s.wr_shut {
             return err(libc::EPIPE);
         }

@@ -1,0 +1,493 @@
+//! What every stream socket and every listener does, written once for TCP
+//! and Unix: [`StreamCore`] (read, read_exact, write, write_all, the vectored
+//! writes, shutdown, connect, adopting a std socket) and [`ListenerCore`]
+//! (listen, accept, adopting a std listener) on a [`SharedFd`], with
+//! [`WithFd`], the op wrapper that keeps the fd alive, and `stream_socket!`,
+//! which gives a public stream type its delegating methods and its halves.
+//!
+//! The cancellation rules are those of `io/fd.rs`: a read or accept first
+//! waits for dropped ones still in flight (rule 4), then takes the bytes or
+//! connections they kept (rule 3), and only then asks the kernel.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{IntoRawFd, RawFd};
+
+use coil_arch::op as kop;
+use coil_arch::{BufResult, IoBuf, IoBufMut};
+
+use super::socket::{self, nonblocking};
+use crate::io::Slice;
+use crate::io::fd::SharedFd;
+use crate::op::{Op, Operation, mark_read, read_bytes};
+
+/// An op from coil-arch plus the fd handle it keeps alive (io/fd.rs rule 1).
+#[derive(Debug)]
+pub(crate) struct WithFd<T> {
+    pub(crate) op: T,
+    pub(crate) fd: SharedFd,
+}
+
+crate::op::delegate_opcode!(WithFd, fd);
+
+impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {
+    type Output = BufResult<usize, B>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        let mut buf = self.op.buf;
+        // SAFETY: the kernel's answer to the `Recv` of `buf`.
+        unsafe { mark_read(&mut buf, &res) };
+        BufResult(res, buf)
+    }
+
+    fn on_orphaned(&self) {
+        self.fd.orphan_begin();
+    }
+
+    /// Bytes that arrived after the future was dropped go to the stream's
+    /// stash, for the next read.
+    fn complete_orphan(self, res: io::Result<usize>) {
+        if let Ok(n) = res
+            && n > 0
+        {
+            // SAFETY: the kernel's answer to the `Recv` of the buffer.
+            self.fd.stash(unsafe { read_bytes(&self.op.buf, n) });
+        }
+        self.fd.orphan_end();
+    }
+}
+
+impl<B: IoBuf> Operation for WithFd<kop::Send<B>> {
+    type Output = BufResult<usize, B>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        BufResult(res, self.op.buf)
+    }
+}
+
+impl<B: IoBuf> Operation for WithFd<kop::SendVectored<B>> {
+    type Output = BufResult<usize, Vec<B>>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        BufResult(res, self.op.into_bufs())
+    }
+}
+
+impl Operation for WithFd<kop::Accept> {
+    type Output = io::Result<(RawFd, Option<SocketAddr>)>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        res.map(|fd| (fd as RawFd, self.op.addr.as_std()))
+    }
+
+    fn on_orphaned(&self) {
+        self.fd.orphan_begin();
+    }
+
+    /// A connection accepted after the future was dropped waits in the
+    /// listener for the next `accept`.
+    fn complete_orphan(self, res: io::Result<usize>) {
+        if let Ok(fd) = res {
+            self.fd.push_accepted(fd as RawFd, self.op.addr.as_std());
+        }
+        self.fd.orphan_end();
+    }
+}
+
+crate::op::unit_operation!(WithFd<kop::Connect>, WithFd<kop::Shutdown>);
+
+fn write_zero() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WriteZero,
+        "the socket accepted no more bytes",
+    )
+}
+
+/// The byte stream of a connected stream socket (TCP, Unix): every I/O
+/// method of `TcpStream`, `UnixStream` and their halves, which hold one
+/// (the halves of one stream hold clones: the socket closes with the last).
+#[derive(Clone)]
+pub(crate) struct StreamCore {
+    fd: SharedFd,
+}
+
+/// The fd handle's own format, so the halves print as they always did.
+impl fmt::Debug for StreamCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fd.fmt(f)
+    }
+}
+
+impl StreamCore {
+    /// Takes ownership of a connected stream socket's fd.
+    pub(crate) fn new(fd: RawFd) -> StreamCore {
+        StreamCore {
+            fd: SharedFd::new(fd),
+        }
+    }
+
+    /// Takes ownership of a std stream for the current loop (the `from_std`
+    /// constructors; see [`socket::adopt`]).
+    pub(crate) fn adopt(sock: impl IntoRawFd) -> io::Result<StreamCore> {
+        Ok(StreamCore {
+            fd: socket::adopt(sock)?,
+        })
+    }
+
+    /// Runs `op`, a `Connect` on the socket `fd`; the connected stream.
+    pub(crate) async fn connect(fd: SharedFd, op: kop::Connect) -> io::Result<StreamCore> {
+        Op::new(WithFd { op, fd: fd.clone() }).await?;
+        Ok(StreamCore { fd })
+    }
+
+    #[inline]
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.raw()
+    }
+
+    pub(crate) async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        let fd = &self.fd;
+        if let Err(e) = fd.orphans_done().await {
+            return BufResult(Err(e), buf);
+        }
+        if let Some(res) = fd.take_stash(&mut buf) {
+            return BufResult(res, buf);
+        }
+        Op::new(WithFd {
+            op: kop::Recv { fd: fd.raw(), buf },
+            fd: fd.clone(),
+        })
+        .await
+    }
+
+    pub(crate) async fn read_exact<B: IoBufMut>(&self, mut buf: B) -> BufResult<(), B> {
+        while buf.bytes_init() < buf.bytes_total() {
+            let BufResult(res, b) = self.read(buf).await;
+            buf = b;
+            match res {
+                Ok(0) => {
+                    return BufResult(
+                        Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "stream ended before the buffer was full",
+                        )),
+                        buf,
+                    );
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return BufResult(Err(e), buf),
+            }
+        }
+        BufResult(Ok(()), buf)
+    }
+
+    pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        Op::new(WithFd {
+            op: kop::Send {
+                fd: self.fd.raw(),
+                buf,
+            },
+            fd: self.fd.clone(),
+        })
+        .await
+    }
+
+    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let fd = &self.fd;
+        let mut slice = Slice::new(buf, 0);
+        while slice.bytes_init() > 0 {
+            // The op directly, not `write(..).await`: one state machine less.
+            let BufResult(res, s) = Op::new(WithFd {
+                op: kop::Send {
+                    fd: fd.raw(),
+                    buf: slice,
+                },
+                fd: fd.clone(),
+            })
+            .await;
+            slice = s;
+            match res {
+                Ok(0) => {
+                    return BufResult(Err(write_zero()), slice.into_inner());
+                }
+                Ok(n) => slice.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return BufResult(Err(e), slice.into_inner()),
+            }
+        }
+        BufResult(Ok(()), slice.into_inner())
+    }
+
+    pub(crate) async fn write_vectored<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        Op::new(WithFd {
+            op: kop::SendVectored::new(self.fd.raw(), bufs),
+            fd: self.fd.clone(),
+        })
+        .await
+    }
+
+    pub(crate) async fn write_all_vectored<B: IoBuf>(
+        &self,
+        mut bufs: Vec<B>,
+    ) -> BufResult<(), Vec<B>> {
+        let fd = &self.fd;
+        // Normalise past leading empty buffers: nothing to send is no syscall.
+        let mut pos = kop::SendVectored::advance(&bufs, (0, 0), 0);
+        while pos.0 < bufs.len() {
+            let BufResult(res, b) = Op::new(WithFd {
+                op: kop::SendVectored::starting_at(fd.raw(), bufs, pos.0, pos.1),
+                fd: fd.clone(),
+            })
+            .await;
+            bufs = b;
+            match res {
+                Ok(0) => {
+                    return BufResult(Err(write_zero()), bufs);
+                }
+                Ok(n) => pos = kop::SendVectored::advance(&bufs, pos, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return BufResult(Err(e), bufs),
+            }
+        }
+        BufResult(Ok(()), bufs)
+    }
+
+    pub(crate) async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let how = match how {
+            Shutdown::Read => libc::SHUT_RD,
+            Shutdown::Write => libc::SHUT_WR,
+            Shutdown::Both => libc::SHUT_RDWR,
+        };
+        Op::new(WithFd {
+            op: kop::Shutdown {
+                fd: self.fd.raw(),
+                how,
+            },
+            fd: self.fd.clone(),
+        })
+        .await
+    }
+}
+
+/// A listening stream socket (TCP, Unix): what `TcpListener` and
+/// `UnixListener` hold.
+pub(crate) struct ListenerCore {
+    fd: SharedFd,
+}
+
+impl ListenerCore {
+    /// Listens on the bound socket `fd` (backlog 1024).
+    pub(crate) fn listen(fd: SharedFd) -> io::Result<ListenerCore> {
+        socket::listen(fd.raw(), 1024)?;
+        Ok(ListenerCore { fd })
+    }
+
+    /// Takes ownership of a std listener for the current loop (the
+    /// `from_std` constructors; see [`socket::adopt`]).
+    pub(crate) fn adopt(listener: impl IntoRawFd) -> io::Result<ListenerCore> {
+        Ok(ListenerCore {
+            fd: socket::adopt(listener)?,
+        })
+    }
+
+    #[inline]
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.raw()
+    }
+
+    /// Waits for a connection: the stream, and the peer's address if the
+    /// kernel gave an IP one. Cancel-safe (io/fd.rs rules 3 and 4): a
+    /// connection accepted after the future was dropped is kept for the next
+    /// call.
+    pub(crate) async fn accept(&self) -> io::Result<(StreamCore, Option<SocketAddr>)> {
+        self.fd.orphans_done().await?;
+        let (fd, addr) = match self.fd.pop_accepted() {
+            Some(x) => x?,
+            None => {
+                let nb = nonblocking()?;
+                Op::new(WithFd {
+                    op: kop::Accept::new(self.fd.raw(), nb),
+                    fd: self.fd.clone(),
+                })
+                .await?
+            }
+        };
+        Ok((StreamCore::new(fd), addr))
+    }
+}
+
+/// The public face of a stream socket type `$stream` (a struct with a
+/// `core: StreamCore` field): its byte-stream methods and `into_split`, and
+/// its read and write halves `$read_half` and `$write_half`. Every method
+/// hands out the core's future as it is (no extra async layer). The docs TCP
+/// and Unix share are written here; the invocation gives what differs: the
+/// docs of `read`, which errors a vanished peer gives, what a shutdown of the
+/// write half does, and more docs for `write_all_vectored` (an example).
+macro_rules! stream_socket {
+    (
+        $stream:ident, $read_half:ident, $write_half:ident;
+        read: $(#[$read:meta])*;
+        peer_gone: $peer_gone:literal;
+        shutdown_write: $shutdown_write:literal;
+        write_all_vectored: $(#[$write_all_vectored:meta])*;
+    ) => {
+        impl $stream {
+            $crate::net::stream::stream_socket!(@fn
+                $(#[$read])*
+                read<IoBufMut>(buf: B) -> $crate::io::BufResult<usize, B>
+            );
+
+            $crate::net::stream::stream_socket!(@fn
+                /// Reads until `buf` is full (`len == capacity`).
+                ///
+                /// # Errors
+                ///
+                /// `UnexpectedEof` if the stream ends first (the bytes read stay in `buf`).
+                read_exact<IoBufMut>(buf: B) -> $crate::io::BufResult<(), B>
+            );
+
+            $crate::net::stream::stream_socket!(@fn
+                /// Writes some of `buf`'s bytes; returns how many.
+                write<IoBuf>(buf: B) -> $crate::io::BufResult<usize, B>
+            );
+
+            $crate::net::stream::stream_socket!(@fn
+                /// Writes all of `buf`'s bytes.
+                ///
+                /// # Errors
+                ///
+                #[doc = concat!(" The OS error (", $peer_gone, " when the peer went away); some")]
+                /// bytes may have been written.
+                write_all<IoBuf>(buf: B) -> $crate::io::BufResult<(), B>
+            );
+
+            $crate::net::stream::stream_socket!(@fn
+                /// Writes some of the initialised bytes of `bufs`, in order, with one
+                /// gather write (`sendmsg`); returns how many, and the buffers.
+                ///
+                /// At most 1,024 buffers (`IOV_MAX`) go into one call: with more, only
+                /// the first 1,024 are offered and the count tells how far the write got
+                /// (a short write, as with `std`'s `write_vectored`), never `EINVAL`.
+                /// [`write_all_vectored`](Self::write_all_vectored) sends everything. No
+                /// buffers, or only empty ones, write nothing: `Ok(0)`.
+                ///
+                /// If the future is dropped while the write is in flight, the buffers
+                /// (and the iovec array pointing into them) stay alive until the kernel
+                /// is done; some bytes may have been sent.
+                write_vectored<IoBuf>(bufs: Vec<B>) -> $crate::io::BufResult<usize, Vec<B>>
+            );
+
+            $crate::net::stream::stream_socket!(@fn
+                /// Writes all the initialised bytes of `bufs`, in order, resuming after
+                /// short writes (and splitting more than 1,024 buffers over several
+                /// calls) without copying; hands the buffers back.
+                ///
+                $(#[$write_all_vectored])*
+                /// # Errors
+                ///
+                #[doc = concat!(" The OS error (", $peer_gone, " when the peer went away); some")]
+                /// bytes may have been written.
+                write_all_vectored<IoBuf>(bufs: Vec<B>) -> $crate::io::BufResult<(), Vec<B>>
+            );
+
+            $crate::net::stream::stream_socket!(@fn
+                #[doc = concat!(" Shuts down the read half, write half (", $shutdown_write, ") or both.")]
+                shutdown(how: std::net::Shutdown) -> std::io::Result<()>
+            );
+
+            /// Splits into a read half and a write half that can live in different
+            /// tasks of the same loop. The socket closes when both are dropped.
+            pub fn into_split(self) -> ($read_half, $write_half) {
+                (
+                    $read_half {
+                        core: self.core.clone(),
+                    },
+                    $write_half { core: self.core },
+                )
+            }
+        }
+
+        $crate::net::stream::stream_socket!(@half $stream, $read_half, "read";
+            read<IoBufMut>(buf: B) -> $crate::io::BufResult<usize, B>,
+            read_exact<IoBufMut>(buf: B) -> $crate::io::BufResult<(), B>,
+        );
+
+        $crate::net::stream::stream_socket!(@half $stream, $write_half, "write";
+            write<IoBuf>(buf: B) -> $crate::io::BufResult<usize, B>,
+            write_all<IoBuf>(buf: B) -> $crate::io::BufResult<(), B>,
+            write_vectored<IoBuf>(bufs: Vec<B>) -> $crate::io::BufResult<usize, Vec<B>>,
+            write_all_vectored<IoBuf>(bufs: Vec<B>) -> $crate::io::BufResult<(), Vec<B>>,
+            shutdown(how: std::net::Shutdown) -> std::io::Result<()>,
+        );
+    };
+
+    // A half: its struct, methods documented as "See [`Stream::method`]",
+    // and `Debug` as derived for a struct with an `fd` field (what the
+    // halves printed before the core).
+    (@half $stream:ident, $half:ident, $which:literal;
+        $($name:ident $(<$bound:ident>)? ($arg:ident: $arg_ty:ty) -> $out:ty,)+
+    ) => {
+        #[doc = concat!(" The ", $which, " half of [`", stringify!($stream), "::into_split`].")]
+        pub struct $half {
+            core: $crate::net::stream::StreamCore,
+        }
+
+        impl $half {
+            $(
+                $crate::net::stream::stream_socket!(@fn
+                    #[doc = concat!(" See [`", stringify!($stream), "::", stringify!($name), "`].")]
+                    $name $(<$bound>)? ($arg: $arg_ty) -> $out
+                );
+            )+
+        }
+
+        impl std::fmt::Debug for $half {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($half))
+                    .field("fd", &self.core)
+                    .finish()
+            }
+        }
+    };
+
+    // One method: the core's method of the same name, its future as it is.
+    (@fn $(#[$doc:meta])* $name:ident $(<$bound:ident>)? ($arg:ident: $arg_ty:ty) -> $out:ty) => {
+        $(#[$doc])*
+        #[inline]
+        pub fn $name $(<B: $crate::io::$bound>)? (
+            &self,
+            $arg: $arg_ty,
+        ) -> impl std::future::Future<Output = $out> + '_ {
+            self.core.$name($arg)
+        }
+    };
+}
+pub(crate) use stream_socket;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coil_arch::OpCode;
+
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri has no sockets")]
+    fn with_fd_delegates_every_opcode_method() {
+        // A method the wrapper forgot would fall back to the trait default:
+        // for `drained`, epoll would quietly pay a sure EAGAIN per read.
+        // SAFETY: a fresh socket this test owns (SharedFd closes it).
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        let op = WithFd {
+            op: kop::Recv {
+                fd,
+                buf: Vec::<u8>::with_capacity(64),
+            },
+            fd: SharedFd::new(fd),
+        };
+        assert!(op.drained(10), "a short stream read drains");
+        assert!(!op.drained(64) && !op.drained(0));
+        assert_eq!(op.readiness(), coil_arch::op::Readiness::Readable(fd));
+    }
+}
