@@ -59,10 +59,13 @@ pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
 mod handle;
+mod io;
 #[cfg(all(test, loom))]
 mod remote_loom;
 mod runtime;
+mod shutdown;
 pub(crate) mod sim;
+mod timers;
 
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};
