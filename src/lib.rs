@@ -99,7 +99,6 @@ pub mod sync;
 pub mod task;
 mod task_group;
 pub mod time;
-mod waker;
 
 pub use combinators::{
     Either, Failure, WaitFor, as_completed, gather_all, gather_settled, race, select, shield,

@@ -3,7 +3,7 @@
 //!
 //! Everything here is the real code built with loom's types (`crate::loom`):
 //! [`Shared`] with its mutex, flags and unparker, tasks from
-//! `raw::allocate`, their wakers (`waker.rs`, which call `rt::schedule`),
+//! `raw::allocate`, their wakers (`task/waker.rs`, which call `rt::schedule`),
 //! `Handle::spawn`, and the loop's task steps from `core.rs` (`adopt`,
 //! `poll_task`) and `shutdown.rs` (`cancel_owned`). Only the order of the loop's steps is
 //! restated by [`Loop`] (a driver cannot be built under loom), and the driver's
@@ -196,7 +196,7 @@ impl Loop {
 /// gives a future).
 fn waker(t: TaskRef) -> Waker {
     // SAFETY: the reference `clone_ref` just took moves into the waker.
-    unsafe { crate::waker::waker_from_raw(t.clone_ref()) }
+    unsafe { crate::task::waker::waker_from_raw(t.clone_ref()) }
 }
 
 /// Every task freed: only the loop's own `Arc<Shared>` is left (each task

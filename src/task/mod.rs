@@ -87,6 +87,7 @@ pub(crate) mod raw;
 pub(crate) mod state;
 #[cfg(all(test, loom))]
 mod state_loom;
+pub(crate) mod waker;
 mod yield_now;
 
 pub use builder::Builder;

@@ -593,7 +593,7 @@ unsafe fn dealloc<F: Future>(task: TaskRef) {
 unsafe fn borrowed_waker(task: TaskRef) -> ManuallyDrop<Waker> {
     // SAFETY: the caller's promise; ManuallyDrop keeps us from releasing a
     // reference we do not own.
-    ManuallyDrop::new(unsafe { crate::waker::waker_from_raw(task) })
+    ManuallyDrop::new(unsafe { super::waker::waker_from_raw(task) })
 }
 
 /// Handle support: whether the task completed.
