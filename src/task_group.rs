@@ -28,8 +28,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use crate::combinators::{CatchUnwind, Failure};
 use crate::task::Task;
+use crate::task::catch_unwind::CatchUnwind;
+use crate::task::failure::Failure;
 
 /// Runs `body` with a new [`TaskGroup`], then waits for all of the group's
 /// children: asyncio's `async with asyncio.TaskGroup() as tg:`.

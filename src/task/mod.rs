@@ -80,7 +80,9 @@
 //!    no-op.
 
 mod builder;
+pub(crate) mod catch_unwind;
 mod error;
+pub(crate) mod failure;
 mod join;
 pub(crate) mod list;
 pub(crate) mod raw;
