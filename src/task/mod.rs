@@ -83,6 +83,7 @@ mod builder;
 pub(crate) mod catch_unwind;
 mod error;
 pub(crate) mod failure;
+pub(crate) mod group;
 mod join;
 pub(crate) mod list;
 pub(crate) mod raw;

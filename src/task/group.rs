@@ -28,9 +28,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use crate::task::Task;
-use crate::task::catch_unwind::CatchUnwind;
-use crate::task::failure::Failure;
+use super::Task;
+use super::catch_unwind::CatchUnwind;
+use super::failure::Failure;
 
 /// Runs `body` with a new [`TaskGroup`], then waits for all of the group's
 /// children: asyncio's `async with asyncio.TaskGroup() as tg:`.
@@ -250,7 +250,7 @@ impl<E: 'static> TaskGroup<E> {
             group: self.inner.clone(),
             status,
         };
-        let task = crate::spawn(async move {
+        let task = super::spawn(async move {
             let guard = guard;
             match CatchUnwind::new(future).await {
                 Ok(Ok(v)) => {
