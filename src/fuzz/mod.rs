@@ -26,11 +26,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 
+use crate::rt::wheel::{Key, MAX_DURATION, Wheel};
 use crate::task::state::{
     CANCELLED, COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED,
     Snapshot, State, ToCancelled, ToIdle, ToRunning,
 };
-use crate::time::wheel::{Key, MAX_DURATION, Wheel};
 
 /// Reads little-endian numbers off the input; `None` once it is used up.
 pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);

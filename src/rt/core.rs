@@ -40,11 +40,11 @@ use coil_arch::{Completion, Driver};
 use crate::op::OpHome;
 
 use super::budget::BUDGET;
+use super::wheel::Wheel;
 use super::{Enter, Shared};
 use crate::task::Task;
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, PollOutcome, TaskRef};
-use crate::time::wheel::Wheel;
 
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;

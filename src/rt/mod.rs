@@ -66,6 +66,7 @@ mod runtime;
 mod shutdown;
 pub(crate) mod sim;
 mod timers;
+pub(crate) mod wheel;
 
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};

@@ -8,11 +8,10 @@
 //! it, so a timer never fires early.
 
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::core::Core;
-use crate::time::Instant;
-use crate::time::wheel::Key;
+use super::wheel::Key;
 
 impl Core {
     /// Number of pending timers.
@@ -22,7 +21,7 @@ impl Core {
 
     fn now_tick(&self) -> u64 {
         let ms = match &self.sim {
-            None => std::time::Instant::now().saturating_duration_since(self.origin),
+            None => Instant::now().saturating_duration_since(self.origin),
             Some(sim) => sim.now.get(),
         }
         .as_millis();
@@ -32,7 +31,6 @@ impl Core {
     /// The wheel tick of `deadline`, rounded up.
     fn deadline_tick(&self, deadline: Instant) -> u64 {
         let nanos = deadline
-            .into_std()
             .saturating_duration_since(self.origin)
             .as_nanos()
             .div_ceil(1_000_000);
@@ -45,7 +43,7 @@ impl Core {
             .origin
             .checked_add(Duration::from_millis(next))
             .unwrap_or_else(|| self.origin + Duration::from_secs(86_400 * 365 * 30));
-        Some(at.saturating_duration_since(std::time::Instant::now()))
+        Some(at.saturating_duration_since(Instant::now()))
     }
 
     pub(super) fn fire_timers(&self) {
@@ -66,7 +64,8 @@ impl Core {
         *self.fired.borrow_mut() = fired;
     }
 
-    /// File a timer for `deadline`; `None` if it is already due.
+    /// File a timer for `deadline` (a `time::Instant`, as a std instant);
+    /// `None` if it is already due.
     pub(crate) fn timer_insert(&self, deadline: Instant, waker: &Waker) -> Option<Key> {
         let tick = self.deadline_tick(deadline);
         let mut wheel = self.wheel.borrow_mut();
@@ -77,7 +76,7 @@ impl Core {
         }
         // Due within the current millisecond: the clock decides (so a zero or
         // already-past deadline completes at once instead of a tick later).
-        if tick == wheel.elapsed() + 1 && deadline <= Instant::now() {
+        if tick == wheel.elapsed() + 1 && deadline <= clock_now() {
             return None;
         }
         Some(wheel.insert(tick, waker.clone()))
@@ -91,5 +90,15 @@ impl Core {
     /// Cancel a timer.
     pub(crate) fn timer_remove(&self, key: Key) {
         self.wheel.borrow_mut().remove(key);
+    }
+}
+
+/// What `time::Instant::now` reads, as a std instant: the virtual time when
+/// a simulator loop runs on this thread, the monotonic clock otherwise.
+#[inline]
+fn clock_now() -> Instant {
+    match super::virtual_now() {
+        Some(t) => t,
+        None => Instant::now(),
     }
 }
