@@ -1,6 +1,12 @@
 //! The simulator's half of the loop: virtual time, seeded task order, and the
 //! event trace. Only a core built by `coil::sim::Builder` has one; the real
 //! drivers never touch this file's code beyond one `Option` check per tick.
+//!
+//! Owns [`SimState`], the `impl Core` hooks that poll a tick's batch in seeded
+//! order and move the virtual clock when the loop is idle, and the trace
+//! types [`TraceEvent`] and [`EventKind`] (public as `coil::sim::TraceEvent`
+//! and `coil::sim::EventKind`; `crate::sim`, the public builder, sits on top
+//! of this file and re-exports them).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -10,10 +16,6 @@ use coil_arch::sim::SplitMix64;
 
 use super::core::Core;
 use crate::task::raw::TaskRef;
-
-/// What happened, in a [`TraceEvent`](crate::sim::TraceEvent).
-pub(crate) use crate::sim::EventKind;
-use crate::sim::TraceEvent;
 
 /// Virtual cost of one task poll: tasks that spin (yield in a loop while they
 /// wait for a deadline) still see the clock move.
@@ -93,6 +95,43 @@ impl SimState {
 
     pub(crate) fn take_trace(&self) -> Vec<TraceEvent> {
         std::mem::take(&mut *self.trace.borrow_mut())
+    }
+}
+
+/// One event of a simulation's trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceEvent {
+    /// Virtual time.
+    pub at: Duration,
+    /// The task, numbered from 1 in order of first poll within this
+    /// simulation (0: none, for I/O and clock events).
+    pub task: u32,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of [`TraceEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The task was polled.
+    Poll,
+    /// The task finished (returned, panicked or was cancelled).
+    Complete,
+    /// An I/O completion was delivered: (op key, result).
+    Io(u64, i32),
+    /// The clock jumped (nothing was runnable).
+    Advance,
+}
+
+impl EventKind {
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            EventKind::Poll => 1,
+            EventKind::Complete => 2,
+            EventKind::Io(ud, res) => 3 ^ ud.rotate_left(8) ^ (u64::from(res as u32) << 40),
+            EventKind::Advance => 4,
+        }
     }
 }
 
