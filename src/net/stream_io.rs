@@ -11,7 +11,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::tcp::WithFd;
 use crate::io::Slice;
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 use crate::op::{Op, Operation};
 
 pub(crate) async fn read<B: IoBufMut>(fd: &SharedFd, mut buf: B) -> BufResult<usize, B> {

@@ -15,7 +15,7 @@ use super::socket::{self, nonblocking};
 use super::stream_io::{
     read, read_exact, shutdown, write, write_all, write_all_vectored, write_vectored,
 };
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 use crate::op::{Op, Operation};
 
 /// An op from coil-arch plus the fd handle it keeps alive (io/fd.rs rule 1).

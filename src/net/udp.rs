@@ -20,7 +20,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
 use super::socket::{self, nonblocking, syscall};
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 use crate::op::{Op, Operation};
 
 /// A datagram socket's fd plus the datagrams cancelled receives delivered.

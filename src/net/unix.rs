@@ -27,8 +27,8 @@ use super::stream_io::{
 };
 use super::tcp::WithFd;
 use super::udp::{Dgram, dgram_socket};
-use crate::io::fd::SharedFd;
 use crate::op::Op;
+use crate::op::fd::SharedFd;
 
 const SUN_PATH_OFFSET: usize = std::mem::offset_of!(libc::sockaddr_un, sun_path);
 const SUN_PATH_LEN: usize = 108;

@@ -31,7 +31,7 @@
 //! - **O3 — late completions lose nothing.** When an orphan's completion
 //!   arrives, [`Operation::complete_orphan`] runs: bytes a read delivered go
 //!   to the stream's stash and an accepted connection to the listener's
-//!   queue (`io/fd.rs`), the fd of a late connect or open is closed. So a
+//!   queue (`op/fd.rs`), the fd of a late connect or open is closed. So a
 //!   cancelled read loses no byte in any of the contexts of O2.
 //! - **O4 — inline completions.** An op the driver finished during the
 //!   submit (epoll, for I/O that did not have to wait: `Submitted::Done`)
@@ -64,6 +64,7 @@
 //! leaked op) needs nothing special.
 
 mod alloc;
+pub(crate) mod fd;
 mod pool;
 mod table;
 
@@ -76,10 +77,10 @@ use std::task::{Context, Poll};
 
 use coil_arch::OpCode;
 
-use crate::io::fd::SharedFd;
 use crate::rt::budget;
 
 use self::alloc::{InFlight, OpBox};
+use self::fd::SharedFd;
 pub(crate) use self::table::{Completed, OpHome, OrphanDone, io_result};
 use self::table::{Orphan, SlotPoll};
 
@@ -318,7 +319,7 @@ impl<T: Operation> Op<T> {
 macro_rules! delegate_opcode {
     ($ty:ident $(, $($fd:tt).+)?) => {
         // SAFETY: delegates to `op`, whose entry points only into itself; the
-        // wrapper's other field keeps the fd number valid (io/fd.rs rule 1,
+        // wrapper's other field keeps the fd number valid (op/fd.rs rule 1,
         // fs/ops.rs rule 1) for as long as the op lives.
         unsafe impl<T: coil_arch::OpCode> coil_arch::OpCode for $ty<T> {
             fn uring_entry(&mut self) -> coil_arch::op::UringEntry {
@@ -339,7 +340,7 @@ macro_rules! delegate_opcode {
         }
         impl<T> $crate::op::OnFd for $ty<T> {
             $(
-            fn shared_fd(&self) -> Option<&$crate::io::fd::SharedFd> {
+            fn shared_fd(&self) -> Option<&$crate::op::fd::SharedFd> {
                 Some(&self.$($fd).+)
             }
             )?
