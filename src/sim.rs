@@ -47,6 +47,11 @@
 //! threads (the blocking pool, `Handle::spawn`) arrives whenever it arrives.
 //! The in-memory network covers TCP and UDP over IP addresses; other fds
 //! (files, Unix sockets) are not simulated.
+//!
+//! This module is the public side (the [`Builder`], the [`Report`], the seed
+//! and its environment variable, the property-suite programs in `props`);
+//! the loop's half (virtual clock, seeded order, trace recording) lives with
+//! the loop.
 
 use std::future::Future;
 use std::time::Duration;

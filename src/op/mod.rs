@@ -1,6 +1,12 @@
 //! `Op<T>`: the one door to the kernel, and who owns an operation while the
 //! kernel has it.
 //!
+//! This module owns the op layer: the [`Op`] future and the [`Operation`]
+//! trait (this file), the op's heap block and its per-thread pool
+//! ([`alloc`], [`pool`]), a loop's op table ([`OpHome`], [`table`]) and the
+//! fd handle every op on a socket shares ([`fd::SharedFd`]). The loop (`rt`)
+//! owns an `OpHome` and hands it completions; `net` and `fs` build ops.
+//!
 //! A leaf I/O future builds an operation value (an `OpCode` from `coil-arch`
 //! plus whatever it must keep alive: buffers, the fd handle, an address) and
 //! awaits `Op::new(op)`. The value goes into a heap block at once

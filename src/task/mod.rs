@@ -21,6 +21,14 @@
 //!
 //! # Implementation spec
 //!
+//! This module owns the task itself: its allocation and `TaskRef`
+//! (`raw.rs`, with the per-type vtable functions in `raw/vtable.rs`), the
+//! state word (`state.rs`), the waker vtable (`waker.rs`), the owned list
+//! (`list.rs`), the handle ([`Task`], `join.rs`), and what is built directly
+//! on tasks: [`TaskGroup`](crate::TaskGroup) (`group.rs`, re-exported at the
+//! crate root) and [`Failure`](crate::Failure) (`failure.rs`). The loop that
+//! runs tasks is `rt`.
+//!
 //! A task is **one heap allocation**: a `#[repr(C)]` `Header` (`raw.rs`) followed by
 //! the *stage*, which holds the future, later its output, then nothing. The
 //! state word is described bit by bit in `state.rs`. The rules below are what
