@@ -97,17 +97,15 @@ pub mod sim;
 pub mod stream;
 pub mod sync;
 pub mod task;
-mod task_group;
 pub mod time;
-mod waker;
 
 pub use combinators::{
     Either, Failure, WaitFor, as_completed, gather_all, gather_settled, race, select, shield,
     try_gather_all, try_gather_tasks, wait,
 };
 pub use rt::{Handle, Runtime, run};
+pub use task::group::{GroupTask, TaskGroup, TaskGroupError, task_group};
 pub use task::{Task, TaskError, spawn};
-pub use task_group::{GroupTask, TaskGroup, TaskGroupError, task_group};
 
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
 /// and driver selection.

@@ -47,6 +47,11 @@
 //! threads (the blocking pool, `Handle::spawn`) arrives whenever it arrives.
 //! The in-memory network covers TCP and UDP over IP addresses; other fds
 //! (files, Unix sockets) are not simulated.
+//!
+//! This module is the public side (the [`Builder`], the [`Report`], the seed
+//! and its environment variable, the property-suite programs in `props`);
+//! the loop's half (virtual clock, seeded order, trace recording) lives with
+//! the loop.
 
 use std::future::Future;
 use std::time::Duration;
@@ -61,6 +66,7 @@ use coil_arch::sim::SimConfig;
 use crate::rt::Runtime;
 use crate::rt::core::Core;
 use crate::rt::sim::SimState;
+pub use crate::rt::sim::{EventKind, TraceEvent};
 
 /// The environment variable that overrides every simulation's seed.
 pub const SEED_ENV: &str = "COIL_SIM_SEED";
@@ -247,43 +253,6 @@ pub struct Report {
     pub elapsed: Duration,
     /// The events themselves, if [`Builder::record_trace`] was on.
     pub trace: Vec<TraceEvent>,
-}
-
-/// One event of a simulation's trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TraceEvent {
-    /// Virtual time.
-    pub at: Duration,
-    /// The task, numbered from 1 in order of first poll within this
-    /// simulation (0: none, for I/O and clock events).
-    pub task: u32,
-    /// What happened.
-    pub kind: EventKind,
-}
-
-/// The kinds of [`TraceEvent`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum EventKind {
-    /// The task was polled.
-    Poll,
-    /// The task finished (returned, panicked or was cancelled).
-    Complete,
-    /// An I/O completion was delivered: (op key, result).
-    Io(u64, i32),
-    /// The clock jumped (nothing was runnable).
-    Advance,
-}
-
-impl EventKind {
-    pub(crate) fn code(self) -> u64 {
-        match self {
-            EventKind::Poll => 1,
-            EventKind::Complete => 2,
-            EventKind::Io(ud, res) => 3 ^ ud.rotate_left(8) ^ (u64::from(res as u32) << 40),
-            EventKind::Advance => 4,
-        }
-    }
 }
 
 /// Virtual time since the simulation running on this thread started; `None`

@@ -1,4 +1,4 @@
-//! TaskGroup: asyncio 3.11 semantics, rule by rule (see src/task_group.rs).
+//! TaskGroup: asyncio 3.11 semantics, rule by rule (see src/task/group.rs).
 
 mod support;
 

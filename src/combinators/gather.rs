@@ -13,9 +13,9 @@ use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::catch_unwind::CatchUnwind;
-use super::failure::Failure;
 use super::maybe_done::MaybeDone;
+use crate::task::catch_unwind::CatchUnwind;
+use crate::task::failure::Failure;
 use crate::task::{Task, TaskError};
 
 /// Runs futures concurrently in the current task and returns their outputs

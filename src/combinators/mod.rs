@@ -25,15 +25,13 @@
 //! stops at its current `.await` and its destructors run, before the
 //! combinator returns. A dropped [`Task`](crate::Task) handle only detaches.
 
-mod catch_unwind;
-mod failure;
 mod gather;
 mod maybe_done;
 mod select;
 mod shield;
 mod wait;
 
-pub use failure::Failure;
+pub use crate::task::failure::Failure;
 pub use gather::{
     GatherAll, GatherSettled, TryGatherAll, TryGatherTasks, gather_all, gather_settled,
     try_gather_all, try_gather_tasks,
@@ -42,5 +40,3 @@ pub use maybe_done::MaybeDone;
 pub use select::{Either, Race, Select, race, select};
 pub use shield::{Shield, shield};
 pub use wait::{AsCompleted, Completed, Wait, WaitFor, as_completed, wait};
-
-pub(crate) use catch_unwind::CatchUnwind;

@@ -1,4 +1,6 @@
 //! [`File`]: an open file with positional and cursor I/O on owned buffers.
+//! Opening, syncing, metadata and closing are here; the reads and writes are
+//! in `file/rw.rs`.
 
 use std::cell::Cell;
 use std::fmt;
@@ -7,22 +9,23 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
 
-use coil_arch::op::{self as kop, CURRENT_POSITION, FsOpcode};
-use coil_arch::{BufResult, IoBuf, IoBufMut};
+use coil_arch::op::{self as kop, FsOpcode};
 
 use super::ops::{self, FileFd, OnFile};
 use super::{Metadata, OpenOptions};
-use crate::io::Slice;
+
+mod rw;
 
 /// An open file.
 ///
 /// Every read and write takes its buffer **by value** and hands it back in a
-/// [`BufResult`], because io_uring fills or drains the buffer after the call
-/// that submitted the operation returned (see [`coil::io`](crate::io)). A
-/// read fills the buffer's spare capacity (`len..capacity`) and extends its
-/// length; a write writes its initialised bytes (`..len`). Buffers must be
-/// `Send`: under the epoll driver each file operation runs on the blocking
-/// pool, and the buffer travels there and back.
+/// [`BufResult`](crate::io::BufResult), because io_uring fills or drains the
+/// buffer after the call that submitted the operation returned (see
+/// [`coil::io`](crate::io)). A read fills the buffer's spare capacity
+/// (`len..capacity`) and extends its length; a write writes its initialised
+/// bytes (`..len`). Buffers must be `Send`: under the epoll driver each file
+/// operation runs on the blocking pool, and the buffer travels there and
+/// back.
 ///
 /// Two ways to address the file:
 /// - **positional**: [`read_at`](File::read_at), [`write_at`](File::write_at),
@@ -145,285 +148,6 @@ impl File {
         File::from_fd(Arc::new(FileFd::new(fd)), append)
     }
 
-    /// Reads into `buf`'s spare capacity from offset `pos` (`pread`);
-    /// returns the count read, `0` at end of file (or if `buf` has no spare
-    /// capacity). Does not use or move the cursor.
-    ///
-    /// Under epoll, page-cached data is read at once on the loop thread
-    /// (`preadv2(RWF_NOWAIT)`); anything else runs on the blocking pool.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let f = coil::fs::File::open("/proc/self/cmdline").await?;
-    ///     let (n, buf) = f.read_at(Vec::with_capacity(4096), 0).await.into_parts();
-    ///     assert_eq!(n?, buf.len());
-    ///     Ok::<(), std::io::Error>(())
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn read_at<B: IoBufMut + Send>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        ops::read_at(&self.fd, buf, pos).await
-    }
-
-    /// Reads until `buf` is full (`len == capacity`), from offset `pos`.
-    ///
-    /// # Errors
-    ///
-    /// `UnexpectedEof` if the file ends first (the bytes read stay in `buf`),
-    /// or the OS error.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-rea-{}", std::process::id()));
-    ///     coil::fs::write(&path, "0123456789").await?;
-    ///     let f = coil::fs::File::open(&path).await?;
-    ///     let (res, buf) = f.read_exact_at(Vec::with_capacity(4), 3).await.into_parts();
-    ///     res?;
-    ///     assert_eq!(buf, b"3456");
-    ///     let (res, _) = f.read_exact_at(Vec::with_capacity(4), 8).await.into_parts();
-    ///     assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn read_exact_at<B: IoBufMut + Send>(
-        &self,
-        mut buf: B,
-        mut pos: u64,
-    ) -> BufResult<(), B> {
-        while buf.bytes_init() < buf.bytes_total() {
-            let BufResult(res, b) = self.read_at(buf, pos).await;
-            buf = b;
-            match res {
-                Ok(0) => return BufResult(Err(eof()), buf),
-                Ok(n) => pos += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return BufResult(Err(e), buf),
-            }
-        }
-        BufResult(Ok(()), buf)
-    }
-
-    /// Writes `buf`'s initialised bytes at offset `pos` (`pwrite`); returns
-    /// how many were written (possibly fewer). Does not use or move the
-    /// cursor. In append mode the bytes go to the end of the file instead.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-wa-{}", std::process::id()));
-    ///     let f = coil::fs::File::create(&path).await?;
-    ///     let (n, _) = f.write_at(b"abc".as_slice(), 2).await.into_parts();
-    ///     assert_eq!(n?, 3);
-    ///     assert_eq!(coil::fs::read(&path).await?, b"\0\0abc");
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn write_at<B: IoBuf + Send>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        ops::write_at(&self.fd, buf, pos).await
-    }
-
-    /// Writes all of `buf`'s initialised bytes at offset `pos`.
-    ///
-    /// # Errors
-    ///
-    /// The OS error (`ENOSPC`, `EBADF` on a read-only file, ...); `WriteZero`
-    /// if the file accepted no more bytes. Some bytes may have been written.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-waa-{}", std::process::id()));
-    ///     let f = coil::fs::File::create(&path).await?;
-    ///     let (res, buf) = f.write_all_at(vec![7u8; 100_000], 0).await.into_parts();
-    ///     res?;
-    ///     assert_eq!(buf.len(), 100_000); // the buffer comes back
-    ///     assert_eq!(f.metadata().await?.len(), 100_000);
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn write_all_at<B: IoBuf + Send>(&self, buf: B, pos: u64) -> BufResult<(), B> {
-        let (res, buf) = self.write_all_from(buf, Some(pos)).await;
-        BufResult(res, buf)
-    }
-
-    /// The loop of `write_all(_at)`: at `pos`, or at the cursor if `None`
-    /// (moving it as bytes are written), or at the end in append mode.
-    async fn write_all_from<B: IoBuf + Send>(
-        &self,
-        buf: B,
-        mut pos: Option<u64>,
-    ) -> (io::Result<()>, B) {
-        let mut slice = Slice::new(buf, 0);
-        while slice.bytes_init() > 0 {
-            let at = match pos {
-                _ if self.append => CURRENT_POSITION,
-                Some(p) => p,
-                None => self.pos.get(),
-            };
-            let BufResult(res, s) = ops::write_at(&self.fd, slice, at).await;
-            slice = s;
-            match res {
-                Ok(0) => {
-                    let e =
-                        io::Error::new(io::ErrorKind::WriteZero, "the file accepted no more bytes");
-                    return (Err(e), slice.into_inner());
-                }
-                Ok(n) => {
-                    slice.advance(n);
-                    match &mut pos {
-                        _ if self.append => {}
-                        Some(p) => *p += n as u64,
-                        None => self.pos.set(self.pos.get() + n as u64),
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), slice.into_inner()),
-            }
-        }
-        (Ok(()), slice.into_inner())
-    }
-
-    /// Reads into `buf`'s spare capacity at the cursor and moves the cursor
-    /// by the count read; `0` at end of file.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-read-{}", std::process::id()));
-    ///     coil::fs::write(&path, "abcdef").await?;
-    ///     let f = coil::fs::File::open(&path).await?;
-    ///     let (n, a) = f.read(Vec::with_capacity(4)).await.into_parts();
-    ///     assert_eq!((n?, a.as_slice()), (4, &b"abcd"[..]));
-    ///     let (n, b) = f.read(Vec::with_capacity(4)).await.into_parts();
-    ///     assert_eq!((n?, b.as_slice()), (2, &b"ef"[..]));
-    ///     assert_eq!(f.read(Vec::with_capacity(4)).await.0?, 0);
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn read<B: IoBufMut + Send>(&self, buf: B) -> BufResult<usize, B> {
-        let pos = self.pos.get();
-        let r = self.read_at(buf, pos).await;
-        if let Ok(n) = r.0 {
-            self.pos.set(pos + n as u64);
-        }
-        r
-    }
-
-    /// Writes some of `buf`'s bytes at the cursor (at the end in append mode)
-    /// and moves the cursor by the count written (not in append mode).
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-write-{}", std::process::id()));
-    ///     let f = coil::fs::File::create(&path).await?;
-    ///     f.write(b"ab".as_slice()).await.0?;
-    ///     f.write(b"cd".as_slice()).await.0?;
-    ///     assert_eq!(f.position(), 4);
-    ///     assert_eq!(coil::fs::read(&path).await?, b"abcd");
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn write<B: IoBuf + Send>(&self, buf: B) -> BufResult<usize, B> {
-        if self.append {
-            return ops::write_at(&self.fd, buf, CURRENT_POSITION).await;
-        }
-        let pos = self.pos.get();
-        let r = ops::write_at(&self.fd, buf, pos).await;
-        if let Ok(n) = r.0 {
-            self.pos.set(pos + n as u64);
-        }
-        r
-    }
-
-    /// Writes all of `buf`'s bytes at the cursor (at the end in append
-    /// mode), moving the cursor past them.
-    ///
-    /// # Errors
-    ///
-    /// As [`write_all_at`](File::write_all_at); the cursor has moved past
-    /// whatever was written.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-wall-{}", std::process::id()));
-    ///     let f = coil::fs::File::create(&path).await?;
-    ///     f.write_all(String::from("one ")).await.0?;
-    ///     f.write_all("two").await.0?;
-    ///     assert_eq!(coil::fs::read_to_string(&path).await?, "one two");
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn write_all<B: IoBuf + Send>(&self, buf: B) -> BufResult<(), B> {
-        let (res, buf) = self.write_all_from(buf, None).await;
-        BufResult(res, buf)
-    }
-
-    /// Reads from the cursor to the end of the file, appending to `buf`
-    /// (its existing bytes are kept); returns the count read and moves the
-    /// cursor to the end. Sized from the file's length (one `statx`), so a
-    /// large file is read with few, large reads into one allocation.
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let path = std::env::temp_dir().join(format!("coil-doc-rte-{}", std::process::id()));
-    ///     coil::fs::write(&path, vec![1u8; 3 << 20]).await?;
-    ///     let f = coil::fs::File::open(&path).await?;
-    ///     let (n, buf) = f.read_to_end(b"head".to_vec()).await.into_parts();
-    ///     assert_eq!(n?, 3 << 20);
-    ///     assert_eq!(buf.len(), 4 + (3 << 20));
-    ///     coil::fs::remove_file(&path).await
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub async fn read_to_end(&self, mut buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
-        let start = buf.len();
-        let hint = match self.metadata().await {
-            Ok(md) => md.len().saturating_sub(self.pos.get()),
-            Err(_) => 0,
-        };
-        // One spare byte past the expected end lets the final read see EOF
-        // without growing the buffer.
-        buf.reserve(usize::try_from(hint).unwrap_or(0).saturating_add(1));
-        loop {
-            if buf.len() == buf.capacity() {
-                buf.reserve((buf.capacity() - start).clamp(8192, 16 << 20));
-            }
-            let BufResult(res, b) = self.read(buf).await;
-            buf = b;
-            match res {
-                Ok(0) => return BufResult(Ok(buf.len() - start), buf),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return BufResult(Err(e), buf),
-            }
-        }
-    }
-
-    /// The cursor: where [`read`](File::read) and [`write`](File::write)
-    /// start.
-    pub fn position(&self) -> u64 {
-        self.pos.get()
-    }
-
-    /// Moves the cursor (like `seek(SeekFrom::Start(pos))`; no system call).
-    ///
-    /// ```
-    /// coil::run(async {
-    ///     let f = coil::fs::File::open("/proc/self/cmdline").await?;
-    ///     f.set_position(1);
-    ///     let (_, buf) = f.read(Vec::with_capacity(1)).await.into_parts();
-    ///     assert_eq!(f.position(), 1 + buf.len() as u64);
-    ///     Ok::<(), std::io::Error>(())
-    /// })?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn set_position(&self, pos: u64) {
-        self.pos.set(pos);
-    }
-
     /// Flushes the file's data and metadata to the device (`fsync`;
     /// `IORING_OP_FSYNC` under io_uring).
     ///
@@ -541,13 +265,6 @@ impl File {
             Err(_shared) => Ok(()),
         }
     }
-}
-
-fn eof() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the file ended before the buffer was full",
-    )
 }
 
 impl AsRawFd for File {

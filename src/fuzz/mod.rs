@@ -26,11 +26,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 
+use crate::rt::wheel::{Key, MAX_DURATION, Wheel};
 use crate::task::state::{
     CANCELLED, COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED,
     Snapshot, State, ToCancelled, ToIdle, ToRunning,
 };
-use crate::time::wheel::{Key, MAX_DURATION, Wheel};
 
 /// Reads little-endian numbers off the input; `None` once it is used up.
 pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
@@ -406,7 +406,7 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             m.phase = Phase::Completing { snap, poller };
             Some("complete")
         }
-        // Loop: the join side of completion (raw.rs `complete_join`), then
+        // Loop: the join side of completion (raw/vtable.rs `complete_join`), then
         // release the poller's and the owned list's references.
         3 => {
             let Phase::Completing { snap, poller } = m.phase else {
@@ -519,7 +519,7 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             }
             Some("cancel")
         }
-        // Handle: poll with a waker (raw.rs `can_read_output`), or without one.
+        // Handle: poll with a waker (raw/vtable.rs `can_read_output`), or without one.
         11 | 12 if m.handle && !m.output_read => {
             let with_waker = op % 14 == 11;
             let mut read = state.load().is(COMPLETE);

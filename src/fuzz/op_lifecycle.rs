@@ -1,4 +1,4 @@
-//! The op table and the fd/buffer ownership rules (`op.rs`, `io/fd.rs`)
+//! The op table and the fd/buffer ownership rules (`op/mod.rs`, `op/fd.rs`)
 //! against a model, under the simulator with the "kernel" driven by hand.
 //!
 //! Bytes → submit (create and poll read / write / accept / connect
@@ -617,7 +617,7 @@ impl Harness {
                 assert!(woken, "{:?} future not woken by its completion", l.kind);
             }
             // Polled, pending, nothing submitted: it waits for dropped ops
-            // on its fd (io/fd.rs rule 4); once they are gone it is woken.
+            // on its fd (op/fd.rs rule 4); once they are gone it is woken.
             let waits_for = match l.kind {
                 Kind::Read => Some(&self.read_orphans),
                 Kind::Accept(g) if g == self.generation => Some(&self.accept_orphans),

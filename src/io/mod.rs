@@ -1,4 +1,8 @@
-//! I/O building blocks: owned buffers and the fd handle that ops share.
+//! I/O building blocks: owned buffers ([`BufResult`], [`IoBuf`], [`IoBufMut`],
+//! [`Slice`]), the owned-buffer stream traits ([`AsyncReadOwned`],
+//! [`AsyncWriteOwned`]) and what is built on them ([`BufReader`],
+//! [`BufWriter`], [`copy()`]). The fd handle that ops share is the op layer's
+//! (`op/fd.rs`).
 //!
 //! Every I/O call in coil **takes ownership of its buffer and hands it back**
 //! with the result, because io_uring writes into the buffer after the call
@@ -30,7 +34,6 @@
 mod buf_reader;
 mod buf_writer;
 mod copy;
-pub(crate) mod fd;
 mod slice;
 mod traits;
 

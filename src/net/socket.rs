@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use coil_arch::op::SockAddr;
 use coil_arch::sim::is_virtual_fd;
 
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 use crate::rt::sim::socket_call;
 
 /// Evaluate a libc call, turning -1 into the OS error.

@@ -5,7 +5,7 @@
 //! [`WithFd`], the op wrapper that keeps the fd alive, and `stream_socket!`,
 //! which gives a public stream type its delegating methods and its halves.
 //!
-//! The cancellation rules are those of `io/fd.rs`: a read or accept first
+//! The cancellation rules are those of `op/fd.rs`: a read or accept first
 //! waits for dropped ones still in flight (rule 4), then takes the bytes or
 //! connections they kept (rule 3), and only then asks the kernel.
 
@@ -19,10 +19,10 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::socket::{self, nonblocking};
 use crate::io::Slice;
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 use crate::op::{Op, Operation, mark_read, read_bytes};
 
-/// An op from coil-arch plus the fd handle it keeps alive (io/fd.rs rule 1).
+/// An op from coil-arch plus the fd handle it keeps alive (op/fd.rs rule 1).
 #[derive(Debug)]
 pub(crate) struct WithFd<T> {
     pub(crate) op: T,
@@ -298,7 +298,7 @@ impl ListenerCore {
     }
 
     /// Waits for a connection: the stream, and the peer's address if the
-    /// kernel gave an IP one. Cancel-safe (io/fd.rs rules 3 and 4): a
+    /// kernel gave an IP one. Cancel-safe (op/fd.rs rules 3 and 4): a
     /// connection accepted after the future was dropped is kept for the next
     /// call.
     pub(crate) async fn accept(&self) -> io::Result<(StreamCore, Option<SocketAddr>)> {

@@ -10,7 +10,7 @@ use super::ToSocketAddrs;
 use super::incoming::Incoming;
 use super::socket::{self, nonblocking};
 use super::stream::{ListenerCore, StreamCore, stream_socket};
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 
 /// A TCP socket listening for connections, like asyncio's `start_server`.
 ///

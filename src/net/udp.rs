@@ -4,7 +4,7 @@
 //! future is dropped after the kernel already delivered a datagram into its
 //! buffer keeps that datagram (bytes and sender) in the socket's queue; the
 //! next receive returns it first, so no datagram is lost or reordered
-//! (`io/fd.rs` rules 3 and 4, with a queue of whole datagrams instead of a
+//! (`op/fd.rs` rules 3 and 4, with a queue of whole datagrams instead of a
 //! byte stash).
 
 use std::cell::RefCell;
@@ -20,7 +20,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
 use super::socket::{self, nonblocking, syscall};
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 use crate::op::{Op, Operation};
 
 /// A datagram socket's fd plus the datagrams cancelled receives delivered.

@@ -22,7 +22,7 @@ use super::incoming::Incoming;
 use super::socket::{self, nonblocking, syscall};
 use super::stream::{ListenerCore, StreamCore, stream_socket};
 use super::udp::{Dgram, dgram_socket};
-use crate::io::fd::SharedFd;
+use crate::op::fd::SharedFd;
 
 const SUN_PATH_OFFSET: usize = std::mem::offset_of!(libc::sockaddr_un, sun_path);
 const SUN_PATH_LEN: usize = 108;

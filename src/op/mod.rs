@@ -1,6 +1,12 @@
 //! `Op<T>`: the one door to the kernel, and who owns an operation while the
 //! kernel has it.
 //!
+//! This module owns the op layer: the [`Op`] future and the [`Operation`]
+//! trait (this file), the op's heap block and its per-thread pool
+//! ([`alloc`], [`pool`]), a loop's op table ([`OpHome`], [`table`]) and the
+//! fd handle every op on a socket shares ([`fd::SharedFd`]). The loop (`rt`)
+//! owns an `OpHome` and hands it completions; `net` and `fs` build ops.
+//!
 //! A leaf I/O future builds an operation value (an `OpCode` from `coil-arch`
 //! plus whatever it must keep alive: buffers, the fd handle, an address) and
 //! awaits `Op::new(op)`. The value goes into a heap block at once
@@ -31,7 +37,7 @@
 //! - **O3 — late completions lose nothing.** When an orphan's completion
 //!   arrives, [`Operation::complete_orphan`] runs: bytes a read delivered go
 //!   to the stream's stash and an accepted connection to the listener's
-//!   queue (`io/fd.rs`), the fd of a late connect or open is closed. So a
+//!   queue (`op/fd.rs`), the fd of a late connect or open is closed. So a
 //!   cancelled read loses no byte in any of the contexts of O2.
 //! - **O4 — inline completions.** An op the driver finished during the
 //!   submit (epoll, for I/O that did not have to wait: `Submitted::Done`)
@@ -64,6 +70,7 @@
 //! leaked op) needs nothing special.
 
 mod alloc;
+pub(crate) mod fd;
 mod pool;
 mod table;
 
@@ -76,10 +83,10 @@ use std::task::{Context, Poll};
 
 use coil_arch::{IoBuf, IoBufMut, OpCode};
 
-use crate::io::fd::SharedFd;
 use crate::rt::budget;
 
 use self::alloc::{InFlight, OpBox};
+use self::fd::SharedFd;
 pub(crate) use self::table::{Completed, OpHome, OrphanDone, io_result};
 use self::table::{Orphan, SlotPoll};
 
@@ -347,7 +354,7 @@ impl<T: Operation> Op<T> {
 macro_rules! delegate_opcode {
     ($ty:ident $(, $($fd:tt).+)?) => {
         // SAFETY: delegates to `op`, whose entry points only into itself; the
-        // wrapper's other field keeps the fd number valid (io/fd.rs rule 1,
+        // wrapper's other field keeps the fd number valid (op/fd.rs rule 1,
         // fs/ops.rs rule 1) for as long as the op lives.
         unsafe impl<T: coil_arch::OpCode> coil_arch::OpCode for $ty<T> {
             fn uring_entry(&mut self) -> coil_arch::op::UringEntry {
@@ -368,7 +375,7 @@ macro_rules! delegate_opcode {
         }
         impl<T> $crate::op::OnFd for $ty<T> {
             $(
-            fn shared_fd(&self) -> Option<&$crate::io::fd::SharedFd> {
+            fn shared_fd(&self) -> Option<&$crate::op::fd::SharedFd> {
                 Some(&self.$($fd).+)
             }
             )?

@@ -3,7 +3,7 @@
 //!
 //! Every loop (`rt::core::Core`) has one `OpHome` behind an `Rc`. Each op in
 //! flight holds a clone of that `Rc` (`Op`'s `InFlight` state), and so does
-//! every fd handle made on the loop (`io::fd::SharedFd`). So whatever holds
+//! every fd handle made on the loop (`op::fd::SharedFd`). So whatever holds
 //! an in-flight op can reach the table of the loop that submitted it without
 //! asking which loop is current on the thread (rule O2 in the module docs):
 //! a drop between `block_on` calls, inside another runtime's `block_on`, or
@@ -121,7 +121,7 @@ pub(crate) struct OpHome {
     /// Keys of ops dropped in flight whose cancel the loop has not sent.
     cancels: RefCell<Vec<u64>>,
     /// Fds closed by their owners since the loop last told the driver
-    /// (`io/fd.rs` rule 2).
+    /// (`op/fd.rs` rule 2).
     closed_fds: RefCell<Vec<RawFd>>,
     /// `cancels` or `closed_fds` is not empty: one load on the submit path.
     chores: Cell<bool>,
@@ -228,7 +228,7 @@ impl OpHome {
         self.table.borrow_mut().complete(c)
     }
 
-    /// An fd on this loop was closed (`io/fd.rs` rule 2).
+    /// An fd on this loop was closed (`op/fd.rs` rule 2).
     pub(crate) fn fd_closed(&self, fd: RawFd) {
         if !self.is_running() {
             return; // the driver that knew the fd is gone

@@ -18,30 +18,33 @@
 //!
 //! The future given to `block_on` is polled between ticks whenever its waker
 //! fired.
+//!
+//! This file holds the [`Core`] struct, its construction, `block_on` and the
+//! tick. The rest of the loop is in `impl Core` blocks next door:
+//! `timers.rs` (the wheel glue and the park timeout), `io.rs` (parking in the
+//! driver, op submission, chores, completion dispatch), `shutdown.rs` and
+//! `sim.rs` (the simulator's virtual clock and seeded order).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use coil_arch::{Completion, Driver, OpCode, Submitted};
-use std::io;
-use std::os::fd::RawFd;
-use std::ptr::NonNull;
-use std::rc::Rc;
+use coil_arch::{Completion, Driver};
 
-use crate::op::{Completed, OpHome, OrphanDone, SubmitOutcome};
+use crate::op::OpHome;
 
 use super::budget::BUDGET;
+use super::wheel::Wheel;
 use super::{Enter, Shared};
 use crate::task::Task;
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, PollOutcome, TaskRef};
-use crate::time::Instant;
-use crate::time::wheel::{Key, Wheel};
 
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;
@@ -51,19 +54,19 @@ pub(crate) const MAX_TICK: usize = 256;
 pub(crate) struct Core {
     id: u64,
     pub(crate) shared: Arc<Shared>,
-    run_queue: RefCell<VecDeque<TaskRef>>,
-    owned: OwnedList,
+    pub(super) run_queue: RefCell<VecDeque<TaskRef>>,
+    pub(super) owned: OwnedList,
     /// Set at shutdown: `spawn` then drops its future at once.
-    closed: Cell<bool>,
+    pub(super) closed: Cell<bool>,
     /// Coop budget of the poll in progress (see `budget.rs`).
     pub(crate) budget: Cell<u32>,
     /// Task polls since the driver was last polled.
-    polls_since_park: Cell<u32>,
+    pub(super) polls_since_park: Cell<u32>,
     event_interval: u32,
-    wheel: RefCell<Wheel>,
+    pub(super) wheel: RefCell<Wheel>,
     /// Tick 0 of the wheel.
-    origin: std::time::Instant,
-    fired: RefCell<Vec<Waker>>,
+    pub(super) origin: std::time::Instant,
+    pub(super) fired: RefCell<Vec<Waker>>,
     /// Set while timer wakers run: `push_local` then collects into `front`.
     firing: Cell<bool>,
     front: RefCell<Vec<TaskRef>>,
@@ -71,18 +74,18 @@ pub(crate) struct Core {
     /// In-flight I/O ops, and what dropped ops and closed fds left for the
     /// loop to do (`op` rule O2). Every in-flight op and fd handle of this
     /// loop holds a clone, so it outlives the loop when they do.
-    home: Rc<OpHome>,
+    pub(super) home: Rc<OpHome>,
     /// Completions taken from the driver, being processed.
-    completions: RefCell<Vec<Completion>>,
+    pub(super) completions: RefCell<Vec<Completion>>,
     /// Scratch for `OpHome::take_chores`.
-    chores: RefCell<(Vec<RawFd>, Vec<u64>)>,
+    pub(super) chores: RefCell<(Vec<RawFd>, Vec<u64>)>,
     /// The driver. `ManuallyDrop`: shutdown leaks it when the kernel does not
     /// confirm that every op finished (`op` rule O5).
-    driver: RefCell<std::mem::ManuallyDrop<Driver>>,
+    pub(super) driver: RefCell<std::mem::ManuallyDrop<Driver>>,
     /// The driver is io_uring (cached: asked on every socket/file op).
-    uring: bool,
+    pub(super) uring: bool,
     /// Shutdown leaked the driver (see `drain_ops`).
-    driver_leaked: Cell<bool>,
+    pub(super) driver_leaked: Cell<bool>,
     /// Set for a simulator core (`rt/sim.rs`): virtual clock, seeded order.
     pub(crate) sim: Option<Box<super::sim::SimState>>,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
@@ -140,27 +143,6 @@ impl Core {
         }
     }
 
-    /// Makes this a simulator core (its driver must be the sim driver).
-    pub(crate) fn with_sim(mut self, sim: super::sim::SimState) -> Core {
-        self.sim = Some(Box::new(sim));
-        self
-    }
-
-    /// Runs `f` on the simulator driver; `None` for a real core.
-    pub(crate) fn with_sim_driver<R>(
-        &self,
-        f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R,
-    ) -> Option<R> {
-        self.sim.as_ref()?;
-        self.driver.borrow_mut().as_sim().map(f)
-    }
-
-    /// The virtual time of a simulator core; `None` for a real one.
-    #[inline]
-    pub(crate) fn virtual_now(&self) -> Option<std::time::Instant> {
-        self.sim.as_ref().map(|sim| self.origin + sim.now.get())
-    }
-
     /// Process-unique id of this runtime.
     pub(crate) fn id(&self) -> u64 {
         self.id
@@ -169,22 +151,6 @@ impl Core {
     /// Number of live (not yet completed) tasks.
     pub(crate) fn task_count(&self) -> usize {
         self.owned.len()
-    }
-
-    /// Number of pending timers.
-    pub(crate) fn timer_count(&self) -> usize {
-        self.wheel.borrow().len()
-    }
-
-    /// I/O ops in flight.
-    pub(crate) fn io_op_count(&self) -> usize {
-        self.home.in_flight()
-    }
-
-    /// This loop's op home (`op` rule O2).
-    #[inline]
-    pub(crate) fn home(&self) -> &Rc<OpHome> {
-        &self.home
     }
 
     /// Queue a task on this loop.
@@ -279,7 +245,7 @@ impl Core {
 
     /// Poll one task taken from the run queue; returns whether it completed.
     #[inline(always)]
-    fn run_task(&self, task: TaskRef) -> bool {
+    pub(super) fn run_task(&self, task: TaskRef) -> bool {
         self.budget.set(BUDGET);
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
@@ -287,135 +253,12 @@ impl Core {
         unsafe { poll_task(&self.owned, task, |t| self.push_local(t)) }
     }
 
-    // ----- simulator (rt/sim.rs) -----
-
-    /// The tick's first `n` queued tasks, polled in a seeded random order
-    /// (each still at most once per tick).
-    #[cold]
-    fn sim_poll_batch(&self, sim: &super::sim::SimState, n: usize) {
-        let mut batch = std::mem::take(&mut *sim.batch.borrow_mut());
-        batch.extend(self.run_queue.borrow_mut().drain(..n));
-        sim.shuffle(&mut batch);
-        for task in batch.drain(..) {
-            let id = sim.local_id(task);
-            sim.record(id, super::sim::EventKind::Poll);
-            if self.run_task(task) {
-                sim.record(id, super::sim::EventKind::Complete);
-            }
-        }
-        *sim.batch.borrow_mut() = batch;
-        // One more for the tick itself (the main future may be what spins).
-        sim.now
-            .set(sim.now.get() + super::sim::POLL_COST * (n as u32 + 1));
-        if let Some(d) = self.driver.borrow_mut().as_sim() {
-            d.advance_to(sim.now.get());
-        }
-    }
-
-    /// Nothing is runnable: deliver due I/O, else jump the virtual clock to
-    /// the next timer or I/O event, else (after a real-time grace period for
-    /// wakes from other threads) report the deadlock.
-    #[cold]
-    fn sim_idle(&self, sim: &super::sim::SimState) {
-        self.park(Some(Duration::ZERO));
-        if self.has_work() {
-            return;
-        }
-        let timer = self
-            .wheel
-            .borrow()
-            .next_expiration()
-            .map(Duration::from_millis);
-        let io = self
-            .driver
-            .borrow_mut()
-            .as_sim()
-            .and_then(|d| d.next_event());
-        let next = match (timer, io) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(t) = next {
-            let t = t.max(sim.now.get());
-            sim.now.set(t);
-            if let Some(d) = self.driver.borrow_mut().as_sim() {
-                d.advance_to(t);
-            }
-            sim.record(0, super::sim::EventKind::Advance);
-            return;
-        }
-        // Only another thread (the blocking pool, a Handle) can help now.
-        const GRACE: Duration = Duration::from_millis(250);
-        self.park(Some(GRACE));
-        if self.has_work() {
-            return;
-        }
-        panic!(
-            "coil::sim: deadlock at virtual time {:?}: no task is runnable, no timer is pending \
-             and no I/O can complete, but the main future has not finished ({} tasks alive, \
-             {} I/O ops waiting); seed {} (replay with COIL_SIM_SEED={})",
-            sim.now.get(),
-            self.owned.len(),
-            self.home.in_flight(),
-            sim.seed,
-            sim.seed
-        );
-    }
-
-    fn has_work(&self) -> bool {
+    pub(super) fn has_work(&self) -> bool {
         !self.run_queue.borrow().is_empty() || self.shared.wake_pending()
     }
 
-    fn park(&self, timeout: Option<Duration>) {
-        self.polls_since_park.set(0);
-        {
-            let mut driver = self.driver.borrow_mut();
-            self.do_chores(&mut driver);
-            if let Err(e) = driver.park(timeout) {
-                panic!(
-                    "coil: the {} driver failed while waiting for events: {e}",
-                    driver.kind()
-                );
-            }
-            let mut out = self.completions.borrow_mut();
-            out.extend(driver.completions());
-            if out.is_empty() {
-                return;
-            }
-        }
-        self.dispatch_completions();
-    }
-
-    /// Hand completions to their ops: wake waiting futures (at the front of
-    /// the queue, like timers) and finish orphans.
-    fn dispatch_completions(&self) {
-        let mut done = std::mem::take(&mut *self.completions.borrow_mut());
-        if let Some(sim) = &self.sim {
-            for c in &done {
-                sim.record(0, super::sim::EventKind::Io(c.user_data, c.result));
-            }
-        }
-        let mut orphans: Vec<OrphanDone> = Vec::new();
-        let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
-        {
-            for c in done.drain(..) {
-                match self.home.complete(&c) {
-                    Completed::Wake(w) => wakers.push(w),
-                    Completed::Orphan(o) => orphans.push(o),
-                    Completed::Nothing => {}
-                }
-            }
-        }
-        *self.completions.borrow_mut() = done;
-        self.wake_to_front(&mut wakers);
-        *self.fired.borrow_mut() = wakers;
-        for o in orphans {
-            o.finish();
-        }
-    }
-
     /// Wake `wakers`; coil tasks of this loop go to the front of the queue.
-    fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
+    pub(super) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
         self.firing.set(true);
         for w in wakers.drain(..) {
             w.wake();
@@ -438,73 +281,6 @@ impl Core {
         self.wake_to_front(wakers);
     }
 
-    // ----- I/O ops -----
-
-    /// Before the driver is used: forget the fds closed since the last call
-    /// (so no new op meets a stale registration), then send the cancels of
-    /// ops dropped in flight (`op` rule O2).
-    #[inline]
-    fn do_chores(&self, driver: &mut Driver) {
-        if self.home.has_chores() {
-            self.do_chores_slow(driver);
-        }
-    }
-
-    #[cold]
-    fn do_chores_slow(&self, driver: &mut Driver) {
-        let mut chores = self.chores.borrow_mut();
-        let (fds, cancels) = &mut *chores;
-        self.home.take_chores(fds, cancels);
-        for fd in fds.drain(..) {
-            driver.release_fd(fd);
-        }
-        for key in cancels.drain(..) {
-            driver.cancel(key);
-        }
-    }
-
-    /// Submit an op: `Queued(key)` while it is in flight (its slot waits with
-    /// `waker`), or `Done(result)` if the driver finished it during the call
-    /// (epoll, for I/O that did not have to wait: the table never sees it).
-    ///
-    /// # Safety
-    ///
-    /// As `Driver::submit`: when the answer is `Queued`, `op` stays valid and
-    /// unmoved until its completion is dispatched (`op` rule O1).
-    #[inline]
-    pub(crate) unsafe fn submit_op<C: OpCode + 'static>(
-        &self,
-        op: NonNull<C>,
-        waker: &Waker,
-    ) -> io::Result<SubmitOutcome> {
-        let mut driver = self.driver.borrow_mut();
-        self.do_chores(&mut driver);
-        let ud = self.home.key_for_submit();
-        // SAFETY: forwarded from the caller. The driver calls nothing back
-        // into the table, so the key stays free until `insert_waiting`.
-        match unsafe { driver.submit_or_finish(ud, op) }? {
-            Submitted::Queued => {
-                self.home.insert_waiting(ud, waker);
-                Ok(SubmitOutcome::Queued(ud))
-            }
-            Submitted::Done(res) => Ok(SubmitOutcome::Done(res)),
-        }
-    }
-
-    /// Fuzzing hook (`fuzz::op_lifecycle`): do the chores, then hand every
-    /// due completion to its op (wake the future, or finish the orphan),
-    /// without running a task or moving the clock.
-    #[cfg(fuzzing)]
-    pub(crate) fn fuzz_park(&self) {
-        self.park(Some(Duration::ZERO));
-    }
-
-    /// The active driver's kind (sockets are created blocking for io_uring,
-    /// non-blocking for epoll).
-    pub(crate) fn is_uring(&self) -> bool {
-        self.uring
-    }
-
     fn drain_remote(&self) {
         let mut scratch = self.scratch.borrow_mut();
         let (woken, spawned) = &mut *scratch;
@@ -516,167 +292,6 @@ impl Core {
                 self.push_local(t)
             })
         };
-    }
-
-    // ----- timers -----
-
-    fn now_tick(&self) -> u64 {
-        let ms = match &self.sim {
-            None => std::time::Instant::now().saturating_duration_since(self.origin),
-            Some(sim) => sim.now.get(),
-        }
-        .as_millis();
-        u64::try_from(ms).unwrap_or(u64::MAX)
-    }
-
-    /// The wheel tick of `deadline`, rounded up.
-    fn deadline_tick(&self, deadline: Instant) -> u64 {
-        let nanos = deadline
-            .into_std()
-            .saturating_duration_since(self.origin)
-            .as_nanos()
-            .div_ceil(1_000_000);
-        u64::try_from(nanos).unwrap_or(u64::MAX)
-    }
-
-    fn park_timeout(&self) -> Option<Duration> {
-        let next = self.wheel.borrow().next_expiration()?;
-        let at = self
-            .origin
-            .checked_add(Duration::from_millis(next))
-            .unwrap_or_else(|| self.origin + Duration::from_secs(86_400 * 365 * 30));
-        Some(at.saturating_duration_since(std::time::Instant::now()))
-    }
-
-    fn fire_timers(&self) {
-        let mut wheel = self.wheel.borrow_mut();
-        let Some(next) = wheel.next_expiration() else {
-            return;
-        };
-        let now = self.now_tick();
-        if next > now {
-            return;
-        }
-        let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
-        wheel.advance(now, &mut fired);
-        drop(wheel);
-        // Wakers of coil tasks on this loop land in `front` (see push_local);
-        // foreign wakers do whatever they do.
-        self.wake_to_front(&mut fired);
-        *self.fired.borrow_mut() = fired;
-    }
-
-    /// File a timer for `deadline`; `None` if it is already due.
-    pub(crate) fn timer_insert(&self, deadline: Instant, waker: &Waker) -> Option<Key> {
-        let tick = self.deadline_tick(deadline);
-        let mut wheel = self.wheel.borrow_mut();
-        // The wheel's `elapsed` tick has passed on the clock, so a deadline at
-        // or before it is due (never early: the tick was rounded up).
-        if tick <= wheel.elapsed() {
-            return None;
-        }
-        // Due within the current millisecond: the clock decides (so a zero or
-        // already-past deadline completes at once instead of a tick later).
-        if tick == wheel.elapsed() + 1 && deadline <= Instant::now() {
-            return None;
-        }
-        Some(wheel.insert(tick, waker.clone()))
-    }
-
-    /// Whether the timer is still pending (and re-arm its waker).
-    pub(crate) fn timer_poll(&self, key: Key, waker: &Waker) -> bool {
-        self.wheel.borrow_mut().poll(key, waker)
-    }
-
-    /// Cancel a timer.
-    pub(crate) fn timer_remove(&self, key: Key) {
-        self.wheel.borrow_mut().remove(key);
-    }
-
-    // ----- shutdown -----
-
-    /// Cancel and drop every task, release every queued reference, drop the
-    /// timers (rule 8 in task/mod.rs). Runs with `CURRENT` set so that code in
-    /// destructors sees a (closed) runtime rather than none.
-    pub(crate) fn shutdown(&self) {
-        let _enter = Enter::new(self);
-        self.closed.set(true);
-        let (woken, spawned) = self.shared.close_remote();
-        // SAFETY: as in `drain_remote`.
-        unsafe { adopt(&self.owned, spawned, woken, |t| self.push_local(t)) };
-        // SAFETY: the loop thread, not inside a poll.
-        unsafe { cancel_owned(&self.owned) };
-        self.drain_ops();
-        loop {
-            let next = self.run_queue.borrow_mut().pop_front();
-            match next {
-                // SAFETY: a queue entry's reference (rule 8).
-                Some(t) => unsafe { t.release(1) },
-                None => break,
-            }
-        }
-        let wakers = self.wheel.borrow_mut().clear();
-        drop(wakers);
-    }
-
-    /// Shutdown, `op` rule O5: cancel every op in flight and wait (up to
-    /// `DRAIN_LIMIT`) for the kernel to confirm; leak the driver otherwise.
-    fn drain_ops(&self) {
-        const DRAIN_LIMIT: Duration = Duration::from_secs(2);
-        if self.home.in_flight() > 0 {
-            self.cancel_and_wait(DRAIN_LIMIT);
-        }
-        if self.home.in_flight() == 0 {
-            self.home.set_drained();
-            return;
-        }
-        let left = self.home.in_flight();
-        self.home.set_leaked();
-        self.driver_leaked.set(true);
-        static SAID: std::sync::Once = std::sync::Once::new();
-        SAID.call_once(|| {
-            eprintln!(
-                "coil: a runtime was dropped with {left} I/O operation(s) whose cancellation the \
-                 kernel did not confirm within {DRAIN_LIMIT:?}; their buffers and the {} kernel \
-                 queue are leaked rather than freed while the kernel may still write into them \
-                 (said once per process)",
-                self.driver_kind()
-            );
-        });
-    }
-
-    fn cancel_and_wait(&self, limit: Duration) {
-        {
-            let mut driver = self.driver.borrow_mut();
-            self.do_chores(&mut driver);
-            for ud in self.home.in_flight_keys() {
-                driver.cancel(ud);
-            }
-        }
-        if let Some(sim) = &self.sim {
-            // Virtual: run the clock until the cancellations complete.
-            while self.home.in_flight() > 0 {
-                self.park(Some(Duration::ZERO));
-                let next = self
-                    .driver
-                    .borrow_mut()
-                    .as_sim()
-                    .and_then(|d| d.next_event());
-                let Some(t) = next else { break };
-                sim.now.set(sim.now.get().max(t));
-                if let Some(d) = self.driver.borrow_mut().as_sim() {
-                    d.advance_to(t);
-                }
-            }
-        }
-        let deadline = std::time::Instant::now() + limit;
-        while self.home.in_flight() > 0 && std::time::Instant::now() < deadline {
-            self.park(Some(Duration::from_millis(10)));
-        }
-    }
-
-    pub(crate) fn driver_kind(&self) -> coil_arch::DriverKind {
-        self.driver.borrow().kind()
     }
 }
 
@@ -741,35 +356,5 @@ pub(crate) unsafe fn adopt(
     }
     for t in woken {
         push_local(t);
-    }
-}
-
-/// Shutdown, rule 8: claim, cancel and complete every task left in `owned`
-/// and release the list's references. Queue entries keep theirs, for the
-/// caller to release.
-///
-/// # Safety
-/// The loop thread of `owned`'s runtime, not inside a poll (so no task in
-/// the list is running or complete).
-pub(crate) unsafe fn cancel_owned(owned: &OwnedList) {
-    while let Some(t) = owned.pop() {
-        // SAFETY: loop thread; the task was in the owned list, so it is not
-        // complete and not running (caller's promise: not inside a poll);
-        // `pop` handed us the list's reference, released last.
-        unsafe {
-            t.shutdown();
-            t.release(1);
-        }
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        if !self.driver_leaked.get() {
-            // SAFETY: dropped once, here; no op is in flight (drain_ops
-            // confirmed every completion, or we would be leaking instead:
-            // `op` rule O5).
-            unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
-        }
     }
 }

@@ -1,6 +1,17 @@
 //! The event loop: runtime, builder, handle, run queues and the thread-local
 //! context that ties wakers and `spawn` to the loop running on this thread.
 //!
+//! What lives where: this file has [`Shared`] and the remote wake protocol,
+//! `CURRENT` and [`with_core`] (how the rest of the crate reaches the loop
+//! running here), [`schedule`] and [`spawn_local`]. `core.rs` has the `Core`
+//! struct, `block_on` and the tick; `timers.rs` its timers, over the wheel of
+//! `wheel.rs`; `io.rs` its side of I/O (park, op submission, completion
+//! dispatch); `shutdown.rs` its teardown; `sim.rs` the simulator's half.
+//! `runtime.rs`, `builder.rs` and `handle.rs` are the public faces,
+//! `budget.rs` the coop budget. The loop imports only `task`, `op` and
+//! `loom`; the modules above it reach it through `with_core` (the allowed
+//! back edges are listed in `tests/module_graph.rs`).
+//!
 //! Two halves:
 //! - [`Core`](core::Core), owned by the [`Runtime`] and touched only on the
 //!   thread running the loop: the local run queue, the owned task list, the
@@ -59,10 +70,14 @@ pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
 mod handle;
+mod io;
 #[cfg(all(test, loom))]
 mod remote_loom;
 mod runtime;
+mod shutdown;
 pub(crate) mod sim;
+mod timers;
+pub(crate) mod wheel;
 
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};

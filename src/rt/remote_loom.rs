@@ -3,9 +3,9 @@
 //!
 //! Everything here is the real code built with loom's types (`crate::loom`):
 //! [`Shared`] with its mutex, flags and unparker, tasks from
-//! `raw::allocate`, their wakers (`waker.rs`, which call `rt::schedule`),
+//! `raw::allocate`, their wakers (`task/waker.rs`, which call `rt::schedule`),
 //! `Handle::spawn`, and the loop's task steps from `core.rs` (`adopt`,
-//! `poll_task`, `cancel_owned`). Only the order of the loop's steps is
+//! `poll_task`) and `shutdown.rs` (`cancel_owned`). Only the order of the loop's steps is
 //! restated by [`Loop`] (a driver cannot be built under loom), and the driver's
 //! park is the loom token of `crate::loom` (contract U1–U3 there). A wake that
 //! is lost leaves the loop parked with nobody to unpark it, which loom
@@ -27,7 +27,8 @@ use loom::sync::atomic::AtomicUsize;
 use loom::sync::atomic::Ordering::Relaxed;
 use loom::thread;
 
-use super::core::{adopt, cancel_owned, poll_task};
+use super::core::{adopt, poll_task};
+use super::shutdown::cancel_owned;
 use super::{Handle, Shared};
 use crate::loom::{Parker, Unparker};
 use crate::task::list::OwnedList;
@@ -195,7 +196,7 @@ impl Loop {
 /// gives a future).
 fn waker(t: TaskRef) -> Waker {
     // SAFETY: the reference `clone_ref` just took moves into the waker.
-    unsafe { crate::waker::waker_from_raw(t.clone_ref()) }
+    unsafe { crate::task::waker::waker_from_raw(t.clone_ref()) }
 }
 
 /// Every task freed: only the loop's own `Arc<Shared>` is left (each task

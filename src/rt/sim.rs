@@ -1,6 +1,12 @@
 //! The simulator's half of the loop: virtual time, seeded task order, and the
 //! event trace. Only a core built by `coil::sim::Builder` has one; the real
 //! drivers never touch this file's code beyond one `Option` check per tick.
+//!
+//! Owns [`SimState`], the `impl Core` hooks that poll a tick's batch in seeded
+//! order and move the virtual clock when the loop is idle, and the trace
+//! types [`TraceEvent`] and [`EventKind`] (public as `coil::sim::TraceEvent`
+//! and `coil::sim::EventKind`; `crate::sim`, the public builder, sits on top
+//! of this file and re-exports them).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -8,11 +14,8 @@ use std::time::Duration;
 
 use coil_arch::sim::SplitMix64;
 
+use super::core::Core;
 use crate::task::raw::TaskRef;
-
-/// What happened, in a [`TraceEvent`](crate::sim::TraceEvent).
-pub(crate) use crate::sim::EventKind;
-use crate::sim::TraceEvent;
 
 /// Virtual cost of one task poll: tasks that spin (yield in a loop while they
 /// wait for a deadline) still see the clock move.
@@ -95,6 +98,43 @@ impl SimState {
     }
 }
 
+/// One event of a simulation's trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceEvent {
+    /// Virtual time.
+    pub at: Duration,
+    /// The task, numbered from 1 in order of first poll within this
+    /// simulation (0: none, for I/O and clock events).
+    pub task: u32,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of [`TraceEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The task was polled.
+    Poll,
+    /// The task finished (returned, panicked or was cancelled).
+    Complete,
+    /// An I/O completion was delivered: (op key, result).
+    Io(u64, i32),
+    /// The clock jumped (nothing was runnable).
+    Advance,
+}
+
+impl EventKind {
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            EventKind::Poll => 1,
+            EventKind::Complete => 2,
+            EventKind::Io(ud, res) => 3 ^ ud.rotate_left(8) ^ (u64::from(res as u32) << 40),
+            EventKind::Advance => 4,
+        }
+    }
+}
+
 /// Runs `f` on the simulator driver of the loop running on this thread;
 /// `None` when there is none (no loop, or a real driver).
 pub(crate) fn with_driver<R>(f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R) -> Option<R> {
@@ -107,4 +147,100 @@ pub(crate) fn socket_call<R>(
     f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> std::io::Result<R>,
 ) -> std::io::Result<R> {
     with_driver(f).unwrap_or_else(|| Err(std::io::Error::from_raw_os_error(libc::EBADF)))
+}
+
+/// The simulator hooks of the loop.
+impl Core {
+    /// Makes this a simulator core (its driver must be the sim driver).
+    pub(crate) fn with_sim(mut self, sim: SimState) -> Core {
+        self.sim = Some(Box::new(sim));
+        self
+    }
+
+    /// Runs `f` on the simulator driver; `None` for a real core.
+    pub(crate) fn with_sim_driver<R>(
+        &self,
+        f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R,
+    ) -> Option<R> {
+        self.sim.as_ref()?;
+        self.driver.borrow_mut().as_sim().map(f)
+    }
+
+    /// The virtual time of a simulator core; `None` for a real one.
+    #[inline]
+    pub(crate) fn virtual_now(&self) -> Option<std::time::Instant> {
+        self.sim.as_ref().map(|sim| self.origin + sim.now.get())
+    }
+
+    /// The tick's first `n` queued tasks, polled in a seeded random order
+    /// (each still at most once per tick).
+    #[cold]
+    pub(super) fn sim_poll_batch(&self, sim: &SimState, n: usize) {
+        let mut batch = std::mem::take(&mut *sim.batch.borrow_mut());
+        batch.extend(self.run_queue.borrow_mut().drain(..n));
+        sim.shuffle(&mut batch);
+        for task in batch.drain(..) {
+            let id = sim.local_id(task);
+            sim.record(id, EventKind::Poll);
+            if self.run_task(task) {
+                sim.record(id, EventKind::Complete);
+            }
+        }
+        *sim.batch.borrow_mut() = batch;
+        // One more for the tick itself (the main future may be what spins).
+        sim.now.set(sim.now.get() + POLL_COST * (n as u32 + 1));
+        if let Some(d) = self.driver.borrow_mut().as_sim() {
+            d.advance_to(sim.now.get());
+        }
+    }
+
+    /// Nothing is runnable: deliver due I/O, else jump the virtual clock to
+    /// the next timer or I/O event, else (after a real-time grace period for
+    /// wakes from other threads) report the deadlock.
+    #[cold]
+    pub(super) fn sim_idle(&self, sim: &SimState) {
+        self.park(Some(Duration::ZERO));
+        if self.has_work() {
+            return;
+        }
+        let timer = self
+            .wheel
+            .borrow()
+            .next_expiration()
+            .map(Duration::from_millis);
+        let io = self
+            .driver
+            .borrow_mut()
+            .as_sim()
+            .and_then(|d| d.next_event());
+        let next = match (timer, io) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(t) = next {
+            let t = t.max(sim.now.get());
+            sim.now.set(t);
+            if let Some(d) = self.driver.borrow_mut().as_sim() {
+                d.advance_to(t);
+            }
+            sim.record(0, EventKind::Advance);
+            return;
+        }
+        // Only another thread (the blocking pool, a Handle) can help now.
+        const GRACE: Duration = Duration::from_millis(250);
+        self.park(Some(GRACE));
+        if self.has_work() {
+            return;
+        }
+        panic!(
+            "coil::sim: deadlock at virtual time {:?}: no task is runnable, no timer is pending \
+             and no I/O can complete, but the main future has not finished ({} tasks alive, \
+             {} I/O ops waiting); seed {} (replay with COIL_SIM_SEED={})",
+            sim.now.get(),
+            self.owned.len(),
+            self.home.in_flight(),
+            sim.seed,
+            sim.seed
+        );
+    }
 }

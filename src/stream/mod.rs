@@ -49,14 +49,15 @@
 //! both of which are `Unpin` streams. [`StreamExt::then`] boxes each future
 //! its closure returns, for the same reason.
 
+mod adapters;
 mod ext;
 mod generate;
 mod iter;
 
-pub use ext::{
-    Chain, Collect, Count, Enumerate, Filter, FilterMap, Fold, ForEach, Map, Next, Skip, StreamExt,
-    Take, Then,
+pub use adapters::{
+    Chain, Collect, Count, Enumerate, Filter, FilterMap, Fold, ForEach, Map, Next, Skip, Take, Then,
 };
+pub use ext::StreamExt;
 pub use generate::{Co, Generate, Yield, generate};
 pub use iter::{Iter, iter};
 

@@ -31,7 +31,7 @@
 //!    waking it, so the primitive can release its `RefCell`/`Mutex` first; a
 //!    waker that re-enters the primitive then finds it unborrowed.
 //!
-//! There is no `unsafe` here: links are slab indices, as in `time/wheel.rs`.
+//! There is no `unsafe` here: links are slab indices, as in `rt/wheel.rs`.
 
 use std::task::Waker;
 

@@ -21,6 +21,14 @@
 //!
 //! # Implementation spec
 //!
+//! This module owns the task itself: its allocation and `TaskRef`
+//! (`raw.rs`, with the per-type vtable functions in `raw/vtable.rs`), the
+//! state word (`state.rs`), the waker vtable (`waker.rs`), the owned list
+//! (`list.rs`), the handle ([`Task`], `join.rs`), and what is built directly
+//! on tasks: [`TaskGroup`](crate::TaskGroup) (`group.rs`, re-exported at the
+//! crate root) and [`Failure`](crate::Failure) (`failure.rs`). The loop that
+//! runs tasks is `rt`.
+//!
 //! A task is **one heap allocation**: a `#[repr(C)]` `Header` (`raw.rs`) followed by
 //! the *stage*, which holds the future, later its output, then nothing. The
 //! state word is described bit by bit in `state.rs`. The rules below are what
@@ -80,13 +88,17 @@
 //!    no-op.
 
 mod builder;
+pub(crate) mod catch_unwind;
 mod error;
+pub(crate) mod failure;
+pub(crate) mod group;
 mod join;
 pub(crate) mod list;
 pub(crate) mod raw;
 pub(crate) mod state;
 #[cfg(all(test, loom))]
 mod state_loom;
+pub(crate) mod waker;
 mod yield_now;
 
 pub use builder::Builder;

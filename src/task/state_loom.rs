@@ -3,7 +3,7 @@
 //! They drive [`State`] directly, without a runtime: each thread plays one
 //! actor of `task/mod.rs` (the loop thread, a waker on another thread, the
 //! `Task` handle) and performs exactly the transitions that actor performs in
-//! `raw.rs`, `join.rs` and `waker.rs`. The run queue is modelled by counting
+//! `raw.rs` and `raw/vtable.rs`, `join.rs` and `waker.rs`. The run queue is modelled by counting
 //! the outcomes that create a queue entry (`Notify::Submit`,
 //! `ToCancelled::Submit`, `ToIdle::Reschedule`); the output and the join-waker
 //! field are loom `UnsafeCell`s, so an access that rules 5 and 6 do not order
@@ -103,7 +103,7 @@ fn release(task: &Task, n: usize, out: &mut Outcomes) {
 }
 
 /// Loop thread: store the output and complete, then the join side
-/// (`raw.rs` `finish` + `complete_join`), then release the poller's and the
+/// (`raw/vtable.rs` `finish` + `complete_join`), then release the poller's and the
 /// owned list's references.
 fn complete(task: &Task, out: &mut Outcomes) {
     out.futures += 1;
@@ -181,8 +181,8 @@ fn drop_handle(task: &Task, out: &mut Outcomes) {
     release(task, 1, out);
 }
 
-/// Handle: poll the `Task` with a waker (`raw.rs` `can_read_output` and
-/// `try_read_output`); reads the output if the task is complete.
+/// Handle: poll the `Task` with a waker (`raw/vtable.rs` `can_read_output`
+/// and `try_read_output`); reads the output if the task is complete.
 fn poll_handle(task: &Task, out: &mut Outcomes) {
     let mut ready = task.state.load().is(COMPLETE);
     if !ready {

@@ -20,14 +20,15 @@
 //! });
 //! ```
 //!
-//! The wheel itself (`wheel.rs`) is a hierarchical timing wheel with O(1)
-//! insert and cancel; dropping a [`Sleep`] removes its timer.
+//! This module owns the public timer futures and the clock type. The wheel
+//! they register in belongs to the loop (`rt/wheel.rs`, a hierarchical timing
+//! wheel with O(1) insert and cancel, and `rt/timers.rs`); dropping a
+//! [`Sleep`] removes its timer.
 
 mod instant;
 mod interval;
 mod sleep;
 mod timeout;
-pub(crate) mod wheel;
 
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, Tick, interval, interval_at};

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::Instant;
-use super::wheel::Key;
+use crate::rt::wheel::Key;
 
 /// Waits until `duration` has elapsed, like `asyncio.sleep`.
 ///
@@ -86,7 +86,7 @@ impl Sleep {
                 }
                 self.registration = None;
             }
-            match core.timer_insert(self.deadline, cx.waker()) {
+            match core.timer_insert(self.deadline.into_std(), cx.waker()) {
                 None => Poll::Ready(()),
                 Some(key) => {
                     self.registration = Some((core.id(), key));

@@ -383,7 +383,7 @@ struct Pending<'a> {
     fut: ReadFut<'a>,
     /// Its op is in flight: a poll on its own loop answered `Pending` and
     /// raised the loop's `io_ops` (else it waits for a dropped read to
-    /// complete and has submitted nothing, `io/fd.rs` rule 4).
+    /// complete and has submitted nothing, `op/fd.rs` rule 4).
     in_flight: bool,
     /// Its last poll on its own loop answered `Pending` and that loop has
     /// not run its driver since: its completion cannot have been handed over.

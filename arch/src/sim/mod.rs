@@ -917,7 +917,7 @@ impl SimDriver {
     }
 
     pub(crate) fn release_fd(&mut self, fd: RawFd) {
-        // Fuzzing: io/fd.rs rule 1 in coil says an fd is closed only after
+        // Fuzzing: op/fd.rs rule 1 in coil says an fd is closed only after
         // every op on it completed; check it where the close lands.
         #[cfg(fuzzing)]
         for p in self.pending.values() {

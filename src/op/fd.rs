@@ -2,7 +2,7 @@
 //!
 //! Rules (docs/reliability.md §2.3: io_uring resolves fds by number, lazily):
 //! 1. The fd is closed only when the last `SharedFd` clone is dropped. Every
-//!    op holds a clone until its completion (also when orphaned, op.rs rule 2),
+//!    op holds a clone until its completion (also when orphaned, `op` rule O2),
 //!    so no op is ever pending on a closed — or reused — fd number.
 //! 2. The handle belongs to the loop it was made in (its `home`, op rule
 //!    O6). On close, the number is pushed to that loop's list of closed fds;
@@ -30,7 +30,7 @@ use std::task::{Context, Poll, Waker};
 
 use coil_arch::IoBufMut;
 
-use crate::op::OpHome;
+use super::OpHome;
 
 struct Inner {
     fd: RawFd,
@@ -88,9 +88,9 @@ impl SharedFd {
     #[cold]
     pub(crate) fn on_home_loop(&self) -> std::io::Result<()> {
         crate::rt::with_core(|core| match (core, &self.0.home) {
-            (None, _) => Err(crate::op::outside_loop()),
+            (None, _) => Err(super::outside_loop()),
             (Some(core), Some(home)) if !Rc::ptr_eq(core.home(), home) => {
-                Err(crate::op::foreign_loop(home.is_running()))
+                Err(super::foreign_loop(home.is_running()))
             }
             _ => Ok(()),
         })

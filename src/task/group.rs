@@ -26,10 +26,14 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
-use crate::combinators::{CatchUnwind, Failure};
-use crate::task::Task;
+use super::catch_unwind::CatchUnwind;
+use super::failure::Failure;
+
+mod state;
+
+use self::state::{AbortOnDrop, Child, Inner, LiveGuard, Phase, State, Status};
 
 /// Runs `body` with a new [`TaskGroup`], then waits for all of the group's
 /// children: asyncio's `async with asyncio.TaskGroup() as tg:`.
@@ -249,7 +253,7 @@ impl<E: 'static> TaskGroup<E> {
             group: self.inner.clone(),
             status,
         };
-        let task = crate::spawn(async move {
+        let task = super::spawn(async move {
             let guard = guard;
             match CatchUnwind::new(future).await {
                 Ok(Ok(v)) => {
@@ -295,7 +299,7 @@ impl<E> fmt::Debug for TaskGroup<E> {
 
 /// A child of a [`TaskGroup`]: where its value lands once it finishes.
 ///
-/// Unlike a [`Task`], this is not a future and does not join: the group
+/// Unlike a [`Task`](super::Task), this is not a future and does not join: the group
 /// does the joining. Read the value after the group, or poll
 /// [`GroupTask::is_finished`] inside it. Dropping it changes nothing.
 pub struct GroupTask<T> {
@@ -399,149 +403,3 @@ impl<E: fmt::Display> fmt::Display for TaskGroupError<E> {
 }
 
 impl<E: fmt::Debug + fmt::Display> std::error::Error for TaskGroupError<E> {}
-
-// --- internals ----------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The body runs or the owner waits for children; spawning is allowed.
-    Open,
-    /// A child failed (or the body panicked): the others are being cancelled.
-    Aborting,
-    /// `task_group` returned or its future was dropped.
-    Closed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-struct Child {
-    /// `None` for a child refused during `Aborting`, and for a moment
-    /// during `try_spawn`.
-    task: Option<Task<()>>,
-    status: Rc<Cell<Status>>,
-}
-
-struct State<E> {
-    phase: Phase,
-    /// In spawn order.
-    children: Vec<Child>,
-    failures: Vec<(usize, Failure<E>)>,
-    /// Children whose future has not been dropped yet.
-    live: usize,
-    /// The task awaiting `task_group`.
-    owner: Option<Waker>,
-}
-
-struct Inner<E> {
-    state: RefCell<State<E>>,
-}
-
-impl<E> Inner<E> {
-    fn set_owner(&self, waker: &Waker) {
-        let mut st = self.state.borrow_mut();
-        match &mut st.owner {
-            Some(w) if w.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
-    }
-
-    fn wake_owner(&self) {
-        let waker = self.state.borrow_mut().owner.take();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Called from inside child `index`'s poll when it fails.
-    fn fail(&self, index: usize, failure: Failure<E>) {
-        {
-            let mut st = self.state.borrow_mut();
-            st.children[index].status.set(Status::Failed);
-            st.failures.push((index, failure));
-        }
-        self.abort(Some(index));
-        self.wake_owner();
-    }
-
-    /// Enter `Aborting` (once) and cancel every running child but `except`.
-    fn abort(&self, except: Option<usize>) {
-        let mut st = self.state.borrow_mut();
-        if st.phase != Phase::Open {
-            return;
-        }
-        st.phase = Phase::Aborting;
-        for (i, child) in st.children.iter().enumerate() {
-            if Some(i) != except
-                && child.status.get() == Status::Running
-                && let Some(task) = &child.task
-            {
-                task.cancel();
-            }
-        }
-    }
-
-    async fn wait_for_children(&self) {
-        poll_fn(|cx| {
-            if self.state.borrow().live == 0 {
-                return Poll::Ready(());
-            }
-            self.set_owner(cx.waker());
-            Poll::Pending
-        })
-        .await;
-    }
-}
-
-/// Lives inside each child's future: reports the child gone when the
-/// future is dropped, whether it finished or was cancelled (even unpolled).
-struct LiveGuard<E> {
-    group: Rc<Inner<E>>,
-    status: Rc<Cell<Status>>,
-}
-
-impl<E> Drop for LiveGuard<E> {
-    fn drop(&mut self) {
-        if self.status.get() == Status::Running {
-            self.status.set(Status::Cancelled);
-        }
-        let last = {
-            let mut st = self.group.state.borrow_mut();
-            st.live -= 1;
-            st.live == 0
-        };
-        if last {
-            self.group.wake_owner();
-        }
-    }
-}
-
-/// Held by the owner: if it is dropped before the group closed, cancel
-/// every running child (rule 5).
-struct AbortOnDrop<E>(Rc<Inner<E>>);
-
-impl<E> Drop for AbortOnDrop<E> {
-    fn drop(&mut self) {
-        let inner = &self.0;
-        let open = inner.state.borrow().phase == Phase::Open;
-        if open {
-            inner.abort(None);
-        }
-        let mut st = inner.state.borrow_mut();
-        if st.phase != Phase::Closed {
-            // Cancel again in case the group was already aborting.
-            for child in &st.children {
-                if let Some(task) = &child.task {
-                    task.cancel();
-                }
-            }
-            st.phase = Phase::Closed;
-            st.owner = None;
-        }
-    }
-}

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::fmt;
 
-use crate::task::TaskError;
+use super::TaskError;
 
 /// How a task failed: it returned an error, panicked, or was cancelled.
 ///

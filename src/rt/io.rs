@@ -1,0 +1,145 @@
+//! The loop's side of I/O: parking in the driver, submitting ops, the
+//! chores dropped ops and closed fds leave (`op` rule O2), and handing each
+//! completion to its op (waking its task at the front of the run queue, or
+//! finishing an orphan).
+
+use std::io;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::Duration;
+
+use coil_arch::{Driver, OpCode, Submitted};
+
+use super::core::Core;
+use crate::op::{Completed, OpHome, OrphanDone, SubmitOutcome};
+
+impl Core {
+    /// I/O ops in flight.
+    pub(crate) fn io_op_count(&self) -> usize {
+        self.home.in_flight()
+    }
+
+    /// This loop's op home (`op` rule O2).
+    #[inline]
+    pub(crate) fn home(&self) -> &Rc<OpHome> {
+        &self.home
+    }
+
+    pub(super) fn park(&self, timeout: Option<Duration>) {
+        self.polls_since_park.set(0);
+        {
+            let mut driver = self.driver.borrow_mut();
+            self.do_chores(&mut driver);
+            if let Err(e) = driver.park(timeout) {
+                panic!(
+                    "coil: the {} driver failed while waiting for events: {e}",
+                    driver.kind()
+                );
+            }
+            let mut out = self.completions.borrow_mut();
+            out.extend(driver.completions());
+            if out.is_empty() {
+                return;
+            }
+        }
+        self.dispatch_completions();
+    }
+
+    /// Hand completions to their ops: wake waiting futures (at the front of
+    /// the queue, like timers) and finish orphans.
+    fn dispatch_completions(&self) {
+        let mut done = std::mem::take(&mut *self.completions.borrow_mut());
+        if let Some(sim) = &self.sim {
+            for c in &done {
+                sim.record(0, super::sim::EventKind::Io(c.user_data, c.result));
+            }
+        }
+        let mut orphans: Vec<OrphanDone> = Vec::new();
+        let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
+        {
+            for c in done.drain(..) {
+                match self.home.complete(&c) {
+                    Completed::Wake(w) => wakers.push(w),
+                    Completed::Orphan(o) => orphans.push(o),
+                    Completed::Nothing => {}
+                }
+            }
+        }
+        *self.completions.borrow_mut() = done;
+        self.wake_to_front(&mut wakers);
+        *self.fired.borrow_mut() = wakers;
+        for o in orphans {
+            o.finish();
+        }
+    }
+
+    /// Before the driver is used: forget the fds closed since the last call
+    /// (so no new op meets a stale registration), then send the cancels of
+    /// ops dropped in flight (`op` rule O2).
+    #[inline]
+    pub(super) fn do_chores(&self, driver: &mut Driver) {
+        if self.home.has_chores() {
+            self.do_chores_slow(driver);
+        }
+    }
+
+    #[cold]
+    fn do_chores_slow(&self, driver: &mut Driver) {
+        let mut chores = self.chores.borrow_mut();
+        let (fds, cancels) = &mut *chores;
+        self.home.take_chores(fds, cancels);
+        for fd in fds.drain(..) {
+            driver.release_fd(fd);
+        }
+        for key in cancels.drain(..) {
+            driver.cancel(key);
+        }
+    }
+
+    /// Submit an op: `Queued(key)` while it is in flight (its slot waits with
+    /// `waker`), or `Done(result)` if the driver finished it during the call
+    /// (epoll, for I/O that did not have to wait: the table never sees it).
+    ///
+    /// # Safety
+    ///
+    /// As `Driver::submit`: when the answer is `Queued`, `op` stays valid and
+    /// unmoved until its completion is dispatched (`op` rule O1).
+    #[inline]
+    pub(crate) unsafe fn submit_op<C: OpCode + 'static>(
+        &self,
+        op: NonNull<C>,
+        waker: &Waker,
+    ) -> io::Result<SubmitOutcome> {
+        let mut driver = self.driver.borrow_mut();
+        self.do_chores(&mut driver);
+        let ud = self.home.key_for_submit();
+        // SAFETY: forwarded from the caller. The driver calls nothing back
+        // into the table, so the key stays free until `insert_waiting`.
+        match unsafe { driver.submit_or_finish(ud, op) }? {
+            Submitted::Queued => {
+                self.home.insert_waiting(ud, waker);
+                Ok(SubmitOutcome::Queued(ud))
+            }
+            Submitted::Done(res) => Ok(SubmitOutcome::Done(res)),
+        }
+    }
+
+    /// Fuzzing hook (`fuzz::op_lifecycle`): do the chores, then hand every
+    /// due completion to its op (wake the future, or finish the orphan),
+    /// without running a task or moving the clock.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz_park(&self) {
+        self.park(Some(Duration::ZERO));
+    }
+
+    /// The active driver's kind (sockets are created blocking for io_uring,
+    /// non-blocking for epoll).
+    pub(crate) fn is_uring(&self) -> bool {
+        self.uring
+    }
+
+    pub(crate) fn driver_kind(&self) -> coil_arch::DriverKind {
+        self.driver.borrow().kind()
+    }
+}

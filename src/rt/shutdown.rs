@@ -1,0 +1,123 @@
+//! Tearing a loop down (rule 8 in `task/mod.rs`, `op` rule O5): close the
+//! remote queue, cancel and complete every task left, cancel every op in
+//! flight and wait (bounded) for the kernel to confirm, release what the
+//! queues still hold, drop the timers; and dropping the driver afterwards,
+//! unless the kernel never confirmed (then it is leaked).
+
+use std::time::Duration;
+
+use super::Enter;
+use super::core::{Core, adopt};
+use crate::task::list::OwnedList;
+
+impl Core {
+    /// Cancel and drop every task, release every queued reference, drop the
+    /// timers (rule 8 in task/mod.rs). Runs with `CURRENT` set so that code in
+    /// destructors sees a (closed) runtime rather than none.
+    pub(crate) fn shutdown(&self) {
+        let _enter = Enter::new(self);
+        self.closed.set(true);
+        let (woken, spawned) = self.shared.close_remote();
+        // SAFETY: as in `drain_remote`.
+        unsafe { adopt(&self.owned, spawned, woken, |t| self.push_local(t)) };
+        // SAFETY: the loop thread, not inside a poll.
+        unsafe { cancel_owned(&self.owned) };
+        self.drain_ops();
+        loop {
+            let next = self.run_queue.borrow_mut().pop_front();
+            match next {
+                // SAFETY: a queue entry's reference (rule 8).
+                Some(t) => unsafe { t.release(1) },
+                None => break,
+            }
+        }
+        let wakers = self.wheel.borrow_mut().clear();
+        drop(wakers);
+    }
+
+    /// Shutdown, `op` rule O5: cancel every op in flight and wait (up to
+    /// `DRAIN_LIMIT`) for the kernel to confirm; leak the driver otherwise.
+    fn drain_ops(&self) {
+        const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+        if self.home.in_flight() > 0 {
+            self.cancel_and_wait(DRAIN_LIMIT);
+        }
+        if self.home.in_flight() == 0 {
+            self.home.set_drained();
+            return;
+        }
+        let left = self.home.in_flight();
+        self.home.set_leaked();
+        self.driver_leaked.set(true);
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "coil: a runtime was dropped with {left} I/O operation(s) whose cancellation the \
+                 kernel did not confirm within {DRAIN_LIMIT:?}; their buffers and the {} kernel \
+                 queue are leaked rather than freed while the kernel may still write into them \
+                 (said once per process)",
+                self.driver_kind()
+            );
+        });
+    }
+
+    fn cancel_and_wait(&self, limit: Duration) {
+        {
+            let mut driver = self.driver.borrow_mut();
+            self.do_chores(&mut driver);
+            for ud in self.home.in_flight_keys() {
+                driver.cancel(ud);
+            }
+        }
+        if let Some(sim) = &self.sim {
+            // Virtual: run the clock until the cancellations complete.
+            while self.home.in_flight() > 0 {
+                self.park(Some(Duration::ZERO));
+                let next = self
+                    .driver
+                    .borrow_mut()
+                    .as_sim()
+                    .and_then(|d| d.next_event());
+                let Some(t) = next else { break };
+                sim.now.set(sim.now.get().max(t));
+                if let Some(d) = self.driver.borrow_mut().as_sim() {
+                    d.advance_to(t);
+                }
+            }
+        }
+        let deadline = std::time::Instant::now() + limit;
+        while self.home.in_flight() > 0 && std::time::Instant::now() < deadline {
+            self.park(Some(Duration::from_millis(10)));
+        }
+    }
+}
+
+/// Shutdown, rule 8: claim, cancel and complete every task left in `owned`
+/// and release the list's references. Queue entries keep theirs, for the
+/// caller to release.
+///
+/// # Safety
+/// The loop thread of `owned`'s runtime, not inside a poll (so no task in
+/// the list is running or complete).
+pub(crate) unsafe fn cancel_owned(owned: &OwnedList) {
+    while let Some(t) = owned.pop() {
+        // SAFETY: loop thread; the task was in the owned list, so it is not
+        // complete and not running (caller's promise: not inside a poll);
+        // `pop` handed us the list's reference, released last.
+        unsafe {
+            t.shutdown();
+            t.release(1);
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if !self.driver_leaked.get() {
+            // SAFETY: dropped once, here; no op is in flight (drain_ops
+            // confirmed every completion, or we would be leaking instead:
+            // `op` rule O5).
+            unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Unit tests of the state word: each transition, the reference count and
+//! the join-side protocol, one thread at a time (the interleavings are the
+//! loom models' job: `task/state_loom.rs`).
+
+use super::*;
+
+fn refs(s: &State) -> usize {
+    s.load().refs()
+}
+
+#[test]
+fn spawn_poll_idle_wake_complete() {
+    let s = State::new_spawned();
+    assert_eq!(refs(&s), 3);
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+    assert_eq!(refs(&s), 2, "queue ref released on idle");
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Submit);
+    assert_eq!(refs(&s), 3);
+    assert_eq!(
+        s.transition_to_notified_by_ref(),
+        Notify::Nothing,
+        "already scheduled"
+    );
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let snap = s.transition_to_complete();
+    assert!(snap.is(COMPLETE) && !snap.is(RUNNING) && !snap.is(SCHEDULED));
+    assert_eq!(
+        s.transition_to_notified_by_ref(),
+        Notify::Nothing,
+        "complete"
+    );
+    assert_eq!(s.ref_dec(2), Release::Alive);
+    assert_eq!(
+        s.drop_join_interest(),
+        DropJoin::Complete {
+            may_drop_waker: true
+        }
+    );
+    assert_eq!(s.ref_dec(1), Release::Dealloc);
+}
+
+#[test]
+fn wake_while_running_reschedules_without_new_ref() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+    assert_eq!(refs(&s), 3, "no ref taken while running");
+    assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+    assert_eq!(refs(&s), 3, "poller's ref became the queue ref");
+    assert!(s.load().is(SCHEDULED));
+}
+
+#[test]
+fn wake_by_val_consumes_ref() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    s.ref_inc(); // a waker clone
+    assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+    assert_eq!(refs(&s), 3);
+    assert_eq!(s.transition_to_notified_by_val(), Notify::Submit);
+    assert_eq!(refs(&s), 3, "the waker's ref is now the queue ref");
+    s.ref_inc();
+    assert_eq!(s.transition_to_notified_by_val(), Notify::Nothing);
+    assert_eq!(refs(&s), 3);
+}
+
+#[test]
+fn last_wake_by_val_deallocates() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    s.ref_inc();
+    let _ = s.transition_to_complete();
+    assert_eq!(s.ref_dec(2), Release::Alive);
+    assert!(matches!(s.drop_join_interest(), DropJoin::Complete { .. }));
+    assert_eq!(s.ref_dec(1), Release::Alive);
+    assert_eq!(s.transition_to_notified_by_val(), Notify::Dealloc);
+}
+
+#[test]
+fn cancel_idle_takes_queue_ref() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+    assert_eq!(s.transition_to_cancelled(), ToCancelled::Submit);
+    assert_eq!(
+        s.transition_to_cancelled(),
+        ToCancelled::AlreadyDone,
+        "idempotent"
+    );
+    assert_eq!(refs(&s), 3);
+    assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+}
+
+#[test]
+fn cancel_while_running_reschedules() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert_eq!(s.transition_to_cancelled(), ToCancelled::Marked);
+    assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+    assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+}
+
+#[test]
+fn join_waker_protocol() {
+    let s = State::new_spawned();
+    assert!(s.set_join_waker().is_ok());
+    assert!(s.unset_join_waker().is_ok());
+    assert!(s.set_join_waker().is_ok());
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let snap = s.transition_to_complete();
+    assert!(snap.is(JOIN_WAKER));
+    assert!(
+        s.unset_join_waker().is_err(),
+        "complete: field belongs to the runtime"
+    );
+    let after = s.unset_join_waker_after_complete();
+    assert!(after.is(JOIN_INTEREST) && !after.is(JOIN_WAKER));
+    assert_eq!(
+        s.drop_join_interest(),
+        DropJoin::Complete {
+            may_drop_waker: true
+        }
+    );
+}
+
+#[test]
+fn drop_join_before_complete_takes_waker_back() {
+    let s = State::new_spawned();
+    assert!(s.set_join_waker().is_ok());
+    assert_eq!(
+        s.drop_join_interest(),
+        DropJoin::Pending { had_waker: true }
+    );
+    let snap = s.load();
+    assert!(!snap.is(JOIN_INTEREST) && !snap.is(JOIN_WAKER));
+}
+
+#[test]
+fn handle_drop_racing_completion_wake() {
+    // Runtime completes (JOIN_WAKER set), handle drops before the runtime
+    // gave the field back: the runtime must drop the waker.
+    let s = State::new_spawned();
+    assert!(s.set_join_waker().is_ok());
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let _ = s.transition_to_complete();
+    assert_eq!(
+        s.drop_join_interest(),
+        DropJoin::Complete {
+            may_drop_waker: false
+        }
+    );
+    let after = s.unset_join_waker_after_complete();
+    assert!(
+        !after.is(JOIN_INTEREST),
+        "runtime sees no interest: it drops the waker"
+    );
+}
+
+#[test]
+fn shutdown_claims_queued_task() {
+    let s = State::new_spawned();
+    s.transition_to_shutdown();
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+    let snap = s.transition_to_complete();
+    assert!(snap.is(COMPLETE));
+    assert_eq!(s.transition_to_cancelled(), ToCancelled::AlreadyDone);
+}
