@@ -20,17 +20,14 @@
 mod support;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use coil::queue::Queue;
 use coil::spawn;
 use coil::sync::{Condition, Event, Mutex, RwLock, Semaphore, mpsc};
-use coil::task::{consume_budget, yield_now};
-use support::{CountingWaker, counting_waker};
+use coil::task::yield_now;
+use support::Probe;
 
 /// Where a woken waiter's future is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,63 +46,6 @@ const CONDITION_POINTS: [Point; 4] = [
     Point::Relocking,
     Point::LockHanded,
 ];
-
-/// A future polled by hand with its own counting waker.
-struct Probe<F: Future> {
-    fut: Option<Pin<Box<F>>>,
-    waker: Waker,
-    count: Arc<CountingWaker>,
-}
-
-impl<F: Future> Probe<F> {
-    fn new(f: F) -> Self {
-        let (waker, count) = counting_waker();
-        Probe {
-            fut: Some(Box::pin(f)),
-            waker,
-            count,
-        }
-    }
-
-    fn poll(&mut self) -> Poll<F::Output> {
-        let fut = self.fut.as_mut().expect("polled after drop");
-        let r = fut.as_mut().poll(&mut Context::from_waker(&self.waker));
-        if r.is_ready() {
-            self.fut = None;
-        }
-        r
-    }
-
-    /// Polls once with the task's cooperative budget spent (must be called
-    /// inside `block_on`): a leaf that checks the budget answers `Pending`.
-    /// The poll's budget wake is not counted.
-    async fn poll_with_budget_spent(&mut self) -> Poll<F::Output> {
-        let r = std::future::poll_fn(|cx| {
-            let mut spent = 0;
-            while Pin::new(&mut consume_budget()).poll(cx).is_ready() {
-                spent += 1;
-                assert!(spent <= 10_000, "the budget never ran out");
-            }
-            let before = self.wakes();
-            let r = self.poll();
-            self.count.wakes.store(before, Ordering::SeqCst);
-            Poll::Ready(r)
-        })
-        .await;
-        // Start the next step with a full budget.
-        yield_now().await;
-        r
-    }
-
-    fn wakes(&self) -> usize {
-        self.count.wakes.load(Ordering::SeqCst)
-    }
-
-    /// Drops the future (cancels the waiter).
-    fn cancel(&mut self) {
-        assert!(self.fut.take().is_some(), "already gone");
-    }
-}
 
 /// Brings the woken waiter `victim` to `point` (its wake already happened)
 /// and drops it (the condition's own points are handled by its test).
