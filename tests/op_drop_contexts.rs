@@ -2347,6 +2347,9 @@ cells! { other_thread:
 /// Resolved at the call site, on the concrete (opaque) future type.
 struct SendProbe<T>(Cell<Option<T>>);
 
+// Unused while every future given to `send_op_on_other_thread!` is `!Send`
+// (the coil::fs futures are since they hold their loop's op table).
+#[allow(dead_code)]
 trait DropElsewhere {
     fn drop_elsewhere(&self) -> bool;
 }
