@@ -15,10 +15,16 @@ use super::waiters::{Key, Polled, Removed, WaitList};
 /// [`wait`](Condition::wait) takes the guard, releases the lock, waits for
 /// [`notify`](Condition::notify) or [`notify_all`](Condition::notify_all),
 /// then locks again and returns the guard. Waiters are woken in FIFO order.
-/// A waiter dropped after it was notified but before it ran passes the
-/// notification on to the next waiter, so `notify(1)` is never lost to a
-/// cancelled task. As with every condition variable, re-check the condition
-/// after waking, or use [`wait_for`](Condition::wait_for).
+///
+/// A notification from [`notify`](Condition::notify) is never lost to a
+/// cancelled task: a waiter whose `wait` future is dropped after `notify`
+/// chose it, at any point before `wait` returns (before it ran, or while it
+/// waits to lock the mutex again), passes the notification on to the next
+/// waiter, as asyncio does when a notified `wait()` is cancelled. A
+/// notification from [`notify_all`](Condition::notify_all) is not passed on:
+/// every waiter queued at that time received one (asyncio passes it on
+/// anyway, a spurious wakeup). As with every condition variable, re-check
+/// the condition after waking, or use [`wait_for`](Condition::wait_for).
 ///
 /// Any mutex works with any condition; use one mutex per condition.
 /// Single-loop: `Send`, not `Sync`.
@@ -45,7 +51,9 @@ use super::waiters::{Key, Polled, Removed, WaitList};
 /// });
 /// ```
 pub struct Condition {
-    waiters: RefCell<WaitList<()>>,
+    /// `true` in an entry notified by `notify` (one notification, passed on
+    /// if unused); `false` while queued and when notified by `notify_all`.
+    waiters: RefCell<WaitList<bool>>,
 }
 
 impl Condition {
@@ -62,10 +70,9 @@ impl Condition {
         {
             let mut list = self.waiters.borrow_mut();
             for _ in 0..n {
-                match list.notify_front() {
-                    Some(w) => wakers.push(w),
-                    None => break,
-                }
+                let Some(owed) = list.front_mut() else { break };
+                *owed = true;
+                wakers.extend(list.notify_front());
             }
         }
         let k = wakers.len();
@@ -90,8 +97,9 @@ impl Condition {
     ///
     /// The waiter is queued before the lock is released, so a notification
     /// sent by whoever takes the lock next is not missed. Cancel safe: if
-    /// the future is dropped, the lock is not held and a notification it
-    /// had received goes to the next waiter.
+    /// the future is dropped, the lock is not held, and a notification from
+    /// `notify` that it had received (whether or not it had started to lock
+    /// the mutex again) goes to the next waiter.
     pub async fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let mutex: &'a Mutex<T> = MutexGuard::mutex(&guard);
         let mut notified = Notified {
@@ -100,8 +108,13 @@ impl Condition {
         };
         notified.register(Waker::noop());
         drop(guard);
-        notified.await;
-        mutex.lock().await
+        let owed = notified.await;
+        // The notification is used only once the guard is returned: dropped
+        // while locking again, this future passes it on (waiters.rs rule 3).
+        let pass_on = PassOn { cond: self, owed };
+        let guard = mutex.lock().await;
+        pass_on.disarm();
+        guard
     }
 
     /// Waits until `pred` holds for the locked value, checking it first and
@@ -147,24 +160,30 @@ struct Notified<'a> {
 
 impl Notified<'_> {
     fn register(&mut self, waker: &Waker) {
-        let key = self.cond.waiters.borrow_mut().push_back((), waker.clone());
+        let key = self
+            .cond
+            .waiters
+            .borrow_mut()
+            .push_back(false, waker.clone());
         self.key = Some(key);
     }
 }
 
 impl Future for Notified<'_> {
-    type Output = ();
+    /// Whether the notification came from `notify` (and is passed on if the
+    /// waiter goes away before using it).
+    type Output = bool;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.get_mut();
         let Some(key) = this.key else {
-            return Poll::Ready(());
+            return Poll::Ready(false);
         };
         match this.cond.waiters.borrow_mut().poll(key, cx.waker()) {
             Polled::Pending => Poll::Pending,
-            Polled::Notified(()) => {
+            Polled::Notified(owed) => {
                 this.key = None;
-                Poll::Ready(())
+                Poll::Ready(owed)
             }
         }
     }
@@ -174,8 +193,31 @@ impl Drop for Notified<'_> {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let removed = self.cond.waiters.borrow_mut().remove(key);
-        if let Removed::Notified(()) = removed {
+        if let Removed::Notified(true) = removed {
             // waiters.rs rule 3: the notification passes to the next waiter.
+            self.cond.notify(1);
+        }
+    }
+}
+
+/// Held by `wait` between taking a notification and returning the guard:
+/// dropped on the way (the `wait` future was dropped while locking the
+/// mutex again), it passes a `notify` notification to the next waiter.
+struct PassOn<'a> {
+    cond: &'a Condition,
+    owed: bool,
+}
+
+impl PassOn<'_> {
+    /// The notification was used: `wait` returns the guard.
+    fn disarm(mut self) {
+        self.owed = false;
+    }
+}
+
+impl Drop for PassOn<'_> {
+    fn drop(&mut self) {
+        if self.owed {
             self.cond.notify(1);
         }
     }

@@ -1,9 +1,11 @@
 //! Test helpers: `driver_test!`, watchdogs, counting wakers and futures.
 #![allow(dead_code, unreachable_pub)]
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use coil::Runtime;
@@ -162,6 +164,72 @@ impl Wake for CountingWaker {
 pub fn counting_waker() -> (Waker, Arc<CountingWaker>) {
     let c = Arc::new(CountingWaker::default());
     (Waker::from(c.clone()), c)
+}
+
+/// A future polled by hand with its own counting waker, to see exactly
+/// when it is woken; `cancel` drops it.
+pub struct Probe<F: Future> {
+    fut: Option<Pin<Box<F>>>,
+    waker: Waker,
+    count: Arc<CountingWaker>,
+}
+
+impl<F: Future> Probe<F> {
+    pub fn new(f: F) -> Self {
+        let (waker, count) = counting_waker();
+        Probe {
+            fut: Some(Box::pin(f)),
+            waker,
+            count,
+        }
+    }
+
+    pub fn poll(&mut self) -> Poll<F::Output> {
+        let fut = self.fut.as_mut().expect("polled after drop");
+        let r = fut.as_mut().poll(&mut Context::from_waker(&self.waker));
+        if r.is_ready() {
+            self.fut = None;
+        }
+        r
+    }
+
+    /// Polls once with the task's cooperative budget spent (must be called
+    /// inside `block_on`): a leaf that checks the budget answers `Pending`.
+    /// The poll's budget wake is not counted.
+    pub async fn poll_with_budget_spent(&mut self) -> Poll<F::Output> {
+        let r = std::future::poll_fn(|cx| {
+            let mut spent = 0;
+            while Pin::new(&mut coil::task::consume_budget())
+                .poll(cx)
+                .is_ready()
+            {
+                spent += 1;
+                assert!(spent <= 10_000, "the budget never ran out");
+            }
+            let before = self.wakes();
+            let r = self.poll();
+            self.count.wakes.store(before, Ordering::SeqCst);
+            Poll::Ready(r)
+        })
+        .await;
+        // Start the next step with a full budget.
+        coil::task::yield_now().await;
+        r
+    }
+
+    pub fn wakes(&self) -> usize {
+        self.count.wakes.load(Ordering::SeqCst)
+    }
+
+    /// Whether the future is still there (neither finished nor dropped).
+    pub fn is_live(&self) -> bool {
+        self.fut.is_some()
+    }
+
+    /// Drops the future (cancels the waiter).
+    pub fn cancel(&mut self) {
+        assert!(self.fut.take().is_some(), "already gone");
+    }
 }
 
 /// Increments a counter when dropped: proves a future was dropped.
