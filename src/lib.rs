@@ -113,3 +113,9 @@ pub mod runtime {
     pub use crate::rt::{Builder, DriverInfo, Handle, Runtime, Stats, TryCurrentError, run, stats};
     pub use coil_arch::{DriverChoice, DriverKind, FallbackReason, ParseDriverChoiceError};
 }
+
+/// The README's Rust code blocks, compiled and run as doctests (`cargo test
+/// --doc`), so the front page never shows code that does not build.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
