@@ -52,22 +52,6 @@ const ALLOWED: &[Allowed] = &[
               which splits the ownership rules O1-O6 of op/mod.rs across two modules, or an \
               indirect call per submit",
     },
-    Allowed {
-        from: "io",
-        to: "net",
-        via: &[
-            "TcpStream",
-            "OwnedReadHalf",
-            "OwnedWriteHalf",
-            "UnixStream",
-            "UnixReadHalf",
-            "UnixWriteHalf",
-        ],
-        why: "io/traits.rs implements AsyncReadOwned and AsyncWriteOwned for net's stream \
-              types. The impls belong next to the types; they move into net/ once the merge \
-              of the TCP and Unix stream code there (under way in parallel) lands, and this \
-              entry goes",
-    },
 ];
 
 // ----- tokens ----------------------------------------------------------

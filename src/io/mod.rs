@@ -35,7 +35,7 @@ mod buf_reader;
 mod buf_writer;
 mod copy;
 mod slice;
-mod traits;
+pub(crate) mod traits;
 
 pub use buf_reader::{BufReader, Lines};
 pub use buf_writer::BufWriter;

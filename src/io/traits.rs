@@ -3,22 +3,19 @@
 //! [`BufWriter`](super::BufWriter) and [`copy`](super::copy()) are generic
 //! over.
 //!
-//! Implemented by [`TcpStream`], [`UnixStream`] and their read and write
-//! halves, and by `&T` and `Rc<T>` of any implementor. The methods take
+//! Implemented by `coil::net`'s `TcpStream`, `UnixStream` and their read
+//! and write halves (in `net/`, through the macros here), and by `&T` and
+//! `Rc<T>` of any implementor. The methods take
 //! `&self` (one task may read while another writes), and, like every I/O call
 //! in coil, take the buffer by value and hand it back.
 
 use std::future::Future;
 use std::io;
-use std::net::Shutdown;
 use std::rc::Rc;
 
 use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::Slice;
-use crate::net::{
-    OwnedReadHalf, OwnedWriteHalf, TcpStream, UnixReadHalf, UnixStream, UnixWriteHalf,
-};
 
 /// A byte stream that reads into owned buffers.
 ///
@@ -107,34 +104,47 @@ pub trait AsyncWriteOwned {
     fn write_eof(&self) -> impl Future<Output = io::Result<()>>;
 }
 
+/// Implements [`AsyncReadOwned`] for types with an inherent `read` (used by
+/// `net` for its streams and read halves).
 macro_rules! read_impl {
     ($($t:ty),*) => {$(
-        impl AsyncReadOwned for $t {
-            fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        impl $crate::io::AsyncReadOwned for $t {
+            fn read<B: coil_arch::IoBufMut>(
+                &self,
+                buf: B,
+            ) -> impl ::std::future::Future<Output = coil_arch::BufResult<usize, B>> {
                 <$t>::read(self, buf)
             }
         }
     )*};
 }
+pub(crate) use read_impl;
 
+/// Implements [`AsyncWriteOwned`] for types with inherent `write`,
+/// `write_all` and `shutdown` (used by `net` for its streams and write
+/// halves).
 macro_rules! write_impl {
     ($($t:ty),*) => {$(
-        impl AsyncWriteOwned for $t {
-            fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> {
+        impl $crate::io::AsyncWriteOwned for $t {
+            fn write<B: coil_arch::IoBuf>(
+                &self,
+                buf: B,
+            ) -> impl ::std::future::Future<Output = coil_arch::BufResult<usize, B>> {
                 <$t>::write(self, buf)
             }
-            fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> {
+            fn write_all<B: coil_arch::IoBuf>(
+                &self,
+                buf: B,
+            ) -> impl ::std::future::Future<Output = coil_arch::BufResult<(), B>> {
                 <$t>::write_all(self, buf)
             }
-            fn write_eof(&self) -> impl Future<Output = io::Result<()>> {
-                <$t>::shutdown(self, Shutdown::Write)
+            fn write_eof(&self) -> impl ::std::future::Future<Output = ::std::io::Result<()>> {
+                <$t>::shutdown(self, ::std::net::Shutdown::Write)
             }
         }
     )*};
 }
-
-read_impl!(TcpStream, OwnedReadHalf, UnixStream, UnixReadHalf);
-write_impl!(TcpStream, OwnedWriteHalf, UnixStream, UnixWriteHalf);
+pub(crate) use write_impl;
 
 /// `&T` and `Rc<T>` of an implementor implement the traits too.
 macro_rules! forward_impl {

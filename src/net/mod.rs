@@ -25,3 +25,7 @@ pub use incoming::Incoming;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};
+
+// The owned-buffer stream traits of `coil::io` for the streams and halves.
+crate::io::traits::read_impl!(TcpStream, OwnedReadHalf, UnixStream, UnixReadHalf);
+crate::io::traits::write_impl!(TcpStream, OwnedWriteHalf, UnixStream, UnixWriteHalf);
