@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use coil_arch::op::{Accept, CURRENT_POSITION, OpenAt, Read, Readiness, UringEntry};
 use coil_arch::sim::SimConfig;
 use coil_arch::{Completion, Driver, DriverKind, OpCode};
-use support::{Flavor, WATCHDOG, driver};
+use support::{Flavor, WATCHDOG, close, driver, pipe};
 
 /// What an untouched buffer holds.
 const SENTINEL: u8 = 0xA5;
@@ -50,19 +50,6 @@ fn socketpair(nonblocking: bool) -> (UnixStream, UnixStream) {
     a.set_nonblocking(nonblocking).unwrap();
     b.set_nonblocking(true).unwrap();
     (a, b)
-}
-
-fn pipe(nonblocking: bool) -> (RawFd, RawFd) {
-    let mut fds = [0; 2];
-    let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
-    // SAFETY: fds is a live 2-element array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }, 0);
-    (fds[0], fds[1])
-}
-
-fn close(fd: RawFd) {
-    // SAFETY: test-owned fd, closed once.
-    unsafe { libc::close(fd) };
 }
 
 /// `write(2)` of `bytes` to `fd`: the byte count, or the errno.

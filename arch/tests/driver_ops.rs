@@ -10,20 +10,7 @@ use std::time::{Duration, Instant};
 
 use coil_arch::op::{CURRENT_POSITION, Nop, Read, Write};
 use coil_arch::{Completion, Config, Driver, DriverChoice, DriverKind, OpCode, Submitted};
-use support::driver;
-
-fn pipe(nonblocking: bool) -> (RawFd, RawFd) {
-    let mut fds = [0; 2];
-    let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
-    // SAFETY: fds is a live 2-element array.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }, 0);
-    (fds[0], fds[1])
-}
-
-fn close(fd: RawFd) {
-    // SAFETY: test-owned fd.
-    unsafe { libc::close(fd) };
-}
+use support::{close, driver, pipe};
 
 fn ptr<T: OpCode + 'static>(b: &mut Box<T>) -> NonNull<dyn OpCode> {
     NonNull::from(&mut **b as &mut dyn OpCode)

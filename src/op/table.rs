@@ -252,6 +252,12 @@ impl OpHome {
         self.chores.set(false);
     }
 
+    /// Shutdown cancels every key in flight: the queued cancels are a
+    /// subset of them and need not be sent as well.
+    pub(crate) fn clear_cancels(&self) {
+        self.cancels.borrow_mut().clear();
+    }
+
     /// Shutdown: every key still in flight (to cancel).
     pub(crate) fn in_flight_keys(&self) -> Vec<u64> {
         self.table.borrow().in_flight_keys()
@@ -261,7 +267,7 @@ impl OpHome {
     pub(crate) fn set_drained(&self) {
         debug_assert_eq!(self.in_flight(), 0);
         self.phase.set(Phase::Drained);
-        self.cancels.borrow_mut().clear();
+        self.clear_cancels();
     }
 
     /// Shutdown gave up waiting: the driver is leaked, and so is every op
@@ -269,7 +275,7 @@ impl OpHome {
     pub(crate) fn set_leaked(&self) {
         self.phase.set(Phase::Leaked);
         self.table.borrow_mut().leak_orphans();
-        self.cancels.borrow_mut().clear();
+        self.clear_cancels();
     }
 }
 

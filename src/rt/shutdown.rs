@@ -64,6 +64,7 @@ impl Core {
     fn cancel_and_wait(&self, limit: Duration) {
         {
             let mut driver = self.driver.borrow_mut();
+            self.home.clear_cancels(); // every key in flight is cancelled below
             self.do_chores(&mut driver);
             for ud in self.home.in_flight_keys() {
                 driver.cancel(ud);

@@ -245,3 +245,19 @@ pub fn run_child(test_name: &str, child: &str, env: &[(&str, Option<&str>)]) {
         "child {child:?} did not run {test_name}:\n{stdout}"
     );
 }
+
+/// A pipe `(read end, write end)`, close-on-exec, both ends non-blocking
+/// if asked.
+pub fn pipe(nonblocking: bool) -> (std::os::fd::RawFd, std::os::fd::RawFd) {
+    let mut fds = [0; 2];
+    let flags = libc::O_CLOEXEC | if nonblocking { libc::O_NONBLOCK } else { 0 };
+    // SAFETY: fds is a live 2-element array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), flags) }, 0);
+    (fds[0], fds[1])
+}
+
+/// Closes a test-owned fd (once).
+pub fn close(fd: std::os::fd::RawFd) {
+    // SAFETY: the caller owns `fd` and closes it once.
+    unsafe { libc::close(fd) };
+}
