@@ -43,11 +43,14 @@
 //! nothing with it, epoll hangs); `reported::with_room` reads into
 //! `Vec::with_capacity(4096)`.
 //!
-//! Repetitions: `COIL_MATRIX_MEM_REPS` (default 10 000) for the
-//! `between_block_on` cells (the memory check of record);
-//! `COIL_MATRIX_REPS` (default 100) for every other cell, and for the timer cells of `between_block_on` (each repetition
-//! waits for a deadline). The whole file takes about a minute in a debug
-//! build on two cores.
+//! Repetitions: `COIL_MATRIX_MEM_REPS` (default 2 000) for the
+//! `between_block_on` cells (the memory check of record: [`SLACK`] over
+//! 2 000 drops catches any leak of 33 bytes or more per drop, and the
+//! smallest thing a dropped op owns, its box, is larger);
+//! `COIL_MATRIX_REPS` (default 20) for every other cell, and for the timer
+//! cells of `between_block_on` (each repetition waits for a deadline). With
+//! the defaults the file takes about 5 s in a debug build on two cores;
+//! the `matrix-deep` tier of `.ci/run` runs it again with 100 and 10 000.
 
 mod support;
 
@@ -81,12 +84,12 @@ use coil::{Runtime, TaskError};
 
 /// Repetitions measured after the warm-up.
 fn reps() -> usize {
-    env_usize("COIL_MATRIX_REPS", 100)
+    env_usize("COIL_MATRIX_REPS", 20)
 }
 
 /// Repetitions of the `between_block_on` cells (the memory check of record).
 fn mem_reps() -> usize {
-    env_usize("COIL_MATRIX_MEM_REPS", 10_000)
+    env_usize("COIL_MATRIX_MEM_REPS", 2_000)
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
