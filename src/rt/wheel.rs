@@ -19,6 +19,13 @@
 //! 4. `Key { index, generation }` names a live entry iff the slab entry at
 //!    `index` has that generation and is linked; firing or removing bumps it,
 //!    so stale keys read as "fired".
+//! 5. Each slot's list is in insertion order (new timers are appended at its
+//!    tail, and a cascade re-files a slot's entries head first), and a slot
+//!    only receives cascaded entries before any timer is inserted into it
+//!    directly (a lower level is only ever filed for the block `elapsed` is
+//!    in, and the cascade into that block happens when it begins). So timers
+//!    with equal deadlines fire in the order they were inserted, as
+//!    asyncio's heap breaks ties by sequence number.
 //!
 //! The entries live in a slab (`Vec`) and the slot lists are doubly linked
 //! through slab indices, so cancel is an unlink and no pointer is unsafe.
@@ -60,6 +67,8 @@ struct Entry {
 #[derive(Debug)]
 struct Level {
     heads: Box<[u32]>,
+    /// The last entry of each slot's list (`NIL` when empty): appends are O(1).
+    tails: Box<[u32]>,
     occupied: Box<[u64]>,
     summary: u64,
 }
@@ -69,6 +78,7 @@ impl Level {
         let slots = 1usize << bits;
         Level {
             heads: vec![NIL; slots].into_boxed_slice(),
+            tails: vec![NIL; slots].into_boxed_slice(),
             occupied: vec![0; slots.div_ceil(64)].into_boxed_slice(),
             summary: 0,
         }
@@ -237,16 +247,19 @@ impl Wheel {
         let filed = when.min(horizon);
         let level = level_for(self.elapsed, filed);
         let slot = slot_for(level, filed);
+        // Appended at the tail (invariant 5: equal deadlines fire in insertion order).
         let lvl = &mut self.levels[level];
-        let head = lvl.heads[slot];
-        lvl.heads[slot] = index;
-        lvl.set(slot);
-        if head != NIL {
-            self.entries[head as usize].prev = index;
+        let tail = lvl.tails[slot];
+        lvl.tails[slot] = index;
+        if tail == NIL {
+            lvl.heads[slot] = index;
+            lvl.set(slot);
+        } else {
+            self.entries[tail as usize].next = index;
         }
         let e = &mut self.entries[index as usize];
-        e.prev = NIL;
-        e.next = head;
+        e.prev = tail;
+        e.next = NIL;
         e.level = level as u8;
         e.slot = slot as u16;
     }
@@ -263,7 +276,9 @@ impl Wheel {
         } else {
             self.entries[prev as usize].next = next;
         }
-        if next != NIL {
+        if next == NIL {
+            self.levels[level].tails[slot] = prev;
+        } else {
             self.entries[next as usize].prev = prev;
         }
         self.entries[index as usize].level = UNLINKED;
@@ -337,7 +352,8 @@ impl Wheel {
     }
 
     /// Advances to tick `now`, pushing the wakers of every timer whose
-    /// deadline is `<= now` onto `fired` (in no particular order).
+    /// deadline is `<= now` onto `fired`: in deadline order, and timers with
+    /// equal deadlines in the order they were inserted (invariant 5).
     pub(crate) fn advance(&mut self, now: u64, fired: &mut Vec<Waker>) {
         while let Some((level, slot, deadline)) = self.next_slot() {
             if deadline > now {
@@ -345,6 +361,7 @@ impl Wheel {
             }
             self.elapsed = deadline;
             let mut cur = std::mem::replace(&mut self.levels[level].heads[slot], NIL);
+            self.levels[level].tails[slot] = NIL;
             self.levels[level].clear(slot);
             while cur != NIL {
                 let next = self.entries[cur as usize].next;
@@ -403,6 +420,7 @@ impl Wheel {
                     prev = cur;
                     cur = e.next;
                 }
+                assert_eq!(lvl.tails[slot], prev, "tail");
             }
         }
         assert_eq!(linked, self.len);

@@ -74,7 +74,7 @@ impl Interval {
 
     /// Polls for the next tick.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
-        std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
+        std::task::ready!(self.sleep.poll_budgeted(cx));
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
         let next = match self.missed {

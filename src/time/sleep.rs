@@ -11,8 +11,10 @@ use crate::rt::wheel::Key;
 /// Waits until `duration` has elapsed, like `asyncio.sleep`.
 ///
 /// Never completes early; completes within about a millisecond after the
-/// deadline when the loop is not busy. `Duration::ZERO` completes at once
-/// (use [`crate::task::yield_now`] to let other tasks run).
+/// deadline when the loop is not busy. Like `asyncio.sleep(0)`, a sleep whose
+/// deadline has already passed (`Duration::ZERO` included) still suspends the
+/// task once: every other ready task runs before it resumes. No timer is
+/// filed for it.
 pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(Instant::now() + duration)
 }
@@ -22,6 +24,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         registration: None,
+        yielded: false,
     }
 }
 
@@ -36,6 +39,9 @@ pub struct Sleep {
     deadline: Instant,
     /// The loop the timer is filed with (its core id) and the timer key.
     registration: Option<(u64, Key)>,
+    /// The deadline was already due when polled, and the task was sent round
+    /// the loop once (asyncio.sleep(0)); the next poll completes.
+    yielded: bool,
 }
 
 impl Sleep {
@@ -54,6 +60,7 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.deregister();
         self.deadline = deadline;
+        self.yielded = false;
     }
 
     fn deregister(&mut self) {
@@ -95,16 +102,31 @@ impl Sleep {
             }
         })
     }
+
+    /// Polls with coop budget, completing at once when the deadline is due
+    /// (`Interval`'s ticks: a missed tick does not cost a loop turn).
+    pub(crate) fn poll_budgeted(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
+        let res = self.poll_unbudgeted(cx);
+        if res.is_ready() {
+            coop.made_progress();
+        }
+        res
+    }
 }
 
 impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
-        let res = self.poll_unbudgeted(cx);
-        if res.is_ready() {
-            coop.made_progress();
+        let was_filed = self.registration.is_some();
+        let res = self.poll_budgeted(cx);
+        // Due at its first poll (nothing was filed): go round the loop once,
+        // as asyncio.sleep does for a zero or past delay.
+        if res.is_ready() && !was_filed && !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         res
     }

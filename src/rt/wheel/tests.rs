@@ -33,6 +33,35 @@ fn fire(w: &mut Wheel, now: u64) -> Vec<usize> {
         .collect()
 }
 
+/// asyncio's timer heap breaks ties by sequence: equal deadlines fire in the
+/// order they were scheduled, also when some were filed on a higher level
+/// (far away when inserted) and cascade down after others were inserted.
+#[test]
+fn equal_deadlines_fire_in_insertion_order() {
+    let mut w = Wheel::new();
+    for i in 0..8 {
+        w.insert(3000, waker(i).0);
+    }
+    assert_eq!(fire(&mut w, 3000), (0..8).collect::<Vec<_>>());
+
+    // 0 and 1 are filed on level 1 (the next 4.096 s block); 2 and 3 are
+    // inserted later, then every one cascades into the same level-0 slot.
+    let mut w = Wheel::new();
+    let when = 5000;
+    w.insert(when, waker(0).0);
+    w.insert(when, waker(1).0);
+    fire(&mut w, 4000);
+    w.insert(when, waker(2).0);
+    fire(&mut w, 4500);
+    w.insert(when, waker(3).0);
+    let key = w.insert(when, waker(9).0);
+    w.insert(when, waker(4).0);
+    assert!(w.remove(key));
+    w.check_invariants();
+    assert_eq!(fire(&mut w, 6000), vec![0, 1, 2, 3, 4]);
+    w.check_invariants();
+}
+
 #[test]
 fn fires_at_deadline_not_before() {
     let mut w = Wheel::new();
@@ -155,15 +184,19 @@ proptest::proptest! {
         std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128)
     ))]
     #[test]
-    fn matches_btreemap_model(ops in proptest::collection::vec((0u8..4, 0u64..5000), 1..if cfg!(miri) { 40 } else { 300 })) {
+    fn matches_btreemap_model(ops in proptest::collection::vec((0u8..5, 0u64..5000), 1..if cfg!(miri) { 40 } else { 300 })) {
         let mut w = Wheel::new();
         let mut model: BTreeMap<usize, u64> = BTreeMap::new();
         let mut keys: Vec<(usize, Key)> = Vec::new();
         let mut next_id = 0usize;
         for (op, arg) in ops {
             match op {
-                0 | 1 => {
-                    let when = w.elapsed() + 1 + arg * if op == 0 { 1 } else { 997 };
+                0 | 1 | 4 => {
+                    // 4: the deadline of a live timer (ties must fire in insertion order).
+                    let when = match (op, model.values().nth(arg as usize % model.len().max(1))) {
+                        (4, Some(&d)) => d,
+                        _ => w.elapsed() + 1 + arg * if op == 1 { 997 } else { 1 },
+                    };
                     let (wk, _) = waker(next_id);
                     keys.push((next_id, w.insert(when, wk)));
                     model.insert(next_id, when);
@@ -176,10 +209,11 @@ proptest::proptest! {
                 }
                 _ => {
                     let now = w.elapsed() + arg;
-                    let mut got = fire(&mut w, now);
-                    got.sort();
-                    let mut want: Vec<usize> = model.iter().filter(|&(_, &d)| d <= now).map(|(&i, _)| i).collect();
-                    want.sort();
+                    // Deadline order, ties in insertion order (ids are given in that order).
+                    let got = fire(&mut w, now);
+                    let mut due: Vec<(u64, usize)> = model.iter().filter(|&(_, &d)| d <= now).map(|(&i, &d)| (d, i)).collect();
+                    due.sort();
+                    let want: Vec<usize> = due.into_iter().map(|(_, i)| i).collect();
                     for i in &want { model.remove(i); }
                     proptest::prop_assert_eq!(got, want);
                 }
