@@ -12,6 +12,51 @@ fn spawn_outside_runtime() {
     assert!(msg.contains("coil::run"), "says what to do: {msg}");
 }
 
+/// Where the last panic on this thread was raised (file:line), recorded by a
+/// hook installed once that then hands the panic to the previous hook.
+fn panic_location_of<R>(f: impl FnOnce() -> R) -> String {
+    use std::cell::RefCell;
+    use std::sync::Once;
+    thread_local! {
+        static LAST: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(l) = info.location() {
+                LAST.with(|last| *last.borrow_mut() = format!("{}:{}", l.file(), l.line()));
+            }
+            previous(info);
+        }));
+    });
+    let _ = panic_message_of(f);
+    LAST.with(|last| last.borrow().clone())
+}
+
+/// Misuse panics name the caller's line (`#[track_caller]` all the way
+/// down), not a line inside coil.
+#[test]
+fn misuse_panics_point_at_the_callers_line() {
+    let line = line!() + 1;
+    let at = panic_location_of(|| coil::spawn(async {}));
+    assert_eq!(at, format!("{}:{line}", file!()), "coil::spawn");
+    let rt = coil::Runtime::new().unwrap();
+    let at = rt.block_on(async {
+        let inner = coil::Runtime::new().unwrap();
+        let line = line!() + 1;
+        let at = panic_location_of(move || inner.block_on(async {}));
+        (at, line)
+    });
+    assert_eq!(at.0, format!("{}:{}", file!(), at.1), "Runtime::block_on");
+    let line = line!() + 1;
+    let at = panic_location_of(|| coil::run(async { coil::run(async {}) }));
+    assert!(
+        at.starts_with(file!()),
+        "coil::run inside a loop: {at} (line {line})"
+    );
+}
+
 #[test]
 fn run_inside_running_loop() {
     let msg = coil::run(async {

@@ -19,6 +19,23 @@ use std::io;
 ///   first `bytes_init()` are initialised, and must keep pointing to the same
 ///   memory while the value is moved (heap storage or `'static` data).
 /// - `bytes_init() <= bytes_total()`.
+///
+/// A borrowed buffer (`&[u8]`, `&mut Vec<u8>`, `&mut [u8]`) cannot be one: the
+/// kernel may still use it after the future that lent it is dropped. Pass the
+/// buffer itself and take it back from the [`BufResult`]:
+///
+/// ```compile_fail
+/// # use coil_arch::IoBuf;
+/// fn write_from(_: impl IoBuf) {}
+/// let buf = vec![1u8, 2, 3];
+/// write_from(&buf[..]); // error: `&[u8]` is not an owned I/O buffer
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an owned I/O buffer (coil::io::IoBuf)",
+    label = "the kernel may use this buffer after the call returns, so it must be owned",
+    note = "pass the buffer by value (Vec<u8>, Box<[u8]>, String, &'static [u8] or &'static str) \
+            and take it back from the BufResult; for part of a buffer use coil::io::Slice"
+)]
 pub unsafe trait IoBuf: 'static {
     /// Start of the buffer; stable across moves of `self`.
     fn stable_ptr(&self) -> *const u8;
@@ -36,6 +53,19 @@ pub unsafe trait IoBuf: 'static {
 ///
 /// As [`IoBuf`], and `stable_mut_ptr` points to the same memory as
 /// `stable_ptr`, writable for `bytes_total()` bytes.
+///
+/// ```compile_fail
+/// # use coil_arch::IoBufMut;
+/// fn read_into(_: impl IoBufMut) {}
+/// let mut buf = vec![0u8; 16];
+/// read_into(&mut buf); // error: `&mut Vec<u8>` is not an owned buffer to read into
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an owned buffer to read into (coil::io::IoBufMut)",
+    label = "the kernel may write into this buffer after the call returns, so it must be owned",
+    note = "pass a Vec<u8> (reads fill its spare capacity: Vec::with_capacity(n)) or a Box<[u8]> \
+            by value and take it back from the BufResult"
+)]
 pub unsafe trait IoBufMut: IoBuf {
     /// Start of the buffer, writable.
     fn stable_mut_ptr(&mut self) -> *mut u8;

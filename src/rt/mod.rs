@@ -328,13 +328,15 @@ where
     F: std::future::Future + 'static,
     F::Output: 'static,
 {
-    with_core(|core| match core {
-        Some(core) => core.spawn(future, name),
+    // The panic is raised out here, not in the closure, so that it points at
+    // the caller's line (closures do not forward `#[track_caller]`).
+    match with_core(|core| core.map(|core| core.spawn(future, name))) {
+        Some(task) => task,
         None => panic!(
             "coil::spawn was called outside a coil runtime; call it from code running inside \
              coil::run(...) or Runtime::block_on(...), or use Handle::spawn from other threads"
         ),
-    })
+    }
 }
 
 /// Process-unique task ids, handed out in blocks so the hot path is a
