@@ -181,7 +181,7 @@ where
     }));
     let s2 = shared.clone();
     submit(Box::new(move || {
-        let r = catch_unwind(AssertUnwindSafe(f)).map_err(TaskError::Panicked);
+        let r = catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskError::Panicked(p.into()));
         let waker = {
             let mut slot = s2.lock().unwrap_or_else(|e| e.into_inner());
             slot.result = Some(r);

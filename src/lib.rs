@@ -105,7 +105,7 @@ pub use combinators::{
 };
 pub use rt::{Handle, Runtime, run};
 pub use task::group::{GroupTask, TaskGroup, TaskGroupError, task_group};
-pub use task::{Task, TaskError, spawn};
+pub use task::{PanicPayload, Task, TaskError, spawn};
 
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
 /// and driver selection.

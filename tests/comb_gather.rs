@@ -236,7 +236,9 @@ fn try_gather_tasks_reports_panics_and_outside_cancellation() {
         ])
         .await;
         match p {
-            Err(Failure::Panicked(payload)) => assert_eq!(panic_msg(&*payload), "kaput"),
+            Err(Failure::Panicked(payload)) => {
+                assert_eq!(panic_msg(&*payload.into_inner()), "kaput")
+            }
             other => panic!("expected a panic failure, got {other:?}"),
         }
 
@@ -267,7 +269,9 @@ fn gather_settled_returns_every_outcome_in_order() {
     for (i, r) in out.into_iter().enumerate() {
         match r {
             Ok(v) => assert_eq!(v, i as u64),
-            Err(TaskError::Panicked(p)) => assert_eq!(panic_msg(&*p), format!("odd {i}")),
+            Err(TaskError::Panicked(p)) => {
+                assert_eq!(panic_msg(&*p.into_inner()), format!("odd {i}"))
+            }
             Err(e) => panic!("unexpected {e:?}"),
         }
     }

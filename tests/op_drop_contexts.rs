@@ -2058,7 +2058,7 @@ mod ctx {
                 match r {
                     Err(TaskError::Panicked(p)) if p.is::<Deliberate>() => {}
                     Err(TaskError::Panicked(p)) => {
-                        panic!("unexpected panic: {}", support::panic_msg(&*p))
+                        panic!("unexpected panic: {}", support::panic_msg(&*p.into_inner()))
                     }
                     other => panic!("expected the task's panic, got {:?}", other.map(drop)),
                 }

@@ -99,7 +99,7 @@ driver_test! {
                         ok += 1;
                     }
                     Err(TaskError::Panicked(p)) => {
-                        assert_eq!(panic_msg(&*p), format!("boom {i}"));
+                        assert_eq!(panic_msg(&*p.into_inner()), format!("boom {i}"));
                         panicked += 1;
                     }
                     Err(e) => panic!("unexpected {e}"),
@@ -245,7 +245,7 @@ driver_test! {
             yield_now().await;
             t.cancel();
             match t.await {
-                Err(TaskError::Panicked(p)) => assert_eq!(panic_msg(&*p), "drop panic"),
+                Err(TaskError::Panicked(p)) => assert_eq!(panic_msg(&*p.into_inner()), "drop panic"),
                 other => panic!("expected the drop panic, got {other:?}"),
             }
         });

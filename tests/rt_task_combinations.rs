@@ -169,7 +169,7 @@ fn joined(r: Result<Output, TaskError>) -> Joined {
             let _ = catch_unwind(AssertUnwindSafe(move || drop(out)));
             Joined::Ok
         }
-        Err(TaskError::Panicked(p)) => Joined::Panicked(support::panic_msg(&*p)),
+        Err(TaskError::Panicked(p)) => Joined::Panicked(support::panic_msg(&*p.into_inner())),
         Err(e) if e.is_cancelled() => Joined::Cancelled,
         Err(e) => panic!("unexpected task error {e:?}"),
     }

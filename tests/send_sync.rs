@@ -19,9 +19,12 @@ assert_impl_all!(Handle: Send, Sync, Clone, Unpin);
 assert_impl_all!(Task<u32>: Send, Sync, Unpin);
 assert_not_impl_any!(Task<Rc<u32>>: Send, Sync);
 assert_impl_all!(Task<Rc<u32>>: Unpin);
-// Errors: a panic payload is Send but not Sync.
-assert_impl_all!(TaskError: Send, Unpin, std::error::Error);
-assert_not_impl_any!(TaskError: Sync);
+// Errors cross threads and fit `Box<dyn Error + Send + Sync>`: the panic
+// payload is held by `PanicPayload`, which never shares the value itself.
+assert_impl_all!(TaskError: Send, Sync, Unpin, std::error::Error);
+assert_impl_all!(coil::PanicPayload: Send, Sync, Unpin);
+assert_impl_all!(coil::Failure<std::io::Error>: Send, Sync, std::error::Error);
+assert_impl_all!(coil::TaskGroupError<std::io::Error>: Send, Sync, std::error::Error);
 assert_impl_all!(TaskId: Send, Sync, Copy, Eq, std::hash::Hash);
 assert_impl_all!(TryCurrentError: Send, Sync, std::error::Error);
 // Futures from the toolkit are Send so they can go into Handle::spawn.

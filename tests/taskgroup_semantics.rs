@@ -78,7 +78,7 @@ fn a_panicking_child_fails_the_group() {
     }))
     .unwrap_err();
     match err.first() {
-        Failure::Panicked(p) => assert_eq!(panic_msg(&**p), "child blew up"),
+        Failure::Panicked(p) => assert_eq!(p.message(), Some("child blew up")),
         other => panic!("{other:?}"),
     }
     assert_eq!(err.cancelled(), [0]);

@@ -300,7 +300,7 @@ impl<F: Future> Future for GatherSettled<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.inner).poll(cx).map(|v| {
             v.into_iter()
-                .map(|r| r.map_err(TaskError::Panicked))
+                .map(|r| r.map_err(|p| TaskError::Panicked(p.into())))
                 .collect()
         })
     }

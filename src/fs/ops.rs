@@ -198,8 +198,8 @@ pub(crate) async fn blocking<T: Operation + Send>(mut op: T) -> T::Output {
             let (op, res) = f.done.take().expect("a finished job holds its op");
             op.complete(res)
         }
-        Err(crate::TaskError::Panicked(p)) => std::panic::resume_unwind(p),
-        Err(crate::TaskError::Cancelled) => unreachable!("pool jobs are never cancelled"),
+        Err(crate::TaskError::Panicked(p)) => p.resume(),
+        Err(_) => unreachable!("pool jobs are never cancelled"),
     }
 }
 

@@ -3,18 +3,28 @@
 use std::any::Any;
 use std::fmt;
 
+use super::PanicPayload;
+
 /// Why awaiting a [`Task`](super::Task) gave no value.
 ///
 /// asyncio raises `CancelledError` or re-raises the task's exception; coil
 /// returns this error instead. A panic's payload is kept so that it can be
-/// inspected or re-raised with [`std::panic::resume_unwind`].
+/// inspected or re-raised ([`PanicPayload::resume`]).
+///
+/// `Send + Sync` (it can cross threads and sit in `Box<dyn Error + Send +
+/// Sync>`, `anyhow::Error` and the like) and `#[non_exhaustive]`: match it
+/// with a `_` arm, or use [`is_cancelled`](TaskError::is_cancelled) and
+/// [`is_panic`](TaskError::is_panic).
+#[non_exhaustive]
 pub enum TaskError {
     /// The task was cancelled with [`Task::cancel`](super::Task::cancel), or
     /// its runtime shut down before it finished.
     Cancelled,
     /// The task's future panicked; this is the payload.
-    Panicked(Box<dyn Any + Send + 'static>),
+    Panicked(PanicPayload),
 }
+
+static_assertions::assert_impl_all!(TaskError: Send, Sync, std::error::Error);
 
 impl TaskError {
     /// True for [`TaskError::Cancelled`].
@@ -27,10 +37,18 @@ impl TaskError {
         matches!(self, TaskError::Panicked(_))
     }
 
+    /// The panic's payload, if the task panicked.
+    pub fn panic(&self) -> Option<&PanicPayload> {
+        match self {
+            TaskError::Panicked(p) => Some(p),
+            _ => None,
+        }
+    }
+
     /// The panic payload, if the task panicked; otherwise the error back.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, TaskError> {
         match self {
-            TaskError::Panicked(p) => Ok(p),
+            TaskError::Panicked(p) => Ok(p.into_inner()),
             other => Err(other),
         }
     }
@@ -48,25 +66,11 @@ impl TaskError {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "Box<dyn Any>"
-    }
-}
-
 impl fmt::Debug for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TaskError::Cancelled => f.write_str("Cancelled"),
-            TaskError::Panicked(p) => f
-                .debug_tuple("Panicked")
-                .field(&panic_message(&**p))
-                .finish(),
+            TaskError::Panicked(p) => f.debug_tuple("Panicked").field(p).finish(),
         }
     }
 }
@@ -75,7 +79,7 @@ impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TaskError::Cancelled => f.write_str("task was cancelled"),
-            TaskError::Panicked(p) => write!(f, "task panicked: {}", panic_message(&**p)),
+            TaskError::Panicked(p) => write!(f, "task panicked: {p}"),
         }
     }
 }

@@ -1,10 +1,9 @@
 //! [`Failure`]: why a child of a group (or a fail-fast gather) did not
 //! produce a value.
 
-use std::any::Any;
 use std::fmt;
 
-use super::TaskError;
+use super::{PanicPayload, TaskError};
 
 /// How a task failed: it returned an error, panicked, or was cancelled.
 ///
@@ -16,8 +15,8 @@ pub enum Failure<E> {
     /// The task returned `Err(e)`.
     Error(E),
     /// The task panicked; this is the payload (re-raise it with
-    /// [`std::panic::resume_unwind`]).
-    Panicked(Box<dyn Any + Send + 'static>),
+    /// [`PanicPayload::resume`]).
+    Panicked(PanicPayload),
     /// The task was cancelled by someone else (a [`TaskGroup`](crate::TaskGroup)
     /// never reports the cancellations it made itself).
     Cancelled,
@@ -56,18 +55,8 @@ impl<E> From<TaskError> for Failure<E> {
         match e {
             TaskError::Cancelled => Failure::Cancelled,
             TaskError::Panicked(p) => Failure::Panicked(p),
+            // (TaskError is non_exhaustive for users; this crate sees every variant.)
         }
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-fn panic_text(p: &(dyn Any + Send)) -> &str {
-    if let Some(s) = p.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s
-    } else {
-        "Box<dyn Any>"
     }
 }
 
@@ -75,7 +64,7 @@ impl<E: fmt::Debug> fmt::Debug for Failure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Error(e) => f.debug_tuple("Error").field(e).finish(),
-            Failure::Panicked(p) => f.debug_tuple("Panicked").field(&panic_text(&**p)).finish(),
+            Failure::Panicked(p) => f.debug_tuple("Panicked").field(p).finish(),
             Failure::Cancelled => f.write_str("Cancelled"),
         }
     }
@@ -85,7 +74,7 @@ impl<E: fmt::Display> fmt::Display for Failure<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Error(e) => write!(f, "returned an error: {e}"),
-            Failure::Panicked(p) => write!(f, "panicked: {}", panic_text(&**p)),
+            Failure::Panicked(p) => write!(f, "panicked: {p}"),
             Failure::Cancelled => f.write_str("was cancelled"),
         }
     }

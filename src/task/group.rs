@@ -261,7 +261,7 @@ impl<E: 'static> TaskGroup<E> {
                     guard.status.set(Status::Succeeded);
                 }
                 Ok(Err(e)) => guard.group.fail(index, Failure::Error(e)),
-                Err(panic) => guard.group.fail(index, Failure::Panicked(panic)),
+                Err(panic) => guard.group.fail(index, Failure::Panicked(panic.into())),
             }
         });
         self.inner.state.borrow_mut().children[index].task = Some(task);

@@ -94,6 +94,7 @@ pub(crate) mod failure;
 pub(crate) mod group;
 mod join;
 pub(crate) mod list;
+mod panic;
 pub(crate) mod raw;
 pub(crate) mod state;
 #[cfg(all(test, loom))]
@@ -104,6 +105,7 @@ mod yield_now;
 pub use builder::Builder;
 pub use error::TaskError;
 pub use join::Task;
+pub use panic::PanicPayload;
 pub use yield_now::{YieldNow, yield_now};
 
 pub use crate::rt::budget::{ConsumeBudget, consume_budget};

@@ -331,7 +331,7 @@ where
 {
     let out = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
         Ok(()) => TaskError::Cancelled,
-        Err(p) => TaskError::Panicked(p),
+        Err(p) => TaskError::Panicked(p.into()),
     };
     let cell = Box::new(Cell::<F> {
         header: Header {

@@ -54,7 +54,7 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
             // SAFETY: RUNNING is ours, the stage holds the future (rule 4).
             let panic = unsafe { drop_future::<F>(task) };
             let out = match panic {
-                Some(p) => TaskError::Panicked(p),
+                Some(p) => TaskError::Panicked(p.into()),
                 None => TaskError::Cancelled,
             };
             // SAFETY: as above.
@@ -90,14 +90,14 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
                             // it, or it would unwind out of the loop with the
                             // task still RUNNING (and abort at shutdown).
                             let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
-                            Err(TaskError::Panicked(p))
+                            Err(TaskError::Panicked(p.into()))
                         }
                     }
                 }
                 Err(payload) => {
                     // SAFETY: still RUNNING on the loop thread.
                     let _second = unsafe { drop_future::<F>(task) };
-                    Err(TaskError::Panicked(payload))
+                    Err(TaskError::Panicked(payload.into()))
                 }
             };
             // SAFETY: still RUNNING on the loop thread, future dropped.
@@ -113,7 +113,7 @@ unsafe fn shutdown<F: Future>(task: TaskRef) {
     task.header().state.transition_to_shutdown();
     // SAFETY: we hold RUNNING now.
     let out = match unsafe { drop_future::<F>(task) } {
-        Some(p) => TaskError::Panicked(p),
+        Some(p) => TaskError::Panicked(p.into()),
         None => TaskError::Cancelled,
     };
     // SAFETY: as above.
@@ -163,7 +163,8 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
 
 /// Print a panic nobody can observe, once.
 pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>) {
-    let msg = crate::task::error::panic_message(&*payload);
+    let payload = crate::task::PanicPayload::new(payload);
+    let msg = payload.message().unwrap_or("Box<dyn Any>");
     eprintln!(
         "coil: {} panicked and nobody awaited it: {msg}",
         task.describe()
@@ -229,7 +230,7 @@ unsafe fn drop_output<F: Future>(task: TaskRef) -> Option<Box<dyn Any + Send>> {
     // SAFETY: caller's promise.
     let stage = unsafe { &mut *stage::<F>(task) };
     match std::mem::replace(stage, Stage::Consumed) {
-        Stage::Finished(Err(TaskError::Panicked(p))) => Some(p),
+        Stage::Finished(Err(TaskError::Panicked(p))) => Some(p.into_inner()),
         Stage::Finished(Ok(v)) => {
             // The output's destructor may panic; contain it.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
