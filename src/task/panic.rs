@@ -57,6 +57,14 @@ impl PanicPayload {
 
     /// The payload as a `T`, if it is one. `T: Sync` because `&self` may be
     /// shared between threads; for other types use [`get_mut`](Self::get_mut).
+    /// This bound is what makes `PanicPayload: Sync` sound, so it is checked:
+    ///
+    /// ```compile_fail
+    /// fn peek(p: &coil::PanicPayload) {
+    ///     // error: `Cell<u8>` cannot be shared between threads
+    ///     let _ = p.downcast_ref::<std::cell::Cell<u8>>();
+    /// }
+    /// ```
     pub fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
         self.0.downcast_ref::<T>()
     }
