@@ -2,7 +2,7 @@
 //! listen, a datagram socket's default peer, close. They never block, so
 //! they are plain calls rather than [`op`](crate::op)s, but like ops they
 //! depend on the backend: under the simulator a socket is a *virtual* fd
-//! ([`sim::is_virtual_fd`]) that only the [`SimDriver`] knows.
+//! ([`is_virtual_fd`]) that only the [`SimDriver`] knows.
 //!
 //! This module is the one place above the backends that tells the two
 //! apart, so that the runtime calls every function here the same way
