@@ -13,6 +13,10 @@
 //! allowed edge is allowed only through the items it lists, so it cannot grow
 //! unnoticed, and an entry that is no longer needed fails the test too, so
 //! the list only ever shrinks.
+//!
+//! The same tokens check one more boundary: `net`, `io` and `op` never name
+//! the simulator (its fd test, its driver, a `sim` module); the simulator is
+//! a driver behind `coil_arch`, like io_uring and epoll.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -695,6 +699,85 @@ fn print_graph() {
         let tos: Vec<_> = edges.keys().map(String::as_str).collect();
         println!("{from} -> {}", tos.join(", "));
     }
+}
+
+// ----- the simulator stays behind the driver --------------------------------
+
+/// The top-level modules that must not ask which backend runs: the
+/// simulator is a driver like io_uring and epoll, reached through the same
+/// boundary (ops through `Driver::submit`, socket calls through
+/// `rt::with_driver` and `coil_arch::sock`, closes through
+/// `coil_arch::sock::close`).
+const BACKEND_BLIND: &[&str] = &["net", "io", "op"];
+
+/// Names that ask for the simulator: its fd test and its driver.
+const SIMULATOR_NAMES: &[&str] = &[
+    "is_virtual_fd",
+    "VIRTUAL_FD_BASE",
+    "SimDriver",
+    "as_sim",
+    "with_sim_driver",
+];
+
+/// Where `toks` names the simulator: an item of [`SIMULATOR_NAMES`], or a
+/// module `sim` in a path or use tree (`coil_arch::sim::..`,
+/// `crate::rt::sim`, `use coil_arch::{op, sim}`). A method or function
+/// called `sim` (`fn sim`, `x.sim()`, the `OpCode` hook an op wrapper
+/// forwards) is not a question about the backend.
+fn simulator_names(toks: &[(Tok, usize)]) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for (i, (tok, line)) in toks.iter().enumerate() {
+        let Tok::Ident(name) = tok else { continue };
+        let method =
+            i > 0 && (ident(toks, i - 1) == Some("fn") || is(toks, i - 1, &Tok::Other('.')));
+        if SIMULATOR_NAMES.contains(&name.as_str()) || (name == "sim" && !method) {
+            out.push((name.clone(), *line));
+        }
+    }
+    out
+}
+
+#[test]
+fn net_io_and_op_do_not_ask_for_the_simulator() {
+    let mut found = Vec::new();
+    let mut files = Vec::new();
+    for dir in BACKEND_BLIND {
+        rust_files(&src_dir().join(dir), &mut files);
+    }
+    assert!(files.len() > 10, "found only {files:?}: the walk is broken");
+    for file in &files {
+        let src = std::fs::read_to_string(file).expect("a readable source file");
+        for (name, line) in simulator_names(&tokenize(&src)) {
+            let rel = file.strip_prefix(src_dir()).unwrap_or(file);
+            found.push(format!("src/{}:{line}: {name}", rel.display()));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "src/{{net,io,op}} ask for the simulator:\n  {}\nmake the call through the driver \
+         boundary instead (coil_arch::sock with rt::with_driver, or an op)",
+        found.join("\n  ")
+    );
+}
+
+#[test]
+fn simulator_names_are_found_in_paths_and_use_trees_only() {
+    let src = r#"
+        use coil_arch::sim::is_virtual_fd;
+        use coil_arch::{op, sim};
+        fn f() { crate::rt::sim::with_driver(|d| d.socket(true, false)); }
+        fn sim(&mut self) -> Option<SimOp<'_>> { self.op.sim() }
+        // coil_arch::sim::is_virtual_fd(fd), "crate::rt::sim"
+        fn g(d: &mut Driver) { d.as_sim(); }
+    "#;
+    let names: Vec<String> = simulator_names(&tokenize(src))
+        .into_iter()
+        .map(|(n, line)| format!("{line}:{n}"))
+        .collect();
+    assert_eq!(
+        names,
+        ["2:sim", "2:is_virtual_fd", "3:sim", "4:sim", "7:as_sim"]
+    );
 }
 
 // ----- the parser's own tests -------------------------------------------------

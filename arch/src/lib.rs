@@ -123,6 +123,7 @@ pub mod buf;
 mod epoll;
 pub mod op;
 pub mod sim;
+pub mod sock;
 mod sys;
 pub mod testing;
 mod unpark;

@@ -1,14 +1,18 @@
-//! Socket creation and options: plain system calls (they never block).
+//! Socket creation, options, names, bind and listen: calls that never
+//! block, so they are not ops. Each one hands the running loop's driver
+//! (`rt::with_driver`) to `coil_arch::sock`, which makes the system call or,
+//! for a simulator socket, asks the simulator: this file is the same for
+//! every backend. Also the `syscall!` and `socket_traits!` helpers of `net`.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use coil_arch::op::SockAddr;
-use coil_arch::sim::is_virtual_fd;
+use coil_arch::sock;
 
 use crate::op::fd::SharedFd;
-use crate::rt::sim::socket_call;
+use crate::rt::with_driver;
 
 /// Evaluate a libc call, turning -1 into the OS error.
 macro_rules! syscall {
@@ -56,99 +60,50 @@ pub(crate) fn nonblocking() -> io::Result<bool> {
     })
 }
 
+/// A new socket of `family` and `ty` (`SOCK_STREAM`, `SOCK_DGRAM`),
+/// close-on-exec, for the current loop's driver (a simulator socket under
+/// the simulator, if it models that kind).
+pub(crate) fn new_socket(family: i32, ty: i32, nonblocking: bool) -> io::Result<RawFd> {
+    with_driver(|d| sock::socket(d, family, ty, nonblocking))
+}
+
 /// A new TCP socket for `addr`'s family, close-on-exec.
 pub(crate) fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<RawFd> {
-    // Under the simulator: a virtual socket (coil_arch::sim).
-    if let Some(fd) = crate::rt::sim::with_driver(|d| d.socket(true, addr.is_ipv6())) {
-        return Ok(fd);
-    }
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
         libc::AF_INET6
     };
-    let flags =
-        libc::SOCK_STREAM | libc::SOCK_CLOEXEC | if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
-    // SAFETY: plain system call without pointers.
-    syscall!(unsafe { libc::socket(family, flags, 0) })
+    new_socket(family, libc::SOCK_STREAM, nonblocking)
 }
 
 pub(crate) fn set_int_opt(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    if is_virtual_fd(fd) {
-        return socket_call(|d| d.set_int_opt(fd, level, name, value));
-    }
-    // SAFETY: `value` is a live local of the size passed.
-    syscall!(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&raw const value).cast(),
-            size_of::<i32>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
+    with_driver(|d| sock::set_int_opt(d, fd, level, name, value))
 }
 
 pub(crate) fn get_int_opt(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
-    if is_virtual_fd(fd) {
-        return socket_call(|d| d.get_int_opt(fd, level, name));
-    }
-    let mut value: i32 = 0;
-    let mut len = size_of::<i32>() as libc::socklen_t;
-    // SAFETY: value/len are live locals of the sizes passed.
-    syscall!(unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &raw mut len) })?;
-    Ok(value)
+    with_driver(|d| sock::get_int_opt(d, fd, level, name))
 }
 
 pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
-    if is_virtual_fd(fd) {
-        return socket_call(|d| d.bind(fd, addr));
-    }
-    let a = SockAddr::from_std(addr);
-    let (p, len) = a.as_ptr();
-    // SAFETY: p/len describe `a`, alive for the call.
-    syscall!(unsafe { libc::bind(fd, p, len) }).map(drop)
+    with_driver(|d| sock::bind(d, fd, addr))
 }
 
 pub(crate) fn listen(fd: RawFd, backlog: i32) -> io::Result<()> {
-    if is_virtual_fd(fd) {
-        return socket_call(|d| d.listen(fd));
-    }
-    // SAFETY: plain system call.
-    syscall!(unsafe { libc::listen(fd, backlog) }).map(drop)
-}
-
-fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
-    if is_virtual_fd(fd) {
-        return socket_call(|d| {
-            if peer {
-                d.peer_addr(fd)
-            } else {
-                d.local_addr(fd)
-            }
-        });
-    }
-    let mut a = SockAddr::empty();
-    let (p, len) = a.as_mut_ptr();
-    // SAFETY: p/len point into `a`, sized for any address.
-    syscall!(unsafe {
-        if peer {
-            libc::getpeername(fd, p, len)
-        } else {
-            libc::getsockname(fd, p, len)
-        }
-    })?;
-    a.as_std()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+    with_driver(|d| sock::listen(d, fd, backlog))
 }
 
 pub(crate) fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    name(fd, false)
+    with_driver(|d| sock::local_addr(d, fd))
 }
 
 pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
-    name(fd, true)
+    with_driver(|d| sock::peer_addr(d, fd))
+}
+
+/// `connect(2)` on a datagram socket: sets its default peer (never blocks).
+pub(crate) fn connect_dgram(fd: RawFd, to: &SockAddr) -> io::Result<()> {
+    with_driver(|d| sock::connect_dgram(d, fd, to))
 }
 
 /// Takes ownership of a std socket for the current loop (the `from_std`

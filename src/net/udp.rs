@@ -19,7 +19,7 @@ use coil_arch::op::{self as kop, SockAddr};
 use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::ToSocketAddrs;
-use super::socket::{self, nonblocking, syscall};
+use super::socket::{self, nonblocking};
 use crate::op::fd::SharedFd;
 use crate::op::{Op, Operation};
 
@@ -148,32 +148,13 @@ impl Dgram {
     /// `connect(2)` on a datagram socket never blocks: it only records the
     /// default peer (and filters what is received).
     pub(crate) fn connect_raw(&self, to: &SockAddr) -> io::Result<()> {
-        if coil_arch::sim::is_virtual_fd(self.raw()) {
-            let fd = self.raw();
-            let to = ip_addr(*to)?;
-            return crate::rt::sim::socket_call(|d| d.connect_dgram(fd, to));
-        }
-        let (p, len) = to.as_ptr();
-        // SAFETY: p/len describe `to`, alive for the call.
-        syscall!(unsafe { libc::connect(self.raw(), p, len) }).map(drop)
+        socket::connect_dgram(self.raw(), to)
     }
 }
 
 /// A new datagram socket of `family`, close-on-exec, non-blocking under epoll.
 pub(crate) fn dgram_socket(family: i32) -> io::Result<RawFd> {
-    // Under the simulator: a virtual UDP socket (Unix datagrams are not simulated).
-    if family != libc::AF_UNIX
-        && let Some(fd) = crate::rt::sim::with_driver(|d| d.socket(false, family == libc::AF_INET6))
-    {
-        return Ok(fd);
-    }
-    let nb = if nonblocking()? {
-        libc::SOCK_NONBLOCK
-    } else {
-        0
-    };
-    // SAFETY: plain system call without pointers.
-    syscall!(unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | nb, 0) })
+    socket::new_socket(family, libc::SOCK_DGRAM, nonblocking()?)
 }
 
 fn ip_addr(a: SockAddr) -> io::Result<SocketAddr> {

@@ -10,6 +10,10 @@
 //!    else, so the epoll registration of an old file never shadows a new
 //!    one. Ops on the fd from any other loop fail before they reach a driver
 //!    (that driver would register the fd and never hear of its close).
+//!    The close itself is `coil_arch::sock::close`, the same call for every
+//!    backend: a kernel fd is closed at once, a simulator socket by the
+//!    simulator when its driver hears of it. Connections kept by rule 3 are
+//!    closed the same way, with the listener.
 //! 3. `stash` holds bytes a cancelled read delivered after its future was
 //!    dropped; the next read returns them first (cancellation loses nothing).
 //!    `accepted` holds connections a cancelled accept produced; the next
@@ -203,24 +207,32 @@ impl Future for OrphansDone<'_> {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        let home = self.home.as_deref();
         for (fd, _) in self.accepted.get_mut().drain(..) {
-            if coil_arch::sim::is_virtual_fd(fd) {
-                // A simulator socket: the driver closes it (release_fd).
-                if let Some(home) = &self.home {
-                    home.fd_closed(fd);
-                }
-                continue;
-            }
-            // SAFETY: queued accepted fds are owned by this listener alone.
-            unsafe { libc::close(fd) };
-        }
-        if let Some(home) = &self.home {
-            home.fd_closed(self.fd);
-        }
-        if coil_arch::sim::is_virtual_fd(self.fd) {
-            return; // closed by the simulator driver (release_fd)
+            // SAFETY: queued accepted fds are owned by this listener alone,
+            // and no op was ever submitted on them.
+            unsafe { close(home, fd) };
         }
         // SAFETY: rule 1: the last owner; no op is pending on this fd.
-        unsafe { libc::close(self.fd) };
+        unsafe { close(home, self.fd) };
     }
+}
+
+/// Rule 2: closes `fd` and tells its loop (`home`), which tells its driver
+/// before the driver is used again. `coil_arch::sock::close` closes a
+/// kernel fd at once; a simulator socket is closed by the simulator when
+/// its driver hears of it (`Driver::release_fd`), so this reads the same
+/// for every backend.
+///
+/// # Safety
+///
+/// As `coil_arch::sock::close`: `fd` is owned by the caller, no op is
+/// pending on it, and nothing uses the number afterwards.
+#[inline]
+unsafe fn close(home: Option<&OpHome>, fd: RawFd) {
+    if let Some(home) = home {
+        home.fd_closed(fd);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { coil_arch::sock::close(fd) };
 }

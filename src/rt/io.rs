@@ -1,7 +1,8 @@
 //! The loop's side of I/O: parking in the driver, submitting ops, the
-//! chores dropped ops and closed fds leave (`op` rule O2), and handing each
+//! chores dropped ops and closed fds leave (`op` rule O2), handing each
 //! completion to its op (waking its task at the front of the run queue, or
-//! finishing an orphan).
+//! finishing an orphan), and lending the driver to the socket calls that
+//! are not ops ([`with_driver`]).
 
 use std::io;
 use std::ptr::NonNull;
@@ -13,6 +14,21 @@ use coil_arch::{Driver, OpCode, Submitted};
 
 use super::core::Core;
 use crate::op::{Completed, OpHome, OrphanDone, SubmitOutcome};
+
+/// Runs `f` with the driver of the loop running on this thread; `None` when
+/// no loop runs here or its driver is in use further up the stack.
+///
+/// This is how `net` makes the socket calls that are not ops (create,
+/// options, names, bind, listen): it passes the driver to
+/// `coil_arch::sock`, which chooses the system call or the simulator's
+/// model, so the same code serves every backend. Not on a per-request path:
+/// one thread-local read and a `RefCell` borrow.
+pub(crate) fn with_driver<R>(f: impl FnOnce(Option<&mut Driver>) -> R) -> R {
+    super::with_core(|core| match core.map(|c| c.driver.try_borrow_mut()) {
+        Some(Ok(mut driver)) => f(Some(&mut driver)),
+        _ => f(None),
+    })
+}
 
 impl Core {
     /// I/O ops in flight.

@@ -136,17 +136,12 @@ impl EventKind {
 }
 
 /// Runs `f` on the simulator driver of the loop running on this thread;
-/// `None` when there is none (no loop, or a real driver).
+/// `None` when there is none (no loop, or a real driver). For the
+/// simulator's own API (`coil::sim::open_sockets`) and its fuzz hooks only:
+/// `net` and `op` never ask which driver runs (they reach it through
+/// `rt::with_driver` and `coil_arch::sock`).
 pub(crate) fn with_driver<R>(f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R) -> Option<R> {
     super::with_core(|c| c.and_then(|c| c.with_sim_driver(f)))
-}
-
-/// A socket call on a virtual fd: `EBADF` when no simulation runs here (the
-/// fd outlived its simulation).
-pub(crate) fn socket_call<R>(
-    f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> std::io::Result<R>,
-) -> std::io::Result<R> {
-    with_driver(f).unwrap_or_else(|| Err(std::io::Error::from_raw_os_error(libc::EBADF)))
 }
 
 /// The simulator hooks of the loop.
