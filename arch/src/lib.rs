@@ -124,6 +124,7 @@ mod epoll;
 pub mod op;
 pub mod sim;
 mod sys;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod unpark;
 #[cfg(not(miri))]

@@ -92,13 +92,12 @@ pub(crate) struct UringDriver {
     pending: Vec<Completion>,
     /// The ring was built with `SINGLE_ISSUER | DEFER_TASKRUN` (module docs).
     deferred: bool,
-    /// Test seam (docs/reliability.md, check 31): when set,
-    /// consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
+    /// Test seam (docs/reliability.md, check 31; only with the `testing` feature): when
+    /// set, consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
     /// reports that error as if the kernel had refused everything.
-    fault: Option<EnterFault>,
+    #[cfg(any(test, feature = "testing"))]
+    fault: Option<crate::testing::EnterFault>,
 }
-
-use crate::testing::EnterFault;
 
 /// The ways the driver enters the kernel.
 #[derive(Clone, Copy)]
@@ -130,6 +129,7 @@ impl UringDriver {
             unpark,
             pending: Vec::new(),
             deferred,
+            #[cfg(any(test, feature = "testing"))]
             fault: None,
         })
     }
@@ -172,6 +172,7 @@ impl UringDriver {
 
     /// Every `io_uring_enter` goes through here (so the fault seam sees them all).
     fn enter(&mut self, how: Enter) -> io::Result<usize> {
+        #[cfg(any(test, feature = "testing"))]
         if let Some(errno) = self.fault.as_mut().and_then(|f| f()) {
             return Err(io::Error::from_raw_os_error(errno));
         }
@@ -187,7 +188,8 @@ impl UringDriver {
     }
 
     /// Installs (or with `None` removes) the enter fault seam.
-    pub(crate) fn set_enter_fault(&mut self, fault: Option<EnterFault>) {
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn set_enter_fault(&mut self, fault: Option<crate::testing::EnterFault>) {
         self.fault = fault;
     }
 
