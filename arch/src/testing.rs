@@ -161,7 +161,7 @@ pub(crate) type EnterFault = Box<dyn FnMut() -> Option<i32> + Send>;
 fn set_enter_fault(driver: &mut crate::Driver, fault: Option<EnterFault>) -> io::Result<()> {
     match &mut driver.inner {
         #[cfg(not(miri))]
-        crate::Inner::Uring(d) => {
+        crate::driver::Inner::Uring(d) => {
             d.set_enter_fault(fault);
             Ok(())
         }
