@@ -77,33 +77,29 @@ impl Driver {
         }
         match choice {
             DriverChoice::Epoll => Driver::epoll(None),
-            DriverChoice::Uring => match start_uring(config) {
-                Ok(inner) => Ok(Driver {
-                    inner,
-                    fallback: None,
-                    completed: Vec::new(),
-                }),
+            DriverChoice::Uring | DriverChoice::Auto => match start_uring(config) {
+                Ok(inner) => Ok(Driver::with(inner, None)),
+                Err(StartError::Unusable(reason)) if choice == DriverChoice::Auto => {
+                    Driver::epoll(Some(reason))
+                }
                 Err(StartError::Unusable(reason)) => Err(reason.into_io_error()),
-                Err(StartError::Io(err)) => Err(err),
-            },
-            DriverChoice::Auto => match start_uring(config) {
-                Ok(inner) => Ok(Driver {
-                    inner,
-                    fallback: None,
-                    completed: Vec::new(),
-                }),
-                Err(StartError::Unusable(reason)) => Driver::epoll(Some(reason)),
                 Err(StartError::Io(err)) => Err(err),
             },
         }
     }
 
-    fn epoll(fallback: Option<FallbackReason>) -> io::Result<Driver> {
-        Ok(Driver {
-            inner: Inner::Epoll(epoll::EpollDriver::new()?),
+    /// A driver over `inner`, with nothing reaped yet.
+    fn with(inner: Inner, fallback: Option<FallbackReason>) -> Driver {
+        Driver {
+            inner,
             fallback,
             completed: Vec::new(),
-        })
+        }
+    }
+
+    fn epoll(fallback: Option<FallbackReason>) -> io::Result<Driver> {
+        let inner = Inner::Epoll(epoll::EpollDriver::new()?);
+        Ok(Driver::with(inner, fallback))
     }
 
     /// Builds the deterministic simulator backend (see [`sim`]). Only the
@@ -113,11 +109,8 @@ impl Driver {
     ///
     /// The OS error if its unpark eventfd cannot be created.
     pub fn sim(config: sim::SimConfig) -> io::Result<Driver> {
-        Ok(Driver {
-            inner: Inner::Sim(Box::new(sim::SimDriver::new(config)?)),
-            fallback: None,
-            completed: Vec::new(),
-        })
+        let inner = Inner::Sim(Box::new(sim::SimDriver::new(config)?));
+        Ok(Driver::with(inner, None))
     }
 
     /// The simulator backend, if this driver is one.

@@ -36,11 +36,17 @@ impl UringDriver {
             return self.flush();
         }
 
-        match self.enter(Enter::Wait(timeout)) {
+        // ETIME: the timeout passed. EINTR: a signal; the caller loops. EBUSY/EAGAIN:
+        // the kernel wants the CQ reaped first; the entries stay in the SQ and go in
+        // with the next enter (invariant 1).
+        self.enter_then_reap(Enter::Wait(timeout))
+    }
+
+    /// Enters the kernel, then reaps. The benign errors ([`is_benign`]) count as
+    /// success: whatever the kernel did not take stays queued for the next enter.
+    fn enter_then_reap(&mut self, how: Enter) -> io::Result<()> {
+        match self.enter(how) {
             Ok(_) => {}
-            // ETIME: the timeout passed. EINTR: a signal; the caller loops. EBUSY/EAGAIN:
-            // the kernel wants the CQ reaped first; the entries stay in the SQ and go in
-            // with the next enter (invariant 1).
             Err(e) if is_benign(&e) => {}
             Err(e) => return Err(self.wrong_thread(e)),
         }
@@ -133,13 +139,7 @@ impl UringDriver {
         }
         drop(sq);
         // With TASKRUN set, `submit` adds GETEVENTS, which runs the deferred work.
-        match self.enter(Enter::Submit) {
-            Ok(_) => {}
-            Err(e) if is_benign(&e) => {}
-            Err(e) => return Err(self.wrong_thread(e)),
-        }
-        self.reap();
-        Ok(())
+        self.enter_then_reap(Enter::Submit)
     }
 
     /// Drains the CQ, dispatching every CQE; enters the kernel again while
