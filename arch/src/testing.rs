@@ -1,8 +1,10 @@
 //! Test support, not part of coil's API: helpers that coil's own tests (in this crate and
 //! in the `coil` crate) use to make io_uring unavailable, so that the epoll fallback can be
-//! tested on a machine that would never choose it.
+//! tested on a machine that would never choose it, and to inject `io_uring_enter` errors.
 //!
-//! Nothing here is covered by semver, and nothing here belongs in a program.
+//! Exists only with the `testing` feature (and in this crate's unit tests); a normal build
+//! has neither this module nor the enter-fault seam it drives. Nothing here is covered by
+//! semver, and nothing here belongs in a program.
 #![doc(hidden)]
 
 use std::io;
@@ -159,7 +161,7 @@ pub(crate) type EnterFault = Box<dyn FnMut() -> Option<i32> + Send>;
 fn set_enter_fault(driver: &mut crate::Driver, fault: Option<EnterFault>) -> io::Result<()> {
     match &mut driver.inner {
         #[cfg(not(miri))]
-        crate::Inner::Uring(d) => {
+        crate::driver::Inner::Uring(d) => {
             d.set_enter_fault(fault);
             Ok(())
         }

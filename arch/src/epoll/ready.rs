@@ -165,6 +165,22 @@ fn complete(pending: &mut Vec<Completion>, user_data: u64, r: io::Result<usize>)
     });
 }
 
+/// Completes each of `waiters` with `-ECANCELED`, in order, and forgets where it waited.
+fn cancel_waiters(
+    waiters: impl Iterator<Item = Waiter>,
+    where_is: &mut WhereIs,
+    pending: &mut Vec<Completion>,
+) {
+    for w in waiters {
+        where_is.remove(w.user_data);
+        complete(
+            pending,
+            w.user_data,
+            Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+        );
+    }
+}
+
 impl ReadyTable {
     /// Start an op (see `Driver::submit_or_finish`). `Some(result)` if it
     /// finished during the call (nothing is pushed for it and nothing keeps
@@ -314,14 +330,8 @@ impl ReadyTable {
     /// readers before writers). The fds stay registered.
     pub(crate) fn cancel_all(&mut self, pending: &mut Vec<Completion>) {
         for state in self.fds.iter_mut().flatten() {
-            for w in state.readers.drain(..).chain(state.writers.drain(..)) {
-                self.where_is.remove(w.user_data);
-                complete(
-                    pending,
-                    w.user_data,
-                    Err(io::Error::from_raw_os_error(libc::ECANCELED)),
-                );
-            }
+            let waiters = state.readers.drain(..).chain(state.writers.drain(..));
+            cancel_waiters(waiters, &mut self.where_is, pending);
         }
     }
 
@@ -336,14 +346,8 @@ impl ReadyTable {
         let _ = syscall!(unsafe {
             libc::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut())
         });
-        for w in state.readers.into_iter().chain(state.writers) {
-            self.where_is.remove(w.user_data);
-            complete(
-                pending,
-                w.user_data,
-                Err(io::Error::from_raw_os_error(libc::ECANCELED)),
-            );
-        }
+        let waiters = state.readers.into_iter().chain(state.writers);
+        cancel_waiters(waiters, &mut self.where_is, pending);
     }
 }
 

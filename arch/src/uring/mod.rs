@@ -25,6 +25,14 @@
 //!   are the driver's own; every other key is an op submitted through
 //!   `Driver::submit`, and its completion is handed to the caller of `park`.
 //!
+//! # Files
+//!
+//! - `mod.rs`: the driver's state, `new`, the one place that enters the kernel (`enter`,
+//!   with the test-only fault seam) and the wrong-thread rule.
+//! - `probe.rs`: ring setup and the probe `Auto` runs before it trusts io_uring.
+//! - `submit.rs`: submitting, parking, reaping and dispatching completions.
+//! - `teardown.rs`: cancelling everything and waiting for the kernel (`drain`, `Drop`).
+//!
 //! # Invariants
 //!
 //! 1. Once an entry is pushed to the SQ, every pointer in it stays valid until its CQE
@@ -49,15 +57,15 @@ use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use io_uring::IoUring;
 use io_uring::types::{SubmitArgs, Timespec};
-use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
-use crate::op::{Completion, OpCode};
+use crate::op::Completion;
 use crate::sys::{Blocking, EventFd};
 use crate::unpark::{Shared, Unparker};
-use crate::{Config, StartError, token};
+use crate::{Config, StartError};
 
 /// The panic for a single-issuer ring entered from a thread that is not its owner.
 const WRONG_THREAD: &str = "a coil_arch::Driver built with Config::uring_single_issuer was \
@@ -65,6 +73,10 @@ const WRONG_THREAD: &str = "a coil_arch::Driver built with Config::uring_single_
      Park it only on its own thread, or build it with uring_single_issuer = false";
 
 mod probe;
+mod submit;
+mod teardown;
+#[cfg(test)]
+mod tests;
 
 /// How long `Drop` waits for the kernel to confirm that every request (the ops in
 /// flight and the eventfd READ) has completed, after cancelling them all; past it the
@@ -92,13 +104,12 @@ pub(crate) struct UringDriver {
     pending: Vec<Completion>,
     /// The ring was built with `SINGLE_ISSUER | DEFER_TASKRUN` (module docs).
     deferred: bool,
-    /// Test seam (docs/reliability.md, check 31): when set,
-    /// consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
+    /// Test seam (docs/reliability.md, check 31; only with the `testing` feature): when
+    /// set, consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
     /// reports that error as if the kernel had refused everything.
-    fault: Option<EnterFault>,
+    #[cfg(any(test, feature = "testing"))]
+    fault: Option<crate::testing::EnterFault>,
 }
-
-use crate::testing::EnterFault;
 
 /// The ways the driver enters the kernel.
 #[derive(Clone, Copy)]
@@ -130,6 +141,7 @@ impl UringDriver {
             unpark,
             pending: Vec::new(),
             deferred,
+            #[cfg(any(test, feature = "testing"))]
             fault: None,
         })
     }
@@ -138,40 +150,9 @@ impl UringDriver {
         Unparker::new(self.unpark.clone())
     }
 
-    /// See [`Driver::park`](crate::Driver::park).
-    pub(crate) fn park(
-        &mut self,
-        timeout: Option<Duration>,
-        out: &mut Vec<Completion>,
-    ) -> io::Result<()> {
-        let res = self.park_inner(timeout);
-        out.append(&mut self.pending);
-        res
-    }
-
-    fn park_inner(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if !self.wake_armed {
-            self.arm_wake()?;
-        }
-        // Completions already in the CQ (or an unpark already consumed): do not wait.
-        if self.reap() > 0 || !self.pending.is_empty() || timeout == Some(Duration::ZERO) {
-            return self.flush();
-        }
-
-        match self.enter(Enter::Wait(timeout)) {
-            Ok(_) => {}
-            // ETIME: the timeout passed. EINTR: a signal; the caller loops. EBUSY/EAGAIN:
-            // the kernel wants the CQ reaped first; the entries stay in the SQ and go in
-            // with the next enter (invariant 1).
-            Err(e) if is_benign(&e) => {}
-            Err(e) => return Err(self.wrong_thread(e)),
-        }
-        self.reap();
-        Ok(())
-    }
-
     /// Every `io_uring_enter` goes through here (so the fault seam sees them all).
     fn enter(&mut self, how: Enter) -> io::Result<usize> {
+        #[cfg(any(test, feature = "testing"))]
         if let Some(errno) = self.fault.as_mut().and_then(|f| f()) {
             return Err(io::Error::from_raw_os_error(errno));
         }
@@ -187,7 +168,8 @@ impl UringDriver {
     }
 
     /// Installs (or with `None` removes) the enter fault seam.
-    pub(crate) fn set_enter_fault(&mut self, fault: Option<EnterFault>) {
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn set_enter_fault(&mut self, fault: Option<crate::testing::EnterFault>) {
         self.fault = fault;
     }
 
@@ -199,217 +181,6 @@ impl UringDriver {
             panic!("{WRONG_THREAD}");
         }
         e
-    }
-
-    /// Queues an op's entry; the next enter hands it to the kernel.
-    ///
-    /// # Safety
-    ///
-    /// The op must stay valid and in place until its completion is reaped
-    /// (the contract of `Driver::submit`).
-    #[inline]
-    pub(crate) unsafe fn submit<C: OpCode + ?Sized>(
-        &mut self,
-        user_data: u64,
-        mut op: NonNull<C>,
-    ) -> io::Result<()> {
-        // SAFETY: the caller keeps the op alive and unaliased (Driver::submit).
-        let entry = unsafe { op.as_mut() }.uring_entry().user_data(user_data);
-        // SAFETY: every pointer in the entry points into the op (OpCode contract),
-        // which lives until its CQE is reaped (caller's promise, invariant 1).
-        unsafe { self.push(&entry)? };
-        self.in_flight += 1;
-        Ok(())
-    }
-
-    /// Ops submitted whose completion the kernel has not posted yet (invariant 4).
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight
-    }
-
-    /// See [`Driver::drain`](crate::Driver::drain): cancels every op in flight and
-    /// reaps until none is left or `limit` has passed. Completions reaped go to `out`.
-    pub(crate) fn drain(&mut self, limit: Duration, out: &mut Vec<Completion>) -> bool {
-        let res = self.quiesce(limit, false);
-        out.append(&mut self.pending);
-        match res {
-            Ok(done) => done,
-            Err(e) => {
-                // Panics for a single-issuer ring drained on the wrong thread, like park.
-                let _ = self.wrong_thread(e);
-                false
-            }
-        }
-    }
-
-    /// Queues an ASYNC_CANCEL for `user_data` (best effort: a failure to queue
-    /// it only means the op runs to its natural completion).
-    pub(crate) fn cancel(&mut self, user_data: u64) {
-        let cancel = opcode::AsyncCancel::new(user_data)
-            .build()
-            .user_data(token::CANCEL);
-        // SAFETY: an ASYNC_CANCEL entry holds no pointers.
-        let _ = unsafe { self.push(&cancel) };
-    }
-
-    /// Pushes the READ on the eventfd (not yet submitted; the next enter takes it).
-    fn arm_wake(&mut self) -> io::Result<()> {
-        let entry = opcode::Read::new(
-            types::Fd(self.unpark.eventfd().as_raw_fd()),
-            self.wake_buf.as_ptr().cast::<u8>(),
-            size_of::<u64>() as u32,
-        )
-        .build()
-        .user_data(token::UNPARK);
-        // SAFETY: `wake_buf` stays allocated until its CQE is reaped or leaked (invariant
-        // 3); the eventfd's file is referenced by the request itself once submitted and
-        // kept open by `self.unpark` until then.
-        unsafe { self.push(&entry)? };
-        self.wake_armed = true;
-        Ok(())
-    }
-
-    /// Pushes `entry`, submitting to make room when the SQ is full.
-    ///
-    /// # Safety
-    ///
-    /// Every pointer in `entry` must stay valid until its CQE is reaped (invariant 1).
-    #[inline]
-    unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
-        loop {
-            // SAFETY: forwarded from the caller.
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
-                return Ok(());
-            }
-            // SQ full: hand what is queued to the kernel, then try again.
-            match self.enter(Enter::Submit) {
-                Ok(_) => {}
-                Err(e) if is_benign(&e) => {
-                    self.reap();
-                }
-                Err(e) => return Err(self.wrong_thread(e)),
-            }
-        }
-    }
-
-    /// Submits queued entries and flushes overflowed CQEs, without waiting. No syscall
-    /// when the SQ is empty and the CQ has not overflowed.
-    fn flush(&mut self) -> io::Result<()> {
-        let sq = self.ring.submission();
-        if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
-            return Ok(());
-        }
-        drop(sq);
-        // With TASKRUN set, `submit` adds GETEVENTS, which runs the deferred work.
-        match self.enter(Enter::Submit) {
-            Ok(_) => {}
-            Err(e) if is_benign(&e) => {}
-            Err(e) => return Err(self.wrong_thread(e)),
-        }
-        self.reap();
-        Ok(())
-    }
-
-    /// Drains the CQ, dispatching every CQE; enters the kernel again while
-    /// `IORING_SQ_CQ_OVERFLOW` is set, since overflowed CQEs only reach the CQ on an
-    /// enter. Returns how many CQEs were seen.
-    fn reap(&mut self) -> usize {
-        let mut seen = 0;
-        loop {
-            let UringDriver {
-                ring,
-                wake_armed,
-                in_flight,
-                unpark,
-                pending,
-                ..
-            } = self;
-            for cqe in ring.completion() {
-                seen += 1;
-                dispatch(&cqe, wake_armed, in_flight, unpark, pending);
-            }
-            if !ring.submission().cq_overflow() {
-                return seen;
-            }
-            // `submit` adds GETEVENTS when the overflow flag is set, which flushes.
-            match self.enter(Enter::Submit) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Nothing more we can do now; the next park enters the kernel again.
-                Err(_) => return seen,
-            }
-        }
-    }
-
-    /// Cancels every request in flight (`IORING_ASYNC_CANCEL_ANY` when an op is; with
-    /// `wake`, also the eventfd READ by its key, for kernels before 5.19 that reject
-    /// `ANY` with `EINVAL`)
-    /// and reaps until no op is in flight (and, with `wake`, the READ has completed), or
-    /// `limit` has passed. `Ok(true)`: the kernel holds no pointer into any op's memory
-    /// (nor, with `wake`, into `wake_buf`). `Ok(false)`: the limit passed first. `Err`:
-    /// an enter failed with an error other than the benign ones; nothing was confirmed
-    /// beyond what was reaped (the caller asks `in_flight` again if it must know).
-    ///
-    /// Completions of ops reaped here are kept in `pending`, as by any reap. Every enter
-    /// goes through `enter`, so the fault seam applies.
-    fn quiesce(&mut self, limit: Duration, wake: bool) -> io::Result<bool> {
-        let idle = |d: &UringDriver| d.in_flight == 0 && !(wake && d.wake_armed);
-        self.reap();
-        if idle(self) {
-            return Ok(true);
-        }
-        // `None`: a limit too large for an Instant, i.e. no limit.
-        let deadline = Instant::now().checked_add(limit);
-        if self.in_flight > 0 {
-            let any = opcode::AsyncCancel2::new(types::CancelBuilder::any())
-                .build()
-                .user_data(token::CANCEL);
-            // SAFETY: an ASYNC_CANCEL entry holds no pointers.
-            unsafe { self.push(&any)? };
-        }
-        if wake && self.wake_armed {
-            let read = opcode::AsyncCancel::new(token::UNPARK)
-                .build()
-                .user_data(token::CANCEL);
-            // SAFETY: as above.
-            unsafe { self.push(&read)? };
-        }
-        loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            match self.enter(Enter::Wait(left)) {
-                Ok(_) => {}
-                Err(e) if is_benign(&e) => {}
-                Err(e) => {
-                    self.reap();
-                    return if idle(self) { Ok(true) } else { Err(e) };
-                }
-            }
-            self.reap();
-            if idle(self) {
-                return Ok(true);
-            }
-            if left == Some(Duration::ZERO) {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Drop's teardown (invariant 5): cancels and reaps everything for at most `limit`,
-    /// then closes the ring and frees `wake_buf`, or leaks both. Returns whether the
-    /// ring was closed. Runs at most once: afterwards the ring is gone or leaked.
-    fn close(&mut self, limit: Duration) -> bool {
-        // Any failure (the wrong thread of a single-issuer ring, say) leaks: no panic
-        // in drop.
-        if !matches!(self.quiesce(limit, true), Ok(true)) {
-            return false;
-        }
-        // SAFETY: `ring` is dropped exactly once, here (`close` runs once, from `Drop`
-        // or a test that never drops the driver), and not used afterwards.
-        unsafe { ManuallyDrop::drop(&mut self.ring) };
-        // SAFETY: `wake_buf` came from `Box::leak` in `new`; no READ targets it any
-        // more (`quiesce` saw its CQE) and the ring is closed (invariant 3).
-        drop(unsafe { Box::from_raw(self.wake_buf.as_ptr()) });
-        true
     }
 }
 
@@ -423,55 +194,6 @@ impl fmt::Debug for UringDriver {
             .field("in_flight", &self.in_flight)
             .field("deferred", &self.deferred)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for UringDriver {
-    /// Invariant 5: returns once every request has completed, or leaks the ring (and
-    /// with it `wake_buf`) after [`DROP_LIMIT`].
-    fn drop(&mut self) {
-        self.close(DROP_LIMIT);
-    }
-}
-
-/// Handles one CQE: the driver's own tokens, or an op's completion for the caller of
-/// `park` (which ends the op unless `IORING_CQE_F_MORE` says more CQEs follow).
-fn dispatch(
-    cqe: &io_uring::cqueue::Entry,
-    wake_armed: &mut bool,
-    in_flight: &mut usize,
-    unpark: &Shared,
-    pending: &mut Vec<Completion>,
-) {
-    let (user_data, result) = (cqe.user_data(), cqe.result());
-    match user_data {
-        token::UNPARK => {
-            *wake_armed = false;
-            // A successful READ consumed the counter: step 3 of the unpark protocol. On an
-            // error (ECANCELED when the submitting thread exited, say) the counter is
-            // untouched and the re-armed READ completes at once if it is non-zero.
-            if result >= 0 {
-                unpark.clear();
-            }
-        }
-        token::PROBE | token::CANCEL => {}
-        other if other < token::RESERVED_MIN => {
-            let flags = cqe.flags();
-            if !cqueue::more(flags) {
-                // Saturating: a CQE no submit counted (impossible today) must not wrap
-                // the count and make drop wait for ops that do not exist.
-                *in_flight = in_flight.saturating_sub(1);
-            }
-            pending.push(Completion {
-                user_data,
-                result,
-                flags,
-            });
-        }
-        other => debug_assert!(
-            false,
-            "io_uring completed an unknown reserved user_data {other:#x}"
-        ),
     }
 }
 
@@ -489,211 +211,4 @@ pub(super) fn timespec(d: Duration) -> Timespec {
     Timespec::new()
         .sec(d.as_secs().min(i64::MAX as u64))
         .nsec(d.subsec_nanos())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn driver(entries: u32) -> UringDriver {
-        build(entries, false)
-    }
-
-    fn build(entries: u32, single_issuer: bool) -> UringDriver {
-        match UringDriver::new(&Config {
-            uring_entries: entries,
-            uring_single_issuer: single_issuer,
-        }) {
-            Ok(d) => d,
-            Err(e) => panic!("io_uring is unusable here: {e:?}"),
-        }
-    }
-
-    /// A deferred driver, or `None` on a kernel without `DEFER_TASKRUN` (before 6.1).
-    fn deferred() -> Option<UringDriver> {
-        let d = build(8, true);
-        d.deferred.then_some(d)
-    }
-
-    /// In deferred mode the eventfd READ's completion is queued work until an enter
-    /// with GETEVENTS: a non-blocking park must see `IORING_SQ_TASKRUN` and enter, or
-    /// the unpark would sit unnoticed while the loop keeps polling with `ZERO`.
-    #[test]
-    fn deferred_park_zero_runs_queued_work() {
-        let Some(mut d) = deferred() else { return };
-        let mut out = Vec::new();
-        d.park(Some(Duration::ZERO), &mut out).unwrap();
-        assert!(d.wake_armed);
-        for round in 0..100 {
-            d.unparker().unpark();
-            d.park(Some(Duration::ZERO), &mut out).unwrap();
-            assert!(
-                !d.wake_armed && !d.unpark.is_notified(),
-                "round {round}: park(ZERO) left the unpark's completion queued in the kernel"
-            );
-            d.park(Some(Duration::ZERO), &mut out).unwrap();
-            assert!(d.wake_armed, "round {round}: the READ was not re-armed");
-        }
-    }
-
-    #[test]
-    fn deferred_park_on_another_thread_panics_with_the_rule() {
-        let Some(mut d) = deferred() else { return };
-        d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
-        let res = std::thread::spawn(move || {
-            let mut d = d;
-            let _ = d.park(Some(Duration::ZERO), &mut Vec::new());
-            d.unparker().unpark();
-            let _ = d.park(Some(Duration::from_secs(5)), &mut Vec::new());
-        })
-        .join();
-        let msg = match res {
-            Ok(()) => panic!("parking a single-issuer ring on another thread did not panic"),
-            Err(p) => p.downcast_ref::<String>().cloned().unwrap_or_default(),
-        };
-        assert!(
-            msg.contains("uring_single_issuer"),
-            "unexpected panic: {msg:?}"
-        );
-    }
-
-    fn push_nops(d: &mut UringDriver, n: usize) {
-        let nop = opcode::Nop::new().build().user_data(token::PROBE);
-        for _ in 0..n {
-            // SAFETY: a NOP holds no pointers.
-            unsafe { d.push(&nop) }.unwrap();
-        }
-    }
-
-    /// A 1-entry SQ (CQ of 2) takes 48 NOPs: push submits when the SQ is full, the CQ
-    /// overflows, and one reap flushes the overflow list until every CQE is seen.
-    #[test]
-    fn sq_full_and_cq_overflow_lose_nothing() {
-        let mut d = driver(1);
-        assert_eq!(d.ring.params().sq_entries(), 1);
-        assert_eq!(d.ring.params().cq_entries(), 2);
-        push_nops(&mut d, 48);
-        d.ring.submit().unwrap();
-        assert!(
-            d.ring.submission().cq_overflow(),
-            "the test did not overflow the CQ"
-        );
-        assert_eq!(d.reap(), 48);
-        assert!(!d.ring.submission().cq_overflow());
-        // The driver still works after the overflow.
-        d.unparker().unpark();
-        let mut out = Vec::new();
-        d.park(Some(Duration::from_secs(10)), &mut out).unwrap();
-        d.park(Some(Duration::from_millis(1)), &mut out).unwrap();
-        assert!(out.is_empty(), "reserved tokens are not reported");
-    }
-
-    #[test]
-    fn drop_confirms_the_eventfd_read_is_cancelled() {
-        let mut d = driver(8);
-        d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
-        assert!(d.wake_armed);
-        assert!(
-            d.quiesce(DROP_LIMIT, true).unwrap(),
-            "the READ's cancellation was not confirmed"
-        );
-        assert!(!d.wake_armed);
-    }
-
-    type Op = crate::op::Read<Vec<u8>>;
-
-    /// A READ of up to 8 bytes from `fd` into a zeroed buffer, submitted (not yet
-    /// entered). The op is leaked: a test below leaks the ring, after which the kernel
-    /// may write it at any time.
-    fn pending_read(d: &mut UringDriver, fd: std::os::fd::RawFd, user_data: u64) -> NonNull<Op> {
-        let mut buf = vec![0u8; 8];
-        buf.clear();
-        let op = NonNull::from(Box::leak(Box::new(crate::op::Read {
-            fd,
-            buf,
-            offset: crate::op::CURRENT_POSITION,
-        })));
-        // SAFETY: the op is leaked, so it stays valid and in place forever.
-        unsafe { d.submit(user_data, op) }.unwrap();
-        op
-    }
-
-    /// The 8 bytes of the op's buffer, read volatile: the kernel may write them
-    /// concurrently.
-    fn peek(op: NonNull<Op>) -> [u8; 8] {
-        // SAFETY: the op is leaked (never freed) and its buffer has 8 bytes of capacity;
-        // `u8` has no invalid values, and a racing kernel write only changes which bytes
-        // we see.
-        unsafe { std::ptr::read_volatile((*op.as_ptr()).buf.as_ptr().cast::<[u8; 8]>()) }
-    }
-
-    /// `drain` cancels every op in flight with one `ASYNC_CANCEL_ANY` and reports each
-    /// completion; the count goes back to 0 and the driver keeps working.
-    #[test]
-    fn drain_cancels_every_op_in_flight() {
-        for single_issuer in [false, true] {
-            let mut d = build(8, single_issuer);
-            let pairs: Vec<_> = (0..3)
-                .map(|_| std::os::unix::net::UnixStream::pair().unwrap())
-                .collect();
-            for (i, (a, _)) in pairs.iter().enumerate() {
-                pending_read(&mut d, a.as_raw_fd(), i as u64);
-            }
-            let mut out = Vec::new();
-            d.park(Some(Duration::ZERO), &mut out).unwrap();
-            assert_eq!(d.in_flight(), 3);
-            assert!(d.drain(DROP_LIMIT, &mut out));
-            assert_eq!(d.in_flight(), 0);
-            out.sort_by_key(|c| c.user_data);
-            let got: Vec<_> = out.iter().map(|c| (c.user_data, c.result)).collect();
-            assert_eq!(got, [0, 1, 2].map(|i| (i, -libc::ECANCELED)));
-            // `ANY` cancelled the eventfd READ too; unparks still work (a park re-arms
-            // it, and an unpark made meanwhile completes the new READ at once).
-            d.unparker().unpark();
-            for _ in 0..3 {
-                if !d.unpark.is_notified() {
-                    break;
-                }
-                d.park(Some(DROP_LIMIT), &mut out).unwrap();
-            }
-            assert!(!d.unpark.is_notified(), "the unpark was never consumed");
-            assert!(
-                out.len() == 3,
-                "a completion for an op that was not submitted"
-            );
-        }
-    }
-
-    /// The bound: with every enter refused (the fault seam) the cancels never reach the
-    /// kernel, so a teardown with a zero limit cannot confirm the READ and leaks the
-    /// ring instead of closing it. The leak is real: the request still runs afterwards
-    /// and writes the op's buffer when data arrives, which is why the owner of op memory
-    /// must leak it too when `Driver::drain` returns `false`.
-    #[test]
-    fn teardown_past_the_limit_leaks_the_ring_and_the_kernel_still_writes() {
-        use std::io::Write as _;
-        let mut d = ManuallyDrop::new(driver(8));
-        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let op = pending_read(&mut d, a.as_raw_fd(), 7);
-        d.park(Some(Duration::ZERO), &mut Vec::new()).unwrap();
-        assert_eq!(d.in_flight(), 1);
-        d.set_enter_fault(Some(Box::new(|| Some(libc::EAGAIN))));
-        assert!(
-            !d.close(Duration::ZERO),
-            "closed a ring with a READ in flight"
-        );
-        assert_eq!(d.in_flight(), 1);
-        // `d` is never dropped: its ring is leaked, as `Drop` would have left it.
-        b.write_all(b"leaked!!").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while peek(op) != *b"leaked!!" {
-            assert!(
-                Instant::now() < deadline,
-                "the leaked ring's READ never completed"
-            );
-            // Runs the READ's task work on this thread (the submitter).
-            std::thread::yield_now();
-        }
-        drop(a);
-    }
 }
