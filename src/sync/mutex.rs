@@ -58,13 +58,7 @@ pub struct Mutex<T: ?Sized> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TryLockError(pub(crate) ());
 
-impl fmt::Display for TryLockError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the lock is held or contended")
-    }
-}
-
-impl std::error::Error for TryLockError {}
+crate::macros::error_impls!(TryLockError => "the lock is held or contended");
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.

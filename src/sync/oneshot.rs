@@ -83,13 +83,7 @@ pub struct Receiver<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvError(());
 
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the oneshot sender was dropped without sending")
-    }
-}
-
-impl std::error::Error for RecvError {}
+crate::macros::error_impls!(RecvError => "the oneshot sender was dropped without sending");
 
 /// The error of [`Receiver::try_recv`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,16 +94,10 @@ pub enum TryRecvError {
     Closed,
 }
 
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryRecvError::Empty => f.write_str("no value sent yet"),
-            TryRecvError::Closed => f.write_str("the oneshot channel is closed"),
-        }
-    }
-}
-
-impl std::error::Error for TryRecvError {}
+crate::macros::error_impls!(TryRecvError {
+    Empty => "no value sent yet",
+    Closed => "the oneshot channel is closed",
+});
 
 impl<T> Sender<T> {
     /// Sends the value. Fails, giving it back, if the receiver was dropped

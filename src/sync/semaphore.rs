@@ -83,13 +83,7 @@ impl State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcquireError(());
 
-impl fmt::Display for AcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("semaphore closed")
-    }
-}
-
-impl std::error::Error for AcquireError {}
+crate::macros::error_impls!(AcquireError => "semaphore closed");
 
 /// The error of [`Semaphore::try_acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,16 +94,10 @@ pub enum TryAcquireError {
     NoPermits,
 }
 
-impl fmt::Display for TryAcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryAcquireError::Closed => f.write_str("semaphore closed"),
-            TryAcquireError::NoPermits => f.write_str("no permits available"),
-        }
-    }
-}
-
-impl std::error::Error for TryAcquireError {}
+crate::macros::error_impls!(TryAcquireError {
+    Closed => "semaphore closed",
+    NoPermits => "no permits available",
+});
 
 impl Semaphore {
     /// The largest number of permits a semaphore may hold (`usize::MAX >> 3`).

@@ -1,7 +1,5 @@
 //! The errors of sending and receiving.
 
-use std::fmt;
-
 /// The receiver is gone: the value comes back.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SendError<T>(pub T);
@@ -13,19 +11,7 @@ impl<T> SendError<T> {
     }
 }
 
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the channel's receiver is closed")
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
+crate::macros::error_impls!(<T> SendError(..) => "the channel's receiver is closed");
 
 /// The error of [`Sender::try_send`](super::Sender::try_send); the value comes back in either case.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,25 +31,10 @@ impl<T> TrySendError<T> {
     }
 }
 
-impl<T> fmt::Debug for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySendError::Full(_) => f.write_str("Full(..)"),
-            TrySendError::Closed(_) => f.write_str("Closed(..)"),
-        }
-    }
-}
-
-impl<T> fmt::Display for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrySendError::Full(_) => f.write_str("the channel is full"),
-            TrySendError::Closed(_) => f.write_str("the channel's receiver is closed"),
-        }
-    }
-}
-
-impl<T> std::error::Error for TrySendError<T> {}
+crate::macros::error_impls!(<T> TrySendError {
+    Full(..) => "the channel is full",
+    Closed(..) => "the channel's receiver is closed",
+});
 
 /// The error of [`Receiver::try_recv`](super::Receiver::try_recv).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,13 +45,7 @@ pub enum TryRecvError {
     Disconnected,
 }
 
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryRecvError::Empty => f.write_str("the channel is empty"),
-            TryRecvError::Disconnected => f.write_str("the channel is empty and closed"),
-        }
-    }
-}
-
-impl std::error::Error for TryRecvError {}
+crate::macros::error_impls!(TryRecvError {
+    Empty => "the channel is empty",
+    Disconnected => "the channel is empty and closed",
+});
