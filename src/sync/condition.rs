@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::mutex::{Mutex, MutexGuard};
-use super::waiters::{Key, Polled, Removed, WaitList};
+use super::waiters::{Key, Removed, WaitList};
 
 /// A condition variable: `asyncio.Condition`, split the Rust way into the
 /// [`Mutex`] holding the data and the `Condition` tasks wait on.
@@ -176,16 +176,11 @@ impl Future for Notified<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.get_mut();
-        let Some(key) = this.key else {
-            return Poll::Ready(false);
-        };
-        match this.cond.waiters.borrow_mut().poll(key, cx.waker()) {
-            Polled::Pending => Poll::Pending,
-            Polled::Notified(owed) => {
-                this.key = None;
-                Poll::Ready(owed)
-            }
-        }
+        // Not queued (never registered): nothing is owed.
+        let mut waiters = this.cond.waiters.borrow_mut();
+        waiters
+            .poll_key(&mut this.key, cx.waker())
+            .map(|owed| owed.unwrap_or(false))
     }
 }
 

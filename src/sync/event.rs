@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, Polled, WaitList};
+use super::waiters::{Key, WaitList};
 use crate::rt::budget::poll_proceed;
 
 /// A flag that starts clear; [`set`](Event::set) wakes every task waiting
@@ -119,16 +119,11 @@ impl Future for Wait<'_> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.event.state.borrow_mut();
-        match this.key {
-            None if st.set => {}
-            None => {
-                this.key = Some(st.waiters.push_back((), cx.waker().clone()));
-                return Poll::Pending;
-            }
-            Some(key) => match st.waiters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(()) => this.key = None,
-            },
+        // Woken by `set`: return even if the flag was cleared since.
+        let notified = ready!(st.waiters.poll_key(&mut this.key, cx.waker())).is_some();
+        if !notified && !st.set {
+            this.key = Some(st.waiters.push_back((), cx.waker().clone()));
+            return Poll::Pending;
         }
         coop.made_progress();
         Poll::Ready(())

@@ -46,7 +46,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
-use super::waiters::WaitList;
+use super::waiters::{WaitList, wake};
 
 mod error;
 mod receiver;
@@ -80,6 +80,21 @@ impl<T> State<T> {
         self.buf.len() + self.reserved < cap
     }
 
+    /// Buffers `value`; returns the receiver's waker, to wake after the lock.
+    #[inline]
+    fn push(&mut self, value: T) -> Option<Waker> {
+        self.buf.push_back(value);
+        self.rx_waker.take()
+    }
+
+    /// Takes the oldest value and reserves the room it frees for the first
+    /// waiting sender; returns that sender's waker with the value.
+    #[inline]
+    fn pop(&mut self, cap: usize) -> Option<(T, Option<Waker>)> {
+        let v = self.buf.pop_front()?;
+        Some((v, self.grant(cap)))
+    }
+
     /// Reserves freed room for the first waiting sender (FIFO hand-off).
     fn grant(&mut self, cap: usize) -> Option<Waker> {
         if !self.senders.is_empty() && self.has_room(cap) && !self.rx_closed {
@@ -88,12 +103,6 @@ impl<T> State<T> {
         } else {
             None
         }
-    }
-}
-
-fn wake(w: Option<Waker>) {
-    if let Some(w) = w {
-        w.wake();
     }
 }
 
@@ -125,8 +134,7 @@ impl<T> Chan<T> {
         if !st.senders.is_empty() || !st.has_room(self.cap) {
             return Err(TrySendError::Full(value));
         }
-        st.buf.push_back(value);
-        let w = st.rx_waker.take();
+        let w = st.push(value);
         drop(st);
         wake(w);
         Ok(())

@@ -29,6 +29,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::waiters::{register, wake};
+
 /// Creates a one-value channel.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Arc::new(Inner {
@@ -116,9 +118,7 @@ impl<T> Sender<T> {
             st.tx_gone = true;
             st.rx_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
         Ok(())
     }
 
@@ -145,9 +145,7 @@ impl<T> Drop for Sender<T> {
             st.tx_waker = None;
             st.rx_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 }
 
@@ -174,10 +172,7 @@ impl<T> Future for Closed<'_, T> {
         if st.rx_closed {
             return Poll::Ready(());
         }
-        match &st.tx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.tx_waker = Some(cx.waker().clone()),
-        }
+        register(&mut st.tx_waker, cx.waker());
         Poll::Pending
     }
 }
@@ -207,9 +202,7 @@ impl<T> Receiver<T> {
             st.rx_closed = true;
             st.tx_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 
     /// Waits for the value on a plain thread.
@@ -234,10 +227,7 @@ impl<T> Future for Receiver<T> {
         if st.tx_gone || st.rx_closed {
             return Poll::Ready(Err(RecvError(())));
         }
-        match &st.rx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.rx_waker = Some(cx.waker().clone()),
-        }
+        register(&mut st.rx_waker, cx.waker());
         Poll::Pending
     }
 }
@@ -250,9 +240,7 @@ impl<T> Drop for Receiver<T> {
             (st.value.take(), st.tx_waker.take())
         };
         drop(value);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, Polled, Removed, WaitList, Wakers};
+use super::waiters::{Key, Removed, WaitList, Wakers};
 use crate::rt::budget::poll_proceed;
 
 /// A counting semaphore: `asyncio.Semaphore`, fair and single-loop.
@@ -261,33 +261,23 @@ impl Waiting {
     ) -> Poll<Result<(), AcquireError>> {
         let coop = ready!(poll_proceed(cx));
         let mut st = sem.state.borrow_mut();
-        let r = match self.key {
-            None => {
-                if st.closed {
-                    Err(AcquireError(()))
-                } else if st.waiters.is_empty() && st.permits >= self.n {
-                    st.permits -= self.n;
-                    Ok(())
-                } else {
-                    let req = Req {
-                        n: self.n,
-                        granted: false,
-                    };
-                    self.key = Some(st.waiters.push_back(req, cx.waker().clone()));
-                    return Poll::Pending;
-                }
+        let r = match ready!(st.waiters.poll_key(&mut self.key, cx.waker())) {
+            Some(req) if req.granted => Ok(()),
+            // Notified without permits: the semaphore was closed.
+            Some(_) => Err(AcquireError(())),
+            None if st.closed => Err(AcquireError(())),
+            None if st.waiters.is_empty() && st.permits >= self.n => {
+                st.permits -= self.n;
+                Ok(())
             }
-            Some(key) => match st.waiters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(req) => {
-                    self.key = None;
-                    if req.granted {
-                        Ok(())
-                    } else {
-                        Err(AcquireError(()))
-                    }
-                }
-            },
+            None => {
+                let req = Req {
+                    n: self.n,
+                    granted: false,
+                };
+                self.key = Some(st.waiters.push_back(req, cx.waker().clone()));
+                return Poll::Pending;
+            }
         };
         coop.made_progress();
         Poll::Ready(r)

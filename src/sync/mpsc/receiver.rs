@@ -6,8 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
-use super::{Chan, TryRecvError, wake};
+use super::{Chan, TryRecvError};
 use crate::rt::budget::poll_proceed;
+use crate::sync::waiters::{register, wake};
 
 /// The receiving half of either kind of channel.
 pub struct Receiver<T> {
@@ -25,9 +26,8 @@ impl<T> Receiver<T> {
     /// Receives a value if one is buffered.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut st = self.chan.lock();
-        match st.buf.pop_front() {
-            Some(v) => {
-                let w = st.grant(self.chan.cap);
+        match st.pop(self.chan.cap) {
+            Some((v, w)) => {
                 drop(st);
                 wake(w);
                 Ok(v)
@@ -78,8 +78,7 @@ impl<T> Receiver<T> {
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let coop = ready!(poll_proceed(cx));
         let mut st = self.chan.lock();
-        if let Some(v) = st.buf.pop_front() {
-            let w = st.grant(self.chan.cap);
+        if let Some((v, w)) = st.pop(self.chan.cap) {
             drop(st);
             wake(w);
             coop.made_progress();
@@ -89,10 +88,7 @@ impl<T> Receiver<T> {
             coop.made_progress();
             return Poll::Ready(None);
         }
-        match &st.rx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.rx_waker = Some(cx.waker().clone()),
-        }
+        register(&mut st.rx_waker, cx.waker());
         Poll::Pending
     }
 }

@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use super::{Chan, SendError, TrySendError, wake};
+use super::{Chan, SendError, TrySendError};
 use crate::rt::budget::poll_proceed;
-use crate::sync::waiters::{Key, Polled, Removed};
+use crate::sync::waiters::{Key, Removed, wake};
 
 /// The sending half of a bounded channel. Clone it for more producers.
 pub struct Sender<T> {
@@ -132,43 +132,24 @@ impl<T> Future for SendFuture<'_, T> {
         let coop = ready!(poll_proceed(cx));
         let chan = this.chan;
         let mut st = chan.lock();
-        let value = match this.key {
-            Some(key) => match st.senders.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(()) => {
-                    this.key = None;
-                    let v = this
-                        .value
-                        .take()
-                        .expect("SendFuture polled after completion");
-                    if st.rx_closed {
-                        coop.made_progress();
-                        return Poll::Ready(Err(SendError(v)));
-                    }
-                    // A slot was reserved for us.
-                    st.reserved -= 1;
-                    v
-                }
-            },
-            None => {
-                let v = this
-                    .value
-                    .take()
-                    .expect("SendFuture polled after completion");
-                if st.rx_closed {
-                    coop.made_progress();
-                    return Poll::Ready(Err(SendError(v)));
-                }
-                if !st.senders.is_empty() || !st.has_room(chan.cap) {
-                    this.value = Some(v);
-                    this.key = Some(st.senders.push_back((), cx.waker().clone()));
-                    return Poll::Pending;
-                }
-                v
-            }
-        };
-        st.buf.push_back(value);
-        let w = st.rx_waker.take();
+        let notified = ready!(st.senders.poll_key(&mut this.key, cx.waker())).is_some();
+        let value = this
+            .value
+            .take()
+            .expect("SendFuture polled after completion");
+        if st.rx_closed {
+            coop.made_progress();
+            return Poll::Ready(Err(SendError(value)));
+        }
+        if notified {
+            // A slot was reserved for us.
+            st.reserved -= 1;
+        } else if !st.senders.is_empty() || !st.has_room(chan.cap) {
+            this.value = Some(value);
+            this.key = Some(st.senders.push_back((), cx.waker().clone()));
+            return Poll::Pending;
+        }
+        let w = st.push(value);
         drop(st);
         wake(w);
         coop.made_progress();
