@@ -301,20 +301,8 @@ pub(crate) fn allocate<F>(
 where
     F: Future + 'static,
 {
-    let cell = Box::new(Cell::<F> {
-        header: Header {
-            state: State::new_spawned(),
-            vtable: vtable::<F>(),
-            shared,
-            links: Links::new(),
-            join_waker: UnsafeCell::new(None),
-            id,
-            name,
-        },
-        stage: UnsafeCell::new(Stage::Running(future)),
-    });
-    // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
-    TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+    let stage = Stage::Running(future);
+    new_cell(State::new_spawned(), stage, shared, id, name)
 }
 
 /// Allocate a task for a runtime that is shutting down: the future is dropped
@@ -333,9 +321,27 @@ where
         Ok(()) => TaskError::Cancelled,
         Err(p) => TaskError::Panicked(p),
     };
+    let stage = Stage::<F>::Finished(Err(out));
+    new_cell(State::new_complete(), stage, shared, id, name)
+}
+
+/// Boxes the cell of a task whose state word starts at `state` and whose
+/// stage starts at `stage`; the `TaskRef` stands for the references that
+/// `state` counts.
+#[inline]
+fn new_cell<F>(
+    state: State,
+    stage: Stage<F>,
+    shared: Arc<Shared>,
+    id: TaskId,
+    name: Option<Box<str>>,
+) -> TaskRef
+where
+    F: Future + 'static,
+{
     let cell = Box::new(Cell::<F> {
         header: Header {
-            state: State::new_complete(),
+            state,
             vtable: vtable::<F>(),
             shared,
             links: Links::new(),
@@ -343,8 +349,8 @@ where
             id,
             name,
         },
-        stage: UnsafeCell::new(Stage::Finished(Err(out))),
+        stage: UnsafeCell::new(stage),
     });
-    // SAFETY: as in `allocate`.
+    // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
     TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
 }
