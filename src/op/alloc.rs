@@ -25,6 +25,7 @@
 //!   done with it, leaking is the only safe choice.
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use super::pool;
@@ -70,9 +71,7 @@ impl<T: ?Sized> OpBox<T> {
     /// owner (or for freeing it by hand).
     #[inline]
     fn into_raw(self) -> NonNull<T> {
-        let ptr = self.ptr;
-        std::mem::forget(self);
-        ptr
+        ManuallyDrop::new(self).ptr
     }
 
     /// The idle op, to read or change.
@@ -127,9 +126,7 @@ impl<T: ?Sized> InFlight<T> {
     /// Gives the block up (to its next owner) without the leak of `Drop`.
     #[inline]
     fn into_raw(self) -> NonNull<T> {
-        let ptr = self.ptr;
-        std::mem::forget(self);
-        ptr
+        ManuallyDrop::new(self).ptr
     }
 
     /// The driver reported this op's completion: it is idle again.

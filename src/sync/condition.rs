@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::mutex::{Mutex, MutexGuard};
-use super::waiters::{Key, Removed, WaitList};
+use super::waiters::{Key, Removed, WaitList, debug_state};
 
 /// A condition variable: `asyncio.Condition`, split the Rust way into the
 /// [`Mutex`] holding the data and the `Condition` tasks wait on.
@@ -142,13 +142,9 @@ impl Default for Condition {
 
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.waiters.try_borrow() {
-            Ok(w) => f
-                .debug_struct("Condition")
-                .field("waiters", &w.len())
-                .finish(),
-            Err(_) => f.write_str("Condition { <borrowed> }"),
-        }
+        debug_state(f, "Condition", &self.waiters, |d, w| {
+            d.field("waiters", &w.len());
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, WaitList};
+use super::waiters::{Key, WaitList, debug_state};
 use crate::rt::budget::poll_proceed;
 
 /// A flag that starts clear; [`set`](Event::set) wakes every task waiting
@@ -93,14 +93,9 @@ impl Default for Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state.try_borrow() {
-            Ok(st) => f
-                .debug_struct("Event")
-                .field("set", &st.set)
-                .field("waiters", &st.waiters.len())
-                .finish(),
-            Err(_) => f.write_str("Event { <borrowed> }"),
-        }
+        debug_state(f, "Event", &self.state, |d, st| {
+            d.field("set", &st.set).field("waiters", &st.waiters.len());
+        })
     }
 }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, Removed, WaitList, Wakers};
+use super::waiters::{Key, Removed, WaitList, Wakers, debug_state};
 use crate::rt::budget::poll_proceed;
 
 /// A counting semaphore: `asyncio.Semaphore`, fair and single-loop.
@@ -230,15 +230,11 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state.try_borrow() {
-            Ok(st) => f
-                .debug_struct("Semaphore")
-                .field("permits", &st.permits)
+        debug_state(f, "Semaphore", &self.state, |d, st| {
+            d.field("permits", &st.permits)
                 .field("waiters", &st.waiters.len())
-                .field("closed", &st.closed)
-                .finish(),
-            Err(_) => f.write_str("Semaphore { <borrowed> }"),
-        }
+                .field("closed", &st.closed);
+        })
     }
 }
 

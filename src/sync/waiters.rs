@@ -33,6 +33,8 @@
 //!
 //! There is no `unsafe` here: links are slab indices, as in `rt/wheel.rs`.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::task::{Poll, Waker};
 
 const NIL: u32 = u32::MAX;
@@ -356,6 +358,25 @@ pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
     match slot {
         Some(w) if w.will_wake(waker) => {}
         _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// `Debug` of a primitive whose state sits in a `RefCell`: `name` with the
+/// fields `fields` adds, or `name { <borrowed> }` while the state is
+/// borrowed mutably (a `Debug` from inside one of its own methods).
+pub(crate) fn debug_state<S>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    state: &RefCell<S>,
+    fields: impl FnOnce(&mut fmt::DebugStruct<'_, '_>, &S),
+) -> fmt::Result {
+    match state.try_borrow() {
+        Ok(st) => {
+            let mut d = f.debug_struct(name);
+            fields(&mut d, &st);
+            d.finish()
+        }
+        Err(_) => write!(f, "{name} {{ <borrowed> }}"),
     }
 }
 

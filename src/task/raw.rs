@@ -301,8 +301,7 @@ pub(crate) fn allocate<F>(
 where
     F: Future + 'static,
 {
-    let stage = Stage::Running(future);
-    new_cell(State::new_spawned(), stage, shared, id, name)
+    Stage::Running(future).into_task(State::new_spawned(), shared, id, name)
 }
 
 /// Allocate a task for a runtime that is shutting down: the future is dropped
@@ -321,36 +320,34 @@ where
         Ok(()) => TaskError::Cancelled,
         Err(p) => TaskError::Panicked(p),
     };
-    let stage = Stage::<F>::Finished(Err(out));
-    new_cell(State::new_complete(), stage, shared, id, name)
+    Stage::<F>::Finished(Err(out)).into_task(State::new_complete(), shared, id, name)
 }
 
-/// Boxes the cell of a task whose state word starts at `state` and whose
-/// stage starts at `stage`; the `TaskRef` stands for the references that
-/// `state` counts.
-#[inline]
-fn new_cell<F>(
-    state: State,
-    stage: Stage<F>,
-    shared: Arc<Shared>,
-    id: TaskId,
-    name: Option<Box<str>>,
-) -> TaskRef
-where
-    F: Future + 'static,
-{
-    let cell = Box::new(Cell::<F> {
-        header: Header {
-            state,
-            vtable: vtable::<F>(),
-            shared,
-            links: Links::new(),
-            join_waker: UnsafeCell::new(None),
-            id,
-            name,
-        },
-        stage: UnsafeCell::new(stage),
-    });
-    // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
-    TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+impl<F: Future + 'static> Stage<F> {
+    /// Boxes the cell of a task whose stage starts as `self` and whose
+    /// state word starts at `state`; the `TaskRef` stands for the
+    /// references that `state` counts.
+    #[inline]
+    fn into_task(
+        self,
+        state: State,
+        shared: Arc<Shared>,
+        id: TaskId,
+        name: Option<Box<str>>,
+    ) -> TaskRef {
+        let cell = Box::new(Cell::<F> {
+            header: Header {
+                state,
+                vtable: vtable::<F>(),
+                shared,
+                links: Links::new(),
+                join_waker: UnsafeCell::new(None),
+                id,
+                name,
+            },
+            stage: UnsafeCell::new(self),
+        });
+        // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
+        TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+    }
 }
