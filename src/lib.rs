@@ -89,6 +89,7 @@ pub mod fs;
 pub mod fuzz;
 pub mod io;
 mod loom;
+mod macros;
 pub mod net;
 mod op;
 pub mod queue;

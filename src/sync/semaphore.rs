@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, Polled, Removed, WaitList, Wakers};
+use super::waiters::{Key, Removed, WaitList, Wakers, debug_state};
 use crate::rt::budget::poll_proceed;
 
 /// A counting semaphore: `asyncio.Semaphore`, fair and single-loop.
@@ -83,13 +83,7 @@ impl State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcquireError(());
 
-impl fmt::Display for AcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("semaphore closed")
-    }
-}
-
-impl std::error::Error for AcquireError {}
+crate::macros::error_impls!(AcquireError => "semaphore closed");
 
 /// The error of [`Semaphore::try_acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,16 +94,10 @@ pub enum TryAcquireError {
     NoPermits,
 }
 
-impl fmt::Display for TryAcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryAcquireError::Closed => f.write_str("semaphore closed"),
-            TryAcquireError::NoPermits => f.write_str("no permits available"),
-        }
-    }
-}
-
-impl std::error::Error for TryAcquireError {}
+crate::macros::error_impls!(TryAcquireError {
+    Closed => "semaphore closed",
+    NoPermits => "no permits available",
+});
 
 impl Semaphore {
     /// The largest number of permits a semaphore may hold (`usize::MAX >> 3`).
@@ -242,15 +230,11 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state.try_borrow() {
-            Ok(st) => f
-                .debug_struct("Semaphore")
-                .field("permits", &st.permits)
+        debug_state(f, "Semaphore", &self.state, |d, st| {
+            d.field("permits", &st.permits)
                 .field("waiters", &st.waiters.len())
-                .field("closed", &st.closed)
-                .finish(),
-            Err(_) => f.write_str("Semaphore { <borrowed> }"),
-        }
+                .field("closed", &st.closed);
+        })
     }
 }
 
@@ -273,33 +257,23 @@ impl Waiting {
     ) -> Poll<Result<(), AcquireError>> {
         let coop = ready!(poll_proceed(cx));
         let mut st = sem.state.borrow_mut();
-        let r = match self.key {
-            None => {
-                if st.closed {
-                    Err(AcquireError(()))
-                } else if st.waiters.is_empty() && st.permits >= self.n {
-                    st.permits -= self.n;
-                    Ok(())
-                } else {
-                    let req = Req {
-                        n: self.n,
-                        granted: false,
-                    };
-                    self.key = Some(st.waiters.push_back(req, cx.waker().clone()));
-                    return Poll::Pending;
-                }
+        let r = match ready!(st.waiters.poll_key(&mut self.key, cx.waker())) {
+            Some(req) if req.granted => Ok(()),
+            // Notified without permits: the semaphore was closed.
+            Some(_) => Err(AcquireError(())),
+            None if st.closed => Err(AcquireError(())),
+            None if st.waiters.is_empty() && st.permits >= self.n => {
+                st.permits -= self.n;
+                Ok(())
             }
-            Some(key) => match st.waiters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(req) => {
-                    self.key = None;
-                    if req.granted {
-                        Ok(())
-                    } else {
-                        Err(AcquireError(()))
-                    }
-                }
-            },
+            None => {
+                let req = Req {
+                    n: self.n,
+                    granted: false,
+                };
+                self.key = Some(st.waiters.push_back(req, cx.waker().clone()));
+                return Poll::Pending;
+            }
         };
         coop.made_progress();
         Poll::Ready(r)

@@ -155,6 +155,26 @@ impl State {
         Snapshot(self.0.load(Acquire))
     }
 
+    /// The compare-and-swap loop of every transition below. `f` maps the
+    /// current word to `Ok((next, result))`, stored with one `AcqRel` CAS
+    /// (retried with the word found on failure), or to `Err(result)` to
+    /// leave the word as it is. Inlined: the loop is the same code as when
+    /// each transition wrote it out.
+    #[inline(always)]
+    fn update<R>(&self, mut f: impl FnMut(usize) -> Result<(usize, R), R>) -> R {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, res) = match f(cur) {
+                Ok(step) => step,
+                Err(res) => return res,
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return res,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
     /// Loop thread, after popping the task from a queue (it owns the queue
     /// reference). Clears `SCHEDULED`, sets `RUNNING`.
     pub(crate) fn transition_to_running(&self) -> ToRunning {
@@ -170,34 +190,25 @@ impl State {
 
     /// Loop thread, after a poll returned `Pending`.
     pub(crate) fn transition_to_idle(&self) -> ToIdle {
-        let mut cur = self.0.load(Acquire);
-        loop {
+        self.update(|cur| {
             debug_assert!(Snapshot(cur).is(RUNNING));
-            let (next, res) = if cur & SCHEDULED != 0 {
+            Ok(if cur & SCHEDULED != 0 {
                 (cur & !RUNNING, ToIdle::Reschedule)
             } else {
                 debug_assert!(Snapshot(cur).refs() >= 2, "owned list ref + queue ref");
                 ((cur & !RUNNING) - REF_ONE, ToIdle::Idle)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Loop thread: the future is gone and the output is stored. Sets
     /// `COMPLETE`, clears `RUNNING` and `SCHEDULED` (a wake during the last
     /// poll pushed nothing, rule 3). Returns the new snapshot.
     pub(crate) fn transition_to_complete(&self) -> Snapshot {
-        let mut cur = self.0.load(Acquire);
-        loop {
+        self.update(|cur| {
             let next = (cur | COMPLETE) & !(RUNNING | SCHEDULED);
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return Snapshot(next),
-                Err(actual) => cur = actual,
-            }
-        }
+            Ok((next, Snapshot(next)))
+        })
     }
 
     /// Loop thread, at shutdown: claim an idle or queued task so that no
@@ -212,11 +223,11 @@ impl State {
 
     /// Any thread, `wake_by_ref`: may take a new queue reference.
     pub(crate) fn transition_to_notified_by_ref(&self) -> Notify {
-        let mut cur = self.0.load(Acquire);
-        loop {
-            let (next, res) = if cur & COMPLETE != 0 {
-                return Notify::Nothing;
-            } else if cur & SCHEDULED != 0 {
+        self.update(|cur| {
+            if cur & COMPLETE != 0 {
+                return Err(Notify::Nothing);
+            }
+            Ok(if cur & SCHEDULED != 0 {
                 // Already queued: still write (the same value) so that this
                 // wake is a release in the word's modification order. The
                 // poll that the queue entry leads to starts with an acquire
@@ -230,20 +241,15 @@ impl State {
             } else {
                 check_refs(cur);
                 ((cur | SCHEDULED) + REF_ONE, Notify::Submit)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Any thread, `wake` by value: the waker's reference becomes the queue
     /// reference, or is released.
     pub(crate) fn transition_to_notified_by_val(&self) -> Notify {
-        let mut cur = self.0.load(Acquire);
-        loop {
-            let (next, res) = if cur & (COMPLETE | SCHEDULED) != 0 {
+        self.update(|cur| {
+            Ok(if cur & (COMPLETE | SCHEDULED) != 0 {
                 let next = cur - REF_ONE;
                 let res = if next >> REF_SHIFT == 0 {
                     Notify::Dealloc
@@ -256,32 +262,24 @@ impl State {
                 ((cur | SCHEDULED) - REF_ONE, Notify::Nothing)
             } else {
                 (cur | SCHEDULED, Notify::Submit)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Any thread, `Task::cancel`: marks the task cancelled and, if it was
     /// idle, takes a queue reference so that the loop polls (drops) it.
     pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
-        let mut cur = self.0.load(Acquire);
-        loop {
-            let (next, res) = if cur & (COMPLETE | CANCELLED) != 0 {
-                return ToCancelled::AlreadyDone;
-            } else if cur & (RUNNING | SCHEDULED) != 0 {
+        self.update(|cur| {
+            if cur & (COMPLETE | CANCELLED) != 0 {
+                return Err(ToCancelled::AlreadyDone);
+            }
+            Ok(if cur & (RUNNING | SCHEDULED) != 0 {
                 (cur | CANCELLED | SCHEDULED, ToCancelled::Marked)
             } else {
                 check_refs(cur);
                 ((cur | CANCELLED | SCHEDULED) + REF_ONE, ToCancelled::Submit)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Any thread: one more reference (a waker clone).
@@ -307,39 +305,25 @@ impl State {
     /// with the snapshot if the task completed first; the handle then still
     /// owns the field.
     pub(crate) fn set_join_waker(&self) -> Result<(), Snapshot> {
-        let mut cur = self.0.load(Acquire);
-        loop {
+        self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER == 0);
             if cur & COMPLETE != 0 {
-                return Err(Snapshot(cur));
+                return Err(Err(Snapshot(cur)));
             }
-            match self
-                .0
-                .compare_exchange_weak(cur, cur | JOIN_WAKER, AcqRel, Acquire)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => cur = actual,
-            }
-        }
+            Ok((cur | JOIN_WAKER, Ok(())))
+        })
     }
 
     /// Handle: take the join waker field back before replacing it. Fails if
     /// the task completed (the runtime may be reading the field).
     pub(crate) fn unset_join_waker(&self) -> Result<(), Snapshot> {
-        let mut cur = self.0.load(Acquire);
-        loop {
+        self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER != 0);
             if cur & COMPLETE != 0 {
-                return Err(Snapshot(cur));
+                return Err(Err(Snapshot(cur)));
             }
-            match self
-                .0
-                .compare_exchange_weak(cur, cur & !JOIN_WAKER, AcqRel, Acquire)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => cur = actual,
-            }
-        }
+            Ok((cur & !JOIN_WAKER, Ok(())))
+        })
     }
 
     /// Loop thread, after waking the join waker of a completed task: give the
@@ -351,25 +335,18 @@ impl State {
 
     /// Handle drop: give up join interest.
     pub(crate) fn drop_join_interest(&self) -> DropJoin {
-        let mut cur = self.0.load(Acquire);
-        loop {
+        self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0);
             if cur & COMPLETE != 0 {
                 let prev = self.0.fetch_and(!JOIN_INTEREST, AcqRel);
-                return DropJoin::Complete {
+                return Err(DropJoin::Complete {
                     may_drop_waker: prev & JOIN_WAKER == 0,
-                };
+                });
             }
             let next = cur & !(JOIN_INTEREST | JOIN_WAKER);
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => {
-                    return DropJoin::Pending {
-                        had_waker: cur & JOIN_WAKER != 0,
-                    };
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+            let had_waker = cur & JOIN_WAKER != 0;
+            Ok((next, DropJoin::Pending { had_waker }))
+        })
     }
 }
 

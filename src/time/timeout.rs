@@ -91,13 +91,7 @@ impl<F: Future> Future for Timeout<F> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
 
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline has elapsed")
-    }
-}
-
-impl std::error::Error for Elapsed {}
+crate::macros::error_impls!(Elapsed => "deadline has elapsed");
 
 impl From<Elapsed> for std::io::Error {
     fn from(_: Elapsed) -> std::io::Error {
