@@ -62,7 +62,7 @@ async fn consume(name: u64, q: Queue<(String, Instant)>) {
         let Ok((i, t)) = q.get().await else { return };
         let waited = t.elapsed().as_secs_f64() / SECOND.as_secs_f64();
         println!("Consumer {name} got element <{i}> in {waited:0.2} seconds.");
-        q.task_done();
+        q.task_done().unwrap();
     }
 }
 

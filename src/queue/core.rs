@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
-use super::error::{GetNowaitError, PutNowaitError, QueueShutDown};
+use super::error::{GetNowaitError, PutNowaitError, QueueShutDown, TaskDoneError};
 use crate::rt::budget::poll_proceed;
 use crate::sync::waiters::{Key, WaitList, wake};
 
@@ -172,22 +172,20 @@ impl<T> Core<T> {
         }
     }
 
-    #[track_caller]
-    pub(crate) fn task_done(&self) {
+    pub(crate) fn task_done(&self) -> Result<(), TaskDoneError> {
         let wakers = {
             let mut st = self.state.borrow_mut();
-            assert!(
-                st.unfinished > 0,
-                "task_done() called more times than items were put in the queue \
-                 (asyncio raises ValueError here); call it once per item taken with get"
-            );
+            if st.unfinished == 0 {
+                return Err(TaskDoneError);
+            }
             st.unfinished -= 1;
             if st.unfinished > 0 {
-                return;
+                return Ok(());
             }
             st.joiners.notify_all()
         };
         wakers.into_iter().for_each(Waker::wake);
+        Ok(())
     }
 
     pub(crate) fn shutdown(&self, immediate: bool) {

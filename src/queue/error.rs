@@ -45,6 +45,14 @@ crate::macros::error_impls!(<T> PutNowaitError {
     ShutDown(..) => "the queue was shut down",
 });
 
+/// `task_done` was called more times than items were put in the queue:
+/// asyncio's `ValueError('task_done() called too many times')`. Nothing
+/// changed: the count of unfinished items stays at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+crate::macros::error_impls!(TaskDoneError => "task_done() called more times than items were put in the queue; call it once per item taken with get");
+
 /// The error of `get_nowait`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetNowaitError {
