@@ -131,7 +131,9 @@ pub use combinators::{
     try_gather_all, try_gather_tasks, wait,
 };
 pub use rt::{Handle, Runtime, run};
-pub use task::group::{GroupTask, TaskGroup, TaskGroupError, task_group};
+pub use task::group::{
+    GroupClosed, GroupTask, GroupTaskBuilder, GroupTaskError, TaskGroup, TaskGroupError, task_group,
+};
 pub use task::{PanicPayload, Task, TaskError, spawn};
 
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
