@@ -13,6 +13,7 @@ use std::any::Any;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
+use std::time::Duration;
 
 use crate::rt::{Runtime, with_core};
 use crate::sim::{Builder, Report};
@@ -212,7 +213,7 @@ pub fn outside_loop<R>(f: impl FnOnce() -> R) -> R {
 /// # Panics
 /// Outside a loop.
 pub fn wake_to_front(wakers: &mut Vec<Waker>) {
-    with_core(|c| c.expect("inside a loop").fuzz_wake_to_front(wakers));
+    with_core(|c| c.expect("inside a loop").wake_to_front(wakers));
 }
 
 /// A weak reference to `rt`'s cross-thread half: its strong count is one
@@ -259,5 +260,5 @@ pub fn sim_in_flight(rt: &Runtime) -> Option<Vec<u64>> {
 /// # Panics
 /// Outside a loop.
 pub fn park() {
-    with_core(|c| c.expect("inside a loop").fuzz_park());
+    with_core(|c| c.expect("inside a loop").park(Some(Duration::ZERO)));
 }
