@@ -92,6 +92,18 @@ impl Model {
         );
     }
 
+    /// A wake (`res`) of a task neither complete nor scheduled: it is
+    /// scheduled now, and gets a queue entry unless it is running.
+    fn woken(&mut self, res: Notify) {
+        self.scheduled = true;
+        if self.running {
+            assert_eq!(res, Notify::Nothing);
+        } else {
+            assert_eq!(res, Notify::Submit);
+            self.queue += 1;
+        }
+    }
+
     fn consume_output(&mut self, who: &str) {
         assert!(
             self.output,
@@ -274,13 +286,8 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             let res = state.transition_to_notified_by_ref();
             if m.complete || m.scheduled {
                 assert_eq!(res, Notify::Nothing);
-            } else if m.running {
-                assert_eq!(res, Notify::Nothing);
-                m.scheduled = true;
             } else {
-                assert_eq!(res, Notify::Submit);
-                m.scheduled = true;
-                m.queue += 1;
+                m.woken(res);
             }
             Some("wake_by_ref")
         }
@@ -293,13 +300,8 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
                     return Some("dealloc");
                 }
                 assert_eq!(res, Notify::Nothing);
-            } else if m.running {
-                assert_eq!(res, Notify::Nothing);
-                m.scheduled = true;
             } else {
-                assert_eq!(res, Notify::Submit);
-                m.scheduled = true;
-                m.queue += 1;
+                m.woken(res);
             }
             Some("wake")
         }
