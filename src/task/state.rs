@@ -16,38 +16,44 @@
 //!
 //! Only the loop thread sets `RUNNING` and `COMPLETE`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
+//!
+//! The items are `pub` in this crate-private module so that `crate::fuzz`
+//! can re-export them for the `task_state` fuzz target under `cfg(fuzzing)`;
+//! they are not API.
 
 use crate::loom::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 /// A queue reference exists for this task (see the table above).
-pub(crate) const SCHEDULED: usize = 1 << 0;
+pub const SCHEDULED: usize = 1 << 0;
 /// The loop thread is polling the task.
-pub(crate) const RUNNING: usize = 1 << 1;
+pub const RUNNING: usize = 1 << 1;
 /// The future has been dropped and its output (if any) stored.
-pub(crate) const COMPLETE: usize = 1 << 2;
+pub const COMPLETE: usize = 1 << 2;
 /// Cancellation was requested.
-pub(crate) const CANCELLED: usize = 1 << 3;
+pub const CANCELLED: usize = 1 << 3;
 /// The `Task<T>` handle still exists.
-pub(crate) const JOIN_INTEREST: usize = 1 << 4;
+pub const JOIN_INTEREST: usize = 1 << 4;
 /// The join waker field is published to the runtime.
-pub(crate) const JOIN_WAKER: usize = 1 << 5;
+pub const JOIN_WAKER: usize = 1 << 5;
 /// Number of flag bits below the reference count.
-pub(crate) const REF_SHIFT: usize = 6;
+pub const REF_SHIFT: usize = 6;
 /// One reference.
-pub(crate) const REF_ONE: usize = 1 << REF_SHIFT;
+pub const REF_ONE: usize = 1 << REF_SHIFT;
 /// Refcounts above this abort the process (like `Arc`), long before overflow.
 const REF_MAX: usize = usize::MAX >> 2;
 
 /// A copy of the state word, with accessors.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot(pub(crate) usize);
+pub struct Snapshot(pub usize);
 
 impl Snapshot {
-    pub(crate) fn is(self, bit: usize) -> bool {
+    /// Whether flag `bit` is set.
+    pub fn is(self, bit: usize) -> bool {
         self.0 & bit != 0
     }
-    pub(crate) fn refs(self) -> usize {
+    /// The reference count.
+    pub fn refs(self) -> usize {
         self.0 >> REF_SHIFT
     }
 }
@@ -69,7 +75,7 @@ impl std::fmt::Debug for Snapshot {
 /// Outcome of [`State::transition_to_running`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToRunning {
+pub enum ToRunning {
     /// Poll the future.
     Poll,
     /// Cancellation was requested: drop the future instead.
@@ -79,7 +85,7 @@ pub(crate) enum ToRunning {
 /// Outcome of [`State::transition_to_idle`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToIdle {
+pub enum ToIdle {
     /// The task is idle; the poller's queue reference was released with the
     /// same atomic operation.
     Idle,
@@ -91,7 +97,7 @@ pub(crate) enum ToIdle {
 /// Outcome of a wake or cancel request.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Notify {
+pub enum Notify {
     /// The caller now holds a queue reference and must push the task.
     Submit,
     /// Nothing to do (already scheduled, running, or complete).
@@ -103,7 +109,7 @@ pub(crate) enum Notify {
 /// Outcome of [`State::transition_to_cancelled`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToCancelled {
+pub enum ToCancelled {
     /// This call requested cancellation and took a queue reference: push.
     Submit,
     /// This call requested cancellation; the task is queued or running and
@@ -116,7 +122,7 @@ pub(crate) enum ToCancelled {
 /// Outcome of a reference release.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Release {
+pub enum Release {
     /// Other references remain.
     Alive,
     /// That was the last reference: deallocate.
@@ -126,32 +132,40 @@ pub(crate) enum Release {
 /// Outcome of dropping the join handle's interest.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum DropJoin {
+pub enum DropJoin {
     /// The task had not completed; the runtime will drop the output. If
     /// `had_waker`, the handle now owns the join waker field and drops it.
-    Pending { had_waker: bool },
+    Pending {
+        /// `JOIN_WAKER` was set.
+        had_waker: bool,
+    },
     /// The task had completed: the handle must drop the output. If
     /// `may_drop_waker`, the runtime is done with the waker field too.
-    Complete { may_drop_waker: bool },
+    Complete {
+        /// `JOIN_WAKER` was clear.
+        may_drop_waker: bool,
+    },
 }
 
 /// The atomic state word.
-pub(crate) struct State(AtomicUsize);
+#[derive(Debug)]
+pub struct State(AtomicUsize);
 
 impl State {
     /// A new task: scheduled, join interest, three references (owned list,
     /// handle, queue).
-    pub(crate) fn new_spawned() -> State {
+    pub fn new_spawned() -> State {
         State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (3 * REF_ONE)))
     }
 
     /// A task that never runs: already complete (cancelled before it could
     /// start), one reference held by its handle.
-    pub(crate) fn new_complete() -> State {
+    pub fn new_complete() -> State {
         State(AtomicUsize::new(COMPLETE | JOIN_INTEREST | REF_ONE))
     }
 
-    pub(crate) fn load(&self) -> Snapshot {
+    /// The current word.
+    pub fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
     }
 
@@ -177,7 +191,7 @@ impl State {
 
     /// Loop thread, after popping the task from a queue (it owns the queue
     /// reference). Clears `SCHEDULED`, sets `RUNNING`.
-    pub(crate) fn transition_to_running(&self) -> ToRunning {
+    pub fn transition_to_running(&self) -> ToRunning {
         // SCHEDULED is set and RUNNING clear (rule 2), so one xor flips both.
         let prev = Snapshot(self.0.fetch_xor(SCHEDULED | RUNNING, AcqRel));
         debug_assert!(prev.is(SCHEDULED) && !prev.is(RUNNING) && !prev.is(COMPLETE));
@@ -189,7 +203,7 @@ impl State {
     }
 
     /// Loop thread, after a poll returned `Pending`.
-    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+    pub fn transition_to_idle(&self) -> ToIdle {
         self.update(|cur| {
             debug_assert!(Snapshot(cur).is(RUNNING));
             Ok(if cur & SCHEDULED != 0 {
@@ -204,7 +218,7 @@ impl State {
     /// Loop thread: the future is gone and the output is stored. Sets
     /// `COMPLETE`, clears `RUNNING` and `SCHEDULED` (a wake during the last
     /// poll pushed nothing, rule 3). Returns the new snapshot.
-    pub(crate) fn transition_to_complete(&self) -> Snapshot {
+    pub fn transition_to_complete(&self) -> Snapshot {
         self.update(|cur| {
             let next = (cur | COMPLETE) & !(RUNNING | SCHEDULED);
             Ok((next, Snapshot(next)))
@@ -216,13 +230,13 @@ impl State {
     /// exist: `transition_to_complete` then clears `SCHEDULED` although the
     /// entry (and its reference) lives on until shutdown drains the queues,
     /// which release those references without looking at the bit (rule 8).
-    pub(crate) fn transition_to_shutdown(&self) {
+    pub fn transition_to_shutdown(&self) {
         let prev = Snapshot(self.0.fetch_or(RUNNING | CANCELLED, AcqRel));
         debug_assert!(!prev.is(RUNNING) && !prev.is(COMPLETE));
     }
 
     /// Any thread, `wake_by_ref`: may take a new queue reference.
-    pub(crate) fn transition_to_notified_by_ref(&self) -> Notify {
+    pub fn transition_to_notified_by_ref(&self) -> Notify {
         self.update(|cur| {
             if cur & COMPLETE != 0 {
                 return Err(Notify::Nothing);
@@ -247,7 +261,7 @@ impl State {
 
     /// Any thread, `wake` by value: the waker's reference becomes the queue
     /// reference, or is released.
-    pub(crate) fn transition_to_notified_by_val(&self) -> Notify {
+    pub fn transition_to_notified_by_val(&self) -> Notify {
         self.update(|cur| {
             Ok(if cur & (COMPLETE | SCHEDULED) != 0 {
                 let next = cur - REF_ONE;
@@ -268,7 +282,7 @@ impl State {
 
     /// Any thread, `Task::cancel`: marks the task cancelled and, if it was
     /// idle, takes a queue reference so that the loop polls (drops) it.
-    pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
+    pub fn transition_to_cancelled(&self) -> ToCancelled {
         self.update(|cur| {
             if cur & (COMPLETE | CANCELLED) != 0 {
                 return Err(ToCancelled::AlreadyDone);
@@ -283,7 +297,7 @@ impl State {
     }
 
     /// Any thread: one more reference (a waker clone).
-    pub(crate) fn ref_inc(&self) {
+    pub fn ref_inc(&self) {
         let prev = self
             .0
             .fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
@@ -291,7 +305,7 @@ impl State {
     }
 
     /// Any thread: release `n` references.
-    pub(crate) fn ref_dec(&self, n: usize) -> Release {
+    pub fn ref_dec(&self, n: usize) -> Release {
         let prev = Snapshot(self.0.fetch_sub(n * REF_ONE, AcqRel));
         debug_assert!(prev.refs() >= n, "task refcount underflow: {prev:?}");
         if prev.refs() == n {
@@ -304,7 +318,7 @@ impl State {
     /// Handle: publish the join waker (already written to the field). Fails
     /// with the snapshot if the task completed first; the handle then still
     /// owns the field.
-    pub(crate) fn set_join_waker(&self) -> Result<(), Snapshot> {
+    pub fn set_join_waker(&self) -> Result<(), Snapshot> {
         self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER == 0);
             if cur & COMPLETE != 0 {
@@ -316,7 +330,7 @@ impl State {
 
     /// Handle: take the join waker field back before replacing it. Fails if
     /// the task completed (the runtime may be reading the field).
-    pub(crate) fn unset_join_waker(&self) -> Result<(), Snapshot> {
+    pub fn unset_join_waker(&self) -> Result<(), Snapshot> {
         self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER != 0);
             if cur & COMPLETE != 0 {
@@ -329,12 +343,12 @@ impl State {
     /// Loop thread, after waking the join waker of a completed task: give the
     /// field back. Returns the new snapshot; if join interest is gone the
     /// caller drops the waker (rule 6).
-    pub(crate) fn unset_join_waker_after_complete(&self) -> Snapshot {
+    pub fn unset_join_waker_after_complete(&self) -> Snapshot {
         Snapshot(self.0.fetch_and(!JOIN_WAKER, AcqRel) & !JOIN_WAKER)
     }
 
     /// Handle drop: give up join interest.
-    pub(crate) fn drop_join_interest(&self) -> DropJoin {
+    pub fn drop_join_interest(&self) -> DropJoin {
         self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0);
             if cur & COMPLETE != 0 {
