@@ -29,7 +29,8 @@ const TICK_LIMIT: u64 = 1 << 50;
 /// `BTreeMap` of id → deadline. Checks the wheel's invariants after every
 /// advance and at the end, and after every operation its length, that `next_expiration` is never after the earliest
 /// deadline, that `advance` fires exactly the due timers (never early, never
-/// lost), and that removed or fired keys read as dead.
+/// lost) in deadline order with ties in insertion order (for timers filed
+/// within `MAX_DURATION`), and that removed or fired keys read as dead.
 pub fn timer_wheel(data: &[u8]) {
     let _ = run_timer_wheel(&mut Bytes(data));
 }
@@ -47,6 +48,9 @@ fn run_timer_wheel(b: &mut Bytes<'_>) -> Option<()> {
     // Every key ever handed out, live or not, so stale keys get exercised.
     let mut keys: Vec<(u64, Key)> = Vec::new();
     let mut next_id = 0u64;
+    // Timers inserted more than MAX_DURATION ahead (clamped, re-filed until
+    // due): equal deadlines among them fire in some order, not insertion order.
+    let mut clamped: std::collections::HashSet<u64> = std::collections::HashSet::new();
     loop {
         let Some(op) = b.u8() else {
             wheel.check_invariants();
@@ -68,6 +72,9 @@ fn run_timer_wheel(b: &mut Bytes<'_>) -> Option<()> {
                 }
                 let id = next_id;
                 next_id += 1;
+                if when - elapsed > MAX_DURATION {
+                    clamped.insert(id);
+                }
                 keys.push((id, wheel.insert(when, waker(id))));
                 model.insert(id, when);
             }
@@ -103,7 +110,31 @@ fn run_timer_wheel(b: &mut Bytes<'_>) -> Option<()> {
                 for w in fired {
                     w.wake();
                 }
-                let mut got = std::mem::take(&mut *log.lock().unwrap());
+                let order = std::mem::take(&mut *log.lock().unwrap());
+                // Deadline order, and equal deadlines in insertion (id) order
+                // (asyncio's tie-break), except among clamped timers.
+                let mut last: Option<(u64, Option<u64>)> = None;
+                for &id in &order {
+                    let d = model[&id];
+                    match last {
+                        Some((ld, _)) if ld > d => {
+                            panic!("timer {id} (deadline {d}) fired after one due at {ld}")
+                        }
+                        Some((ld, Some(lid))) if ld == d && !clamped.contains(&id) => {
+                            assert!(
+                                lid < id,
+                                "equal deadlines {d}: timer {id} fired after {lid}"
+                            )
+                        }
+                        _ => {}
+                    }
+                    let near = (!clamped.contains(&id)).then_some(id);
+                    last = match last {
+                        Some((ld, lid)) if ld == d => Some((d, near.or(lid))),
+                        _ => Some((d, near)),
+                    };
+                }
+                let mut got = order;
                 got.sort_unstable();
                 let want: Vec<u64> = model
                     .iter()

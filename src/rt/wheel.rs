@@ -19,7 +19,9 @@
 //! 4. `Key { index, generation }` names a live entry iff the slab entry at
 //!    `index` has that generation and is linked; firing or removing bumps it,
 //!    so stale keys read as "fired".
-//! 5. Each slot's list is in insertion order (new timers are appended at its
+//! 5. (For timers inserted within [`MAX_DURATION`] of `elapsed`; clamped
+//!    ones are re-filed and may pass later ones with the same deadline.)
+//!    Each slot's list is in insertion order (new timers are appended at its
 //!    tail, and a cascade re-files a slot's entries head first), and a slot
 //!    only receives cascaded entries before any timer is inserted into it
 //!    directly (a lower level is only ever filed for the block `elapsed` is
