@@ -29,10 +29,12 @@ mod instant;
 mod interval;
 mod sleep;
 mod timeout;
+mod wait_for;
 
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, Tick, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};
-pub use timeout::{Elapsed, Timeout, timeout, timeout_at};
+pub use timeout::{Elapsed, Timeout, TimeoutHandle, timeout, timeout_at, timeout_scope};
+pub use wait_for::{TaskTimeout, wait_for, wait_for_at};
 
 pub use std::time::Duration;
