@@ -28,16 +28,22 @@ fn flag() -> (Rc<Cell<bool>>, SetOnDrop) {
     (f.clone(), SetOnDrop(f))
 }
 
+/// A task that sleeps for `d`; the flag is set once it has stopped.
+fn sleeper(d: Duration) -> (Rc<Cell<bool>>, coil::Task<()>) {
+    let (stopped, guard) = flag();
+    let task = coil::spawn(async move {
+        let _guard = guard;
+        sleep(d).await;
+    });
+    (stopped, task)
+}
+
 /// test_waitfor `test_wait_for` and `test_wait_for_waits_for_task_cancellation`:
 /// on expiry the task is cancelled, and `wait_for` returns only once it has
 /// stopped (its future dropped); `shield` keeps it running.
 fn wait_for_cancels_the_task_and_waits_for_it(rt: &coil::Runtime) {
     rt.block_on(async {
-        let (stopped, guard) = flag();
-        let task = coil::spawn(async move {
-            let _guard = guard;
-            sleep(Duration::from_secs(3600)).await;
-        });
+        let (stopped, task) = sleeper(Duration::from_secs(3600));
         let t0 = Instant::now();
         let r = wait_for(Duration::from_millis(5), task).await;
         assert!(r.is_err(), "{r:?}");
@@ -79,11 +85,7 @@ fn wait_for_cancels_the_task_and_waits_for_it(rt: &coil::Runtime) {
 /// cancels the task waited for.
 fn cancelling_the_waiter_cancels_the_task(rt: &coil::Runtime) {
     rt.block_on(async {
-        let (stopped, guard) = flag();
-        let inner = coil::spawn(async move {
-            let _guard = guard;
-            sleep(Duration::from_secs(3600)).await;
-        });
+        let (stopped, inner) = sleeper(Duration::from_secs(3600));
         let outer = coil::spawn(wait_for(Duration::from_secs(3600), inner));
         yield_now().await; // outer starts waiting
         outer.cancel();
@@ -142,11 +144,7 @@ fn zero_or_past_deadline_does_not_start_the_future(rt: &coil::Runtime) {
             assert_eq!(r.unwrap().unwrap(), 2);
 
             // A running task is cancelled and waited for.
-            let (stopped, guard) = flag();
-            let task = coil::spawn(async move {
-                let _guard = guard;
-                sleep(Duration::from_secs(3600)).await;
-            });
+            let (stopped, task) = sleeper(Duration::from_secs(3600));
             yield_now().await;
             assert!(wait_for(Duration::ZERO, task).await.is_err());
             assert!(stopped.get());
@@ -238,11 +236,7 @@ fn on_the_simulator() {
     sim.run(async {
         // test_waitfor `test_wait_for`: the task sleeps 100 ms, wait_for gives
         // up after 50 ms (virtual), having cancelled it.
-        let (stopped, guard) = flag();
-        let task = coil::spawn(async move {
-            let _guard = guard;
-            sleep(ms(100)).await;
-        });
+        let (stopped, task) = sleeper(ms(100));
         let t0 = Instant::now();
         assert!(wait_for(ms(50), task).await.is_err());
         let took = t0.elapsed();

@@ -152,7 +152,11 @@ impl<F> Timeout<F> {
         }
         this.set_deadline(deadline);
         if let Some(scope) = &this.scope {
-            lock(scope).when = deadline;
+            let mut s = lock(scope);
+            s.when = deadline;
+            // This call is the latest word: an older handle reschedule not
+            // applied yet must not override it.
+            s.changed = false;
         }
     }
 
