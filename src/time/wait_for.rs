@@ -1,7 +1,7 @@
 //! [`wait_for`] and [`wait_for_at`]: a timeout on a [`Task`] that cancels
 //! the task on expiry and waits for it to stop, as `asyncio.wait_for` does.
 //! Why this is a function of its own, and not what [`timeout`](super::timeout)
-//! does with a `Task`, is decision 0008 (`docs/decisions/`).
+//! does with a `Task`, is decision 0009 (`docs/decisions/`).
 
 use std::fmt;
 use std::future::Future;
