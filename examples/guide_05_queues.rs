@@ -3,14 +3,16 @@
 //!
 //! The notes' `asyncq.py`: producers put timestamped items on a
 //! `coil::queue::Queue`, consumers take them, `join` waits until every item
-//! was marked done, then the consumers are cancelled.
+//! was marked done, then the consumers are cancelled. The random sleeps are
+//! 0 to 10 asyncio seconds, one asyncio second being 20 ms here; every time
+//! printed is the real one, in milliseconds.
 
 use std::time::Duration;
 
 use coil::queue::Queue;
 use coil::time::{Instant, sleep};
 
-/// One "second" of the Python programs (shorter here: there are many sleeps).
+/// One second of the Python programs (20 ms here: there are many sleeps).
 const SECOND: Duration = Duration::from_millis(20);
 
 /// A tiny seeded PRNG (SplitMix64) so the "random" numbers are repeatable.
@@ -37,7 +39,7 @@ fn makeitem(rng: &mut SplitMix64) -> String {
 
 async fn randsleep(rng: &mut SplitMix64, caller: &str) {
     let i = rng.randint(10);
-    println!("{caller} sleeping for {i} seconds.");
+    println!("{caller} sleeping for {} ms.", (SECOND * i).as_millis());
     sleep(SECOND * i).await;
 }
 
@@ -60,14 +62,15 @@ async fn consume(name: u64, q: Queue<(String, Instant)>) {
     loop {
         randsleep(&mut rng, &format!("Consumer {name}")).await;
         let Ok((i, t)) = q.get().await else { return };
-        let waited = t.elapsed().as_secs_f64() / SECOND.as_secs_f64();
-        println!("Consumer {name} got element <{i}> in {waited:0.2} seconds.");
-        q.task_done();
+        let waited = t.elapsed().as_millis();
+        println!("Consumer {name} got element <{i}> in {waited} ms.");
+        q.task_done().unwrap();
     }
 }
 
 /// Runs the chapter's programs in order.
 pub(crate) async fn demo() {
+    println!("(one asyncio second is {} ms here)", SECOND.as_millis());
     let start = Instant::now();
     let (nprod, ncon) = (2, 3);
     let q = Queue::new(0);
@@ -87,8 +90,8 @@ pub(crate) async fn demo() {
         c.cancel();
     }
     assert_eq!(q.qsize(), 0);
-    let took = start.elapsed().as_secs_f64() / SECOND.as_secs_f64();
-    println!("{made} items; program completed in {took:0.2} seconds.");
+    let took = start.elapsed().as_millis();
+    println!("{made} items; program completed in {took} ms.");
 }
 
 #[allow(dead_code)]

@@ -61,7 +61,7 @@ pub(crate) async fn task_groups() {
             sleep(TICK * 2).await;
             "second"
         });
-        (a, b)
+        Ok((a, b))
     })
     .await
     .expect("no child failed");
@@ -80,6 +80,7 @@ pub(crate) async fn task_groups() {
             sleep(TICK).await;
             Err::<(), _>("connection refused".to_string())
         });
+        Ok(())
     })
     .await
     .unwrap_err();

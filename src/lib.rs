@@ -75,6 +75,32 @@
 //! (the default) uses io_uring when the kernel allows it and otherwise epoll,
 //! and [`Runtime::driver`] says which and why.
 //!
+//! ## The guide and the asyncio mapping
+//!
+//! The guide is part of coil's repository, not of this crate, so rustdoc
+//! cannot link to it: the files below are paths in the repository (next to
+//! `Cargo.toml`), readable on any repository browser or in a checkout. Each
+//! chapter takes one asyncio concept, shows the Python program and its coil
+//! rewrite, and has a runnable example (`cargo run --example guide_01_coroutines`
+//! and so on; `cargo run --release --example tour` runs them all):
+//!
+//! 1. `docs/guide/01-coroutines.md`: coroutines and `await`
+//! 2. `docs/guide/02-event-loop.md`: the event loop and [`run`]
+//! 3. `docs/guide/03-tasks-and-gather.md`: tasks, [`gather!`], [`spawn`]
+//! 4. `docs/guide/04-chained-coroutines.md`: chained coroutines
+//! 5. `docs/guide/05-producers-consumers.md`: [`queue`]s, producers and
+//!    consumers
+//! 6. `docs/guide/06-async-generators.md`: async generators and
+//!    comprehensions ([`stream`])
+//! 7. `docs/guide/07-context-managers.md`: async context managers ([`sync`]
+//!    guards, [`task_group`])
+//!
+//! `docs/guide/README.md` is the guide's table of contents, and
+//! `docs/guide/asyncio-mapping.md` lists every asyncio API next to coil's
+//! (including what is not there yet, and where coil differs on purpose).
+//! The module docs here carry the same mapping for their part: [`combinators`]
+//! (gather, wait, shield), [`queue`], [`sync`], [`stream`].
+//!
 //! ## Where to read next
 //!
 //! `docs/architecture.md` for the layers, `docs/how-await-works.md` for what
@@ -89,6 +115,7 @@ pub mod fs;
 pub mod fuzz;
 pub mod io;
 mod loom;
+mod macros;
 pub mod net;
 mod op;
 pub mod queue;
@@ -104,7 +131,9 @@ pub use combinators::{
     try_gather_all, try_gather_tasks, wait,
 };
 pub use rt::{Handle, Runtime, run};
-pub use task::group::{GroupTask, TaskGroup, TaskGroupError, task_group};
+pub use task::group::{
+    GroupClosed, GroupTask, GroupTaskBuilder, GroupTaskError, TaskGroup, TaskGroupError, task_group,
+};
 pub use task::{PanicPayload, Task, TaskError, spawn};
 
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]

@@ -49,15 +49,11 @@
 //! (files, Unix sockets) are not simulated.
 //!
 //! This module is the public side (the [`Builder`], the [`Report`], the seed
-//! and its environment variable, the property-suite programs in `props`);
-//! the loop's half (virtual clock, seeded order, trace recording) lives with
+//! and its environment variable); the loop's half (virtual clock, seeded order, trace recording) lives with
 //! the loop.
 
 use std::future::Future;
 use std::time::Duration;
-
-#[doc(hidden)]
-pub mod props;
 
 use coil_arch::Driver;
 pub use coil_arch::sim::Faults;
@@ -159,7 +155,7 @@ impl Builder {
         let (rt, seed) = self.runtime();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(future))) {
             Ok(out) => {
-                let report = report(&rt, seed);
+                let report = report(&rt);
                 drop(rt);
                 (out, report)
             }
@@ -175,7 +171,7 @@ impl Builder {
 impl Builder {
     /// The simulator runtime a run uses, and its seed.
     #[track_caller]
-    fn runtime(&self) -> (Runtime, u64) {
+    pub(crate) fn runtime(&self) -> (Runtime, u64) {
         let seed = self.effective_seed();
         let config = SimConfig {
             seed,
@@ -194,27 +190,13 @@ impl Builder {
         let core = Core::new(driver, 61).with_sim(SimState::new(seed, self.record));
         (Runtime::from_parts(core, info), seed)
     }
-
-    /// Fuzzing hook (`fuzz::op_lifecycle`): the runtime [`Builder::run`]
-    /// would use, to be entered by several `block_on` calls; read its
-    /// [`Report`] with [`fuzz_report`] before dropping it.
-    #[cfg(fuzzing)]
-    pub(crate) fn fuzz_runtime(&self) -> Runtime {
-        self.runtime().0
-    }
 }
 
-/// Fuzzing hook: the report of a runtime from [`Builder::fuzz_runtime`].
-#[cfg(fuzzing)]
-pub(crate) fn fuzz_report(rt: &Runtime) -> Report {
-    let seed = rt.core().sim.as_ref().expect("a simulator runtime").seed;
-    report(rt, seed)
-}
-
-fn report(rt: &Runtime, seed: u64) -> Report {
+/// The report of a simulator runtime's run so far.
+pub(crate) fn report(rt: &Runtime) -> Report {
     let sim = rt.core().sim.as_ref().expect("a simulator runtime");
     Report {
-        seed,
+        seed: sim.seed,
         hash: sim.hash(),
         events: sim.events(),
         elapsed: sim.now.get(),

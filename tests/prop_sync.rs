@@ -365,6 +365,12 @@ struct SemModel {
 }
 
 impl SemModel {
+    /// Waiters handed permits that have not polled yet: while there are any,
+    /// new requests queue behind them (no barging, as asyncio).
+    fn unclaimed(&self) -> bool {
+        self.w.contains(&SemW::Granted)
+    }
+
     fn grant(&mut self) {
         while let Some(&i) = self.queue.front() {
             if self.n[i] > self.permits {
@@ -558,7 +564,7 @@ proptest! {
                         if model.closed {
                             assert!(matches!(r, Poll::Ready(Err(_))));
                             model.w.push(SemW::Gone);
-                        } else if model.queue.is_empty() && model.permits >= n {
+                        } else if model.queue.is_empty() && !model.unclaimed() && model.permits >= n {
                             let Poll::Ready(Ok(p)) = r else { panic!("step {step}") };
                             model.permits -= n;
                             held[i] = Some(p);
@@ -596,6 +602,11 @@ proptest! {
                                     assert_eq!(p.num_permits(), model.n[i]);
                                     held[i] = Some(p);
                                     model.w[i] = SemW::Held;
+                                    // The last hand-over taken: requests that
+                                    // queued behind it get the free permits.
+                                    if !model.unclaimed() && !model.closed {
+                                        model.grant();
+                                    }
                                 }
                                 SemW::Failed => {
                                     assert!(matches!(ws[i].poll(), Poll::Ready(Err(_))));

@@ -54,7 +54,7 @@ fn program(rt: &coil::Runtime, nprod: usize, ncon: usize, maxsize: usize) {
                         let item = q.get().await.unwrap();
                         sleep(Duration::from_millis(rng.next() % 3)).await;
                         log.borrow_mut().push(item);
-                        q.task_done();
+                        q.task_done().unwrap();
                     }
                 })
             })

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use coil::queue::{GetNowaitError, LifoQueue, PriorityQueue, PutNowaitError, Queue, QueueShutDown};
 use coil::spawn;
 use coil::task::yield_now;
-use support::{counting_waker, panic_message_of};
+use support::counting_waker;
 
 fn poll<F: Future + ?Sized>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     let (w, _) = counting_waker();
@@ -67,16 +67,29 @@ fn unbounded_is_never_full() {
     assert_eq!(q.qsize(), 10_000);
 }
 
+/// asyncio: `task_done()` called too many times raises ValueError (CPython
+/// `test_task_done_underflow`); coil returns an error and changes nothing.
 #[test]
-fn task_done_too_often_panics_with_a_sentence() {
+fn task_done_too_often_is_an_error() {
     let q: Queue<u8> = Queue::new(0);
-    q.put_nowait(1).unwrap();
-    q.task_done();
-    let msg = panic_message_of(|| q.task_done());
-    assert!(
-        msg.contains("task_done() called more times than items were put"),
-        "{msg}"
+    assert_eq!(
+        q.task_done(),
+        Err(coil::queue::TaskDoneError),
+        "nothing was put"
     );
+    q.put_nowait(1).unwrap();
+    q.get_nowait().unwrap();
+    assert_eq!(q.task_done(), Ok(()));
+    let err = q.task_done().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("task_done() called more times than items were put"),
+        "{err}"
+    );
+    assert_eq!(q.unfinished_tasks(), 0, "the failed call changed nothing");
+    q.put_nowait(2).unwrap();
+    assert_eq!(q.unfinished_tasks(), 1);
+    let _: &dyn std::error::Error = &err;
 }
 
 #[test]
@@ -92,10 +105,10 @@ fn join_waits_for_every_task_done() {
     let mut join = pin!(q.join());
     assert!(poll(join.as_mut()).is_pending());
     q.get_nowait().unwrap();
-    q.task_done();
+    q.task_done().unwrap();
     assert!(poll(join.as_mut()).is_pending());
     q.get_nowait().unwrap();
-    q.task_done();
+    q.task_done().unwrap();
     assert!(poll(join.as_mut()).is_ready());
     assert_eq!(q.unfinished_tasks(), 0);
 }

@@ -63,7 +63,7 @@ fn immediate_shutdown_drains_and_unblocks_join() {
         "the taken item is still unfinished"
     );
     assert!(poll(join.as_mut()).is_pending());
-    q.task_done();
+    q.task_done().unwrap();
     assert!(poll(join.as_mut()).is_ready());
 }
 
@@ -119,7 +119,7 @@ driver_test! {
                         let mut n = 0;
                         while q.get().await.is_ok() {
                             n += 1;
-                            q.task_done();
+                            q.task_done().unwrap();
                             yield_now().await;
                         }
                         n

@@ -731,6 +731,7 @@ async fn cancel_mid_flight(n: usize) {
                 handles.borrow_mut().push(tg.spawn(fut));
             }
             std::future::pending::<()>().await;
+            Ok(())
         })
     });
     support::yield_until(|| w.started.get() == n, n).await;

@@ -8,13 +8,16 @@
 //! once failed are listed in `REGRESSIONS` and always run first.
 //!
 //! The programs, their runner and their invariants live in
-//! `coil::sim::props`, shared with the `sim_program` fuzz target (which
+//! `support/props/`, shared with the `sim_program` fuzz target (which
 //! decodes programs from bytes instead of generating them from a seed).
+
+#[path = "support/props/mod.rs"]
+mod props;
 
 use std::cell::Cell;
 
 use coil::sim::Builder;
-use coil::sim::props::{NetProgram, Rng, TaskProgram, check_outcome};
+use props::{NetProgram, Rng, TaskProgram, check_outcome};
 
 /// Seeds that once failed (see the module docs); they always run.
 const REGRESSIONS: &[u64] = &[];

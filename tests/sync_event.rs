@@ -204,3 +204,12 @@ driver_test! {
         });
     }
 }
+
+/// asyncio's `Barrier(0)` raises ValueError (CPython `test_barrier_parties`);
+/// coil refuses it at the caller's line instead of treating it as 1.
+#[test]
+fn barrier_of_zero_parties_is_refused() {
+    let msg = support::panic_message_of(|| Barrier::new(0));
+    assert!(msg.contains("at least one party"), "{msg}");
+    assert_eq!(Barrier::new(1).parties(), 1);
+}

@@ -196,3 +196,47 @@ driver_test! {
         });
     }
 }
+
+/// CPython `test_acquire_fifo_order_2`: permits released while tasks wait go
+/// to them in order, and a task that releases and re-acquires queues behind
+/// a waiter that was granted a permit but has not run yet (no barging):
+/// the appends come 1, 2, 3, 4.
+#[test]
+fn acquire_fifo_order_no_barging() {
+    use std::cell::RefCell;
+    coil::run(async {
+        let sem = Rc::new(Semaphore::new(1));
+        let result = Rc::new(RefCell::new(Vec::new()));
+        let c1 = {
+            let (sem, result) = (sem.clone(), result.clone());
+            spawn(async move {
+                sem.acquire().await.unwrap().forget();
+                result.borrow_mut().push(1);
+            })
+        };
+        let c2 = {
+            let (sem, result) = (sem.clone(), result.clone());
+            spawn(async move {
+                let p = sem.acquire().await.unwrap();
+                result.borrow_mut().push(2);
+                drop(p);
+                sem.acquire().await.unwrap().forget();
+                result.borrow_mut().push(4);
+            })
+        };
+        let c3 = {
+            let (sem, result) = (sem.clone(), result.clone());
+            spawn(async move {
+                sem.acquire().await.unwrap().forget();
+                result.borrow_mut().push(3);
+            })
+        };
+        yield_now().await;
+        sem.add_permits(1);
+        sem.add_permits(1);
+        c1.await.unwrap();
+        c2.await.unwrap();
+        c3.await.unwrap();
+        assert_eq!(*result.borrow(), [1, 2, 3, 4]);
+    });
+}

@@ -1,4 +1,4 @@
-//! `BufReader` over arbitrary chunkings against std's `BufRead` (`coil::fuzz::buf_reader_lines`).
+//! `BufReader` over arbitrary chunkings against std's `BufRead` (`coil_fuzz::buf_reader_lines`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| coil::fuzz::buf_reader_lines(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| coil_fuzz::buf_reader_lines(data));

@@ -1,4 +1,4 @@
-//! Op table and fd/buffer ownership under the simulator, kernel driven by hand (`coil::fuzz::op_lifecycle`).
+//! Op table and fd/buffer ownership under the simulator, kernel driven by hand (`coil_fuzz::op_lifecycle`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| coil::fuzz::op_lifecycle(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| coil_fuzz::op_lifecycle(data));

@@ -1,4 +1,4 @@
-//! The loop's scheduling order against a `VecDeque` model (`coil::fuzz::run_queue`).
+//! The loop's scheduling order against a `VecDeque` model (`coil_fuzz::run_queue`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| coil::fuzz::run_queue(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| coil_fuzz::run_queue(data));

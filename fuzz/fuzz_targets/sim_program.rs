@@ -1,4 +1,4 @@
-//! Task and network programs run under the simulator with faults, property-suite invariants (`coil::fuzz::sim_program`).
+//! Task and network programs run under the simulator with faults, property-suite invariants (`coil_fuzz::sim_program`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| coil::fuzz::sim_program(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| coil_fuzz::sim_program(data));

@@ -1,7 +1,7 @@
 //! Reads, cancelled reads, writes and peer actions on one stream under the real
 //! io_uring and epoll drivers, against a byte-count model. The program runner is
 //! shared with the property test `tests/prop_stream.rs` (it uses only coil's
-//! public API, so it is included by path rather than living in `coil::fuzz`).
+//! public API), so the target includes it by path itself.
 #![no_main]
 
 #[path = "../../tests/support/stream_program.rs"]

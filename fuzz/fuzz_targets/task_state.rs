@@ -1,4 +1,4 @@
-//! Task state-word transitions against a reference machine (`coil::fuzz::task_state`).
+//! Task state-word transitions against a reference machine (`coil_fuzz::task_state`).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| coil::fuzz::task_state(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| coil_fuzz::task_state(data));

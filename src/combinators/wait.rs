@@ -43,7 +43,11 @@ pub struct Completed<T> {
 /// index and id); `pending` holds the handles of the others, in input order,
 /// **still running**: like asyncio, `wait` never cancels anything, not even
 /// on timeout. Pass `pending` to `wait` again, cancel the tasks, or drop the
-/// handles to detach them. With no tasks, it returns at once.
+/// handles to detach them.
+///
+/// # Panics
+///
+/// If `tasks` is empty (asyncio raises `ValueError`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -66,12 +70,19 @@ pub struct Completed<T> {
 ///     assert!(done.is_empty() && pending.len() == 1, "timed out, nothing cancelled");
 /// });
 /// ```
+#[track_caller]
 pub fn wait<T, I>(tasks: I, when: WaitFor, timeout: Option<Duration>) -> Wait<T>
 where
     I: IntoIterator<Item = Task<T>>,
 {
+    let tasks: Vec<_> = tasks.into_iter().map(Some).collect();
+    assert!(
+        !tasks.is_empty(),
+        "coil::wait was given no tasks (asyncio raises ValueError: the set of tasks is empty); \
+         check for an empty set before waiting"
+    );
     Wait {
-        tasks: tasks.into_iter().map(Some).collect(),
+        tasks,
         done: Vec::new(),
         when,
         timer: timeout.map(sleep),

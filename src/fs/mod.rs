@@ -160,11 +160,7 @@ pub async fn write<B: IoBuf + Send>(path: impl AsRef<Path>, contents: B) -> io::
 /// });
 /// ```
 pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
-    let op = kop::UnlinkAt {
-        path: cstr(path.as_ref())?,
-        flags: 0,
-    };
-    ops::run(op, ops::ring_has(Some(FsOpcode::UnlinkAt))).await
+    unlink_at(path.as_ref(), 0).await
 }
 
 /// Removes an empty directory: `rmdir`.
@@ -183,9 +179,14 @@ pub async fn remove_file(path: impl AsRef<Path>) -> io::Result<()> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub async fn remove_dir(path: impl AsRef<Path>) -> io::Result<()> {
+    unlink_at(path.as_ref(), libc::AT_REMOVEDIR).await
+}
+
+/// `unlinkat(AT_FDCWD, path, flags)`: [`remove_file`] and [`remove_dir`].
+async fn unlink_at(path: &Path, flags: i32) -> io::Result<()> {
     let op = kop::UnlinkAt {
-        path: cstr(path.as_ref())?,
-        flags: libc::AT_REMOVEDIR,
+        path: cstr(path)?,
+        flags,
     };
     ops::run(op, ops::ring_has(Some(FsOpcode::UnlinkAt))).await
 }

@@ -44,6 +44,18 @@ pub struct OpenOptions {
     custom_flags: i32,
 }
 
+/// The option setters: each stores its argument in the field of its name
+/// and returns `self` for chaining.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)+) => {$(
+        $(#[$doc])*
+        pub fn $name(&mut self, $name: $ty) -> &mut Self {
+            self.$name = $name;
+            self
+        }
+    )+};
+}
+
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions::new()
@@ -65,57 +77,28 @@ impl OpenOptions {
         }
     }
 
-    /// Open for reading.
-    pub fn read(&mut self, read: bool) -> &mut Self {
-        self.read = read;
-        self
-    }
-
-    /// Open for writing.
-    pub fn write(&mut self, write: bool) -> &mut Self {
-        self.write = write;
-        self
-    }
-
-    /// Open for appending (`O_APPEND`; implies writing): every write goes to
-    /// the end of the file, whatever its position argument.
-    pub fn append(&mut self, append: bool) -> &mut Self {
-        self.append = append;
-        self
-    }
-
-    /// Truncate an existing file to length 0 (needs `write`).
-    pub fn truncate(&mut self, truncate: bool) -> &mut Self {
-        self.truncate = truncate;
-        self
-    }
-
-    /// Create the file if it does not exist (needs `write` or `append`).
-    pub fn create(&mut self, create: bool) -> &mut Self {
-        self.create = create;
-        self
-    }
-
-    /// Create the file, failing with `AlreadyExists` (`EEXIST`) if it exists
-    /// (`O_CREAT | O_EXCL`; needs `write` or `append`). Overrides `create`
-    /// and `truncate`.
-    pub fn create_new(&mut self, create_new: bool) -> &mut Self {
-        self.create_new = create_new;
-        self
-    }
-
-    /// Permission bits of a newly created file, before the umask
-    /// (default `0o666`).
-    pub fn mode(&mut self, mode: u32) -> &mut Self {
-        self.mode = mode;
-        self
-    }
-
-    /// Extra `open(2)` flags (`libc::O_DIRECT`, `O_NOFOLLOW`, ...); the
-    /// access mode bits are ignored.
-    pub fn custom_flags(&mut self, flags: i32) -> &mut Self {
-        self.custom_flags = flags;
-        self
+    setters! {
+        /// Open for reading.
+        read: bool;
+        /// Open for writing.
+        write: bool;
+        /// Open for appending (`O_APPEND`; implies writing): every write goes to
+        /// the end of the file, whatever its position argument.
+        append: bool;
+        /// Truncate an existing file to length 0 (needs `write`).
+        truncate: bool;
+        /// Create the file if it does not exist (needs `write` or `append`).
+        create: bool;
+        /// Create the file, failing with `AlreadyExists` (`EEXIST`) if it exists
+        /// (`O_CREAT | O_EXCL`; needs `write` or `append`). Overrides `create`
+        /// and `truncate`.
+        create_new: bool;
+        /// Permission bits of a newly created file, before the umask
+        /// (default `0o666`).
+        mode: u32;
+        /// Extra `open(2)` flags (`libc::O_DIRECT`, `O_NOFOLLOW`, ...); the
+        /// access mode bits are ignored.
+        custom_flags: i32;
     }
 
     fn flags(&self) -> io::Result<i32> {

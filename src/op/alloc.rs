@@ -25,6 +25,7 @@
 //!   done with it, leaking is the only safe choice.
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use super::pool;
@@ -49,8 +50,7 @@ impl<T> OpBox<T> {
     /// The value, moved out; the block goes back to the pool.
     #[inline]
     pub(crate) fn into_inner(self) -> T {
-        let ptr = self.ptr;
-        std::mem::forget(self);
+        let ptr = self.into_raw();
         // SAFETY: an idle op's block is a live box allocation (`pool::alloc`)
         // that nobody else refers to; `self` is forgotten, so it is given up
         // exactly once, here.
@@ -67,6 +67,13 @@ impl<T> OpBox<T> {
 }
 
 impl<T: ?Sized> OpBox<T> {
+    /// Gives the block up without freeing it: its pointer, for the next
+    /// owner (or for freeing it by hand).
+    #[inline]
+    fn into_raw(self) -> NonNull<T> {
+        ManuallyDrop::new(self).ptr
+    }
+
     /// The idle op, to read or change.
     #[inline]
     pub(crate) fn get_mut(&mut self) -> &mut T {
@@ -79,10 +86,8 @@ impl<T: ?Sized> OpBox<T> {
     /// takes rights away.
     #[inline]
     pub(crate) fn submitted(self) -> InFlight<T> {
-        let ptr = self.ptr;
-        std::mem::forget(self);
         InFlight {
-            ptr,
+            ptr: self.into_raw(),
             _owns: PhantomData,
         }
     }
@@ -91,8 +96,7 @@ impl<T: ?Sized> OpBox<T> {
     /// receivers (the type-erased orphan path).
     #[inline]
     pub(crate) fn into_box(self) -> Box<T> {
-        let ptr = self.ptr;
-        std::mem::forget(self);
+        let ptr = self.into_raw();
         // SAFETY: every block is a box allocation of the value's exact
         // layout (`pool` invariant 2), idle and owned by `self` alone.
         unsafe { Box::from_raw(ptr.as_ptr()) }
@@ -119,6 +123,12 @@ pub(crate) struct InFlight<T: ?Sized> {
 }
 
 impl<T: ?Sized> InFlight<T> {
+    /// Gives the block up (to its next owner) without the leak of `Drop`.
+    #[inline]
+    fn into_raw(self) -> NonNull<T> {
+        ManuallyDrop::new(self).ptr
+    }
+
     /// The driver reported this op's completion: it is idle again.
     ///
     /// # Safety
@@ -128,10 +138,8 @@ impl<T: ?Sized> InFlight<T> {
     /// neither the kernel nor the driver will touch the block again.
     #[inline]
     pub(crate) unsafe fn landed(self) -> OpBox<T> {
-        let ptr = self.ptr;
-        std::mem::forget(self);
         OpBox {
-            ptr,
+            ptr: self.into_raw(),
             _owns: PhantomData,
         }
     }
@@ -158,13 +166,13 @@ impl<T: ?Sized> InFlight<T> {
         self,
         coerce: impl FnOnce(NonNull<T>) -> NonNull<U>,
     ) -> InFlight<U> {
-        let ptr = coerce(self.ptr);
+        let raw = self.into_raw();
+        let ptr = coerce(raw);
         debug_assert_eq!(
             ptr.cast::<u8>(),
-            self.ptr.cast::<u8>(),
+            raw.cast::<u8>(),
             "erase must keep the address"
         );
-        std::mem::forget(self);
         InFlight {
             ptr,
             _owns: PhantomData,

@@ -16,9 +16,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
-use super::error::{GetNowaitError, PutNowaitError, QueueShutDown};
+use super::error::{GetNowaitError, PutNowaitError, QueueShutDown, TaskDoneError};
 use crate::rt::budget::poll_proceed;
-use crate::sync::waiters::{Key, Polled, Removed, WaitList};
+use crate::sync::waiters::{Key, WaitList, wake};
 
 /// Where `pop` takes from.
 pub(crate) enum Kind<T> {
@@ -104,12 +104,6 @@ impl<T> State<T> {
     }
 }
 
-fn wake(w: Option<Waker>) {
-    if let Some(w) = w {
-        w.wake();
-    }
-}
-
 /// The shared core of a queue.
 pub(crate) struct Core<T> {
     state: RefCell<State<T>>,
@@ -178,22 +172,20 @@ impl<T> Core<T> {
         }
     }
 
-    #[track_caller]
-    pub(crate) fn task_done(&self) {
+    pub(crate) fn task_done(&self) -> Result<(), TaskDoneError> {
         let wakers = {
             let mut st = self.state.borrow_mut();
-            assert!(
-                st.unfinished > 0,
-                "task_done() called more times than items were put in the queue \
-                 (asyncio raises ValueError here); call it once per item taken with get"
-            );
+            if st.unfinished == 0 {
+                return Err(TaskDoneError);
+            }
             st.unfinished -= 1;
             if st.unfinished > 0 {
-                return;
+                return Ok(());
             }
             st.joiners.notify_all()
         };
         wakers.into_iter().for_each(Waker::wake);
+        Ok(())
     }
 
     pub(crate) fn shutdown(&self, immediate: bool) {
@@ -219,6 +211,23 @@ impl<T> Core<T> {
         drop(drained);
         wakers.into_iter().for_each(Waker::wake);
     }
+
+    /// A dropped `Get` or `Put` leaves its wait list (`list` picks
+    /// `getters` or `putters`). A notification it had not used yet passes to
+    /// the next waiter if what it stood for is still there (`pass_on`;
+    /// waiters.rs rule 3).
+    fn leave(
+        &self,
+        key: Key,
+        list: impl FnOnce(&mut State<T>) -> &mut WaitList<()>,
+        pass_on: impl FnOnce(&State<T>) -> bool,
+    ) {
+        let mut st = self.state.borrow_mut();
+        let pass_on = pass_on(&st);
+        let w = list(&mut st).remove_passing_on(key, pass_on);
+        drop(st);
+        wake(w);
+    }
 }
 
 /// The future of `get()` on every queue kind.
@@ -235,16 +244,7 @@ impl<T> Future for Get<'_, T> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.core.state.borrow_mut();
-        let mut notified = false;
-        if let Some(key) = this.key {
-            match st.getters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(()) => {
-                    this.key = None;
-                    notified = true;
-                }
-            }
-        }
+        let notified = ready!(st.getters.poll_key(&mut this.key, cx.waker())).is_some();
         if let Some((item, w)) = st.get_now() {
             drop(st);
             wake(w);
@@ -255,36 +255,21 @@ impl<T> Future for Get<'_, T> {
             coop.made_progress();
             return Poll::Ready(Err(QueueShutDown(())));
         }
-        let waker = cx.waker().clone();
-        this.key = Some(if notified {
-            // Someone took our item first: keep our turn.
-            st.getters.push_front((), waker)
-        } else {
-            st.getters.push_back((), waker)
-        });
+        // If notified, someone took our item first: we keep our turn.
+        this.key = Some(
+            st.getters
+                .push_keeping_turn((), cx.waker().clone(), notified),
+        );
         Poll::Pending
     }
 }
 
 impl<T> Drop for Get<'_, T> {
     fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
-        let mut st = self.core.state.borrow_mut();
-        if let Removed::Notified(()) = st.getters.remove(key)
-            && (!st.items.is_empty() || st.shutdown)
-        {
-            let w = st.getters.notify_front();
-            drop(st);
-            wake(w);
+        if let Some(key) = self.key.take() {
+            let items_left = |st: &State<T>| !st.items.is_empty() || st.shutdown;
+            self.core.leave(key, |st| &mut st.getters, items_left);
         }
-    }
-}
-
-impl<T> std::fmt::Debug for Get<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Get")
-            .field("queued", &self.key.is_some())
-            .finish()
     }
 }
 
@@ -305,16 +290,7 @@ impl<T> Future for Put<'_, T> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.core.state.borrow_mut();
-        let mut notified = false;
-        if let Some(key) = this.key {
-            match st.putters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(()) => {
-                    this.key = None;
-                    notified = true;
-                }
-            }
-        }
+        let notified = ready!(st.putters.poll_key(&mut this.key, cx.waker())).is_some();
         let item = this.item.take().expect("Put polled after completion");
         if st.shutdown {
             coop.made_progress();
@@ -328,35 +304,20 @@ impl<T> Future for Put<'_, T> {
             return Poll::Ready(Ok(()));
         }
         this.item = Some(item);
-        let waker = cx.waker().clone();
-        this.key = Some(if notified {
-            st.putters.push_front((), waker)
-        } else {
-            st.putters.push_back((), waker)
-        });
+        this.key = Some(
+            st.putters
+                .push_keeping_turn((), cx.waker().clone(), notified),
+        );
         Poll::Pending
     }
 }
 
 impl<T> Drop for Put<'_, T> {
     fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
-        let mut st = self.core.state.borrow_mut();
-        if let Removed::Notified(()) = st.putters.remove(key)
-            && (!st.full() || st.shutdown)
-        {
-            let w = st.putters.notify_front();
-            drop(st);
-            wake(w);
+        if let Some(key) = self.key.take() {
+            let room_left = |st: &State<T>| !st.full() || st.shutdown;
+            self.core.leave(key, |st| &mut st.putters, room_left);
         }
-    }
-}
-
-impl<T> std::fmt::Debug for Put<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Put")
-            .field("queued", &self.key.is_some())
-            .finish()
     }
 }
 
@@ -373,20 +334,11 @@ impl<T> Future for Join<'_, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut st = this.core.state.borrow_mut();
-        match this.key {
-            Some(key) => match st.joiners.poll(key, cx.waker()) {
-                Polled::Pending => Poll::Pending,
-                Polled::Notified(()) => {
-                    this.key = None;
-                    Poll::Ready(())
-                }
-            },
-            None if st.unfinished == 0 => Poll::Ready(()),
-            None => {
-                this.key = Some(st.joiners.push_back((), cx.waker().clone()));
-                Poll::Pending
-            }
+        if ready!(st.joiners.poll_key(&mut this.key, cx.waker())).is_some() || st.unfinished == 0 {
+            return Poll::Ready(());
         }
+        this.key = Some(st.joiners.push_back((), cx.waker().clone()));
+        Poll::Pending
     }
 }
 
@@ -398,10 +350,17 @@ impl<T> Drop for Join<'_, T> {
     }
 }
 
-impl<T> std::fmt::Debug for Join<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Join")
-            .field("queued", &self.key.is_some())
-            .finish()
-    }
+/// `Debug` for the queue futures: their name and whether they are queued.
+macro_rules! debug_queued {
+    ($($name:ident),+) => {$(
+        impl<T> std::fmt::Debug for $name<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("queued", &self.key.is_some())
+                    .finish()
+            }
+        }
+    )+};
 }
+
+debug_queued!(Get, Put, Join);

@@ -1,7 +1,5 @@
 //! The queue errors: asyncio's `QueueFull`, `QueueEmpty` and `QueueShutDown`.
 
-use std::fmt;
-
 /// The queue was shut down: `asyncio.QueueShutDown`.
 ///
 /// `put(item).await` hands the item back in it (`QueueShutDown<T>`);
@@ -17,19 +15,7 @@ impl<T> QueueShutDown<T> {
     }
 }
 
-impl<T> fmt::Debug for QueueShutDown<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("QueueShutDown(..)")
-    }
-}
-
-impl<T> fmt::Display for QueueShutDown<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the queue was shut down")
-    }
-}
-
-impl<T> std::error::Error for QueueShutDown<T> {}
+crate::macros::error_impls!(<T> QueueShutDown(..) => "the queue was shut down");
 
 /// The error of `put_nowait`; the item comes back in either variant.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,25 +40,18 @@ impl<T> PutNowaitError<T> {
     }
 }
 
-impl<T> fmt::Debug for PutNowaitError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutNowaitError::Full(_) => f.write_str("Full(..)"),
-            PutNowaitError::ShutDown(_) => f.write_str("ShutDown(..)"),
-        }
-    }
-}
+crate::macros::error_impls!(<T> PutNowaitError {
+    Full(..) => "the queue is full",
+    ShutDown(..) => "the queue was shut down",
+});
 
-impl<T> fmt::Display for PutNowaitError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutNowaitError::Full(_) => f.write_str("the queue is full"),
-            PutNowaitError::ShutDown(_) => f.write_str("the queue was shut down"),
-        }
-    }
-}
+/// `task_done` was called more times than items were put in the queue:
+/// asyncio's `ValueError('task_done() called too many times')`. Nothing
+/// changed: the count of unfinished items stays at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskDoneError;
 
-impl<T> std::error::Error for PutNowaitError<T> {}
+crate::macros::error_impls!(TaskDoneError => "task_done() called more times than items were put in the queue; call it once per item taken with get");
 
 /// The error of `get_nowait`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,13 +62,7 @@ pub enum GetNowaitError {
     ShutDown,
 }
 
-impl fmt::Display for GetNowaitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GetNowaitError::Empty => f.write_str("the queue is empty"),
-            GetNowaitError::ShutDown => f.write_str("the queue is empty and was shut down"),
-        }
-    }
-}
-
-impl std::error::Error for GetNowaitError {}
+crate::macros::error_impls!(GetNowaitError {
+    Empty => "the queue is empty",
+    ShutDown => "the queue is empty and was shut down",
+});

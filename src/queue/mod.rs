@@ -39,7 +39,7 @@
 //!             let mut sum = 0;
 //!             while let Ok(x) = q.get().await {
 //!                 sum += x;
-//!                 q.task_done();
+//!                 q.task_done().unwrap();
 //!             }
 //!             sum
 //!         }
@@ -62,7 +62,7 @@ use std::rc::Rc;
 
 use self::core::{Core, Kind};
 pub use self::core::{Get, Join, Put};
-pub use self::error::{GetNowaitError, PutNowaitError, QueueShutDown};
+pub use self::error::{GetNowaitError, PutNowaitError, QueueShutDown, TaskDoneError};
 
 macro_rules! queue_methods {
     ($name:ident, $order:literal) => {
@@ -137,12 +137,11 @@ macro_rules! queue_methods {
             /// Marks one item taken with `get` as processed; when every item
             /// put so far is done, `join` returns.
             ///
-            /// # Panics
+            /// # Errors
             ///
-            /// If called more times than items were put (asyncio raises
-            /// `ValueError`).
-            #[track_caller]
-            pub fn task_done(&self) {
+            /// [`TaskDoneError`] if called more times than items were put
+            /// (asyncio raises `ValueError`); nothing changes then.
+            pub fn task_done(&self) -> Result<(), TaskDoneError> {
                 self.core.task_done()
             }
 

@@ -258,7 +258,7 @@ impl Core {
     }
 
     /// Wake `wakers`; coil tasks of this loop go to the front of the queue.
-    pub(super) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
+    pub(crate) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
         self.firing.set(true);
         for w in wakers.drain(..) {
             w.wake();
@@ -271,14 +271,6 @@ impl Core {
                 queue.push_front(t);
             }
         }
-    }
-
-    /// Wakes `wakers` the way fired timers and I/O completions are woken,
-    /// for the `run_queue` fuzz target (which has neither: real time and I/O
-    /// would make the order it checks nondeterministic).
-    #[cfg(fuzzing)]
-    pub(crate) fn fuzz_wake_to_front(&self, wakers: &mut Vec<Waker>) {
-        self.wake_to_front(wakers);
     }
 
     fn drain_remote(&self) {

@@ -42,7 +42,10 @@ impl Core {
         &self.home
     }
 
-    pub(super) fn park(&self, timeout: Option<Duration>) {
+    /// Do the chores, wait for events up to `timeout` (`None`: until one
+    /// comes), then hand the completions to their ops. Also the
+    /// `crate::fuzz::park` hook, with a zero timeout.
+    pub(crate) fn park(&self, timeout: Option<Duration>) {
         self.polls_since_park.set(0);
         {
             let mut driver = self.driver.borrow_mut();
@@ -139,14 +142,6 @@ impl Core {
             }
             Submitted::Done(res) => Ok(SubmitOutcome::Done(res)),
         }
-    }
-
-    /// Fuzzing hook (`fuzz::op_lifecycle`): do the chores, then hand every
-    /// due completion to its op (wake the future, or finish the orphan),
-    /// without running a task or moving the clock.
-    #[cfg(fuzzing)]
-    pub(crate) fn fuzz_park(&self) {
-        self.park(Some(Duration::ZERO));
     }
 
     /// The active driver's kind (sockets are created blocking for io_uring,

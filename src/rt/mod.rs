@@ -77,6 +77,8 @@ mod runtime;
 mod shutdown;
 pub(crate) mod sim;
 mod timers;
+// `pub` items, re-exported by `crate::fuzz` under `cfg(fuzzing)`.
+#[cfg_attr(not(fuzzing), allow(unreachable_pub))]
 pub(crate) mod wheel;
 
 pub use builder::Builder;

@@ -100,6 +100,17 @@ impl Loop {
         }
     }
 
+    /// A task running [`Observe`] on `msgs`, with its handle and the sum
+    /// its last poll saw.
+    fn spawn_observer(&self, msgs: Vec<Arc<AtomicUsize>>) -> (TaskRef, Task<()>, Rc<Cell<usize>>) {
+        let seen = Rc::new(Cell::new(0));
+        let (t, handle) = self.spawn(Observe {
+            msgs,
+            seen: seen.clone(),
+        });
+        (t, handle, seen)
+    }
+
     /// Step L1 and the polls of one tick (`Core::tick`): take the remote
     /// queue if it is flagged, then poll every task queued at that point
     /// once. Each popped entry must carry `SCHEDULED` (rule 2).
@@ -173,6 +184,21 @@ impl Loop {
                 .count()
     }
 
+    /// Rule 2 and the reference count of a task that is only woken: at most
+    /// one queue entry for `t`, present exactly while `SCHEDULED` is set,
+    /// and references from the owned list, the handle and that entry.
+    fn assert_one_entry_at_most(&self, t: TaskRef) {
+        let entries = self.entries(t);
+        assert!(entries <= 1, "queued twice");
+        let state = t.snapshot();
+        assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
+        assert_eq!(
+            state.refs(),
+            2 + entries,
+            "owned + handle + queue: {state:?}"
+        );
+    }
+
     /// `Core::shutdown`'s task half: close the remote queue, adopt what it
     /// held, cancel the owned tasks, release the queue entries.
     fn shutdown(&self) {
@@ -218,16 +244,8 @@ fn wake_task_vs_park() {
     model("wake_task_vs_park", || {
         let lp = Loop::new();
         let msg = Arc::new(AtomicUsize::new(0));
-        let spawn = || {
-            let seen = Rc::new(Cell::new(0));
-            let (t, handle) = lp.spawn(Observe {
-                msgs: vec![msg.clone()],
-                seen: seen.clone(),
-            });
-            (t, handle, seen)
-        };
-        let (t1, h1, seen1) = spawn();
-        let (t2, h2, seen2) = spawn();
+        let (t1, h1, seen1) = lp.spawn_observer(vec![msg.clone()]);
+        let (t2, h2, seen2) = lp.spawn_observer(vec![msg.clone()]);
         let (w1, w2) = (waker(t1), waker(t2));
         let m = msg.clone();
         let b = thread::spawn(move || {
@@ -238,15 +256,7 @@ fn wake_task_vs_park() {
         lp.run_until(|| seen1.get() == 1 && seen2.get() == 1);
         b.join().unwrap();
         for t in [t1, t2] {
-            let entries = lp.entries(t);
-            assert!(entries <= 1, "queued twice");
-            let state = t.snapshot();
-            assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
-            assert_eq!(
-                state.refs(),
-                2 + entries,
-                "owned + handle + queue: {state:?}"
-            );
+            lp.assert_one_entry_at_most(t);
         }
         lp.shutdown();
         for (t, h) in [(t1, h1), (t2, h2)] {
@@ -364,11 +374,7 @@ fn unpark_before_publish_model() {
 fn shutdown_vs_remote_push() {
     model("shutdown_vs_remote_push", || {
         let lp = Loop::new();
-        let seen = Rc::new(Cell::new(0));
-        let (a, a_handle) = lp.spawn(Observe {
-            msgs: Vec::new(),
-            seen,
-        });
+        let (a, a_handle, _) = lp.spawn_observer(Vec::new());
         lp.tick(); // A is polled once and idles.
         let w = waker(a);
         let b = thread::spawn(move || w.wake());
@@ -407,11 +413,7 @@ fn two_wakers_vs_poll() {
         let lp = Loop::new();
         let m1 = Arc::new(AtomicUsize::new(0));
         let m2 = Arc::new(AtomicUsize::new(0));
-        let seen = Rc::new(Cell::new(0));
-        let (t, handle) = lp.spawn(Observe {
-            msgs: vec![m1.clone(), m2.clone()],
-            seen: seen.clone(),
-        });
+        let (t, handle, seen) = lp.spawn_observer(vec![m1.clone(), m2.clone()]);
         let (w1, w2) = (waker(t), waker(t));
         let b = thread::spawn(move || {
             m1.store(1, Relaxed);
@@ -427,15 +429,7 @@ fn two_wakers_vs_poll() {
         lp.tick();
         b.join().unwrap();
         c.join().unwrap();
-        let entries = lp.entries(t);
-        assert!(entries <= 1, "queued twice");
-        let state = t.snapshot();
-        assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
-        assert_eq!(
-            state.refs(),
-            2 + entries,
-            "owned + handle + queue: {state:?}"
-        );
+        lp.assert_one_entry_at_most(t);
         // Drain: every wake leads to a poll that sees its message.
         while lp.entries(t) > 0 {
             lp.tick();

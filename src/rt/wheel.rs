@@ -29,6 +29,10 @@
 //!
 //! The entries live in a slab (`Vec`) and the slot lists are doubly linked
 //! through slab indices, so cancel is an unlink and no pointer is unsafe.
+//!
+//! [`Wheel`], [`Key`] and [`MAX_DURATION`] are `pub` in this crate-private
+//! module so that `crate::fuzz` can re-export them for the `timer_wheel` fuzz
+//! target under `cfg(fuzzing)`; they are not API.
 
 use std::task::Waker;
 
@@ -38,13 +42,13 @@ const L0_BITS: u32 = 12;
 /// Slot bits of levels 1.. (64 slots).
 const LN_BITS: u32 = 6;
 /// The furthest a deadline may be from `elapsed` (2⁴² − 1 ticks).
-pub(crate) const MAX_DURATION: u64 = (1 << (L0_BITS + LN_BITS * (LEVELS as u32 - 1))) - 1;
+pub const MAX_DURATION: u64 = (1 << (L0_BITS + LN_BITS * (LEVELS as u32 - 1))) - 1;
 const NIL: u32 = u32::MAX;
 const UNLINKED: u8 = u8::MAX;
 
 /// Identifies one timer in the wheel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Key {
+pub struct Key {
     index: u32,
     generation: u32,
 }
@@ -128,7 +132,7 @@ impl Level {
 
 /// The wheel. Not thread-safe: it lives in a loop's core.
 #[derive(Debug)]
-pub(crate) struct Wheel {
+pub struct Wheel {
     elapsed: u64,
     levels: [Level; LEVELS],
     entries: Vec<Entry>,
@@ -177,7 +181,7 @@ fn slot_range(level: usize) -> u64 {
 
 impl Wheel {
     /// An empty wheel at tick 0.
-    pub(crate) fn new() -> Wheel {
+    pub fn new() -> Wheel {
         Wheel {
             elapsed: 0,
             levels: std::array::from_fn(|l| Level::new(slot_bits(l))),
@@ -188,12 +192,12 @@ impl Wheel {
     }
 
     /// The tick the wheel has advanced to.
-    pub(crate) fn elapsed(&self) -> u64 {
+    pub fn elapsed(&self) -> u64 {
         self.elapsed
     }
 
     /// Number of pending timers.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len
     }
 
@@ -201,7 +205,7 @@ impl Wheel {
     /// (callers fire due timers themselves). Deadlines beyond
     /// [`MAX_DURATION`] are clamped: such a timer fires no earlier than
     /// intended, because it is re-filed until its real deadline.
-    pub(crate) fn insert(&mut self, when: u64, waker: Waker) -> Key {
+    pub fn insert(&mut self, when: u64, waker: Waker) -> Key {
         debug_assert!(when > self.elapsed, "insert of a due timer");
         let index = match self.free {
             NIL => {
@@ -301,7 +305,7 @@ impl Wheel {
     }
 
     /// Cancels a timer. Returns false if it had already fired.
-    pub(crate) fn remove(&mut self, key: Key) -> bool {
+    pub fn remove(&mut self, key: Key) -> bool {
         if !self.is_live(key) {
             return false;
         }
@@ -312,7 +316,7 @@ impl Wheel {
 
     /// Whether the timer is still pending; if so, makes sure `waker` will be
     /// woken when it fires.
-    pub(crate) fn poll(&mut self, key: Key, waker: &Waker) -> bool {
+    pub fn poll(&mut self, key: Key, waker: &Waker) -> bool {
         if !self.is_live(key) {
             return false;
         }
@@ -325,7 +329,7 @@ impl Wheel {
     }
 
     /// The earliest tick at which some slot must be processed, if any.
-    pub(crate) fn next_expiration(&self) -> Option<u64> {
+    pub fn next_expiration(&self) -> Option<u64> {
         self.next_slot().map(|(_, _, d)| d)
     }
 
@@ -354,7 +358,7 @@ impl Wheel {
     /// Advances to tick `now`, pushing the wakers of every timer whose
     /// deadline is `<= now` onto `fired`: in deadline order, and timers with
     /// equal deadlines in the order they were inserted (invariant 5).
-    pub(crate) fn advance(&mut self, now: u64, fired: &mut Vec<Waker>) {
+    pub fn advance(&mut self, now: u64, fired: &mut Vec<Waker>) {
         while let Some((level, slot, deadline)) = self.next_slot() {
             if deadline > now {
                 break;
@@ -399,7 +403,7 @@ impl Wheel {
 
     /// Checks invariants 1 and 2 (tests and fuzzing).
     #[cfg(any(test, fuzzing))]
-    pub(crate) fn check_invariants(&self) {
+    pub fn check_invariants(&self) {
         let mut linked = 0;
         for (level, lvl) in self.levels.iter().enumerate() {
             for slot in 0..lvl.heads.len() {

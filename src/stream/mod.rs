@@ -12,7 +12,7 @@
 //! | `async for x in s: ...` | `while let Some(x) = s.next().await { ... }` |
 //! | `[x async for x in s]` | `s.collect::<Vec<_>>().await` |
 //! | `[f(x) async for x in s if p(x)]` | `s.filter(p).map(f).collect::<Vec<_>>().await` |
-//! | `async def gen(): yield x` | [`generate(|co| async move { co.yield_(x).await; })`](generate) |
+//! | `async def gen(): yield x` | [`generate(\|co\| async move { co.yield_(x).await; })`](generate) |
 //!
 //! ```
 //! use std::time::Duration;

@@ -59,10 +59,20 @@ impl BarrierWaitResult {
 }
 
 impl Barrier {
-    /// A barrier that releases tasks in groups of `n` (`n = 0` acts as 1).
+    /// A barrier that releases tasks in groups of `n`.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0 (asyncio's `Barrier(0)` raises `ValueError`): a barrier
+    /// needs at least one party.
+    #[track_caller]
     pub const fn new(n: usize) -> Barrier {
+        assert!(
+            n > 0,
+            "Barrier::new(0): a barrier needs at least one party (asyncio raises ValueError)"
+        );
         Barrier {
-            n: if n == 0 { 1 } else { n },
+            n,
             state: RefCell::new(State {
                 arrived: 0,
                 waiters: WaitList::new(),

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use super::mutex::{Mutex, MutexGuard};
-use super::waiters::{Key, Polled, Removed, WaitList};
+use super::waiters::{Key, Removed, WaitList, debug_state};
 
 /// A condition variable: `asyncio.Condition`, split the Rust way into the
 /// [`Mutex`] holding the data and the `Condition` tasks wait on.
@@ -142,13 +142,9 @@ impl Default for Condition {
 
 impl fmt::Debug for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.waiters.try_borrow() {
-            Ok(w) => f
-                .debug_struct("Condition")
-                .field("waiters", &w.len())
-                .finish(),
-            Err(_) => f.write_str("Condition { <borrowed> }"),
-        }
+        debug_state(f, "Condition", &self.waiters, |d, w| {
+            d.field("waiters", &w.len());
+        })
     }
 }
 
@@ -176,16 +172,11 @@ impl Future for Notified<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.get_mut();
-        let Some(key) = this.key else {
-            return Poll::Ready(false);
-        };
-        match this.cond.waiters.borrow_mut().poll(key, cx.waker()) {
-            Polled::Pending => Poll::Pending,
-            Polled::Notified(owed) => {
-                this.key = None;
-                Poll::Ready(owed)
-            }
-        }
+        // Not queued (never registered): nothing is owed.
+        let mut waiters = this.cond.waiters.borrow_mut();
+        waiters
+            .poll_key(&mut this.key, cx.waker())
+            .map(|owed| owed.unwrap_or(false))
     }
 }
 

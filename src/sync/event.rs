@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, Polled, WaitList};
+use super::waiters::{Key, WaitList, debug_state};
 use crate::rt::budget::poll_proceed;
 
 /// A flag that starts clear; [`set`](Event::set) wakes every task waiting
@@ -93,14 +93,9 @@ impl Default for Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state.try_borrow() {
-            Ok(st) => f
-                .debug_struct("Event")
-                .field("set", &st.set)
-                .field("waiters", &st.waiters.len())
-                .finish(),
-            Err(_) => f.write_str("Event { <borrowed> }"),
-        }
+        debug_state(f, "Event", &self.state, |d, st| {
+            d.field("set", &st.set).field("waiters", &st.waiters.len());
+        })
     }
 }
 
@@ -119,16 +114,11 @@ impl Future for Wait<'_> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.event.state.borrow_mut();
-        match this.key {
-            None if st.set => {}
-            None => {
-                this.key = Some(st.waiters.push_back((), cx.waker().clone()));
-                return Poll::Pending;
-            }
-            Some(key) => match st.waiters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(()) => this.key = None,
-            },
+        // Woken by `set`: return even if the flag was cleared since.
+        let notified = ready!(st.waiters.poll_key(&mut this.key, cx.waker())).is_some();
+        if !notified && !st.set {
+            this.key = Some(st.waiters.push_back((), cx.waker().clone()));
+            return Poll::Pending;
         }
         coop.made_progress();
         Poll::Ready(())

@@ -1,11 +1,11 @@
 //! `Mutex<T>`: a fair async lock for one event loop.
+//!
+//! Also what [`RwLock`](super::RwLock) shares with it: the permit
+//! [`Release`] of a guard, [`try_hold`], the `Debug` of a lock, and the
+//! macros that write the lock futures and the guards' `Deref` impls.
 
 use std::cell::{RefCell, RefMut};
 use std::fmt;
-use std::future::Future;
-use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
 use super::semaphore::{Semaphore, Waiting};
 
@@ -58,13 +58,7 @@ pub struct Mutex<T: ?Sized> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TryLockError(pub(crate) ());
 
-impl fmt::Display for TryLockError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the lock is held or contended")
-    }
-}
-
-impl std::error::Error for TryLockError {}
+crate::macros::error_impls!(TryLockError => "the lock is held or contended");
 
 impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`.
@@ -87,20 +81,14 @@ impl<T: ?Sized> Mutex<T> {
     /// Cancel safe: a dropped `lock()` future never holds or loses the lock.
     pub fn lock(&self) -> Lock<'_, T> {
         Lock {
-            mutex: self,
+            lock: self,
             w: Waiting::new(1),
         }
     }
 
     /// Takes the lock if it is free and nobody waits for it.
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, TryLockError> {
-        match self.sem.try_acquire() {
-            Ok(p) => {
-                p.forget();
-                Ok(self.guard())
-            }
-            Err(_) => Err(TryLockError(())),
-        }
+        try_hold(&self.sem, 1).map(|()| self.guard())
     }
 
     /// Whether the lock is held right now.
@@ -131,12 +119,35 @@ impl<T: Default> Default for Mutex<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        match self.value.try_borrow() {
-            Ok(v) => d.field("data", &&*v),
-            Err(_) => d.field("data", &format_args!("<locked>")),
-        };
-        d.finish()
+        debug_lock(f, "Mutex", &self.value, "<locked>")
+    }
+}
+
+/// `Debug` of a lock named `name`: its value, or `held` while a guard
+/// borrows it mutably.
+pub(crate) fn debug_lock<T: ?Sized + fmt::Debug>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    value: &RefCell<T>,
+    held: &str,
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    match value.try_borrow() {
+        Ok(v) => d.field("data", &&*v),
+        Err(_) => d.field("data", &format_args!("{held}")),
+    };
+    d.finish()
+}
+
+/// Takes `n` permits of a lock's semaphore for a guard, if they are free
+/// and nobody waits for them (`try_lock`, `try_read`, `try_write`).
+pub(crate) fn try_hold(sem: &Semaphore, n: usize) -> Result<(), TryLockError> {
+    match sem.try_acquire_many(n) {
+        Ok(p) => {
+            p.forget();
+            Ok(())
+        }
+        Err(_) => Err(TryLockError(())),
     }
 }
 
@@ -151,35 +162,83 @@ impl Drop for Release<'_> {
     }
 }
 
-/// The future of [`Mutex::lock`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Lock<'a, T: ?Sized> {
-    mutex: &'a Mutex<T>,
-    w: Waiting,
+/// Defines the future of a lock method: it waits (FIFO) for its permits of
+/// the lock's semaphore (`sem`, a `Waiting` made by the method), then returns
+/// the guard the lock's `$make` method builds. Dropped while queued, it
+/// leaves the queue without losing a turn for anyone (`Waiting::cancel`).
+macro_rules! lock_future {
+    ($(#[$doc:meta])* $name:ident: $lock:ident => $guard:ident, $make:ident) => {
+        $(#[$doc])*
+        #[must_use = "futures do nothing unless awaited"]
+        pub struct $name<'a, T: ?Sized> {
+            lock: &'a $lock<T>,
+            w: $crate::sync::semaphore::Waiting,
+        }
+
+        impl<'a, T: ?Sized> std::future::Future for $name<'a, T> {
+            type Output = $guard<'a, T>;
+
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Self::Output> {
+                let this = self.get_mut();
+                let lock = this.lock;
+                // The semaphore of a lock is never closed.
+                let _ = std::task::ready!(this.w.poll(&lock.sem, cx));
+                std::task::Poll::Ready(lock.$make())
+            }
+        }
+
+        impl<T: ?Sized> Drop for $name<'_, T> {
+            fn drop(&mut self) {
+                self.w.cancel(&self.lock.sem);
+            }
+        }
+
+        impl<T: ?Sized> std::fmt::Debug for $name<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("waiting", &self.w)
+                    .finish()
+            }
+        }
+    };
 }
 
-impl<'a, T: ?Sized> Future for Lock<'a, T> {
-    type Output = MutexGuard<'a, T>;
+/// `Deref` (and with `mut`, `DerefMut`) to the guarded value, and `Debug`
+/// as the value's, for a lock guard whose `value` field is the borrow.
+macro_rules! guard_deref {
+    ($guard:ident) => {
+        impl<T: ?Sized> std::ops::Deref for $guard<'_, T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                &self.value
+            }
+        }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let mutex = this.mutex;
-        // The semaphore of a mutex is never closed.
-        let _ = ready!(this.w.poll(&mutex.sem, cx));
-        Poll::Ready(mutex.guard())
-    }
+        impl<T: ?Sized + std::fmt::Debug> std::fmt::Debug for $guard<'_, T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&*self.value, f)
+            }
+        }
+    };
+    ($guard:ident, mut) => {
+        $crate::sync::mutex::guard_deref!($guard);
+
+        impl<T: ?Sized> std::ops::DerefMut for $guard<'_, T> {
+            fn deref_mut(&mut self) -> &mut T {
+                &mut self.value
+            }
+        }
+    };
 }
 
-impl<T: ?Sized> Drop for Lock<'_, T> {
-    fn drop(&mut self) {
-        self.w.cancel(&self.mutex.sem);
-    }
-}
+pub(crate) use {guard_deref, lock_future};
 
-impl<T: ?Sized> fmt::Debug for Lock<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lock").field("waiting", &self.w).finish()
-    }
+lock_future! {
+    /// The future of [`Mutex::lock`].
+    Lock: Mutex => MutexGuard, guard
 }
 
 /// Access to a locked [`Mutex`]'s value; unlocks on drop.
@@ -197,24 +256,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
     }
 }
 
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.value
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.value, f)
-    }
-}
+guard_deref!(MutexGuard, mut);
 
 impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,6 +29,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use super::waiters::{register, wake};
+
 /// Creates a one-value channel.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Arc::new(Inner {
@@ -83,13 +85,7 @@ pub struct Receiver<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvError(());
 
-impl fmt::Display for RecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the oneshot sender was dropped without sending")
-    }
-}
-
-impl std::error::Error for RecvError {}
+crate::macros::error_impls!(RecvError => "the oneshot sender was dropped without sending");
 
 /// The error of [`Receiver::try_recv`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,16 +96,10 @@ pub enum TryRecvError {
     Closed,
 }
 
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryRecvError::Empty => f.write_str("no value sent yet"),
-            TryRecvError::Closed => f.write_str("the oneshot channel is closed"),
-        }
-    }
-}
-
-impl std::error::Error for TryRecvError {}
+crate::macros::error_impls!(TryRecvError {
+    Empty => "no value sent yet",
+    Closed => "the oneshot channel is closed",
+});
 
 impl<T> Sender<T> {
     /// Sends the value. Fails, giving it back, if the receiver was dropped
@@ -128,9 +118,7 @@ impl<T> Sender<T> {
             st.tx_gone = true;
             st.rx_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
         Ok(())
     }
 
@@ -157,9 +145,7 @@ impl<T> Drop for Sender<T> {
             st.tx_waker = None;
             st.rx_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 }
 
@@ -186,10 +172,7 @@ impl<T> Future for Closed<'_, T> {
         if st.rx_closed {
             return Poll::Ready(());
         }
-        match &st.tx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.tx_waker = Some(cx.waker().clone()),
-        }
+        register(&mut st.tx_waker, cx.waker());
         Poll::Pending
     }
 }
@@ -219,9 +202,7 @@ impl<T> Receiver<T> {
             st.rx_closed = true;
             st.tx_waker.take()
         };
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 
     /// Waits for the value on a plain thread.
@@ -246,10 +227,7 @@ impl<T> Future for Receiver<T> {
         if st.tx_gone || st.rx_closed {
             return Poll::Ready(Err(RecvError(())));
         }
-        match &st.rx_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.rx_waker = Some(cx.waker().clone()),
-        }
+        register(&mut st.rx_waker, cx.waker());
         Poll::Pending
     }
 }
@@ -262,9 +240,7 @@ impl<T> Drop for Receiver<T> {
             (st.value.take(), st.tx_waker.take())
         };
         drop(value);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        wake(waker);
     }
 }
 

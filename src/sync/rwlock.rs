@@ -2,12 +2,8 @@
 
 use std::cell::{Ref, RefCell, RefMut};
 use std::fmt;
-use std::future::Future;
-use std::ops::{Deref, DerefMut};
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
 
-use super::mutex::{Release, TryLockError};
+use super::mutex::{Release, TryLockError, debug_lock, guard_deref, lock_future, try_hold};
 use super::semaphore::{Semaphore, Waiting};
 
 /// Permits of the underlying semaphore: a reader takes one, a writer all.
@@ -75,24 +71,12 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Shared access if no writer holds or waits for the lock.
     pub fn try_read(&self) -> Result<RwLockReadGuard<'_, T>, TryLockError> {
-        match self.sem.try_acquire() {
-            Ok(p) => {
-                p.forget();
-                Ok(self.read_guard())
-            }
-            Err(_) => Err(TryLockError(())),
-        }
+        try_hold(&self.sem, 1).map(|()| self.read_guard())
     }
 
     /// Exclusive access if nobody holds or waits for the lock.
     pub fn try_write(&self) -> Result<RwLockWriteGuard<'_, T>, TryLockError> {
-        match self.sem.try_acquire_many(MAX_READS) {
-            Ok(p) => {
-                p.forget();
-                Ok(self.write_guard())
-            }
-            Err(_) => Err(TryLockError(())),
-        }
+        try_hold(&self.sem, MAX_READS).map(|()| self.write_guard())
     }
 
     /// The value, through `&mut self` (no locking needed).
@@ -125,73 +109,18 @@ impl<T: Default> Default for RwLock<T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        match self.value.try_borrow() {
-            Ok(v) => d.field("data", &&*v),
-            Err(_) => d.field("data", &format_args!("<write-locked>")),
-        };
-        d.finish()
+        debug_lock(f, "RwLock", &self.value, "<write-locked>")
     }
 }
 
-/// The future of [`RwLock::read`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Read<'a, T: ?Sized> {
-    lock: &'a RwLock<T>,
-    w: Waiting,
+lock_future! {
+    /// The future of [`RwLock::read`].
+    Read: RwLock => RwLockReadGuard, read_guard
 }
 
-impl<'a, T: ?Sized> Future for Read<'a, T> {
-    type Output = RwLockReadGuard<'a, T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let lock = this.lock;
-        let _ = ready!(this.w.poll(&lock.sem, cx));
-        Poll::Ready(lock.read_guard())
-    }
-}
-
-impl<T: ?Sized> Drop for Read<'_, T> {
-    fn drop(&mut self) {
-        self.w.cancel(&self.lock.sem);
-    }
-}
-
-impl<T: ?Sized> fmt::Debug for Read<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Read").field("waiting", &self.w).finish()
-    }
-}
-
-/// The future of [`RwLock::write`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Write<'a, T: ?Sized> {
-    lock: &'a RwLock<T>,
-    w: Waiting,
-}
-
-impl<'a, T: ?Sized> Future for Write<'a, T> {
-    type Output = RwLockWriteGuard<'a, T>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let lock = this.lock;
-        let _ = ready!(this.w.poll(&lock.sem, cx));
-        Poll::Ready(lock.write_guard())
-    }
-}
-
-impl<T: ?Sized> Drop for Write<'_, T> {
-    fn drop(&mut self) {
-        self.w.cancel(&self.lock.sem);
-    }
-}
-
-impl<T: ?Sized> fmt::Debug for Write<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Write").field("waiting", &self.w).finish()
-    }
+lock_future! {
+    /// The future of [`RwLock::write`].
+    Write: RwLock => RwLockWriteGuard, write_guard
 }
 
 /// Shared access to an [`RwLock`]'s value; released on drop.
@@ -201,18 +130,7 @@ pub struct RwLockReadGuard<'a, T: ?Sized> {
     _release: Release<'a>,
 }
 
-impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.value, f)
-    }
-}
+guard_deref!(RwLockReadGuard);
 
 /// Exclusive access to an [`RwLock`]'s value; released on drop.
 #[must_use = "the lock is released at once if the guard is not kept"]
@@ -221,21 +139,4 @@ pub struct RwLockWriteGuard<'a, T: ?Sized> {
     _release: Release<'a>,
 }
 
-impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.value
-    }
-}
-
-impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.value
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.value, f)
-    }
-}
+guard_deref!(RwLockWriteGuard, mut);

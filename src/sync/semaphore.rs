@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
-use super::waiters::{Key, Polled, Removed, WaitList, Wakers};
+use super::waiters::{Key, Removed, WaitList, Wakers, debug_state};
 use crate::rt::budget::poll_proceed;
 
 /// A counting semaphore: `asyncio.Semaphore`, fair and single-loop.
@@ -16,7 +16,11 @@ use crate::rt::budget::poll_proceed;
 /// [`SemaphorePermit`] that gives it back when dropped (the `async with sem:`
 /// block). Waiters are served strictly in arrival order: a request for many
 /// permits at the front of the queue holds back the smaller requests behind
-/// it, so nobody starves. A waiter whose future is dropped leaves the queue;
+/// it, so nobody starves. No barging: permits released while tasks wait are
+/// handed to them, and while a waiter has been handed permits but has not
+/// run yet, a new `acquire` (or `try_acquire`) queues behind it even if
+/// permits are free, as asyncio's Semaphore does (CPython
+/// `test_acquire_fifo_order_2`). A waiter whose future is dropped leaves the queue;
 /// if permits had already been handed to it, they pass to the next waiter.
 ///
 /// The semaphore lives on one loop: it is `!Send` and `!Sync`. Share it
@@ -63,6 +67,9 @@ struct State {
     permits: usize,
     closed: bool,
     waiters: WaitList<Req>,
+    /// Waiters handed permits that have not taken them yet (not yet polled):
+    /// while there are any, new requests queue (no barging).
+    unclaimed: usize,
 }
 
 impl State {
@@ -74,6 +81,7 @@ impl State {
             }
             self.permits -= req.n;
             req.granted = true;
+            self.unclaimed += 1;
             wakers.push(self.waiters.notify_front());
         }
     }
@@ -83,13 +91,7 @@ impl State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcquireError(());
 
-impl fmt::Display for AcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("semaphore closed")
-    }
-}
-
-impl std::error::Error for AcquireError {}
+crate::macros::error_impls!(AcquireError => "semaphore closed");
 
 /// The error of [`Semaphore::try_acquire`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,16 +102,10 @@ pub enum TryAcquireError {
     NoPermits,
 }
 
-impl fmt::Display for TryAcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryAcquireError::Closed => f.write_str("semaphore closed"),
-            TryAcquireError::NoPermits => f.write_str("no permits available"),
-        }
-    }
-}
-
-impl std::error::Error for TryAcquireError {}
+crate::macros::error_impls!(TryAcquireError {
+    Closed => "semaphore closed",
+    NoPermits => "no permits available",
+});
 
 impl Semaphore {
     /// The largest number of permits a semaphore may hold (`usize::MAX >> 3`).
@@ -130,6 +126,7 @@ impl Semaphore {
                 permits,
                 closed: false,
                 waiters: WaitList::new(),
+                unclaimed: 0,
             }),
         }
     }
@@ -226,7 +223,7 @@ impl Semaphore {
         let mut st = self.state.borrow_mut();
         if st.closed {
             Err(TryAcquireError::Closed)
-        } else if st.waiters.is_empty() && st.permits >= n {
+        } else if st.waiters.is_empty() && st.unclaimed == 0 && st.permits >= n {
             st.permits -= n;
             Ok(())
         } else {
@@ -242,15 +239,11 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.state.try_borrow() {
-            Ok(st) => f
-                .debug_struct("Semaphore")
-                .field("permits", &st.permits)
+        debug_state(f, "Semaphore", &self.state, |d, st| {
+            d.field("permits", &st.permits)
                 .field("waiters", &st.waiters.len())
-                .field("closed", &st.closed)
-                .finish(),
-            Err(_) => f.write_str("Semaphore { <borrowed> }"),
-        }
+                .field("closed", &st.closed);
+        })
     }
 }
 
@@ -272,35 +265,36 @@ impl Waiting {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), AcquireError>> {
         let coop = ready!(poll_proceed(cx));
+        let mut wakers = Wakers::default();
         let mut st = sem.state.borrow_mut();
-        let r = match self.key {
-            None => {
-                if st.closed {
-                    Err(AcquireError(()))
-                } else if st.waiters.is_empty() && st.permits >= self.n {
-                    st.permits -= self.n;
-                    Ok(())
-                } else {
-                    let req = Req {
-                        n: self.n,
-                        granted: false,
-                    };
-                    self.key = Some(st.waiters.push_back(req, cx.waker().clone()));
-                    return Poll::Pending;
+        let r = match ready!(st.waiters.poll_key(&mut self.key, cx.waker())) {
+            Some(req) if req.granted => {
+                // The last handed-over request is taken: requests that queued
+                // behind it while permits were free can have them now.
+                st.unclaimed -= 1;
+                if st.unclaimed == 0 && !st.closed {
+                    st.grant(&mut wakers);
                 }
+                Ok(())
             }
-            Some(key) => match st.waiters.poll(key, cx.waker()) {
-                Polled::Pending => return Poll::Pending,
-                Polled::Notified(req) => {
-                    self.key = None;
-                    if req.granted {
-                        Ok(())
-                    } else {
-                        Err(AcquireError(()))
-                    }
-                }
-            },
+            // Notified without permits: the semaphore was closed.
+            Some(_) => Err(AcquireError(())),
+            None if st.closed => Err(AcquireError(())),
+            None if st.waiters.is_empty() && st.unclaimed == 0 && st.permits >= self.n => {
+                st.permits -= self.n;
+                Ok(())
+            }
+            None => {
+                let req = Req {
+                    n: self.n,
+                    granted: false,
+                };
+                self.key = Some(st.waiters.push_back(req, cx.waker().clone()));
+                return Poll::Pending;
+            }
         };
+        drop(st);
+        wakers.wake();
         coop.made_progress();
         Poll::Ready(r)
     }
@@ -314,7 +308,10 @@ impl Waiting {
         {
             let mut st = sem.state.borrow_mut();
             match st.waiters.remove(key) {
-                Removed::Notified(req) if req.granted => st.permits += req.n,
+                Removed::Notified(req) if req.granted => {
+                    st.permits += req.n;
+                    st.unclaimed -= 1;
+                }
                 _ => {}
             }
             if !st.closed {

@@ -33,7 +33,9 @@
 //!
 //! There is no `unsafe` here: links are slab indices, as in `rt/wheel.rs`.
 
-use std::task::Waker;
+use std::cell::RefCell;
+use std::fmt;
+use std::task::{Poll, Waker};
 
 const NIL: u32 = u32::MAX;
 
@@ -153,51 +155,55 @@ impl<D> WaitList<D> {
     /// Appends a waiter at the back (rule 1: `Queued`).
     pub(crate) fn push_back(&mut self, data: D, waker: Waker) -> Key {
         let i = self.alloc(data, waker);
-        let e = &mut self.entries[i as usize];
-        e.prev = self.tail;
-        e.next = NIL;
-        if self.tail == NIL {
-            self.head = i;
-        } else {
-            self.entries[self.tail as usize].next = i;
-        }
-        self.tail = i;
-        self.len += 1;
-        self.key(i)
+        self.link(i, self.tail, NIL)
     }
 
     /// Puts a waiter at the front: for a notified waiter that found its
     /// condition gone again and keeps its turn.
     pub(crate) fn push_front(&mut self, data: D, waker: Waker) -> Key {
         let i = self.alloc(data, waker);
-        let e = &mut self.entries[i as usize];
-        e.prev = NIL;
-        e.next = self.head;
-        if self.head == NIL {
-            self.tail = i;
+        self.link(i, NIL, self.head)
+    }
+
+    /// Queues a waiter that polled its key (see [`poll_key`](Self::poll_key)):
+    /// at the front if it had been notified, so that it keeps its turn
+    /// (asyncio's *notify and re-check*), else at the back.
+    #[inline]
+    pub(crate) fn push_keeping_turn(&mut self, data: D, waker: Waker, notified: bool) -> Key {
+        if notified {
+            self.push_front(data, waker)
         } else {
-            self.entries[self.head as usize].prev = i;
+            self.push_back(data, waker)
         }
-        self.head = i;
+    }
+
+    /// Makes `b` follow `a` in the FIFO. `a == NIL` makes `b` the head,
+    /// `b == NIL` makes `a` the tail.
+    fn join(&mut self, a: u32, b: u32) {
+        if a == NIL {
+            self.head = b;
+        } else {
+            self.entries[a as usize].next = b;
+        }
+        if b == NIL {
+            self.tail = a;
+        } else {
+            self.entries[b as usize].prev = a;
+        }
+    }
+
+    /// Links the fresh slot `i` between the neighbours `prev` and `next`
+    /// (`NIL` at an end).
+    fn link(&mut self, i: u32, prev: u32, next: u32) -> Key {
+        self.join(prev, i);
+        self.join(i, next);
         self.len += 1;
         self.key(i)
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let e = &self.entries[i as usize];
-            (e.prev, e.next)
-        };
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.entries[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.entries[next as usize].prev = prev;
-        }
+        let e = &self.entries[i as usize];
+        self.join(e.prev, e.next);
         self.len -= 1;
     }
 
@@ -260,17 +266,33 @@ impl<D> WaitList<D> {
     {
         match self.live(key) {
             Some(State::Queued) => {
-                let slot = &mut self.entries[key.index as usize].waker;
-                match slot {
-                    Some(w) if w.will_wake(waker) => {}
-                    _ => *slot = Some(waker.clone()),
-                }
+                register(&mut self.entries[key.index as usize].waker, waker);
                 Polled::Pending
             }
             Some(State::Notified) => Polled::Notified(self.release(key.index)),
             // A stale key (rule 4) cannot be notified again; report it as a
             // hand-off already taken so the caller does not wait forever.
             _ => Polled::Notified(D::default()),
+        }
+    }
+
+    /// [`poll`](Self::poll) for a future that keeps its key in an `Option`
+    /// (`None`: not queued). `Pending` while queued; otherwise clears `key`
+    /// and returns the notification's data, or `None` if it was not queued.
+    #[inline]
+    pub(crate) fn poll_key(&mut self, key: &mut Option<Key>, waker: &Waker) -> Poll<Option<D>>
+    where
+        D: Default,
+    {
+        let Some(k) = *key else {
+            return Poll::Ready(None);
+        };
+        match self.poll(k, waker) {
+            Polled::Pending => Poll::Pending,
+            Polled::Notified(d) => {
+                *key = None;
+                Poll::Ready(Some(d))
+            }
         }
     }
 
@@ -287,6 +309,20 @@ impl<D> WaitList<D> {
             }
             Some(State::Notified) => Removed::Notified(self.release(key.index)),
             _ => Removed::Gone,
+        }
+    }
+
+    /// [`remove`](Self::remove) for a waiter whose notification is a bare
+    /// turn: if it had been notified and `pass_on` holds (what it was
+    /// notified for is still there), the next waiter is notified instead
+    /// (rule 3). Returns that waiter's waker, to wake after the borrow.
+    pub(crate) fn remove_passing_on(&mut self, key: Key, pass_on: bool) -> Option<Waker>
+    where
+        D: Default,
+    {
+        match self.remove(key) {
+            Removed::Notified(_) if pass_on => self.notify_front(),
+            _ => None,
         }
     }
 
@@ -312,6 +348,43 @@ impl<D> WaitList<D> {
             .filter(|e| e.state == State::Queued)
             .count();
         assert_eq!(queued, self.len);
+    }
+}
+
+/// Stores `waker` in `slot`, unless the one there already wakes the same
+/// task: the registration step of every hand-written `poll`.
+#[inline]
+pub(crate) fn register(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// `Debug` of a primitive whose state sits in a `RefCell`: `name` with the
+/// fields `fields` adds, or `name { <borrowed> }` while the state is
+/// borrowed mutably (a `Debug` from inside one of its own methods).
+pub(crate) fn debug_state<S>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    state: &RefCell<S>,
+    fields: impl FnOnce(&mut fmt::DebugStruct<'_, '_>, &S),
+) -> fmt::Result {
+    match state.try_borrow() {
+        Ok(st) => {
+            let mut d = f.debug_struct(name);
+            fields(&mut d, &st);
+            d.finish()
+        }
+        Err(_) => write!(f, "{name} {{ <borrowed> }}"),
+    }
+}
+
+/// Wakes a waker taken under a borrow, once the borrow is released (rule 5).
+#[inline]
+pub(crate) fn wake(w: Option<Waker>) {
+    if let Some(w) = w {
+        w.wake();
     }
 }
 

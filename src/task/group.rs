@@ -1,5 +1,8 @@
 //! [`TaskGroup`] and [`task_group`]: structured concurrency with asyncio
-//! 3.11's `TaskGroup` semantics.
+//! 3.11's `TaskGroup` semantics. This file owns the group's entry point
+//! and its handle; `group/state.rs` the shared state and guards,
+//! `group/child.rs` the child handle ([`GroupTask`]), `group/error.rs` what
+//! a group reports ([`TaskGroupError`], [`GroupClosed`]).
 //!
 //! ```
 //! use coil::{TaskGroup, task_group};
@@ -8,7 +11,7 @@
 //!     let (mut a, mut b) = task_group(|tg: TaskGroup| async move {
 //!         let a = tg.spawn(async { 1 });
 //!         let b = tg.spawn(async { "two" });
-//!         (a, b)
+//!         Ok((a, b))
 //!     })
 //!     .await
 //!     .expect("no child failed");
@@ -20,7 +23,6 @@
 //!
 //! The rules are documented on [`task_group`].
 
-use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -31,20 +33,26 @@ use std::task::Poll;
 use super::catch_unwind::CatchUnwind;
 use super::failure::Failure;
 
+mod child;
+mod error;
 mod state;
 
-use self::state::{AbortOnDrop, Child, Inner, LiveGuard, Phase, State, Status};
+pub use self::child::{GroupTask, GroupTaskBuilder, GroupTaskError};
+pub use self::error::{GroupClosed, TaskGroupError};
+use self::state::{AbortOnDrop, ChildCell, Inner, LiveGuard, Phase, Status};
 
 /// Runs `body` with a new [`TaskGroup`], then waits for all of the group's
 /// children: asyncio's `async with asyncio.TaskGroup() as tg:`.
 ///
-/// Returns the body's output once every child has finished, or the
-/// aggregated failures if any child failed (after cancelling and awaiting
-/// the others). The exact rules are below.
+/// The body returns `Result<T, E>`, so `?` works inside it as an exception
+/// does inside the `async with` block. `task_group` returns `Ok(T)` once
+/// every child has finished, or the aggregated failures if the body
+/// returned an error or a child failed (after cancelling and awaiting the
+/// other children). The exact rules are below.
 ///
-/// The group's error type `E` (for children started with
+/// The group's error type `E` (of the body and of children started with
 /// [`TaskGroup::try_spawn`]) is usually given by annotating the closure's
-/// parameter: `|tg: TaskGroup<MyError>|`, or `|tg: TaskGroup|` when no child
+/// parameter: `|tg: TaskGroup<MyError>|`, or `|tg: TaskGroup|` when nothing
 /// returns errors (`E` then defaults to `Infallible`).
 ///
 /// ```
@@ -55,6 +63,7 @@ use self::state::{AbortOnDrop, Child, Inner, LiveGuard, Phase, State, Status};
 ///     let err = task_group(|tg: TaskGroup<String>| async move {
 ///         tg.spawn(async { sleep(Duration::from_secs(3600)).await });
 ///         tg.try_spawn(async { Err::<(), _>("no such user".to_string()) });
+///         Ok(())
 ///     })
 ///     .await
 ///     .unwrap_err();
@@ -68,69 +77,72 @@ use self::state::{AbortOnDrop, Child, Inner, LiveGuard, Phase, State, Status};
 ///
 /// `task_group(body)` creates a group, calls `body` with a [`TaskGroup`]
 /// handle and awaits the future it returns (the *body*) **in the current
-/// task**. Children spawned with [`TaskGroup::spawn`] / [`try_spawn`] are
-/// real tasks on the current loop; they start on the loop's next tick.
+/// task** (the *owner*). Children spawned with [`TaskGroup::spawn`] /
+/// [`try_spawn`] are real tasks on the current loop; they start on the
+/// loop's next tick.
 ///
-/// 1. **Leaving waits for all.** When the body finishes, `task_group` keeps
-///    waiting until every child has finished, then returns
-///    `Ok(body_output)`. Each child's value is in its [`GroupTask`] handle.
-/// 2. **The first failure cancels the rest.** A child *fails* if it panics,
-///    or, when spawned with [`try_spawn`], returns `Err`. At that moment,
-///    inside the failing child's poll, the group requests cancellation of
-///    every other child ([`Task::cancel`]), so none of them runs again; the
-///    body is dropped the next time the owner is polled (it stops at the
-///    `.await` it was suspended on). `task_group` then waits until every
-///    cancelled child's future has been dropped (their destructors have run)
-///    and returns `Err(TaskGroupError)`.
-/// 3. **Failures are aggregated**, like `ExceptionGroup`: the error lists each
-///    failure with the child's spawn index. Because the cancellation is
-///    requested synchronously at the first failure, later failures cannot
-///    happen, so the list normally holds exactly one failure; it holds
-///    every failure that happened before the cancellation took effect. The
-///    error also lists which children the group cancelled. A child that
-///    finished successfully keeps its value even when the group fails.
-/// 4. **Spawning while the group is shutting down** (after a failure) does
-///    not start the child: its future is dropped at once and its handle
-///    reports it as cancelled. **Spawning after the group has finished**
-///    panics: a handle cloned out of the body outlived its group.
-/// 5. **Dropping the owner** (the future `task_group` returned, for instance
+/// 1. **Leaving waits for all.** When the body returns `Ok`, `task_group`
+///    keeps waiting until every child has finished, then returns
+///    `Ok(value)`. Each child's value is in its [`GroupTask`] handle.
+/// 2. **A failure cancels the rest.** A child *fails* if it panics, or,
+///    when spawned with [`try_spawn`], returns `Err`. From that moment the
+///    group is *shutting down*: it starts no new child (rule 5), and when
+///    the owner next runs (the failing child wakes it) it drops the body at
+///    the `.await` it was suspended on and cancels every child still
+///    running ([`Task::cancel`]). `task_group` then waits until every
+///    cancelled child's future has been dropped (their destructors have
+///    run) and returns `Err(TaskGroupError)`.
+/// 3. **An error returned by the body** (`?` inside it) does the same at
+///    once: every running child is cancelled, `task_group` waits for them
+///    and returns `Err`, with the body's error in
+///    [`TaskGroupError::body_error`], as asyncio puts the block's exception
+///    in the `ExceptionGroup`.
+/// 4. **Failures are aggregated**, like `ExceptionGroup`: the error lists
+///    each child failure with the child's spawn index, in the order they
+///    happened. Like asyncio, which cancels from the failed task's done
+///    callback, the cancellation takes effect when the owner runs, so every
+///    child already due to run on the tick of the first failure still runs
+///    and its failure is reported too (two children failing on their first
+///    poll are both reported). The error also lists which children were
+///    cancelled. A child that finished successfully keeps its value even
+///    when the group fails.
+/// 5. **Spawning on a group that is shutting down or finished** starts
+///    nothing. [`TaskGroup::spawn`] / [`try_spawn`] panic, saying so, at the
+///    caller's line (asyncio raises `RuntimeError`: "TaskGroup is shutting
+///    down" / "TaskGroup is finished");
+///    [`tg.builder().spawn(..)`](TaskGroup::builder) returns the same as
+///    `Err(GroupClosed)`. A group is finished once `task_group` has
+///    returned; a handle cloned out of the body outlived its group.
+/// 6. **Dropping the owner** (the future `task_group` returned, for instance
 ///    because the task awaiting it was cancelled) cancels every child that
 ///    is still running. Drop cannot wait, so the children's futures are
 ///    dropped when the loop next gets to them (the next tick), not before
 ///    the drop returns.
-/// 6. **A panic in the body** cancels the children, waits for them like a
+/// 7. **A panic in the body** cancels the children, waits for them like a
 ///    failure does, and then resumes the panic in the awaiting task.
-///    An `Err` *returned* by the body is just its output: it does not
-///    cancel anything (unlike an exception in asyncio's `async with` block).
+/// 8. **Children are tasks.** A [`GroupTask`] can be awaited for the
+///    child's value, cancelled alone ([`GroupTask::cancel`]; a cancelled
+///    child is not a failure, as asyncio does not count a child's
+///    `CancelledError`), and named ([`TaskGroup::builder`]).
 ///
 /// The handle is an `Rc`, so children may capture a clone and spawn
-/// siblings, as in asyncio. Cancelling a child from outside (with a task
-/// handle you do not have; the group keeps them) is not possible: a child
-/// that wants to stop returns.
+/// siblings, as in asyncio.
 ///
 /// [`try_spawn`]: TaskGroup::try_spawn
 /// [`Task::cancel`]: crate::Task::cancel
-pub async fn task_group<E, F, Fut>(body: F) -> Result<Fut::Output, TaskGroupError<E>>
+pub async fn task_group<T, E, F, Fut>(body: F) -> Result<T, TaskGroupError<E>>
 where
     E: 'static,
     F: FnOnce(TaskGroup<E>) -> Fut,
-    Fut: Future,
+    Fut: Future<Output = Result<T, E>>,
 {
     let group = TaskGroup {
-        inner: Rc::new(Inner {
-            state: RefCell::new(State {
-                phase: Phase::Open,
-                children: Vec::new(),
-                failures: Vec::new(),
-                live: 0,
-                owner: None,
-            }),
-        }),
+        inner: Rc::new(Inner::new()),
     };
     let inner = group.inner.clone();
     let _abort_on_drop = AbortOnDrop(inner.clone());
 
-    // Run the body until it finishes or a child fails.
+    // Run the body until it finishes or a child fails (rule 2).
     let mut body = Some(CatchUnwind::new(body(group)));
     let outcome = poll_fn(|cx| {
         if inner.state.borrow().phase != Phase::Open {
@@ -141,12 +153,17 @@ where
         Pin::new(body).poll(cx).map(Some)
     })
     .await;
-    drop(body); // a body still running is cancelled here (rule 2)
+    drop(body); // a body still running is cancelled here
 
     let output = match outcome {
-        Some(Ok(output)) => Some(output),
+        Some(Ok(Ok(output))) => Some(output),
+        Some(Ok(Err(e))) => {
+            inner.state.borrow_mut().body_error = Some(e);
+            inner.abort();
+            None
+        }
         Some(Err(panic)) => {
-            inner.abort(None);
+            inner.abort();
             inner.wait_for_children().await;
             inner.state.borrow_mut().phase = Phase::Closed;
             std::panic::resume_unwind(panic);
@@ -157,27 +174,30 @@ where
     inner.wait_for_children().await;
     let mut st = inner.state.borrow_mut();
     st.phase = Phase::Closed;
-    if st.failures.is_empty() {
-        Ok(output.expect("the body is dropped only after a failure"))
-    } else {
-        let cancelled = st
-            .children
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.status.get() == Status::Cancelled)
-            .map(|(i, _)| i)
-            .collect();
-        Err(TaskGroupError {
-            failures: std::mem::take(&mut st.failures),
-            cancelled,
-        })
+    match output {
+        Some(output) if st.failures.is_empty() => Ok(output),
+        _ => {
+            let cancelled = st
+                .children
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.status() == Status::Cancelled)
+                .map(|(i, _)| i)
+                .collect();
+            Err(TaskGroupError {
+                body: st.body_error.take().map(Failure::Error),
+                failures: std::mem::take(&mut st.failures),
+                cancelled,
+            })
+        }
     }
 }
 
 /// A handle to spawn children into a running [`task_group`].
 ///
 /// Cloning it is cheap (an `Rc`); every clone spawns into the same group.
-/// `E` is the error type of children started with [`TaskGroup::try_spawn`].
+/// `E` is the error type of the body and of children started with
+/// [`TaskGroup::try_spawn`].
 pub struct TaskGroup<E = Infallible> {
     inner: Rc<Inner<E>>,
 }
@@ -194,13 +214,14 @@ impl<E: 'static> TaskGroup<E> {
     /// Spawns a child whose failure can only be a panic:
     /// `tg.create_task(coro)`.
     ///
-    /// The child starts on the loop's next tick. Its value will be in the
-    /// returned [`GroupTask`] once it finishes.
+    /// The child starts on the loop's next tick. Await the returned
+    /// [`GroupTask`] for its value, or read it after the group.
     ///
     /// # Panics
     ///
-    /// Panics if the group has already finished (rule 4 of [`task_group`]),
-    /// or outside a coil runtime.
+    /// If the group is shutting down or finished (rule 5 of [`task_group`];
+    /// [`TaskGroup::builder`] returns that as an `Err` instead), and
+    /// outside a coil runtime.
     #[track_caller]
     pub fn spawn<T, F>(&self, future: F) -> GroupTask<T>
     where
@@ -221,51 +242,72 @@ impl<E: 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        let status = Rc::new(Cell::new(Status::Running));
-        let value = Rc::new(RefCell::new(None));
-        let handle = GroupTask {
-            status: status.clone(),
-            value: value.clone(),
-            index: 0,
-        };
+        match self.start(None, future) {
+            Ok(task) => task,
+            Err(closed) => panic!("{closed}: {}", closed.advice()),
+        }
+    }
+
+    /// Options for the next child: a name, and an `Err` instead of a panic
+    /// when the group no longer takes children.
+    pub fn builder(&self) -> GroupTaskBuilder<'_, E> {
+        GroupTaskBuilder {
+            group: self,
+            name: None,
+        }
+    }
+
+    /// Spawns child number `children.len()`, unless the group is past
+    /// `Open`.
+    #[track_caller]
+    fn start<T, F>(&self, name: Option<String>, future: F) -> Result<GroupTask<T>, GroupClosed>
+    where
+        F: Future<Output = Result<T, E>> + 'static,
+        T: 'static,
+    {
+        let child = Rc::new(ChildCell::new());
         let index = {
             let mut st = self.inner.state.borrow_mut();
             match st.phase {
-                Phase::Closed => panic!(
-                    "TaskGroup::spawn on a group that has already finished; \
-                     spawn only while task_group(..) is still being awaited"
-                ),
-                Phase::Aborting => status.set(Status::Cancelled),
-                Phase::Open => st.live += 1,
+                Phase::Open => {}
+                Phase::Aborting => return Err(GroupClosed::ShuttingDown),
+                Phase::Closed => return Err(GroupClosed::Finished),
             }
-            st.children.push(Child {
-                task: None,
-                status: status.clone(),
-            });
+            st.live += 1;
+            st.children.push(child.clone());
             st.children.len() - 1
         };
-        if status.get() == Status::Cancelled {
-            return GroupTask { index, ..handle };
-        }
         // Created before the task so that a child cancelled before its first
         // poll still reports in when its (never polled) future is dropped.
         let guard = LiveGuard {
             group: self.inner.clone(),
-            status,
+            child: child.clone(),
         };
-        let task = super::spawn(async move {
+        let value = Rc::new(std::cell::RefCell::new(None));
+        let slot = value.clone();
+        let mut builder = super::Builder::new();
+        if let Some(name) = name {
+            builder = builder.name(name);
+        }
+        let task = builder.spawn(async move {
             let guard = guard;
             match CatchUnwind::new(future).await {
                 Ok(Ok(v)) => {
-                    *value.borrow_mut() = Some(v);
-                    guard.status.set(Status::Succeeded);
+                    *slot.borrow_mut() = Some(v);
+                    guard.child.finish(Status::Succeeded);
                 }
                 Ok(Err(e)) => guard.group.fail(index, Failure::Error(e)),
                 Err(panic) => guard.group.fail(index, Failure::Panicked(panic.into())),
             }
         });
-        self.inner.state.borrow_mut().children[index].task = Some(task);
-        GroupTask { index, ..handle }
+        if child.task.set(task).is_err() {
+            unreachable!("a child's task is set once");
+        }
+        Ok(GroupTask {
+            child,
+            value,
+            index,
+        })
     }
 
     /// How many children have been spawned into the group so far.
@@ -278,8 +320,9 @@ impl<E: 'static> TaskGroup<E> {
         self.len() == 0
     }
 
-    /// True once a child has failed and the group is cancelling the others
-    /// (or the group has finished).
+    /// True once the group takes no new children: a child failed or the
+    /// body returned an error or panicked (the group is cancelling the
+    /// others), or the group has finished.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.state.borrow().phase != Phase::Open
     }
@@ -296,110 +339,3 @@ impl<E> fmt::Debug for TaskGroup<E> {
             .finish()
     }
 }
-
-/// A child of a [`TaskGroup`]: where its value lands once it finishes.
-///
-/// Unlike a [`Task`](super::Task), this is not a future and does not join: the group
-/// does the joining. Read the value after the group, or poll
-/// [`GroupTask::is_finished`] inside it. Dropping it changes nothing.
-pub struct GroupTask<T> {
-    status: Rc<Cell<Status>>,
-    value: Rc<RefCell<Option<T>>>,
-    index: usize,
-}
-
-impl<T> GroupTask<T> {
-    /// The child's spawn index in its group (0, 1, …): the index that
-    /// [`TaskGroupError::failures`] and [`TaskGroupError::cancelled`] use.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
-    /// Whether the child has finished: succeeded, failed, or was cancelled.
-    pub fn is_finished(&self) -> bool {
-        self.status.get() != Status::Running
-    }
-
-    /// Whether the child finished successfully.
-    pub fn is_success(&self) -> bool {
-        self.status.get() == Status::Succeeded
-    }
-
-    /// Whether the group cancelled the child (or never started it).
-    pub fn is_cancelled(&self) -> bool {
-        self.status.get() == Status::Cancelled
-    }
-
-    /// The child's value, if it finished successfully and the value was not
-    /// taken yet.
-    pub fn take(&mut self) -> Option<T> {
-        self.value.borrow_mut().take()
-    }
-}
-
-impl<T> fmt::Debug for GroupTask<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GroupTask")
-            .field("index", &self.index)
-            .field("status", &self.status.get())
-            .finish()
-    }
-}
-
-/// Why a [`task_group`] failed: every child failure, like asyncio's
-/// `ExceptionGroup`, and which children the group cancelled.
-pub struct TaskGroupError<E> {
-    failures: Vec<(usize, Failure<E>)>,
-    cancelled: Vec<usize>,
-}
-
-impl<E> TaskGroupError<E> {
-    /// Each failure with the failing child's spawn index, in the order they
-    /// happened (never empty).
-    pub fn failures(&self) -> &[(usize, Failure<E>)] {
-        &self.failures
-    }
-
-    /// The failures by value.
-    pub fn into_failures(self) -> Vec<(usize, Failure<E>)> {
-        self.failures
-    }
-
-    /// The first failure: the one that made the group cancel the others.
-    pub fn first(&self) -> &Failure<E> {
-        &self.failures[0].1
-    }
-
-    /// Spawn indices of the children the group cancelled (ascending); they
-    /// had not finished, and their futures have been dropped.
-    pub fn cancelled(&self) -> &[usize] {
-        &self.cancelled
-    }
-}
-
-impl<E: fmt::Debug> fmt::Debug for TaskGroupError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskGroupError")
-            .field("failures", &self.failures)
-            .field("cancelled", &self.cancelled)
-            .finish()
-    }
-}
-
-impl<E: fmt::Display> fmt::Display for TaskGroupError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.failures.len();
-        write!(
-            f,
-            "task group failed ({n} failure{}, {} cancelled):",
-            if n == 1 { "" } else { "s" },
-            self.cancelled.len()
-        )?;
-        for (i, failure) in &self.failures {
-            write!(f, " child {i} {failure};")?;
-        }
-        Ok(())
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for TaskGroupError<E> {}

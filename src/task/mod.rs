@@ -96,6 +96,8 @@ mod join;
 pub(crate) mod list;
 mod panic;
 pub(crate) mod raw;
+// `pub` items, re-exported by `crate::fuzz` under `cfg(fuzzing)`.
+#[cfg_attr(not(fuzzing), allow(unreachable_pub))]
 pub(crate) mod state;
 #[cfg(all(test, loom))]
 mod state_loom;

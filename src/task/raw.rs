@@ -301,20 +301,7 @@ pub(crate) fn allocate<F>(
 where
     F: Future + 'static,
 {
-    let cell = Box::new(Cell::<F> {
-        header: Header {
-            state: State::new_spawned(),
-            vtable: vtable::<F>(),
-            shared,
-            links: Links::new(),
-            join_waker: UnsafeCell::new(None),
-            id,
-            name,
-        },
-        stage: UnsafeCell::new(Stage::Running(future)),
-    });
-    // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
-    TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+    Stage::Running(future).into_task(State::new_spawned(), shared, id, name)
 }
 
 /// Allocate a task for a runtime that is shutting down: the future is dropped
@@ -333,18 +320,34 @@ where
         Ok(()) => TaskError::Cancelled,
         Err(p) => TaskError::Panicked(p.into()),
     };
-    let cell = Box::new(Cell::<F> {
-        header: Header {
-            state: State::new_complete(),
-            vtable: vtable::<F>(),
-            shared,
-            links: Links::new(),
-            join_waker: UnsafeCell::new(None),
-            id,
-            name,
-        },
-        stage: UnsafeCell::new(Stage::Finished(Err(out))),
-    });
-    // SAFETY: as in `allocate`.
-    TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+    Stage::<F>::Finished(Err(out)).into_task(State::new_complete(), shared, id, name)
+}
+
+impl<F: Future + 'static> Stage<F> {
+    /// Boxes the cell of a task whose stage starts as `self` and whose
+    /// state word starts at `state`; the `TaskRef` stands for the
+    /// references that `state` counts.
+    #[inline]
+    fn into_task(
+        self,
+        state: State,
+        shared: Arc<Shared>,
+        id: TaskId,
+        name: Option<Box<str>>,
+    ) -> TaskRef {
+        let cell = Box::new(Cell::<F> {
+            header: Header {
+                state,
+                vtable: vtable::<F>(),
+                shared,
+                links: Links::new(),
+                join_waker: UnsafeCell::new(None),
+                id,
+                name,
+            },
+            stage: UnsafeCell::new(self),
+        });
+        // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
+        TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+    }
 }

@@ -16,38 +16,44 @@
 //!
 //! Only the loop thread sets `RUNNING` and `COMPLETE`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
+//!
+//! The items are `pub` in this crate-private module so that `crate::fuzz`
+//! can re-export them for the `task_state` fuzz target under `cfg(fuzzing)`;
+//! they are not API.
 
 use crate::loom::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 /// A queue reference exists for this task (see the table above).
-pub(crate) const SCHEDULED: usize = 1 << 0;
+pub const SCHEDULED: usize = 1 << 0;
 /// The loop thread is polling the task.
-pub(crate) const RUNNING: usize = 1 << 1;
+pub const RUNNING: usize = 1 << 1;
 /// The future has been dropped and its output (if any) stored.
-pub(crate) const COMPLETE: usize = 1 << 2;
+pub const COMPLETE: usize = 1 << 2;
 /// Cancellation was requested.
-pub(crate) const CANCELLED: usize = 1 << 3;
+pub const CANCELLED: usize = 1 << 3;
 /// The `Task<T>` handle still exists.
-pub(crate) const JOIN_INTEREST: usize = 1 << 4;
+pub const JOIN_INTEREST: usize = 1 << 4;
 /// The join waker field is published to the runtime.
-pub(crate) const JOIN_WAKER: usize = 1 << 5;
+pub const JOIN_WAKER: usize = 1 << 5;
 /// Number of flag bits below the reference count.
-pub(crate) const REF_SHIFT: usize = 6;
+pub const REF_SHIFT: usize = 6;
 /// One reference.
-pub(crate) const REF_ONE: usize = 1 << REF_SHIFT;
+pub const REF_ONE: usize = 1 << REF_SHIFT;
 /// Refcounts above this abort the process (like `Arc`), long before overflow.
 const REF_MAX: usize = usize::MAX >> 2;
 
 /// A copy of the state word, with accessors.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Snapshot(pub(crate) usize);
+pub struct Snapshot(pub usize);
 
 impl Snapshot {
-    pub(crate) fn is(self, bit: usize) -> bool {
+    /// Whether flag `bit` is set.
+    pub fn is(self, bit: usize) -> bool {
         self.0 & bit != 0
     }
-    pub(crate) fn refs(self) -> usize {
+    /// The reference count.
+    pub fn refs(self) -> usize {
         self.0 >> REF_SHIFT
     }
 }
@@ -69,7 +75,7 @@ impl std::fmt::Debug for Snapshot {
 /// Outcome of [`State::transition_to_running`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToRunning {
+pub enum ToRunning {
     /// Poll the future.
     Poll,
     /// Cancellation was requested: drop the future instead.
@@ -79,7 +85,7 @@ pub(crate) enum ToRunning {
 /// Outcome of [`State::transition_to_idle`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToIdle {
+pub enum ToIdle {
     /// The task is idle; the poller's queue reference was released with the
     /// same atomic operation.
     Idle,
@@ -91,7 +97,7 @@ pub(crate) enum ToIdle {
 /// Outcome of a wake or cancel request.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Notify {
+pub enum Notify {
     /// The caller now holds a queue reference and must push the task.
     Submit,
     /// Nothing to do (already scheduled, running, or complete).
@@ -103,7 +109,7 @@ pub(crate) enum Notify {
 /// Outcome of [`State::transition_to_cancelled`].
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ToCancelled {
+pub enum ToCancelled {
     /// This call requested cancellation and took a queue reference: push.
     Submit,
     /// This call requested cancellation; the task is queued or running and
@@ -116,7 +122,7 @@ pub(crate) enum ToCancelled {
 /// Outcome of a reference release.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Release {
+pub enum Release {
     /// Other references remain.
     Alive,
     /// That was the last reference: deallocate.
@@ -126,38 +132,66 @@ pub(crate) enum Release {
 /// Outcome of dropping the join handle's interest.
 #[must_use]
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum DropJoin {
+pub enum DropJoin {
     /// The task had not completed; the runtime will drop the output. If
     /// `had_waker`, the handle now owns the join waker field and drops it.
-    Pending { had_waker: bool },
+    Pending {
+        /// `JOIN_WAKER` was set.
+        had_waker: bool,
+    },
     /// The task had completed: the handle must drop the output. If
     /// `may_drop_waker`, the runtime is done with the waker field too.
-    Complete { may_drop_waker: bool },
+    Complete {
+        /// `JOIN_WAKER` was clear.
+        may_drop_waker: bool,
+    },
 }
 
 /// The atomic state word.
-pub(crate) struct State(AtomicUsize);
+#[derive(Debug)]
+pub struct State(AtomicUsize);
 
 impl State {
     /// A new task: scheduled, join interest, three references (owned list,
     /// handle, queue).
-    pub(crate) fn new_spawned() -> State {
+    pub fn new_spawned() -> State {
         State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (3 * REF_ONE)))
     }
 
     /// A task that never runs: already complete (cancelled before it could
     /// start), one reference held by its handle.
-    pub(crate) fn new_complete() -> State {
+    pub fn new_complete() -> State {
         State(AtomicUsize::new(COMPLETE | JOIN_INTEREST | REF_ONE))
     }
 
-    pub(crate) fn load(&self) -> Snapshot {
+    /// The current word.
+    pub fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
+    }
+
+    /// The compare-and-swap loop of every transition below. `f` maps the
+    /// current word to `Ok((next, result))`, stored with one `AcqRel` CAS
+    /// (retried with the word found on failure), or to `Err(result)` to
+    /// leave the word as it is. Inlined: the loop is the same code as when
+    /// each transition wrote it out.
+    #[inline(always)]
+    fn update<R>(&self, mut f: impl FnMut(usize) -> Result<(usize, R), R>) -> R {
+        let mut cur = self.0.load(Acquire);
+        loop {
+            let (next, res) = match f(cur) {
+                Ok(step) => step,
+                Err(res) => return res,
+            };
+            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
+                Ok(_) => return res,
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Loop thread, after popping the task from a queue (it owns the queue
     /// reference). Clears `SCHEDULED`, sets `RUNNING`.
-    pub(crate) fn transition_to_running(&self) -> ToRunning {
+    pub fn transition_to_running(&self) -> ToRunning {
         // SCHEDULED is set and RUNNING clear (rule 2), so one xor flips both.
         let prev = Snapshot(self.0.fetch_xor(SCHEDULED | RUNNING, AcqRel));
         debug_assert!(prev.is(SCHEDULED) && !prev.is(RUNNING) && !prev.is(COMPLETE));
@@ -169,35 +203,26 @@ impl State {
     }
 
     /// Loop thread, after a poll returned `Pending`.
-    pub(crate) fn transition_to_idle(&self) -> ToIdle {
-        let mut cur = self.0.load(Acquire);
-        loop {
+    pub fn transition_to_idle(&self) -> ToIdle {
+        self.update(|cur| {
             debug_assert!(Snapshot(cur).is(RUNNING));
-            let (next, res) = if cur & SCHEDULED != 0 {
+            Ok(if cur & SCHEDULED != 0 {
                 (cur & !RUNNING, ToIdle::Reschedule)
             } else {
                 debug_assert!(Snapshot(cur).refs() >= 2, "owned list ref + queue ref");
                 ((cur & !RUNNING) - REF_ONE, ToIdle::Idle)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Loop thread: the future is gone and the output is stored. Sets
     /// `COMPLETE`, clears `RUNNING` and `SCHEDULED` (a wake during the last
     /// poll pushed nothing, rule 3). Returns the new snapshot.
-    pub(crate) fn transition_to_complete(&self) -> Snapshot {
-        let mut cur = self.0.load(Acquire);
-        loop {
+    pub fn transition_to_complete(&self) -> Snapshot {
+        self.update(|cur| {
             let next = (cur | COMPLETE) & !(RUNNING | SCHEDULED);
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return Snapshot(next),
-                Err(actual) => cur = actual,
-            }
-        }
+            Ok((next, Snapshot(next)))
+        })
     }
 
     /// Loop thread, at shutdown: claim an idle or queued task so that no
@@ -205,18 +230,18 @@ impl State {
     /// exist: `transition_to_complete` then clears `SCHEDULED` although the
     /// entry (and its reference) lives on until shutdown drains the queues,
     /// which release those references without looking at the bit (rule 8).
-    pub(crate) fn transition_to_shutdown(&self) {
+    pub fn transition_to_shutdown(&self) {
         let prev = Snapshot(self.0.fetch_or(RUNNING | CANCELLED, AcqRel));
         debug_assert!(!prev.is(RUNNING) && !prev.is(COMPLETE));
     }
 
     /// Any thread, `wake_by_ref`: may take a new queue reference.
-    pub(crate) fn transition_to_notified_by_ref(&self) -> Notify {
-        let mut cur = self.0.load(Acquire);
-        loop {
-            let (next, res) = if cur & COMPLETE != 0 {
-                return Notify::Nothing;
-            } else if cur & SCHEDULED != 0 {
+    pub fn transition_to_notified_by_ref(&self) -> Notify {
+        self.update(|cur| {
+            if cur & COMPLETE != 0 {
+                return Err(Notify::Nothing);
+            }
+            Ok(if cur & SCHEDULED != 0 {
                 // Already queued: still write (the same value) so that this
                 // wake is a release in the word's modification order. The
                 // poll that the queue entry leads to starts with an acquire
@@ -230,20 +255,15 @@ impl State {
             } else {
                 check_refs(cur);
                 ((cur | SCHEDULED) + REF_ONE, Notify::Submit)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Any thread, `wake` by value: the waker's reference becomes the queue
     /// reference, or is released.
-    pub(crate) fn transition_to_notified_by_val(&self) -> Notify {
-        let mut cur = self.0.load(Acquire);
-        loop {
-            let (next, res) = if cur & (COMPLETE | SCHEDULED) != 0 {
+    pub fn transition_to_notified_by_val(&self) -> Notify {
+        self.update(|cur| {
+            Ok(if cur & (COMPLETE | SCHEDULED) != 0 {
                 let next = cur - REF_ONE;
                 let res = if next >> REF_SHIFT == 0 {
                     Notify::Dealloc
@@ -256,36 +276,28 @@ impl State {
                 ((cur | SCHEDULED) - REF_ONE, Notify::Nothing)
             } else {
                 (cur | SCHEDULED, Notify::Submit)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Any thread, `Task::cancel`: marks the task cancelled and, if it was
     /// idle, takes a queue reference so that the loop polls (drops) it.
-    pub(crate) fn transition_to_cancelled(&self) -> ToCancelled {
-        let mut cur = self.0.load(Acquire);
-        loop {
-            let (next, res) = if cur & (COMPLETE | CANCELLED) != 0 {
-                return ToCancelled::AlreadyDone;
-            } else if cur & (RUNNING | SCHEDULED) != 0 {
+    pub fn transition_to_cancelled(&self) -> ToCancelled {
+        self.update(|cur| {
+            if cur & (COMPLETE | CANCELLED) != 0 {
+                return Err(ToCancelled::AlreadyDone);
+            }
+            Ok(if cur & (RUNNING | SCHEDULED) != 0 {
                 (cur | CANCELLED | SCHEDULED, ToCancelled::Marked)
             } else {
                 check_refs(cur);
                 ((cur | CANCELLED | SCHEDULED) + REF_ONE, ToCancelled::Submit)
-            };
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => return res,
-                Err(actual) => cur = actual,
-            }
-        }
+            })
+        })
     }
 
     /// Any thread: one more reference (a waker clone).
-    pub(crate) fn ref_inc(&self) {
+    pub fn ref_inc(&self) {
         let prev = self
             .0
             .fetch_add(REF_ONE, std::sync::atomic::Ordering::Relaxed);
@@ -293,7 +305,7 @@ impl State {
     }
 
     /// Any thread: release `n` references.
-    pub(crate) fn ref_dec(&self, n: usize) -> Release {
+    pub fn ref_dec(&self, n: usize) -> Release {
         let prev = Snapshot(self.0.fetch_sub(n * REF_ONE, AcqRel));
         debug_assert!(prev.refs() >= n, "task refcount underflow: {prev:?}");
         if prev.refs() == n {
@@ -306,70 +318,49 @@ impl State {
     /// Handle: publish the join waker (already written to the field). Fails
     /// with the snapshot if the task completed first; the handle then still
     /// owns the field.
-    pub(crate) fn set_join_waker(&self) -> Result<(), Snapshot> {
-        let mut cur = self.0.load(Acquire);
-        loop {
+    pub fn set_join_waker(&self) -> Result<(), Snapshot> {
+        self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER == 0);
             if cur & COMPLETE != 0 {
-                return Err(Snapshot(cur));
+                return Err(Err(Snapshot(cur)));
             }
-            match self
-                .0
-                .compare_exchange_weak(cur, cur | JOIN_WAKER, AcqRel, Acquire)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => cur = actual,
-            }
-        }
+            Ok((cur | JOIN_WAKER, Ok(())))
+        })
     }
 
     /// Handle: take the join waker field back before replacing it. Fails if
     /// the task completed (the runtime may be reading the field).
-    pub(crate) fn unset_join_waker(&self) -> Result<(), Snapshot> {
-        let mut cur = self.0.load(Acquire);
-        loop {
+    pub fn unset_join_waker(&self) -> Result<(), Snapshot> {
+        self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0 && cur & JOIN_WAKER != 0);
             if cur & COMPLETE != 0 {
-                return Err(Snapshot(cur));
+                return Err(Err(Snapshot(cur)));
             }
-            match self
-                .0
-                .compare_exchange_weak(cur, cur & !JOIN_WAKER, AcqRel, Acquire)
-            {
-                Ok(_) => return Ok(()),
-                Err(actual) => cur = actual,
-            }
-        }
+            Ok((cur & !JOIN_WAKER, Ok(())))
+        })
     }
 
     /// Loop thread, after waking the join waker of a completed task: give the
     /// field back. Returns the new snapshot; if join interest is gone the
     /// caller drops the waker (rule 6).
-    pub(crate) fn unset_join_waker_after_complete(&self) -> Snapshot {
+    pub fn unset_join_waker_after_complete(&self) -> Snapshot {
         Snapshot(self.0.fetch_and(!JOIN_WAKER, AcqRel) & !JOIN_WAKER)
     }
 
     /// Handle drop: give up join interest.
-    pub(crate) fn drop_join_interest(&self) -> DropJoin {
-        let mut cur = self.0.load(Acquire);
-        loop {
+    pub fn drop_join_interest(&self) -> DropJoin {
+        self.update(|cur| {
             debug_assert!(cur & JOIN_INTEREST != 0);
             if cur & COMPLETE != 0 {
                 let prev = self.0.fetch_and(!JOIN_INTEREST, AcqRel);
-                return DropJoin::Complete {
+                return Err(DropJoin::Complete {
                     may_drop_waker: prev & JOIN_WAKER == 0,
-                };
+                });
             }
             let next = cur & !(JOIN_INTEREST | JOIN_WAKER);
-            match self.0.compare_exchange_weak(cur, next, AcqRel, Acquire) {
-                Ok(_) => {
-                    return DropJoin::Pending {
-                        had_waker: cur & JOIN_WAKER != 0,
-                    };
-                }
-                Err(actual) => cur = actual,
-            }
-        }
+            let had_waker = cur & JOIN_WAKER != 0;
+            Ok((next, DropJoin::Pending { had_waker }))
+        })
     }
 }
 

@@ -209,6 +209,68 @@ fn join(h: thread::JoinHandle<Outcomes>) -> Outcomes {
     h.join().unwrap()
 }
 
+/// A waker's wake (`waker.rs`): records the queue entry or the
+/// deallocation its outcome asks for. The models assert afterwards which of
+/// them could happen.
+fn record_wake(res: Notify, out: &mut Outcomes) {
+    match res {
+        Notify::Submit => out.queued += 1,
+        Notify::Nothing => {}
+        Notify::Dealloc => out.dealloc += 1,
+    }
+}
+
+/// Thread B: a waker holding its own reference wakes by value.
+fn spawn_wake_by_val(task: &Arc<Task>) -> thread::JoinHandle<Outcomes> {
+    let t = task.clone();
+    thread::spawn(move || {
+        let mut out = Outcomes::default();
+        record_wake(t.state.transition_to_notified_by_val(), &mut out);
+        out
+    })
+}
+
+/// Thread A, the loop: pops the task and polls it once (`pop_and_poll`).
+fn spawn_poll(
+    task: &Arc<Task>,
+    pending: bool,
+    msg: &Arc<AtomicUsize>,
+) -> thread::JoinHandle<Outcomes> {
+    let (t, m) = (task.clone(), msg.clone());
+    thread::spawn(move || {
+        let mut out = Outcomes::default();
+        let _ = pop_and_poll(&t, pending, &m, &mut out);
+        out
+    })
+}
+
+/// How models (c) and (d) start: a task with a waker's reference, thread B
+/// waking it by value and thread A (the loop) popping and polling it once
+/// (`pending`: the poll returns Pending, else the task completes). Returns
+/// the task, the message A reads, and a call that joins both threads.
+fn wake_racing_poll(pending: bool) -> (Arc<Task>, Arc<AtomicUsize>, impl FnOnce() -> Outcomes) {
+    let task = Task::new(State::new_spawned());
+    task.state.ref_inc(); // B's waker
+    let msg = Arc::new(AtomicUsize::new(0));
+    let waker = spawn_wake_by_val(&task);
+    let lp = spawn_poll(&task, pending, &msg);
+    (task, msg, move || join(waker) + join(lp))
+}
+
+/// The loop runs the `queued` entries, and those their polls create, with
+/// polls that return Pending; adds what they did to `total` and returns
+/// what each poll saw, in order.
+fn drain(task: &Task, msg: &AtomicUsize, mut queued: usize, total: &mut Outcomes) -> Vec<usize> {
+    let mut seen = Vec::new();
+    while queued > 0 {
+        let mut o = Outcomes::default();
+        seen.push(pop_and_poll(task, true, msg, &mut o));
+        queued = queued - 1 + o.queued;
+        *total = *total + o;
+    }
+    seen
+}
+
 /// (a), (b): a waker on thread B wakes the task while the loop (thread A)
 /// polls it and the poll returns Pending. After both: at most one queue
 /// entry exists; if A's poll did not see B's message the task must be queued
@@ -225,25 +287,22 @@ fn wake_while_polling(by_val: bool) {
         let waker = thread::spawn(move || {
             let mut out = Outcomes::default();
             m.store(1, Relaxed);
-            let res = if by_val {
-                t.state.transition_to_notified_by_val()
+            if by_val {
+                record_wake(t.state.transition_to_notified_by_val(), &mut out);
             } else {
-                t.state.transition_to_notified_by_ref()
-            };
-            match res {
-                Notify::Submit => out.queued += 1,
-                Notify::Nothing => {}
-                Notify::Dealloc => panic!("owned list and handle still hold references"),
-            }
-            if !by_val {
+                record_wake(t.state.transition_to_notified_by_ref(), &mut out);
                 release(&t, 1, &mut out);
             }
             out
         });
         let mut a = Outcomes::default();
         let seen = pop_and_poll(&task, true, &msg, &mut a);
-        let total = a + join(waker);
+        let mut total = a + join(waker);
 
+        assert_eq!(
+            total.dealloc, 0,
+            "owned list and handle still hold references"
+        );
         assert!(total.queued <= 1, "queued twice: {total:?}");
         if seen == 0 {
             assert_eq!(total.queued, 1, "wake after the poll began was lost");
@@ -251,13 +310,8 @@ fn wake_while_polling(by_val: bool) {
         assert_eq!(task.state.load().is(SCHEDULED), total.queued == 1);
         assert!(!task.state.load().is(RUNNING));
         // (b): run the queued poll(s); the last poll sees the message.
-        let mut queued = total.queued;
-        let mut last_seen = seen;
-        while queued > 0 {
-            let mut o = Outcomes::default();
-            last_seen = pop_and_poll(&task, true, &msg, &mut o);
-            queued = queued - 1 + o.queued;
-        }
+        let later = drain(&task, &msg, total.queued, &mut total);
+        let last_seen = later.last().copied().unwrap_or(seen);
         assert_eq!(last_seen, 1, "no poll after the wake saw its message");
         // Owned list + handle remain.
         assert_eq!(task.state.load().refs(), 2);
@@ -281,32 +335,16 @@ fn wake_by_ref_while_polling() {
 #[test]
 fn wake_after_completion_and_last_ref() {
     loom::model(|| {
-        let task = Task::new(State::new_spawned());
-        task.state.ref_inc(); // B's waker
-        let msg = Arc::new(AtomicUsize::new(0));
-
-        let t = task.clone();
-        let waker = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            match t.state.transition_to_notified_by_val() {
-                Notify::Submit => panic!("a queued, running or complete task was queued again"),
-                Notify::Nothing => {}
-                Notify::Dealloc => out.dealloc += 1,
-            }
-            out
-        });
-        let (t, m) = (task.clone(), msg.clone());
-        let lp = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            let _ = pop_and_poll(&t, false, &m, &mut out);
-            out
-        });
+        let (task, _msg, threads) = wake_racing_poll(false);
         let mut h = Outcomes::default();
         drop_handle(&task, &mut h);
-        let total = h + join(waker) + join(lp);
+        let total = h + threads();
         assert_eq!(total.dealloc, 1, "{total:?}");
         assert_eq!(total.outputs, 1, "{total:?}");
-        assert_eq!(total.queued, 0, "{total:?}");
+        assert_eq!(
+            total.queued, 0,
+            "a queued, running or complete task was queued again: {total:?}"
+        );
         assert_eq!(task.state.load().refs(), 0);
     });
 }
@@ -318,42 +356,22 @@ fn wake_after_completion_and_last_ref() {
 #[test]
 fn cancel_racing_wake() {
     loom::model(|| {
-        let task = Task::new(State::new_spawned());
-        task.state.ref_inc(); // B's waker
-        let msg = Arc::new(AtomicUsize::new(0));
-
-        let t = task.clone();
-        let waker = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            match t.state.transition_to_notified_by_val() {
-                Notify::Submit => out.queued += 1,
-                Notify::Nothing => {}
-                Notify::Dealloc => panic!("owned list and handle still hold references"),
-            }
-            out
-        });
-        let (t, m) = (task.clone(), msg.clone());
-        let lp = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            let _ = pop_and_poll(&t, true, &m, &mut out);
-            out
-        });
+        let (task, msg, threads) = wake_racing_poll(true);
         let mut h = Outcomes::default();
         match task.state.transition_to_cancelled() {
             ToCancelled::Submit => h.queued += 1,
             ToCancelled::Marked => {}
             ToCancelled::AlreadyDone => panic!("first cancel of a live task"),
         }
-        let mut total = h + join(waker) + join(lp);
+        let mut total = h + threads();
+        assert_eq!(
+            total.dealloc, 0,
+            "owned list and handle still hold references"
+        );
         assert!(total.queued <= 1, "queued twice: {total:?}");
         // The loop runs what is queued; the cancel must take effect.
-        let mut queued = total.queued;
-        while queued > 0 {
-            let mut o = Outcomes::default();
-            let seen = pop_and_poll(&task, true, &msg, &mut o);
+        for seen in drain(&task, &msg, total.queued, &mut total) {
             assert_eq!(seen, usize::MAX, "a poll after cancel() must be a Cancel");
-            queued = queued - 1 + o.queued;
-            total = total + o;
         }
         let snap = task.state.load();
         assert!(snap.is(COMPLETE) && !snap.is(SCHEDULED), "{snap:?}");
@@ -377,12 +395,7 @@ fn join_handle_drop_racing_completion() {
         task.state.set_join_waker().unwrap();
         let msg = Arc::new(AtomicUsize::new(0));
 
-        let (t, m) = (task.clone(), msg.clone());
-        let lp = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            let _ = pop_and_poll(&t, false, &m, &mut out);
-            out
-        });
+        let lp = spawn_poll(&task, false, &msg);
         let mut h = Outcomes::default();
         drop_handle(&task, &mut h);
         let total = h + join(lp);
@@ -406,12 +419,7 @@ fn join_handle_poll_then_drop_racing_completion() {
         let task = Task::new(State::new_spawned());
         let msg = Arc::new(AtomicUsize::new(0));
 
-        let (t, m) = (task.clone(), msg.clone());
-        let lp = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            let _ = pop_and_poll(&t, false, &m, &mut out);
-            out
-        });
+        let lp = spawn_poll(&task, false, &msg);
         let mut h = Outcomes::default();
         poll_handle(&task, &mut h);
         drop_handle(&task, &mut h);

@@ -349,13 +349,7 @@ impl Elapsed {
     }
 }
 
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline has elapsed")
-    }
-}
-
-impl std::error::Error for Elapsed {}
+crate::macros::error_impls!(Elapsed => "deadline has elapsed");
 
 impl From<Elapsed> for std::io::Error {
     fn from(_: Elapsed) -> std::io::Error {

@@ -128,9 +128,9 @@ impl std::fmt::Debug for SimDriver {
     }
 }
 
-/// Hooks for coil's op-lifecycle fuzz target (`coil::fuzz::op_lifecycle`),
-/// which decides when the "kernel" acts instead of letting `park` do it all
-/// at once.
+/// Hooks for coil's op-lifecycle fuzz target (`fuzz/src/op_lifecycle.rs`,
+/// through `coil::fuzz`), which decides when the "kernel" acts instead of
+/// letting `park` do it all at once.
 #[cfg(fuzzing)]
 impl SimDriver {
     /// Decides every op that can complete now (what `park` does first), but

@@ -3,7 +3,7 @@
 //! report a child gone (`LiveGuard`) and cancel the children when the owner
 //! goes away (`AbortOnDrop`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -15,7 +15,9 @@ use crate::task::failure::Failure;
 pub(super) enum Phase {
     /// The body runs or the owner waits for children; spawning is allowed.
     Open,
-    /// A child failed (or the body panicked): the others are being cancelled.
+    /// A child failed, the body returned an error or panicked: no new
+    /// child starts, and the others are being cancelled (once the owner
+    /// has run, see `State::swept`).
     Aborting,
     /// `task_group` returned or its future was dropped.
     Closed,
@@ -29,18 +31,54 @@ pub(super) enum Status {
     Cancelled,
 }
 
-pub(super) struct Child {
-    /// `None` for a child refused during `Aborting`, and for a moment
-    /// during `try_spawn`.
-    pub(super) task: Option<Task<()>>,
-    pub(super) status: Rc<Cell<Status>>,
+/// What a child's handle, its future and its group share.
+pub(super) struct ChildCell {
+    status: Cell<Status>,
+    /// Set right after the task is spawned.
+    pub(super) task: OnceCell<Task<()>>,
+    /// The task awaiting the child's [`GroupTask`](super::GroupTask).
+    waiter: Cell<Option<Waker>>,
+}
+
+impl ChildCell {
+    pub(super) fn new() -> ChildCell {
+        ChildCell {
+            status: Cell::new(Status::Running),
+            task: OnceCell::new(),
+            waiter: Cell::new(None),
+        }
+    }
+
+    pub(super) fn status(&self) -> Status {
+        self.status.get()
+    }
+
+    /// Records how the child ended and wakes the task awaiting its handle.
+    pub(super) fn finish(&self, status: Status) {
+        self.status.set(status);
+        if let Some(w) = self.waiter.take() {
+            w.wake();
+        }
+    }
+
+    pub(super) fn set_waiter(&self, waker: &Waker) {
+        self.waiter.set(Some(waker.clone()));
+    }
 }
 
 pub(super) struct State<E> {
     pub(super) phase: Phase,
+    /// Whether the owner has cancelled the running children since the
+    /// group entered `Aborting`. A child's failure only records itself and
+    /// wakes the owner, so that siblings already due on the same tick still
+    /// run and their failures are reported too (asyncio aborts from the
+    /// failed task's done callback, which runs after the current iteration).
+    pub(super) swept: bool,
     /// In spawn order.
-    pub(super) children: Vec<Child>,
+    pub(super) children: Vec<Rc<ChildCell>>,
     pub(super) failures: Vec<(usize, Failure<E>)>,
+    /// The error the body returned, which started the abort.
+    pub(super) body_error: Option<E>,
     /// Children whose future has not been dropped yet.
     pub(super) live: usize,
     /// The task awaiting `task_group`.
@@ -52,6 +90,20 @@ pub(super) struct Inner<E> {
 }
 
 impl<E> Inner<E> {
+    pub(super) fn new() -> Inner<E> {
+        Inner {
+            state: RefCell::new(State {
+                phase: Phase::Open,
+                swept: false,
+                children: Vec::new(),
+                failures: Vec::new(),
+                body_error: None,
+                live: 0,
+                owner: None,
+            }),
+        }
+    }
+
     pub(super) fn set_owner(&self, waker: &Waker) {
         let mut st = self.state.borrow_mut();
         match &mut st.owner {
@@ -67,36 +119,55 @@ impl<E> Inner<E> {
         }
     }
 
-    /// Called from inside child `index`'s poll when it fails.
+    /// Called from inside child `index`'s poll when it fails: records the
+    /// failure, refuses new children, and leaves the cancelling of the
+    /// others to the owner, which it wakes.
     pub(super) fn fail(&self, index: usize, failure: Failure<E>) {
-        {
+        let child = {
             let mut st = self.state.borrow_mut();
-            st.children[index].status.set(Status::Failed);
             st.failures.push((index, failure));
-        }
-        self.abort(Some(index));
+            if st.phase == Phase::Open {
+                st.phase = Phase::Aborting;
+            }
+            st.children[index].clone()
+        };
+        child.finish(Status::Failed);
         self.wake_owner();
     }
 
-    /// Enter `Aborting` (once) and cancel every running child but `except`.
-    pub(super) fn abort(&self, except: Option<usize>) {
+    /// Enter `Aborting` (unless already past `Open`) and cancel every
+    /// running child at once.
+    pub(super) fn abort(&self) {
+        {
+            let mut st = self.state.borrow_mut();
+            if st.phase == Phase::Open {
+                st.phase = Phase::Aborting;
+            }
+        }
+        self.sweep();
+    }
+
+    /// In `Aborting`, cancel every running child (once).
+    fn sweep(&self) {
         let mut st = self.state.borrow_mut();
-        if st.phase != Phase::Open {
+        if st.phase != Phase::Aborting || st.swept {
             return;
         }
-        st.phase = Phase::Aborting;
-        for (i, child) in st.children.iter().enumerate() {
-            if Some(i) != except
-                && child.status.get() == Status::Running
-                && let Some(task) = &child.task
+        st.swept = true;
+        for child in &st.children {
+            if child.status() == Status::Running
+                && let Some(task) = child.task.get()
             {
                 task.cancel();
             }
         }
     }
 
+    /// Waits until every child's future is gone, cancelling the running
+    /// ones first whenever the group is aborting.
     pub(super) async fn wait_for_children(&self) {
         poll_fn(|cx| {
+            self.sweep();
             if self.state.borrow().live == 0 {
                 return Poll::Ready(());
             }
@@ -111,13 +182,13 @@ impl<E> Inner<E> {
 /// future is dropped, whether it finished or was cancelled (even unpolled).
 pub(super) struct LiveGuard<E> {
     pub(super) group: Rc<Inner<E>>,
-    pub(super) status: Rc<Cell<Status>>,
+    pub(super) child: Rc<ChildCell>,
 }
 
 impl<E> Drop for LiveGuard<E> {
     fn drop(&mut self) {
-        if self.status.get() == Status::Running {
-            self.status.set(Status::Cancelled);
+        if self.child.status() == Status::Running {
+            self.child.finish(Status::Cancelled);
         }
         let last = {
             let mut st = self.group.state.borrow_mut();
@@ -131,21 +202,15 @@ impl<E> Drop for LiveGuard<E> {
 }
 
 /// Held by the owner: if it is dropped before the group closed, cancel
-/// every running child (rule 5).
+/// every running child (rule 6 of `task_group`).
 pub(super) struct AbortOnDrop<E>(pub(super) Rc<Inner<E>>);
 
 impl<E> Drop for AbortOnDrop<E> {
     fn drop(&mut self) {
-        let inner = &self.0;
-        let open = inner.state.borrow().phase == Phase::Open;
-        if open {
-            inner.abort(None);
-        }
-        let mut st = inner.state.borrow_mut();
+        let mut st = self.0.state.borrow_mut();
         if st.phase != Phase::Closed {
-            // Cancel again in case the group was already aborting.
             for child in &st.children {
-                if let Some(task) = &child.task {
+                if let Some(task) = child.task.get() {
                     task.cancel();
                 }
             }

@@ -1,16 +1,16 @@
 //! The two intrusive lists against `VecDeque` models, like tokio's
 //! `fuzz_linked_list`: the owned task list (`task/list.rs`) and the waiter
-//! list of every `sync` primitive (`sync/waiters.rs`).
+//! list of every `sync` primitive (`sync/waiters.rs`), through
+//! `coil::fuzz::{owned_list, wait_list}`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 
-use super::Bytes;
-use crate::rt::Shared;
-use crate::sync::waiters::{Key, Polled, Removed, WaitList};
-use crate::task::list::OwnedList;
-use crate::task::raw::{self, TaskRef};
+use coil::fuzz::owned_list::{List, Task};
+use coil::fuzz::wait_list::{Key, Polled, Removed, WaitList};
+
+use crate::Bytes;
 
 /// Bytes → the first byte picks the list, the rest is its program.
 pub fn intrusive_list(data: &[u8]) {
@@ -26,46 +26,22 @@ pub fn intrusive_list(data: &[u8]) {
 // Owned task list
 // ---------------------------------------------------------------------------
 
-thread_local! {
-    /// The runtime half every task header points to. The list never touches
-    /// it; one per thread keeps the target from opening an epoll per input.
-    static SHARED: Arc<Shared> = crate::rt::Runtime::builder()
-        .driver(coil_arch::DriverChoice::Epoll)
-        .build()
-        .expect("an epoll runtime for the fuzz target")
-        .core()
-        .shared
-        .clone();
-}
-
-/// A real task allocation in no list, with one reference (a completed,
-/// never-run task; its header links are what the list threads through).
-fn new_task() -> TaskRef {
-    let shared = SHARED.with(Arc::clone);
-    raw::allocate_cancelled(
-        std::future::ready(()),
-        shared,
-        crate::rt::next_task_id(),
-        None,
-    )
-}
-
 /// Push (at the head), remove any element, pop (the head), against a
 /// `VecDeque` whose front is the head. Every pop must return the model's
 /// front; the final drain checks the whole order, and every unlink must leave
 /// the task's links clear for a later push (a task may be re-inserted).
 fn owned_list(b: &mut Bytes<'_>) {
-    let list = OwnedList::default();
-    let mut model: VecDeque<TaskRef> = VecDeque::new();
+    let list = List::default();
+    let mut model: VecDeque<Task> = VecDeque::new();
     // Tasks in no list, to push (again).
-    let mut loose: Vec<TaskRef> = Vec::new();
+    let mut loose: Vec<Task> = Vec::new();
     while let Some(op) = b.u8() {
         match op % 4 {
             0 | 1 => {
                 let t = if op % 4 == 1 && !loose.is_empty() {
                     loose.swap_remove(usize::from(op / 4) % loose.len())
                 } else if model.len() + loose.len() < 1024 {
-                    new_task()
+                    Task::new()
                 } else {
                     continue;
                 };
@@ -97,9 +73,9 @@ fn owned_list(b: &mut Bytes<'_>) {
     assert!(model.is_empty(), "tasks left in the model: {}", model.len());
     assert_eq!(list.len(), 0);
     for t in loose {
-        // SAFETY: each loose task's one reference (handed back by the list),
+        // SAFETY: each loose task is in no list (handed back by the list),
         // released once: `loose` holds each task once and is consumed here.
-        unsafe { t.release(1) };
+        unsafe { t.release() };
     }
 }
 
@@ -144,7 +120,7 @@ fn wait_list(b: &mut Bytes<'_>) {
             log: log.clone(),
         }))
     };
-    let mut list: WaitList<u32> = WaitList::new();
+    let mut list = WaitList::default();
     let mut queued: VecDeque<Waiter> = VecDeque::new();
     let mut notified: Vec<Waiter> = Vec::new();
     let mut stale: Vec<Key> = Vec::new();
@@ -248,12 +224,7 @@ fn wait_list(b: &mut Bytes<'_>) {
             "wakers returned by notify (id, version of the last registered)"
         );
         assert_eq!(list.len(), queued.len(), "len");
-        assert_eq!(list.is_empty(), queued.is_empty());
-        assert_eq!(
-            list.front_mut().copied(),
-            queued.front().map(|m| m.id),
-            "front"
-        );
+        assert_eq!(list.front(), queued.front().map(|m| m.id), "front");
         list.check();
     }
     // Drain: what is left notifies front to back, in the model's order.
@@ -265,7 +236,7 @@ fn wait_list(b: &mut Bytes<'_>) {
             "drain order"
         );
     }
-    assert!(list.is_empty());
+    assert_eq!(list.len(), 0);
     assert!(list.notify_front().is_none());
     list.check();
 }

@@ -1,7 +1,9 @@
+#![allow(dead_code, unreachable_pub, unused_imports)]
 //! Simulator programs and their invariants, shared by the property suites
 //! (`tests/sim_props.rs`, programs generated from a seed) and the
-//! `sim_program` fuzz target (programs decoded from bytes). Not a public API:
-//! hidden from the docs, and free to change with those two users.
+//! `sim_program` fuzz target (programs decoded from bytes, in the fuzz
+//! crate), which both include this file by path. It uses only coil's public
+//! API (and the simulator's SplitMix64 generator from coil-arch).
 //!
 //! Two kinds of program:
 //! - [`TaskProgram`]: workers running scripts of yields, sleeps (up to hours
@@ -29,8 +31,8 @@ mod network;
 
 pub use network::{ConnPlan, NetProgram, Outcome, check_outcome, faults_for};
 
-use crate::sim::Builder;
-use crate::time::{Instant, sleep, timeout};
+use coil::sim::Builder;
+use coil::time::{Instant, sleep, timeout};
 
 /// Draws programs from a seed: SplitMix64 (the simulator's generator),
 /// reduced by modulo.
@@ -116,13 +118,13 @@ impl<F> Drop for Tracked<F> {
 pub async fn assert_quiescent() {
     // Let closed sockets be released (that happens when the loop idles).
     sleep(Duration::from_millis(1)).await;
-    let s = crate::runtime::stats().expect("assert_quiescent runs inside a simulation");
+    let s = coil::runtime::stats().expect("assert_quiescent runs inside a simulation");
     assert_eq!(
         (s.tasks, s.timers, s.io_ops),
         (0, 0, 0),
         "tasks, timers, io ops left"
     );
-    assert_eq!(crate::sim::open_sockets(), Some(0), "sockets leaked");
+    assert_eq!(coil::sim::open_sockets(), Some(0), "sockets leaked");
 }
 
 // ----- task programs -----
@@ -205,23 +207,23 @@ impl TaskProgram {
         let main = async move {
             let ledger = l2;
             let items = prog.items;
-            let q = Rc::new(crate::queue::Queue::<usize>::new(prog.qcap));
+            let q = Rc::new(coil::queue::Queue::<usize>::new(prog.qcap));
             let received = Rc::new(RefCell::new(Vec::new()));
             // Queue traffic: one producer and one consumer, never cancelled.
             let producer = {
                 let q = q.clone();
-                crate::spawn(tracked(&ledger, async move {
+                coil::spawn(tracked(&ledger, async move {
                     for i in 0..items {
                         q.put(i).await.unwrap();
                         if i % 3 == 0 {
-                            crate::task::yield_now().await;
+                            coil::task::yield_now().await;
                         }
                     }
                 }))
             };
             let consumer = {
                 let (q, received) = (q.clone(), received.clone());
-                crate::spawn(tracked(&ledger, async move {
+                coil::spawn(tracked(&ledger, async move {
                     for _ in 0..items {
                         let v = q.get().await.unwrap();
                         received.borrow_mut().push(v);
@@ -233,7 +235,7 @@ impl TaskProgram {
             for w in &prog.workers {
                 let ledger2 = ledger.clone();
                 let steps = w.steps.clone();
-                handles.push(crate::spawn(tracked(&ledger, async move {
+                handles.push(coil::spawn(tracked(&ledger, async move {
                     for step in steps {
                         run_step(&ledger2, step).await;
                     }
@@ -281,7 +283,7 @@ impl TaskProgram {
 async fn run_step(ledger: &Rc<Ledger>, step: u64) {
     let arg = step >> 8;
     match step % 6 {
-        0 => crate::task::yield_now().await,
+        0 => coil::task::yield_now().await,
         1 => {
             // Hours of virtual sleep, never early.
             let d = Duration::from_millis(arg % (3 * 3_600_000));
@@ -300,7 +302,7 @@ async fn run_step(ledger: &Rc<Ledger>, step: u64) {
         }
         3 => {
             // Spawn a child and await it.
-            let child = crate::spawn(tracked(ledger, async move {
+            let child = coil::spawn(tracked(ledger, async move {
                 sleep(Duration::from_millis(arg % 7)).await;
                 arg
             }));
@@ -310,18 +312,18 @@ async fn run_step(ledger: &Rc<Ledger>, step: u64) {
             // Spawn a child and cancel it. (If this worker is itself
             // cancelled right here, the child is detached and sleeps its
             // hour out.)
-            let child = crate::spawn(tracked(ledger, async move {
+            let child = coil::spawn(tracked(ledger, async move {
                 sleep(Duration::from_secs(3600)).await;
             }));
             if arg.is_multiple_of(2) {
-                crate::task::yield_now().await;
+                coil::task::yield_now().await;
             }
             child.cancel();
             assert!(matches!(child.await, Err(e) if e.is_cancelled()));
         }
         _ => {
             // Spawn and detach: it must still end.
-            drop(crate::spawn(tracked(ledger, async move {
+            drop(coil::spawn(tracked(ledger, async move {
                 sleep(Duration::from_millis(arg % 30)).await;
             })));
         }

@@ -1,196 +1,12 @@
-//! Fuzzing entry points, compiled only under `cfg(fuzzing)`.
-//!
-//! Each function turns arbitrary bytes into a sequence of operations on an
-//! internal structure and checks it against a plain model, like tokio's
-//! `fuzz_linked_list`. The targets in `fuzz/fuzz_targets/` are one-liners
-//! calling these. Any panic is a finding.
-//!
-//! Layout: the timer wheel and task state entries live here; every further
-//! target gets its own submodule (`src/fuzz/<target>.rs`) declared below and
-//! re-exporting its one entry function, and reads its input with [`Bytes`].
+//! The task state word (`task/state.rs`, through `coil::fuzz::state`)
+//! against a reference machine.
 
-mod op_lifecycle;
-pub use op_lifecycle::op_lifecycle;
-mod sim_program;
-pub use sim_program::sim_program;
-
-mod buf_reader_lines;
-mod intrusive_list;
-mod run_queue;
-
-pub use buf_reader_lines::buf_reader_lines;
-pub use intrusive_list::intrusive_list;
-pub use run_queue::run_queue;
-
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
-
-use crate::rt::wheel::{Key, MAX_DURATION, Wheel};
-use crate::task::state::{
+use coil::fuzz::state::{
     CANCELLED, COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED,
     Snapshot, State, ToCancelled, ToIdle, ToRunning,
 };
 
-/// Reads little-endian numbers off the input; `None` once it is used up.
-pub(crate) struct Bytes<'a>(pub(crate) &'a [u8]);
-
-impl Bytes<'_> {
-    pub(crate) fn u8(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    pub(crate) fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes([self.u8()?, self.u8()?]))
-    }
-    pub(crate) fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes([
-            self.u8()?,
-            self.u8()?,
-            self.u8()?,
-            self.u8()?,
-        ]))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Timer wheel
-// ---------------------------------------------------------------------------
-
-/// A waker that records its timer id when woken.
-struct Tag {
-    id: u64,
-    log: Arc<Mutex<Vec<u64>>>,
-}
-
-impl Wake for Tag {
-    fn wake(self: Arc<Self>) {
-        self.log.lock().unwrap().push(self.id);
-    }
-}
-
-/// Ticks stay below this (the loop's ticks are milliseconds since its start;
-/// 2⁵⁰ ms is 35 000 years), so `elapsed + MAX_DURATION` cannot overflow.
-const TICK_LIMIT: u64 = 1 << 50;
-
-/// Bytes → insert / remove / poll / advance on a [`Wheel`], compared with a
-/// `BTreeMap` of id → deadline. Checks the wheel's invariants after every
-/// advance and at the end, and after every operation its length, that `next_expiration` is never after the earliest
-/// deadline, that `advance` fires exactly the due timers (never early, never
-/// lost), and that removed or fired keys read as dead.
-pub fn timer_wheel(data: &[u8]) {
-    let _ = run_timer_wheel(&mut Bytes(data));
-}
-
-fn run_timer_wheel(b: &mut Bytes<'_>) -> Option<()> {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let waker = |id: u64| {
-        Waker::from(Arc::new(Tag {
-            id,
-            log: log.clone(),
-        }))
-    };
-    let mut wheel = Wheel::new();
-    let mut model: BTreeMap<u64, u64> = BTreeMap::new();
-    // Every key ever handed out, live or not, so stale keys get exercised.
-    let mut keys: Vec<(u64, Key)> = Vec::new();
-    let mut next_id = 0u64;
-    loop {
-        let Some(op) = b.u8() else {
-            wheel.check_invariants();
-            return Some(());
-        };
-        let elapsed = wheel.elapsed();
-        match op % 7 {
-            // Insert, near (within level 0 or 1) or far (any level, clamped).
-            op @ (0 | 1) => {
-                let delta = if op == 0 {
-                    u64::from(b.u16()?)
-                } else {
-                    let shift = b.u8()? % 48;
-                    u64::from(b.u32()?) << shift
-                };
-                let when = (elapsed + 1).saturating_add(delta).min(TICK_LIMIT);
-                if when <= elapsed {
-                    continue;
-                }
-                let id = next_id;
-                next_id += 1;
-                keys.push((id, wheel.insert(when, waker(id))));
-                model.insert(id, when);
-            }
-            // Cancel.
-            2 if !keys.is_empty() => {
-                let (id, key) = keys[usize::from(b.u16()?) % keys.len()];
-                let live = model.remove(&id).is_some();
-                assert_eq!(wheel.remove(key), live, "remove of timer {id}");
-            }
-            // Poll (re-arming with a fresh waker for the same id).
-            3 if !keys.is_empty() => {
-                let (id, key) = keys[usize::from(b.u16()?) % keys.len()];
-                assert_eq!(
-                    wheel.poll(key, &waker(id)),
-                    model.contains_key(&id),
-                    "poll of timer {id}"
-                );
-            }
-            // Advance a little, a lot, or exactly to the next expiration.
-            op @ (4..=6) => {
-                let now = match op {
-                    4 => elapsed + u64::from(b.u16()? % 5000),
-                    5 => {
-                        let shift = b.u8()? % 48;
-                        elapsed.saturating_add(u64::from(b.u32()?) << shift)
-                    }
-                    _ => wheel.next_expiration().unwrap_or(elapsed),
-                }
-                .min(TICK_LIMIT);
-                let mut fired = Vec::new();
-                wheel.advance(now, &mut fired);
-                assert_eq!(wheel.elapsed(), now.max(elapsed), "elapsed after advance");
-                for w in fired {
-                    w.wake();
-                }
-                let mut got = std::mem::take(&mut *log.lock().unwrap());
-                got.sort_unstable();
-                let want: Vec<u64> = model
-                    .iter()
-                    .filter(|&(_, &d)| d <= now)
-                    .map(|(&id, _)| id)
-                    .collect();
-                for id in &want {
-                    model.remove(id);
-                }
-                assert_eq!(got, want, "fired set when advancing {elapsed} -> {now}");
-                // The full walk costs ~4 400 slots: after advances and at the
-                // end only, so the fuzzer keeps its pace.
-                wheel.check_invariants();
-            }
-            _ => {}
-        }
-        assert_eq!(wheel.len(), model.len());
-        match (wheel.next_expiration(), model.values().min()) {
-            (None, None) => {}
-            (Some(next), Some(&min)) => {
-                assert!(next <= min, "next expiration {next} after deadline {min}");
-                assert!(
-                    next > wheel.elapsed(),
-                    "next expiration {next} is not ahead"
-                );
-                assert!(
-                    next - wheel.elapsed() <= MAX_DURATION,
-                    "next expiration too far"
-                );
-            }
-            (next, min) => panic!("next expiration {next:?}, earliest deadline {min:?}"),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Task state word
-// ---------------------------------------------------------------------------
+use crate::Bytes;
 
 /// Where the simulated loop thread is with the task.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +90,18 @@ impl Model {
             self.refs(),
             "refs after {step}: model {self:?}"
         );
+    }
+
+    /// A wake (`res`) of a task neither complete nor scheduled: it is
+    /// scheduled now, and gets a queue entry unless it is running.
+    fn woken(&mut self, res: Notify) {
+        self.scheduled = true;
+        if self.running {
+            assert_eq!(res, Notify::Nothing);
+        } else {
+            assert_eq!(res, Notify::Submit);
+            self.queue += 1;
+        }
     }
 
     fn consume_output(&mut self, who: &str) {
@@ -458,13 +286,8 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             let res = state.transition_to_notified_by_ref();
             if m.complete || m.scheduled {
                 assert_eq!(res, Notify::Nothing);
-            } else if m.running {
-                assert_eq!(res, Notify::Nothing);
-                m.scheduled = true;
             } else {
-                assert_eq!(res, Notify::Submit);
-                m.scheduled = true;
-                m.queue += 1;
+                m.woken(res);
             }
             Some("wake_by_ref")
         }
@@ -477,13 +300,8 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
                     return Some("dealloc");
                 }
                 assert_eq!(res, Notify::Nothing);
-            } else if m.running {
-                assert_eq!(res, Notify::Nothing);
-                m.scheduled = true;
             } else {
-                assert_eq!(res, Notify::Submit);
-                m.scheduled = true;
-                m.queue += 1;
+                m.woken(res);
             }
             Some("wake")
         }

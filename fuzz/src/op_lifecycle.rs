@@ -9,7 +9,7 @@
 //! the next `block_on` on the same runtime, futures are dropped or polled
 //! outside any loop), and at the end either a clean drain or a runtime
 //! shutdown with ops still in flight. The simulator's latency is zero and
-//! its `fuzz_decide` / `fuzz_arrive` hooks plus `Core::fuzz_park` give every
+//! the hooks `coil::fuzz::{sim_decide, sim_arrive, park}` give every
 //! ordering of decide, hand-over, poll and drop, including a cancel that loses
 //! the race (`Faults::cancel_race`, and a drop after the decision).
 //!
@@ -17,7 +17,7 @@
 //! holds its op (instrumented [`FuzzBuf`]; also outside the loop: the harness
 //! reaches the driver through the runtime, not the thread's current loop);
 //! the driver never closes an fd an op is pending on
-//! (`SimDriver::release_fd` under `cfg(fuzzing)`); the op table and the
+//! (coil-arch's `SimDriver::release_fd` under `cfg(fuzzing)`); the op table and the
 //! driver agree on the ops in flight after every step; a future whose
 //! completion (or whose awaited orphan) was handed over has been woken; bytes
 //! read are exactly the bytes that arrived, in order, also across dropped
@@ -39,12 +39,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use coil_arch::{BufResult, IoBuf, IoBufMut};
+use coil::Runtime;
+use coil::io::{BufResult, IoBuf, IoBufMut};
+use coil::net::{TcpListener, TcpStream};
+use coil::sim::{Builder, EventKind, Faults};
 
-use super::Bytes;
-use crate::net::{TcpListener, TcpStream};
-use crate::rt::Runtime;
-use crate::sim::{Builder, EventKind, Faults};
+use crate::Bytes;
 
 /// Bytes → op lifecycle steps; see the module docs. Any panic is a finding.
 pub fn op_lifecycle(data: &[u8]) {
@@ -56,14 +56,13 @@ pub fn op_lifecycle(data: &[u8]) {
     };
     let seed = u64::from(cfg / 3);
     let log = Rc::new(Log::default());
-    let rt = Rc::new(
-        Builder::new()
+    let rt = Rc::new(coil::fuzz::sim_runtime(
+        &Builder::new()
             .seed(seed)
             .faults(faults)
             .latency(Duration::ZERO, Duration::ZERO)
-            .record_trace(true)
-            .fuzz_runtime(),
-    );
+            .record_trace(true),
+    ));
     *log.rt.borrow_mut() = Rc::downgrade(&rt);
     let mut h = Harness::new(log.clone());
     rt.block_on(async { h.setup() });
@@ -75,7 +74,7 @@ pub fn op_lifecycle(data: &[u8]) {
         }
     };
     drop(h);
-    let report = crate::sim::fuzz_report(&rt);
+    let report = coil::fuzz::sim_report(&rt);
     drop(Rc::into_inner(rt).expect("the harness keeps no runtime"));
     // Each submitted op's completion was handed over exactly once: in the
     // run (the trace), or by the shutdown drain (those in flight at the end).
@@ -134,11 +133,16 @@ struct Log {
 }
 
 impl Log {
-    /// Runs `f` on the run's simulator driver, in or out of its loop;
-    /// `None` after the runtime was dropped.
-    fn with_driver<R>(&self, f: impl FnOnce(&mut coil_arch::sim::SimDriver) -> R) -> Option<R> {
+    /// The ops the run's simulator holds, in or out of its loop; `None`
+    /// after the runtime was dropped.
+    fn in_flight(&self) -> Option<Vec<u64>> {
         let rt = self.rt.borrow().upgrade()?;
-        rt.core().with_sim_driver(f)
+        coil::fuzz::sim_in_flight(&rt)
+    }
+
+    /// The run's runtime.
+    fn runtime(&self) -> Rc<Runtime> {
+        self.rt.borrow().upgrade().expect("the run's runtime")
     }
 }
 
@@ -178,7 +182,7 @@ impl Drop for FuzzBuf {
             rec.ud
         };
         if let Some(ud) = ud {
-            let held = self.log.with_driver(|d| d.fuzz_in_flight().contains(&ud));
+            let held = self.log.in_flight().map(|f| f.contains(&ud));
             assert_ne!(
                 held,
                 Some(true),
@@ -287,23 +291,19 @@ struct Harness {
 }
 
 fn ops_in_table() -> usize {
-    crate::rt::with_core(|c| c.expect("a loop").io_op_count())
+    coil::runtime::stats().expect("a loop").io_ops
 }
 
 impl Harness {
     /// The ops the driver holds (in or out of the loop).
     fn in_flight(&self) -> Vec<u64> {
-        self.log
-            .with_driver(|d| d.fuzz_in_flight())
-            .expect("a simulator runtime")
+        self.log.in_flight().expect("a simulator runtime")
     }
 
     /// The "kernel" decides every op that can complete (nothing is handed
     /// over).
     fn decide(&self) {
-        self.log
-            .with_driver(|d| d.fuzz_decide())
-            .expect("a simulator runtime");
+        coil::fuzz::sim_decide(&self.log.runtime()).expect("a simulator runtime");
     }
 
     fn new(log: Rc<Log>) -> Harness {
@@ -397,7 +397,7 @@ impl Harness {
     /// that finish here would make sockets of no loop.)
     fn outside(&mut self, b: &mut Bytes<'_>) {
         assert!(
-            crate::rt::with_core(|c| c.is_none()),
+            coil::runtime::stats().is_none(),
             "outside the loop, no loop is current"
         );
         for _ in 0..b.u8().unwrap_or(0) % 4 {
@@ -596,7 +596,7 @@ impl Harness {
         let start = self.arrived.len() as u8;
         let bytes: Vec<u8> = (0..n).map(|i| start.wrapping_add(i as u8)).collect();
         let fd = c.as_raw_fd();
-        if crate::rt::sim::with_driver(|d| d.fuzz_arrive(fd, &bytes)) == Some(true) {
+        if coil::fuzz::sim_arrive(&self.log.runtime(), fd, &bytes) == Some(true) {
             self.arrived.extend_from_slice(&bytes);
         }
     }
@@ -604,7 +604,7 @@ impl Harness {
     /// The loop hands every decided completion over; check the wakes.
     fn hand_over(&mut self) {
         let before = self.in_flight();
-        crate::rt::with_core(|c| c.expect("a loop").fuzz_park());
+        coil::fuzz::park();
         let after = self.in_flight();
         let done: Vec<u64> = before.into_iter().filter(|k| !after.contains(k)).collect();
         self.read_orphans.retain(|k| !done.contains(k));
@@ -761,13 +761,13 @@ impl Harness {
         self.listener = None;
         self.decide();
         self.hand_over();
-        let s = crate::runtime::stats().expect("a loop");
+        let s = coil::runtime::stats().expect("a loop");
         assert_eq!(s.io_ops, 0, "io ops left");
         assert_eq!(
             self.in_flight(),
             Vec::<u64>::new(),
             "ops left in the driver"
         );
-        assert_eq!(crate::sim::open_sockets(), Some(0), "sockets leaked");
+        assert_eq!(coil::sim::open_sockets(), Some(0), "sockets leaked");
     }
 }

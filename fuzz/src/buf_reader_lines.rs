@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use coil_arch::{BufResult, IoBufMut};
+use coil::io::{AsyncReadOwned, BufReader, BufResult, IoBufMut};
+use coil::stream::Stream;
 
-use super::Bytes;
-use crate::io::{AsyncReadOwned, BufReader};
-use crate::stream::Stream;
+use crate::Bytes;
 
 /// What the reader does on one read, taken from the plan bytes in order;
 /// once the plan is used up every read returns all that is left.

@@ -8,10 +8,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::{Rng, assert_quiescent};
-use crate::io::BufResult;
-use crate::net::{TcpListener, TcpStream};
-use crate::sim::{Builder, Faults, Report};
-use crate::time::{sleep, timeout};
+use coil::io::BufResult;
+use coil::net::{TcpListener, TcpStream};
+use coil::sim::{Builder, Faults, Report};
+use coil::time::{sleep, timeout};
 
 /// One connection's plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,17 +135,17 @@ impl NetProgram {
             // The first byte of each stream says which connection it is.
             let server = {
                 let outcomes = outcomes.clone();
-                crate::spawn(async move {
+                coil::spawn(async move {
                     let mut echoes = Vec::new();
                     while let Ok((s, _)) = listener.accept().await {
-                        echoes.push(crate::spawn(echo(s, outcomes.clone())));
+                        echoes.push(coil::spawn(echo(s, outcomes.clone())));
                     }
                     echoes
                 })
             };
             let mut clients = Vec::new();
             for (i, plan) in plans.into_iter().enumerate() {
-                clients.push(crate::spawn(client(i, plan, addr, outcomes.clone())));
+                clients.push(coil::spawn(client(i, plan, addr, outcomes.clone())));
             }
             for c in clients {
                 c.await.unwrap();
@@ -214,7 +214,7 @@ async fn client(
     };
     let writer = {
         let c = c.clone();
-        crate::spawn(async move {
+        coil::spawn(async move {
             let mut off = 0;
             let mut k = 0;
             while off < data.len() {

@@ -1,11 +1,12 @@
 //! Simulator programs decoded from bytes: the task and network programs of
-//! the property suites (`crate::sim::props`, shared with
+//! the property suites (`tests/support/props/`, shared with
 //! `tests/sim_props.rs`), with their invariants, under a seed and faults the
 //! input chooses.
 
-use super::Bytes;
-use crate::sim::Faults;
-use crate::sim::props::{Cancel, ConnPlan, NetProgram, TaskProgram, Worker, check_outcome};
+use coil::sim::Faults;
+
+use crate::Bytes;
+use crate::props::{Cancel, ConnPlan, NetProgram, TaskProgram, Worker, check_outcome};
 
 /// Bytes → a [`TaskProgram`] or a [`NetProgram`] plus its seed and faults,
 /// run under the simulator; any invariant the property suites check failing

@@ -9,6 +9,7 @@
 //! happens*: the loop must pop exactly the task the model has at the front
 //! of its queue.
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,10 +17,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
-use super::Bytes;
-use crate::rt::core::MAX_TICK;
-use crate::rt::{Handle, Runtime, Shared, outside_loop, with_core};
-use crate::task::{Task, TaskError};
+use coil::fuzz::{MAX_TICK, outside_loop};
+use coil::runtime::DriverChoice;
+use coil::{Handle, Runtime, Task, TaskError};
+
+use crate::Bytes;
 
 /// Most tasks one input may spawn.
 const MAX_TASKS: usize = 600;
@@ -225,7 +227,7 @@ impl World {
                 let t = if remote {
                     outside_loop(|| self.remote.spawn(fut))
                 } else {
-                    crate::spawn(fut)
+                    coil::spawn(fut)
                 };
                 self.handles.push(Some(t));
                 self.wakers.push(None);
@@ -342,10 +344,10 @@ impl Drop for Script {
 
 /// The controller's checks between ticks: live tasks, task allocations (each
 /// holds a strong count on `Shared`), `is_finished`.
-fn check_between_ticks(w: &World, shared: &Weak<Shared>) {
+fn check_between_ticks(w: &World, shared: &Weak<dyn Any + Send + Sync>) {
     let m = &w.model;
     let owned = m.tasks.iter().filter(|t| t.owned).count();
-    let stats = crate::rt::stats().expect("inside the loop");
+    let stats = coil::runtime::stats().expect("inside the loop");
     assert_eq!(stats.tasks, owned, "Stats::tasks");
     // The core, the main future's waker and the remote Handle, plus tasks.
     let allocated = m.tasks.iter().filter(|t| t.allocated()).count();
@@ -380,11 +382,11 @@ pub fn run_queue(data: &[u8]) {
     let mut b = Bytes(data);
     let Some(interval) = b.u8() else { return };
     let rt = Runtime::builder()
-        .driver(coil_arch::DriverChoice::Epoll)
+        .driver(DriverChoice::Epoll)
         .event_interval(u32::from(interval % 64) + 1)
         .build()
         .expect("an epoll runtime");
-    let shared = Arc::downgrade(&rt.core().shared);
+    let shared = coil::fuzz::runtime_refs(&rt);
     let world = Arc::new(Mutex::new(World {
         prog: b.0.to_vec(),
         at: 0,
@@ -434,7 +436,7 @@ pub fn run_queue(data: &[u8]) {
                     for id in front.into_iter().rev() {
                         w.model.queue.push_front(id);
                     }
-                    with_core(|c| c.expect("inside the loop").fuzz_wake_to_front(&mut wakers));
+                    coil::fuzz::wake_to_front(&mut wakers);
                 }
                 // Drop a handle or a stored waker.
                 3 => {
