@@ -6,14 +6,11 @@
 
 mod support;
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use coil::fs::{self, File, OpenOptions};
 use coil::runtime::DriverChoice;
-use coil::time::timeout;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -41,16 +38,6 @@ async fn settle(before: usize) -> usize {
         }
         coil::time::sleep(Duration::from_millis(2)).await;
     }
-}
-
-/// Polls `fut` once; `None` (and `fut` dropped) if it was pending.
-async fn poll_once<F: Future>(fut: F) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-        Poll::Ready(v) => Poll::Ready(Some(v)),
-        Poll::Pending => Poll::Ready(None),
-    })
-    .await
 }
 
 #[test]
@@ -91,20 +78,19 @@ async fn cancelled_opens(dir: PathBuf, choice: DriverChoice) {
                 OpenOptions::new().read(true).write(true).open(p).await
             }
         };
-        if let Ok(f) = timeout(Duration::ZERO, open).await {
+        if let Some(f) = support::poll_once(open).await {
             // The open won the race: it must be a real, working file.
             let f = f.unwrap();
             completed += 1;
             drop(f);
         }
     }
-    // A zero timeout still lets the open run until the timer fires (most
-    // opens win that race), so also drop opens right after their first poll:
-    // submitted (or handed to the pool) and abandoned before any completion.
+    // Plain opens dropped right after their first poll, counted: submitted
+    // (or handed to the pool) and abandoned before any completion.
     let mut abandoned = 0;
     for i in 0..1000u32 {
         let open = File::open(dir.join("f"));
-        if poll_once(open).await.is_none() {
+        if support::poll_once(open).await.is_none() {
             abandoned += 1;
         }
         if i % 100 == 0 {
@@ -115,12 +101,12 @@ async fn cancelled_opens(dir: PathBuf, choice: DriverChoice) {
     let peak = open_fds();
     let after = settle(before).await;
     eprintln!(
-        "{choice:?}: {completed}/1000 opens beat the zero timeout; fds before {before}, \
+        "{choice:?}: {completed}/1000 opens completed on their first poll; fds before {before}, \
          right after the loop {peak}, settled {after}"
     );
     assert!(
         after <= before,
-        "{choice:?}: cancelled opens leaked {} fds ({completed} of 1000 completed before the timeout)",
+        "{choice:?}: cancelled opens leaked {} fds ({completed} of 1000 completed on their first poll)",
         after.saturating_sub(before)
     );
     // Still works afterwards.
@@ -136,7 +122,7 @@ async fn dropped_files(dir: PathBuf, choice: DriverChoice) {
     assert!(open_fds() >= 500, "the 500 files are open");
     // Some with a read in flight when dropped: the fd closes after it completes.
     for f in files.iter().take(50) {
-        let _ = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(4096), 0)).await;
+        let _ = support::poll_once(f.read_at(Vec::with_capacity(4096), 0)).await;
     }
     drop(files);
     let after = settle(before).await;
@@ -146,7 +132,7 @@ async fn dropped_files(dir: PathBuf, choice: DriverChoice) {
     for i in 0..200 {
         let f = File::open(dir.join("f")).await.unwrap();
         if i % 2 == 0 {
-            let _ = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(4096), 0)).await;
+            let _ = support::poll_once(f.read_at(Vec::with_capacity(4096), 0)).await;
         }
         f.close().await.unwrap();
         closes += 1;

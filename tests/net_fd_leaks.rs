@@ -39,8 +39,8 @@ fn cancelled_accept_keeps_the_connection(rt: &coil::Runtime) {
             let addr = l.local_addr().unwrap();
             for _ in 0..support::scaled(100) {
                 let accept = l.accept();
-                let r = timeout(Duration::ZERO, accept).await;
-                assert!(r.is_err());
+                let r = support::poll_once(accept).await;
+                assert!(r.is_none());
                 let c = TcpStream::connect(addr).await.unwrap();
                 let (s, _) = l.accept().await.unwrap();
                 assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());

@@ -147,12 +147,12 @@ driver_test! {
                     r.unwrap();
                 }
                 let mut got = Vec::new();
-                match timeout(Duration::ZERO, b.recv_from(Vec::with_capacity(64))).await {
-                    Ok(BufResult(r, buf)) => {
+                match support::poll_once(b.recv_from(Vec::with_capacity(64))).await {
+                    Some(BufResult(r, buf)) => {
                         assert_eq!(r.unwrap().1, aa);
                         got.push(buf);
                     }
-                    Err(_) => cancelled_with_data += 1,
+                    None => cancelled_with_data += 1,
                 }
                 while got.len() < 2 {
                     let BufResult(r, buf) = b.recv_from(Vec::with_capacity(64)).await;

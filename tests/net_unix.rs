@@ -222,12 +222,12 @@ driver_test! {
                 let msg = format!("message number {round}");
                 let BufResult(w, _) = a.write_all(msg.clone().into_bytes()).await;
                 w.unwrap();
-                let mut got = match timeout(Duration::ZERO, b.read(Vec::with_capacity(64))).await {
-                    Ok(BufResult(n, buf)) => {
+                let mut got = match support::poll_once(b.read(Vec::with_capacity(64))).await {
+                    Some(BufResult(n, buf)) => {
                         n.unwrap();
                         buf
                     }
-                    Err(_) => Vec::new(),
+                    None => Vec::new(),
                 };
                 while got.len() < msg.len() {
                     let BufResult(r, buf) = b.read(Vec::with_capacity(msg.len() - got.len())).await;
@@ -289,7 +289,7 @@ driver_test! {
                     r.unwrap();
                 }
                 let mut got = Vec::new();
-                if let Ok(BufResult(r, buf)) = timeout(Duration::ZERO, b.recv(Vec::with_capacity(64))).await {
+                if let Some(BufResult(r, buf)) = support::poll_once(b.recv(Vec::with_capacity(64))).await {
                     r.unwrap();
                     got.push(buf);
                 }

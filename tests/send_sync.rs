@@ -8,7 +8,10 @@ use coil::runtime::{
     Builder, DriverChoice, DriverInfo, DriverKind, FallbackReason, Stats, TryCurrentError,
 };
 use coil::task::{ConsumeBudget, TaskId, YieldNow};
-use coil::time::{Elapsed, Instant, Interval, MissedTickBehavior, Sleep, Tick, Timeout};
+use coil::time::{
+    Elapsed, Instant, Interval, MissedTickBehavior, Sleep, TaskTimeout, Tick, Timeout,
+    TimeoutHandle,
+};
 use coil::{Handle, Runtime, Task, TaskError};
 
 // The loop and its tasks stay on their thread.
@@ -32,6 +35,8 @@ assert_impl_all!(YieldNow: Send, Sync, Unpin);
 assert_impl_all!(ConsumeBudget: Send, Sync, Unpin);
 assert_impl_all!(Sleep: Send, Sync, Unpin);
 assert_impl_all!(Timeout<Sleep>: Send, Sync, Unpin);
+assert_impl_all!(TaskTimeout<u32>: Send, Sync, Unpin);
+assert_impl_all!(TimeoutHandle: Send, Sync, Clone);
 assert_impl_all!(Interval: Send, Sync, Unpin);
 assert_impl_all!(Tick<'static>: Send, Sync, Unpin);
 assert_impl_all!(Instant: Send, Sync, Copy, Ord);

@@ -19,7 +19,8 @@ use crate::task::{Task, TaskError};
 ///
 /// In coil every [`Task`] handle already behaves this way when dropped (it
 /// detaches); `shield` makes the intent explicit and removes `cancel` from
-/// the awaiter's reach. To shield a plain future, spawn it first:
+/// the awaiter's reach. ([`wait_for`](crate::time::wait_for) is the timeout
+/// that cancels its task, as `asyncio.wait_for` does.) To shield a plain future, spawn it first:
 /// `coil::shield(coil::spawn(fut))`.
 ///
 /// ```

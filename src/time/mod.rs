@@ -1,6 +1,9 @@
 //! Time: sleeping, timeouts and intervals, on the loop's timing wheel.
 //!
-//! asyncio's `sleep`, `wait_for`/`timeout` and periodic loops. Timers have a
+//! asyncio's `sleep`, `wait_for`/`timeout` and periodic loops: [`sleep`],
+//! [`timeout`] (a future is dropped on expiry), [`wait_for`] (a [`Task`](crate::Task)
+//! is cancelled on expiry and waited for), [`timeout_scope`] (a deadline the
+//! body can move), [`interval`]. Timers have a
 //! resolution of 1 ms and **never fire early**: a deadline is rounded *up* to
 //! the next millisecond tick, and the loop only fires a tick once the clock
 //! has passed it. Deadlines in the past complete at once; `Duration::MAX`
@@ -29,10 +32,12 @@ mod instant;
 mod interval;
 mod sleep;
 mod timeout;
+mod wait_for;
 
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, Tick, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};
-pub use timeout::{Elapsed, Timeout, timeout, timeout_at};
+pub use timeout::{Elapsed, Timeout, TimeoutHandle, timeout, timeout_at, timeout_scope};
+pub use wait_for::{TaskTimeout, wait_for, wait_for_at};
 
 pub use std::time::Duration;

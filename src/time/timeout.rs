@@ -1,44 +1,119 @@
-//! [`timeout`] and [`timeout_at`]: give up on a future after a deadline.
+//! [`timeout`], [`timeout_at`] and [`timeout_scope`]: give up on a future
+//! after a deadline (asyncio's `wait_for`, `timeout`, `timeout_at`), and the
+//! deadline's rules: a deadline already passed does not start the future,
+//! `None` disables the timeout, a deadline can be moved
+//! ([`Timeout::reschedule`], [`TimeoutHandle::reschedule`]), and of nested
+//! timeouts that expire together the outermost one fires.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::{Instant, Sleep, sleep_until};
 
-/// Runs `future` but gives up after `duration`, like `asyncio.wait_for`.
+/// Runs `future` but gives up after `duration`, like `asyncio.wait_for` (and
+/// `async with asyncio.timeout(..)`).
 ///
 /// Returns `Ok(output)` if the future finished first, or `Err(Elapsed)` if the
-/// deadline passed first; the future is then dropped (cancelled). The future
-/// is polled before the deadline is checked, so a future that is ready when
-/// the deadline passes still delivers its value.
+/// deadline passed first; the future is then dropped (cancelled). The rules,
+/// asyncio's:
+///
+/// - A future that is ready when the deadline passes still delivers its
+///   value (it is polled before the deadline is acted on).
+/// - A deadline that has passed (`Duration::ZERO` included) when the timeout
+///   is first polled does not start the future: it is never polled, and the
+///   result is `Err(Elapsed)` (`asyncio.wait_for(coro, 0)`).
+/// - `None` disables the timeout (`asyncio.timeout(None)`); it can be set
+///   later with [`Timeout::reschedule`].
+/// - Of nested timeouts that expire together (the same deadline, or both
+///   due when the loop gets to them), the outermost fires: the inner ones
+///   are dropped with the body instead of returning their own `Elapsed`.
+///
+/// **Given a [`Task`](crate::Task) handle, a timeout only detaches it** on
+/// expiry (dropping a handle detaches); to cancel the task and wait for it
+/// to stop, as `asyncio.wait_for(task, t)` does, use
+/// [`wait_for`](super::wait_for).
 ///
 /// ```
 /// use std::time::Duration;
 /// coil::run(async {
 ///     let fast = coil::time::timeout(Duration::from_secs(1), async { 5 }).await;
 ///     assert_eq!(fast, Ok(5));
+///     let never = coil::time::timeout(None, async { 6 }).await;
+///     assert_eq!(never, Ok(6));
 /// });
 /// ```
-pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    timeout_at(Instant::now() + duration, future)
+pub fn timeout<F: Future>(duration: impl Into<Option<Duration>>, future: F) -> Timeout<F> {
+    timeout_at(duration.into().map(|d| Instant::now() + d), future)
 }
 
-/// Like [`timeout`], with an absolute deadline.
-pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
+/// Like [`timeout`], with an absolute deadline (`asyncio.timeout_at`); `None`
+/// disables it.
+pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, future: F) -> Timeout<F> {
     Timeout {
         future,
-        sleep: sleep_until(deadline),
+        sleep: deadline.into().map(sleep_until),
+        started: false,
+        expired: false,
+        scope: None,
     }
 }
 
-/// The future returned by [`timeout`] and [`timeout_at`].
+/// A timeout whose body can see and move its deadline, as with
+/// `async with asyncio.timeout(when) as cm:` and `cm.reschedule(..)`.
+///
+/// `body` is called with a [`TimeoutHandle`] for this timeout and returns
+/// the future to run. The handle can be cloned and sent to other tasks; a
+/// reschedule from anywhere takes effect at once (an earlier deadline that
+/// has already passed fires on the next loop turn).
+///
+/// ```
+/// use std::time::Duration;
+/// use coil::time::{Instant, sleep, timeout_scope};
+///
+/// coil::run(async {
+///     let r = timeout_scope(None, |cm| async move {
+///         // Decide the deadline once the work is known.
+///         cm.reschedule(Some(Instant::now() + Duration::from_millis(5)));
+///         sleep(Duration::from_secs(3600)).await;
+///     })
+///     .await;
+///     assert!(r.is_err());
+/// });
+/// ```
+pub fn timeout_scope<B, F>(deadline: impl Into<Option<Instant>>, body: B) -> Timeout<F>
+where
+    B: FnOnce(TimeoutHandle) -> F,
+    F: Future,
+{
+    let deadline = deadline.into();
+    let shared = Arc::new(Mutex::new(Shared {
+        when: deadline,
+        changed: false,
+        expired: false,
+        waker: None,
+    }));
+    let mut t = timeout_at(deadline, body(TimeoutHandle(shared.clone())));
+    t.scope = Some(shared);
+    t
+}
+
+/// The future returned by [`timeout`], [`timeout_at`] and [`timeout_scope`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
     future: F,
-    sleep: Sleep,
+    /// The deadline's timer; `None` when the timeout is disabled.
+    sleep: Option<Sleep>,
+    /// The future has been polled once.
+    started: bool,
+    /// The deadline passed while the future was pending.
+    expired: bool,
+    /// The state a [`TimeoutHandle`] shares, for [`timeout_scope`].
+    scope: Option<Arc<Mutex<Shared>>>,
 }
 
 impl<F> Timeout<F> {
@@ -52,9 +127,73 @@ impl<F> Timeout<F> {
         self.future
     }
 
-    /// The deadline.
-    pub fn deadline(&self) -> Instant {
-        self.sleep.deadline()
+    /// The deadline, or `None` if the timeout is disabled: asyncio's
+    /// `Timeout.when()`.
+    pub fn when(&self) -> Option<Instant> {
+        self.sleep.as_ref().map(Sleep::deadline)
+    }
+
+    /// Whether the deadline passed before the future finished: asyncio's
+    /// `Timeout.expired()`.
+    pub fn expired(&self) -> bool {
+        self.expired
+    }
+
+    /// Moves the deadline, earlier or later, or disables the timeout with
+    /// `None`: asyncio's `Timeout.reschedule(when)`. A deadline that has
+    /// already passed fires at the next poll. Once the timeout has expired
+    /// it has no effect.
+    pub fn reschedule(self: Pin<&mut Self>, deadline: Option<Instant>) {
+        // SAFETY: `sleep` and `scope` are not structurally pinned; nothing
+        // here moves `future`.
+        let this = unsafe { self.get_unchecked_mut() };
+        if this.expired {
+            return;
+        }
+        this.set_deadline(deadline);
+        if let Some(scope) = &this.scope {
+            let mut s = lock(scope);
+            s.when = deadline;
+            // This call is the latest word: an older handle reschedule not
+            // applied yet must not override it.
+            s.changed = false;
+        }
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        match (&mut self.sleep, deadline) {
+            (Some(sleep), Some(d)) => sleep.reset(d),
+            (slot, d) => *slot = d.map(sleep_until),
+        }
+    }
+
+    /// Applies a reschedule made through a [`TimeoutHandle`] and leaves the
+    /// handle a waker to ask for the next poll with.
+    fn sync_scope(&mut self, cx: &Context<'_>) {
+        let Some(scope) = &self.scope else { return };
+        let mut s = lock(scope);
+        if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            s.waker = Some(cx.waker().clone());
+        }
+        if std::mem::take(&mut s.changed) {
+            let when = s.when;
+            drop(s);
+            self.set_deadline(when);
+        }
+    }
+
+    /// Whether the deadline is due (registering the timer if not).
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> bool {
+        self.sleep
+            .as_mut()
+            .is_some_and(|s| s.poll_unbudgeted(cx).is_ready())
+    }
+
+    fn set_expired(&mut self) {
+        self.expired = true;
+        if let Some(scope) = &self.scope {
+            lock(scope).expired = true;
+        }
     }
 }
 
@@ -62,8 +201,32 @@ impl<F: fmt::Debug> fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeout")
             .field("future", &self.future)
-            .field("deadline", &self.sleep.deadline())
+            .field("when", &self.when())
+            .field("expired", &self.expired)
             .finish()
+    }
+}
+
+thread_local! {
+    /// How many timeouts that are polling their future on this thread have
+    /// expired: a timeout that expires while this is non-zero leaves the
+    /// firing to the enclosing one.
+    static ENCLOSING_EXPIRED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks, while alive, that an expired timeout is polling its future.
+struct ExpiredMark;
+
+impl ExpiredMark {
+    fn enter() -> ExpiredMark {
+        ENCLOSING_EXPIRED.with(|n| n.set(n.get() + 1));
+        ExpiredMark
+    }
+}
+
+impl Drop for ExpiredMark {
+    fn drop(&mut self) {
+        ENCLOSING_EXPIRED.with(|n| n.set(n.get() - 1));
     }
 }
 
@@ -73,23 +236,118 @@ impl<F: Future> Future for Timeout<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: structural pinning of `future` only: it is never moved out
         // while pinned (`into_inner` takes `self` by value, so it cannot be
-        // called on a pinned Timeout), and `sleep` is Unpin and not pinned.
+        // called on a pinned Timeout); the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above; `future` stays where it is until `this` drops.
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        if let Poll::Ready(v) = future.poll(cx) {
+        this.sync_scope(cx);
+        let due = this.poll_due(cx);
+        // An enclosing timeout that expired too fires instead of this one:
+        // it returns `Elapsed` from this same poll and drops this body, so
+        // answering `Pending` without a registered waker is safe here.
+        let enclosing_expired = due && ENCLOSING_EXPIRED.with(Cell::get) > 0;
+        if due {
+            this.set_expired();
+            if !this.started {
+                // Never started: asyncio.wait_for(coro, 0) does not run it.
+                return match enclosing_expired {
+                    true => Poll::Pending,
+                    false => Poll::Ready(Err(Elapsed(()))),
+                };
+            }
+        }
+        this.started = true;
+        let polled = {
+            let _mark = due.then(ExpiredMark::enter);
+            // SAFETY: see above; `future` stays where it is until `this` drops.
+            unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+        };
+        if let Poll::Ready(v) = polled {
             return Poll::Ready(Ok(v));
         }
-        match this.sleep.poll_unbudgeted(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
-            Poll::Pending => Poll::Pending,
+        if due {
+            return match enclosing_expired {
+                true => Poll::Pending,
+                false => Poll::Ready(Err(Elapsed(()))),
+            };
         }
+        // The body rescheduled through its handle: apply it on the next poll.
+        if this.scope.as_ref().is_some_and(|s| lock(s).changed) {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+/// The state a [`Timeout`] shares with its [`TimeoutHandle`]s.
+#[derive(Debug)]
+struct Shared {
+    when: Option<Instant>,
+    /// `when` was set through a handle and the timeout has not applied it.
+    changed: bool,
+    expired: bool,
+    /// Wakes the task polling the timeout after a reschedule.
+    waker: Option<Waker>,
+}
+
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A handle to a [`timeout_scope`]'s deadline: asyncio's `Timeout` object
+/// (the `cm` of `async with asyncio.timeout(..) as cm`).
+///
+/// Cheap to clone; `Send` and `Sync`. It outlives the timeout harmlessly.
+#[derive(Clone)]
+pub struct TimeoutHandle(Arc<Mutex<Shared>>);
+
+impl TimeoutHandle {
+    /// The deadline, or `None` if the timeout is disabled.
+    pub fn when(&self) -> Option<Instant> {
+        lock(&self.0).when
+    }
+
+    /// Whether the deadline passed before the body finished.
+    pub fn expired(&self) -> bool {
+        lock(&self.0).expired
+    }
+
+    /// Moves the deadline, or disables the timeout with `None`; see
+    /// [`Timeout::reschedule`]. Once the timeout has expired it has no
+    /// effect.
+    pub fn reschedule(&self, deadline: Option<Instant>) {
+        let waker = {
+            let mut s = lock(&self.0);
+            if s.expired {
+                return;
+            }
+            s.when = deadline;
+            s.changed = true;
+            s.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl fmt::Debug for TimeoutHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = lock(&self.0);
+        f.debug_struct("TimeoutHandle")
+            .field("when", &s.when)
+            .field("expired", &s.expired)
+            .finish()
     }
 }
 
 /// The error of a [`timeout`] whose deadline passed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
+
+impl Elapsed {
+    pub(super) fn new() -> Elapsed {
+        Elapsed(())
+    }
+}
 
 crate::macros::error_impls!(Elapsed => "deadline has elapsed");
 

@@ -367,3 +367,15 @@ pub async fn yield_until(mut done: impl FnMut() -> bool, limit: usize) -> bool {
     }
     done()
 }
+
+/// Polls `future` once in the current task and drops it if it is pending:
+/// an operation started and cancelled at once. (A zero timeout does not
+/// start its future at all, as `asyncio.wait_for(coro, 0)`.)
+pub async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
