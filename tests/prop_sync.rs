@@ -454,9 +454,19 @@ proptest! {
             };
             for (step, op) in ops.iter().enumerate() {
                 match *op {
-                    CondOp::Notify(k) => assert_eq!(cond.notify(k), model.notify(k, true)),
+                    // Notifying takes the lock: the producer's, or the free
+                    // lock for the call; with a waiter holding it, no notify.
+                    CondOp::Notify(k) => {
+                        let own = m.try_lock().ok();
+                        if let Some(g) = producer.as_ref().or(own.as_ref()) {
+                            assert_eq!(cond.notify(g, k), model.notify(k, true));
+                        }
+                    }
                     CondOp::NotifyAll => {
-                        assert_eq!(cond.notify_all(), model.notify(usize::MAX, false));
+                        let own = m.try_lock().ok();
+                        if let Some(g) = producer.as_ref().or(own.as_ref()) {
+                            assert_eq!(cond.notify_all(g), model.notify(usize::MAX, false));
+                        }
                     }
                     CondOp::Poll(i) => {
                         if let Some(i) = live(&model, i) {
@@ -517,8 +527,10 @@ proptest! {
                 model.unlock();
             }
             for _ in 0..=ws.len() {
-                cond.notify_all();
-                model.notify(usize::MAX, false);
+                if let Ok(g) = m.try_lock() {
+                    cond.notify_all(&g);
+                    model.notify(usize::MAX, false);
+                }
                 for (i, w) in ws.iter_mut().enumerate() {
                     if w.is_live() {
                         assert_eq!(w.poll().is_ready(), model.poll(i));

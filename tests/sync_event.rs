@@ -7,6 +7,7 @@ use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use coil::spawn;
 use coil::sync::{Barrier, Condition, Event, Mutex};
@@ -55,7 +56,7 @@ fn notify_skips_dropped_waiters_and_passes_on_a_consumed_one() {
     assert!(!m.is_locked(), "waiting releases the lock");
     assert_eq!(cond.waiters(), 3);
     drop(a); // queued, not notified: just leaves
-    assert_eq!(cond.notify(1), 1); // notifies b
+    assert_eq!(cond.notify(&m.try_lock().unwrap(), 1), 1); // notifies b
     drop(b); // notified, never ran: the notification passes to c
     assert!(poll(c.as_mut()).is_ready());
     assert_eq!(cond.waiters(), 0);
@@ -89,7 +90,104 @@ fn barrier_dropped_waiter_leaves_the_round() {
     assert_eq!(b.n_waiting(), 0);
 }
 
+/// A condition belongs to one mutex (asyncio: a `Condition` and its lock).
+/// `notify` takes a guard, so calling it without the lock does not compile
+/// (asyncio raises `RuntimeError`, CPython `test_notify`); the guard of
+/// another mutex than the waiters' is refused at the caller's line.
+#[test]
+fn notify_with_another_mutexs_guard_is_refused() {
+    let (m, other) = (Mutex::new(0), Mutex::new(0));
+    let cond = Condition::new();
+    // No waiter yet: nothing to check against, nothing woken.
+    assert_eq!(cond.notify(&other.try_lock().unwrap(), 1), 0);
+    let mut w = Box::pin(cond.wait(m.try_lock().unwrap()));
+    assert!(poll(w.as_mut()).is_pending());
+    let g = other.try_lock().unwrap();
+    let msg = support::panic_message_of(|| cond.notify(&g, 1));
+    assert!(
+        msg.contains("other than the one its waiters wait with"),
+        "{msg}"
+    );
+    let msg = support::panic_message_of(|| cond.notify_all(&g));
+    assert!(
+        msg.contains("other than the one its waiters wait with"),
+        "{msg}"
+    );
+    assert_eq!(cond.waiters(), 1, "the refused calls woke nobody");
+    // A second mutex for a wait while the first one's waiters are queued.
+    let mut w2 = Box::pin(cond.wait(g));
+    let msg = support::panic_message_of(move || poll(w2.as_mut()).is_ready());
+    assert!(
+        msg.contains("other than the one its queued waiters"),
+        "{msg}"
+    );
+    assert!(!other.is_locked(), "the refused wait released its guard");
+    assert_eq!(cond.notify(&m.try_lock().unwrap(), 1), 1);
+    assert!(poll(w.as_mut()).is_ready());
+    // No waiter queued: the condition may be used with another mutex now.
+    let mut w3 = Box::pin(cond.wait(other.try_lock().unwrap()));
+    assert!(poll(w3.as_mut()).is_pending());
+    assert_eq!(cond.notify_all(&other.try_lock().unwrap()), 1);
+    assert!(poll(w3.as_mut()).is_ready());
+}
+
 driver_test! {
+    /// `wait_timeout` returns the guard when the time runs out, locked
+    /// again, so the caller's cleanup holds the lock (CPython
+    /// `test_timeout_in_block`: `wait_for(cond.wait(), t)` re-acquires the
+    /// lock before raising `TimeoutError`), waiting for a holder that kept
+    /// the lock past the deadline; notified in time, it says so.
+    fn condition_wait_timeout_returns_the_guard(rt) {
+        rt.block_on(async {
+            let st = Rc::new((Mutex::new(0), Condition::new()));
+            let (m, cond) = &*st;
+            let (mut g, timed_out) = cond.wait_timeout(m.lock().await, Duration::from_millis(1)).await;
+            assert!(timed_out);
+            assert!(m.is_locked());
+            *g += 1;
+            drop(g);
+            assert_eq!(cond.waiters(), 0, "the timed-out waiter left the queue");
+
+            let timed = spawn({
+                let st = st.clone();
+                async move {
+                    let (m, cond) = &*st;
+                    let (mut g, timed_out) =
+                        cond.wait_timeout(m.lock().await, Duration::from_millis(1)).await;
+                    *g += 10; // cleanup, holding the lock
+                    (timed_out, *g)
+                }
+            });
+            yield_now().await;
+            assert_eq!(cond.waiters(), 1);
+            let mut g = m.lock().await;
+            // Hold the lock past the waiter's deadline.
+            coil::time::sleep(Duration::from_millis(5)).await;
+            yield_now().await;
+            assert_eq!(cond.waiters(), 0, "timed out");
+            assert!(!timed.is_finished(), "the timed-out waiter waits for the lock");
+            *g += 100;
+            drop(g);
+            assert_eq!(timed.await.unwrap(), (true, 111));
+
+            let notified = spawn({
+                let st = st.clone();
+                async move {
+                    let (m, cond) = &*st;
+                    let (g, timed_out) =
+                        cond.wait_timeout(m.lock().await, Duration::from_secs(3600)).await;
+                    (timed_out, *g)
+                }
+            });
+            yield_now().await;
+            let mut g = m.lock().await;
+            *g = 7;
+            assert_eq!(cond.notify(&g, 1), 1);
+            drop(g);
+            assert_eq!(notified.await.unwrap(), (false, 7));
+        });
+    }
+
     fn condition_producer_consumer(rt) {
         let got = rt.block_on(async {
             let st = Rc::new((Mutex::new(Vec::new()), Condition::new()));
@@ -114,14 +212,18 @@ driver_test! {
             yield_now().await;
             let (m, cond) = &*st;
             for i in 0..30 {
-                m.lock().await.push(i);
-                cond.notify(1);
+                let mut g = m.lock().await;
+                g.push(i);
+                cond.notify(&g, 1);
+                drop(g);
                 if i % 7 == 0 {
                     yield_now().await;
                 }
             }
-            m.lock().await.extend([-1, -1, -1]);
-            cond.notify_all();
+            let mut g = m.lock().await;
+            g.extend([-1, -1, -1]);
+            cond.notify_all(&g);
+            drop(g);
             let mut all = Vec::new();
             for c in consumers {
                 all.extend(c.await.unwrap());
@@ -147,7 +249,7 @@ driver_test! {
                 })
                 .collect();
             yield_now().await;
-            assert_eq!(st.1.notify(1), 1);
+            assert_eq!(st.1.notify(&st.0.lock().await, 1), 1);
             tasks[0].cancel(); // notified, cancelled before it ran
             let mut ok = 0;
             for t in tasks {

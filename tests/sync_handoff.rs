@@ -90,8 +90,8 @@ fn condition_case(rt: &coil::Runtime, point: Point, how: Notify) {
         let mut g = Some(m.try_lock().unwrap());
         **g.as_mut().unwrap() += 1;
         match how {
-            Notify::One => assert_eq!(cond.notify(1), 1),
-            Notify::All => assert_eq!(cond.notify_all(), 3),
+            Notify::One => assert_eq!(cond.notify(g.as_ref().unwrap(), 1), 1),
+            Notify::All => assert_eq!(cond.notify_all(g.as_ref().unwrap()), 3),
         }
         assert_eq!(a.wakes(), 1);
         match point {
@@ -126,7 +126,7 @@ fn condition_case(rt: &coil::Runtime, point: Point, how: Notify) {
                 assert_eq!(c.wakes(), 0, "{tag}: one notification, one waiter");
                 assert_eq!(cond.waiters(), 1);
                 assert!(c.poll().is_pending());
-                assert_eq!(cond.notify(1), 1);
+                assert_eq!(cond.notify(&m.try_lock().unwrap(), 1), 1);
             }
             Notify::All => assert_eq!(cond.waiters(), 0),
         }
@@ -162,7 +162,7 @@ fn cpython_cancelled_wakeup(rt: &coil::Runtime, relock: bool) {
         assert_eq!(cond.waiters(), 2);
         let mut g = m.lock().await;
         *g += 1;
-        assert_eq!(cond.notify(1), 1);
+        assert_eq!(cond.notify(&g, 1), 1);
         if relock {
             // c0 runs, takes the notification and waits for our lock.
             yield_now().await;
@@ -178,8 +178,10 @@ fn cpython_cancelled_wakeup(rt: &coil::Runtime, relock: bool) {
             yield_now().await;
         }
         assert!(c0.await.unwrap_err().is_cancelled());
-        *m.lock().await = -1;
-        assert_eq!(cond.notify_all(), 1);
+        let mut g = m.lock().await;
+        *g = -1;
+        assert_eq!(cond.notify_all(&g), 1);
+        drop(g);
         c1.await.unwrap();
         assert_eq!(*m.lock().await, -1);
     });

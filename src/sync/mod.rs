@@ -7,7 +7,7 @@
 //! | — | [`RwLock<T>`] | many readers or one writer, fair |
 //! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`] | permits released on drop; owned permits through `Rc` |
 //! | `Event` | [`Event`] | |
-//! | `Condition` | [`Condition`] + a [`Mutex`] | like `std::sync::Condvar` |
+//! | `Condition` | [`Condition`] + a [`Mutex`] | like `std::sync::Condvar`; `notify` takes the guard, `wait`/`wait_timeout` return it |
 //! | `Barrier` | [`Barrier`] | |
 //! | `Future` (one result) | [`oneshot`] | `Send`: works across threads |
 //! | `janus`-style thread queues | [`mpsc`] | many producers on any thread |
