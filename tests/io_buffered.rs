@@ -1,6 +1,7 @@
 //! Buffered streams under every driver: BufReader line and record splitting
 //! across chunk boundaries (and a property test against std's BufRead),
-//! cancel-safety of read_line, BufWriter flushing, io::copy.
+//! cancel-safety of read_line, the reader's limit (asyncio's
+//! `LimitOverrunError`, `IncompleteReadError`), BufWriter flushing, io::copy.
 
 mod support;
 
@@ -9,7 +10,9 @@ use std::net::Shutdown;
 use std::rc::Rc;
 use std::time::Duration;
 
-use coil::io::{AsyncWriteOwned, BufReader, BufResult, BufWriter, copy};
+use coil::io::{
+    AsyncWriteOwned, BufReader, BufResult, BufWriter, IncompleteRead, LimitOverrun, copy,
+};
 use coil::net::{TcpListener, TcpStream, UnixStream};
 use coil::spawn;
 use coil::stream::StreamExt;
@@ -144,6 +147,138 @@ driver_test! {
                 }
                 assert_eq!(line, format!("partial-{round}-end\n"));
             }
+        });
+    }
+
+    fn line_past_the_limit_is_an_error_and_stays_buffered(rt) {
+        // asyncio's readuntil: LimitOverrunError, the data left in the
+        // buffer; coil's read_line keeps it too (errors consume nothing).
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let writer = spawn(feed(a, b"0123456789abcdefXYZ\nshort\n".to_vec(), vec![3, 5]));
+            let mut r = BufReader::with_capacity(4, b).with_limit(16);
+            assert_eq!(r.limit(), 16);
+            let mut line = String::from("kept");
+            let err = r.read_line(&mut line).await.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+            let over = LimitOverrun::of(&err).expect("a LimitOverrun inside the error");
+            assert!(over.consumed() > 16, "{over:?}");
+            assert_eq!(over.limit(), 16);
+            assert_eq!(line, "kept", "nothing appended");
+            assert!(r.buffer().starts_with(b"0123456789abcdef"), "the data stays buffered");
+            let mut rec = Vec::new();
+            let err = r.read_until(b'\n', &mut rec).await.unwrap_err();
+            assert!(LimitOverrun::of(&err).is_some(), "{err}");
+            assert!(rec.is_empty());
+            // Raising the limit reads the same line whole.
+            r.set_limit(64);
+            assert_eq!(r.next_line().await.unwrap().as_deref(), Some("0123456789abcdefXYZ"));
+            assert_eq!(r.next_line().await.unwrap().as_deref(), Some("short"));
+            assert_eq!(r.next_line().await.unwrap(), None);
+            writer.await.unwrap();
+        });
+    }
+
+    fn limit_counts_the_record_without_its_delimiter(rt) {
+        // A record of exactly `limit` bytes before the delimiter is fine
+        // (asyncio: separator at offset == limit); one more byte is not.
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let writer = spawn(feed(a, b"abcd;abcde;".to_vec(), vec![2]));
+            let mut r = BufReader::with_capacity(2, b).with_limit(4);
+            let mut rec = Vec::new();
+            assert_eq!(r.read_until(b';', &mut rec).await.unwrap(), 5);
+            assert_eq!(rec, b"abcd;");
+            let err = r.read_until(b';', &mut rec).await.unwrap_err();
+            assert_eq!(LimitOverrun::of(&err).map(LimitOverrun::consumed), Some(5), "{err}");
+            assert_eq!(rec, b"abcd;");
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).await.unwrap();
+            assert_eq!(rest, b"abcde;", "nothing lost");
+            writer.await.unwrap();
+        });
+    }
+
+    fn default_limit_is_64_kib(rt) {
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let mut data = vec![b'x'; 64 * 1024];
+            data.push(b'\n');
+            data.extend(std::iter::repeat_n(b'y', 64 * 1024 + 1));
+            data.push(b'\n');
+            let writer = spawn(feed(a, data, vec![10_000]));
+            let mut r = BufReader::new(b);
+            assert_eq!(r.limit(), 64 * 1024);
+            let mut line = String::new();
+            assert_eq!(r.read_line(&mut line).await.unwrap(), 64 * 1024 + 1);
+            let err = r.read_line(&mut line).await.unwrap_err();
+            assert_eq!(LimitOverrun::of(&err).map(LimitOverrun::limit), Some(64 * 1024), "{err}");
+            writer.await.unwrap();
+        });
+    }
+
+    fn huge_line_keeps_memory_near_the_limit(rt) {
+        // Today's failure: a 50 MB line was buffered whole. With the default
+        // limit the reader stops near 64 KiB, and the line can still be
+        // drained through fill_buf/consume without the buffer growing.
+        rt.block_on(async {
+            const LEN: usize = 50 << 20;
+            let (a, b) = UnixStream::pair().unwrap();
+            let writer = spawn(async move {
+                let mut line = vec![b'z'; LEN];
+                line.push(b'\n');
+                let BufResult(r, _) = a.write_all(line).await;
+                r.unwrap();
+                let BufResult(r, _) = a.write_all(&b"next\n"[..]).await;
+                r.unwrap();
+            });
+            let mut r = BufReader::new(b);
+            let bound = r.limit() + 2 * 8 * 1024;
+            let mut line = String::new();
+            let err = r.read_line(&mut line).await.unwrap_err();
+            let over = LimitOverrun::of(&err).expect("LimitOverrun");
+            assert!(over.consumed() > r.limit() && over.consumed() <= bound, "{over:?}");
+            assert!(r.allocated() <= bound, "allocated {} > {bound}", r.allocated());
+            let mut drained = 0;
+            loop {
+                let avail = r.fill_buf().await.unwrap();
+                assert!(!avail.is_empty());
+                if let Some(i) = avail.iter().position(|&c| c == b'\n') {
+                    assert!(avail[..i].iter().all(|&c| c == b'z'));
+                    drained += i;
+                    r.consume(i + 1);
+                    break;
+                }
+                assert!(avail.iter().all(|&c| c == b'z'));
+                let n = avail.len();
+                drained += n;
+                r.consume(n);
+                assert!(r.allocated() <= bound, "allocated {} > {bound}", r.allocated());
+            }
+            assert_eq!(drained, LEN);
+            assert_eq!(r.next_line().await.unwrap().as_deref(), Some("next"));
+            writer.await.unwrap();
+        });
+    }
+
+    fn read_exact_at_eof_carries_the_partial_bytes(rt) {
+        // asyncio's readexactly: IncompleteReadError(partial, expected).
+        rt.block_on(async {
+            let (a, b) = UnixStream::pair().unwrap();
+            let writer = spawn(feed(a, b"0123456".to_vec(), vec![2]));
+            let mut r = BufReader::with_capacity(3, b);
+            let mut four = [0u8; 4];
+            r.read_exact(&mut four).await.unwrap();
+            let mut ten = [0u8; 10];
+            let err = r.read_exact(&mut ten).await.unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+            let inc = IncompleteRead::of(&err).expect("an IncompleteRead inside the error");
+            assert_eq!(inc.partial(), b"456");
+            assert_eq!(inc.expected(), 10);
+            assert_eq!(r.buffer(), b"456", "the partial bytes stay buffered too");
+            let inner = err.into_inner().unwrap().downcast::<IncompleteRead>().unwrap();
+            assert_eq!(inner.into_partial(), b"456");
+            writer.await.unwrap();
         });
     }
 

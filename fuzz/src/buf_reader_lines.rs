@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use coil::io::{AsyncReadOwned, BufReader, BufResult, IoBufMut};
+use coil::io::{AsyncReadOwned, BufReader, BufResult, IncompleteRead, IoBufMut, LimitOverrun};
 use coil::stream::Stream;
 
 use crate::Bytes;
@@ -192,13 +192,36 @@ fn same_error(got: &io::Error, want: &io::Error, what: &str) {
     assert_eq!(got.kind(), want.kind(), "{what}: coil {got}, std {want}");
 }
 
-/// Bytes → capacity (1..=64), a read plan (chunk sizes, `Pending`,
+/// Whether the next record of `rest` (ending at `delim`, or at the end)
+/// has more than `limit` bytes before its delimiter: coil must then fail
+/// with a [`LimitOverrun`] and consume nothing.
+fn over_limit(rest: &[u8], delim: u8, limit: usize) -> bool {
+    match rest.iter().position(|&c| c == delim) {
+        Some(at) => at > limit,
+        None => rest.len() > limit,
+    }
+}
+
+/// Checks coil's result for a record over the limit.
+fn expect_overrun<T: std::fmt::Debug>(res: io::Result<T>, limit: usize, what: &str) {
+    let e = res.expect_err(what);
+    let over = LimitOverrun::of(&e).unwrap_or_else(|| panic!("{what}: {e}, not LimitOverrun"));
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(over.limit(), limit, "{what}: limit");
+    assert!(over.consumed() > limit, "{what}: {over:?}");
+}
+
+/// Bytes → capacity (1..=64), a limit (1..=64, or the default when the
+/// byte's top bit is set), a read plan (chunk sizes, `Pending`,
 /// `Interrupted`, injected errors), the stream's bytes, then a program of
 /// `read_line`, `read_until`, `next_line`, `read_exact`, `read`,
 /// `fill_buf`+`consume`, `read_to_end` and finally `lines()`, each possibly
 /// cancelled at its first `Pending`. Every result is compared with std's
 /// `BufRead` over the same bytes: same lines and records, same `InvalidData`
-/// for a non-UTF-8 line (consumed, output unchanged), same end of stream.
+/// for a non-UTF-8 line (consumed, output unchanged), same end of stream;
+/// a line or record of more than the limit before its delimiter is a
+/// `LimitOverrun` that consumes nothing (std has no limit; `lines()` at the
+/// end runs without one).
 /// Where coil documents more than std (errors and cancellation consume
 /// nothing, `read_exact` consumes nothing at a short end, `lines()` stops
 /// after its first error) the model follows coil's documentation.
@@ -206,6 +229,10 @@ pub fn buf_reader_lines(data: &[u8]) {
     let mut b = Bytes(data);
     let Some(cap) = b.u8() else { return };
     let cap = usize::from(cap % 64) + 1;
+    let limit = b
+        .u8()
+        .filter(|l| l & 0x80 == 0)
+        .map(|l| usize::from(l) % 64 + 1);
     let plan_len = usize::from(b.u8().unwrap_or(0) % 64);
     let plan: Vec<u8> = (0..plan_len).map_while(|_| b.u8()).collect();
     let data_len = usize::from(b.u16().unwrap_or(0) % 1024);
@@ -218,6 +245,10 @@ pub fn buf_reader_lines(data: &[u8]) {
         failed: Cell::new(0),
     };
     let mut r = BufReader::with_capacity(cap, reader);
+    if let Some(l) = limit {
+        r.set_limit(l);
+    }
+    let limit = r.limit();
     let mut m = Model {
         cur: Cursor::new(bytes),
     };
@@ -233,6 +264,10 @@ pub fn buf_reader_lines(data: &[u8]) {
                 let mut want = String::from("<");
                 match res {
                     Err(e) if injected(&r, &e) => assert_eq!(got, "<"),
+                    res if over_limit(m.rest(), b'\n', limit) => {
+                        expect_overrun(res, limit, "read_line");
+                        assert_eq!(got, "<", "read_line over the limit appended");
+                    }
                     res => {
                         let w = m.cur.read_line(&mut want);
                         match (res, w) {
@@ -253,6 +288,10 @@ pub fn buf_reader_lines(data: &[u8]) {
                 };
                 match res {
                     Err(e) if injected(&r, &e) => assert_eq!(got, b"<"),
+                    res if over_limit(m.rest(), delim, limit) => {
+                        expect_overrun(res, limit, "read_until");
+                        assert_eq!(got, b"<", "read_until over the limit appended");
+                    }
                     res => {
                         let mut want = vec![b'<'];
                         let wn = m.cur.read_until(delim, &mut want).expect("cursor");
@@ -267,6 +306,9 @@ pub fn buf_reader_lines(data: &[u8]) {
                 };
                 match res {
                     Err(e) if injected(&r, &e) => {}
+                    res if over_limit(m.rest(), b'\n', limit) => {
+                        expect_overrun(res, limit, "next_line");
+                    }
                     res => {
                         let w = (&mut m.cur).lines().next().transpose();
                         match (res, w) {
@@ -293,6 +335,9 @@ pub fn buf_reader_lines(data: &[u8]) {
                     Err(e) => {
                         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "read_exact: {e}");
                         assert!(m.rest().len() < n, "read_exact failed with enough bytes");
+                        let inc = IncompleteRead::of(&e).expect("an IncompleteRead");
+                        assert_eq!(inc.partial(), m.rest(), "read_exact partial bytes");
+                        assert_eq!(inc.expected(), n, "read_exact expected count");
                     }
                 }
             }
@@ -349,12 +394,10 @@ pub fn buf_reader_lines(data: &[u8]) {
                     }
                 }
             }
-            _ => {
-                check_lines(r, m);
-                return;
-            }
+            _ => break,
         }
     }
+    r.set_limit(usize::MAX);
     check_lines(r, m);
 }
 

@@ -1,4 +1,5 @@
-//! [`BufReader`]: asyncio's `StreamReader` over an owned-buffer stream.
+//! [`BufReader`]: asyncio's `StreamReader` over an owned-buffer stream, with
+//! its limit ([`LimitOverrun`]) and its short-read error ([`IncompleteRead`]).
 
 use std::fmt;
 use std::future::Future;
@@ -12,6 +13,8 @@ use super::AsyncReadOwned;
 use crate::stream::Stream;
 
 const DEFAULT_CAPACITY: usize = 8 * 1024;
+/// asyncio's `_DEFAULT_LIMIT`.
+const DEFAULT_LIMIT: usize = 64 * 1024;
 
 /// Buffered reading: lines, delimited records, exact counts into your own
 /// slices. The reader owns its buffers, so nothing here takes or returns an
@@ -21,6 +24,19 @@ const DEFAULT_CAPACITY: usize = 8 * 1024;
 /// `read_line` dropped half-way (by a timeout, say) leaves the partial line
 /// in the reader, and the next call returns the whole line. Errors consume
 /// nothing either.
+///
+/// **Limit.** Like asyncio's `StreamReader(limit=2**16)`, a reader has a
+/// [`limit`](BufReader::limit) (64 KiB unless set with
+/// [`with_limit`](BufReader::with_limit)): a line or record whose bytes
+/// before the delimiter number more than the limit is an error,
+/// [`LimitOverrun`], and the reader stops reading there, so memory stays near
+/// the limit plus one read's worth. The bytes stay buffered (asyncio's
+/// `readuntil` does the same; its `readline` discards them, coil's
+/// `read_line` keeps them, as every error here consumes nothing): raise the
+/// limit and read again, or drain them with [`fill_buf`](BufReader::fill_buf)
+/// and [`consume`](BufReader::consume). `read_exact`, `read` and
+/// `read_to_end` are not limited (they are asked for a count, or for
+/// everything).
 ///
 /// ```
 /// use coil::io::{BufReader, BufResult};
@@ -49,10 +65,12 @@ pub struct BufReader<R> {
     /// read never takes those bytes with it.
     scratch: Vec<u8>,
     capacity: usize,
+    /// Most bytes a line or record may hold before its delimiter.
+    limit: usize,
 }
 
 impl<R: AsyncReadOwned> BufReader<R> {
-    /// A reader with an 8 KiB buffer.
+    /// A reader with an 8 KiB buffer and a 64 KiB limit.
     pub fn new(inner: R) -> BufReader<R> {
         BufReader::with_capacity(DEFAULT_CAPACITY, inner)
     }
@@ -68,7 +86,35 @@ impl<R: AsyncReadOwned> BufReader<R> {
             pos: 0,
             scratch: Vec::new(),
             capacity,
+            limit: DEFAULT_LIMIT,
         }
+    }
+
+    /// The same reader with its limit set to `limit` bytes (at least 1):
+    /// asyncio's `StreamReader(limit=...)`. See [the type's
+    /// docs](BufReader#limit).
+    ///
+    /// ```
+    /// use coil::io::{BufReader, BufResult, LimitOverrun};
+    /// use coil::net::UnixStream;
+    ///
+    /// coil::run(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let BufResult(r, _) = a.write_all(&b"a rather long line\n"[..]).await;
+    ///     r?;
+    ///     let mut reader = BufReader::new(b).with_limit(8);
+    ///     let err = reader.next_line().await.unwrap_err();
+    ///     assert!(LimitOverrun::of(&err).is_some_and(|o| o.consumed() > 8));
+    ///     reader.set_limit(64);
+    ///     assert_eq!(reader.next_line().await?.as_deref(), Some("a rather long line"));
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_limit(mut self, limit: usize) -> BufReader<R> {
+        self.set_limit(limit);
+        self
     }
 
     /// Reads more bytes after the buffered ones; `Ok(0)` at end of stream.
@@ -95,6 +141,7 @@ impl<R: AsyncReadOwned> BufReader<R> {
                         self.buf.drain(..self.pos);
                         self.pos = 0;
                     }
+                    self.grow_for(s.len());
                     self.buf.extend_from_slice(&s);
                 }
                 self.scratch = s;
@@ -107,16 +154,43 @@ impl<R: AsyncReadOwned> BufReader<R> {
         }
     }
 
+    /// Makes room in `buf` for `more` bytes, doubling as `Vec` does but not
+    /// past the limit plus one read while the bytes fit there, so a search
+    /// for a delimiter (which stops past the limit) keeps memory near the
+    /// limit. `read_exact` and `read_to_end` go on doubling past it.
+    fn grow_for(&mut self, more: usize) {
+        let need = self.buf.len() + more;
+        if need > self.buf.capacity() {
+            let doubled = (self.buf.capacity() * 2).max(need);
+            let bound = self.limit.saturating_add(self.capacity);
+            let cap = if need <= bound {
+                doubled.min(bound)
+            } else {
+                doubled
+            };
+            self.buf.reserve_exact(cap - self.buf.len());
+        }
+    }
+
     /// Length of the next record in `buf[pos..]`: up to and including
     /// `byte`, or everything left at end of stream. Consumes nothing.
+    /// Stops reading once more than `limit` bytes are buffered without
+    /// `byte`, with a [`LimitOverrun`].
     async fn find(&mut self, byte: u8) -> io::Result<usize> {
         let mut searched = 0;
         loop {
             let avail = &self.buf[self.pos..];
             if let Some(i) = avail[searched..].iter().position(|&b| b == byte) {
-                return Ok(searched + i + 1);
+                let at = searched + i;
+                if at > self.limit {
+                    return Err(LimitOverrun::error(at, self.limit));
+                }
+                return Ok(at + 1);
             }
             searched = avail.len();
+            if searched > self.limit {
+                return Err(LimitOverrun::error(searched, self.limit));
+            }
             if self.fill_more().await? == 0 {
                 return Ok(self.buf.len() - self.pos);
             }
@@ -139,7 +213,10 @@ impl<R: AsyncReadOwned> BufReader<R> {
     ///
     /// # Errors
     ///
-    /// The stream's error; nothing is consumed or appended then.
+    /// `InvalidData` wrapping a [`LimitOverrun`] if more than
+    /// [`limit`](BufReader::limit) bytes come before `byte` (asyncio's
+    /// `readuntil` raising `LimitOverrunError`); the stream's error. Nothing
+    /// is consumed or appended then: the bytes stay buffered.
     pub async fn read_until(&mut self, byte: u8, out: &mut Vec<u8>) -> io::Result<usize> {
         let n = self.find(byte).await?;
         out.extend_from_slice(&self.buf[self.pos..self.pos + n]);
@@ -153,7 +230,10 @@ impl<R: AsyncReadOwned> BufReader<R> {
     /// # Errors
     ///
     /// `InvalidData` if the line is not UTF-8 (the line is consumed, `out`
-    /// is unchanged); the stream's error (nothing consumed).
+    /// is unchanged); `InvalidData` wrapping a [`LimitOverrun`] if the line
+    /// is longer than the [`limit`](BufReader::limit) (nothing consumed: the
+    /// bytes stay buffered, where asyncio's `readline` would discard them);
+    /// the stream's error (nothing consumed).
     pub async fn read_line(&mut self, out: &mut String) -> io::Result<usize> {
         let n = self.find(b'\n').await?;
         let line = &self.buf[self.pos..self.pos + n];
@@ -190,19 +270,19 @@ impl<R: AsyncReadOwned> BufReader<R> {
         Ok(Some(line))
     }
 
-    /// Fills `out` completely (asyncio's `readexactly`).
+    /// Fills `out` completely (asyncio's `readexactly`). Not limited by
+    /// the [`limit`](BufReader::limit): it buffers `out.len()` bytes.
     ///
     /// # Errors
     ///
-    /// `UnexpectedEof` if the stream ends first; nothing is consumed then
-    /// (the bytes stay buffered), nor on any other error.
+    /// `UnexpectedEof` wrapping an [`IncompleteRead`] (the bytes that did
+    /// arrive and the count asked for; asyncio's `IncompleteReadError`) if
+    /// the stream ends first. Nothing is consumed then (the bytes stay
+    /// buffered as well), nor on any other error.
     pub async fn read_exact(&mut self, out: &mut [u8]) -> io::Result<()> {
         let n = out.len();
         if self.fill_to(n).await? < n {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "stream ended before the requested bytes arrived",
-            ));
+            return Err(IncompleteRead::error(self.buffer().to_vec(), n));
         }
         out.copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
@@ -292,6 +372,24 @@ impl<R> BufReader<R> {
         &self.buf[self.pos..]
     }
 
+    /// The most bytes a line or record may hold before its delimiter (64
+    /// KiB unless set); see [the type's docs](BufReader#limit).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sets the [`limit`](BufReader::limit) (at least 1). Bytes already
+    /// buffered stay.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+    }
+
+    /// Bytes this reader has allocated for buffering (its buffer and its
+    /// scratch space for reads), to check that memory stays near the limit.
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity() + self.scratch.capacity()
+    }
+
     /// The underlying stream.
     pub fn get_ref(&self) -> &R {
         &self.inner
@@ -310,9 +408,109 @@ impl<R: fmt::Debug> fmt::Debug for BufReader<R> {
             .field("inner", &self.inner)
             .field("buffered", &(self.buf.len() - self.pos))
             .field("capacity", &self.capacity)
+            .field("limit", &self.limit)
             .finish()
     }
 }
+
+/// A line or record longer than the reader's [`limit`](BufReader::limit):
+/// asyncio's `LimitOverrunError`. It arrives inside an `io::Error` of kind
+/// `InvalidData`; get it back with [`LimitOverrun::of`] (or
+/// `err.get_ref()` and `downcast_ref`). The bytes are still in the reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitOverrun {
+    consumed: usize,
+    limit: usize,
+}
+
+impl LimitOverrun {
+    fn error(consumed: usize, limit: usize) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, LimitOverrun { consumed, limit })
+    }
+
+    /// The `LimitOverrun` inside `err`, if that is what it carries.
+    pub fn of(err: &io::Error) -> Option<&LimitOverrun> {
+        err.get_ref()?.downcast_ref()
+    }
+
+    /// asyncio's `consumed`: where the delimiter was found, or (not found)
+    /// how many bytes were buffered and searched; always more than
+    /// [`limit`](LimitOverrun::limit). Those bytes are still buffered.
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    /// The reader's limit when the error was raised.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl fmt::Display for LimitOverrun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "record longer than the limit: {} bytes without the delimiter, limit {}",
+            self.consumed, self.limit
+        )
+    }
+}
+
+impl std::error::Error for LimitOverrun {}
+
+/// The stream ended before [`BufReader::read_exact`] got its bytes:
+/// asyncio's `IncompleteReadError`, with the bytes that did arrive
+/// ([`partial`](IncompleteRead::partial)) and the count asked for. It
+/// arrives inside an `io::Error` of kind `UnexpectedEof`; get it back with
+/// [`IncompleteRead::of`] or `err.into_inner()` and `downcast`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteRead {
+    partial: Vec<u8>,
+    expected: usize,
+}
+
+impl IncompleteRead {
+    fn error(partial: Vec<u8>, expected: usize) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            IncompleteRead { partial, expected },
+        )
+    }
+
+    /// The `IncompleteRead` inside `err`, if that is what it carries.
+    pub fn of(err: &io::Error) -> Option<&IncompleteRead> {
+        err.get_ref()?.downcast_ref()
+    }
+
+    /// The bytes read before the stream ended (fewer than
+    /// [`expected`](IncompleteRead::expected)).
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
+
+    /// The bytes read before the stream ended, by value.
+    pub fn into_partial(self) -> Vec<u8> {
+        self.partial
+    }
+
+    /// How many bytes were asked for.
+    pub fn expected(&self) -> usize {
+        self.expected
+    }
+}
+
+impl fmt::Display for IncompleteRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stream ended before the requested bytes arrived: {} of {} bytes read",
+            self.partial.len(),
+            self.expected
+        )
+    }
+}
+
+impl std::error::Error for IncompleteRead {}
 
 type NextLine<R> = Pin<Box<dyn Future<Output = (BufReader<R>, io::Result<Option<String>>)>>>;
 

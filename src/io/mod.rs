@@ -37,7 +37,7 @@ mod copy;
 mod slice;
 pub(crate) mod traits;
 
-pub use buf_reader::{BufReader, Lines};
+pub use buf_reader::{BufReader, IncompleteRead, LimitOverrun, Lines};
 pub use buf_writer::BufWriter;
 pub use coil_arch::{BufResult, IoBuf, IoBufMut};
 pub use copy::copy;
