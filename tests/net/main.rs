@@ -1,0 +1,16 @@
+//! TCP, UDP and Unix sockets: streams, datagrams, vectored I/O, stress.
+//!
+//! One test binary for several files (each a module below): a cold `cargo test`
+//! links far fewer binaries. Tests that count process-wide things (open fds,
+//! heap bytes, RSS, CPU time, pool threads) or install panic hooks stay in
+//! binaries of their own (`tests/*.rs`).
+
+#[macro_use]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod net_stress;
+mod net_tcp;
+mod net_udp;
+mod net_unix;
+mod net_vectored;

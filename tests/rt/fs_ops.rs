@@ -1,0 +1,169 @@
+//! `coil::fs` free functions under every driver: read/write, rename,
+//! remove, directories, metadata, and their errors with the OS errno.
+
+use std::io::ErrorKind;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use coil::fs;
+
+/// A directory unique to one test run (pid, test name, counter), removed on
+/// drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("coil-fsops-{}-{name}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+driver_test! {
+    fn write_then_read(rt) {
+        let dir = TempDir::new("write_read");
+        rt.block_on(async {
+            let p = dir.path("f");
+            fs::write(&p, "hello").await.unwrap();
+            assert_eq!(fs::read(&p).await.unwrap(), b"hello");
+            // Replaces (truncates) the old contents.
+            fs::write(&p, String::from("hi")).await.unwrap();
+            assert_eq!(fs::read_to_string(&p).await.unwrap(), "hi");
+            fs::write(&p, vec![0xff, 0xfe]).await.unwrap();
+            let e = fs::read_to_string(&p).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidData);
+            fs::write(&p, b"".as_slice()).await.unwrap();
+            assert!(fs::read(&p).await.unwrap().is_empty());
+            // std agrees.
+            fs::write(&p, "agreed").await.unwrap();
+            assert_eq!(std::fs::read_to_string(&p).unwrap(), "agreed");
+        });
+    }
+
+    fn rename_and_remove_file(rt) {
+        let dir = TempDir::new("rename");
+        rt.block_on(async {
+            let (a, b) = (dir.path("a"), dir.path("b"));
+            fs::write(&a, "A").await.unwrap();
+            fs::write(&b, "B").await.unwrap();
+            fs::rename(&a, &b).await.unwrap();
+            assert_eq!(fs::read_to_string(&b).await.unwrap(), "A", "rename replaces");
+            assert_eq!(fs::metadata(&a).await.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+            fs::remove_file(&b).await.unwrap();
+            let e = fs::remove_file(&b).await.unwrap_err();
+            assert_eq!((e.kind(), e.raw_os_error()), (ErrorKind::NotFound, Some(libc::ENOENT)));
+            let e = fs::rename(&a, &b).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+            // remove_file on a directory: EISDIR.
+            let e = fs::remove_file(&dir.0).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
+        });
+    }
+
+    fn directories(rt) {
+        let dir = TempDir::new("dirs");
+        rt.block_on(async {
+            let d = dir.path("d");
+            fs::create_dir(&d).await.unwrap();
+            assert!(fs::metadata(&d).await.unwrap().is_dir());
+            let e = fs::create_dir(&d).await.unwrap_err();
+            assert_eq!((e.kind(), e.raw_os_error()), (ErrorKind::AlreadyExists, Some(libc::EEXIST)));
+            let e = fs::create_dir(dir.path("no/such/parent")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+            fs::write(d.join("f"), "x").await.unwrap();
+            let e = fs::remove_dir(&d).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
+            let e = fs::remove_dir(d.join("f")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+            fs::remove_file(d.join("f")).await.unwrap();
+            fs::remove_dir(&d).await.unwrap();
+            assert_eq!(fs::remove_dir(&d).await.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+
+            // create_dir_all: nested, idempotent, relative to nothing odd.
+            let deep = dir.path("x/y/z/w");
+            fs::create_dir_all(&deep).await.unwrap();
+            assert!(fs::metadata(&deep).await.unwrap().is_dir());
+            fs::create_dir_all(&deep).await.unwrap();
+            fs::create_dir_all(dir.path("x/y")).await.unwrap();
+            fs::create_dir_all(dir.path("x/y/z/w/v/")).await.unwrap();
+            assert!(std::fs::metadata(dir.path("x/y/z/w/v")).unwrap().is_dir());
+            // A file in the way: AlreadyExists (or ENOTDIR below it).
+            fs::write(dir.path("file"), "").await.unwrap();
+            let e = fs::create_dir_all(dir.path("file")).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+            let e = fs::create_dir_all(dir.path("file/sub")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+            // Concurrent create_dir_all of overlapping trees all succeed.
+            let tasks: Vec<_> = (0..8)
+                .map(|i| {
+                    let p = dir.path(&format!("c/d/e{}", i % 2));
+                    coil::spawn(async move { fs::create_dir_all(p).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        });
+    }
+
+    fn metadata_and_symlink_metadata(rt) {
+        let dir = TempDir::new("md");
+        rt.block_on(async {
+            let f = dir.path("f");
+            fs::write(&f, vec![0u8; 777]).await.unwrap();
+            let link = dir.path("link");
+            std::os::unix::fs::symlink(&f, &link).unwrap();
+            let md = fs::metadata(&link).await.unwrap();
+            assert!(md.is_file() && !md.is_symlink());
+            assert_eq!(md.len(), 777);
+            let lmd = fs::symlink_metadata(&link).await.unwrap();
+            assert!(lmd.is_symlink() && !lmd.is_file());
+            assert_eq!(lmd.len(), f.as_os_str().len() as u64);
+            // A dangling link: metadata NotFound, symlink_metadata fine.
+            fs::remove_file(&f).await.unwrap();
+            assert_eq!(fs::metadata(&link).await.unwrap_err().kind(), ErrorKind::NotFound);
+            assert!(fs::symlink_metadata(&link).await.unwrap().is_symlink());
+            // ENOTDIR through a file used as a directory.
+            fs::write(&f, "").await.unwrap();
+            let e = fs::metadata(f.join("x")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+            let e = fs::metadata("nul\0byte").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        });
+    }
+
+    fn many_files_concurrently(rt) {
+        let dir = TempDir::new("many");
+        rt.block_on(async {
+            let root = std::rc::Rc::new(dir.0.clone());
+            let tasks: Vec<_> = (0..64)
+                .map(|i| {
+                    let root = root.clone();
+                    coil::spawn(async move {
+                        let p = root.join(format!("f{i}"));
+                        fs::write(&p, format!("file {i}")).await.unwrap();
+                        let back = fs::read_to_string(&p).await.unwrap();
+                        assert_eq!(back, format!("file {i}"));
+                        fs::rename(&p, root.join(format!("g{i}"))).await.unwrap();
+                        fs::remove_file(root.join(format!("g{i}"))).await.unwrap();
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+        });
+    }
+}

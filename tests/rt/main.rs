@@ -1,0 +1,27 @@
+//! The runtime and toolkit seen from a user: tasks, time, timeouts, combinators, streams, TaskGroup, buffered I/O, fs ops, the simulator.
+//!
+//! One test binary for several files (each a module below): a cold `cargo test`
+//! links far fewer binaries. Tests that count process-wide things (open fds,
+//! heap bytes, RSS, CPU time, pool threads) or install panic hooks stay in
+//! binaries of their own (`tests/*.rs`).
+
+#[macro_use]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod comb_gather;
+mod comb_select;
+mod docs_await;
+mod fs_ops;
+mod io_buffered;
+mod rt_task_combinations;
+mod send_sync;
+mod sim_clock;
+mod sim_net;
+mod sim_props;
+mod stream_ext;
+mod stream_generate;
+mod taskgroup_asyncio;
+mod taskgroup_semantics;
+mod time_sleep;
+mod time_timeout;
