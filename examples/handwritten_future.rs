@@ -10,7 +10,7 @@
 //!   to the waker directly).
 //!
 //! `main` runs both versions of the job on coil and asserts that they produce
-//! the same sum and the same trace of events, poll by poll. `tests/docs_await.rs`
+//! the same sum and the same trace of events, poll by poll. `tests/rt/docs_await.rs`
 //! includes this file and checks the same things.
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! Reads, cancelled reads, writes and peer actions on one stream under the real
 //! io_uring and epoll drivers, against a byte-count model. The program runner is
-//! shared with the property test `tests/prop_stream.rs` (it uses only coil's
+//! shared with the property test `tests/props/prop_stream.rs` (it uses only coil's
 //! public API), so the target includes it by path itself.
 #![no_main]
 

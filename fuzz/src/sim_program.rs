@@ -1,6 +1,6 @@
 //! Simulator programs decoded from bytes: the task and network programs of
 //! the property suites (`tests/support/props/`, shared with
-//! `tests/sim_props.rs`), with their invariants, under a seed and faults the
+//! `tests/rt/sim_props.rs`), with their invariants, under a seed and faults the
 //! input chooses.
 
 use coil::sim::Faults;

@@ -3,7 +3,7 @@
 //!
 //! Each case is one seed: the seed generates the program *and* seeds the
 //! simulation, so a failing case is replayed exactly by
-//! `COIL_SIM_SEED=<seed> cargo test --test sim_props` (which runs only that
+//! `COIL_SIM_SEED=<seed> cargo test --test rt sim_props` (which runs only that
 //! seed). `SIM_CASES=<n>` runs more cases (default 300 per suite). Seeds that
 //! once failed are listed in `REGRESSIONS` and always run first.
 //!

@@ -2,7 +2,7 @@
 //! A random program on one connected stream under a *real* driver, checked
 //! against a byte-count model.
 //!
-//! Shared by the property test `tests/prop_stream.rs` and the fuzz target
+//! Shared by the property test `tests/props/prop_stream.rs` and the fuzz target
 //! `fuzz/fuzz_targets/stream_program.rs`, which both include this file by
 //! path; it uses only coil's public API. The simulator-driven targets
 //! (`op_lifecycle`, `sim_program`) cannot reach what this one exists for: the

@@ -1,6 +1,6 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 //! Simulator programs and their invariants, shared by the property suites
-//! (`tests/sim_props.rs`, programs generated from a seed) and the
+//! (`tests/rt/sim_props.rs`, programs generated from a seed) and the
 //! `sim_program` fuzz target (programs decoded from bytes, in the fuzz
 //! crate), which both include this file by path. It uses only coil's public
 //! API (and the simulator's SplitMix64 generator from coil-arch).
