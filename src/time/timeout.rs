@@ -248,10 +248,7 @@ impl<F: Future> Future for Timeout<F> {
             this.set_expired();
             if !this.started {
                 // Never started: asyncio.wait_for(coro, 0) does not run it.
-                return match enclosing_expired {
-                    true => Poll::Pending,
-                    false => Poll::Ready(Err(Elapsed(()))),
-                };
+                return expired_poll(enclosing_expired);
             }
         }
         this.started = true;
@@ -264,16 +261,23 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(v));
         }
         if due {
-            return match enclosing_expired {
-                true => Poll::Pending,
-                false => Poll::Ready(Err(Elapsed(()))),
-            };
+            return expired_poll(enclosing_expired);
         }
         // The body rescheduled through its handle: apply it on the next poll.
         if this.scope.as_ref().is_some_and(|s| lock(s).changed) {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
+    }
+}
+
+/// What an expired timeout answers: `Elapsed`, unless an enclosing timeout
+/// expired too and fires instead (it drops this one in the same poll).
+fn expired_poll<T>(enclosing_expired: bool) -> Poll<Result<T, Elapsed>> {
+    if enclosing_expired {
+        Poll::Pending
+    } else {
+        Poll::Ready(Err(Elapsed(())))
     }
 }
 
