@@ -11,6 +11,7 @@ mod support;
 
 mod comb_gather;
 mod comb_select;
+mod comb_wait;
 mod docs_await;
 mod fs_ops;
 mod io_buffered;
