@@ -8,7 +8,7 @@
 //! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`] | permits released on drop; owned permits through `Rc` |
 //! | `Event` | [`Event`] | |
 //! | `Condition` | [`Condition`] + a [`Mutex`] | like `std::sync::Condvar`; `notify` takes the guard, `wait`/`wait_timeout` return it |
-//! | `Barrier` | [`Barrier`] | |
+//! | `Barrier`, `BrokenBarrierError` | [`Barrier`], [`BrokenBarrier`] | `wait` returns the arrival index; `abort`, `reset` |
 //! | `Future` (one result) | [`oneshot`] | `Send`: works across threads |
 //! | `janus`-style thread queues | [`mpsc`] | many producers on any thread |
 //!
@@ -55,7 +55,7 @@ mod rwlock;
 mod semaphore;
 pub(crate) mod waiters;
 
-pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
+pub use barrier::{Barrier, BarrierWait, BarrierWaitResult, BrokenBarrier};
 pub use condition::Condition;
 pub use event::{Event, Wait};
 pub use mutex::{Lock, Mutex, MutexGuard, TryLockError};

@@ -13,6 +13,7 @@ mod queue_cancel;
 mod queue_producers;
 mod queue_semantics;
 mod queue_shutdown;
+mod sync_barrier;
 mod sync_event;
 mod sync_handoff;
 mod sync_mpsc;

@@ -6,8 +6,8 @@ use static_assertions::{assert_impl_all, assert_not_impl_any};
 
 use coil::queue::{GetNowaitError, LifoQueue, PriorityQueue, PutNowaitError, Queue, QueueShutDown};
 use coil::sync::{
-    AcquireError, Barrier, Condition, Event, Mutex, OwnedSemaphorePermit, RwLock, Semaphore,
-    TryAcquireError, TryLockError, mpsc, oneshot,
+    AcquireError, Barrier, BrokenBarrier, Condition, Event, Mutex, OwnedSemaphorePermit, RwLock,
+    Semaphore, TryAcquireError, TryLockError, mpsc, oneshot,
 };
 
 // Channels cross threads.
@@ -31,6 +31,8 @@ assert_not_impl_any!(Semaphore: Sync);
 assert_not_impl_any!(Event: Sync);
 assert_not_impl_any!(Condition: Sync);
 assert_not_impl_any!(Barrier: Sync);
+assert_impl_all!(Barrier: Send);
+assert_impl_all!(BrokenBarrier: Send, Sync, Copy, std::error::Error);
 assert_not_impl_any!(OwnedSemaphorePermit: Send, Sync);
 // Queues are Rc handles.
 assert_impl_all!(Queue<u8>: Clone, Unpin);
