@@ -11,7 +11,7 @@ use std::task::Poll;
 use coil::spawn;
 use coil::sync::{Barrier, BarrierWait, BarrierWaitResult, BrokenBarrier};
 use coil::task::yield_now;
-use support::Probe;
+use support::{Probe, drop_one_waiter};
 
 /// CPython's `N`.
 const N: usize = 5;
@@ -145,34 +145,23 @@ fn drop_a_waiter_at_every_point_loses_nothing() {
                 let case = format!("{ending:?} victim={victim} point={point}");
                 let b = Barrier::new(4);
                 let mut w: Vec<_> = (0..3).map(|_| Probe::new(b.wait())).collect();
-                if point == 0 {
-                    w[victim].cancel();
-                }
-                for p in w.iter_mut().filter(|p| p.is_live()) {
-                    assert!(p.poll().is_pending(), "{case}");
-                }
-                if point == 1 {
-                    w[victim].cancel();
-                }
                 let queued = if point == 2 { 3 } else { 2 };
-                assert_eq!(b.n_waiting(), queued, "{case}");
-                // Fill the round (one more waiter if one left), or end it.
                 let mut extra = Probe::new(b.wait());
-                let mut leader = Probe::new(b.wait());
-                match ending {
-                    Ending::Release => {
-                        if queued == 2 {
-                            assert!(extra.poll().is_pending(), "{case}");
+                drop_one_waiter(&mut w, victim, point, || {
+                    assert_eq!(b.n_waiting(), queued, "{case}");
+                    // Fill the round (one more waiter if one left), or end it.
+                    match ending {
+                        Ending::Release => {
+                            if queued == 2 {
+                                assert!(extra.poll().is_pending(), "{case}");
+                            }
+                            let leader = Probe::new(b.wait()).poll();
+                            assert!(matches!(leader, Poll::Ready(Ok(r)) if r.index() == 3));
                         }
-                        assert!(matches!(leader.poll(), Poll::Ready(Ok(r)) if r.index() == 3));
+                        Ending::Abort => b.abort(),
+                        Ending::Reset => b.reset(),
                     }
-                    Ending::Abort => b.abort(),
-                    Ending::Reset => b.reset(),
-                }
-                if point == 2 {
-                    assert_eq!(w[victim].wakes(), 1, "{case}");
-                    w[victim].cancel(); // woken, never ran
-                }
+                });
                 let mut indices = Vec::new();
                 for p in w.iter_mut().filter(|p| p.is_live()) {
                     assert_eq!(p.wakes(), 1, "{case}");
