@@ -22,8 +22,9 @@ use super::waiters::{Key, WaitList, debug_state};
 /// [`abort`](Barrier::abort) breaks the barrier: the tasks waiting and every
 /// later `wait` get [`BrokenBarrier`] until [`reset`](Barrier::reset).
 /// `reset` empties the barrier: the tasks waiting in the unfinished round get
-/// `BrokenBarrier`, later ones start a new round. Single-loop: `Send`, not
-/// `Sync`.
+/// `BrokenBarrier`, later ones start a new round. Neither touches a round
+/// that already filled up: its tasks get their index even if they run only
+/// after the `abort` or `reset`. Single-loop: `Send`, not `Sync`.
 ///
 /// ```
 /// use std::rc::Rc;

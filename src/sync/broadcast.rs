@@ -286,6 +286,10 @@ impl<T: Clone> Receiver<T> {
     ///
     /// Cancel safe: a dropped `recv` took nothing; the value stays for the
     /// next call.
+    ///
+    /// The value is cloned under the channel's lock (the last receiver to
+    /// take it gets the value itself, not a clone): a `Clone` impl must not
+    /// use the channel.
     pub fn recv(&mut self) -> Recv<'_, T> {
         Recv {
             rx: self,
