@@ -1,4 +1,4 @@
-//! sync and queue: Event, Condition, Barrier, Mutex, RwLock, Semaphore, mpsc, oneshot, the hand-offs, and the asyncio queues.
+//! sync and queue: Event, Condition, Barrier, Mutex, RwLock, Semaphore, mpsc, oneshot, broadcast, watch, the hand-offs, and the asyncio queues.
 //!
 //! One test binary for several files (each a module below): a cold `cargo test`
 //! links far fewer binaries. Tests that count process-wide things (open fds,
