@@ -380,6 +380,54 @@ pub(crate) fn debug_state<S>(
     }
 }
 
+/// Counts one handle of a channel out of `count` (its senders, its
+/// receivers); when it was the last, notifies every waiter of `list` (they
+/// wait for that) and returns their wakers, to wake after the lock (rule 5).
+pub(crate) fn count_out<D>(count: &mut usize, list: &mut WaitList<D>) -> Vec<Waker> {
+    *count -= 1;
+    if *count == 0 {
+        list.notify_all()
+    } else {
+        Vec::new()
+    }
+}
+
+/// `Clone`, `Drop` and `same_channel` of a channel's `Sender<T>` that is a
+/// bare `shared: Arc<..>` and is counted in the state's `tx_count` (under
+/// `shared.lock()`): the last one to go wakes every waiter of the state's
+/// `$list` field ([`count_out`]), who learn that no value can come any more.
+macro_rules! counted_sender {
+    ($list:ident) => {
+        impl<T> Sender<T> {
+            /// Whether both senders feed the same channel.
+            pub fn same_channel(&self, other: &Sender<T>) -> bool {
+                Arc::ptr_eq(&self.shared, &other.shared)
+            }
+        }
+
+        impl<T> Clone for Sender<T> {
+            fn clone(&self) -> Self {
+                self.shared.lock().tx_count += 1;
+                Sender {
+                    shared: self.shared.clone(),
+                }
+            }
+        }
+
+        impl<T> Drop for Sender<T> {
+            fn drop(&mut self) {
+                let wakers = {
+                    let st = &mut *self.shared.lock();
+                    $crate::sync::waiters::count_out(&mut st.tx_count, &mut st.$list)
+                };
+                wakers.into_iter().for_each(Waker::wake);
+            }
+        }
+    };
+}
+
+pub(crate) use counted_sender;
+
 /// Wakes a waker taken under a borrow, once the borrow is released (rule 5).
 #[inline]
 pub(crate) fn wake(w: Option<Waker>) {
