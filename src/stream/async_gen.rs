@@ -535,6 +535,15 @@ where
     }
 }
 
+impl<Y, S, E, Fut> Step<'_, Y, S, E, Fut> {
+    /// The `Debug` of the operation futures, named `name`.
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("in_body", &self.in_body)
+            .finish()
+    }
+}
+
 impl<Y, S, E, Fut> Drop for Step<'_, Y, S, E, Fut> {
     fn drop(&mut self) {
         if self.in_body {
@@ -575,9 +584,7 @@ where
 
 impl<Y, S, E, Fut> fmt::Debug for Resume<'_, Y, S, E, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resume")
-            .field("in_body", &self.0.in_body)
-            .finish()
+        self.0.debug("Resume", f)
     }
 }
 
@@ -612,8 +619,6 @@ where
 
 impl<Y, S, E, Fut> fmt::Debug for Close<'_, Y, S, E, Fut> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Close")
-            .field("in_body", &self.0.in_body)
-            .finish()
+        self.0.debug("Close", f)
     }
 }

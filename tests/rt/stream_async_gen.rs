@@ -30,6 +30,20 @@ impl std::fmt::Display for FooEr {
     }
 }
 
+/// Yields 1, then sleeps an hour before yielding 2; holds a [`DropCounter`]
+/// on `drops` for as long as the body lives.
+fn yields_then_sleeps_an_hour(
+    drops: Arc<AtomicUsize>,
+) -> AsyncGen<u32, (), FooEr, impl Future<Output = Result<(), Thrown<FooEr>>>> {
+    async_gen(|co| async move {
+        let _guard = DropCounter(drops);
+        co.yield_(1).await?;
+        sleep(Duration::from_secs(3600)).await;
+        co.yield_(2).await?;
+        Ok(())
+    })
+}
+
 driver_test! {
     /// asend_01: `v = yield 1; yield v * 2`: the sent value is what the
     /// yield evaluates to; after the body returns, `asend` answers
@@ -173,13 +187,7 @@ driver_test! {
         let drops = Arc::new(AtomicUsize::new(0));
         let d = drops.clone();
         rt.block_on(async move {
-            let mut g: AsyncGen<u32, (), FooEr, _> = async_gen(|co| async move {
-                let _guard = DropCounter(d);
-                co.yield_(1).await?;
-                sleep(Duration::from_secs(3600)).await;
-                co.yield_(2).await?;
-                Ok(())
-            });
+            let mut g = yields_then_sleeps_an_hour(d);
             assert_eq!(g.next().await, Ok(Some(1)));
             assert!(timeout(PAUSE, g.next()).await.is_err(), "the hour-long sleep lost");
             assert_eq!(drops.load(Ordering::SeqCst), 1, "the body was dropped");
@@ -336,13 +344,7 @@ fn a_leaked_operation_abandons_its_step() {
     let drops = Arc::new(AtomicUsize::new(0));
     let d = drops.clone();
     coil::run(async move {
-        let mut g: AsyncGen<u32, (), FooEr, _> = async_gen(|co| async move {
-            let _guard = DropCounter(d);
-            co.yield_(1).await?;
-            sleep(Duration::from_secs(3600)).await;
-            co.yield_(2).await?;
-            Ok(())
-        });
+        let mut g = yields_then_sleeps_an_hour(d);
         assert_eq!(g.next().await, Ok(Some(1)));
         let mut step = g.next();
         std::future::poll_fn(|cx| {
@@ -377,9 +379,7 @@ fn two_racing_yields_panic_with_advice() {
 #[test]
 fn a_hot_generator_does_not_starve_other_tasks() {
     coil::run(async {
-        let flag = Rc::new(Cell::new(false));
-        let f = flag.clone();
-        let other = coil::spawn(async move { f.set(true) });
+        let (flag, other) = support::spawn_flag_setter();
         let mut g: AsyncGen<u32, u32, FooEr, _> = async_gen(|co| async move {
             let mut x = 0;
             for _ in 0..10_000 {
