@@ -15,17 +15,9 @@
 //! yield inside the body evaluates to what the consumer sent. `generate` stays
 //! as it was for the common one-way case, where its `Stream` adapters fit.
 //!
-//! | asyncio | coil |
-//! |---|---|
-//! | `x = yield y` | `let x = co.yield_(y).await?;` (`x: Option<S>`: `None` after `next`) |
-//! | `await anext(g)`, `await g.__anext__()`, `await g.asend(None)` | `g.next().await` |
-//! | `await g.asend(v)` | `g.send(v).await` |
-//! | `await g.athrow(e)` | `g.throw(e).await` |
-//! | `await g.aclose()` | `g.close().await` |
-//! | `StopAsyncIteration` | `Ok(None)` |
-//! | `GeneratorExit` | [`Thrown::Exit`] |
-//! | `RuntimeError: async generator ignored GeneratorExit` | [`CloseError::IgnoredExit`] |
-//! | `RuntimeError: asend(): asynchronous generator is already running` | cannot happen: each method borrows the generator mutably until its future is done |
+//! The asyncio mapping, the states and what each operation does in each, and
+//! what cancelling and dropping do, are in the docs of [`AsyncGen`] (this
+//! module is private; those docs are public).
 //!
 //! # How it works
 //!
@@ -48,35 +40,6 @@
 //! `e` out of the operation that resumed it and ends the generator;
 //! `Err(Thrown::Exit)` (what `?` does with a close) ends it as `Ok(())` does.
 //! `Thrown<E>` converts from `E`, so `?` works on the body's own errors too.
-//!
-//! # States, and operations in each
-//!
-//! | state | `next()` | `send(v)` | `throw(e)` | `close()` |
-//! |---|---|---|---|---|
-//! | fresh (never resumed) | runs the body to its first yield | panics (asyncio: `TypeError`) | ends it unrun; `Err(e)` | ends it unrun; `Ok(())` |
-//! | suspended at a yield | yield gives `Ok(None)` | yield gives `Ok(Some(v))` | yield gives `Err(Thrown::Error(e))` | yield gives `Err(Thrown::Exit)` |
-//! | finished | `Ok(None)` | `Ok(None)`, `v` dropped | `Ok(None)`, `e` dropped | `Ok(())` |
-//!
-//! After a resume of a suspended generator the body runs until it yields
-//! again (`Ok(Some(y))`; for a close, [`CloseError::IgnoredExit`] and the
-//! generator is finished), returns (`Ok(None)`; `Ok(())` for a close), or
-//! raises (`Err(e)`; [`CloseError::Raised`] for a close).
-//!
-//! # Cancellation and drop
-//!
-//! Cancelling is dropping, as everywhere in coil. **Dropping an operation's
-//! future while the body is between two yields** (awaiting a timer, say: the
-//! future lost a `select`, or a `timeout` expired) drops the body there: its
-//! destructors run and the generator is finished. asyncio throws
-//! `CancelledError` in at that await instead; a body that does not catch it
-//! ends the same way. A future dropped before its first poll changes nothing.
-//!
-//! **Dropping the generator** drops the body where it is suspended: its
-//! destructors run (a guard held across the yield is released), but no async
-//! cleanup code after the yield runs, since Rust has no async drop. asyncio
-//! schedules `aclose()` on the loop for a generator that is garbage collected
-//! unfinished; in coil, await [`close`](AsyncGen::close) when the cleanup has
-//! to await something.
 //!
 //! # Invariants (what the body must respect)
 //!
@@ -185,7 +148,7 @@ impl<E: std::error::Error + 'static> std::error::Error for CloseError<E> {
 
 /// Builds an async generator that can be sent values, have errors thrown
 /// in, and be closed with async cleanup: asyncio's `asend`, `athrow` and
-/// `aclose` (see the [module docs](self) for the whole mapping).
+/// `aclose` (see [`AsyncGen`] for the whole mapping).
 ///
 /// The body gets a [`Yielder`]; `co.yield_(y).await` yields `y` and
 /// evaluates to what the consumer resumes it with: `Ok(Some(v))` after
@@ -319,7 +282,50 @@ impl<Y, S, E> fmt::Debug for Suspend<'_, Y, S, E> {
 /// generator until its future is done, so two can never run at once.
 /// `while let Some(x) = g.next().await? { .. }` is `async for x in g`.
 /// Dropping it drops the body where it is suspended (no async cleanup; see
-/// the [module docs](self)).
+/// below).
+///
+/// # asyncio's names
+///
+/// | asyncio | coil |
+/// |---|---|
+/// | `x = yield y` | `let x = co.yield_(y).await?;` (`x: Option<S>`: `None` after `next`) |
+/// | `await anext(g)`, `await g.__anext__()`, `await g.asend(None)` | `g.next().await` |
+/// | `await g.asend(v)` | `g.send(v).await` |
+/// | `await g.athrow(e)` | `g.throw(e).await` |
+/// | `await g.aclose()` | `g.close().await` |
+/// | `StopAsyncIteration` | `Ok(None)` |
+/// | `GeneratorExit` | [`Thrown::Exit`] |
+/// | `RuntimeError: async generator ignored GeneratorExit` | [`CloseError::IgnoredExit`] |
+/// | `RuntimeError: asend(): asynchronous generator is already running` | cannot happen: each method borrows the generator mutably until its future is done |
+///
+/// # States, and operations in each
+///
+/// | state | `next()` | `send(v)` | `throw(e)` | `close()` |
+/// |---|---|---|---|---|
+/// | fresh (never resumed) | runs the body to its first yield | panics (asyncio: `TypeError`) | ends it unrun; `Err(e)` | ends it unrun; `Ok(())` |
+/// | suspended at a yield | yield gives `Ok(None)` | yield gives `Ok(Some(v))` | yield gives `Err(Thrown::Error(e))` | yield gives `Err(Thrown::Exit)` |
+/// | finished | `Ok(None)` | `Ok(None)`, `v` dropped | `Ok(None)`, `e` dropped | `Ok(())` |
+///
+/// After a resume of a suspended generator the body runs until it yields
+/// again (`Ok(Some(y))`; for a close, [`CloseError::IgnoredExit`] and the
+/// generator is finished), returns (`Ok(None)`; `Ok(())` for a close), or
+/// raises (`Err(e)`; [`CloseError::Raised`] for a close).
+///
+/// # Cancellation and drop
+///
+/// Cancelling is dropping, as everywhere in coil. **Dropping an operation's
+/// future while the body is between two yields** (awaiting a timer, say: the
+/// future lost a `select`, or a `timeout` expired) drops the body there: its
+/// destructors run and the generator is finished. asyncio throws
+/// `CancelledError` in at that await instead; a body that does not catch it
+/// ends the same way. A future dropped before its first poll changes nothing.
+///
+/// **Dropping the generator** drops the body where it is suspended: its
+/// destructors run (a guard held across the yield is released), but no async
+/// cleanup code after the yield runs, since Rust has no async drop. asyncio
+/// schedules `aclose()` on the loop for a generator that is garbage collected
+/// unfinished; in coil, await [`close`](AsyncGen::close) when the cleanup has
+/// to await something.
 #[must_use = "an async generator does nothing unless resumed"]
 pub struct AsyncGen<Y, S, E, Fut> {
     slots: Rc<Slots<Y, S, E>>,
@@ -559,7 +565,7 @@ impl<Y, S, E, Fut> Drop for Step<'_, Y, S, E, Fut> {
 /// `Ok(None)` when it has finished, `Err(e)` when it raises `e`.
 ///
 /// Dropping it while the body runs between two yields drops the body (see
-/// the [module docs](self)).
+/// [`AsyncGen`]).
 #[must_use = "futures do nothing unless awaited"]
 pub struct Resume<'a, Y, S, E, Fut>(Step<'a, Y, S, E, Fut>);
 
