@@ -400,3 +400,31 @@ fn a_hot_generator_does_not_starve_other_tasks() {
         assert!(at <= 200, "other task waited {at} steps");
     });
 }
+
+/// A body that panics while resumed: the panic reaches whoever polled the
+/// operation, and the generator is finished (its body dropped) once that
+/// future is gone.
+#[test]
+fn a_panicking_body_finishes_the_generator() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    coil::run(async move {
+        let mut g: AsyncGen<u32, u32, FooEr, _> = async_gen(|co| async move {
+            let _guard = DropCounter(d);
+            co.yield_(1).await?;
+            panic!("boom in the body");
+        });
+        assert_eq!(g.next().await, Ok(Some(1)));
+        let mut step = g.next();
+        let caught = std::future::poll_fn(|cx| {
+            let poll = std::panic::AssertUnwindSafe(|| Pin::new(&mut step).poll(cx));
+            Poll::Ready(std::panic::catch_unwind(poll))
+        })
+        .await;
+        assert!(caught.is_err(), "the panic came out of the poll");
+        drop(step);
+        assert!(g.is_finished());
+        assert_eq!(g.next().await, Ok(None));
+    });
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
