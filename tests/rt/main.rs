@@ -20,6 +20,7 @@ mod send_sync;
 mod sim_clock;
 mod sim_net;
 mod sim_props;
+mod stream_async_gen;
 mod stream_ext;
 mod stream_generate;
 mod taskgroup_asyncio;

@@ -415,3 +415,12 @@ pub async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
     })
     .await
 }
+
+/// Spawns a task that sets the returned flag when it runs: a test drives a
+/// busy loop and checks, through the flag, that the other task got a turn.
+/// Call inside a runtime.
+pub fn spawn_flag_setter() -> (std::rc::Rc<std::cell::Cell<bool>>, coil::Task<()>) {
+    let flag = std::rc::Rc::new(std::cell::Cell::new(false));
+    let f = flag.clone();
+    (flag, coil::spawn(async move { f.set(true) }))
+}
