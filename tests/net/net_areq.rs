@@ -2,7 +2,8 @@
 //! serves each case a crawler meets: a redirect chain (10 hops followed, 11
 //! refused, a loop), chunked and close-delimited bodies, a 100 Continue,
 //! latin-1 and an unknown charset, a stall and a silence past the timeout, a
-//! 404, a reset, a body cut short, https, and a page of tricky hrefs. The
+//! 404, a reset, a body cut short, an absurd Content-Length, gzip, https, a
+//! URL that needs percent-encoding, a bad port, and a page of tricky hrefs. The
 //! output file's lines are checked exactly. Also: `urljoin` against Python's
 //! answers, and the href scan alone.
 
@@ -269,6 +270,10 @@ async fn serve(conn: TcpStream, loop_hits: Rc<Cell<usize>>) -> io::Result<()> {
             r.extend(response("200 OK", html, br#"<a href="after-continue">"#));
             r
         }
+        "/gzip" => response("200 OK", "Content-Encoding: gzip\r\n", b"\x1f\x8b"),
+        "/huge" => b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999\r\n\r\n<a href=x>".to_vec(),
+        // Requested as `café page`: sent percent-encoded.
+        "/caf%C3%A9%20page" => response("200 OK", html, b"<a href=x>"),
         other => panic!("the server got an unexpected request for {other}"),
     };
     send(&conn, reply).await?;
@@ -285,6 +290,7 @@ enum Want {
     Timeout,
     Io(io::ErrorKind),
     Unsupported,
+    InvalidUrl,
 }
 
 driver_test! {
@@ -352,6 +358,11 @@ driver_test! {
                 page(&format!("{b}/continue"), &[&format!("{b}/after-continue")]),
                 (format!("{b}/to-https"), Want::Unsupported),
                 (format!("https://{addr}/secure"), Want::Unsupported),
+                (format!("{b}/gzip"), Want::Unsupported),
+                // A length far beyond memory is not allocated up front.
+                (format!("{b}/huge"), Want::Io(io::ErrorKind::UnexpectedEof)),
+                page(&format!("{b}/caf\u{e9} page"), &[&format!("{b}/x")]),
+                ("http://127.0.0.1:port/".to_string(), Want::InvalidUrl),
             ];
             // The input: every URL, plus a blank line, a comment and a duplicate.
             let mut input = String::from("# areq input\n\n");
@@ -389,6 +400,7 @@ driver_test! {
                     (Err(FetchError::Timeout), Want::Timeout) => true,
                     (Err(FetchError::Io(e)), Want::Io(kind)) => e.kind() == *kind,
                     (Err(FetchError::Unsupported(_)), Want::Unsupported) => true,
+                    (Err(FetchError::InvalidUrl(_)), Want::InvalidUrl) => true,
                     _ => false,
                 };
                 assert!(ok, "{url}: got {:?}, want {want:?}", o.result);

@@ -25,7 +25,14 @@
 //!   areq.py would then log the page as failed). A `<meta charset>` in the
 //!   page is not read.
 //! * Only `http://`: an `https://` URL (or a redirect to one) is
-//!   [`FetchError::Unsupported`]; TLS is not written here.
+//!   [`FetchError::Unsupported`]; TLS is not written here. Nor is
+//!   decompression: the request asks for `Accept-Encoding: identity`, and a
+//!   body sent with another `Content-Encoding` is `Unsupported` too.
+//! * The request target is the URL's path and query with spaces, controls
+//!   and non-ASCII bytes percent-encoded; the fragment is not sent.
+//! * Bodies are read whole into memory (as `resp.text()` does), growing as
+//!   bytes arrive: a huge `Content-Length` or chunk size is not allocated
+//!   up front.
 //!
 //! The caller bounds the whole fetch with a timeout (see the crawler).
 
@@ -47,8 +54,11 @@ pub(crate) enum FetchError {
     Status(u16, String),
     /// More than [`MAX_REDIRECTS`] redirects; the last `Location`.
     TooManyRedirects(String),
-    /// Not an `http://` URL (`https://` included).
+    /// Something this client does not do: a URL that is not `http://`
+    /// (`https://` included), a `Content-Encoding` other than identity.
     Unsupported(String),
+    /// A URL without a host, or with a port that is not a number.
+    InvalidUrl(String),
     /// The response names a charset this client does not decode.
     Charset(String),
     /// The response is not HTTP/1.x as this client reads it.
@@ -67,7 +77,8 @@ impl fmt::Display for FetchError {
             FetchError::TooManyRedirects(last) => {
                 write!(f, "more than {MAX_REDIRECTS} redirects (last to {last})")
             }
-            FetchError::Unsupported(url) => write!(f, "unsupported URL (http:// only): {url}"),
+            FetchError::Unsupported(what) => write!(f, "unsupported: {what}"),
+            FetchError::InvalidUrl(url) => write!(f, "invalid URL {url:?}"),
             FetchError::Charset(c) => write!(f, "unsupported charset {c:?}"),
             FetchError::Protocol(m) => write!(f, "bad HTTP response: {m}"),
             FetchError::Timeout => write!(f, "timed out"),
@@ -112,6 +123,12 @@ pub(crate) async fn get_text(url: &str) -> Result<Page, FetchError> {
         if response.status >= 400 {
             return Err(FetchError::Status(response.status, response.reason));
         }
+        if let Some(ce) = response
+            .header("content-encoding")
+            .filter(|ce| !ce.eq_ignore_ascii_case("identity"))
+        {
+            return Err(FetchError::Unsupported(format!("Content-Encoding {ce}")));
+        }
         let text = decode(&response.body, response.header("content-type"))?;
         return Ok(Page {
             status: response.status,
@@ -143,25 +160,17 @@ impl Response {
 /// One request/response exchange on a fresh connection; no redirects.
 async fn get_once(url: &str) -> Result<Response, FetchError> {
     let parts = urlsplit(url);
-    if parts.scheme != "http" || parts.netloc.is_empty() {
-        return Err(FetchError::Unsupported(url.to_string()));
+    if parts.scheme != "http" {
+        return Err(FetchError::Unsupported(format!("{url} (http:// only)")));
     }
     // `user:password@` is not sent anywhere: drop it.
     let host_port = parts
         .netloc
         .rsplit_once('@')
         .map_or(&*parts.netloc, |(_, h)| h);
-    let (host, port) = split_host_port(host_port)
-        .ok_or_else(|| FetchError::Protocol(format!("bad host or port in {url:?}")))?;
-    let mut target = if parts.path.is_empty() {
-        "/".to_string()
-    } else {
-        parts.path.clone()
-    };
-    if !parts.query.is_empty() {
-        target.push('?');
-        target.push_str(&parts.query);
-    }
+    let (host, port) =
+        split_host_port(host_port).ok_or_else(|| FetchError::InvalidUrl(url.to_string()))?;
+    let target = request_target(&parts.path, &parts.query);
 
     let conn = TcpStream::connect((host, port)).await?;
     let (rd, wr) = conn.into_split();
@@ -187,6 +196,28 @@ async fn get_once(url: &str) -> Result<Response, FetchError> {
         response.body = read_body(&mut reader, &response).await?;
         return Ok(response);
     }
+}
+
+/// The request line's target: the path (`/` if empty) and query, with
+/// spaces, controls and non-ASCII bytes percent-encoded (a link written as
+/// `café.html` is requested as `caf%C3%A9.html`); what is already encoded
+/// stays as it is.
+fn request_target(path: &str, query: &str) -> String {
+    let path = if path.is_empty() { "/" } else { path };
+    let raw = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    let mut target = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_graphic() {
+            target.push(char::from(b));
+        } else {
+            target.push_str(&format!("%{b:02X}"));
+        }
+    }
+    target
 }
 
 /// `host[:port]` (`[v6]:port` too); port 80 when absent.
@@ -275,12 +306,32 @@ where
         let len: usize = len
             .parse()
             .map_err(|_| FetchError::Protocol(format!("Content-Length {len:?}")))?;
-        body.resize(len, 0);
-        reader.read_exact(&mut body).await?;
+        read_more(reader, len, &mut body).await?;
     } else {
         reader.read_to_end(&mut body).await?;
     }
     Ok(body)
+}
+
+/// Appends exactly `n` more bytes to `body`, growing it as they arrive (a
+/// length the peer announces is not allocated before the bytes come).
+async fn read_more<R>(reader: &mut BufReader<R>, n: usize, body: &mut Vec<u8>) -> io::Result<()>
+where
+    R: coil::io::AsyncReadOwned,
+{
+    const STEP: usize = 64 * 1024;
+    let mut left = n;
+    while left > 0 {
+        let start = body.len();
+        let step = left.min(STEP);
+        body.resize(start + step, 0);
+        if let Err(e) = reader.read_exact(&mut body[start..]).await {
+            body.truncate(start);
+            return Err(e);
+        }
+        left -= step;
+    }
+    Ok(())
 }
 
 /// Decodes a chunked body into `body`: `size[;ext]\r\n data\r\n` until a
@@ -298,9 +349,7 @@ where
         if size == 0 {
             break;
         }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).await?;
+        read_more(reader, size, body).await?;
         let mut crlf = [0u8; 2];
         reader.read_exact(&mut crlf).await?;
         if &crlf != b"\r\n" {
