@@ -345,7 +345,10 @@ driver_test! {
                 page(&format!("{b}/r/10"), &[&format!("{b}/r/a.html"), &format!("{b}/b")]),
                 (format!("{b}/r/11"), Want::TooManyRedirects("/r/0")),
                 (format!("{b}/loop"), Want::TooManyRedirects("/loop")),
-                page(&format!("{b}/chunked"), &[&format!("{b}/chunk-1.html"), &format!("{b}/chunk-2.html")]),
+                page(
+                    &format!("{b}/chunked"),
+                    &[&format!("{b}/chunk-1.html"), &format!("{b}/chunk-2.html")],
+                ),
                 page(&format!("{b}/latin1"), &[&format!("{b}/caf\u{e9}.html")]),
                 (format!("{b}/koi8"), Want::Charset("koi8-r")),
                 (format!("{b}/stall"), Want::Timeout),

@@ -2,9 +2,16 @@
 //! `urllib.parse.urlsplit` / `urljoin` (the functions areq.py calls), written
 //! by hand: no `url` crate.
 //!
-//! What `urljoin(base, reference)` does, as Python 3.11 does it (checked
-//! against `python3 -c 'from urllib.parse import urljoin; ...'` and the
-//! RFC 3986 §5.4 examples, which it passes apart from the two quirks noted):
+//! Python's documentation (`urllib.parse.urljoin` on docs.python.org) says
+//! it builds an absolute URL from a base and a reference; that a reference
+//! starting with `//` or `scheme://` brings its own host and/or scheme;
+//! that since Python 3.5 the rules are RFC 3986's; and that with
+//! `allow_fragments` false a `#` is not read as a fragment. areq.py calls
+//! it with the default (true): the reference's fragment is kept in the
+//! result, the base's dropped. What `urljoin(base, reference)` does in
+//! detail, as Python 3.11 does it (checked with `python3 -c 'from
+//! urllib.parse import urljoin; ...'`; the answers are the test table in
+//! `tests/net/net_areq.rs`):
 //!
 //! * an empty reference gives the base unchanged (its fragment included);
 //! * a reference with a scheme other than the base's (`mailto:`,
