@@ -238,3 +238,73 @@ driver_test! {
         });
     }
 }
+
+// ---- review (wt-review): failing tests for findings ----
+
+// The module doc of gather_tasks.rs says of gather_tasks and try_gather_tasks:
+// "These two hold the handles as tasks: a gather that is dropped before it
+// finished cancels the tasks it still waits for". TryGatherTasks has no Drop:
+// a timed-out try_gather_tasks leaves its tasks running, detached.
+#[test]
+fn review_try_gather_tasks_dropped_cancels_its_tasks() {
+    coil::run(async {
+        let (stopped, guard) = flag();
+        let slow = spawn(async move {
+            let _guard = guard;
+            sleep(Duration::from_secs(3600)).await;
+            Ok::<u8, ()>(1)
+        });
+        let r = timeout(Duration::from_millis(5), coil::try_gather_tasks([slow])).await;
+        assert!(r.is_err());
+        yields(3).await;
+        assert!(
+            stopped.get(),
+            "a dropped try_gather_tasks should cancel the tasks it waits for, as gather_tasks does"
+        );
+    });
+}
+
+// as_completed_tasks' doc: "With a timeout, every awaitable that has no result
+// yet when it passes gives Err(Elapsed) ..., and so does every one awaited
+// after it" (asyncio: after the timeout every remaining awaitable raises
+// TimeoutError). An awaitable first awaited after the deadline still gets a
+// task that finished after the deadline.
+#[test]
+fn review_as_completed_tasks_awaitable_after_the_deadline_is_elapsed() {
+    coil::run(async {
+        let quick = spawn(async { "quick" });
+        let late = spawn(async {
+            sleep(Duration::from_millis(40)).await;
+            "late"
+        });
+        let mut it = coil::as_completed_tasks([quick, late], Duration::from_millis(10));
+        assert_eq!(it.next().unwrap().await.unwrap().result.unwrap(), "quick");
+        sleep(Duration::from_millis(80)).await; // past the deadline, and `late` is done
+        let second = it.next().unwrap().await;
+        assert!(
+            second.is_err(),
+            "the deadline passed before this awaitable had a result; got Ok({:?})",
+            second.map(|c| c.result.unwrap())
+        );
+    });
+}
+
+// wait's doc: `done` holds "every task that finished before `wait` returned".
+// Task::poll takes a unit of the coop budget (128 per task poll) per ready
+// result, so with more finished tasks than two polls' budget, the settling
+// poll returns with finished tasks in `pending`.
+#[test]
+fn review_wait_first_completed_reports_every_finished_task_past_the_budget() {
+    coil::run(async {
+        let tasks: Vec<_> = (0..300u32).map(|i| spawn(async move { i })).collect();
+        yields(2).await; // every task has finished
+        assert!(tasks.iter().all(|t| t.is_finished()));
+        let (done, pending) = coil::wait(tasks, WaitFor::FirstCompleted, None).await;
+        let finished_but_pending = pending.iter().filter(|t| t.is_finished()).count();
+        assert_eq!(
+            (done.len(), finished_but_pending),
+            (300, 0),
+            "finished tasks were reported pending"
+        );
+    });
+}
