@@ -423,3 +423,41 @@ driver_test! {
         });
     }
 }
+
+// ---- review (wt-review) ----
+
+/// A `wait` on a broken barrier (or on `Barrier::new(1)`) is ready at once,
+/// every time: a leaf that is "ready over and over", which everywhere else in
+/// coil (Event::wait, broadcast, watch, a finished Task) spends coop budget.
+/// Barrier never does, so a task retrying `wait` until someone resets the
+/// barrier spins without yielding and starves the task that would reset it.
+#[test]
+fn review_waits_on_a_broken_barrier_spend_coop_budget() {
+    coil::run(async {
+        for b in [Barrier::new(2), Barrier::new(1)] {
+            let b = Rc::new(b);
+            b.abort();
+            if b.parties() == 1 {
+                b.reset();
+            }
+            let spins = Rc::new(Cell::new(0u32));
+            let spinner = spawn({
+                let (b, spins) = (b.clone(), spins.clone());
+                async move {
+                    for _ in 0..100_000 {
+                        let _ = b.wait().await;
+                        spins.set(spins.get() + 1);
+                    }
+                }
+            });
+            yield_now().await;
+            yield_now().await;
+            assert!(
+                spins.get() < 100_000,
+                "Barrier({}): 100000 waits ran in one poll without yielding to the loop",
+                b.parties()
+            );
+            spinner.cancel();
+        }
+    });
+}
