@@ -428,3 +428,38 @@ fn a_panicking_body_finishes_the_generator() {
     });
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
+
+// ---- review (wt-review) ----
+
+/// A body that races its yield against a timer (a heartbeat that does not
+/// wait for a slow consumer) drops a `yield_` that had already yielded. The
+/// input the next operation leaves for it (here `close`'s exit) is never
+/// taken: it stays in the slot, the body goes on to its next yield, and the
+/// close reports IgnoredExit for a body that propagates every exit with `?`.
+/// The invariants only forbid two *pending* yields (that panics); dropping a
+/// yielded one is not reported and loses the input silently.
+#[test]
+fn review_a_dropped_yield_loses_the_next_input_silently() {
+    coil::run(async {
+        let mut g: AsyncGen<u32, (), FooEr, _> = async_gen(|co| async move {
+            let mut n = 0;
+            loop {
+                match coil::select(sleep(Duration::from_millis(5)), co.yield_(n)).await {
+                    coil::Either::Left(()) => n += 100, // consumer too slow: skip ahead
+                    coil::Either::Right(r) => {
+                        r?;
+                        n += 1;
+                    }
+                }
+            }
+        });
+        assert_eq!(g.next().await, Ok(Some(0)));
+        sleep(Duration::from_millis(20)).await;
+        let r = g.close().await;
+        assert_eq!(
+            r,
+            Ok(()),
+            "the body propagates every Thrown::Exit; the close must reach it (or misuse must panic clearly)"
+        );
+    });
+}
