@@ -21,7 +21,8 @@ use crate::time::{Elapsed, Instant, Sleep, sleep_until};
 /// The futures run in the task that polls the stream (nothing is spawned),
 /// each time it is woken. Unlike asyncio, which yields awaitables, this
 /// yields the outputs themselves; the stream ends after the last one.
-/// Dropping the stream drops (cancels) the futures that have not finished.
+/// Dropping the stream drops (cancels) the futures that have not finished
+/// (given [`Task`] handles, that detaches the tasks, which run on).
 /// Given [`Task`] handles, it yields each `Result<T, TaskError>` as the task
 /// finishes.
 ///
@@ -100,7 +101,12 @@ impl<F> fmt::Debug for AsCompleted<F> {
 /// **next** result to finish, as a [`Completed`] (the task's input index, id
 /// and result); none is tied to a particular task. With a `timeout`, every
 /// awaitable that has no result yet when it passes gives `Err(Elapsed)`
-/// (asyncio raises `TimeoutError`), and so does every one awaited after it.
+/// (asyncio raises `TimeoutError`), and so does every one awaited after it,
+/// except for results seen before the deadline, which still come first. A
+/// result is seen when an awaitable is polled after its task finished: while
+/// one of them is being awaited, that is as soon as the task finishes; a task
+/// that finished while none was awaited, and is first looked at after the
+/// deadline, counts as late.
 ///
 /// Nothing is cancelled, on timeout or otherwise: when the iterator and all
 /// its awaitables are dropped, the tasks that have not finished run on
@@ -148,6 +154,7 @@ where
             tasks,
             ready: VecDeque::new(),
             waiters: Vec::new(),
+            expired: false,
         })),
         deadline,
         remaining,
@@ -163,6 +170,9 @@ struct Shared<T> {
     ready: VecDeque<Completed<T>>,
     /// The awaitables waiting for a result: `(key, waker)`.
     waiters: Vec<(usize, Waker)>,
+    /// The timeout passed: results not taken from the tasks by then are not
+    /// taken (every awaitable without one gives `Elapsed`).
+    expired: bool,
 }
 
 impl<T> Shared<T> {
@@ -170,7 +180,7 @@ impl<T> Shared<T> {
     fn collect(&mut self, cx: &mut Context<'_>) {
         for (index, slot) in self.tasks.iter_mut().enumerate() {
             let Some(task) = slot else { continue };
-            if let Poll::Ready(result) = Pin::new(&mut *task).poll(cx) {
+            if let Poll::Ready(result) = super::poll_task(task, cx) {
                 let id = task.id();
                 *slot = None;
                 self.ready.push_back(Completed { index, id, result });
@@ -254,20 +264,33 @@ impl<T> Future for NextCompleted<T> {
             .clone()
             .expect("NextCompleted polled after it gave its result");
         let mut shared = shared_rc.borrow_mut();
-        shared.collect(cx);
-        let out = if let Some(done) = shared.ready.pop_front() {
-            Ok(done)
-        } else {
-            let deadline = this.deadline;
-            let timer = deadline.map(|d| this.timer.get_or_insert_with(|| sleep_until(d)));
-            if !timer.is_some_and(|t| Pin::new(t).poll(cx).is_ready()) {
+        if !shared.expired {
+            // The clock decides, not only the timer: a `Sleep` made after
+            // its deadline still suspends once (as `sleep(ZERO)` does).
+            let passed = this.deadline.is_some_and(|d| {
+                Instant::now() >= d
+                    || Pin::new(this.timer.get_or_insert_with(|| sleep_until(d)))
+                        .poll(cx)
+                        .is_ready()
+            });
+            if passed {
+                // From now on no result counts (asyncio stops listening to
+                // the tasks at the timeout); those taken before still do.
+                shared.expired = true;
+            } else {
+                shared.collect(cx);
+            }
+        }
+        let out = match shared.ready.pop_front() {
+            Some(done) => Ok(done),
+            None if shared.expired => Err(Elapsed::new()),
+            None => {
                 match shared.waiters.iter_mut().find(|(k, _)| *k == this.key) {
                     Some((_, w)) => w.clone_from(cx.waker()),
                     None => shared.waiters.push((this.key, cx.waker().clone())),
                 }
                 return Poll::Pending;
             }
-            Err(Elapsed::new())
         };
         shared.leave(this.key);
         drop(shared);

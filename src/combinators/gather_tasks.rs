@@ -72,6 +72,7 @@ where
         outputs: tasks.iter().map(|_| None).collect(),
         tasks,
         settled: false,
+        finished: false,
     }
 }
 
@@ -83,6 +84,8 @@ pub struct GatherTasks<T> {
     tasks: Vec<Option<Task<T>>>,
     outputs: Vec<Option<Result<T, TaskError>>>,
     settled: bool,
+    /// It returned its output (polling again panics).
+    finished: bool,
 }
 
 impl<T> GatherTasks<T> {
@@ -97,9 +100,13 @@ impl<T> GatherTasks<T> {
     /// Polls every task not finished yet; `Some(e)` if one failed and this
     /// gather fails fast.
     fn poll_tasks(&mut self, cx: &mut Context<'_>) -> Option<TaskError> {
+        assert!(
+            !self.finished,
+            "a gather_tasks future polled after completion"
+        );
         for (slot, out) in self.tasks.iter_mut().zip(&mut self.outputs) {
             let Some(task) = slot else { continue };
-            let Poll::Ready(result) = Pin::new(task).poll(cx) else {
+            let Poll::Ready(result) = super::poll_task(task, cx) else {
                 continue;
             };
             *slot = None;
@@ -108,6 +115,7 @@ impl<T> GatherTasks<T> {
                     // The others run on, detached (asyncio leaves them be).
                     self.tasks.clear();
                     self.outputs.clear();
+                    self.finished = true;
                     return Some(e);
                 }
                 r => *out = Some(r),
@@ -116,8 +124,10 @@ impl<T> GatherTasks<T> {
         None
     }
 
-    fn all_done(&self) -> bool {
-        self.tasks.iter().all(Option::is_none)
+    /// Whether every task has finished; if so, the gather is finished too.
+    fn all_done(&mut self) -> bool {
+        self.finished = self.tasks.iter().all(Option::is_none);
+        self.finished
     }
 }
 
@@ -226,6 +236,7 @@ where
         outputs: tasks.iter().map(|_| None).collect(),
         tasks,
         failure: None,
+        finished: false,
     }
 }
 
@@ -235,6 +246,8 @@ pub struct TryGatherTasks<T, E> {
     tasks: Vec<Option<Task<Result<T, E>>>>,
     outputs: Vec<Option<T>>,
     failure: Option<Failure<E>>,
+    /// It returned its output (polling again panics).
+    finished: bool,
 }
 
 impl<T, E> Unpin for TryGatherTasks<T, E> {}
@@ -244,10 +257,14 @@ impl<T, E> Future for TryGatherTasks<T, E> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        assert!(
+            !this.finished,
+            "a try_gather_tasks future polled after completion"
+        );
         let mut pending = false;
         for (slot, out) in this.tasks.iter_mut().zip(&mut this.outputs) {
             let Some(task) = slot else { continue };
-            let result = match Pin::new(task).poll(cx) {
+            let result = match super::poll_task(task, cx) {
                 Poll::Pending => {
                     pending = true;
                     continue;
@@ -277,6 +294,7 @@ impl<T, E> Future for TryGatherTasks<T, E> {
         if pending {
             return Poll::Pending;
         }
+        this.finished = true;
         match this.failure.take() {
             Some(f) => {
                 this.outputs.clear();
@@ -287,6 +305,17 @@ impl<T, E> Future for TryGatherTasks<T, E> {
                 .drain(..)
                 .map(|o| o.expect("TryGatherTasks polled after completion"))
                 .collect())),
+        }
+    }
+}
+
+impl<T, E> Drop for TryGatherTasks<T, E> {
+    fn drop(&mut self) {
+        // Dropped before it finished (a timeout, a cancelled caller): the
+        // tasks it still holds are cancelled, as `GatherTasks` does. After a
+        // failure they were cancelled already; after it finished none is left.
+        for task in self.tasks.iter().flatten() {
+            task.cancel();
         }
     }
 }

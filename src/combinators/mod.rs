@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `await asyncio.gather(a, b)` | [`gather!(a, b).await`](crate::gather) → tuple | in the awaiting task |
 //! | `await asyncio.gather(*aws)` | [`gather_all(aws).await`](gather_all) → `Vec` | in the awaiting task |
-//! | `gather(*aws, return_exceptions=True)` | [`gather_settled`], or `gather_all` over [`Task`](crate::Task)s | in the awaiting task |
+//! | `gather(*aws, return_exceptions=True)` | [`gather_settled`], or `gather_all` over [`Task`]s | in the awaiting task |
 //! | `await asyncio.gather(*tasks)` | [`gather_tasks(tasks).await`](gather_tasks) → `Result<Vec<T>, TaskError>`: a failure returns at once and leaves the other tasks running; cancelling (dropping) the gather cancels them | spawned tasks |
 //! | `gather(*tasks, return_exceptions=True)`, cancellable | [`gather_tasks(tasks).settled()`](GatherTasks::settled) | spawned tasks |
 //! | `gather` failing fast | [`try_gather_all`] (drops the rest), [`try_gather_tasks`] (cancels and waits) | |
@@ -26,7 +26,7 @@
 //! **Cancellation of plain futures is dropping them.** When [`race`],
 //! [`select`] or [`try_gather_all`] give up on a future they drop it: it
 //! stops at its current `.await` and its destructors run, before the
-//! combinator returns. A dropped [`Task`](crate::Task) handle only detaches.
+//! combinator returns. A dropped [`Task`] handle only detaches.
 
 mod as_completed;
 mod gather;
@@ -37,6 +37,25 @@ mod shield;
 mod wait;
 
 pub use crate::task::failure::Failure;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::task::{Task, TaskError};
+
+/// Polls `task` for its result, taking it without spending coop budget when
+/// the task has finished already. The budget stops futures that could be
+/// ready forever from starving the loop; a task's result is taken once, and a
+/// combinator collecting hundreds of finished tasks must see them all in one
+/// poll (`wait` reports every task done, not the first 128).
+pub(crate) fn poll_task<T>(task: &mut Task<T>, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+    if task.is_finished()
+        && let Some(result) = task.try_take()
+    {
+        return Poll::Ready(result);
+    }
+    Pin::new(task).poll(cx)
+}
 pub use as_completed::{
     AsCompleted, AsCompletedTasks, NextCompleted, as_completed, as_completed_tasks,
 };

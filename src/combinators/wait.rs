@@ -111,10 +111,11 @@ impl<T> Future for Wait<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        assert!(!this.tasks.is_empty(), "Wait polled after completion");
         let mut finish = false;
         for (index, slot) in this.tasks.iter_mut().enumerate() {
             let Some(task) = slot else { continue };
-            if let Poll::Ready(result) = Pin::new(&mut *task).poll(cx) {
+            if let Poll::Ready(result) = super::poll_task(task, cx) {
                 let id = task.id();
                 *slot = None;
                 finish |= match this.when {

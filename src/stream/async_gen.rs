@@ -46,6 +46,12 @@
 //! Those of `generate`: yield only through the body's own [`Yielder`], from
 //! inside the body, and await each `yield_` before starting the next (two
 //! pending yields panic, saying so).
+//!
+//! A `yield_` may be dropped after it suspended the body (raced against a
+//! timer in a `select`, say). The next operation's input is then still in
+//! the *in* slot when the body moves on; the body's next `yield_` takes it
+//! at its first poll, without yielding its own value, so a close, a throw or
+//! a sent value always reaches the body.
 
 use std::cell::Cell;
 use std::fmt;
@@ -69,6 +75,18 @@ enum Input<S, E> {
     Throw(E),
     /// `close()`: `Err(Thrown::Exit)`.
     Close,
+}
+
+impl<S, E> Input<S, E> {
+    /// What the `yield_` that takes this input evaluates to.
+    fn into_resumed(self) -> Result<Option<S>, Thrown<E>> {
+        match self {
+            Input::Next => Ok(None),
+            Input::Send(v) => Ok(Some(v)),
+            Input::Throw(e) => Err(Thrown::Error(e)),
+            Input::Close => Err(Thrown::Exit),
+        }
+    }
 }
 
 /// The slots the body and its generator share.
@@ -158,8 +176,9 @@ impl<E: std::error::Error + 'static> std::error::Error for CloseError<E> {
 /// The body gets a [`Yielder`]; `co.yield_(y).await` yields `y` and
 /// evaluates to what the consumer resumes it with: `Ok(Some(v))` after
 /// `send(v)`, `Ok(None)` after `next()`, `Err(Thrown::Error(e))` after
-/// `throw(e)`, `Err(Thrown::Exit)` after `close()`. Nothing runs before the
-/// first resume.
+/// `throw(e)`, `Err(Thrown::Exit)` after `close()`. The body's future does
+/// not run before the first resume (code in the closure before its `async`
+/// block runs at once, inside `async_gen`).
 ///
 /// ```
 /// use coil::stream::{AsyncGen, Thrown, async_gen};
@@ -253,13 +272,18 @@ impl<Y, S, E> Future for Suspend<'_, Y, S, E> {
         let Some(value) = self.value.take() else {
             // Resumed: the operation that polls us left its input.
             return match self.slots.input.take() {
-                Some(Input::Next) => Poll::Ready(Ok(None)),
-                Some(Input::Send(v)) => Poll::Ready(Ok(Some(v))),
-                Some(Input::Throw(e)) => Poll::Ready(Err(Thrown::Error(e))),
-                Some(Input::Close) => Poll::Ready(Err(Thrown::Exit)),
+                Some(input) => Poll::Ready(input.into_resumed()),
                 None => Poll::Pending,
             };
         };
+        if let Some(input) = self.slots.input.take() {
+            // An input is waiting before this yield has yielded: the yield_
+            // it was meant for suspended the body and was then dropped (the
+            // body raced it against a timer, say). This yield takes it in
+            // that one's place, so a close, a throw or a sent value is never
+            // lost, and `value` is not yielded (the body chose to move on).
+            return Poll::Ready(input.into_resumed());
+        }
         if let Some(previous) = self.slots.out.replace(Some(value)) {
             self.slots.out.set(Some(previous));
             panic!(
@@ -389,8 +413,8 @@ where
     ///
     /// On a generator never resumed, the error is raised before the body
     /// runs: `Err(error)`, and the generator is finished without having run.
-    /// On a finished generator: `Ok(None)`, and `error` is dropped (asyncio:
-    /// `StopAsyncIteration`).
+    /// On a finished generator: `Ok(None)`, and `error` is dropped (CPython
+    /// returns `None` from `athrow` there).
     pub fn throw(&mut self, error: E) -> Resume<'_, Y, S, E, Fut> {
         Resume(Step::new(self, Input::Throw(error)))
     }

@@ -12,8 +12,9 @@ use super::waiters::{Key, WaitList, debug_state};
 /// A barrier for `n` tasks: each [`wait`](Barrier::wait) blocks until `n`
 /// tasks are waiting, then all of them go on and the barrier is reusable.
 ///
-/// `wait` returns the task's arrival index in its round, `0..n`, as
-/// asyncio's `wait()` does; the last task to arrive gets `n - 1`, is the
+/// `wait` returns the task's arrival index in its round, `0..n`, like
+/// asyncio's `wait()` (unlike asyncio, the indices of a round stay distinct
+/// when a waiter was cancelled: they are given out when the round fills); the last task to arrive gets `n - 1`, is the
 /// *leader* ([`BarrierWaitResult::is_leader`]) and does not wait at all. A
 /// task whose `wait` is dropped before the barrier fills up leaves it again
 /// (the barrier then needs one more arrival, as with asyncio's `Barrier`),
@@ -196,11 +197,15 @@ impl Future for BarrierWait<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         assert!(!this.done, "BarrierWait polled after completion");
+        // A wait that is ready at once (a broken barrier, `Barrier::new(1)`)
+        // spends budget, so a retry loop cannot starve the loop.
+        let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
         let n = this.barrier.n;
         let mut st = this.barrier.state.borrow_mut();
         if let Some(outcome) = std::task::ready!(st.waiters.poll_key(&mut this.key, cx.waker())) {
             // Our round ended: released with an index, or broken.
             this.done = true;
+            coop.made_progress();
             return Poll::Ready(match outcome {
                 Some(index) => Ok(BarrierWaitResult {
                     index,
@@ -211,6 +216,7 @@ impl Future for BarrierWait<'_> {
         }
         if st.broken {
             this.done = true;
+            coop.made_progress();
             return Poll::Ready(Err(BrokenBarrier(())));
         }
         if st.waiters.len() + 1 < n {
@@ -229,6 +235,7 @@ impl Future for BarrierWait<'_> {
         drop(st);
         wakers.into_iter().for_each(Waker::wake);
         this.done = true;
+        coop.made_progress();
         Poll::Ready(Ok(BarrierWaitResult {
             index: n - 1,
             leader: true,

@@ -25,6 +25,10 @@
 //! loop through its remote queue. Plain threads use
 //! [`Receiver::blocking_recv`]. There is no asyncio counterpart; this is the
 //! channel tokio users know as `tokio::sync::broadcast`, with the same names.
+//! One difference: the capacity is exact, where tokio rounds it up to a power
+//! of two, so a receiver that falls behind here lags a little earlier than
+//! it would there (capacity 3 and 5 unread values: `Lagged(2)` here, tokio
+//! keeps 4 and reports `Lagged(1)`).
 //!
 //! ```
 //! use coil::sync::broadcast::{self, error::RecvError};
@@ -160,7 +164,9 @@ impl<T: Clone> State<T> {
 
 impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Nothing that can panic runs under the lock; recover anyway.
+        // `T::clone` runs under the lock (in `recv`) and may panic: the
+        // state stays consistent (that receiver's cursor had moved past the
+        // value, which it loses), so a poisoned lock is taken over.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -239,14 +239,14 @@ driver_test! {
     }
 }
 
-// ---- review (wt-review): failing tests for findings ----
+// Found by review: each failed before its fix.
 
 // The module doc of gather_tasks.rs says of gather_tasks and try_gather_tasks:
 // "These two hold the handles as tasks: a gather that is dropped before it
 // finished cancels the tasks it still waits for". TryGatherTasks has no Drop:
 // a timed-out try_gather_tasks leaves its tasks running, detached.
 #[test]
-fn review_try_gather_tasks_dropped_cancels_its_tasks() {
+fn try_gather_tasks_dropped_cancels_its_tasks() {
     coil::run(async {
         let (stopped, guard) = flag();
         let slow = spawn(async move {
@@ -270,7 +270,7 @@ fn review_try_gather_tasks_dropped_cancels_its_tasks() {
 // TimeoutError). An awaitable first awaited after the deadline still gets a
 // task that finished after the deadline.
 #[test]
-fn review_as_completed_tasks_awaitable_after_the_deadline_is_elapsed() {
+fn as_completed_tasks_awaitable_after_the_deadline_is_elapsed() {
     coil::run(async {
         let quick = spawn(async { "quick" });
         let late = spawn(async {
@@ -294,7 +294,7 @@ fn review_as_completed_tasks_awaitable_after_the_deadline_is_elapsed() {
 // result, so with more finished tasks than two polls' budget, the settling
 // poll returns with finished tasks in `pending`.
 #[test]
-fn review_wait_first_completed_reports_every_finished_task_past_the_budget() {
+fn wait_first_completed_reports_every_finished_task_past_the_budget() {
     coil::run(async {
         let tasks: Vec<_> = (0..300u32).map(|i| spawn(async move { i })).collect();
         yields(2).await; // every task has finished

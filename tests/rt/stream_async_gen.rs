@@ -429,7 +429,7 @@ fn a_panicking_body_finishes_the_generator() {
     assert_eq!(drops.load(Ordering::SeqCst), 1);
 }
 
-// ---- review (wt-review) ----
+// Found by review: failed before its fix.
 
 /// A body that races its yield against a timer (a heartbeat that does not
 /// wait for a slow consumer) drops a `yield_` that had already yielded. The
@@ -439,7 +439,7 @@ fn a_panicking_body_finishes_the_generator() {
 /// The invariants only forbid two *pending* yields (that panics); dropping a
 /// yielded one is not reported and loses the input silently.
 #[test]
-fn review_a_dropped_yield_loses_the_next_input_silently() {
+fn a_dropped_yield_passes_the_next_input_to_the_next_yield() {
     coil::run(async {
         let mut g: AsyncGen<u32, (), FooEr, _> = async_gen(|co| async move {
             let mut n = 0;

@@ -424,7 +424,7 @@ driver_test! {
     }
 }
 
-// ---- review (wt-review) ----
+// Found by review: failed before its fix.
 
 /// A `wait` on a broken barrier (or on `Barrier::new(1)`) is ready at once,
 /// every time: a leaf that is "ready over and over", which everywhere else in
@@ -432,7 +432,7 @@ driver_test! {
 /// Barrier never does, so a task retrying `wait` until someone resets the
 /// barrier spins without yielding and starves the task that would reset it.
 #[test]
-fn review_waits_on_a_broken_barrier_spend_coop_budget() {
+fn waits_on_a_broken_barrier_spend_coop_budget() {
     coil::run(async {
         for b in [Barrier::new(2), Barrier::new(1)] {
             let b = Rc::new(b);

@@ -5,6 +5,9 @@
 use std::fmt;
 use std::io;
 
+#[cfg(doc)]
+use super::BufReader;
+
 /// A line or record longer than the reader's [`limit`](BufReader::limit):
 /// asyncio's `LimitOverrunError`. It arrives inside an `io::Error` of kind
 /// `InvalidData`; get it back with [`LimitOverrun::of`] (or
