@@ -15,7 +15,7 @@ use crate::task::{Task, TaskError};
 /// it expired) only detaches: **the task keeps running to completion**, and
 /// its output is dropped when nobody is left to take it. Only the task being
 /// cancelled itself (by someone holding another route to it, or by runtime
-/// shutdown) makes the shield report `Err(TaskError::Cancelled)`.
+/// shutdown) makes the shield report `Err(TaskError::Cancelled(_))`.
 ///
 /// In coil every [`Task`] handle already behaves this way when dropped (it
 /// detaches); `shield` makes the intent explicit and removes `cancel` from

@@ -1,6 +1,7 @@
 //! [`Builder`]: spawn a task with options (a name).
 
 use std::future::Future;
+use std::sync::Arc;
 
 use super::Task;
 
@@ -16,7 +17,7 @@ use super::Task;
 #[derive(Debug, Default, Clone)]
 #[must_use = "a Builder does nothing until `spawn` is called"]
 pub struct Builder {
-    name: Option<Box<str>>,
+    name: Option<Arc<str>>,
 }
 
 impl Builder {
@@ -27,7 +28,7 @@ impl Builder {
 
     /// Names the task; the name appears in panic reports and in `Debug` output.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into().into_boxed_str());
+        self.name = Some(Arc::from(name.into()));
         self
     }
 

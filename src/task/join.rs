@@ -4,16 +4,17 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::raw::{self, TaskRef};
-use super::state::{DropJoin, ToCancelled};
+use super::state::DropJoin;
 use super::{TaskError, TaskId};
 
 /// A handle to a spawned task; awaiting it gives the task's result.
 ///
 /// Like asyncio's `Task`: the task runs whether or not the handle is awaited.
-/// `task.await` returns `Ok(value)`, or `Err(TaskError::Cancelled)` if the task
+/// `task.await` returns `Ok(value)`, or `Err(TaskError::Cancelled(_))` if the task
 /// was cancelled, or `Err(TaskError::Panicked(payload))` if it panicked.
 ///
 /// **Dropping a `Task` detaches it**: the task keeps running and its output is
@@ -54,20 +55,21 @@ impl<T> Task<T> {
     /// Requests cancellation, like asyncio's `Task.cancel()`.
     ///
     /// The future is dropped the next time the loop gets to the task, and
-    /// awaiting the handle then gives `Err(TaskError::Cancelled)`. Returns
+    /// awaiting the handle then gives `Err(TaskError::Cancelled(_))`. Returns
     /// `false` if the task had already finished (its result stays available)
     /// or cancellation was already requested. May be called from any thread.
     pub fn cancel(&self) -> bool {
-        match self.raw.header().state.transition_to_cancelled() {
-            ToCancelled::Submit => {
-                // SAFETY: the transition set SCHEDULED and took a new
-                // reference: the queue reference (rule 2), handed over here.
-                unsafe { crate::rt::schedule(self.raw) };
-                true
-            }
-            ToCancelled::Marked => true,
-            ToCancelled::AlreadyDone => false,
-        }
+        self.raw.cancel(None)
+    }
+
+    /// Requests cancellation with a message, like asyncio's
+    /// `Task.cancel(msg)`: as [`cancel`](Task::cancel), and the message
+    /// reaches the [`Cancelled`](super::Cancelled) error the awaiter gets
+    /// (`TaskError`'s `Display` shows it). If cancellation was already
+    /// requested, this returns `false` and the first request's message (or
+    /// none) stays.
+    pub fn cancel_with(&self, message: impl Into<Arc<str>>) -> bool {
+        self.raw.cancel(Some(message.into()))
     }
 
     /// Whether the task has finished (with a value, a panic, or cancelled).
@@ -82,7 +84,7 @@ impl<T> Task<T> {
 
     /// The task's name, if it was spawned with [`Builder::name`](super::Builder::name).
     pub fn name(&self) -> Option<&str> {
-        self.raw.header().name.as_deref()
+        self.raw.name()
     }
 
     /// The result if the task has finished, without waiting; `None` otherwise.

@@ -13,6 +13,9 @@
 //! assert_eq!(sum, 42);
 //! ```
 //!
+//! [`current`] is the task running the calling code and [`all_tasks`] every
+//! unfinished task of the loop, as [`TaskHandle`]s (id, name, cancel).
+//!
 //! # The one lifetime rule
 //!
 //! **Dropping a [`Task`] detaches the task; it keeps running.** To stop it, call
@@ -24,7 +27,8 @@
 //! This module owns the task itself: its allocation and `TaskRef`
 //! (`raw.rs`, with the per-type vtable functions in `raw/vtable.rs`), the
 //! state word (`state.rs`), the waker vtable (`waker.rs`), the owned list
-//! (`list.rs`), the handle ([`Task`], `join.rs`), and what is built directly
+//! (`list.rs`), the cancel message (`cancel.rs`), the handle ([`Task`],
+//! `join.rs`), [`current`]/[`all_tasks`] (`current.rs`), and what is built directly
 //! on tasks: [`TaskGroup`](crate::TaskGroup) (`group.rs`, re-exported at the
 //! crate root) and [`Failure`](crate::Failure) (`failure.rs`). The loop that
 //! runs tasks is `rt`.
@@ -88,7 +92,9 @@
 //!    no-op.
 
 mod builder;
+mod cancel;
 pub(crate) mod catch_unwind;
+mod current;
 mod error;
 pub(crate) mod failure;
 pub(crate) mod group;
@@ -105,7 +111,8 @@ pub(crate) mod waker;
 mod yield_now;
 
 pub use builder::Builder;
-pub use error::TaskError;
+pub use current::{TaskHandle, all_tasks, current};
+pub use error::{Cancelled, TaskError};
 pub use join::Task;
 pub use panic::PanicPayload;
 pub use yield_now::{YieldNow, yield_now};
