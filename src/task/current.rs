@@ -15,8 +15,14 @@ use super::raw::TaskRef;
 ///
 /// Holding one keeps the task's allocation (not the task) alive: dropping
 /// it never cancels or detaches anything. `Send + Sync`, like a waker.
+///
+/// A [`Task<T>`](super::Task) dereferences to its `TaskHandle`, so these
+/// methods are the `Task`'s too.
+#[repr(transparent)]
 pub struct TaskHandle {
-    /// Stands for a reference taken by `clone_ref` and released on drop.
+    /// Stands for a reference taken by `clone_ref` and released on drop;
+    /// or, behind a `&TaskHandle` from [`TaskHandle::borrowed`], for the
+    /// reference of whoever lent it.
     raw: TaskRef,
 }
 
@@ -30,6 +36,18 @@ unsafe impl Send for TaskHandle {}
 unsafe impl Sync for TaskHandle {}
 
 impl TaskHandle {
+    /// `raw` seen as a handle, for as long as it is borrowed: a `Task`'s
+    /// `Deref`. No reference is taken, and none is released (a
+    /// `&TaskHandle` is never dropped).
+    pub(super) fn borrowed(raw: &TaskRef) -> &TaskHandle {
+        // SAFETY: `TaskHandle` is `repr(transparent)` over `TaskRef`, so the
+        // cast keeps layout and alignment; the result borrows `raw`, whose
+        // holder keeps the task alive for the borrow (the `Task`'s
+        // reference), and a shared reference never runs `Drop`, so the
+        // handle releases nothing it did not take.
+        unsafe { &*std::ptr::from_ref(raw).cast::<TaskHandle>() }
+    }
+
     /// Wraps `raw` with a new reference of its own.
     fn new(raw: TaskRef) -> TaskHandle {
         TaskHandle {
@@ -52,15 +70,63 @@ impl TaskHandle {
         super::raw::is_complete(self.raw)
     }
 
-    /// Requests cancellation, as [`Task::cancel`](super::Task::cancel).
+    /// Requests cancellation, like asyncio's `Task.cancel()`.
+    ///
+    /// For most tasks this is a drop: the future is dropped the next time
+    /// the loop gets to the task, and awaiting its [`Task`] then gives
+    /// `Err(TaskError::Cancelled(_))`. Returns `false` if the task had
+    /// already finished (its result stays available) or cancellation was
+    /// already requested.
+    ///
+    /// For a task spawned with
+    /// [`Builder::cooperative_cancel`](super::Builder::cooperative_cancel) it
+    /// is a *request* the task answers, as in asyncio: the task is woken, its
+    /// next [`cancellable`](super::cancellable) scope that would wait gives
+    /// `Err(Cancelled)`, and the task may clean up with `.await`s and then
+    /// finish cancelled ([`Cancelled::reraise`](super::Cancelled::reraise)),
+    /// or carry on. Every request counts ([`cancelling`](Self::cancelling))
+    /// and returns `true` unless the task has finished.
+    /// [`abort`](Self::abort) is the drop for every task.
+    ///
+    /// May be called from any thread.
+    ///
+    /// [`Task`]: super::Task
     pub fn cancel(&self) -> bool {
         self.raw.cancel(None)
     }
 
-    /// Requests cancellation with a message, as
-    /// [`Task::cancel_with`](super::Task::cancel_with).
+    /// Requests cancellation with a message, like asyncio's
+    /// `Task.cancel(msg)`: as [`cancel`](Self::cancel), and the message
+    /// reaches the [`Cancelled`](super::Cancelled) error the awaiter gets
+    /// (`TaskError`'s `Display` shows it). For a hard cancel, if
+    /// cancellation was already requested this returns `false` and the
+    /// first request's message (or none) stays; a request to a cooperative
+    /// task replaces the message, as asyncio does.
     pub fn cancel_with(&self, message: impl Into<Arc<str>>) -> bool {
         self.raw.cancel(Some(message.into()))
+    }
+
+    /// Cancels by dropping, for every task (the hard cancel; what
+    /// [`cancel`](Self::cancel) does for a task that does not answer
+    /// requests): the future is dropped at the loop's next turn, without
+    /// running any more of its code. Returns `false` if the task had
+    /// finished or was aborted before.
+    pub fn abort(&self) -> bool {
+        self.raw.abort(None)
+    }
+
+    /// asyncio's `Task.cancelling()`: the number of cancel requests not
+    /// taken back with [`uncancel`](Self::uncancel) (a task that does not
+    /// answer requests: 1 once cancelled, else 0).
+    pub fn cancelling(&self) -> usize {
+        self.raw.cancelling()
+    }
+
+    /// asyncio's `Task.uncancel()`: takes one request back and returns the
+    /// requests left; at zero a request not yet delivered is withdrawn (as
+    /// in Python 3.13). A hard cancel cannot be taken back.
+    pub fn uncancel(&self) -> usize {
+        self.raw.uncancel()
     }
 }
 
@@ -87,7 +153,14 @@ impl Eq for TaskHandle {}
 
 impl fmt::Debug for TaskHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskHandle")
+        self.debug_as("TaskHandle", f)
+    }
+}
+
+impl TaskHandle {
+    /// `Debug` output as a struct called `type_name` (a `Task` uses it too).
+    pub(super) fn debug_as(&self, type_name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(type_name)
             .field("id", &self.id())
             .field("name", &self.name())
             .field("finished", &self.is_finished())

@@ -21,8 +21,8 @@ use super::{PanicPayload, TaskId};
 /// [`is_panic`](TaskError::is_panic).
 #[non_exhaustive]
 pub enum TaskError {
-    /// The task was cancelled with [`Task::cancel`](super::Task::cancel) or
-    /// [`cancel_with`](super::Task::cancel_with), or its runtime shut down
+    /// The task was cancelled with [`Task::cancel`](super::TaskHandle::cancel) or
+    /// [`cancel_with`](super::TaskHandle::cancel_with), or its runtime shut down
     /// before it finished. asyncio's `CancelledError`: the message, if any,
     /// is [`Cancelled::message`].
     Cancelled(Cancelled),
@@ -140,8 +140,8 @@ impl fmt::Display for Subject<'_> {
 /// A cancellation: asyncio's `CancelledError`, with its message.
 ///
 /// Carried by [`TaskError::Cancelled`] when a task ended cancelled. The
-/// message is the one given to [`Task::cancel_with`](super::Task::cancel_with)
-/// (none for [`Task::cancel`](super::Task::cancel) or a runtime shutdown), and
+/// message is the one given to [`Task::cancel_with`](super::TaskHandle::cancel_with)
+/// (none for [`Task::cancel`](super::TaskHandle::cancel) or a runtime shutdown), and
 /// `Display` shows it with the task's name:
 ///
 /// ```
@@ -162,7 +162,7 @@ pub struct Cancelled {
 }
 
 impl Cancelled {
-    /// The message given to [`Task::cancel_with`](super::Task::cancel_with), if any.
+    /// The message given to [`Task::cancel_with`](super::TaskHandle::cancel_with), if any.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
     }

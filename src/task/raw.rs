@@ -89,7 +89,7 @@ pub(crate) struct Header {
     pub(super) id: TaskId,
     /// Optional name from `Builder::name`.
     pub(super) name: Option<Arc<str>>,
-    /// The cancel message, allocated on first use (`cancel.rs`).
+    /// The cancel message and requests, allocated on first use (`cancel.rs`).
     pub(super) cancel: CancelSlot,
 }
 
@@ -311,12 +311,33 @@ impl TaskRef {
         TaskError::Panicked(PanicPayload::of_task(payload, self.label()))
     }
 
-    /// `Task::cancel` and `cancel_with`: mark the task cancelled (its next
-    /// turn drops the future) and queue it if it was idle. `message`, if
-    /// given, is stored first, unless the task was already cancelled or
-    /// finished. Returns whether this call requested the cancellation.
-    /// Any thread.
+    /// `Task::cancel` and `cancel_with`. For a task that answers requests
+    /// (`Builder::cooperative_cancel`): record a request and wake the task
+    /// (decision 0010); `false` only if it has finished. For any other task,
+    /// [`abort`](TaskRef::abort). Any thread.
     pub(super) fn cancel(self, message: Option<Arc<str>>) -> bool {
+        use super::state::COMPLETE;
+        let header = self.header();
+        match header.cancel.get() {
+            Some(c) if c.is_cooperative() => {
+                if header.state.load().is(COMPLETE) {
+                    return false;
+                }
+                c.request(message);
+                // After `request` stored `pending`: the poll this wake leads
+                // to sees it (`cancel.rs`).
+                self.wake_by_ref();
+                true
+            }
+            _ => self.abort(message),
+        }
+    }
+
+    /// The hard cancel: mark the task cancelled (its next turn drops the
+    /// future) and queue it if it was idle. `message`, if given, is stored
+    /// first, unless the task was already cancelled or finished. Returns
+    /// whether this call requested the cancellation. Any thread.
+    pub(super) fn abort(self, message: Option<Arc<str>>) -> bool {
         use super::state::{CANCELLED, COMPLETE};
         let header = self.header();
         if let Some(m) = message {
@@ -338,6 +359,45 @@ impl TaskRef {
             ToCancelled::Marked => true,
             ToCancelled::AlreadyDone => false,
         }
+    }
+
+    /// Makes `cancel` a request for this task (`Builder::cooperative_cancel`).
+    /// Called before the task's handle is returned, so before any `cancel`.
+    pub(super) fn set_cooperative(self) {
+        self.header().cancel.get_or_init().set_cooperative();
+    }
+
+    /// asyncio's `cancelling()`: outstanding requests of a cooperative task;
+    /// for any other task 1 once it was cancelled, else 0.
+    pub(super) fn cancelling(self) -> usize {
+        let header = self.header();
+        match header.cancel.get() {
+            Some(c) if c.is_cooperative() => c.requests(),
+            _ => usize::from(header.state.load().is(super::state::CANCELLED)),
+        }
+    }
+
+    /// asyncio's `uncancel()`: one request fewer (a hard cancel cannot be
+    /// taken back); returns what [`cancelling`](TaskRef::cancelling) is then.
+    pub(super) fn uncancel(self) -> usize {
+        match self.header().cancel.get() {
+            Some(c) if c.is_cooperative() => c.uncancel(),
+            _ => self.cancelling(),
+        }
+    }
+
+    /// Delivers the undelivered request of a cooperative task, if there is
+    /// one: it is taken (edge-triggered, as asyncio's) and returned as the
+    /// error the task's code sees.
+    pub(super) fn take_request(self) -> Option<Cancelled> {
+        let c = self.header().cancel.get()?;
+        if !c.is_cooperative() || !c.take_pending() {
+            return None;
+        }
+        Some(Cancelled {
+            task: Some(self.label()),
+            message: c.message(),
+        })
     }
 
     /// The name given with `Builder::name`, for messages.

@@ -21,6 +21,7 @@ mod sim_net;
 mod sim_props;
 mod stream_ext;
 mod stream_generate;
+mod task_cancel_request;
 mod task_visible;
 mod taskgroup_asyncio;
 mod taskgroup_semantics;
