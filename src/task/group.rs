@@ -128,8 +128,9 @@ use self::state::{AbortOnDrop, ChildCell, Inner, LiveGuard, Phase, Status};
 ///    `tg.builder().cooperative_cancel()` gets the group's cancellation as a
 ///    request, so its cleanup can `.await`; the group waits for it as for
 ///    any child (rules 2 and 3). When the owner is itself a task that
-///    answers requests and one arrives while the body waits, the body is
-///    dropped there, every child is cancelled and waited for, and
+///    answers requests and one arrives while the body waits (or while
+///    `task_group` waits for the children), the body is dropped there,
+///    every child is cancelled and waited for, and
 ///    `task_group` returns `Err` with [`TaskGroupError::into_cancelled`]
 ///    giving the request back, to [`reraise`](crate::task::Cancelled::reraise)
 ///    (asyncio's group re-raises `CancelledError` after its children stopped).
@@ -188,11 +189,17 @@ where
         None => None,
     };
 
-    inner.wait_for_children().await;
+    // A request reaching the owner while it waits for the children cancels
+    // them too (rule 9), as asyncio's `__aexit__` does.
+    if let Err(c) = super::cancellable(inner.wait_for_children()).await {
+        owner_cancelled.get_or_insert(Box::new(c));
+        inner.abort();
+        inner.wait_for_children().await;
+    }
     let mut st = inner.state.borrow_mut();
     st.phase = Phase::Closed;
     match output {
-        Some(output) if st.failures.is_empty() => Ok(output),
+        Some(output) if st.failures.is_empty() && owner_cancelled.is_none() => Ok(output),
         _ => {
             let cancelled = st
                 .children

@@ -309,6 +309,30 @@ fn a_timeout_around_a_task_group_sim() {
 }
 
 driver_test! {
+    // The request arrives after the body returned, while the group waits
+    // for its children: they are cancelled and waited for all the same.
+    fn a_request_while_the_group_waits_for_children(rt) {
+        rt.block_on(async {
+            let (log, l) = new_log();
+            let t = Builder::new().cooperative_cancel().spawn(async move {
+                let r = task_group(|tg: TaskGroup| async move {
+                    drop(tg.builder().cooperative_cancel().spawn(child(l, "late")).unwrap());
+                    Ok("body done")
+                })
+                .await;
+                r.unwrap_err().into_cancelled().map(|c| c.message().map(str::to_owned))
+            });
+            yield_now().await;
+            yield_now().await;
+            assert!(t.cancel_with("stop"));
+            let got = t.await.unwrap().map_err(|_| "not the owner's request");
+            assert_eq!(got, Ok(Some("stop".to_owned())));
+            assert_eq!(entries(&log), ["late cleaned up"]);
+        });
+    }
+}
+
+driver_test! {
     // A group child cancelled through its handle answers too, and its
     // cancellation does not fail the group.
     fn a_cooperative_group_child_cancelled_alone(rt) {
