@@ -127,8 +127,8 @@ pub mod task;
 pub mod time;
 
 pub use combinators::{
-    Either, Failure, WaitFor, as_completed, gather_all, gather_settled, race, select, shield,
-    try_gather_all, try_gather_tasks, wait,
+    Either, Failure, WaitFor, as_completed, as_completed_tasks, gather_all, gather_settled,
+    gather_tasks, race, select, shield, try_gather_all, try_gather_tasks, wait,
 };
 pub use rt::{Handle, Runtime, run};
 pub use task::group::{

@@ -98,7 +98,9 @@ impl Error for ParseDriverChoiceError {}
 pub struct Config {
     /// Submission queue entries for io_uring (the completion queue gets twice as many).
     /// Clamped by the kernel to its maximum (`IORING_SETUP_CLAMP`); must be at least 1.
-    /// Default: 256.
+    /// The rings' memory grows with it (about 3 MiB at the kernel's maximum of 32 768),
+    /// and the kernel may refuse a large ring with `ENOMEM` when it cannot find that
+    /// memory; [`Driver::new`](crate::Driver::new) returns that error. Default: 256.
     pub uring_entries: u32,
     /// Build the io_uring ring for one thread: `IORING_SETUP_SINGLE_ISSUER |
     /// DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+; on older kernels the ring is built

@@ -135,8 +135,14 @@ fn uring_entries_are_clamped_or_rejected() {
         uring_entries: u32::MAX,
         ..Config::default()
     };
-    let driver = Driver::new(DriverChoice::Uring, &huge).unwrap();
-    assert_eq!(driver.kind(), DriverKind::Uring);
+    match Driver::new(DriverChoice::Uring, &huge) {
+        Ok(driver) => assert_eq!(driver.kind(), DriverKind::Uring),
+        // The clamped rings (32 768 SQ entries, twice as many CQEs) take ~3 MiB of
+        // kernel memory; on a machine under memory pressure the kernel may answer
+        // ENOMEM, which is returned as it is (seen on the shared CI machines). Any
+        // other error, or an InvalidInput (no clamping), is a failure.
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ENOMEM), "{e}"),
+    }
     let small = Config {
         uring_entries: 1,
         ..Config::default()

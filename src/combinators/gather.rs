@@ -1,12 +1,12 @@
-//! [`gather!`](crate::gather), [`gather_all`], [`try_gather_all`],
-//! [`try_gather_tasks`] and [`gather_settled`]: run many futures at once and
-//! keep every output in argument order.
+//! [`gather!`](crate::gather), [`gather_all`], [`try_gather_all`] and
+//! [`gather_settled`]: run many futures at once and keep every output in
+//! argument order. (Gathers of [`Task`](crate::Task) handles that cancel: `gather_tasks.rs`.)
 //!
 //! None of these spawn. The futures are polled **inside the task that awaits
 //! the combinator**, each time that task is woken, so they may borrow local
 //! variables and need not be `'static` or `Send`. Each wake polls every
 //! future that has not finished yet (O(n) per wake); for thousands of
-//! long-lived futures, spawn them and gather the [`Task`] handles instead.
+//! long-lived futures, spawn them and gather the [`Task`](crate::Task) handles instead.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -14,9 +14,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::maybe_done::MaybeDone;
+use crate::task::TaskError;
 use crate::task::catch_unwind::CatchUnwind;
-use crate::task::failure::Failure;
-use crate::task::{Task, TaskError};
 
 /// Runs futures concurrently in the current task and returns their outputs
 /// as a tuple, in argument order: `asyncio.gather(a, b, c)`.
@@ -94,7 +93,7 @@ macro_rules! gather {
 /// their outputs in input order: `asyncio.gather(*aws)`.
 ///
 /// Nothing is spawned: the futures run inside the awaiting task, each wake
-/// polling those not finished yet (see [`combinators`](crate::combinators)). Given [`Task`] handles,
+/// polling those not finished yet (see [`combinators`](crate::combinators)). Given [`Task`](crate::Task) handles,
 /// it joins them, and each output is the task's `Result<T, TaskError>`: that
 /// is already asyncio's `return_exceptions=True`.
 ///
@@ -176,10 +175,10 @@ impl<F: Future> fmt::Debug for GatherAll<F> {
 /// Returns `Ok(values)` in input order if every future succeeded. For plain
 /// futures (which this runs inside the current task) dropping *is*
 /// cancelling: each stops at the `.await` it was suspended on and its locals
-/// are dropped, before the `Err` is returned. [`Task`] handles are different:
+/// are dropped, before the `Err` is returned. [`Task`](crate::Task) handles are different:
 /// dropping one detaches the task, which keeps running. To cancel tasks on
 /// the first failure and wait until they have stopped, use
-/// [`try_gather_tasks`] or a [`TaskGroup`](crate::TaskGroup).
+/// [`try_gather_tasks`](super::try_gather_tasks) or a [`TaskGroup`](crate::TaskGroup).
 ///
 /// ```
 /// coil::run(async {
@@ -309,115 +308,5 @@ impl<F: Future> Future for GatherSettled<F> {
 impl<F: Future> fmt::Debug for GatherSettled<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("GatherSettled").field(&self.inner).finish()
-    }
-}
-
-/// Joins tasks that return `Result`, failing fast: the first failure cancels
-/// every other task **and waits until they have all finished** before
-/// returning it.
-///
-/// A failure is a task returning `Err(e)` ([`Failure::Error`]), panicking
-/// ([`Failure::Panicked`]) or being cancelled by someone else
-/// ([`Failure::Cancelled`]). Cancelled siblings have had their futures
-/// dropped by the time this returns, so none of them is still running. A
-/// sibling that finished anyway (it completed before the cancellation took
-/// effect) has its output dropped. With no failure, the values come back in
-/// input order.
-///
-/// ```
-/// use std::time::Duration;
-/// use coil::Failure;
-///
-/// coil::run(async {
-///     let slow = coil::spawn(async {
-///         coil::time::sleep(Duration::from_secs(3600)).await;
-///         Ok(1)
-///     });
-///     let bad = coil::spawn(async { Err::<i32, _>("bad input") });
-///     let out = coil::try_gather_tasks([slow, bad]).await;
-///     assert!(matches!(out, Err(Failure::Error("bad input"))));
-///     // `slow` was cancelled and has stopped: the hour was not waited for.
-/// });
-/// ```
-pub fn try_gather_tasks<I, T, E>(tasks: I) -> TryGatherTasks<T, E>
-where
-    I: IntoIterator<Item = Task<Result<T, E>>>,
-{
-    let tasks: Vec<_> = tasks.into_iter().map(Some).collect();
-    TryGatherTasks {
-        outputs: tasks.iter().map(|_| None).collect(),
-        tasks,
-        failure: None,
-    }
-}
-
-/// The future returned by [`try_gather_tasks`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct TryGatherTasks<T, E> {
-    tasks: Vec<Option<Task<Result<T, E>>>>,
-    outputs: Vec<Option<T>>,
-    failure: Option<Failure<E>>,
-}
-
-impl<T, E> Unpin for TryGatherTasks<T, E> {}
-
-impl<T, E> Future for TryGatherTasks<T, E> {
-    type Output = Result<Vec<T>, Failure<E>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let mut pending = false;
-        for (slot, out) in this.tasks.iter_mut().zip(&mut this.outputs) {
-            let Some(task) = slot else { continue };
-            let result = match Pin::new(task).poll(cx) {
-                Poll::Pending => {
-                    pending = true;
-                    continue;
-                }
-                Poll::Ready(r) => r,
-            };
-            *slot = None;
-            let failure = match result {
-                Ok(Ok(v)) => {
-                    *out = Some(v);
-                    continue;
-                }
-                Ok(Err(e)) => Failure::Error(e),
-                Err(e) => Failure::from(e),
-            };
-            if this.failure.is_none() {
-                this.failure = Some(failure);
-                for t in this.tasks.iter().flatten() {
-                    t.cancel();
-                }
-                // Everything not finished is now cancelled; keep polling the
-                // handles (next wake) until every task has stopped.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-        }
-        if pending {
-            return Poll::Pending;
-        }
-        match this.failure.take() {
-            Some(f) => {
-                this.outputs.clear();
-                Poll::Ready(Err(f))
-            }
-            None => Poll::Ready(Ok(this
-                .outputs
-                .drain(..)
-                .map(|o| o.expect("TryGatherTasks polled after completion"))
-                .collect())),
-        }
-    }
-}
-
-impl<T, E> fmt::Debug for TryGatherTasks<T, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TryGatherTasks")
-            .field("running", &self.tasks.iter().flatten().count())
-            .field("failed", &self.failure.is_some())
-            .finish()
     }
 }

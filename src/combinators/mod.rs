@@ -6,10 +6,13 @@
 //! | `await asyncio.gather(a, b)` | [`gather!(a, b).await`](crate::gather) → tuple | in the awaiting task |
 //! | `await asyncio.gather(*aws)` | [`gather_all(aws).await`](gather_all) → `Vec` | in the awaiting task |
 //! | `gather(*aws, return_exceptions=True)` | [`gather_settled`], or `gather_all` over [`Task`](crate::Task)s | in the awaiting task |
+//! | `await asyncio.gather(*tasks)` | [`gather_tasks(tasks).await`](gather_tasks) → `Result<Vec<T>, TaskError>`: a failure returns at once and leaves the other tasks running; cancelling (dropping) the gather cancels them | spawned tasks |
+//! | `gather(*tasks, return_exceptions=True)`, cancellable | [`gather_tasks(tasks).settled()`](GatherTasks::settled) | spawned tasks |
 //! | `gather` failing fast | [`try_gather_all`] (drops the rest), [`try_gather_tasks`] (cancels and waits) | |
 //! | `asyncio.wait(aws, timeout, return_when)` | [`wait`] with [`WaitFor`] | spawned tasks |
-//! | `asyncio.as_completed(aws)` | [`as_completed`], a [`Stream`](crate::stream::Stream) | in the polling task |
-//! | `asyncio.shield(t)` | [`shield`] | a spawned task |
+//! | `asyncio.as_completed(aws)` | [`as_completed`], a [`Stream`](crate::stream::Stream) of outputs | in the polling task |
+//! | `asyncio.as_completed(tasks, timeout=)`, awaitables in any order | [`as_completed_tasks`] → [`NextCompleted`] futures | spawned tasks |
+//! | `asyncio.shield(t)`, keeping `t` to await or cancel later | [`shield(&mut task)`](shield) (or `shield(task)`) | a spawned task |
 //! | `wait(.., FIRST_COMPLETED)` + cancel the rest | [`race`], [`select`] → [`Either`] | in the awaiting task |
 //!
 //! **Spawned or not.** asyncio's `gather` wraps coroutines in tasks. coil's
@@ -25,18 +28,25 @@
 //! stops at its current `.await` and its destructors run, before the
 //! combinator returns. A dropped [`Task`](crate::Task) handle only detaches.
 
+mod as_completed;
 mod gather;
+mod gather_tasks;
 mod maybe_done;
 mod select;
 mod shield;
 mod wait;
 
 pub use crate::task::failure::Failure;
+pub use as_completed::{
+    AsCompleted, AsCompletedTasks, NextCompleted, as_completed, as_completed_tasks,
+};
 pub use gather::{
-    GatherAll, GatherSettled, TryGatherAll, TryGatherTasks, gather_all, gather_settled,
-    try_gather_all, try_gather_tasks,
+    GatherAll, GatherSettled, TryGatherAll, gather_all, gather_settled, try_gather_all,
+};
+pub use gather_tasks::{
+    GatherTasks, GatherTasksSettled, TryGatherTasks, gather_tasks, try_gather_tasks,
 };
 pub use maybe_done::MaybeDone;
 pub use select::{Either, Race, Select, race, select};
-pub use shield::{Shield, shield};
-pub use wait::{AsCompleted, Completed, Wait, WaitFor, as_completed, wait};
+pub use shield::{Shield, Shielded, shield};
+pub use wait::{Completed, Wait, WaitFor, wait};

@@ -1,12 +1,11 @@
-//! [`wait`] (asyncio.wait) and [`as_completed`].
+//! [`wait`] (asyncio.wait).
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::stream::Stream;
 use crate::task::{Task, TaskError, TaskId};
 use crate::time::{Sleep, sleep};
 
@@ -40,7 +39,11 @@ pub struct Completed<T> {
 /// `(done, pending)`: `asyncio.wait(tasks, timeout=, return_when=)`.
 ///
 /// `done` holds the finished tasks' results in input order (with their input
-/// index and id); `pending` holds the handles of the others, in input order,
+/// index and id): every task that finished before `wait` returned, not only
+/// the first (like asyncio, which resumes `wait` a loop iteration after the
+/// first completion, `wait` takes one more turn of the run queue once
+/// `when` is met, so tasks that finish in the same iteration are all in
+/// `done`); `pending` holds the handles of the others, in input order,
 /// **still running**: like asyncio, `wait` never cancels anything, not even
 /// on timeout. Pass `pending` to `wait` again, cancel the tasks, or drop the
 /// handles to detach them.
@@ -86,6 +89,7 @@ where
         done: Vec::new(),
         when,
         timer: timeout.map(sleep),
+        settling: false,
     }
 }
 
@@ -96,6 +100,8 @@ pub struct Wait<T> {
     done: Vec<Completed<T>>,
     when: WaitFor,
     timer: Option<Sleep>,
+    /// The condition was met one poll ago; the next poll returns.
+    settling: bool,
 }
 
 impl<T> Unpin for Wait<T> {}
@@ -125,7 +131,18 @@ impl<T> Future for Wait<T> {
                 .as_mut()
                 .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
         };
-        if finish || all_done || timed_out() {
+        if finish && !all_done && !this.settling {
+            // asyncio resumes `wait` a loop iteration after the first task
+            // finished (its done-callbacks run first), so tasks finishing
+            // in the same iteration are all in `done`
+            // (`test_wait_really_done`). One more turn of the run queue does
+            // the same here: every task queued before this one runs, then
+            // the tasks are polled again.
+            this.settling = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if finish || all_done || this.settling || timed_out() {
             let pending = this.tasks.drain(..).flatten().collect();
             let mut done = std::mem::take(&mut this.done);
             done.sort_by_key(|c| c.index);
@@ -141,82 +158,6 @@ impl<T> fmt::Debug for Wait<T> {
             .field("when", &self.when)
             .field("running", &self.tasks.iter().flatten().count())
             .field("done", &self.done.len())
-            .finish()
-    }
-}
-
-/// A stream of the outputs of `iter`'s futures in the order they finish:
-/// `asyncio.as_completed`.
-///
-/// The futures run in the task that polls the stream (nothing is spawned),
-/// each time it is woken. Unlike asyncio, which yields awaitables, this
-/// yields the outputs themselves; the stream ends after the last one.
-/// Dropping the stream drops (cancels) the futures that have not finished.
-/// Given [`Task`] handles, it yields each `Result<T, TaskError>` as the task
-/// finishes.
-///
-/// ```
-/// use std::time::Duration;
-/// use coil::stream::StreamExt;
-///
-/// coil::run(async {
-///     // 100 ms apart, so even a loaded machine that stalls between the
-///     // first polls of the three keeps their order.
-///     let order: Vec<u64> = coil::as_completed([300u64, 100, 200].map(|ms| async move {
-///         coil::time::sleep(Duration::from_millis(ms)).await;
-///         ms
-///     }))
-///     .collect()
-///     .await;
-///     assert_eq!(order, [100, 200, 300]);
-/// });
-/// ```
-pub fn as_completed<I>(iter: I) -> AsCompleted<<I::Item as IntoFuture>::IntoFuture>
-where
-    I: IntoIterator,
-    I::Item: IntoFuture,
-{
-    AsCompleted {
-        futures: iter
-            .into_iter()
-            .map(|f| Box::pin(f.into_future()))
-            .collect(),
-    }
-}
-
-/// The stream returned by [`as_completed`].
-#[must_use = "streams do nothing unless polled"]
-pub struct AsCompleted<F> {
-    futures: Vec<Pin<Box<F>>>,
-}
-
-impl<F: Future> Stream for AsCompleted<F> {
-    type Item = F::Output;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        if self.futures.is_empty() {
-            return Poll::Ready(None);
-        }
-        for i in 0..self.futures.len() {
-            if let Poll::Ready(v) = self.futures[i].as_mut().poll(cx) {
-                // `remove`, not `swap_remove`: keep input order among the
-                // rest, so simultaneous finishers come out in input order.
-                self.futures.remove(i);
-                return Poll::Ready(Some(v));
-            }
-        }
-        Poll::Pending
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.futures.len(), Some(self.futures.len()))
-    }
-}
-
-impl<F> fmt::Debug for AsCompleted<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsCompleted")
-            .field("remaining", &self.futures.len())
             .finish()
     }
 }

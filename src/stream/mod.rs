@@ -1,4 +1,6 @@
-//! Streams: asynchronous iterators, `async for`, and async generators.
+//! Streams: asynchronous iterators, `async for`, and async generators
+//! (one-way ones that are streams, and ones that take `send`, `throw` and
+//! `close`).
 //!
 //! A [`Stream`] is to `Iterator` what a `Future` is to a plain value: its
 //! [`poll_next`](Stream::poll_next) gives `Ready(Some(item))`, `Ready(None)`
@@ -13,6 +15,7 @@
 //! | `[x async for x in s]` | `s.collect::<Vec<_>>().await` |
 //! | `[f(x) async for x in s if p(x)]` | `s.filter(p).map(f).collect::<Vec<_>>().await` |
 //! | `async def gen(): yield x` | [`generate(\|co\| async move { co.yield_(x).await; })`](generate) |
+//! | `v = yield x`; `asend`, `athrow`, `aclose` | [`async_gen`]: [`AsyncGen::send`], [`throw`](AsyncGen::throw), [`close`](AsyncGen::close) |
 //!
 //! ```
 //! use std::time::Duration;
@@ -50,6 +53,7 @@
 //! its closure returns, for the same reason.
 
 mod adapters;
+mod async_gen;
 mod ext;
 mod generate;
 mod iter;
@@ -57,6 +61,7 @@ mod iter;
 pub use adapters::{
     Chain, Collect, Count, Enumerate, Filter, FilterMap, Fold, ForEach, Map, Next, Skip, Take, Then,
 };
+pub use async_gen::{AsyncGen, Close, CloseError, Resume, Suspend, Thrown, Yielder, async_gen};
 pub use ext::StreamExt;
 pub use generate::{Co, Generate, Yield, generate};
 pub use iter::{Iter, iter};

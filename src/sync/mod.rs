@@ -8,15 +8,18 @@
 //! | `Semaphore`, `BoundedSemaphore` | [`Semaphore`] | permits released on drop; owned permits through `Rc` |
 //! | `Event` | [`Event`] | |
 //! | `Condition` | [`Condition`] + a [`Mutex`] | like `std::sync::Condvar`; `notify` takes the guard, `wait`/`wait_timeout` return it |
-//! | `Barrier` | [`Barrier`] | |
+//! | `Barrier`, `BrokenBarrierError` | [`Barrier`], [`BrokenBarrier`] | `wait` returns the arrival index; `abort`, `reset` |
 //! | `Future` (one result) | [`oneshot`] | `Send`: works across threads |
 //! | `janus`-style thread queues | [`mpsc`] | many producers on any thread |
+//! | a `Queue` per consumer, each getting every item | [`broadcast`] | tokio's; bounded, a slow receiver lags |
+//! | a value and an `Event` that says it changed | [`watch`] | tokio's; receivers see the latest value |
 //!
 //! **One loop, no threads.** The primitives above the line serve tasks of one
 //! event loop, like asyncio's: they are `Send` (when their data is) but not
 //! `Sync`, so they are shared by borrowing or with an `Rc`, never between
 //! threads. They cost no atomic operation. To talk between threads or loops,
-//! use [`mpsc`] and [`oneshot`], which are `Send + Sync`.
+//! use the channels [`mpsc`], [`oneshot`], [`broadcast`] and [`watch`], which
+//! are `Send + Sync`.
 //!
 //! **Fair and cancel safe.** Waiters are served in arrival order. A waiting
 //! future that is dropped (its task cancelled, a `timeout` elapsed) leaves the
@@ -46,6 +49,7 @@
 
 mod barrier;
 mod block;
+pub mod broadcast;
 mod condition;
 mod event;
 pub mod mpsc;
@@ -54,8 +58,9 @@ pub mod oneshot;
 mod rwlock;
 mod semaphore;
 pub(crate) mod waiters;
+pub mod watch;
 
-pub use barrier::{Barrier, BarrierWait, BarrierWaitResult};
+pub use barrier::{Barrier, BarrierWait, BarrierWaitResult, BrokenBarrier};
 pub use condition::Condition;
 pub use event::{Event, Wait};
 pub use mutex::{Lock, Mutex, MutexGuard, TryLockError};

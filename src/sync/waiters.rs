@@ -380,6 +380,54 @@ pub(crate) fn debug_state<S>(
     }
 }
 
+/// Counts one handle of a channel out of `count` (its senders, its
+/// receivers); when it was the last, notifies every waiter of `list` (they
+/// wait for that) and returns their wakers, to wake after the lock (rule 5).
+pub(crate) fn count_out<D>(count: &mut usize, list: &mut WaitList<D>) -> Vec<Waker> {
+    *count -= 1;
+    if *count == 0 {
+        list.notify_all()
+    } else {
+        Vec::new()
+    }
+}
+
+/// `Clone`, `Drop` and `same_channel` of a channel's `Sender<T>` that is a
+/// bare `shared: Arc<..>` and is counted in the state's `tx_count` (under
+/// `shared.lock()`): the last one to go wakes every waiter of the state's
+/// `$list` field ([`count_out`]), who learn that no value can come any more.
+macro_rules! counted_sender {
+    ($list:ident) => {
+        impl<T> Sender<T> {
+            /// Whether both senders feed the same channel.
+            pub fn same_channel(&self, other: &Sender<T>) -> bool {
+                Arc::ptr_eq(&self.shared, &other.shared)
+            }
+        }
+
+        impl<T> Clone for Sender<T> {
+            fn clone(&self) -> Self {
+                self.shared.lock().tx_count += 1;
+                Sender {
+                    shared: self.shared.clone(),
+                }
+            }
+        }
+
+        impl<T> Drop for Sender<T> {
+            fn drop(&mut self) {
+                let wakers = {
+                    let st = &mut *self.shared.lock();
+                    $crate::sync::waiters::count_out(&mut st.tx_count, &mut st.$list)
+                };
+                wakers.into_iter().for_each(Waker::wake);
+            }
+        }
+    };
+}
+
+pub(crate) use counted_sender;
+
 /// Wakes a waker taken under a borrow, once the borrow is released (rule 5).
 #[inline]
 pub(crate) fn wake(w: Option<Waker>) {
@@ -418,69 +466,4 @@ impl Wakers {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::VecDeque;
-    use std::task::Waker;
-
-    #[test]
-    fn fifo_remove_and_handoff_against_a_model() {
-        let mut list: WaitList<u32> = WaitList::new();
-        let mut model: VecDeque<(Key, u32)> = VecDeque::new();
-        let mut notified: Vec<(Key, u32)> = Vec::new();
-        let mut seed = 0x1234_5678_u64;
-        let mut rnd = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        // `check` walks the whole list: quadratic, and ~5 minutes under Miri
-        // at 10 000 steps.
-        let steps = if cfg!(miri) { 1_000 } else { 10_000u32 };
-        for step in 0..steps {
-            match rnd() % 5 {
-                0 | 1 => {
-                    let k = list.push_back(step, Waker::noop().clone());
-                    model.push_back((k, step));
-                }
-                2 => {
-                    let w = list.notify_front();
-                    assert_eq!(w.is_some(), !model.is_empty());
-                    if let Some(m) = model.pop_front() {
-                        notified.push(m);
-                    }
-                }
-                3 if !model.is_empty() => {
-                    let at = (rnd() as usize) % model.len();
-                    let (k, d) = model.remove(at).unwrap();
-                    assert_eq!(list.remove(k), Removed::Queued(d));
-                    assert_eq!(list.remove(k), Removed::Gone);
-                }
-                _ if !notified.is_empty() => {
-                    let at = (rnd() as usize) % notified.len();
-                    let (k, d) = notified.swap_remove(at);
-                    if rnd() % 2 == 0 {
-                        assert_eq!(list.poll(k, Waker::noop()), Polled::Notified(d));
-                    } else {
-                        assert_eq!(list.remove(k), Removed::Notified(d));
-                    }
-                }
-                _ => {}
-            }
-            assert_eq!(list.front(), model.front().map(|(_, d)| d));
-            list.check();
-        }
-    }
-
-    #[test]
-    fn push_front_keeps_the_turn() {
-        let mut list: WaitList<u8> = WaitList::new();
-        list.push_back(1, Waker::noop().clone());
-        list.push_front(0, Waker::noop().clone());
-        assert_eq!(list.front(), Some(&0));
-        list.notify_front();
-        assert_eq!(list.front(), Some(&1));
-        list.check();
-    }
-}
+mod tests;

@@ -348,7 +348,7 @@ impl fmt::Debug for TimeoutHandle {
 pub struct Elapsed(());
 
 impl Elapsed {
-    pub(super) fn new() -> Elapsed {
+    pub(crate) fn new() -> Elapsed {
         Elapsed(())
     }
 }

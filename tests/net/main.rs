@@ -1,4 +1,5 @@
-//! TCP, UDP and Unix sockets: streams, datagrams, vectored I/O, stress.
+//! TCP, UDP and Unix sockets: streams, datagrams, vectored I/O, stress; and
+//! the areq.py port (`examples/areq`) against a local HTTP server.
 //!
 //! One test binary for several files (each a module below): a cold `cargo test`
 //! links far fewer binaries. Tests that count process-wide things (open fds,
@@ -9,6 +10,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod net_areq;
 mod net_stress;
 mod net_tcp;
 mod net_udp;

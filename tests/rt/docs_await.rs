@@ -1,9 +1,14 @@
 //! docs/how-await-works.md: the hand-written state machine in
 //! examples/handwritten_future.rs behaves exactly like the `async fn` it
-//! stands for, and a self-waking leaf future is polled once per tick.
+//! stands for, a self-waking leaf future is polled once per tick, and the
+//! hand-written generator of examples/handwritten_generator.rs answers send,
+//! throw and close exactly as the `async_gen` it stands for.
 
 #[path = "../../examples/handwritten_future.rs"]
 mod example;
+
+#[path = "../../examples/handwritten_generator.rs"]
+mod generator;
 
 #[test]
 fn hand_written_state_machine_matches_async_fn() {
@@ -31,38 +36,53 @@ fn example_main_runs() {
     example::main();
 }
 
-/// Every code block of the chapter that quotes the example (its first line
-/// is a line of the example) must match the example, comment lines aside.
 #[test]
-fn chapter_quotes_the_example_verbatim() {
+fn hand_written_generator_matches_async_gen() {
+    for &(script, expected) in generator::SCRIPTS {
+        assert_eq!(generator::run_async_gen(script), expected);
+        assert_eq!(generator::run_by_hand(script), expected);
+    }
+}
+
+#[test]
+fn generator_example_main_runs() {
+    generator::main();
+}
+
+/// Every code block of the chapter that quotes an example (its first line
+/// is a line of one of them) must be found in one of them, comment lines
+/// aside.
+#[test]
+fn chapter_quotes_the_examples_verbatim() {
     let chapter = include_str!("../../docs/how-await-works.md");
-    let source = include_str!("../../examples/handwritten_future.rs");
     let code = |text: &str| -> Vec<String> {
         text.lines()
             .filter(|l| !l.trim_start().starts_with("//"))
             .map(str::to_owned)
             .collect()
     };
-    let source_lines = code(source);
-    let mut quoted = 0;
+    let examples = [
+        code(include_str!("../../examples/handwritten_future.rs")),
+        code(include_str!("../../examples/handwritten_generator.rs")),
+    ];
+    let mut quoted = [0; 2];
     for block in chapter.split("```rust\n").skip(1) {
         let block = block.split("```").next().unwrap_or_default();
         let lines = code(block);
         let Some(first) = lines.first() else { continue };
-        if !source_lines.contains(first) {
+        if !examples.iter().any(|source| source.contains(first)) {
             continue; // an illustration, not a quote
         }
-        quoted += 1;
-        let found = source_lines
-            .windows(lines.len())
-            .any(|w| w == lines.as_slice());
-        assert!(
-            found,
-            "docs/how-await-works.md quotes a block that is not in the example:\n{block}"
-        );
+        let found = examples
+            .iter()
+            .position(|source| source.windows(lines.len()).any(|w| w == lines.as_slice()));
+        let Some(which) = found else {
+            panic!("docs/how-await-works.md quotes a block that is in neither example:\n{block}");
+        };
+        quoted[which] += 1;
     }
     assert!(
-        quoted >= 4,
-        "expected the chapter to quote the example, found {quoted} quotes"
+        quoted[0] >= 4 && quoted[1] >= 3,
+        "expected the chapter to quote both examples, found {quoted:?} quotes"
     );
 }

@@ -11,6 +11,7 @@ mod support;
 
 mod comb_gather;
 mod comb_select;
+mod comb_wait;
 mod docs_await;
 mod fs_ops;
 mod io_buffered;
@@ -19,6 +20,7 @@ mod send_sync;
 mod sim_clock;
 mod sim_net;
 mod sim_props;
+mod stream_async_gen;
 mod stream_ext;
 mod stream_generate;
 mod task_cancel_request;

@@ -119,9 +119,7 @@ fn empty_and_non_send_generators() {
 #[test]
 fn a_hot_generator_does_not_starve_other_tasks() {
     coil::run(async {
-        let flag = Rc::new(Cell::new(false));
-        let f = flag.clone();
-        let other = coil::spawn(async move { f.set(true) });
+        let (flag, other) = support::spawn_flag_setter();
         let g = stream::generate(|co| async move {
             for i in 0..10_000u32 {
                 co.yield_(i).await;

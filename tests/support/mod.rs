@@ -232,6 +232,42 @@ impl<F: Future> Probe<F> {
     }
 }
 
+/// Where [`drop_one_waiter`] drops its victim: before its first poll,
+/// while it waits in the queue, or after `end` woke it, before it ran.
+pub const DROP_POINTS: [&str; 3] = ["before its first poll", "while queued", "woken, not run"];
+
+/// The cancel-safety protocol for waiters: `waiters[victim]` is dropped at
+/// `DROP_POINTS[point]`, the others are polled (they must wait), then `end`
+/// ends the wait (a send, a release, an abort); at point 2 the victim must
+/// have been woken by it. The caller then checks that the others get what
+/// `end` owes them and that nothing is lost.
+pub fn drop_one_waiter<F: Future>(
+    waiters: &mut [Probe<F>],
+    victim: usize,
+    point: usize,
+    end: impl FnOnce(),
+) {
+    let case = DROP_POINTS[point];
+    if point == 0 {
+        waiters[victim].cancel();
+    }
+    for p in waiters.iter_mut().filter(|p| p.is_live()) {
+        assert!(p.poll().is_pending(), "{case}: a waiter did not wait");
+    }
+    if point == 1 {
+        waiters[victim].cancel();
+    }
+    end();
+    if point == 2 {
+        assert_eq!(
+            waiters[victim].wakes(),
+            1,
+            "{case}: the victim was not woken"
+        );
+        waiters[victim].cancel();
+    }
+}
+
 /// Increments a counter when dropped: proves a future was dropped.
 pub struct DropCounter(pub Arc<AtomicUsize>);
 
@@ -378,4 +414,13 @@ pub async fn poll_once<F: Future>(future: F) -> Option<F::Output> {
         Poll::Pending => Poll::Ready(None),
     })
     .await
+}
+
+/// Spawns a task that sets the returned flag when it runs: a test drives a
+/// busy loop and checks, through the flag, that the other task got a turn.
+/// Call inside a runtime.
+pub fn spawn_flag_setter() -> (std::rc::Rc<std::cell::Cell<bool>>, coil::Task<()>) {
+    let flag = std::rc::Rc::new(std::cell::Cell::new(false));
+    let f = flag.clone();
+    (flag, coil::spawn(async move { f.set(true) }))
 }
