@@ -10,7 +10,7 @@
 //!
 //! | asyncio | coil |
 //! |---|---|
-//! | `asyncio.run(main())` | [`coil::run(main())`](run) |
+//! | `asyncio.run(main())` | [`coil::run(main())`](run), or [`#[coil::main]`](macro@main) on `async fn main` |
 //! | `asyncio.create_task(c)` | [`coil::spawn(c)`](spawn) → [`Task<T>`](task::Task) |
 //! | `await task` | `task.await` → `Result<T, TaskError>` |
 //! | `task.cancel()` | [`Task::cancel`](task::TaskHandle::cancel) |

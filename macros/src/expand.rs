@@ -27,7 +27,10 @@ const TEST_ATTRS: [&str; 3] = ["ignore", "should_panic", "cfg_attr"];
 
 pub(crate) fn expand(kind: Kind, args: &Args, f: ItemFn) -> TokenStream {
     let support = cat([args.krate.clone(), tokens("::__macro_support")]);
+    // `async` is there because the macro asks for it, whether or not the body
+    // awaits: clippy's `unused_async` would blame the user for it.
     let inner = cat([
+        tokens("#[allow(clippy::unused_async)]"),
         TokenTree::Ident(f.async_kw.clone()).into(),
         TokenTree::Ident(f.fn_kw.clone()).into(),
         TokenTree::Ident(f.name.clone()).into(),

@@ -141,7 +141,16 @@ fn a_skip_reports_success_and_a_ran_test_its_result() {
     use coil::__macro_support::Outcome;
     use std::process::{ExitCode, Termination};
 
-    assert_eq!(Outcome::<Result<(), String>>::Skipped.report(), ExitCode::SUCCESS);
-    assert_eq!(Outcome::Ran(Ok::<(), String>(())).report(), ExitCode::SUCCESS);
-    assert_ne!(Outcome::Ran(Err::<(), _>("failed")).report(), ExitCode::SUCCESS);
+    assert_eq!(
+        Outcome::<Result<(), String>>::Skipped.report(),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        Outcome::Ran(Ok::<(), String>(())).report(),
+        ExitCode::SUCCESS
+    );
+    assert_ne!(
+        Outcome::Ran(Err::<(), _>("failed")).report(),
+        ExitCode::SUCCESS
+    );
 }
