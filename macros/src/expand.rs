@@ -55,7 +55,7 @@ pub(crate) fn expand(kind: Kind, args: &Args, f: ItemFn) -> TokenStream {
     out.extend(f.attrs.into_iter().map(|a| a.tokens));
     out.extend(cat([
         f.vis,
-        TokenTree::Ident(Ident::new("fn", f.fn_kw.span())).into(),
+        TokenTree::Ident(f.fn_kw).into(),
         TokenTree::Ident(f.name).into(),
         TokenTree::Group(f.params).into(),
         f.arrow_ret,
@@ -87,7 +87,8 @@ fn run_call(
         Driver::Default => ("run", tokens("::core::option::Option::None")),
         Driver::Auto => ("run", choice("Auto")),
         Driver::Uring => ("run", choice("Uring")),
-        Driver::Epoll | Driver::All => ("run", choice("Epoll")),
+        Driver::Epoll => ("run", choice("Epoll")),
+        Driver::All => unreachable!("`drivers = \"all\"` writes one call per driver"),
         Driver::Sim(None) => ("run_sim", tokens("::core::option::Option::None")),
         Driver::Sim(Some(seed)) => ("run_sim", some(tokens(&format!("{seed}u64")))),
     };

@@ -1,13 +1,13 @@
 //! # coil-macros: `#[coil::main]` and `#[coil::test]`
 //!
-//! The attribute macros of [coil](https://docs.rs/coil), re-exported as
-//! `coil::main` and `coil::test`; their user documentation, with examples,
-//! is on those re-exports. Depend on `coil`, not on this crate: the code the
-//! macros write names `::coil` (or the path given with `crate = "..."`).
+//! The attribute macros of coil, re-exported as `coil::main` and
+//! `coil::test`; their user documentation, with examples, is on those
+//! re-exports. Depend on `coil`, not on this crate: the code the macros write
+//! names `::coil` (or the path given with `crate = "..."`).
 //!
-//! The crate owns the token handling only: [`args`] reads the attribute's
-//! arguments, [`item`] splits the function it is put on, and [`expand`]
-//! writes the new items. Plain `proc_macro`, no `syn` or `quote`, so that a
+//! The crate owns the token handling only: `args` reads the attribute's
+//! arguments, `item` splits the function it is put on, and `expand` writes
+//! the new items. Plain `proc_macro`, no `syn` or `quote`, so that a
 //! cold build of coil does not wait for a parser.
 //!
 //! Misuse (a function that is not `async`, takes arguments or is generic, an
