@@ -265,6 +265,11 @@ pub use coil_macros::main;
 /// - `crate = "path"`: as for [`main`](macro@main), when coil is a
 ///   dependency under another name.
 ///
+/// A glob import, `use coil::*;`, brings this `test` in as well, and a plain
+/// `#[test]` in that module then no longer compiles (rustc: "`test` is
+/// ambiguous", E0659). Import the names you use instead, or write the
+/// built-in one's full path, `#[::core::prelude::v1::test]`.
+///
 /// ```
 /// use coil::runtime::{DriverKind, stats};
 ///
