@@ -96,12 +96,30 @@ async fn sim_runs_on_virtual_time() {
     assert!(start.elapsed() >= Duration::from_secs(3600));
 }
 
+/// `crate = ".."` is the path the written code goes through (for coil under
+/// another name): here a stand-in for coil's support module, which marks the
+/// thread before it hands over to coil's.
 mod renamed {
-    use ::coil as my_coil;
+    use std::cell::Cell;
 
-    #[my_coil::test(crate = "my_coil")]
-    async fn crate_names_coil_under_another_name() {
-        assert!(my_coil::runtime::stats().is_some());
+    thread_local! {
+        static THROUGH_STAND_IN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    mod __macro_support {
+        pub(super) fn run<F: Future>(
+            driver: Option<coil::runtime::DriverChoice>,
+            future: F,
+        ) -> F::Output {
+            super::THROUGH_STAND_IN.set(true);
+            coil::__macro_support::run(driver, future)
+        }
+    }
+
+    #[coil::test(crate = "self")]
+    async fn crate_is_the_path_the_code_goes_through() {
+        assert!(THROUGH_STAND_IN.get(), "the code did not go through `self`");
+        assert!(coil::runtime::stats().is_some());
     }
 }
 
