@@ -21,19 +21,17 @@ mod args;
 mod expand;
 mod item;
 
-/// Runs an `async fn main()` on a coil runtime: `#[coil::main]`.
-///
-/// See `coil::main` for the options and examples.
+/// (`#[coil::main]` is defined in the crate coil-macros, `macros/` in coil's
+/// repository; coil re-exports it, and the documentation above, with its
+/// examples, is coil's.)
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(Kind::Main, args, item)
 }
 
-/// Makes an `async fn` a `#[test]` that runs on a fresh coil runtime:
-/// `#[coil::test]`.
-///
-/// See `coil::test` for the options (one driver, every driver, the
-/// simulator) and examples.
+/// (`#[coil::test]` is defined in the crate coil-macros, `macros/` in coil's
+/// repository; coil re-exports it, and the documentation above, with its
+/// examples, is coil's.)
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(Kind::Test, args, item)
