@@ -10,7 +10,7 @@
 //!
 //! | asyncio | coil |
 //! |---|---|
-//! | `asyncio.run(main())` | [`coil::run(main())`](run) |
+//! | `asyncio.run(main())` | [`coil::run(main())`](run), or [`#[coil::main]`](macro@main) on `async fn main` |
 //! | `asyncio.create_task(c)` | [`coil::spawn(c)`](spawn) → [`Task<T>`](task::Task) |
 //! | `await task` | `task.await` → `Result<T, TaskError>` |
 //! | `task.cancel()` | [`Task::cancel`](task::TaskHandle::cancel) |
@@ -107,6 +107,9 @@
 //! `.await` compiles to and how a waker gets a task polled again, and the
 //! module docs of [`task`] for the task invariants.
 
+#[doc(hidden)]
+#[path = "macro_support.rs"]
+pub mod __macro_support;
 pub mod blocking;
 pub mod combinators;
 pub mod fs;
@@ -126,6 +129,215 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
+/// Runs an `async fn main()` on a coil runtime: `#[coil::main]`.
+///
+/// ```
+/// #[coil::main]
+/// async fn main() {
+///     let task = coil::spawn(async { 40 + 2 });
+///     assert_eq!(task.await.unwrap(), 42);
+/// }
+/// ```
+///
+/// is `fn main() { coil::run(async { .. }) }`: a runtime is built with the
+/// driver `COIL_DRIVER` names (else io_uring where the kernel allows it, and
+/// epoll otherwise), the body runs on it, and the runtime is dropped when the
+/// body returns, cancelling the tasks still alive. `main` returns what its
+/// signature says, so a `Result` works and so does `?` in the body:
+///
+/// ```
+/// use coil::net::TcpListener;
+///
+/// #[coil::main]
+/// async fn main() -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     println!("listening on {}", listener.local_addr()?);
+///     Ok(())
+/// }
+/// ```
+///
+/// # Options
+///
+/// - `driver = "auto" | "uring" | "epoll"`: this driver, whatever
+///   `COIL_DRIVER` says. A driver that cannot start panics with the OS error
+///   (`"uring"` never falls back to epoll; `"auto"` does).
+/// - `crate = "path"`: where coil is. The code the macro writes names
+///   `::coil`; a crate that depends on coil under another name
+///   (`my_coil = { package = "coil", .. }`) writes
+///   `#[my_coil::main(crate = "my_coil")]`.
+///
+/// ```
+/// #[coil::main(driver = "epoll")]
+/// async fn main() {
+///     let driver = coil::runtime::stats().unwrap().driver;
+///     assert_eq!(driver, coil::runtime::DriverKind::Epoll);
+/// }
+/// ```
+///
+/// # Compile errors
+///
+/// Each misuse is one error at the tokens concerned, with a sentence saying
+/// what to write instead. A function that is not `async`:
+///
+/// ```compile_fail
+/// #[coil::main] // error: #[coil::main] needs an `async fn`: write `async fn main` ..
+/// fn main() {}
+/// ```
+///
+/// the attribute on something other than a function:
+///
+/// ```compile_fail
+/// #[coil::main] // error: #[coil::main] goes on an `async fn`, not on `struct` ..
+/// struct Main;
+/// # fn main() {}
+/// ```
+///
+/// arguments (`main` gets none; read `std::env::args()`):
+///
+/// ```compile_fail
+/// #[coil::main] // error: #[coil::main] functions take no arguments ..
+/// async fn main(args: Vec<String>) {}
+/// ```
+///
+/// a value that is not a string, or a driver coil does not have:
+///
+/// ```compile_fail
+/// #[coil::main(driver = epoll)] // error: expected a string in double quotes ..
+/// async fn main() {}
+/// ```
+///
+/// ```compile_fail
+/// #[coil::main(driver = "kqueue")] // error: unknown driver "kqueue" ..
+/// async fn main() {}
+/// ```
+///
+/// and an argument only tests take:
+///
+/// ```compile_fail
+/// #[coil::main(drivers = "all")] // error: unknown argument `drivers` ..
+/// async fn main() {}
+/// ```
+pub use coil_macros::main;
+/// Makes an `async fn` a `#[test]` that runs on a fresh coil runtime:
+/// `#[coil::test]`.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// #[coil::test]
+/// async fn sleeps_concurrently() {
+///     let start = coil::time::Instant::now();
+///     let a = coil::spawn(coil::time::sleep(Duration::from_millis(20)));
+///     let b = coil::spawn(coil::time::sleep(Duration::from_millis(20)));
+///     a.await.unwrap();
+///     b.await.unwrap();
+///     assert!(start.elapsed() < Duration::from_millis(200));
+/// }
+/// ```
+///
+/// Each test builds its own runtime as [`run`] does (`COIL_DRIVER`, else
+/// auto), runs the body on it on the test's thread, and drops it, so tests
+/// share no loop and no task. A panic in the body fails the test; the other
+/// attributes stay (`#[should_panic]`, `#[ignore]`, docs, lints), and the
+/// function may return a `Result` (`?` works in the body).
+///
+/// # Options
+///
+/// - `driver = "auto" | "uring" | "epoll"`: this driver, whatever
+///   `COIL_DRIVER` says; a driver that cannot start fails the test.
+/// - `driver = "sim"` and optionally `seed = N`: the body runs in the
+///   deterministic simulator ([`sim::Builder`], seed 0 by default;
+///   `COIL_SIM_SEED` overrides it): virtual time, a seeded task order, the
+///   in-memory network.
+/// - `drivers = "all"`: one test per driver, in a module named after the
+///   function: `name::uring` and `name::epoll`, each forcing its driver
+///   whatever `COIL_DRIVER` says. Where io_uring cannot start (an old
+///   kernel, a seccomp profile, `io_uring_disabled`), `name::uring` passes
+///   without running the body and says why on stderr (shown with
+///   `--nocapture`); under `COIL_DRIVER=uring` it fails instead, so a run
+///   that means to test io_uring cannot pass by skipping. (It is not
+///   `#[ignore]`d because whether io_uring starts is known only when the test
+///   runs.) The module does `use super::*`, so the body sees the items of the
+///   module the test is written in, but not items declared inside an
+///   enclosing function. `#[ignore]`, `#[should_panic]` and
+///   `#[cfg_attr(..)]` go on both tests, other attributes (docs, lints,
+///   `#[cfg]`) on the module.
+/// - `crate = "path"`: as for [`main`](macro@main), when coil is a
+///   dependency under another name.
+///
+/// A glob import, `use coil::*;`, brings this `test` in as well, and a plain
+/// `#[test]` in that module then no longer compiles (rustc: "`test` is
+/// ambiguous", E0659). Import the names you use instead, or write the
+/// built-in one's full path, `#[::core::prelude::v1::test]`.
+///
+/// ```
+/// use coil::runtime::{DriverKind, stats};
+///
+/// #[coil::test(drivers = "all")] // tests `on_each_driver::{uring, epoll}`
+/// async fn on_each_driver() {
+///     let driver = stats().unwrap().driver;
+///     assert!(matches!(driver, DriverKind::Uring | DriverKind::Epoll));
+/// }
+///
+/// #[coil::test(driver = "sim", seed = 7)]
+/// async fn a_day_in_microseconds() {
+///     coil::time::sleep(std::time::Duration::from_secs(86_400)).await;
+/// }
+/// # fn main() {}
+/// ```
+///
+/// # Compile errors
+///
+/// One error at the tokens concerned, saying what to write. Besides those
+/// of [`main`](macro@main) (not `async`, not a function, a malformed value):
+/// arguments,
+///
+/// ```compile_fail
+/// #[coil::test] // error: #[coil::test] functions take no arguments ..
+/// async fn adds(a: u32, b: u32) {}
+/// ```
+///
+/// generic parameters,
+///
+/// ```compile_fail
+/// #[coil::test] // error: #[coil::test] functions cannot be generic ..
+/// async fn generic<T: Default>() {}
+/// ```
+///
+/// a `#[test]` as well (the macro adds it),
+///
+/// ```compile_fail
+/// #[coil::test]
+/// #[test] // error: remove this `#[test]` ..
+/// async fn twice() {}
+/// ```
+///
+/// an argument the macro does not know (tokio's `flavor`, say),
+///
+/// ```compile_fail
+/// #[coil::test(flavor = "current_thread")] // error: unknown argument `flavor` ..
+/// async fn unknown() {}
+/// ```
+///
+/// `drivers` with anything but `"all"`, or together with `driver`,
+///
+/// ```compile_fail
+/// #[coil::test(drivers = "uring")] // error: `drivers` takes "all" ..
+/// async fn some() {}
+/// ```
+///
+/// ```compile_fail
+/// #[coil::test(driver = "epoll", drivers = "all")] // error: give either ..
+/// async fn both() {}
+/// ```
+///
+/// and a `seed` without the simulator.
+///
+/// ```compile_fail
+/// #[coil::test(seed = 7)] // error: `seed` is the simulator's: add `driver = "sim"`
+/// async fn seeded() {}
+/// ```
+pub use coil_macros::test;
 pub use combinators::{
     Either, Failure, WaitFor, as_completed, as_completed_tasks, gather_all, gather_settled,
     gather_tasks, race, select, shield, try_gather_all, try_gather_tasks, wait,

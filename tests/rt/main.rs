@@ -1,4 +1,4 @@
-//! The runtime and toolkit seen from a user: tasks, time, timeouts, combinators, streams, TaskGroup, buffered I/O, fs ops, the simulator.
+//! The runtime and toolkit seen from a user: tasks, time, timeouts, combinators, streams, TaskGroup, buffered I/O, fs ops, the simulator, the attribute macros.
 //!
 //! One test binary for several files (each a module below): a cold `cargo test`
 //! links far fewer binaries. Tests that count process-wide things (open fds,
@@ -15,6 +15,7 @@ mod comb_wait;
 mod docs_await;
 mod fs_ops;
 mod io_buffered;
+mod macro_attrs;
 mod rt_task_combinations;
 mod send_sync;
 mod sim_clock;
