@@ -178,3 +178,42 @@ fn signals_coil_cannot_handle_are_refused() {
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "signal {signo}");
     }
 }
+
+#[test]
+fn a_forked_child_gets_its_own_dispatch_thread() {
+    let _serial = serial();
+    let kind = SignalKind::from_raw(rt_min(3));
+    let mut in_parent = signal(kind).unwrap();
+    // SAFETY: fork(2). The child only makes a listener, runs a loop and leaves with
+    // _exit; no lock it needs is held here (the tests are serialized and the dispatch
+    // thread takes none of the registry's creation locks).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let seen = std::panic::catch_unwind(|| {
+            // The parent's dispatch thread does not exist here: this listener is only
+            // woken if the child got a thread (and an eventfd) of its own.
+            let mut in_child = signal(kind).unwrap();
+            raise(kind.as_raw());
+            coil::run(async { timeout(HANG, in_child.recv()).await.is_ok() })
+        });
+        // SAFETY: _exit ends the child without running the parent's atexit work.
+        unsafe { libc::_exit(if matches!(seen, Ok(true)) { 0 } else { 1 }) };
+    }
+    assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a live local.
+    let rc = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    assert_eq!(rc, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child's listener missed its signal (status {status:#x})"
+    );
+    // The child's delivery stayed in the child; the parent's still work.
+    assert!(!ready_now(&mut in_parent));
+    raise(kind.as_raw());
+    coil::run(async {
+        timeout(HANG, in_parent.recv())
+            .await
+            .expect("parent still hears")
+    });
+}
