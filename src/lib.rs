@@ -13,7 +13,7 @@
 //! | `asyncio.run(main())` | [`coil::run(main())`](run) |
 //! | `asyncio.create_task(c)` | [`coil::spawn(c)`](spawn) → [`Task<T>`](task::Task) |
 //! | `await task` | `task.await` → `Result<T, TaskError>` |
-//! | `task.cancel()` | [`Task::cancel`](task::Task::cancel) |
+//! | `task.cancel()` | [`Task::cancel`](task::TaskHandle::cancel) |
 //! | `asyncio.sleep(s)` | [`coil::time::sleep`](time::sleep) |
 //! | `asyncio.wait_for(c, t)` | [`coil::time::timeout`](time::timeout) |
 //! | `await asyncio.sleep(0)` | [`coil::task::yield_now`](task::yield_now) |

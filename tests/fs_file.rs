@@ -3,38 +3,15 @@
 //! their errno, and cancelled reads.
 
 mod support;
+use support::TempDir;
 
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use coil::fs::{self, File, OpenOptions};
 use coil::io::BufResult;
-
-/// A directory unique to one test run (pid, test name, counter: the three
-/// drivers of one test run concurrently), removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("coil-fs-{}-{name}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Deterministic content: byte i = (i * 31 + i / 251) as u8.
 fn pattern(len: usize) -> Vec<u8> {
@@ -47,7 +24,7 @@ async fn read_all(p: &Path) -> Vec<u8> {
 
 driver_test! {
     fn write_at_read_at_round_trip(rt) {
-        let dir = TempDir::new("rw_at");
+        let dir = TempDir::new("fs-rw_at");
         rt.block_on(async {
             let p = dir.path("f");
             let f = OpenOptions::new().read(true).write(true).create(true).open(&p).await.unwrap();
@@ -79,7 +56,7 @@ driver_test! {
     }
 
     fn positional_and_cursor_are_independent(rt) {
-        let dir = TempDir::new("cursor");
+        let dir = TempDir::new("fs-cursor");
         rt.block_on(async {
             let p = dir.path("f");
             fs::write(&p, "0123456789").await.unwrap();
@@ -105,7 +82,7 @@ driver_test! {
     }
 
     fn append_mode_writes_at_the_end(rt) {
-        let dir = TempDir::new("append");
+        let dir = TempDir::new("fs-append");
         rt.block_on(async {
             let p = dir.path("log");
             fs::write(&p, "a\n").await.unwrap();
@@ -125,7 +102,7 @@ driver_test! {
     }
 
     fn truncate_on_open_and_set_len(rt) {
-        let dir = TempDir::new("truncate");
+        let dir = TempDir::new("fs-truncate");
         rt.block_on(async {
             let p = dir.path("f");
             fs::write(&p, vec![9u8; 5000]).await.unwrap();
@@ -156,7 +133,7 @@ driver_test! {
     }
 
     fn create_new_on_an_existing_file_is_already_exists(rt) {
-        let dir = TempDir::new("create_new");
+        let dir = TempDir::new("fs-create_new");
         rt.block_on(async {
             let p = dir.path("f");
             let f = OpenOptions::new().write(true).create_new(true).open(&p).await.unwrap();
@@ -174,7 +151,7 @@ driver_test! {
     }
 
     fn read_to_end_of_a_multi_mb_file(rt) {
-        let dir = TempDir::new("rte");
+        let dir = TempDir::new("fs-rte");
         let data = pattern(5 * 1024 * 1024 + 123);
         std::fs::write(dir.path("big"), &data).unwrap();
         rt.block_on(async move {
@@ -201,7 +178,7 @@ driver_test! {
     }
 
     fn metadata_fields(rt) {
-        let dir = TempDir::new("metadata");
+        let dir = TempDir::new("fs-metadata");
         rt.block_on(async {
             let before = SystemTime::now() - Duration::from_secs(2);
             let p = dir.path("f");
@@ -232,14 +209,14 @@ driver_test! {
             assert_eq!(md.modified().unwrap(), std_md.modified().unwrap());
             let by_path = fs::metadata(&p).await.unwrap();
             assert_eq!(by_path.ino(), md.ino());
-            let d = fs::metadata(&dir.0).await.unwrap();
+            let d = fs::metadata(dir.dir()).await.unwrap();
             assert!(d.is_dir() && !d.is_file());
             assert!(format!("{md:?}").contains("len: 12345"));
         });
     }
 
     fn sync_and_explicit_close(rt) {
-        let dir = TempDir::new("sync");
+        let dir = TempDir::new("fs-sync");
         rt.block_on(async {
             let p = dir.path("f");
             let f = File::create(&p).await.unwrap();
@@ -260,7 +237,7 @@ driver_test! {
     }
 
     fn errors_keep_the_errno(rt) {
-        let dir = TempDir::new("errors");
+        let dir = TempDir::new("fs-errors");
         rt.block_on(async {
             let missing = dir.path("missing/x");
             let e = File::open(&missing).await.unwrap_err();
@@ -279,7 +256,7 @@ driver_test! {
             let BufResult(r, _) = ro.write_all("x").await;
             assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
             // EISDIR: reading a directory.
-            let d = File::open(&dir.0).await.unwrap();
+            let d = File::open(dir.dir()).await.unwrap();
             let BufResult(r, _) = d.read_at(Vec::with_capacity(10), 0).await;
             assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EISDIR));
             // A NUL in the path: InvalidInput before any system call.
@@ -289,7 +266,7 @@ driver_test! {
     }
 
     fn permission_denied(rt) {
-        let dir = TempDir::new("perm");
+        let dir = TempDir::new("fs-perm");
         rt.block_on(async {
             // SAFETY: geteuid has no preconditions.
             let root = unsafe { libc::geteuid() } == 0;
@@ -314,7 +291,7 @@ driver_test! {
     }
 
     fn concurrent_positional_reads_share_one_file(rt) {
-        let dir = TempDir::new("concurrent");
+        let dir = TempDir::new("fs-concurrent");
         let data = pattern(1 << 20);
         std::fs::write(dir.path("f"), &data).unwrap();
         rt.block_on(async move {
@@ -343,7 +320,7 @@ driver_test! {
     }
 
     fn cancelled_reads_and_writes_leave_the_file_usable(rt) {
-        let dir = TempDir::new("cancel");
+        let dir = TempDir::new("fs-cancel");
         let data = pattern(4 << 20);
         std::fs::write(dir.path("f"), &data).unwrap();
         rt.block_on(async move {
@@ -379,7 +356,7 @@ driver_test! {
     }
 
     fn from_std_and_outside_use(rt) {
-        let dir = TempDir::new("from_std");
+        let dir = TempDir::new("fs-from_std");
         std::fs::write(dir.path("f"), "std file").unwrap();
         rt.block_on(async {
             let f = File::from_std(std::fs::File::open(dir.path("f")).unwrap());
@@ -416,7 +393,7 @@ fn works_outside_a_runtime() {
             std::thread::park();
         }
     }
-    let dir = TempDir::new("outside");
+    let dir = TempDir::new("fs-outside");
     let p = dir.path("f");
     block_on(fs::write(&p, "outside")).unwrap();
     assert_eq!(block_on(fs::read_to_string(&p)).unwrap(), "outside");

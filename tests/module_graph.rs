@@ -37,11 +37,13 @@ const ALLOWED: &[Allowed] = &[
     Allowed {
         from: "task",
         to: "rt",
-        via: &["Shared", "schedule", "spawn_local", "budget"],
+        via: &["Shared", "schedule", "spawn_local", "budget", "with_core"],
         why: "rt runs tasks (TaskRef, the owned list, Task). A task in turn holds its loop's \
               Arc<rt::Shared> in its header and is queued by rt::schedule when woken, \
               coil::spawn finds the running loop through rt::spawn_local, and \
-              coil::task::consume_budget is the loop's coop budget (rt::budget). Cutting the \
+              coil::task::consume_budget is the loop's coop budget (rt::budget); \
+              coil::task::current and all_tasks read the running task and the owned list \
+              of the loop on this thread (rt::with_core). Cutting the \
               edge would put a scheduler trait object in every task header and an indirect \
               call on every wake, the hot path",
     },

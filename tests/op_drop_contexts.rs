@@ -53,6 +53,7 @@
 //! the `matrix-deep` tier of `.ci/run` runs it again with 100 and 10 000.
 
 mod support;
+use support::TempDir;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
@@ -262,16 +263,16 @@ fn warm_up() {
         install_quiet_hook();
         run_table();
         support::run_watched(|| {
-            let dir = TempDir::create();
-            std::fs::write(dir.join("f"), b"warm").unwrap();
+            let dir = TempDir::new("op-drop");
+            std::fs::write(dir.path("f"), b"warm").unwrap();
             for d in [Drv::Uring, Drv::Epoll] {
                 runtime(d).block_on(async {
-                    let f = coil::fs::File::open(dir.join("f")).await.unwrap();
+                    let f = coil::fs::File::open(dir.path("f")).await.unwrap();
                     let BufResult(r, _) = f.write_at(&b"w"[..], 0).await;
                     assert!(r.is_err(), "a read-only file");
                     let BufResult(r, _) = f.read_at(Vec::with_capacity(8), 0).await;
                     r.unwrap();
-                    coil::fs::metadata(dir.join("f")).await.unwrap();
+                    coil::fs::metadata(dir.path("f")).await.unwrap();
                 });
             }
         });
@@ -728,29 +729,6 @@ fn pipe_read_n(f: &std::fs::File, n: usize) -> Vec<u8> {
         }
     }
     got
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("coil-op-drop-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn mkfifo(path: &Path) {
@@ -1533,8 +1511,8 @@ struct FileFx {
 }
 
 fn fifo_fx_paths() -> (TempDir, PathBuf) {
-    let dir = TempDir::create();
-    let path = dir.join("fifo");
+    let dir = TempDir::new("op-drop");
+    let path = dir.path("fifo");
     mkfifo(&path);
     (dir, path)
 }
@@ -1571,8 +1549,8 @@ impl Case for FileRead {
                 _dir: dir,
             };
         }
-        let dir = TempDir::create();
-        let path = dir.join("f");
+        let dir = TempDir::new("op-drop");
+        let path = dir.path("f");
         std::fs::write(&path, pattern(4096, 0)).unwrap();
         FileFx {
             file: coil::fs::File::open(&path).await.unwrap(),
@@ -1678,8 +1656,8 @@ impl Case for FileWrite {
                 _dir: dir,
             };
         }
-        let dir = TempDir::create();
-        let path = dir.join("f");
+        let dir = TempDir::new("op-drop");
+        let path = dir.path("f");
         let file = coil::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -1801,8 +1779,8 @@ impl Case for FileOpen {
     }
 
     async fn setup(_d: Drv) -> OpenFx {
-        let dir = TempDir::create();
-        let path = dir.join("f");
+        let dir = TempDir::new("op-drop");
+        let path = dir.path("f");
         std::fs::write(&path, pattern(100, 0)).unwrap();
         OpenFx { path, _dir: dir }
     }

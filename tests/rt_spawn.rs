@@ -125,7 +125,7 @@ driver_test! {
             assert!(t.cancel());
             assert!(!t.cancel(), "second cancel is a no-op");
             let r = t.await;
-            assert!(matches!(r, Err(TaskError::Cancelled)), "{r:?}");
+            assert!(matches!(r, Err(TaskError::Cancelled(_))), "{r:?}");
         });
         assert_eq!(dropped.load(Ordering::SeqCst), 1, "future dropped exactly once");
     }

@@ -480,7 +480,7 @@ pub fn run_queue(data: &[u8]) {
         let Some(h) = h else { continue };
         match h.try_take() {
             Some(Ok(())) => assert!(w.model.tasks[id].ready, "task {id} finished Ok"),
-            Some(Err(TaskError::Cancelled)) => {
+            Some(Err(TaskError::Cancelled(_))) => {
                 assert!(!w.model.tasks[id].ready, "task {id} was cancelled")
             }
             other => panic!("task {id}'s output: {other:?}"),

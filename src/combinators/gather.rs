@@ -262,7 +262,7 @@ impl<F: Future> fmt::Debug for TryGatherAll<F> {
 /// future that panics is dropped at once and its slot becomes
 /// `Err(TaskError::Panicked(payload))`, while the others carry on. (The
 /// panic hook still prints the panic, as it does for a panicking task.)
-/// `TaskError::Cancelled` never appears here: nothing cancels these futures
+/// `TaskError::Cancelled(_)` never appears here: nothing cancels these futures
 /// but dropping the whole gather.
 ///
 /// ```

@@ -130,12 +130,14 @@ impl<A, B> fmt::Debug for Select<A, B> {
 /// ```
 /// use std::time::Duration;
 /// coil::run(async {
-///     let winner = coil::race([30u64, 10, 20].map(|ms| async move {
+///     // 100 ms apart, so a loaded machine that stalls between the first
+///     // polls of the three still keeps their order.
+///     let winner = coil::race([300u64, 100, 200].map(|ms| async move {
 ///         coil::time::sleep(Duration::from_millis(ms)).await;
 ///         ms
 ///     }))
 ///     .await;
-///     assert_eq!(winner, 10);
+///     assert_eq!(winner, 100);
 /// });
 /// ```
 #[track_caller]

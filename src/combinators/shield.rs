@@ -15,7 +15,7 @@ use crate::task::{Task, TaskError};
 /// [`timeout`](crate::time::timeout) around it expired) never touches the
 /// task: **it keeps running to completion**. Only the task being cancelled
 /// itself (through its handle, or by runtime shutdown) makes the shield report
-/// `Err(TaskError::Cancelled)`.
+/// `Err(TaskError::Cancelled(_))`.
 ///
 /// asyncio's pattern, where the caller keeps the task and may still await or
 /// cancel it after the shield gave up, is `shield(&mut task)`:

@@ -56,6 +56,9 @@ pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     pub(super) run_queue: RefCell<VecDeque<TaskRef>>,
     pub(super) owned: OwnedList,
+    /// The task being polled (`coil::task::current`): a copy standing for
+    /// the poller's queue reference, cleared when the poll returns.
+    current: Cell<Option<TaskRef>>,
     /// Set at shutdown: `spawn` then drops its future at once.
     pub(super) closed: Cell<bool>,
     /// Coop budget of the poll in progress (see `budget.rs`).
@@ -122,6 +125,7 @@ impl Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
             owned: OwnedList::default(),
+            current: Cell::new(None),
             closed: Cell::new(false),
             budget: Cell::new(BUDGET),
             polls_since_park: Cell::new(0),
@@ -153,6 +157,21 @@ impl Core {
         self.owned.len()
     }
 
+    /// The task being polled on this loop, if a task (not the `block_on`
+    /// future) is running.
+    pub(crate) fn current_task(&self) -> Option<TaskRef> {
+        self.current.get()
+    }
+
+    /// Every task of this loop that has not finished (its owned list),
+    /// newest first, each with a new reference (a waker's kind) that the
+    /// caller must release.
+    pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
+        let mut out = Vec::with_capacity(self.owned.len());
+        self.owned.for_each(|t| out.push(t.clone_ref()));
+        out
+    }
+
     /// Queue a task on this loop.
     ///
     /// # Safety
@@ -167,7 +186,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn spawn<F>(&self, future: F, name: Option<Box<str>>) -> Task<F::Output>
+    pub(crate) fn spawn<F>(&self, future: F, name: Option<Arc<str>>) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -247,10 +266,15 @@ impl Core {
     #[inline(always)]
     pub(super) fn run_task(&self, task: TaskRef) -> bool {
         self.budget.set(BUDGET);
+        self.current.set(Some(task));
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
         // the queue reference back to `push_local` with the task.
-        unsafe { poll_task(&self.owned, task, |t| self.push_local(t)) }
+        let done = unsafe { poll_task(&self.owned, task, |t| self.push_local(t)) };
+        // Cleared before anything else runs: after the poll the copy may
+        // no longer stand for a reference.
+        self.current.set(None);
+        done
     }
 
     pub(super) fn has_work(&self) -> bool {

@@ -55,7 +55,7 @@ impl Handle {
     ///
     /// The task runs on the loop's thread; the returned [`Task`] can be
     /// awaited anywhere. If the runtime has shut down, the future is dropped
-    /// at once and awaiting the task gives `Err(TaskError::Cancelled)`.
+    /// at once and awaiting the task gives `Err(TaskError::Cancelled(_))`.
     pub fn spawn<F>(&self, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,

@@ -326,7 +326,7 @@ pub(crate) unsafe fn schedule(task: TaskRef) {
 
 /// `coil::spawn` and `Builder::spawn`.
 #[track_caller]
-pub(crate) fn spawn_local<F>(future: F, name: Option<Box<str>>) -> Task<F::Output>
+pub(crate) fn spawn_local<F>(future: F, name: Option<Arc<str>>) -> Task<F::Output>
 where
     F: std::future::Future + 'static,
     F::Output: 'static,

@@ -393,7 +393,7 @@ fn shutdown_vs_remote_push() {
         let mut c_handle = c_handle;
         let out = Pin::new(&mut c_handle).poll(&mut Context::from_waker(Waker::noop()));
         assert!(
-            matches!(out, Poll::Ready(Err(TaskError::Cancelled))),
+            matches!(out, Poll::Ready(Err(TaskError::Cancelled(_)))),
             "{out:?}"
         );
         drop(c_handle);

@@ -53,7 +53,7 @@ impl<E> Failure<E> {
 impl<E> From<TaskError> for Failure<E> {
     fn from(e: TaskError) -> Failure<E> {
         match e {
-            TaskError::Cancelled => Failure::Cancelled,
+            TaskError::Cancelled(_) => Failure::Cancelled,
             TaskError::Panicked(p) => Failure::Panicked(p),
             // (TaskError is non_exhaustive for users; this crate sees every variant.)
         }

@@ -124,12 +124,24 @@ use self::state::{AbortOnDrop, ChildCell, Inner, LiveGuard, Phase, Status};
 ///    child's value, cancelled alone ([`GroupTask::cancel`]; a cancelled
 ///    child is not a failure, as asyncio does not count a child's
 ///    `CancelledError`), and named ([`TaskGroup::builder`]).
+/// 9. **Cancel requests** (decision 0010). A child spawned with
+///    `tg.builder().cooperative_cancel()` gets the group's cancellation as a
+///    request, so its cleanup can `.await`; the group waits for it as for
+///    any child (rules 2 and 3). When the owner is itself a task that
+///    answers requests and one arrives while the body waits (or while
+///    `task_group` waits for the children), the body is dropped there,
+///    every child is cancelled and waited for, and
+///    `task_group` returns `Err` with [`TaskGroupError::into_cancelled`]
+///    giving the request back, to [`reraise`](crate::task::Cancelled::reraise)
+///    (asyncio's group re-raises `CancelledError` after its children stopped).
+///    When the owner is dropped instead (rule 6), cooperative children get
+///    a request too, and clean up after the drop has returned.
 ///
 /// The handle is an `Rc`, so children may capture a clone and spawn
 /// siblings, as in asyncio.
 ///
 /// [`try_spawn`]: TaskGroup::try_spawn
-/// [`Task::cancel`]: crate::Task::cancel
+/// [`Task::cancel`]: crate::task::TaskHandle::cancel
 pub async fn task_group<T, E, F, Fut>(body: F) -> Result<T, TaskGroupError<E>>
 where
     E: 'static,
@@ -143,7 +155,7 @@ where
     let _abort_on_drop = AbortOnDrop(inner.clone());
 
     // Run the body until it finishes or a child fails (rule 2).
-    let mut body = Some(CatchUnwind::new(body(group)));
+    let mut body = Some(CatchUnwind::new(super::cancellable(body(group))));
     let outcome = poll_fn(|cx| {
         if inner.state.borrow().phase != Phase::Open {
             return Poll::Ready(None);
@@ -155,10 +167,16 @@ where
     .await;
     drop(body); // a body still running is cancelled here
 
+    let mut owner_cancelled = None;
     let output = match outcome {
-        Some(Ok(Ok(output))) => Some(output),
-        Some(Ok(Err(e))) => {
+        Some(Ok(Ok(Ok(output)))) => Some(output),
+        Some(Ok(Ok(Err(e)))) => {
             inner.state.borrow_mut().body_error = Some(e);
+            inner.abort();
+            None
+        }
+        Some(Ok(Err(cancelled))) => {
+            owner_cancelled = Some(Box::new(cancelled));
             inner.abort();
             None
         }
@@ -171,11 +189,17 @@ where
         None => None,
     };
 
-    inner.wait_for_children().await;
+    // A request reaching the owner while it waits for the children cancels
+    // them too (rule 9), as asyncio's `__aexit__` does.
+    if let Err(c) = super::cancellable(inner.wait_for_children()).await {
+        owner_cancelled.get_or_insert(Box::new(c));
+        inner.abort();
+        inner.wait_for_children().await;
+    }
     let mut st = inner.state.borrow_mut();
     st.phase = Phase::Closed;
     match output {
-        Some(output) if st.failures.is_empty() => Ok(output),
+        Some(output) if st.failures.is_empty() && owner_cancelled.is_none() => Ok(output),
         _ => {
             let cancelled = st
                 .children
@@ -184,8 +208,13 @@ where
                 .filter(|(_, c)| c.status() == Status::Cancelled)
                 .map(|(i, _)| i)
                 .collect();
+            let body = match &owner_cancelled {
+                Some(_) => Some(Failure::Cancelled),
+                None => st.body_error.take().map(Failure::Error),
+            };
             Err(TaskGroupError {
-                body: st.body_error.take().map(Failure::Error),
+                body,
+                owner_cancelled,
                 failures: std::mem::take(&mut st.failures),
                 cancelled,
             })
@@ -242,7 +271,7 @@ impl<E: 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        match self.start(None, future) {
+        match self.start(super::Builder::new(), future) {
             Ok(task) => task,
             Err(closed) => panic!("{closed}: {}", closed.advice()),
         }
@@ -253,14 +282,14 @@ impl<E: 'static> TaskGroup<E> {
     pub fn builder(&self) -> GroupTaskBuilder<'_, E> {
         GroupTaskBuilder {
             group: self,
-            name: None,
+            task: super::Builder::new(),
         }
     }
 
     /// Spawns child number `children.len()`, unless the group is past
     /// `Open`.
     #[track_caller]
-    fn start<T, F>(&self, name: Option<String>, future: F) -> Result<GroupTask<T>, GroupClosed>
+    fn start<T, F>(&self, builder: super::Builder, future: F) -> Result<GroupTask<T>, GroupClosed>
     where
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
@@ -285,10 +314,6 @@ impl<E: 'static> TaskGroup<E> {
         };
         let value = Rc::new(std::cell::RefCell::new(None));
         let slot = value.clone();
-        let mut builder = super::Builder::new();
-        if let Some(name) = name {
-            builder = builder.name(name);
-        }
         let task = builder.spawn(async move {
             let guard = guard;
             match CatchUnwind::new(future).await {

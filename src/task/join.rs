@@ -3,21 +3,22 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::ops::Deref;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::raw::{self, TaskRef};
-use super::state::{DropJoin, ToCancelled};
-use super::{TaskError, TaskId};
+use super::state::DropJoin;
+use super::{TaskError, TaskHandle};
 
 /// A handle to a spawned task; awaiting it gives the task's result.
 ///
 /// Like asyncio's `Task`: the task runs whether or not the handle is awaited.
-/// `task.await` returns `Ok(value)`, or `Err(TaskError::Cancelled)` if the task
+/// `task.await` returns `Ok(value)`, or `Err(TaskError::Cancelled(_))` if the task
 /// was cancelled, or `Err(TaskError::Panicked(payload))` if it panicked.
 ///
 /// **Dropping a `Task` detaches it**: the task keeps running and its output is
-/// dropped when it finishes. Call [`Task::cancel`] to stop it.
+/// dropped when it finishes. Call [`Task::cancel`](TaskHandle::cancel) to stop it.
 ///
 /// `Task<T>` is `Send` and `Sync` when `T: Send`, so a handle from
 /// [`Handle::spawn`](crate::Handle::spawn) can be awaited on another thread.
@@ -31,11 +32,24 @@ pub struct Task<T> {
 // (under rule 6) and the output once COMPLETE (rule 5); the output is moved or
 // dropped on the handle's thread, hence `T: Send`.
 unsafe impl<T: Send> Send for Task<T> {}
-// SAFETY: `&Task` allows only `id`, `is_finished`, `cancel` and `name`, which
-// touch atomics and immutable header fields.
+// SAFETY: `&Task` allows only the `TaskHandle` methods (through `Deref`),
+// which touch atomics, the cancel slot (atomic pointer, mutex) and immutable
+// header fields.
 unsafe impl<T: Send> Sync for Task<T> {}
 
 impl<T> Unpin for Task<T> {}
+
+/// A `Task` is a [`TaskHandle`] that also owns the output: `id`, `name`,
+/// `is_finished`, `cancel`, `cancel_with`, `abort`, `cancelling` and
+/// `uncancel` are the handle's, and `(*task).clone()` gives an untyped
+/// `TaskHandle` that outlives the `Task`.
+impl<T> Deref for Task<T> {
+    type Target = TaskHandle;
+
+    fn deref(&self) -> &TaskHandle {
+        TaskHandle::borrowed(&self.raw)
+    }
+}
 
 impl<T> Task<T> {
     /// Wrap a task pointer; the handle's reference is transferred.
@@ -51,38 +65,9 @@ impl<T> Task<T> {
         }
     }
 
-    /// Requests cancellation, like asyncio's `Task.cancel()`.
-    ///
-    /// The future is dropped the next time the loop gets to the task, and
-    /// awaiting the handle then gives `Err(TaskError::Cancelled)`. Returns
-    /// `false` if the task had already finished (its result stays available)
-    /// or cancellation was already requested. May be called from any thread.
-    pub fn cancel(&self) -> bool {
-        match self.raw.header().state.transition_to_cancelled() {
-            ToCancelled::Submit => {
-                // SAFETY: the transition set SCHEDULED and took a new
-                // reference: the queue reference (rule 2), handed over here.
-                unsafe { crate::rt::schedule(self.raw) };
-                true
-            }
-            ToCancelled::Marked => true,
-            ToCancelled::AlreadyDone => false,
-        }
-    }
-
-    /// Whether the task has finished (with a value, a panic, or cancelled).
-    pub fn is_finished(&self) -> bool {
-        raw::is_complete(self.raw)
-    }
-
-    /// The task's id.
-    pub fn id(&self) -> TaskId {
-        self.raw.id()
-    }
-
-    /// The task's name, if it was spawned with [`Builder::name`](super::Builder::name).
-    pub fn name(&self) -> Option<&str> {
-        self.raw.header().name.as_deref()
+    /// The task pointer, for `Builder::spawn`.
+    pub(super) fn raw(&self) -> TaskRef {
+        self.raw
     }
 
     /// The result if the task has finished, without waiting; `None` otherwise.
@@ -153,10 +138,6 @@ impl<T> Drop for Task<T> {
 
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task")
-            .field("id", &self.id())
-            .field("name", &self.name())
-            .field("finished", &self.is_finished())
-            .finish()
+        self.debug_as("Task", f)
     }
 }

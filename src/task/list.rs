@@ -80,6 +80,16 @@ impl OwnedList {
         self.len.set(self.len.get() - 1);
     }
 
+    /// Calls `f` with every task in the list, newest first. `f` must not
+    /// change the list.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(TaskRef)) {
+        let mut next = self.head.get();
+        while let Some(t) = next {
+            next = t.header().links.next.get();
+            f(t);
+        }
+    }
+
     /// Unlink and return the first task, with the list's reference.
     pub(crate) fn pop(&self) -> Option<TaskRef> {
         let t = self.head.get()?;

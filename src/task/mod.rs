@@ -13,10 +13,19 @@
 //! assert_eq!(sum, 42);
 //! ```
 //!
+//! [`current`] is the task running the calling code and [`all_tasks`] every
+//! unfinished task of the loop, as [`TaskHandle`]s (id, name, cancel).
+//!
+//! A task spawned with [`Builder::cooperative_cancel`] answers
+//! [`Task::cancel`](TaskHandle::cancel) instead of being dropped: [`cancellable`] scopes turn the
+//! request into `Err(Cancelled)`, the task awaits its cleanup and finishes
+//! with [`Cancelled::reraise`] (asyncio's `except CancelledError: ...;
+//! raise`; decision 0010).
+//!
 //! # The one lifetime rule
 //!
 //! **Dropping a [`Task`] detaches the task; it keeps running.** To stop it, call
-//! [`Task::cancel`]. A detached task that panics reports the panic on stderr
+//! [`Task::cancel`](TaskHandle::cancel). A detached task that panics reports the panic on stderr
 //! once, since nobody else can observe it.
 //!
 //! # Implementation spec
@@ -24,7 +33,9 @@
 //! This module owns the task itself: its allocation and `TaskRef`
 //! (`raw.rs`, with the per-type vtable functions in `raw/vtable.rs`), the
 //! state word (`state.rs`), the waker vtable (`waker.rs`), the owned list
-//! (`list.rs`), the handle ([`Task`], `join.rs`), and what is built directly
+//! (`list.rs`), the cancel message and requests (`cancel.rs`) and the
+//! task's side of a request (`answer.rs`), the handle ([`Task`],
+//! `join.rs`), [`current`]/[`all_tasks`] (`current.rs`), and what is built directly
 //! on tasks: [`TaskGroup`](crate::TaskGroup) (`group.rs`, re-exported at the
 //! crate root) and [`Failure`](crate::Failure) (`failure.rs`). The loop that
 //! runs tasks is `rt`.
@@ -87,8 +98,11 @@
 //!    to it instead of storing them, so waking after the runtime is gone is a
 //!    no-op.
 
+mod answer;
 mod builder;
+mod cancel;
 pub(crate) mod catch_unwind;
+mod current;
 mod error;
 pub(crate) mod failure;
 pub(crate) mod group;
@@ -104,8 +118,10 @@ mod state_loom;
 pub(crate) mod waker;
 mod yield_now;
 
+pub use answer::{Cancellable, Reraise, cancellable, cancelled};
 pub use builder::Builder;
-pub use error::TaskError;
+pub use current::{TaskHandle, all_tasks, current};
+pub use error::{Cancelled, TaskError};
 pub use join::Task;
 pub use panic::PanicPayload;
 pub use yield_now::{YieldNow, yield_now};
@@ -121,7 +137,7 @@ use std::num::NonZeroU64;
 /// This is `asyncio.create_task`: the future starts running on the loop's next
 /// tick, whether or not the returned [`Task`] is awaited. The future need not
 /// be `Send`; it always runs on the loop's thread. Dropping the handle detaches
-/// the task (it keeps running); [`Task::cancel`] stops it.
+/// the task (it keeps running); [`Task::cancel`](TaskHandle::cancel) stops it.
 ///
 /// # Panics
 ///

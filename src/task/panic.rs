@@ -26,33 +26,62 @@ use std::fmt;
 ///     assert_eq!(err.to_string(), "task panicked: boom");
 /// });
 /// ```
-pub struct PanicPayload(Box<dyn Any + Send + 'static>);
+pub struct PanicPayload {
+    payload: Box<dyn Any + Send + 'static>,
+    /// The task that panicked, when a task did (shown by `TaskError`'s
+    /// `Display`).
+    pub(crate) task: Option<super::error::TaskLabel>,
+}
 
 // SAFETY: `&PanicPayload` only reaches the boxed value through `type_id`
 // (which reads no data) or as `&T` with `T: Sync` (`downcast_ref`, `message`:
 // `&str` and `String` are Sync); every other access takes `&mut self` or
-// `self`. So sharing a `&PanicPayload` between threads shares nothing that is
+// `self`. `task` is an id and an `Arc<str>`, both Sync. So sharing a `&PanicPayload` between threads shares nothing that is
 // not `Sync`.
 unsafe impl Sync for PanicPayload {}
 
 impl PanicPayload {
     pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> PanicPayload {
-        PanicPayload(payload)
+        PanicPayload {
+            payload,
+            task: None,
+        }
+    }
+
+    /// The payload of a panic in the task `task`.
+    pub(crate) fn of_task(
+        payload: Box<dyn Any + Send + 'static>,
+        task: super::error::TaskLabel,
+    ) -> PanicPayload {
+        PanicPayload {
+            payload,
+            task: Some(task),
+        }
+    }
+
+    /// The name of the task that panicked, if it had one.
+    pub fn task_name(&self) -> Option<&str> {
+        self.task.as_ref().and_then(|l| l.name.as_deref())
+    }
+
+    /// The id of the task that panicked, when a task did.
+    pub fn task_id(&self) -> Option<super::TaskId> {
+        self.task.as_ref().map(|l| l.id)
     }
 
     /// The panic's message when the payload is a `&str` or a `String` (what
     /// `panic!("...")` produces), `None` for any other payload.
     pub fn message(&self) -> Option<&str> {
-        if let Some(s) = self.0.downcast_ref::<&'static str>() {
+        if let Some(s) = self.payload.downcast_ref::<&'static str>() {
             Some(s)
         } else {
-            self.0.downcast_ref::<String>().map(String::as_str)
+            self.payload.downcast_ref::<String>().map(String::as_str)
         }
     }
 
     /// Whether the payload is a `T` (`std::panic::panic_any(T)`).
     pub fn is<T: Any>(&self) -> bool {
-        self.0.is::<T>()
+        self.payload.is::<T>()
     }
 
     /// The payload as a `T`, if it is one. `T: Sync` because `&self` may be
@@ -66,29 +95,29 @@ impl PanicPayload {
     /// }
     /// ```
     pub fn downcast_ref<T: Any + Sync>(&self) -> Option<&T> {
-        self.0.downcast_ref::<T>()
+        self.payload.downcast_ref::<T>()
     }
 
     /// The payload, mutably (any type: `&mut` is never shared).
     pub fn get_mut(&mut self) -> &mut (dyn Any + Send + 'static) {
-        &mut *self.0
+        &mut *self.payload
     }
 
     /// The payload as `std::panic::catch_unwind` gave it.
     pub fn into_inner(self) -> Box<dyn Any + Send + 'static> {
-        self.0
+        self.payload
     }
 
     /// Re-raises the panic on the calling thread
     /// ([`std::panic::resume_unwind`]).
     pub fn resume(self) -> ! {
-        std::panic::resume_unwind(self.0)
+        std::panic::resume_unwind(self.payload)
     }
 }
 
 impl From<Box<dyn Any + Send + 'static>> for PanicPayload {
     fn from(payload: Box<dyn Any + Send + 'static>) -> PanicPayload {
-        PanicPayload(payload)
+        PanicPayload::new(payload)
     }
 }
 

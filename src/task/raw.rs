@@ -5,7 +5,7 @@
 //! Layout (`#[repr(C)]`, header first so a `*Header` is a `*Cell<F>`):
 //!
 //! ```text
-//! Cell<F> ┌ Header ─ state word │ vtable │ shared │ owned-list links │ join waker │ id │ name
+//! Cell<F> ┌ Header ─ state word │ vtable │ shared │ owned-list links │ join waker │ id │ name │ cancel
 //!         └ Stage<F> ─ Running(F) | Finished(Result<F::Output, TaskError>) | Consumed
 //! ```
 //!
@@ -56,10 +56,12 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::Waker;
 
-use super::TaskError;
 use super::TaskId;
+use super::cancel::CancelSlot;
+use super::error::{Cancelled, TaskLabel};
 use super::list::Links;
-use super::state::{Notify, Release, Snapshot, State};
+use super::state::{Notify, Release, Snapshot, State, ToCancelled};
+use super::{PanicPayload, TaskError};
 use crate::rt::Shared;
 
 mod vtable;
@@ -86,7 +88,9 @@ pub(crate) struct Header {
     /// Process-unique id.
     pub(super) id: TaskId,
     /// Optional name from `Builder::name`.
-    pub(super) name: Option<Box<str>>,
+    pub(super) name: Option<Arc<str>>,
+    /// The cancel message and requests, allocated on first use (`cancel.rs`).
+    pub(super) cancel: CancelSlot,
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
@@ -278,6 +282,124 @@ impl TaskRef {
         self.header().state.load()
     }
 
+    /// The name given with `Builder::name`.
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.header().name.as_deref()
+    }
+
+    /// The id and name, for an error about this task.
+    pub(super) fn label(&self) -> TaskLabel {
+        let h = self.header();
+        TaskLabel {
+            id: h.id,
+            name: h.name.clone(),
+        }
+    }
+
+    /// The error of a task that ends cancelled: its label and the message of
+    /// `cancel_with`, if one was given.
+    pub(super) fn cancelled_error(&self) -> TaskError {
+        TaskError::Cancelled(Cancelled {
+            task: Some(self.label()),
+            message: self.header().cancel.get().and_then(|c| c.message()),
+        })
+    }
+
+    /// The error of a task whose future (or its destructor) panicked.
+    pub(super) fn panicked_error(&self, payload: Box<dyn Any + Send>) -> TaskError {
+        TaskError::Panicked(PanicPayload::of_task(payload, self.label()))
+    }
+
+    /// `Task::cancel` and `cancel_with`. For a task that answers requests
+    /// (`Builder::cooperative_cancel`): record a request and wake the task
+    /// (decision 0010); `false` only if it has finished. For any other task,
+    /// [`abort`](TaskRef::abort). Any thread.
+    pub(super) fn cancel(self, message: Option<Arc<str>>) -> bool {
+        use super::state::COMPLETE;
+        let header = self.header();
+        match header.cancel.get() {
+            Some(c) if c.is_cooperative() => {
+                if header.state.load().is(COMPLETE) {
+                    return false;
+                }
+                c.request(message);
+                // After `request` stored `pending`: the poll this wake leads
+                // to sees it (`cancel.rs`).
+                self.wake_by_ref();
+                true
+            }
+            _ => self.abort(message),
+        }
+    }
+
+    /// The hard cancel: mark the task cancelled (its next turn drops the
+    /// future) and queue it if it was idle. `message`, if given, is stored
+    /// first, unless the task was already cancelled or finished. Returns
+    /// whether this call requested the cancellation. Any thread.
+    pub(super) fn abort(self, message: Option<Arc<str>>) -> bool {
+        use super::state::{CANCELLED, COMPLETE};
+        let header = self.header();
+        if let Some(m) = message {
+            let snap = header.state.load();
+            if snap.is(COMPLETE) || snap.is(CANCELLED) {
+                return false;
+            }
+            // Written before CANCELLED is set, read after it is seen
+            // (`cancel.rs`).
+            header.cancel.get_or_init().offer_message(m);
+        }
+        match header.state.transition_to_cancelled() {
+            ToCancelled::Submit => {
+                // SAFETY: the transition set SCHEDULED and took a new
+                // reference: the queue reference (rule 2), handed over here.
+                unsafe { crate::rt::schedule(self) };
+                true
+            }
+            ToCancelled::Marked => true,
+            ToCancelled::AlreadyDone => false,
+        }
+    }
+
+    /// Makes `cancel` a request for this task (`Builder::cooperative_cancel`).
+    /// Called before the task's handle is returned, so before any `cancel`.
+    pub(super) fn set_cooperative(self) {
+        self.header().cancel.get_or_init().set_cooperative();
+    }
+
+    /// asyncio's `cancelling()`: outstanding requests of a cooperative task;
+    /// for any other task 1 once it was cancelled, else 0.
+    pub(super) fn cancelling(self) -> usize {
+        let header = self.header();
+        match header.cancel.get() {
+            Some(c) if c.is_cooperative() => c.requests(),
+            _ => usize::from(header.state.load().is(super::state::CANCELLED)),
+        }
+    }
+
+    /// asyncio's `uncancel()`: one request fewer (a hard cancel cannot be
+    /// taken back); returns what [`cancelling`](TaskRef::cancelling) is then.
+    pub(super) fn uncancel(self) -> usize {
+        match self.header().cancel.get() {
+            Some(c) if c.is_cooperative() => c.uncancel(),
+            _ => self.cancelling(),
+        }
+    }
+
+    /// Delivers the undelivered request of a cooperative task, if there is
+    /// one: it is taken (edge-triggered, as asyncio's) and returned as the
+    /// error the task's code sees.
+    pub(super) fn take_request(self) -> Option<Cancelled> {
+        let c = self.header().cancel.get()?;
+        if !c.is_cooperative() || !c.take_pending() {
+            return None;
+        }
+        Some(Cancelled {
+            task: Some(self.label()),
+            message: c.message(),
+        })
+    }
+
     /// The name given with `Builder::name`, for messages.
     pub(crate) fn describe(&self) -> String {
         let h = self.header();
@@ -296,7 +418,7 @@ pub(crate) fn allocate<F>(
     future: F,
     shared: Arc<Shared>,
     id: TaskId,
-    name: Option<Box<str>>,
+    name: Option<Arc<str>>,
 ) -> TaskRef
 where
     F: Future + 'static,
@@ -311,14 +433,21 @@ pub(crate) fn allocate_cancelled<F>(
     future: F,
     shared: Arc<Shared>,
     id: TaskId,
-    name: Option<Box<str>>,
+    name: Option<Arc<str>>,
 ) -> TaskRef
 where
     F: Future + 'static,
 {
+    let label = TaskLabel {
+        id,
+        name: name.clone(),
+    };
     let out = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
-        Ok(()) => TaskError::Cancelled,
-        Err(p) => TaskError::Panicked(p.into()),
+        Ok(()) => TaskError::Cancelled(Cancelled {
+            task: Some(label),
+            message: None,
+        }),
+        Err(p) => TaskError::Panicked(PanicPayload::of_task(p, label)),
     };
     Stage::<F>::Finished(Err(out)).into_task(State::new_complete(), shared, id, name)
 }
@@ -333,7 +462,7 @@ impl<F: Future + 'static> Stage<F> {
         state: State,
         shared: Arc<Shared>,
         id: TaskId,
-        name: Option<Box<str>>,
+        name: Option<Arc<str>>,
     ) -> TaskRef {
         let cell = Box::new(Cell::<F> {
             header: Header {
@@ -344,6 +473,7 @@ impl<F: Future + 'static> Stage<F> {
                 join_waker: UnsafeCell::new(None),
                 id,
                 name,
+                cancel: CancelSlot::new(),
             },
             stage: UnsafeCell::new(self),
         });

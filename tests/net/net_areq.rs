@@ -7,14 +7,14 @@
 //! output file's lines are checked exactly. Also: `urljoin` against Python's
 //! answers, and the href scan alone.
 
+use crate::support;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io;
 use std::net::Shutdown;
-use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::TempDir;
 
 use coil::io::{BufReader, BufResult};
 use coil::net::{TcpListener, TcpStream};
@@ -145,28 +145,6 @@ fn hrefs_of_the_tricky_page() {
     );
 }
 
-/// A directory of its own for one run, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "coil-areq-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Sends `bytes` on `conn`.
 async fn send(conn: &TcpStream, bytes: impl Into<Vec<u8>>) -> io::Result<()> {
     let BufResult(r, _) = conn.write_all(bytes.into()).await;
@@ -295,9 +273,9 @@ enum Want {
 
 driver_test! {
     fn areq_crawls_a_local_server(rt) {
-        let dir = TempDir::new();
-        let urls_file = dir.0.join("urls.txt");
-        let out_file = dir.0.join("foundurls.txt");
+        let dir = TempDir::new("areq-test");
+        let urls_file = dir.path("urls.txt");
+        let out_file = dir.path("foundurls.txt");
         let timeout = Duration::from_secs(2);
         rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -433,7 +411,7 @@ driver_test! {
             assert_eq!(blocks, want_blocks);
         });
         // Nothing but the input and the output was created.
-        let mut names: Vec<_> = std::fs::read_dir(&dir.0)
+        let mut names: Vec<_> = std::fs::read_dir(dir.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();

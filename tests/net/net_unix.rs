@@ -3,11 +3,11 @@
 //! cancellation that loses nothing.
 
 use crate::support;
+use support::TempDir;
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::os::linux::net::SocketAddrExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use coil::io::BufResult;
@@ -15,37 +15,10 @@ use coil::net::{UnixDatagram, UnixListener, UnixStream};
 use coil::spawn;
 use coil::time::timeout;
 
-/// A fresh directory for socket files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "coil-unix-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 driver_test! {
     fn stream_echo_over_a_path(rt) {
         rt.block_on(async {
-            let dir = TempDir::new("echo");
+            let dir = TempDir::new("unix-echo");
             let path = dir.path("s");
             let l = UnixListener::bind(&path).unwrap();
             assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
@@ -117,7 +90,7 @@ driver_test! {
             flags & libc::O_NONBLOCK != 0
         };
         rt.block_on(async move {
-            let dir = TempDir::new("from-std");
+            let dir = TempDir::new("unix-from-std");
             let path = dir.path("s");
             let std_l = std::os::unix::net::UnixListener::bind(&path).unwrap();
             std_l.set_nonblocking(uring).unwrap();
@@ -171,7 +144,7 @@ driver_test! {
 
     fn connect_errors_have_errno(rt) {
         rt.block_on(async {
-            let dir = TempDir::new("errs");
+            let dir = TempDir::new("unix-errs");
             let err = UnixStream::connect(dir.path("missing")).await.unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
             // A socket file whose listener is gone (the file stays): refused.
@@ -241,7 +214,7 @@ driver_test! {
 
     fn datagram_roundtrip_over_paths(rt) {
         rt.block_on(async {
-            let dir = TempDir::new("dgram");
+            let dir = TempDir::new("unix-dgram");
             let (pa, pb) = (dir.path("a"), dir.path("b"));
             let a = UnixDatagram::bind(&pa).unwrap();
             let b = UnixDatagram::bind(&pb).unwrap();
@@ -305,7 +278,7 @@ driver_test! {
 
     fn many_unix_connections(rt) {
         rt.block_on(async {
-            let dir = TempDir::new("many");
+            let dir = TempDir::new("unix-many");
             let path = dir.path("s");
             let l = UnixListener::bind(&path).unwrap();
             let n = support::scaled(200);

@@ -108,7 +108,7 @@ fn exec(n: Node, finished: Rc<Cell<u32>>) -> Pin<Box<dyn Future<Output = u64>>> 
                             assert!(!cancelled, "a cancelled task returned a value");
                             sum += v;
                         }
-                        Err(TaskError::Cancelled) => {
+                        Err(TaskError::Cancelled(_)) => {
                             assert!(cancelled, "cancelled without cancel()")
                         }
                         Err(e) => panic!("unexpected {e}"),

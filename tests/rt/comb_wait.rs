@@ -199,7 +199,7 @@ driver_test! {
             assert!(out[1].as_ref().is_err_and(TaskError::is_panic));
             assert_eq!(out[2].as_ref().ok(), Some(&3));
             let out = coil::gather_tasks([cancelled]).await;
-            assert!(matches!(out, Err(TaskError::Cancelled)), "a cancelled child fails gather");
+            assert!(matches!(out, Err(TaskError::Cancelled(_))), "a cancelled child fails gather");
         });
     }
 
@@ -233,7 +233,7 @@ driver_test! {
             assert!(r.is_err());
             assert!(!stopped.get(), "the shield did not cancel it");
             assert!(task.cancel(), "but its handle still can");
-            assert!(matches!(task.await, Err(TaskError::Cancelled)));
+            assert!(matches!(task.await, Err(TaskError::Cancelled(_))));
             assert!(stopped.get());
         });
     }

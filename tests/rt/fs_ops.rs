@@ -1,38 +1,15 @@
 //! `coil::fs` free functions under every driver: read/write, rename,
 //! remove, directories, metadata, and their errors with the OS errno.
 
+use crate::support;
 use std::io::ErrorKind;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use support::TempDir;
 
 use coil::fs;
 
-/// A directory unique to one test run (pid, test name, counter), removed on
-/// drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("coil-fsops-{}-{name}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 driver_test! {
     fn write_then_read(rt) {
-        let dir = TempDir::new("write_read");
+        let dir = TempDir::new("fsops-write_read");
         rt.block_on(async {
             let p = dir.path("f");
             fs::write(&p, "hello").await.unwrap();
@@ -52,7 +29,7 @@ driver_test! {
     }
 
     fn rename_and_remove_file(rt) {
-        let dir = TempDir::new("rename");
+        let dir = TempDir::new("fsops-rename");
         rt.block_on(async {
             let (a, b) = (dir.path("a"), dir.path("b"));
             fs::write(&a, "A").await.unwrap();
@@ -66,13 +43,13 @@ driver_test! {
             let e = fs::rename(&a, &b).await.unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
             // remove_file on a directory: EISDIR.
-            let e = fs::remove_file(&dir.0).await.unwrap_err();
+            let e = fs::remove_file(dir.dir()).await.unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EISDIR));
         });
     }
 
     fn directories(rt) {
-        let dir = TempDir::new("dirs");
+        let dir = TempDir::new("fsops-dirs");
         rt.block_on(async {
             let d = dir.path("d");
             fs::create_dir(&d).await.unwrap();
@@ -118,7 +95,7 @@ driver_test! {
     }
 
     fn metadata_and_symlink_metadata(rt) {
-        let dir = TempDir::new("md");
+        let dir = TempDir::new("fsops-md");
         rt.block_on(async {
             let f = dir.path("f");
             fs::write(&f, vec![0u8; 777]).await.unwrap();
@@ -144,9 +121,9 @@ driver_test! {
     }
 
     fn many_files_concurrently(rt) {
-        let dir = TempDir::new("many");
+        let dir = TempDir::new("fsops-many");
         rt.block_on(async {
-            let root = std::rc::Rc::new(dir.0.clone());
+            let root = std::rc::Rc::new(dir.dir().to_path_buf());
             let tasks: Vec<_> = (0..64)
                 .map(|i| {
                     let root = root.clone();
@@ -163,7 +140,7 @@ driver_test! {
             for t in tasks {
                 t.await.unwrap();
             }
-            assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+            assert_eq!(std::fs::read_dir(dir.dir()).unwrap().count(), 0);
         });
     }
 }

@@ -23,6 +23,8 @@ mod sim_props;
 mod stream_async_gen;
 mod stream_ext;
 mod stream_generate;
+mod task_cancel_request;
+mod task_visible;
 mod taskgroup_asyncio;
 mod taskgroup_semantics;
 mod time_sleep;

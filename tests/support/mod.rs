@@ -424,3 +424,35 @@ pub fn spawn_flag_setter() -> (std::rc::Rc<std::cell::Cell<bool>>, coil::Task<()
     let f = flag.clone();
     (flag, coil::spawn(async move { f.set(true) }))
 }
+
+/// A directory of its own under the system's temp dir, removed with its
+/// contents when dropped: `coil-<tag>-<pid>-<n>`, so parallel tests and
+/// parallel test binaries never share one.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("coil-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// `name` inside the directory.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+
+    /// The directory itself.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -166,14 +166,23 @@ impl std::error::Error for GroupTaskError {}
 #[must_use = "a GroupTaskBuilder does nothing until `spawn` is called"]
 pub struct GroupTaskBuilder<'a, E> {
     pub(super) group: &'a TaskGroup<E>,
-    pub(super) name: Option<String>,
+    pub(super) task: crate::task::Builder,
 }
 
 impl<E: 'static> GroupTaskBuilder<'_, E> {
     /// Names the child; the name is its task's name ([`GroupTask::name`],
     /// panic reports, `Debug` output).
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
+        self.task = self.task.name(name);
+        self
+    }
+
+    /// Makes the group's cancellation of this child (and
+    /// [`GroupTask::cancel`]) a request the child answers, as
+    /// [`Builder::cooperative_cancel`](crate::task::Builder::cooperative_cancel):
+    /// its cleanup can `.await`, and the group waits for it.
+    pub fn cooperative_cancel(mut self) -> Self {
+        self.task = self.task.cooperative_cancel();
         self
     }
 
@@ -204,14 +213,14 @@ impl<E: 'static> GroupTaskBuilder<'_, E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
-        self.group.start(self.name, future)
+        self.group.start(self.task, future)
     }
 }
 
 impl<E> fmt::Debug for GroupTaskBuilder<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GroupTaskBuilder")
-            .field("name", &self.name)
+            .field("task", &self.task)
             .finish_non_exhaustive()
     }
 }

@@ -10,8 +10,11 @@ use crate::task::failure::Failure;
 /// every child failure, like asyncio's `ExceptionGroup`, and which children
 /// were cancelled.
 pub struct TaskGroupError<E> {
-    /// Always `Failure::Error`: the error the body returned.
+    /// `Failure::Error`: the error the body returned; `Failure::Cancelled`:
+    /// the owner's cancel request (then `owner_cancelled` holds it).
     pub(super) body: Option<Failure<E>>,
+    /// Boxed: most groups never have one, and the error stays small.
+    pub(super) owner_cancelled: Option<Box<crate::task::Cancelled>>,
     pub(super) failures: Vec<(usize, Failure<E>)>,
     pub(super) cancelled: Vec<usize>,
 }
@@ -37,6 +40,24 @@ impl<E> TaskGroupError<E> {
     /// The body's error by value.
     pub fn into_body_error(self) -> Option<E> {
         self.body.and_then(Failure::into_error)
+    }
+
+    /// The cancel request of the task awaiting the group, if that is what
+    /// made it cancel its children (rule 9 of
+    /// [`task_group`](super::task_group)): the group has waited for them,
+    /// and the caller usually finishes cancelled too
+    /// (`c.reraise().await`). Otherwise the error back.
+    pub fn into_cancelled(self) -> Result<crate::task::Cancelled, TaskGroupError<E>> {
+        match self.owner_cancelled {
+            Some(c) => Ok(*c),
+            None => Err(self),
+        }
+    }
+
+    /// Whether the group stopped because the task awaiting it was asked
+    /// to cancel (see [`into_cancelled`](Self::into_cancelled)).
+    pub fn is_owner_cancelled(&self) -> bool {
+        self.owner_cancelled.is_some()
     }
 
     /// The first failure: the one that made the group cancel the others

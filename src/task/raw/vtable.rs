@@ -54,8 +54,8 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
             // SAFETY: RUNNING is ours, the stage holds the future (rule 4).
             let panic = unsafe { drop_future::<F>(task) };
             let out = match panic {
-                Some(p) => TaskError::Panicked(p.into()),
-                None => TaskError::Cancelled,
+                Some(p) => task.panicked_error(p),
+                None => task.cancelled_error(),
             };
             // SAFETY: as above.
             unsafe { finish::<F>(task, Err(out)) };
@@ -90,14 +90,14 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
                             // it, or it would unwind out of the loop with the
                             // task still RUNNING (and abort at shutdown).
                             let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
-                            Err(TaskError::Panicked(p.into()))
+                            Err(task.panicked_error(p))
                         }
                     }
                 }
                 Err(payload) => {
                     // SAFETY: still RUNNING on the loop thread.
                     let _second = unsafe { drop_future::<F>(task) };
-                    Err(TaskError::Panicked(payload.into()))
+                    Err(task.panicked_error(payload))
                 }
             };
             // SAFETY: still RUNNING on the loop thread, future dropped.
@@ -113,8 +113,8 @@ unsafe fn shutdown<F: Future>(task: TaskRef) {
     task.header().state.transition_to_shutdown();
     // SAFETY: we hold RUNNING now.
     let out = match unsafe { drop_future::<F>(task) } {
-        Some(p) => TaskError::Panicked(p.into()),
-        None => TaskError::Cancelled,
+        Some(p) => task.panicked_error(p),
+        None => task.cancelled_error(),
     };
     // SAFETY: as above.
     unsafe { finish::<F>(task, Err(out)) };

@@ -1,0 +1,151 @@
+//! The part of a task's cancel state that does not fit in the state word:
+//! the message given to `Task::cancel_with`, and for a task spawned with
+//! `Builder::cooperative_cancel` its cancel *requests* (decision 0010): how
+//! many are outstanding (asyncio's `cancelling()`) and whether one waits to
+//! be delivered (asyncio's `_must_cancel`).
+//!
+//! Most tasks are never cancelled, so the header holds only a pointer
+//! (`CancelSlot`, one word) and the `CancelState` behind it is allocated the
+//! first time a message is set, by whichever thread sets it (a
+//! compare-and-swap installs it; the loser frees its copy). It is freed with
+//! the task. A message is written before `CANCELLED` is set in the state
+//! word, and read by the loop after it saw that bit with an acquire RMW, so
+//! the loop always sees the message of the request it acts on. A request is
+//! published the same way: `pending` is stored before the task is woken,
+//! and the poll that the wake leads to starts with an acquire RMW of the
+//! state word (`transition_to_running`).
+
+use std::ptr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The header's pointer to a task's [`CancelState`], null until first used.
+#[derive(Debug)]
+pub(crate) struct CancelSlot(AtomicPtr<CancelState>);
+
+/// What a cancel request carries besides the `CANCELLED` bit.
+#[derive(Debug, Default)]
+pub(crate) struct CancelState {
+    /// The message given to `cancel_with`: the first one for a hard cancel,
+    /// the latest for requests (as asyncio's `cancel(msg)`).
+    message: Mutex<Option<Arc<str>>>,
+    /// Set once, by `Builder::spawn` before the handle exists: `cancel` is a
+    /// request the task answers, not a drop.
+    cooperative: AtomicBool,
+    /// Requests minus `uncancel` calls (asyncio's `cancelling()`).
+    requests: AtomicUsize,
+    /// A request not yet delivered to the task.
+    pending: AtomicBool,
+}
+
+impl CancelState {
+    fn message_slot(&self) -> MutexGuard<'_, Option<Arc<str>>> {
+        // The guarded value is a plain `Option`: a panic cannot break it.
+        self.message.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The message, if one was set.
+    pub(crate) fn message(&self) -> Option<Arc<str>> {
+        self.message_slot().clone()
+    }
+
+    /// Sets the message unless one was set before (the first one wins).
+    pub(crate) fn offer_message(&self, message: Arc<str>) {
+        self.message_slot().get_or_insert(message);
+    }
+
+    /// Marks the task as one that answers cancel requests.
+    pub(crate) fn set_cooperative(&self) {
+        self.cooperative.store(true, Relaxed);
+    }
+
+    /// Whether `cancel` is a request for this task.
+    pub(crate) fn is_cooperative(&self) -> bool {
+        self.cooperative.load(Relaxed)
+    }
+
+    /// Records one request (with its message, which replaces an older one);
+    /// the caller wakes the task afterwards.
+    pub(crate) fn request(&self, message: Option<Arc<str>>) {
+        if let Some(m) = message {
+            *self.message_slot() = Some(m);
+        }
+        self.requests.fetch_add(1, Relaxed);
+        self.pending.store(true, Release);
+    }
+
+    /// Takes the undelivered request, if there is one.
+    pub(crate) fn take_pending(&self) -> bool {
+        self.pending.load(Acquire) && self.pending.swap(false, AcqRel)
+    }
+
+    /// Outstanding requests (asyncio's `cancelling()`).
+    pub(crate) fn requests(&self) -> usize {
+        self.requests.load(Acquire)
+    }
+
+    /// One request fewer (never below zero); at zero an undelivered request
+    /// is withdrawn too (asyncio 3.13). Returns the requests left.
+    pub(crate) fn uncancel(&self) -> usize {
+        let left = match self
+            .requests
+            .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
+        {
+            Ok(prev) => prev - 1,
+            Err(_) => 0,
+        };
+        if left == 0 {
+            self.pending.store(false, Release);
+        }
+        left
+    }
+}
+
+impl CancelSlot {
+    pub(crate) const fn new() -> CancelSlot {
+        CancelSlot(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// The state, if it was ever allocated.
+    pub(crate) fn get(&self) -> Option<&CancelState> {
+        // SAFETY: a non-null pointer was installed by `get_or_init` from a
+        // `Box` and is freed only by `Drop`, which takes `&mut self`; the
+        // Acquire load pairs with the installing AcqRel CAS, so the
+        // allocation's contents are visible.
+        unsafe { self.0.load(Acquire).as_ref() }
+    }
+
+    /// The state, allocated now if it was not yet. Any thread.
+    pub(crate) fn get_or_init(&self) -> &CancelState {
+        if let Some(s) = self.get() {
+            return s;
+        }
+        let fresh = Box::into_raw(Box::<CancelState>::default());
+        match self
+            .0
+            .compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire)
+        {
+            // SAFETY: just installed; freed only by `Drop` (see `get`).
+            Ok(_) => unsafe { &*fresh },
+            Err(theirs) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was
+                // never published.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: installed by another caller; as in `get`.
+                unsafe { &*theirs }
+            }
+        }
+    }
+}
+
+impl Drop for CancelSlot {
+    fn drop(&mut self) {
+        let p = *self.0.get_mut();
+        if !p.is_null() {
+            // SAFETY: installed from `Box::into_raw` by `get_or_init`, and
+            // `&mut self` means no reference from `get` is left.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
