@@ -285,6 +285,7 @@ impl Signal {
     }
 
     /// Waits for the next delivery (or returns at once if one came since the last).
+    /// tokio's returns `Option<()>`; a coil listener never ends, so this returns `()`.
     pub async fn recv(&mut self) {
         poll_fn(|cx| self.poll_recv(cx)).await
     }

@@ -4,7 +4,7 @@
 //! This module owns the kernel side of `coil::signal` (the choice is explained in
 //! `docs/decisions/0011-signals.md`):
 //!
-//! - [`install`] installs [`on_signal`] for one signal number with `sigaction(2)`, once;
+//! - [`install`] installs `on_signal` for one signal number with `sigaction(2)`, once;
 //!   it stays installed for the life of the process (the default disposition is never
 //!   restored).
 //! - The handler does only async-signal-safe things: an atomic store into
@@ -35,7 +35,7 @@ pub const NSIG: usize = 65;
 
 /// `PENDING[signo]`: the handler ran for `signo` since the last [`take`].
 static PENDING: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
-/// `INSTALLED[signo]`: [`on_signal`] is `signo`'s handler. Written under `STATE`.
+/// `INSTALLED[signo]`: `on_signal` is `signo`'s handler. Written under `STATE`.
 static INSTALLED: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 /// The raw fd of the current process's eventfd, `-1` before the first [`receiver`].
 /// An atomic, because the handler reads it.
@@ -105,7 +105,7 @@ pub fn is_allowed(signo: i32) -> bool {
         || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo) && (signo as usize) < NSIG
 }
 
-/// Makes [`on_signal`] the handler of `signo` (once; later calls do nothing) and makes
+/// Makes `on_signal` the handler of `signo` (once; later calls do nothing) and makes
 /// the [`receiver`] if there is none yet. From then on a delivery of `signo` no longer
 /// has its default effect (a `SIGINT` does not end the process): it sets the flag and
 /// writes the eventfd, whether or not anyone is listening.
