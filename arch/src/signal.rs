@@ -167,3 +167,56 @@ extern "C" fn on_signal(signo: libc::c_int) {
     // SAFETY: as above; the interrupted code sees the errno it had.
     unsafe { *libc::__errno_location() = saved };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raised_signal_sets_its_flag_and_wakes_the_receiver() {
+        // SIGRTMAX - 1: no other test of this crate uses it.
+        let signo = libc::SIGRTMAX() - 1;
+        install(signo).unwrap();
+        install(signo).unwrap(); // a second install changes nothing
+        let rx = receiver().unwrap();
+        assert!(
+            std::ptr::eq(rx, receiver().unwrap()),
+            "one receiver per process"
+        );
+        // SAFETY: raise takes no pointers; the handler has run when it returns.
+        assert_eq!(unsafe { libc::raise(signo) }, 0);
+        rx.wait().unwrap(); // returns: the handler wrote the eventfd
+        assert!(take(signo));
+        assert!(!take(signo), "take clears the flag");
+    }
+
+    #[test]
+    fn only_catchable_non_fault_signals_are_allowed() {
+        for ok in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGCHLD,
+        ] {
+            assert!(is_allowed(ok), "{ok}");
+        }
+        assert!(is_allowed(libc::SIGRTMIN()) && is_allowed(libc::SIGRTMAX()));
+        for no in [
+            0,
+            -1,
+            libc::SIGKILL,
+            libc::SIGSTOP,
+            libc::SIGSEGV,
+            32,
+            33,
+            65,
+        ] {
+            assert!(!is_allowed(no), "{no}");
+        }
+        assert_eq!(
+            install(libc::SIGKILL).unwrap_err().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+    }
+}
