@@ -18,6 +18,7 @@
 //! | `asyncio.wait_for(c, t)` | [`coil::time::timeout`](time::timeout) |
 //! | `await asyncio.sleep(0)` | [`coil::task::yield_now`](task::yield_now) |
 //! | `loop.call_soon_threadsafe` / `run_coroutine_threadsafe` | [`Handle::spawn`] |
+//! | `loop.add_signal_handler(SIGINT, cb)` | [`coil::signal::ctrl_c()`](signal::ctrl_c), [`signal::signal`] |
 //!
 //! ## A first program
 //!
@@ -99,7 +100,7 @@
 //! `docs/guide/asyncio-mapping.md` lists every asyncio API next to coil's
 //! (including what is not there yet, and where coil differs on purpose).
 //! The module docs here carry the same mapping for their part: [`combinators`]
-//! (gather, wait, shield), [`queue`], [`sync`], [`stream`].
+//! (gather, wait, shield), [`queue`], [`sync`], [`stream`], [`signal`].
 //!
 //! ## Where to read next
 //!
@@ -123,6 +124,7 @@ pub mod net;
 mod op;
 pub mod queue;
 mod rt;
+pub mod signal;
 pub mod sim;
 pub mod stream;
 pub mod sync;

@@ -83,8 +83,8 @@ pub(crate) struct EventFd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Blocking {
     /// Plain blocking fd. The io_uring backend wants this: io_uring honours `O_NONBLOCK`
-    /// on a READ and would complete it with `EAGAIN` instead of waiting for data.
-    #[cfg_attr(miri, allow(dead_code))]
+    /// on a READ and would complete it with `EAGAIN` instead of waiting for data. The
+    /// signal receiver's thread blocks in `read(2)` on one too.
     Yes,
     /// `EFD_NONBLOCK`: the epoll backend drains it with `read(2)`, which must not block.
     No,
@@ -127,8 +127,9 @@ impl EventFd {
         }
     }
 
-    /// Resets the counter to zero with one `read(2)`. Only for a non-blocking eventfd:
-    /// an empty counter gives `EAGAIN`, which counts as drained.
+    /// Resets the counter to zero with one `read(2)`. On a non-blocking eventfd an
+    /// empty counter gives `EAGAIN`, which counts as drained; a blocking one waits for
+    /// a write first (the signal receiver's wait).
     pub(crate) fn drain(&self) -> io::Result<()> {
         let mut value: u64 = 0;
         // SAFETY: the pointer is to a live local u64 and the length is its size; the fd

@@ -38,6 +38,10 @@ assert_impl_all!(Timeout<Sleep>: Send, Sync, Unpin);
 assert_impl_all!(TaskTimeout<u32>: Send, Sync, Unpin);
 assert_impl_all!(TimeoutHandle: Send, Sync, Clone);
 assert_impl_all!(Interval: Send, Sync, Unpin);
+// Signal listeners may be made on one thread and awaited on another loop.
+assert_impl_all!(coil::signal::Signal: Send, Sync, Unpin);
+assert_impl_all!(coil::signal::CtrlC: Send, Sync, Unpin);
+assert_impl_all!(coil::signal::SignalKind: Send, Sync, Copy, Eq, std::hash::Hash);
 assert_impl_all!(Tick<'static>: Send, Sync, Unpin);
 assert_impl_all!(Instant: Send, Sync, Copy, Ord);
 assert_impl_all!(Elapsed: Send, Sync, Copy, std::error::Error);

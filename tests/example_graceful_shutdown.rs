@@ -1,0 +1,204 @@
+//! `examples/graceful_shutdown.rs` as an operator sees it: the server runs in a
+//! child process (this test binary re-run alone, serving), std clients start
+//! jobs, the test sends SIGTERM (or SIGINT), and then: the server stops
+//! accepting (a new connection is refused or closed unanswered), every job in flight completes, the
+//! process exits 0. With a short deadline a stuck job is cut off and the exit
+//! is still 0.
+#![allow(missing_docs)]
+
+#[path = "../examples/graceful_shutdown.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod graceful;
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use coil::net::TcpListener;
+
+/// Set in the child: the shutdown deadline in milliseconds.
+const CHILD_ENV: &str = "COIL_GRACEFUL_CHILD";
+
+/// The child's part: serve until a stop signal, print the report.
+fn serve_in_child(deadline_ms: &str) {
+    let deadline = Duration::from_millis(deadline_ms.parse().unwrap());
+    coil::run(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        println!("listening on {}", listener.local_addr().unwrap());
+        let report = graceful::serve(listener, deadline, || {}).await.unwrap();
+        println!("{report}");
+    });
+}
+
+/// The server process, seen through its stdout. Killed on drop if still running.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    /// Tells the watchdog the test is over.
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl Server {
+    /// Re-runs test `name` of this binary as the server, with `deadline_ms`.
+    fn start(name: &str, deadline_ms: u64) -> (Server, SocketAddr) {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, deadline_ms.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (done, watch) = mpsc::channel::<()>();
+        let pid = child.id() as libc::pid_t;
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = watch.recv_timeout(support::WATCHDOG) {
+                // SAFETY: kill(2) of our own child, which `Server` reaps.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        let mut server = Server {
+            child,
+            stdout,
+            done: Some(done),
+        };
+        let addr = server.line("listening on ").parse().unwrap();
+        (server, addr)
+    }
+
+    /// What follows `prefix` in the first stdout line that has it (the test
+    /// harness prints its own lines too).
+    fn line(&mut self, prefix: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.stdout.read_line(&mut line).unwrap();
+            assert!(n > 0, "the server's output ended before {prefix:?}");
+            // The harness's `test NAME ... ` may start the server's first line.
+            if let Some(at) = line.find(prefix) {
+                return line[at + prefix.len()..].trim_end().to_owned();
+            }
+        }
+    }
+
+    fn signal(&self, signo: i32) {
+        // SAFETY: kill(2) of our own child, not yet reaped.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signo) };
+        assert_eq!(rc, 0);
+    }
+
+    /// Waits for the exit; true if it was status 0.
+    fn exits_0(mut self) -> bool {
+        let status = self.child.wait().unwrap();
+        self.done.take().map(|d| d.send(()));
+        status.success()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.done.take().is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A client with a job in flight (the server answered `started`).
+struct Job {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Job {
+    fn start(addr: SocketAddr, name: usize) -> Job {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(support::WATCHDOG)).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        writeln!(stream, "job {name}").unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "started\n");
+        Job { stream, reader }
+    }
+
+    /// Sends the job's second line; returns everything the server sent until EOF.
+    fn finish(mut self) -> String {
+        self.stream.write_all(b"finish\n").unwrap();
+        self.rest()
+    }
+
+    /// Everything the server sends until it closes the connection.
+    fn rest(mut self) -> String {
+        let mut rest = String::new();
+        self.reader.read_to_string(&mut rest).unwrap();
+        rest
+    }
+}
+
+/// A connection made after the server stopped accepting gets no `started`:
+/// refused, or (if it reached the backlog, or an accept whose cancellation the
+/// kernel had not finished, before the socket was closed) closed unanswered.
+fn assert_not_served(addr: SocketAddr) {
+    let Ok(mut late) = TcpStream::connect(addr) else {
+        return;
+    };
+    late.set_read_timeout(Some(support::WATCHDOG)).unwrap();
+    let _ = late.write_all(b"job late\n"); // may meet a reset already
+    let mut answer = String::new();
+    match late.read_to_string(&mut answer) {
+        Ok(_) => assert_eq!(answer, "", "a connection after the stop was served"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}
+
+#[test]
+fn sigterm_lets_in_flight_jobs_finish_and_exits_0() {
+    if let Ok(deadline) = std::env::var(CHILD_ENV) {
+        return serve_in_child(&deadline);
+    }
+    let (mut server, addr) =
+        Server::start("sigterm_lets_in_flight_jobs_finish_and_exits_0", 60_000);
+    let jobs: Vec<Job> = (0..4).map(|i| Job::start(addr, i)).collect();
+    server.signal(libc::SIGTERM);
+    assert_eq!(
+        server.line("stopped accepting; "),
+        "4 connections in flight"
+    );
+    assert_not_served(addr);
+    for (i, job) in jobs.into_iter().enumerate() {
+        assert_eq!(job.finish(), format!("done {i}\n"), "job {i} completed");
+    }
+    assert_eq!(
+        server.line("shut down: "),
+        "4 in flight, 4 finished, 0 cut off"
+    );
+    assert!(server.exits_0());
+}
+
+#[test]
+fn past_the_deadline_a_stuck_job_is_cut_off_and_the_exit_is_still_0() {
+    if let Ok(deadline) = std::env::var(CHILD_ENV) {
+        return serve_in_child(&deadline);
+    }
+    let (mut server, addr) = Server::start(
+        "past_the_deadline_a_stuck_job_is_cut_off_and_the_exit_is_still_0",
+        300,
+    );
+    let quick = Job::start(addr, 0);
+    let stuck = Job::start(addr, 1);
+    server.signal(libc::SIGINT);
+    assert_eq!(
+        server.line("stopped accepting; "),
+        "2 connections in flight"
+    );
+    assert_eq!(quick.finish(), "done 0\n");
+    assert_eq!(
+        server.line("shut down: "),
+        "2 in flight, 1 finished, 1 cut off"
+    );
+    assert_eq!(stuck.rest(), "", "the cut-off job's connection is closed");
+    assert!(server.exits_0());
+}

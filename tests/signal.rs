@@ -1,0 +1,219 @@
+//! `coil::signal`: deliveries reach every listener, on one runtime or several, from
+//! `kill(getpid())`, `raise` and a blocking-pool thread; a delivery made after a
+//! listener was created is seen even if it came before the first poll; the handler
+//! stays installed after the last listener is gone; no fd is left behind.
+//!
+//! Signal handlers are process-wide, so these tests are a binary of their own. Each
+//! test uses its own signal number and they all hold `SERIAL` (the fd count must not
+//! see another test's runtime). Deliveries are awaited with a generous timeout that
+//! only guards against a hang.
+
+use std::io;
+use std::sync::{Barrier, Mutex, MutexGuard};
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use coil::signal::{SignalKind, ctrl_c, signal};
+use coil::stream::StreamExt;
+use coil::time::timeout;
+
+/// Longest wait for a delivery: a hang guard, never reached when things work.
+const HANG: Duration = Duration::from_secs(20);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sends `signo` to the whole process (the kernel picks the thread).
+fn kill_self(signo: i32) {
+    // SAFETY: kill takes no pointers; signalling our own pid.
+    let rc = unsafe { libc::kill(libc::getpid(), signo) };
+    assert_eq!(rc, 0, "kill: {}", io::Error::last_os_error());
+}
+
+/// Sends `signo` to the calling thread; the handler has run when this returns.
+fn raise(signo: i32) {
+    // SAFETY: raise takes no pointers.
+    let rc = unsafe { libc::raise(signo) };
+    assert_eq!(rc, 0, "raise: {}", io::Error::last_os_error());
+}
+
+fn rt_min(k: i32) -> i32 {
+    libc::SIGRTMIN() + k
+}
+
+/// Whether `signal` has a delivery ready right now (one poll, no waiting).
+fn ready_now(signal: &mut coil::signal::Signal) -> bool {
+    signal
+        .poll_recv(&mut Context::from_waker(Waker::noop()))
+        .is_ready()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn one_kill_reaches_two_listeners_in_one_runtime() {
+    let _serial = serial();
+    coil::run(async {
+        let mut a = signal(SignalKind::user_defined1()).unwrap();
+        let mut b = signal(SignalKind::user_defined1()).unwrap();
+        kill_self(libc::SIGUSR1);
+        timeout(HANG, a.recv())
+            .await
+            .expect("listener a saw SIGUSR1");
+        // The stream form sees the same delivery.
+        let item = timeout(HANG, b.next())
+            .await
+            .expect("listener b saw SIGUSR1");
+        assert_eq!(item, Some(()));
+        // Each saw it once: a second delivery is needed for a second item.
+        assert!(!ready_now(&mut a) && !ready_now(&mut b));
+    });
+}
+
+#[test]
+fn one_kill_reaches_listeners_on_two_runtimes_on_two_threads() {
+    let _serial = serial();
+    let registered = Barrier::new(3);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut sig = signal(SignalKind::user_defined2()).unwrap();
+                registered.wait();
+                coil::run(async {
+                    timeout(HANG, sig.recv())
+                        .await
+                        .expect("SIGUSR2 reached this runtime");
+                });
+            });
+        }
+        registered.wait();
+        kill_self(libc::SIGUSR2);
+    });
+}
+
+#[test]
+fn ctrl_c_resolves_on_sigint_raised_on_a_blocking_pool_thread() {
+    let _serial = serial();
+    coil::run(async {
+        let waiter = coil::spawn(timeout(HANG, ctrl_c()));
+        coil::task::yield_now().await; // the waiter is parked on its listener
+        coil::blocking::spawn_blocking(|| raise(libc::SIGINT))
+            .await
+            .unwrap();
+        let res = waiter.await.unwrap().expect("ctrl_c resolved");
+        res.unwrap();
+    });
+}
+
+#[test]
+fn a_delivery_before_the_first_poll_is_seen_and_one_before_creation_is_not() {
+    let _serial = serial();
+    let kind = SignalKind::from_raw(rt_min(1));
+    let mut early = signal(kind).unwrap();
+    let mut probe = signal(kind).unwrap();
+    raise(kind.as_raw());
+    // Once the probe has it, the dispatch thread has handled the delivery.
+    coil::run(async { timeout(HANG, probe.recv()).await.expect("probe saw it") });
+    let mut late = signal(kind).unwrap();
+    assert!(
+        ready_now(&mut early),
+        "a listener never polled before still sees it"
+    );
+    assert!(!ready_now(&mut late), "a listener made afterwards does not");
+    assert!(!ready_now(&mut early), "and it is seen once");
+}
+
+#[test]
+fn the_handler_stays_after_the_last_listener_and_still_delivers() {
+    let _serial = serial();
+    let kind = SignalKind::hangup();
+    drop(signal(kind).unwrap());
+    // With the default disposition back, this would end the test process.
+    raise(libc::SIGHUP);
+    let mut again = signal(kind).unwrap();
+    raise(libc::SIGHUP);
+    coil::run(async { timeout(HANG, again.recv()).await.expect("SIGHUP seen") });
+}
+
+#[test]
+fn dropped_listeners_leave_no_fd_behind() {
+    let _serial = serial();
+    let kind = SignalKind::from_raw(rt_min(2));
+    // The process-wide eventfd and thread exist from the first listener on.
+    drop(signal(kind).unwrap());
+    let before = open_fds();
+    for _ in 0..20 {
+        let mut listeners: Vec<_> = (0..3).map(|_| signal(kind).unwrap()).collect();
+        coil::run(async {
+            kill_self(kind.as_raw());
+            for l in &mut listeners {
+                timeout(HANG, l.recv()).await.expect("delivery seen");
+            }
+        });
+    }
+    drop(ctrl_c());
+    assert_eq!(open_fds(), before, "fds open before and after");
+}
+
+#[test]
+fn signals_coil_cannot_handle_are_refused() {
+    for signo in [
+        0,
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGILL,
+        libc::SIGRTMIN() - 1,
+        libc::SIGRTMAX() + 1,
+        -1,
+    ] {
+        let err = signal(SignalKind::from_raw(signo)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "signal {signo}");
+    }
+}
+
+#[test]
+fn a_forked_child_gets_its_own_dispatch_thread() {
+    let _serial = serial();
+    let kind = SignalKind::from_raw(rt_min(3));
+    let mut in_parent = signal(kind).unwrap();
+    // SAFETY: fork(2). The child only makes a listener, runs a loop and leaves with
+    // _exit; no lock it needs is held here (the tests are serialized and the dispatch
+    // thread takes none of the registry's creation locks).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let seen = std::panic::catch_unwind(|| {
+            // The parent's dispatch thread does not exist here: this listener is only
+            // woken if the child got a thread (and an eventfd) of its own.
+            let mut in_child = signal(kind).unwrap();
+            raise(kind.as_raw());
+            coil::run(async { timeout(HANG, in_child.recv()).await.is_ok() })
+        });
+        // SAFETY: _exit ends the child without running the parent's atexit work.
+        unsafe { libc::_exit(if matches!(seen, Ok(true)) { 0 } else { 1 }) };
+    }
+    assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a live local.
+    let rc = unsafe { libc::waitpid(pid, &raw mut status, 0) };
+    assert_eq!(rc, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child's listener missed its signal (status {status:#x})"
+    );
+    // The child's delivery stayed in the child; the parent's still work.
+    assert!(!ready_now(&mut in_parent));
+    raise(kind.as_raw());
+    coil::run(async {
+        timeout(HANG, in_parent.recv())
+            .await
+            .expect("parent still hears")
+    });
+}
