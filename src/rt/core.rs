@@ -49,6 +49,15 @@ use crate::task::raw::{self, PollOutcome, TaskRef};
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;
 
+/// What debug mode checks on the loop (`runtime::Builder::debug`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DebugChecks {
+    /// A task poll at least this long is reported.
+    pub(crate) slow_poll: Duration,
+    /// Where reports go (stderr unless the builder was given another sink).
+    pub(crate) sink: fn(&str),
+}
+
 /// The loop-thread state of one runtime. Never shared across threads; boxed
 /// by the `Runtime` so its address is stable while `CURRENT` points to it.
 pub(crate) struct Core {
@@ -91,6 +100,9 @@ pub(crate) struct Core {
     pub(super) driver_leaked: Cell<bool>,
     /// Set for a simulator core (`rt/sim.rs`): virtual clock, seeded order.
     pub(crate) sim: Option<Box<super::sim::SimState>>,
+    /// Debug mode's checks, `None` when it is off (one pointer, one branch
+    /// per task poll).
+    debug: Option<Box<DebugChecks>>,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -143,8 +155,15 @@ impl Core {
             driver_leaked: Cell::new(false),
             uring,
             sim: None,
+            debug: None,
             _not_send: std::marker::PhantomData,
         }
+    }
+
+    /// Turns debug mode's checks on (`Builder::debug`).
+    pub(super) fn with_debug(mut self, checks: DebugChecks) -> Core {
+        self.debug = Some(Box::new(checks));
+        self
     }
 
     /// Process-unique id of this runtime.
@@ -265,6 +284,41 @@ impl Core {
     /// Poll one task taken from the run queue; returns whether it completed.
     #[inline(always)]
     pub(super) fn run_task(&self, task: TaskRef) -> bool {
+        match &self.debug {
+            None => self.run_task_plain(task),
+            Some(checks) => self.run_task_timed(task, checks),
+        }
+    }
+
+    /// `run_task` in debug mode: a poll longer than the threshold is
+    /// reported, naming the task (asyncio's "Executing <Task> took 0.5
+    /// seconds").
+    #[inline(never)]
+    fn run_task_timed(&self, task: TaskRef, checks: &DebugChecks) -> bool {
+        // Read before the poll: a task that completes may be freed by it.
+        let (id, name) = (task.id(), task.name().map(str::to_owned));
+        let start = std::time::Instant::now();
+        let done = self.run_task_plain(task);
+        let took = start.elapsed();
+        if took >= checks.slow_poll {
+            let who = match name {
+                Some(n) => format!("task {id} ({n:?})"),
+                None => format!("task {id}"),
+            };
+            (checks.sink)(&format!(
+                "coil: {who} held the loop for {:.1} ms in one poll (debug threshold {} ms): \
+                 no other task ran meanwhile; move blocking calls to \
+                 coil::blocking::spawn_blocking, or yield in long computations \
+                 (coil::task::yield_now)",
+                took.as_secs_f64() * 1e3,
+                checks.slow_poll.as_millis()
+            ));
+        }
+        done
+    }
+
+    #[inline(always)]
+    fn run_task_plain(&self, task: TaskRef) -> bool {
         self.budget.set(BUDGET);
         self.current.set(Some(task));
         // SAFETY: popped from the run queue with its queue reference, on
