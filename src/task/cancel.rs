@@ -11,7 +11,7 @@
 //! the task. A message is written before `CANCELLED` is set in the state
 //! word, and read by the loop after it saw that bit with an acquire RMW, so
 //! the loop always sees the message of the request it acts on. A request is
-//! published the same way: `pending` is stored before the task is woken,
+//! published the same way: its pending bit is set before the task is woken,
 //! and the poll that the wake leads to starts with an acquire RMW of the
 //! state word (`transition_to_running`).
 
@@ -33,11 +33,18 @@ pub(crate) struct CancelState {
     /// Set once, by `Builder::spawn` before the handle exists: `cancel` is a
     /// request the task answers, not a drop.
     cooperative: AtomicBool,
-    /// Requests minus `uncancel` calls (asyncio's `cancelling()`).
+    /// Requests minus `uncancel` calls (asyncio's `cancelling()`), shifted
+    /// left by one, and in bit 0 whether a request waits to be delivered.
+    /// One word, changed only by read-modify-writes, so a request racing
+    /// an `uncancel` that reaches zero is either withdrawn with it or counted
+    /// after it, never counted and lost.
     requests: AtomicUsize,
-    /// A request not yet delivered to the task.
-    pending: AtomicBool,
 }
+
+/// Bit 0 of `CancelState::requests`: a request not yet delivered.
+const PENDING: usize = 1;
+/// One request in `CancelState::requests`.
+const ONE: usize = 2;
 
 impl CancelState {
     fn message_slot(&self) -> MutexGuard<'_, Option<Arc<str>>> {
@@ -71,34 +78,39 @@ impl CancelState {
         if let Some(m) = message {
             *self.message_slot() = Some(m);
         }
-        self.requests.fetch_add(1, Relaxed);
-        self.pending.store(true, Release);
+        // One read-modify-write (count and pending together); Release: the
+        // message above is visible to whoever takes the request.
+        let _ = self
+            .requests
+            .fetch_update(Release, Relaxed, |n| Some((n + ONE) | PENDING));
     }
 
     /// Takes the undelivered request, if there is one.
     pub(crate) fn take_pending(&self) -> bool {
-        self.pending.load(Acquire) && self.pending.swap(false, AcqRel)
+        self.requests.load(Acquire) & PENDING != 0
+            && self.requests.fetch_and(!PENDING, AcqRel) & PENDING != 0
     }
 
     /// Outstanding requests (asyncio's `cancelling()`).
     pub(crate) fn requests(&self) -> usize {
-        self.requests.load(Acquire)
+        self.requests.load(Acquire) / ONE
     }
 
     /// One request fewer (never below zero); at zero an undelivered request
-    /// is withdrawn too (asyncio 3.13). Returns the requests left.
+    /// is withdrawn too (asyncio 3.13), in the same read-modify-write.
+    /// Returns the requests left.
     pub(crate) fn uncancel(&self) -> usize {
-        let left = match self
-            .requests
-            .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
-        {
-            Ok(prev) => prev - 1,
+        match self.requests.fetch_update(AcqRel, Acquire, |n| {
+            let left = (n / ONE).checked_sub(1)?;
+            Some(if left == 0 {
+                0
+            } else {
+                (left * ONE) | (n & PENDING)
+            })
+        }) {
+            Ok(prev) => prev / ONE - 1,
             Err(_) => 0,
-        };
-        if left == 0 {
-            self.pending.store(false, Release);
         }
-        left
     }
 }
 

@@ -25,6 +25,7 @@ mod sim_props;
 mod stream_async_gen;
 mod stream_ext;
 mod stream_generate;
+mod task_cancel_race;
 mod task_cancel_request;
 mod task_visible;
 mod taskgroup_asyncio;
