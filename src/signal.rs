@@ -177,15 +177,24 @@ struct Slot {
 }
 
 impl Slot {
-    /// A delivery: bump the generation, then wake every listener. A listener stores
-    /// its waker before it reads the generation, so it sees either the new
-    /// generation or its waker taken and woken here.
-    fn deliver(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        let wakers: Vec<Waker> = lock(&self.listeners)
-            .iter()
-            .filter_map(|l| lock(&l.waker).take())
-            .collect();
+    /// Counts a delivery of `signo` if the handler flagged one: takes the flag and
+    /// bumps the generation under the listeners' lock, then wakes every listener. A
+    /// listener stores its waker before it reads the generation, so it sees either
+    /// the new generation or its waker taken and woken here. A new listener
+    /// registers under the same lock after calling this itself, so a delivery
+    /// flagged before it was made is counted before its starting generation.
+    fn catch_up(&self, signo: i32) {
+        let wakers: Vec<Waker> = {
+            let listeners = lock(&self.listeners);
+            if !sys::take(signo) {
+                return;
+            }
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            listeners
+                .iter()
+                .filter_map(|l| lock(&l.waker).take())
+                .collect()
+        };
         wakers.into_iter().for_each(Waker::wake);
     }
 }
@@ -230,9 +239,7 @@ fn dispatch(receiver: &Receiver, registry: &Registry) {
     // than spin.
     while receiver.wait().is_ok() {
         for (signo, slot) in registry.slots.iter().enumerate() {
-            if sys::take(signo as i32) {
-                slot.deliver();
-            }
+            slot.catch_up(signo as i32);
         }
     }
 }
@@ -241,7 +248,9 @@ fn dispatch(receiver: &Receiver, registry: &Registry) {
 /// `async for` over [`recv`](Signal::recv) (tokio's `signal::unix::Signal`).
 ///
 /// Sees every delivery made after [`signal`] returned it, polled or not; deliveries
-/// not yet looked at are merged into one. `Send + Sync`, usable on any runtime;
+/// not yet looked at are merged into one. `Send + Sync`, usable on any runtime of
+/// either kernel driver (not the simulator, whose virtual clock does not wait for a
+/// real-time delivery: decision 0011);
 /// dropping it unregisters it (the handler stays installed: module docs).
 pub struct Signal {
     kind: SignalKind,
@@ -268,8 +277,14 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
     sys::install(signo)?;
     let slot = &registry.slots[signo as usize];
     let listener = Arc::new(Listener::default());
-    lock(&slot.listeners).push(listener.clone());
-    let seen = slot.generation.load(Ordering::SeqCst);
+    // Count a delivery the handler flagged and the dispatch thread has not taken
+    // yet, so that it is not reported to this listener, made after it.
+    slot.catch_up(signo);
+    let seen = {
+        let mut listeners = lock(&slot.listeners);
+        listeners.push(listener.clone());
+        slot.generation.load(Ordering::SeqCst)
+    };
     Ok(Signal {
         kind,
         slot,

@@ -217,3 +217,89 @@ fn a_forked_child_gets_its_own_dispatch_thread() {
             .expect("parent still hears")
     });
 }
+
+/// Found by review (failed before its fix): a delivery made *before* a listener was created is reported to
+/// it when the dispatch thread has not handled it yet at creation time: the
+/// listener snapshots the slot's generation, which the dispatch thread bumps
+/// only later. The docs promise the opposite ("sees every delivery made after
+/// it was created"; `ctrl_c`: "resolves at the next SIGINT delivered after
+/// this call"). The existing test only checks after waiting for dispatch.
+#[test]
+fn a_listener_made_right_after_a_delivery_does_not_see_it() {
+    let _serial = serial();
+    let kind = SignalKind::from_raw(rt_min(5));
+    let mut probe = signal(kind).unwrap(); // installs the handler
+    let mut stale = 0;
+    for _ in 0..500 {
+        raise(kind.as_raw()); // the handler has run when this returns
+        let mut late = signal(kind).unwrap();
+        // Wait until the dispatch thread has handled the delivery.
+        coil::run(async { timeout(HANG, probe.recv()).await.expect("probe saw it") });
+        if ready_now(&mut late) {
+            stale += 1;
+        }
+    }
+    assert_eq!(
+        stale, 0,
+        "{stale} of 500 listeners made after a delivery reported it"
+    );
+}
+
+/// Found by review (failed before its fix): `install` trusts its own `INSTALLED[signo]` flag and never looks
+/// at the real disposition. Decision 0011 tells a program that wants the
+/// default back to call `libc::signal(sig, SIG_DFL)` itself; if it (or any
+/// other library: ctrlc, signal-hook) later changes the disposition, a new
+/// listener for that signal installs nothing and never hears a delivery
+/// (with SIG_DFL the delivery kills the process). SIG_IGN here, so the test
+/// process survives to report it.
+#[test]
+fn a_listener_made_after_the_disposition_was_reset_still_hears() {
+    let _serial = serial();
+    let kind = SignalKind::from_raw(rt_min(6));
+    drop(signal(kind).unwrap()); // coil's handler is installed
+    // SAFETY: plain disposition change for a signal no other test uses.
+    unsafe { libc::signal(kind.as_raw(), libc::SIG_IGN) };
+    let mut again = signal(kind).unwrap();
+    raise(kind.as_raw());
+    let heard = coil::run(async { timeout(Duration::from_secs(2), again.recv()).await.is_ok() });
+    assert!(
+        heard,
+        "signal() returned a listener for a signal coil no longer handles"
+    );
+}
+
+/// Found by review (failed before its fix): in a forked child the handler (inherited) still writes the
+/// *parent's* eventfd (shared after fork) until the child makes its own, and
+/// the flag it sets stays in the child's `PENDING`. The child's dispatch
+/// thread later takes that stale flag with the next unrelated delivery, so a
+/// listener made after the delivery reports it ("with no listener a delivery
+/// does nothing"; "a listener made afterwards does not" see it).
+#[test]
+fn a_forked_childs_delivery_before_its_first_listener_is_not_reported_later() {
+    let _serial = serial();
+    let x = SignalKind::from_raw(rt_min(7));
+    let y = SignalKind::from_raw(rt_min(8));
+    let _in_parent = (signal(x).unwrap(), signal(y).unwrap()); // handlers installed
+    // SAFETY: fork(2); the child makes listeners, runs a loop and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let stale = std::panic::catch_unwind(|| {
+            raise(x.as_raw()); // no listener in the child yet
+            let mut late_x = signal(x).unwrap();
+            let mut y_listener = signal(y).unwrap();
+            raise(y.as_raw());
+            coil::run(async { timeout(HANG, y_listener.recv()).await.unwrap() });
+            ready_now(&mut late_x)
+        });
+        // SAFETY: _exit ends the child without running the parent's atexit work.
+        unsafe { libc::_exit(if matches!(stale, Ok(false)) { 0 } else { 1 }) };
+    }
+    assert!(pid > 0);
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a live local.
+    assert_eq!(unsafe { libc::waitpid(pid, &raw mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child's listener reported a delivery made before it existed (status {status:#x})"
+    );
+}

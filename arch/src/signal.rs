@@ -35,8 +35,6 @@ pub const NSIG: usize = 65;
 
 /// `PENDING[signo]`: the handler ran for `signo` since the last [`take`].
 static PENDING: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
-/// `INSTALLED[signo]`: `on_signal` is `signo`'s handler. Written under `STATE`.
-static INSTALLED: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 /// The raw fd of the current process's eventfd, `-1` before the first [`receiver`].
 /// An atomic, because the handler reads it.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
@@ -77,6 +75,12 @@ pub fn receiver() -> io::Result<&'static Receiver> {
     {
         return Ok(rx);
     }
+    // A forked child (or a first receiver): a flag set before this process had a
+    // receiver of its own is a delivery nobody listened for (in a child, the
+    // handler inherited from the parent set it and woke the parent's eventfd).
+    for flag in &PENDING {
+        flag.store(false, Ordering::SeqCst);
+    }
     // Leaked: the handler may write to its fd at any time from now on.
     let rx: &'static Receiver = Box::leak(Box::new(Receiver {
         eventfd: EventFd::new(Blocking::Yes)?,
@@ -105,7 +109,8 @@ pub fn is_allowed(signo: i32) -> bool {
         || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&signo) && (signo as usize) < NSIG
 }
 
-/// Makes `on_signal` the handler of `signo` (once; later calls do nothing) and makes
+/// Makes `on_signal` the handler of `signo` (unless the kernel says it is already:
+/// a handler someone else installed since is replaced again) and makes
 /// the [`receiver`] if there is none yet. From then on a delivery of `signo` no longer
 /// has its default effect (a `SIGINT` does not end the process): it sets the flag and
 /// writes the eventfd, whether or not anyone is listening.
@@ -117,8 +122,15 @@ pub fn install(signo: i32) -> io::Result<()> {
     }
     receiver()?;
     let _state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    let installed = &INSTALLED[signo as usize];
-    if installed.load(Ordering::SeqCst) {
+    // Ask the kernel, not a flag of ours: the program (or another crate) may have
+    // replaced coil's handler since, with `signal(sig, SIG_DFL)` or its own handler,
+    // and a listener made now must still hear the signal.
+    // SAFETY: all-zero is a valid sigaction for the kernel to overwrite.
+    let mut current: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only reads the current one into `current`, a live
+    // local.
+    syscall!(unsafe { libc::sigaction(signo, std::ptr::null(), &raw mut current) })?;
+    if current.sa_sigaction == on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t {
         return Ok(());
     }
     // SAFETY: sigaction is plain data; all-zero is a valid value (no flags, empty
@@ -134,7 +146,6 @@ pub fn install(signo: i32) -> io::Result<()> {
     // action is allowed. The handler installed is async-signal-safe (see `on_signal`)
     // and the eventfd it writes exists (`receiver` above).
     syscall!(unsafe { libc::sigaction(signo, &raw const action, std::ptr::null_mut()) })?;
-    installed.store(true, Ordering::SeqCst);
     Ok(())
 }
 
