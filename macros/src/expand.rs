@@ -10,10 +10,15 @@
 //!   ==> fn main() -> R { async fn main() -> R { body }  ::coil::__macro_support::run(None, main()) }
 //!
 //! #[coil::test(drivers = "all")] async fn t() { body }
-//!   ==> mod t { use super::*;  async fn t() { body }
-//!               #[test] fn uring() { run_uring_or_skip("path::t::uring", t) }
-//!               #[test] fn epoll() { run(Some(Epoll), t()) } }
+//!   ==> async fn __coil_body_t() { body }
+//!       mod t { use super::*;
+//!               #[test] fn uring() { run_uring_or_skip("path::t::uring", super::__coil_body_t) }
+//!               #[test] fn epoll() { run(Some(Epoll), super::__coil_body_t()) } }
 //! ```
+//!
+//! The body of a `drivers = "all"` test stays in the module it was written in
+//! (renamed, hidden), so its `super::` paths and the names it calls resolve as
+//! written: a helper named `uring` or `epoll` is not shadowed by the tests.
 
 use proc_macro::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 
@@ -44,7 +49,7 @@ pub(crate) fn expand(kind: Kind, args: &Args, f: ItemFn) -> TokenStream {
     ]);
     let is_test = tokens("#[::core::prelude::v1::test]");
     if args.driver == Driver::All {
-        return expand_all(args, &f, &support, inner, call_body, is_test);
+        return expand_all(args, &f, &support, is_test);
     }
 
     let run = run_call(args, &support, args.driver, call_body);
@@ -101,30 +106,41 @@ fn run_call(
 
 /// `drivers = "all"`: a module named after the test, holding the body and one
 /// `#[test]` per driver.
-fn expand_all(
-    args: &Args,
-    f: &ItemFn,
-    support: &TokenStream,
-    inner: TokenStream,
-    call_body: TokenStream,
-    is_test: TokenStream,
-) -> TokenStream {
+fn expand_all(args: &Args, f: &ItemFn, support: &TokenStream, is_test: TokenStream) -> TokenStream {
     let (test_attrs, mod_attrs): (Vec<_>, Vec<_>) = f
         .attrs
         .iter()
         .partition(|a| TEST_ATTRS.contains(&a.name.as_str()));
     let test_attrs: TokenStream = test_attrs.iter().map(|a| a.tokens.clone()).collect();
+    // The body, beside the module rather than in it (see the module docs).
+    let body_name = Ident::new(&format!("__coil_body_{}", f.name), f.name.span());
+    let cfg_attrs: TokenStream = mod_attrs
+        .iter()
+        .filter(|a| a.name == "cfg")
+        .map(|a| a.tokens.clone())
+        .collect();
+    let body_fn = cat([
+        cfg_attrs,
+        tokens("#[doc(hidden)] #[allow(dead_code, non_snake_case, clippy::unused_async)]"),
+        TokenTree::Ident(f.async_kw.clone()).into(),
+        TokenTree::Ident(f.fn_kw.clone()).into(),
+        TokenTree::Ident(body_name.clone()).into(),
+        TokenTree::Group(f.params.clone()).into(),
+        f.arrow_ret.clone(),
+        TokenTree::Group(f.body.clone()).into(),
+    ]);
+    let body_path = cat([tokens("super::"), TokenTree::Ident(body_name).into()]);
+    let call_body = cat([
+        body_path.clone(),
+        group(Delimiter::Parenthesis, TokenStream::new()),
+    ]);
     let name_lit = tokens("::core::concat!(::core::module_path!(), \"::uring\")");
     let skip = cat([
         support.clone(),
         tokens("::run_uring_or_skip"),
         group(
             Delimiter::Parenthesis,
-            cat([
-                name_lit,
-                tokens(","),
-                TokenTree::Ident(f.name.clone()).into(),
-            ]),
+            cat([name_lit, tokens(","), body_path]),
         ),
     ]);
     // A test that returns `()` skips by returning; one that returns a value
@@ -155,12 +171,11 @@ fn expand_all(
     };
     let module = cat([
         tokens("#[allow(unused_imports)] use super::*;"),
-        tokens("#[allow(dead_code)]"),
-        inner,
         test_fn("uring", uring_ret, uring_body),
         test_fn("epoll", f.arrow_ret.clone(), epoll_body),
     ]);
-    let mut out: TokenStream = mod_attrs.iter().map(|a| a.tokens.clone()).collect();
+    let mut out = body_fn;
+    out.extend(mod_attrs.iter().map(|a| a.tokens.clone()));
     out.extend(cat([
         TokenTree::Ident(Ident::new("mod", f.fn_kw.span())).into(),
         TokenTree::Ident(f.name.clone()).into(),

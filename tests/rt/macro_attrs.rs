@@ -172,3 +172,35 @@ fn a_skip_reports_success_and_a_ran_test_its_result() {
         ExitCode::SUCCESS
     );
 }
+
+// Found by review: `drivers = "all"` used to move the body into the generated
+// module, so these failed to compile (E0425, E0308).
+
+fn paths_helper() -> u32 {
+    1
+}
+
+/// `super::` in a `drivers = "all"` body names the module it was written in.
+mod macro_paths {
+    #[coil::test]
+    async fn super_path_single_driver() {
+        assert_eq!(super::paths_helper(), 1);
+    }
+
+    #[coil::test(drivers = "all")]
+    async fn super_path_every_driver() {
+        assert_eq!(super::paths_helper(), 1);
+    }
+}
+
+/// A helper called `epoll` is not shadowed by the generated test fns.
+mod named_like_a_variant {
+    fn epoll() -> u32 {
+        2
+    }
+
+    #[coil::test(drivers = "all")]
+    async fn helper_named_epoll() {
+        assert_eq!(epoll(), 2);
+    }
+}
