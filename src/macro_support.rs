@@ -72,6 +72,26 @@ pub fn run_uring_or_skip<F: Future>(test: &str, body: impl FnOnce() -> F) -> Out
     }
 }
 
+/// [`run_uring_or_skip`] for a `#[should_panic]` test: where io_uring cannot
+/// start, the skip is a panic whose message holds `expected` (the
+/// attribute's `expected` text, or empty), since a `should_panic` test that
+/// returns fails.
+///
+/// # Panics
+///
+/// With the body's panic; with `expected` when skipping; as
+/// [`run_uring_or_skip`] under `COIL_DRIVER=uring`.
+#[track_caller]
+pub fn run_uring_or_panic_skip<F: Future<Output = ()>>(
+    test: &str,
+    body: impl FnOnce() -> F,
+    expected: &str,
+) {
+    if let Outcome::Skipped = run_uring_or_skip(test, body) {
+        panic!("{expected} (skipped: io_uring could not start here, the body did not run)");
+    }
+}
+
 /// What a skippable test returns: its own result, or a skip (success).
 #[derive(Debug)]
 pub enum Outcome<T> {

@@ -140,12 +140,34 @@ fn expand_all(args: &Args, f: &ItemFn, support: &TokenStream, is_test: TokenStre
         tokens("::run_uring_or_skip"),
         group(
             Delimiter::Parenthesis,
-            cat([name_lit, tokens(","), body_path]),
+            cat([name_lit, tokens(","), body_path.clone()]),
         ),
     ]);
     // A test that returns `()` skips by returning; one that returns a value
     // returns the skip as an `Outcome` (a `Termination` that reports success).
-    let (uring_ret, uring_body) = if f.ret.is_empty() {
+    // A `#[should_panic]` test (which returns `()`) skips by panicking with the
+    // expected text, since returning would fail it.
+    let should_panic = f.attrs.iter().find(|a| a.name == "should_panic");
+    let (uring_ret, uring_body) = if let Some(attr) = should_panic {
+        let expected = expected_text(&attr.tokens)
+            .unwrap_or_else(|| TokenTree::Literal(proc_macro::Literal::string("")));
+        let call = cat([
+            support.clone(),
+            tokens("::run_uring_or_panic_skip"),
+            group(
+                Delimiter::Parenthesis,
+                cat([
+                    tokens("::core::concat!(::core::module_path!(), \"::uring\")"),
+                    tokens(","),
+                    body_path.clone(),
+                    tokens(","),
+                    expected.into(),
+                ]),
+            ),
+            tokens(";"),
+        ]);
+        (TokenStream::new(), call)
+    } else if f.ret.is_empty() {
         (TokenStream::new(), cat([skip, tokens(";")]))
     } else {
         let outcome = cat([
@@ -182,6 +204,34 @@ fn expand_all(args: &Args, f: &ItemFn, support: &TokenStream, is_test: TokenStre
         group(Delimiter::Brace, module),
     ]));
     out
+}
+
+/// The string literal of `expected = "..."` in a `#[should_panic(..)]`
+/// attribute's tokens, if there is one.
+fn expected_text(attr: &TokenStream) -> Option<TokenTree> {
+    fn find(stream: TokenStream) -> Option<TokenTree> {
+        let toks: Vec<TokenTree> = stream.into_iter().collect();
+        for (i, t) in toks.iter().enumerate() {
+            match t {
+                TokenTree::Ident(id) if id.to_string() == "expected" => {
+                    if let (Some(TokenTree::Punct(eq)), Some(lit @ TokenTree::Literal(_))) =
+                        (toks.get(i + 1), toks.get(i + 2))
+                        && eq.as_char() == '='
+                    {
+                        return Some(lit.clone());
+                    }
+                }
+                TokenTree::Group(g) => {
+                    if let Some(found) = find(g.stream()) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    find(attr.clone())
 }
 
 /// Fixed source text as tokens (spanned at the call site).

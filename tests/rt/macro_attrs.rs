@@ -204,3 +204,36 @@ mod named_like_a_variant {
         assert_eq!(epoll(), 2);
     }
 }
+
+/// Found by review: where io_uring cannot start, the `uring` variant of a
+/// `drivers = "all"` + `#[should_panic]` test used to skip by returning, which
+/// fails a should_panic test. Runs that variant in a child process that
+/// inherits a seccomp filter denying io_uring_setup (Docker's default profile
+/// is such a place).
+#[test]
+fn drivers_all_should_panic_passes_where_io_uring_is_denied() {
+    let exe = std::env::current_exe().unwrap();
+    crate::support::run_watched(move || {
+        coil_arch::testing::deny_io_uring(libc::EPERM, &[libc::SYS_io_uring_setup])
+            .expect("installing the seccomp filter");
+        let out = std::process::Command::new(exe)
+            .args([
+                "macro_attrs::every_driver_should_panic::uring",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env_remove("COIL_DRIVER")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("1 passed") || stdout.contains("1 failed"),
+            "{stdout}"
+        );
+        assert!(
+            out.status.success(),
+            "the skipped uring variant of a should_panic test failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
