@@ -12,7 +12,8 @@
 //! then the program sends itself SIGTERM while their jobs are in flight) and
 //! exits by itself. `cargo run --example graceful_shutdown -- serve
 //! 127.0.0.1:7000` serves until Ctrl-C or `kill -TERM`; talk to it with `nc
-//! 127.0.0.1 7000`. `tests/example_graceful_shutdown.rs` runs the server in a
+//! 127.0.0.1 7000`. A second Ctrl-C (or SIGTERM) during the drain cuts off
+//! the connections still in flight at once. `tests/example_graceful_shutdown.rs` runs the server in a
 //! child process and signals it.
 
 use std::cell::Cell;
@@ -86,7 +87,7 @@ pub(crate) async fn serve(
         let stop = coil::select(interrupt.recv(), terminate.recv());
         match coil::select(listener.accept(), stop).await {
             Either::Left(Ok((conn, _peer))) => {
-                running.retain(|t| !t.is_finished());
+                reap(&mut running);
                 running.push(coil::spawn(handle(conn)));
             }
             Either::Left(Err(e)) => eprintln!("accept failed: {e}"),
@@ -94,7 +95,7 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    running.retain(|t| !t.is_finished());
+    reap(&mut running);
     let in_flight = running.len();
     println!("stopped accepting; {in_flight} connections in flight");
     on_stop();
@@ -105,14 +106,40 @@ pub(crate) async fn serve(
             }
         }
     };
+    // A second SIGINT or SIGTERM during the drain cuts it short (coil keeps
+    // handling the signals, so the default "kill the process" never comes back).
+    let second = coil::select(interrupt.recv(), terminate.recv());
+    let drained = match coil::select(coil::time::timeout(deadline, finish_all), second).await {
+        Either::Left(in_time) => in_time.is_ok(),
+        Either::Right(_) => {
+            println!("second signal: cutting off the connections still in flight");
+            false
+        }
+    };
     let mut cut_off = 0;
-    if coil::time::timeout(deadline, finish_all).await.is_err() {
+    if !drained {
         for task in running.iter().filter(|t| !t.is_finished()) {
             task.cancel();
             cut_off += 1;
         }
     }
     Ok(Report { in_flight, cut_off })
+}
+
+/// Drops the finished connections from `running`, reporting those that failed.
+fn reap(running: &mut Vec<Task<io::Result<()>>>) {
+    running.retain_mut(|t| match t.try_take() {
+        None => true,
+        Some(Ok(Ok(()))) => false,
+        Some(Ok(Err(e))) => {
+            eprintln!("connection failed: {e}");
+            false
+        }
+        Some(Err(e)) => {
+            eprintln!("connection task failed: {e}");
+            false
+        }
+    });
 }
 
 /// A client of the demo: starts its job, counts itself in `started` (the
