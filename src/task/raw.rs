@@ -313,14 +313,18 @@ impl TaskRef {
 
     /// `Task::cancel` and `cancel_with`. For a task that answers requests
     /// (`Builder::cooperative_cancel`): record a request and wake the task
-    /// (decision 0010); `false` only if it has finished. For any other task,
-    /// [`abort`](TaskRef::abort). Any thread.
+    /// (decision 0010); `false` if it has finished or was aborted (nothing is
+    /// recorded then, so an abort's message stays). A task that finishes on
+    /// its own thread at this very moment may still get `true`; the request
+    /// then has no effect. For any other task, [`abort`](TaskRef::abort).
+    /// Any thread.
     pub(super) fn cancel(self, message: Option<Arc<str>>) -> bool {
-        use super::state::COMPLETE;
+        use super::state::{CANCELLED, COMPLETE};
         let header = self.header();
         match header.cancel.get() {
             Some(c) if c.is_cooperative() => {
-                if header.state.load().is(COMPLETE) {
+                let snap = header.state.load();
+                if snap.is(COMPLETE) || snap.is(CANCELLED) {
                     return false;
                 }
                 c.request(message);

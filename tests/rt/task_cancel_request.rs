@@ -223,7 +223,14 @@ driver_test! {
             yield_now().await;
             assert!(t.abort());
             assert!(!t.abort());
-            assert!(t.await.unwrap_err().is_cancelled());
+            // Found by review: a request to an aborted task is not one.
+            let before = t.cancelling();
+            assert!(!t.cancel(), "cancel after abort requests nothing");
+            assert!(!t.cancel_with("late"), "nor with a message");
+            assert_eq!(t.cancelling(), before, "refused requests are not counted");
+            let err = t.await.unwrap_err();
+            assert!(err.is_cancelled());
+            assert_eq!(err.cancelled().and_then(|c| c.message()), None, "no message replaced the abort's");
             assert!(entries(&log).is_empty());
         });
     }
