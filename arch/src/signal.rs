@@ -169,10 +169,9 @@ extern "C" fn on_signal(signo: libc::c_int) {
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         let one: u64 = 1;
-        // SAFETY: write(2) is async-signal-safe; the buffer is a live local u64 and the
-        // length its size. The fd is a leaked `Receiver`'s eventfd, never closed. The
-        // write cannot block: an eventfd write waits only when the counter would pass
-        // u64::MAX - 1. Its result is ignored: there is nothing a handler could do.
+        // The write cannot block: an eventfd write waits only when the counter would
+        // pass u64::MAX - 1. Its result is ignored: there is nothing a handler could do.
+        // SAFETY: async-signal-safe write(2) of a live local u64 to a never-closed eventfd.
         let _ = unsafe { libc::write(fd, (&raw const one).cast::<libc::c_void>(), 8) };
     }
     // SAFETY: as above; the interrupted code sees the errno it had.

@@ -121,10 +121,9 @@ impl CancelSlot {
 
     /// The state, if it was ever allocated.
     pub(crate) fn get(&self) -> Option<&CancelState> {
-        // SAFETY: a non-null pointer was installed by `get_or_init` from a
-        // `Box` and is freed only by `Drop`, which takes `&mut self`; the
-        // Acquire load pairs with the installing AcqRel CAS, so the
+        // The Acquire load pairs with the installing AcqRel CAS, so the
         // allocation's contents are visible.
+        // SAFETY: non-null only from `get_or_init`'s `Box`, freed only by `Drop` (`&mut self`).
         unsafe { self.0.load(Acquire).as_ref() }
     }
 

@@ -40,11 +40,10 @@ impl TaskHandle {
     /// `Deref`. No reference is taken, and none is released (a
     /// `&TaskHandle` is never dropped).
     pub(super) fn borrowed(raw: &TaskRef) -> &TaskHandle {
-        // SAFETY: `TaskHandle` is `repr(transparent)` over `TaskRef`, so the
-        // cast keeps layout and alignment; the result borrows `raw`, whose
-        // holder keeps the task alive for the borrow (the `Task`'s
-        // reference), and a shared reference never runs `Drop`, so the
-        // handle releases nothing it did not take.
+        // The result borrows `raw`, whose holder keeps the task alive for the
+        // borrow (the `Task`'s reference), and a shared reference never runs
+        // `Drop`, so the handle releases nothing it did not take.
+        // SAFETY: `TaskHandle` is `repr(transparent)` over `TaskRef` (same layout and alignment).
         unsafe { &*std::ptr::from_ref(raw).cast::<TaskHandle>() }
     }
 

@@ -5,6 +5,7 @@
 //! cancelled one cancels them; a shielded task stays ours to await or cancel.
 
 use crate::support;
+use support::flag;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -14,21 +15,6 @@ use coil::task::yield_now;
 use coil::time::{sleep, timeout};
 use coil::{TaskError, WaitFor, spawn};
 use support::panic_msg;
-
-/// Sets its flag when dropped: shows that a task's future was dropped
-/// (cancelled) or finished.
-struct SetOnDrop(Rc<Cell<bool>>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
-
-fn flag() -> (Rc<Cell<bool>>, SetOnDrop) {
-    let f = Rc::new(Cell::new(false));
-    (f.clone(), SetOnDrop(f))
-}
 
 async fn yields(n: usize) {
     for _ in 0..n {

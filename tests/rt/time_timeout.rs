@@ -4,6 +4,7 @@
 //! the timing matters, under the simulator's virtual clock.
 
 use crate::support;
+use support::flag;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -13,20 +14,6 @@ use coil::TaskError;
 use coil::sim::Builder;
 use coil::task::yield_now;
 use coil::time::{Instant, sleep, timeout, timeout_at, timeout_scope, wait_for, wait_for_at};
-
-/// Sets its flag when dropped: a task or future holding one has stopped.
-struct SetOnDrop(Rc<Cell<bool>>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
-
-fn flag() -> (Rc<Cell<bool>>, SetOnDrop) {
-    let f = Rc::new(Cell::new(false));
-    (f.clone(), SetOnDrop(f))
-}
 
 /// A task that sleeps for `d`; the flag is set once it has stopped.
 fn sleeper(d: Duration) -> (Rc<Cell<bool>>, coil::Task<()>) {

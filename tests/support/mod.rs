@@ -456,3 +456,19 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Sets its flag when dropped: shows that a task or future holding one has
+/// stopped (dropped, cancelled or finished).
+pub struct SetOnDrop(std::rc::Rc<std::cell::Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// A flag and the guard that sets it when dropped.
+pub fn flag() -> (std::rc::Rc<std::cell::Cell<bool>>, SetOnDrop) {
+    let f = std::rc::Rc::new(std::cell::Cell::new(false));
+    (f.clone(), SetOnDrop(f))
+}
