@@ -373,7 +373,7 @@ impl TaskRef {
 
     /// For a task that answers requests: `cancelling()` and whether a
     /// request waits to be delivered; `None` for any other task.
-    pub(super) fn request_state(self) -> Option<(usize, bool)> {
+    pub(crate) fn request_state(self) -> Option<(usize, bool)> {
         let c = self.header().cancel.get()?;
         c.is_cooperative().then(|| c.request_state())
     }

@@ -286,3 +286,87 @@ driver_test! {
         });
     }
 }
+
+/// A runtime of the same driver as `rt`, to drop inside the test.
+fn same_driver(rt: &coil::Runtime) -> coil::Runtime {
+    use coil::runtime::{DriverChoice, DriverKind};
+    let choice = match rt.driver().kind() {
+        DriverKind::Uring => DriverChoice::Uring,
+        _ => DriverChoice::Epoll,
+    };
+    coil::Runtime::builder().driver(choice).build().unwrap()
+}
+
+driver_test! {
+    // asyncio.run cancels the tasks left and runs the loop until they have
+    // finished: a cooperative task's cleanup awaits during the drop; a task
+    // that does not answer requests is dropped without running again, and
+    // so is a cooperative one whose request no scope takes.
+    fn a_dropped_runtime_lets_cooperative_tasks_clean_up(rt) {
+        let own = same_driver(rt);
+        let log = Log::default();
+        let (l, l2, l3) = (log.clone(), log.clone(), log.clone());
+        own.block_on(async move {
+            drop(Builder::new().cooperative_cancel().spawn(sleeper(l, "cooperative")));
+            drop(coil::spawn(async move {
+                sleep(LONG).await;
+                push(&l2, "plain task ran on");
+            }));
+            drop(Builder::new().cooperative_cancel().spawn(async move {
+                sleep(LONG).await; // no scope: never takes a request
+                push(&l3, "deaf task ran on");
+            }));
+            yield_now().await;
+        });
+        assert!(entries(&log).is_empty());
+        drop(own);
+        assert_eq!(entries(&log), ["cooperative cleaned up"]);
+    }
+}
+
+/// The cleanup wait is bounded: a task that takes the request and carries
+/// on forever is dropped after the limit (5 s of the simulator's clock).
+#[test]
+fn a_task_that_never_finishes_its_cleanup_is_dropped_after_the_limit() {
+    let flag = Rc::new(std::cell::Cell::new(0u32));
+    let f = flag.clone();
+    coil::sim::Builder::new().seed(7).run(async move {
+        drop(Builder::new().cooperative_cancel().spawn(async move {
+            let _ = cancellable(sleep(LONG)).await;
+            current().unwrap().uncancel();
+            loop {
+                sleep(Duration::from_millis(100)).await;
+                f.set(f.get() + 1);
+            }
+        }));
+        yield_now().await;
+    });
+    // 100 ms ticks for 5 s of cleanup time, give or take the first and last.
+    assert!((48..=51).contains(&flag.get()), "{}", flag.get());
+}
+
+driver_test! {
+    // await shield(inner) in a task that is cancelled: the outer wait ends
+    // with the cancellation, the inner task runs on and is awaited later.
+    fn a_request_ends_a_shielded_wait_and_the_inner_task_runs_on(rt) {
+        rt.block_on(async {
+            let gate = Rc::new(coil::sync::Event::new());
+            let g = gate.clone();
+            let mut inner = coil::spawn(async move {
+                g.wait().await;
+                "inner done"
+            });
+            let outer = Builder::new().cooperative_cancel().spawn(async move {
+                let r = cancellable(coil::shield(&mut inner)).await;
+                (r.is_err(), inner)
+            });
+            yield_now().await;
+            assert!(outer.cancel());
+            let (cancelled, inner) = outer.await.unwrap();
+            assert!(cancelled);
+            assert!(!inner.is_finished());
+            gate.set();
+            assert_eq!(inner.await.unwrap(), "inner done");
+        });
+    }
+}
