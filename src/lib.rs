@@ -122,6 +122,7 @@ mod loom;
 mod macros;
 pub mod net;
 mod op;
+pub mod process;
 pub mod queue;
 mod rt;
 pub mod signal;
