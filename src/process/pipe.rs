@@ -52,21 +52,9 @@ impl PipeReader {
     }
 
     async fn read_to_end(&self, mut buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
-        let start = buf.len();
-        loop {
-            if buf.capacity() - buf.len() < 16 << 10 {
-                // A pipe holds 64 KiB by default: room for one pipeful per read.
-                buf.reserve((buf.len() - start).clamp(64 << 10, 16 << 20));
-            }
-            let BufResult(res, b) = self.read(buf).await;
-            buf = b;
-            match res {
-                Ok(0) => return BufResult(Ok(buf.len() - start), buf),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return BufResult(Err(e), buf),
-            }
-        }
+        // A pipe holds 64 KiB by default: room for a pipeful in the first read.
+        buf.reserve(64 << 10);
+        crate::io::read_to_end_with(buf, |buf| self.read(buf)).await
     }
 }
 
