@@ -167,9 +167,11 @@ impl Child {
     /// Waits for the child to exit and returns its status (at once if it was
     /// already collected). Cancel-safe: dropping the future loses nothing.
     ///
-    /// Does not close the child's stdin: a child that reads its stdin to the
-    /// end waits for that, so drop or [`close`](ChildStdin::close) it first.
+    /// Closes [`stdin`](Child::stdin) first, as std and tokio do: a child
+    /// reading its stdin to the end would otherwise wait for the parent,
+    /// which waits for it.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.stdin = None;
         if let Some(status) = self.status {
             return Ok(status);
         }

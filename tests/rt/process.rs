@@ -111,6 +111,30 @@ driver_test! {
 }
 
 driver_test! {
+    fn a_dropped_read_loses_no_byte_and_wait_closes_stdin(rt) {
+        rt.block_on(async {
+            let mut cat = Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let stdout = cat.stdout.take().unwrap();
+            // Nothing to read yet: the read is dropped in flight.
+            let early = coil::time::timeout(Duration::from_millis(5), stdout.read(Vec::with_capacity(64)));
+            assert!(early.await.is_err());
+            let BufResult(res, _) = cat.stdin.as_ref().unwrap().write_all(&b"abc"[..]).await;
+            res.unwrap();
+            let BufResult(res, buf) = stdout.read(Vec::with_capacity(64)).await;
+            assert_eq!(res.unwrap(), 3);
+            assert_eq!(buf, b"abc");
+            // `cat` ends only once its stdin closes: `wait` closes it.
+            assert!(cat.wait().await.unwrap().success());
+            assert!(cat.stdin.is_none());
+        });
+    }
+}
+
+driver_test! {
     fn args_env_and_dir_reach_the_child(rt) {
         rt.block_on(async {
             let dir = std::env::temp_dir().canonicalize().unwrap();
@@ -214,7 +238,7 @@ driver_test! {
         drop(quick);
         assert_reaped(&[pid]);
         // And after the runtime is gone.
-        let child = coil::run(async {
+        let child = crate::support::run_like(rt, async {
             Command::new("cat").stdin(Stdio::piped()).spawn().unwrap()
         });
         let pid = child.id().unwrap();
