@@ -5,11 +5,11 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
-use std::process::ExitStatus;
+use std::process::{ExitStatus, Output};
 
 use coil_arch::op as kop;
 
-use super::pipe::{ChildStderr, ChildStdin, ChildStdout};
+use super::pipe::{ChildStderr, ChildStdin, ChildStdout, collect};
 use super::reaper;
 use crate::net::stream::WithFd;
 use crate::op::Op;
@@ -182,6 +182,21 @@ impl Child {
         let status = wait_exit(std, &self.watch).await?;
         self.status = Some(status);
         Ok(status)
+    }
+
+    /// Closes stdin, reads the piped stdout and stderr to their ends, both at
+    /// once (a child blocked on a full stderr pipe would never close its
+    /// stdout), then waits: asyncio's `communicate()`. A stream that was not
+    /// piped (or was taken out of the `Child`) gives no bytes.
+    pub async fn wait_with_output(mut self) -> io::Result<Output> {
+        self.stdin = None;
+        let (stdout, stderr) = collect(self.stdout.take(), self.stderr.take()).await?;
+        let status = self.wait().await?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
     }
 
     /// The exit status if the child has exited (reaping it), `None` if it

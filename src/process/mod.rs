@@ -43,7 +43,7 @@
 //! |---|---|
 //! | `await create_subprocess_exec(prog, *args, stdout=PIPE)` | `Command::new(prog).args(args).stdout(Stdio::piped()).spawn()` |
 //! | `await create_subprocess_shell(cmd)` | [`Command::shell(cmd)`](Command::shell) (`sh -c cmd`) |
-//! | `await proc.communicate()` | [`Command::output`] (or the streams and [`Child::wait`]) |
+//! | `await proc.communicate()` | [`Child::wait_with_output`], [`Command::output`] |
 //! | `await proc.wait()`, `proc.returncode` | [`Child::wait`], [`Child::try_wait`] |
 //! | `proc.kill()`, `proc.pid` | [`Child::start_kill`] (or `kill().await`), [`Child::id`] |
 //! | `proc.stdin.write(..)`, `proc.stdout.read(n)` | [`ChildStdin::write_all`], [`ChildStdout::read`] |
@@ -269,15 +269,7 @@ impl Command {
         for &i in &unset {
             self.set_stream(i, Stdio::inherit());
         }
-        let mut child = spawned?;
-        child.stdin = None;
-        let (stdout, stderr) = pipe::collect(child.stdout.take(), child.stderr.take()).await?;
-        let status = child.wait().await?;
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
+        spawned?.wait_with_output().await
     }
 
     /// Sets stream `i` (0 stdin, 1 stdout, 2 stderr) on the std command

@@ -202,9 +202,8 @@ impl AsyncWriteOwned for ChildStdin {
     }
 }
 
-/// Reads a child's stdout and stderr to their ends, both at once (a child
-/// blocked on a full stderr pipe would never close its stdout); nothing for a
-/// stream that is `None`.
+/// Reads a child's stdout and stderr to their ends, both at once; nothing for
+/// a stream that is `None`.
 pub(crate) async fn collect(
     out: Option<ChildStdout>,
     err: Option<ChildStderr>,

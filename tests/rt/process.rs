@@ -80,14 +80,19 @@ driver_test! {
     }
 }
 
+/// `cat` with its stdin and stdout piped.
+fn piped_cat() -> coil::process::Child {
+    Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 driver_test! {
     fn stdin_round_trips_through_cat(rt) {
         rt.block_on(async {
-            let mut cat = Command::new("cat")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut cat = piped_cat();
             let (stdin, stdout) = (cat.stdin.take().unwrap(), cat.stdout.take().unwrap());
             // More than two pipefuls: writing and reading must overlap.
             let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 % 251) as u8).collect();
@@ -106,6 +111,17 @@ driver_test! {
             let ((), echoed) = coil::gather!(write, read).await;
             assert!(echoed == data, "cat gave back different bytes");
             assert!(cat.wait().await.unwrap().success());
+
+            // communicate(): stdin closed, both streams collected, then the status.
+            let child = Command::shell("cat; echo err >&2; exit 5")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let out = child.wait_with_output().await.unwrap();
+            assert_eq!(out.status.code(), Some(5));
+            assert_eq!((&out.stdout[..], &out.stderr[..]), (&b""[..], &b"err\n"[..]));
         });
     }
 }
@@ -113,11 +129,7 @@ driver_test! {
 driver_test! {
     fn a_dropped_read_loses_no_byte_and_wait_closes_stdin(rt) {
         rt.block_on(async {
-            let mut cat = Command::new("cat")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let mut cat = piped_cat();
             let stdout = cat.stdout.take().unwrap();
             // Nothing to read yet: the read is dropped in flight.
             let early = coil::time::timeout(Duration::from_millis(5), stdout.read(Vec::with_capacity(64)));
