@@ -15,7 +15,8 @@
 //!   the child: reads and writes are ops on its driver with owned buffers,
 //!   and a dropped read loses no byte, as for sockets. A spawn error names
 //!   the program: `cannot run 'nosuchprog': No such file or directory (os
-//!   error 2)`, of kind `NotFound`.
+//!   error 2)`, of kind `NotFound`; the OS error itself (with
+//!   `raw_os_error()`) is its [`source`](std::error::Error::source).
 //! - **Exit** is observed through a pidfd (`pidfd_open`, Linux 5.3), which
 //!   becomes readable when the child exits: [`Child::wait`] waits for that
 //!   with a poll op on the loop's driver (io_uring or epoll), then reaps the
@@ -286,11 +287,31 @@ impl Command {
     /// if one was set: a missing one gives the same `ENOENT`).
     fn spawn_error(&self, e: io::Error) -> io::Error {
         let program = self.std.get_program().display();
-        let msg = match self.std.get_current_dir() {
+        let message = match self.std.get_current_dir() {
             Some(dir) => format!("cannot run '{program}' in '{}': {e}", dir.display()),
             None => format!("cannot run '{program}': {e}"),
         };
-        io::Error::new(e.kind(), msg)
+        io::Error::new(e.kind(), SpawnError { message, os: e })
+    }
+}
+
+/// A spawn error: the message names the program, and the OS error stays
+/// reachable (with its errno) as the `source`.
+#[derive(Debug)]
+struct SpawnError {
+    message: String,
+    os: io::Error,
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SpawnError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.os)
     }
 }
 

@@ -266,6 +266,9 @@ driver_test! {
             assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
             let msg = e.to_string();
             assert!(msg.contains("'nosuchprog'") && msg.contains("os error 2"), "{msg}");
+            // The OS error, with its errno, is the source.
+            let os = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+            assert_eq!(os.and_then(std::io::Error::raw_os_error), Some(libc::ENOENT));
             let e = Command::new("true").current_dir("/no/such/dir").status().await.unwrap_err();
             assert!(e.to_string().contains("'/no/such/dir'"), "{e}");
         });
