@@ -276,7 +276,15 @@ impl<F: Future> Future for Timeout<F> {
         // called on a pinned Timeout); the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         this.sync_scope(cx);
-        let due = this.poll_due(cx);
+        // A deadline already passed when the timeout starts is due even if
+        // the loop's wheel lags the clock by more than a tick (a loaded
+        // machine): the future must not start (`wait_for(coro, 0)`).
+        let due = this.poll_due(cx)
+            || (!this.started
+                && this
+                    .sleep
+                    .as_ref()
+                    .is_some_and(|s| s.deadline() <= Instant::now()));
         if let Mode::Undecided = this.mode {
             this.mode = match crate::task::own_requests() {
                 Some((at_enter, pending_at_enter)) => Mode::Request(RequestMode {
