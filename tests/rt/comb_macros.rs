@@ -4,8 +4,11 @@ use crate::support;
 
 use std::time::Duration;
 
+use coil::io::BufResult;
+use coil::net::{TcpListener, TcpStream};
+use coil::spawn;
 use coil::time::{Instant, sleep};
-use support::flag;
+use support::{flag, panic_message_of};
 
 async fn after<T>(ms: u64, v: T) -> T {
     sleep(Duration::from_millis(ms)).await;
@@ -35,6 +38,125 @@ driver_test! {
             assert_eq!(r, Err("bad".to_string()));
             assert!(dropped.get(), "the slow future was dropped before the error came back");
             assert!(start.elapsed() < Duration::from_secs(60));
+        });
+    }
+}
+
+driver_test! {
+    fn select_biased_polls_in_written_order(rt) {
+        rt.block_on(async {
+            for _ in 0..10 {
+                let won = coil::select! {
+                    biased;
+                    v = async { 'a' } => v,
+                    v = async { 'b' } => v,
+                    v = async { 'c' } => v,
+                };
+                assert_eq!(won, 'a', "biased: the first ready branch as written wins every time");
+            }
+        });
+    }
+
+    fn select_rotates_the_first_branch_polled(rt) {
+        rt.block_on(async {
+            let rounds = 1000;
+            let mut wins = [0u32; 2];
+            for _ in 0..rounds {
+                coil::select! {
+                    () = async {} => wins[0] += 1,
+                    () = async {} => wins[1] += 1,
+                }
+            }
+            assert_eq!(wins[0] + wins[1], rounds);
+            assert!(wins.iter().all(|&w| w > rounds / 4), "both ready every round, unfair: {wins:?}");
+        });
+    }
+
+    fn select_read_losing_to_a_timer_keeps_its_bytes(rt) {
+        rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let connect = spawn(TcpStream::connect(listener.local_addr().unwrap()));
+            let (server, _) = listener.accept().await.unwrap();
+            let client = connect.await.unwrap().unwrap();
+            let (dropped, guard) = flag();
+            let timer_won = coil::select! {
+                BufResult(r, _) = async {
+                    let _guard = guard;
+                    client.read(Vec::with_capacity(64)).await
+                } => panic!("nothing was written, yet the read finished: {r:?}"),
+                () = sleep(Duration::from_millis(20)) => dropped.get(),
+            };
+            assert!(timer_won, "the losing read was dropped before the handler ran");
+            let BufResult(r, _) = server.write_all(&b"kept"[..]).await;
+            r.unwrap();
+            let BufResult(n, buf) = client.read(Vec::with_capacity(64)).await;
+            assert_eq!(n.unwrap(), 4);
+            assert_eq!(buf, b"kept", "the next read returns the bytes");
+        });
+    }
+
+    fn select_refuted_pattern_falls_through_else_and_preconditions(rt) {
+        rt.block_on(async {
+            // `None` refutes `Some(..)`: that branch is disabled, the slower one wins.
+            let won = coil::select! {
+                Some(mut v) = async { None::<u32> } => { v += 1; v }
+                v = after(10, 7) => v,
+            };
+            assert_eq!(won, 7);
+            let won = coil::select! {
+                Some(mut v) = async { Some(1) } => { v += 1; v }
+                v = after(3_600_000, 7) => v,
+            };
+            assert_eq!(won, 2, "a `mut` binding in a pattern that matches");
+            let won = coil::select! {
+                &(a, ref b) = async { &(1, 2) } => a + *b,
+            };
+            assert_eq!(won, 3, "reference patterns and `ref` bindings");
+
+            // Every branch refuted, or disabled by its precondition: `else`.
+            let off = false;
+            let r = coil::select! {
+                Some(v) = async { None::<u8> } => v,
+                Ok(v) = async { Err::<u8, ()>(()) } => v,
+                v = after(0, 5), if off => v,
+                else => 99,
+            };
+            assert_eq!(r, 99);
+        });
+        let msg = panic_message_of(|| {
+            support::run_like(rt, async {
+                coil::select! {
+                    Some(v) = async { None::<u8> } => v,
+                }
+            })
+        });
+        assert!(msg.contains("no `else` branch"), "{msg}");
+    }
+
+    fn select_nine_branches_loop_control_and_a_kept_future(rt) {
+        rt.block_on(async {
+            // A deadline kept across selects by `&mut`, nine branches, `continue`
+            // and `break` from handlers acting on the caller's loop.
+            let mut deadline = std::pin::pin!(sleep(Duration::from_millis(30)));
+            let mut round = 0;
+            let mut seen = Vec::new();
+            loop {
+                round += 1;
+                coil::select! {
+                    biased;
+                    () = &mut deadline => break,
+                    v = after(3_600_000, 1) => seen.push(v),
+                    v = after(3_600_000, 2) => seen.push(v),
+                    v = after(3_600_000, 3) => seen.push(v),
+                    v = after(3_600_000, 4) => seen.push(v),
+                    v = after(3_600_000, 5) => seen.push(v),
+                    v = after(3_600_000, 6) => seen.push(v),
+                    _ = after(0, 7), if round == 1 => continue,
+                    v = after(1, 9), if round == 2 => seen.push(v),
+                }
+            }
+            assert_eq!(seen, [9], "round 1 continued, round 2 took the 9th, round 3 the deadline");
+            assert_eq!(round, 3);
         });
     }
 }
