@@ -10,6 +10,7 @@
 mod support;
 
 mod comb_gather;
+mod comb_macros;
 mod comb_select;
 mod comb_wait;
 mod docs_await;

@@ -74,3 +74,19 @@ fn spawned_futures_may_be_local() {
         assert_eq!(t.await.unwrap(), 5);
     });
 }
+
+// The combinator macros add nothing that is not Send: a future using them
+// goes into Handle::spawn when its parts do.
+const _: fn() = || {
+    fn send<F: std::future::Future + Send>(_: F) {}
+    let zero = std::time::Duration::ZERO;
+    send(async move {
+        coil::select! {
+            () = coil::time::sleep(zero) => 1,
+            v = async { 2 }, if true => v,
+            else => 3,
+        }
+    });
+    send(coil::join!(coil::time::sleep(zero), async { 1 }));
+    send(coil::try_join!(async { Ok::<_, ()>(1) }, async { Ok(2) }));
+};
