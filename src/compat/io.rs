@@ -272,6 +272,7 @@ impl<T: OwnedRead> Compat<T> {
 
     /// Copies buffered bytes (reading more first if there are none) into
     /// `out`; `Ok(0)` at the end of the stream or for an empty `out`.
+    #[cfg(feature = "futures-io")]
     pub(super) fn poll_read_inner(
         &mut self,
         cx: &mut Context<'_>,
