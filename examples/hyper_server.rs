@@ -64,8 +64,9 @@ pub(crate) async fn collect(mut body: Incoming) -> hyper::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The service: `GET /`, `POST /echo`, 404 otherwise.
-async fn handle(req: Request<Incoming>) -> hyper::Result<Response<Full>> {
+/// The service: `GET /`, `POST /echo`, 404 otherwise (also what the tokio
+/// peer in `benches/examples/hyper_tokio.rs` serves).
+pub(crate) async fn handle(req: Request<Incoming>) -> hyper::Result<Response<Full>> {
     let response = match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => Response::new(Full::new("Hello, World!")),
         (&Method::POST, "/echo") => Response::new(Full::new(collect(req.into_body()).await?)),

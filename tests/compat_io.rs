@@ -188,3 +188,29 @@ async fn file_through_futures_io() -> io::Result<()> {
     assert!(got == data, "file bytes differ ({} read)", got.len());
     Ok(())
 }
+
+#[coil::test(drivers = "all")]
+async fn close_after_the_peer_reset_is_ok() -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let client = TcpStream::connect(listener.local_addr()?).await?;
+    let (conn, _) = listener.accept().await?;
+    // Linger 0: closing sends a reset, not a FIN.
+    client.set_linger(Some(Duration::ZERO))?;
+    drop(client);
+    let mut server = Compat::new(conn);
+    let mut buf = [0u8; 16];
+    // The reset has arrived once a read sees it.
+    let read = read_some(&mut server, &mut buf).await;
+    assert_eq!(read.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+    // shutdown(2) says ENOTCONN now; there is nothing left to close.
+    assert_eq!(
+        server
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .await
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::NotConnected
+    );
+    close(&mut server).await
+}

@@ -61,8 +61,17 @@ impl<T: AsyncWriteOwned + 'static> OwnedWrite for T {
         Box::pin(async move { self.write_all(buf).await })
     }
 
+    /// `NotConnected` (the peer reset the connection, or it never was) is
+    /// `Ok`: there is no write direction left to close. hyper closes every
+    /// connection this way when its client goes, and tokio's `poll_shutdown`
+    /// does the same.
     fn close_write(self: Rc<Self>) -> LocalBoxFuture<io::Result<()>> {
-        Box::pin(async move { self.write_eof().await })
+        Box::pin(async move {
+            match self.write_eof().await {
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                res => res,
+            }
+        })
     }
 }
 
