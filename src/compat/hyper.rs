@@ -28,17 +28,7 @@ impl<T: OwnedRead> hyper::rt::Read for Compat<T> {
 }
 
 impl<T: OwnedWrite> hyper::rt::Write for Compat<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_inner(cx, &[IoSlice::new(buf)])
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().poll_flush_inner(cx)
-    }
+    super::io::compat_write_methods!();
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.get_mut().poll_close_inner(cx)
@@ -47,14 +37,6 @@ impl<T: OwnedWrite> hyper::rt::Write for Compat<T> {
     /// Yes: the slices are copied into one buffer and sent by one write.
     fn is_write_vectored(&self) -> bool {
         true
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.get_mut().poll_write_inner(cx, bufs)
     }
 }
 

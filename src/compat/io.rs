@@ -93,6 +93,34 @@ impl OwnedWrite for File {
     }
 }
 
+/// The `poll_write`, `poll_write_vectored` and `poll_flush` of a poll-style
+/// write trait whose three have the standard signatures (futures-io's
+/// `AsyncWrite`, hyper's `rt::Write`): calls into [`Compat`]'s write side.
+macro_rules! compat_write_methods {
+    () => {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().poll_write_inner(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().poll_write_inner(cx, bufs)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().poll_flush_inner(cx)
+        }
+    };
+}
+pub(super) use compat_write_methods;
+
 /// The read buffer's capacity unless [`Compat::with_capacity`] says
 /// otherwise: one read op asks the kernel for at most this many bytes.
 const DEFAULT_CAPACITY: usize = 16 * 1024;
