@@ -214,3 +214,27 @@ async fn close_after_the_peer_reset_is_ok() -> io::Result<()> {
     );
     close(&mut server).await
 }
+
+/// Under the simulator too: its in-memory network behind the same adapter,
+/// and a read given up on (virtual time) still loses nothing.
+#[coil::test(driver = "sim", seed = 14)]
+async fn tcp_through_futures_io_on_the_simulator() -> io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let client = coil::spawn(async move {
+        let mut c = Compat::new(TcpStream::connect(addr).await?);
+        coil::time::sleep(Duration::from_millis(50)).await;
+        write_all(&mut c, b"late but whole").await?;
+        close(&mut c).await
+    });
+    let (conn, _) = listener.accept().await?;
+    let mut server = Compat::new(conn);
+    let mut buf = [0u8; 64];
+    let gave_up =
+        coil::time::timeout(Duration::from_millis(10), read_some(&mut server, &mut buf)).await;
+    assert!(gave_up.is_err(), "the client waits 50 ms before writing");
+    let got = read_to_end(&mut server).await?;
+    client.await.unwrap()?;
+    assert_eq!(got, b"late but whole");
+    Ok(())
+}
