@@ -18,6 +18,9 @@ impl<T: OwnedRead> hyper::rt::Read for Compat<T> {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(())); // no room: start no read
+        }
         let this = self.get_mut();
         let avail = ready!(this.poll_fill_inner(cx))?;
         let n = avail.len().min(buf.remaining());
