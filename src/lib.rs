@@ -100,7 +100,8 @@
 //! `docs/guide/asyncio-mapping.md` lists every asyncio API next to coil's
 //! (including what is not there yet, and where coil differs on purpose).
 //! The module docs here carry the same mapping for their part: [`combinators`]
-//! (gather, wait, shield), [`queue`], [`sync`], [`stream`], [`signal`].
+//! (gather, wait, shield), [`queue`], [`sync`], [`stream`], [`signal`],
+//! [`process`].
 //!
 //! ## Where to read next
 //!
@@ -124,6 +125,7 @@ mod loom;
 mod macros;
 pub mod net;
 mod op;
+pub mod process;
 pub mod queue;
 mod rt;
 pub mod signal;

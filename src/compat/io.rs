@@ -23,7 +23,8 @@ pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 /// buffer), so the adapter can keep it across polls.
 ///
 /// Implemented for every [`AsyncReadOwned`] (coil's TCP and Unix streams and
-/// their read halves) and for [`File`] (reads at its cursor). Implement it
+/// their read halves, a child process's stdout and stderr) and for [`File`]
+/// (reads at its cursor). Implement it
 /// for a type of your own to put it behind [`Compat`].
 pub trait OwnedRead: 'static {
     /// Whether reads and writes move one shared position (a file's cursor),
@@ -40,7 +41,8 @@ pub trait OwnedRead: 'static {
 /// A byte sink [`Compat`] writes to (see [`OwnedRead`]).
 ///
 /// Implemented for every [`AsyncWriteOwned`] (coil's TCP and Unix streams and
-/// their write halves) and for [`File`] (writes at its cursor).
+/// their write halves, a child process's stdin) and for [`File`] (writes at
+/// its cursor).
 pub trait OwnedWrite: 'static {
     /// Writes all of `buf`'s bytes.
     fn write_all_owned(self: Rc<Self>, buf: Vec<u8>) -> LocalBoxFuture<BufResult<(), Vec<u8>>>;
@@ -129,8 +131,8 @@ const DEFAULT_CAPACITY: usize = 16 * 1024;
 /// slice is accepted in parts, as a short write.
 const MAX_WRITE: usize = 64 * 1024;
 
-/// A coil byte stream (a TCP or Unix stream, one of their halves, a
-/// [`File`]) behind the poll-style read and write traits: with the
+/// A coil byte stream (a TCP or Unix stream, one of their halves, a child
+/// process's pipe, a [`File`]) behind the poll-style read and write traits: with the
 /// `futures-io` feature `futures_io::{AsyncRead, AsyncBufRead, AsyncWrite}`,
 /// with `hyper` `hyper::rt::{Read, Write}`.
 ///

@@ -42,6 +42,13 @@ assert_impl_all!(Interval: Send, Sync, Unpin);
 assert_impl_all!(coil::signal::Signal: Send, Sync, Unpin);
 assert_impl_all!(coil::signal::CtrlC: Send, Sync, Unpin);
 assert_impl_all!(coil::signal::SignalKind: Send, Sync, Copy, Eq, std::hash::Hash);
+// A command may be built anywhere; a child and its pipes belong to the loop
+// that spawned it (their fds are registered there), like sockets.
+assert_impl_all!(coil::process::Command: Send, Sync, Unpin);
+assert_not_impl_any!(coil::process::Child: Send, Sync);
+assert_not_impl_any!(coil::process::ChildStdin: Send, Sync);
+assert_not_impl_any!(coil::process::ChildStdout: Send, Sync);
+assert_not_impl_any!(coil::process::ChildStderr: Send, Sync);
 assert_impl_all!(Tick<'static>: Send, Sync, Unpin);
 assert_impl_all!(Instant: Send, Sync, Copy, Ord);
 assert_impl_all!(Elapsed: Send, Sync, Copy, std::error::Error);
