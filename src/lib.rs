@@ -116,6 +116,8 @@
 pub mod __macro_support;
 pub mod blocking;
 pub mod combinators;
+#[cfg(any(feature = "futures-core", feature = "futures-io", feature = "hyper"))]
+pub mod compat;
 pub mod fs;
 #[cfg(fuzzing)]
 #[doc(hidden)]
