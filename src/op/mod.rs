@@ -138,6 +138,38 @@ pub(crate) fn outside_loop() -> io::Error {
     )
 }
 
+/// The error of `what` (an op's kind) on `fd`, which belongs to the loop
+/// of `home`, started on `core`'s loop (rule O6). Debug mode also reports
+/// it through its sink: the error alone may be swallowed by a retry loop.
+#[cold]
+pub(crate) fn foreign_fd(
+    core: &crate::rt::core::Core,
+    home: &OpHome,
+    fd: std::os::fd::RawFd,
+    what: &str,
+) -> io::Error {
+    let running = home.is_running();
+    core.debug_report(|| {
+        format!(
+            "coil: {what} on fd {fd} was started on loop {} but the fd belongs to loop {}{}; \
+             it fails with an error (I/O objects stay on the loop that created them)",
+            core.id(),
+            home.loop_id(),
+            if running { "" } else { " (shut down)" }
+        )
+    });
+    foreign_loop(running)
+}
+
+/// An op's kind for reports: `Accept` for `coil::op::WithFd<..::Accept>`
+/// (the type without its path, generics, or the `WithFd` wrapper).
+fn op_kind<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    let inner = name.split_once("WithFd<").map_or(name, |(_, rest)| rest);
+    let path = inner.split(['<', '>']).next().unwrap_or(inner);
+    path.rsplit("::").next().unwrap_or(path)
+}
+
 /// The error of an op on an fd of another loop (rule O6).
 pub(crate) fn foreign_loop(home_running: bool) -> io::Error {
     io::Error::other(if home_running {
@@ -241,8 +273,8 @@ impl<T: Operation> Op<T> {
             if let Some(fd) = op.get_mut().shared_fd()
                 && let Err(home) = fd.check_home(core.home())
             {
-                let running = home.is_running();
-                return Poll::Ready(self.take_idle().complete(Err(foreign_loop(running))));
+                let e = foreign_fd(core, home, fd.raw(), op_kind::<T>());
+                return Poll::Ready(self.take_idle().complete(Err(e)));
             }
             let ptr = op.as_ptr();
             // SAFETY: rule O1: on `Queued` the block becomes an `InFlight`

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use coil_arch::{Config, Driver, DriverChoice};
 
-use super::core::{Core, DebugChecks};
+use super::core::Core;
+use super::debug::DebugChecks;
 use super::runtime::{DriverInfo, Runtime};
 
 /// Builds a [`Runtime`] with chosen settings.
@@ -160,10 +161,7 @@ impl Builder {
         }
         let mut core = Core::new(driver, self.event_interval);
         if debug {
-            core = core.with_debug(DebugChecks {
-                slow_poll: self.slow_poll,
-                sink: self.debug_sink,
-            });
+            core = core.with_debug(DebugChecks::new(self.slow_poll, self.debug_sink));
         }
         Ok(Runtime::from_parts(core, info))
     }

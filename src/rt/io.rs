@@ -50,7 +50,14 @@ impl Core {
         {
             let mut driver = self.driver.borrow_mut();
             self.do_chores(&mut driver);
-            if let Err(e) = driver.park(timeout) {
+            // Debug mode leaves time parked out of its stall check.
+            let parked = self.debug.as_ref().map(|_| std::time::Instant::now());
+            let res = driver.park(timeout);
+            if let Some(t0) = parked {
+                self.debug_excluded
+                    .set(self.debug_excluded.get() + t0.elapsed());
+            }
+            if let Err(e) = res {
                 panic!(
                     "coil: the {} driver failed while waiting for events: {e}",
                     driver.kind()

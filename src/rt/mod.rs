@@ -69,6 +69,7 @@
 pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
+pub(crate) mod debug;
 mod handle;
 mod io;
 #[cfg(all(test, loom))]
@@ -168,6 +169,9 @@ pub(crate) struct Shared {
     unparker: Unparker,
     /// Same as the core's id.
     pub(crate) core_id: u64,
+    /// Debug mode's checks (the core's), `None` when it is off: reached from
+    /// any thread through a task's `Shared` (remote spawns, handle drops).
+    pub(crate) debug: Option<Arc<debug::DebugChecks>>,
 }
 
 #[derive(Default)]
@@ -197,6 +201,7 @@ impl Shared {
             main_woken: AtomicBool::new(false),
             unparker: unparker.into(),
             core_id,
+            debug: None,
         }
     }
 
@@ -332,8 +337,10 @@ where
     F::Output: 'static,
 {
     // The panic is raised out here, not in the closure, so that it points at
-    // the caller's line (closures do not forward `#[track_caller]`).
-    match with_core(|core| core.map(|core| core.spawn(future, name))) {
+    // the caller's line (closures do not forward `#[track_caller]`; the
+    // location for debug mode is taken here for the same reason).
+    let at = std::panic::Location::caller();
+    match with_core(|core| core.map(|core| core.spawn(future, name, at))) {
         Some(task) => task,
         None => panic!(
             "coil::spawn was called outside a coil runtime; call it from code running inside \

@@ -124,6 +124,11 @@ impl<T> Drop for Task<T> {
                 if let Some(p) = unsafe { (header.vtable.drop_output)(self.raw) } {
                     raw::report_detached_panic(self.raw, p);
                 }
+                // Debug mode: the handle outlived the task, so the spawn
+                // location's entry is its to remove (`rt/debug.rs`).
+                if let Some(checks) = &self.raw.shared().debug {
+                    checks.forget(self.raw.id().as_u64());
+                }
                 if may_drop_waker {
                     // SAFETY: rule 6: the runtime is done with the field.
                     unsafe { raw::drop_join_waker(self.raw) };
