@@ -41,6 +41,7 @@ use crate::op::OpHome;
 
 use super::budget::BUDGET;
 use super::debug::DebugChecks;
+use super::metrics::{self, Counters};
 use super::wheel::Wheel;
 use super::{Enter, Shared};
 use crate::task::Task;
@@ -98,6 +99,8 @@ pub(crate) struct Core {
     /// Debug mode: time of the current loop turn spent in task polls and
     /// parked in the driver, which the stall check leaves out.
     pub(super) debug_excluded: Cell<Duration>,
+    /// Counters, published to `shared.metrics` on each park.
+    pub(super) counters: Counters,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -152,6 +155,7 @@ impl Core {
             sim: None,
             debug: None,
             debug_excluded: Cell::new(Duration::ZERO),
+            counters: Counters::default(),
             _not_send: std::marker::PhantomData,
         }
     }
@@ -177,6 +181,13 @@ impl Core {
         if let Some(checks) = &self.debug {
             checks.report(&what());
         }
+    }
+
+    /// Copy the counters to `shared.metrics` (`Handle::metrics`).
+    pub(crate) fn publish_metrics(&self) {
+        let depth = self.run_queue.borrow().len();
+        let live = self.owned.len();
+        self.shared.metrics.publish(&self.counters, depth, live);
     }
 
     /// Number of live (not yet completed) tasks.
@@ -234,6 +245,7 @@ impl Core {
         if let Some(checks) = &self.debug {
             checks.record_spawn(id.as_u64(), at);
         }
+        metrics::add(&self.counters.tasks_spawned, 1);
         let t = raw::allocate(future, self.shared.clone(), id, name);
         // SAFETY: a new task of this loop, on its thread: its three
         // references go to the owned list, the run queue and the handle.
@@ -305,7 +317,12 @@ impl Core {
             self.drain_remote();
         }
         self.fire_timers();
-        let n = self.run_queue.borrow().len().min(MAX_TICK);
+        let queued = self.run_queue.borrow().len();
+        let n = queued.min(MAX_TICK);
+        metrics::add(&self.counters.polls, n as u64);
+        if queued as u64 > self.counters.run_queue_max.get() {
+            self.counters.run_queue_max.set(queued as u64);
+        }
         if let Some(sim) = &self.sim {
             self.sim_poll_batch(sim, n);
         } else {
@@ -406,6 +423,7 @@ impl Core {
         let mut scratch = self.scratch.borrow_mut();
         let (woken, spawned) = &mut *scratch;
         self.shared.take_remote(woken, spawned);
+        metrics::add(&self.counters.tasks_spawned, spawned.len() as u64);
         // SAFETY: the loop thread; remote entries carry their references
         // (`push_spawned`, `schedule`), which `adopt` hands to `push_local`.
         unsafe {

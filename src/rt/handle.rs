@@ -99,6 +99,21 @@ impl Handle {
         }
     }
 
+    /// The loop's counters ([`LoopMetrics`](super::LoopMetrics)), from any
+    /// thread: as of the loop's last park, or as of now when called on the
+    /// loop's own thread. Always on (the loop counts in plain cells and
+    /// publishes them with relaxed stores when it parks).
+    pub fn metrics(&self) -> super::LoopMetrics {
+        if self.shared.is_current() {
+            super::with_core(|core| {
+                if let Some(core) = core {
+                    core.publish_metrics();
+                }
+            });
+        }
+        self.shared.metrics.read()
+    }
+
     /// Whether the loop behind this handle has shut down.
     pub fn is_closed(&self) -> bool {
         self.shared.is_closed()

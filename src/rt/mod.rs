@@ -72,6 +72,7 @@ pub(crate) mod core;
 pub(crate) mod debug;
 mod handle;
 mod io;
+mod metrics;
 #[cfg(all(test, loom))]
 mod remote_loom;
 mod runtime;
@@ -85,6 +86,7 @@ pub(crate) mod wheel;
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
+pub use metrics::LoopMetrics;
 pub use runtime::{DriverInfo, Runtime, Stats, run, stats};
 
 use std::cell::Cell;
@@ -172,6 +174,8 @@ pub(crate) struct Shared {
     /// Debug mode's checks (the core's), `None` when it is off: reached from
     /// any thread through a task's `Shared` (remote spawns, handle drops).
     pub(crate) debug: Option<Arc<debug::DebugChecks>>,
+    /// The loop's counters as of its last park (`metrics.rs`).
+    pub(crate) metrics: metrics::Published,
 }
 
 #[derive(Default)]
@@ -202,6 +206,7 @@ impl Shared {
             unparker: unparker.into(),
             core_id,
             debug: None,
+            metrics: metrics::Published::default(),
         }
     }
 

@@ -183,3 +183,41 @@ driver_test! {
         assert!(reports_naming(&tag).is_empty(), "debug mode is off");
     }
 }
+
+driver_test! {
+    fn loop_metrics_count_what_the_loop_did(rt) {
+        let rt = Builder::new().driver(support::choice_like(rt)).build().unwrap();
+        let handle = rt.handle();
+        let inside = rt.block_on(async {
+            let tasks: Vec<_> = (0..10).map(|_| coil::spawn(coil::task::yield_now())).collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            coil::time::sleep(Duration::from_millis(1)).await;
+            let listener = coil::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = coil::net::TcpStream::connect(addr).await.unwrap();
+            let (_server, _) = listener.accept().await.unwrap();
+            // An accept dropped in flight: its cancel goes to the driver.
+            let pending = coil::time::timeout(Duration::from_millis(1), listener.accept()).await;
+            assert!(pending.is_err(), "nobody else connects");
+            drop(client);
+            // A park sends the cancel (and the sleep's timer is the third).
+            coil::time::sleep(Duration::from_millis(1)).await;
+            coil::Handle::current().metrics()
+        });
+        assert_eq!(inside.tasks_spawned, 10, "{inside:?}");
+        assert_eq!(inside.tasks_live, 0, "{inside:?}");
+        assert!(inside.polls >= 20, "each task polled twice: {inside:?}");
+        assert!(inside.run_queue_max >= 10, "{inside:?}");
+        assert!(inside.timers_armed >= 3, "the sleeps and the timeout: {inside:?}");
+        assert_eq!(inside.ops_cancelled, 1, "the dropped accept: {inside:?}");
+        assert!(inside.parks >= 1 && inside.park_time > Duration::ZERO, "{inside:?}");
+        assert!(inside.ops_submitted >= 2 && inside.ops_completed >= 1, "{inside:?}");
+        assert!(inside.ops_submitted >= inside.ops_completed, "{inside:?}");
+        // From another thread: what the loop published at its last park.
+        let outside = std::thread::spawn(move || handle.metrics()).join().unwrap();
+        assert!(outside.polls <= inside.polls && outside.tasks_spawned <= 10, "{outside:?}");
+        assert!(outside.parks >= 1, "{outside:?}");
+    }
+}
