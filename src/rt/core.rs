@@ -226,6 +226,7 @@ impl Core {
 
     /// Spawn `future` on this loop; `at` is the caller's location, kept
     /// (in debug mode only) for reports about the task.
+    #[inline]
     pub(crate) fn spawn<F>(
         &self,
         future: F,

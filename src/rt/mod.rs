@@ -336,6 +336,7 @@ pub(crate) unsafe fn schedule(task: TaskRef) {
 
 /// `coil::spawn` and `Builder::spawn`.
 #[track_caller]
+#[inline]
 pub(crate) fn spawn_local<F>(future: F, name: Option<Arc<str>>) -> Task<F::Output>
 where
     F: std::future::Future + 'static,
