@@ -94,7 +94,8 @@ impl SharedFd {
         crate::rt::with_core(|core| match (core, &self.0.home) {
             (None, _) => Err(super::outside_loop()),
             (Some(core), Some(home)) if !Rc::ptr_eq(core.home(), home) => {
-                Err(super::foreign_fd(core, home, self.0.fd, what))
+                core.debug_report(|| super::foreign_fd_report(core.id(), home, self.0.fd, what));
+                Err(super::foreign_loop(home.is_running()))
             }
             _ => Ok(()),
         })

@@ -138,27 +138,27 @@ pub(crate) fn outside_loop() -> io::Error {
     )
 }
 
-/// The error of `what` (an op's kind) on `fd`, which belongs to the loop
-/// of `home`, started on `core`'s loop (rule O6). Debug mode also reports
-/// it through its sink: the error alone may be swallowed by a retry loop.
+/// Debug mode's report of `what` (an op's kind) on `fd`, which belongs to
+/// the loop of `home`, started on loop `used_on` (rule O6): the caller
+/// passes it to `Core::debug_report` beside returning [`foreign_loop`]'s
+/// error, which alone may be swallowed by a retry loop.
 #[cold]
-pub(crate) fn foreign_fd(
-    core: &crate::rt::core::Core,
+pub(crate) fn foreign_fd_report(
+    used_on: u64,
     home: &OpHome,
     fd: std::os::fd::RawFd,
     what: &str,
-) -> io::Error {
-    let running = home.is_running();
-    core.debug_report(|| {
-        format!(
-            "coil: {what} on fd {fd} was started on loop {} but the fd belongs to loop {}{}; \
-             it fails with an error (I/O objects stay on the loop that created them)",
-            core.id(),
-            home.loop_id(),
-            if running { "" } else { " (shut down)" }
-        )
-    });
-    foreign_loop(running)
+) -> String {
+    format!(
+        "coil: {what} on fd {fd} was started on loop {used_on} but the fd belongs to loop {}{}; \
+         it fails with an error (I/O objects stay on the loop that created them)",
+        home.loop_id(),
+        if home.is_running() {
+            ""
+        } else {
+            " (shut down)"
+        }
+    )
 }
 
 /// An op's kind for reports: `Accept` for `coil::op::WithFd<..::Accept>`
@@ -273,8 +273,9 @@ impl<T: Operation> Op<T> {
             if let Some(fd) = op.get_mut().shared_fd()
                 && let Err(home) = fd.check_home(core.home())
             {
-                let e = foreign_fd(core, home, fd.raw(), op_kind::<T>());
-                return Poll::Ready(self.take_idle().complete(Err(e)));
+                core.debug_report(|| foreign_fd_report(core.id(), home, fd.raw(), op_kind::<T>()));
+                let running = home.is_running();
+                return Poll::Ready(self.take_idle().complete(Err(foreign_loop(running))));
             }
             let ptr = op.as_ptr();
             // SAFETY: rule O1: on `Queued` the block becomes an `InFlight`

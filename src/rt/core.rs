@@ -272,6 +272,8 @@ impl Core {
                     if let Some(start) = turn {
                         self.end_turn(start);
                     }
+                    // `Handle::metrics` after `block_on` sees all of it.
+                    self.publish_metrics();
                     return v;
                 }
                 // The main future counts as a poll too: a main future that

@@ -100,8 +100,8 @@ impl Handle {
     }
 
     /// The loop's counters ([`LoopMetrics`](super::LoopMetrics)), from any
-    /// thread: as of the loop's last park, or as of now when called on the
-    /// loop's own thread. Always on (the loop counts in plain cells and
+    /// thread: as of the loop's last park or the end of its last
+    /// `block_on`, or as of now when called on the loop's own thread. Always on (the loop counts in plain cells and
     /// publishes them with relaxed stores when it parks).
     pub fn metrics(&self) -> super::LoopMetrics {
         if self.shared.is_current() {

@@ -5,8 +5,9 @@
 //! `Cell`s of its `Core` ([`Counters`]: no atomic read-modify-write on the
 //! hot path, and task polls are counted per tick, not per poll); each park
 //! copies them into the runtime's `Shared` ([`Published`], relaxed atomic
-//! stores), where any thread can read them. A reader therefore sees the
-//! loop as of its last park, or, on the loop thread itself, as of now
+//! stores), where any thread can read them; so does the end of each
+//! `block_on`. A reader therefore sees the loop as of its last park (or
+//! `block_on`'s return), or, on the loop thread itself, as of now
 //! (`Handle::metrics` publishes first there).
 
 use std::cell::Cell;
