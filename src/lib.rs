@@ -359,7 +359,9 @@ pub use task::{PanicPayload, Task, TaskError, spawn};
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
 /// and driver selection.
 pub mod runtime {
-    pub use crate::rt::{Builder, DriverInfo, Handle, Runtime, Stats, TryCurrentError, run, stats};
+    pub use crate::rt::{
+        Builder, DriverInfo, Handle, LoopMetrics, Runtime, Stats, TryCurrentError, run, stats,
+    };
     pub use coil_arch::{DriverChoice, DriverKind, FallbackReason, ParseDriverChoiceError};
 }
 

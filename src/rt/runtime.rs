@@ -140,12 +140,14 @@ impl Runtime {
 
     /// Spawns a task on this runtime from outside it; it starts running at the
     /// next `block_on`.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> crate::task::Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.core.spawn(future, None)
+        self.core
+            .spawn(future, None, std::panic::Location::caller())
     }
 
     /// A handle that other threads can use to spawn onto this loop.
