@@ -84,6 +84,7 @@ pub(crate) mod wheel;
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
+pub(crate) use runtime::assert_not_in_loop;
 pub use runtime::{DriverInfo, Runtime, Stats, run, stats};
 
 use std::cell::Cell;

@@ -16,6 +16,7 @@ mod docs_await;
 mod fs_ops;
 mod io_buffered;
 mod macro_attrs;
+mod pool;
 mod rt_debug;
 mod rt_task_combinations;
 mod send_sync;
