@@ -31,6 +31,12 @@
 //! let one ring post a completion straight into another, is a later
 //! optimisation of the same path.)
 //!
+//! **Kernel workers.** The rings are not built with `IORING_SETUP_ATTACH_WQ`:
+//! since Linux 5.12 the kernel keeps io-wq workers per ring and task and only
+//! checks the attached fd, and shares something only for `SQPOLL` rings
+//! (their poller thread), which coil does not use; coil needs 5.11 at least
+//! (`IORING_FEAT_EXT_ARG`), so the flag would buy nothing but one kernel.
+//!
 //! **Shutdown.** One request ([`PoolHandle::request_shutdown`], or
 //! [`Pool::shutdown`], or dropping the pool) moves the pool to *stopping* with
 //! a deadline; [`shutdown_requested`] futures on every loop finish, so entry

@@ -36,6 +36,7 @@ pool_test!(
     spawn_on_from_a_plain_thread,
     shutdown_drains_then_cuts_at_the_deadline,
     dropped_on_its_own_loop,
+    pinned_loops_run_on_one_cpu_each,
 );
 
 fn pool(choice: DriverChoice, loops: usize) -> Pool {
@@ -252,4 +253,33 @@ fn dropped_on_its_own_loop(choice: DriverChoice) {
     // The loops stop: work that never ends is cancelled at the drain deadline.
     let late = handle.spawn_on(CoreId::new(0), std::future::pending::<()>());
     assert!(late.wait().unwrap_err().is_cancelled());
+}
+
+/// The CPUs the calling thread may run on.
+fn affinity() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: below CPU_SETSIZE, the set's capacity.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+fn pinned_loops_run_on_one_cpu_each(choice: DriverChoice) {
+    let allowed = affinity();
+    let pool = Pool::builder()
+        .loops(2)
+        .driver(choice)
+        .pin_cpus(true)
+        .build()
+        .unwrap();
+    let per_loop = pool.run(|_| async { Ok::<_, ()>(affinity()) }).unwrap();
+    for (i, cpus) in per_loop.into_iter().enumerate() {
+        assert_eq!(cpus, vec![allowed[i % allowed.len()]], "loop {i}");
+    }
+    // This thread is not pinned by building the pool.
+    assert_eq!(affinity(), allowed);
 }
