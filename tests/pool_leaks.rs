@@ -17,15 +17,11 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 #[test]
 fn dropping_a_pool_leaks_no_thread_or_fd() {
     support::run_watched(|| {
         for choice in [DriverChoice::Uring, DriverChoice::Epoll] {
-            let before = (threads(), fds());
+            let before = (threads(), support::open_fds());
             let pool = Pool::builder()
                 .loops(2)
                 .driver(choice)
@@ -34,7 +30,7 @@ fn dropping_a_pool_leaks_no_thread_or_fd() {
                 .unwrap();
             assert_eq!(threads(), before.0 + 2, "{choice:?}: one thread per loop");
             assert!(
-                fds() > before.1,
+                support::open_fds() > before.1,
                 "{choice:?}: each loop has its driver's fds"
             );
             let handle = pool.handle().clone();
@@ -68,7 +64,7 @@ fn dropping_a_pool_leaks_no_thread_or_fd() {
             );
             drop(_stuck);
             assert_eq!(
-                (threads(), fds()),
+                (threads(), support::open_fds()),
                 before,
                 "{choice:?}: leaked threads or fds"
             );

@@ -79,14 +79,7 @@ fn pin_to(cpu: usize) {
     if std::env::var("COIL_BENCH_PIN").as_deref() == Ok("taskset") {
         return;
     }
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET
-    // writes inside it, sched_setaffinity reads size_of::<cpu_set_t>() bytes.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
+    if !crate::harness::pin_thread(cpu) {
         eprintln!("coil-benches: could not pin to CPU {cpu}; running unpinned");
     }
 }

@@ -237,16 +237,6 @@ impl Pool {
         &self.handle
     }
 
-    /// The number of loops.
-    pub fn len(&self) -> usize {
-        self.handle.len()
-    }
-
-    /// Always `false`: a pool has at least one loop.
-    pub fn is_empty(&self) -> bool {
-        self.handle.is_empty()
-    }
-
     /// Asks every loop to stop, waits until each has drained its work or
     /// `deadline` has passed (then cancels what is left), and joins the
     /// threads.
@@ -276,6 +266,8 @@ impl Pool {
     }
 }
 
+/// A pool is used through its handle: `pool.spawn_on(..)`, `pool.len()`,
+/// `pool.request_shutdown(..)` are [`PoolHandle`]'s.
 impl std::ops::Deref for Pool {
     type Target = PoolHandle;
 
@@ -311,8 +303,8 @@ impl Drop for Pool {
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("loops", &self.len())
-            .field("shutdown_requested", &self.is_shutdown_requested())
+            .field("handle", &self.handle)
+            .field("threads", &self.threads.len())
             .finish()
     }
 }
