@@ -54,8 +54,10 @@ impl Pool {
             drop(self.loop_handle(core).spawn(async move {
                 let _work = work;
                 let mut report = report;
-                // Made on the loop's thread: the entry future stays there.
-                let mut task = CancelOnDrop(crate::task::spawn(entry(core)));
+                // Made on the loop's thread, inside its own task: the entry
+                // future stays there, and a panic of `entry` itself is the
+                // task's panic.
+                let mut task = CancelOnDrop(crate::task::spawn(async move { entry(core).await }));
                 let result = match task.await_result().await {
                     Ok(Ok(v)) => Ok(v),
                     Ok(Err(e)) => Err(PoolError::Failed { core, error: e }),

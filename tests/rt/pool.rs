@@ -135,6 +135,20 @@ fn first_failure_names_its_core(choice: DriverChoice) {
         err.to_string(),
         "the entry of core 0 failed: no port for core 0"
     );
+
+    // The entry closure itself panics (before any future exists).
+    let pool = self::pool(choice, 2);
+    let err = pool
+        .run(|core| {
+            assert_ne!(core.index(), 1, "no entry for core 1");
+            async {
+                pool::shutdown_requested().await;
+                Ok::<(), ()>(())
+            }
+        })
+        .unwrap_err();
+    assert_eq!(err.core().index(), 1);
+    assert!(err.is_panic(), "{err:?}");
 }
 
 fn spawn_on_from_a_loop(choice: DriverChoice) {
