@@ -16,8 +16,11 @@
 //! before it exits. Nothing of a loop's `Core` ever leaves its thread; the
 //! [`Pool`] owns the threads' join handles, and the shared state (an `Arc`
 //! that [`PoolHandle`]s clone) holds only each loop's cross-thread
-//! [`Handle`] (remote queue + unparker), two `watch` channels per loop and the
-//! shutdown phase.
+//! [`Handle`] (remote queue + unparker), a `watch` of each loop's work count
+//! and a `watch` of the shutdown deadline. The pool adds no atomics, locks or
+//! `unsafe` of its own to the cross-thread path: that path is `Handle::spawn`
+//! and the task's state word (loom models in `rt::remote_loom` and
+//! `task::state_loom`) and `coil::sync::watch` (a mutex and a waiter list).
 //!
 //! **What crosses threads.** Only `Send` futures and `Send` results:
 //! [`spawn_on`](PoolHandle::spawn_on) goes through the target loop's
@@ -35,7 +38,7 @@
 //! since Linux 5.12 the kernel keeps io-wq workers per ring and task and only
 //! checks the attached fd, and shares something only for `SQPOLL` rings
 //! (their poller thread), which coil does not use; coil needs 5.11 at least
-//! (`IORING_FEAT_EXT_ARG`), so the flag would buy nothing but one kernel.
+//! (`IORING_FEAT_EXT_ARG`), so the flag would share workers on 5.11 alone.
 //!
 //! **Shutdown.** One request ([`PoolHandle::request_shutdown`], or
 //! [`Pool::shutdown`], or dropping the pool) moves the pool to *stopping* with
@@ -61,8 +64,8 @@
 //! - Inside a loop of another runtime: like a plain thread, and it blocks that
 //!   loop until the pool has stopped (as any blocking call would).
 //!
-//! [`Pool::run`] and [`RemoteTask::wait`] block, so they panic inside a
-//! running event loop.
+//! [`Pool::run`], [`Pool::shutdown`] and [`RemoteTask::wait`] block, so they
+//! panic inside a running event loop.
 
 mod builder;
 mod entry;
