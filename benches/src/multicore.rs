@@ -9,8 +9,9 @@
 //! * `coil-benches multicore peer=<coil/uring|coil/epoll|tokio> part=<w8a|w8b>
 //!   [loops=1|2] [n=...]` runs once and prints one JSON line.
 //!
-//! W8c (the echo server as a pool of one loop) and the glommio and monoio rows
-//! are not measured here yet.
+//! W8c (the echo server as a pool of one loop) is in `echo.rs`, as the W5
+//! servers `coil-pool/uring` and `coil-pool/epoll`. The glommio and monoio
+//! rows are not measured yet.
 
 use std::process::ExitCode;
 use std::sync::Mutex;
