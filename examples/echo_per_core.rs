@@ -12,11 +12,11 @@
 //!
 //! Uneven load: `SO_REUSEPORT` hashes each connection's addresses to a
 //! listener, so one loop can get busier connections than another. The
-//! alternative is to accept on one loop and hand the connection to another:
-//! accept there, turn the stream into a `std::net::TcpStream`
-//! (`into_raw_fd`/`from_raw_fd`), send it with
-//! `PoolHandle::spawn_on(core, ..)` (a std stream is `Send`) and wrap it with
-//! `TcpStream::from_std` on the target loop, picking the core by load.
+//! alternative is to accept in one place and hand each connection to the
+//! loop of your choice: accept with a `std::net::TcpListener` on a plain
+//! thread, and `PoolHandle::spawn_on_with(core, move || async move { .. })`
+//! adopts the std stream (which is `Send`) with `TcpStream::from_std` on the
+//! target loop and serves it there (a test in `tests/rt/pool.rs` does this).
 
 use std::io;
 use std::net::SocketAddr;

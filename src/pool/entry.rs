@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::mpsc;
 
+use super::remote::CancelOnDrop;
 use super::stop::Work;
 use super::{CoreId, Pool};
 use crate::task::{Cancelled, PanicPayload, TaskError};
@@ -43,13 +44,16 @@ impl Pool {
         crate::rt::assert_not_in_loop("Pool::run");
         let entry = Arc::new(entry);
         let (tx, rx) = mpsc::channel();
-        for core in self.cores() {
+        // Every entry counts as its loop's work before any starts: an entry
+        // that requests a shutdown at once must not find another loop idle
+        // (drained) whose entry is still on its way.
+        let works: Vec<Work> = self.cores().map(|core| Work::new(self, core)).collect();
+        for (core, work) in self.cores().zip(works) {
             let entry = entry.clone();
             let report = Report {
                 core,
                 tx: Some(tx.clone()),
             };
-            let work = Work::new(self, core);
             // Detached: the Report says how it ended, even if it never ran.
             drop(self.loop_handle(core).spawn(async move {
                 let _work = work;
@@ -117,21 +121,6 @@ impl<T, E> Drop for Report<T, E> {
         });
         let core = self.core;
         self.send(Err(PoolError::Task { core, error }));
-    }
-}
-
-/// A local task that is cancelled if its awaiter is dropped.
-struct CancelOnDrop<T>(crate::task::Task<T>);
-
-impl<T> CancelOnDrop<T> {
-    async fn await_result(&mut self) -> Result<T, TaskError> {
-        (&mut self.0).await
-    }
-}
-
-impl<T> Drop for CancelOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.cancel();
     }
 }
 

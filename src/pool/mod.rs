@@ -4,7 +4,8 @@
 //! the pool's threads and the state they share ([`PoolHandle`]); `builder.rs`
 //! starts the loops (pinning, driver choice), `entry.rs` runs the per-core
 //! entry future ([`Pool::run`], [`PoolError`]), `remote.rs` the cross-loop
-//! task handle ([`PoolHandle::spawn_on`], [`RemoteTask`]), `stop.rs` the
+//! task handle ([`PoolHandle::spawn_on`], [`spawn_on_with`](PoolHandle::spawn_on_with),
+//! [`RemoteTask`]), `stop.rs` the
 //! shutdown protocol ([`shutdown_requested`], the drain deadline).
 //!
 //! # Design
@@ -30,7 +31,8 @@
 //! [`Task`](crate::Task) whose join waker may belong to another loop or to a
 //! plain thread. The per-core entry closure is `Send + Sync` and is *called*
 //! on each loop's thread, so the future it returns need not be `Send`: it
-//! may hold `Rc`s and the loop's sockets. (`IORING_OP_MSG_RING`, which would
+//! may hold `Rc`s and the loop's sockets; [`spawn_on_with`](PoolHandle::spawn_on_with)
+//! does the same for one task (a `Send` closure that makes the future there). (`IORING_OP_MSG_RING`, which would
 //! let one ring post a completion straight into another, is a later
 //! optimisation of the same path.)
 //!

@@ -23,9 +23,10 @@ impl PoolHandle {
     /// or another runtime's) or waited for on a plain thread
     /// ([`RemoteTask::wait`]); dropping it, or [`RemoteTask::cancel`],
     /// cancels the task. The task counts as its loop's work until it
-    /// finishes: a shutdown lets it finish within the drain deadline. If the
-    /// loop has stopped, the future is dropped at once and the task reports
-    /// it was cancelled.
+    /// finishes: a shutdown lets it finish within the drain deadline. Work
+    /// sent after a shutdown request may find its loop already drained and
+    /// stopping; then, as on a stopped loop, the future is dropped and the
+    /// task reports it was cancelled.
     ///
     /// # Panics
     ///
@@ -45,6 +46,69 @@ impl PoolHandle {
             task: Some(task),
             core,
         }
+    }
+}
+
+impl PoolHandle {
+    /// Runs `make()` on loop `core` and spawns the future it returns there:
+    /// for work that must be built on its loop (it holds `Rc`s, or the loop's
+    /// sockets, as a connection handed over from another loop does). Only
+    /// `make` and the output cross threads.
+    ///
+    /// Otherwise as [`spawn_on`](PoolHandle::spawn_on): await the
+    /// [`RemoteTask`] anywhere, dropping it cancels the work, a panic (of
+    /// `make` or of the future) comes back with the core.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use coil::pool::{CoreId, Pool};
+    ///
+    /// let pool = Pool::builder().loops(2).build()?;
+    /// let t = pool.spawn_on_with(CoreId::new(1), || {
+    ///     let local = Rc::new(20); // not Send: made on loop 1
+    ///     async move { *local + 1 }
+    /// });
+    /// assert_eq!(t.wait().unwrap(), 21);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `core` is not one of the pool's.
+    #[track_caller]
+    pub fn spawn_on_with<M, Fut>(&self, core: CoreId, make: M) -> RemoteTask<Fut::Output>
+    where
+        M: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.spawn_on(core, async move {
+            // The local task holds the !Send future; this Send one waits for
+            // it, and cancels it if it is itself cancelled.
+            let mut local = CancelOnDrop(crate::task::spawn(async move { make().await }));
+            match local.await_result().await {
+                Ok(v) => v,
+                Err(TaskError::Panicked(p)) => std::panic::resume_unwind(p.into_inner()),
+                // Only the loop's shutdown cancels the local task (nothing
+                // else has its handle), and it cancels this task as well.
+                Err(TaskError::Cancelled(_)) => std::future::pending().await,
+            }
+        })
+    }
+}
+
+/// A local task that is cancelled if its awaiter is dropped.
+pub(super) struct CancelOnDrop<T>(pub(super) Task<T>);
+
+impl<T> CancelOnDrop<T> {
+    pub(super) async fn await_result(&mut self) -> Result<T, TaskError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -37,6 +37,8 @@ pool_test!(
     shutdown_drains_then_cuts_at_the_deadline,
     dropped_on_its_own_loop,
     pinned_loops_run_on_one_cpu_each,
+    a_connection_handed_to_a_loop,
+    a_shutdown_requested_by_an_entry_reaches_every_entry,
 );
 
 fn pool(choice: DriverChoice, loops: usize) -> Pool {
@@ -296,4 +298,80 @@ fn pinned_loops_run_on_one_cpu_each(choice: DriverChoice) {
     }
     // This thread is not pinned by building the pool.
     assert_eq!(affinity(), allowed);
+}
+
+/// The hand-off for uneven load (docs/multicore.md): a plain acceptor thread
+/// hands each connection to a loop with `spawn_on_with`, which adopts it
+/// there (a coil `TcpStream` is not `Send`; the std one is).
+fn a_connection_handed_to_a_loop(choice: DriverChoice) {
+    use coil::io::BufResult;
+    use std::io::{Read, Write};
+
+    let pool = pool(choice, 2);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut back = [0; 4];
+        c.read_exact(&mut back).unwrap();
+        back
+    });
+    let (conn, _) = listener.accept().unwrap();
+    let served = pool.spawn_on_with(CoreId::new(1), move || {
+        let local = Rc::new(()); // the future is not Send
+        async move {
+            let s = coil::net::TcpStream::from_std(conn).unwrap();
+            let BufResult(n, buf) = s.read(Vec::with_capacity(4)).await;
+            assert_eq!(n.unwrap(), 4);
+            let BufResult(r, _) = s.write_all(buf).await;
+            r.unwrap();
+            drop(local);
+            thread_name()
+        }
+    });
+    assert_eq!(served.wait().unwrap(), "coil-pool-1");
+    assert_eq!(&client.join().unwrap(), b"ping");
+
+    // A panic of `make` comes back with the core.
+    let err = pool
+        .spawn_on_with(CoreId::new(0), || -> std::future::Ready<()> {
+            panic!("no")
+        })
+        .wait()
+        .unwrap_err();
+    assert!(err.is_panic() && err.core().index() == 0, "{err}");
+    // Dropping the handle cancels the local future too.
+    let (tx, rx) = oneshot::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel::<()>();
+    let t = pool.spawn_on_with(CoreId::new(1), move || async move {
+        let _tx = tx;
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await
+    });
+    started_rx.blocking_recv().unwrap();
+    drop(t);
+    assert!(rx.blocking_recv().is_err(), "the local future was dropped");
+}
+
+/// An entry that requests the shutdown at once: every other entry still runs
+/// and sees the request (each entry counts as its loop's work before any
+/// starts; before that, a loop could drain and stop first). Repeated: the
+/// race was about one run in thirty with two loops.
+fn a_shutdown_requested_by_an_entry_reaches_every_entry(choice: DriverChoice) {
+    for _ in 0..20 {
+        let pool = pool(choice, 4);
+        let handle = pool.handle().clone();
+        let out = pool.run(move |core| {
+            let handle = handle.clone();
+            async move {
+                if core.index() == 0 {
+                    handle.request_shutdown(Duration::from_secs(60));
+                }
+                pool::shutdown_requested().await;
+                Ok::<_, ()>(core.index())
+            }
+        });
+        assert_eq!(out.unwrap(), vec![0, 1, 2, 3]);
+    }
 }
