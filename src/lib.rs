@@ -16,6 +16,8 @@
 //! | `task.cancel()` | [`Task::cancel`](task::TaskHandle::cancel) |
 //! | `asyncio.sleep(s)` | [`coil::time::sleep`](time::sleep) |
 //! | `asyncio.wait_for(c, t)` | [`coil::time::timeout`](time::timeout) |
+//! | `asyncio.gather(a, b)` | [`coil::gather!(a, b).await`](gather!) (also as tokio's [`join!`]; [`try_join!`] stops at the first `Err`) |
+//! | `asyncio.wait(aws, return_when=FIRST_COMPLETED)`, a handler for the one done | [`coil::select! { v = fut => .., }`](select!) |
 //! | `await asyncio.sleep(0)` | [`coil::task::yield_now`](task::yield_now) |
 //! | `loop.call_soon_threadsafe` / `run_coroutine_threadsafe` | [`Handle::spawn`] |
 //! | `loop.add_signal_handler(SIGINT, cb)` | [`coil::signal::ctrl_c()`](signal::ctrl_c), [`signal::signal`] |
@@ -100,7 +102,8 @@
 //! `docs/guide/asyncio-mapping.md` lists every asyncio API next to coil's
 //! (including what is not there yet, and where coil differs on purpose).
 //! The module docs here carry the same mapping for their part: [`combinators`]
-//! (gather, wait, shield), [`queue`], [`sync`], [`stream`], [`signal`].
+//! (gather, wait, shield), [`queue`], [`sync`], [`stream`], [`signal`],
+//! [`process`].
 //!
 //! ## Where to read next
 //!
@@ -123,6 +126,7 @@ mod macros;
 pub mod net;
 mod op;
 pub mod pool;
+pub mod process;
 pub mod queue;
 mod rt;
 pub mod signal;

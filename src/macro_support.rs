@@ -1,6 +1,7 @@
 //! What the code written by `#[coil::main]` and `#[coil::test]` (crate
 //! `coil-macros`, `macros/`) calls: build the runtime an attribute asks for
-//! and run the body on it. Not API: hidden from the docs, it changes with the
+//! and run the body on it; and what `select!` needs from coil-macros
+//! ([`select_pattern!`]). Not API: hidden from the docs, it changes with the
 //! macros.
 
 use std::future::Future;
@@ -8,6 +9,10 @@ use std::process::{ExitCode, Termination};
 
 use crate::Runtime;
 use crate::runtime::DriverChoice;
+
+/// A `select!` branch's pattern without `ref`, `mut` and `&`, to test a
+/// reference to the branch's output (coil-macros, `pattern.rs`).
+pub use coil_macros::__select_pattern as select_pattern;
 
 /// Runs `future` on a new runtime with `driver`, or, for `None`, as
 /// [`crate::run`] does (`COIL_DRIVER`, else auto).

@@ -32,7 +32,7 @@
 //!
 //! ## A server that stops on Ctrl-C
 //!
-//! Accept connections until SIGINT comes, then stop ([`select`](crate::select) drops
+//! Accept connections until SIGINT comes, then stop ([`select`](crate::select()) drops
 //! the pending accept). The test at the end sends the SIGINT itself.
 //!
 //! ```standalone_crate

@@ -303,3 +303,58 @@ fn a_forked_childs_delivery_before_its_first_listener_is_not_reported_later() {
         "the child's listener reported a delivery made before it existed (status {status:#x})"
     );
 }
+
+/// Whether `pid` is gone as our child (exited and reaped, or the number reused).
+fn reaped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let rest = &stat[stat.rfind(')').expect("a /proc stat line") + 2..];
+    let ppid: u32 = rest.split(' ').nth(1).unwrap().parse().unwrap();
+    ppid != std::process::id()
+}
+
+/// `coil::process` without a pidfd (as on kernels before 5.3): exits are seen
+/// through SIGCHLD, for a waiting `Child`, for several at once, and for the
+/// reaper of dropped ones. Here because it installs the SIGCHLD handler.
+#[test]
+fn children_are_waited_for_and_reaped_through_sigchld_without_a_pidfd() {
+    use coil::process::{Command, Stdio};
+    use std::os::unix::process::ExitStatusExt;
+
+    let _serial = serial();
+    coil::process::__force_sigchld_fallback(true);
+    let body = async {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(format!("{child:?}").contains("pidfd: false"), "{child:?}");
+        assert_eq!(child.try_wait().unwrap(), None);
+        child.kill().await.unwrap();
+        assert_eq!(child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+
+        // Two waits at once: one SIGCHLD may stand for both exits.
+        let (mut a, mut b) = (Command::shell("exit 1"), Command::shell("exit 2"));
+        let (a, b) = coil::gather!(a.status(), b.status()).await;
+        assert_eq!((a.unwrap().code(), b.unwrap().code()), (Some(1), Some(2)));
+
+        let out = Command::new("echo").arg("hi").output().await.unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+
+        // Dropped while running: the reaper watches them through SIGCHLD too.
+        let mut pids: Vec<u32> = (0..50)
+            .map(|_| Command::new("true").spawn().unwrap().id().unwrap())
+            .collect();
+        let mut cat = Command::new("cat").stdin(Stdio::piped()).spawn().unwrap();
+        pids.push(cat.id().unwrap());
+        drop(cat.stdin.take());
+        pids
+    };
+    let dropped = coil::run(async { timeout(HANG, body).await.expect("no exit went unseen") });
+    coil::process::__force_sigchld_fallback(false);
+    assert!(
+        coil::process::__wait_for_orphans(HANG),
+        "the reaper did not drain"
+    );
+    for pid in dropped {
+        assert!(reaped(pid), "child {pid} is still ours");
+    }
+}

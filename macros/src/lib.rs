@@ -5,6 +5,9 @@
 //! re-exports. Depend on `coil`, not on this crate: the code the macros write
 //! names `::coil` (or the path given with `crate = "..."`).
 //!
+//! It also holds one helper of `coil::select!` (a declarative macro in coil):
+//! `__select_pattern`, hidden, in `pattern`.
+//!
 //! The crate owns the token handling only: `args` reads the attribute's
 //! arguments, `item` splits the function it is put on, and `expand` writes
 //! the new items. Plain `proc_macro`, no `syn` or `quote`, so that a
@@ -20,6 +23,7 @@ use proc_macro::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenSt
 mod args;
 mod expand;
 mod item;
+mod pattern;
 
 /// (`#[coil::main]` is defined in the crate coil-macros, `macros/` in coil's
 /// repository; coil re-exports it, and the documentation above, with its
@@ -35,6 +39,15 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     attribute(Kind::Test, args, item)
+}
+
+/// Not API: used by the expansion of `coil::select!` (a branch's pattern
+/// without binding modifiers and `&`, to test a reference to its output;
+/// `pattern.rs`).
+#[doc(hidden)]
+#[proc_macro]
+pub fn __select_pattern(input: TokenStream) -> TokenStream {
+    pattern::for_test(input)
 }
 
 /// Which attribute is expanding.

@@ -1,4 +1,5 @@
-//! [`gather!`](crate::gather), [`gather_all`], [`try_gather_all`] and
+//! [`gather!`](crate::gather) (also as [`join!`](crate::join)),
+//! [`try_join!`](crate::try_join), [`gather_all`], [`try_gather_all`] and
 //! [`gather_settled`]: run many futures at once and keep every output in
 //! argument order. (Gathers of [`Task`](crate::Task) handles that cancel: `gather_tasks.rs`.)
 //!
@@ -46,9 +47,87 @@ use crate::task::catch_unwind::CatchUnwind;
 /// ```
 #[macro_export]
 macro_rules! gather {
+    () => {
+        async {}
+    };
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__join!(@munch all {} () $($fut,)+)
+    };
+}
+
+/// [`gather!`](crate::gather) under the name tokio and futures users know:
+/// `join!(a, b)` is `gather!(a, b)`, a future of the tuple of outputs.
+///
+/// One difference from tokio's `join!`: coil's is a future to `.await`
+/// (like asyncio's `await asyncio.gather(a, b)`), not a statement that
+/// awaits by itself, so it can also be handed to
+/// [`timeout`](crate::time::timeout) or spawned. The futures run in the
+/// awaiting task (nothing is spawned) and may borrow locals.
+///
+/// ```
+/// coil::run(async {
+///     let (n, s, ()) = coil::join!(async { 1 }, async { "two" }, async {}).await;
+///     assert_eq!((n, s), (1, "two"));
+/// });
+/// ```
+#[macro_export]
+macro_rules! join {
+    ($($fut:expr),* $(,)?) => {
+        $crate::gather!($($fut),*)
+    };
+}
+
+/// Runs futures that return `Result` concurrently in the current task:
+/// `Ok` of the tuple of their values once all succeeded, or the first `Err`
+/// at once, the other futures dropped first. tokio's `try_join!`; asyncio's
+/// `gather(a, b)` raising the first exception.
+///
+/// Every future must have the same error type `E`; `try_join!(a, b)` is a
+/// future of `Result<(A, B), E>` (like [`join!`](crate::join), a future to
+/// `.await`, not a statement that awaits by itself). On each wake the
+/// futures still running are polled in argument order; the first one seen
+/// to return `Err` ends the join: the others, finished or not, are dropped
+/// (a plain future stops at the `.await` it was suspended on, and with
+/// coil's lossless I/O nothing it had read is lost: see
+/// [`combinators`](crate::combinators)) before the error is returned. For
+/// any number of futures in a `Vec`, use
+/// [`try_gather_all`](crate::try_gather_all).
+///
+/// ```
+/// use std::time::Duration;
+/// use coil::time::sleep;
+///
+/// coil::run(async {
+///     let ok = coil::try_join!(async { Ok::<_, String>(1) }, async { Ok(2.5) }).await;
+///     assert_eq!(ok, Ok((1, 2.5)));
+///
+///     // The slow future never finishes: the error ends the join at once.
+///     let slow = async {
+///         sleep(Duration::from_secs(3600)).await;
+///         Ok::<u8, String>(0)
+///     };
+///     let failing = async { Err::<u8, _>("bad".to_string()) };
+///     assert_eq!(coil::try_join!(slow, failing).await, Err("bad".to_string()));
+/// });
+/// ```
+#[macro_export]
+macro_rules! try_join {
+    () => {
+        async { ::core::result::Result::Ok(()) }
+    };
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__join!(@munch try {} () $($fut,)+)
+    };
+}
+
+/// The expansion of [`gather!`](crate::gather) (mode `all`) and
+/// [`try_join!`](crate::try_join) (mode `try`). Not API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __join {
     // Every future now carries a list of `_` as long as its index: the
     // pattern `( $($skip,)* fut, .. )` picks exactly that tuple field.
-    (@munch { $( ( $($skip:tt)* ) $fut:expr , )* } ( $($count:tt)* ) ) => {{
+    (@munch $mode:ident { $( ( $($skip:tt)* ) $fut:expr , )* } ( $($count:tt)* ) ) => {{
         let futures = ( $( $crate::combinators::MaybeDone::new(
             ::core::future::IntoFuture::into_future($fut)
         ), )* );
@@ -64,29 +143,43 @@ macro_rules! gather {
                 $( {
                     let ( $($skip,)* fut, .. ) = &mut futures;
                     all_done &= fut.as_mut().poll_done(cx);
+                    $crate::__join!(@failed $mode fut);
                 } )*
                 if !all_done {
                     return ::core::task::Poll::Pending;
                 }
-                ::core::task::Poll::Ready(( $( {
+                ::core::task::Poll::Ready($crate::__join!(@wrap $mode ( $( {
                     let ( $($skip,)* fut, .. ) = &mut futures;
-                    fut.as_mut()
-                        .take_output()
-                        .expect("gather!: output already taken (polled after completion)")
-                }, )* ))
+                    $crate::__join!(@take $mode fut)
+                }, )* )))
             })
             .await
         }
     }};
-    (@munch { $($acc:tt)* } ( $($count:tt)* ) $head:expr, $($tail:expr,)* ) => {
-        $crate::gather!(@munch { $($acc)* ( $($count)* ) $head , } ( $($count)* _ ) $($tail,)*)
+    (@munch $mode:ident { $($acc:tt)* } ( $($count:tt)* ) $head:expr, $($tail:expr,)* ) => {
+        $crate::__join!(@munch $mode { $($acc)* ( $($count)* ) $head , } ( $($count)* _ ) $($tail,)*)
     };
-    () => {
-        async {}
+    // `try`: an `Err` returns at once; leaving the async block drops the
+    // other futures before the caller sees the error.
+    (@failed all $fut:ident) => {};
+    (@failed try $fut:ident) => {
+        if let ::core::option::Option::Some(e) = $fut.as_mut().take_err() {
+            return ::core::task::Poll::Ready(::core::result::Result::Err(e));
+        }
     };
-    ($($fut:expr),+ $(,)?) => {
-        $crate::gather!(@munch {} () $($fut,)+)
+    (@take all $fut:ident) => {
+        $fut.as_mut()
+            .take_output()
+            .expect("gather!: output already taken (polled after completion)")
     };
+    (@take try $fut:ident) => {
+        match $fut.as_mut().take_output() {
+            ::core::option::Option::Some(::core::result::Result::Ok(v)) => v,
+            _ => ::core::unreachable!("try_join!: output already taken (polled after completion)"),
+        }
+    };
+    (@wrap all $out:expr) => { $out };
+    (@wrap try $out:expr) => { ::core::result::Result::Ok($out) };
 }
 
 /// Runs every future of `iter` concurrently in the current task and returns
@@ -220,13 +313,10 @@ where
         let mut all_done = true;
         let mut failed = None;
         for mut elem in pinned_elems(elems) {
-            if elem.as_mut().poll_done(cx) {
-                if let MaybeDone::Done(Err(_)) = &*elem {
-                    failed = elem.take_output().and_then(Result::err);
-                    break;
-                }
-            } else {
-                all_done = false;
+            all_done &= elem.as_mut().poll_done(cx);
+            failed = elem.take_err();
+            if failed.is_some() {
+                break;
             }
         }
         if let Some(e) = failed {

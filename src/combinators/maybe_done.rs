@@ -73,6 +73,21 @@ impl<F: Future> MaybeDone<F> {
     }
 }
 
+impl<F, T, E> MaybeDone<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// Moves the error out if the future finished with `Err` (the output is
+    /// then gone); an `Ok` output, or a future still running, is left alone.
+    pub fn take_err(self: Pin<&mut Self>) -> Option<E> {
+        if matches!(&*self, MaybeDone::Done(Err(_))) {
+            self.take_output().and_then(Result::err)
+        } else {
+            None
+        }
+    }
+}
+
 impl<F: Future> fmt::Debug for MaybeDone<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -3,7 +3,8 @@
 //!
 //! | asyncio | coil | runs the futures |
 //! |---|---|---|
-//! | `await asyncio.gather(a, b)` | [`gather!(a, b).await`](crate::gather) → tuple | in the awaiting task |
+//! | `await asyncio.gather(a, b)` | [`gather!(a, b).await`](crate::gather) → tuple; also named [`join!`](crate::join) | in the awaiting task |
+//! | `gather(a, b)` raising the first error | [`try_join!(a, b).await`](crate::try_join) → `Result<(A, B), E>`, the others dropped | in the awaiting task |
 //! | `await asyncio.gather(*aws)` | [`gather_all(aws).await`](gather_all) → `Vec` | in the awaiting task |
 //! | `gather(*aws, return_exceptions=True)` | [`gather_settled`], or `gather_all` over [`Task`]s | in the awaiting task |
 //! | `await asyncio.gather(*tasks)` | [`gather_tasks(tasks).await`](gather_tasks) → `Result<Vec<T>, TaskError>`: a failure returns at once and leaves the other tasks running; cancelling (dropping) the gather cancels them | spawned tasks |
@@ -14,6 +15,7 @@
 //! | `asyncio.as_completed(tasks, timeout=)`, awaitables in any order | [`as_completed_tasks`] → [`NextCompleted`] futures | spawned tasks |
 //! | `asyncio.shield(t)`, keeping `t` to await or cancel later | [`shield(&mut task)`](shield) (or `shield(task)`) | a spawned task |
 //! | `wait(.., FIRST_COMPLETED)` + cancel the rest | [`race`], [`select`] → [`Either`] | in the awaiting task |
+//! | `wait(.., FIRST_COMPLETED)`, a handler per awaitable, cancel the rest | [`select! { pat = fut => handler, .. }`](crate::select!) (patterns, `biased;`, `, if cond`, `else`) | in the awaiting task |
 //!
 //! **Spawned or not.** asyncio's `gather` wraps coroutines in tasks. coil's
 //! `gather!` and `gather_all` do not: they poll the futures themselves,
@@ -24,7 +26,8 @@
 //! goes away), spawn first and gather the handles: `gather_all(handles)`.
 //!
 //! **Cancellation of plain futures is dropping them.** When [`race`],
-//! [`select`] or [`try_gather_all`] give up on a future they drop it: it
+//! [`select`], [`select!`](crate::select!), [`try_join!`](crate::try_join) or
+//! [`try_gather_all`] give up on a future they drop it: it
 //! stops at its current `.await` and its destructors run, before the
 //! combinator returns. A dropped [`Task`] handle only detaches.
 
@@ -33,6 +36,7 @@ mod gather;
 mod gather_tasks;
 mod maybe_done;
 mod select;
+mod select_macro;
 mod shield;
 mod wait;
 

@@ -60,7 +60,8 @@ impl<T> Either<T, T> {
 /// wins. Both futures are boxed (one allocation each) so that `Select` is
 /// `Unpin` without unsafe code. Dropping a [`Task`](crate::Task) handle
 /// detaches the task rather than cancelling it: race tasks only if that is
-/// what you want, or cancel the loser yourself.
+/// what you want, or cancel the loser yourself. For more than two futures, a
+/// handler per future, patterns or fairness, see [`select!`](crate::select!).
 ///
 /// ```
 /// use std::time::Duration;

@@ -43,3 +43,30 @@ pub use coil_arch::{BufResult, IoBuf, IoBufMut};
 pub use copy::copy;
 pub use slice::Slice;
 pub use traits::{AsyncReadOwned, AsyncWriteOwned};
+
+/// Reads with `read` until end of stream, appending to `buf` (growing it
+/// when full: by what was read so far, clamped to 8 KiB..16 MiB); how many
+/// bytes were added. For `fs::File::read_to_end` and a child's output pipes.
+pub(crate) async fn read_to_end_with<F, Fut>(
+    mut buf: Vec<u8>,
+    mut read: F,
+) -> BufResult<usize, Vec<u8>>
+where
+    F: FnMut(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = BufResult<usize, Vec<u8>>>,
+{
+    let start = buf.len();
+    loop {
+        if buf.len() == buf.capacity() {
+            buf.reserve((buf.capacity() - start).clamp(8192, 16 << 20));
+        }
+        let BufResult(res, b) = read(buf).await;
+        buf = b;
+        match res {
+            Ok(0) => return BufResult(Ok(buf.len() - start), buf),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return BufResult(Err(e), buf),
+        }
+    }
+}

@@ -15,13 +15,14 @@
 mod addr;
 mod incoming;
 mod socket;
-mod stream;
+pub(crate) mod stream;
 mod tcp;
 mod udp;
 mod unix;
 
 pub use addr::{Resolve, ToSocketAddrs};
 pub use incoming::Incoming;
+pub(crate) use socket::adopt;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};

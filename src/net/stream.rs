@@ -20,7 +20,7 @@ use coil_arch::{BufResult, IoBuf, IoBufMut};
 use super::socket::{self, nonblocking};
 use crate::io::Slice;
 use crate::op::fd::SharedFd;
-use crate::op::{Op, Operation, mark_read, read_bytes};
+use crate::op::{Op, Operation};
 
 /// An op from coil-arch plus the fd handle it keeps alive (op/fd.rs rule 1).
 #[derive(Debug)]
@@ -31,32 +31,45 @@ pub(crate) struct WithFd<T> {
 
 crate::op::delegate_opcode!(WithFd, fd);
 
-impl<B: IoBufMut> Operation for WithFd<kop::Recv<B>> {
-    type Output = BufResult<usize, B>;
-
-    fn complete(self, res: io::Result<usize>) -> Self::Output {
-        let mut buf = self.op.buf;
-        // SAFETY: the kernel's answer to the `Recv` of `buf`.
-        unsafe { mark_read(&mut buf, &res) };
-        BufResult(res, buf)
-    }
-
-    fn on_orphaned(&self) {
-        self.fd.orphan_begin();
-    }
-
-    /// Bytes that arrived after the future was dropped go to the stream's
-    /// stash, for the next read.
-    fn complete_orphan(self, res: io::Result<usize>) {
-        if let Ok(n) = res
-            && n > 0
+/// The [`Operation`] of a byte-stream read on a [`SharedFd`] (`$op<B>`, its
+/// buffer in the field `buf`): the output is the buffer with the bytes read
+/// marked, and bytes that arrived after the future was dropped go to the
+/// fd's stash, for the next read (op/fd.rs rule 3). For `Recv` here and
+/// `Read` on a child process's pipe (`process`).
+macro_rules! stream_read_operation {
+    ($op:ident) => {
+        impl<B: coil_arch::IoBufMut> $crate::op::Operation
+            for $crate::net::stream::WithFd<coil_arch::op::$op<B>>
         {
-            // SAFETY: the kernel's answer to the `Recv` of the buffer.
-            self.fd.stash(unsafe { read_bytes(&self.op.buf, n) });
+            type Output = coil_arch::BufResult<usize, B>;
+
+            fn complete(self, res: std::io::Result<usize>) -> Self::Output {
+                let mut buf = self.op.buf;
+                // SAFETY: the kernel's answer to the read into `buf`.
+                unsafe { $crate::op::mark_read(&mut buf, &res) };
+                coil_arch::BufResult(res, buf)
+            }
+
+            fn on_orphaned(&self) {
+                self.fd.orphan_begin();
+            }
+
+            fn complete_orphan(self, res: std::io::Result<usize>) {
+                if let Ok(n) = res
+                    && n > 0
+                {
+                    // SAFETY: the kernel's answer to the read into the buffer.
+                    let bytes = unsafe { $crate::op::read_bytes(&self.op.buf, n) };
+                    self.fd.stash(bytes);
+                }
+                self.fd.orphan_end();
+            }
         }
-        self.fd.orphan_end();
-    }
+    };
 }
+pub(crate) use stream_read_operation;
+
+stream_read_operation!(Recv);
 
 impl<B: IoBuf> Operation for WithFd<kop::Send<B>> {
     type Output = BufResult<usize, B>;
@@ -96,6 +109,31 @@ impl Operation for WithFd<kop::Accept> {
 }
 
 crate::op::unit_operation!(WithFd<kop::Connect>, WithFd<kop::Shutdown>);
+
+/// A byte-stream read on `fd` (op/fd.rs rules 3 and 4): waits for dropped
+/// reads still in flight, takes the bytes they kept, and only then asks the
+/// kernel with the op `make(fd number, buf)` (`Recv`, or `Read` on a pipe).
+pub(crate) async fn read_with<B, T>(
+    fd: &SharedFd,
+    mut buf: B,
+    make: impl FnOnce(RawFd, B) -> T,
+) -> BufResult<usize, B>
+where
+    B: IoBufMut,
+    WithFd<T>: Operation<Output = BufResult<usize, B>>,
+{
+    if let Err(e) = fd.orphans_done().await {
+        return BufResult(Err(e), buf);
+    }
+    if let Some(res) = fd.take_stash(&mut buf) {
+        return BufResult(res, buf);
+    }
+    Op::new(WithFd {
+        op: make(fd.raw(), buf),
+        fd: fd.clone(),
+    })
+    .await
+}
 
 fn write_zero() -> io::Error {
     io::Error::new(
@@ -146,19 +184,8 @@ impl StreamCore {
         self.fd.raw()
     }
 
-    pub(crate) async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
-        let fd = &self.fd;
-        if let Err(e) = fd.orphans_done().await {
-            return BufResult(Err(e), buf);
-        }
-        if let Some(res) = fd.take_stash(&mut buf) {
-            return BufResult(res, buf);
-        }
-        Op::new(WithFd {
-            op: kop::Recv { fd: fd.raw(), buf },
-            fd: fd.clone(),
-        })
-        .await
+    pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        read_with(&self.fd, buf, |fd, buf| kop::Recv { fd, buf }).await
     }
 
     pub(crate) async fn read_exact<B: IoBufMut>(&self, mut buf: B) -> BufResult<(), B> {

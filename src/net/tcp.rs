@@ -200,7 +200,8 @@ impl TcpStream {
         addr: impl ToSocketAddrs,
         timeout: Duration,
     ) -> io::Result<TcpStream> {
-        crate::time::timeout(timeout, TcpStream::connect(addr))
+        let deadline = crate::time::Instant::now() + timeout;
+        crate::time::timeout_dropping(Some(deadline), TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
     }

@@ -13,8 +13,11 @@ use super::{Builder, Handle};
 ///
 /// Builds a runtime with the default settings (driver chosen by
 /// `COIL_DRIVER`, else io_uring with an epoll fallback), runs `future` until
-/// it finishes, then cancels and drops every task still alive, tears the loop
-/// down and returns the future's output.
+/// it finishes, then cancels every task still alive (as `asyncio.run` does, a
+/// task spawned with
+/// [`cooperative_cancel`](crate::task::Builder::cooperative_cancel) gets a
+/// request and may finish its async cleanup first; see [`Runtime`]), tears
+/// the loop down and returns the future's output.
 ///
 /// ```
 /// let out = coil::run(async {
@@ -60,7 +63,15 @@ pub(crate) fn assert_not_in_loop(what: &str) {
 /// other threads reach it through a [`Handle`]. Tasks spawned during one
 /// `block_on` keep existing after it returns and run again during the next.
 /// **Dropping the runtime cancels every task still alive** and drops their
-/// futures, on this thread.
+/// futures, on this thread. If one of them answers cancel requests
+/// ([`cooperative_cancel`](crate::task::Builder::cooperative_cancel)), the
+/// drop first does what the end of `asyncio.run` does: every task left is
+/// cancelled (a request for those, the drop for the others) and the loop
+/// runs until each cooperative task that took its request has finished its
+/// cleanup, for at most 5 seconds; a cooperative task whose request no
+/// [`cancellable`](crate::task::cancellable) scope took is not waited for.
+/// Not while the thread is panicking, and not when the runtime is dropped
+/// inside another running loop: then every task is dropped at once.
 ///
 /// # `fork()`
 ///
@@ -156,6 +167,7 @@ impl Drop for Runtime {
             // Leak the core (the child's copy of memory) instead.
             return;
         }
+        self.core.cancel_remaining_tasks();
         self.core.shutdown();
         // SAFETY: dropped exactly once, here; `self.core` is not used after.
         unsafe { ManuallyDrop::drop(&mut self.core) };

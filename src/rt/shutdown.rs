@@ -1,16 +1,82 @@
-//! Tearing a loop down (rule 8 in `task/mod.rs`, `op` rule O5): close the
-//! remote queue, cancel and complete every task left, cancel every op in
+//! Tearing a loop down (rule 8 in `task/mod.rs`, `op` rule O5): first, if
+//! a task that answers cancel requests is still alive, asyncio's last step
+//! of `run` (cancel every task, let the cooperative ones clean up; below),
+//! then close the remote queue, cancel and complete every task left, cancel every op in
 //! flight and wait (bounded) for the kernel to confirm, release what the
 //! queues still hold, drop the timers; and dropping the driver afterwards,
 //! unless the kernel never confirmed (then it is leaked).
 
+use std::future::poll_fn;
+use std::task::Poll;
 use std::time::Duration;
 
 use super::Enter;
 use super::core::{Core, adopt};
 use crate::task::list::OwnedList;
 
+/// How long a dropped runtime waits for cooperative tasks' cleanup.
+pub(crate) const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+
 impl Core {
+    /// asyncio's `run` ends with `_cancel_all_tasks`: every task left is
+    /// cancelled and the loop runs until they have finished, so their
+    /// `except CancelledError:` cleanup can await. coil does that when at
+    /// least one task left answers requests
+    /// (`Builder::cooperative_cancel`); otherwise nothing changes (the
+    /// tasks are dropped by `shutdown`). Every task left gets `cancel()`: a
+    /// request for the cooperative ones, the drop for the rest (at the next
+    /// turn). The loop then runs while a cooperative task that took its
+    /// request (it is cleaning up) has not finished, for at most
+    /// [`CLEANUP_LIMIT`]; a task whose request no scope took after a turn
+    /// is not answering and is dropped with the rest. Tasks spawned during
+    /// the cleanup are dropped by `shutdown`, as in asyncio.
+    ///
+    /// Skipped while panicking and when called inside a running loop (a
+    /// runtime dropped in another runtime's task): both would have to run a
+    /// loop where none may run.
+    pub(crate) fn cancel_remaining_tasks(&self) {
+        if std::thread::panicking() || super::in_runtime() {
+            return;
+        }
+        let live = self.live_tasks();
+        let any_cooperative = live.iter().any(|t| t.request_state().is_some());
+        for t in live {
+            // SAFETY: `live_tasks` took one reference per task for us.
+            unsafe { t.release(1) };
+        }
+        if !any_cooperative {
+            return;
+        }
+        self.block_on(async {
+            let tasks = crate::task::all_tasks();
+            for t in &tasks {
+                t.cancel();
+            }
+            let limit = super::timers::clock_now() + CLEANUP_LIMIT;
+            // Let every woken task take its turn before the first look.
+            crate::task::yield_now().await;
+            poll_fn(|cx| {
+                let cleaning = tasks
+                    .iter()
+                    .any(|t| !t.is_finished() && t.request_state() == Some(false));
+                let now = super::timers::clock_now();
+                if !cleaning || now >= limit {
+                    return Poll::Ready(());
+                }
+                // Look again in a millisecond (the cleanup's own wake-ups
+                // do not reach this future).
+                if self
+                    .timer_insert(now + Duration::from_millis(1), cx.waker())
+                    .is_none()
+                {
+                    cx.waker().wake_by_ref(); // already due
+                }
+                Poll::Pending
+            })
+            .await;
+        });
+    }
+
     /// Cancel and drop every task, release every queued reference, drop the
     /// timers (rule 8 in task/mod.rs). Runs with `CURRENT` set so that code in
     /// destructors sees a (closed) runtime rather than none.

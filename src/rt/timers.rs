@@ -96,7 +96,7 @@ impl Core {
 /// What `time::Instant::now` reads, as a std instant: the virtual time when
 /// a simulator loop runs on this thread, the monotonic clock otherwise.
 #[inline]
-fn clock_now() -> Instant {
+pub(super) fn clock_now() -> Instant {
     match super::virtual_now() {
         Some(t) => t,
         None => Instant::now(),

@@ -206,7 +206,8 @@ impl Condition {
         let (mutex, notified) = self.enqueue(guard);
         // On expiry `timeout` drops `notified`, which leaves the queue (and
         // passes on a notification from `notify` it had been given).
-        match crate::time::timeout(duration, notified).await {
+        let deadline = crate::time::Instant::now() + duration;
+        match crate::time::timeout_dropping(Some(deadline), notified).await {
             Ok(owed) => (self.relock(mutex, owed).await, false),
             Err(_) => (mutex.lock().await, true),
         }

@@ -91,6 +91,19 @@ impl CancelState {
             && self.requests.fetch_and(!PENDING, AcqRel) & PENDING != 0
     }
 
+    /// Outstanding requests and whether one waits to be delivered.
+    pub(crate) fn request_state(&self) -> (usize, bool) {
+        let n = self.requests.load(Acquire);
+        (n / ONE, n & PENDING != 0)
+    }
+
+    /// Marks a request undelivered again, if any is counted.
+    pub(crate) fn repend(&self) {
+        let _ = self
+            .requests
+            .fetch_update(Release, Relaxed, |n| (n >= ONE).then_some(n | PENDING));
+    }
+
     /// Outstanding requests (asyncio's `cancelling()`).
     pub(crate) fn requests(&self) -> usize {
         self.requests.load(Acquire) / ONE

@@ -114,6 +114,13 @@ impl TaskHandle {
         self.raw.abort(None)
     }
 
+    /// For a task that answers requests, whether a request waits to be
+    /// delivered (`Some(true)`) or was taken (`Some(false)`); `None` for any
+    /// other task.
+    pub(crate) fn request_state(&self) -> Option<bool> {
+        self.raw.request_state().map(|(_, pending)| pending)
+    }
+
     /// asyncio's `Task.cancelling()`: the number of cancel requests not
     /// taken back with [`uncancel`](Self::uncancel) (a task that does not
     /// answer requests: 1 once cancelled, else 0).

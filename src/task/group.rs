@@ -131,9 +131,13 @@ use self::state::{AbortOnDrop, ChildCell, Inner, LiveGuard, Phase, Status};
 ///    answers requests and one arrives while the body waits (or while
 ///    `task_group` waits for the children), the body is dropped there,
 ///    every child is cancelled and waited for, and
-///    `task_group` returns `Err` with [`TaskGroupError::into_cancelled`]
-///    giving the request back, to [`reraise`](crate::task::Cancelled::reraise)
-///    (asyncio's group re-raises `CancelledError` after its children stopped).
+///    the cancellation is raised on after the children stopped, as
+///    asyncio's group re-raises `CancelledError`: to the enclosing
+///    [`cancellable`](crate::task::cancellable) scope or expired
+///    [`timeout`](crate::time::timeout) being polled, if there is one (its
+///    output becomes `Err`); otherwise `task_group` returns `Err` with
+///    [`TaskGroupError::into_cancelled`] giving the request back, to handle
+///    or [`reraise`](crate::task::Cancelled::reraise).
 ///    When the owner is dropped instead (rule 6), cooperative children get
 ///    a request too, and clean up after the drop has returned.
 ///
@@ -196,8 +200,18 @@ where
         inner.abort();
         inner.wait_for_children().await;
     }
+    inner.state.borrow_mut().phase = Phase::Closed;
+    if let Some(c) = owner_cancelled.take_if(|_| super::catching()) {
+        // An enclosing scope catches the cancellation (rule 9): raise it
+        // there, as asyncio's group re-raises `CancelledError`.
+        let c = *c;
+        return poll_fn(move |_| {
+            super::raise(c.clone());
+            Poll::Pending
+        })
+        .await;
+    }
     let mut st = inner.state.borrow_mut();
-    st.phase = Phase::Closed;
     match output {
         Some(output) if st.failures.is_empty() && owner_cancelled.is_none() => Ok(output),
         _ => {

@@ -371,6 +371,20 @@ impl TaskRef {
         self.header().cancel.get_or_init().set_cooperative();
     }
 
+    /// For a task that answers requests: `cancelling()` and whether a
+    /// request waits to be delivered; `None` for any other task.
+    pub(crate) fn request_state(self) -> Option<(usize, bool)> {
+        let c = self.header().cancel.get()?;
+        c.is_cooperative().then(|| c.request_state())
+    }
+
+    /// Marks a counted request undelivered again (no-op with none counted).
+    pub(super) fn repend(self) {
+        if let Some(c) = self.header().cancel.get() {
+            c.repend();
+        }
+    }
+
     /// asyncio's `cancelling()`: outstanding requests of a cooperative task;
     /// for any other task 1 once it was cancelled, else 0.
     pub(super) fn cancelling(self) -> usize {

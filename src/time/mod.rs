@@ -37,6 +37,7 @@ mod wait_for;
 pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, Tick, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};
+pub(crate) use timeout::timeout_dropping;
 pub use timeout::{Elapsed, Timeout, TimeoutHandle, timeout, timeout_at, timeout_scope};
 pub use wait_for::{TaskTimeout, wait_for, wait_for_at};
 

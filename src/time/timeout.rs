@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use super::{Instant, Sleep, sleep_until};
 
+mod request;
+
 /// Runs `future` but gives up after `duration`, like `asyncio.wait_for` (and
 /// `async with asyncio.timeout(..)`).
 ///
@@ -32,6 +34,21 @@ use super::{Instant, Sleep, sleep_until};
 /// - Of nested timeouts that expire together (the same deadline, or both
 ///   due when the loop gets to them), the outermost fires: the inner ones
 ///   are dropped with the body instead of returning their own `Elapsed`.
+///
+/// **In a task that answers cancel requests**
+/// ([`Builder::cooperative_cancel`](crate::task::Builder::cooperative_cancel)),
+/// a timeout is asyncio's `timeout()` instead of a drop: on expiry it sends
+/// the task a cancel request and keeps polling the body, so a
+/// [`cancellable`](crate::task::cancellable) scope in it sees the request,
+/// cleans up with `.await`s and [`reraise`](crate::task::Cancelled::reraise)s;
+/// the timeout then returns `Err(Elapsed)`. When nothing in the body would
+/// take the request, the timeout takes it itself and drops the body. A body
+/// that catches the request and returns normally gives `Ok(value)` (the
+/// request is taken back with `uncancel`). If another request came too (a
+/// `Task::cancel` from outside), the cancellation is raised on to the
+/// enclosing scope, or finishes the task, rather than turned into `Elapsed`:
+/// asyncio's rule of comparing `uncancel()` with `cancelling()` at entry,
+/// which also makes the outer of two timeouts that expire together fire.
 ///
 /// **Given a [`Task`](crate::Task) handle, a timeout only detaches it** on
 /// expiry (dropping a handle detaches); to cancel the task and wait for it
@@ -59,8 +76,19 @@ pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, future: F) ->
         sleep: deadline.into().map(sleep_until),
         started: false,
         expired: false,
+        mode: Mode::Undecided,
         scope: None,
     }
+}
+
+/// A timeout that drops its future on expiry in every task: for coil's own
+/// timed waits (`wait_for`, `Condition::wait_timeout`, `connect_timeout`),
+/// whose inner future is a leaf that a drop cancels losslessly, and which
+/// must not send their task a request of their own.
+pub(crate) fn timeout_dropping<F: Future>(deadline: Option<Instant>, future: F) -> Timeout<F> {
+    let mut t = timeout_at(deadline, future);
+    t.mode = Mode::Drop;
+    t
 }
 
 /// A timeout whose body can see and move its deadline, as with
@@ -112,6 +140,8 @@ pub struct Timeout<F> {
     started: bool,
     /// The deadline passed while the future was pending.
     expired: bool,
+    /// Drop or request mode, decided by the first poll.
+    mode: Mode,
     /// The state a [`TimeoutHandle`] shares, for [`timeout_scope`].
     scope: Option<Arc<Mutex<Shared>>>,
 }
@@ -157,6 +187,13 @@ impl<F> Timeout<F> {
             // This call is the latest word: an older handle reschedule not
             // applied yet must not override it.
             s.changed = false;
+        }
+    }
+
+    /// The body rescheduled through its handle: apply it on the next poll.
+    fn wake_if_rescheduled(&self, cx: &Context<'_>) {
+        if self.scope.as_ref().is_some_and(|s| lock(s).changed) {
+            cx.waker().wake_by_ref();
         }
     }
 
@@ -239,7 +276,28 @@ impl<F: Future> Future for Timeout<F> {
         // called on a pinned Timeout); the other fields are not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         this.sync_scope(cx);
-        let due = this.poll_due(cx);
+        // A deadline already passed when the timeout starts is due even if
+        // the loop's wheel lags the clock by more than a tick (a loaded
+        // machine): the future must not start (`wait_for(coro, 0)`).
+        let due = this.poll_due(cx)
+            || (!this.started
+                && this
+                    .sleep
+                    .as_ref()
+                    .is_some_and(|s| s.deadline() <= Instant::now()));
+        if let Mode::Undecided = this.mode {
+            this.mode = match crate::task::own_requests() {
+                Some((at_enter, pending_at_enter)) => Mode::Request(RequestMode {
+                    at_enter,
+                    pending_at_enter,
+                    requested: false,
+                }),
+                None => Mode::Drop,
+            };
+        }
+        if let Mode::Request(_) = this.mode {
+            return this.poll_request_mode(due, cx);
+        }
         // An enclosing timeout that expired too fires instead of this one:
         // it returns `Elapsed` from this same poll and drops this body, so
         // answering `Pending` without a registered waker is safe here.
@@ -263,12 +321,31 @@ impl<F: Future> Future for Timeout<F> {
         if due {
             return expired_poll(enclosing_expired);
         }
-        // The body rescheduled through its handle: apply it on the next poll.
-        if this.scope.as_ref().is_some_and(|s| lock(s).changed) {
-            cx.waker().wake_by_ref();
-        }
+        this.wake_if_rescheduled(cx);
         Poll::Pending
     }
+}
+
+/// How a timeout acts on expiry.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Not polled yet: request mode if the polling task answers requests.
+    Undecided,
+    /// The future is dropped (every task that does not answer requests).
+    Drop,
+    /// asyncio's `timeout()`: the task gets a request.
+    Request(RequestMode),
+}
+
+/// A timeout's state in a task that answers cancel requests.
+#[derive(Debug, Clone, Copy)]
+struct RequestMode {
+    /// The task's `cancelling()` when the timeout started.
+    at_enter: usize,
+    /// A request was waiting to be delivered when the timeout started.
+    pending_at_enter: bool,
+    /// The deadline passed and the task was sent its request.
+    requested: bool,
 }
 
 /// What an expired timeout answers: `Elapsed`, unless an enclosing timeout

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::{Elapsed, Instant, Timeout, timeout_at};
+use super::{Elapsed, Instant, Timeout};
 use crate::task::{Task, TaskError};
 
 /// Awaits `task` for at most `duration`; on expiry **cancels the task and
@@ -47,7 +47,7 @@ pub fn wait_for<T>(duration: impl Into<Option<Duration>>, task: Task<T>) -> Task
 /// Like [`wait_for`], with an absolute deadline; `None` disables it.
 pub fn wait_for_at<T>(deadline: impl Into<Option<Instant>>, task: Task<T>) -> TaskTimeout<T> {
     TaskTimeout {
-        state: State::Waiting(timeout_at(deadline, task)),
+        state: State::Waiting(super::timeout::timeout_dropping(deadline.into(), task)),
     }
 }
 

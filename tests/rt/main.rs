@@ -10,6 +10,7 @@
 mod support;
 
 mod comb_gather;
+mod comb_macros;
 mod comb_select;
 mod comb_wait;
 mod docs_await;
@@ -17,6 +18,7 @@ mod fs_ops;
 mod io_buffered;
 mod macro_attrs;
 mod pool;
+mod process;
 mod rt_debug;
 mod rt_task_combinations;
 mod send_sync;
@@ -28,6 +30,7 @@ mod stream_ext;
 mod stream_generate;
 mod task_cancel_race;
 mod task_cancel_request;
+mod task_cancel_scopes;
 mod task_visible;
 mod taskgroup_asyncio;
 mod taskgroup_semantics;

@@ -42,6 +42,13 @@ assert_impl_all!(Interval: Send, Sync, Unpin);
 assert_impl_all!(coil::signal::Signal: Send, Sync, Unpin);
 assert_impl_all!(coil::signal::CtrlC: Send, Sync, Unpin);
 assert_impl_all!(coil::signal::SignalKind: Send, Sync, Copy, Eq, std::hash::Hash);
+// A command may be built anywhere; a child and its pipes belong to the loop
+// that spawned it (their fds are registered there), like sockets.
+assert_impl_all!(coil::process::Command: Send, Sync, Unpin);
+assert_not_impl_any!(coil::process::Child: Send, Sync);
+assert_not_impl_any!(coil::process::ChildStdin: Send, Sync);
+assert_not_impl_any!(coil::process::ChildStdout: Send, Sync);
+assert_not_impl_any!(coil::process::ChildStderr: Send, Sync);
 assert_impl_all!(Tick<'static>: Send, Sync, Unpin);
 assert_impl_all!(Instant: Send, Sync, Copy, Ord);
 assert_impl_all!(Elapsed: Send, Sync, Copy, std::error::Error);
@@ -67,3 +74,19 @@ fn spawned_futures_may_be_local() {
         assert_eq!(t.await.unwrap(), 5);
     });
 }
+
+// The combinator macros add nothing that is not Send: a future using them
+// goes into Handle::spawn when its parts do.
+const _: fn() = || {
+    fn send<F: std::future::Future + Send>(_: F) {}
+    let zero = std::time::Duration::ZERO;
+    send(async move {
+        coil::select! {
+            () = coil::time::sleep(zero) => 1,
+            v = async { 2 }, if true => v,
+            else => 3,
+        }
+    });
+    send(coil::join!(coil::time::sleep(zero), async { 1 }));
+    send(coil::try_join!(async { Ok::<_, ()>(1) }, async { Ok(2) }));
+};

@@ -1,5 +1,5 @@
 //! Operations on any fd: read, write (at an offset or the file position),
-//! close, and a no-op.
+//! wait until readable, close, and a no-op.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -88,6 +88,16 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         // SAFETY: ptr/len describe writable memory owned by `buf`.
         unsafe { transfer(self.fd, Dir::Read, ptr.cast(), len, self.offset) }
     }
+
+    /// A read at the file position (a pipe: regular files never reach epoll)
+    /// that filled less than its room emptied the pipe, as a short stream
+    /// [`Recv`](super::Recv) does; `n == 0` is end of stream, which stays
+    /// readable.
+    fn drained(&self, n: usize) -> bool {
+        self.offset == CURRENT_POSITION
+            && n > 0
+            && n < self.buf.bytes_total() - self.buf.bytes_init()
+    }
 }
 
 /// Write the initialised bytes of `buf` (`0..bytes_init`).
@@ -120,6 +130,40 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         // SAFETY: ptr/len describe initialised memory owned by `buf`, which
         // `write` only reads.
         unsafe { transfer(self.fd, Dir::Write, ptr.cast(), len, self.offset) }
+    }
+}
+
+/// Wait until `fd` is readable (`POLLIN`), reading nothing; completes with
+/// the `poll` event mask. For fds whose readiness is the event itself: a
+/// pidfd is readable once its process has exited.
+#[derive(Debug)]
+pub struct PollReadable {
+    /// The fd to watch.
+    pub fd: RawFd,
+}
+
+// SAFETY: the entry holds no pointers.
+unsafe impl OpCode for PollReadable {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        opcode::PollAdd::new(types::Fd(self.fd), libc::POLLIN as u32).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Readable(self.fd)
+    }
+
+    /// `poll` with a zero timeout: the mask if readable, else `WouldBlock`.
+    fn perform(&mut self) -> io::Result<usize> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one live pollfd for the duration of the call.
+        match syscall!(unsafe { libc::poll(&mut pfd, 1, 0) })? {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            _ => Ok(pfd.revents as u16 as usize),
+        }
     }
 }
 

@@ -30,7 +30,7 @@ mod net;
 mod udp;
 mod vectored;
 
-pub use fd::{CURRENT_POSITION, Close, Nop, Read, Write};
+pub use fd::{CURRENT_POSITION, Close, Nop, PollReadable, Read, Write};
 pub use fs::{
     FsOpcode, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt, uring_supports,
 };

@@ -245,7 +245,6 @@ impl File {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub async fn read_to_end(&self, mut buf: Vec<u8>) -> BufResult<usize, Vec<u8>> {
-        let start = buf.len();
         let hint = match self.metadata().await {
             Ok(md) => md.len().saturating_sub(self.pos.get()),
             Err(_) => 0,
@@ -253,19 +252,7 @@ impl File {
         // One spare byte past the expected end lets the final read see EOF
         // without growing the buffer.
         buf.reserve(usize::try_from(hint).unwrap_or(0).saturating_add(1));
-        loop {
-            if buf.len() == buf.capacity() {
-                buf.reserve((buf.capacity() - start).clamp(8192, 16 << 20));
-            }
-            let BufResult(res, b) = self.read(buf).await;
-            buf = b;
-            match res {
-                Ok(0) => return BufResult(Ok(buf.len() - start), buf),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return BufResult(Err(e), buf),
-            }
-        }
+        crate::io::read_to_end_with(buf, |buf| self.read(buf)).await
     }
 
     /// The cursor: where [`read`](File::read) and [`write`](File::write)

@@ -1,0 +1,87 @@
+//! A [`Timeout`] in a task that answers cancel requests: asyncio's
+//! `timeout()`, which asks its task to cancel on expiry instead of dropping
+//! the body (decision 0010). The body runs inside a catch frame from then on
+//! (`task/answer.rs`), and the cancellation that comes back is `Elapsed`
+//! unless a request from elsewhere came too.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{Elapsed, Mode, RequestMode, Timeout};
+
+impl<F: Future> Timeout<F> {
+    /// The poll of a timeout in a task that answers cancel requests
+    /// (asyncio's `timeout()`): on expiry the task gets a request and the
+    /// body goes on being polled, so a `cancellable` scope in it can clean
+    /// up; the cancellation that comes back (raised by the body, or taken
+    /// here when nothing in the body would take it) is `Elapsed` if the
+    /// requests left after `uncancel` are no more than on entry, and is
+    /// raised on otherwise (another request came too).
+    pub(super) fn poll_request_mode(
+        &mut self,
+        due: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<F::Output, Elapsed>> {
+        if due && !self.started {
+            // Never started: nothing to ask, asyncio.wait_for(coro, 0).
+            self.set_expired();
+            return Poll::Ready(Err(Elapsed(())));
+        }
+        self.started = true;
+        let Mode::Request(mode) = &mut self.mode else {
+            unreachable!("called in request mode only")
+        };
+        let first_expiry = due && !mode.requested;
+        mode.requested |= due;
+        let RequestMode {
+            at_enter,
+            pending_at_enter,
+            requested,
+        } = *mode;
+        if first_expiry {
+            crate::task::request_own_cancel();
+            self.set_expired();
+        }
+        let frame = requested.then(crate::task::CatchFrame::enter);
+        // SAFETY: `future` is structurally pinned (see `poll`): it is polled
+        // in place and stays where it is until the Timeout drops.
+        let polled = unsafe { Pin::new_unchecked(&mut self.future) }.poll(cx);
+        let raised = frame.and_then(crate::task::CatchFrame::leave);
+        let cancelled = match (raised, polled) {
+            (Some(c), _) => c,
+            (None, Poll::Ready(v)) => {
+                if requested {
+                    // The body finished anyway (it caught the request and
+                    // carried on, or was done): the request is taken back.
+                    crate::task::uncancel_own();
+                }
+                return Poll::Ready(Ok(v));
+            }
+            (None, Poll::Pending) => {
+                match requested.then(crate::task::take_own_request).flatten() {
+                    // Nothing in the body took the request: this timeout
+                    // is the scope that delivers it.
+                    Some(c) => c,
+                    None => {
+                        self.wake_if_rescheduled(cx);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        };
+        if requested && crate::task::uncancel_own() <= at_enter {
+            if pending_at_enter {
+                // A request from before the timeout had not been delivered
+                // yet; taking this timeout's request took its delivery too:
+                // it stays due for the next scope that waits.
+                crate::task::repend_own();
+            }
+            return Poll::Ready(Err(Elapsed(())));
+        }
+        // Not (only) this timeout's request: the cancellation goes on to
+        // the enclosing scope, or finishes the task.
+        crate::task::raise(cancelled);
+        Poll::Pending
+    }
+}
