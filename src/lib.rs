@@ -127,6 +127,7 @@ mod loom;
 mod macros;
 pub mod net;
 mod op;
+pub mod pool;
 pub mod process;
 pub mod queue;
 mod rt;
@@ -357,8 +358,10 @@ pub use task::group::{
 pub use task::{PanicPayload, Task, TaskError, spawn};
 
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
-/// and driver selection.
+/// and driver selection; [`Pool`](runtime::Pool) (from [`pool`]) for one loop
+/// per core.
 pub mod runtime {
+    pub use crate::pool::Pool;
     pub use crate::rt::{
         Builder, DriverInfo, Handle, LoopMetrics, Runtime, Stats, TryCurrentError, run, stats,
     };

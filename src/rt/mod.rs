@@ -87,6 +87,7 @@ pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
 pub use metrics::LoopMetrics;
+pub(crate) use runtime::assert_not_in_loop;
 pub use runtime::{DriverInfo, Runtime, Stats, run, stats};
 
 use std::cell::Cell;

@@ -46,7 +46,7 @@ pub fn run<F: Future>(future: F) -> F::Output {
 }
 
 #[track_caller]
-fn assert_not_in_loop(what: &str) {
+pub(crate) fn assert_not_in_loop(what: &str) {
     if super::in_runtime() {
         panic!(
             "{what} cannot be called from a running event loop; \
