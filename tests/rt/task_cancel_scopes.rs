@@ -370,3 +370,60 @@ driver_test! {
         });
     }
 }
+
+/// Review: a task already cancelling (an outer request taken, cleanup under
+/// way) runs a timeout whose body is ready at the deadline: the ready value
+/// wins, and the timeout's own request must be withdrawn with it. It was
+/// left undelivered (`uncancel` keeps `pending` while requests remain), so
+/// the next scope that waits got a cancellation nobody made.
+#[test]
+fn a_ready_body_at_the_deadline_leaves_no_request_behind() {
+    coil::sim::Builder::new().seed(8).run(async {
+        let t = Builder::new().cooperative_cancel().spawn(async {
+            let me = current().unwrap();
+            me.cancel_with("outer");
+            let outer = cancellable(sleep(LONG)).await;
+            // Cleanup of the outer request, bounded by a timeout whose body
+            // finishes exactly at the deadline.
+            let deadline = Instant::now() + SHORT;
+            let r = timeout_at(deadline, coil::time::sleep_until(deadline)).await;
+            let counted = me.cancelling();
+            let next = cancellable(sleep(Duration::from_millis(1))).await;
+            (outer.is_err(), r, counted, next.is_ok())
+        });
+        assert_eq!(t.await.unwrap(), (true, Ok(()), 1, true));
+    });
+}
+
+/// Review: an expired timeout whose body is cleaning up (it took the
+/// timeout's request) and that is then dropped by its caller (a select
+/// whose other branch won) must take its request back, as leaving the
+/// `async with` does in asyncio; otherwise `cancelling()` stays one too
+/// high for the rest of the task.
+#[test]
+fn a_dropped_expired_timeout_takes_its_request_back() {
+    use std::future::Future;
+    use std::task::Poll;
+    coil::sim::Builder::new().seed(9).run(async {
+        let log = Log::default();
+        let t = Builder::new().cooperative_cancel().spawn(async move {
+            let me = current().unwrap();
+            let mut t = std::pin::pin!(timeout(SHORT, sleeper(log.clone(), "body")));
+            // Poll until it has expired (its body now sleeps in its cleanup),
+            // then drop it as a select would.
+            std::future::poll_fn(|cx| {
+                let polled = t.as_mut().poll(cx);
+                assert!(polled.is_pending(), "the cleanup takes 1 ms");
+                if t.expired() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            drop(t);
+            (me.cancelling(), entries(&log))
+        });
+        assert_eq!(t.await.unwrap(), (0, Vec::<String>::new()));
+    });
+}
