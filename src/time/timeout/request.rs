@@ -39,7 +39,12 @@ impl<F: Future> Timeout<F> {
             pending_at_enter,
             requested,
         } = *mode;
+        // Whether a request was undelivered before this timeout's own: if
+        // the flag is still set after a ready body, the timeout's request
+        // was never delivered and is withdrawn with the uncancel below.
+        let mut pending_before = true;
         if first_expiry {
+            pending_before = crate::task::own_requests().is_some_and(|(_, p)| p);
             crate::task::request_own_cancel();
             self.set_expired();
         }
@@ -53,7 +58,12 @@ impl<F: Future> Timeout<F> {
             (None, Poll::Ready(v)) => {
                 if requested {
                     // The body finished anyway (it caught the request and
-                    // carried on, or was done): the request is taken back.
+                    // carried on, or was done): the request is taken back,
+                    // and if nothing took it (the body was ready in the
+                    // poll that sent it), it is not delivered later either.
+                    if !pending_before {
+                        crate::task::take_own_request();
+                    }
                     crate::task::uncancel_own();
                 }
                 return Poll::Ready(Ok(v));
