@@ -408,7 +408,7 @@ fn a_dropped_expired_timeout_takes_its_request_back() {
         let log = Log::default();
         let t = Builder::new().cooperative_cancel().spawn(async move {
             let me = current().unwrap();
-            let mut t = std::pin::pin!(timeout(SHORT, sleeper(log.clone(), "body")));
+            let mut t = Box::pin(timeout(SHORT, sleeper(log.clone(), "body")));
             // Poll until it has expired (its body now sleeps in its cleanup),
             // then drop it as a select would.
             std::future::poll_fn(|cx| {
