@@ -9,6 +9,27 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{Elapsed, Mode, RequestMode, Timeout};
+use crate::task::TaskHandle;
+
+/// The request an expired timeout sent its task, counted until the timeout
+/// takes it back with `uncancel`: when it finishes, or when it is dropped
+/// before that (by a `select`, an enclosing scope or timeout), as leaving
+/// asyncio's `async with timeout()` always does.
+#[derive(Debug, Default)]
+pub(super) struct OwedRequest(Option<TaskHandle>);
+
+impl OwedRequest {
+    /// `uncancel()` on the task, once; the requests left.
+    fn settle(&mut self) -> usize {
+        self.0.take().map_or(0, |task| task.uncancel())
+    }
+}
+
+impl Drop for OwedRequest {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
 
 impl<F: Future> Timeout<F> {
     /// The poll of a timeout in a task that answers cancel requests
@@ -46,6 +67,7 @@ impl<F: Future> Timeout<F> {
         if first_expiry {
             pending_before = crate::task::own_requests().is_some_and(|(_, p)| p);
             crate::task::request_own_cancel();
+            self.owed = OwedRequest(crate::task::current());
             self.set_expired();
         }
         let frame = requested.then(crate::task::CatchFrame::enter);
@@ -64,7 +86,7 @@ impl<F: Future> Timeout<F> {
                     if !pending_before {
                         crate::task::take_own_request();
                     }
-                    crate::task::uncancel_own();
+                    self.owed.settle();
                 }
                 return Poll::Ready(Ok(v));
             }
@@ -80,7 +102,7 @@ impl<F: Future> Timeout<F> {
                 }
             }
         };
-        if requested && crate::task::uncancel_own() <= at_enter {
+        if requested && self.owed.settle() <= at_enter {
             if pending_at_enter {
                 // A request from before the timeout had not been delivered
                 // yet; taking this timeout's request took its delivery too:
