@@ -427,3 +427,33 @@ fn a_dropped_expired_timeout_takes_its_request_back() {
         assert_eq!(t.await.unwrap(), (0, Vec::<String>::new()));
     });
 }
+
+driver_test! {
+    // Review: a child whose cleanup fails while the owner is cancelled. asyncio's
+    // TaskGroup raises the children's errors then (an ExceptionGroup, not
+    // CancelledError), and outside any scope coil's task_group returns them
+    // in its TaskGroupError. Inside a `cancellable` scope the group raised
+    // the bare cancellation instead, and the failure was lost.
+    fn a_group_raising_to_a_scope_keeps_its_failures(rt) {
+        rt.block_on(async {
+            let t = Builder::new().cooperative_cancel().spawn(async move {
+                let r = cancellable(task_group(|tg: TaskGroup<String>| async move {
+                    drop(tg.builder().cooperative_cancel().try_spawn(async {
+                        let _ = cancellable(sleep(LONG)).await;
+                        Err::<(), _>("cleanup failed".to_owned())
+                    }));
+                    sleep(LONG).await;
+                    Ok(())
+                }))
+                .await;
+                match r {
+                    Ok(Err(e)) => e.failures().iter().filter_map(|(_, f)| f.error().cloned()).collect(),
+                    _ => Vec::new(),
+                }
+            });
+            yield_now().await;
+            assert!(t.cancel());
+            assert_eq!(t.await.unwrap(), ["cleanup failed"]);
+        });
+    }
+}
