@@ -287,3 +287,43 @@ fn spawn_needs_a_kernel_loop() {
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
 }
+
+driver_test! {
+    // Review: nothing of the parent's reaches a child but its three streams:
+    // the loop's own fds (ring or epoll, wakers), another child's pipes and
+    // pidfd are all close-on-exec. And a write to the stdin of a child that
+    // exited without reading gives BrokenPipe (no SIGPIPE), under each driver.
+    fn a_child_inherits_no_fd_and_a_dead_readers_pipe_is_broken(rt) {
+        rt.block_on(async {
+            let mut other = piped_cat();
+            let _ctrl_c = coil::signal::ctrl_c();
+            let out = Command::new("ls").arg("/proc/self/fd").output().await.unwrap();
+            assert!(out.status.success());
+            let listed = String::from_utf8(out.stdout).unwrap();
+            let fds: Vec<u32> = listed.lines().map(|l| l.parse().unwrap()).collect();
+            // 0-2, the directory `ls` is reading, and what this test process
+            // itself inherited without close-on-exec (from whoever ran it).
+            let inherited = |fd: u32| {
+                // SAFETY: F_GETFD only reads the fd's flags (EBADF if closed).
+                let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
+                flags >= 0 && flags & libc::FD_CLOEXEC == 0
+            };
+            let leaked: Vec<u32> = fds.into_iter().filter(|&fd| fd > 3 && !inherited(fd)).collect();
+            assert!(leaked.is_empty(), "leaked into the child: {leaked:?}");
+            other.kill().await.unwrap();
+
+            let mut child = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+            let stdin = child.stdin.take().unwrap();
+            assert!(child.wait().await.unwrap().success());
+            // A child another test thread forks at this moment holds the read
+            // end until its exec: writes may succeed (or wait) until then.
+            let err = loop {
+                let BufResult(res, _) = stdin.write(&b"nobody reads"[..]).await;
+                if let Err(e) = res {
+                    break e;
+                }
+            };
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+        });
+    }
+}
