@@ -327,3 +327,47 @@ driver_test! {
         });
     }
 }
+
+/// Review: a process forked from the one that spawned a child does not own
+/// that child (it is not its parent and cannot reap it, and the number may
+/// have been reused by the time it acts). Its copy of the `Child`, dropped
+/// there, must not signal the process: with `kill_on_drop` it sent SIGKILL
+/// to its parent's child.
+#[test]
+fn a_forked_process_dropping_a_child_handle_does_not_kill_it() {
+    let rt = coil::Runtime::builder()
+        .driver(coil::runtime::DriverChoice::Epoll)
+        .build()
+        .unwrap();
+    let mut child = rt.block_on(async {
+        Command::new("sleep")
+            .arg("3600")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    });
+    // SAFETY: the forked process only drops the handle (kill, waitpid and
+    // close: async-signal-safe system calls) and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        drop(child);
+        // SAFETY: ends the forked process without running anything else.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the process forked above; `status` is a live int.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // A SIGKILL sent by the forked process is already pending (its exit
+    // code is set when it is sent): ours, later, would not be what kills it.
+    let id = child.id().unwrap() as libc::pid_t;
+    // SAFETY: a plain system call; `id` is our unreaped child.
+    assert_eq!(unsafe { libc::kill(id, libc::SIGTERM) }, 0);
+    let status = rt.block_on(child.wait()).unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "the forked process killed our child"
+    );
+}
