@@ -457,3 +457,37 @@ driver_test! {
         });
     }
 }
+
+/// Review: of nested timeouts that expire together the outermost fires
+/// (`time::timeout`'s docs), also when the inner one is coil's own timed
+/// wait (`Condition::wait_timeout`, a dropping timeout inside). In a task
+/// that does not answer requests it does; in one that does, the request-mode
+/// outer timeout sets no "expired" mark, so the inner wait reported its own
+/// time-out, the body went on and returned, and the outer timeout answered
+/// `Ok` although it had expired.
+#[test]
+fn an_inner_timed_wait_expiring_with_the_outer_timeout_leaves_the_firing_to_it() {
+    use coil::sync::{Condition, Mutex};
+    async fn nested() -> Result<bool, Elapsed> {
+        let (m, cond) = (Mutex::new(()), Condition::new());
+        let deadline = Instant::now() + SHORT;
+        timeout_at(deadline, async {
+            let (_g, timed_out) = cond.wait_timeout(m.lock().await, SHORT).await;
+            timed_out
+        })
+        .await
+    }
+    coil::sim::Builder::new().seed(10).run(async {
+        let plain = coil::spawn(nested()).await.unwrap();
+        let cooperative = Builder::new()
+            .cooperative_cancel()
+            .spawn(nested())
+            .await
+            .unwrap();
+        assert_eq!(
+            (plain.is_err(), cooperative.is_err()),
+            (true, true),
+            "{cooperative:?}"
+        );
+    });
+}
