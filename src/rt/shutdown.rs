@@ -48,17 +48,27 @@ impl Core {
             return;
         }
         self.block_on(async {
-            let tasks = crate::task::all_tasks();
-            for t in &tasks {
-                t.cancel();
-            }
+            // A cooperative task already cleaning up after an earlier
+            // request (taken, not withdrawn) gets no second one: it is
+            // waited for as it is (a second request would only be pending
+            // and make it look deaf).
+            let tasks: Vec<_> = crate::task::all_tasks()
+                .into_iter()
+                .map(|t| {
+                    let cleaning = t.request_state() == Some(false) && t.cancelling() > 0;
+                    if !cleaning {
+                        t.cancel();
+                    }
+                    (t, cleaning)
+                })
+                .collect();
             let limit = super::timers::clock_now() + CLEANUP_LIMIT;
             // Let every woken task take its turn before the first look.
             crate::task::yield_now().await;
             poll_fn(|cx| {
-                let cleaning = tasks
-                    .iter()
-                    .any(|t| !t.is_finished() && t.request_state() == Some(false));
+                let cleaning = tasks.iter().any(|(t, was_cleaning)| {
+                    !t.is_finished() && (*was_cleaning || t.request_state() == Some(false))
+                });
                 let now = super::timers::clock_now();
                 if !cleaning || now >= limit {
                     return Poll::Ready(());

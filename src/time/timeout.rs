@@ -314,7 +314,7 @@ impl<F: Future> Future for Timeout<F> {
             this.set_expired();
             if !this.started {
                 // Never started: asyncio.wait_for(coro, 0) does not run it.
-                return expired_poll(enclosing_expired);
+                return expired_poll(enclosing_expired, cx);
             }
         }
         this.started = true;
@@ -327,7 +327,7 @@ impl<F: Future> Future for Timeout<F> {
             return Poll::Ready(Ok(v));
         }
         if due {
-            return expired_poll(enclosing_expired);
+            return expired_poll(enclosing_expired, cx);
         }
         this.wake_if_rescheduled(cx);
         Poll::Pending
@@ -357,9 +357,12 @@ struct RequestMode {
 }
 
 /// What an expired timeout answers: `Elapsed`, unless an enclosing timeout
-/// expired too and fires instead (it drops this one in the same poll).
-fn expired_poll<T>(enclosing_expired: bool) -> Poll<Result<T, Elapsed>> {
+/// expired too and fires instead (it drops this one in the same poll, or,
+/// for one in a task that answers requests, whatever takes its request
+/// does; the wake makes sure this one is polled again if it is kept).
+fn expired_poll<T>(enclosing_expired: bool, cx: &Context<'_>) -> Poll<Result<T, Elapsed>> {
     if enclosing_expired {
+        cx.waker().wake_by_ref();
         Poll::Pending
     } else {
         Poll::Ready(Err(Elapsed(())))

@@ -71,6 +71,10 @@ impl<F: Future> Timeout<F> {
             self.set_expired();
         }
         let frame = requested.then(crate::task::CatchFrame::enter);
+        // A timed wait inside that drops its future (`Condition::
+        // wait_timeout`, `wait_for`) and expires in this same poll leaves
+        // the firing to this timeout, as nested timeouts do.
+        let _mark = first_expiry.then(super::ExpiredMark::enter);
         // SAFETY: `future` is structurally pinned (see `poll`): it is polled
         // in place and stays where it is until the Timeout drops.
         let polled = unsafe { Pin::new_unchecked(&mut self.future) }.poll(cx);
