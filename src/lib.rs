@@ -116,6 +116,8 @@
 pub mod __macro_support;
 pub mod blocking;
 pub mod combinators;
+#[cfg(any(feature = "futures-core", feature = "futures-io", feature = "hyper"))]
+pub mod compat;
 pub mod fs;
 #[cfg(fuzzing)]
 #[doc(hidden)]
@@ -125,6 +127,7 @@ mod loom;
 mod macros;
 pub mod net;
 mod op;
+pub mod pool;
 pub mod process;
 pub mod queue;
 mod rt;
@@ -355,9 +358,13 @@ pub use task::group::{
 pub use task::{PanicPayload, Task, TaskError, spawn};
 
 /// The event loop: [`Runtime`], its [`Builder`](runtime::Builder), [`Handle`]
-/// and driver selection.
+/// and driver selection; [`Pool`](runtime::Pool) (from [`pool`]) for one loop
+/// per core.
 pub mod runtime {
-    pub use crate::rt::{Builder, DriverInfo, Handle, Runtime, Stats, TryCurrentError, run, stats};
+    pub use crate::pool::Pool;
+    pub use crate::rt::{
+        Builder, DriverInfo, Handle, LoopMetrics, Runtime, Stats, TryCurrentError, run, stats,
+    };
     pub use coil_arch::{DriverChoice, DriverKind, FallbackReason, ParseDriverChoiceError};
 }
 

@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use coil::fs::{self, File, OpenOptions};
 use coil::runtime::DriverChoice;
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+use support::open_fds;
 
 /// Waits (yielding to the loop, which processes late completions) until the
 /// fd count is back to `before` and has stayed there for 50 ms: io_uring

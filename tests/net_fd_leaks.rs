@@ -13,9 +13,7 @@ use coil::runtime::DriverChoice;
 use coil::spawn;
 use coil::time::{sleep, timeout};
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+use support::open_fds;
 
 #[test]
 fn no_fd_leaks() {

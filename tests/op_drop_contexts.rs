@@ -231,9 +231,7 @@ macro_rules! drv {
 /// One cell at a time: fd counts and live heap bytes are process-wide.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+use support::open_fds;
 
 /// Runs one cell: alone, watched, and with the fd table checked around it.
 fn run_cell(name: &'static str, d: Drv, body: fn(Drv)) {

@@ -23,9 +23,11 @@ use crate::opts::Opts;
 use crate::report::{Json, Outcome, field, field_f64, median, nearest_rank};
 
 /// Server peers of W5, in table order (coil first: the ratios divide by it).
-pub const SERVERS: [&str; 11] = [
+pub const SERVERS: [&str; 13] = [
     "coil/uring",
     "coil/epoll",
+    "coil-pool/uring",
+    "coil-pool/epoll",
     "tokio",
     "monoio",
     "monoio-legacy",
@@ -63,6 +65,8 @@ fn canonical(peer: &str) -> Option<&'static str> {
     let p = peer.replace('-', "/");
     let p = match p.as_str() {
         "coil" => "coil/uring",
+        "coil/pool/uring" | "coil/pool" => "coil-pool/uring",
+        "coil/pool/epoll" => "coil-pool/epoll",
         "monoio/legacy" => "monoio-legacy",
         "raw/epoll" => "raw-epoll",
         "raw/uring" => "raw-uring",
@@ -79,14 +83,7 @@ fn pin_to(cpu: usize) {
     if std::env::var("COIL_BENCH_PIN").as_deref() == Ok("taskset") {
         return;
     }
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET
-    // writes inside it, sched_setaffinity reads size_of::<cpu_set_t>() bytes.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
+    if !crate::harness::pin_thread(cpu) {
         eprintln!("coil-benches: could not pin to CPU {cpu}; running unpinned");
     }
 }
@@ -116,6 +113,8 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
     let r = match peer {
         "coil/uring" => coil_server(coil::runtime::DriverChoice::Uring, addr),
         "coil/epoll" => coil_server(coil::runtime::DriverChoice::Epoll, addr),
+        "coil-pool/uring" => coil_pool_server(coil::runtime::DriverChoice::Uring, addr),
+        "coil-pool/epoll" => coil_pool_server(coil::runtime::DriverChoice::Epoll, addr),
         "tokio" => tokio_server(addr),
         "monoio" => monoio_server(addr, true),
         "monoio-legacy" => monoio_server(addr, false),
@@ -144,37 +143,53 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
 }
 
 fn coil_server(choice: coil::runtime::DriverChoice, addr: SocketAddr) -> Result<(), String> {
-    use coil::io::BufResult;
     let rt = coil::Runtime::builder()
         .driver(choice)
         .build()
         .map_err(|e| format!("coil runtime: {e}"))?;
-    rt.block_on(async move {
-        let l = coil::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            let _ = s.set_nodelay(true);
-            drop(coil::spawn(async move {
-                let mut buf = Vec::with_capacity(BUF);
-                loop {
-                    buf.clear();
-                    let BufResult(r, b) = s.read(buf).await;
-                    buf = b;
-                    match r {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                    let BufResult(r, b) = s.write_all(buf).await;
-                    buf = b;
-                    if r.is_err() {
-                        break;
-                    }
+    rt.block_on(coil_serve(addr))
+}
+
+/// W8c: the same server as the one loop of a `coil::pool::Pool` (the loop's
+/// thread inherits this process's CPU 0).
+fn coil_pool_server(choice: coil::runtime::DriverChoice, addr: SocketAddr) -> Result<(), String> {
+    let pool = coil::pool::Pool::builder()
+        .loops(1)
+        .driver(choice)
+        .build()
+        .map_err(|e| format!("coil pool: {e}"))?;
+    pool.run(move |_| coil_serve(addr))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// coil's echo server: accept forever, one task per connection.
+async fn coil_serve(addr: SocketAddr) -> Result<(), String> {
+    use coil::io::BufResult;
+    let l = coil::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        drop(coil::spawn(async move {
+            let mut buf = Vec::with_capacity(BUF);
+            loop {
+                buf.clear();
+                let BufResult(r, b) = s.read(buf).await;
+                buf = b;
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
-            }));
-        }
-    })
+                let BufResult(r, b) = s.write_all(buf).await;
+                buf = b;
+                if r.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
 }
 
 fn tokio_server(addr: SocketAddr) -> Result<(), String> {
@@ -1296,7 +1311,7 @@ fn render(rows: &[(&str, Vec<String>)]) -> String {
         "\nW5 RATIOS (rps: coil ÷ peer, higher is better; cpu/req: peer ÷ coil, higher is better; delta: coil − peer µs/req)"
     );
     for coil in ["coil/uring", "coil/epoll"] {
-        for peer in SERVERS.iter().filter(|p| !p.starts_with("coil/")) {
+        for peer in SERVERS.iter().filter(|p| !p.starts_with("coil")) {
             let (Some(cr), Some(pr)) = (get(coil, "value"), get(peer, "value")) else {
                 continue;
             };
@@ -1317,6 +1332,19 @@ fn render(rows: &[(&str, Vec<String>)]) -> String {
     }
     // What io_uring kernel features save over the raw-uring-defer floor.
     let key = "server_cpu_us_per_req";
+    // W8c: the same server as a pool of one loop, against the plain runtime.
+    for (pool, plain) in [
+        ("coil-pool/uring", "coil/uring"),
+        ("coil-pool/epoll", "coil/epoll"),
+    ] {
+        if let (Some(x), Some(p)) = (get(pool, key), get(plain, key)) {
+            let _ = writeln!(
+                s,
+                "  W8c {pool} vs {plain}: cpu/req {:+.1} % (goal: within 2 %)",
+                (x / p - 1.0) * 100.0
+            );
+        }
+    }
     for v in URING_FEATURE_SERVERS {
         if let (Some(x), Some(f)) = (get(v, key), get("raw-uring-defer", key)) {
             let _ = writeln!(

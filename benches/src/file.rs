@@ -498,13 +498,7 @@ fn single(peer: &str, opts: &Opts) -> Outcome {
 pub fn main(opts: &Opts) -> std::process::ExitCode {
     use std::process::ExitCode;
     if let Some(peer) = opts.peer() {
-        let o = single(peer, opts);
-        println!("{}", o.to_json());
-        return if o.ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        };
+        return single(peer, opts).emit();
     }
     match suite(opts) {
         Ok(true) => ExitCode::SUCCESS,

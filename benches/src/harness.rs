@@ -32,6 +32,19 @@ pub fn taskset() -> Option<PathBuf> {
     find_in_path("taskset")
 }
 
+/// Pins the calling thread to `cpu`; `false` if the kernel refused
+/// (`std::io::Error::last_os_error` says why).
+pub fn pin_thread(cpu: usize) -> bool {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET writes
+    // inside it, and sched_setaffinity only reads `size_of::<cpu_set_t>()` bytes.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    rc == 0
+}
+
 /// Pins this process to CPU 0 (the fallback when `taskset` is missing, and
 /// what a directly invoked single run does). Returns how it is pinned.
 pub fn pin_self() -> &'static str {
@@ -40,14 +53,7 @@ pub fn pin_self() -> &'static str {
         Ok("none") => return "none",
         _ => {}
     }
-    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET writes
-    // inside it, and sched_setaffinity only reads `size_of::<cpu_set_t>()` bytes.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc == 0 {
+    if pin_thread(0) {
         "sched_setaffinity"
     } else {
         eprintln!(

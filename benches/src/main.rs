@@ -1,6 +1,7 @@
 //! `coil-benches`: W1 spawn, W2 yield, W3 channel and W4 timers (the default
 //! suite), W5 TCP echo (`echo`, echo.rs) and W6 file reads (`file`, file.rs)
-//! of `benches/WORKLOADS.md`, for coil (io_uring and epoll drivers)
+//! of `benches/WORKLOADS.md`, and W8a/W8b multi-core (`multicore`,
+//! multicore.rs), for coil (io_uring and epoll drivers)
 //! beside tokio current_thread, monoio (io_uring and legacy), glommio and smol.
 //!
 //! * `coil-benches [--quick]` runs W1–W4 for every peer, each
@@ -14,6 +15,7 @@
 mod echo;
 mod file;
 mod harness;
+mod multicore;
 mod opts;
 mod peers;
 mod report;
@@ -37,6 +39,9 @@ fn main() -> ExitCode {
     };
     if opts.workload.as_deref() == Some("file") {
         return file::main(&opts);
+    }
+    if opts.workload.as_deref() == Some("multicore") {
+        return multicore::main(&opts); // W8: its loops pin themselves
     }
     if let Some(code) = echo::dispatch(&opts) {
         return code; // W5: echo server, loadgen, or the W5 suite
@@ -86,12 +91,7 @@ fn single(workload: &str, peer: &str, opts: &Opts) -> ExitCode {
             &format!("unknown peer (known: {})", peers::names().join(", ")),
         ),
     };
-    println!("{}", outcome.to_json());
-    if outcome.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    outcome.emit()
 }
 
 /// Every selected (workload, peer) in child processes; table and ratios.

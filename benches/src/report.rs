@@ -97,6 +97,16 @@ impl Outcome {
         }
     }
 
+    /// Prints the JSON line on stdout; the exit code of a single run (0 only if `ok`).
+    pub fn emit(&self) -> std::process::ExitCode {
+        println!("{}", self.to_json());
+        if self.ok {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::from(1)
+        }
+    }
+
     pub fn to_json(&self) -> String {
         let mut f = vec![
             ("peer".to_string(), Json::Str(self.peer.clone())),

@@ -134,7 +134,7 @@ impl Dgram {
             return BufResult(Err(e), buf);
         }
         if !self.0.stash.borrow().is_empty()
-            && let Err(e) = self.0.fd.on_home_loop()
+            && let Err(e) = self.0.fd.on_home_loop("a read of a kept datagram")
         {
             return BufResult(Err(e), buf); // the datagrams stay for its own loop
         }

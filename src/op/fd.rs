@@ -125,12 +125,13 @@ impl SharedFd {
     /// or connections, waiting for dropped ops): `Ok` if this fd's loop is
     /// the one running here (or the fd belongs to none), else the error an
     /// op would get. Off the hot path: only called when something is kept
-    /// or pending.
+    /// or pending. `what` names the use, for debug mode's report.
     #[cold]
-    pub(crate) fn on_home_loop(&self) -> std::io::Result<()> {
+    pub(crate) fn on_home_loop(&self, what: &str) -> std::io::Result<()> {
         crate::rt::with_core(|core| match (core, &self.0.home) {
             (None, _) => Err(super::outside_loop()),
             (Some(core), Some(home)) if !Rc::ptr_eq(core.home(), home) => {
+                core.debug_report(|| super::foreign_fd_report(core.id(), home, self.0.fd, what));
                 Err(super::foreign_loop(home.is_running()))
             }
             _ => Ok(()),
@@ -155,7 +156,7 @@ impl SharedFd {
 
     #[cold]
     fn take_stash_slow<B: IoBufMut>(&self, buf: &mut B) -> Option<std::io::Result<usize>> {
-        if let Err(e) = self.on_home_loop() {
+        if let Err(e) = self.on_home_loop("a read of kept bytes") {
             return Some(Err(e));
         }
         let mut stash = self.0.stash.borrow_mut();
@@ -186,7 +187,7 @@ impl SharedFd {
         if self.0.accepted.borrow().is_empty() {
             return None;
         }
-        if let Err(e) = self.on_home_loop() {
+        if let Err(e) = self.on_home_loop("an accept of a kept connection") {
             return Some(Err(e));
         }
         self.0.accepted.borrow_mut().pop_front().map(Ok)
@@ -232,7 +233,7 @@ impl Future for OrphansDone<'_> {
         }
         // Not on its own loop: fail (rule 2); the dropped ops could not
         // complete here.
-        self.fd.on_home_loop()?;
+        self.fd.on_home_loop("a wait for dropped ops")?;
         self.fd
             .0
             .orphan_waiters

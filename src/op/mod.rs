@@ -138,6 +138,38 @@ pub(crate) fn outside_loop() -> io::Error {
     )
 }
 
+/// Debug mode's report of `what` (an op's kind) on `fd`, which belongs to
+/// the loop of `home`, started on loop `used_on` (rule O6): the caller
+/// passes it to `Core::debug_report` beside returning [`foreign_loop`]'s
+/// error, which alone may be swallowed by a retry loop.
+#[cold]
+pub(crate) fn foreign_fd_report(
+    used_on: u64,
+    home: &OpHome,
+    fd: std::os::fd::RawFd,
+    what: &str,
+) -> String {
+    format!(
+        "coil: {what} on fd {fd} was started on loop {used_on} but the fd belongs to loop {}{}; \
+         it fails with an error (I/O objects stay on the loop that created them)",
+        home.loop_id(),
+        if home.is_running() {
+            ""
+        } else {
+            " (shut down)"
+        }
+    )
+}
+
+/// An op's kind for reports: `Accept` for `coil::op::WithFd<..::Accept>`
+/// (the type without its path, generics, or the `WithFd` wrapper).
+fn op_kind<T>() -> &'static str {
+    let name = std::any::type_name::<T>();
+    let inner = name.split_once("WithFd<").map_or(name, |(_, rest)| rest);
+    let path = inner.split(['<', '>']).next().unwrap_or(inner);
+    path.rsplit("::").next().unwrap_or(path)
+}
+
 /// The error of an op on an fd of another loop (rule O6).
 pub(crate) fn foreign_loop(home_running: bool) -> io::Error {
     io::Error::other(if home_running {
@@ -241,6 +273,7 @@ impl<T: Operation> Op<T> {
             if let Some(fd) = op.get_mut().shared_fd()
                 && let Err(home) = fd.check_home(core.home())
             {
+                core.debug_report(|| foreign_fd_report(core.id(), home, fd.raw(), op_kind::<T>()));
                 let running = home.is_running();
                 return Poll::Ready(self.take_idle().complete(Err(foreign_loop(running))));
             }

@@ -126,6 +126,8 @@ pub(crate) struct OpHome {
     /// `cancels` or `closed_fds` is not empty: one load on the submit path.
     chores: Cell<bool>,
     phase: Cell<Phase>,
+    /// Id of the loop this table belongs to (`Runtime` ids), for reports.
+    loop_id: u64,
 }
 
 impl std::fmt::Debug for OpHome {
@@ -138,14 +140,20 @@ impl std::fmt::Debug for OpHome {
 }
 
 impl OpHome {
-    pub(crate) fn new() -> OpHome {
+    pub(crate) fn new(loop_id: u64) -> OpHome {
         OpHome {
             table: RefCell::new(OpTable::default()),
             cancels: RefCell::new(Vec::new()),
             closed_fds: RefCell::new(Vec::new()),
             chores: Cell::new(false),
             phase: Cell::new(Phase::Running),
+            loop_id,
         }
+    }
+
+    /// Id of the loop this table belongs to.
+    pub(crate) fn loop_id(&self) -> u64 {
+        self.loop_id
     }
 
     /// Ops submitted and not yet completed (waiting or orphaned).

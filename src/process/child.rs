@@ -109,7 +109,9 @@ pub(crate) async fn wait_exit(
 /// reaper thread, which reaps it when it exits (with
 /// [`kill_on_drop`](super::Command::kill_on_drop), it is sent `SIGKILL`
 /// first). This works wherever the drop happens: in a task, outside any
-/// loop, after the runtime is gone.
+/// loop, after the runtime is gone. In a process forked from the one that
+/// spawned the child (not its parent), a drop only closes the handle's fds:
+/// it neither signals nor reaps.
 ///
 /// Like coil's I/O objects, a `Child` belongs to the loop that spawned it
 /// (`!Send`): [`wait`](Child::wait) polls the child's pidfd there.
@@ -126,6 +128,9 @@ pub struct Child {
     /// Set once reaped: the pid is no longer the child's.
     status: Option<ExitStatus>,
     kill_on_drop: bool,
+    /// The process that spawned the child, its parent: a process forked
+    /// from it holds a copy of this handle but not the child.
+    owner: u32,
 }
 
 impl Child {
@@ -141,6 +146,7 @@ impl Child {
             std: Some(std),
             status: None,
             kill_on_drop,
+            owner: std::process::id(),
         };
         // On an error `child` is dropped, which kills (with kill_on_drop) and reaps.
         child.stdin = stdin.map(ChildStdin::adopt).transpose()?;
@@ -227,7 +233,10 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.status.is_some() {
+        // In a process forked from the owner the child is not ours: it
+        // cannot be reaped here, and its number may belong to another
+        // process by now. Only the fds are closed.
+        if self.status.is_some() || std::process::id() != self.owner {
             return;
         }
         let Some(mut std) = self.std.take() else {

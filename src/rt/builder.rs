@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use coil_arch::{Config, Driver, DriverChoice};
 
-use super::core::{Core, DebugChecks};
+use super::core::Core;
+use super::debug::DebugChecks;
 use super::runtime::{DriverInfo, Runtime};
 
 /// Builds a [`Runtime`] with chosen settings.
@@ -80,11 +81,25 @@ impl Builder {
     /// - why io_uring was not used, when `auto` fell back to epoll;
     /// - every task poll that held the loop for
     ///   [`slow_poll_threshold`](Builder::slow_poll_threshold) or longer
-    ///   (100 ms by default), naming the task (id and name) and the time: a
-    ///   blocking call inside a task, or a long computation that never
-    ///   yields, stops every other task for that long.
+    ///   (100 ms by default), naming the task (id, name, spawn location) and
+    ///   the time: a blocking call inside a task, or a long computation that
+    ///   never yields, stops every other task for that long;
+    /// - a loop turn held that long outside task polls (a *stall*): the
+    ///   `block_on` future's own poll, timer or waker callbacks, drops run
+    ///   by the loop;
+    /// - a detached task (its [`Task`](crate::Task) handle dropped) that
+    ///   panicked, with its name and spawn location (asyncio's "Task
+    ///   exception was never retrieved"; without debug mode the panic is
+    ///   printed on stderr without the location). A task whose output is an
+    ///   `Err` is not reported: coil cannot see inside an arbitrary output
+    ///   type, and an `Err` value is a value like any other;
+    /// - an op on an I/O object from a loop other than the one that created
+    ///   it (it fails with an error either way), naming the op, the fd and
+    ///   both loops' ids.
     ///
-    /// Off, it costs one branch per task poll; on, two clock reads per poll.
+    /// Off, it costs one branch per task poll, spawn and handle drop; on, two
+    /// clock reads and a locked table lookup per poll. See
+    /// docs/observability.md.
     ///
     /// ```
     /// use std::time::Duration;
@@ -160,10 +175,7 @@ impl Builder {
         }
         let mut core = Core::new(driver, self.event_interval);
         if debug {
-            core = core.with_debug(DebugChecks {
-                slow_poll: self.slow_poll,
-                sink: self.debug_sink,
-            });
+            core = core.with_debug(DebugChecks::new(self.slow_poll, self.debug_sink));
         }
         Ok(Runtime::from_parts(core, info))
     }

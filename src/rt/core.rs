@@ -40,6 +40,8 @@ use coil_arch::{Completion, Driver};
 use crate::op::OpHome;
 
 use super::budget::BUDGET;
+use super::debug::DebugChecks;
+use super::metrics::{self, Counters};
 use super::wheel::Wheel;
 use super::{Enter, Shared};
 use crate::task::Task;
@@ -48,15 +50,6 @@ use crate::task::raw::{self, PollOutcome, TaskRef};
 
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;
-
-/// What debug mode checks on the loop (`runtime::Builder::debug`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DebugChecks {
-    /// A task poll at least this long is reported.
-    pub(crate) slow_poll: Duration,
-    /// Where reports go (stderr unless the builder was given another sink).
-    pub(crate) sink: fn(&str),
-}
 
 /// The loop-thread state of one runtime. Never shared across threads; boxed
 /// by the `Runtime` so its address is stable while `CURRENT` points to it.
@@ -101,8 +94,13 @@ pub(crate) struct Core {
     /// Set for a simulator core (`rt/sim.rs`): virtual clock, seeded order.
     pub(crate) sim: Option<Box<super::sim::SimState>>,
     /// Debug mode's checks, `None` when it is off (one pointer, one branch
-    /// per task poll).
-    debug: Option<Box<DebugChecks>>,
+    /// per task poll). The same `Arc` as `shared.debug`.
+    pub(super) debug: Option<Arc<DebugChecks>>,
+    /// Debug mode: time of the current loop turn spent in task polls and
+    /// parked in the driver, which the stall check leaves out.
+    pub(super) debug_excluded: Cell<Duration>,
+    /// Counters, published to `shared.metrics` on each park.
+    pub(super) counters: Counters,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -148,7 +146,7 @@ impl Core {
             firing: Cell::new(false),
             front: RefCell::new(Vec::new()),
             scratch: RefCell::new((Vec::new(), Vec::new())),
-            home: Rc::new(OpHome::new()),
+            home: Rc::new(OpHome::new(id)),
             completions: RefCell::new(Vec::new()),
             chores: RefCell::default(),
             driver: RefCell::new(std::mem::ManuallyDrop::new(driver)),
@@ -156,19 +154,40 @@ impl Core {
             uring,
             sim: None,
             debug: None,
+            debug_excluded: Cell::new(Duration::ZERO),
+            counters: Counters::default(),
             _not_send: std::marker::PhantomData,
         }
     }
 
     /// Turns debug mode's checks on (`Builder::debug`).
     pub(super) fn with_debug(mut self, checks: DebugChecks) -> Core {
-        self.debug = Some(Box::new(checks));
+        let checks = Arc::new(checks);
+        Arc::get_mut(&mut self.shared)
+            .expect("a new core's Shared is not yet cloned")
+            .debug = Some(checks.clone());
+        self.debug = Some(checks);
         self
     }
 
     /// Process-unique id of this runtime.
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Debug mode: report the line `what` builds; nothing (and `what` is
+    /// not called) when debug mode is off.
+    pub(crate) fn debug_report(&self, what: impl FnOnce() -> String) {
+        if let Some(checks) = &self.debug {
+            checks.report(&what());
+        }
+    }
+
+    /// Copy the counters to `shared.metrics` (`Handle::metrics`).
+    pub(crate) fn publish_metrics(&self) {
+        let depth = self.run_queue.borrow().len();
+        let live = self.owned.len();
+        self.shared.metrics.publish(&self.counters, depth, live);
     }
 
     /// Number of live (not yet completed) tasks.
@@ -205,7 +224,15 @@ impl Core {
         }
     }
 
-    pub(crate) fn spawn<F>(&self, future: F, name: Option<Arc<str>>) -> Task<F::Output>
+    /// Spawn `future` on this loop; `at` is the caller's location, kept
+    /// (in debug mode only) for reports about the task.
+    #[inline]
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        name: Option<Arc<str>>,
+        at: &'static std::panic::Location<'static>,
+    ) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -216,6 +243,10 @@ impl Core {
             // SAFETY: the handle's reference, the only one; Output matches.
             return unsafe { Task::from_raw(t) };
         }
+        if let Some(checks) = &self.debug {
+            checks.record_spawn(id.as_u64(), at);
+        }
+        metrics::add(&self.counters.tasks_spawned, 1);
         let t = raw::allocate(future, self.shared.clone(), id, name);
         // SAFETY: a new task of this loop, on its thread: its three
         // references go to the owned list, the run queue and the handle.
@@ -234,9 +265,15 @@ impl Core {
         let mut future = std::pin::pin!(future);
         self.shared.main_woken.store(true, Ordering::SeqCst);
         loop {
+            let turn = self.debug.as_ref().map(|_| self.start_turn());
             if self.shared.take_main_wake() {
                 self.budget.set(BUDGET);
                 if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                    if let Some(start) = turn {
+                        self.end_turn(start);
+                    }
+                    // `Handle::metrics` after `block_on` sees all of it.
+                    self.publish_metrics();
                     return v;
                 }
                 // The main future counts as a poll too: a main future that
@@ -245,6 +282,36 @@ impl Core {
                 self.polls_since_park.set(polls.saturating_add(1));
             }
             self.tick();
+            if let Some(start) = turn {
+                self.end_turn(start);
+            }
+        }
+    }
+
+    /// Debug mode: a loop turn (the `block_on` future's poll, then a tick)
+    /// starts now.
+    #[cold]
+    fn start_turn(&self) -> std::time::Instant {
+        self.debug_excluded.set(Duration::ZERO);
+        std::time::Instant::now()
+    }
+
+    /// Debug mode: the turn that began at `start` ended. If the loop was
+    /// held past the threshold outside task polls (which `run_task_timed`
+    /// reports) and outside parks, report a stall: the `block_on` future's
+    /// own poll, timer and waker callbacks, op completions, chores.
+    #[cold]
+    fn end_turn(&self, start: std::time::Instant) {
+        let Some(checks) = &self.debug else { return };
+        let held = start.elapsed().saturating_sub(self.debug_excluded.get());
+        if held >= checks.slow_poll {
+            checks.report(&format!(
+                "coil: the loop did not turn for {:.1} ms outside task polls (debug \
+                 threshold {} ms): the block_on future's own poll, a timer or waker \
+                 callback, or a Drop run by the loop blocked it",
+                held.as_secs_f64() * 1e3,
+                checks.slow_poll.as_millis()
+            ));
         }
     }
 
@@ -253,7 +320,12 @@ impl Core {
             self.drain_remote();
         }
         self.fire_timers();
-        let n = self.run_queue.borrow().len().min(MAX_TICK);
+        let queued = self.run_queue.borrow().len();
+        let n = queued.min(MAX_TICK);
+        metrics::add(&self.counters.polls, n as u64);
+        if queued as u64 > self.counters.run_queue_max.get() {
+            self.counters.run_queue_max.set(queued as u64);
+        }
         if let Some(sim) = &self.sim {
             self.sim_poll_batch(sim, n);
         } else {
@@ -295,17 +367,16 @@ impl Core {
     /// seconds").
     #[inline(never)]
     fn run_task_timed(&self, task: TaskRef, checks: &DebugChecks) -> bool {
-        // Read before the poll: a task that completes may be freed by it.
-        let (id, name) = (task.id(), task.name().map(str::to_owned));
         let start = std::time::Instant::now();
+        // Named before the poll: a task that completes may be freed by it.
+        // Only when the poll turns out slow, so it must be taken first and
+        // thrown away in the common case; cheap next to debug mode's clock.
+        let who = checks.who(task);
         let done = self.run_task_plain(task);
         let took = start.elapsed();
+        self.debug_excluded.set(self.debug_excluded.get() + took);
         if took >= checks.slow_poll {
-            let who = match name {
-                Some(n) => format!("task {id} ({n:?})"),
-                None => format!("task {id}"),
-            };
-            (checks.sink)(&format!(
+            checks.report(&format!(
                 "coil: {who} held the loop for {:.1} ms in one poll (debug threshold {} ms): \
                  no other task ran meanwhile; move blocking calls to \
                  coil::blocking::spawn_blocking, or yield in long computations \
@@ -355,6 +426,7 @@ impl Core {
         let mut scratch = self.scratch.borrow_mut();
         let (woken, spawned) = &mut *scratch;
         self.shared.take_remote(woken, spawned);
+        metrics::add(&self.counters.tasks_spawned, spawned.len() as u64);
         // SAFETY: the loop thread; remote entries carry their references
         // (`push_spawned`, `schedule`), which `adopt` hands to `push_local`.
         unsafe {

@@ -56,6 +56,7 @@ impl Handle {
     /// The task runs on the loop's thread; the returned [`Task`] can be
     /// awaited anywhere. If the runtime has shut down, the future is dropped
     /// at once and awaiting the task gives `Err(TaskError::Cancelled(_))`.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
@@ -67,12 +68,16 @@ impl Handle {
         self.spawn_remote(future)
     }
 
+    #[track_caller]
     fn spawn_remote<F>(&self, future: F) -> Task<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let id = super::next_task_id();
+        if let Some(checks) = &self.shared.debug {
+            checks.record_spawn(id.as_u64(), std::panic::Location::caller());
+        }
         let t = raw::allocate(future, self.shared.clone(), id, None);
         // SAFETY: a new task of this runtime, in no list or queue: its
         // list and queue references go to the remote queue.
@@ -92,6 +97,21 @@ impl Handle {
                 }
             }
         }
+    }
+
+    /// The loop's counters ([`LoopMetrics`](super::LoopMetrics)), from any
+    /// thread: as of the loop's last park or the end of its last
+    /// `block_on`, or as of now when called on the loop's own thread. Always on (the loop counts in plain cells and
+    /// publishes them with relaxed stores when it parks).
+    pub fn metrics(&self) -> super::LoopMetrics {
+        if self.shared.is_current() {
+            super::with_core(|core| {
+                if let Some(core) = core {
+                    core.publish_metrics();
+                }
+            });
+        }
+        self.shared.metrics.read()
     }
 
     /// Whether the loop behind this handle has shut down.

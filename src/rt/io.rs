@@ -13,6 +13,7 @@ use std::time::Duration;
 use coil_arch::{Driver, OpCode, Submitted};
 
 use super::core::Core;
+use super::metrics;
 use crate::op::{Completed, OpHome, OrphanDone, SubmitOutcome};
 
 /// Runs `f` with the driver of the loop running on this thread; `None` when
@@ -50,7 +51,21 @@ impl Core {
         {
             let mut driver = self.driver.borrow_mut();
             self.do_chores(&mut driver);
-            if let Err(e) = driver.park(timeout) {
+            metrics::add(&self.counters.parks, 1);
+            self.publish_metrics();
+            // A park that may block is timed (`LoopMetrics::park_time`);
+            // debug mode times every park, to leave it out of its stall
+            // check.
+            let timed = timeout != Some(Duration::ZERO) || self.debug.is_some();
+            let parked = timed.then(std::time::Instant::now);
+            let res = driver.park(timeout);
+            if let Some(t0) = parked {
+                let took = t0.elapsed();
+                let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                metrics::add(&self.counters.park_nanos, nanos);
+                self.debug_excluded.set(self.debug_excluded.get() + took);
+            }
+            if let Err(e) = res {
                 panic!(
                     "coil: the {} driver failed while waiting for events: {e}",
                     driver.kind()
@@ -69,6 +84,7 @@ impl Core {
     /// the queue, like timers) and finish orphans.
     fn dispatch_completions(&self) {
         let mut done = std::mem::take(&mut *self.completions.borrow_mut());
+        metrics::add(&self.counters.ops_completed, done.len() as u64);
         if let Some(sim) = &self.sim {
             for c in &done {
                 sim.record(0, super::sim::EventKind::Io(c.user_data, c.result));
@@ -111,6 +127,7 @@ impl Core {
         for fd in fds.drain(..) {
             driver.release_fd(fd);
         }
+        metrics::add(&self.counters.ops_cancelled, cancels.len() as u64);
         for key in cancels.drain(..) {
             driver.cancel(key);
         }
@@ -133,6 +150,7 @@ impl Core {
         let mut driver = self.driver.borrow_mut();
         self.do_chores(&mut driver);
         let ud = self.home.key_for_submit();
+        metrics::add(&self.counters.ops_submitted, 1);
         // SAFETY: forwarded from the caller. The driver calls nothing back
         // into the table, so the key stays free until `insert_waiting`.
         match unsafe { driver.submit_or_finish(ud, op) }? {
@@ -140,7 +158,10 @@ impl Core {
                 self.home.insert_waiting(ud, waker);
                 Ok(SubmitOutcome::Queued(ud))
             }
-            Submitted::Done(res) => Ok(SubmitOutcome::Done(res)),
+            Submitted::Done(res) => {
+                metrics::add(&self.counters.ops_completed, 1);
+                Ok(SubmitOutcome::Done(res))
+            }
         }
     }
 

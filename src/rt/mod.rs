@@ -69,8 +69,10 @@
 pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
+pub(crate) mod debug;
 mod handle;
 mod io;
+mod metrics;
 #[cfg(all(test, loom))]
 mod remote_loom;
 mod runtime;
@@ -84,6 +86,8 @@ pub(crate) mod wheel;
 pub use builder::Builder;
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
+pub use metrics::LoopMetrics;
+pub(crate) use runtime::assert_not_in_loop;
 pub use runtime::{DriverInfo, Runtime, Stats, run, stats};
 
 use std::cell::Cell;
@@ -168,6 +172,11 @@ pub(crate) struct Shared {
     unparker: Unparker,
     /// Same as the core's id.
     pub(crate) core_id: u64,
+    /// Debug mode's checks (the core's), `None` when it is off: reached from
+    /// any thread through a task's `Shared` (remote spawns, handle drops).
+    pub(crate) debug: Option<Arc<debug::DebugChecks>>,
+    /// The loop's counters as of its last park (`metrics.rs`).
+    pub(crate) metrics: metrics::Published,
 }
 
 #[derive(Default)]
@@ -197,6 +206,8 @@ impl Shared {
             main_woken: AtomicBool::new(false),
             unparker: unparker.into(),
             core_id,
+            debug: None,
+            metrics: metrics::Published::default(),
         }
     }
 
@@ -326,14 +337,17 @@ pub(crate) unsafe fn schedule(task: TaskRef) {
 
 /// `coil::spawn` and `Builder::spawn`.
 #[track_caller]
+#[inline]
 pub(crate) fn spawn_local<F>(future: F, name: Option<Arc<str>>) -> Task<F::Output>
 where
     F: std::future::Future + 'static,
     F::Output: 'static,
 {
     // The panic is raised out here, not in the closure, so that it points at
-    // the caller's line (closures do not forward `#[track_caller]`).
-    match with_core(|core| core.map(|core| core.spawn(future, name))) {
+    // the caller's line (closures do not forward `#[track_caller]`; the
+    // location for debug mode is taken here for the same reason).
+    let at = std::panic::Location::caller();
+    match with_core(|core| core.map(|core| core.spawn(future, name, at))) {
         Some(task) => task,
         None => panic!(
             "coil::spawn was called outside a coil runtime; call it from code running inside \

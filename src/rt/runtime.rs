@@ -46,7 +46,7 @@ pub fn run<F: Future>(future: F) -> F::Output {
 }
 
 #[track_caller]
-fn assert_not_in_loop(what: &str) {
+pub(crate) fn assert_not_in_loop(what: &str) {
     if super::in_runtime() {
         panic!(
             "{what} cannot be called from a running event loop; \
@@ -140,12 +140,14 @@ impl Runtime {
 
     /// Spawns a task on this runtime from outside it; it starts running at the
     /// next `block_on`.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> crate::task::Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.core.spawn(future, None)
+        self.core
+            .spawn(future, None, std::panic::Location::caller())
     }
 
     /// A handle that other threads can use to spawn onto this loop.

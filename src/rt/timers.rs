@@ -79,6 +79,7 @@ impl Core {
         if tick == wheel.elapsed() + 1 && deadline <= clock_now() {
             return None;
         }
+        super::metrics::add(&self.counters.timers_armed, 1);
         Some(wheel.insert(tick, waker.clone()))
     }
 

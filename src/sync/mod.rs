@@ -48,7 +48,7 @@
 //! ```
 
 mod barrier;
-mod block;
+pub(crate) mod block;
 pub mod broadcast;
 mod condition;
 mod event;

@@ -144,11 +144,6 @@ pub(crate) fn request_own_cancel() {
     }
 }
 
-/// `uncancel()` on the running task: the requests left.
-pub(crate) fn uncancel_own() -> usize {
-    running_task().map_or(0, TaskRef::uncancel)
-}
-
 /// Takes the running task's undelivered request, if any.
 pub(crate) fn take_own_request() -> Option<Cancelled> {
     running_task().and_then(TaskRef::take_request)

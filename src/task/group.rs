@@ -134,8 +134,9 @@ use self::state::{AbortOnDrop, ChildCell, Inner, LiveGuard, Phase, Status};
 ///    the cancellation is raised on after the children stopped, as
 ///    asyncio's group re-raises `CancelledError`: to the enclosing
 ///    [`cancellable`](crate::task::cancellable) scope or expired
-///    [`timeout`](crate::time::timeout) being polled, if there is one (its
-///    output becomes `Err`); otherwise `task_group` returns `Err` with
+///    [`timeout`](crate::time::timeout) being polled, if there is one and
+///    no child failed (its output becomes `Err`); otherwise `task_group`
+///    returns `Err` (with the failures, if any), with
 ///    [`TaskGroupError::into_cancelled`] giving the request back, to handle
 ///    or [`reraise`](crate::task::Cancelled::reraise).
 ///    When the owner is dropped instead (rule 6), cooperative children get
@@ -201,9 +202,11 @@ where
         inner.wait_for_children().await;
     }
     inner.state.borrow_mut().phase = Phase::Closed;
-    if let Some(c) = owner_cancelled.take_if(|_| super::catching()) {
+    let failed = !inner.state.borrow().failures.is_empty();
+    if let Some(c) = owner_cancelled.take_if(|_| !failed && super::catching()) {
         // An enclosing scope catches the cancellation (rule 9): raise it
-        // there, as asyncio's group re-raises `CancelledError`.
+        // there, as asyncio's group re-raises `CancelledError` (only when
+        // no child failed: else, as asyncio, the failures are the answer).
         let c = *c;
         return poll_fn(move |_| {
             super::raise(c.clone());

@@ -91,6 +91,7 @@ impl<T> Task<T> {
 impl<T> Future for Task<T> {
     type Output = Result<T, TaskError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
         let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
@@ -123,6 +124,11 @@ impl<T> Drop for Task<T> {
                 // SAFETY: rule 5: COMPLETE seen by the handle, the output is ours.
                 if let Some(p) = unsafe { (header.vtable.drop_output)(self.raw) } {
                     raw::report_detached_panic(self.raw, p);
+                }
+                // Debug mode: the handle outlived the task, so the spawn
+                // location's entry is its to remove (`rt/debug.rs`).
+                if let Some(checks) = &self.raw.shared().debug {
+                    checks.forget(self.raw.id().as_u64());
                 }
                 if may_drop_waker {
                     // SAFETY: rule 6: the runtime is done with the field.

@@ -121,7 +121,6 @@ mod yield_now;
 pub use answer::{Cancellable, Reraise, cancellable, cancelled};
 pub(crate) use answer::{
     CatchFrame, catching, own_requests, raise, repend_own, request_own_cancel, take_own_request,
-    uncancel_own,
 };
 pub use builder::Builder;
 pub use current::{TaskHandle, all_tasks, current};

@@ -17,6 +17,8 @@ use super::{Instant, Sleep, sleep_until};
 
 mod request;
 
+use request::OwedRequest;
+
 /// Runs `future` but gives up after `duration`, like `asyncio.wait_for` (and
 /// `async with asyncio.timeout(..)`).
 ///
@@ -49,6 +51,9 @@ mod request;
 /// enclosing scope, or finishes the task, rather than turned into `Elapsed`:
 /// asyncio's rule of comparing `uncancel()` with `cancelling()` at entry,
 /// which also makes the outer of two timeouts that expire together fire.
+/// An expired timeout dropped before it finished (a `select!` took another
+/// branch) takes its request back with `uncancel` too, as leaving asyncio's
+/// `async with timeout()` always does.
 ///
 /// **Given a [`Task`](crate::Task) handle, a timeout only detaches it** on
 /// expiry (dropping a handle detaches); to cancel the task and wait for it
@@ -78,6 +83,7 @@ pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, future: F) ->
         expired: false,
         mode: Mode::Undecided,
         scope: None,
+        owed: OwedRequest::default(),
     }
 }
 
@@ -144,6 +150,8 @@ pub struct Timeout<F> {
     mode: Mode,
     /// The state a [`TimeoutHandle`] shares, for [`timeout_scope`].
     scope: Option<Arc<Mutex<Shared>>>,
+    /// In request mode, once expired: the request to take back.
+    owed: OwedRequest,
 }
 
 impl<F> Timeout<F> {

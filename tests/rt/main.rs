@@ -17,6 +17,7 @@ mod docs_await;
 mod fs_ops;
 mod io_buffered;
 mod macro_attrs;
+mod pool;
 mod process;
 mod rt_debug;
 mod rt_task_combinations;

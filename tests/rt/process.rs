@@ -287,3 +287,87 @@ fn spawn_needs_a_kernel_loop() {
         .unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
 }
+
+driver_test! {
+    // Review: nothing of the parent's reaches a child but its three streams:
+    // the loop's own fds (ring or epoll, wakers), another child's pipes and
+    // pidfd are all close-on-exec. And a write to the stdin of a child that
+    // exited without reading gives BrokenPipe (no SIGPIPE), under each driver.
+    fn a_child_inherits_no_fd_and_a_dead_readers_pipe_is_broken(rt) {
+        rt.block_on(async {
+            let mut other = piped_cat();
+            let _ctrl_c = coil::signal::ctrl_c();
+            let out = Command::new("ls").arg("/proc/self/fd").output().await.unwrap();
+            assert!(out.status.success());
+            let listed = String::from_utf8(out.stdout).unwrap();
+            let fds: Vec<u32> = listed.lines().map(|l| l.parse().unwrap()).collect();
+            // 0-2, the directory `ls` is reading, and what this test process
+            // itself inherited without close-on-exec (from whoever ran it).
+            let inherited = |fd: u32| {
+                // SAFETY: F_GETFD only reads the fd's flags (EBADF if closed).
+                let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
+                flags >= 0 && flags & libc::FD_CLOEXEC == 0
+            };
+            let leaked: Vec<u32> = fds.into_iter().filter(|&fd| fd > 3 && !inherited(fd)).collect();
+            assert!(leaked.is_empty(), "leaked into the child: {leaked:?}");
+            other.kill().await.unwrap();
+
+            let mut child = Command::new("true").stdin(Stdio::piped()).spawn().unwrap();
+            let stdin = child.stdin.take().unwrap();
+            assert!(child.wait().await.unwrap().success());
+            // A child another test thread forks at this moment holds the read
+            // end until its exec: writes may succeed (or wait) until then.
+            let err = loop {
+                let BufResult(res, _) = stdin.write(&b"nobody reads"[..]).await;
+                if let Err(e) = res {
+                    break e;
+                }
+            };
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+        });
+    }
+}
+
+/// Review: a process forked from the one that spawned a child does not own
+/// that child (it is not its parent and cannot reap it, and the number may
+/// have been reused by the time it acts). Its copy of the `Child`, dropped
+/// there, must not signal the process: with `kill_on_drop` it sent SIGKILL
+/// to its parent's child.
+#[test]
+fn a_forked_process_dropping_a_child_handle_does_not_kill_it() {
+    let rt = coil::Runtime::builder()
+        .driver(coil::runtime::DriverChoice::Epoll)
+        .build()
+        .unwrap();
+    let mut child = rt.block_on(async {
+        Command::new("sleep")
+            .arg("3600")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    });
+    // SAFETY: the forked process only drops the handle (kill, waitpid and
+    // close: async-signal-safe system calls) and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        drop(child);
+        // SAFETY: ends the forked process without running anything else.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the process forked above; `status` is a live int.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // A SIGKILL sent by the forked process is already pending (its exit
+    // code is set when it is sent): ours, later, would not be what kills it.
+    let id = child.id().unwrap() as libc::pid_t;
+    // SAFETY: a plain system call; `id` is our unreaped child.
+    assert_eq!(unsafe { libc::kill(id, libc::SIGTERM) }, 0);
+    let status = rt.block_on(child.wait()).unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "the forked process killed our child"
+    );
+}

@@ -1,6 +1,8 @@
-//! Debug mode (`runtime::Builder::debug`, `COIL_DEBUG=1`): a task poll that
-//! holds the loop past the threshold is reported, naming the task, as
-//! asyncio's debug mode reports slow callbacks (issue 17 item 1).
+//! Debug mode (`runtime::Builder::debug`, `COIL_DEBUG=1`; issue 17 item 1):
+//! a task poll that holds the loop past the threshold is reported, naming
+//! the task and where it was spawned, as asyncio's debug mode reports slow
+//! callbacks; a detached task's panic is reported with the same; a loop
+//! turn held outside task polls (the `block_on` future) is a stall.
 
 use crate::support;
 
@@ -9,12 +11,26 @@ use std::time::Duration;
 
 use coil::runtime::Builder;
 
-/// Every report of every runtime of this binary (tests run side by side, so
-/// each looks for its own task names).
-static REPORTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Every report of every runtime of this binary, with the thread that made
+/// it (tests run side by side, so each looks for its own task names, or
+/// for the reports of its own loop thread).
+static REPORTS: Mutex<Vec<(std::thread::ThreadId, String)>> = Mutex::new(Vec::new());
 
 fn collect(line: &str) {
-    REPORTS.lock().unwrap().push(line.to_owned());
+    let me = std::thread::current().id();
+    REPORTS.lock().unwrap().push((me, line.to_owned()));
+}
+
+/// The reports made on this thread that contain `what`.
+fn reports_here(what: &str) -> Vec<String> {
+    let me = std::thread::current().id();
+    REPORTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, l)| *t == me && l.contains(what))
+        .map(|(_, l)| l.clone())
+        .collect()
 }
 
 fn reports_naming(name: &str) -> Vec<String> {
@@ -23,8 +39,8 @@ fn reports_naming(name: &str) -> Vec<String> {
         .lock()
         .unwrap()
         .iter()
-        .filter(|l| l.contains(&quoted))
-        .cloned()
+        .filter(|(_, l)| l.contains(&quoted))
+        .map(|(_, l)| l.clone())
         .collect()
 }
 
@@ -37,21 +53,32 @@ fn unique(what: &str) -> String {
     )
 }
 
+#[track_caller]
 fn spawn_named<F: std::future::Future + 'static>(name: &str, f: F) -> coil::Task<F::Output> {
     coil::task::Builder::new().name(name).spawn(f)
+}
+
+/// `rt_debug.rs:<line>`, as a report names a spawn location.
+fn at_line(line: u32) -> String {
+    format!("rt_debug.rs:{line}:")
+}
+
+fn debug_runtime(rt: &coil::Runtime, threshold_ms: u64) -> coil::Runtime {
+    Builder::new()
+        .driver(support::choice_like(rt))
+        .debug(true)
+        .slow_poll_threshold(Duration::from_millis(threshold_ms))
+        .debug_sink(collect)
+        .build()
+        .unwrap()
 }
 
 driver_test! {
     fn a_poll_past_the_threshold_is_reported_with_the_task_name(rt) {
         let tag = unique("blocker");
         let quick = unique("quick");
-        let debug_rt = Builder::new()
-            .driver(support::choice_like(rt))
-            .debug(true)
-            .slow_poll_threshold(Duration::from_millis(30))
-            .debug_sink(collect)
-            .build()
-            .unwrap();
+        let debug_rt = debug_runtime(rt, 30);
+        let line = line!() + 3;
         debug_rt.block_on(async {
             // The blocking call under test: it holds the loop for 40 ms.
             spawn_named(&tag, async { std::thread::sleep(Duration::from_millis(40)) })
@@ -64,7 +91,79 @@ driver_test! {
         let got = reports_naming(&tag);
         assert_eq!(got.len(), 1, "one report for the one slow poll: {got:?}");
         assert!(got[0].contains("held the loop for") && got[0].contains("threshold 30 ms"), "{}", got[0]);
+        assert!(got[0].contains(&format!("spawned at {}", file!())), "{}", got[0]);
+        assert!(got[0].contains(&at_line(line)), "line {line}: {}", got[0]);
         assert!(reports_naming(&quick).is_empty(), "quick polls are not reported");
+        assert!(reports_here("did not turn").is_empty(), "a slow task poll is not a stall");
+    }
+
+    fn a_detached_panic_is_reported_with_its_spawn_location(rt) {
+        let gone = unique("dropped-before");
+        let late = unique("dropped-after");
+        let debug_rt = debug_runtime(rt, 1_000);
+        let (line_gone, line_late) = (line!() + 4, line!() + 5);
+        debug_rt.block_on(async {
+            // Detached before it runs: the loop reports when it completes.
+            // Detached after it completed: the handle's drop reports.
+            drop(spawn_named(&gone, async { panic!("boom-gone") }));
+            let kept = spawn_named(&late, async { panic!("boom-late") });
+            // Queued after both, so both have run when it has (FIFO).
+            coil::spawn(async {}).await.unwrap();
+            assert!(kept.is_finished());
+            drop(kept);
+        });
+        for (name, line, msg) in [(&gone, line_gone, "boom-gone"), (&late, line_late, "boom-late")] {
+            let got = reports_naming(name);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert!(got[0].contains("panicked and nobody awaited it") && got[0].contains(msg), "{}", got[0]);
+            assert!(got[0].contains(&at_line(line)), "line {line}: {}", got[0]);
+        }
+    }
+
+    fn the_block_on_future_holding_the_loop_is_a_stall(rt) {
+        let debug_rt = debug_runtime(rt, 20);
+        debug_rt.block_on(async {
+            // The blocking call under test: 2x the threshold in the main
+            // future's own poll, which no task poll report covers.
+            std::thread::sleep(Duration::from_millis(40));
+            coil::task::yield_now().await;
+        });
+        let got = reports_here("did not turn");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("threshold 20 ms"), "{}", got[0]);
+    }
+
+    fn an_fd_used_from_another_loop_is_reported(rt) {
+        use std::os::fd::AsRawFd;
+        let home_rt = debug_runtime(rt, 1_000);
+        let listener = home_rt.block_on(async { coil::net::TcpListener::bind("127.0.0.1:0").unwrap() });
+        let fd = listener.as_raw_fd();
+        let other_rt = debug_runtime(rt, 1_000);
+        let err = other_rt.block_on(async { listener.accept().await.err() });
+        assert!(err.is_some(), "O6: an op from another loop fails");
+        let got = reports_here(&format!("on fd {fd} was started on loop"));
+        assert_eq!(got.len(), 1, "{:?}", reports_here(""));
+        assert!(got[0].contains("Accept") && got[0].contains("belongs to loop"), "{}", got[0]);
+        // The two loop ids differ, and the fd's is the first runtime's.
+        let ids: Vec<&str> = got[0]
+            .split("loop ")
+            .skip(1)
+            .map(|t| t.split(|c: char| !c.is_ascii_digit()).next().unwrap())
+            .filter(|id| !id.is_empty())
+            .collect();
+        assert_eq!(ids.len(), 2, "{}", got[0]);
+        assert_ne!(ids[0], ids[1], "{}", got[0]);
+        drop(listener);
+    }
+
+    fn a_turn_below_the_threshold_is_no_stall(rt) {
+        let debug_rt = debug_runtime(rt, 200);
+        debug_rt.block_on(async {
+            std::thread::sleep(Duration::from_millis(40));
+            coil::time::sleep(Duration::from_millis(1)).await;
+            coil::task::yield_now().await;
+        });
+        assert!(reports_here("did not turn").is_empty(), "{:?}", reports_here(""));
     }
 
     fn no_report_without_debug_mode(rt) {
@@ -82,5 +181,43 @@ driver_test! {
                 .unwrap();
         });
         assert!(reports_naming(&tag).is_empty(), "debug mode is off");
+    }
+}
+
+driver_test! {
+    fn loop_metrics_count_what_the_loop_did(rt) {
+        let rt = Builder::new().driver(support::choice_like(rt)).build().unwrap();
+        let handle = rt.handle();
+        let inside = rt.block_on(async {
+            let tasks: Vec<_> = (0..10).map(|_| coil::spawn(coil::task::yield_now())).collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            coil::time::sleep(Duration::from_millis(1)).await;
+            let listener = coil::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = coil::net::TcpStream::connect(addr).await.unwrap();
+            let (_server, _) = listener.accept().await.unwrap();
+            // An accept dropped in flight: its cancel goes to the driver.
+            let pending = coil::time::timeout(Duration::from_millis(1), listener.accept()).await;
+            assert!(pending.is_err(), "nobody else connects");
+            drop(client);
+            // A park sends the cancel (and the sleep's timer is the third).
+            coil::time::sleep(Duration::from_millis(1)).await;
+            coil::Handle::current().metrics()
+        });
+        assert_eq!(inside.tasks_spawned, 10, "{inside:?}");
+        assert_eq!(inside.tasks_live, 0, "{inside:?}");
+        assert!(inside.polls >= 20, "each task polled twice: {inside:?}");
+        assert!(inside.run_queue_max >= 10, "{inside:?}");
+        assert!(inside.timers_armed >= 3, "the sleeps and the timeout: {inside:?}");
+        assert_eq!(inside.ops_cancelled, 1, "the dropped accept: {inside:?}");
+        assert!(inside.parks >= 1 && inside.park_time > Duration::ZERO, "{inside:?}");
+        assert!(inside.ops_submitted >= 2 && inside.ops_completed >= 1, "{inside:?}");
+        assert!(inside.ops_submitted >= inside.ops_completed, "{inside:?}");
+        // From another thread: what the loop published at its last park.
+        let outside = std::thread::spawn(move || handle.metrics()).join().unwrap();
+        assert!(outside.polls <= inside.polls && outside.tasks_spawned <= 10, "{outside:?}");
+        assert!(outside.parks >= 1, "{outside:?}");
     }
 }

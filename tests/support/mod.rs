@@ -78,6 +78,12 @@ pub fn run_like<F: std::future::Future>(rt: &Runtime, future: F) -> F::Output {
     runtime_with(choice_like(rt)).block_on(future)
 }
 
+/// Entries of `/proc/self/fd`: the process's open fds (process-wide: only in
+/// a test binary whose tests do not run beside others).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
 /// Runs `f` on its own thread and fails if it takes longer than `WATCHDOG`.
 pub fn run_watched<F: FnOnce() + Send + 'static>(f: F) {
     let (tx, rx) = std::sync::mpsc::channel();

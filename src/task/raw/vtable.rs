@@ -146,6 +146,11 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
         if let Some(p) = panic {
             report_detached_panic(task, p);
         }
+        // Debug mode: the spawn location's entry is the loop's to remove
+        // when no handle is left to do it (`rt/debug.rs`).
+        if let Some(checks) = &header.shared.debug {
+            checks.forget(header.id.as_u64());
+        }
     } else if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set, the field is ours to read.
         let waker = unsafe { &*header.join_waker.get() };
@@ -161,14 +166,22 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
     }
 }
 
-/// Print a panic nobody can observe, once.
+/// Report a panic nobody can observe, once: on stderr, or in debug mode
+/// through the sink with the task's spawn location (asyncio's "Task
+/// exception was never retrieved").
 pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>) {
     let payload = crate::task::PanicPayload::new(payload);
     let msg = payload.message().unwrap_or("Box<dyn Any>");
-    eprintln!(
-        "coil: {} panicked and nobody awaited it: {msg}",
-        task.describe()
-    );
+    match &task.shared().debug {
+        None => eprintln!(
+            "coil: {} panicked and nobody awaited it: {msg}",
+            task.describe()
+        ),
+        Some(checks) => checks.report(&format!(
+            "coil: {} panicked and nobody awaited it (its Task handle was dropped): {msg}",
+            checks.who(task)
+        )),
+    }
     // Dropping a payload can itself panic; never let that unwind into the loop.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }

@@ -9,6 +9,27 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::{Elapsed, Mode, RequestMode, Timeout};
+use crate::task::TaskHandle;
+
+/// The request an expired timeout sent its task, counted until the timeout
+/// takes it back with `uncancel`: when it finishes, or when it is dropped
+/// before that (by a `select`, an enclosing scope or timeout), as leaving
+/// asyncio's `async with timeout()` always does.
+#[derive(Debug, Default)]
+pub(super) struct OwedRequest(Option<TaskHandle>);
+
+impl OwedRequest {
+    /// `uncancel()` on the task, once; the requests left.
+    fn settle(&mut self) -> usize {
+        self.0.take().map_or(0, |task| task.uncancel())
+    }
+}
+
+impl Drop for OwedRequest {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
 
 impl<F: Future> Timeout<F> {
     /// The poll of a timeout in a task that answers cancel requests
@@ -39,8 +60,14 @@ impl<F: Future> Timeout<F> {
             pending_at_enter,
             requested,
         } = *mode;
+        // Whether a request was undelivered before this timeout's own: if
+        // the flag is still set after a ready body, the timeout's request
+        // was never delivered and is withdrawn with the uncancel below.
+        let mut pending_before = true;
         if first_expiry {
+            pending_before = crate::task::own_requests().is_some_and(|(_, p)| p);
             crate::task::request_own_cancel();
+            self.owed = OwedRequest(crate::task::current());
             self.set_expired();
         }
         let frame = requested.then(crate::task::CatchFrame::enter);
@@ -53,8 +80,13 @@ impl<F: Future> Timeout<F> {
             (None, Poll::Ready(v)) => {
                 if requested {
                     // The body finished anyway (it caught the request and
-                    // carried on, or was done): the request is taken back.
-                    crate::task::uncancel_own();
+                    // carried on, or was done): the request is taken back,
+                    // and if nothing took it (the body was ready in the
+                    // poll that sent it), it is not delivered later either.
+                    if !pending_before {
+                        crate::task::take_own_request();
+                    }
+                    self.owed.settle();
                 }
                 return Poll::Ready(Ok(v));
             }
@@ -70,7 +102,7 @@ impl<F: Future> Timeout<F> {
                 }
             }
         };
-        if requested && crate::task::uncancel_own() <= at_enter {
+        if requested && self.owed.settle() <= at_enter {
             if pending_at_enter {
                 // A request from before the timeout had not been delivered
                 // yet; taking this timeout's request took its delivery too:

@@ -1,0 +1,303 @@
+//! W8 multi-core (`multicore`, WORKLOADS.md): W8a sharded tasks and W8b the
+//! cross-loop round trip, for coil's `Pool` (io_uring and epoll) and, for
+//! W8b, tokio with two current_thread runtimes on two threads.
+//!
+//! * `coil-benches multicore` runs every row `reps` times (default 3, 1 with
+//!   `--quick`) in this process and prints the medians, W8a's scaling and the
+//!   goal lines. The loops pin themselves (loop i on the i-th allowed CPU), so
+//!   the process is not pinned as a whole.
+//! * `coil-benches multicore peer=<coil/uring|coil/epoll|tokio> part=<w8a|w8b>
+//!   [loops=1|2] [n=...]` runs once and prints one JSON line.
+//!
+//! W8c (the echo server as a pool of one loop) is in `echo.rs`, as the W5
+//! servers `coil-pool/uring` and `coil-pool/epoll`. The glommio and monoio
+//! rows are not measured yet.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use coil::pool::{CoreId, Pool};
+use coil::runtime::DriverChoice;
+
+use crate::opts::Opts;
+use crate::peers::ns_since;
+use crate::report::{Json, Outcome, median};
+use crate::splitmix::SplitMix64;
+
+/// W8a's task: 64 SplitMix64 steps seeded with `j`, each through a barrier
+/// so that LLVM cannot fold them.
+fn task_work(j: u64) -> u64 {
+    let mut g = SplitMix64::new(j);
+    let mut out = 0;
+    for _ in 0..64 {
+        out = std::hint::black_box(g.next());
+    }
+    out
+}
+
+/// XOR of every task's output, computed on one thread.
+fn reference(n: u64) -> u64 {
+    (0..n).fold(0, |acc, j| acc ^ task_work(j))
+}
+
+fn coil_choice(peer: &str) -> Option<DriverChoice> {
+    match peer {
+        "coil/uring" | "coil-uring" => Some(DriverChoice::Uring),
+        "coil/epoll" | "coil-epoll" => Some(DriverChoice::Epoll),
+        _ => None,
+    }
+}
+
+fn pool(choice: DriverChoice, loops: usize) -> Result<Pool, String> {
+    Pool::builder()
+        .loops(loops)
+        .pin_cpus(true)
+        .driver(choice)
+        .build()
+        .map_err(|e| format!("pool: {e}"))
+}
+
+/// W8a on coil: every loop spawns its share of the N tasks locally and joins
+/// them. Returns (elapsed ns, XOR of the outputs).
+fn w8a_coil(choice: DriverChoice, loops: usize, n: u64) -> Result<(u64, u64), String> {
+    let pool = pool(choice, loops)?;
+    let per = n / loops as u64;
+    let start = Instant::now();
+    let parts = pool
+        .run(move |core| async move {
+            let first = core.index() as u64 * per;
+            let last = if core.index() + 1 == loops {
+                n
+            } else {
+                first + per
+            };
+            let tasks: Vec<_> = (first..last)
+                .map(|j| coil::spawn(async move { task_work(j) }))
+                .collect();
+            let mut x = 0;
+            for t in tasks {
+                x ^= t.await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(x)
+        })
+        .map_err(|e| e.to_string())?;
+    let ns = ns_since(start);
+    Ok((ns, parts.into_iter().fold(0, |a, b| a ^ b)))
+}
+
+/// W8b on coil: a u64 from loop 0 to loop 1 and back, `n` times, through two
+/// `coil::sync::mpsc` channels of capacity 1. Returns (ns on loop 0, sum).
+fn w8b_coil(choice: DriverChoice, n: u64) -> Result<(u64, u64), String> {
+    use coil::sync::mpsc;
+    let pool = pool(choice, 2)?;
+    let (there_tx, there_rx) = mpsc::channel::<u64>(1);
+    let (back_tx, back_rx) = mpsc::channel::<u64>(1);
+    let ends = Mutex::new((Some((there_tx, back_rx)), Some((there_rx, back_tx))));
+    let out = pool
+        .run(move |core| {
+            let mut ends = ends.lock().unwrap();
+            let a = if core == CoreId::new(0) {
+                ends.0.take()
+            } else {
+                None
+            };
+            let b = if core == CoreId::new(1) {
+                ends.1.take()
+            } else {
+                None
+            };
+            async move {
+                if let Some((tx, mut rx)) = a {
+                    let start = Instant::now();
+                    let mut sum = 0;
+                    for i in 0..n {
+                        tx.send(i).await.map_err(|_| "loop 1 is gone")?;
+                        sum += rx.recv().await.ok_or("loop 1 is gone")?;
+                    }
+                    return Ok((ns_since(start), sum));
+                }
+                if let Some((mut rx, tx)) = b {
+                    while let Some(v) = rx.recv().await {
+                        tx.send(v).await.map_err(|_| "loop 0 is gone")?;
+                    }
+                }
+                Ok::<_, &'static str>((0, 0))
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(out[0])
+}
+
+/// Pins the calling thread to one CPU, or says it could not.
+fn pin_thread(cpu: usize) {
+    if !crate::harness::pin_thread(cpu) {
+        eprintln!("coil-benches: could not pin to CPU {cpu}; running unpinned");
+    }
+}
+
+/// W8b on tokio: two current_thread runtimes on threads pinned to CPUs 0
+/// and 1, two `tokio::sync::mpsc` channels of capacity 1.
+fn w8b_tokio(n: u64) -> Result<(u64, u64), String> {
+    use tokio::sync::mpsc;
+    let (there_tx, mut there_rx) = mpsc::channel::<u64>(1);
+    let (back_tx, mut back_rx) = mpsc::channel::<u64>(1);
+    let rt = || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let b_rt = rt()?;
+    let b = std::thread::spawn(move || {
+        pin_thread(1);
+        b_rt.block_on(async move {
+            while let Some(v) = there_rx.recv().await {
+                if back_tx.send(v).await.is_err() {
+                    return;
+                }
+            }
+        });
+    });
+    let a_rt = rt()?;
+    let a = std::thread::spawn(move || {
+        pin_thread(0);
+        a_rt.block_on(async move {
+            let start = Instant::now();
+            let mut sum = 0;
+            for i in 0..n {
+                there_tx.send(i).await.map_err(|_| "B is gone")?;
+                sum += back_rx.recv().await.ok_or("B is gone")?;
+            }
+            Ok::<_, &'static str>((ns_since(start), sum))
+        })
+    });
+    let r = a.join().map_err(|_| "thread A panicked")?;
+    b.join().map_err(|_| "thread B panicked")?;
+    r.map_err(str::to_string)
+}
+
+/// One run of one row: its JSON line.
+fn single(peer: &str, opts: &Opts) -> Outcome {
+    match run_once(peer, opts) {
+        Ok(o) => o,
+        Err(e) => Outcome::error(peer, "multicore", &e),
+    }
+}
+
+fn run_once(peer: &str, opts: &Opts) -> Result<Outcome, String> {
+    let part = opts.keys.get("part").map_or("w8b", String::as_str);
+    let mut o = Outcome::error(peer, "multicore", "");
+    o.error = None;
+    o.params.push(("part".into(), Json::Str(part.into())));
+    match part {
+        "w8a" => {
+            let choice = coil_choice(peer).ok_or("W8a is measured for coil only here")?;
+            let loops = opts.get_u64("loops", 2)?.clamp(1, 2) as usize;
+            let n = opts.get_u64("n", opts.shrink(2_000_000))?.max(loops as u64);
+            let (ns, x) = w8a_coil(choice, loops, n)?;
+            o.params.push(("loops".into(), Json::Int(loops as i64)));
+            o.params.push(("n".into(), Json::Int(n as i64)));
+            o.metric = "tasks_per_s".into();
+            o.unit = "tasks/s".into();
+            o.value = Some(n as f64 / (ns as f64 / 1e9));
+            o.ok = x == reference(n);
+            o.elapsed_ms = ns as f64 / 1e6;
+        }
+        "w8b" => {
+            let n = opts.get_u64("n", opts.shrink(1_000_000))?.max(1);
+            let (ns, sum) = match coil_choice(peer) {
+                Some(choice) => w8b_coil(choice, n)?,
+                None if peer == "tokio" => w8b_tokio(n)?,
+                None => return Err(format!("unknown peer {peer:?} for W8b")),
+            };
+            o.params.push(("n".into(), Json::Int(n as i64)));
+            o.metric = "ns_per_round_trip".into();
+            o.unit = "ns".into();
+            o.value = Some(ns as f64 / n as f64);
+            o.ok = u128::from(sum) == u128::from(n) * u128::from(n - 1) / 2;
+            o.elapsed_ms = ns as f64 / 1e6;
+        }
+        other => return Err(format!("unknown part {other:?} (w8a, w8b)")),
+    }
+    Ok(o)
+}
+
+/// `coil-benches multicore ...`: one row, or every row with medians.
+pub fn main(opts: &Opts) -> ExitCode {
+    if let Some(peer) = opts.peer() {
+        return single(peer, opts).emit();
+    }
+    let reps = match opts.reps() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("coil-benches: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rows: [(&str, &str, &str); 7] = [
+        ("coil/uring", "w8a", "1"),
+        ("coil/uring", "w8a", "2"),
+        ("coil/epoll", "w8a", "1"),
+        ("coil/epoll", "w8a", "2"),
+        ("coil/uring", "w8b", "2"),
+        ("coil/epoll", "w8b", "2"),
+        ("tokio", "w8b", "2"),
+    ];
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
+    let mut all_ok = true;
+    // Interleaved repetitions, as in the other suites.
+    for _ in 0..reps {
+        for (i, (peer, part, loops)) in rows.iter().enumerate() {
+            let mut o = opts.clone();
+            o.keys.insert("part".into(), (*part).into());
+            o.keys.insert("loops".into(), (*loops).into());
+            let r = single(peer, &o);
+            eprintln!("{}", r.to_json());
+            all_ok &= r.ok;
+            values[i].extend(r.value);
+        }
+    }
+    let med: Vec<f64> = values
+        .iter()
+        .map(|v| if v.is_empty() { f64::NAN } else { median(v) })
+        .collect();
+    println!("W8 multicore, median of {reps} (loops pinned one per CPU)");
+    for (i, (peer, part, loops)) in rows.iter().enumerate() {
+        let unit = if *part == "w8a" {
+            "tasks/s"
+        } else {
+            "ns/round trip"
+        };
+        println!("  {part} {peer:<11} loops={loops}  {:>14.1} {unit}", med[i]);
+    }
+    for (name, l1, l2) in [("coil/uring", 0, 1), ("coil/epoll", 2, 3)] {
+        let scaling = med[l2] / med[l1];
+        println!(
+            "  W8a scaling {name}: {scaling:.2} (goal >= 1.9; L=2 rate goal >= 1.2 x monoio's)"
+        );
+    }
+    println!("  W8b goal: <= 4000 ns with loops that sleep when idle");
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn w8a_and_w8b_check_their_results() {
+        for choice in [DriverChoice::Uring, DriverChoice::Epoll] {
+            for loops in [1, 2] {
+                let (_, x) = w8a_coil(choice, loops, 1_001).unwrap();
+                assert_eq!(x, reference(1_001), "{choice:?} loops={loops}");
+            }
+            let (_, sum) = w8b_coil(choice, 100).unwrap();
+            assert_eq!(sum, 99 * 100 / 2, "{choice:?}");
+        }
+        assert_eq!(w8b_tokio(100).unwrap().1, 99 * 100 / 2);
+    }
+}
