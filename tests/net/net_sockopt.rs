@@ -8,6 +8,7 @@ use crate::support;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd};
 
+use std::future::Future;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -379,6 +380,27 @@ driver_test! {
             d1.send(b"x").unwrap();
             let mut one = [0u8; 1];
             assert_eq!(d2.recv(&mut one).unwrap(), 1);
+        });
+    }
+}
+
+driver_test! {
+    fn into_std_refuses_while_a_dropped_receive_is_in_flight(rt) {
+        rt.block_on(async {
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            // A receive polled once (nothing to read yet), then dropped: the
+            // op table keeps it until the kernel (or epoll) is done with it.
+            let mut recv = Box::pin(u.recv_from(Vec::with_capacity(8)));
+            std::future::poll_fn(|cx| {
+                assert!(recv.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            drop(recv);
+            // Handing the fd out now could let that receive take a datagram
+            // meant for the std socket: refused.
+            let err = u.into_std().unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{err}");
         });
     }
 }
