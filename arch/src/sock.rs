@@ -216,6 +216,22 @@ pub fn connect_dgram(driver: Option<&mut Driver>, fd: RawFd, to: &SockAddr) -> i
     syscall!(unsafe { libc::connect(fd, p, len) }).map(drop)
 }
 
+/// `fd` itself if it is a kernel fd, which code outside coil can use (the
+/// runtime's `into_std` conversions).
+///
+/// # Errors
+///
+/// `Unsupported` for a simulator socket: only its simulator knows it.
+pub fn kernel_fd(fd: RawFd) -> io::Result<RawFd> {
+    if is_virtual_fd(fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a simulator socket has no kernel fd to hand out",
+        ));
+    }
+    Ok(fd)
+}
+
 /// Closes `fd`: `close(2)` for a kernel fd. A virtual fd is left to the
 /// simulator, which closes it when told with [`Driver::release_fd`] (the
 /// caller tells the driver of every fd it closes, as it must for epoll).

@@ -1,5 +1,7 @@
 //! Files and the file system, asynchronously: [`File`], [`OpenOptions`],
-//! [`Metadata`] and free functions ([`read`], [`write()`], [`rename`], ...).
+//! [`Metadata`], [`read_dir`] (a stream of [`DirEntry`]) and free functions
+//! ([`read`], [`write()`], [`rename`], [`symlink`], [`copy`], ...): std's
+//! `fs` as futures (asyncio has none; Python's `aiofiles` is the nearest).
 //!
 //! ```
 //! coil::run(async {
@@ -22,9 +24,12 @@
 //! - **io_uring**: every operation goes through the ring: `IORING_OP_OPENAT`,
 //!   `READ`/`WRITE` (with an explicit offset), `FSYNC` (with
 //!   `IORING_FSYNC_DATASYNC` for [`File::sync_data`]), `STATX`, `CLOSE`,
-//!   `UNLINKAT`, `RENAMEAT`, `MKDIRAT` and `FTRUNCATE`. An opcode the kernel
-//!   lacks (`FTRUNCATE` before 6.9, the path ops before 5.11/5.15; probed once
-//!   per process) runs on the blocking pool instead.
+//!   `UNLINKAT`, `RENAMEAT`, `MKDIRAT`, `SYMLINKAT`, `LINKAT` and
+//!   `FTRUNCATE`. An opcode the kernel lacks (`FTRUNCATE` before 6.9, the
+//!   path ops before 5.11/5.15; probed once per process) runs on the
+//!   blocking pool instead. What io_uring has no op for runs on the pool
+//!   under every driver: [`read_dir`] (64 entries a trip), [`remove_dir_all`],
+//!   [`copy`], [`canonicalize`].
 //! - **epoll**: regular files have no readiness (they always poll "ready",
 //!   and a read of an uncached page waits for the disk), so every operation
 //!   runs on the blocking pool ([`crate::blocking`]), with the same API and
@@ -61,6 +66,7 @@ mod file;
 mod metadata;
 mod open_options;
 mod ops;
+mod read_dir;
 
 use std::ffi::CString;
 use std::io;
@@ -73,6 +79,7 @@ use coil_arch::op::{self as kop, FsOpcode};
 pub use file::File;
 pub use metadata::Metadata;
 pub use open_options::OpenOptions;
+pub use read_dir::{DirEntry, ReadDir, read_dir};
 
 /// The owned, NUL-terminated copy of a path that an operation carries.
 fn cstr(path: &Path) -> io::Result<CString> {
@@ -331,4 +338,104 @@ pub async fn metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
 pub async fn symlink_metadata(path: impl AsRef<Path>) -> io::Result<Metadata> {
     let op = kop::Statx::path(cstr(path.as_ref())?, false);
     ops::run(op, ops::on_uring()).await
+}
+
+/// Creates a hard link `link` to the file `original` (`linkat(2)`; a
+/// symbolic link `original` is linked itself, not followed). Through the
+/// ring where the kernel has `IORING_OP_LINKAT`, else the blocking pool.
+///
+/// # Errors
+///
+/// The OS error: `NotFound` for a missing `original`, `AlreadyExists` if
+/// `link` exists, `EXDEV` across file systems, `EPERM` for a directory.
+pub async fn hard_link(original: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let op = kop::LinkAt {
+        original: cstr(original.as_ref())?,
+        link: cstr(link.as_ref())?,
+    };
+    ops::run(op, ops::ring_has(Some(FsOpcode::LinkAt))).await
+}
+
+/// Creates a symbolic link at `link` pointing to `target` (`symlinkat(2)`;
+/// `target` need not exist, and a relative one is relative to `link`'s
+/// directory). Through the ring where the kernel has `IORING_OP_SYMLINKAT`,
+/// else the blocking pool. std's `std::os::unix::fs::symlink`.
+///
+/// # Errors
+///
+/// The OS error: `AlreadyExists` if `link` exists, `NotFound` if its
+/// directory does not.
+///
+/// ```
+/// coil::run(async {
+///     let dir = std::env::temp_dir().join(format!("coil-doc-symlink-{}", std::process::id()));
+///     coil::fs::create_dir_all(&dir).await?;
+///     coil::fs::write(dir.join("target"), "t").await?;
+///     coil::fs::symlink("target", dir.join("link")).await?;
+///     assert!(coil::fs::symlink_metadata(dir.join("link")).await?.is_symlink());
+///     assert_eq!(coil::fs::read_to_string(dir.join("link")).await?, "t");
+///     coil::fs::remove_dir_all(&dir).await
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub async fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) -> io::Result<()> {
+    let op = kop::SymlinkAt {
+        target: cstr(target.as_ref())?,
+        link: cstr(link.as_ref())?,
+    };
+    ops::run(op, ops::ring_has(Some(FsOpcode::SymlinkAt))).await
+}
+
+/// Removes a directory and everything in it (std's `remove_dir_all`, which
+/// does not follow symbolic links), on the blocking pool: a walk of many
+/// calls that io_uring has no single op for.
+///
+/// # Errors
+///
+/// The OS error of the first call that failed: `NotFound`,
+/// `PermissionDenied`, `NotADirectory` for a file, ...
+pub async fn remove_dir_all(path: impl AsRef<Path>) -> io::Result<()> {
+    let path = path.as_ref().to_owned();
+    ops::pool(move || std::fs::remove_dir_all(path)).await
+}
+
+/// Copies the contents and permissions of the file `from` to `to`
+/// (created or truncated); the byte count. std's `copy` (which uses
+/// `copy_file_range` in the kernel where it can) on the blocking pool.
+///
+/// # Errors
+///
+/// The OS error: `NotFound` for a missing `from`, `InvalidInput` if `from`
+/// is not a regular file, ...
+pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u64> {
+    let (from, to) = (from.as_ref().to_owned(), to.as_ref().to_owned());
+    ops::pool(move || std::fs::copy(from, to)).await
+}
+
+/// The absolute path of `path` with every symbolic link, `.` and `..`
+/// resolved (`realpath(3)`, std's `canonicalize`), on the blocking pool.
+///
+/// # Errors
+///
+/// The OS error: `NotFound` if any part is missing, `ELOOP` for a link
+/// loop, ...
+pub async fn canonicalize(path: impl AsRef<Path>) -> io::Result<std::path::PathBuf> {
+    let path = path.as_ref().to_owned();
+    ops::pool(move || std::fs::canonicalize(path)).await
+}
+
+/// Whether `path` exists, following symbolic links (a dangling link:
+/// `false`), as std's `try_exists`: `statx`, through the ring under
+/// io_uring.
+///
+/// # Errors
+///
+/// An error other than `NotFound` (`PermissionDenied`, `ELOOP`, ...): the
+/// answer is unknown then.
+pub async fn try_exists(path: impl AsRef<Path>) -> io::Result<bool> {
+    match metadata(path).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -136,6 +136,8 @@ crate::op::unit_operation!(
     kop::UnlinkAt,
     kop::RenameAt,
     kop::MkDirAt,
+    kop::SymlinkAt,
+    kop::LinkAt,
 );
 
 // Path operations and bare fds: bound to no loop (`op` rule O6).
@@ -145,6 +147,8 @@ impl crate::op::OnFd for kop::Close {}
 impl crate::op::OnFd for kop::UnlinkAt {}
 impl crate::op::OnFd for kop::RenameAt {}
 impl crate::op::OnFd for kop::MkDirAt {}
+impl crate::op::OnFd for kop::SymlinkAt {}
+impl crate::op::OnFd for kop::LinkAt {}
 
 /// Whether the current thread runs a coil loop on io_uring.
 pub(crate) fn on_uring() -> bool {
@@ -198,6 +202,18 @@ pub(crate) async fn blocking<T: Operation + Send>(mut op: T) -> T::Output {
             let (op, res) = f.done.take().expect("a finished job holds its op");
             op.complete(res)
         }
+        Err(crate::TaskError::Panicked(p)) => p.resume(),
+        Err(_) => unreachable!("pool jobs are never cancelled"),
+    }
+}
+
+/// Runs `f`, a std call, on the blocking pool (the calls io_uring has no
+/// opcode for: directory walks, copies, `realpath`).
+pub(crate) async fn pool<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    match crate::blocking::spawn_blocking(f).await {
+        Ok(r) => r,
         Err(crate::TaskError::Panicked(p)) => p.resume(),
         Err(_) => unreachable!("pool jobs are never cancelled"),
     }

@@ -1,4 +1,6 @@
-//! Networking: TCP listeners and streams over the loop's driver.
+//! Networking: TCP listeners and streams, UDP and Unix sockets over the
+//! loop's driver; [`TcpSocket`] and the socket options (`setsockopt(2)`
+//! with a getter each), and the conversions to and from std's sockets.
 //!
 //! asyncio's streams and sockets, completion-based: every read and write
 //! takes an owned buffer and gives it back ([`crate::io::BufResult`]). The same
@@ -17,6 +19,7 @@ mod incoming;
 mod socket;
 pub(crate) mod stream;
 mod tcp;
+mod tcp_socket;
 mod udp;
 mod unix;
 
@@ -24,6 +27,7 @@ pub use addr::{Resolve, ToSocketAddrs};
 pub use incoming::Incoming;
 pub(crate) use socket::adopt;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+pub use tcp_socket::TcpSocket;
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixReadHalf, UnixStream, UnixWriteHalf};
 

@@ -173,6 +173,12 @@ impl StreamCore {
         })
     }
 
+    /// Gives the fd up (the `into_std` conversions; see
+    /// `SharedFd::into_raw`).
+    pub(crate) fn into_raw(self) -> io::Result<RawFd> {
+        self.fd.into_raw()
+    }
+
     /// Runs `op`, a `Connect` on the socket `fd`; the connected stream.
     pub(crate) async fn connect(fd: SharedFd, op: kop::Connect) -> io::Result<StreamCore> {
         Op::new(WithFd { op, fd: fd.clone() }).await?;
@@ -305,9 +311,10 @@ pub(crate) struct ListenerCore {
 }
 
 impl ListenerCore {
-    /// Listens on the bound socket `fd` (backlog 1024).
-    pub(crate) fn listen(fd: SharedFd) -> io::Result<ListenerCore> {
-        socket::listen(fd.raw(), 1024)?;
+    /// Listens on the bound socket `fd` with `backlog` (1024 unless a
+    /// `TcpSocket` asked for another).
+    pub(crate) fn listen(fd: SharedFd, backlog: i32) -> io::Result<ListenerCore> {
+        socket::listen(fd.raw(), backlog)?;
         Ok(ListenerCore { fd })
     }
 
@@ -322,6 +329,11 @@ impl ListenerCore {
     #[inline]
     pub(crate) fn raw(&self) -> RawFd {
         self.fd.raw()
+    }
+
+    /// Gives the fd up (see `SharedFd::into_raw`).
+    pub(crate) fn into_raw(self) -> io::Result<RawFd> {
+        self.fd.into_raw()
     }
 
     /// Waits for a connection: the stream, and the peer's address if the

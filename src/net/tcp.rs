@@ -29,7 +29,7 @@ use crate::op::fd::SharedFd;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct TcpListener {
-    core: ListenerCore,
+    pub(super) core: ListenerCore,
 }
 
 impl TcpListener {
@@ -78,7 +78,7 @@ impl TcpListener {
         socket::set_int_opt(fd.raw(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
         socket::bind(fd.raw(), addr)?;
         Ok(TcpListener {
-            core: ListenerCore::listen(fd)?,
+            core: ListenerCore::listen(fd, 1024)?,
         })
     }
 
@@ -166,13 +166,14 @@ impl TcpListener {
 }
 
 socket::socket_traits!(TcpListener, core, local_addr);
+socket::std_conversions!(TcpListener, core, std::net::TcpListener);
 
 /// A TCP connection, like asyncio's `(StreamReader, StreamWriter)` pair.
 ///
 /// Methods take `&self`, so one task can read while another writes (share it
 /// with `Rc`, or split it with [`TcpStream::into_split`]).
 pub struct TcpStream {
-    core: StreamCore,
+    pub(super) core: StreamCore,
 }
 
 impl TcpStream {
@@ -253,21 +254,12 @@ impl TcpStream {
 
     /// Sets `SO_LINGER` (`Some(ZERO)` makes close send a reset).
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        let l = libc::linger {
-            l_onoff: i32::from(linger.is_some()),
-            l_linger: linger.map_or(0, |d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX)),
-        };
-        // SAFETY: `l` is a live local of the size passed.
-        socket::syscall!(unsafe {
-            libc::setsockopt(
-                self.core.raw(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const l).cast(),
-                size_of::<libc::linger>() as libc::socklen_t,
-            )
-        })
-        .map(drop)
+        socket::set_linger(self.core.raw(), linger)
+    }
+
+    /// `SO_LINGER`: `None` when off, else the time in whole seconds.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        socket::linger(self.core.raw())
     }
 }
 
@@ -284,3 +276,4 @@ stream_socket! {
 }
 
 socket::socket_traits!(TcpStream, core, peer_addr);
+socket::std_conversions!(TcpStream, core, std::net::TcpStream);

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
@@ -88,14 +88,40 @@ impl<B: IoBuf> Operation for DgramOp<kop::SendMsg<B>> {
 
 impl Dgram {
     pub(crate) fn new(fd: RawFd) -> Dgram {
+        Dgram::from_shared(SharedFd::new(fd))
+    }
+
+    /// Takes ownership of a std datagram socket for the current loop (the
+    /// `from_std` constructors; see `socket::adopt`).
+    pub(crate) fn adopt(sock: impl std::os::fd::IntoRawFd) -> io::Result<Dgram> {
+        Ok(Dgram::from_shared(socket::adopt(sock)?))
+    }
+
+    fn from_shared(fd: SharedFd) -> Dgram {
         Dgram(Rc::new(DgramInner {
-            fd: SharedFd::new(fd),
+            fd,
             stash: RefCell::default(),
         }))
     }
 
     pub(crate) fn raw(&self) -> RawFd {
         self.0.fd.raw()
+    }
+
+    /// Gives the fd up (the `into_std` conversions; see
+    /// `SharedFd::into_raw`): `InvalidData` while datagrams a cancelled
+    /// receive delivered are kept, `WouldBlock` while a clone lives.
+    pub(crate) fn into_raw(self) -> io::Result<RawFd> {
+        if !self.0.stash.borrow().is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a cancelled receive left datagrams on this socket; receive them first",
+            ));
+        }
+        let inner = Rc::try_unwrap(self.0).map_err(|_| {
+            io::Error::new(io::ErrorKind::WouldBlock, "an operation is still in flight")
+        })?;
+        inner.fd.into_raw()
     }
 
     /// Receives one datagram into `buf`'s spare capacity; queued datagrams
@@ -301,15 +327,84 @@ impl UdpSocket {
         socket::peer_addr(self.sock.raw())
     }
 
-    /// Sets `SO_BROADCAST`.
-    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
-        socket::set_int_opt(
-            self.sock.raw(),
-            libc::SOL_SOCKET,
-            libc::SO_BROADCAST,
-            i32::from(on),
-        )
+    /// Adopts a socket made with the standard library (its blocking mode is
+    /// set to what the loop's driver needs).
+    ///
+    /// # Errors
+    ///
+    /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
+    pub fn from_std(sock: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            sock: Dgram::adopt(sock)?,
+        })
+    }
+
+    socket::int_options! {
+        /// Sets `SO_BROADCAST` (sending to a broadcast address is allowed).
+        fn set_broadcast;
+        /// Whether `SO_BROADCAST` is set.
+        fn broadcast -> bool = (SOL_SOCKET, SO_BROADCAST);
+
+        /// Sets `IP_TTL`, the time to live of the datagrams sent (IPv4).
+        fn set_ttl;
+        /// `IP_TTL`.
+        fn ttl -> u32 = (IPPROTO_IP, IP_TTL);
+
+        /// Sets `IP_MULTICAST_TTL`: how many hops a multicast datagram may
+        /// take (1, the default, keeps it on the local network).
+        fn set_multicast_ttl_v4;
+        /// `IP_MULTICAST_TTL`.
+        fn multicast_ttl_v4 -> u32 = (IPPROTO_IP, IP_MULTICAST_TTL);
+
+        /// Sets `IP_MULTICAST_LOOP`: whether this host receives its own
+        /// multicast datagrams (IPv4).
+        fn set_multicast_loop_v4;
+        /// `IP_MULTICAST_LOOP`.
+        fn multicast_loop_v4 -> bool = (IPPROTO_IP, IP_MULTICAST_LOOP);
+
+        /// Sets `IPV6_MULTICAST_LOOP` (IPv6 sockets).
+        fn set_multicast_loop_v6;
+        /// `IPV6_MULTICAST_LOOP`.
+        fn multicast_loop_v6 -> bool = (IPPROTO_IPV6, IPV6_MULTICAST_LOOP);
+    }
+
+    socket::buffer_size_methods!();
+
+    /// Joins the IPv4 multicast group `group` on the interface with address
+    /// `interface` (`UNSPECIFIED`: the kernel picks one), `IP_ADD_MEMBERSHIP`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error (`EINVAL` for an address that is not multicast, `ENODEV`
+    /// without a route to the group, ...).
+    pub fn join_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        socket::with_std(self.sock.raw(), |s: &std::net::UdpSocket| {
+            s.join_multicast_v4(&group, &interface)
+        })
+    }
+
+    /// Leaves an IPv4 multicast group (`IP_DROP_MEMBERSHIP`).
+    pub fn leave_multicast_v4(&self, group: Ipv4Addr, interface: Ipv4Addr) -> io::Result<()> {
+        socket::with_std(self.sock.raw(), |s: &std::net::UdpSocket| {
+            s.leave_multicast_v4(&group, &interface)
+        })
+    }
+
+    /// Joins the IPv6 multicast group `group` on the interface with index
+    /// `interface` (0: the kernel picks one), `IPV6_ADD_MEMBERSHIP`.
+    pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        socket::with_std(self.sock.raw(), |s: &std::net::UdpSocket| {
+            s.join_multicast_v6(group, interface)
+        })
+    }
+
+    /// Leaves an IPv6 multicast group (`IPV6_DROP_MEMBERSHIP`).
+    pub fn leave_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        socket::with_std(self.sock.raw(), |s: &std::net::UdpSocket| {
+            s.leave_multicast_v6(group, interface)
+        })
     }
 }
 
 socket::socket_traits!(UdpSocket, sock, local_addr);
+socket::std_conversions!(UdpSocket, sock, std::net::UdpSocket);

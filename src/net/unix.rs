@@ -12,8 +12,7 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::mem::ManuallyDrop;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::SocketAddr;
@@ -22,7 +21,7 @@ use std::sync::OnceLock;
 
 use coil_arch::op::SockAddr;
 
-use super::socket::{nonblocking, syscall};
+use super::socket::{nonblocking, syscall, with_std};
 
 mod datagram;
 mod listener;
@@ -123,13 +122,6 @@ fn std_from_raw(a: &SockAddr) -> io::Result<SocketAddr> {
 }
 
 /// Runs `f` on a std view of `fd` without taking ownership of it.
-fn with_std<T: FromRawFd, R>(fd: RawFd, f: impl FnOnce(&T) -> R) -> R {
-    // SAFETY: `fd` is a live socket owned by a SharedFd that outlives this
-    // call; ManuallyDrop keeps the std value from closing it.
-    let s = ManuallyDrop::new(unsafe { T::from_raw_fd(fd) });
-    f(&s)
-}
-
 fn unix_socket(ty: i32) -> io::Result<RawFd> {
     let nb = if nonblocking()? {
         libc::SOCK_NONBLOCK

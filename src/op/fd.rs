@@ -74,6 +74,43 @@ impl SharedFd {
         self.0.fd
     }
 
+    /// Gives the fd up instead of closing it (the `into_std` conversions):
+    /// the loop is told, as for a close, so its driver forgets the fd
+    /// (rule 2), and the number is returned open.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` while another clone lives (an op still in flight, such
+    /// as a dropped read the kernel has not finished, or another half of a
+    /// split stream); `InvalidData` while bytes or connections a cancelled
+    /// read or accept delivered are kept (rule 3: giving the fd away would
+    /// lose them); `Unsupported` for a simulator socket, which has no kernel
+    /// fd. `self` is dropped (the fd closed) in every error case but the
+    /// first two, where the caller gets no fd either: the socket closes with
+    /// its last clone.
+    pub(crate) fn into_raw(self) -> std::io::Result<RawFd> {
+        use std::io::{Error, ErrorKind};
+        coil_arch::sock::kernel_fd(self.0.fd)?;
+        if !self.0.stash.borrow().is_empty() || !self.0.accepted.borrow().is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidData,
+                "a cancelled read or accept left bytes or connections on this socket; \
+                 read or accept them before giving the fd away",
+            ));
+        }
+        let mut inner = Rc::try_unwrap(self.0).map_err(|_| {
+            Error::new(
+                ErrorKind::WouldBlock,
+                "an operation is still in flight on this socket (or another half holds it)",
+            )
+        })?;
+        let fd = std::mem::replace(&mut inner.fd, -1);
+        if let Some(home) = &inner.home {
+            home.fd_closed(fd);
+        }
+        Ok(fd) // `inner` drops with fd -1: nothing is closed
+    }
+
     /// Rule 2: `Ok` if an op on this fd may go to the loop whose home is
     /// `current`, else the home it belongs to.
     #[inline]
@@ -208,6 +245,9 @@ impl Future for OrphansDone<'_> {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.fd < 0 {
+            return; // given up by `into_raw` (which checked nothing is kept)
+        }
         let home = self.home.as_deref();
         for (fd, _) in self.accepted.get_mut().drain(..) {
             // SAFETY: queued accepted fds are owned by this listener alone,

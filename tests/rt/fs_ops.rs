@@ -144,3 +144,116 @@ driver_test! {
         });
     }
 }
+
+driver_test! {
+    fn read_dir_of_a_hundred_entries(rt) {
+        let dir = TempDir::new("fsops-read_dir");
+        rt.block_on(async {
+            use coil::stream::StreamExt;
+            for i in 0..98 {
+                fs::write(dir.path(&format!("f{i:03}")), vec![0u8; i]).await.unwrap();
+            }
+            fs::create_dir(dir.path("sub")).await.unwrap();
+            fs::symlink("f000", dir.path("link")).await.unwrap();
+            let mut entries = fs::read_dir(dir.dir()).await.unwrap();
+            let mut seen = Vec::new();
+            while let Some(e) = entries.next().await {
+                let e = e.unwrap();
+                assert_eq!(e.path(), dir.path(e.file_name().to_str().unwrap()));
+                let name = e.file_name().into_string().unwrap();
+                let ft = e.file_type();
+                let md = e.metadata().await.unwrap();
+                match name.as_str() {
+                    "sub" => assert!(ft.is_dir() && md.is_dir()),
+                    "link" => assert!(ft.is_symlink() && md.is_symlink(), "not followed"),
+                    f => {
+                        assert!(ft.is_file());
+                        assert_eq!(md.len(), f[1..].parse::<u64>().unwrap());
+                    }
+                }
+                seen.push(name);
+            }
+            assert_eq!(seen.len(), 100);
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), 100, "each entry once");
+            assert!(entries.next().await.is_none(), "stays ended");
+            let e = fs::read_dir(dir.path("missing")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+            let e = fs::read_dir(dir.path("f001")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+        });
+    }
+
+    fn links_copy_canonicalize_exists(rt) {
+        let dir = TempDir::new("fsops-links");
+        rt.block_on(async {
+            let f = dir.path("file");
+            fs::write(&f, "contents").await.unwrap();
+            fs::hard_link(&f, dir.path("hard")).await.unwrap();
+            assert_eq!(fs::metadata(&f).await.unwrap().nlink(), 2);
+            assert_eq!(fs::read_to_string(dir.path("hard")).await.unwrap(), "contents");
+            let e = fs::hard_link(&f, dir.path("hard")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+            let e = fs::hard_link(dir.path("missing"), dir.path("h2")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+
+            fs::symlink("file", dir.path("soft")).await.unwrap();
+            assert_eq!(std::fs::read_link(dir.path("soft")).unwrap(), std::path::Path::new("file"));
+            let e = fs::symlink("file", dir.path("soft")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+
+            assert_eq!(fs::copy(&f, dir.path("copy")).await.unwrap(), 8);
+            assert_eq!(fs::read(dir.path("copy")).await.unwrap(), b"contents");
+            let e = fs::copy(dir.path("missing"), dir.path("c2")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+
+            let canon = fs::canonicalize(dir.path("soft")).await.unwrap();
+            assert_eq!(canon, std::fs::canonicalize(&f).unwrap());
+            let e = fs::canonicalize(dir.path("missing/x")).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+
+            assert!(fs::try_exists(&f).await.unwrap());
+            assert!(fs::try_exists(dir.path("soft")).await.unwrap());
+            assert!(!fs::try_exists(dir.path("missing")).await.unwrap());
+            fs::symlink("nowhere", dir.path("dangling")).await.unwrap();
+            assert!(!fs::try_exists(dir.path("dangling")).await.unwrap(), "followed");
+        });
+    }
+
+    fn symlink_loop_metadata_vs_symlink_metadata(rt) {
+        let dir = TempDir::new("fsops-loop");
+        rt.block_on(async {
+            let (a, b) = (dir.path("a"), dir.path("b"));
+            fs::symlink(&b, &a).await.unwrap();
+            fs::symlink(&a, &b).await.unwrap();
+            let e = fs::metadata(&a).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+            assert!(fs::symlink_metadata(&a).await.unwrap().is_symlink());
+            let e = fs::try_exists(&a).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+            let e = fs::canonicalize(&a).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP));
+        });
+    }
+
+    fn remove_dir_all_removes_a_tree(rt) {
+        let dir = TempDir::new("fsops-rmtree");
+        rt.block_on(async {
+            let top = dir.path("top");
+            fs::create_dir_all(top.join("a/b/c")).await.unwrap();
+            for p in ["x", "a/y", "a/b/z", "a/b/c/w"] {
+                fs::write(top.join(p), "data").await.unwrap();
+            }
+            // A link out of the tree is removed, not followed.
+            let outside = dir.path("outside");
+            fs::write(&outside, "keep").await.unwrap();
+            fs::symlink(&outside, top.join("a/out")).await.unwrap();
+            fs::remove_dir_all(&top).await.unwrap();
+            assert!(!fs::try_exists(&top).await.unwrap());
+            assert_eq!(fs::read_to_string(&outside).await.unwrap(), "keep");
+            let e = fs::remove_dir_all(&top).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        });
+    }
+}

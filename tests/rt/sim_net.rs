@@ -225,3 +225,26 @@ fn files_and_unix_sockets_are_not_simulated() {
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::Unsupported);
     });
 }
+
+#[test]
+fn tcp_socket_builder_in_memory() {
+    Builder::new().seed(5).run(async {
+        let s = coil::net::TcpSocket::new_v4().unwrap();
+        s.set_reuseaddr(true).unwrap();
+        assert!(s.reuseaddr().unwrap(), "the simulator records int options");
+        s.set_nodelay(true).unwrap();
+        s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = s.listen(4).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = coil::spawn(coil::net::TcpSocket::new_v4().unwrap().connect(addr));
+        let (_conn, peer) = listener.accept().await.unwrap();
+        let client = client.await.unwrap().unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // A simulator socket has no kernel fd to give away.
+        let err = client.into_std().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        u.set_ttl(9).unwrap();
+        assert_eq!(u.ttl().unwrap(), 9);
+    });
+}

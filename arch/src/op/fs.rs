@@ -1,5 +1,5 @@
 //! File-system operations: open, fsync, statx, unlink, rename, mkdir,
-//! ftruncate (reads and writes of files are [`Read`](super::Read) and
+//! symlink, link, ftruncate (reads and writes of files are [`Read`](super::Read) and
 //! [`Write`](super::Write) with an offset).
 //!
 //! Every path is an owned [`CString`] inside the op, and `statx` writes into a
@@ -308,6 +308,72 @@ unsafe impl OpCode for MkDirAt {
     }
 }
 
+/// Create a symbolic link at `link` whose target is `target`:
+/// `symlinkat(2)`.
+#[derive(Debug)]
+pub struct SymlinkAt {
+    /// What the link points to (not checked: it may not exist).
+    pub target: CString,
+    /// The new link's path.
+    pub link: CString,
+}
+
+// SAFETY: the entry points at `target` and `link`, both owned by `self`.
+unsafe impl OpCode for SymlinkAt {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let cwd = types::Fd(libc::AT_FDCWD);
+        opcode::SymlinkAt::new(cwd, self.target.as_ptr(), self.link.as_ptr()).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Immediate
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        // SAFETY: both paths are valid NUL-terminated strings owned by `self`.
+        syscall!(unsafe {
+            libc::symlinkat(self.target.as_ptr(), libc::AT_FDCWD, self.link.as_ptr())
+        })?;
+        Ok(0)
+    }
+}
+
+/// Create a hard link `link` to the existing file `original`: `linkat(2)`
+/// (a symbolic link `original` is linked itself, not followed).
+#[derive(Debug)]
+pub struct LinkAt {
+    /// The existing file.
+    pub original: CString,
+    /// The new name.
+    pub link: CString,
+}
+
+// SAFETY: the entry points at `original` and `link`, both owned by `self`.
+unsafe impl OpCode for LinkAt {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let cwd = types::Fd(libc::AT_FDCWD);
+        opcode::LinkAt::new(cwd, self.original.as_ptr(), cwd, self.link.as_ptr()).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Immediate
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        // SAFETY: both paths are valid NUL-terminated strings owned by `self`.
+        syscall!(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                self.original.as_ptr(),
+                libc::AT_FDCWD,
+                self.link.as_ptr(),
+                0,
+            )
+        })?;
+        Ok(0)
+    }
+}
+
 /// Opcodes of this module that a kernel may lack even when the driver's
 /// probe passed (the probe requires `OPENAT`, `STATX`, `FSYNC` and `CLOSE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,13 +386,17 @@ pub enum FsOpcode {
     MkDirAt,
     /// `IORING_OP_FTRUNCATE` (Linux 6.9).
     Ftruncate,
+    /// `IORING_OP_SYMLINKAT` (Linux 5.15).
+    SymlinkAt,
+    /// `IORING_OP_LINKAT` (Linux 5.15).
+    LinkAt,
 }
 
 /// Whether this kernel's io_uring supports `op`. Probed once per process
 /// with `IORING_REGISTER_PROBE` on a small ring of its own; `false` if
 /// io_uring cannot be set up at all.
 pub fn uring_supports(op: FsOpcode) -> bool {
-    static PROBED: OnceLock<Option<[bool; 4]>> = OnceLock::new();
+    static PROBED: OnceLock<Option<[bool; 6]>> = OnceLock::new();
     let probed = PROBED.get_or_init(|| {
         let ring = io_uring::IoUring::new(2).ok()?;
         let mut probe = io_uring::Probe::new();
@@ -336,6 +406,8 @@ pub fn uring_supports(op: FsOpcode) -> bool {
             probe.is_supported(opcode::RenameAt::CODE),
             probe.is_supported(opcode::MkDirAt::CODE),
             probe.is_supported(opcode::Ftruncate::CODE),
+            probe.is_supported(opcode::SymlinkAt::CODE),
+            probe.is_supported(opcode::LinkAt::CODE),
         ])
     });
     probed.is_some_and(|p| p[op as usize])
@@ -381,6 +453,26 @@ mod tests {
         let mut st = Statx::path(g.clone(), true);
         st.perform().unwrap();
         assert_eq!(st.buf.stx_size, 10);
+        let h = CString::new(dir.join("h").to_str().unwrap()).unwrap();
+        LinkAt {
+            original: g.clone(),
+            link: h.clone(),
+        }
+        .perform()
+        .unwrap();
+        let s = CString::new(dir.join("s").to_str().unwrap()).unwrap();
+        SymlinkAt {
+            target: CString::new("h").unwrap(),
+            link: s.clone(),
+        }
+        .perform()
+        .unwrap();
+        let mut st = Statx::path(s.clone(), true);
+        st.perform().unwrap();
+        assert_eq!((st.buf.stx_size, st.buf.stx_nlink), (10, 2));
+        for p in [s, h] {
+            UnlinkAt { path: p, flags: 0 }.perform().unwrap();
+        }
         UnlinkAt { path: g, flags: 0 }.perform().unwrap();
         let err = UnlinkAt {
             path: d.clone(),

@@ -32,7 +32,8 @@ mod vectored;
 
 pub use fd::{CURRENT_POSITION, Close, Nop, PollReadable, Read, Write};
 pub use fs::{
-    FsOpcode, Fsync, Ftruncate, MkDirAt, OpenAt, RenameAt, Statx, UnlinkAt, uring_supports,
+    FsOpcode, Fsync, Ftruncate, LinkAt, MkDirAt, OpenAt, RenameAt, Statx, SymlinkAt, UnlinkAt,
+    uring_supports,
 };
 pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
 pub(crate) use net::{init_bytes, spare_capacity, spare_ptr};

@@ -66,6 +66,18 @@ impl UnixDatagram {
         })
     }
 
+    /// Adopts a datagram socket made with the standard library (its blocking
+    /// mode is set to what the loop's driver needs).
+    ///
+    /// # Errors
+    ///
+    /// Outside a running loop, or if `fcntl` fails; the socket is closed then.
+    pub fn from_std(sock: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            sock: Dgram::adopt(sock)?,
+        })
+    }
+
     /// Two connected, unnamed datagram sockets (`socketpair(2)`).
     pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
         let (a, b) = socketpair(libc::SOCK_DGRAM)?;
@@ -147,3 +159,4 @@ impl UnixDatagram {
 }
 
 socket::socket_traits!(UnixDatagram, sock, local_addr);
+socket::std_conversions!(UnixDatagram, sock, std::os::unix::net::UnixDatagram);

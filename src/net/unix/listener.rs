@@ -70,7 +70,7 @@ impl UnixListener {
         let fd = SharedFd::new(unix_socket(libc::SOCK_STREAM)?);
         bind_raw(fd.raw(), a)?;
         Ok(UnixListener {
-            core: ListenerCore::listen(fd)?,
+            core: ListenerCore::listen(fd, 1024)?,
         })
     }
 
@@ -121,3 +121,4 @@ impl UnixListener {
 }
 
 socket::socket_traits!(UnixListener, core, local_addr);
+socket::std_conversions!(UnixListener, core, std::os::unix::net::UnixListener);

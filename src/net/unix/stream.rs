@@ -126,3 +126,4 @@ stream_socket! {
 }
 
 socket::socket_traits!(UnixStream, core, peer_addr);
+socket::std_conversions!(UnixStream, core, std::os::unix::net::UnixStream);
