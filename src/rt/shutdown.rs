@@ -38,12 +38,9 @@ impl Core {
         if std::thread::panicking() || super::in_runtime() {
             return;
         }
-        let live = self.live_tasks();
-        let any_cooperative = live.iter().any(|t| t.request_state().is_some());
-        for t in live {
-            // SAFETY: `live_tasks` took one reference per task for us.
-            unsafe { t.release(1) };
-        }
+        let mut any_cooperative = false;
+        self.owned
+            .for_each(|t| any_cooperative |= t.request_state().is_some());
         if !any_cooperative {
             return;
         }

@@ -207,12 +207,7 @@ where
         // An enclosing scope catches the cancellation (rule 9): raise it
         // there, as asyncio's group re-raises `CancelledError` (only when
         // no child failed: else, as asyncio, the failures are the answer).
-        let c = *c;
-        return poll_fn(move |_| {
-            super::raise(c.clone());
-            Poll::Pending
-        })
-        .await;
+        return c.reraise().await;
     }
     let mut st = inner.state.borrow_mut();
     match output {
