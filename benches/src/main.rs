@@ -15,6 +15,7 @@
 mod echo;
 mod file;
 mod harness;
+mod idle;
 mod multicore;
 mod opts;
 mod peers;
@@ -42,6 +43,9 @@ fn main() -> ExitCode {
     }
     if opts.workload.as_deref() == Some("multicore") {
         return multicore::main(&opts); // W8: its loops pin themselves
+    }
+    if let Some(code) = idle::dispatch(&opts) {
+        return code; // W9: idle client or the W9 suite (its servers are W5's)
     }
     if let Some(code) = echo::dispatch(&opts) {
         return code; // W5: echo server, loadgen, or the W5 suite
