@@ -380,6 +380,19 @@ impl Driver {
         self.completed.drain(..)
     }
 
+    /// Registers `ring` as a provided-buffer ring (`IORING_REGISTER_PBUF_RING`,
+    /// Linux 5.19+) so buffer-select reads ([`op::RecvPooled`](crate::op::RecvPooled))
+    /// pick from it in the kernel. `Unsupported` under epoll and the simulator, and
+    /// the kernel's error where it refuses; the ring then stays in user mode, which
+    /// works everywhere. Register a ring once, with one driver (`pbuf.rs`).
+    pub fn register_buf_ring(&mut self, ring: &crate::pbuf::BufRing) -> io::Result<()> {
+        match &mut self.inner {
+            #[cfg(not(miri))]
+            Inner::Uring(d) => d.register_buf_ring(ring),
+            Inner::Epoll(_) | Inner::Sim(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     /// Forgets what the driver knows about `fd` (epoll: its registration).
     /// Call it when an fd that operations were submitted on has been closed,
     /// before its number can be reused; no operation on it may be pending.

@@ -121,6 +121,7 @@ mod driver;
 mod epoll;
 mod fallback;
 pub mod op;
+pub mod pbuf;
 pub mod signal;
 pub mod sim;
 pub mod sock;

@@ -111,16 +111,20 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
         std::process::exit(3);
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // `impl=pooled` (W9): coil reads with `read_pooled` instead of a Vec per read.
+    let pooled = opts.keys.get("impl").is_some_and(|i| i == "pooled");
     let r = match peer {
-        "coil/uring" => coil_server(coil::runtime::DriverChoice::Uring, addr),
-        "coil/epoll" => coil_server(coil::runtime::DriverChoice::Epoll, addr),
+        "coil/uring" => coil_server(coil::runtime::DriverChoice::Uring, addr, pooled),
+        "coil/epoll" => coil_server(coil::runtime::DriverChoice::Epoll, addr, pooled),
         "coil-pool/uring" => coil_pool_server(coil::runtime::DriverChoice::Uring, addr),
         "coil-pool/epoll" => coil_pool_server(coil::runtime::DriverChoice::Epoll, addr),
         "tokio" => tokio_server(addr),
         "monoio" => monoio_server(addr, true),
         "monoio-legacy" => monoio_server(addr, false),
         // W9 (idle.rs) asks for a 4 KiB buffer per connection, as a runtime's task holds.
-        "raw-epoll" => raw_epoll_server(addr, opts.keys.get("impl").is_some_and(|i| i == "conn-buf")),
+        "raw-epoll" => {
+            raw_epoll_server(addr, opts.keys.get("impl").is_some_and(|i| i == "conn-buf"))
+        }
         "raw-uring"
         | "raw-uring-defer"
         | "raw-uring-fixed"
@@ -144,12 +148,39 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
     }
 }
 
-fn coil_server(choice: coil::runtime::DriverChoice, addr: SocketAddr) -> Result<(), String> {
+fn coil_server(
+    choice: coil::runtime::DriverChoice,
+    addr: SocketAddr,
+    pooled: bool,
+) -> Result<(), String> {
     let rt = coil::Runtime::builder()
         .driver(choice)
         .build()
         .map_err(|e| format!("coil runtime: {e}"))?;
-    rt.block_on(coil_serve(addr))
+    if pooled {
+        rt.block_on(coil_serve_pooled(addr))
+    } else {
+        rt.block_on(coil_serve(addr))
+    }
+}
+
+/// coil's echo server on pooled reads (`read_pooled`): a task holds a buffer
+/// of the loop's pool only from the read's completion until its echo is sent.
+async fn coil_serve_pooled(addr: SocketAddr) -> Result<(), String> {
+    let l = coil::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
+    loop {
+        let Ok((s, _)) = l.accept().await else {
+            continue;
+        };
+        let _ = s.set_nodelay(true);
+        drop(coil::spawn(async move {
+            while let Ok(buf) = s.read_pooled().await {
+                if buf.is_empty() || s.write_all(buf).await.0.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
 }
 
 /// W8c: the same server as the one loop of a `coil::pool::Pool` (the loop's

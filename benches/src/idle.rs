@@ -32,7 +32,9 @@ use crate::report::{Json, Outcome, field, field_f64, median};
 
 /// The W9 servers, in table order (coil first: the ratios divide by it). A
 /// `peer@impl` row passes `impl=` to the server.
-pub const SERVERS: [&str; 7] = [
+pub const SERVERS: [&str; 9] = [
+    "coil/uring@pooled",
+    "coil/epoll@pooled",
     "coil/uring@vec",
     "coil/epoll@vec",
     "tokio",
@@ -229,7 +231,9 @@ fn client(peer: &str, opts: &Opts) -> Result<Outcome, String> {
                 // SAFETY: `buf` is writable for its length.
                 let k = unsafe { libc::recv(fds[i], buf.as_mut_ptr().cast(), buf.len(), 0) };
                 if k <= 0 {
-                    if k == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    if k == 0
+                        || std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
+                    {
                         errors += 1;
                         // SAFETY: stop watching a dead connection (it stays open).
                         unsafe {
@@ -279,7 +283,10 @@ fn client(peer: &str, opts: &Opts) -> Result<Outcome, String> {
             ("server_cpu_ms".into(), num(med(&cpu_ms))),
             ("rss_before".into(), Json::Int(rss_before as i64)),
             ("rss_idle".into(), Json::Int(rss_idle as i64)),
-            ("rss_end".into(), rss_end.map_or(Json::Null, |x| Json::Int(x as i64))),
+            (
+                "rss_end".into(),
+                rss_end.map_or(Json::Null, |x| Json::Int(x as i64)),
+            ),
             ("setup_ms".into(), Json::Num(setup_ms)),
             ("errors".into(), Json::Int(errors as i64)),
             ("mismatches".into(), Json::Int(mismatches as i64)),
@@ -323,9 +330,13 @@ fn run_one(row: &str, extra: &[String]) -> String {
         Err(e) => return err(format!("spawn server: {e}")),
     };
     let mut cl = pinned(1, &exe);
-    cl.args(["idle-client", &format!("peer={row}"), &format!("port={port}")])
-        .arg(format!("server_pid={}", server.id()))
-        .args(extra);
+    cl.args([
+        "idle-client",
+        &format!("peer={row}"),
+        &format!("port={port}"),
+    ])
+    .arg(format!("server_pid={}", server.id()))
+    .args(extra);
     if let Some(i) = imp {
         cl.arg(format!("impl={i}"));
     }
@@ -362,7 +373,8 @@ fn suite(opts: &Opts) -> ExitCode {
     };
     eprintln!("coil-benches W9: servers on CPU 0, client on CPU 1, {reps} rep(s), {extra:?}");
     // Interleaved: every row once per rep, so drift on a shared machine hits all rows alike.
-    let mut lines: Vec<(String, Vec<String>)> = rows.iter().map(|r| (r.clone(), Vec::new())).collect();
+    let mut lines: Vec<(String, Vec<String>)> =
+        rows.iter().map(|r| (r.clone(), Vec::new())).collect();
     for rep in 0..reps {
         for (r, v) in &mut lines {
             let l = run_one(r, &extra);

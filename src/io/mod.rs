@@ -39,6 +39,7 @@ pub(crate) mod traits;
 
 pub use buf_reader::{BufReader, IncompleteRead, LimitOverrun, Lines};
 pub use buf_writer::BufWriter;
+pub use coil_arch::pbuf::PooledBuf;
 pub use coil_arch::{BufResult, IoBuf, IoBufMut};
 pub use copy::copy;
 pub use slice::Slice;

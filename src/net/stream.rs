@@ -10,11 +10,13 @@
 //! connections they kept (rule 3), and only then asks the kernel.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{IntoRawFd, RawFd};
 
 use coil_arch::op as kop;
+use coil_arch::pbuf::{BufRing, PooledBuf};
 use coil_arch::{BufResult, IoBuf, IoBufMut};
 
 use super::socket::{self, nonblocking};
@@ -108,7 +110,82 @@ impl Operation for WithFd<kop::Accept> {
     }
 }
 
+/// A pooled read: the output is the buffer the completion names (its CQE flags
+/// carry the id under io_uring), and the bytes of one that completes after
+/// its future was dropped go to the stash, the buffer back to the pool
+/// (op/fd.rs rule 3).
+impl Operation for WithFd<kop::RecvPooled> {
+    type Output = io::Result<PooledBuf>;
+
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
+        self.complete_flags(res, 0)
+    }
+
+    fn complete_flags(mut self, res: io::Result<usize>, flags: u32) -> Self::Output {
+        self.op.filled(res, flags)
+    }
+
+    fn on_orphaned(&self) {
+        self.fd.orphan_begin();
+    }
+
+    fn complete_orphan_flags(mut self, res: io::Result<usize>, flags: u32) {
+        if let Ok(buf) = self.op.filled(res, flags) {
+            self.fd.stash(&buf); // then `buf` drops: back to the pool
+        }
+        self.fd.orphan_end();
+    }
+}
+
 crate::op::unit_operation!(WithFd<kop::Connect>, WithFd<kop::Shutdown>);
+
+/// Buffers in a loop's read pool (`read_pooled`), and their size: 2 MiB of
+/// address space, touched only as reads fill buffers.
+const POOL_BUFS: u16 = 512;
+const POOL_BUF_SIZE: u32 = 4096;
+
+/// The running loop's read pool, made on first use and registered with its
+/// driver where the driver takes it (io_uring); elsewhere it stays in user mode.
+fn loop_pool() -> io::Result<BufRing> {
+    crate::rt::with_core(|core| {
+        let core = core.ok_or_else(crate::op::outside_loop)?;
+        core.home().buf_ring(|| {
+            let ring = BufRing::new(POOL_BUFS, POOL_BUF_SIZE, 0)?;
+            // Refused (epoll, the simulator, an old kernel): user mode.
+            let _ = crate::rt::with_driver(|d| d.map(|d| d.register_buf_ring(&ring)));
+            Ok(ring)
+        })
+    })
+}
+
+/// A read into a buffer of the loop's pool on `fd` (`read_pooled`): the same
+/// rules as [`read_with`] (dropped reads first, then kept bytes, in a plain
+/// buffer), then a [`kop::RecvPooled`]; with no pooled buffer free, a plain
+/// read into a fresh `Vec` of the pool's buffer size.
+pub(crate) async fn read_pooled(fd: &SharedFd) -> io::Result<PooledBuf> {
+    fd.orphans_done().await?;
+    let mut kept = Vec::new();
+    if fd.has_stash() {
+        kept.reserve_exact(POOL_BUF_SIZE as usize);
+        if let Some(res) = fd.take_stash(&mut kept) {
+            return res.map(|_| PooledBuf::from_vec(kept));
+        }
+    }
+    let pool = loop_pool()?;
+    let res = Op::new(WithFd {
+        op: kop::RecvPooled::new(fd.raw(), pool),
+        fd: fd.clone(),
+    })
+    .await;
+    match res {
+        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+            kept.reserve_exact(POOL_BUF_SIZE as usize);
+            let BufResult(res, v) = read_with(fd, kept, |fd, buf| kop::Recv { fd, buf }).await;
+            res.map(|_| PooledBuf::from_vec(v))
+        }
+        other => other,
+    }
+}
 
 /// A byte-stream read on `fd` (op/fd.rs rules 3 and 4): waits for dropped
 /// reads still in flight, takes the bytes they kept, and only then asks the
@@ -192,6 +269,10 @@ impl StreamCore {
 
     pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         read_with(&self.fd, buf, |fd, buf| kop::Recv { fd, buf }).await
+    }
+
+    pub(crate) fn read_pooled(&self) -> impl Future<Output = io::Result<PooledBuf>> + '_ {
+        read_pooled(&self.fd)
     }
 
     pub(crate) async fn read_exact<B: IoBufMut>(&self, mut buf: B) -> BufResult<(), B> {
@@ -378,6 +459,8 @@ macro_rules! stream_socket {
                 read<IoBufMut>(buf: B) -> $crate::io::BufResult<usize, B>
             );
 
+            $crate::net::stream::stream_socket!(@pooled);
+
             $crate::net::stream::stream_socket!(@fn
                 /// Reads until `buf` is full (`len == capacity`).
                 ///
@@ -453,6 +536,10 @@ macro_rules! stream_socket {
             read_exact<IoBufMut>(buf: B) -> $crate::io::BufResult<(), B>,
         );
 
+        impl $read_half {
+            $crate::net::stream::stream_socket!(@pooled);
+        }
+
         $crate::net::stream::stream_socket!(@half $stream, $write_half, "write";
             write<IoBuf>(buf: B) -> $crate::io::BufResult<usize, B>,
             write_all<IoBuf>(buf: B) -> $crate::io::BufResult<(), B>,
@@ -488,6 +575,30 @@ macro_rules! stream_socket {
                     .field("fd", &self.core)
                     .finish()
             }
+        }
+    };
+
+    // `read_pooled`, for the stream and its read half.
+    (@pooled) => {
+        /// Reads some bytes into a buffer of the loop's read pool and hands it
+        /// over: an owned [`PooledBuf`](crate::io::PooledBuf) that dereferences to
+        /// the bytes and goes back to the pool when dropped
+        /// ([`into_vec`](crate::io::PooledBuf::into_vec) copies them out). Unlike
+        /// [`read`](Self::read), no buffer is held while the read waits, so an idle
+        /// connection costs no buffer: under io_uring the kernel picks a buffer of
+        /// the pool (registered as a provided-buffer ring) when data arrives;
+        /// under epoll one is taken once the socket is readable. An empty buffer
+        /// means end of stream. When every pooled buffer is out, the read uses a
+        /// fresh allocation instead; it never fails for want of a buffer.
+        ///
+        /// Cancel-safe as `read`: bytes a dropped `read_pooled` received are
+        /// kept for the next read on this stream. `docs/io-ops.md` (provided
+        /// buffers) has the design.
+        #[inline]
+        pub fn read_pooled(
+            &self,
+        ) -> impl std::future::Future<Output = std::io::Result<$crate::io::PooledBuf>> + '_ {
+            self.core.read_pooled()
         }
     };
 

@@ -143,6 +143,12 @@ impl SharedFd {
         self.0.stash.borrow_mut().extend(bytes);
     }
 
+    /// Rule 3: bytes are kept.
+    #[inline]
+    pub(crate) fn has_stash(&self) -> bool {
+        !self.0.stash.borrow().is_empty()
+    }
+
     /// Rule 3: move stashed bytes into `buf`'s spare capacity. `None` if
     /// nothing is stashed (or `buf` has no room); the rule 2 error, and the
     /// bytes left where they are, away from the fd's loop.

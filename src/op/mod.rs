@@ -110,6 +110,21 @@ pub(crate) trait Operation: OpCode + OnFd + Sized + 'static {
     fn complete_orphan(self, res: io::Result<usize>) {
         drop((self, res));
     }
+
+    /// [`complete`](Self::complete) with the completion's io_uring CQE flags
+    /// (0 under epoll and the simulator), for ops whose output depends on them
+    /// (a provided buffer's id: `op/pbuf.rs`). Default: the flags are ignored.
+    #[inline(always)]
+    fn complete_flags(self, res: io::Result<usize>, flags: u32) -> Self::Output {
+        let _ = flags;
+        self.complete(res)
+    }
+
+    /// [`complete_orphan`](Self::complete_orphan) with the CQE flags.
+    fn complete_orphan_flags(self, res: io::Result<usize>, flags: u32) {
+        let _ = flags;
+        self.complete_orphan(res);
+    }
 }
 
 /// The fd handle an op works on, if it is bound to a loop (rule O6).
@@ -316,7 +331,7 @@ impl<T: Operation> Future for Op<T> {
             return this.submit(cx);
         };
         match home.poll(*key, cx.waker()) {
-            SlotPoll::Ready(res) => {
+            SlotPoll::Ready(res, flags) => {
                 let State::InFlight { op, .. } = std::mem::replace(&mut this.state, State::Done)
                 else {
                     unreachable!()
@@ -324,7 +339,7 @@ impl<T: Operation> Future for Op<T> {
                 // SAFETY: the slot was `Done`: the driver reported this op's
                 // completion (rule O1).
                 let op = unsafe { op.landed() }.into_inner();
-                Poll::Ready(op.complete(res))
+                Poll::Ready(op.complete_flags(res, flags))
             }
             SlotPoll::Pending => {
                 // Rule O6: the completion comes only when the op's own loop

@@ -51,12 +51,12 @@ use super::alloc::InFlight;
 /// Type-erased op, so the table can hold any orphan.
 pub(crate) trait Orphan {
     /// The completion arrived after the future was dropped.
-    fn finish(self: Box<Self>, res: io::Result<usize>);
+    fn finish(self: Box<Self>, res: io::Result<usize>, flags: u32);
 }
 
 impl<T: super::Operation> Orphan for T {
-    fn finish(self: Box<Self>, res: io::Result<usize>) {
-        (*self).complete_orphan(res);
+    fn finish(self: Box<Self>, res: io::Result<usize>, flags: u32) {
+        (*self).complete_orphan_flags(res, flags);
     }
 }
 
@@ -66,7 +66,8 @@ pub(crate) type OrphanOp = InFlight<dyn Orphan>;
 enum SlotState {
     Vacant,
     Waiting(Option<Waker>),
-    Done(i32),
+    /// With the CQE flags (a provided buffer's id: `op/pbuf.rs`).
+    Done(i32, u32),
     Orphan(OrphanOp),
 }
 
@@ -89,19 +90,21 @@ pub(crate) enum Completed {
 pub(crate) struct OrphanDone {
     op: Box<dyn Orphan>,
     res: io::Result<usize>,
+    flags: u32,
 }
 
 impl OrphanDone {
     /// Runs the op's `complete_orphan` (keeps or releases what it produced).
     pub(crate) fn finish(self) {
-        self.op.finish(self.res);
+        self.op.finish(self.res, self.flags);
     }
 }
 
 /// What polling a slot found.
 pub(crate) enum SlotPoll {
-    /// The completion arrived, with this result; the slot is free again.
-    Ready(io::Result<usize>),
+    /// The completion arrived, with this result and CQE flags; the slot is
+    /// free again.
+    Ready(io::Result<usize>, u32),
     /// Still in flight; the waker is stored.
     Pending,
     /// Still in flight in a loop that leaked its driver at shutdown.
@@ -128,6 +131,9 @@ pub(crate) struct OpHome {
     phase: Cell<Phase>,
     /// Id of the loop this table belongs to (`Runtime` ids), for reports.
     loop_id: u64,
+    /// The loop's pool of read buffers (`coil_arch::pbuf`), made by the first
+    /// pooled read (`net/stream.rs`).
+    buf_ring: RefCell<Option<coil_arch::pbuf::BufRing>>,
 }
 
 impl std::fmt::Debug for OpHome {
@@ -148,7 +154,22 @@ impl OpHome {
             chores: Cell::new(false),
             phase: Cell::new(Phase::Running),
             loop_id,
+            buf_ring: RefCell::new(None),
         }
+    }
+
+    /// The loop's pool of read buffers, made (and registered with the driver
+    /// by `register`) on first use.
+    pub(crate) fn buf_ring(
+        &self,
+        make: impl FnOnce() -> std::io::Result<coil_arch::pbuf::BufRing>,
+    ) -> std::io::Result<coil_arch::pbuf::BufRing> {
+        if let Some(r) = &*self.buf_ring.borrow() {
+            return Ok(r.clone());
+        }
+        let r = make()?;
+        *self.buf_ring.borrow_mut() = Some(r.clone());
+        Ok(r)
     }
 
     /// Id of the loop this table belongs to.
@@ -186,7 +207,7 @@ impl OpHome {
     pub(crate) fn poll(&self, user_data: u64, waker: &Waker) -> SlotPoll {
         let res = self.table.borrow_mut().poll(user_data, waker);
         match res {
-            Some(res) => SlotPoll::Ready(self.result(res)),
+            Some((res, flags)) => SlotPoll::Ready(self.result(res), flags),
             None if self.phase.get() == Phase::Leaked => SlotPoll::Leaked,
             None => SlotPoll::Pending,
         }
@@ -360,15 +381,15 @@ impl OpTable {
     /// The future polls: its raw result if done (freeing the slot), else
     /// None with the waker refreshed.
     #[inline]
-    fn poll(&mut self, user_data: u64, waker: &Waker) -> Option<i32> {
+    fn poll(&mut self, user_data: u64, waker: &Waker) -> Option<(i32, u32)> {
         let slot = self
             .slot(user_data)
             .expect("op slot vanished while its future lives");
         match &mut slot.state {
-            SlotState::Done(res) => {
-                let res = *res;
+            SlotState::Done(res, flags) => {
+                let done = (*res, *flags);
                 self.vacate(user_data);
-                Some(res)
+                Some(done)
             }
             SlotState::Waiting(w) => {
                 match w {
@@ -388,7 +409,7 @@ impl OpTable {
             .slot(user_data)
             .expect("op slot vanished while its future lives");
         match slot.state {
-            SlotState::Done(res) => {
+            SlotState::Done(res, flags) => {
                 self.vacate(user_data);
                 // SAFETY: the slot is `Done`: the driver reported this op's
                 // completion, so nothing touches the block any more.
@@ -396,6 +417,7 @@ impl OpTable {
                 Ok(OrphanDone {
                     op,
                     res: io_result(res),
+                    flags,
                 })
             }
             SlotState::Waiting(_) => Err(op),
@@ -416,7 +438,7 @@ impl OpTable {
             debug_assert!(false, "completion for an unknown op {:#x}", c.user_data);
             return Completed::Nothing;
         };
-        match std::mem::replace(&mut slot.state, SlotState::Done(c.result)) {
+        match std::mem::replace(&mut slot.state, SlotState::Done(c.result, c.flags)) {
             SlotState::Waiting(w) => {
                 self.in_flight -= 1;
                 w.map_or(Completed::Nothing, Completed::Wake)
@@ -430,6 +452,7 @@ impl OpTable {
                 Completed::Orphan(OrphanDone {
                     op,
                     res: c.io_result(),
+                    flags: c.flags,
                 })
             }
             other => {

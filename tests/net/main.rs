@@ -11,6 +11,7 @@
 mod support;
 
 mod net_areq;
+mod net_pooled;
 mod net_sockopt;
 mod net_stress;
 mod net_tcp;

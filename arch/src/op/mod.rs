@@ -35,7 +35,7 @@ pub use fs::{
     FsOpcode, Fsync, Ftruncate, LinkAt, MkDirAt, OpenAt, RenameAt, Statx, SymlinkAt, UnlinkAt,
     uring_supports,
 };
-pub use net::{Accept, Connect, Recv, Send, Shutdown, SockAddr};
+pub use net::{Accept, Connect, Recv, RecvPooled, Send, Shutdown, SockAddr};
 pub(crate) use net::{init_bytes, spare_capacity, spare_ptr};
 pub use udp::{RecvMsg, SendMsg};
 pub use vectored::{IOV_MAX, SendVectored};

@@ -13,6 +13,7 @@ use io_uring::{opcode, squeue, types};
 
 use super::{OpCode, Readiness, SimOp};
 use crate::buf::{IoBuf, IoBufMut};
+use crate::pbuf::{BufRing, PooledBuf};
 use crate::sys::syscall;
 
 /// A socket address in the kernel's format, owned (so an in-flight op can
@@ -405,5 +406,148 @@ unsafe impl OpCode for Shutdown {
             fd: self.fd,
             how: self.how,
         })
+    }
+}
+
+/// Receive into a buffer of the loop's pool ([`BufRing`], `pbuf.rs`) on a
+/// **stream** socket, holding no buffer while it waits: under io_uring with the
+/// pool registered, a recv with `IOSQE_BUFFER_SELECT` (the kernel picks the
+/// buffer when data arrives); under epoll, a buffer is taken from the pool only
+/// once the socket is ready, and given back if the call finds nothing; under
+/// io_uring without a registered pool and in the simulator, one is taken at
+/// submission. With no buffer free the op completes with `ENOBUFS`
+/// (the caller falls back to a plain read). [`RecvPooled::filled`] turns the
+/// completion into the buffer.
+#[derive(Debug)]
+pub struct RecvPooled {
+    /// The socket.
+    pub fd: RawFd,
+    ring: BufRing,
+    /// A buffer lent to this op (`pbuf.rs` state 3).
+    lent: Option<u16>,
+    /// No buffer was free at submission: the entry is a NOP and the result
+    /// `ENOBUFS`.
+    starved: bool,
+}
+
+impl RecvPooled {
+    /// Receive on `fd` into a buffer of `ring`.
+    pub fn new(fd: RawFd, ring: BufRing) -> RecvPooled {
+        RecvPooled {
+            fd,
+            ring,
+            lent: None,
+            starved: false,
+        }
+    }
+
+    /// Lends a buffer to the op if it has none; false if the pool is empty.
+    fn lend(&mut self) -> bool {
+        if self.lent.is_none() {
+            self.lent = self.ring.take();
+        }
+        self.lent.is_some()
+    }
+
+    /// The result of the op's completion: the buffer holding the `n` bytes of
+    /// `res` (with `flags`, the completion's CQE flags), an empty one at end of
+    /// stream, or the error (`ENOBUFS`: the pool had no buffer).
+    pub fn filled(&mut self, res: io::Result<usize>, flags: u32) -> io::Result<PooledBuf> {
+        let bid = io_uring::cqueue::buffer_select(flags).or_else(|| self.lent.take());
+        let n = match res {
+            Ok(_) if self.starved => return Err(io::Error::from_raw_os_error(libc::ENOBUFS)),
+            Ok(n) => n,
+            Err(e) => {
+                if let Some(bid) = bid {
+                    // SAFETY: the completion handed `bid` over; nothing was written.
+                    drop(unsafe { self.ring.claim(bid, 0) });
+                }
+                return Err(e);
+            }
+        };
+        match bid {
+            // SAFETY: the completion reports `n` bytes written into `bid`, which
+            // it picked (state 2) or which this op held (state 3), taken once here.
+            Some(bid) => Ok(unsafe { self.ring.claim(bid, n) }).map(|b| {
+                if n == 0 {
+                    PooledBuf::from_vec(Vec::new()) // `b` drops: back to the pool
+                } else {
+                    b
+                }
+            }),
+            None => Ok(PooledBuf::from_vec(Vec::new())), // end of stream, nothing picked
+        }
+    }
+}
+
+impl Drop for RecvPooled {
+    /// A buffer still lent (the op was never performed, or failed) goes back.
+    /// The op layer frees an op only after its completion (or leaks it).
+    fn drop(&mut self) {
+        if let Some(bid) = self.lent.take() {
+            self.ring.put_back(bid);
+        }
+    }
+}
+
+// SAFETY: the entry points at the lent buffer, kept alive by `ring` (held by
+// the op) and written by no one else while lent; a buffer-select entry holds
+// no pointer (the kernel picks from the registered pool, alive while the op
+// holds `ring`).
+unsafe impl OpCode for RecvPooled {
+    fn uring_entry(&mut self) -> squeue::Entry {
+        let size = self.ring.buf_size();
+        if self.ring.is_registered() {
+            return opcode::Recv::new(types::Fd(self.fd), std::ptr::null_mut(), size)
+                .buf_group(self.ring.bgid())
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT);
+        }
+        if !self.lend() {
+            self.starved = true;
+            return opcode::Nop::new().build();
+        }
+        let bid = self.lent.expect("lent above");
+        opcode::Recv::new(types::Fd(self.fd), self.ring.buf_ptr(bid), size).build()
+    }
+
+    fn readiness(&self) -> Readiness {
+        Readiness::Readable(self.fd)
+    }
+
+    fn perform(&mut self) -> io::Result<usize> {
+        if !self.lend() {
+            return Err(io::Error::from_raw_os_error(libc::ENOBUFS));
+        }
+        let bid = self.lent.expect("lent above");
+        let (ptr, len) = (self.ring.buf_ptr(bid), self.ring.buf_size() as usize);
+        // SAFETY: the lent buffer, writable for its size, held by this op alone.
+        let r = syscall!(unsafe { crate::sys::recv(self.fd, ptr.cast(), len, libc::MSG_DONTWAIT) });
+        match r {
+            Ok(n) => Ok(n as usize),
+            Err(e) => {
+                // Nothing read (WouldBlock: wait holding no buffer).
+                self.ring.put_back(bid);
+                self.lent = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn drained(&self, n: usize) -> bool {
+        n > 0 && n < self.ring.buf_size() as usize
+    }
+
+    fn sim(&mut self) -> Option<SimOp<'_>> {
+        if !self.lend() {
+            self.starved = true;
+            return Some(SimOp::Nop);
+        }
+        let bid = self.lent.expect("lent above");
+        let len = self.ring.buf_size() as usize;
+        // SAFETY: the lent buffer, writable for its size, held by this op alone
+        // while the simulator fills it; MaybeUninit since it may be uninitialised.
+        let buf = unsafe { std::slice::from_raw_parts_mut(self.ring.buf_ptr(bid).cast(), len) };
+        Some(SimOp::Recv { fd: self.fd, buf })
     }
 }

@@ -167,6 +167,26 @@ impl UringDriver {
         }
     }
 
+    /// See `Driver::register_buf_ring`. The ring memory needs no reference here:
+    /// the kernel reads it only for a buffer-select recv of its group, and every
+    /// such op holds the ring (`pbuf.rs`, lifetime of the memory).
+    pub(crate) fn register_buf_ring(&mut self, ring: &crate::pbuf::BufRing) -> io::Result<()> {
+        if ring.is_registered() {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        let (addr, count) = ring.ring_addr();
+        // SAFETY: `addr` is the ring's page-aligned, zeroed array of `count`
+        // entries, which lives while any op that makes the kernel read it does.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(addr, count, ring.bgid(), 0)?;
+            // SAFETY: just registered; no buffer-select request has used it.
+            ring.set_registered();
+        }
+        Ok(())
+    }
+
     /// Installs (or with `None` removes) the enter fault seam.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn set_enter_fault(&mut self, fault: Option<crate::testing::EnterFault>) {
