@@ -157,30 +157,7 @@ fn coil_server(
         .driver(choice)
         .build()
         .map_err(|e| format!("coil runtime: {e}"))?;
-    if pooled {
-        rt.block_on(coil_serve_pooled(addr))
-    } else {
-        rt.block_on(coil_serve(addr))
-    }
-}
-
-/// coil's echo server on pooled reads (`read_pooled`): a task holds a buffer
-/// of the loop's pool only from the read's completion until its echo is sent.
-async fn coil_serve_pooled(addr: SocketAddr) -> Result<(), String> {
-    let l = coil::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
-    loop {
-        let Ok((s, _)) = l.accept().await else {
-            continue;
-        };
-        let _ = s.set_nodelay(true);
-        drop(coil::spawn(async move {
-            while let Ok(buf) = s.read_pooled().await {
-                if buf.is_empty() || s.write_all(buf).await.0.is_err() {
-                    break;
-                }
-            }
-        }));
-    }
+    rt.block_on(coil_serve(addr, pooled))
 }
 
 /// W8c: the same server as the one loop of a `coil::pool::Pool` (the loop's
@@ -191,13 +168,15 @@ fn coil_pool_server(choice: coil::runtime::DriverChoice, addr: SocketAddr) -> Re
         .driver(choice)
         .build()
         .map_err(|e| format!("coil pool: {e}"))?;
-    pool.run(move |_| coil_serve(addr))
+    pool.run(move |_| coil_serve(addr, false))
         .map(drop)
         .map_err(|e| e.to_string())
 }
 
-/// coil's echo server: accept forever, one task per connection.
-async fn coil_serve(addr: SocketAddr) -> Result<(), String> {
+/// coil's echo server: accept forever, one task per connection, reading into
+/// a `Vec` of its own or, with `pooled`, with `read_pooled` (a task then holds a
+/// buffer of the loop's pool only from a read's completion until its echo is sent).
+async fn coil_serve(addr: SocketAddr, pooled: bool) -> Result<(), String> {
     use coil::io::BufResult;
     let l = coil::net::TcpListener::bind(addr).map_err(|e| format!("bind: {e}"))?;
     loop {
@@ -205,6 +184,16 @@ async fn coil_serve(addr: SocketAddr) -> Result<(), String> {
             continue;
         };
         let _ = s.set_nodelay(true);
+        if pooled {
+            drop(coil::spawn(async move {
+                while let Ok(buf) = s.read_pooled().await {
+                    if buf.is_empty() || s.write_all(buf).await.0.is_err() {
+                        break;
+                    }
+                }
+            }));
+            continue;
+        }
         drop(coil::spawn(async move {
             let mut buf = Vec::with_capacity(BUF);
             loop {
@@ -1184,7 +1173,7 @@ fn loadgen(peer: &str, opts: &Opts) -> Result<Outcome, String> {
 
 // ---------------------------------------------------------------- suite
 
-pub fn free_port() -> Result<u16, String> {
+fn free_port() -> Result<u16, String> {
     let l = StdListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
@@ -1207,28 +1196,35 @@ pub fn pinned(cpu: usize, exe: &std::path::Path) -> Command {
     }
 }
 
-/// One W5 measurement: server on CPU 0, loadgen on CPU 1; the loadgen's line.
-fn run_one(peer: &str, warmup_ms: u64, window_ms: u64, extra: &[String]) -> String {
-    let err = |m: String| Outcome::error(peer, "echo", &m).to_json();
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return err(format!("current_exe: {e}")),
-    };
-    let port = match free_port() {
-        Ok(p) => p,
-        Err(e) => return err(e),
-    };
-    let budget_s = (warmup_ms + window_ms) / 1000 + 40;
-    let mut server = match pinned(0, &exe)
+/// A server of `peer` on CPU 0 and a free port (W5 and W9), ended by its watchdog
+/// after `budget_s`; `more` are extra `key=value` arguments. The server, its port
+/// and this executable (for the client).
+pub fn spawn_server(
+    peer: &str,
+    budget_s: u64,
+    more: &[String],
+) -> Result<(std::process::Child, u16, std::path::PathBuf), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let port = free_port()?;
+    let server = pinned(0, &exe)
         .args(["echo", &format!("peer={peer}"), &format!("port={port}")])
         .arg(format!("max_s={budget_s}"))
+        .args(more)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return err(format!("spawn server: {e}")),
+        .map_err(|e| format!("spawn server: {e}"))?;
+    Ok((server, port, exe))
+}
+
+/// One W5 measurement: server on CPU 0, loadgen on CPU 1; the loadgen's line.
+fn run_one(peer: &str, warmup_ms: u64, window_ms: u64, extra: &[String]) -> String {
+    let err = |m: String| Outcome::error(peer, "echo", &m).to_json();
+    let budget_s = (warmup_ms + window_ms) / 1000 + 40;
+    let (mut server, port, exe) = match spawn_server(peer, budget_s, &[]) {
+        Ok(x) => x,
+        Err(e) => return err(e),
     };
     let pid = server.id();
     let mut lg = pinned(1, &exe);
@@ -1263,15 +1259,20 @@ fn run_one(peer: &str, warmup_ms: u64, window_ms: u64, extra: &[String]) -> Stri
                 }
             }
             let out = reader.join().unwrap_or_default();
-            match out.lines().rev().find(|l| l.trim_start().starts_with('{')) {
-                Some(l) => l.trim().to_string(),
-                None => err("no JSON line from the loadgen".into()),
-            }
+            last_json_line(&out).unwrap_or_else(|| err("no JSON line from the loadgen".into()))
         }
     };
     let _ = server.kill();
     let _ = server.wait();
     line
+}
+
+/// The last line of a child's stdout that is a JSON object (its result line).
+pub fn last_json_line(out: &str) -> Option<String> {
+    out.lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .map(|l| l.trim().to_string())
 }
 
 fn suite(opts: &Opts) -> ExitCode {

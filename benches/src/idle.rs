@@ -26,7 +26,7 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::echo::{canonical, free_port, os_err, pin_to, pinned};
+use crate::echo::{canonical, last_json_line, os_err, pin_to, pinned, spawn_server};
 use crate::opts::Opts;
 use crate::report::{Json, Outcome, field, field_f64, median};
 
@@ -305,29 +305,10 @@ fn run_one(row: &str, extra: &[String]) -> String {
         Some((p, i)) => (p, Some(i)),
         None => (row, None),
     };
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => return err(format!("current_exe: {e}")),
-    };
-    let port = match free_port() {
-        Ok(p) => p,
+    let more: Vec<String> = imp.map(|i| format!("impl={i}")).into_iter().collect();
+    let (mut server, port, exe) = match spawn_server(peer, 150, &more) {
+        Ok(x) => x,
         Err(e) => return err(e),
-    };
-    let budget_s = 150u64;
-    let mut cmd = pinned(0, &exe);
-    cmd.args(["echo", &format!("peer={peer}"), &format!("port={port}")])
-        .arg(format!("max_s={budget_s}"));
-    if let Some(i) = imp {
-        cmd.arg(format!("impl={i}"));
-    }
-    let mut server = match cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return err(format!("spawn server: {e}")),
     };
     let mut cl = pinned(1, &exe);
     cl.args([
@@ -342,13 +323,8 @@ fn run_one(row: &str, extra: &[String]) -> String {
     }
     let line = match cl.stdin(Stdio::null()).stderr(Stdio::inherit()).output() {
         Err(e) => err(format!("spawn client: {e}")),
-        Ok(out) => {
-            let out = String::from_utf8_lossy(&out.stdout).into_owned();
-            match out.lines().rev().find(|l| l.trim_start().starts_with('{')) {
-                Some(l) => l.trim().to_string(),
-                None => err("no JSON line from the client".into()),
-            }
-        }
+        Ok(out) => last_json_line(&String::from_utf8_lossy(&out.stdout))
+            .unwrap_or_else(|| err("no JSON line from the client".into())),
     };
     let _ = server.kill();
     let _ = server.wait();
