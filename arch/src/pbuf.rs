@@ -29,7 +29,7 @@
 //! 4. **Handed out**: a [`PooledBuf`] owns it, after the completion that filled
 //!    it. No one else reads or writes it.
 //! 5. **Returned**: dropping the `PooledBuf` (or a failed read) calls
-//!    [`BufRing::give`], which puts it back in state 1: at the ring's tail,
+//!    `BufRing::give`, which puts it back in state 1: at the ring's tail,
 //!    published with a release store of the tail, or on the free list.
 //!
 //! A buffer id moves only along these edges and is never in two states: a
