@@ -48,7 +48,7 @@ pub fn aggregate(results: &[(String, String, Vec<String>)]) -> Vec<Cell> {
         .collect()
 }
 
-fn num(x: Option<f64>, prec: usize) -> String {
+pub fn num(x: Option<f64>, prec: usize) -> String {
     x.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
 }
 
@@ -109,7 +109,7 @@ pub fn render(cells: &[Cell], peers: &[&str], reps: u64) -> String {
     s
 }
 
-fn err_note(c: &Cell) -> String {
+pub fn err_note(c: &Cell) -> String {
     c.error
         .as_ref()
         .map_or_else(String::new, |e| format!("  error: {e}"))
