@@ -132,11 +132,22 @@ struct Cell<F: Future> {
     stage: UnsafeCell<Stage<F>>,
 }
 
+/// What the cell holds after the header: the future, then its result, then
+/// nothing. The error of a cancelled or panicked task is boxed, so the stage
+/// is as large as the larger of the future and its output (plus the tag),
+/// not as large as a `TaskError`: the common, successful task pays nothing
+/// for the rare failed one.
 enum Stage<F: Future> {
+    /// The future, until it completes or is dropped (rule 4).
     Running(F),
-    Finished(Result<F::Output, TaskError>),
+    /// Completed with this output, until the handle takes it (rule 5).
+    Done(F::Output),
+    /// Cancelled or panicked: the error, until the handle takes it.
+    Failed(Box<TaskError>),
+    /// Neither: the future is gone and the result was taken or dropped.
     Consumed,
 }
+
 
 /// A pointer to a live task (see the module docs): it points to a task
 /// allocation that is kept alive by a reference this `TaskRef`, or the one it
@@ -467,7 +478,7 @@ where
         }),
         Err(p) => TaskError::Panicked(PanicPayload::of_task(p, label)),
     };
-    Stage::<F>::Finished(Err(out)).into_task(State::new_complete(), shared, id, name)
+    Stage::<F>::Failed(Box::new(out)).into_task(State::new_complete(), shared, id, name)
 }
 
 impl<F: Future + 'static> Stage<F> {
