@@ -240,6 +240,24 @@ impl TaskRef {
         }
     }
 
+    /// The handle's drop after it saw `COMPLETE` with `JOIN_WAKER` clear and
+    /// dropped the output and the join waker: clear `JOIN_INTEREST` and
+    /// release the handle's reference in one step, freeing the task if it
+    /// was the last.
+    ///
+    /// # Safety
+    /// The caller is the task's handle and gives up its reference, and it
+    /// observed `COMPLETE` set and `JOIN_WAKER` clear; as for `release`, no
+    /// copy is used afterwards.
+    #[inline]
+    pub(super) unsafe fn release_join_complete(self) {
+        if self.header().state.drop_join_interest_and_ref() == Release::Dealloc {
+            // SAFETY: that was the last reference (rule 7); the caller
+            // promised not to use a copy afterwards.
+            unsafe { (self.header().vtable.dealloc)(self) }
+        }
+    }
+
     /// `Waker::wake`: the caller's reference becomes the queue reference, or
     /// is released (possibly the last: then the task is freed).
     ///
