@@ -20,7 +20,7 @@ use std::time::Instant;
 use crate::opts::Opts;
 use crate::peers::{Peer, Timed, ns_since};
 use crate::report::{Json, Outcome};
-use crate::table::{Cell, err_note, num};
+use crate::table::{Cell, impl_rows, num};
 
 /// Tasks that have started (been polled once); a static, so it costs no
 /// per-task state.
@@ -206,26 +206,7 @@ pub fn rows(peers: &[&'static str]) -> Vec<String> {
 /// W7's table, then coil's bytes over each peer's with the gate (< 1.00
 /// means a parked coil task costs less).
 pub fn table(cells: &[Cell], reps: u64) -> String {
-    let mut s = String::new();
-    let rows: Vec<&Cell> = cells.iter().filter(|c| c.workload == "memory").collect();
-    if rows.is_empty() {
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "\n{:<22} {:>10}  ok   (median of {reps})",
-        "W7 memory", "B/task"
-    );
-    for c in &rows {
-        let _ = writeln!(
-            s,
-            "{:<22} {:>10}  {}{}",
-            c.peer,
-            num(c.value, 1),
-            c.ok,
-            err_note(c)
-        );
-    }
+    let (rows, mut s) = impl_rows(cells, "memory", "W7 memory", "B/task", reps);
     let gate = |c: &&&Cell| c.peer.ends_with("@gate");
     let coils: Vec<&&Cell> = rows
         .iter()
