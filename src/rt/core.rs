@@ -99,6 +99,8 @@ pub(crate) struct Core {
     /// Debug mode: time of the current loop turn spent in task polls and
     /// parked in the driver, which the stall check leaves out.
     pub(super) debug_excluded: Cell<Duration>,
+    /// Debug mode: the await tree of the task poll in progress (`Handle::dump`).
+    await_recorder: super::debug::Recorder,
     /// Counters, published to `shared.metrics` on each park.
     pub(super) counters: Counters,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
@@ -155,6 +157,7 @@ impl Core {
             sim: None,
             debug: None,
             debug_excluded: Cell::new(Duration::ZERO),
+            await_recorder: Default::default(),
             counters: Counters::default(),
             _not_send: std::marker::PhantomData,
         }
@@ -244,7 +247,7 @@ impl Core {
             return unsafe { Task::from_raw(t) };
         }
         if let Some(checks) = &self.debug {
-            checks.record_spawn(id.as_u64(), at);
+            checks.record_spawn(id.as_u64(), at, name.clone());
         }
         metrics::add(&self.counters.tasks_spawned, 1);
         let t = raw::allocate(future, self.shared.clone(), id, name);
@@ -368,11 +371,11 @@ impl Core {
     #[inline(never)]
     fn run_task_timed(&self, task: TaskRef, checks: &DebugChecks) -> bool {
         let start = std::time::Instant::now();
-        // Named before the poll: a task that completes may be freed by it.
-        // Only when the poll turns out slow, so it must be taken first and
-        // thrown away in the common case; cheap next to debug mode's clock.
-        let who = checks.who(task);
-        let done = self.run_task_plain(task);
+        let id = task.id().as_u64();
+        let who = checks.begin_poll(task, start);
+        let rec = &self.await_recorder;
+        let done = rec.during(|| self.run_task_plain(task));
+        checks.end_poll(id, &mut rec.nodes(), done);
         let took = start.elapsed();
         self.debug_excluded.set(self.debug_excluded.get() + took);
         if took >= checks.slow_poll {

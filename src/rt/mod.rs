@@ -70,6 +70,7 @@ pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
 pub(crate) mod debug;
+mod dump;
 mod handle;
 mod io;
 mod metrics;
@@ -84,6 +85,7 @@ mod timers;
 pub(crate) mod wheel;
 
 pub use builder::Builder;
+pub use dump::{AwaitNode, Awaiting, TaskDump, TaskInfo, TaskState};
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
 pub use metrics::LoopMetrics;

@@ -20,6 +20,7 @@ mod macro_attrs;
 mod pool;
 mod process;
 mod rt_debug;
+mod rt_dump;
 mod rt_task_combinations;
 mod send_sync;
 mod sim_clock;
