@@ -163,7 +163,7 @@ pub(crate) fn foreign_fd_report(
 
 /// An op's kind for reports: `Accept` for `coil::op::WithFd<..::Accept>`
 /// (the type without its path, generics, or the `WithFd` wrapper).
-fn op_kind<T>() -> &'static str {
+pub(crate) fn op_kind<T>() -> &'static str {
     let name = std::any::type_name::<T>();
     let inner = name.split_once("WithFd<").map_or(name, |(_, rest)| rest);
     let path = inner.split(['<', '>']).next().unwrap_or(inner);

@@ -101,6 +101,10 @@ pub(crate) struct Core {
     pub(super) debug_excluded: Cell<Duration>,
     /// Debug mode: the await tree of the task poll in progress (`Handle::dump`).
     await_recorder: super::debug::Recorder,
+    /// The timeline trace's buffer (`trace.rs`), `None` when it is off.
+    pub(super) trace: Option<Box<super::trace::Tracer>>,
+    /// Debug mode or the trace is on: task polls take `run_task_timed`.
+    instrumented: bool,
     /// Counters, published to `shared.metrics` on each park.
     pub(super) counters: Counters,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
@@ -158,6 +162,8 @@ impl Core {
             debug: None,
             debug_excluded: Cell::new(Duration::ZERO),
             await_recorder: Default::default(),
+            trace: None,
+            instrumented: false,
             counters: Counters::default(),
             _not_send: std::marker::PhantomData,
         }
@@ -170,12 +176,25 @@ impl Core {
             .expect("a new core's Shared is not yet cloned")
             .debug = Some(checks.clone());
         self.debug = Some(checks);
+        self.instrumented = true;
+        self
+    }
+
+    /// Turns the timeline trace on (`Builder::trace`), writing to `path`.
+    pub(super) fn with_trace(mut self, path: std::path::PathBuf) -> Core {
+        self.trace = Some(Box::new(super::trace::Tracer::new(path, self.id)));
+        self.instrumented = true;
         self
     }
 
     /// Process-unique id of this runtime.
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Debug mode or the trace is on (every park is timed).
+    pub(super) fn instrumented(&self) -> bool {
+        self.instrumented
     }
 
     /// Debug mode: report the line `what` builds; nothing (and `what` is
@@ -359,24 +378,41 @@ impl Core {
     /// Poll one task taken from the run queue; returns whether it completed.
     #[inline(always)]
     pub(super) fn run_task(&self, task: TaskRef) -> bool {
-        match &self.debug {
-            None => self.run_task_plain(task),
-            Some(checks) => self.run_task_timed(task, checks),
+        if self.instrumented {
+            self.run_task_timed(task)
+        } else {
+            self.run_task_plain(task)
         }
     }
 
-    /// `run_task` in debug mode: a poll longer than the threshold is
-    /// reported, naming the task (asyncio's "Executing <Task> took 0.5
-    /// seconds").
+    /// `run_task` in debug mode or with the trace on. Debug mode: a poll
+    /// longer than the threshold is reported, naming the task (asyncio's
+    /// "Executing <Task> took 0.5 seconds"), and the poll records the
+    /// task's await tree. Trace: the poll is a slice of the timeline.
     #[inline(never)]
-    fn run_task_timed(&self, task: TaskRef, checks: &DebugChecks) -> bool {
+    fn run_task_timed(&self, task: TaskRef) -> bool {
         let start = std::time::Instant::now();
         let id = task.id().as_u64();
+        // Named before the poll: a task that completes may be freed by it.
+        let traced = self
+            .trace
+            .as_ref()
+            .map(|t| (t, super::trace::task_name(task)));
+        let Some(checks) = &self.debug else {
+            let done = self.run_task_plain(task);
+            if let Some((t, name)) = traced {
+                t.poll(&name, id, start, start.elapsed());
+            }
+            return done;
+        };
         let who = checks.begin_poll(task, start);
         let rec = &self.await_recorder;
         let done = rec.during(|| self.run_task_plain(task));
         checks.end_poll(id, &mut rec.nodes(), done);
         let took = start.elapsed();
+        if let Some((t, name)) = traced {
+            t.poll(&name, id, start, took);
+        }
         self.debug_excluded.set(self.debug_excluded.get() + took);
         if took >= checks.slow_poll {
             checks.report(&format!(

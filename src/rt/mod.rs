@@ -80,6 +80,7 @@ mod runtime;
 mod shutdown;
 pub(crate) mod sim;
 mod timers;
+mod trace;
 // `pub` items, re-exported by `crate::fuzz` under `cfg(fuzzing)`.
 #[cfg_attr(not(fuzzing), allow(unreachable_pub))]
 pub(crate) mod wheel;

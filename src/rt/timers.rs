@@ -58,6 +58,9 @@ impl Core {
         let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
         wheel.advance(now, &mut fired);
         drop(wheel);
+        if let Some(t) = &self.trace {
+            t.timers(fired.len());
+        }
         // Wakers of coil tasks on this loop land in `front` (see push_local);
         // foreign wakers do whatever they do.
         self.wake_to_front(&mut fired);

@@ -22,6 +22,7 @@ mod process;
 mod rt_debug;
 mod rt_dump;
 mod rt_task_combinations;
+mod rt_trace;
 mod send_sync;
 mod sim_clock;
 mod sim_net;
