@@ -260,18 +260,10 @@ driver_test! {
         drop(traced);
 
         let text = std::fs::read_to_string(&trace.0).unwrap();
-        let Json::Arr(events) = parse(&text) else { panic!("not an array:\n{text}") };
-        let pid = f64::from(std::process::id());
-        let mut tid = None;
-        for e in &events {
-            assert_eq!(e.num("pid"), Some(pid), "{e:?}");
-            let t = e.num("tid").unwrap();
-            assert_eq!(*tid.get_or_insert(t), t, "one loop, one track");
-            assert!(e.str("ph").is_some() && e.str("name").is_some(), "{e:?}");
-        }
-        assert!(loop_id.contains(&format!("runtime: {}", tid.unwrap())), "{loop_id}");
+        let (events, tids) = check_trace(&text, Some(std::process::id()));
+        assert_eq!(tids.len(), 1, "one loop, one track");
+        assert!(loop_id.contains(&format!("runtime: {}", tids[0])), "{loop_id}");
         let of = |ph: &'static str| events.iter().filter(move |e| e.str("ph") == Some(ph));
-
         // Every task polled at least once, each poll a slice with a duration.
         for name in ["sleeper", "server", "client", "reader"] {
             let polls: Vec<_> = of("X").filter(|e| e.str("name") == Some(name)).collect();
@@ -281,20 +273,79 @@ driver_test! {
                 assert!(p.num("ts").unwrap() >= 0.0 && p.num("dur").unwrap() >= 0.0);
             }
         }
-        // Every flow start has one end with the same id, later.
-        let mut starts: HashMap<u64, f64> = HashMap::new();
-        for s in of("s") {
-            assert!(starts.insert(s.num("id").unwrap() as u64, s.num("ts").unwrap()).is_none());
-        }
-        assert!(!starts.is_empty(), "no op was traced:\n{text}");
-        for f in of("f") {
-            let id = f.num("id").unwrap() as u64;
-            let began = starts.remove(&id).unwrap_or_else(|| panic!("flow end {id} without start"));
-            assert!(f.num("ts").unwrap() >= began);
-        }
-        assert!(starts.is_empty(), "flows without end: {starts:?}\n{text}");
         assert!(of("i").any(|e| e.str("name") == Some("timers fired")), "{text}");
-        assert!(of("X").any(|e| e.str("name") == Some("park")), "{text}");
-        assert!(of("M").any(|e| e.str("name") == Some("thread_name")), "{text}");
     }
+}
+
+/// Checks what every trace must satisfy and returns its events and its
+/// tracks (loop ids): one process (`pid`, if given), a `thread_name` and at
+/// least one task poll slice and one park per track, and every flow start
+/// (an op submitted) has exactly one end with the same id, no earlier.
+fn check_trace(text: &str, pid: Option<u32>) -> (Vec<Json>, Vec<u64>) {
+    let Json::Arr(events) = parse(text) else {
+        panic!("not an array:\n{text}")
+    };
+    let mut tids = Vec::new();
+    for e in &events {
+        if let Some(pid) = pid {
+            assert_eq!(e.num("pid"), Some(f64::from(pid)), "{e:?}");
+        }
+        let tid = e.num("tid").unwrap() as u64;
+        if !tids.contains(&tid) {
+            tids.push(tid);
+        }
+        assert!(e.str("ph").is_some() && e.str("name").is_some(), "{e:?}");
+    }
+    let on = |tid: u64, ph: &'static str, cat: &'static str| {
+        events.iter().any(move |e| {
+            e.num("tid") == Some(tid as f64) && e.str("ph") == Some(ph) && e.str("cat") == Some(cat)
+        })
+    };
+    for &tid in &tids {
+        assert!(on(tid, "X", "poll"), "no task poll on loop {tid}");
+        assert!(on(tid, "X", "park"), "no park on loop {tid}");
+        let named = events
+            .iter()
+            .any(|e| e.num("tid") == Some(tid as f64) && e.str("name") == Some("thread_name"));
+        assert!(named, "loop {tid} has no thread_name");
+    }
+    let of = |ph: &'static str| events.iter().filter(move |e| e.str("ph") == Some(ph));
+    let mut starts: HashMap<u64, f64> = HashMap::new();
+    for s in of("s") {
+        assert!(
+            starts
+                .insert(s.num("id").unwrap() as u64, s.num("ts").unwrap())
+                .is_none()
+        );
+    }
+    assert!(!starts.is_empty(), "no op was traced");
+    for f in of("f") {
+        let id = f.num("id").unwrap() as u64;
+        let began = starts
+            .remove(&id)
+            .unwrap_or_else(|| panic!("flow end {id} without start"));
+        assert!(f.num("ts").unwrap() >= began);
+    }
+    assert!(starts.is_empty(), "flows without end: {starts:?}");
+    (events, tids)
+}
+
+/// The tour (`examples/tour.rs`) run with `COIL_TRACE`: `.ci/run`'s tour tier
+/// runs it so and passes the file in `COIL_TOUR_TRACE`.
+#[test]
+#[ignore = "needs the tour's trace: .ci/run's tour tier sets COIL_TOUR_TRACE"]
+fn the_tour_writes_a_trace_with_polls_and_matched_flows() {
+    let path = std::env::var_os("COIL_TOUR_TRACE")
+        .expect("COIL_TOUR_TRACE=<file written by COIL_TRACE=<file> cargo run --example tour>");
+    let text = std::fs::read_to_string(path).unwrap();
+    let (events, tids) = check_trace(&text, None);
+    let polls = events
+        .iter()
+        .filter(|e| e.str("cat") == Some("poll"))
+        .count();
+    let flows = events.iter().filter(|e| e.str("ph") == Some("s")).count();
+    println!(
+        "tour trace: {} events, {polls} polls, {flows} ops, loops {tids:?}",
+        events.len()
+    );
 }
