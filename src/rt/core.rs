@@ -290,7 +290,11 @@ impl Core {
             let turn = self.debug.as_ref().map(|_| self.start_turn());
             if self.shared.take_main_wake() {
                 self.budget.set(BUDGET);
-                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                let polled = match &self.debug {
+                    None => future.as_mut().poll(&mut cx),
+                    Some(c) => c.poll_main(&self.await_recorder, || future.as_mut().poll(&mut cx)),
+                };
+                if let Poll::Ready(v) = polled {
                     if let Some(start) = turn {
                         self.end_turn(start);
                     }

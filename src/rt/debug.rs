@@ -51,7 +51,8 @@ pub(crate) struct DebugChecks {
 /// One task's row in the side table.
 #[derive(Debug)]
 struct Entry {
-    at: &'static Location<'static>,
+    /// `None` for the `block_on` future.
+    at: Option<&'static Location<'static>>,
     name: Option<Arc<str>>,
     /// Start of the poll in progress, if one is.
     polling_since: Option<Instant>,
@@ -86,7 +87,7 @@ impl DebugChecks {
         name: Option<Arc<str>>,
     ) {
         let entry = Entry {
-            at,
+            at: Some(at),
             name,
             polling_since: None,
             last_poll: None,
@@ -103,7 +104,7 @@ impl DebugChecks {
 
     /// Where task `id` was spawned, if recorded.
     pub(crate) fn spawned_at(&self, id: u64) -> Option<&'static Location<'static>> {
-        self.table().get(&id).map(|e| e.at)
+        self.table().get(&id).and_then(|e| e.at)
     }
 
     /// `task 7 ("name") spawned at src/main.rs:3:5`, for reports.
@@ -128,9 +129,37 @@ impl DebugChecks {
         if let Some(e) = self.table().get_mut(&task.id().as_u64()) {
             e.polling_since = Some(start);
             e.last_poll = Some(start);
-            who.push_str(&format!(" spawned at {}", e.at));
+            if let Some(at) = e.at {
+                who.push_str(&format!(" spawned at {at}"));
+            }
         }
         who
+    }
+
+    /// A poll of the `block_on` future, recorded like a task's under id 0
+    /// ([`MAIN`]: no task has it) until the future is ready.
+    pub(crate) fn poll_main<T>(
+        &self,
+        rec: &Recorder,
+        poll: impl FnOnce() -> std::task::Poll<T>,
+    ) -> std::task::Poll<T> {
+        let start = Instant::now();
+        let mut table = self.table();
+        let main = table.entry(MAIN).or_insert_with(|| Entry {
+            at: None,
+            name: Some("block_on".into()),
+            polling_since: None,
+            last_poll: None,
+            finished: false,
+            tree: Vec::new(),
+        });
+        main.polling_since = Some(start);
+        main.last_poll = Some(start);
+        main.finished = false;
+        drop(table);
+        let res = rec.during(poll);
+        self.end_poll(MAIN, &mut rec.nodes(), res.is_ready());
+        res
     }
 
     /// The poll of task `id` returned: keep what it waits on (`tree`, the
@@ -159,7 +188,7 @@ impl DebugChecks {
                     (None, Some(_)) => TaskState::Waiting,
                     (None, None) => TaskState::NotStarted,
                 },
-                spawned_at: Some(e.at),
+                spawned_at: e.at,
                 since_last_poll: e.last_poll.map(|t| now.saturating_duration_since(t)),
                 awaiting: super::dump::nest(&e.tree),
             })
@@ -169,6 +198,9 @@ impl DebugChecks {
         TaskDump::new(loop_id, now, true, tasks)
     }
 }
+
+/// The dump's id for the `block_on` future (task ids start at 1).
+pub(crate) const MAIN: u64 = 0;
 
 /// Most nodes one poll records (a runaway loop of combinators stays
 /// bounded; the rest is dropped).

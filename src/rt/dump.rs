@@ -74,7 +74,8 @@ pub enum TaskState {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TaskInfo {
-    /// The task's id ([`TaskId`](crate::task::TaskId) as a number).
+    /// The task's id ([`TaskId`](crate::task::TaskId) as a number); 0 for
+    /// the future given to `block_on` (`coil::run`'s), listed like a task.
     pub id: u64,
     /// Its name (`task::Builder::name`).
     pub name: Option<String>,
@@ -182,6 +183,7 @@ impl Printer<'_> {
     fn task(&self, f: &mut fmt::Formatter<'_>, t: &TaskInfo, prefix: &str) -> fmt::Result {
         self.printed.borrow_mut().push(t.id);
         match &t.name {
+            _ if t.id == 0 => f.write_str("block_on future")?,
             Some(n) => write!(f, "task {} {n:?}", t.id)?,
             None => write!(f, "task {}", t.id)?,
         }

@@ -116,6 +116,7 @@ impl Handle {
 
     /// Every unfinished task of the loop with what it waits on, as a tree
     /// (asyncio's `ps` and `pstree`), from any thread; `Display` prints it.
+    /// The `block_on` future is listed too, as id 0.
     ///
     /// Needs debug mode (`COIL_DEBUG=1` or
     /// [`Builder::debug`](super::Builder::debug)); without it the dump

@@ -73,7 +73,8 @@ fn dump_of_program(rt: &coil::Runtime) -> (TaskDump, u64, i32) {
         // turns, bounded (each yield is one turn of the loop).
         let mut dump = handle.dump();
         for _ in 0..100 {
-            if dump.tasks.len() == 6 && dump.tasks.iter().all(|t| t.state == TaskState::Waiting) {
+            let spawned = || dump.tasks.iter().filter(|t| t.id != 0);
+            if spawned().count() == 6 && spawned().all(|t| t.state == TaskState::Waiting) {
                 break;
             }
             coil::task::yield_now().await;
@@ -91,8 +92,13 @@ driver_test! {
     fn dump_shows_each_task_and_its_await_tree(rt) {
         let (dump, parent_id, listener_fd) = dump_of_program(rt);
         assert!(dump.debug);
-        assert_eq!(dump.tasks.len(), 6, "{dump}");
-        for t in &dump.tasks {
+        // The six tasks, and the block_on future (id 0), polling now: the
+        // dump was taken inside its poll.
+        assert_eq!(dump.tasks.len(), 7, "{dump}");
+        let main = dump.task(0).unwrap();
+        assert_eq!(main.state, TaskState::Running, "{dump}");
+        assert_eq!((main.name.as_deref(), main.spawned_at), (Some("block_on"), None));
+        for t in dump.tasks.iter().filter(|t| t.id != 0) {
             assert_eq!(t.state, TaskState::Waiting, "{dump}");
             assert!(t.spawned_at.unwrap().file().ends_with("rt_dump.rs"), "{dump}");
             assert!(t.since_last_poll.is_some());
@@ -139,7 +145,11 @@ fn dump_display_is_a_tree_with_awaited_tasks_nested() {
     let text = dump.to_string();
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with(&format!("loop {}: 6 tasks", dump.loop_id)),
+        lines[0].starts_with(&format!("loop {}: 7 tasks", dump.loop_id)),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("block_on future [running, polled "),
         "{text}"
     );
     let line = |what: &str| {
