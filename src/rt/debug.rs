@@ -64,6 +64,19 @@ struct Entry {
     tree: Vec<(u32, Awaiting)>,
 }
 
+impl Entry {
+    fn new(at: Option<&'static Location<'static>>, name: Option<Arc<str>>) -> Entry {
+        Entry {
+            at,
+            name,
+            polling_since: None,
+            last_poll: None,
+            finished: false,
+            tree: Vec::new(),
+        }
+    }
+}
+
 impl DebugChecks {
     /// Checks with `slow_poll` as the threshold, reporting to `sink`.
     pub(crate) fn new(slow_poll: Duration, sink: fn(&str)) -> DebugChecks {
@@ -86,15 +99,7 @@ impl DebugChecks {
         at: &'static Location<'static>,
         name: Option<Arc<str>>,
     ) {
-        let entry = Entry {
-            at: Some(at),
-            name,
-            polling_since: None,
-            last_poll: None,
-            finished: false,
-            tree: Vec::new(),
-        };
-        self.table().insert(id, entry);
+        self.table().insert(id, Entry::new(Some(at), name));
     }
 
     /// Forget task `id` (it completed and its handle is gone or saw it).
@@ -145,14 +150,9 @@ impl DebugChecks {
     ) -> std::task::Poll<T> {
         let start = Instant::now();
         let mut table = self.table();
-        let main = table.entry(MAIN).or_insert_with(|| Entry {
-            at: None,
-            name: Some("block_on".into()),
-            polling_since: None,
-            last_poll: None,
-            finished: false,
-            tree: Vec::new(),
-        });
+        let main = table
+            .entry(MAIN)
+            .or_insert_with(|| Entry::new(None, Some("block_on".into())));
         main.polling_since = Some(start);
         main.last_poll = Some(start);
         main.finished = false;
