@@ -7,11 +7,14 @@
 //! * `coil-benches [--quick]` runs W1–W4 for every peer, each
 //!   measurement in a child process of this binary pinned to CPU 0, median
 //!   of 3 (1 with `--quick`), and prints a table and the RATIOS.
+//! * `coil-benches report [out=DIR] [in=FILES]` runs every suite (or reads
+//!   saved output) and writes an HTML page of bar charts (chart.rs).
 //! * `coil-benches <workload> peer=<name> [key=value ...]` runs once, in this
 //!   process, and prints exactly one JSON line (benches/WORKLOADS.md §0).
 //!
 //! See `benches/README.md`.
 
+mod chart;
 mod echo;
 mod file;
 mod harness;
@@ -37,6 +40,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.workload.as_deref() == Some("report") {
+        return chart::main(&opts); // every suite, one HTML page
+    }
     if opts.workload.as_deref() == Some("file") {
         return file::main(&opts);
     }
