@@ -257,6 +257,15 @@ impl<T> Future for Get<'_, T> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("queue get"))
+    }
+}
+
+impl<T> Get<'_, T> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    #[inline]
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, QueueShutDown>> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.core.state.borrow_mut();
@@ -305,6 +314,15 @@ impl<T> Future for Put<'_, T> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("queue put"))
+    }
+}
+
+impl<T> Put<'_, T> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    #[inline]
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), QueueShutDown<T>>> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.core.state.borrow_mut();
@@ -351,6 +369,14 @@ impl<T> Future for Join<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("queue join"))
+    }
+}
+
+impl<T> Join<'_, T> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut st = this.core.state.borrow_mut();
         if ready!(st.joiners.poll_key(&mut this.key, cx.waker())).is_some() || st.unfinished == 0 {

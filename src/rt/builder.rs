@@ -28,6 +28,7 @@ pub struct Builder {
     debug: Option<bool>,
     slow_poll: Duration,
     debug_sink: fn(&str),
+    trace: Option<std::path::PathBuf>,
 }
 
 impl Default for Builder {
@@ -47,6 +48,7 @@ impl Builder {
             debug: None,
             slow_poll: Duration::from_millis(100),
             debug_sink: stderr_sink,
+            trace: None,
         }
     }
 
@@ -137,6 +139,20 @@ impl Builder {
         self
     }
 
+    /// Writes a timeline of the loop to `path` (also `COIL_TRACE=<path>`),
+    /// in Chrome's trace-event JSON, which Perfetto (ui.perfetto.dev, "Open
+    /// trace file") and `chrome://tracing` open: each task poll as a slice
+    /// named by the task, each I/O op as an arrow from its submission to its
+    /// completion, timers firing, and the loop's parks. Events are buffered
+    /// and written when the runtime is dropped (and whenever 1 MiB has
+    /// piled up); loops of one process tracing to the same path share the
+    /// file. Off (the default), it costs one branch per park, timer firing,
+    /// queued op and completion. See docs/observability.md.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Builder {
+        self.trace = Some(path.into());
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
@@ -176,6 +192,14 @@ impl Builder {
         let mut core = Core::new(driver, self.event_interval);
         if debug {
             core = core.with_debug(DebugChecks::new(self.slow_poll, self.debug_sink));
+        }
+        let trace = self.trace.clone().or_else(|| {
+            std::env::var_os("COIL_TRACE")
+                .filter(|p| !p.is_empty())
+                .map(Into::into)
+        });
+        if let Some(path) = trace {
+            core = core.with_trace(path);
         }
         Ok(Runtime::from_parts(core, info))
     }

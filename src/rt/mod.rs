@@ -70,6 +70,7 @@ pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
 pub(crate) mod debug;
+mod dump;
 mod handle;
 mod io;
 mod metrics;
@@ -79,11 +80,13 @@ mod runtime;
 mod shutdown;
 pub(crate) mod sim;
 mod timers;
+mod trace;
 // `pub` items, re-exported by `crate::fuzz` under `cfg(fuzzing)`.
 #[cfg_attr(not(fuzzing), allow(unreachable_pub))]
 pub(crate) mod wheel;
 
 pub use builder::Builder;
+pub use dump::{AwaitNode, Awaiting, TaskDump, TaskInfo, TaskState};
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
 pub use metrics::LoopMetrics;

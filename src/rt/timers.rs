@@ -94,6 +94,9 @@ impl Core {
         wheel.advance(now, &mut fired);
         drop(wheel);
         if !fired.is_empty() {
+            if let Some(t) = &self.trace {
+                t.timers(fired.len());
+            }
             // Wakers of coil tasks on this loop land in `front` (see
             // push_local); foreign wakers do whatever they do.
             self.wake_to_front(&mut fired);

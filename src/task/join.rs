@@ -105,6 +105,11 @@ impl<T> Future for Task<T> {
         };
         if out.is_ready() {
             coop.made_progress();
+        } else {
+            let id = || crate::rt::Awaiting::Task {
+                id: self.raw.id().as_u64(),
+            };
+            crate::rt::debug::awaiting(id);
         }
         out
     }

@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::Instant;
+use crate::rt::Awaiting;
 use crate::rt::wheel::Key;
 
 /// Waits until `duration` has elapsed, like `asyncio.sleep`.
@@ -111,7 +112,8 @@ impl Sleep {
         if res.is_ready() {
             coop.made_progress();
         }
-        res
+        let deadline = self.deadline.into_std();
+        crate::rt::debug::note(res, || Awaiting::Sleep { deadline })
     }
 }
 
