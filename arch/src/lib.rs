@@ -139,7 +139,7 @@ pub use driver::{Driver, Submitted};
 pub use fallback::FallbackReason;
 pub(crate) use fallback::StartError;
 pub use op::{Completion, OpCode};
-pub use unpark::Unparker;
+pub use unpark::{Held, Unparker};
 
 static_assertions::assert_impl_all!(Driver: Send);
 static_assertions::assert_impl_all!(Unparker: Send, Sync, Clone);

@@ -20,12 +20,36 @@
 //! reads its remote queue with SeqCst after `park` returns, so it sees whatever that
 //! unparker published before calling `unpark`.
 //!
-//! The flag's half of the protocol is [`Latch`] (steps 1 and 3). Its loom model,
+//! # Spinning instead of parking
+//!
+//! A loop that busy-polls for a while before it parks (coil's opt-in
+//! spin-before-park) does not want its wakers to pay for an eventfd write it
+//! would not read: [`Unparker::hold`], called on the driver's own thread
+//! between two parks, raises the flag itself when it is down, so every unpark
+//! during the spin finds it raised and writes nothing (a wake costs one atomic
+//! swap, no syscall). Dropping the returned [`Held`] lowers the flag again.
+//!
+//! 4. Hold: `raise()` by the driver's thread; if it did not flip the flag, an
+//!    unpark is already on its way to the eventfd and the next park returns at
+//!    once, so there is nothing to hold and no spin is needed.
+//! 5. Release: `clear()`, then the caller re-checks its queue (SeqCst) before it
+//!    parks. An unpark that skipped its write during the hold swapped the flag
+//!    before the clear (single SeqCst order), so what it published before
+//!    unparking is seen by that re-check; an unpark after the clear writes.
+//!
+//! While the flag is held the eventfd counter is zero (the hold flipped it, so
+//! no write was owed), which is what the drivers' step 3 assumes. The cost
+//! outside a hold is unchanged: an unpark writes the eventfd when it flips the
+//! flag, whether or not the driver is parked at that moment.
+//!
+//! The flag's half of the protocol is [`Latch`] (steps 1, 3, 4 and 5). Its loom model,
 //! `loom_model` below, runs the real `Latch` against a modelled eventfd (a counter that
 //! a write raises and the driver's read empties) with the driver's step order, and checks
 //! that a loop waiting for remote work never sleeps through it (loom reports the lost
-//! wakeup as a deadlock). The same model with the clear moved after the loop's queue
-//! check, the mistake step 3 rules out, must fail; a test says it does. Run with
+//! wakeup as a deadlock), with and without a hold (a spin) before each park. The same
+//! model with the clear moved after the loop's queue check, the mistake step 3 rules
+//! out, must fail, and so must a spin that parks without the re-check of step 5;
+//! tests say they do. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p coil-arch --lib --release loom`.
 
 #[cfg(loom)]
@@ -53,6 +77,14 @@ impl Latch {
     #[inline]
     pub(crate) fn raise(&self) -> bool {
         !self.notified.swap(true, Ordering::SeqCst)
+    }
+
+    /// Step 4 (module docs): the driver's thread raises the flag itself; `true`
+    /// if it flipped it (the hold is taken and must be released with
+    /// [`clear`](Latch::clear)), `false` if an unpark already owes a write.
+    #[inline]
+    pub(crate) fn hold(&self) -> bool {
+        self.raise()
     }
 
     /// Whether an unpark is pending (the simulator checks before draining).
@@ -126,6 +158,41 @@ impl Unparker {
     }
 }
 
+impl Unparker {
+    /// Suppresses the eventfd writes of unparks while the driver's thread polls
+    /// for work without parking (steps 4 and 5 of the module docs): for as long
+    /// as the returned [`Held`] lives, an `unpark` from any thread costs one
+    /// atomic swap and no syscall.
+    ///
+    /// `None` if an unpark is already pending (its write is owed or done): then
+    /// the next `park` returns at once and there is nothing to spin for.
+    ///
+    /// The rules, which keep wake-ups from being lost: call it only on the
+    /// thread that parks this driver, never while a `park` runs, and drop the
+    /// guard before the next `park`; after dropping it, look for the work that
+    /// unparkers publish (with `SeqCst` loads) before parking, because the
+    /// unparks made during the hold wrote nothing.
+    #[must_use = "the hold ends when the guard is dropped"]
+    pub fn hold(&self) -> Option<Held<'_>> {
+        self.shared.latch.hold().then_some(Held {
+            latch: &self.shared.latch,
+        })
+    }
+}
+
+/// A hold on a driver's unparks ([`Unparker::hold`]); dropping it ends the hold.
+#[derive(Debug)]
+pub struct Held<'a> {
+    latch: &'a Latch,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Step 5: unparks write again from here on.
+        self.latch.clear();
+    }
+}
+
 impl fmt::Debug for Unparker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Unparker")
@@ -195,10 +262,23 @@ mod loom_model {
         AfterQueueCheck,
     }
 
+    /// Whether the loop spins (holds the latch and looks at its queue) before
+    /// each park.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Spin {
+        /// Park straight away.
+        No,
+        /// Steps 4 and 5: hold, look, release, look again, then park.
+        Held,
+        /// Hold, look, release and park without looking again: the mistake
+        /// step 5 rules out.
+        NoRecheck,
+    }
+
     /// `remotes` threads each publish one item and unpark (what
     /// `Unparker::unpark` does after the runtime's remote push); the loop
     /// waits until it has seen them all.
-    fn model(remotes: usize, clear_at: ClearAt) {
+    fn model(remotes: usize, clear_at: ClearAt, spin: Spin) {
         loom::model(move || {
             let shared = Arc::new(Shared::default());
             let threads: Vec<_> = (0..remotes)
@@ -222,6 +302,18 @@ mod loom_model {
                     if seen == remotes {
                         return;
                     }
+                    // A hold that is refused means a write is owed: the park
+                    // below returns at once.
+                    if spin != Spin::No && s.latch.hold() {
+                        let spun = s.queued.load(Ordering::SeqCst);
+                        s.latch.clear();
+                        if spun == remotes {
+                            return;
+                        }
+                        if spin == Spin::Held && s.queued.load(Ordering::SeqCst) == remotes {
+                            return;
+                        }
+                    }
                     let read = s.eventfd.wait_and_drain();
                     assert_ne!(
                         read, SHUTDOWN,
@@ -243,12 +335,31 @@ mod loom_model {
 
     #[test]
     fn loom_unpark_latch_one_remote() {
-        model(1, ClearAt::BeforeParkReturns);
+        model(1, ClearAt::BeforeParkReturns, Spin::No);
     }
 
     #[test]
     fn loom_unpark_latch_two_remotes() {
-        model(2, ClearAt::BeforeParkReturns);
+        model(2, ClearAt::BeforeParkReturns, Spin::No);
+    }
+
+    /// A spin before each park (steps 4 and 5) racing one and two remotes.
+    #[test]
+    fn loom_unpark_latch_spin_one_remote() {
+        model(1, ClearAt::BeforeParkReturns, Spin::Held);
+    }
+
+    #[test]
+    fn loom_unpark_latch_spin_two_remotes() {
+        model(2, ClearAt::BeforeParkReturns, Spin::Held);
+    }
+
+    /// The spin model can fail: an unpark that lands during the hold writes
+    /// nothing, so a loop that parks without looking again sleeps through it.
+    #[test]
+    #[should_panic(expected = "lost wakeup")]
+    fn loom_unpark_latch_spin_without_recheck_loses_a_wake() {
+        model(1, ClearAt::BeforeParkReturns, Spin::NoRecheck);
     }
 
     /// The model can fail: clearing after the queue check lets an unpark that
@@ -260,6 +371,6 @@ mod loom_model {
     #[test]
     #[should_panic(expected = "lost wakeup")]
     fn loom_unpark_latch_clear_after_queue_check_loses_a_wake() {
-        model(2, ClearAt::AfterQueueCheck);
+        model(2, ClearAt::AfterQueueCheck, Spin::No);
     }
 }
