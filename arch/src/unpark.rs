@@ -6,7 +6,10 @@
 //! `Unparker` clone.
 //!
 //! 1. `unpark()`: `if !notified.swap(true, SeqCst) { write(eventfd, 1) }`. Only the
-//!    unpark that flips the flag writes, so a burst of unparks costs one write.
+//!    unpark that flips the flag writes, so a burst of unparks costs one write. An
+//!    io_uring driver on Linux 6.13+ is sent an `IORING_OP_MSG_RING` completion instead
+//!    of the write (`ringwake.rs`); its arrival plays the part of the eventfd read
+//!    completing in steps 2 and 3, and a refused message falls back to the write.
 //! 2. The driver watches the eventfd while parked (level-triggered `EPOLLIN` under epoll,
 //!    an always-armed `IORING_OP_READ` under io_uring).
 //! 3. When it sees the eventfd fire, the driver first empties the counter (the read does
@@ -104,6 +107,10 @@ impl Latch {
 pub(crate) struct Shared {
     eventfd: EventFd,
     latch: Latch,
+    /// An io_uring driver's `IORING_OP_MSG_RING` path (`ringwake.rs`); `None`: the
+    /// eventfd only.
+    #[cfg(not(miri))]
+    ring: Option<crate::ringwake::RingWake>,
 }
 
 impl Shared {
@@ -111,7 +118,54 @@ impl Shared {
         Arc::new(Shared {
             eventfd,
             latch: Latch::default(),
+            #[cfg(not(miri))]
+            ring: None,
         })
+    }
+
+    /// A driver whose unparks post a MSG_RING completion on its ring, when `ring` is
+    /// `Some`, and write `eventfd` otherwise (or when a message is refused).
+    #[cfg(not(miri))]
+    pub(crate) fn with_ring(
+        eventfd: EventFd,
+        ring: Option<crate::ringwake::RingWake>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            eventfd,
+            latch: Latch::default(),
+            ring,
+        })
+    }
+
+    /// Whether unparks post MSG_RING completions (tests).
+    #[cfg(all(test, not(miri)))]
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring
+            .as_ref()
+            .is_some_and(crate::ringwake::RingWake::is_usable)
+    }
+
+    /// Turns the MSG_RING path off, as a refused message does (tests).
+    #[cfg(all(test, not(miri)))]
+    pub(crate) fn turn_off_ring(&self) {
+        if let Some(r) = &self.ring {
+            r.turn_off();
+        }
+    }
+
+    /// Step 1's "write": a MSG_RING completion on the driver's ring where it has the
+    /// message path, else (or if the kernel refused it) one eventfd write.
+    fn send_wake(&self) {
+        #[cfg(not(miri))]
+        if let Some(ring) = &self.ring
+            && ring.wake()
+        {
+            return;
+        }
+        // The only possible failures are EAGAIN (already readable, handled inside) or
+        // an fd we own being invalid, which would be a bug here, not the caller's.
+        let res = self.eventfd.write_one();
+        debug_assert!(res.is_ok(), "the unpark eventfd write failed: {res:?}");
     }
 
     pub(crate) fn eventfd(&self) -> &EventFd {
@@ -147,13 +201,11 @@ impl Unparker {
     /// `park` returns promptly.
     ///
     /// Never blocks. Repeated calls before the driver wakes coalesce into one eventfd
-    /// write.
+    /// write (or, for an io_uring driver on a kernel that has it, one `MSG_RING`
+    /// completion posted on its ring: `ringwake.rs`).
     pub fn unpark(&self) {
         if self.shared.latch.raise() {
-            // The only possible failures are EAGAIN (already readable, handled inside) or
-            // an fd we own being invalid, which would be a bug here, not the caller's.
-            let res = self.shared.eventfd.write_one();
-            debug_assert!(res.is_ok(), "the unpark eventfd write failed: {res:?}");
+            self.shared.send_wake();
         }
     }
 }
