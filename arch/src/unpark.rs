@@ -32,13 +32,14 @@
 //! during the spin finds it raised and writes nothing (a wake costs one atomic
 //! swap, no syscall). Dropping the returned [`Held`] lowers the flag again.
 //!
-//! 4. Hold: `raise()` by the driver's thread; if it did not flip the flag, an
+//! 4. Hold: `notified.swap(true)` by the driver's thread; if it did not flip the flag, an
 //!    unpark is already on its way to the eventfd and the next park returns at
 //!    once, so there is nothing to hold and no spin is needed.
-//! 5. Release: `clear()`, then the caller re-checks its queue (SeqCst) before it
-//!    parks. An unpark that skipped its write during the hold swapped the flag
-//!    before the clear (single SeqCst order), so what it published before
-//!    unparking is seen by that re-check; an unpark after the clear writes.
+//! 5. Release: `notified.swap(false)`, then the caller re-checks its queue before it
+//!    parks. An unpark that skipped its write during the hold swapped the flag before
+//!    the release did, and the release, a read-modify-write, read what that swap left:
+//!    it synchronises with the unparker, so the re-check sees what the unparker
+//!    published before unparking. An unpark after the release writes.
 //!
 //! While the flag is held the eventfd counter is zero (the hold flipped it, so
 //! no write was owed), which is what the drivers' step 3 assumes. The cost
@@ -88,6 +89,15 @@ impl Latch {
     #[inline]
     pub(crate) fn hold(&self) -> bool {
         self.raise()
+    }
+
+    /// Step 5: end a hold. A swap, not a store: when it reads the flag as an
+    /// unparker's swap left it, it synchronises with that unparker, so the loop's
+    /// re-check after it sees what the unparker published (with plain SeqCst
+    /// stores this needs the single total order, which loom does not model).
+    #[inline]
+    pub(crate) fn release(&self) {
+        self.notified.swap(false, Ordering::SeqCst);
     }
 
     /// Whether an unpark is pending (the simulator checks before draining).
@@ -241,7 +251,7 @@ pub struct Held<'a> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         // Step 5: unparks write again from here on.
-        self.latch.clear();
+        self.latch.release();
     }
 }
 
@@ -358,7 +368,7 @@ mod loom_model {
                     // below returns at once.
                     if spin != Spin::No && s.latch.hold() {
                         let spun = s.queued.load(Ordering::SeqCst);
-                        s.latch.clear();
+                        s.latch.release();
                         if spun == remotes {
                             return;
                         }
