@@ -68,6 +68,8 @@ pub(crate) struct Core {
     /// Task polls since the driver was last polled.
     pub(super) polls_since_park: Cell<u32>,
     event_interval: u32,
+    /// Spin-before-park budget (`spin.rs`); zero: park at once (the default).
+    pub(super) spin: Duration,
     pub(super) wheel: RefCell<Wheel>,
     /// Tick 0 of the wheel.
     pub(super) origin: std::time::Instant,
@@ -146,6 +148,7 @@ impl Core {
             budget: Cell::new(BUDGET),
             polls_since_park: Cell::new(0),
             event_interval: event_interval.max(1),
+            spin: Duration::ZERO,
             wheel: RefCell::new(Wheel::new()),
             origin: std::time::Instant::now(),
             fired: RefCell::new(Vec::new()),
@@ -372,7 +375,13 @@ impl Core {
                 self.sim_idle(sim);
                 return;
             }
-            let timeout = self.park_timeout();
+            let mut timeout = self.park_timeout();
+            if !self.spin.is_zero() {
+                if self.spin_for_work(timeout) {
+                    return;
+                }
+                timeout = self.park_timeout();
+            }
             self.park(timeout);
         } else if polls >= self.event_interval {
             self.park(Some(Duration::ZERO));

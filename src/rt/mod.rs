@@ -79,6 +79,7 @@ mod remote_loom;
 mod runtime;
 mod shutdown;
 pub(crate) mod sim;
+mod spin;
 mod timers;
 mod trace;
 // `pub` items, re-exported by `crate::fuzz` under `cfg(fuzzing)`.
@@ -257,6 +258,12 @@ impl Shared {
         drop(remote);
         self.unparker.unpark();
         Ok(())
+    }
+
+    /// The unparker, for the loop's own spin-before-park (`spin.rs`), which
+    /// holds it while it spins.
+    pub(super) fn unparker_for_spin(&self) -> &Unparker {
+        &self.unparker
     }
 
     pub(crate) fn remote_pending(&self) -> bool {
