@@ -363,7 +363,8 @@ pub use task::{PanicPayload, Task, TaskError, spawn};
 pub mod runtime {
     pub use crate::pool::Pool;
     pub use crate::rt::{
-        Builder, DriverInfo, Handle, LoopMetrics, Runtime, Stats, TryCurrentError, run, stats,
+        AwaitNode, Awaiting, Builder, DriverInfo, Handle, LoopMetrics, Runtime, Stats, TaskDump,
+        TaskInfo, TaskState, TryCurrentError, run, stats,
     };
     pub use coil_arch::{DriverChoice, DriverKind, FallbackReason, ParseDriverChoiceError};
 }

@@ -122,3 +122,14 @@ fn name(choice: DriverChoice) -> &'static str {
         DriverChoice::Epoll => "epoll",
     }
 }
+
+/// `gather!`/`join!` and `select!`: one poll of the macro's futures inside
+/// the await tree's node `what` (debug mode's `Handle::dump`; nothing when
+/// it is off).
+#[inline(always)]
+pub fn await_node<T>(
+    what: &'static str,
+    poll: impl FnOnce() -> std::task::Poll<T>,
+) -> std::task::Poll<T> {
+    crate::rt::debug::within(|| crate::rt::Awaiting::Combinator(what), poll)
+}

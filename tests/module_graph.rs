@@ -37,24 +37,35 @@ const ALLOWED: &[Allowed] = &[
     Allowed {
         from: "task",
         to: "rt",
-        via: &["Shared", "schedule", "spawn_local", "budget", "with_core"],
+        via: &[
+            "Shared",
+            "schedule",
+            "spawn_local",
+            "budget",
+            "with_core",
+            "debug",
+            "Awaiting",
+        ],
         why: "rt runs tasks (TaskRef, the owned list, Task). A task in turn holds its loop's \
               Arc<rt::Shared> in its header and is queued by rt::schedule when woken, \
               coil::spawn finds the running loop through rt::spawn_local, and \
               coil::task::consume_budget is the loop's coop budget (rt::budget); \
               coil::task::current and all_tasks read the running task and the owned list \
-              of the loop on this thread (rt::with_core). Cutting the \
+              of the loop on this thread (rt::with_core); a task handle and a TaskGroup \
+              note what they wait on in debug mode's await tree (rt::debug, rt::Awaiting). \
+              Cutting the \
               edge would put a scheduler trait object in every task header and an indirect \
               call on every wake, the hot path",
     },
     Allowed {
         from: "op",
         to: "rt",
-        via: &["with_core", "budget"],
+        via: &["with_core", "budget", "debug", "Awaiting"],
         why: "rt owns each loop's op home (op::OpHome) and hands completions to it. An op \
               future submits to the loop running on its thread (rt::with_core, then \
               Core::submit_op) and spends its coop budget (rt::budget); a SharedFd records \
-              the loop it was made in. Cutting the edge means moving the op table into rt, \
+              the loop it was made in; an op in flight is a node of debug mode's await tree \
+              (rt::debug, rt::Awaiting). Cutting the edge means moving the op table into rt, \
               which splits the ownership rules O1-O6 of op/mod.rs across two modules, or an \
               indirect call per submit",
     },

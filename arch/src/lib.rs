@@ -122,6 +122,8 @@ mod epoll;
 mod fallback;
 pub mod op;
 pub mod pbuf;
+#[cfg(not(miri))]
+mod ringwake;
 pub mod signal;
 pub mod sim;
 pub mod sock;
@@ -140,7 +142,7 @@ pub use driver::{Driver, Submitted};
 pub use fallback::FallbackReason;
 pub(crate) use fallback::StartError;
 pub use op::{Completion, OpCode};
-pub use unpark::Unparker;
+pub use unpark::{Held, Unparker};
 
 static_assertions::assert_impl_all!(Driver: Send);
 static_assertions::assert_impl_all!(Unparker: Send, Sync, Clone);
@@ -163,4 +165,10 @@ pub(crate) mod token {
     /// Every `ASYNC_CANCEL` the driver sends (`Driver::cancel`, `Driver::drain`, drop).
     #[cfg_attr(miri, allow(dead_code))]
     pub(crate) const CANCEL: u64 = u64::MAX - 2;
+    /// A cross-loop wake posted by `IORING_OP_MSG_RING` (`ringwake.rs`).
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(crate) const MSG_WAKE: u64 = u64::MAX - 32;
+    /// The MSG_RING a driver sends itself to see that the kernel delivers them.
+    #[cfg_attr(miri, allow(dead_code))]
+    pub(crate) const MSG_PROBE: u64 = u64::MAX - 33;
 }

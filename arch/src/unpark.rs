@@ -6,7 +6,10 @@
 //! `Unparker` clone.
 //!
 //! 1. `unpark()`: `if !notified.swap(true, SeqCst) { write(eventfd, 1) }`. Only the
-//!    unpark that flips the flag writes, so a burst of unparks costs one write.
+//!    unpark that flips the flag writes, so a burst of unparks costs one write. An
+//!    io_uring driver on Linux 6.13+ is sent an `IORING_OP_MSG_RING` completion instead
+//!    of the write (`ringwake.rs`); its arrival plays the part of the eventfd read
+//!    completing in steps 2 and 3, and a refused message falls back to the write.
 //! 2. The driver watches the eventfd while parked (level-triggered `EPOLLIN` under epoll,
 //!    an always-armed `IORING_OP_READ` under io_uring).
 //! 3. When it sees the eventfd fire, the driver first empties the counter (the read does
@@ -20,12 +23,37 @@
 //! reads its remote queue with SeqCst after `park` returns, so it sees whatever that
 //! unparker published before calling `unpark`.
 //!
-//! The flag's half of the protocol is [`Latch`] (steps 1 and 3). Its loom model,
+//! # Spinning instead of parking
+//!
+//! A loop that busy-polls for a while before it parks (coil's opt-in
+//! spin-before-park) does not want its wakers to pay for an eventfd write it
+//! would not read: [`Unparker::hold`], called on the driver's own thread
+//! between two parks, raises the flag itself when it is down, so every unpark
+//! during the spin finds it raised and writes nothing (a wake costs one atomic
+//! swap, no syscall). Dropping the returned [`Held`] lowers the flag again.
+//!
+//! 4. Hold: `notified.swap(true)` by the driver's thread; if it did not flip the flag, an
+//!    unpark is already on its way to the eventfd and the next park returns at
+//!    once, so there is nothing to hold and no spin is needed.
+//! 5. Release: `notified.swap(false)`, then the caller re-checks its queue before it
+//!    parks. An unpark that skipped its write during the hold swapped the flag before
+//!    the release did, and the release, a read-modify-write, read what that swap left:
+//!    it synchronises with the unparker, so the re-check sees what the unparker
+//!    published before unparking. An unpark after the release writes.
+//!
+//! While the flag is held the eventfd counter is zero (the hold flipped it, so
+//! no write was owed), which is what the drivers' step 3 assumes. The cost
+//! outside a hold is unchanged: an unpark writes the eventfd when it flips the
+//! flag, whether or not the driver is parked at that moment.
+//!
+//! The flag's half of the protocol is [`Latch`] (steps 1, 3, 4 and 5). Its loom model,
 //! `loom_model` below, runs the real `Latch` against a modelled eventfd (a counter that
 //! a write raises and the driver's read empties) with the driver's step order, and checks
 //! that a loop waiting for remote work never sleeps through it (loom reports the lost
-//! wakeup as a deadlock). The same model with the clear moved after the loop's queue
-//! check, the mistake step 3 rules out, must fail; a test says it does. Run with
+//! wakeup as a deadlock), with and without a hold (a spin) before each park. The same
+//! model with the clear moved after the loop's queue check, the mistake step 3 rules
+//! out, must fail, and so must a spin that parks without the re-check of step 5;
+//! tests say they do. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p coil-arch --lib --release loom`.
 
 #[cfg(loom)]
@@ -55,6 +83,23 @@ impl Latch {
         !self.notified.swap(true, Ordering::SeqCst)
     }
 
+    /// Step 4 (module docs): the driver's thread raises the flag itself; `true`
+    /// if it flipped it (the hold is taken and must be released with
+    /// [`clear`](Latch::clear)), `false` if an unpark already owes a write.
+    #[inline]
+    pub(crate) fn hold(&self) -> bool {
+        self.raise()
+    }
+
+    /// Step 5: end a hold. A swap, not a store: when it reads the flag as an
+    /// unparker's swap left it, it synchronises with that unparker, so the loop's
+    /// re-check after it sees what the unparker published (with plain SeqCst
+    /// stores this needs the single total order, which loom does not model).
+    #[inline]
+    pub(crate) fn release(&self) {
+        self.notified.swap(false, Ordering::SeqCst);
+    }
+
     /// Whether an unpark is pending (the simulator checks before draining).
     pub(crate) fn is_raised(&self) -> bool {
         self.notified.load(Ordering::SeqCst)
@@ -72,6 +117,10 @@ impl Latch {
 pub(crate) struct Shared {
     eventfd: EventFd,
     latch: Latch,
+    /// An io_uring driver's `IORING_OP_MSG_RING` path (`ringwake.rs`); `None`: the
+    /// eventfd only.
+    #[cfg(not(miri))]
+    ring: Option<crate::ringwake::RingWake>,
 }
 
 impl Shared {
@@ -79,7 +128,54 @@ impl Shared {
         Arc::new(Shared {
             eventfd,
             latch: Latch::default(),
+            #[cfg(not(miri))]
+            ring: None,
         })
+    }
+
+    /// A driver whose unparks post a MSG_RING completion on its ring, when `ring` is
+    /// `Some`, and write `eventfd` otherwise (or when a message is refused).
+    #[cfg(not(miri))]
+    pub(crate) fn with_ring(
+        eventfd: EventFd,
+        ring: Option<crate::ringwake::RingWake>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            eventfd,
+            latch: Latch::default(),
+            ring,
+        })
+    }
+
+    /// Whether unparks post MSG_RING completions (tests).
+    #[cfg(all(test, not(miri)))]
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring
+            .as_ref()
+            .is_some_and(crate::ringwake::RingWake::is_usable)
+    }
+
+    /// Turns the MSG_RING path off, as a refused message does (tests).
+    #[cfg(all(test, not(miri)))]
+    pub(crate) fn turn_off_ring(&self) {
+        if let Some(r) = &self.ring {
+            r.turn_off();
+        }
+    }
+
+    /// Step 1's "write": a MSG_RING completion on the driver's ring where it has the
+    /// message path, else (or if the kernel refused it) one eventfd write.
+    fn send_wake(&self) {
+        #[cfg(not(miri))]
+        if let Some(ring) = &self.ring
+            && ring.wake()
+        {
+            return;
+        }
+        // The only possible failures are EAGAIN (already readable, handled inside) or
+        // an fd we own being invalid, which would be a bug here, not the caller's.
+        let res = self.eventfd.write_one();
+        debug_assert!(res.is_ok(), "the unpark eventfd write failed: {res:?}");
     }
 
     pub(crate) fn eventfd(&self) -> &EventFd {
@@ -115,14 +211,47 @@ impl Unparker {
     /// `park` returns promptly.
     ///
     /// Never blocks. Repeated calls before the driver wakes coalesce into one eventfd
-    /// write.
+    /// write (or, for an io_uring driver on a kernel that has it, one `MSG_RING`
+    /// completion posted on its ring: `ringwake.rs`).
     pub fn unpark(&self) {
         if self.shared.latch.raise() {
-            // The only possible failures are EAGAIN (already readable, handled inside) or
-            // an fd we own being invalid, which would be a bug here, not the caller's.
-            let res = self.shared.eventfd.write_one();
-            debug_assert!(res.is_ok(), "the unpark eventfd write failed: {res:?}");
+            self.shared.send_wake();
         }
+    }
+}
+
+impl Unparker {
+    /// Suppresses the eventfd writes of unparks while the driver's thread polls
+    /// for work without parking (steps 4 and 5 of the module docs): for as long
+    /// as the returned [`Held`] lives, an `unpark` from any thread costs one
+    /// atomic swap and no syscall.
+    ///
+    /// `None` if an unpark is already pending (its write is owed or done): then
+    /// the next `park` returns at once and there is nothing to spin for.
+    ///
+    /// The rules, which keep wake-ups from being lost: call it only on the
+    /// thread that parks this driver, never while a `park` runs, and drop the
+    /// guard before the next `park`; after dropping it, look for the work that
+    /// unparkers publish (with `SeqCst` loads) before parking, because the
+    /// unparks made during the hold wrote nothing.
+    #[must_use = "the hold ends when the guard is dropped"]
+    pub fn hold(&self) -> Option<Held<'_>> {
+        self.shared.latch.hold().then_some(Held {
+            latch: &self.shared.latch,
+        })
+    }
+}
+
+/// A hold on a driver's unparks ([`Unparker::hold`]); dropping it ends the hold.
+#[derive(Debug)]
+pub struct Held<'a> {
+    latch: &'a Latch,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Step 5: unparks write again from here on.
+        self.latch.release();
     }
 }
 
@@ -195,10 +324,23 @@ mod loom_model {
         AfterQueueCheck,
     }
 
+    /// Whether the loop spins (holds the latch and looks at its queue) before
+    /// each park.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Spin {
+        /// Park straight away.
+        No,
+        /// Steps 4 and 5: hold, look, release, look again, then park.
+        Held,
+        /// Hold, look, release and park without looking again: the mistake
+        /// step 5 rules out.
+        NoRecheck,
+    }
+
     /// `remotes` threads each publish one item and unpark (what
     /// `Unparker::unpark` does after the runtime's remote push); the loop
     /// waits until it has seen them all.
-    fn model(remotes: usize, clear_at: ClearAt) {
+    fn model(remotes: usize, clear_at: ClearAt, spin: Spin) {
         loom::model(move || {
             let shared = Arc::new(Shared::default());
             let threads: Vec<_> = (0..remotes)
@@ -222,6 +364,18 @@ mod loom_model {
                     if seen == remotes {
                         return;
                     }
+                    // A hold that is refused means a write is owed: the park
+                    // below returns at once.
+                    if spin != Spin::No && s.latch.hold() {
+                        let spun = s.queued.load(Ordering::SeqCst);
+                        s.latch.release();
+                        if spun == remotes {
+                            return;
+                        }
+                        if spin == Spin::Held && s.queued.load(Ordering::SeqCst) == remotes {
+                            return;
+                        }
+                    }
                     let read = s.eventfd.wait_and_drain();
                     assert_ne!(
                         read, SHUTDOWN,
@@ -243,12 +397,31 @@ mod loom_model {
 
     #[test]
     fn loom_unpark_latch_one_remote() {
-        model(1, ClearAt::BeforeParkReturns);
+        model(1, ClearAt::BeforeParkReturns, Spin::No);
     }
 
     #[test]
     fn loom_unpark_latch_two_remotes() {
-        model(2, ClearAt::BeforeParkReturns);
+        model(2, ClearAt::BeforeParkReturns, Spin::No);
+    }
+
+    /// A spin before each park (steps 4 and 5) racing one and two remotes.
+    #[test]
+    fn loom_unpark_latch_spin_one_remote() {
+        model(1, ClearAt::BeforeParkReturns, Spin::Held);
+    }
+
+    #[test]
+    fn loom_unpark_latch_spin_two_remotes() {
+        model(2, ClearAt::BeforeParkReturns, Spin::Held);
+    }
+
+    /// The spin model can fail: an unpark that lands during the hold writes
+    /// nothing, so a loop that parks without looking again sleeps through it.
+    #[test]
+    #[should_panic(expected = "lost wakeup")]
+    fn loom_unpark_latch_spin_without_recheck_loses_a_wake() {
+        model(1, ClearAt::BeforeParkReturns, Spin::NoRecheck);
     }
 
     /// The model can fail: clearing after the queue check lets an unpark that
@@ -260,6 +433,6 @@ mod loom_model {
     #[test]
     #[should_panic(expected = "lost wakeup")]
     fn loom_unpark_latch_clear_after_queue_check_loses_a_wake() {
-        model(2, ClearAt::AfterQueueCheck);
+        model(2, ClearAt::AfterQueueCheck, Spin::No);
     }
 }

@@ -108,7 +108,9 @@ driver_test! {
 
 driver_test! {
     /// A thousand unparks cost one eventfd write and one wake-up; the park after that
-    /// blocks for its whole timeout.
+    /// blocks for its whole timeout. (Under io_uring on Linux 6.13+ the one wake is a
+    /// MSG_RING completion, which is no write: at most one write there, and the parks
+    /// below show that the thousand unparks made one wake-up.)
     fn unparks_coalesce(kind) {
         let mut driver = driver(kind);
         // Let the io_uring backend arm its eventfd READ first.
@@ -120,7 +122,12 @@ driver_test! {
         }
         let writes_after = support::thread_write_syscalls();
         if let (Some(before), Some(after)) = (writes_before, writes_after) {
-            assert_eq!(after - before, 1, "1000 unparks made {} writes", after - before);
+            let writes = after - before;
+            if kind.kind == coil_arch::DriverKind::Uring {
+                assert!(writes <= 1, "1000 unparks made {writes} writes");
+            } else {
+                assert_eq!(writes, 1, "1000 unparks made {writes} writes");
+            }
         }
 
         let start = Instant::now();

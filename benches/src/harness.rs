@@ -131,7 +131,7 @@ pub fn run_child(
 pub fn collect(
     opts: &Opts,
     workloads: &[&str],
-    peers: &[&'static str],
+    peers: &[&str],
 ) -> Result<Vec<(String, String, Vec<String>)>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let reps = opts.reps()?;

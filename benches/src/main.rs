@@ -1,21 +1,25 @@
-//! `coil-benches`: W1 spawn, W2 yield, W3 channel and W4 timers (the default
-//! suite), W5 TCP echo (`echo`, echo.rs) and W6 file reads (`file`, file.rs)
+//! `coil-benches`: W1 spawn, W2 yield, W3 channel, W4 timers and W7 memory
+//! per parked task (the default suite), W5 TCP echo (`echo`, echo.rs), W9 idle connections (`idle`, idle.rs) and W6 file reads (`file`, file.rs)
 //! of `benches/WORKLOADS.md`, and W8a/W8b multi-core (`multicore`,
 //! multicore.rs), for coil (io_uring and epoll drivers)
 //! beside tokio current_thread, monoio (io_uring and legacy), glommio and smol.
 //!
-//! * `coil-benches [--quick]` runs W1–W4 for every peer, each
+//! * `coil-benches [--quick]` runs W1–W4 and W7 for every peer, each
 //!   measurement in a child process of this binary pinned to CPU 0, median
 //!   of 3 (1 with `--quick`), and prints a table and the RATIOS.
+//! * `coil-benches report [out=DIR] [in=FILES]` runs every suite (or reads
+//!   saved output) and writes an HTML page of bar charts (chart.rs).
 //! * `coil-benches <workload> peer=<name> [key=value ...]` runs once, in this
 //!   process, and prints exactly one JSON line (benches/WORKLOADS.md §0).
 //!
 //! See `benches/README.md`.
 
+mod chart;
 mod echo;
 mod file;
 mod harness;
 mod idle;
+mod memory;
 mod multicore;
 mod opts;
 mod peers;
@@ -38,6 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if opts.workload.as_deref() == Some("report") {
+        return chart::main(&opts); // every suite, one HTML page
+    }
     if opts.workload.as_deref() == Some("file") {
         return file::main(&opts);
     }
@@ -118,10 +125,11 @@ fn suite(opts: &Opts) -> Result<bool, String> {
         }
     };
     let start = std::time::Instant::now();
-    let (channel, others): (Vec<&str>, Vec<&str>) =
-        workloads.iter().partition(|&&w| w == "channel");
+    let (rowed, others): (Vec<&str>, Vec<&str>) = workloads
+        .iter()
+        .partition(|&&w| w == "channel" || w == "memory");
     let mut results = harness::collect(opts, &others, &peers)?;
-    if !channel.is_empty() {
+    if rowed.contains(&"channel") {
         // W3 has one row per (peer, channel API): `peer@impl`.
         let rows: Vec<&'static str> = peers::CHANNEL_ROWS
             .iter()
@@ -132,12 +140,25 @@ fn suite(opts: &Opts) -> Result<bool, String> {
                 Some(_) => peers.iter().any(|p| r.split('@').next() == Some(*p)),
             })
             .collect();
-        results.extend(harness::collect(opts, &channel, &rows)?);
+        results.extend(harness::collect(opts, &["channel"], &rows)?);
+    }
+    if rowed.contains(&"memory") {
+        // W7 has one row per (peer, release primitive): `peer@impl`.
+        let rows: Vec<String> = memory::rows(&peers)
+            .into_iter()
+            .filter(|r| match opts.peer() {
+                Some(p) if p.contains('@') => r == p,
+                _ => true,
+            })
+            .collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        results.extend(harness::collect(opts, &["memory"], &rows)?);
     }
     let cells = table::aggregate(&results);
     print!("{}", table::render(&cells, &peers, opts.reps()?));
     print!("{}", table::ratios(&cells, &peers));
     print!("{}", table::channel(&cells, opts.reps()?));
+    print!("{}", memory::table(&cells, opts.reps()?));
     println!("\ntotal {:.1} s", start.elapsed().as_secs_f64());
     Ok(cells.iter().all(|c| c.ok))
 }

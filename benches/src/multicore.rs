@@ -1,21 +1,21 @@
 //! W8 multi-core (`multicore`, WORKLOADS.md): W8a sharded tasks and W8b the
-//! cross-loop round trip, for coil's `Pool` (io_uring and epoll) and, for
-//! W8b, tokio with two current_thread runtimes on two threads.
+//! cross-loop round trip, for coil's `Pool` (io_uring and epoll) beside the
+//! peers and references of `multicore_peers.rs` (monoio and glommio for
+//! W8a; tokio, glommio, std's `sync_channel` and a spinning atomic for W8b).
 //!
 //! * `coil-benches multicore` runs every row `reps` times (default 3, 1 with
 //!   `--quick`) in this process and prints the medians, W8a's scaling and the
 //!   goal lines. The loops pin themselves (loop i on the i-th allowed CPU), so
 //!   the process is not pinned as a whole.
-//! * `coil-benches multicore peer=<coil/uring|coil/epoll|tokio> part=<w8a|w8b>
+//! * `coil-benches multicore peer=<row> part=<w8a|w8b>
 //!   [loops=1|2] [n=...]` runs once and prints one JSON line.
 //!
 //! W8c (the echo server as a pool of one loop) is in `echo.rs`, as the W5
-//! servers `coil-pool/uring` and `coil-pool/epoll`. The glommio and monoio
-//! rows are not measured yet.
+//! servers `coil-pool/uring` and `coil-pool/epoll`.
 
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use coil::pool::{CoreId, Pool};
 use coil::runtime::DriverChoice;
@@ -24,6 +24,13 @@ use crate::opts::Opts;
 use crate::peers::ns_since;
 use crate::report::{Json, Outcome, median};
 use crate::splitmix::SplitMix64;
+
+#[path = "multicore_peers.rs"]
+mod peers;
+
+/// glommio's spin-before-park in its `glommio/spin` W8b row (WORKLOADS.md's
+/// figure was taken with 100 µs).
+const GLOMMIO_SPIN: Duration = Duration::from_micros(100);
 
 /// W8a's task: 64 SplitMix64 steps seeded with `j`, each through a barrier
 /// so that LLVM cannot fold them.
@@ -41,37 +48,41 @@ fn reference(n: u64) -> u64 {
     (0..n).fold(0, |acc, j| acc ^ task_work(j))
 }
 
-fn coil_choice(peer: &str) -> Option<DriverChoice> {
-    match peer {
-        "coil/uring" | "coil-uring" => Some(DriverChoice::Uring),
-        "coil/epoll" | "coil-epoll" => Some(DriverChoice::Epoll),
+/// The coil row's driver and spin budget: `coil/uring`, `coil/epoll`, and
+/// the same with `+spin` (the loops spin [`COIL_SPIN`] before parking).
+fn coil_choice(peer: &str) -> Option<(DriverChoice, Duration)> {
+    let (driver, spin) = match peer.strip_suffix("+spin") {
+        Some(d) => (d, COIL_SPIN),
+        None => (peer, Duration::ZERO),
+    };
+    match driver {
+        "coil/uring" | "coil-uring" => Some((DriverChoice::Uring, spin)),
+        "coil/epoll" | "coil-epoll" => Some((DriverChoice::Epoll, spin)),
         _ => None,
     }
 }
 
-fn pool(choice: DriverChoice, loops: usize) -> Result<Pool, String> {
+/// The spin-before-park budget of the `+spin` coil rows.
+const COIL_SPIN: Duration = Duration::from_micros(100);
+
+fn pool((choice, spin): (DriverChoice, Duration), loops: usize) -> Result<Pool, String> {
     Pool::builder()
         .loops(loops)
         .pin_cpus(true)
         .driver(choice)
+        .spin_before_park(spin)
         .build()
         .map_err(|e| format!("pool: {e}"))
 }
 
 /// W8a on coil: every loop spawns its share of the N tasks locally and joins
 /// them. Returns (elapsed ns, XOR of the outputs).
-fn w8a_coil(choice: DriverChoice, loops: usize, n: u64) -> Result<(u64, u64), String> {
+fn w8a_coil(choice: (DriverChoice, Duration), loops: usize, n: u64) -> Result<(u64, u64), String> {
     let pool = pool(choice, loops)?;
-    let per = n / loops as u64;
     let start = Instant::now();
     let parts = pool
         .run(move |core| async move {
-            let first = core.index() as u64 * per;
-            let last = if core.index() + 1 == loops {
-                n
-            } else {
-                first + per
-            };
+            let (first, last) = peers::share(core.index(), loops, n);
             let tasks: Vec<_> = (first..last)
                 .map(|j| coil::spawn(async move { task_work(j) }))
                 .collect();
@@ -88,7 +99,7 @@ fn w8a_coil(choice: DriverChoice, loops: usize, n: u64) -> Result<(u64, u64), St
 
 /// W8b on coil: a u64 from loop 0 to loop 1 and back, `n` times, through two
 /// `coil::sync::mpsc` channels of capacity 1. Returns (ns on loop 0, sum).
-fn w8b_coil(choice: DriverChoice, n: u64) -> Result<(u64, u64), String> {
+fn w8b_coil(choice: (DriverChoice, Duration), n: u64) -> Result<(u64, u64), String> {
     use coil::sync::mpsc;
     let pool = pool(choice, 2)?;
     let (there_tx, there_rx) = mpsc::channel::<u64>(1);
@@ -147,34 +158,46 @@ fn w8b_tokio(n: u64) -> Result<(u64, u64), String> {
             .build()
             .map_err(|e| e.to_string())
     };
-    let b_rt = rt()?;
-    let b = std::thread::spawn(move || {
-        pin_thread(1);
-        b_rt.block_on(async move {
-            while let Some(v) = there_rx.recv().await {
-                if back_tx.send(v).await.is_err() {
-                    return;
+    let (a_rt, b_rt) = (rt()?, rt()?);
+    peers::two_threads(
+        move || {
+            a_rt.block_on(async move {
+                let start = Instant::now();
+                let mut sum = 0;
+                for i in 0..n {
+                    there_tx.send(i).await.map_err(|_| "B is gone")?;
+                    sum += back_rx.recv().await.ok_or("B is gone")?;
                 }
-            }
-        });
-    });
-    let a_rt = rt()?;
-    let a = std::thread::spawn(move || {
-        pin_thread(0);
-        a_rt.block_on(async move {
-            let start = Instant::now();
-            let mut sum = 0;
-            for i in 0..n {
-                there_tx.send(i).await.map_err(|_| "B is gone")?;
-                sum += back_rx.recv().await.ok_or("B is gone")?;
-            }
-            Ok::<_, &'static str>((ns_since(start), sum))
-        })
-    });
-    let r = a.join().map_err(|_| "thread A panicked")?;
-    b.join().map_err(|_| "thread B panicked")?;
-    r.map_err(str::to_string)
+                Ok((ns_since(start), sum))
+            })
+        },
+        move || {
+            b_rt.block_on(async move {
+                while let Some(v) = there_rx.recv().await {
+                    if back_tx.send(v).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        },
+    )
 }
+
+/// W8a's rows, one per runtime (each at L = 1 and 2).
+const W8A_PEERS: [&str; 4] = ["coil/uring", "coil/epoll", "monoio", "glommio"];
+
+/// W8b's rows: coil, the peers, then the two references.
+const W8B_PEERS: [&str; 9] = [
+    "coil/uring",
+    "coil/epoll",
+    "coil/uring+spin",
+    "coil/epoll+spin",
+    "tokio",
+    "glommio",
+    "glommio/spin",
+    "std/sync_channel",
+    "std/spin",
+];
 
 /// One run of one row: its JSON line.
 fn single(peer: &str, opts: &Opts) -> Outcome {
@@ -191,10 +214,14 @@ fn run_once(peer: &str, opts: &Opts) -> Result<Outcome, String> {
     o.params.push(("part".into(), Json::Str(part.into())));
     match part {
         "w8a" => {
-            let choice = coil_choice(peer).ok_or("W8a is measured for coil only here")?;
             let loops = opts.get_u64("loops", 2)?.clamp(1, 2) as usize;
             let n = opts.get_u64("n", opts.shrink(2_000_000))?.max(loops as u64);
-            let (ns, x) = w8a_coil(choice, loops, n)?;
+            let (ns, x) = match (coil_choice(peer), peer) {
+                (Some(choice), _) => w8a_coil(choice, loops, n)?,
+                (None, "monoio") => peers::w8a_monoio(loops, n)?,
+                (None, "glommio") => peers::w8a_glommio(loops, n)?,
+                _ => return Err(format!("unknown peer {peer:?} for W8a")),
+            };
             o.params.push(("loops".into(), Json::Int(loops as i64)));
             o.params.push(("n".into(), Json::Int(n as i64)));
             o.metric = "tasks_per_s".into();
@@ -205,10 +232,14 @@ fn run_once(peer: &str, opts: &Opts) -> Result<Outcome, String> {
         }
         "w8b" => {
             let n = opts.get_u64("n", opts.shrink(1_000_000))?.max(1);
-            let (ns, sum) = match coil_choice(peer) {
-                Some(choice) => w8b_coil(choice, n)?,
-                None if peer == "tokio" => w8b_tokio(n)?,
-                None => return Err(format!("unknown peer {peer:?} for W8b")),
+            let (ns, sum) = match (coil_choice(peer), peer) {
+                (Some(choice), _) => w8b_coil(choice, n)?,
+                (None, "tokio") => w8b_tokio(n)?,
+                (None, "glommio") => peers::w8b_glommio(n, Duration::ZERO)?,
+                (None, "glommio/spin") => peers::w8b_glommio(n, GLOMMIO_SPIN)?,
+                (None, "std/sync_channel") => peers::w8b_std(n)?,
+                (None, "std/spin") => peers::w8b_spin(n)?,
+                _ => return Err(format!("unknown peer {peer:?} for W8b")),
             };
             o.params.push(("n".into(), Json::Int(n as i64)));
             o.metric = "ns_per_round_trip".into();
@@ -234,15 +265,12 @@ pub fn main(opts: &Opts) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rows: [(&str, &str, &str); 7] = [
-        ("coil/uring", "w8a", "1"),
-        ("coil/uring", "w8a", "2"),
-        ("coil/epoll", "w8a", "1"),
-        ("coil/epoll", "w8a", "2"),
-        ("coil/uring", "w8b", "2"),
-        ("coil/epoll", "w8b", "2"),
-        ("tokio", "w8b", "2"),
-    ];
+    let mut rows: Vec<(&str, &str, &str)> = Vec::new();
+    for peer in W8A_PEERS {
+        rows.push((peer, "w8a", "1"));
+        rows.push((peer, "w8a", "2"));
+    }
+    rows.extend(W8B_PEERS.iter().map(|peer| (*peer, "w8b", "2")));
     let mut values: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
     let mut all_ok = true;
     // Interleaved repetitions, as in the other suites.
@@ -257,26 +285,39 @@ pub fn main(opts: &Opts) -> ExitCode {
             values[i].extend(r.value);
         }
     }
-    let med: Vec<f64> = values
-        .iter()
-        .map(|v| if v.is_empty() { f64::NAN } else { median(v) })
-        .collect();
+    let med = |peer: &str, part: &str, loops: &str| {
+        let i = rows.iter().position(|r| *r == (peer, part, loops));
+        match i.map(|i| &values[i]) {
+            Some(v) if !v.is_empty() => median(v),
+            _ => f64::NAN,
+        }
+    };
     println!("W8 multicore, median of {reps} (loops pinned one per CPU)");
-    for (i, (peer, part, loops)) in rows.iter().enumerate() {
-        let unit = if *part == "w8a" {
-            "tasks/s"
-        } else {
-            "ns/round trip"
-        };
-        println!("  {part} {peer:<11} loops={loops}  {:>14.1} {unit}", med[i]);
-    }
-    for (name, l1, l2) in [("coil/uring", 0, 1), ("coil/epoll", 2, 3)] {
-        let scaling = med[l2] / med[l1];
+    println!("  W8a tasks/s        L=1            L=2   scaling  L=2 / monoio's");
+    let monoio2 = med("monoio", "w8a", "2");
+    for peer in W8A_PEERS {
+        let (l1, l2) = (med(peer, "w8a", "1"), med(peer, "w8a", "2"));
         println!(
-            "  W8a scaling {name}: {scaling:.2} (goal >= 1.9; L=2 rate goal >= 1.2 x monoio's)"
+            "  {peer:<12} {l1:>12.0} {l2:>14.0}   {:>6.2}   {:>6.2}",
+            l2 / l1,
+            l2 / monoio2
         );
     }
-    println!("  W8b goal: <= 4000 ns with loops that sleep when idle");
+    println!("  W8a goals: scaling >= 1.9, L=2 rate >= 1.2 x monoio's");
+    println!("  W8b ns/round trip            ns   / std sync_channel   / std spin");
+    let (std_chan, std_spin) = (
+        med("std/sync_channel", "w8b", "2"),
+        med("std/spin", "w8b", "2"),
+    );
+    for peer in W8B_PEERS {
+        let v = med(peer, "w8b", "2");
+        println!(
+            "  {peer:<22} {v:>10.1}   {:>16.3}   {:>8.2}",
+            v / std_chan,
+            v / std_spin
+        );
+    }
+    println!("  W8b goals: <= 4000 ns with loops that sleep when idle, <= 250 ns with spin");
     if all_ok {
         ExitCode::SUCCESS
     } else {
@@ -290,14 +331,33 @@ mod tests {
 
     #[test]
     fn w8a_and_w8b_check_their_results() {
-        for choice in [DriverChoice::Uring, DriverChoice::Epoll] {
+        for driver in [DriverChoice::Uring, DriverChoice::Epoll] {
+            let choice = (driver, Duration::ZERO);
             for loops in [1, 2] {
                 let (_, x) = w8a_coil(choice, loops, 1_001).unwrap();
                 assert_eq!(x, reference(1_001), "{choice:?} loops={loops}");
             }
-            let (_, sum) = w8b_coil(choice, 100).unwrap();
-            assert_eq!(sum, 99 * 100 / 2, "{choice:?}");
+            for spin in [Duration::ZERO, COIL_SPIN] {
+                let (_, sum) = w8b_coil((driver, spin), 100).unwrap();
+                assert_eq!(sum, 99 * 100 / 2, "{driver:?} spin {spin:?}");
+            }
         }
         assert_eq!(w8b_tokio(100).unwrap().1, 99 * 100 / 2);
+    }
+
+    #[test]
+    fn the_peer_rows_check_their_results() {
+        for loops in [1, 2] {
+            assert_eq!(peers::w8a_monoio(loops, 1_001).unwrap().1, reference(1_001));
+            assert_eq!(
+                peers::w8a_glommio(loops, 1_001).unwrap().1,
+                reference(1_001)
+            );
+        }
+        let want = 99 * 100 / 2;
+        assert_eq!(peers::w8b_glommio(100, Duration::ZERO).unwrap().1, want);
+        assert_eq!(peers::w8b_glommio(100, GLOMMIO_SPIN).unwrap().1, want);
+        assert_eq!(peers::w8b_std(100).unwrap().1, want);
+        assert_eq!(peers::w8b_spin(100).unwrap().1, want);
     }
 }

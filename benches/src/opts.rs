@@ -17,8 +17,10 @@ pub const USAGE: &str = "\
 usage: coil-benches [--quick]                       every workload, every peer: table + ratios
        coil-benches <workload> peer=<name> [k=v...]  one run, one JSON line on stdout
        coil-benches <workload> [k=v...]              one workload, every peer: table
+       coil-benches report [out=DIR] [in=FILES]      every suite (or saved output): DIR/report.html
 workloads: spawn (n=500000), yield (tasks=1000 iters=1000), channel (n=2000000 cap=1024 impl=mpsc|queue;
            suite rows peer@impl), timers (tasks=100000),
+           memory (W7: n=100000 impl=gate|<the peer's own primitive>; suite rows peer@impl),
            multicore (W8: part=w8a|w8b loops=1|2 n=...; peers coil/uring coil/epoll, tokio for w8b)
 keys: peer=<name> reps=<k, default 3> quick=1 (same as --quick: N/10, reps=1) timeout_s=60";
 

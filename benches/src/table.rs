@@ -48,7 +48,7 @@ pub fn aggregate(results: &[(String, String, Vec<String>)]) -> Vec<Cell> {
         .collect()
 }
 
-fn num(x: Option<f64>, prec: usize) -> String {
+pub fn num(x: Option<f64>, prec: usize) -> String {
     x.map_or_else(|| "-".to_string(), |v| format!("{v:.prec$}"))
 }
 
@@ -109,7 +109,7 @@ pub fn render(cells: &[Cell], peers: &[&str], reps: u64) -> String {
     s
 }
 
-fn err_note(c: &Cell) -> String {
+pub fn err_note(c: &Cell) -> String {
     c.error
         .as_ref()
         .map_or_else(String::new, |e| format!("  error: {e}"))
@@ -174,28 +174,37 @@ pub fn ratios(cells: &[Cell], peers: &[&str]) -> String {
     s
 }
 
-/// W3: one row per `peer@impl`, then tokio mpsc ÷ each coil row.
-pub fn channel(cells: &[Cell], reps: u64) -> String {
+/// The rows of a workload measured per `peer@impl` (W3, W7): the cells of
+/// `workload` and their table under `title` (empty when there are none).
+pub fn impl_rows<'a>(
+    cells: &'a [Cell],
+    workload: &str,
+    title: &str,
+    unit: &str,
+    reps: u64,
+) -> (Vec<&'a Cell>, String) {
     let mut s = String::new();
-    let rows: Vec<&Cell> = cells.iter().filter(|c| c.workload == "channel").collect();
+    let rows: Vec<&Cell> = cells.iter().filter(|c| c.workload == workload).collect();
     if rows.is_empty() {
-        return s;
+        return (rows, s);
     }
-    let _ = writeln!(
-        s,
-        "\n{:<18} {:>10}  ok   (median of {reps})",
-        "W3 channel", "ns/msg"
-    );
+    let _ = writeln!(s, "\n{title:<22} {unit:>10}  ok   (median of {reps})");
     for c in &rows {
         let _ = writeln!(
             s,
-            "{:<18} {:>10}  {}{}",
+            "{:<22} {:>10}  {}{}",
             c.peer,
             num(c.value, 1),
             c.ok,
             err_note(c)
         );
     }
+    (rows, s)
+}
+
+/// W3: one row per `peer@impl`, then tokio mpsc ÷ each coil row.
+pub fn channel(cells: &[Cell], reps: u64) -> String {
+    let (rows, mut s) = impl_rows(cells, "channel", "W3 channel", "ns/msg", reps);
     let tokio = rows
         .iter()
         .find(|c| c.peer == "tokio@mpsc")

@@ -1,5 +1,6 @@
-//! W1 spawn, W2 yield and W4 timers (benches/WORKLOADS.md): parameters, the
-//! self-checks and the metrics, the same for every peer.
+//! W1 spawn, W2 yield, W3 channel and W4 timers (benches/WORKLOADS.md):
+//! parameters, the self-checks and the metrics, the same for every peer;
+//! W7 (`memory`) is dispatched to `memory.rs`.
 
 use crate::opts::Opts;
 use crate::peers::Peer;
@@ -7,7 +8,7 @@ use crate::report::{Json, Outcome, nearest_rank};
 use crate::splitmix;
 
 /// The workloads this crate implements, in table order.
-pub const WORKLOADS: [&str; 4] = ["spawn", "yield", "channel", "timers"];
+pub const WORKLOADS: [&str; 5] = ["spawn", "yield", "channel", "timers", "memory"];
 
 /// W4's longest sleep: `overhead_ms = wall_ms - 200`.
 const TIMER_MAX_MS: f64 = 200.0;
@@ -19,6 +20,7 @@ pub fn run(workload: &str, peer: &dyn Peer, opts: &Opts) -> Outcome {
         "yield" => yields(peer, opts),
         "timers" => timers(peer, opts),
         "channel" => channel(peer, opts),
+        "memory" => crate::memory::run(peer, opts),
         other => Err(format!("unknown workload {other:?} (known: {WORKLOADS:?})")),
     };
     r.unwrap_or_else(|e| Outcome::error(peer.name(), workload, &e))

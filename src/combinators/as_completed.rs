@@ -257,7 +257,18 @@ impl<T> Unpin for NextCompleted<T> {}
 impl<T> Future for NextCompleted<T> {
     type Output = Result<Completed<T>, Elapsed>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("as_completed");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<T> NextCompleted<T> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Completed<T>, Elapsed>> {
         let this = &mut *self;
         let shared_rc = this
             .shared

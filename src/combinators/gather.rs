@@ -138,7 +138,7 @@ macro_rules! __join {
                 let ( $($skip,)* fut, .. ) = futures;
                 fut
             }), )* );
-            ::core::future::poll_fn(move |cx| {
+            ::core::future::poll_fn(move |cx| $crate::__macro_support::await_node("gather", || {
                 let mut all_done = true;
                 $( {
                     let ( $($skip,)* fut, .. ) = &mut futures;
@@ -152,7 +152,7 @@ macro_rules! __join {
                     let ( $($skip,)* fut, .. ) = &mut futures;
                     $crate::__join!(@take $mode fut)
                 }, )* )))
-            })
+            }))
             .await
         }
     }};
@@ -236,7 +236,15 @@ fn pinned_elems<T>(elems: &mut Pin<Box<[T]>>) -> impl Iterator<Item = Pin<&mut T
 impl<F: Future> Future for GatherAll<F> {
     type Output = Vec<F::Output>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        let what = || crate::rt::Awaiting::Combinator("gather");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<F: Future> GatherAll<F> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
         let mut all_done = true;
         for elem in pinned_elems(&mut self.elems) {
             all_done &= elem.poll_done(cx);
@@ -308,7 +316,18 @@ where
 {
     type Output = Result<Vec<T>, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("gather");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<F, T, E> TryGatherAll<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Vec<T>, E>> {
         let elems = &mut self.inner.elems;
         let mut all_done = true;
         let mut failed = None;

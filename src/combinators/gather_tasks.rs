@@ -136,7 +136,18 @@ impl<T> Unpin for GatherTasks<T> {}
 impl<T> Future for GatherTasks<T> {
     type Output = Result<Vec<T>, TaskError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("gather_tasks");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<T> GatherTasks<T> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Vec<T>, TaskError>> {
         if let Some(e) = self.poll_tasks(cx) {
             return Poll::Ready(Err(e));
         }
@@ -182,7 +193,18 @@ pub struct GatherTasksSettled<T>(GatherTasks<T>);
 impl<T> Future for GatherTasksSettled<T> {
     type Output = Vec<Result<T, TaskError>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("gather_tasks");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<T> GatherTasksSettled<T> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Vec<Result<T, TaskError>>> {
         let inner = &mut self.0;
         let failed = inner.poll_tasks(cx);
         debug_assert!(failed.is_none(), "a settled gather never fails fast");
@@ -255,7 +277,18 @@ impl<T, E> Unpin for TryGatherTasks<T, E> {}
 impl<T, E> Future for TryGatherTasks<T, E> {
     type Output = Result<Vec<T>, Failure<E>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("gather_tasks");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<T, E> TryGatherTasks<T, E> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Vec<T>, Failure<E>>> {
         let this = &mut *self;
         assert!(
             !this.finished,

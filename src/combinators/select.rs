@@ -95,7 +95,18 @@ type Pair<A, B> = (Pin<Box<A>>, Pin<Box<B>>);
 impl<A: Future, B: Future> Future for Select<A, B> {
     type Output = Either<A::Output, B::Output>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("select");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<A: Future, B: Future> Select<A, B> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Either<A::Output, B::Output>> {
         let (a, b) = self.inner.as_mut().expect("Select polled after completion");
         let out = if let Poll::Ready(v) = a.as_mut().poll(cx) {
             Either::Left(v)
@@ -167,7 +178,15 @@ pub struct Race<F> {
 impl<F: Future> Future for Race<F> {
     type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let what = || crate::rt::Awaiting::Combinator("race");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<F: Future> Race<F> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         assert!(!self.futures.is_empty(), "Race polled after completion");
         for f in &mut self.futures {
             if let Poll::Ready(v) = f.as_mut().poll(cx) {

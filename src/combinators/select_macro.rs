@@ -247,7 +247,7 @@ macro_rules! __select {
                 fut
             }),)+);
             let mut outputs = ($($crate::__select!(@none $($idx)*),)+);
-            let won: usize = ::core::future::poll_fn(|cx| {
+            let won: usize = ::core::future::poll_fn(|cx| $crate::__macro_support::await_node("select", || {
                 let branches: usize = [$($($idx)*),+].len();
                 let start = $crate::__select!(@start $biased) % branches;
                 let mut waiting = false;
@@ -283,7 +283,7 @@ macro_rules! __select {
                     // Every branch is disabled.
                     ::core::task::Poll::Ready(branches)
                 }
-            })
+            }))
             .await;
             (won, outputs)
         };

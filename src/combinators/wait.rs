@@ -109,7 +109,18 @@ impl<T> Unpin for Wait<T> {}
 impl<T> Future for Wait<T> {
     type Output = (Vec<Completed<T>>, Vec<Task<T>>);
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let what = || crate::rt::Awaiting::Combinator("wait");
+        crate::rt::debug::within(what, || self.poll_combined(cx))
+    }
+}
+
+impl<T> Wait<T> {
+    /// `poll`, inside its node of the await tree (`Handle::dump`).
+    fn poll_combined(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<<Self as Future>::Output> {
         let this = &mut *self;
         assert!(!this.tasks.is_empty(), "Wait polled after completion");
         let mut finish = false;

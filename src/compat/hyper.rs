@@ -65,7 +65,7 @@ where
 }
 
 /// hyper's timer on coil: its sleeps are coil's [`Sleep`] (the running loop's
-/// timing wheel, 1 ms ticks, never early), which hyper uses for
+/// timing wheel, 125 µs ticks, never early), which hyper uses for
 /// `header_read_timeout`, keep-alive and the client's timeouts.
 ///
 /// ```

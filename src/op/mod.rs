@@ -178,7 +178,7 @@ pub(crate) fn foreign_fd_report(
 
 /// An op's kind for reports: `Accept` for `coil::op::WithFd<..::Accept>`
 /// (the type without its path, generics, or the `WithFd` wrapper).
-fn op_kind<T>() -> &'static str {
+pub(crate) fn op_kind<T>() -> &'static str {
     let name = std::any::type_name::<T>();
     let inner = name.split_once("WithFd<").map_or(name, |(_, rest)| rest);
     let path = inner.split(['<', '>']).next().unwrap_or(inner);
@@ -306,6 +306,7 @@ impl<T: Operation> Op<T> {
                         home: core.home().clone(),
                         key,
                     };
+                    self.note_waiting();
                     Poll::Pending
                 }
                 Ok(SubmitOutcome::Done(res)) => {
@@ -355,6 +356,7 @@ impl<T: Operation> Future for Op<T> {
                          stay on the loop that created them"
                     );
                 }
+                this.note_waiting();
                 Poll::Pending
             }
             SlotPoll::Leaked => panic!(
@@ -377,6 +379,23 @@ impl<T: Operation> Drop for Op<T> {
 }
 
 impl<T: Operation> Op<T> {
+    /// Debug mode: the task waits on this op (`Handle::dump`).
+    #[inline(always)]
+    fn note_waiting(&self) {
+        crate::rt::debug::awaiting(|| {
+            let fd = match &self.state {
+                // SAFETY: reads only the fd handle, which the kernel never
+                // writes (as `on_orphaned`).
+                State::InFlight { op, .. } => unsafe { op.fields() }.shared_fd().map(|f| f.raw()),
+                _ => None,
+            };
+            crate::rt::Awaiting::Io {
+                op: op_kind::<T>(),
+                fd,
+            }
+        });
+    }
+
     /// Dropped in flight (rule O2).
     #[cold]
     fn orphan(&mut self) {

@@ -75,8 +75,15 @@ impl Builder {
         self
     }
 
+    /// Every loop's spin-before-park budget (off by default); see
+    /// [`runtime::Builder::spin_before_park`](crate::runtime::Builder::spin_before_park).
+    pub fn spin_before_park(mut self, budget: Duration) -> Builder {
+        self.runtime = self.runtime.spin_before_park(budget);
+        self
+    }
+
     /// The settings each loop's runtime is built with (driver, ring size,
-    /// event interval, debug mode).
+    /// event interval, spin, debug mode).
     pub fn runtime(mut self, builder: rt::Builder) -> Builder {
         self.runtime = builder;
         self

@@ -22,19 +22,27 @@
 //! `unsafe` of its own to the cross-thread path: that path is `Handle::spawn`
 //! and the task's state word (loom models in `rt::remote_loom` and
 //! `task::state_loom`) and `coil::sync::watch` (a mutex and a waiter list).
+//! The hand-off's races and their models: a wake racing the target's park
+//! (`remote_loom::wake_task_vs_park`, `remote_spawn_vs_park`, and
+//! `loom_model` in `coil-arch`'s `unpark.rs`, with and without a
+//! spin-before-park hold), a result crossing while its awaiter drops the
+//! [`RemoteTask`] (`remote_loom::remote_result_vs_handle_drop`), and a
+//! shutdown racing a send (`remote_loom::shutdown_vs_remote_push`).
 //!
 //! **What crosses threads.** Only `Send` futures and `Send` results:
 //! [`spawn_on`](PoolHandle::spawn_on) goes through the target loop's
-//! `Handle::spawn` (its remote queue, then an eventfd write to unpark it:
-//! the wake-up path every cross-thread wake of coil already uses, see
-//! `docs/architecture.md`), and the returned [`RemoteTask`] is a
+//! `Handle::spawn` (its remote queue, then an unpark: the wake-up path every
+//! cross-thread wake of coil already uses, see `docs/architecture.md`; an
+//! `IORING_OP_MSG_RING` completion posted into the target's ring where the
+//! kernel has it, an eventfd write otherwise), and the returned [`RemoteTask`] is a
 //! [`Task`](crate::Task) whose join waker may belong to another loop or to a
 //! plain thread. The per-core entry closure is `Send + Sync` and is *called*
 //! on each loop's thread, so the future it returns need not be `Send`: it
 //! may hold `Rc`s and the loop's sockets; [`spawn_on_with`](PoolHandle::spawn_on_with)
-//! does the same for one task (a `Send` closure that makes the future there). (`IORING_OP_MSG_RING`, which would
-//! let one ring post a completion straight into another, is a later
-//! optimisation of the same path.)
+//! does the same for one task (a `Send` closure that makes the future there).
+//! Loops that hand work to each other at a high rate can spin before they
+//! park ([`Builder::spin_before_park`]): a wake then reaches the target
+//! without a syscall on either side.
 //!
 //! **Kernel workers.** The rings are not built with `IORING_SETUP_ATTACH_WQ`:
 //! since Linux 5.12 the kernel keeps io-wq workers per ring and task and only

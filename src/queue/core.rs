@@ -40,10 +40,12 @@ pub(crate) struct State<T> {
 }
 
 impl<T> State<T> {
+    #[inline]
     fn full(&self) -> bool {
         self.maxsize > 0 && self.items.len() >= self.maxsize
     }
 
+    #[inline]
     fn push(&mut self, item: T) {
         self.items.push_back(item);
         if let Kind::Heap(cmp) = self.kind {
@@ -61,7 +63,17 @@ impl<T> State<T> {
         }
     }
 
+    #[inline]
     fn pop(&mut self) -> Option<T> {
+        match self.kind {
+            Kind::Fifo => self.items.pop_front(),
+            _ => self.pop_other(),
+        }
+    }
+
+    /// [`pop`](Self::pop) for the LIFO and priority kinds (out of line, so
+    /// the FIFO case inlines into `get`).
+    fn pop_other(&mut self) -> Option<T> {
         match self.kind {
             Kind::Fifo => self.items.pop_front(),
             Kind::Lifo => self.items.pop_back(),
@@ -92,12 +104,14 @@ impl<T> State<T> {
         }
     }
 
+    #[inline]
     fn put_now(&mut self, item: T) -> Option<Waker> {
         self.push(item);
         self.unfinished += 1;
         self.getters.notify_front()
     }
 
+    #[inline]
     fn get_now(&mut self) -> Option<(T, Option<Waker>)> {
         let item = self.pop()?;
         Some((item, self.putters.notify_front()))
@@ -216,6 +230,7 @@ impl<T> Core<T> {
     /// `getters` or `putters`). A notification it had not used yet passes to
     /// the next waiter if what it stood for is still there (`pass_on`;
     /// waiters.rs rule 3).
+    #[inline(never)]
     fn leave(
         &self,
         key: Key,
@@ -240,7 +255,17 @@ pub struct Get<'a, T> {
 impl<T> Future for Get<'_, T> {
     type Output = Result<T, QueueShutDown>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("queue get"))
+    }
+}
+
+impl<T> Get<'_, T> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    #[inline]
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, QueueShutDown>> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.core.state.borrow_mut();
@@ -265,6 +290,7 @@ impl<T> Future for Get<'_, T> {
 }
 
 impl<T> Drop for Get<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let items_left = |st: &State<T>| !st.items.is_empty() || st.shutdown;
@@ -286,7 +312,17 @@ impl<T> Unpin for Put<'_, T> {}
 impl<T> Future for Put<'_, T> {
     type Output = Result<(), QueueShutDown<T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("queue put"))
+    }
+}
+
+impl<T> Put<'_, T> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    #[inline]
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), QueueShutDown<T>>> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.core.state.borrow_mut();
@@ -313,6 +349,7 @@ impl<T> Future for Put<'_, T> {
 }
 
 impl<T> Drop for Put<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
             let room_left = |st: &State<T>| !st.full() || st.shutdown;
@@ -332,6 +369,14 @@ impl<T> Future for Join<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("queue join"))
+    }
+}
+
+impl<T> Join<'_, T> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let mut st = this.core.state.borrow_mut();
         if ready!(st.joiners.poll_key(&mut this.key, cx.waker())).is_some() || st.unfinished == 0 {

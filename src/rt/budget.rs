@@ -23,12 +23,14 @@ pub(crate) struct Coop {
 }
 
 impl Coop {
+    #[inline]
     pub(crate) fn made_progress(mut self) {
         self.taken = false;
     }
 }
 
 impl Drop for Coop {
+    #[inline]
     fn drop(&mut self) {
         if self.taken {
             super::with_core(|core| {
@@ -41,6 +43,7 @@ impl Drop for Coop {
 }
 
 /// Take one unit, or wake the task and return `Pending` if none is left.
+#[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<Coop> {
     super::with_core(|core| match core {
         None => Poll::Ready(Coop { taken: false }),

@@ -25,9 +25,11 @@ pub struct Builder {
     driver: Option<DriverChoice>,
     uring_entries: u32,
     event_interval: u32,
+    spin: Duration,
     debug: Option<bool>,
     slow_poll: Duration,
     debug_sink: fn(&str),
+    trace: Option<std::path::PathBuf>,
 }
 
 impl Default for Builder {
@@ -44,9 +46,11 @@ impl Builder {
             driver: None,
             uring_entries: 256,
             event_interval: 61,
+            spin: Duration::ZERO,
             debug: None,
             slow_poll: Duration::from_millis(100),
             debug_sink: stderr_sink,
+            trace: None,
         }
     }
 
@@ -72,6 +76,22 @@ impl Builder {
     /// are always ready. Default 61 (tokio's figure). Minimum 1.
     pub fn event_interval(mut self, polls: u32) -> Builder {
         self.event_interval = polls.max(1);
+        self
+    }
+
+    /// Spin-before-park: when the loop has nothing to do it busy-polls for up
+    /// to `budget` (its remote queue and wake flags, and its driver without
+    /// blocking) before it goes to sleep in the kernel. Default zero: no spin.
+    ///
+    /// For loops that hand work to each other at a high rate (a
+    /// [`Pool`](crate::pool::Pool)'s `spawn_on`, or channels between loops):
+    /// a wake from another thread then reaches a spinning loop in a few
+    /// hundred nanoseconds instead of a sleeping thread's wake-up (several
+    /// microseconds), and costs the waker no syscall. The price is a core
+    /// kept busy for up to `budget` after each burst of work. The simulator
+    /// ignores it.
+    pub fn spin_before_park(mut self, budget: Duration) -> Builder {
+        self.spin = budget;
         self
     }
 
@@ -137,6 +157,20 @@ impl Builder {
         self
     }
 
+    /// Writes a timeline of the loop to `path` (also `COIL_TRACE=<path>`),
+    /// in Chrome's trace-event JSON, which Perfetto (ui.perfetto.dev, "Open
+    /// trace file") and `chrome://tracing` open: each task poll as a slice
+    /// named by the task, each I/O op as an arrow from its submission to its
+    /// completion, timers firing, and the loop's parks. Events are buffered
+    /// and written when the runtime is dropped (and whenever 1 MiB has
+    /// piled up); loops of one process tracing to the same path share the
+    /// file. Off (the default), it costs one branch per park, timer firing,
+    /// queued op and completion. See docs/observability.md.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Builder {
+        self.trace = Some(path.into());
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
@@ -174,8 +208,17 @@ impl Builder {
             ));
         }
         let mut core = Core::new(driver, self.event_interval);
+        core.spin = self.spin;
         if debug {
             core = core.with_debug(DebugChecks::new(self.slow_poll, self.debug_sink));
+        }
+        let trace = self.trace.clone().or_else(|| {
+            std::env::var_os("COIL_TRACE")
+                .filter(|p| !p.is_empty())
+                .map(Into::into)
+        });
+        if let Some(path) = trace {
+            core = core.with_trace(path);
         }
         Ok(Runtime::from_parts(core, info))
     }

@@ -68,6 +68,8 @@ pub(crate) struct Core {
     /// Task polls since the driver was last polled.
     pub(super) polls_since_park: Cell<u32>,
     event_interval: u32,
+    /// Spin-before-park budget (`spin.rs`); zero: park at once (the default).
+    pub(super) spin: Duration,
     pub(super) wheel: RefCell<Wheel>,
     /// Tick 0 of the wheel.
     pub(super) origin: std::time::Instant,
@@ -99,6 +101,12 @@ pub(crate) struct Core {
     /// Debug mode: time of the current loop turn spent in task polls and
     /// parked in the driver, which the stall check leaves out.
     pub(super) debug_excluded: Cell<Duration>,
+    /// Debug mode: the await tree of the task poll in progress (`Handle::dump`).
+    await_recorder: super::debug::Recorder,
+    /// The timeline trace's buffer (`trace.rs`), `None` when it is off.
+    pub(super) trace: Option<Box<super::trace::Tracer>>,
+    /// Debug mode or the trace is on: task polls take `run_task_timed`.
+    instrumented: bool,
     /// Counters, published to `shared.metrics` on each park.
     pub(super) counters: Counters,
     /// Tasks need not be `Send`, so neither their loop nor its runtime is.
@@ -140,6 +148,7 @@ impl Core {
             budget: Cell::new(BUDGET),
             polls_since_park: Cell::new(0),
             event_interval: event_interval.max(1),
+            spin: Duration::ZERO,
             wheel: RefCell::new(Wheel::new()),
             origin: std::time::Instant::now(),
             fired: RefCell::new(Vec::new()),
@@ -155,6 +164,9 @@ impl Core {
             sim: None,
             debug: None,
             debug_excluded: Cell::new(Duration::ZERO),
+            await_recorder: Default::default(),
+            trace: None,
+            instrumented: false,
             counters: Counters::default(),
             _not_send: std::marker::PhantomData,
         }
@@ -167,12 +179,25 @@ impl Core {
             .expect("a new core's Shared is not yet cloned")
             .debug = Some(checks.clone());
         self.debug = Some(checks);
+        self.instrumented = true;
+        self
+    }
+
+    /// Turns the timeline trace on (`Builder::trace`), writing to `path`.
+    pub(super) fn with_trace(mut self, path: std::path::PathBuf) -> Core {
+        self.trace = Some(Box::new(super::trace::Tracer::new(path, self.id)));
+        self.instrumented = true;
         self
     }
 
     /// Process-unique id of this runtime.
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Debug mode or the trace is on (every park is timed).
+    pub(super) fn instrumented(&self) -> bool {
+        self.instrumented
     }
 
     /// Debug mode: report the line `what` builds; nothing (and `what` is
@@ -244,7 +269,7 @@ impl Core {
             return unsafe { Task::from_raw(t) };
         }
         if let Some(checks) = &self.debug {
-            checks.record_spawn(id.as_u64(), at);
+            checks.record_spawn(id.as_u64(), at, name.clone());
         }
         metrics::add(&self.counters.tasks_spawned, 1);
         let t = raw::allocate(future, self.shared.clone(), id, name);
@@ -268,7 +293,11 @@ impl Core {
             let turn = self.debug.as_ref().map(|_| self.start_turn());
             if self.shared.take_main_wake() {
                 self.budget.set(BUDGET);
-                if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                let polled = match &self.debug {
+                    None => future.as_mut().poll(&mut cx),
+                    Some(c) => c.poll_main(&self.await_recorder, || future.as_mut().poll(&mut cx)),
+                };
+                if let Poll::Ready(v) = polled {
                     if let Some(start) = turn {
                         self.end_turn(start);
                     }
@@ -346,7 +375,13 @@ impl Core {
                 self.sim_idle(sim);
                 return;
             }
-            let timeout = self.park_timeout();
+            let mut timeout = self.park_timeout();
+            if !self.spin.is_zero() {
+                if self.spin_for_work(timeout) {
+                    return;
+                }
+                timeout = self.park_timeout();
+            }
             self.park(timeout);
         } else if polls >= self.event_interval {
             self.park(Some(Duration::ZERO));
@@ -356,24 +391,41 @@ impl Core {
     /// Poll one task taken from the run queue; returns whether it completed.
     #[inline(always)]
     pub(super) fn run_task(&self, task: TaskRef) -> bool {
-        match &self.debug {
-            None => self.run_task_plain(task),
-            Some(checks) => self.run_task_timed(task, checks),
+        if self.instrumented {
+            self.run_task_timed(task)
+        } else {
+            self.run_task_plain(task)
         }
     }
 
-    /// `run_task` in debug mode: a poll longer than the threshold is
-    /// reported, naming the task (asyncio's "Executing <Task> took 0.5
-    /// seconds").
+    /// `run_task` in debug mode or with the trace on. Debug mode: a poll
+    /// longer than the threshold is reported, naming the task (asyncio's
+    /// "Executing <Task> took 0.5 seconds"), and the poll records the
+    /// task's await tree. Trace: the poll is a slice of the timeline.
     #[inline(never)]
-    fn run_task_timed(&self, task: TaskRef, checks: &DebugChecks) -> bool {
+    fn run_task_timed(&self, task: TaskRef) -> bool {
         let start = std::time::Instant::now();
+        let id = task.id().as_u64();
         // Named before the poll: a task that completes may be freed by it.
-        // Only when the poll turns out slow, so it must be taken first and
-        // thrown away in the common case; cheap next to debug mode's clock.
-        let who = checks.who(task);
-        let done = self.run_task_plain(task);
+        let traced = self
+            .trace
+            .as_ref()
+            .map(|t| (t, super::trace::task_name(task)));
+        let Some(checks) = &self.debug else {
+            let done = self.run_task_plain(task);
+            if let Some((t, name)) = traced {
+                t.poll(&name, id, start, start.elapsed());
+            }
+            return done;
+        };
+        let who = checks.begin_poll(task, start);
+        let rec = &self.await_recorder;
+        let done = rec.during(|| self.run_task_plain(task));
+        checks.end_poll(id, &mut rec.nodes(), done);
         let took = start.elapsed();
+        if let Some((t, name)) = traced {
+            t.poll(&name, id, start, took);
+        }
         self.debug_excluded.set(self.debug_excluded.get() + took);
         if took >= checks.slow_poll {
             checks.report(&format!(

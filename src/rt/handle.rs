@@ -76,7 +76,7 @@ impl Handle {
     {
         let id = super::next_task_id();
         if let Some(checks) = &self.shared.debug {
-            checks.record_spawn(id.as_u64(), std::panic::Location::caller());
+            checks.record_spawn(id.as_u64(), std::panic::Location::caller(), None);
         }
         let t = raw::allocate(future, self.shared.clone(), id, None);
         // SAFETY: a new task of this runtime, in no list or queue: its
@@ -112,6 +112,29 @@ impl Handle {
             });
         }
         self.shared.metrics.read()
+    }
+
+    /// Every unfinished task of the loop with what it waits on, as a tree
+    /// (asyncio's `ps` and `pstree`), from any thread; `Display` prints it.
+    /// The `block_on` future is listed too, as id 0.
+    ///
+    /// Needs debug mode (`COIL_DEBUG=1` or
+    /// [`Builder::debug`](super::Builder::debug)); without it the dump
+    /// says so and lists no task. The loop itself does not answer: each of
+    /// its task polls leaves the task's await tree in debug mode's table,
+    /// which this reads. So a dump works while the loop is blocked (the
+    /// task that blocks it shows as running since its poll started), and
+    /// shows each task as of its last poll. See docs/observability.md.
+    pub fn dump(&self) -> super::TaskDump {
+        match &self.shared.debug {
+            Some(checks) => checks.dump(self.shared.core_id),
+            None => super::TaskDump::new(
+                self.shared.core_id,
+                std::time::Instant::now(),
+                false,
+                Vec::new(),
+            ),
+        }
     }
 
     /// Whether the loop behind this handle has shut down.

@@ -56,7 +56,7 @@ impl Core {
             // A park that may block is timed (`LoopMetrics::park_time`);
             // debug mode times every park, to leave it out of its stall
             // check.
-            let timed = timeout != Some(Duration::ZERO) || self.debug.is_some();
+            let timed = timeout != Some(Duration::ZERO) || self.instrumented();
             let parked = timed.then(std::time::Instant::now);
             let res = driver.park(timeout);
             if let Some(t0) = parked {
@@ -64,6 +64,9 @@ impl Core {
                 let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
                 metrics::add(&self.counters.park_nanos, nanos);
                 self.debug_excluded.set(self.debug_excluded.get() + took);
+                if let Some(t) = &self.trace {
+                    t.park(t0, took, timeout);
+                }
             }
             if let Err(e) = res {
                 panic!(
@@ -85,6 +88,9 @@ impl Core {
     fn dispatch_completions(&self) {
         let mut done = std::mem::take(&mut *self.completions.borrow_mut());
         metrics::add(&self.counters.ops_completed, done.len() as u64);
+        if let Some(t) = &self.trace {
+            done.iter().for_each(|c| t.complete(c.user_data));
+        }
         if let Some(sim) = &self.sim {
             for c in &done {
                 sim.record(0, super::sim::EventKind::Io(c.user_data, c.result));
@@ -155,6 +161,9 @@ impl Core {
         // into the table, so the key stays free until `insert_waiting`.
         match unsafe { driver.submit_or_finish(ud, op) }? {
             Submitted::Queued => {
+                if let Some(t) = &self.trace {
+                    t.submit(ud, crate::op::op_kind::<C>());
+                }
                 self.home.insert_waiting(ud, waker);
                 Ok(SubmitOutcome::Queued(ud))
             }

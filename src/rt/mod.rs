@@ -70,6 +70,7 @@ pub(crate) mod budget;
 mod builder;
 pub(crate) mod core;
 pub(crate) mod debug;
+mod dump;
 mod handle;
 mod io;
 mod metrics;
@@ -78,12 +79,15 @@ mod remote_loom;
 mod runtime;
 mod shutdown;
 pub(crate) mod sim;
+mod spin;
 mod timers;
+mod trace;
 // `pub` items, re-exported by `crate::fuzz` under `cfg(fuzzing)`.
 #[cfg_attr(not(fuzzing), allow(unreachable_pub))]
 pub(crate) mod wheel;
 
 pub use builder::Builder;
+pub use dump::{AwaitNode, Awaiting, TaskDump, TaskInfo, TaskState};
 pub use handle::{Handle, TryCurrentError};
 pub(crate) use io::with_driver;
 pub use metrics::LoopMetrics;
@@ -254,6 +258,12 @@ impl Shared {
         drop(remote);
         self.unparker.unpark();
         Ok(())
+    }
+
+    /// The unparker, for the loop's own spin-before-park (`spin.rs`), which
+    /// holds it while it spins.
+    pub(super) fn unparker_for_spin(&self) -> &Unparker {
+        &self.unparker
     }
 
     pub(crate) fn remote_pending(&self) -> bool {

@@ -316,6 +316,50 @@ fn remote_spawn_vs_park() {
     });
 }
 
+/// Model 1d, a result crossing loops while its awaiter gives up
+/// (`pool::RemoteTask`'s drop: `cancel`, then drop the handle): thread B
+/// spawns a task on the loop with `Handle::spawn`, then cancels it and drops
+/// its handle, while the loop adopts, polls and completes it. Whichever comes
+/// first, the future is dropped once, on the loop; an output that was made
+/// is dropped exactly once (by the handle or, once the handle is gone, by
+/// the loop); nothing leaks.
+#[test]
+fn remote_result_vs_handle_drop() {
+    /// Counts its drops.
+    struct Out(Arc<AtomicUsize>);
+    impl Drop for Out {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+    model("remote_result_vs_handle_drop", || {
+        let lp = Loop::new();
+        let [fut_dropped, made, out_dropped] = [(); 3].map(|_| Arc::new(AtomicUsize::new(0)));
+        let guard = Out(fut_dropped.clone());
+        let (m, o) = (made.clone(), out_dropped.clone());
+        let h = Handle::from_shared(lp.shared.clone());
+        let b = thread::spawn(move || {
+            let task = h.spawn(async move {
+                let _guard = guard;
+                m.fetch_add(1, Relaxed);
+                Out(o)
+            });
+            task.cancel();
+            drop(task);
+        });
+        lp.run_until(|| fut_dropped.load(Relaxed) == 1);
+        b.join().unwrap();
+        assert_eq!(fut_dropped.load(Relaxed), 1, "the future dropped twice");
+        assert_eq!(
+            out_dropped.load(Relaxed),
+            made.load(Relaxed),
+            "an output was leaked or dropped twice"
+        );
+        assert_eq!(lp.owned.len(), 0);
+        assert_all_freed(&lp);
+    });
+}
+
 /// Shows that the models catch a lost wake: a waker that unparks *before*
 /// it publishes (W1 and W2 swapped) lets the loop consume the unpark, see
 /// nothing, and park for good; loom must report the deadlock. The model runs

@@ -202,7 +202,7 @@ impl Core {
             .wheel
             .borrow()
             .next_expiration()
-            .map(Duration::from_millis);
+            .map(super::timers::tick_offset);
         let io = self
             .driver
             .borrow_mut()

@@ -3,9 +3,19 @@
 //! of the run queue), and how long an idle loop may park before the next
 //! deadline.
 //!
-//! The wheel counts 1 ms ticks from the core's `origin`; a deadline is
-//! rounded up to its tick, and a tick fires only once the clock has passed
-//! it, so a timer never fires early.
+//! The wheel counts [`TICK`]s (125 µs) from the core's `origin`; a deadline
+//! is rounded up to its tick, and a tick fires only once the clock has
+//! passed it, so a timer never fires early, and at most a tick plus the
+//! park's wake-up latency late. The tick is short so that timers due in the
+//! same millisecond do not all fire at its end (W4: lateness p99 under
+//! 0.5 ms); level 0 of the wheel still spans 4096 ticks (512 ms), so the
+//! common sleeps and timeouts are filed once and never cascade.
+//!
+//! The wheel's `elapsed` follows the clock: every `fire_timers` advances it
+//! to the current tick (not only when a timer is due), and a timer filed
+//! into an empty wheel first brings it up to date. So a deadline that has
+//! already passed is recognised as due at once instead of being filed for a
+//! tick the clock has already reached (which made it fire a tick late).
 
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -13,54 +23,84 @@ use std::time::{Duration, Instant};
 use super::core::Core;
 use super::wheel::Key;
 
+/// The length of one wheel tick.
+pub(super) const TICK: Duration = Duration::from_micros(125);
+/// Ticks per second (TICK divides a second).
+const TICKS_PER_SEC: u64 = 1_000_000_000 / TICK.as_nanos() as u64;
+const TICK_NANOS: u32 = TICK.as_nanos() as u32;
+
+/// The number of whole ticks in `d`, rounded down (`up == false`) or up.
+fn ticks(d: Duration, up: bool) -> u64 {
+    let sub = d.subsec_nanos();
+    let part = if up {
+        sub.div_ceil(TICK_NANOS)
+    } else {
+        sub / TICK_NANOS
+    };
+    d.as_secs()
+        .saturating_mul(TICKS_PER_SEC)
+        .saturating_add(u64::from(part))
+}
+
+/// The time from the origin to tick `tick`.
+pub(super) fn tick_offset(tick: u64) -> Duration {
+    Duration::new(
+        tick / TICKS_PER_SEC,
+        (tick % TICKS_PER_SEC) as u32 * TICK_NANOS,
+    )
+}
+
 impl Core {
     /// Number of pending timers.
     pub(crate) fn timer_count(&self) -> usize {
         self.wheel.borrow().len()
     }
 
+    /// The tick the clock is in (it has passed every tick up to this one).
     fn now_tick(&self) -> u64 {
-        let ms = match &self.sim {
+        let since = match &self.sim {
             None => Instant::now().saturating_duration_since(self.origin),
             Some(sim) => sim.now.get(),
-        }
-        .as_millis();
-        u64::try_from(ms).unwrap_or(u64::MAX)
+        };
+        ticks(since, false)
     }
 
     /// The wheel tick of `deadline`, rounded up.
     fn deadline_tick(&self, deadline: Instant) -> u64 {
-        let nanos = deadline
-            .saturating_duration_since(self.origin)
-            .as_nanos()
-            .div_ceil(1_000_000);
-        u64::try_from(nanos).unwrap_or(u64::MAX)
+        ticks(deadline.saturating_duration_since(self.origin), true)
     }
 
+    /// How long an idle loop may park: until the start of the next tick that
+    /// holds a timer, to the nanosecond (both drivers wait with nanosecond
+    /// timeouts: io_uring's enter timespec, `epoll_pwait2`).
     pub(super) fn park_timeout(&self) -> Option<Duration> {
         let next = self.wheel.borrow().next_expiration()?;
         let at = self
             .origin
-            .checked_add(Duration::from_millis(next))
+            .checked_add(tick_offset(next))
             .unwrap_or_else(|| self.origin + Duration::from_secs(86_400 * 365 * 30));
         Some(at.saturating_duration_since(Instant::now()))
     }
 
+    /// Fires the due timers (their tasks go to the front of the run queue)
+    /// and brings the wheel's `elapsed` up to the clock (module docs).
     pub(super) fn fire_timers(&self) {
         let mut wheel = self.wheel.borrow_mut();
-        let Some(next) = wheel.next_expiration() else {
-            return;
-        };
-        let now = self.now_tick();
-        if next > now {
+        if wheel.len() == 0 {
             return;
         }
+        let now = self.now_tick();
         let mut fired = std::mem::take(&mut *self.fired.borrow_mut());
         wheel.advance(now, &mut fired);
         drop(wheel);
-        // Wakers of coil tasks on this loop land in `front` (see push_local);
-        // foreign wakers do whatever they do.
-        self.wake_to_front(&mut fired);
+        if !fired.is_empty() {
+            if let Some(t) = &self.trace {
+                t.timers(fired.len());
+            }
+            // Wakers of coil tasks on this loop land in `front` (see
+            // push_local); foreign wakers do whatever they do.
+            self.wake_to_front(&mut fired);
+        }
         *self.fired.borrow_mut() = fired;
     }
 
@@ -69,12 +109,17 @@ impl Core {
     pub(crate) fn timer_insert(&self, deadline: Instant, waker: &Waker) -> Option<Key> {
         let tick = self.deadline_tick(deadline);
         let mut wheel = self.wheel.borrow_mut();
+        if wheel.len() == 0 {
+            // An empty wheel is not advanced by `fire_timers`: catch it up
+            // with the clock first (module docs), firing nothing.
+            wheel.advance(self.now_tick(), &mut Vec::new());
+        }
         // The wheel's `elapsed` tick has passed on the clock, so a deadline at
         // or before it is due (never early: the tick was rounded up).
         if tick <= wheel.elapsed() {
             return None;
         }
-        // Due within the current millisecond: the clock decides (so a zero or
+        // Due within the current tick: the clock decides (so a zero or
         // already-past deadline completes at once instead of a tick later).
         if tick == wheel.elapsed() + 1 && deadline <= clock_now() {
             return None;

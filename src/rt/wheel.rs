@@ -1,11 +1,13 @@
-//! A hierarchical timing wheel: O(1) insert and cancel, 1 ms ticks.
+//! A hierarchical timing wheel: O(1) insert and cancel. It counts abstract
+//! ticks; the loop's tick is 125 µs (`timers.rs`, `TICK`), and the spans
+//! below are given for it.
 //!
-//! Level 0 has 4096 one-millisecond slots, so every timer due within the
-//! current 4.096 s block is filed once and fired straight from its slot (no
-//! cascading for the common "sleep a few ms / time out in a few seconds"
-//! cases). Levels 1–5 have 64 slots each, each slot 64 times wider than the
-//! level below: level 1 slots are 4.096 s, … level 5 covers about 139 years
-//! (2⁴² ms). Level `L` slot `s` holds the timers whose deadline tick shares
+//! Level 0 has 4096 one-tick slots, so every timer due within the current
+//! 512 ms block is filed once and fired straight from its slot (no
+//! cascading for the common "sleep a few ms / time out in a fraction of a
+//! second" cases). Levels 1–5 have 64 slots each, each slot 64 times wider
+//! than the level below: level 1 slots are 512 ms, … level 5 covers about
+//! 17 years (2⁴² ticks). Level `L` slot `s` holds the timers whose deadline tick shares
 //! all bits above that level's range with `elapsed` and whose slot bits equal
 //! `s`. Deadlines further away are clamped to the top level and re-filed when
 //! their slot comes round.

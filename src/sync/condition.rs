@@ -296,6 +296,14 @@ impl Future for Notified<'_> {
     type Output = bool;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("condition wait"))
+    }
+}
+
+impl Notified<'_> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.get_mut();
         // Not queued (never registered): nothing is owed.
         let mut waiters = this.cond.waiters.borrow_mut();

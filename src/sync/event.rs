@@ -111,6 +111,14 @@ impl Future for Wait<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let res = self.poll_leaf(cx);
+        crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("event wait"))
+    }
+}
+
+impl Wait<'_> {
+    /// `poll`; a `Pending` is noted in the await tree (`Handle::dump`).
+    fn poll_leaf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let mut st = this.event.state.borrow_mut();

@@ -185,7 +185,9 @@ macro_rules! lock_future {
                 let this = self.get_mut();
                 let lock = this.lock;
                 // The semaphore of a lock is never closed.
-                let _ = std::task::ready!(this.w.poll(&lock.sem, cx));
+                let res = this.w.poll(&lock.sem, cx);
+                let lock_wait = || $crate::rt::Awaiting::Sync("lock");
+                let _ = std::task::ready!($crate::rt::debug::note(res, lock_wait));
                 std::task::Poll::Ready(lock.$make())
             }
         }

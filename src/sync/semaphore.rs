@@ -322,6 +322,12 @@ impl Waiting {
     }
 }
 
+/// A semaphore's wait, in the await tree (`Handle::dump`).
+#[inline(always)]
+fn note_acquire<T>(res: Poll<T>) -> Poll<T> {
+    crate::rt::debug::note(res, || crate::rt::Awaiting::Sync("semaphore"))
+}
+
 /// The future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
@@ -336,7 +342,7 @@ impl<'a> Future for Acquire<'a> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let sem = this.sem;
-        ready!(this.w.poll(sem, cx))?;
+        ready!(note_acquire(this.w.poll(sem, cx)))?;
         Poll::Ready(Ok(SemaphorePermit { sem, n: this.w.n }))
     }
 }
@@ -364,7 +370,7 @@ impl Future for AcquireOwned {
             .sem
             .as_ref()
             .expect("AcquireOwned polled after completion");
-        ready!(this.w.poll(sem, cx))?;
+        ready!(note_acquire(this.w.poll(sem, cx)))?;
         let sem = this.sem.take().expect("checked above");
         Poll::Ready(Ok(OwnedSemaphorePermit { sem, n: this.w.n }))
     }

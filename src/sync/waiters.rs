@@ -238,10 +238,17 @@ impl<D> WaitList<D> {
 
     /// Moves the first queued waiter to `Notified` and returns its waker, to
     /// be woken once the caller's borrow is released (rule 5).
+    #[inline]
     pub(crate) fn notify_front(&mut self) -> Option<Waker> {
         if self.head == NIL {
             return None;
         }
+        self.notify_head()
+    }
+
+    /// [`notify_front`](Self::notify_front) once the list is known not empty
+    /// (kept out of line so the empty check inlines into every caller).
+    fn notify_head(&mut self) -> Option<Waker> {
         let i = self.head;
         self.unlink(i);
         let e = &mut self.entries[i as usize];

@@ -4,11 +4,15 @@
 //! many are outstanding (asyncio's `cancelling()`) and whether one waits to
 //! be delivered (asyncio's `_must_cancel`).
 //!
-//! Most tasks are never cancelled, so the header holds only a pointer
-//! (`CancelSlot`, one word) and the `CancelState` behind it is allocated the
-//! first time a message is set, by whichever thread sets it (a
-//! compare-and-swap installs it; the loser frees its copy). It is freed with
-//! the task. A message is written before `CANCELLED` is set in the state
+//! The same allocation holds the task's name (`Builder::name`), so that a
+//! task spawned without one carries neither in its header.
+//!
+//! Most tasks are never cancelled and have no name, so the header holds only
+//! a pointer (`CancelSlot`, one word) and the `CancelState` behind it is
+//! allocated at spawn for a named task, else the first time a message is
+//! set, by whichever thread sets it (a compare-and-swap installs it; the
+//! loser frees its copy). It is freed with the task. The name is written
+//! before the task is published and never changes. A message is written before `CANCELLED` is set in the state
 //! word, and read by the loop after it saw that bit with an acquire RMW, so
 //! the loop always sees the message of the request it acts on. A request is
 //! published the same way: its pending bit is set before the task is woken,
@@ -24,9 +28,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug)]
 pub(crate) struct CancelSlot(AtomicPtr<CancelState>);
 
-/// What a cancel request carries besides the `CANCELLED` bit.
+/// What a cancel request carries besides the `CANCELLED` bit, and the
+/// task's name.
 #[derive(Debug, Default)]
 pub(crate) struct CancelState {
+    /// The name given with `Builder::name`; set before the task is published.
+    name: Option<Arc<str>>,
     /// The message given to `cancel_with`: the first one for a hard cancel,
     /// the latest for requests (as asyncio's `cancel(msg)`).
     message: Mutex<Option<Arc<str>>>,
@@ -47,6 +54,11 @@ const PENDING: usize = 1;
 const ONE: usize = 2;
 
 impl CancelState {
+    /// The name given with `Builder::name`.
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.name.as_ref()
+    }
+
     fn message_slot(&self) -> MutexGuard<'_, Option<Arc<str>>> {
         // The guarded value is a plain `Option`: a panic cannot break it.
         self.message.lock().unwrap_or_else(|e| e.into_inner())
@@ -128,15 +140,29 @@ impl CancelState {
 }
 
 impl CancelSlot {
-    pub(crate) const fn new() -> CancelSlot {
-        CancelSlot(AtomicPtr::new(ptr::null_mut()))
+    /// An empty slot, or for a named task one holding its name.
+    #[inline]
+    pub(crate) fn new(name: Option<Arc<str>>) -> CancelSlot {
+        match name {
+            None => CancelSlot(AtomicPtr::new(ptr::null_mut())),
+            Some(name) => CancelSlot::named(name),
+        }
+    }
+
+    #[cold]
+    fn named(name: Arc<str>) -> CancelSlot {
+        CancelSlot(AtomicPtr::new(Box::into_raw(Box::new(CancelState {
+            name: Some(name),
+            ..CancelState::default()
+        }))))
     }
 
     /// The state, if it was ever allocated.
     pub(crate) fn get(&self) -> Option<&CancelState> {
         // The Acquire load pairs with the installing AcqRel CAS, so the
         // allocation's contents are visible.
-        // SAFETY: non-null only from `get_or_init`'s `Box`, freed only by `Drop` (`&mut self`).
+        // SAFETY: non-null only from `new`'s or `get_or_init`'s `Box`, freed
+        // only by `Drop` (`&mut self`).
         unsafe { self.0.load(Acquire).as_ref() }
     }
 
@@ -167,7 +193,7 @@ impl Drop for CancelSlot {
     fn drop(&mut self) {
         let p = *self.0.get_mut();
         if !p.is_null() {
-            // SAFETY: installed from `Box::into_raw` by `get_or_init`, and
+            // SAFETY: installed from `Box::into_raw` by `new` or `get_or_init`, and
             // `&mut self` means no reference from `get` is left.
             drop(unsafe { Box::from_raw(p) });
         }

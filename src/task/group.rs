@@ -167,7 +167,7 @@ where
         }
         inner.set_owner(cx.waker());
         let body = body.as_mut().expect("polled only until it finishes");
-        Pin::new(body).poll(cx).map(Some)
+        inner.in_node(|| Pin::new(body).poll(cx).map(Some))
     })
     .await;
     drop(body); // a body still running is cancelled here

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::raw::{self, TaskRef};
-use super::state::DropJoin;
+use super::state::{COMPLETE, DropJoin, JOIN_WAKER};
 use super::{TaskError, TaskHandle};
 
 /// A handle to a spawned task; awaiting it gives the task's result.
@@ -105,14 +105,56 @@ impl<T> Future for Task<T> {
         };
         if out.is_ready() {
             coop.made_progress();
+        } else {
+            let id = || crate::rt::Awaiting::Task {
+                id: self.raw.id().as_u64(),
+            };
+            crate::rt::debug::awaiting(id);
         }
         out
+    }
+}
+
+impl<T> Task<T> {
+    /// The handle's part of a completed task: drop the output (rule 5) and,
+    /// if `may_drop_waker`, the join waker (rule 6).
+    ///
+    /// # Safety
+    /// The handle saw `COMPLETE`, and `may_drop_waker` only if the runtime
+    /// is done with the join-waker field (`JOIN_WAKER` clear after `COMPLETE`).
+    unsafe fn drop_completed(&self, may_drop_waker: bool) {
+        // SAFETY: rule 5: COMPLETE seen by the handle, the output is ours.
+        if let Some(p) = unsafe { (self.raw.header().vtable.drop_output)(self.raw) } {
+            raw::report_detached_panic(self.raw, p);
+        }
+        // Debug mode: the handle outlived the task, so the spawn
+        // location's entry is its to remove (`rt/debug.rs`).
+        if let Some(checks) = &self.raw.shared().debug {
+            checks.forget(self.raw.id().as_u64());
+        }
+        if may_drop_waker {
+            // SAFETY: rule 6: the runtime is done with the field (caller's promise).
+            unsafe { raw::drop_join_waker(self.raw) };
+        }
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let header = self.raw.header();
+        let snap = header.state.load();
+        if snap.is(COMPLETE) && !snap.is(JOIN_WAKER) {
+            // The common case, a joined task: neither bit can change any
+            // more, so the output and the join waker are ours (rules 5 and
+            // 6), and join interest and our reference go in one step.
+            // SAFETY: COMPLETE seen, JOIN_WAKER clear; then the handle's
+            // reference is given up and the handle is not used again.
+            unsafe {
+                self.drop_completed(true);
+                self.raw.release_join_complete();
+            }
+            return;
+        }
         match header.state.drop_join_interest() {
             DropJoin::Pending { had_waker } => {
                 if had_waker {
@@ -120,21 +162,9 @@ impl<T> Drop for Task<T> {
                     unsafe { raw::drop_join_waker(self.raw) };
                 }
             }
-            DropJoin::Complete { may_drop_waker } => {
-                // SAFETY: rule 5: COMPLETE seen by the handle, the output is ours.
-                if let Some(p) = unsafe { (header.vtable.drop_output)(self.raw) } {
-                    raw::report_detached_panic(self.raw, p);
-                }
-                // Debug mode: the handle outlived the task, so the spawn
-                // location's entry is its to remove (`rt/debug.rs`).
-                if let Some(checks) = &self.raw.shared().debug {
-                    checks.forget(self.raw.id().as_u64());
-                }
-                if may_drop_waker {
-                    // SAFETY: rule 6: the runtime is done with the field.
-                    unsafe { raw::drop_join_waker(self.raw) };
-                }
-            }
+            // SAFETY: COMPLETE seen by `drop_join_interest`, which says
+            // whether the runtime is done with the waker field.
+            DropJoin::Complete { may_drop_waker } => unsafe { self.drop_completed(may_drop_waker) },
         }
         // SAFETY: the handle's reference (`from_raw`'s contract), given up
         // here; the handle is not used again.

@@ -2,12 +2,33 @@
 //! allocated. The per-type vtable functions (poll, shutdown, output,
 //! deallocation) are in the child module `vtable.rs`.
 //!
-//! Layout (`#[repr(C)]`, header first so a `*Header` is a `*Cell<F>`):
+//! # Layout
+//!
+//! One allocation per task, a `#[repr(C)]` `Cell<F>`, header first so that a
+//! `*Header` is a `*Cell<F>`; the header is 72 bytes on 64-bit targets
+//! (asserted below), the stage as large as the larger of `F` and
+//! `F::Output` (at least a pointer) plus its tag:
 //!
 //! ```text
-//! Cell<F> ┌ Header ─ state word │ vtable │ shared │ owned-list links │ join waker │ id │ name │ cancel
-//!         └ Stage<F> ─ Running(F) | Finished(Result<F::Output, TaskError>) | Consumed
+//! Cell<F> ┌ Header (72 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker (2 words) │ id │ cancel
+//!         └ Stage<F> ─ Running(F) | Done(F::Output) | Failed(Box<TaskError>) | Consumed
 //! ```
+//!
+//! | field | initialised | who may touch it |
+//! |---|---|---|
+//! | `state` | at allocation; changed only by the transitions of `state.rs` | any thread, atomically |
+//! | `vtable`, `shared`, `id` | at allocation, never changed | any thread, read only |
+//! | `links` | empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
+//! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
+//! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
+//! | stage `Running(F)` | from allocation until the future is dropped | the loop thread while it holds `RUNNING` (rules 1, 4) |
+//! | stage `Done` / `Failed` | written by the loop before `COMPLETE` (or at allocation by `allocate_cancelled`) | after `COMPLETE`: the handle, or the loop if no handle is left (rule 5) |
+//! | stage `Consumed` | after the future was dropped and before the result is written, and after the result was taken or dropped | nobody |
+//!
+//! The error of a cancelled or panicked task is boxed, so the common,
+//! successful task does not carry the room for a `TaskError`; the name and
+//! the cancel requests share one lazily allocated box behind one pointer for
+//! the same reason (most tasks have neither).
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -87,14 +108,14 @@ pub(crate) struct Header {
     join_waker: UnsafeCell<Option<Waker>>,
     /// Process-unique id.
     pub(super) id: TaskId,
-    /// Optional name from `Builder::name`.
-    pub(super) name: Option<Arc<str>>,
-    /// The cancel message and requests, allocated on first use (`cancel.rs`).
+    /// The name (`Builder::name`), the cancel message and requests: one
+    /// pointer, allocated at spawn for a named task, else on first use
+    /// (`cancel.rs`).
     pub(super) cancel: CancelSlot,
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 88);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 72);
 
 /// The functions that need the concrete type.
 pub(crate) struct Vtable {
@@ -132,9 +153,19 @@ struct Cell<F: Future> {
     stage: UnsafeCell<Stage<F>>,
 }
 
+/// What the cell holds after the header: the future, then its result, then
+/// nothing. The error of a cancelled or panicked task is boxed, so the stage
+/// is as large as the larger of the future and its output (plus the tag),
+/// not as large as a `TaskError`: the common, successful task pays nothing
+/// for the rare failed one.
 enum Stage<F: Future> {
+    /// The future, until it completes or is dropped (rule 4).
     Running(F),
-    Finished(Result<F::Output, TaskError>),
+    /// Completed with this output, until the handle takes it (rule 5).
+    Done(F::Output),
+    /// Cancelled or panicked: the error, until the handle takes it.
+    Failed(Box<TaskError>),
+    /// Neither: the future is gone and the result was taken or dropped.
     Consumed,
 }
 
@@ -205,6 +236,24 @@ impl TaskRef {
         if self.header().state.ref_dec(n) == Release::Dealloc {
             // SAFETY: that was the last reference (rule 7); the caller promised
             // not to use a copy without another reference, and none is left.
+            unsafe { (self.header().vtable.dealloc)(self) }
+        }
+    }
+
+    /// The handle's drop after it saw `COMPLETE` with `JOIN_WAKER` clear and
+    /// dropped the output and the join waker: clear `JOIN_INTEREST` and
+    /// release the handle's reference in one step, freeing the task if it
+    /// was the last.
+    ///
+    /// # Safety
+    /// The caller is the task's handle and gives up its reference, and it
+    /// observed `COMPLETE` set and `JOIN_WAKER` clear; as for `release`, no
+    /// copy is used afterwards.
+    #[inline]
+    pub(super) unsafe fn release_join_complete(self) {
+        if self.header().state.drop_join_interest_and_ref() == Release::Dealloc {
+            // SAFETY: that was the last reference (rule 7); the caller
+            // promised not to use a copy afterwards.
             unsafe { (self.header().vtable.dealloc)(self) }
         }
     }
@@ -285,15 +334,18 @@ impl TaskRef {
     /// The name given with `Builder::name`.
     #[inline]
     pub(crate) fn name(&self) -> Option<&str> {
-        self.header().name.as_deref()
+        self.name_arc().map(|n| &**n)
+    }
+
+    fn name_arc(&self) -> Option<&Arc<str>> {
+        self.header().cancel.get().and_then(|c| c.name())
     }
 
     /// The id and name, for an error about this task.
     pub(super) fn label(&self) -> TaskLabel {
-        let h = self.header();
         TaskLabel {
-            id: h.id,
-            name: h.name.clone(),
+            id: self.header().id,
+            name: self.name_arc().cloned(),
         }
     }
 
@@ -420,10 +472,10 @@ impl TaskRef {
 
     /// The name given with `Builder::name`, for messages.
     pub(crate) fn describe(&self) -> String {
-        let h = self.header();
-        match &h.name {
-            Some(n) => format!("task {} ({n:?})", h.id),
-            None => format!("task {}", h.id),
+        let id = self.header().id;
+        match self.name() {
+            Some(n) => format!("task {id} ({n:?})"),
+            None => format!("task {id}"),
         }
     }
 }
@@ -467,7 +519,7 @@ where
         }),
         Err(p) => TaskError::Panicked(PanicPayload::of_task(p, label)),
     };
-    Stage::<F>::Finished(Err(out)).into_task(State::new_complete(), shared, id, name)
+    Stage::<F>::Failed(Box::new(out)).into_task(State::new_complete(), shared, id, name)
 }
 
 impl<F: Future + 'static> Stage<F> {
@@ -490,8 +542,7 @@ impl<F: Future + 'static> Stage<F> {
                 links: Links::new(),
                 join_waker: UnsafeCell::new(None),
                 id,
-                name,
-                cancel: CancelSlot::new(),
+                cancel: CancelSlot::new(name),
             },
             stage: UnsafeCell::new(self),
         });

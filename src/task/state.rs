@@ -347,6 +347,26 @@ impl State {
         Snapshot(self.0.fetch_and(!JOIN_WAKER, AcqRel) & !JOIN_WAKER)
     }
 
+    /// Handle drop, when the handle saw `COMPLETE` with `JOIN_WAKER` clear
+    /// (neither can change after that: only the handle sets `JOIN_WAKER`, and
+    /// not once `COMPLETE` is set) and has already dropped the output and the
+    /// join waker, which are its own then (rules 5 and 6): give up join
+    /// interest and the handle's reference in one read-modify-write, where
+    /// [`drop_join_interest`](State::drop_join_interest) and
+    /// [`ref_dec`](State::ref_dec) take two.
+    pub fn drop_join_interest_and_ref(&self) -> Release {
+        let prev = Snapshot(self.0.fetch_sub(JOIN_INTEREST + REF_ONE, AcqRel));
+        debug_assert!(
+            prev.is(COMPLETE) && prev.is(JOIN_INTEREST) && !prev.is(JOIN_WAKER) && prev.refs() >= 1,
+            "drop_join_interest_and_ref on {prev:?}"
+        );
+        if prev.refs() == 1 {
+            Release::Dealloc
+        } else {
+            Release::Alive
+        }
+    }
+
     /// Handle drop: give up join interest.
     pub fn drop_join_interest(&self) -> DropJoin {
         self.update(|cur| {

@@ -4,8 +4,8 @@
 //! [`timeout`] (a future is dropped on expiry), [`wait_for`] (a [`Task`](crate::Task)
 //! is cancelled on expiry and waited for), [`timeout_scope`] (a deadline the
 //! body can move), [`interval`]. Timers have a
-//! resolution of 1 ms and **never fire early**: a deadline is rounded *up* to
-//! the next millisecond tick, and the loop only fires a tick once the clock
+//! resolution of 125 µs and **never fire early**: a deadline is rounded *up* to
+//! the next 125 µs tick, and the loop only fires a tick once the clock
 //! has passed it. Deadlines in the past complete at once; `Duration::MAX`
 //! means "practically never" and does not overflow.
 //!

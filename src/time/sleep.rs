@@ -6,11 +6,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::Instant;
+use crate::rt::Awaiting;
 use crate::rt::wheel::Key;
 
 /// Waits until `duration` has elapsed, like `asyncio.sleep`.
 ///
-/// Never completes early; completes within about a millisecond after the
+/// Never completes early; completes within a fraction of a millisecond after the
 /// deadline when the loop is not busy. Like `asyncio.sleep(0)`, a sleep whose
 /// deadline has already passed (`Duration::ZERO` included) still suspends the
 /// task once: every other ready task runs before it resumes. No timer is
@@ -111,7 +112,8 @@ impl Sleep {
         if res.is_ready() {
             coop.made_progress();
         }
-        res
+        let deadline = self.deadline.into_std();
+        crate::rt::debug::note(res, || Awaiting::Sleep { deadline })
     }
 }
 

@@ -279,6 +279,23 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let frame = crate::rt::debug::enter(|| match &self.sleep {
+            Some(s) => crate::rt::Awaiting::Timeout {
+                deadline: s.deadline().into_std(),
+            },
+            None => crate::rt::Awaiting::Combinator("timeout (disabled)"),
+        });
+        let res = self.poll_timeout(cx);
+        frame.done(&res);
+        res
+    }
+}
+
+impl<F: Future> Timeout<F> {
+    fn poll_timeout(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<F::Output, Elapsed>> {
         // SAFETY: structural pinning of `future` only: it is never moved out
         // while pinned (`into_inner` takes `self` by value, so it cannot be
         // called on a pinned Timeout); the other fields are not pinned.

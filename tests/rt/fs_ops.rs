@@ -8,6 +8,31 @@ use support::TempDir;
 use coil::fs;
 
 driver_test! {
+    fn cached_reads_in_a_loop_let_other_tasks_run(rt) {
+        // Under epoll a page-cached read finishes inline, without a wake:
+        // it must still take coop budget, or this loop would never yield.
+        let dir = TempDir::new("fsops-coop");
+        rt.block_on(async {
+            let p = dir.path("f");
+            fs::write(&p, vec![7u8; 64]).await.unwrap();
+            let f = fs::File::open(&p).await.unwrap();
+            let (flag, other) = support::spawn_flag_setter();
+            let mut buf = Vec::with_capacity(64);
+            let mut seen_at = None;
+            for i in 0..1000 {
+                buf.clear();
+                let coil::io::BufResult(n, b) = f.read_at(buf, 0).await;
+                assert_eq!(n.unwrap(), 64);
+                buf = b;
+                if seen_at.is_none() && flag.get() {
+                    seen_at = Some(i);
+                }
+            }
+            assert!(seen_at.is_some(), "1000 cached reads never let the other task run");
+            other.await.unwrap();
+        });
+    }
+
     fn write_then_read(rt) {
         let dir = TempDir::new("fsops-write_read");
         rt.block_on(async {

@@ -39,6 +39,7 @@ pool_test!(
     pinned_loops_run_on_one_cpu_each,
     a_connection_handed_to_a_loop,
     a_shutdown_requested_by_an_entry_reaches_every_entry,
+    spinning_loops_hand_work_over_and_keep_their_timers,
 );
 
 fn pool(choice: DriverChoice, loops: usize) -> Pool {
@@ -374,4 +375,51 @@ fn a_shutdown_requested_by_an_entry_reaches_every_entry(choice: DriverChoice) {
         });
         assert_eq!(out.unwrap(), vec![0, 1, 2, 3]);
     }
+}
+
+/// Spin-before-park with a budget far longer than the test: cross-loop work
+/// reaches the spinning loops (no wake is lost while a loop holds its
+/// unparker), and a loop that spins with nothing to do still fires its next
+/// timer on time (the spin ends at the timer, not at the budget).
+fn spinning_loops_hand_work_over_and_keep_their_timers(choice: DriverChoice) {
+    // Long enough that a spin past the timer cannot pass for a slow machine;
+    // few hand-offs, since spinning threads that outnumber the cores (tests
+    // run in parallel) hand over at the scheduler's pace.
+    const BUDGET: Duration = Duration::from_secs(10);
+    let pool = Pool::builder()
+        .loops(2)
+        .driver(choice)
+        .spin_before_park(BUDGET)
+        .build()
+        .unwrap();
+    let handle = pool.handle().clone();
+    let out = pool.run(move |core| {
+        let handle = handle.clone();
+        async move {
+            if core.index() != 0 {
+                pool::shutdown_requested().await;
+                return Ok(Duration::ZERO);
+            }
+            let one = CoreId::new(1);
+            for i in 0..5u64 {
+                let twice = handle.spawn_on(one, async move { i * 2 }).await.unwrap();
+                assert_eq!(twice, i * 2);
+            }
+            let slept = handle
+                .spawn_on(one, async {
+                    let start = std::time::Instant::now();
+                    coil::time::sleep(Duration::from_millis(1)).await;
+                    start.elapsed()
+                })
+                .await
+                .unwrap();
+            handle.request_shutdown(Duration::from_secs(60));
+            Ok::<_, ()>(slept)
+        }
+    });
+    let slept = out.unwrap()[0];
+    assert!(
+        slept < BUDGET / 2,
+        "a spinning loop's 1 ms sleep took {slept:?}: the spin ran past the timer"
+    );
 }

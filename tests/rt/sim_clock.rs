@@ -237,3 +237,41 @@ fn spinning_task_sees_the_clock_move() {
         assert!(spins > 100, "{spins}");
     });
 }
+
+/// A deadline that has already passed when it is first polled is due at
+/// once, also when the wheel has been empty while the clock moved (here a
+/// datagram's latency): the wheel's `elapsed` lagged the clock, and such a
+/// deadline was filed for a tick the clock had not finished, so the sleep
+/// only ended once the virtual clock had been moved on to that tick.
+#[test]
+fn passed_deadline_after_an_idle_wheel_is_not_filed() {
+    use coil::net::UdpSocket;
+    let lat = Duration::from_micros(50_310);
+    Builder::new().seed(31).latency(lat, lat).run(async {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let start = Instant::now();
+        let coil::io::BufResult(n, _) = a.send_to(&b"x"[..], b.local_addr().unwrap()).await;
+        n.unwrap();
+        let coil::io::BufResult(r, _) = b.recv_from(Vec::with_capacity(8)).await;
+        r.unwrap();
+        let now = Instant::now();
+        assert!(now - start >= lat, "{:?}", now - start);
+        // Past and present deadlines between two wheel ticks: neither may
+        // move the clock (nor file a timer).
+        coil::time::sleep_until(now - Duration::from_micros(5)).await;
+        coil::time::sleep_until(now).await;
+        // (The simulator charges a microsecond of virtual time per poll; the
+        // next tick was 65 µs away.)
+        let waited = Instant::now() - now;
+        assert!(
+            waited < Duration::from_micros(20),
+            "waited {waited:?} for a tick"
+        );
+        assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+        // And a deadline just ahead is never early.
+        let at = now + Duration::from_micros(1);
+        coil::time::sleep_until(at).await;
+        assert!(Instant::now() >= at);
+    });
+}

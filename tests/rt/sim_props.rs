@@ -4,7 +4,7 @@
 //! Each case is one seed: the seed generates the program *and* seeds the
 //! simulation, so a failing case is replayed exactly by
 //! `COIL_SIM_SEED=<seed> cargo test --test rt sim_props` (which runs only that
-//! seed). `SIM_CASES=<n>` runs more cases (default 300 per suite). Seeds that
+//! seed). `SIM_CASES=<n>` runs more cases (default 150 per suite; the `matrix-deep` tier of `.ci/run` runs 1 500). Seeds that
 //! once failed are listed in `REGRESSIONS` and always run first.
 //!
 //! The programs, their runner and their invariants live in
@@ -33,7 +33,7 @@ fn seeds(base: u64) -> Vec<u64> {
     let n: u64 = std::env::var("SIM_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(150);
     let mut r = Rng::new(base);
     REGRESSIONS
         .iter()

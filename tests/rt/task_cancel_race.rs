@@ -13,16 +13,21 @@ use coil::task::{Builder, cancellable, current, yield_now};
 /// request. Each round the other thread cancels once while the task spins
 /// on `uncancel()`; afterwards `cancelling() == 1` must mean a request is
 /// deliverable.
+///
+/// Rounds: `COIL_RACE_ROUNDS` (default 20 000, twice what the old code needed
+/// to fail; the `matrix-deep` tier of `.ci/run` runs 200 000).
 #[test]
 fn a_request_racing_uncancel_at_zero_is_not_lost() {
-    const ROUNDS: usize = 50_000;
+    let rounds: usize = std::env::var("COIL_RACE_ROUNDS")
+        .map(|v| v.parse().expect("COIL_RACE_ROUNDS is a count"))
+        .unwrap_or(20_000);
     coil::run(async {
         let round = Arc::new(AtomicUsize::new(0)); // odd: the task spins, even: cancelled
         let t = Builder::new().cooperative_cancel().spawn({
             let round = round.clone();
             async move {
                 let me = current().unwrap();
-                for r in 0..ROUNDS {
+                for r in 0..rounds {
                     round.store(2 * r + 1, SeqCst);
                     while round.load(SeqCst) == 2 * r + 1 {
                         me.uncancel();
@@ -45,7 +50,7 @@ fn a_request_racing_uncancel_at_zero_is_not_lost() {
         let canceller = std::thread::spawn({
             let round = round.clone();
             move || {
-                for r in 0..ROUNDS {
+                for r in 0..rounds {
                     loop {
                         match round.load(SeqCst) {
                             usize::MAX => return,

@@ -519,3 +519,65 @@ driver_test! {
         assert_eq!(entries(&log), ["cleaning", "cleaned up"]);
     }
 }
+
+/// Polls `fut`, turning a panic out of its poll into `Err(())`, as a user's
+/// own catch_unwind combinator would.
+async fn catching<F: std::future::Future>(fut: F) -> Result<F::Output, ()> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        },
+    )
+    .await
+}
+
+/// Waits for a request with a scope, then raises it with none around.
+async fn raise_at_top() {
+    match cancellable(sleep(LONG)).await {
+        Ok(()) => unreachable!("an hour passed"),
+        Err(c) => c.reraise::<()>().await,
+    }
+}
+
+driver_test! {
+    // A panic unwinding out of a `cancellable` scope takes its catch frame
+    // with it: a raise later in the same task, or in the next task on the
+    // loop, still finishes its task (a frame left counted would catch it and
+    // the task would hang).
+    fn a_panic_through_a_scope_leaves_no_frame_behind(rt) {
+        rt.block_on(async {
+            let t = Builder::new().cooperative_cancel().spawn(async {
+                let r = catching(cancellable(async {
+                    yield_now().await;
+                    panic!("boom inside a scope (expected by the test)");
+                }))
+                .await;
+                assert!(r.is_err(), "the panic was caught");
+                raise_at_top().await
+            });
+            let panicked = Builder::new().cooperative_cancel().spawn(async {
+                let _ = cancellable(async {
+                    yield_now().await;
+                    panic!("boom out of a task (expected by the test)");
+                })
+                .await;
+            });
+            let after = Builder::new().cooperative_cancel().spawn(raise_at_top());
+            assert!(panicked.await.unwrap_err().is_panic());
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            assert!(t.cancel() && after.cancel());
+            let bound = Duration::from_secs(5);
+            let t = timeout(bound, t).await.expect("the raise in the same task hung");
+            assert!(t.unwrap_err().is_cancelled());
+            let after = timeout(bound, after).await.expect("the raise in the next task hung");
+            assert!(after.unwrap_err().is_cancelled());
+        });
+    }
+}

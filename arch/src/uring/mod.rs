@@ -19,7 +19,9 @@
 //!   - entering from another thread fails with `EEXIST`; `park` turns that into a panic
 //!     that names the rule.
 //! - The unpark eventfd has an `IORING_OP_READ` in flight whenever the driver is parked
-//!   (`token::UNPARK`). Its completion consumes the counter, so the driver only has to
+//!   (`token::UNPARK`). Where the kernel can post a `MSG_RING` completion without a
+//!   source ring (Linux 6.13), unparks send one (`token::MSG_WAKE`, `ringwake.rs`)
+//!   instead of writing the eventfd; its CQE clears `notified` as the READ's does. Its completion consumes the counter, so the driver only has to
 //!   clear `notified` and re-arm the read at the start of the next `park`.
 //! - Completions are reaped in a loop and dispatched by `user_data`: reserved tokens
 //!   are the driver's own; every other key is an op submitted through
@@ -63,6 +65,7 @@ use io_uring::IoUring;
 use io_uring::types::{SubmitArgs, Timespec};
 
 use crate::op::Completion;
+use crate::ringwake::RingWake;
 use crate::sys::{Blocking, EventFd};
 use crate::unpark::{Shared, Unparker};
 use crate::{Config, StartError};
@@ -132,8 +135,9 @@ impl UringDriver {
         let ring = probe::setup(config)?;
         let deferred = ring.params().is_setup_single_issuer();
 
-        let unpark = Shared::new(EventFd::new(Blocking::Yes).map_err(StartError::Io)?);
-        Ok(UringDriver {
+        let eventfd = EventFd::new(Blocking::Yes).map_err(StartError::Io)?;
+        let unpark = Shared::with_ring(eventfd, RingWake::probe(ring.as_raw_fd()));
+        let mut driver = UringDriver {
             ring: ManuallyDrop::new(ring),
             wake_buf: NonNull::from(Box::leak(Box::new(0u64))),
             wake_armed: false,
@@ -143,7 +147,12 @@ impl UringDriver {
             deferred,
             #[cfg(any(test, feature = "testing"))]
             fault: None,
-        })
+        };
+        // Take the MSG_RING probe's completion (`RingWake::probe`), queued as task work
+        // on a deferred ring, so that the ring starts with an empty CQ.
+        driver.flush().map_err(StartError::Io)?;
+        driver.reap();
+        Ok(driver)
     }
 
     pub(crate) fn unparker(&self) -> Unparker {

@@ -132,7 +132,7 @@ impl UringDriver {
 
     /// Submits queued entries and flushes overflowed CQEs, without waiting. No syscall
     /// when the SQ is empty and the CQ has not overflowed.
-    fn flush(&mut self) -> io::Result<()> {
+    pub(super) fn flush(&mut self) -> io::Result<()> {
         let sq = self.ring.submission();
         if sq.is_empty() && !sq.cq_overflow() && !sq.taskrun() {
             return Ok(());
@@ -194,7 +194,10 @@ fn dispatch(
                 unpark.clear();
             }
         }
-        token::PROBE | token::CANCEL => {}
+        // A MSG_RING wake (`ringwake.rs`): posted by the unpark that raised the flag,
+        // in place of its eventfd write; step 3.
+        token::MSG_WAKE => unpark.clear(),
+        token::PROBE | token::CANCEL | token::MSG_PROBE => {}
         other if other < token::RESERVED_MIN => {
             let flags = cqe.flags();
             if !cqueue::more(flags) {

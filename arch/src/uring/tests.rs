@@ -36,19 +36,60 @@ fn deferred() -> Option<UringDriver> {
 /// the unpark would sit unnoticed while the loop keeps polling with `ZERO`.
 #[test]
 fn deferred_park_zero_runs_queued_work() {
-    let Some(mut d) = deferred() else { return };
-    let mut out = Vec::new();
-    d.park(Some(Duration::ZERO), &mut out).unwrap();
-    assert!(d.wake_armed);
-    for round in 0..100 {
-        d.unparker().unpark();
+    for msg_ring in [true, false] {
+        let Some(mut d) = deferred() else { return };
+        if !msg_ring {
+            d.unpark.turn_off_ring();
+        }
+        let msg_ring = d.unpark.has_ring();
+        let mut out = Vec::new();
         d.park(Some(Duration::ZERO), &mut out).unwrap();
-        assert!(
-            !d.wake_armed && !d.unpark.is_notified(),
-            "round {round}: park(ZERO) left the unpark's completion queued in the kernel"
-        );
-        d.park(Some(Duration::ZERO), &mut out).unwrap();
-        assert!(d.wake_armed, "round {round}: the READ was not re-armed");
+        assert!(d.wake_armed);
+        for round in 0..100 {
+            d.unparker().unpark();
+            d.park(Some(Duration::ZERO), &mut out).unwrap();
+            assert!(
+                !d.unpark.is_notified(),
+                "round {round} (MSG_RING {msg_ring}): park(ZERO) left the unpark's \
+                 completion queued in the kernel"
+            );
+            // A MSG_RING wake leaves the eventfd READ in flight; an eventfd wake
+            // completes it, and the next park re-arms it.
+            assert_eq!(d.wake_armed, msg_ring, "round {round}");
+            d.park(Some(Duration::ZERO), &mut out).unwrap();
+            assert!(d.wake_armed, "round {round}: the READ was not re-armed");
+        }
+    }
+}
+
+/// A blocked park is woken from another thread through either path (the
+/// MSG_RING completion where the kernel has it, the eventfd otherwise, or
+/// when the message path was turned off after a refusal), many times over.
+#[test]
+fn unpark_from_another_thread_by_msg_ring_or_eventfd() {
+    for (single_issuer, msg_ring) in [(true, true), (true, false), (false, true)] {
+        let mut d = build(8, single_issuer);
+        if !msg_ring {
+            d.unpark.turn_off_ring();
+        }
+        let mut out = Vec::new();
+        for round in 0..20 {
+            let u = d.unparker();
+            let t = std::thread::spawn(move || u.unpark());
+            let start = Instant::now();
+            d.park(Some(Duration::from_secs(10)), &mut out).unwrap();
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "round {round}: the unpark did not wake the park"
+            );
+            t.join().unwrap();
+            // The wake may have landed before the park: then a second park
+            // returns at once, and the flag is down once it has.
+            if d.unpark.is_notified() {
+                d.park(Some(Duration::from_secs(10)), &mut out).unwrap();
+            }
+            assert!(!d.unpark.is_notified(), "round {round}");
+        }
     }
 }
 

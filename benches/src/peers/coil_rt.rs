@@ -5,6 +5,7 @@ use std::time::Instant;
 use coil::runtime::{DriverChoice, DriverKind};
 
 use super::{Peer, Timed, ns_since, timer_body, yield_body};
+use crate::memory::{Gate, Mem, memory_body, parked};
 
 pub struct Coil {
     choice: DriverChoice,
@@ -144,6 +145,39 @@ impl Peer for Coil {
                 Ok((ns_since(start), sum))
             }),
             other => Err(format!("coil has no channel impl {other:?} (mpsc, queue)")),
+        }
+    }
+
+    fn memory_impls(&self) -> &'static [&'static str] {
+        &["gate", "event"]
+    }
+
+    fn memory(&self, n: u64, imp: &str) -> Timed<Mem> {
+        let rt = self.runtime()?;
+        let join = |h: coil::Task<u64>| async move { h.await.map_err(|e| e.to_string()) };
+        match imp {
+            "gate" => {
+                let gate = Gate::leak(n as usize);
+                rt.block_on(memory_body(
+                    n,
+                    || coil::spawn(parked(gate.wait())),
+                    coil::task::yield_now,
+                    || gate.open(),
+                    join,
+                ))
+            }
+            // asyncio.Event: `wait()`, released by `set()`.
+            "event" => {
+                let ev: &'static coil::sync::Event = Box::leak(Box::default());
+                rt.block_on(memory_body(
+                    n,
+                    || coil::spawn(parked(ev.wait())),
+                    coil::task::yield_now,
+                    || ev.set(),
+                    join,
+                ))
+            }
+            other => Err(format!("coil has no W7 impl {other:?} (gate, event)")),
         }
     }
 

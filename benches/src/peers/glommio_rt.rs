@@ -5,6 +5,7 @@ use std::time::Instant;
 use glommio::LocalExecutorBuilder;
 
 use super::{Peer, Timed, ns_since, timer_body, yield_body};
+use crate::memory::{Gate, Mem, memory_body, parked};
 
 pub struct Glommio;
 
@@ -70,5 +71,41 @@ impl Peer for Glommio {
             }
             Ok((ns_since(start), late))
         })
+    }
+
+    fn memory_impls(&self) -> &'static [&'static str] {
+        &["gate", "semaphore"]
+    }
+
+    fn memory(&self, n: u64, imp: &str) -> Timed<Mem> {
+        let join = |h: glommio::Task<u64>| async move { Ok(h.await) };
+        let ex = executor()?;
+        match imp {
+            "gate" => {
+                let gate = Gate::leak(n as usize);
+                ex.run(memory_body(
+                    n,
+                    || glommio::spawn_local(parked(gate.wait())),
+                    futures_lite::future::yield_now,
+                    || gate.open(),
+                    join,
+                ))
+            }
+            // `Semaphore::new(0)`: `acquire(1)`, released by `signal(N)`.
+            "semaphore" => {
+                let sem: &'static glommio::sync::Semaphore =
+                    Box::leak(Box::new(glommio::sync::Semaphore::new(0)));
+                ex.run(memory_body(
+                    n,
+                    || glommio::spawn_local(parked(sem.acquire(1))),
+                    futures_lite::future::yield_now,
+                    || sem.signal(n),
+                    join,
+                ))
+            }
+            other => Err(format!(
+                "glommio has no W7 impl {other:?} (gate, semaphore)"
+            )),
+        }
     }
 }

@@ -44,6 +44,13 @@ pub trait Peer {
         let _ = (n, cap);
         Err(format!("{} has no W3 channel ({imp})", self.name()))
     }
+    /// W7: the release primitives this peer implements (`params.impl`),
+    /// `gate` (the shared [`Gate`](crate::memory::Gate)) first.
+    fn memory_impls(&self) -> &'static [&'static str] {
+        &["gate"]
+    }
+    /// W7: park `n` tasks on the primitive `imp` (`crate::memory::memory_body`).
+    fn memory(&self, n: u64, imp: &str) -> Timed<crate::memory::Mem>;
 }
 
 /// W3 rows of the suite: `peer@impl`, in table order (coil first).

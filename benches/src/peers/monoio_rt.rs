@@ -5,11 +5,12 @@
 //! (benches/WORKLOADS.md, W2): monoio re-polls a task that wakes itself at once, so its
 //! W2 figure is one task re-polling itself, not rotation across tasks.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 
 use super::{Peer, Timed, generic_yield, ns_since, timer_body, yield_body};
+use crate::memory::{Gate, Mem, memory_body, parked};
 
 pub struct Monoio {
     uring: bool,
@@ -83,6 +84,20 @@ async fn timers_body(durs_ms: Vec<u64>) -> Timed<Vec<i64>> {
     Ok((ns_since(start), late))
 }
 
+/// W7 with the gate. monoio re-runs a task that wakes itself at once, so a
+/// yield loop would starve the parked tasks: wait with 100 µs sleeps (spec).
+async fn memory_gate(n: u64) -> Timed<Mem> {
+    let gate = Gate::leak(n as usize);
+    memory_body(
+        n,
+        || monoio::spawn(parked(gate.wait())),
+        || monoio::time::sleep(Duration::from_micros(100)),
+        || gate.open(),
+        |h| async move { Ok(h.await) },
+    )
+    .await
+}
+
 impl Peer for Monoio {
     fn name(&self) -> &'static str {
         if self.uring {
@@ -106,5 +121,12 @@ impl Peer for Monoio {
 
     fn timers(&self, durs_ms: &[u64]) -> Timed<Vec<i64>> {
         on_monoio!(self, timers_body(durs_ms.to_vec()))
+    }
+
+    fn memory(&self, n: u64, imp: &str) -> Timed<Mem> {
+        if imp != "gate" {
+            return Err(format!("monoio has no W7 impl {imp:?} (gate)"));
+        }
+        on_monoio!(self, memory_gate(n))
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use async_executor::LocalExecutor;
 
 use super::{Peer, Timed, ns_since, timer_body, yield_body};
+use crate::memory::{Gate, Mem, memory_body, parked};
 
 pub struct Smol;
 
@@ -68,5 +69,42 @@ impl Peer for Smol {
             }
             Ok((ns_since(start), late))
         }))
+    }
+
+    fn memory_impls(&self) -> &'static [&'static str] {
+        &["gate", "event-listener"]
+    }
+
+    fn memory(&self, n: u64, imp: &str) -> Timed<Mem> {
+        let ex = LocalExecutor::new();
+        let join = |h: async_executor::Task<u64>| async move { Ok(h.await) };
+        match imp {
+            "gate" => {
+                let gate = Gate::leak(n as usize);
+                async_io::block_on(ex.run(memory_body(
+                    n,
+                    || ex.spawn(parked(gate.wait())),
+                    futures_lite::future::yield_now,
+                    || gate.open(),
+                    join,
+                )))
+            }
+            // event_listener 5.x: `listen().await`, `notify(usize::MAX)`.
+            "event-listener" => {
+                let ev: &'static event_listener::Event = Box::leak(Box::default());
+                async_io::block_on(ex.run(memory_body(
+                    n,
+                    || ex.spawn(parked(ev.listen())),
+                    futures_lite::future::yield_now,
+                    || {
+                        ev.notify(usize::MAX);
+                    },
+                    join,
+                )))
+            }
+            other => Err(format!(
+                "smol has no W7 impl {other:?} (gate, event-listener)"
+            )),
+        }
     }
 }

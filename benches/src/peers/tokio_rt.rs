@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::{Peer, Timed, ns_since, timer_body, yield_body};
+use crate::memory::{Gate, Mem, memory_body, parked};
 
 pub struct Tokio;
 
@@ -101,5 +102,39 @@ impl Peer for Tokio {
             }
             Ok((ns_since(start), late))
         })
+    }
+
+    fn memory_impls(&self) -> &'static [&'static str] {
+        &["gate", "notify"]
+    }
+
+    fn memory(&self, n: u64, imp: &str) -> Timed<Mem> {
+        let rt = runtime()?;
+        let join =
+            |h: tokio::task::JoinHandle<u64>| async move { h.await.map_err(|e| e.to_string()) };
+        match imp {
+            "gate" => {
+                let gate = Gate::leak(n as usize);
+                rt.block_on(memory_body(
+                    n,
+                    || tokio::spawn(parked(gate.wait())),
+                    tokio::task::yield_now,
+                    || gate.open(),
+                    join,
+                ))
+            }
+            // `notified().await`, released by `notify_waiters()`.
+            "notify" => {
+                let notify: &'static tokio::sync::Notify = Box::leak(Box::default());
+                rt.block_on(memory_body(
+                    n,
+                    || tokio::spawn(parked(notify.notified())),
+                    tokio::task::yield_now,
+                    || notify.notify_waiters(),
+                    join,
+                ))
+            }
+            other => Err(format!("tokio has no W7 impl {other:?} (gate, notify)")),
+        }
     }
 }

@@ -75,6 +75,7 @@ impl<T> Receiver<T> {
         self.len() == 0
     }
 
+    #[inline]
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let coop = ready!(poll_proceed(cx));
         let mut st = self.chan.lock();
@@ -123,6 +124,7 @@ pub struct Recv<'a, T> {
 impl<T> Future for Recv<'_, T> {
     type Output = Option<T>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.rx.poll_recv(cx)
     }

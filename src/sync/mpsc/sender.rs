@@ -127,6 +127,7 @@ impl<T> Unpin for SendFuture<'_, T> {}
 impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
@@ -158,8 +159,19 @@ impl<T> Future for SendFuture<'_, T> {
 }
 
 impl<T> Drop for SendFuture<'_, T> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
+        if let Some(key) = self.key.take() {
+            self.leave(key);
+        }
+    }
+}
+
+impl<T> SendFuture<'_, T> {
+    /// A sender dropped while queued leaves the list (out of line: the
+    /// common drop, after a completed send, only checks the key).
+    #[inline(never)]
+    fn leave(&mut self, key: Key) {
         let mut st = self.chan.lock();
         if let Removed::Notified(()) = st.senders.remove(key)
             && !st.rx_closed

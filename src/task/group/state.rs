@@ -172,9 +172,30 @@ impl<E> Inner<E> {
                 return Poll::Ready(());
             }
             self.set_owner(cx.waker());
-            Poll::Pending
+            self.in_node(|| Poll::Pending)
         })
         .await;
+    }
+
+    /// Debug mode (`Handle::dump`): `poll` runs inside the group's node of
+    /// the await tree, whose children are the body's and the running
+    /// child tasks.
+    pub(super) fn in_node<T>(&self, poll: impl FnOnce() -> Poll<T>) -> Poll<T> {
+        let group = || crate::rt::Awaiting::Combinator("task_group");
+        crate::rt::debug::within(group, || {
+            let res = poll();
+            if res.is_pending() && crate::rt::debug::recording() {
+                for child in &self.state.borrow().children {
+                    if child.status() == Status::Running
+                        && let Some(task) = child.task.get()
+                    {
+                        let id = task.id().as_u64();
+                        crate::rt::debug::awaiting(|| crate::rt::Awaiting::Task { id });
+                    }
+                }
+            }
+            res
+        })
     }
 }
 

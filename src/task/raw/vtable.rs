@@ -58,7 +58,7 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
                 None => task.cancelled_error(),
             };
             // SAFETY: as above.
-            unsafe { finish::<F>(task, Err(out)) };
+            unsafe { finish::<F>(task, Stage::Failed(Box::new(out))) };
             PollOutcome::Complete
         }
         ToRunning::Poll => {
@@ -84,20 +84,20 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
                 Ok(Poll::Ready(v)) => {
                     // SAFETY: still RUNNING on the loop thread.
                     match unsafe { drop_future::<F>(task) } {
-                        None => Ok(v),
+                        None => Stage::Done(v),
                         Some(p) => {
                             // The output's destructor may panic too; contain
                             // it, or it would unwind out of the loop with the
                             // task still RUNNING (and abort at shutdown).
                             let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
-                            Err(task.panicked_error(p))
+                            Stage::Failed(Box::new(task.panicked_error(p)))
                         }
                     }
                 }
                 Err(payload) => {
                     // SAFETY: still RUNNING on the loop thread.
                     let _second = unsafe { drop_future::<F>(task) };
-                    Err(task.panicked_error(payload))
+                    Stage::Failed(Box::new(task.panicked_error(payload)))
                 }
             };
             // SAFETY: still RUNNING on the loop thread, future dropped.
@@ -117,16 +117,18 @@ unsafe fn shutdown<F: Future>(task: TaskRef) {
         None => task.cancelled_error(),
     };
     // SAFETY: as above.
-    unsafe { finish::<F>(task, Err(out)) };
+    unsafe { finish::<F>(task, Stage::Failed(Box::new(out))) };
 }
 
-/// Write the output, set COMPLETE, notify the join side (rules 4–6).
+/// Write the result (`Done` or `Failed`), set COMPLETE, notify the join
+/// side (rules 4–6).
 ///
 /// # Safety
 /// Loop thread, RUNNING held, stage is `Consumed`.
-unsafe fn finish<F: Future>(task: TaskRef, out: Result<F::Output, TaskError>) {
+#[inline(always)]
+unsafe fn finish<F: Future>(task: TaskRef, out: Stage<F>) {
     // SAFETY: caller's promise; nobody else reads the stage before COMPLETE.
-    unsafe { *stage::<F>(task) = Stage::Finished(out) };
+    unsafe { *stage::<F>(task) = out };
     let header = task.header();
     let snap = header.state.transition_to_complete();
     // SAFETY: loop thread (caller's promise), the snapshot just returned.
@@ -197,15 +199,15 @@ unsafe fn try_read_output<F: Future>(task: TaskRef, dst: *mut (), waker: Option<
     }
     // SAFETY: COMPLETE observed with Acquire; rule 5 gives the output to us.
     let stage = unsafe { &mut *stage::<F>(task) };
-    match std::mem::replace(stage, Stage::Consumed) {
-        Stage::Finished(out) => {
-            // SAFETY: caller's promise about the type behind dst.
-            unsafe { *dst.cast::<Poll<Result<F::Output, TaskError>>>() = Poll::Ready(out) };
-        }
+    let out = match std::mem::replace(stage, Stage::Consumed) {
+        Stage::Done(v) => Ok(v),
+        Stage::Failed(e) => Err(*e),
         _ => panic!(
             "a coil Task was polled again after it returned its output; a Task can be awaited only once"
         ),
-    }
+    };
+    // SAFETY: caller's promise about the type behind dst.
+    unsafe { *dst.cast::<Poll<Result<F::Output, TaskError>>>() = Poll::Ready(out) };
 }
 
 /// Handle side of rule 6. Returns true when the output can be read now.
@@ -243,8 +245,11 @@ unsafe fn drop_output<F: Future>(task: TaskRef) -> Option<Box<dyn Any + Send>> {
     // SAFETY: caller's promise.
     let stage = unsafe { &mut *stage::<F>(task) };
     match std::mem::replace(stage, Stage::Consumed) {
-        Stage::Finished(Err(TaskError::Panicked(p))) => Some(p.into_inner()),
-        Stage::Finished(Ok(v)) => {
+        Stage::Failed(e) => match *e {
+            TaskError::Panicked(p) => Some(p.into_inner()),
+            TaskError::Cancelled(_) => None,
+        },
+        Stage::Done(v) => {
             // The output's destructor may panic; contain it.
             let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
             None

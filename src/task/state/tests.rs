@@ -41,6 +41,31 @@ fn spawn_poll_idle_wake_complete() {
 }
 
 #[test]
+fn handle_drop_after_complete_releases_interest_and_ref_at_once() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let snap = s.transition_to_complete();
+    assert!(snap.is(JOIN_INTEREST) && !snap.is(JOIN_WAKER));
+    s.ref_inc(); // a waker clone that outlives the handle
+    assert_eq!(s.ref_dec(2), Release::Alive, "poller's and list's refs");
+    assert_eq!(s.drop_join_interest_and_ref(), Release::Alive);
+    let after = s.load();
+    assert!(after.is(COMPLETE) && !after.is(JOIN_INTEREST) && !after.is(JOIN_WAKER));
+    assert_eq!(after.refs(), 1, "the waker's");
+    assert_eq!(s.ref_dec(1), Release::Dealloc);
+
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let _ = s.transition_to_complete();
+    assert_eq!(s.ref_dec(2), Release::Alive);
+    assert_eq!(
+        s.drop_join_interest_and_ref(),
+        Release::Dealloc,
+        "the handle's was the last"
+    );
+}
+
+#[test]
 fn wake_while_running_reschedules_without_new_ref() {
     let s = State::new_spawned();
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
