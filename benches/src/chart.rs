@@ -12,7 +12,7 @@
 //!   its `[spawn 1/3 coil/uring] {...}` prefixes, or bare JSON lines).
 //!
 //! A chart is one (workload, metric) and, for W8, one (part, loops); W3's rows
-//! are `peer@impl`, W7's gate rows and own-primitive rows are two charts. A
+//! and W9's are `peer@impl`, W7's gate rows and own-primitive rows are two charts. A
 //! bar is the median of the peer's repetitions. The ratio printed beside a
 //! peer's bar is how many times coil/uring's result is better than it
 //! (> 1: coil ahead), whichever way the metric points.
@@ -27,7 +27,7 @@ use crate::opts::Opts;
 use crate::report::{field, field_f64, median};
 
 /// The suites `report` runs, as argument lists of this binary.
-pub const SUITES: &[&[&str]] = &[&[], &["echo"], &["file"], &["multicore"]];
+pub const SUITES: &[&[&str]] = &[&[], &["echo"], &["file"], &["multicore"], &["idle"]];
 
 /// Metrics where more is better; every other metric is a cost.
 const HIGHER_IS_BETTER: &[&str] = &["rps", "reads_per_s", "tasks_per_s"];
@@ -36,6 +36,8 @@ const HIGHER_IS_BETTER: &[&str] = &["rps", "reads_per_s", "tasks_per_s"];
 const EXTRA: &[(&str, &str, &str)] = &[
     ("echo", "server_cpu_us_per_req", "µs"),
     ("timers", "late_p99_us", "µs"),
+    ("idle", "wake_ms", "ms"),
+    ("idle", "server_cpu_ms", "ms"),
 ];
 
 /// One parsed result line.
@@ -83,7 +85,7 @@ fn rows_of(text: &str) -> Vec<Row> {
     let mut label = peer.to_string();
     let mut chart = format!("{workload}: {metric}");
     match workload {
-        "channel" => label = format!("{peer}@{}", imp.unwrap_or("?")),
+        "channel" | "idle" => label = format!("{peer}@{}", imp.unwrap_or("?")),
         "memory" if imp == Some("gate") => chart.push_str(" (gate)"),
         "memory" => chart.push_str(" (own primitive)"),
         _ => {}
