@@ -80,7 +80,11 @@
 //!    `JOIN_INTEREST` was still set when the runtime looked (the runtime reads
 //!    the snapshot returned by `transition_to_complete`); otherwise the
 //!    runtime drops it. `drop_join_interest` makes the two sides agree: the
-//!    handle drops the output iff it saw `COMPLETE`.
+//!    handle drops the output iff it saw `COMPLETE`. A handle that sees
+//!    `COMPLETE` with `JOIN_WAKER` clear (the joined case) may instead drop the
+//!    output first and then give up its interest and its reference in one step
+//!    (`drop_join_interest_and_ref`): the runtime decided from a snapshot in
+//!    which the interest was still set, so the output is the handle's.
 //! 6. *Join waker.* The handle may write the join-waker field only while
 //!    `JOIN_WAKER` is clear; the runtime may read it only while `JOIN_WAKER` is
 //!    set and `COMPLETE` is set. After waking it, the runtime clears

@@ -177,8 +177,10 @@ enum Stage<F: Future> {
 pub(crate) struct TaskRef(NonNull<Header>);
 
 // SAFETY: what safe code can do with a TaskRef on any thread touches only the
-// atomic state word (reference-neutral transitions) and immutable header
-// fields (`id`, `name`, `shared`: an `Arc` of a `Sync` type). Everything that
+// atomic state word (reference-neutral transitions), immutable header
+// fields (`id`, `shared`: an `Arc` of a `Sync` type) and the name, which is
+// written into the cancel box before the task is published and only read
+// afterwards. Everything that
 // is not thread-safe (owned-list links, stage, join waker, `release`) sits
 // behind `unsafe` functions whose contracts include the thread rules of
 // task/mod.rs (rule 1: loop thread; the handle's side under rules 5 and 6).
