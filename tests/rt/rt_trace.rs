@@ -231,7 +231,13 @@ driver_test! {
             .build()
             .unwrap();
         let loop_id = traced.block_on(async {
-            let sleeper = spawn_named("sleeper", coil::time::sleep(Duration::from_millis(1)));
+            // The sleep starts in the task's first poll, and is long enough
+            // that the loop parks for it and its timer fires, even on a loaded
+            // machine (a deadline already passed at the first poll completes
+            // at once, with no timer and maybe no park).
+            let sleeper = spawn_named("sleeper", async {
+                coil::time::sleep(Duration::from_millis(20)).await;
+            });
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let server = spawn_named("server", async move {
