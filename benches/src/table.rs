@@ -127,18 +127,27 @@ pub fn ratios(cells: &[Cell], peers: &[&str]) -> String {
     if coils.is_empty() {
         return s;
     }
-    let _ = writeln!(
-        s,
-        "\nRATIOS  W1/W2: peer ns / coil ns (> 1.00 means coil is faster)"
-    );
+    // The W1/W2 block only when one of them ran (not for a `memory` or
+    // `channel` run alone, where it would be all dashes).
+    let w12 = cells
+        .iter()
+        .any(|c| c.workload == "spawn" || c.workload == "yield");
+    if w12 {
+        let _ = writeln!(
+            s,
+            "\nRATIOS  W1/W2: peer ns / coil ns (> 1.00 means coil is faster)"
+        );
+    }
     let mut head = format!("{:<16}", "peer");
     for c in &coils {
         for w in ["W1", "W2"] {
             head += &format!(" {:>16}", format!("{w} vs {c}"));
         }
     }
-    let _ = writeln!(s, "{head}");
-    for p in peers.iter().filter(|p| !p.starts_with("coil/")) {
+    if w12 {
+        let _ = writeln!(s, "{head}");
+    }
+    for p in peers.iter().filter(|p| w12 && !p.starts_with("coil/")) {
         let mut row = format!("{p:<16}");
         for c in &coils {
             for w in ["spawn", "yield"] {
