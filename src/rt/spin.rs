@@ -39,7 +39,9 @@ impl Core {
         let Some(held) = unparker.hold() else {
             return false;
         };
-        let deadline = Instant::now() + budget;
+        // `None`: a budget past what an `Instant` can hold (`Duration::MAX`,
+        // say), i.e. spin until work comes.
+        let deadline = Instant::now().checked_add(budget);
         let mut spins = 0u32;
         let found = loop {
             if self.shared.wake_pending() {
@@ -51,7 +53,7 @@ impl Core {
                 if !self.run_queue.borrow().is_empty() {
                     break true;
                 }
-                if Instant::now() >= deadline {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     break false;
                 }
             }
