@@ -85,7 +85,8 @@ impl Latch {
 
     /// Step 4 (module docs): the driver's thread raises the flag itself; `true`
     /// if it flipped it (the hold is taken and must be released with
-    /// [`clear`](Latch::clear)), `false` if an unpark already owes a write.
+    /// [`release`](Latch::release), not [`clear`](Latch::clear)), `false` if an
+    /// unpark already owes a write.
     #[inline]
     pub(crate) fn hold(&self) -> bool {
         self.raise()
@@ -230,10 +231,14 @@ impl Unparker {
     /// the next `park` returns at once and there is nothing to spin for.
     ///
     /// The rules, which keep wake-ups from being lost: call it only on the
-    /// thread that parks this driver, never while a `park` runs, and drop the
-    /// guard before the next `park`; after dropping it, look for the work that
-    /// unparkers publish (with `SeqCst` loads) before parking, because the
-    /// unparks made during the hold wrote nothing.
+    /// thread that parks this driver, never while a `park` runs, and while it
+    /// is held park only with `Some(Duration::ZERO)` (a park that may block
+    /// would sleep through the unparks, which write nothing; a non-blocking
+    /// one is fine: no unpark wrote or sent anything since the flag went
+    /// down, so it finds no wake-up of its own to consume and does not lower
+    /// the flag); after dropping it, look for the work that unparkers publish
+    /// (with `SeqCst` loads) before parking, because the unparks made during
+    /// the hold wrote nothing.
     #[must_use = "the hold ends when the guard is dropped"]
     pub fn hold(&self) -> Option<Held<'_>> {
         self.shared.latch.hold().then_some(Held {

@@ -88,8 +88,9 @@ impl Builder {
     /// a wake from another thread then reaches a spinning loop in a few
     /// hundred nanoseconds instead of a sleeping thread's wake-up (several
     /// microseconds), and costs the waker no syscall. The price is a core
-    /// kept busy for up to `budget` after each burst of work. The simulator
-    /// ignores it.
+    /// kept busy for up to `budget` after each burst of work (with
+    /// `Duration::MAX`, for as long as the loop is idle and no timer is due).
+    /// The simulator ignores it.
     pub fn spin_before_park(mut self, budget: Duration) -> Builder {
         self.spin = budget;
         self

@@ -39,7 +39,14 @@ impl Core {
         let Some(held) = unparker.hold() else {
             return false;
         };
-        let deadline = Instant::now() + budget;
+        // `None`: a budget past what an `Instant` can hold (`Duration::MAX`,
+        // say), i.e. spin until work comes.
+        let start = Instant::now();
+        let deadline = start.checked_add(budget);
+        // Debug mode: the time spent in the polling parks below, which
+        // `park` itself accounts for (`debug_excluded`).
+        let debug = self.debug.is_some();
+        let mut in_park = Duration::ZERO;
         let mut spins = 0u32;
         let found = loop {
             if self.shared.wake_pending() {
@@ -47,17 +54,27 @@ impl Core {
             }
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(POLL_EVERY) {
+                let parked = debug.then(Instant::now);
                 self.park(Some(Duration::ZERO));
+                if let Some(p) = parked {
+                    in_park += p.elapsed();
+                }
                 if !self.run_queue.borrow().is_empty() {
                     break true;
                 }
-                if Instant::now() >= deadline {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     break false;
                 }
             }
             std::hint::spin_loop();
         };
         drop(held);
+        if debug {
+            // Spinning is waiting for work, as parking is: not a stall of
+            // the loop (`Core::end_turn`).
+            let spun = start.elapsed().saturating_sub(in_park);
+            self.debug_excluded.set(self.debug_excluded.get() + spun);
+        }
         // Step 5: unparks during the hold wrote nothing; look once more.
         found || self.shared.wake_pending()
     }

@@ -40,6 +40,7 @@ pool_test!(
     a_connection_handed_to_a_loop,
     a_shutdown_requested_by_an_entry_reaches_every_entry,
     spinning_loops_hand_work_over_and_keep_their_timers,
+    an_unbounded_spin_budget_spins_until_work_arrives,
 );
 
 fn pool(choice: DriverChoice, loops: usize) -> Pool {
@@ -422,4 +423,25 @@ fn spinning_loops_hand_work_over_and_keep_their_timers(choice: DriverChoice) {
         slept < BUDGET / 2,
         "a spinning loop's 1 ms sleep took {slept:?}: the spin ran past the timer"
     );
+}
+
+/// `spin_before_park(Duration::MAX)` (spin for as long as there is nothing
+/// to do): an idle loop with no timer spins until work comes, rather than
+/// panicking on `Instant + Duration` overflow when it computes the spin's
+/// deadline.
+fn an_unbounded_spin_budget_spins_until_work_arrives(choice: DriverChoice) {
+    let pool = Pool::builder()
+        .loops(1)
+        .driver(choice)
+        .spin_before_park(Duration::MAX)
+        .build()
+        .unwrap();
+    let (tx, rx) = oneshot::channel::<u32>();
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        tx.send(7).unwrap();
+    });
+    let got = pool.spawn_on(CoreId::new(0), rx).wait();
+    sender.join().unwrap();
+    assert_eq!(got.unwrap().unwrap(), 7);
 }

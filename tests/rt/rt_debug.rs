@@ -166,6 +166,23 @@ driver_test! {
         assert!(reports_here("did not turn").is_empty(), "{:?}", reports_here(""));
     }
 
+    fn a_spin_before_park_is_no_stall(rt) {
+        // An idle loop that spins (past the threshold, up to its next
+        // timer) is waiting for work, as a parked one is: not a stall.
+        let debug_rt = Builder::new()
+            .driver(support::choice_like(rt))
+            .debug(true)
+            .slow_poll_threshold(Duration::from_millis(20))
+            .debug_sink(collect)
+            .spin_before_park(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        debug_rt.block_on(async {
+            coil::time::sleep(Duration::from_millis(60)).await;
+        });
+        assert!(reports_here("did not turn").is_empty(), "{:?}", reports_here(""));
+    }
+
     fn no_report_without_debug_mode(rt) {
         let tag = unique("silent");
         let plain_rt = Builder::new()

@@ -19,10 +19,12 @@
 //!   - entering from another thread fails with `EEXIST`; `park` turns that into a panic
 //!     that names the rule.
 //! - The unpark eventfd has an `IORING_OP_READ` in flight whenever the driver is parked
-//!   (`token::UNPARK`). Where the kernel can post a `MSG_RING` completion without a
-//!   source ring (Linux 6.13), unparks send one (`token::MSG_WAKE`, `ringwake.rs`)
-//!   instead of writing the eventfd; its CQE clears `notified` as the READ's does. Its completion consumes the counter, so the driver only has to
-//!   clear `notified` and re-arm the read at the start of the next `park`.
+//!   (`token::UNPARK`). Its completion consumes the counter, so the driver only has to
+//!   clear `notified` and re-arm the read at the start of the next `park`. Where the
+//!   kernel can post a `MSG_RING` completion without a source ring (Linux 6.13),
+//!   unparks send one (`token::MSG_WAKE`, `ringwake.rs`) instead of writing the
+//!   eventfd; its CQE clears `notified` as the READ's does, and the READ stays in
+//!   flight.
 //! - Completions are reaped in a loop and dispatched by `user_data`: reserved tokens
 //!   are the driver's own; every other key is an op submitted through
 //!   `Driver::submit`, and its completion is handed to the caller of `park`.
