@@ -153,11 +153,15 @@ fn charts(rows: &[Row]) -> Vec<Chart> {
         .collect()
 }
 
-/// The coil row the chart's ratios are taken against.
+/// The coil row the chart's ratios are taken against: `coil/uring` itself,
+/// else its best `coil/uring@impl` row (W3, W9), else the best coil row (a
+/// variant such as `coil/uring+spin` is never the baseline while the plain
+/// row is there).
 fn baseline(c: &Chart) -> Option<f64> {
-    let is = |prefix: &str| c.bars.iter().find(|(l, _)| l.starts_with(prefix));
-    is("coil/uring")
-        .or_else(|| is("coil"))
+    let find = |p: &dyn Fn(&str) -> bool| c.bars.iter().find(|(l, _)| p(l));
+    find(&|l| l == "coil/uring")
+        .or_else(|| find(&|l| l.starts_with("coil/uring@")))
+        .or_else(|| find(&|l| l.starts_with("coil")))
         .map(|&(_, v)| v)
         .filter(|v| *v > 0.0)
 }
@@ -410,6 +414,13 @@ mod tests {
             (ratio(spawn, b, 500.0) - 2.5).abs() < 1e-9,
             "coil ahead of tokio"
         );
+        let spin = Chart {
+            title: "w8b".into(),
+            unit: "ns".into(),
+            higher_better: false,
+            bars: vec![("coil/uring+spin".into(), 2.0), ("coil/uring".into(), 16.0)],
+        };
+        assert_eq!(baseline(&spin), Some(16.0), "the plain row, not a variant");
         let page = html(&cs, &[SPAWN_T.to_string()]);
         assert!(page.contains("2.50× (coil ahead)"), "{page}");
         assert!(page.contains("0.80× (coil behind)"), "{page}");
