@@ -220,11 +220,11 @@ impl BufRing {
         }
         let tail = self.0.tail.get();
         let i = usize::from(tail & (self.0.count - 1));
-        // SAFETY: i < count, inside the entry array. The ring holds fewer than
-        // `count` buffers while `bid` is out of it (module docs), so entry `i`
-        // is not visible to the kernel until the release store below publishes
-        // it. Field writes through the raw pointer: no reference overlaps the
+        // Field writes through the raw pointer: no reference overlaps the
         // tail in entry 0's `resv`.
+        // SAFETY: i < count (inside the entry array); the ring holds fewer than
+        // `count` buffers while `bid` is out of it (module docs), so the kernel
+        // cannot see entry `i` until the release store below publishes it.
         unsafe {
             let e = self.0.entries.as_ptr().add(i);
             (&raw mut (*e).addr).write(self.buf_ptr(bid) as u64);

@@ -294,12 +294,11 @@ fn read_nowait<B: IoBufMut>(fd: &FileFd, buf: &mut B, pos: u64) -> Option<io::Re
 fn preadv2_nowait(fd: RawFd, iov: &libc::iovec, off: libc::off_t) -> isize {
     #[cfg(target_pointer_width = "64")]
     {
-        // SAFETY: `iov` is one valid iovec, borrowed for this synchronous
-        // call; its buffer is writable for `iov_len` bytes (the caller's
-        // contract). The offset is split into (low, high) words as the
-        // kernel's `preadv2(fd, vec, vlen, pos_l, pos_h, flags)` expects; on
-        // a 64-bit target the low word holds all of it and the high word is
-        // ignored (`pos_from_hilo`).
+        // The offset is split into (low, high) words as the kernel's
+        // `preadv2(fd, vec, vlen, pos_l, pos_h, flags)` expects; on a 64-bit
+        // target the low word holds all of it (`pos_from_hilo`).
+        // SAFETY: `iov` is one valid iovec borrowed for this synchronous call,
+        // its buffer writable for `iov_len` bytes (the caller's contract).
         unsafe {
             libc::syscall(
                 libc::SYS_preadv2,
