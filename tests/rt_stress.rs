@@ -1,7 +1,8 @@
 //! Bounded stress and extreme-input tests (docs/reliability.md, checks 2, 15,
 //! 16, 19; issue 5 item 5: a million timers, 100k tasks cancelled mid-flight).
-//! Loop counts are small by default and scale with `STRESS_ITERS`;
-//! under Miri they go through `support::scaled`. Tests that measure the
+//! Loop counts are a fifth of the issues' sizes by default, the full sizes
+//! with `COIL_STRESS_FULL=1` (CI's `matrix-deep` tier), any count with
+//! `STRESS_ITERS`; under Miri they go through `support::scaled`. Tests that measure the
 //! whole process (RSS) or may hang (nested `block_on`) run in a child
 //! process: the test binary re-executes itself with `COIL_STRESS_CHILD` set.
 //!
@@ -23,12 +24,21 @@ use std::time::{Duration, Instant};
 
 use coil::time::{self, Sleep, sleep, sleep_until, timeout};
 
-/// `STRESS_ITERS` if set, else `default`; scaled down under Miri.
-fn iters(default: usize) -> usize {
+/// The count a test runs with: `STRESS_ITERS` if set; else `full` (the
+/// issue's size) when `COIL_STRESS_FULL` is set (CI's `matrix-deep` tier);
+/// else a fifth of it, so that the README's `cargo test` stays quick. Scaled
+/// down further under Miri.
+fn iters(full: usize) -> usize {
     let n = std::env::var("STRESS_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(default);
+        .unwrap_or_else(|| {
+            if std::env::var_os("COIL_STRESS_FULL").is_some() {
+                full
+            } else {
+                full / 5
+            }
+        });
     support::scaled(n)
 }
 
@@ -85,8 +95,8 @@ impl Mailbox {
 fn ping_pong_cross_thread_wakes() {
     // Item 2: a task on the loop and a helper thread bounce a counter; every
     // reply wakes the task from the helper thread. A lost wake hangs, and the
-    // watchdog turns that into a failure. 100k round trips by default (1M in
-    // the nightly job via STRESS_ITERS=1000000).
+    // watchdog turns that into a failure. 100k round trips in the deep run
+    // (`iters`), 20k in `cargo test`.
     let n = iters(100_000) as u64;
     support::run_watched(move || {
         let to_helper = Arc::new(Mailbox::default());
