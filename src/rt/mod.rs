@@ -10,7 +10,7 @@
 //! `runtime.rs`, `builder.rs` and `handle.rs` are the public faces,
 //! `budget.rs` the coop budget. The loop imports only `task`, `op` and
 //! `loom`; the modules above it reach it through `with_core` (the allowed
-//! back edges are listed in `tests/module_graph.rs`).
+//! back edges are listed in `tests/rt/module_graph.rs`).
 //!
 //! Two halves:
 //! - [`Core`](core::Core), owned by the [`Runtime`] and touched only on the

@@ -10,6 +10,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod example_echo;
 mod net_areq;
 mod net_pooled;
 mod net_sockopt;

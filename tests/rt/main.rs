@@ -9,18 +9,22 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blocking_pool;
 mod comb_gather;
 mod comb_macros;
 mod comb_select;
 mod comb_wait;
 mod docs_await;
+mod fs_file;
 mod fs_ops;
 mod io_buffered;
 mod macro_attrs;
+mod module_graph;
 mod pool;
 mod process;
 mod rt_debug;
 mod rt_dump;
+mod rt_fairness;
 mod rt_task_combinations;
 mod rt_trace;
 mod send_sync;

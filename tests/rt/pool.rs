@@ -2,7 +2,7 @@
 //! with its core, `spawn_on` across loops (result, panic, cancellation; from a
 //! loop and from a plain thread), shutdown with a drain deadline, a pool
 //! dropped on its own loop. Each test runs under io_uring and under epoll.
-//! (Thread and fd counts after a drop are in `tests/pool_leaks.rs`: they are
+//! (Thread and fd counts after a drop are in `tests/leaks/pool_leaks.rs`: they are
 //! process-wide.)
 
 use std::rc::Rc;

@@ -1,7 +1,7 @@
 //! Fairness: one poll per task per tick, the coop budget, I/O and timers are
 //! not starved by busy tasks (docs/reliability.md, checks 13, 14).
 
-mod support;
+use crate::support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

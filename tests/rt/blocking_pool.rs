@@ -1,7 +1,7 @@
 //! The blocking pool: results, panics, and bursts of jobs that need to run
 //! at the same time.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Barrier};
 

@@ -4,10 +4,10 @@
 //! before it came back; the server keeps serving others.
 #![allow(missing_docs)]
 
-#[path = "../examples/echo.rs"]
+#[path = "../../examples/echo.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod echo;
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::Shutdown;

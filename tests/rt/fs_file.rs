@@ -2,7 +2,7 @@
 //! truncate, create_new, read_to_end, metadata, sync, close, errors with
 //! their errno, and cancelled reads.
 
-mod support;
+use crate::support;
 use support::TempDir;
 
 use std::os::fd::AsRawFd;

@@ -1,10 +1,9 @@
 //! Fd accounting: no fd leaks from cancelled accepts or from dropping a
 //! runtime with ops in flight (docs/reliability.md, checks 27, 28).
 //!
-//! One `#[test]` only: `/proc/self/fd` is process-wide, so these checks must
-//! not run beside other tests of the same binary.
+//! Called by `main.rs`'s single test: the counts are process-wide.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -15,8 +14,7 @@ use coil::time::{sleep, timeout};
 
 use support::open_fds;
 
-#[test]
-fn no_fd_leaks() {
+pub(crate) fn no_fd_leaks() {
     support::run_watched(|| {
         for choice in [DriverChoice::Uring, DriverChoice::Epoll] {
             let rt = coil::Runtime::builder().driver(choice).build().unwrap();

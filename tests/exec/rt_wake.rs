@@ -1,7 +1,7 @@
 //! Wakers: self-wakes, late wakes, wakes from other threads, reference cycles,
 //! deep chains (docs/reliability.md, checks 3–8, 11, 12, 34).
 
-mod support;
+use crate::support;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

@@ -2,10 +2,9 @@
 //! `/proc/self/task` and `/proc/self/fd` after equal those before, under
 //! io_uring and epoll, with work still in flight when the pool is dropped.
 //!
-//! One `#[test]` only: both counts are process-wide, so no other test of this
-//! binary may run beside it.
+//! Called by `main.rs`'s single test: the counts are process-wide.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -17,8 +16,7 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
-#[test]
-fn dropping_a_pool_leaks_no_thread_or_fd() {
+pub(crate) fn dropping_a_pool_leaks_no_thread_or_fd() {
     support::run_watched(|| {
         for choice in [DriverChoice::Uring, DriverChoice::Epoll] {
             let before = (threads(), support::open_fds());

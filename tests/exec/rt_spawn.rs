@@ -1,6 +1,6 @@
 //! Spawning, joining, cancelling, panics: the task lifecycle under every driver.
 
-mod support;
+use crate::support;
 
 use std::cell::RefCell;
 use std::rc::Rc;

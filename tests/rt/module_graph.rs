@@ -650,7 +650,7 @@ fn top_level_modules_form_no_cycle() {
         }
         msg.push_str(
             "move the code to the module that owns it, or (if the edge truly cannot go yet) \
-             add it to ALLOWED in tests/module_graph.rs with the reason",
+             add it to ALLOWED in tests/rt/module_graph.rs with the reason",
         );
         panic!("{msg}");
     }
@@ -704,7 +704,7 @@ fn allow_list_is_still_needed() {
 }
 
 #[test]
-#[ignore = "prints the graph: cargo test --test module_graph -- --ignored --nocapture"]
+#[ignore = "prints the graph: cargo test --test rt module_graph -- --ignored --nocapture"]
 fn print_graph() {
     let krate = read_crate(&src_dir());
     let (g, _) = graph(&krate);
