@@ -193,6 +193,7 @@ pub(super) fn w8b_spin(n: u64) -> Timed {
     two_threads(
         move || {
             let start = Instant::now();
+            let mut batches = super::Batches::new();
             let mut sum = 0;
             for i in 0..n {
                 cell.store(2 * i + 1, Ordering::Release);
@@ -200,6 +201,7 @@ pub(super) fn w8b_spin(n: u64) -> Timed {
                     std::hint::spin_loop();
                 }
                 sum += i;
+                batches.done(i);
             }
             let ns = ns_since(start);
             cell.store(u64::MAX, Ordering::Release);

@@ -1,15 +1,37 @@
 //! Opt-in spin-before-park ([`Builder::spin_before_park`](super::Builder::spin_before_park)):
-//! a loop with nothing to do busy-polls its remote queue, its wake flags and
-//! its driver's completions (without entering the kernel where the driver can
-//! avoid it) for up to a budget before it parks.
+//! a loop with nothing to do busy-polls its wake flags and its driver's
+//! completions for up to a budget before it parks.
+//!
+//! While it spins the loop reads memory only, apart from the driver polls
+//! below: its wake flags (`remote_pending`, `main_woken`: a push to its
+//! remote queue or a wake of its `block_on` future), every spin; the clock
+//! (for the budget and the next timer) every [`POLL_EVERY`] spins; and its
+//! driver:
+//! * **io_uring**: a non-blocking park every [`POLL_EVERY`] spins. It reads
+//!   the CQ ring's tail and the SQ ring's flags, both in the mmapped rings,
+//!   and enters the kernel only when they say there is work: entries queued
+//!   in the SQ, an overflowed CQ, or `IORING_SQ_TASKRUN` (the ring is
+//!   `DEFER_TASKRUN | TASKRUN_FLAG`, so a completion waits as task work
+//!   until the owner enters, and the kernel raises that flag when it queues
+//!   some). An idle spin makes no syscall.
+//! * **epoll** (and any driver without a memory view of readiness): one
+//!   `epoll_wait(0)` every [`POLL_EVERY`] × [`SYSCALL_POLL_EVERY`] spins.
+//!   Readiness is only known to the kernel, so this is a syscall each time;
+//!   doing it less often keeps the spinning thread in user space (where it
+//!   sees a cross-loop wake within a cache-line transfer) for most of the
+//!   spin, at the price of seeing an I/O event up to that many spins late
+//!   (about 4 µs on the development VM: what a sleeping thread's wake-up
+//!   costs there, so a spinning loop is not later than a parked one).
 //!
 //! While it spins the loop holds its unparker ([`coil_arch::Unparker::hold`]),
-//! so a wake from another thread costs the waker one atomic swap instead of an
-//! eventfd write, and the loop sees the work within a cache-line transfer
-//! instead of a sleeping thread's wake-up. When the hold ends, the loop looks
-//! at its wake flags once more before it parks (step 5 of the unpark
-//! protocol in `arch/src/unpark.rs`, modelled by its loom model): an unpark
-//! made during the hold wrote nothing, so this look is what catches it.
+//! so a wake from another thread (a push to its remote queue, a wake of its
+//! `block_on` future) costs the waker one atomic swap instead of an eventfd
+//! write or a MSG_RING, and the loop sees the work within a cache-line
+//! transfer instead of a sleeping thread's wake-up. When the hold ends, the
+//! loop looks at its wake flags once more before it parks (step 5 of the
+//! unpark protocol in `arch/src/unpark.rs`, modelled by its loom model): an
+//! unpark made during the hold wrote nothing, so this look is what catches
+//! it.
 //!
 //! Off by default (a budget of zero): the loop then parks as soon as it is
 //! idle and nothing here runs.
@@ -18,10 +40,13 @@ use std::time::{Duration, Instant};
 
 use super::core::Core;
 
-/// Spin iterations between two looks at the clock and the driver (a
-/// non-blocking poll: under io_uring no syscall unless the kernel flagged
-/// queued work; under epoll one `epoll_wait(0)`).
+/// Spin iterations between two looks at the clock and (under io_uring, where
+/// it is memory reads) at the driver's completions.
 const POLL_EVERY: u32 = 64;
+
+/// Under a driver whose poll is a syscall (epoll), one poll every this many
+/// looks at the clock (module docs).
+const SYSCALL_POLL_EVERY: u32 = 2;
 
 impl Core {
     /// Busy-polls for work for up to the spin budget, or until `timeout` (the
@@ -47,13 +72,18 @@ impl Core {
         // `park` itself accounts for (`debug_excluded`).
         let debug = self.debug.is_some();
         let mut in_park = Duration::ZERO;
+        let poll_every = if self.uring {
+            POLL_EVERY
+        } else {
+            POLL_EVERY * SYSCALL_POLL_EVERY
+        };
         let mut spins = 0u32;
         let found = loop {
             if self.shared.wake_pending() {
                 break true;
             }
             spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(POLL_EVERY) {
+            if spins.is_multiple_of(poll_every) {
                 let parked = debug.then(Instant::now);
                 self.park(Some(Duration::ZERO));
                 if let Some(p) = parked {
@@ -62,9 +92,9 @@ impl Core {
                 if !self.run_queue.borrow().is_empty() {
                     break true;
                 }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break false;
-                }
+            }
+            if spins.is_multiple_of(POLL_EVERY) && deadline.is_some_and(|d| Instant::now() >= d) {
+                break false;
             }
             std::hint::spin_loop();
         };
