@@ -1,0 +1,497 @@
+//! Task-cell allocation: chunks of same-sized cells, bump-allocated by the
+//! thread that spawns, so that a spawn in steady state does not call the
+//! allocator (issue 18, W1/W7).
+//!
+//! # Design
+//!
+//! **Size classes.** A task cell (`Cell<F>` of `raw.rs`) whose size is at
+//! most [`MAX_CELL`] bytes and whose alignment is at most 8 comes from here;
+//! any other cell is a plain `Box` (`raw.rs` picks, per `F`, at compile
+//! time). Sizes are rounded up to a multiple of 8: cells of different
+//! futures with the same rounded size share a class.
+//!
+//! **Chunks.** A class takes its cells from a *chunk*: one allocation of
+//! about [`CHUNK_BYTES`] holding a small header (`Chunk`) and `K` slots.
+//! A slot is the chunk's address (one word, the *prefix*) followed by the
+//! cell, so the cell finds its chunk without any lookup:
+//!
+//! ```text
+//! chunk ┌ live (atomic) │ bytes ┐ ┌ &chunk │ cell ┐ ┌ &chunk │ cell ┐ ... K slots
+//! ```
+//!
+//! A slot costs the cell's size rounded to 8 plus 8 bytes, which is what the
+//! allocator charges for a block of that size too (its own 8-byte header,
+//! rounded to 16): W7's bytes per parked task do not grow.
+//!
+//! **Who owns what.** Each thread keeps, per class, its *current* chunk and
+//! the bump range of the slots it has not handed out yet (a `thread_local`,
+//! touched only by that thread: no lock, no atomic on allocation). A slot
+//! handed out belongs to its task; the task is freed by whichever thread
+//! drops its last reference (a `Waker` or a `Task` handle may be sent
+//! anywhere), and freeing is the same on every thread: one atomic decrement
+//! of the chunk's `live` count. Freed slots are **not** reused one by one
+//! (that would need a free list other threads can push to): a chunk goes
+//! back to the allocator as a whole when its count reaches zero, by the
+//! thread that brought it there.
+//!
+//! **The count.** A new chunk starts with `live = K`: every slot is counted
+//! from the start, so handing one out costs nothing. Each freed cell takes
+//! one off (`Release`); the thread that owns the chunk takes off the slots it
+//! never handed out when it leaves the chunk for good (thread exit: the
+//! `thread_local`'s destructor); a chunk left because it is full has none
+//! left. The decrement that reaches zero is followed by an `Acquire` fence
+//! and frees the chunk, as `Arc` does: every other thread's last use of its
+//! cell happens before that.
+//!
+//! **Exit and leaks.** At thread exit the current chunks give up their
+//! unused slots; a chunk whose cells are all gone is freed there, one with
+//! live cells when its last cell goes. A thread whose `thread_local` is
+//! already destroyed (a task spawned from another destructor at exit) gets a
+//! chunk of one slot. Nothing is ever left unowned: Miri's leak check sees
+//! every chunk freed (the unit tests below, in the miri tier).
+//!
+//! **Retained memory.** Per thread, at most one partly used chunk per class
+//! in use (in practice one or two classes: a few KiB). A chunk is also kept
+//! while any of its cells lives, so a long-lived task keeps the rest of its
+//! chunk (freed cells included) from the allocator: the worst case is one
+//! chunk, [`CHUNK_BYTES`], per live task, when exactly one task of every
+//! chunk outlives the others. A spawn-and-complete loop frees every chunk it
+//! fills; a program that spawns many tasks at once (W1, W7) fills chunks
+//! completely.
+//!
+//! **Why chunks and not a free list.** W1 allocates every task before it
+//! frees any, in a fresh process: a free list of freed cells would never be
+//! hit there, while carving `K` cells out of one allocation pays `1/K` of an
+//! allocator call per task on the first spawn already.
+//!
+//! Under `cfg(loom)` every cell is a `Box` (loom runs its threads on one OS
+//! thread, which a per-thread cache must not see as one thread).
+
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::cell::UnsafeCell;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+/// The largest cell (bytes) taken from a chunk; larger cells are boxed.
+pub(super) const MAX_CELL: usize = 512;
+/// The size a chunk is cut to, header included (a chunk holds at least
+/// [`MIN_SLOTS`] slots).
+pub(super) const CHUNK_BYTES: usize = 4096;
+/// The fewest slots in a chunk.
+const MIN_SLOTS: usize = 4;
+/// Cell sizes are rounded up to this.
+const GRAIN: usize = 8;
+/// The chunk pointer before each cell.
+const PREFIX: usize = size_of::<*mut Chunk>();
+/// One class per multiple of `GRAIN` up to `MAX_CELL`.
+const CLASSES: usize = MAX_CELL / GRAIN;
+
+/// Whether a cell of layout `layout` comes from a chunk (else a `Box`).
+pub(super) const fn fits(layout: Layout) -> bool {
+    !cfg!(loom) && layout.size() <= MAX_CELL && layout.align() <= GRAIN && layout.size() > 0
+}
+
+/// The head of a chunk; the slots follow it.
+#[repr(C, align(16))]
+struct Chunk {
+    /// Slots not freed yet, unused ones included (see the module docs).
+    live: AtomicUsize,
+    /// The size of the allocation, to free it.
+    bytes: u32,
+    /// The size of a slot: `PREFIX` plus the class's cell size.
+    stride: u32,
+}
+
+/// One class's current chunk on this thread: the slots not handed out yet
+/// are `next..end`.
+#[derive(Clone, Copy)]
+struct Bump {
+    chunk: *mut Chunk,
+    next: *mut u8,
+    end: *mut u8,
+}
+
+impl Bump {
+    const EMPTY: Bump = Bump {
+        chunk: ptr::null_mut(),
+        next: ptr::null_mut(),
+        end: ptr::null_mut(),
+    };
+}
+
+/// This thread's current chunks, one per class.
+struct Local {
+    classes: [Bump; CLASSES],
+}
+
+thread_local! {
+    static LOCAL: UnsafeCell<Local> = const {
+        UnsafeCell::new(Local { classes: [Bump::EMPTY; CLASSES] })
+    };
+}
+
+/// The class of a cell of `size` bytes (`fits` holds) and its slot's stride.
+#[inline(always)]
+fn class_of(size: usize) -> (usize, usize) {
+    let rounded = size.div_ceil(GRAIN) * GRAIN;
+    (rounded / GRAIN - 1, rounded + PREFIX)
+}
+
+/// A cell for `layout` (`fits(layout)` holds): uninitialised memory of that
+/// size and alignment, to be given back with [`free`].
+#[inline]
+pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
+    debug_assert!(fits(layout));
+    let (class, stride) = class_of(layout.size());
+    let from_local = LOCAL.try_with(|local| {
+        // SAFETY: the thread_local is touched only by this thread and only
+        // inside this closure and `Local::drop`, neither of which re-enters
+        // the other: the one `&mut` to it.
+        let bump = unsafe { &mut (*local.get()).classes[class] };
+        if bump.next == bump.end {
+            *bump = new_chunk(stride, slots_for(stride));
+        }
+        let slot = bump.next;
+        // SAFETY: `next < end`: the slot lies in the chunk, `stride` bytes
+        // long, and the next one (or `end`) is `stride` further on.
+        unsafe { take_slot(bump.chunk, slot, stride, &mut bump.next) }
+    });
+    match from_local {
+        Ok(cell) => cell,
+        // The thread is exiting and its chunks are gone: a chunk of one.
+        Err(_) => {
+            let mut one = new_chunk(stride, 1);
+            // SAFETY: the new chunk has exactly one slot, at `one.next`.
+            unsafe { take_slot(one.chunk, one.next, stride, &mut one.next) }
+        }
+    }
+}
+
+/// Writes the chunk pointer into `slot`, moves `next` past it and returns
+/// the cell after the prefix.
+///
+/// # Safety
+/// `slot` is an unused slot of `chunk`, `stride` bytes, 8-aligned.
+#[inline(always)]
+unsafe fn take_slot(
+    chunk: *mut Chunk,
+    slot: *mut u8,
+    stride: usize,
+    next: &mut *mut u8,
+) -> NonNull<u8> {
+    // SAFETY: the caller's promise: the slot is ours, aligned for a pointer.
+    unsafe { slot.cast::<*mut Chunk>().write(chunk) };
+    // SAFETY: in bounds (the slot is `stride` bytes), never null.
+    unsafe {
+        *next = slot.add(stride);
+        NonNull::new_unchecked(slot.add(PREFIX))
+    }
+}
+
+/// How many slots of `stride` bytes a chunk holds.
+fn slots_for(stride: usize) -> usize {
+    ((CHUNK_BYTES - size_of::<Chunk>()) / stride).max(MIN_SLOTS)
+}
+
+/// A fresh chunk of `slots` slots of `stride` bytes, all counted live.
+#[cold]
+fn new_chunk(stride: usize, slots: usize) -> Bump {
+    // At most MIN_SLOTS × (MAX_CELL + PREFIX) + a header, or CHUNK_BYTES:
+    // fits the header's u32 fields.
+    let bytes = size_of::<Chunk>() + slots * stride;
+    let layout = chunk_layout(bytes);
+    // SAFETY: the layout is not zero-sized (it holds the header).
+    let base = unsafe { alloc(layout) };
+    if base.is_null() {
+        handle_alloc_error(layout);
+    }
+    let chunk = base.cast::<Chunk>();
+    // SAFETY: fresh allocation, aligned for a Chunk and large enough.
+    unsafe {
+        chunk.write(Chunk {
+            live: AtomicUsize::new(slots),
+            bytes: bytes as u32,
+            stride: stride as u32,
+        });
+    }
+    #[cfg(test)]
+    tests::CHUNKS[class_of(stride - PREFIX).0].fetch_add(1, Ordering::Relaxed);
+    // SAFETY: both inside (or one past the end of) the allocation.
+    let (next, end) = unsafe { (base.add(size_of::<Chunk>()), base.add(bytes)) };
+    Bump { chunk, next, end }
+}
+
+fn chunk_layout(bytes: usize) -> Layout {
+    match Layout::from_size_align(bytes, align_of::<Chunk>()) {
+        Ok(l) => l,
+        Err(_) => unreachable!("a task chunk's size overflowed"),
+    }
+}
+
+/// Gives back a cell from [`allocate`]; any thread. Its contents must have
+/// been dropped already.
+///
+/// # Safety
+/// `cell` came from `allocate` and is not used afterwards.
+#[inline]
+pub(super) unsafe fn free(cell: NonNull<u8>) {
+    // SAFETY: the caller's promise: the prefix before the cell holds its
+    // chunk, which stays allocated while the cell is counted in `live`.
+    unsafe {
+        let chunk = cell.as_ptr().sub(PREFIX).cast::<*mut Chunk>().read();
+        release(chunk, 1);
+    }
+}
+
+/// Takes `n` off the chunk's count, freeing it when that was the rest.
+///
+/// # Safety
+/// The caller gives up `n` counted slots of `chunk` and uses none of them
+/// afterwards.
+#[inline]
+unsafe fn release(chunk: *mut Chunk, n: usize) {
+    // SAFETY: the caller's slots keep the chunk allocated until this decrement.
+    let before = unsafe { (*chunk).live.fetch_sub(n, Ordering::Release) };
+    if before == n {
+        fence(Ordering::Acquire);
+        // SAFETY: the count is zero: no slot is in use and no thread holds the
+        // chunk as its current one; the fence orders every earlier use first.
+        unsafe {
+            let Chunk { bytes, stride, .. } = chunk.read();
+            #[cfg(test)]
+            tests::CHUNKS[class_of(stride as usize - PREFIX).0].fetch_sub(1, Ordering::Relaxed);
+            let _ = stride;
+            dealloc(chunk.cast(), chunk_layout(bytes as usize));
+        }
+    }
+}
+
+impl Drop for Local {
+    /// Thread exit: give up the slots never handed out. A full chunk has
+    /// none and may be freed already (its pointer is not read then).
+    fn drop(&mut self) {
+        for (class, bump) in self.classes.iter_mut().enumerate() {
+            let stride = (class + 1) * GRAIN + PREFIX;
+            let Bump { chunk, next, end } = std::mem::replace(bump, Bump::EMPTY);
+            let unused = (end as usize - next as usize) / stride;
+            if unused > 0 {
+                // SAFETY: the unused slots were counted at creation and are
+                // ours (they keep the chunk allocated); this thread hands out
+                // none of them any more.
+                unsafe { release(chunk, unused) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The slab's invariants, checked by chunk counts per class (each test
+    //! uses a class of its own, which no other lib test's tasks fall into)
+    //! and, in the miri tier, by Miri's leak and use-after-free checks.
+
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Chunks allocated and not yet freed, per class.
+    pub(super) static CHUNKS: [AtomicUsize; CLASSES] = [const { AtomicUsize::new(0) }; CLASSES];
+
+    fn chunks(size: usize) -> usize {
+        CHUNKS[class_of(size).0].load(Ordering::Relaxed)
+    }
+
+    /// A cell pointer that may cross threads (the test's own promise).
+    struct SendCell(NonNull<u8>);
+    // SAFETY: the cell is plain memory owned by whoever holds this.
+    unsafe impl Send for SendCell {}
+
+    /// Allocates `n` cells of `size` bytes on a thread that then exits,
+    /// writing each one whole; returns them.
+    fn cells_from_exited_thread(size: usize, n: usize) -> Vec<SendCell> {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        std::thread::spawn(move || {
+            (0..n)
+                .map(|i| {
+                    let cell = allocate(layout);
+                    // SAFETY: a fresh cell of `size` bytes.
+                    unsafe { cell.as_ptr().write_bytes(i as u8, size) };
+                    SendCell(cell)
+                })
+                .collect()
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn cells_freed_on_another_thread_after_the_owner_exited() {
+        let size = 504;
+        let n = slots_for(size + PREFIX) + 2;
+        let cells = cells_from_exited_thread(size, n);
+        assert_eq!(chunks(size), 2, "two chunks hold the cells");
+        for (i, c) in cells.into_iter().enumerate() {
+            // SAFETY: the bytes were written by the other thread, which exited.
+            assert_eq!(unsafe { *c.0.as_ptr().add(size - 1) }, i as u8);
+            // SAFETY: from `allocate`, not used again.
+            unsafe { free(c.0) };
+        }
+        assert_eq!(chunks(size), 0, "the last free of each chunk frees it");
+    }
+
+    #[test]
+    fn the_owner_exit_frees_a_chunk_whose_cells_are_gone() {
+        let size = 496;
+        let (tx, rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let owner = std::thread::spawn(move || {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            tx.send(SendCell(allocate(layout))).unwrap();
+            // Keep the chunk current until the other thread freed the cell.
+            done_rx.recv().unwrap();
+        });
+        let cell = rx.recv().unwrap();
+        // SAFETY: from `allocate`, not used again.
+        unsafe { free(cell.0) };
+        assert_eq!(chunks(size), 1, "the owner still bumps from it");
+        done_tx.send(()).unwrap();
+        owner.join().unwrap();
+        assert_eq!(chunks(size), 0, "thread exit gave up the unused slots");
+    }
+
+    #[test]
+    fn a_thread_exiting_frees_what_it_takes_after_its_cache_is_gone() {
+        struct AtExit;
+        impl Drop for AtExit {
+            fn drop(&mut self) {
+                // Runs after LOCAL's destructor (registered later, destroyed
+                // earlier), where `allocate` falls back to a chunk of one.
+                let cell = allocate(Layout::from_size_align(488, 8).unwrap());
+                // SAFETY: from `allocate`, not used again.
+                unsafe { free(cell) };
+            }
+        }
+        thread_local! { static AT_EXIT: AtExit = const { AtExit }; }
+        std::thread::spawn(|| {
+            AT_EXIT.with(|_| {});
+            let cell = allocate(Layout::from_size_align(488, 8).unwrap());
+            // SAFETY: from `allocate`, not used again.
+            unsafe { free(cell) };
+        })
+        .join()
+        .unwrap();
+        assert_eq!(chunks(488), 0);
+    }
+
+    #[test]
+    fn sizes_share_classes_and_strides_stay_aligned() {
+        assert!(fits(Layout::new::<[u64; 64]>()));
+        assert!(!fits(Layout::new::<[u64; 65]>()));
+        assert!(!fits(Layout::new::<u128>()) || align_of::<u128>() <= GRAIN);
+        assert_eq!(class_of(81), class_of(88));
+        assert_ne!(class_of(88), class_of(89));
+        for size in (1..=MAX_CELL).step_by(7) {
+            let (class, stride) = class_of(size);
+            assert!(class < CLASSES && stride >= size + PREFIX && stride % GRAIN == 0);
+            assert!(slots_for(stride) >= MIN_SLOTS);
+        }
+    }
+
+    /// A future holding `N` bytes across a suspension point, then maybe
+    /// panicking, or waiting forever.
+    async fn sized<const N: usize>(tag: u8, end: End) -> [u8; N] {
+        let bytes = [tag; N];
+        crate::task::yield_now().await;
+        match end {
+            End::Return => {}
+            End::Panic => panic!("a task of {N} bytes panics"),
+            End::Pend => std::future::pending::<()>().await,
+        }
+        bytes
+    }
+
+    #[derive(Clone, Copy)]
+    enum End {
+        Return,
+        Panic,
+        Pend,
+    }
+
+    /// An output whose destructor panics (for a detached task).
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("an output's destructor panics");
+        }
+    }
+
+    fn class_of_future<F: std::future::Future>(_: &F) -> Option<usize> {
+        let layout = Layout::new::<super::super::Cell<F>>();
+        fits(layout).then(|| class_of(layout.size()).0)
+    }
+
+    #[test]
+    fn tasks_of_many_sizes_outlive_their_loop_and_thread() {
+        use crate::runtime::DriverChoice;
+        use std::task::Waker;
+        // A class no other lib test's tasks use (checked: the chunk count).
+        let exotic = class_of_future(&sized::<420>(0, End::Return)).unwrap();
+        let (wake_tx, wake_rx) = mpsc::channel::<Waker>();
+        let holder = std::thread::spawn(move || wake_rx.into_iter().collect::<Vec<_>>());
+        std::thread::spawn(move || {
+            let rt = crate::Runtime::builder()
+                .driver(DriverChoice::Epoll)
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                // Joined, of every size (the largest boxed, past MAX_CELL).
+                assert_eq!(crate::spawn(sized::<1>(1, End::Return)).await.unwrap(), [1]);
+                assert_eq!(
+                    crate::spawn(sized::<100>(2, End::Return)).await.unwrap()[99],
+                    2
+                );
+                assert_eq!(
+                    crate::spawn(sized::<420>(3, End::Return)).await.unwrap()[419],
+                    3
+                );
+                assert_eq!(
+                    crate::spawn(sized::<700>(4, End::Return)).await.unwrap()[699],
+                    4
+                );
+                // Boxed for its alignment.
+                #[repr(align(16))]
+                struct Wide(u8);
+                assert_eq!(crate::spawn(async { Wide(5) }).await.unwrap().0, 5);
+                // Panicking: joined, and detached.
+                assert!(crate::spawn(sized::<420>(6, End::Panic)).await.is_err());
+                drop(crate::spawn(sized::<100>(7, End::Panic)));
+                drop(crate::spawn(async { PanicOnDrop }));
+                // Left pending when the loop is dropped; one's waker is
+                // held by another thread, which frees that cell last.
+                drop(crate::spawn(sized::<420>(8, End::Pend)));
+                let pending = crate::spawn(sized::<100>(9, End::Pend));
+                let tx = wake_tx;
+                drop(crate::spawn(async move {
+                    std::future::poll_fn(|cx| {
+                        tx.send(cx.waker().clone()).unwrap();
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    std::future::pending::<()>().await
+                }));
+                for _ in 0..4 {
+                    crate::task::yield_now().await;
+                }
+                drop(pending);
+            });
+            drop(rt);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(holder.join().unwrap().len(), 1);
+        assert_eq!(
+            CHUNKS[exotic].load(Ordering::Relaxed),
+            0,
+            "every chunk of the class freed"
+        );
+    }
+}
