@@ -11,17 +11,22 @@
 //! futures with the same rounded size share a class.
 //!
 //! **Chunks.** A class takes its cells from a *chunk*: one allocation of
-//! about [`CHUNK_BYTES`] holding a small header (`Chunk`) and `K` slots.
-//! A slot is the chunk's address (one word, the *prefix*) followed by the
-//! cell, so the cell finds its chunk without any lookup:
+//! [`CHUNK_BYTES`] less [`ALLOCATOR_HEADER`], aligned to [`CHUNK_BYTES`],
+//! holding a small header (`Chunk`) and `K` slots, a slot per cell. A cell
+//! finds its chunk by rounding its address down to [`CHUNK_BYTES`]: no
+//! pointer per cell, no lookup.
 //!
 //! ```text
-//! chunk ┌ live (atomic) │ bytes ┐ ┌ &chunk │ cell ┐ ┌ &chunk │ cell ┐ ... K slots
+//! CHUNK_BYTES-aligned: ┌ live (atomic) │ stride ┐ ┌ cell ┐ ┌ cell ┐ ... K cells, unused tail
 //! ```
 //!
-//! A slot costs the cell's size rounded to 8 plus 8 bytes, which is what the
-//! allocator charges for a block of that size too (its own 8-byte header,
-//! rounded to 16): W7's bytes per parked task do not grow.
+//! A cell costs its size rounded to 8; the allocator would charge that plus
+//! its own 8-byte header, rounded to 16, per task. The chunk is asked for
+//! [`ALLOCATOR_HEADER`] bytes short of [`CHUNK_BYTES`] so that glibc, which
+//! puts a 16-byte header before each block, lays chunks asked for one after
+//! the other back to back, each on its own boundary (any other allocator
+//! is correct too, it may only leave gaps). W7's bytes per parked task do
+//! not grow.
 //!
 //! **Who owns what.** Each thread keeps, per class, its *current* chunk and
 //! the bump range of the slots it has not handed out yet (a `thread_local`,
@@ -74,15 +79,14 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 /// The largest cell (bytes) taken from a chunk; larger cells are boxed.
 pub(super) const MAX_CELL: usize = 512;
-/// The size a chunk is cut to, header included (a chunk holds at least
-/// [`MIN_SLOTS`] slots).
+/// A chunk's alignment, and its size with the allocator's header.
 pub(super) const CHUNK_BYTES: usize = 4096;
-/// The fewest slots in a chunk.
-const MIN_SLOTS: usize = 4;
+/// What glibc's `malloc` puts before a block (see the module docs).
+const ALLOCATOR_HEADER: usize = 16;
+/// The size a chunk is allocated with.
+const CHUNK_ALLOC: usize = CHUNK_BYTES - ALLOCATOR_HEADER;
 /// Cell sizes are rounded up to this.
 const GRAIN: usize = 8;
-/// The chunk pointer before each cell.
-const PREFIX: usize = size_of::<*mut Chunk>();
 /// One class per multiple of `GRAIN` up to `MAX_CELL`.
 const CLASSES: usize = MAX_CELL / GRAIN;
 
@@ -92,14 +96,12 @@ pub(super) const fn fits(layout: Layout) -> bool {
 }
 
 /// The head of a chunk; the slots follow it.
-#[repr(C, align(16))]
+#[repr(C)]
 struct Chunk {
     /// Slots not freed yet, unused ones included (see the module docs).
     live: AtomicUsize,
-    /// The size of the allocation, to free it.
-    bytes: u32,
-    /// The size of a slot: `PREFIX` plus the class's cell size.
-    stride: u32,
+    /// The size of a slot: the class's cell size.
+    stride: usize,
 }
 
 /// One class's current chunk on this thread: the slots not handed out yet
@@ -134,7 +136,7 @@ thread_local! {
 #[inline(always)]
 fn class_of(size: usize) -> (usize, usize) {
     let rounded = size.div_ceil(GRAIN) * GRAIN;
-    (rounded / GRAIN - 1, rounded + PREFIX)
+    (rounded / GRAIN - 1, rounded)
 }
 
 /// A cell for `layout` (`fits(layout)` holds): uninitialised memory of that
@@ -151,10 +153,9 @@ pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
         if bump.next == bump.end {
             *bump = new_chunk(stride, slots_for(stride));
         }
-        let slot = bump.next;
         // SAFETY: `next < end`: the slot lies in the chunk, `stride` bytes
         // long, and the next one (or `end`) is `stride` further on.
-        unsafe { take_slot(bump.chunk, slot, stride, &mut bump.next) }
+        unsafe { take_slot(&mut bump.next, stride) }
     });
     match from_local {
         Ok(cell) => cell,
@@ -162,45 +163,36 @@ pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
         Err(_) => {
             let mut one = new_chunk(stride, 1);
             // SAFETY: the new chunk has exactly one slot, at `one.next`.
-            unsafe { take_slot(one.chunk, one.next, stride, &mut one.next) }
+            unsafe { take_slot(&mut one.next, stride) }
         }
     }
 }
 
-/// Writes the chunk pointer into `slot`, moves `next` past it and returns
-/// the cell after the prefix.
+/// Moves `next` past the slot it points to and returns that slot.
 ///
 /// # Safety
-/// `slot` is an unused slot of `chunk`, `stride` bytes, 8-aligned.
+/// `*next` is an unused slot of `stride` bytes of a chunk.
 #[inline(always)]
-unsafe fn take_slot(
-    chunk: *mut Chunk,
-    slot: *mut u8,
-    stride: usize,
-    next: &mut *mut u8,
-) -> NonNull<u8> {
-    // SAFETY: the caller's promise: the slot is ours, aligned for a pointer.
-    unsafe { slot.cast::<*mut Chunk>().write(chunk) };
-    // SAFETY: in bounds (the slot is `stride` bytes), never null.
+unsafe fn take_slot(next: &mut *mut u8, stride: usize) -> NonNull<u8> {
+    let slot = *next;
+    // SAFETY: the caller's promise: `stride` further is still in (or one past
+    // the end of) the chunk; a slot in an allocation is never null.
     unsafe {
         *next = slot.add(stride);
-        NonNull::new_unchecked(slot.add(PREFIX))
+        NonNull::new_unchecked(slot)
     }
 }
 
 /// How many slots of `stride` bytes a chunk holds.
 fn slots_for(stride: usize) -> usize {
-    ((CHUNK_BYTES - size_of::<Chunk>()) / stride).max(MIN_SLOTS)
+    (CHUNK_ALLOC - size_of::<Chunk>()) / stride
 }
 
 /// A fresh chunk of `slots` slots of `stride` bytes, all counted live.
 #[cold]
 fn new_chunk(stride: usize, slots: usize) -> Bump {
-    // At most MIN_SLOTS × (MAX_CELL + PREFIX) + a header, or CHUNK_BYTES:
-    // fits the header's u32 fields.
-    let bytes = size_of::<Chunk>() + slots * stride;
-    let layout = chunk_layout(bytes);
-    // SAFETY: the layout is not zero-sized (it holds the header).
+    let layout = chunk_layout();
+    // SAFETY: the layout is not zero-sized.
     let base = unsafe { alloc(layout) };
     if base.is_null() {
         handle_alloc_error(layout);
@@ -210,23 +202,30 @@ fn new_chunk(stride: usize, slots: usize) -> Bump {
     unsafe {
         chunk.write(Chunk {
             live: AtomicUsize::new(slots),
-            bytes: bytes as u32,
-            stride: stride as u32,
+            stride,
         });
     }
     #[cfg(test)]
-    tests::CHUNKS[class_of(stride - PREFIX).0].fetch_add(1, Ordering::Relaxed);
-    // SAFETY: both inside (or one past the end of) the allocation.
-    let (next, end) = unsafe { (base.add(size_of::<Chunk>()), base.add(bytes)) };
+    tests::CHUNKS[class_of(stride).0].fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `slots` slots fit after the header (`slots_for`, or one).
+    let (next, end) = unsafe {
+        let next = base.add(size_of::<Chunk>());
+        (next, next.add(slots * stride))
+    };
     Bump { chunk, next, end }
 }
 
-fn chunk_layout(bytes: usize) -> Layout {
-    match Layout::from_size_align(bytes, align_of::<Chunk>()) {
+/// Every chunk's layout: aligned to `CHUNK_BYTES`, so a cell's chunk is its
+/// address rounded down.
+const fn chunk_layout() -> Layout {
+    match Layout::from_size_align(CHUNK_ALLOC, CHUNK_BYTES) {
         Ok(l) => l,
-        Err(_) => unreachable!("a task chunk's size overflowed"),
+        Err(_) => panic!("a task chunk's layout is invalid"),
     }
 }
+
+// The largest cell fits a chunk at least once.
+const _: () = assert!(size_of::<Chunk>() + MAX_CELL <= CHUNK_ALLOC);
 
 /// Gives back a cell from [`allocate`]; any thread. Its contents must have
 /// been dropped already.
@@ -235,12 +234,14 @@ fn chunk_layout(bytes: usize) -> Layout {
 /// `cell` came from `allocate` and is not used afterwards.
 #[inline]
 pub(super) unsafe fn free(cell: NonNull<u8>) {
-    // SAFETY: the caller's promise: the prefix before the cell holds its
-    // chunk, which stays allocated while the cell is counted in `live`.
-    unsafe {
-        let chunk = cell.as_ptr().sub(PREFIX).cast::<*mut Chunk>().read();
-        release(chunk, 1);
-    }
+    // The chunk starts at the cell's address rounded down (`chunk_layout`).
+    let chunk = cell
+        .as_ptr()
+        .map_addr(|a| a & !(CHUNK_BYTES - 1))
+        .cast::<Chunk>();
+    // SAFETY: the caller's promise: the cell is counted in `live`, which
+    // keeps the chunk allocated until this decrement.
+    unsafe { release(chunk, 1) }
 }
 
 /// Takes `n` off the chunk's count, freeing it when that was the rest.
@@ -257,11 +258,9 @@ unsafe fn release(chunk: *mut Chunk, n: usize) {
         // SAFETY: the count is zero: no slot is in use and no thread holds the
         // chunk as its current one; the fence orders every earlier use first.
         unsafe {
-            let Chunk { bytes, stride, .. } = chunk.read();
             #[cfg(test)]
-            tests::CHUNKS[class_of(stride as usize - PREFIX).0].fetch_sub(1, Ordering::Relaxed);
-            let _ = stride;
-            dealloc(chunk.cast(), chunk_layout(bytes as usize));
+            tests::CHUNKS[class_of((*chunk).stride).0].fetch_sub(1, Ordering::Relaxed);
+            dealloc(chunk.cast(), chunk_layout());
         }
     }
 }
@@ -271,7 +270,7 @@ impl Drop for Local {
     /// none and may be freed already (its pointer is not read then).
     fn drop(&mut self) {
         for (class, bump) in self.classes.iter_mut().enumerate() {
-            let stride = (class + 1) * GRAIN + PREFIX;
+            let stride = (class + 1) * GRAIN;
             let Bump { chunk, next, end } = std::mem::replace(bump, Bump::EMPTY);
             let unused = (end as usize - next as usize) / stride;
             if unused > 0 {
@@ -326,7 +325,7 @@ mod tests {
     #[test]
     fn cells_freed_on_another_thread_after_the_owner_exited() {
         let size = 504;
-        let n = slots_for(size + PREFIX) + 2;
+        let n = slots_for(size) + 2;
         let cells = cells_from_exited_thread(size, n);
         assert_eq!(chunks(size), 2, "two chunks hold the cells");
         for (i, c) in cells.into_iter().enumerate() {
@@ -391,8 +390,8 @@ mod tests {
         assert_ne!(class_of(88), class_of(89));
         for size in (1..=MAX_CELL).step_by(7) {
             let (class, stride) = class_of(size);
-            assert!(class < CLASSES && stride >= size + PREFIX && stride % GRAIN == 0);
-            assert!(slots_for(stride) >= MIN_SLOTS);
+            assert!(class < CLASSES && stride >= size && stride % GRAIN == 0);
+            assert!(slots_for(stride) >= 1);
         }
     }
 
