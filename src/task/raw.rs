@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! One allocation per task, a `#[repr(C)]` `Cell<F>`, header first so that a
+//! One allocation per task (a slot of a chunk of `slab.rs`, or a `Box` for
+//! a large or over-aligned cell), a `#[repr(C)]` `Cell<F>`, header first so that a
 //! `*Header` is a `*Cell<F>`; the header is 72 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer) plus its tag:

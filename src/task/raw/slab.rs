@@ -52,7 +52,7 @@
 //! unused slots; a chunk whose cells are all gone is freed there, one with
 //! live cells when its last cell goes. A thread whose `thread_local` is
 //! already destroyed (a task spawned from another destructor at exit) gets a
-//! chunk of one slot. Nothing is ever left unowned: Miri's leak check sees
+//! chunk to itself (one slot used). Nothing is ever left unowned: Miri's leak check sees
 //! every chunk freed (the unit tests below, in the miri tier).
 //!
 //! **Retained memory.** Per thread, at most one partly used chunk per class
@@ -69,8 +69,19 @@
 //! hit there, while carving `K` cells out of one allocation pays `1/K` of an
 //! allocator call per task on the first spawn already.
 //!
+//! **Measured** (issue 18, `coil-benches spawn peer=coil/uring`, callgrind):
+//! W1 from 860 to 452 instructions per task (glibc's `malloc`/`free` were 42 %
+//! of them: every task is allocated before any is freed, past its per-thread
+//! cache); W7 (`memory`) bytes per parked task 0.999× (97 % of the chunks
+//! back to back under glibc 2.36).
+//!
 //! Under `cfg(loom)` every cell is a `Box` (loom runs its threads on one OS
-//! thread, which a per-thread cache must not see as one thread).
+//! thread, which a per-thread cache must not see as one thread), and under
+//! `cfg(miri)` too: Miri (like ASan) sees allocations, so a use of a freed
+//! cell in a chunk that is still alive would go unseen; boxed, every task's
+//! use-after-free stays visible to the miri tier's task tests, while the
+//! slab itself is checked there by its own unit tests below, which call it
+//! directly.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::UnsafeCell;
@@ -92,7 +103,11 @@ const CLASSES: usize = MAX_CELL / GRAIN;
 
 /// Whether a cell of layout `layout` comes from a chunk (else a `Box`).
 pub(super) const fn fits(layout: Layout) -> bool {
-    !cfg!(loom) && layout.size() <= MAX_CELL && layout.align() <= GRAIN && layout.size() > 0
+    !cfg!(loom)
+        && !cfg!(miri)
+        && layout.size() <= MAX_CELL
+        && layout.align() <= GRAIN
+        && layout.size() > 0
 }
 
 /// The head of a chunk; the slots follow it.
@@ -383,9 +398,10 @@ mod tests {
 
     #[test]
     fn sizes_share_classes_and_strides_stay_aligned() {
-        assert!(fits(Layout::new::<[u64; 64]>()));
+        let on = !cfg!(loom) && !cfg!(miri);
+        assert_eq!(fits(Layout::new::<[u64; 64]>()), on);
         assert!(!fits(Layout::new::<[u64; 65]>()));
-        assert!(!fits(Layout::new::<u128>()) || align_of::<u128>() <= GRAIN);
+        assert!(!fits(Layout::from_size_align(32, 16).unwrap()));
         assert_eq!(class_of(81), class_of(88));
         assert_ne!(class_of(88), class_of(89));
         for size in (1..=MAX_CELL).step_by(7) {
@@ -433,7 +449,8 @@ mod tests {
         use crate::runtime::DriverChoice;
         use std::task::Waker;
         // A class no other lib test's tasks use (checked: the chunk count).
-        let exotic = class_of_future(&sized::<420>(0, End::Return)).unwrap();
+        // (None under Miri, where tasks are boxed.)
+        let exotic = class_of_future(&sized::<420>(0, End::Return));
         let (wake_tx, wake_rx) = mpsc::channel::<Waker>();
         let holder = std::thread::spawn(move || wake_rx.into_iter().collect::<Vec<_>>());
         std::thread::spawn(move || {
@@ -487,10 +504,9 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(holder.join().unwrap().len(), 1);
-        assert_eq!(
-            CHUNKS[exotic].load(Ordering::Relaxed),
-            0,
-            "every chunk of the class freed"
-        );
+        if let Some(class) = exotic {
+            let left = CHUNKS[class].load(Ordering::Relaxed);
+            assert_eq!(left, 0, "every chunk of the class freed");
+        }
     }
 }
