@@ -154,11 +154,12 @@ fn class_of(size: usize) -> (usize, usize) {
     (rounded / GRAIN - 1, rounded)
 }
 
-/// A cell for `layout` (`fits(layout)` holds): uninitialised memory of that
-/// size and alignment, to be given back with [`free`].
+/// A cell for `layout` (at most `MAX_CELL` bytes, aligned to at most 8:
+/// what `fits` checks): uninitialised memory of that size and alignment,
+/// to be given back with [`free`].
 #[inline]
 pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
-    debug_assert!(fits(layout));
+    debug_assert!(layout.size() <= MAX_CELL && layout.align() <= GRAIN);
     let (class, stride) = class_of(layout.size());
     let from_local = LOCAL.try_with(|local| {
         // SAFETY: the thread_local is touched only by this thread and only
