@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! One allocation per task, a `#[repr(C)]` `Cell<F>`, header first so that a
+//! One allocation per task (a slot of a chunk of `slab.rs`, or a `Box` for
+//! a large or over-aligned cell), a `#[repr(C)]` `Cell<F>`, header first so that a
 //! `*Header` is a `*Cell<F>`; the header is 72 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer) plus its tag:
@@ -69,6 +70,7 @@
 //! may be `Send`. Inside the module, the state word's transitions are the
 //! protocol of `task/mod.rs` and are trusted like the rest of its code.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
@@ -85,6 +87,7 @@ use super::state::{Notify, Release, Snapshot, State, ToCancelled};
 use super::{PanicPayload, TaskError};
 use crate::rt::Shared;
 
+mod slab;
 mod vtable;
 
 use self::vtable::vtable;
@@ -536,7 +539,7 @@ impl<F: Future + 'static> Stage<F> {
         id: TaskId,
         name: Option<Arc<str>>,
     ) -> TaskRef {
-        let cell = Box::new(Cell::<F> {
+        let cell = Cell::<F> {
             header: Header {
                 state,
                 vtable: vtable::<F>(),
@@ -547,8 +550,23 @@ impl<F: Future + 'static> Stage<F> {
                 cancel: CancelSlot::new(name),
             },
             stage: UnsafeCell::new(self),
-        });
-        // SAFETY: Box::into_raw is never null; Cell is repr(C) with the header first.
-        TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(cell).cast::<Header>()) })
+        };
+        let ptr = if Cell::<F>::FROM_SLAB {
+            let ptr = slab::allocate(Layout::new::<Cell<F>>()).cast::<Cell<F>>();
+            // SAFETY: `allocate` returned memory of Cell<F>'s size and
+            // alignment (`FROM_SLAB`: the slab serves that layout), unused.
+            unsafe { ptr.write(cell) };
+            ptr
+        } else {
+            NonNull::from(Box::leak(Box::new(cell)))
+        };
+        // Cell is repr(C) with the header first.
+        TaskRef(ptr.cast::<Header>())
     }
+}
+
+impl<F: Future> Cell<F> {
+    /// Whether this cell comes from the slab (`slab.rs`), else a `Box`;
+    /// `vtable::dealloc` frees it the same way.
+    const FROM_SLAB: bool = slab::fits(Layout::new::<Cell<F>>());
 }

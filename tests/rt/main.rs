@@ -37,6 +37,7 @@ mod stream_generate;
 mod task_cancel_race;
 mod task_cancel_request;
 mod task_cancel_scopes;
+mod task_cells;
 mod task_visible;
 mod taskgroup_asyncio;
 mod taskgroup_semantics;

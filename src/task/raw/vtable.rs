@@ -10,6 +10,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::ptr;
 use std::task::{Context, Poll, Waker};
 
 use super::{Cell, Header, PollOutcome, Stage, TaskRef, Vtable};
@@ -261,17 +262,28 @@ unsafe fn drop_output<F: Future>(task: TaskRef) -> Option<Box<dyn Any + Send>> {
 /// # Safety
 /// The last reference was just released (rule 7).
 unsafe fn dealloc<F: Future>(task: TaskRef) {
-    // SAFETY: allocated as Box<Cell<F>> in `allocate`, no reference remains.
-    let cell = unsafe { Box::from_raw(task.0.cast::<Cell<F>>().as_ptr()) };
+    let cell = task.0.cast::<Cell<F>>();
     debug_assert!(
         !matches!(
-            // SAFETY: we own the cell.
-            unsafe { &*cell.stage.get() },
+            // SAFETY: we own the cell (no reference remains).
+            unsafe { &*cell.as_ref().stage.get() },
             Stage::Running(_)
         ),
         "a task was freed with its future alive"
     );
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    if Cell::<F>::FROM_SLAB {
+        // SAFETY: no reference remains: the cell is ours to drop, once.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ptr::drop_in_place(cell.as_ptr())
+        }));
+        // SAFETY: allocated by `slab::allocate` in `into_task` (FROM_SLAB),
+        // its contents dropped just above, not used again.
+        unsafe { super::slab::free(cell.cast()) };
+    } else {
+        // SAFETY: allocated as Box<Cell<F>> in `into_task`, no reference remains.
+        let cell = unsafe { Box::from_raw(cell.as_ptr()) };
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+    }
 }
 
 /// A waker for `task` that borrows the poller's reference (no refcount
