@@ -34,6 +34,7 @@ mod task_cancel_race;
 mod task_cancel_request;
 mod task_cancel_scopes;
 mod task_visible;
+mod task_yield;
 mod taskgroup_asyncio;
 mod taskgroup_semantics;
 mod time_sleep;
