@@ -18,12 +18,7 @@ fn cancel_lands_on_a_yielding_task() {
     coil::run(async {
         let dropped = Arc::new(AtomicUsize::new(0));
         let guard = DropCount(dropped.clone());
-        let t = coil::spawn(async move {
-            let _guard = guard;
-            loop {
-                yield_now().await;
-            }
-        });
+        let t = coil::spawn(yield_forever(guard));
         // The task has run and woken itself: it is queued, RUNNING set.
         yield_now().await;
         yield_now().await;
@@ -41,12 +36,7 @@ fn shutdown_drops_a_yielding_task() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let guard = DropCount(dropped.clone());
     coil::run(async move {
-        let _detached = coil::spawn(async move {
-            let _guard = guard;
-            loop {
-                yield_now().await;
-            }
-        });
+        let _detached = coil::spawn(yield_forever(guard));
         yield_now().await;
         yield_now().await;
     });
@@ -101,6 +91,15 @@ fn remote_wake_racing_a_yield_is_not_lost() {
             .unwrap();
     });
     waker_thread.join().unwrap();
+}
+
+/// Yields forever (running while queued between its polls); counts its
+/// drop through `guard`.
+async fn yield_forever(guard: DropCount) {
+    let _guard = guard;
+    loop {
+        yield_now().await;
+    }
 }
 
 struct DropCount(Arc<AtomicUsize>);
