@@ -22,6 +22,10 @@ enum Phase {
     Completing { snap: Snapshot, poller: bool },
     /// Completion fully handled; the task left the owned list.
     Done,
+    /// Running while queued (`state.rs`, the self-wake path): the poll woke
+    /// its own task and returned `Pending`; the loop queued it again with
+    /// `RUNNING` still set, and the poller's reference is the queue entry's.
+    RunningQueued,
 }
 
 /// The reference machine: the spec's flags as plain booleans, and who holds
@@ -186,13 +190,21 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             cancel: false
         }
     );
-    match op % 14 {
-        // Loop: pop the task from the run queue.
-        0 if m.phase == Phase::Idle && m.queue > 0 && !m.shut_down => {
-            let cancel = state.transition_to_running() == ToRunning::Cancel;
+    match op % 15 {
+        // Loop: pop the task from the run queue. One that is running while
+        // queued resumes with no write: SCHEDULED, set by a wake meanwhile,
+        // stays for the poll's end.
+        0 if matches!(m.phase, Phase::Idle | Phase::RunningQueued)
+            && m.queue > 0
+            && !m.shut_down =>
+        {
+            let resumed = m.phase == Phase::RunningQueued;
+            let cancel = state.start_poll() == ToRunning::Cancel;
             assert_eq!(cancel, m.cancelled, "Cancel iff cancellation was requested");
             m.queue -= 1;
-            m.scheduled = false;
+            if !resumed {
+                m.scheduled = false;
+            }
             m.running = true;
             m.phase = Phase::Running {
                 poller: true,
@@ -260,8 +272,12 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             }
             Some("complete_join")
         }
-        // Loop: runtime shutdown claims the task (idle or queued).
-        4 if m.phase == Phase::Idle && !m.complete && !m.shut_down => {
+        // Loop: runtime shutdown claims the task (idle or queued, also
+        // running while queued).
+        4 if matches!(m.phase, Phase::Idle | Phase::RunningQueued)
+            && !m.complete
+            && !m.shut_down =>
+        {
             state.transition_to_shutdown();
             m.shut_down = true;
             m.running = true;
@@ -339,7 +355,7 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
         }
         // Handle: poll with a waker (raw/vtable.rs `can_read_output`), or without one.
         11 | 12 if m.handle && !m.output_read => {
-            let with_waker = op % 14 == 11;
+            let with_waker = op % 15 == 11;
             let mut read = state.load().is(COMPLETE);
             assert_eq!(read, m.complete);
             if !read && with_waker {
@@ -395,6 +411,13 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
                 return Some("dealloc");
             }
             Some("drop_handle")
+        }
+        // Loop: the poll woke its own task (`yield_now`) and returned
+        // Pending: the self-wake path queues it again, no transition.
+        14 if polling_with_waker => {
+            m.phase = Phase::RunningQueued;
+            m.queue += 1; // the poller's reference becomes the queue's
+            Some("self_wake_requeue")
         }
         _ => None,
     }

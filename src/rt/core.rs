@@ -61,6 +61,9 @@ pub(crate) struct Core {
     /// The task being polled (`coil::task::current`): a copy standing for
     /// the poller's queue reference, cleared when the poll returns.
     current: Cell<Option<TaskRef>>,
+    /// Set when the task being polled wakes itself (`note_self_wake`): the
+    /// self-wake path of `task/state.rs`. Cleared before each poll.
+    woke_self: Cell<bool>,
     /// Set at shutdown: `spawn` then drops its future at once.
     pub(super) closed: Cell<bool>,
     /// Coop budget of the poll in progress (see `budget.rs`).
@@ -144,6 +147,7 @@ impl Core {
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
             owned: OwnedList::default(),
             current: Cell::new(None),
+            woke_self: Cell::new(false),
             closed: Cell::new(false),
             budget: Cell::new(BUDGET),
             polls_since_park: Cell::new(0),
@@ -224,6 +228,19 @@ impl Core {
     /// future) is running.
     pub(crate) fn current_task(&self) -> Option<TaskRef> {
         self.current.get()
+    }
+
+    /// A wake of `task` on this thread: if it is the task being polled, note
+    /// it (the poll's end queues the task again, running while queued:
+    /// `task/state.rs`) and return true; the caller then leaves the state
+    /// word alone.
+    #[inline(always)]
+    pub(crate) fn note_self_wake(&self, task: TaskRef) -> bool {
+        let own = self.current.get() == Some(task);
+        if own {
+            self.woke_self.set(true);
+        }
+        own
     }
 
     /// Every task of this loop that has not finished (its owned list),
@@ -447,7 +464,7 @@ impl Core {
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
         // the queue reference back to `push_local` with the task.
-        let done = unsafe { poll_task(&self.owned, task, |t| self.push_local(t)) };
+        let done = unsafe { poll_task(&self.owned, task, &self.woke_self, |t| self.push_local(t)) };
         // Cleared before anything else runs: after the poll the copy may
         // no longer stand for a reference.
         self.current.set(None);
@@ -495,7 +512,8 @@ impl Core {
 /// Poll a task popped from a run queue and act on the outcome: queue it
 /// again through `push_local` if it was woken during the poll, or unlink a
 /// completed task from `owned` and release the poller's and the list's
-/// references. Returns whether the task completed.
+/// references. Returns whether the task completed. `woke_self` is the
+/// loop's self-wake flag (`Core::note_self_wake`), cleared here first.
 ///
 /// # Safety
 /// The loop thread of `owned`'s runtime; `task` was popped from a run queue
@@ -505,10 +523,12 @@ impl Core {
 pub(crate) unsafe fn poll_task(
     owned: &OwnedList,
     task: TaskRef,
+    woke_self: &Cell<bool>,
     push_local: impl FnOnce(TaskRef),
 ) -> bool {
+    woke_self.set(false);
     // SAFETY: the caller's promise.
-    match unsafe { task.poll() } {
+    match unsafe { task.poll(woke_self) } {
         PollOutcome::Idle => false,
         PollOutcome::Reschedule => {
             push_local(task);

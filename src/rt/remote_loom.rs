@@ -134,8 +134,15 @@ impl Loop {
                 "a queue entry without SCHEDULED: {:?}",
                 t.snapshot()
             );
+            // No `Core` here, so no wake takes the self-wake path: the
+            // flag stays clear.
+            let woke_self = std::cell::Cell::new(false);
             // SAFETY: the loop thread; popped with its queue reference.
-            unsafe { poll_task(&self.owned, t, |t| self.queue.borrow_mut().push_back(t)) };
+            unsafe {
+                poll_task(&self.owned, t, &woke_self, |t| {
+                    self.queue.borrow_mut().push_back(t)
+                })
+            };
         }
     }
 

@@ -53,7 +53,8 @@
 //! - the *owned list* of its runtime, from spawn until the task completes
 //!   (or is shut down);
 //! - the `Task<T>` handle, while it lives (`JOIN_INTEREST` mirrors it);
-//! - the *queue reference*, which exists exactly while `SCHEDULED` is set;
+//! - the *queue reference*, which exists exactly while `SCHEDULED` is set or
+//!   the task is running while queued (rule 2);
 //! - every `Waker` clone. Borrowed wakers handed to `poll` hold none: the
 //!   poller holds the queue reference for the duration of the poll.
 //!
@@ -66,11 +67,15 @@
 //! 2. *Scheduling.* `SCHEDULED` is set by whoever takes a queue reference
 //!    (waker or `cancel`) and cleared only by the loop thread when it pops the
 //!    task to poll it (`transition_to_running`). A task with `SCHEDULED` set is
-//!    in at most one queue. `RUNNING` and a queue entry coexist only at
-//!    shutdown, when `transition_to_shutdown` claims a task that is still
-//!    queued (rule 8).
+//!    in at most one queue. `RUNNING` and a queue entry coexist only for a
+//!    task that woke itself during its poll and was queued again without a
+//!    write to the state word (*running while queued*, `state.rs`; its entry
+//!    holds the poller's reference), and at shutdown, when
+//!    `transition_to_shutdown` claims a task that is still queued (rule 8).
 //! 3. *Wake while running.* A wake that finds `RUNNING` only sets `SCHEDULED`;
-//!    the poller then turns its own reference into the queue reference. A
+//!    the poller then turns its own reference into the queue reference (a
+//!    wake of the task by itself, on its loop thread, sets no bit: the loop
+//!    notes it and queues the task running while queued, `state.rs`). A
 //!    task is therefore polled at most once per tick and never re-entrantly,
 //!    and `wake()` never polls inline.
 //! 4. *Completion.* Only the loop thread sets `COMPLETE`, after it dropped the

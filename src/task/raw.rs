@@ -122,8 +122,9 @@ static_assertions::const_assert!(std::mem::size_of::<Header>() <= 72);
 
 /// The functions that need the concrete type.
 pub(crate) struct Vtable {
-    /// Loop thread: poll (or cancel) the future once.
-    poll: unsafe fn(TaskRef) -> PollOutcome,
+    /// Loop thread: poll (or cancel) the future once; the flag is the
+    /// loop's self-wake flag (`TaskRef::poll`).
+    poll: unsafe fn(TaskRef, &std::cell::Cell<bool>) -> PollOutcome,
     /// Loop thread: rule 8; drop the future and store `Cancelled`.
     shutdown: unsafe fn(TaskRef),
     /// Handle: if complete, move the output into `*dst` (a
@@ -142,7 +143,8 @@ pub(crate) enum PollOutcome {
     /// Pending and idle; nothing to do.
     Idle,
     /// Woken during the poll: push it on the local queue (the queue reference
-    /// is the poller's).
+    /// is the poller's). If it woke itself, it is running while queued
+    /// (`state.rs`).
     Reschedule,
     /// Completed: remove it from the owned list and release two references
     /// (the poller's queue reference and the owned list's).
@@ -270,6 +272,11 @@ impl TaskRef {
     /// As for `release(1)`: the caller owns one reference and gives it up.
     #[inline]
     pub(crate) unsafe fn wake_by_val(self) {
+        if self.woke_self() {
+            // SAFETY: the caller's reference; the poller holds another one.
+            unsafe { self.release(1) };
+            return;
+        }
         match self.header().state.transition_to_notified_by_val() {
             // SAFETY: the transition set SCHEDULED: the caller's reference is
             // now the queue reference (rule 2), handed to the queue.
@@ -285,6 +292,9 @@ impl TaskRef {
     /// reference taken by the transition. Safe: no reference is given up.
     #[inline]
     pub(crate) fn wake_by_ref(self) {
+        if self.woke_self() {
+            return;
+        }
         match self.header().state.transition_to_notified_by_ref() {
             // SAFETY: the transition set SCHEDULED and took a new reference:
             // the queue reference (rule 2), handed to the queue.
@@ -293,16 +303,28 @@ impl TaskRef {
         }
     }
 
+    /// The self-wake path (`state.rs`): whether this thread's loop is
+    /// polling this task, in which case the loop noted the wake and the
+    /// state word is left alone. One thread-local read on every wake.
+    #[inline(always)]
+    fn woke_self(self) -> bool {
+        crate::rt::with_core(|core| core.is_some_and(|c| c.note_self_wake(self)))
+    }
+
     /// Poll (or cancel) the future once; see [`PollOutcome`] for what the
-    /// caller then does with the queue reference.
+    /// caller then does with the queue reference. `woke_self` is the loop's
+    /// self-wake flag: clear now, set during the poll if the task wakes
+    /// itself on this thread (`Core::note_self_wake`, the self-wake path of
+    /// `state.rs`).
     ///
     /// # Safety
     /// The loop thread of the task's runtime (rule 1); the caller popped
     /// `self` from a run queue and owns its queue reference (rule 2).
     #[inline]
-    pub(crate) unsafe fn poll(self) -> PollOutcome {
+    pub(crate) unsafe fn poll(self, woke_self: &std::cell::Cell<bool>) -> PollOutcome {
+        debug_assert!(!woke_self.get());
         // SAFETY: the caller's promise is the vtable function's contract.
-        unsafe { (self.header().vtable.poll)(self) }
+        unsafe { (self.header().vtable.poll)(self, woke_self) }
     }
 
     /// Rule 8: claim the task, drop its future, store `Cancelled` and

@@ -7,7 +7,7 @@
 //! | bit | name | meaning |
 //! |---|---|---|
 //! | 0 | [`SCHEDULED`] | exactly one *queue reference* exists: the task sits in a run queue, or it is being polled and must be polled again |
-//! | 1 | [`RUNNING`] | the loop thread is polling the future (or shutting it down) |
+//! | 1 | [`RUNNING`] | the loop thread is polling the future (or shutting it down), or the task is *running while queued* after waking itself (below) |
 //! | 2 | [`COMPLETE`] | the future is gone; the stage holds the output (or it was consumed) |
 //! | 3 | [`CANCELLED`] | `Task::cancel` was called; the next poll drops the future |
 //! | 4 | [`JOIN_INTEREST`] | the `Task<T>` handle is alive |
@@ -16,6 +16,48 @@
 //!
 //! Only the loop thread sets `RUNNING` and `COMPLETE`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
+//!
+//! # The self-wake path: running while queued
+//!
+//! A task that wakes itself from its own poll, on its own loop thread
+//! (`yield_now`, or `cx.waker().wake_by_ref()` on the task being polled), does
+//! not touch this word: the loop notes the wake in a loop-local flag
+//! (`Core::note_self_wake`, which checks that the waker's task is the one
+//! the loop is polling) and, when the poll returns `Pending`, pushes the task
+//! back on its run queue **with `RUNNING` still set** instead of calling
+//! [`transition_to_idle`](State::transition_to_idle). The poller's queue
+//! reference becomes the queue entry's, unchanged. The next pop finds
+//! `RUNNING` set ([`start_poll`](State::start_poll), one load) and polls
+//! again without a write. A `yield_now` thus costs no locked instruction where
+//! the word path costs three (wake, to-running, to-idle).
+//!
+//! "Running while queued" means: `RUNNING` is set, the loop thread is not
+//! inside this task's poll, and exactly one run-queue entry of the task's
+//! own loop holds the reference the poller held. Only the loop thread enters
+//! it (after a poll that woke itself) and leaves it (the next pop, or
+//! shutdown). To every other actor it looks like a poll in progress, and
+//! that is what makes it safe:
+//!
+//! - a wake from elsewhere (another thread, or another task on the loop)
+//!   finds `RUNNING` and only sets `SCHEDULED` (rule 3): no second queue
+//!   entry. `SCHEDULED` then stays set across the self-woken polls, and the
+//!   first poll that returns `Pending` without waking itself goes through
+//!   `transition_to_idle`, whose acquire RMW sees it and reschedules; the
+//!   poll after that starts with the acquire RMW of `transition_to_running`
+//!   and sees what the waker published. So a remote wake is never lost, at
+//!   worst it costs one extra poll;
+//! - a cancel finds `RUNNING` and only marks the task (`Marked`); the next
+//!   pop's acquire load sees `CANCELLED` (and with it the message written
+//!   before it) or, if it reads an older value, the poll's end reschedules
+//!   on the `SCHEDULED` the cancel set, as for a cancel during a poll;
+//! - the handle only looks at `COMPLETE` and `JOIN_WAKER`, which this path
+//!   leaves alone;
+//! - shutdown claims the task with `transition_to_shutdown` (the `RUNNING`
+//!   it sets is already there) and releases the queue entry's reference
+//!   when it drains the queues (rule 8).
+//!
+//! So the queue reference of rule 2 exists while `SCHEDULED` is set and no
+//! poll runs, or while the task is running while queued.
 //!
 //! The items are `pub` in this crate-private module so that `crate::fuzz`
 //! can re-export them for the `task_state` fuzz target under `cfg(fuzzing)`;
@@ -49,6 +91,7 @@ pub struct Snapshot(pub usize);
 
 impl Snapshot {
     /// Whether flag `bit` is set.
+    #[inline]
     pub fn is(self, bit: usize) -> bool {
         self.0 & bit != 0
     }
@@ -165,6 +208,7 @@ impl State {
     }
 
     /// The current word.
+    #[inline]
     pub fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
     }
@@ -202,6 +246,27 @@ impl State {
         }
     }
 
+    /// Loop thread, after popping the task from a queue (it owns the queue
+    /// reference): [`transition_to_running`](State::transition_to_running),
+    /// or, for a task running while queued (`RUNNING` already set: its last
+    /// poll woke itself, see the module docs), no write at all: one acquire
+    /// load that reports `CANCELLED`.
+    #[inline(always)]
+    pub fn start_poll(&self) -> ToRunning {
+        // RUNNING is only ever set by this thread, so the load sees our own
+        // write; CANCELLED comes from anywhere (acquire: its message too).
+        let cur = self.load();
+        if !cur.is(RUNNING) {
+            return self.transition_to_running();
+        }
+        debug_assert!(!cur.is(COMPLETE));
+        if cur.is(CANCELLED) {
+            ToRunning::Cancel
+        } else {
+            ToRunning::Poll
+        }
+    }
+
     /// Loop thread, after a poll returned `Pending`.
     pub fn transition_to_idle(&self) -> ToIdle {
         self.update(|cur| {
@@ -230,9 +295,11 @@ impl State {
     /// exist: `transition_to_complete` then clears `SCHEDULED` although the
     /// entry (and its reference) lives on until shutdown drains the queues,
     /// which release those references without looking at the bit (rule 8).
+    /// `RUNNING` is already set if the task is running while queued (module
+    /// docs); no poll is in progress either way.
     pub fn transition_to_shutdown(&self) {
         let prev = Snapshot(self.0.fetch_or(RUNNING | CANCELLED, AcqRel));
-        debug_assert!(!prev.is(RUNNING) && !prev.is(COMPLETE));
+        debug_assert!(!prev.is(COMPLETE));
     }
 
     /// Any thread, `wake_by_ref`: may take a new queue reference.

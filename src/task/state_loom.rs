@@ -5,7 +5,8 @@
 //! `Task` handle) and performs exactly the transitions that actor performs in
 //! `raw.rs` and `raw/vtable.rs`, `join.rs` and `waker.rs`. The run queue is modelled by counting
 //! the outcomes that create a queue entry (`Notify::Submit`,
-//! `ToCancelled::Submit`, `ToIdle::Reschedule`); the output and the join-waker
+//! `ToCancelled::Submit`, `ToIdle::Reschedule`, and a self-woken poll's
+//! requeue, [`Ends::WokeSelf`]); the output and the join-waker
 //! field are loom `UnsafeCell`s, so an access that rules 5 and 6 do not order
 //! is reported by loom as a data race.
 //!
@@ -131,23 +132,45 @@ fn complete(task: &Task, out: &mut Outcomes) {
     release(task, 2, out);
 }
 
+/// How a modelled poll ends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ends {
+    /// `Pending`, without waking itself.
+    Pending,
+    /// `Pending` after waking itself on the loop thread (`yield_now`): the
+    /// self-wake path queues it again running while queued, with no write
+    /// to the word (`state.rs`).
+    WokeSelf,
+    /// `Ready`: the task completes.
+    Ready,
+}
+
 /// Loop thread: pop the task (holding its queue reference) and poll it once;
 /// `pending` says what the future returns. `seen` reads the message the
 /// waker publishes, to show what this poll observed.
 fn pop_and_poll(task: &Task, pending: bool, msg: &AtomicUsize, out: &mut Outcomes) -> usize {
-    match task.state.transition_to_running() {
+    let ends = if pending { Ends::Pending } else { Ends::Ready };
+    pop_and_poll_as(task, ends, msg, out)
+}
+
+/// [`pop_and_poll`] with any [`Ends`]: the steps of `raw/vtable.rs` `poll`
+/// (`start_poll`, then `transition_to_idle` unless the task woke itself).
+fn pop_and_poll_as(task: &Task, ends: Ends, msg: &AtomicUsize, out: &mut Outcomes) -> usize {
+    match task.state.start_poll() {
         ToRunning::Cancel => {
             complete(task, out);
             usize::MAX
         }
         ToRunning::Poll => {
             let seen = msg.load(Relaxed);
-            if pending {
-                if task.state.transition_to_idle() == ToIdle::Reschedule {
-                    out.queued += 1;
+            match ends {
+                Ends::Pending => {
+                    if task.state.transition_to_idle() == ToIdle::Reschedule {
+                        out.queued += 1;
+                    }
                 }
-            } else {
-                complete(task, out);
+                Ends::WokeSelf => out.queued += 1,
+                Ends::Ready => complete(task, out),
             }
             seen
         }
@@ -288,6 +311,30 @@ fn drain(task: &Task, msg: &AtomicUsize, mut queued: usize, total: &mut Outcomes
     seen
 }
 
+/// A new task whose waker thread B publishes a message (1) and then wakes
+/// it: by value, or by reference and then drops the waker (`by_val`).
+/// Returns the task, the message and B.
+fn spawn_publishing_waker(
+    by_val: bool,
+) -> (Arc<Task>, Arc<AtomicUsize>, thread::JoinHandle<Outcomes>) {
+    let task = Task::new(State::new_spawned());
+    task.state.ref_inc(); // B's waker
+    let msg = Arc::new(AtomicUsize::new(0));
+    let (t, m) = (task.clone(), msg.clone());
+    let waker = thread::spawn(move || {
+        let mut out = Outcomes::default();
+        m.store(1, Relaxed);
+        if by_val {
+            record_wake(t.state.transition_to_notified_by_val(), &mut out);
+        } else {
+            record_wake(t.state.transition_to_notified_by_ref(), &mut out);
+            release(&t, 1, &mut out);
+        }
+        out
+    });
+    (task, msg, waker)
+}
+
 /// (a), (b): a waker on thread B wakes the task while the loop (thread A)
 /// polls it and the poll returns Pending. After both: at most one queue
 /// entry exists; if A's poll did not see B's message the task must be queued
@@ -296,43 +343,37 @@ fn drain(task: &Task, msg: &AtomicUsize, mut queued: usize, total: &mut Outcomes
 /// `wake_by_ref` + drop.
 fn wake_while_polling(by_val: bool) {
     loom::model(move || {
-        let task = Task::new(State::new_spawned());
-        task.state.ref_inc(); // B's waker
-        let msg = Arc::new(AtomicUsize::new(0));
-
-        let (t, m) = (task.clone(), msg.clone());
-        let waker = thread::spawn(move || {
-            let mut out = Outcomes::default();
-            m.store(1, Relaxed);
-            if by_val {
-                record_wake(t.state.transition_to_notified_by_val(), &mut out);
-            } else {
-                record_wake(t.state.transition_to_notified_by_ref(), &mut out);
-                release(&t, 1, &mut out);
-            }
-            out
-        });
+        let (task, msg, waker) = spawn_publishing_waker(by_val);
         let mut a = Outcomes::default();
         let seen = pop_and_poll(&task, true, &msg, &mut a);
-        let mut total = a + join(waker);
-
-        assert_eq!(
-            total.dealloc, 0,
-            "owned list and handle still hold references"
-        );
-        assert!(total.queued <= 1, "queued twice: {total:?}");
-        if seen == 0 {
-            assert_eq!(total.queued, 1, "wake after the poll began was lost");
-        }
-        assert_eq!(task.state.load().is(SCHEDULED), total.queued == 1);
-        assert!(!task.state.load().is(RUNNING));
-        // (b): run the queued poll(s); the last poll sees the message.
-        let later = drain(&task, &msg, total.queued, &mut total);
-        let last_seen = later.last().copied().unwrap_or(seen);
-        assert_eq!(last_seen, 1, "no poll after the wake saw its message");
-        // Owned list + handle remain.
-        assert_eq!(task.state.load().refs(), 2);
+        let total = a + join(waker);
+        assert_wake_landed(&task, &msg, seen, total.queued, total);
     });
+}
+
+/// After a poll that saw `seen` and a wake that published 1, with `left`
+/// queue entries: no reference was freed, at most one entry exists and it
+/// exists if the poll missed the message (else the wake was lost), the bits
+/// agree; then (b) the queued polls run and the last one sees the message,
+/// leaving the owned list's and the handle's references.
+fn assert_wake_landed(
+    task: &Task,
+    msg: &AtomicUsize,
+    seen: usize,
+    left: usize,
+    mut total: Outcomes,
+) {
+    assert_eq!(total.dealloc, 0, "owned list and handle hold references");
+    assert!(left <= 1, "queued twice: {total:?}");
+    if seen == 0 {
+        assert_eq!(left, 1, "a wake after the poll began was lost");
+    }
+    assert_eq!(task.state.load().is(SCHEDULED), left == 1);
+    assert!(!task.state.load().is(RUNNING));
+    let later = drain(task, msg, left, &mut total);
+    let last_seen = later.last().copied().unwrap_or(seen);
+    assert_eq!(last_seen, 1, "no poll after the wake saw its message");
+    assert_eq!(task.state.load().refs(), 2);
 }
 
 #[test]
@@ -366,6 +407,33 @@ fn wake_after_completion_and_last_ref() {
     });
 }
 
+/// The handle cancels a live task (`Task::cancel`); the queue entry its
+/// outcome creates, if any.
+fn cancel_from_handle(task: &Task) -> Outcomes {
+    let mut h = Outcomes::default();
+    match task.state.transition_to_cancelled() {
+        ToCancelled::Submit => h.queued += 1,
+        ToCancelled::Marked => {}
+        ToCancelled::AlreadyDone => panic!("first cancel of a live task"),
+    }
+    h
+}
+
+/// After a cancel and every queued poll: the cancel landed (the task is
+/// complete, neither scheduled nor running, its future dropped once), and
+/// dropping the handle consumes the output and frees the task.
+fn assert_cancelled_and_freed(task: &Task, mut total: Outcomes) {
+    let snap = task.state.load();
+    assert!(
+        snap.is(COMPLETE) && !snap.is(SCHEDULED) && !snap.is(RUNNING),
+        "the cancel was lost: {snap:?}"
+    );
+    assert_eq!(total.futures, 1, "{total:?}");
+    drop_handle(task, &mut total);
+    assert_eq!(total.dealloc, 1, "{total:?}");
+    assert_eq!(total.outputs, 1, "{total:?}");
+}
+
 /// (d): `cancel` (main thread, the handle) races a wake (thread B) while the
 /// loop (thread A) polls. Exactly one queue entry at a time; draining the
 /// queue afterwards ends with the task complete, its future dropped once,
@@ -374,12 +442,7 @@ fn wake_after_completion_and_last_ref() {
 fn cancel_racing_wake() {
     loom::model(|| {
         let (task, msg, threads) = wake_racing_poll(true);
-        let mut h = Outcomes::default();
-        match task.state.transition_to_cancelled() {
-            ToCancelled::Submit => h.queued += 1,
-            ToCancelled::Marked => {}
-            ToCancelled::AlreadyDone => panic!("first cancel of a live task"),
-        }
+        let h = cancel_from_handle(&task);
         let mut total = h + threads();
         assert_eq!(
             total.dealloc, 0,
@@ -390,12 +453,7 @@ fn cancel_racing_wake() {
         for seen in drain(&task, &msg, total.queued, &mut total) {
             assert_eq!(seen, usize::MAX, "a poll after cancel() must be a Cancel");
         }
-        let snap = task.state.load();
-        assert!(snap.is(COMPLETE) && !snap.is(SCHEDULED), "{snap:?}");
-        assert_eq!(total.futures, 1, "{total:?}");
-        drop_handle(&task, &mut total);
-        assert_eq!(total.dealloc, 1, "{total:?}");
-        assert_eq!(total.outputs, 1, "{total:?}");
+        assert_cancelled_and_freed(&task, total);
     });
 }
 
@@ -452,6 +510,109 @@ fn join_handle_poll_then_drop_racing_completion() {
             !left,
             "join waker left in the field after both sides finished"
         );
+        assert_eq!(total.dealloc, 1, "{total:?}");
+    });
+}
+
+/// (f): a waker on thread B (`wake` by value, or `wake_by_ref` + drop)
+/// races a task that yields: the loop polls it once with a self-wake
+/// (queued again running while queued, no write), then pops and polls it
+/// again, and that poll returns Pending without waking itself. If that
+/// second poll did not see B's message, the task must be queued (else B's
+/// wake was lost on the self-wake path); at most one entry exists; draining
+/// the queue ends with a poll that saw the message, `RUNNING` clear and the
+/// owned list's and handle's references left.
+fn wake_racing_yield(by_val: bool) {
+    loom::model(move || {
+        let (task, msg, waker) = spawn_publishing_waker(by_val);
+        let mut first = Outcomes::default();
+        let _ = pop_and_poll_as(&task, Ends::WokeSelf, &msg, &mut first);
+        assert_eq!(first.queued, 1, "a self-wake queues the task again");
+        assert!(task.state.load().is(RUNNING), "running while queued");
+        let mut second = Outcomes::default();
+        let seen = pop_and_poll_as(&task, Ends::Pending, &msg, &mut second);
+        let b = join(waker);
+        // Entries left: the second poll's reschedule, B's submit.
+        let left = second.queued + b.queued;
+        assert_wake_landed(&task, &msg, seen, left, first + second + b);
+    });
+}
+
+#[test]
+fn wake_by_val_racing_yield() {
+    wake_racing_yield(true);
+}
+
+#[test]
+fn wake_by_ref_racing_yield() {
+    wake_racing_yield(false);
+}
+
+/// A new task and the loop (thread A) that pops it and polls it once with
+/// a self-wake (it is then running while queued; unless a cancel came
+/// first), then runs `then` with the number of entries that poll queued (not
+/// counted in the outcomes). Returns the task, the message (never
+/// published) and A.
+fn spawn_yielding_loop(
+    then: fn(&Task, &AtomicUsize, usize, &mut Outcomes),
+) -> (Arc<Task>, Arc<AtomicUsize>, thread::JoinHandle<Outcomes>) {
+    let task = Task::new(State::new_spawned());
+    let msg = Arc::new(AtomicUsize::new(0));
+    let (t, m) = (task.clone(), msg.clone());
+    let lp = thread::spawn(move || {
+        let mut out = Outcomes::default();
+        let _ = pop_and_poll_as(&t, Ends::WokeSelf, &m, &mut out);
+        let queued = std::mem::take(&mut out.queued);
+        then(&t, &m, queued, &mut out);
+        out
+    });
+    (task, msg, lp)
+}
+
+/// (g): `cancel` (main thread, the handle) races a task that yields on the
+/// loop (thread A: one self-woken poll, then polls that return Pending
+/// until its queue is empty). The cancel must not be lost: after the loop
+/// and then the main thread ran every queued poll, the task is complete,
+/// its future dropped once, and the handle's drop frees it.
+#[test]
+fn cancel_racing_yield() {
+    loom::model(|| {
+        let (task, msg, lp) = spawn_yielding_loop(|t, m, queued, out| {
+            // The loop runs its entries and those their polls create.
+            let _ = drain(t, m, queued, out);
+            out.queued = 0;
+        });
+        let h = cancel_from_handle(&task);
+        let mut total = h + join(lp);
+        assert_eq!(total.dealloc, 0, "{total:?}");
+        assert!(total.queued <= 1, "queued twice: {total:?}");
+        let _ = drain(&task, &msg, total.queued, &mut total);
+        assert_cancelled_and_freed(&task, total);
+    });
+}
+
+/// (h): the handle polls (registers its join waker, or reads the output)
+/// and drops (main thread) while the loop (thread A) polls the task once
+/// with a self-wake and then completes it from running while queued.
+/// Rules 5 and 6 as in (e'): one side consumes the output, the field is
+/// left empty, the task is freed once.
+#[test]
+fn join_racing_yield() {
+    loom::model(|| {
+        let (task, msg, lp) = spawn_yielding_loop(|t, m, queued, out| {
+            assert_eq!(queued, 1, "a self-wake queues the task again");
+            let _ = pop_and_poll_as(t, Ends::Ready, m, out);
+        });
+        drop(msg);
+        let mut h = Outcomes::default();
+        poll_handle(&task, &mut h);
+        drop_handle(&task, &mut h);
+        let total = h + join(lp);
+        assert_eq!(total.outputs, 1, "{total:?}");
+        assert!(total.join_wakers <= 1, "{total:?}");
+        // SAFETY: both threads are done.
+        let left = unsafe { holds(&task.join_waker) };
+        assert!(!left, "join waker left in the field: {total:?}");
         assert_eq!(total.dealloc, 1, "{total:?}");
     });
 }

@@ -39,6 +39,7 @@ mod task_cancel_request;
 mod task_cancel_scopes;
 mod task_cells;
 mod task_visible;
+mod task_yield;
 mod taskgroup_asyncio;
 mod taskgroup_semantics;
 mod time_sleep;

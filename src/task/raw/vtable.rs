@@ -46,11 +46,16 @@ unsafe fn drop_future<F: Future>(task: TaskRef) -> Option<Box<dyn Any + Send>> {
     catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed)).err()
 }
 
+/// `woke_self` is the loop's self-wake flag, clear when the poll starts: set
+/// during it if the task woke itself (`Core::note_self_wake`); a `Pending`
+/// poll then keeps `RUNNING` and asks to be queued again, running while
+/// queued (`state.rs`).
+///
 /// # Safety
 /// Loop thread; `task` popped from a run queue with its queue reference.
-unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
+unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> PollOutcome {
     let header = task.header();
-    match header.state.transition_to_running() {
+    match header.state.start_poll() {
         ToRunning::Cancel => {
             // SAFETY: RUNNING is ours, the stage holds the future (rule 4).
             let panic = unsafe { drop_future::<F>(task) };
@@ -77,6 +82,11 @@ unsafe fn poll<F: Future>(task: TaskRef) -> PollOutcome {
             let res = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
             let out = match res {
                 Ok(Poll::Pending) => {
+                    if woke_self.get() {
+                        // Running while queued: RUNNING stays set and the
+                        // poller's reference becomes the queue entry's.
+                        return PollOutcome::Reschedule;
+                    }
                     return match header.state.transition_to_idle() {
                         ToIdle::Idle => PollOutcome::Idle,
                         ToIdle::Reschedule => PollOutcome::Reschedule,

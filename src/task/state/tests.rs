@@ -191,3 +191,43 @@ fn shutdown_claims_queued_task() {
     assert!(snap.is(COMPLETE));
     assert_eq!(s.transition_to_cancelled(), ToCancelled::AlreadyDone);
 }
+
+/// The self-wake path (`state.rs`): a poll that woke itself leaves the word
+/// alone and the next pop resumes with no write; a wake or a cancel that
+/// arrives meanwhile sees RUNNING, sets SCHEDULED only, and the first poll
+/// that goes idle reschedules on it.
+#[test]
+fn running_while_queued() {
+    let s = State::new_spawned();
+    assert_eq!(s.start_poll(), ToRunning::Poll);
+    let before = s.load();
+    // Woke itself: queued again with RUNNING set, no transition.
+    assert_eq!(s.start_poll(), ToRunning::Poll);
+    assert_eq!(s.load(), before, "resuming writes nothing");
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+    assert!(s.load().is(SCHEDULED) && s.load().is(RUNNING));
+    assert_eq!(refs(&s), 3, "no second queue reference");
+    assert_eq!(s.start_poll(), ToRunning::Poll);
+    assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+    assert_eq!(s.start_poll(), ToRunning::Poll);
+    assert!(!s.load().is(SCHEDULED), "an ordinary pop again");
+    // A cancel while running while queued: the next pop drops the future.
+    assert_eq!(s.transition_to_cancelled(), ToCancelled::Marked);
+    assert_eq!(s.start_poll(), ToRunning::Cancel);
+    let snap = s.transition_to_complete();
+    assert!(!snap.is(RUNNING) && !snap.is(SCHEDULED));
+}
+
+/// Shutdown may claim a task that is running while queued; its queue entry
+/// keeps the reference until the queues are drained (rule 8).
+#[test]
+fn shutdown_claims_running_while_queued() {
+    let s = State::new_spawned();
+    assert_eq!(s.start_poll(), ToRunning::Poll);
+    s.transition_to_shutdown();
+    let snap = s.transition_to_complete();
+    assert!(snap.is(COMPLETE) && snap.is(CANCELLED) && !snap.is(RUNNING));
+    assert_eq!(s.ref_dec(1), Release::Alive, "owned list");
+    assert_eq!(s.ref_dec(1), Release::Alive, "queue entry");
+    assert_eq!(refs(&s), 1, "the handle's");
+}
