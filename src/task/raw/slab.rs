@@ -81,7 +81,8 @@
 //! cell in a chunk that is still alive would go unseen; boxed, every task's
 //! use-after-free stays visible to the miri tier's task tests, while the
 //! slab itself is checked there by its own unit tests below, which call it
-//! directly.
+//! directly. `--cfg coil_box_tasks` boxes every cell the same way for
+//! AddressSanitizer (CI's asan tier), for the same reason.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::UnsafeCell;
@@ -105,6 +106,7 @@ const CLASSES: usize = MAX_CELL / GRAIN;
 pub(super) const fn fits(layout: Layout) -> bool {
     !cfg!(loom)
         && !cfg!(miri)
+        && !cfg!(coil_box_tasks)
         && layout.size() <= MAX_CELL
         && layout.align() <= GRAIN
         && layout.size() > 0
@@ -399,7 +401,7 @@ mod tests {
 
     #[test]
     fn sizes_share_classes_and_strides_stay_aligned() {
-        let on = !cfg!(loom) && !cfg!(miri);
+        let on = !cfg!(loom) && !cfg!(miri) && !cfg!(coil_box_tasks);
         assert_eq!(fits(Layout::new::<[u64; 64]>()), on);
         assert!(!fits(Layout::new::<[u64; 65]>()));
         assert!(!fits(Layout::from_size_align(32, 16).unwrap()));
