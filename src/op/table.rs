@@ -372,7 +372,7 @@ impl OpTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_waiting(&mut self, user_data: u64, waker: &Waker) {
         let (index, _) = split(user_data);
         let state = SlotState::Waiting(Some(waker.clone()));
@@ -395,7 +395,7 @@ impl OpTable {
 
     /// The future polls: its raw result if done (freeing the slot), else
     /// None with the waker refreshed.
-    #[inline]
+    #[inline(always)]
     fn poll(&mut self, user_data: u64, waker: &Waker) -> Option<(i32, u32)> {
         let slot = self
             .slot(user_data)
