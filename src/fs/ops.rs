@@ -154,6 +154,7 @@ impl crate::op::OnFd for kop::SymlinkAt {}
 impl crate::op::OnFd for kop::LinkAt {}
 
 /// Whether the current thread runs a coil loop on io_uring.
+#[inline]
 pub(crate) fn on_uring() -> bool {
     crate::rt::with_core(|c| c.is_some_and(|c| c.is_uring()))
 }
