@@ -380,6 +380,13 @@ impl Driver {
         self.completed.drain(..)
     }
 
+    /// Moves the completions reaped so far to the end of `out`: the two
+    /// vectors are swapped when `out` is empty (the common case: no copy).
+    #[inline]
+    pub fn take_completions(&mut self, out: &mut Vec<Completion>) {
+        op::move_all(&mut self.completed, out);
+    }
+
     /// Registers `ring` as a provided-buffer ring (`IORING_REGISTER_PBUF_RING`,
     /// Linux 5.19+) so buffer-select reads ([`op::RecvPooled`](crate::op::RecvPooled))
     /// pick from it in the kernel. `Unsupported` under epoll and the simulator, and

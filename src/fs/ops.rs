@@ -154,6 +154,7 @@ impl crate::op::OnFd for kop::SymlinkAt {}
 impl crate::op::OnFd for kop::LinkAt {}
 
 /// Whether the current thread runs a coil loop on io_uring.
+#[inline]
 pub(crate) fn on_uring() -> bool {
     crate::rt::with_core(|c| c.is_some_and(|c| c.is_uring()))
 }
@@ -166,6 +167,8 @@ pub(crate) fn ring_has(code: Option<FsOpcode>) -> bool {
 
 /// Runs `op`: through the ring when `ring`, else on the blocking pool.
 pub(crate) async fn run<T: Operation + Send>(op: T, ring: bool) -> T::Output {
+    // `run`'s body inline: one state machine less on the hot path (W6:
+    // ~60 instructions a read with `File::read_at`'s own layer).
     if ring {
         Op::new(op).await
     } else {
@@ -247,7 +250,13 @@ pub(crate) async fn read_at<B: IoBufMut + Send>(
         },
         fd: fd.clone(),
     };
-    run(op, ring).await
+    // `run`'s body inline: one state machine less on the hot path (W6:
+    // ~60 instructions a read with `File::read_at`'s own layer).
+    if ring {
+        Op::new(op).await
+    } else {
+        blocking(op).await
+    }
 }
 
 /// `preadv2(RWF_NOWAIT)` into `buf`'s spare capacity. `None`: the data is
@@ -333,7 +342,12 @@ pub(crate) async fn write_at<B: IoBuf + Send>(
         },
         fd: fd.clone(),
     };
-    run(op, on_uring()).await
+    // `run`'s body inline: one state machine less on the hot path.
+    if on_uring() {
+        Op::new(op).await
+    } else {
+        blocking(op).await
+    }
 }
 
 impl AsRawFd for FileFd {

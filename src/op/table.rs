@@ -77,7 +77,7 @@ struct Slot {
 }
 
 /// What the loop must do after recording a completion.
-pub(crate) enum Completed {
+enum Completed {
     /// Wake the future's task.
     Wake(Waker),
     /// Run this orphan's completion (outside any borrow of the table).
@@ -251,10 +251,25 @@ impl OpHome {
         }
     }
 
-    /// Records a completion reported by the driver.
+    /// Records the completions `done` (emptied) reported by the driver, under
+    /// one borrow of the table: the wakers of the futures to wake go to
+    /// `wakers`, the orphans to finish to `orphans` (both run by the caller
+    /// once the table is free again).
     #[inline]
-    pub(crate) fn complete(&self, c: &Completion) -> Completed {
-        self.table.borrow_mut().complete(c)
+    pub(crate) fn complete_all(
+        &self,
+        done: &mut Vec<Completion>,
+        wakers: &mut Vec<Waker>,
+        orphans: &mut Vec<OrphanDone>,
+    ) {
+        let mut table = self.table.borrow_mut();
+        for c in done.drain(..) {
+            match table.complete(&c) {
+                Completed::Wake(w) => wakers.push(w),
+                Completed::Orphan(o) => orphans.push(o),
+                Completed::Nothing => {}
+            }
+        }
     }
 
     /// An fd on this loop was closed (`op/fd.rs` rule 2).
@@ -357,7 +372,7 @@ impl OpTable {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert_waiting(&mut self, user_data: u64, waker: &Waker) {
         let (index, _) = split(user_data);
         let state = SlotState::Waiting(Some(waker.clone()));
@@ -380,7 +395,7 @@ impl OpTable {
 
     /// The future polls: its raw result if done (freeing the slot), else
     /// None with the waker refreshed.
-    #[inline]
+    #[inline(always)]
     fn poll(&mut self, user_data: u64, waker: &Waker) -> Option<(i32, u32)> {
         let slot = self
             .slot(user_data)

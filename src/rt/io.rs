@@ -14,7 +14,7 @@ use coil_arch::{Driver, OpCode, Submitted};
 
 use super::core::Core;
 use super::metrics;
-use crate::op::{Completed, OpHome, OrphanDone, SubmitOutcome};
+use crate::op::{OpHome, OrphanDone, SubmitOutcome};
 
 /// Runs `f` with the driver of the loop running on this thread; `None` when
 /// no loop runs here or its driver is in use further up the stack.
@@ -75,7 +75,7 @@ impl Core {
                 );
             }
             let mut out = self.completions.borrow_mut();
-            out.extend(driver.completions());
+            driver.take_completions(&mut out);
             if out.is_empty() {
                 return;
             }
@@ -98,17 +98,18 @@ impl Core {
         }
         let mut orphans: Vec<OrphanDone> = Vec::new();
         let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
-        {
-            for c in done.drain(..) {
-                match self.home.complete(&c) {
-                    Completed::Wake(w) => wakers.push(w),
-                    Completed::Orphan(o) => orphans.push(o),
-                    Completed::Nothing => {}
-                }
-            }
-        }
+        // One borrow of the table for the batch; the wakers run after it
+        // is released (a waker may run any code, even drop an op).
+        self.home.complete_all(&mut done, &mut wakers, &mut orphans);
         *self.completions.borrow_mut() = done;
-        self.wake_to_front(&mut wakers);
+        if self.run_queue.borrow().is_empty() {
+            // The front of an empty queue is its back: the woken tasks land
+            // in the same order as through `wake_to_front`, without staging
+            // them (the common case: completions come after an idle park).
+            wakers.drain(..).for_each(Waker::wake);
+        } else {
+            self.wake_to_front(&mut wakers);
+        }
         *self.fired.borrow_mut() = wakers;
         for o in orphans {
             o.finish();

@@ -200,6 +200,17 @@ impl Completion {
     }
 }
 
+/// Moves every element of `from` to the end of `to`, swapping the vectors
+/// (no copy) when `to` is empty.
+#[inline]
+pub(crate) fn move_all<T>(from: &mut Vec<T>, to: &mut Vec<T>) {
+    if to.is_empty() {
+        std::mem::swap(from, to);
+    } else {
+        to.append(from);
+    }
+}
+
 /// A pointer to a submitted op, as the driver keeps it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OpPtr(pub(crate) NonNull<dyn OpCode>);

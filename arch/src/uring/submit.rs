@@ -23,7 +23,7 @@ impl UringDriver {
         out: &mut Vec<Completion>,
     ) -> io::Result<()> {
         let res = self.park_inner(timeout);
-        out.append(&mut self.pending);
+        crate::op::move_all(&mut self.pending, out);
         res
     }
 

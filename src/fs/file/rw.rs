@@ -1,6 +1,7 @@
 //! The reads and writes of a [`File`]: positional (`pread`/`pwrite`, any
 //! number in flight) and at the file's own cursor, kept in the `File`.
 
+use std::future::Future;
 use std::io;
 
 use coil_arch::op::CURRENT_POSITION;
@@ -27,8 +28,14 @@ impl File {
     /// })?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub async fn read_at<B: IoBufMut + Send>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        ops::read_at(&self.fd, buf, pos).await
+    // Not an `async fn`: the future is `ops::read_at`'s own, without a layer
+    // that only forwards to it (the same for `write_at`).
+    pub fn read_at<B: IoBufMut + Send>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        ops::read_at(&self.fd, buf, pos)
     }
 
     /// Reads until `buf` is full (`len == capacity`), from offset `pos`.
@@ -58,7 +65,7 @@ impl File {
         mut pos: u64,
     ) -> BufResult<(), B> {
         while buf.bytes_init() < buf.bytes_total() {
-            let BufResult(res, b) = self.read_at(buf, pos).await;
+            let BufResult(res, b) = ops::read_at(&self.fd, buf, pos).await;
             buf = b;
             match res {
                 Ok(0) => return BufResult(Err(eof()), buf),
@@ -85,8 +92,12 @@ impl File {
     /// })?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub async fn write_at<B: IoBuf + Send>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        ops::write_at(&self.fd, buf, pos).await
+    pub fn write_at<B: IoBuf + Send>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        ops::write_at(&self.fd, buf, pos)
     }
 
     /// Writes all of `buf`'s initialised bytes at offset `pos`.
