@@ -112,17 +112,10 @@ thread_local! {
 /// Runs `f` with the current thread's running loop, if any.
 #[inline(always)]
 pub(crate) fn with_core<R>(f: impl FnOnce(Option<&Core>) -> R) -> R {
-    let ptr = current_ptr();
+    let ptr = CURRENT.with(Cell::get);
     // SAFETY: CURRENT is non-null only while `Enter` guards a live, pinned
     // (boxed) Core on this thread; it is reset before the Core can be dropped.
     f(unsafe { ptr.as_ref() })
-}
-
-/// `CURRENT`'s value: the TLS read of [`with_core`], outside the generic
-/// function so that each of its many instances is only the call of `f`.
-#[inline(always)]
-fn current_ptr() -> *const Core {
-    CURRENT.with(Cell::get)
 }
 
 /// The virtual time when a simulator loop runs on this thread (one TLS read

@@ -365,6 +365,35 @@ impl<E: 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
+        let (child, index, guard) = self.register()?;
+        let value = Rc::new(std::cell::RefCell::new(None));
+        let slot = value.clone();
+        let task = builder.spawn(async move {
+            let guard = guard;
+            let ended = match CatchUnwind::new(future).await {
+                Ok(Ok(v)) => {
+                    *slot.borrow_mut() = Some(v);
+                    Ok(Ok(()))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(panic) => Err(panic),
+            };
+            guard.report(index, ended);
+        });
+        if child.task.set(task).is_err() {
+            unreachable!("a child's task is set once");
+        }
+        Ok(GroupTask {
+            child,
+            value,
+            index,
+        })
+    }
+
+    /// The part of [`TaskGroup::start`] that does not depend on the child's
+    /// future: takes child number `children.len()` in, unless the group is
+    /// past `Open`, and makes the guard its future will hold.
+    fn register(&self) -> Result<(Rc<ChildCell>, usize, LiveGuard<E>), GroupClosed> {
         let child = Rc::new(ChildCell::new());
         let index = {
             let mut st = self.inner.state.borrow_mut();
@@ -383,27 +412,7 @@ impl<E: 'static> TaskGroup<E> {
             group: self.inner.clone(),
             child: child.clone(),
         };
-        let value = Rc::new(std::cell::RefCell::new(None));
-        let slot = value.clone();
-        let task = builder.spawn(async move {
-            let guard = guard;
-            match CatchUnwind::new(future).await {
-                Ok(Ok(v)) => {
-                    *slot.borrow_mut() = Some(v);
-                    guard.child.finish(Status::Succeeded);
-                }
-                Ok(Err(e)) => guard.group.fail(index, Failure::Error(e)),
-                Err(panic) => guard.group.fail(index, Failure::Panicked(panic.into())),
-            }
-        });
-        if child.task.set(task).is_err() {
-            unreachable!("a child's task is set once");
-        }
-        Ok(GroupTask {
-            child,
-            value,
-            index,
-        })
+        Ok((child, index, guard))
     }
 
     /// How many children have been spawned into the group so far.
