@@ -300,27 +300,52 @@ impl Core {
     }
 
     /// Drive `future` to completion, running tasks and timers meanwhile.
+    ///
+    /// A thin generic shell: only the poll of `future` and the move of its
+    /// output depend on `F`; the loop itself ([`Core::run_main`]) is compiled
+    /// once, not once per main future type in every crate that calls it.
     pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        // Entered before the future is pinned, so that the future is also
+        // dropped (after `run_main`, or while unwinding) with this loop current.
         let _enter = Enter::new(self);
+        let mut future = std::pin::pin!(future);
+        let mut output = None;
+        self.run_main(&mut |cx| match future.as_mut().poll(cx) {
+            Poll::Ready(v) => {
+                output = Some(v);
+                true
+            }
+            Poll::Pending => false,
+        });
+        match output {
+            Some(v) => v,
+            None => unreachable!("run_main returns once the main future is ready"),
+        }
+    }
+
+    /// The loop of [`Core::block_on`]: `poll` polls the main future and
+    /// returns whether it is ready (its output kept by the caller); returns
+    /// once it is. `CURRENT` is this core already.
+    #[inline(never)]
+    fn run_main(&self, poll: &mut dyn FnMut(&mut Context<'_>) -> bool) {
         let waker = Waker::from(self.shared.clone());
         let mut cx = Context::from_waker(&waker);
-        let mut future = std::pin::pin!(future);
         self.shared.main_woken.store(true, Ordering::SeqCst);
         loop {
             let turn = self.debug.as_ref().map(|_| self.start_turn());
             if self.shared.take_main_wake() {
                 self.budget.set(BUDGET);
-                let polled = match &self.debug {
-                    None => future.as_mut().poll(&mut cx),
-                    Some(c) => c.poll_main(&self.await_recorder, || future.as_mut().poll(&mut cx)),
+                let ready = match &self.debug {
+                    None => poll(&mut cx),
+                    Some(c) => c.poll_main(&self.await_recorder, || poll(&mut cx)),
                 };
-                if let Poll::Ready(v) = polled {
+                if ready {
                     if let Some(start) = turn {
                         self.end_turn(start);
                     }
                     // `Handle::metrics` after `block_on` sees all of it.
                     self.publish_metrics();
-                    return v;
+                    return;
                 }
                 // The main future counts as a poll too: a main future that
                 // only yields must not starve the driver.

@@ -142,12 +142,9 @@ impl DebugChecks {
     }
 
     /// A poll of the `block_on` future, recorded like a task's under id 0
-    /// ([`MAIN`]: no task has it) until the future is ready.
-    pub(crate) fn poll_main<T>(
-        &self,
-        rec: &Recorder,
-        poll: impl FnOnce() -> std::task::Poll<T>,
-    ) -> std::task::Poll<T> {
+    /// ([`MAIN`]: no task has it) until the future is ready (`poll` says
+    /// whether it is).
+    pub(crate) fn poll_main(&self, rec: &Recorder, poll: impl FnOnce() -> bool) -> bool {
         let start = Instant::now();
         let mut table = self.table();
         let main = table
@@ -157,9 +154,9 @@ impl DebugChecks {
         main.last_poll = Some(start);
         main.finished = false;
         drop(table);
-        let res = rec.during(poll);
-        self.end_poll(MAIN, &mut rec.nodes(), res.is_ready());
-        res
+        let ready = rec.during(poll);
+        self.end_poll(MAIN, &mut rec.nodes(), ready);
+        ready
     }
 
     /// The poll of task `id` returned: keep what it waits on (`tree`, the

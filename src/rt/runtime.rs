@@ -37,12 +37,17 @@ use super::{Builder, Handle};
 /// - If `future` panics (the panic is resumed after the loop is torn down).
 #[track_caller]
 pub fn run<F: Future>(future: F) -> F::Output {
+    runtime_for_run().block_on(future)
+}
+
+/// The part of [`run`] that does not depend on the future (compiled once).
+#[track_caller]
+fn runtime_for_run() -> Runtime {
     assert_not_in_loop("coil::run");
-    let rt = match Builder::new().build() {
+    match Builder::new().build() {
         Ok(rt) => rt,
         Err(e) => panic!("coil::run could not start an event loop: {e}"),
-    };
-    rt.block_on(future)
+    }
 }
 
 #[track_caller]
@@ -129,13 +134,19 @@ impl Runtime {
     /// `future` panics.
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.check_block_on();
+        self.core.block_on(future)
+    }
+
+    /// The checks of [`Runtime::block_on`] (compiled once, not per future).
+    #[track_caller]
+    fn check_block_on(&self) {
         assert_not_in_loop("Runtime::block_on");
         assert!(
             !self.forked(),
             "Runtime::block_on was called in a fork() child of the process that built this \
              runtime; its event queue belongs to the parent. Build a new Runtime in the child"
         );
-        self.core.block_on(future)
     }
 
     /// Spawns a task on this runtime from outside it; it starts running at the

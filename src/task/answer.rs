@@ -37,6 +37,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::Cancelled;
+use super::erased::{self, ErasedPoll, PollSlot};
 use super::raw::TaskRef;
 
 /// The task being polled on this thread's loop.
@@ -185,26 +186,38 @@ impl<F: Future> Future for Cancellable<F> {
         let Some(fut) = this.future.as_mut() else {
             panic!("a coil::task::cancellable future was polled after it finished");
         };
-        let frame = CatchFrame::enter();
         // SAFETY: as above, the inner future stays where it is.
-        let polled = unsafe { Pin::new_unchecked(fut) }.poll(cx);
-        if let Some(c) = frame.leave() {
-            // Code inside raised (a nested scope's cleanup ended with
-            // `reraise`): asyncio's `except CancelledError` catches it.
-            this.future = None;
-            return Poll::Ready(Err(c));
-        }
-        if let Poll::Ready(v) = polled {
-            this.future = None;
-            return Poll::Ready(Ok(v));
-        }
-        match take_own_request() {
-            Some(c) => {
+        let mut slot = PollSlot::new(unsafe { Pin::new_unchecked(fut) });
+        let answer = poll_scope(&mut slot, cx);
+        // A value that lost to a raise is dropped after the future, on return.
+        let output = slot.into_output();
+        match answer {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(answer) => {
                 this.future = None;
-                Poll::Ready(Err(c))
+                Poll::Ready(answer.map(|()| erased::ready(output)))
             }
-            None => Poll::Pending,
         }
+    }
+}
+
+/// The poll of a [`Cancellable`], compiled once: polls `future` inside a
+/// catch frame; `Ready(Ok(()))` when it is ready (its output kept in the
+/// slot), `Ready(Err)` when it raised or a request came.
+fn poll_scope(future: &mut dyn ErasedPoll, cx: &mut Context<'_>) -> Poll<Result<(), Cancelled>> {
+    let frame = CatchFrame::enter();
+    let ready = future.poll_erased(cx);
+    if let Some(c) = frame.leave() {
+        // Code inside raised (a nested scope's cleanup ended with
+        // `reraise`): asyncio's `except CancelledError` catches it.
+        return Poll::Ready(Err(c));
+    }
+    if ready {
+        return Poll::Ready(Ok(()));
+    }
+    match take_own_request() {
+        Some(c) => Poll::Ready(Err(c)),
+        None => Poll::Pending,
     }
 }
 

@@ -28,7 +28,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use super::catch_unwind::CatchUnwind;
 use super::failure::Failure;
@@ -153,14 +153,33 @@ where
     F: FnOnce(TaskGroup<E>) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    // Only this shell depends on `T`, `F` and `Fut`; the group itself
+    // (`run_group`) is compiled once per error type.
     let group = TaskGroup {
         inner: Rc::new(Inner::new()),
     };
     let inner = group.inner.clone();
     let _abort_on_drop = AbortOnDrop(inner.clone());
+    let mut output = None;
+    {
+        let slot = &mut output;
+        let body = body(group);
+        let body = std::pin::pin!(Some(async move {
+            *slot = Some(body.await?);
+            Ok(())
+        }));
+        run_group(&inner, BodyRef(body)).await?;
+    }
+    Ok(super::erased::ready(output))
+}
 
+/// [`task_group`] past the call of its body, which `body` polls and drops.
+async fn run_group<E: 'static>(
+    inner: &Rc<Inner<E>>,
+    body: BodyRef<'_, E>,
+) -> Result<(), TaskGroupError<E>> {
     // Run the body until it finishes or a child fails (rule 2).
-    let mut body = Some(CatchUnwind::new(super::cancellable(body(group))));
+    let mut body = Some(CatchUnwind::new(super::cancellable(body)));
     let outcome = poll_fn(|cx| {
         if inner.state.borrow().phase != Phase::Open {
             return Poll::Ready(None);
@@ -174,7 +193,7 @@ where
 
     let mut owner_cancelled = None;
     let output = match outcome {
-        Some(Ok(Ok(Ok(output)))) => Some(output),
+        Some(Ok(Ok(Ok(())))) => Some(()),
         Some(Ok(Ok(Err(e)))) => {
             inner.state.borrow_mut().body_error = Some(e);
             inner.abort();
@@ -211,7 +230,7 @@ where
     }
     let mut st = inner.state.borrow_mut();
     match output {
-        Some(output) if st.failures.is_empty() && owner_cancelled.is_none() => Ok(output),
+        Some(()) if st.failures.is_empty() && owner_cancelled.is_none() => Ok(()),
         _ => {
             let cancelled = st
                 .children
@@ -231,6 +250,46 @@ where
                 cancelled,
             })
         }
+    }
+}
+
+/// The body of a [`task_group`] (its future, until dropped), as the group
+/// polls it: `Ok(())` once it returned `Ok` (the value went to the shell).
+trait GroupBody<E> {
+    fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>>;
+    /// Drops the body's future in place.
+    fn drop_body(self: Pin<&mut Self>);
+}
+
+impl<E, B: Future<Output = Result<(), E>>> GroupBody<E> for Option<B> {
+    fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        match self.as_pin_mut() {
+            Some(body) => body.poll(cx),
+            None => unreachable!("the body is polled only until it is dropped"),
+        }
+    }
+
+    fn drop_body(mut self: Pin<&mut Self>) {
+        self.set(None);
+    }
+}
+
+/// A [`GroupBody`] as a future, owning the body: dropping it drops the
+/// body's future, where dropping the future itself did before (when the
+/// body finishes, is cancelled, or the group's future is dropped).
+struct BodyRef<'a, E>(Pin<&'a mut dyn GroupBody<E>>);
+
+impl<E> Future for BodyRef<'_, E> {
+    type Output = Result<(), E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll_body(cx)
+    }
+}
+
+impl<E> Drop for BodyRef<'_, E> {
+    fn drop(&mut self) {
+        self.0.as_mut().drop_body();
     }
 }
 
@@ -306,6 +365,35 @@ impl<E: 'static> TaskGroup<E> {
         F: Future<Output = Result<T, E>> + 'static,
         T: 'static,
     {
+        let (child, index, guard) = self.register()?;
+        let value = Rc::new(std::cell::RefCell::new(None));
+        let slot = value.clone();
+        let task = builder.spawn(async move {
+            let guard = guard;
+            let ended = match CatchUnwind::new(future).await {
+                Ok(Ok(v)) => {
+                    *slot.borrow_mut() = Some(v);
+                    Ok(Ok(()))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(panic) => Err(panic),
+            };
+            guard.report(index, ended);
+        });
+        if child.task.set(task).is_err() {
+            unreachable!("a child's task is set once");
+        }
+        Ok(GroupTask {
+            child,
+            value,
+            index,
+        })
+    }
+
+    /// The part of [`TaskGroup::start`] that does not depend on the child's
+    /// future: takes child number `children.len()` in, unless the group is
+    /// past `Open`, and makes the guard its future will hold.
+    fn register(&self) -> Result<(Rc<ChildCell>, usize, LiveGuard<E>), GroupClosed> {
         let child = Rc::new(ChildCell::new());
         let index = {
             let mut st = self.inner.state.borrow_mut();
@@ -324,27 +412,7 @@ impl<E: 'static> TaskGroup<E> {
             group: self.inner.clone(),
             child: child.clone(),
         };
-        let value = Rc::new(std::cell::RefCell::new(None));
-        let slot = value.clone();
-        let task = builder.spawn(async move {
-            let guard = guard;
-            match CatchUnwind::new(future).await {
-                Ok(Ok(v)) => {
-                    *slot.borrow_mut() = Some(v);
-                    guard.child.finish(Status::Succeeded);
-                }
-                Ok(Err(e)) => guard.group.fail(index, Failure::Error(e)),
-                Err(panic) => guard.group.fail(index, Failure::Panicked(panic.into())),
-            }
-        });
-        if child.task.set(task).is_err() {
-            unreachable!("a child's task is set once");
-        }
-        Ok(GroupTask {
-            child,
-            value,
-            index,
-        })
+        Ok((child, index, guard))
     }
 
     /// How many children have been spawned into the group so far.

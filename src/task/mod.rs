@@ -112,6 +112,7 @@ mod builder;
 mod cancel;
 pub(crate) mod catch_unwind;
 mod current;
+pub(crate) mod erased;
 mod error;
 pub(crate) mod failure;
 pub(crate) mod group;

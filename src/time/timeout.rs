@@ -19,6 +19,8 @@ mod request;
 
 use request::OwedRequest;
 
+use crate::task::erased::{self, ErasedPoll, PollSlot};
+
 /// Runs `future` but gives up after `duration`, like `asyncio.wait_for` (and
 /// `async with asyncio.timeout(..)`).
 ///
@@ -78,12 +80,14 @@ pub fn timeout<F: Future>(duration: impl Into<Option<Duration>>, future: F) -> T
 pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, future: F) -> Timeout<F> {
     Timeout {
         future,
-        sleep: deadline.into().map(sleep_until),
-        started: false,
-        expired: false,
-        mode: Mode::Undecided,
-        scope: None,
-        owed: OwedRequest::default(),
+        state: TimeoutState {
+            sleep: deadline.into().map(sleep_until),
+            started: false,
+            expired: false,
+            mode: Mode::Undecided,
+            scope: None,
+            owed: OwedRequest::default(),
+        },
     }
 }
 
@@ -93,7 +97,7 @@ pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, future: F) ->
 /// must not send their task a request of their own.
 pub(crate) fn timeout_dropping<F: Future>(deadline: Option<Instant>, future: F) -> Timeout<F> {
     let mut t = timeout_at(deadline, future);
-    t.mode = Mode::Drop;
+    t.state.mode = Mode::Drop;
     t
 }
 
@@ -132,7 +136,7 @@ where
         waker: None,
     }));
     let mut t = timeout_at(deadline, body(TimeoutHandle(shared.clone())));
-    t.scope = Some(shared);
+    t.state.scope = Some(shared);
     t
 }
 
@@ -140,6 +144,13 @@ where
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
     future: F,
+    /// Everything but the future: what the poll does around the future's
+    /// poll does not depend on `F`, and is compiled once (`TimeoutState`).
+    state: TimeoutState,
+}
+
+/// A [`Timeout`]'s deadline and rules, apart from its future.
+struct TimeoutState {
     /// The deadline's timer; `None` when the timeout is disabled.
     sleep: Option<Sleep>,
     /// The future has been polled once.
@@ -168,13 +179,13 @@ impl<F> Timeout<F> {
     /// The deadline, or `None` if the timeout is disabled: asyncio's
     /// `Timeout.when()`.
     pub fn when(&self) -> Option<Instant> {
-        self.sleep.as_ref().map(Sleep::deadline)
+        self.state.when()
     }
 
     /// Whether the deadline passed before the future finished: asyncio's
     /// `Timeout.expired()`.
     pub fn expired(&self) -> bool {
-        self.expired
+        self.state.expired
     }
 
     /// Moves the deadline, earlier or later, or disables the timeout with
@@ -185,11 +196,22 @@ impl<F> Timeout<F> {
         // SAFETY: `sleep` and `scope` are not structurally pinned; nothing
         // here moves `future`.
         let this = unsafe { self.get_unchecked_mut() };
-        if this.expired {
+        this.state.reschedule(deadline);
+    }
+}
+
+impl TimeoutState {
+    fn when(&self) -> Option<Instant> {
+        self.sleep.as_ref().map(Sleep::deadline)
+    }
+
+    /// [`Timeout::reschedule`].
+    fn reschedule(&mut self, deadline: Option<Instant>) {
+        if self.expired {
             return;
         }
-        this.set_deadline(deadline);
-        if let Some(scope) = &this.scope {
+        self.set_deadline(deadline);
+        if let Some(scope) = &self.scope {
             let mut s = lock(scope);
             s.when = deadline;
             // This call is the latest word: an older handle reschedule not
@@ -247,7 +269,7 @@ impl<F: fmt::Debug> fmt::Debug for Timeout<F> {
         f.debug_struct("Timeout")
             .field("future", &self.future)
             .field("when", &self.when())
-            .field("expired", &self.expired)
+            .field("expired", &self.state.expired)
             .finish()
     }
 }
@@ -279,39 +301,53 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: structural pinning of `future` only: it is never moved out
+        // while pinned (`into_inner` takes `self` by value, so it cannot be
+        // called on a pinned Timeout); the other fields are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above, `future` stays where it is until `this` drops.
+        let mut future = PollSlot::new(unsafe { Pin::new_unchecked(&mut this.future) });
+        let res = this.state.poll(&mut future, cx);
+        res.map(|r| r.map(|()| erased::ready(future.into_output())))
+    }
+}
+
+impl TimeoutState {
+    /// The poll of a [`Timeout`], compiled once: `Ready(Ok(()))` when
+    /// `future` is ready (its output kept in the caller's slot).
+    fn poll(
+        &mut self,
+        future: &mut dyn ErasedPoll,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Elapsed>> {
         let frame = crate::rt::debug::enter(|| match &self.sleep {
             Some(s) => crate::rt::Awaiting::Timeout {
                 deadline: s.deadline().into_std(),
             },
             None => crate::rt::Awaiting::Combinator("timeout (disabled)"),
         });
-        let res = self.poll_timeout(cx);
+        let res = self.poll_timeout(future, cx);
         frame.done(&res);
         res
     }
-}
 
-impl<F: Future> Timeout<F> {
     fn poll_timeout(
-        self: Pin<&mut Self>,
+        &mut self,
+        future: &mut dyn ErasedPoll,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<F::Output, Elapsed>> {
-        // SAFETY: structural pinning of `future` only: it is never moved out
-        // while pinned (`into_inner` takes `self` by value, so it cannot be
-        // called on a pinned Timeout); the other fields are not pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        this.sync_scope(cx);
+    ) -> Poll<Result<(), Elapsed>> {
+        self.sync_scope(cx);
         // A deadline already passed when the timeout starts is due even if
         // the loop's wheel lags the clock by more than a tick (a loaded
         // machine): the future must not start (`wait_for(coro, 0)`).
-        let due = this.poll_due(cx)
-            || (!this.started
-                && this
+        let due = self.poll_due(cx)
+            || (!self.started
+                && self
                     .sleep
                     .as_ref()
                     .is_some_and(|s| s.deadline() <= Instant::now()));
-        if let Mode::Undecided = this.mode {
-            this.mode = match crate::task::own_requests() {
+        if let Mode::Undecided = self.mode {
+            self.mode = match crate::task::own_requests() {
                 Some((at_enter, pending_at_enter)) => Mode::Request(RequestMode {
                     at_enter,
                     pending_at_enter,
@@ -320,33 +356,32 @@ impl<F: Future> Timeout<F> {
                 None => Mode::Drop,
             };
         }
-        if let Mode::Request(_) = this.mode {
-            return this.poll_request_mode(due, cx);
+        if let Mode::Request(_) = self.mode {
+            return self.poll_request_mode(due, future, cx);
         }
         // An enclosing timeout that expired too fires instead of this one:
         // it returns `Elapsed` from this same poll and drops this body, so
         // answering `Pending` without a registered waker is safe here.
         let enclosing_expired = due && ENCLOSING_EXPIRED.with(Cell::get) > 0;
         if due {
-            this.set_expired();
-            if !this.started {
+            self.set_expired();
+            if !self.started {
                 // Never started: asyncio.wait_for(coro, 0) does not run it.
                 return expired_poll(enclosing_expired, cx);
             }
         }
-        this.started = true;
-        let polled = {
+        self.started = true;
+        let ready = {
             let _mark = due.then(ExpiredMark::enter);
-            // SAFETY: see above; `future` stays where it is until `this` drops.
-            unsafe { Pin::new_unchecked(&mut this.future) }.poll(cx)
+            future.poll_erased(cx)
         };
-        if let Poll::Ready(v) = polled {
-            return Poll::Ready(Ok(v));
+        if ready {
+            return Poll::Ready(Ok(()));
         }
         if due {
             return expired_poll(enclosing_expired, cx);
         }
-        this.wake_if_rescheduled(cx);
+        self.wake_if_rescheduled(cx);
         Poll::Pending
     }
 }
@@ -377,7 +412,7 @@ struct RequestMode {
 /// expired too and fires instead (it drops this one in the same poll, or,
 /// for one in a task that answers requests, whatever takes its request
 /// does; the wake makes sure this one is polled again if it is kept).
-fn expired_poll<T>(enclosing_expired: bool, cx: &Context<'_>) -> Poll<Result<T, Elapsed>> {
+fn expired_poll(enclosing_expired: bool, cx: &Context<'_>) -> Poll<Result<(), Elapsed>> {
     if enclosing_expired {
         cx.waker().wake_by_ref();
         Poll::Pending

@@ -206,6 +206,22 @@ pub(super) struct LiveGuard<E> {
     pub(super) child: Rc<ChildCell>,
 }
 
+impl<E> LiveGuard<E> {
+    /// Child `index`'s future ended: `Ok(Ok(()))` if it succeeded (its value
+    /// is in its handle's slot already), its error, or its panic's payload.
+    pub(super) fn report(
+        &self,
+        index: usize,
+        ended: Result<Result<(), E>, Box<dyn std::any::Any + Send>>,
+    ) {
+        match ended {
+            Ok(Ok(())) => self.child.finish(Status::Succeeded),
+            Ok(Err(e)) => self.group.fail(index, Failure::Error(e)),
+            Err(panic) => self.group.fail(index, Failure::Panicked(panic.into())),
+        }
+    }
+}
+
 impl<E> Drop for LiveGuard<E> {
     fn drop(&mut self) {
         if self.child.status() == Status::Running {

@@ -1,15 +1,14 @@
-//! A [`Timeout`] in a task that answers cancel requests: asyncio's
+//! A [`Timeout`](super::Timeout) in a task that answers cancel requests: asyncio's
 //! `timeout()`, which asks its task to cancel on expiry instead of dropping
 //! the body (decision 0010). The body runs inside a catch frame from then on
 //! (`task/answer.rs`), and the cancellation that comes back is `Elapsed`
 //! unless a request from elsewhere came too.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{Elapsed, Mode, RequestMode, Timeout};
+use super::{Elapsed, Mode, RequestMode, TimeoutState};
 use crate::task::TaskHandle;
+use crate::task::erased::ErasedPoll;
 
 /// The request an expired timeout sent its task, counted until the timeout
 /// takes it back with `uncancel`: when it finishes, or when it is dropped
@@ -31,7 +30,7 @@ impl Drop for OwedRequest {
     }
 }
 
-impl<F: Future> Timeout<F> {
+impl TimeoutState {
     /// The poll of a timeout in a task that answers cancel requests
     /// (asyncio's `timeout()`): on expiry the task gets a request and the
     /// body goes on being polled, so a `cancellable` scope in it can clean
@@ -42,8 +41,9 @@ impl<F: Future> Timeout<F> {
     pub(super) fn poll_request_mode(
         &mut self,
         due: bool,
+        future: &mut dyn ErasedPoll,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<F::Output, Elapsed>> {
+    ) -> Poll<Result<(), Elapsed>> {
         if due && !self.started {
             // Never started: nothing to ask, asyncio.wait_for(coro, 0).
             self.set_expired();
@@ -75,13 +75,11 @@ impl<F: Future> Timeout<F> {
         // wait_timeout`, `wait_for`) and expires in this same poll leaves
         // the firing to this timeout, as nested timeouts do.
         let _mark = first_expiry.then(super::ExpiredMark::enter);
-        // SAFETY: `future` is structurally pinned (see `poll`): it is polled
-        // in place and stays where it is until the Timeout drops.
-        let polled = unsafe { Pin::new_unchecked(&mut self.future) }.poll(cx);
+        let ready = future.poll_erased(cx);
         let raised = frame.and_then(crate::task::CatchFrame::leave);
-        let cancelled = match (raised, polled) {
+        let cancelled = match (raised, ready) {
             (Some(c), _) => c,
-            (None, Poll::Ready(v)) => {
+            (None, true) => {
                 if requested {
                     // The body finished anyway (it caught the request and
                     // carried on, or was done): the request is taken back,
@@ -92,9 +90,9 @@ impl<F: Future> Timeout<F> {
                     }
                     self.owed.settle();
                 }
-                return Poll::Ready(Ok(v));
+                return Poll::Ready(Ok(()));
             }
-            (None, Poll::Pending) => {
+            (None, false) => {
                 match requested.then(crate::task::take_own_request).flatten() {
                     // Nothing in the body took the request: this timeout
                     // is the scope that delivers it.
@@ -106,6 +104,8 @@ impl<F: Future> Timeout<F> {
                 }
             }
         };
+        // A value the body was ready with lost to the raise: dropped here.
+        future.discard();
         if requested && self.owed.settle() <= at_enter {
             if pending_at_enter {
                 // A request from before the timeout had not been delivered
