@@ -91,3 +91,101 @@ fn cells_of_many_sizes_outlive_their_loop() {
     // its task's cell on that thread.
     assert_eq!(holder.join().unwrap().len(), 1);
 }
+
+/// A future of about `N` bytes that sends a clone of its waker to `wakers`,
+/// then yields twice and returns its last byte.
+async fn held<const N: usize>(tag: u8, wakers: mpsc::Sender<Waker>) -> u8 {
+    let bytes = [tag; N];
+    std::future::poll_fn(|cx| {
+        let _ = wakers.send(cx.waker().clone());
+        Poll::Ready(())
+    })
+    .await;
+    yield_now().await;
+    yield_now().await;
+    bytes[N - 1]
+}
+
+type Spawner = (
+    coil::Handle,
+    mpsc::Sender<coil::Task<u8>>,
+    mpsc::Sender<Waker>,
+);
+
+/// Spawns one more task from a thread-local destructor as its thread exits
+/// (its cell then comes from a chunk of its own).
+struct SpawnAtExit(Option<Spawner>);
+
+impl Drop for SpawnAtExit {
+    fn drop(&mut self) {
+        if let Some((h, tasks, wakers)) = self.0.take() {
+            let _ = tasks.send(h.spawn(held::<64>(9, wakers)));
+        }
+    }
+}
+
+thread_local! {
+    static SPAWN_AT_EXIT: std::cell::RefCell<SpawnAtExit> =
+        const { std::cell::RefCell::new(SpawnAtExit(None)) };
+}
+
+/// Cells of three classes allocated on short-lived threads (`Handle::spawn`,
+/// and from a destructor at their exit), run and freed on the loop or by a
+/// waker dropped on a third thread after the allocating threads exited:
+/// every chunk is freed by whichever thread frees its last cell. Run under
+/// ASan *without* `--cfg coil_box_tasks`, a chunk freed while a cell in it
+/// is alive is a heap-use-after-free (checked: freeing one decrement early
+/// fails it).
+#[test]
+fn cells_of_exited_threads_freed_across_threads() {
+    let (wakers_tx, wakers_rx) = mpsc::channel::<Waker>();
+    let holder = std::thread::spawn(move || {
+        let mut n = 0;
+        for w in wakers_rx {
+            n += 1;
+            if n % 3 == 0 {
+                w.wake();
+            }
+        }
+        n
+    });
+    let rt = coil::Runtime::new().unwrap();
+    let handle = rt.handle();
+    rt.block_on(async move {
+        for round in 0..20u8 {
+            let (tasks_tx, tasks_rx) = mpsc::channel();
+            let threads: Vec<_> = (0..4u8)
+                .map(|t| {
+                    let spawner = (handle.clone(), tasks_tx.clone(), wakers_tx.clone());
+                    std::thread::spawn(move || {
+                        let (h, tasks, wakers) = spawner.clone();
+                        SPAWN_AT_EXIT.with(|s| s.borrow_mut().0 = Some(spawner));
+                        for i in 0..200u8 {
+                            let tag = round ^ t ^ i;
+                            let task = match i % 3 {
+                                0 => h.spawn(held::<40>(tag, wakers.clone())),
+                                1 => h.spawn(held::<200>(tag, wakers.clone())),
+                                _ => h.spawn(held::<64>(tag, wakers.clone())),
+                            };
+                            tasks.send(task).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            drop(tasks_tx);
+            for t in threads {
+                t.join().unwrap();
+            }
+            let mut n = 0;
+            for task in tasks_rx {
+                if n % 2 == 0 {
+                    task.await.unwrap();
+                }
+                n += 1;
+            }
+            assert_eq!(n, 4 * 201, "200 tasks and one at exit per thread");
+        }
+    });
+    drop(rt);
+    assert!(holder.join().unwrap() > 0);
+}
