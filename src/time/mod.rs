@@ -38,7 +38,9 @@ pub use instant::Instant;
 pub use interval::{Interval, MissedTickBehavior, Tick, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};
 pub(crate) use timeout::timeout_dropping;
-pub use timeout::{Elapsed, Timeout, TimeoutHandle, timeout, timeout_at, timeout_scope};
+pub use timeout::{
+    Elapsed, RescheduleError, Timeout, TimeoutHandle, timeout, timeout_at, timeout_scope,
+};
 pub use wait_for::{TaskTimeout, wait_for, wait_for_at};
 
 pub use std::time::Duration;

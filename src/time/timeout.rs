@@ -84,6 +84,7 @@ pub fn timeout_at<F: Future>(deadline: impl Into<Option<Instant>>, future: F) ->
             sleep: deadline.into().map(sleep_until),
             started: false,
             expired: false,
+            finished: false,
             mode: Mode::Undecided,
             scope: None,
             owed: OwedRequest::default(),
@@ -116,7 +117,7 @@ pub(crate) fn timeout_dropping<F: Future>(deadline: Option<Instant>, future: F) 
 /// coil::run(async {
 ///     let r = timeout_scope(None, |cm| async move {
 ///         // Decide the deadline once the work is known.
-///         cm.reschedule(Some(Instant::now() + Duration::from_millis(5)));
+///         cm.reschedule(Some(Instant::now() + Duration::from_millis(5))).unwrap();
 ///         sleep(Duration::from_secs(3600)).await;
 ///     })
 ///     .await;
@@ -133,6 +134,7 @@ where
         when: deadline,
         changed: false,
         expired: false,
+        finished: false,
         waker: None,
     }));
     let mut t = timeout_at(deadline, body(TimeoutHandle(shared.clone())));
@@ -157,6 +159,8 @@ struct TimeoutState {
     started: bool,
     /// The deadline passed while the future was pending.
     expired: bool,
+    /// The timeout answered `Ready` (its body finished, or it expired).
+    finished: bool,
     /// Drop or request mode, decided by the first poll.
     mode: Mode,
     /// The state a [`TimeoutHandle`] shares, for [`timeout_scope`].
@@ -190,13 +194,23 @@ impl<F> Timeout<F> {
 
     /// Moves the deadline, earlier or later, or disables the timeout with
     /// `None`: asyncio's `Timeout.reschedule(when)`. A deadline that has
-    /// already passed fires at the next poll. Once the timeout has expired
-    /// it has no effect.
-    pub fn reschedule(self: Pin<&mut Self>, deadline: Option<Instant>) {
+    /// already passed fires at the next poll.
+    ///
+    /// # Errors
+    ///
+    /// Once the deadline has passed ([`RescheduleError::Expired`], also while
+    /// a task that answers cancel requests is still cleaning up after it) or
+    /// the timeout has finished ([`RescheduleError::Finished`]), the deadline
+    /// stays as it is and the call says so, as asyncio raises
+    /// `RuntimeError("Cannot change state of expired Timeout")`.
+    pub fn reschedule(
+        self: Pin<&mut Self>,
+        deadline: Option<Instant>,
+    ) -> Result<(), RescheduleError> {
         // SAFETY: `sleep` and `scope` are not structurally pinned; nothing
         // here moves `future`.
         let this = unsafe { self.get_unchecked_mut() };
-        this.state.reschedule(deadline);
+        this.state.reschedule(deadline)
     }
 }
 
@@ -206,9 +220,12 @@ impl TimeoutState {
     }
 
     /// [`Timeout::reschedule`].
-    fn reschedule(&mut self, deadline: Option<Instant>) {
+    fn reschedule(&mut self, deadline: Option<Instant>) -> Result<(), RescheduleError> {
         if self.expired {
-            return;
+            return Err(RescheduleError::Expired);
+        }
+        if self.finished {
+            return Err(RescheduleError::Finished);
         }
         self.set_deadline(deadline);
         if let Some(scope) = &self.scope {
@@ -218,6 +235,7 @@ impl TimeoutState {
             // applied yet must not override it.
             s.changed = false;
         }
+        Ok(())
     }
 
     /// The body rescheduled through its handle: apply it on the next poll.
@@ -260,6 +278,25 @@ impl TimeoutState {
         self.expired = true;
         if let Some(scope) = &self.scope {
             lock(scope).expired = true;
+        }
+    }
+
+    /// The timeout is over (answered, or dropped): its handles' reschedules
+    /// are refused from now on.
+    fn set_finished(&mut self) {
+        self.finished = true;
+        if let Some(scope) = &self.scope {
+            lock(scope).finished = true;
+        }
+    }
+}
+
+impl Drop for TimeoutState {
+    /// A scope dropped before it finished (its task cancelled, or
+    /// [`Timeout::into_inner`]) is over for its handles too.
+    fn drop(&mut self) {
+        if let Some(scope) = &self.scope {
+            lock(scope).finished = true;
         }
     }
 }
@@ -328,6 +365,9 @@ impl TimeoutState {
         });
         let res = self.poll_timeout(future, cx);
         frame.done(&res);
+        if res.is_ready() {
+            self.set_finished();
+        }
         res
     }
 
@@ -428,6 +468,8 @@ struct Shared {
     /// `when` was set through a handle and the timeout has not applied it.
     changed: bool,
     expired: bool,
+    /// The timeout answered or was dropped.
+    finished: bool,
     /// Wakes the task polling the timeout after a reschedule.
     waker: Option<Waker>,
 }
@@ -455,13 +497,22 @@ impl TimeoutHandle {
     }
 
     /// Moves the deadline, or disables the timeout with `None`; see
-    /// [`Timeout::reschedule`]. Once the timeout has expired it has no
-    /// effect.
-    pub fn reschedule(&self, deadline: Option<Instant>) {
+    /// [`Timeout::reschedule`].
+    ///
+    /// # Errors
+    ///
+    /// [`RescheduleError::Expired`] once the deadline has passed,
+    /// [`RescheduleError::Finished`] once the scope's body has finished or
+    /// the scope was dropped: the deadline is not moved (asyncio raises
+    /// `RuntimeError` for both).
+    pub fn reschedule(&self, deadline: Option<Instant>) -> Result<(), RescheduleError> {
         let waker = {
             let mut s = lock(&self.0);
             if s.expired {
-                return;
+                return Err(RescheduleError::Expired);
+            }
+            if s.finished {
+                return Err(RescheduleError::Finished);
             }
             s.when = deadline;
             s.changed = true;
@@ -470,8 +521,37 @@ impl TimeoutHandle {
         if let Some(w) = waker {
             w.wake();
         }
+        Ok(())
     }
 }
+
+/// Why [`Timeout::reschedule`] or [`TimeoutHandle::reschedule`] left the
+/// deadline as it was: asyncio's `RuntimeError("Cannot change state of
+/// expired Timeout")` and `("... of exited Timeout")`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RescheduleError {
+    /// The deadline has passed: the timeout fired (or, in a task that
+    /// answers cancel requests, is firing while the body cleans up).
+    Expired,
+    /// The timeout finished before its deadline, or was dropped.
+    Finished,
+}
+
+impl fmt::Display for RescheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RescheduleError::Expired => {
+                "cannot reschedule a timeout whose deadline has passed: it has expired"
+            }
+            RescheduleError::Finished => {
+                "cannot reschedule a timeout that has finished or was dropped"
+            }
+        })
+    }
+}
+
+impl std::error::Error for RescheduleError {}
 
 impl fmt::Debug for TimeoutHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

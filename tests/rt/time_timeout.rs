@@ -6,14 +6,16 @@
 use crate::support;
 use support::flag;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
 use coil::TaskError;
 use coil::sim::Builder;
 use coil::task::yield_now;
-use coil::time::{Instant, sleep, timeout, timeout_at, timeout_scope, wait_for, wait_for_at};
+use coil::time::{
+    Instant, RescheduleError, sleep, timeout, timeout_at, timeout_scope, wait_for, wait_for_at,
+};
 
 /// A task that sleeps for `d`; the flag is set once it has stopped.
 fn sleeper(d: Duration) -> (Rc<Cell<bool>>, coil::Task<()>) {
@@ -190,7 +192,7 @@ fn disabled_timeout_can_be_set_later(rt: &coil::Runtime) {
         let r = timeout_scope(None, |cm| async move {
             assert_eq!(cm.when(), None);
             let deadline = Instant::now() + Duration::from_millis(5);
-            cm.reschedule(Some(deadline));
+            cm.reschedule(Some(deadline)).unwrap();
             w.set(cm.when());
             sleep(Duration::from_secs(3600)).await;
         })
@@ -203,7 +205,7 @@ fn disabled_timeout_can_be_set_later(rt: &coil::Runtime) {
             Duration::from_millis(1),
             sleep(Duration::from_millis(5))
         ));
-        t.as_mut().reschedule(None);
+        t.as_mut().reschedule(None).unwrap();
         assert_eq!(t.when(), None);
         assert_eq!(t.as_mut().await, Ok(()));
         assert!(!t.expired());
@@ -248,7 +250,7 @@ fn on_the_simulator() {
         // earlier one cuts it short.
         let t0 = Instant::now();
         let r = timeout_scope(Some(t0 + ms(5)), |cm| async move {
-            cm.reschedule(Some(t0 + ms(30)));
+            cm.reschedule(Some(t0 + ms(30))).unwrap();
             sleep(ms(20)).await;
             cm.expired()
         })
@@ -259,7 +261,7 @@ fn on_the_simulator() {
             let c = cm.clone();
             coil::spawn(async move {
                 sleep(ms(3)).await;
-                c.reschedule(Some(Instant::now() + ms(2)));
+                c.reschedule(Some(Instant::now() + ms(2))).unwrap();
             })
             .await
             .unwrap();
@@ -271,6 +273,44 @@ fn on_the_simulator() {
         assert!(
             took >= ms(5) && took < ms(7),
             "rescheduled from another task: {took:?}"
+        );
+
+        // test_timeouts `test_reschedule` (the RuntimeError half): an expired
+        // timeout, and one whose body finished or that was dropped, refuse
+        // a new deadline and keep theirs.
+        let kept = Rc::new(RefCell::new(None));
+        let k = kept.clone();
+        let r = timeout_scope(Some(Instant::now() + ms(5)), |cm| async move {
+            *k.borrow_mut() = Some(cm);
+            sleep(ms(1000)).await;
+        })
+        .await;
+        assert!(r.is_err());
+        let cm = kept.borrow_mut().take().unwrap();
+        let when = cm.when();
+        assert_eq!(cm.reschedule(None), Err(RescheduleError::Expired));
+        assert_eq!(cm.when(), when, "an expired timeout keeps its deadline");
+        let r = timeout_scope(Some(Instant::now() + ms(50)), |cm| async move { cm }).await;
+        let cm = r.unwrap();
+        assert_eq!(cm.reschedule(None), Err(RescheduleError::Finished));
+        assert!(!cm.expired());
+        let scope = timeout_scope(Some(Instant::now() + ms(50)), |cm| {
+            *kept.borrow_mut() = Some(cm);
+            sleep(ms(1))
+        });
+        drop(scope);
+        let cm = kept.borrow_mut().take().unwrap();
+        assert_eq!(cm.reschedule(None), Err(RescheduleError::Finished));
+        // The future itself, after it answered.
+        let mut t = std::pin::pin!(timeout(ms(5), sleep(ms(1000))));
+        assert!(t.as_mut().await.is_err());
+        assert_eq!(t.as_mut().reschedule(None), Err(RescheduleError::Expired));
+        let mut t = std::pin::pin!(timeout(ms(50), std::future::ready(1)));
+        assert_eq!(t.as_mut().await, Ok(1));
+        assert_eq!(t.as_mut().reschedule(None), Err(RescheduleError::Finished));
+        assert_eq!(
+            RescheduleError::Expired.to_string(),
+            "cannot reschedule a timeout whose deadline has passed: it has expired"
         );
 
         // test_waitfor `test_wait_for_race_condition`: the task finishes

@@ -55,8 +55,10 @@
 //! chunk to itself (one slot used). Nothing is ever left unowned: Miri's leak check sees
 //! every chunk freed (the unit tests below, in the miri tier).
 //!
-//! **Retained memory.** Per thread, at most one partly used chunk per class
-//! in use (in practice one or two classes: a few KiB). A chunk is also kept
+//! **Retained memory.** Per thread that spawns (a loop, or a thread calling
+//! `Handle::spawn`), at most one partly used chunk per class in use: one class
+//! per distinct cell size rounded to 8 bytes, so at most 64 × 4 KiB = 256 KiB
+//! per thread, and a few KiB for a program with a few task types. A chunk is also kept
 //! while any of its cells lives, so a long-lived task keeps the rest of its
 //! chunk (freed cells included) from the allocator: the worst case is one
 //! chunk, [`CHUNK_BYTES`], per live task, when exactly one task of every
