@@ -12,11 +12,17 @@ use coil::net::{TcpListener, TcpStream};
 use coil::runtime::DriverChoice;
 use coil::spawn;
 
+/// `COIL_STRESS_CONNS` if set; else 9 000 with `COIL_STRESS_FULL=1` (CI's
+/// `matrix-deep` tier), 3 000 in a plain `cargo test`.
 fn connections() -> usize {
     std::env::var("COIL_STRESS_CONNS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(9000)
+        .unwrap_or(if std::env::var_os("COIL_STRESS_FULL").is_some() {
+            9000
+        } else {
+            3000
+        })
 }
 
 fn echo_many(choice: DriverChoice, n: usize) {
