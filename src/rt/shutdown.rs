@@ -93,7 +93,15 @@ impl Core {
         let (woken, spawned) = self.shared.close_remote();
         // SAFETY: as in `drain_remote`.
         unsafe { adopt(&self.owned, spawned, woken, |t| self.push_local(t)) };
-        // SAFETY: the loop thread, not inside a poll.
+        // `RUNNING` in a task's state word no longer means "being polled" (a
+        // task that woke itself is queued running: task/state.rs), so the
+        // state word cannot check this; the loop's own record can.
+        debug_assert!(
+            self.current_task().is_none(),
+            "a runtime shut down while one of its tasks was being polled"
+        );
+        // SAFETY: the loop thread, not inside a poll (checked above in debug
+        // builds).
         unsafe { cancel_owned(&self.owned) };
         self.drain_ops();
         loop {
@@ -172,11 +180,12 @@ impl Core {
 ///
 /// # Safety
 /// The loop thread of `owned`'s runtime, not inside a poll (so no task in
-/// the list is running or complete).
+/// the list is being polled or complete; one may have `RUNNING` set while
+/// queued after waking itself, which shutdown takes over).
 pub(crate) unsafe fn cancel_owned(owned: &OwnedList) {
     while let Some(t) = owned.pop() {
         // SAFETY: loop thread; the task was in the owned list, so it is not
-        // complete and not running (caller's promise: not inside a poll);
+        // complete and not being polled (caller's promise: not inside a poll);
         // `pop` handed us the list's reference, released last.
         unsafe {
             t.shutdown();

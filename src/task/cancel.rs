@@ -17,7 +17,11 @@
 //! the loop always sees the message of the request it acts on. A request is
 //! published the same way: its pending bit is set before the task is woken,
 //! and the poll that the wake leads to starts with an acquire RMW of the
-//! state word (`transition_to_running`).
+//! state word (`transition_to_running`). A task that woke itself is polled
+//! again without that RMW (running while queued: `state.rs`), and may see a
+//! request from another thread only a poll or more later; it is not lost: the
+//! remote wake set `SCHEDULED`, and the poll that goes idle reschedules on it
+//! with an acquire RMW.
 
 use std::ptr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};

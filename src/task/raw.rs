@@ -332,8 +332,9 @@ impl TaskRef {
     ///
     /// # Safety
     /// The loop thread, not inside a poll; the task is bound to this loop and
-    /// neither running nor complete (it was in the owned list), or it was
-    /// never published (a `Handle::spawn` that found the runtime closed).
+    /// neither being polled nor complete (it was in the owned list; it may be
+    /// running while queued after waking itself), or it was never published
+    /// (a `Handle::spawn` that found the runtime closed).
     #[inline]
     pub(crate) unsafe fn shutdown(self) {
         // SAFETY: the caller's promise is the vtable function's contract.

@@ -119,7 +119,8 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
 }
 
 /// # Safety
-/// Loop thread, shutdown (rule 8): the task is in the owned list and not running.
+/// Loop thread, shutdown (rule 8): the task is in the owned list and not
+/// being polled (`RUNNING` may be set: running while queued).
 unsafe fn shutdown<F: Future>(task: TaskRef) {
     task.header().state.transition_to_shutdown();
     // SAFETY: we hold RUNNING now.
