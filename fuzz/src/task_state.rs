@@ -192,19 +192,17 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
     );
     match op % 15 {
         // Loop: pop the task from the run queue. One that is running while
-        // queued resumes with no write: SCHEDULED, set by a wake meanwhile,
-        // stays for the poll's end.
+        // queued resumes with no write, unless a wake meanwhile set
+        // SCHEDULED: the pop then clears it (this poll answers that wake),
+        // as an ordinary pop does.
         0 if matches!(m.phase, Phase::Idle | Phase::RunningQueued)
             && m.queue > 0
             && !m.shut_down =>
         {
-            let resumed = m.phase == Phase::RunningQueued;
             let cancel = state.start_poll() == ToRunning::Cancel;
             assert_eq!(cancel, m.cancelled, "Cancel iff cancellation was requested");
             m.queue -= 1;
-            if !resumed {
-                m.scheduled = false;
-            }
+            m.scheduled = false;
             m.running = true;
             m.phase = Phase::Running {
                 poller: true,

@@ -40,12 +40,14 @@
 //!
 //! - a wake from elsewhere (another thread, or another task on the loop)
 //!   finds `RUNNING` and only sets `SCHEDULED` (rule 3): no second queue
-//!   entry. `SCHEDULED` then stays set across the self-woken polls, and the
-//!   first poll that returns `Pending` without waking itself goes through
-//!   `transition_to_idle`, whose acquire RMW sees it and reschedules; the
-//!   poll after that starts with the acquire RMW of `transition_to_running`
-//!   and sees what the waker published. So a remote wake is never lost, at
-//!   worst it costs one extra poll;
+//!   entry. The next pop's `start_poll` sees the bit and clears it with an
+//!   acquire RMW: that poll answers the wake (it sees what the waker
+//!   published), as the queue entry of a queued task answers a wake, and no
+//!   spurious second poll follows (the run-queue fuzz model checks the exact
+//!   order). A wake that the pop's load misses set the bit after it; the poll
+//!   then ends in `transition_to_idle` (or a self-wake keeps the bit for the
+//!   next pop), whose acquire RMW sees it and reschedules. So a remote wake
+//!   is never lost;
 //! - a cancel finds `RUNNING` and only marks the task (`Marked`); the next
 //!   pop's acquire load sees `CANCELLED` (and with it the message written
 //!   before it) or, if it reads an older value, the poll's end reschedules
@@ -250,14 +252,25 @@ impl State {
     /// reference): [`transition_to_running`](State::transition_to_running),
     /// or, for a task running while queued (`RUNNING` already set: its last
     /// poll woke itself, see the module docs), no write at all: one acquire
-    /// load that reports `CANCELLED`.
+    /// load that reports `CANCELLED` (and, only if a wake from elsewhere set
+    /// `SCHEDULED` meanwhile, one acquire RMW that clears it).
     #[inline(always)]
     pub fn start_poll(&self) -> ToRunning {
         // RUNNING is only ever set by this thread, so the load sees our own
         // write; CANCELLED comes from anywhere (acquire: its message too).
-        let cur = self.load();
+        let mut cur = self.load();
         if !cur.is(RUNNING) {
             return self.transition_to_running();
+        }
+        if cur.is(SCHEDULED) {
+            // Woken from elsewhere (another task, the main future, another
+            // thread) while it sat in the queue running: this poll answers
+            // that wake, as the queue entry of a queued task answers one.
+            // Left set, the next `Pending` would queue a second, spurious
+            // poll. An acquire RMW, as `transition_to_running`: the poll sees
+            // what the waker published, and no wake is lost (a wake after
+            // this sets the bit again).
+            cur = Snapshot(self.0.fetch_and(!SCHEDULED, AcqRel));
         }
         debug_assert!(!cur.is(COMPLETE));
         if cur.is(CANCELLED) {

@@ -248,3 +248,39 @@ fn wake_from_a_runtime_dropped_inside_a_task_is_not_lost() {
     });
     assert_eq!(dropped.load(SeqCst), 1);
 }
+
+/// A task that yielded (queued running) and is then woken by another task
+/// is polled once for both wakes: the pop takes the other wake, and a poll
+/// that then returns `Pending` without waking itself is not polled again
+/// (the run-queue fuzz model found the spurious second poll).
+#[test]
+fn a_wake_while_queued_running_is_answered_by_one_poll() {
+    coil::run(async {
+        let slot: Rc<StdCell<Option<Waker>>> = Rc::default();
+        let polls = Rc::new(StdCell::new(0usize));
+        let a = coil::spawn({
+            let (slot, polls) = (slot.clone(), polls.clone());
+            poll_fn(move |cx| {
+                polls.set(polls.get() + 1);
+                if polls.get() == 1 {
+                    slot.set(Some(cx.waker().clone()));
+                    cx.waker().wake_by_ref();
+                }
+                Poll::<()>::Pending
+            })
+        });
+        let b = coil::spawn(async move {
+            slot.take().expect("a ran first").wake();
+        });
+        b.await.unwrap();
+        for _ in 0..10 {
+            yield_now().await;
+        }
+        assert_eq!(
+            polls.get(),
+            2,
+            "one poll for the self-wake and the other task's wake"
+        );
+        assert!(a.cancel());
+    });
+}

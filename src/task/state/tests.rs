@@ -194,8 +194,8 @@ fn shutdown_claims_queued_task() {
 
 /// The self-wake path (`state.rs`): a poll that woke itself leaves the word
 /// alone and the next pop resumes with no write; a wake or a cancel that
-/// arrives meanwhile sees RUNNING, sets SCHEDULED only, and the first poll
-/// that goes idle reschedules on it.
+/// arrives meanwhile sees RUNNING, sets SCHEDULED only, and the next pop
+/// takes it (one poll answers it, no spurious second one).
 #[test]
 fn running_while_queued() {
     let s = State::new_spawned();
@@ -207,8 +207,13 @@ fn running_while_queued() {
     assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
     assert!(s.load().is(SCHEDULED) && s.load().is(RUNNING));
     assert_eq!(refs(&s), 3, "no second queue reference");
+    // The next pop answers that wake (it clears SCHEDULED), so the poll's
+    // Pending does not queue a second, spurious poll.
     assert_eq!(s.start_poll(), ToRunning::Poll);
-    assert_eq!(s.transition_to_idle(), ToIdle::Reschedule);
+    assert!(!s.load().is(SCHEDULED), "the pop took the wake");
+    assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+    // Woken again: an ordinary pop.
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Submit);
     assert_eq!(s.start_poll(), ToRunning::Poll);
     assert!(!s.load().is(SCHEDULED), "an ordinary pop again");
     // A cancel while running while queued: the next pop drops the future.
