@@ -25,6 +25,7 @@ mod unix;
 
 pub use addr::{Resolve, ToSocketAddrs};
 pub use incoming::Incoming;
+pub use socket::IntoStdError;
 pub(crate) use socket::adopt;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 pub use tcp_socket::TcpSocket;

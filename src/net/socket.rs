@@ -65,7 +65,8 @@ macro_rules! socket_traits {
 pub(crate) use socket_traits;
 
 /// The conversions to and from the standard library for a socket type
-/// `$ty` whose `$inner` field has `raw()` and `into_raw()` and which has a
+/// `$ty` whose only field `$inner` has `raw()` and `into_raw(prepare)` (which
+/// gives the field back with the error) and which has a
 /// `from_std(std) -> io::Result<Self>`: `into_std`, `FromRawFd`,
 /// `IntoRawFd`.
 macro_rules! std_conversions {
@@ -76,14 +77,24 @@ macro_rules! std_conversions {
             ///
             /// # Errors
             ///
-            /// `WouldBlock` while an operation is still in flight on the socket
-            /// (a dropped read the kernel has not finished yet: let the loop run
-            /// once) or a split half still holds it; `InvalidData` while data a
+            /// The socket comes back unchanged inside the
+            /// [`IntoStdError`](crate::net::IntoStdError) (nothing is closed or
+            /// lost; `?` turns the error into an `io::Error` and drops the
+            /// socket): `WouldBlock` while an operation is still in flight on
+            /// the socket (a dropped read the kernel has not finished yet: let
+            /// the loop run, for example `yield_now().await`, and try again) or
+            /// a split half still holds it; `InvalidData` while data a
             /// cancelled receive or accept delivered is kept for the next one
             /// (it would be lost: read it first); `Unsupported` for a simulator
-            /// socket. The socket is closed in these cases.
-            pub fn into_std(self) -> std::io::Result<$std> {
-                $crate::net::socket::release(self.$inner.into_raw()?)
+            /// socket, which has no kernel fd.
+            pub fn into_std(self) -> Result<$std, $crate::net::IntoStdError<Self>> {
+                match self.$inner.into_raw($crate::net::socket::make_blocking) {
+                    Ok(fd) => Ok($crate::net::socket::release(fd)),
+                    Err((inner, error)) => Err($crate::net::IntoStdError::new(
+                        Self { $inner: inner },
+                        error,
+                    )),
+                }
             }
         }
 
@@ -127,14 +138,104 @@ pub(crate) fn with_std<T: FromRawFd, R>(fd: RawFd, f: impl FnOnce(&T) -> R) -> R
     f(&s)
 }
 
-/// The std socket for `fd`, which the loop has given up: blocking again.
-/// On an error the fd is closed.
-pub(crate) fn release<T: From<OwnedFd>>(fd: RawFd) -> io::Result<T> {
+/// Puts a socket the loop is giving up back in blocking mode, as std makes
+/// them (the `prepare` step of `SharedFd::into_raw`).
+pub(crate) fn make_blocking(fd: RawFd) -> io::Result<()> {
+    set_nonblocking(fd, false)
+}
+
+/// The std socket for `fd`, which the loop has given up.
+pub(crate) fn release<T: From<OwnedFd>>(fd: RawFd) -> T {
     // SAFETY: `SharedFd::into_raw` handed the caller sole ownership of the
-    // open fd.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    set_nonblocking(fd, false)?;
-    Ok(T::from(owned))
+    // open fd (the loop forgot it and nothing else holds it).
+    T::from(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Why [`TcpStream::into_std`](crate::net::TcpStream::into_std) (and the
+/// other sockets' `into_std`) could not give the socket up, with the socket
+/// itself, unchanged and still the loop's: nothing was closed.
+///
+/// `?` in a function returning `io::Result` converts it into its
+/// [`io::Error`] (dropping, so closing, the socket); [`into_parts`] keeps
+/// both.
+///
+/// ```
+/// # coil::run(async {
+/// let socket = coil::net::UdpSocket::bind("127.0.0.1:0")?;
+/// let std_socket = match socket.into_std() {
+///     Ok(s) => s,
+///     Err(e) => {
+///         eprintln!("cannot convert yet: {}", e.error());
+///         let _socket = e.into_inner(); // still usable on the loop
+///         return Ok(());
+///     }
+/// };
+/// std_socket.set_nonblocking(false)?;
+/// # Ok::<(), std::io::Error>(())
+/// # }).unwrap();
+/// ```
+///
+/// [`into_parts`]: IntoStdError::into_parts
+pub struct IntoStdError<T> {
+    socket: T,
+    error: io::Error,
+}
+
+impl<T> IntoStdError<T> {
+    pub(crate) fn new(socket: T, error: io::Error) -> Self {
+        IntoStdError { socket, error }
+    }
+
+    /// Why the socket could not be given up.
+    pub fn error(&self) -> &io::Error {
+        &self.error
+    }
+
+    /// The error's kind: `WouldBlock` (an operation in flight or a split
+    /// half alive: try again after the loop ran), `InvalidData` (data kept
+    /// from a cancelled read: read it first) or `Unsupported` (a simulator
+    /// socket).
+    pub fn kind(&self) -> io::ErrorKind {
+        self.error.kind()
+    }
+
+    /// The socket, unchanged.
+    pub fn into_inner(self) -> T {
+        self.socket
+    }
+
+    /// The socket and the error.
+    pub fn into_parts(self) -> (T, io::Error) {
+        (self.socket, self.error)
+    }
+}
+
+impl<T> std::fmt::Debug for IntoStdError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntoStdError")
+            .field("socket", &std::any::type_name::<T>())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Display for IntoStdError<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot turn the socket into a std one: {}", self.error)
+    }
+}
+
+impl<T> std::error::Error for IntoStdError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T> From<IntoStdError<T>> for io::Error {
+    /// The error; the socket is dropped (closed).
+    fn from(e: IntoStdError<T>) -> io::Error {
+        e.error
+    }
 }
 
 /// Whether sockets for the current loop must be non-blocking (epoll) or

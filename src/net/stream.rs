@@ -251,9 +251,14 @@ impl StreamCore {
     }
 
     /// Gives the fd up (the `into_std` conversions; see
-    /// `SharedFd::into_raw`).
-    pub(crate) fn into_raw(self) -> io::Result<RawFd> {
-        self.fd.into_raw()
+    /// `SharedFd::into_raw`); on an error `self` comes back unchanged.
+    pub(crate) fn into_raw(
+        self,
+        prepare: impl FnOnce(RawFd) -> io::Result<()>,
+    ) -> Result<RawFd, (StreamCore, io::Error)> {
+        self.fd
+            .into_raw(prepare)
+            .map_err(|(fd, e)| (StreamCore { fd }, e))
     }
 
     /// Runs `op`, a `Connect` on the socket `fd`; the connected stream.
@@ -412,9 +417,15 @@ impl ListenerCore {
         self.fd.raw()
     }
 
-    /// Gives the fd up (see `SharedFd::into_raw`).
-    pub(crate) fn into_raw(self) -> io::Result<RawFd> {
-        self.fd.into_raw()
+    /// Gives the fd up (see `SharedFd::into_raw`); on an error `self` comes
+    /// back unchanged.
+    pub(crate) fn into_raw(
+        self,
+        prepare: impl FnOnce(RawFd) -> io::Result<()>,
+    ) -> Result<RawFd, (ListenerCore, io::Error)> {
+        self.fd
+            .into_raw(prepare)
+            .map_err(|(fd, e)| (ListenerCore { fd }, e))
     }
 
     /// Waits for a connection: the stream, and the peer's address if the

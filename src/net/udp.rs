@@ -110,18 +110,33 @@ impl Dgram {
 
     /// Gives the fd up (the `into_std` conversions; see
     /// `SharedFd::into_raw`): `InvalidData` while datagrams a cancelled
-    /// receive delivered are kept, `WouldBlock` while a clone lives.
-    pub(crate) fn into_raw(self) -> io::Result<RawFd> {
+    /// receive delivered are kept, `WouldBlock` while a clone lives; on an
+    /// error `self` comes back unchanged.
+    pub(crate) fn into_raw(
+        self,
+        prepare: impl FnOnce(RawFd) -> io::Result<()>,
+    ) -> Result<RawFd, (Dgram, io::Error)> {
         if !self.0.stash.borrow().is_empty() {
-            return Err(io::Error::new(
+            let e = io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a cancelled receive left datagrams on this socket; receive them first",
-            ));
+            );
+            return Err((self, e));
         }
-        let inner = Rc::try_unwrap(self.0).map_err(|_| {
-            io::Error::new(io::ErrorKind::WouldBlock, "an operation is still in flight")
-        })?;
-        inner.fd.into_raw()
+        let inner = match Rc::try_unwrap(self.0) {
+            Ok(inner) => inner,
+            Err(rc) => {
+                let e = io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "an operation is still in flight on this socket; let the loop run (a \
+                     dropped receive finishes or is cancelled) and try again",
+                );
+                return Err((Dgram(rc), e));
+            }
+        };
+        let DgramInner { fd, stash } = inner;
+        fd.into_raw(prepare)
+            .map_err(|(fd, e)| (Dgram(Rc::new(DgramInner { fd, stash })), e))
     }
 
     /// Receives one datagram into `buf`'s spare capacity; queued datagrams

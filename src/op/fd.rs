@@ -75,35 +75,51 @@ impl SharedFd {
     }
 
     /// Gives the fd up instead of closing it (the `into_std` conversions):
-    /// the loop is told, as for a close, so its driver forgets the fd
-    /// (rule 2), and the number is returned open.
+    /// once nothing holds it but `self`, `prepare` runs on the fd (the
+    /// conversions make it blocking again), then the loop is told, as for a
+    /// close, so its driver forgets the fd (rule 2), and the number is
+    /// returned open.
     ///
     /// # Errors
     ///
+    /// `self` comes back unchanged with the error, the fd still the loop's:
     /// `WouldBlock` while another clone lives (an op still in flight, such
     /// as a dropped read the kernel has not finished, or another half of a
     /// split stream); `InvalidData` while bytes or connections a cancelled
     /// read or accept delivered are kept (rule 3: giving the fd away would
     /// lose them); `Unsupported` for a simulator socket, which has no kernel
-    /// fd. `self` is dropped (the fd closed) in every error case but the
-    /// first two, where the caller gets no fd either: the socket closes with
-    /// its last clone.
-    pub(crate) fn into_raw(self) -> std::io::Result<RawFd> {
+    /// fd; `prepare`'s error.
+    pub(crate) fn into_raw(
+        self,
+        prepare: impl FnOnce(RawFd) -> std::io::Result<()>,
+    ) -> Result<RawFd, (SharedFd, std::io::Error)> {
         use std::io::{Error, ErrorKind};
-        coil_arch::sock::kernel_fd(self.0.fd)?;
+        if let Err(e) = coil_arch::sock::kernel_fd(self.0.fd) {
+            return Err((self, e));
+        }
         if !self.0.stash.borrow().is_empty() || !self.0.accepted.borrow().is_empty() {
-            return Err(Error::new(
+            let e = Error::new(
                 ErrorKind::InvalidData,
                 "a cancelled read or accept left bytes or connections on this socket; \
                  read or accept them before giving the fd away",
-            ));
+            );
+            return Err((self, e));
         }
-        let mut inner = Rc::try_unwrap(self.0).map_err(|_| {
-            Error::new(
-                ErrorKind::WouldBlock,
-                "an operation is still in flight on this socket (or another half holds it)",
-            )
-        })?;
+        let mut inner = match Rc::try_unwrap(self.0) {
+            Ok(inner) => inner,
+            Err(rc) => {
+                let e = Error::new(
+                    ErrorKind::WouldBlock,
+                    "an operation is still in flight on this socket (or another half holds \
+                     it); let the loop run (a dropped read finishes or is cancelled) and try \
+                     again",
+                );
+                return Err((SharedFd(rc), e));
+            }
+        };
+        if let Err(e) = prepare(inner.fd) {
+            return Err((SharedFd(Rc::new(inner)), e));
+        }
         let fd = std::mem::replace(&mut inner.fd, -1);
         if let Some(home) = &inner.home {
             home.fd_closed(fd);

@@ -404,3 +404,64 @@ driver_test! {
         });
     }
 }
+
+driver_test! {
+    fn a_refused_into_std_gives_the_socket_back_and_loses_nothing(rt) {
+        rt.block_on(async {
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = u.local_addr().unwrap();
+            let mut recv = Box::pin(u.recv_from(Vec::with_capacity(8)));
+            std::future::poll_fn(|cx| {
+                assert!(recv.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            drop(recv);
+            let err = u.into_std().unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{err}");
+            assert!(err.to_string().contains("try again"), "{err}");
+            // The socket came back, still open and still the loop's.
+            let mut u = err.into_inner();
+            let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            sender.send_to(b"hello", addr).unwrap();
+            // Whichever way the dropped receive ends (cancelled, or done with
+            // the datagram, which is then kept), the datagram arrives once:
+            // through the coil socket or through the std one.
+            let mut via_coil = 0;
+            let mut tries = 0;
+            let std_sock = loop {
+                tries += 1;
+                assert!(tries < 100_000, "into_std never succeeded");
+                match u.into_std() {
+                    Ok(s) => break s,
+                    Err(e) => match e.kind() {
+                        std::io::ErrorKind::WouldBlock => {
+                            u = e.into_inner();
+                            coil::task::yield_now().await;
+                        }
+                        std::io::ErrorKind::InvalidData => {
+                            u = e.into_inner();
+                            let BufResult(r, buf) = u.recv_from(Vec::with_capacity(8)).await;
+                            r.unwrap();
+                            assert_eq!(buf, b"hello");
+                            via_coil += 1;
+                        }
+                        _ => panic!("{e}"),
+                    },
+                }
+            };
+            assert!(!nonblocking(&std_sock), "std sockets are blocking");
+            std_sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let mut buf = [0u8; 8];
+            let via_std = match std_sock.recv(&mut buf) {
+                Ok(n) => {
+                    assert_eq!(&buf[..n], b"hello");
+                    1
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(via_coil + via_std, 1, "the datagram arrives exactly once");
+        });
+    }
+}
