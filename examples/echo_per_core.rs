@@ -83,8 +83,9 @@ async fn client(addr: SocketAddr, id: usize, messages: usize) -> io::Result<()> 
 }
 
 /// A listening TCP socket with `SO_REUSEPORT` (and `SO_REUSEADDR`), so every
-/// loop can have its own on the same port. (A socket builder in `coil::net`
-/// would replace this.)
+/// loop can have its own on the same port. Made on the main thread, before
+/// the loops exist, hence raw calls; on a running loop `coil::net::TcpSocket`
+/// (`set_reuseport`, `bind`, `listen`) does the same.
 fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let SocketAddr::V4(v4) = addr else {
         return Err(io::Error::new(io::ErrorKind::Unsupported, "IPv4 only here"));
