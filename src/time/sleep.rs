@@ -200,3 +200,20 @@ impl Drop for Sleep {
         self.deregister();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Sleep` lives in every sleeping task's future: the lazy deadline
+    /// (two variants) must not grow it past the six words it had with an
+    /// eager one (the core id's niche pays for the variant tag's word).
+    #[test]
+    fn sleep_stays_six_words() {
+        assert!(
+            size_of::<Sleep>() <= 48,
+            "Sleep is {} bytes",
+            size_of::<Sleep>()
+        );
+    }
+}
