@@ -55,7 +55,8 @@ enum Deadline {
 ///
 /// Registers a timer on the first poll; dropping it cancels the timer.
 /// `Sleep` is `Send` and `Unpin`: it may be moved between tasks and runtimes
-/// (it re-registers with whichever loop polls it).
+/// (it re-registers with whichever loop polls it; a started [`sleep`] moved to
+/// another loop counts its duration again from there).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
