@@ -98,7 +98,11 @@ impl hyper::rt::Sleep for HyperSleep {}
 
 impl hyper::rt::Timer for HyperTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HyperSleep(crate::time::sleep(duration)))
+        // hyper counts from the call (tokio's sleep), not from the first
+        // poll as `coil::time::sleep` does.
+        Box::pin(HyperSleep(crate::time::sleep_until(
+            Instant::now() + duration,
+        )))
     }
 
     fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {

@@ -194,6 +194,9 @@ impl Core {
     /// wakes from other threads) report the deadlock.
     #[cold]
     pub(super) fn sim_idle(&self, sim: &SimState) {
+        // Relative timers started this tick are filed at the current
+        // virtual time before the clock may jump (rt/timers.rs).
+        self.file_pending_timers();
         self.park(Some(Duration::ZERO));
         if self.has_work() {
             return;

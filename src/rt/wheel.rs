@@ -34,6 +34,21 @@
 //! The entries live in a slab (`Vec`) and the slot lists are doubly linked
 //! through slab indices, so cancel is an unlink and no pointer is unsafe.
 //!
+//! **Pending entries.** A timer whose deadline is relative to a clock read
+//! that has not happened yet (`sleep(d)`: `d` after the loop's next look at
+//! the clock, see `timers.rs`) is inserted with [`Wheel::insert_pending`]:
+//! it is linked, in insertion order, on a separate pending list (its
+//! `level` is `PENDING`, its `deadline` field holds the caller's relative
+//! value, not a tick), and [`Wheel::file_pending`] later files every pending
+//! entry at the tick its caller computes from that value and one clock read.
+//! A pending entry is live for `poll`/`remove` like a filed one; it is not in
+//! any slot, so `next_expiration` does not see it: callers file pending
+//! entries before asking when to wake (invariant 6).
+//!
+//! 6. Every linked entry is either in a slot list (level `< LEVELS`, its
+//!    `deadline` a tick) or on the pending list (level `PENDING`, its
+//!    `deadline` the relative value); `len` counts both.
+//!
 //! [`Wheel`], [`Key`] and [`MAX_DURATION`] are `pub` in this crate-private
 //! module so that `crate::fuzz` can re-export them for the `timer_wheel` fuzz
 //! target under `cfg(fuzzing)`; they are not API.
@@ -49,6 +64,8 @@ const LN_BITS: u32 = 6;
 pub const MAX_DURATION: u64 = (1 << (L0_BITS + LN_BITS * (LEVELS as u32 - 1))) - 1;
 const NIL: u32 = u32::MAX;
 const UNLINKED: u8 = u8::MAX;
+/// The `level` of an entry on the pending list (module docs).
+const PENDING: u8 = LEVELS as u8;
 
 /// Identifies one timer in the wheel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +81,8 @@ struct Entry {
     prev: u32,
     next: u32,
     generation: u32,
-    /// The level while linked, `UNLINKED` when free.
+    /// The level while linked in a slot, `PENDING` on the pending list,
+    /// `UNLINKED` when free.
     level: u8,
     /// The slot within the level while linked.
     slot: u16,
@@ -142,6 +160,9 @@ pub struct Wheel {
     entries: Vec<Entry>,
     free: u32,
     len: usize,
+    /// The pending list (module docs): head and tail, `NIL` when empty.
+    pending_head: u32,
+    pending_tail: u32,
 }
 
 impl Default for Wheel {
@@ -192,6 +213,8 @@ impl Wheel {
             entries: Vec::new(),
             free: NIL,
             len: 0,
+            pending_head: NIL,
+            pending_tail: NIL,
         }
     }
 
@@ -211,6 +234,74 @@ impl Wheel {
     /// intended, because it is re-filed until its real deadline.
     pub fn insert(&mut self, when: u64, waker: Waker) -> Key {
         debug_assert!(when > self.elapsed, "insert of a due timer");
+        let index = self.allocate(when, waker);
+        self.link(index);
+        Key {
+            index,
+            generation: self.entries[index as usize].generation,
+        }
+    }
+
+    /// Adds a pending timer (module docs): `after` is kept as is until
+    /// [`Wheel::file_pending`] turns it into a tick. Pending timers are filed
+    /// in the order they were inserted.
+    pub fn insert_pending(&mut self, after: u64, waker: Waker) -> Key {
+        let index = self.allocate(after, waker);
+        let tail = self.pending_tail;
+        self.pending_tail = index;
+        if tail == NIL {
+            self.pending_head = index;
+        } else {
+            self.entries[tail as usize].next = index;
+        }
+        let e = &mut self.entries[index as usize];
+        e.prev = tail;
+        e.next = NIL;
+        e.level = PENDING;
+        Key {
+            index,
+            generation: e.generation,
+        }
+    }
+
+    /// Whether some timer is pending (not yet filed).
+    pub fn has_pending(&self) -> bool {
+        self.pending_head != NIL
+    }
+
+    /// Files every pending timer, in insertion order, at tick `tick(after)`
+    /// (`after` as given to `insert_pending`). A timer whose tick is not
+    /// later than `elapsed()` is due: its waker is pushed onto `fired` at
+    /// once (the caller's clock has passed it).
+    pub fn file_pending(&mut self, mut tick: impl FnMut(u64) -> u64, fired: &mut Vec<Waker>) {
+        let mut cur = std::mem::replace(&mut self.pending_head, NIL);
+        self.pending_tail = NIL;
+        while cur != NIL {
+            let e = &mut self.entries[cur as usize];
+            let next = e.next;
+            let when = tick(e.deadline);
+            e.deadline = when;
+            if when <= self.elapsed {
+                e.level = UNLINKED;
+                if let Some(w) = self.release(cur) {
+                    fired.push(w);
+                }
+            } else {
+                self.link(cur);
+            }
+            cur = next;
+        }
+    }
+
+    /// The tick a live filed timer is due at; `None` if `key` is stale
+    /// (fired or removed) or the timer is still pending.
+    pub fn deadline(&self, key: Key) -> Option<u64> {
+        let e = self.entries.get(key.index as usize)?;
+        (self.is_live(key) && e.level != PENDING).then_some(e.deadline)
+    }
+
+    /// A free slab entry holding `deadline` and `waker`, not yet linked.
+    fn allocate(&mut self, deadline: u64, waker: Waker) -> u32 {
         let index = match self.free {
             NIL => {
                 let index = u32::try_from(self.entries.len())
@@ -234,14 +325,10 @@ impl Wheel {
             }
         };
         let e = &mut self.entries[index as usize];
-        e.deadline = when;
+        e.deadline = deadline;
         e.waker = Some(waker);
         self.len += 1;
-        self.link(index);
-        Key {
-            index,
-            generation: self.entries[index as usize].generation,
-        }
+        index
     }
 
     fn link(&mut self, index: u32) {
@@ -276,6 +363,20 @@ impl Wheel {
         let e = &self.entries[index as usize];
         let (prev, next) = (e.prev, e.next);
         let (level, slot) = (e.level as usize, e.slot as usize);
+        if e.level == PENDING {
+            if prev == NIL {
+                self.pending_head = next;
+            } else {
+                self.entries[prev as usize].next = next;
+            }
+            if next == NIL {
+                self.pending_tail = prev;
+            } else {
+                self.entries[next as usize].prev = prev;
+            }
+            self.entries[index as usize].level = UNLINKED;
+            return;
+        }
         if prev == NIL {
             self.levels[level].heads[slot] = next;
             if next == NIL {
@@ -405,10 +506,20 @@ impl Wheel {
         wakers
     }
 
-    /// Checks invariants 1 and 2 (tests and fuzzing).
+    /// Checks invariants 1, 2 and 6 (tests and fuzzing).
     #[cfg(any(test, fuzzing))]
     pub fn check_invariants(&self) {
         let mut linked = 0;
+        let (mut cur, mut prev) = (self.pending_head, NIL);
+        while cur != NIL {
+            let e = &self.entries[cur as usize];
+            assert_eq!(e.level, PENDING, "pending list entry");
+            assert_eq!(e.prev, prev);
+            linked += 1;
+            prev = cur;
+            cur = e.next;
+        }
+        assert_eq!(self.pending_tail, prev, "pending tail");
         for (level, lvl) in self.levels.iter().enumerate() {
             for slot in 0..lvl.heads.len() {
                 let mut cur = lvl.heads[slot];

@@ -1,6 +1,7 @@
 //! [`sleep`] and [`sleep_until`]: wait for a deadline on the timing wheel.
 
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -11,35 +12,60 @@ use crate::rt::wheel::Key;
 
 /// Waits until `duration` has elapsed, like `asyncio.sleep`.
 ///
-/// Never completes early; completes within a fraction of a millisecond after the
-/// deadline when the loop is not busy. Like `asyncio.sleep(0)`, a sleep whose
-/// deadline has already passed (`Duration::ZERO` included) still suspends the
-/// task once: every other ready task runs before it resumes. No timer is
+/// Like `asyncio.sleep` (a coroutine, whose body runs when it is awaited),
+/// the sleep starts when it is first polled, not when it is created; the
+/// loop then counts `duration` from its next look at the clock, at the end
+/// of the loop tick the sleep started in (one clock read per tick instead
+/// of one per sleep). So it never completes before `duration` has passed
+/// since any instant the task read before sleeping (never early), and
+/// completes within a fraction of a millisecond after that when the loop is
+/// not busy. Like `asyncio.sleep(0)`, `sleep(Duration::ZERO)` still suspends
+/// the task once: every other ready task runs before it resumes. No timer is
 /// filed for it.
+///
+/// For a sleep fixed to a given instant, [`sleep_until`]`(Instant::now() + d)`.
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    Sleep {
+        deadline: Deadline::After(duration),
+        registration: None,
+        yielded: false,
+    }
 }
 
 /// Waits until `deadline`. A deadline in the past completes at once.
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        deadline,
+        deadline: Deadline::At(deadline),
         registration: None,
         yielded: false,
     }
+}
+
+/// When a [`Sleep`] completes.
+#[derive(Clone, Copy, Debug)]
+enum Deadline {
+    /// At this instant ([`sleep_until`], or a [`Sleep::reset`]).
+    At(Instant),
+    /// This long after the loop's first clock read following the first poll
+    /// ([`sleep`]); the loop knows the instant once it has filed the timer.
+    After(Duration),
 }
 
 /// The future returned by [`sleep`] and [`sleep_until`].
 ///
 /// Registers a timer on the first poll; dropping it cancels the timer.
 /// `Sleep` is `Send` and `Unpin`: it may be moved between tasks and runtimes
-/// (it re-registers with whichever loop polls it).
+/// (it re-registers with whichever loop polls it; a started [`sleep`] moved to
+/// another loop counts its duration again from there).
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Sleep {
-    deadline: Instant,
-    /// The loop the timer is filed with (its core id) and the timer key.
-    registration: Option<(u64, Key)>,
+    deadline: Deadline,
+    /// The loop the timer is filed with (its core id, which is never 0:
+    /// the niche keeps this at two words) and the timer key. A started
+    /// [`sleep`] moved to another loop starts again there (the first loop
+    /// knows its deadline, the second cannot ask it).
+    registration: Option<(NonZeroU64, Key)>,
     /// The deadline was already due when polled, and the task was sent round
     /// the loop once (asyncio.sleep(0)); the next poll completes.
     yielded: bool,
@@ -47,27 +73,52 @@ pub struct Sleep {
 
 impl Sleep {
     /// The instant this sleep completes at.
+    ///
+    /// For a [`sleep`] that has not started (not polled yet), the instant it
+    /// would complete at if it started now: `Instant::now() + duration`. Once
+    /// it started on a loop, the instant its timer is filed for there (at most
+    /// one wheel tick, 125 µs, after `duration` from its start). Once it has
+    /// completed, an instant that has passed.
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        match self.deadline {
+            Deadline::At(at) => at,
+            Deadline::After(after) => self
+                .started_deadline()
+                .unwrap_or_else(|| Instant::now() + after),
+        }
     }
 
-    /// Whether the deadline has passed.
+    /// The deadline of a started [`sleep`] whose timer is live on the loop
+    /// of this thread.
+    fn started_deadline(&self) -> Option<Instant> {
+        let (core_id, key) = self.registration?;
+        crate::rt::with_core(|core| {
+            let core = core.filter(|c| c.id() == core_id.get())?;
+            core.timer_deadline(key).map(Instant::from_std)
+        })
+    }
+
+    /// Whether the deadline has passed (a [`sleep`] that has not started:
+    /// whether its duration is zero).
     pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
+        match (self.deadline, self.started_deadline()) {
+            (Deadline::At(at), _) | (Deadline::After(_), Some(at)) => Instant::now() >= at,
+            (Deadline::After(after), None) => after.is_zero(),
+        }
     }
 
     /// Moves the deadline (earlier or later); the sleep is pending again
     /// until the new deadline.
     pub fn reset(&mut self, deadline: Instant) {
         self.deregister();
-        self.deadline = deadline;
+        self.deadline = Deadline::At(deadline);
         self.yielded = false;
     }
 
     fn deregister(&mut self) {
         if let Some((core_id, key)) = self.registration.take() {
             crate::rt::with_core(|core| {
-                if let Some(core) = core.filter(|c| c.id() == core_id) {
+                if let Some(core) = core.filter(|c| c.id() == core_id.get()) {
                     core.timer_remove(key);
                 }
                 // Otherwise the timer lives in another (or a dead) loop; it
@@ -85,19 +136,29 @@ impl Sleep {
                 )
             };
             if let Some((core_id, key)) = self.registration {
-                if core_id == core.id() {
+                if core_id.get() == core.id() {
                     if core.timer_poll(key, cx.waker()) {
                         return Poll::Pending;
                     }
                     self.registration = None;
+                    if let Deadline::After(_) = self.deadline {
+                        // Fixed now, so that the sleep stays complete: the
+                        // wheel's tick has passed, and so has the timer's.
+                        self.deadline = Deadline::At(Instant::from_std(core.timers_elapsed()));
+                    }
                     return Poll::Ready(());
                 }
                 self.registration = None;
             }
-            match core.timer_insert(self.deadline.into_std(), cx.waker()) {
+            let key = match self.deadline {
+                Deadline::At(at) => core.timer_insert(at.into_std(), cx.waker()),
+                Deadline::After(after) => core.timer_insert_after(after, cx.waker()),
+            };
+            match key {
                 None => Poll::Ready(()),
                 Some(key) => {
-                    self.registration = Some((core.id(), key));
+                    let id = NonZeroU64::new(core.id()).expect("loop ids start at 1");
+                    self.registration = Some((id, key));
                     Poll::Pending
                 }
             }
@@ -112,8 +173,9 @@ impl Sleep {
         if res.is_ready() {
             coop.made_progress();
         }
-        let deadline = self.deadline.into_std();
-        crate::rt::debug::note(res, || Awaiting::Sleep { deadline })
+        crate::rt::debug::note(res, || Awaiting::Sleep {
+            deadline: self.deadline().into_std(),
+        })
     }
 }
 
@@ -137,5 +199,22 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         self.deregister();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Sleep` lives in every sleeping task's future: the lazy deadline
+    /// (two variants) must not grow it past the six words it had with an
+    /// eager one (the core id's niche pays for the variant tag's word).
+    #[test]
+    fn sleep_stays_six_words() {
+        assert!(
+            size_of::<Sleep>() <= 48,
+            "Sleep is {} bytes",
+            size_of::<Sleep>()
+        );
     }
 }

@@ -21,6 +21,30 @@ driver_test! {
         });
     }
 
+    fn sleep_after_a_long_poll_in_the_same_tick_is_not_early(rt) {
+        // `sleep(d)` costs no clock read of its own: the loop files it at its
+        // next clock read. A "now" cached at the start of the loop tick
+        // instead would be stale by the busy task's 5 ms poll, which runs
+        // first in the same tick: the 2 ms sleep would be filed ~3 ms in
+        // the past and complete at once.
+        rt.block_on(async {
+            let busy = spawn(async {
+                let t = std::time::Instant::now();
+                while t.elapsed() < Duration::from_millis(5) {
+                    std::hint::spin_loop();
+                }
+            });
+            let sleeper = spawn(async {
+                let start = std::time::Instant::now();
+                sleep(Duration::from_millis(2)).await;
+                start.elapsed()
+            });
+            busy.await.unwrap();
+            let slept = sleeper.await.unwrap();
+            assert!(slept >= Duration::from_millis(2), "slept {slept:?} < 2 ms");
+        });
+    }
+
     fn concurrent_sleeps_overlap(rt) {
         // Two 30 ms sleeps in two tasks wait at the same time (both timers
         // are filed before either fires), so they take ~30 ms, not 60. No
@@ -323,5 +347,46 @@ fn sim_zero_sleep_yields_and_equal_deadlines_wake_together() {
                 "{woke:?}"
             );
         }
+    });
+}
+
+/// `sleep(d)` starts at its first poll, like `asyncio.sleep` (a coroutine:
+/// its body runs when awaited), not when it is created; its deadline is
+/// fixed once the loop files it, and a completed sleep stays complete.
+#[test]
+fn sim_sleep_starts_at_its_first_poll() {
+    coil::sim::Builder::new().seed(4).run(async {
+        let d = Duration::from_millis(10);
+        let start = Instant::now();
+        let mut s = sleep(d);
+        sleep(Duration::from_millis(50)).await;
+        // Not started: where it would end if it started now.
+        let unstarted = s.deadline();
+        assert!(
+            unstarted >= start + Duration::from_millis(60)
+                && unstarted < start + Duration::from_millis(61),
+            "{:?}",
+            unstarted - start
+        );
+        // Started (filed at this virtual instant), not yet due.
+        let started = Instant::now();
+        assert!(timeout(Duration::from_millis(1), &mut s).await.is_err());
+        let deadline = s.deadline();
+        assert!(
+            deadline >= started + d && deadline < started + d + Duration::from_millis(1),
+            "{deadline:?} for a sleep started at {started:?}"
+        );
+        assert!(!s.is_elapsed());
+        (&mut s).await;
+        let woke = Instant::now();
+        assert!(woke >= started + d, "woke {woke:?}, started {started:?}");
+        assert!(s.is_elapsed());
+        assert!(s.deadline() <= woke);
+        // Complete stays complete: polled again, it files no timer and is
+        // ready without waiting for one (not `d` later).
+        let again = Instant::now();
+        (&mut s).await;
+        assert!(Instant::now() < again + d, "{:?}", Instant::now() - again);
+        assert_eq!(coil::runtime::stats().unwrap().timers, 0);
     });
 }

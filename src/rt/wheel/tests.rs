@@ -179,41 +179,104 @@ fn clamped_timer_does_not_hide_an_earlier_top_level_timer() {
     w.check_invariants();
 }
 
+/// Pending timers (`insert_pending`): live for `poll` and `remove` before
+/// they are filed, filed in insertion order at the caller's tick, due ones
+/// handed back at once.
+#[test]
+fn pending_timers_file_in_order_and_cancel() {
+    let mut w = Wheel::new();
+    fire(&mut w, 100);
+    let a = w.insert_pending(40, waker(0).0);
+    let b = w.insert_pending(40, waker(1).0);
+    let c = w.insert_pending(10, waker(2).0);
+    let gone = w.insert_pending(5, waker(9).0);
+    assert!(w.has_pending());
+    assert_eq!(w.len(), 4);
+    assert_eq!(
+        w.next_expiration(),
+        None,
+        "pending timers are not in a slot"
+    );
+    assert!(w.poll(a, &waker(0).0));
+    assert_eq!(w.deadline(a), None, "not filed yet");
+    assert!(w.remove(gone));
+    w.check_invariants();
+    let mut due = Vec::new();
+    let base = w.elapsed();
+    w.file_pending(|after| base + after, &mut due);
+    assert!(due.is_empty());
+    assert!(!w.has_pending());
+    assert_eq!(w.deadline(a), Some(140));
+    assert_eq!(w.deadline(c), Some(110));
+    w.check_invariants();
+    assert_eq!(fire(&mut w, 139), vec![2]);
+    assert_eq!(fire(&mut w, 140), vec![0, 1]);
+    assert!(!w.poll(b, &waker(1).0));
+    // A tick at or before `elapsed` is due: handed back, not filed.
+    let d = w.insert_pending(1, waker(3).0);
+    let mut due = Vec::new();
+    w.file_pending(|_| 140, &mut due);
+    assert_eq!(due.len(), 1);
+    assert_eq!(w.len(), 0);
+    assert!(!w.remove(d));
+    w.check_invariants();
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
         std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(128)
     ))]
     #[test]
-    fn matches_btreemap_model(ops in proptest::collection::vec((0u8..5, 0u64..5000), 1..if cfg!(miri) { 40 } else { 300 })) {
+    fn matches_btreemap_model(ops in proptest::collection::vec((0u8..6, 0u64..5000), 1..if cfg!(miri) { 40 } else { 300 })) {
         let mut w = Wheel::new();
-        let mut model: BTreeMap<usize, u64> = BTreeMap::new();
+        // id -> (deadline, filing sequence): ties fire in filing order.
+        let mut model: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+        // Pending timers (5), filed in order before the next firing.
+        let mut pending: Vec<(usize, u64)> = Vec::new();
         let mut keys: Vec<(usize, Key)> = Vec::new();
         let mut next_id = 0usize;
+        let mut seq = 0u64;
         for (op, arg) in ops {
             match op {
                 0 | 1 | 4 => {
                     // 4: the deadline of a live timer (ties must fire in insertion order).
                     let when = match (op, model.values().nth(arg as usize % model.len().max(1))) {
-                        (4, Some(&d)) => d,
+                        (4, Some(&(d, _))) => d,
                         _ => w.elapsed() + 1 + arg * if op == 1 { 997 } else { 1 },
                     };
                     let (wk, _) = waker(next_id);
                     keys.push((next_id, w.insert(when, wk)));
-                    model.insert(next_id, when);
+                    model.insert(next_id, (when, seq));
+                    seq += 1;
+                    next_id += 1;
+                }
+                5 => {
+                    let (wk, _) = waker(next_id);
+                    keys.push((next_id, w.insert_pending(arg + 1, wk)));
+                    pending.push((next_id, arg + 1));
                     next_id += 1;
                 }
                 2 if !keys.is_empty() => {
                     let (id, key) = keys.swap_remove(arg as usize % keys.len());
-                    let live = model.remove(&id).is_some();
+                    let was_pending = pending.iter().position(|&(i, _)| i == id).map(|p| pending.remove(p));
+                    let live = model.remove(&id).is_some() || was_pending.is_some();
                     proptest::prop_assert_eq!(w.remove(key), live);
                 }
                 _ => {
+                    let base = w.elapsed();
+                    let mut due = Vec::new();
+                    w.file_pending(|after| base + after, &mut due);
+                    proptest::prop_assert!(due.is_empty(), "a pending timer of a non-zero duration was due");
+                    for (id, after) in pending.drain(..) {
+                        model.insert(id, (base + after, seq));
+                        seq += 1;
+                    }
                     let now = w.elapsed() + arg;
-                    // Deadline order, ties in insertion order (ids are given in that order).
+                    // Deadline order, ties in filing order.
                     let got = fire(&mut w, now);
-                    let mut due: Vec<(u64, usize)> = model.iter().filter(|&(_, &d)| d <= now).map(|(&i, &d)| (d, i)).collect();
+                    let mut due: Vec<(u64, u64, usize)> = model.iter().filter(|&(_, &(d, _))| d <= now).map(|(&i, &(d, s))| (d, s, i)).collect();
                     due.sort();
-                    let want: Vec<usize> = due.into_iter().map(|(_, i)| i).collect();
+                    let want: Vec<usize> = due.into_iter().map(|(_, _, i)| i).collect();
                     for i in &want { model.remove(i); }
                     proptest::prop_assert_eq!(got, want);
                 }
@@ -223,9 +286,9 @@ proptest::proptest! {
             if !cfg!(miri) {
                 w.check_invariants();
             }
-            proptest::prop_assert_eq!(w.len(), model.len());
-            if let (Some(next), Some(min)) = (w.next_expiration(), model.values().min()) {
-                proptest::prop_assert!(next <= *min, "next expiration {} after earliest deadline {}", next, min);
+            proptest::prop_assert_eq!(w.len(), model.len() + pending.len());
+            if let (Some(next), Some(min)) = (w.next_expiration(), model.values().map(|&(d, _)| d).min()) {
+                proptest::prop_assert!(next <= min, "next expiration {} after earliest deadline {}", next, min);
             }
         }
         w.check_invariants();
