@@ -24,6 +24,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -246,7 +247,9 @@ pub(crate) async fn pool<T: Send + 'static>(
 /// No field is pinned structurally (the op and the box are `Unpin`; the
 /// buffer is only moved, never pinned), so the future is `Unpin`.
 pub(crate) struct ReadAt<'a, B: IoBufMut + Send> {
-    state: ReadState<'a, B>,
+    /// Dropped by hand (`Drop`), so that a finished read pays no call
+    /// to the state's drop glue.
+    state: ManuallyDrop<ReadState<'a, B>>,
 }
 
 enum ReadState<'a, B: IoBufMut + Send> {
@@ -262,11 +265,23 @@ enum ReadState<'a, B: IoBufMut + Send> {
 
 impl<B: IoBufMut + Send> Unpin for ReadAt<'_, B> {}
 
+impl<B: IoBufMut + Send> Drop for ReadAt<'_, B> {
+    #[inline]
+    fn drop(&mut self) {
+        // A finished read (`Done`) owns nothing: only the others are dropped,
+        // out of line (a dropped op in flight is orphaned, `op` rule O2).
+        if !matches!(*self.state, ReadState::Done) {
+            // SAFETY: `state` is dropped only here, once, and never used after.
+            unsafe { ManuallyDrop::drop(&mut self.state) };
+        }
+    }
+}
+
 /// See [`ReadAt`].
 #[inline]
 pub(crate) fn read_at<B: IoBufMut + Send>(fd: &Arc<FileFd>, buf: B, pos: u64) -> ReadAt<'_, B> {
     ReadAt {
-        state: ReadState::Start { fd, buf, pos },
+        state: ManuallyDrop::new(ReadState::Start { fd, buf, pos }),
     }
 }
 
@@ -275,7 +290,7 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     /// a full buffer).
     #[inline]
     fn unstarted_buf(&self) -> Option<&B> {
-        match &self.state {
+        match &*self.state {
             ReadState::Start { buf, .. } => Some(buf),
             _ => None,
         }
@@ -289,7 +304,7 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     fn start(&mut self, cx: &mut Context<'_>) -> Option<Poll<BufResult<usize, B>>> {
         if on_uring() {
             let ReadState::Start { fd, buf, pos } =
-                std::mem::replace(&mut self.state, ReadState::Done)
+                std::mem::replace(&mut *self.state, ReadState::Done)
             else {
                 unreachable!("start of a started read")
             };
@@ -304,7 +319,7 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
             return Some(Poll::Pending);
         };
         let ReadState::Start { fd, mut buf, pos } =
-            std::mem::replace(&mut self.state, ReadState::Done)
+            std::mem::replace(&mut *self.state, ReadState::Done)
         else {
             unreachable!("start of a started read")
         };
@@ -322,7 +337,7 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     /// read for each such drop. Forgetting a `Done` value leaks nothing.
     #[inline(always)]
     fn set_from_done(&mut self, state: ReadState<'a, B>) {
-        let old = std::mem::replace(&mut self.state, state);
+        let old = std::mem::replace(&mut *self.state, state);
         debug_assert!(matches!(old, ReadState::Done));
         std::mem::forget(old);
     }
@@ -353,23 +368,23 @@ impl<B: IoBufMut + Send> Future for ReadAt<'_, B> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let ReadState::Start { .. } = this.state
+        if let ReadState::Start { .. } = *this.state
             && let Some(out) = this.start(cx)
         {
             return out;
         }
-        match &mut this.state {
+        match &mut *this.state {
             ReadState::Ring(op) => {
                 let out = std::task::ready!(Pin::new(op).poll(cx));
                 // The op answered its output and is in its own `Done` state,
                 // which owns nothing (its block went back to the pool):
                 // forgetting it leaks nothing and spares its drop.
-                std::mem::forget(std::mem::replace(&mut this.state, ReadState::Done));
+                std::mem::forget(std::mem::replace(&mut *this.state, ReadState::Done));
                 Poll::Ready(out)
             }
             ReadState::Pool(job) => {
                 let out = std::task::ready!(job.as_mut().poll(cx));
-                this.state = ReadState::Done;
+                *this.state = ReadState::Done;
                 Poll::Ready(out)
             }
             ReadState::Start { .. } => unreachable!("started above"),
@@ -423,7 +438,7 @@ impl<B: IoBufMut + Send> Future for ReadExactAt<'_, B> {
                 && buf.bytes_init() >= buf.bytes_total()
             {
                 let ReadState::Start { buf, .. } =
-                    std::mem::replace(&mut this.read.state, ReadState::Done)
+                    std::mem::replace(&mut *this.read.state, ReadState::Done)
                 else {
                     unreachable!()
                 };
