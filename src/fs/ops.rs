@@ -252,6 +252,10 @@ pub(crate) struct ReadAt<'a, B: IoBufMut + Send> {
     state: ManuallyDrop<ReadState<'a, B>>,
 }
 
+// `repr(u8)`: a tag byte of its own, so that telling the states apart is one
+// compare rather than the decoding of a niche in the buffer (W6: ~10
+// instructions a read).
+#[repr(u8)]
 enum ReadState<'a, B: IoBufMut + Send> {
     Start {
         fd: &'a Arc<FileFd>,
@@ -368,27 +372,29 @@ impl<B: IoBufMut + Send> Future for ReadAt<'_, B> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let ReadState::Start { .. } = *this.state
-            && let Some(out) = this.start(cx)
-        {
-            return out;
-        }
-        match &mut *this.state {
-            ReadState::Ring(op) => {
-                let out = std::task::ready!(Pin::new(op).poll(cx));
-                // The op answered its output and is in its own `Done` state,
-                // which owns nothing (its block went back to the pool):
-                // forgetting it leaks nothing and spares its drop.
-                std::mem::forget(std::mem::replace(&mut *this.state, ReadState::Done));
-                Poll::Ready(out)
+        loop {
+            match &mut *this.state {
+                ReadState::Ring(op) => {
+                    let out = std::task::ready!(Pin::new(op).poll(cx));
+                    // The op answered its output and is in its own `Done`
+                    // state, which owns nothing (its block went back to the
+                    // pool): forgetting it leaks nothing and spares its drop.
+                    std::mem::forget(std::mem::replace(&mut *this.state, ReadState::Done));
+                    return Poll::Ready(out);
+                }
+                ReadState::Start { .. } => {
+                    if let Some(out) = this.start(cx) {
+                        return out;
+                    }
+                    // Now `Ring` or `Pool`: poll it.
+                }
+                ReadState::Pool(job) => {
+                    let out = std::task::ready!(job.as_mut().poll(cx));
+                    *this.state = ReadState::Done;
+                    return Poll::Ready(out);
+                }
+                ReadState::Done => panic!("a file read was polled after it completed"),
             }
-            ReadState::Pool(job) => {
-                let out = std::task::ready!(job.as_mut().poll(cx));
-                *this.state = ReadState::Done;
-                Poll::Ready(out)
-            }
-            ReadState::Start { .. } => unreachable!("started above"),
-            ReadState::Done => panic!("a file read was polled after it completed"),
         }
     }
 }
@@ -400,6 +406,8 @@ pub(crate) struct ReadExactAt<'a, B: IoBufMut + Send> {
     read: ReadAt<'a, B>,
     fd: &'a Arc<FileFd>,
     pos: u64,
+    /// The first poll has not checked yet whether `buf` is full already.
+    unchecked: bool,
 }
 
 impl<B: IoBufMut + Send> Unpin for ReadExactAt<'_, B> {}
@@ -415,16 +423,8 @@ pub(crate) fn read_exact_at<B: IoBufMut + Send>(
         read: read_at(fd, buf, pos),
         fd,
         pos,
+        unchecked: true,
     }
-}
-
-/// The error of `read_exact_at` when the file ends before the buffer is full.
-#[cold]
-fn eof() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the file ended before the buffer was full",
-    )
 }
 
 impl<B: IoBufMut + Send> Future for ReadExactAt<'_, B> {
@@ -433,7 +433,9 @@ impl<B: IoBufMut + Send> Future for ReadExactAt<'_, B> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        loop {
+        if this.unchecked {
+            this.unchecked = false;
+            // A full buffer: nothing to read (the read was never started).
             if let Some(buf) = this.read.unstarted_buf()
                 && buf.bytes_init() >= buf.bytes_total()
             {
@@ -444,6 +446,8 @@ impl<B: IoBufMut + Send> Future for ReadExactAt<'_, B> {
                 };
                 return Poll::Ready(BufResult(Ok(()), buf));
             }
+        }
+        loop {
             let BufResult(res, buf) = std::task::ready!(Pin::new(&mut this.read).poll(cx));
             match res {
                 Ok(0) => return Poll::Ready(BufResult(Err(eof()), buf)),
@@ -451,9 +455,21 @@ impl<B: IoBufMut + Send> Future for ReadExactAt<'_, B> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(BufResult(Err(e), buf)),
             }
+            if buf.bytes_init() >= buf.bytes_total() {
+                return Poll::Ready(BufResult(Ok(()), buf));
+            }
             this.read.restart(this.fd, buf, this.pos);
         }
     }
+}
+
+/// The error of `read_exact_at` when the file ends before the buffer is full.
+#[cold]
+fn eof() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the file ended before the buffer was full",
+    )
 }
 
 /// `preadv2(RWF_NOWAIT)` into `buf`'s spare capacity. `None`: the data is
