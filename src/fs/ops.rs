@@ -568,3 +568,143 @@ impl AsRawFd for FileFd {
         self.fd
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::task::Waker;
+
+    /// A buffer that counts its drops: `ReadAt` drops its state by hand
+    /// (`ManuallyDrop`), and forgets finished states.
+    struct Counted {
+        v: Vec<u8>,
+        drops: Arc<AtomicU32>,
+    }
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    // SAFETY: delegates to the Vec, whose heap block stays put when `Counted`
+    // moves.
+    unsafe impl IoBuf for Counted {
+        fn stable_ptr(&self) -> *const u8 {
+            self.v.as_ptr()
+        }
+        fn bytes_init(&self) -> usize {
+            self.v.len()
+        }
+        fn bytes_total(&self) -> usize {
+            self.v.capacity()
+        }
+    }
+
+    // SAFETY: as above.
+    unsafe impl IoBufMut for Counted {
+        fn stable_mut_ptr(&mut self) -> *mut u8 {
+            self.v.as_mut_ptr()
+        }
+        unsafe fn set_init(&mut self, pos: usize) {
+            // SAFETY: the caller's promise (`IoBufMut::set_init`).
+            unsafe { self.v.set_len(pos) };
+        }
+    }
+
+    fn counted(len: usize, cap: usize) -> (Counted, Arc<AtomicU32>) {
+        let drops = Arc::new(AtomicU32::new(0));
+        let mut v = Vec::with_capacity(cap);
+        v.resize(len, 7);
+        let b = Counted {
+            v,
+            drops: drops.clone(),
+        };
+        (b, drops)
+    }
+
+    fn fd_of(f: std::fs::File) -> Arc<FileFd> {
+        Arc::new(FileFd::new(OwnedFd::from(f)))
+    }
+
+    /// Wakes the thread that polls.
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// Polls `fut` to completion on this thread, parking until its waker runs.
+    fn block_on<F: Future + Unpin>(fut: &mut F) -> F::Output {
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(out) = Pin::new(&mut *fut).poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    #[test]
+    fn an_unstarted_read_drops_its_buffer_once() {
+        let fd = fd_of(std::fs::File::open("/dev/null").unwrap());
+        let (b, drops) = counted(0, 16);
+        drop(read_at(&fd, b, 0));
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+        let (b, drops) = counted(0, 16);
+        drop(read_exact_at(&fd, b, 0));
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    }
+
+    /// Outside any loop (the pool path or `preadv2`): the buffer comes back,
+    /// filled, and the finished future drops nothing more.
+    #[test]
+    fn finished_reads_hand_the_buffer_back_and_drop_nothing_more() {
+        let path = std::env::temp_dir().join(format!("coil-ops-read-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let fd = fd_of(std::fs::File::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+
+        // A full buffer: ready at once, nothing read.
+        let (b, drops) = counted(4, 4);
+        let mut fut = read_exact_at(&fd, b, 100);
+        let Poll::Ready(BufResult(res, b)) = Pin::new(&mut fut).poll(&mut cx) else {
+            panic!("a full buffer is ready at once")
+        };
+        res.unwrap();
+        assert_eq!(b.v, [7; 4]);
+        drop(fut);
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            0,
+            "the finished future dropped the buffer"
+        );
+        drop(b);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+
+        // Reads until full, then past the end: UnexpectedEof with the bytes.
+        for (pos, want, eof) in [(3u64, &b"3456"[..], false), (8, &b"89"[..], true)] {
+            let (b, drops) = counted(0, 4);
+            let mut fut = read_exact_at(&fd, b, pos);
+            let BufResult(res, b) = block_on(&mut fut);
+            assert_eq!(
+                res.map_err(|e| e.kind()),
+                if eof {
+                    Err(io::ErrorKind::UnexpectedEof)
+                } else {
+                    Ok(())
+                }
+            );
+            assert_eq!(b.v, want);
+            drop(fut);
+            assert_eq!(drops.load(Ordering::Relaxed), 0);
+            drop(b);
+            assert_eq!(drops.load(Ordering::Relaxed), 1);
+        }
+    }
+}
