@@ -663,6 +663,10 @@ mod tests {
     /// Outside any loop (the pool path or `preadv2`): the buffer comes back,
     /// filled, and the finished future drops nothing more.
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri has no preadv2 and no blocking-pool threads' syscalls"
+    )]
     fn finished_reads_hand_the_buffer_back_and_drop_nothing_more() {
         let path = std::env::temp_dir().join(format!("coil-ops-read-{}", std::process::id()));
         std::fs::write(&path, b"0123456789").unwrap();
