@@ -112,13 +112,29 @@ impl UringDriver {
     /// # Safety
     ///
     /// Every pointer in `entry` must stay valid until its CQE is reaped (invariant 1).
-    #[inline]
+    ///
+    /// The common case (room in the SQ) is inlined into the submit; making room is
+    /// out of line (`push_slow`), so the hot path keeps no frame of its own (W6:
+    /// 17 instructions a submit less, callgrind).
+    #[inline(always)]
     pub(super) unsafe fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.ring.submission().push(entry) }.is_ok() {
+            return Ok(());
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.push_slow(entry) }
+    }
+
+    /// [`push`](Self::push) when the SQ was full.
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push).
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_slow(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: forwarded from the caller.
-            if unsafe { self.ring.submission().push(entry) }.is_ok() {
-                return Ok(());
-            }
             // SQ full: hand what is queued to the kernel, then try again.
             match self.enter(Enter::Submit) {
                 Ok(_) => {}
@@ -126,6 +142,10 @@ impl UringDriver {
                     self.reap();
                 }
                 Err(e) => return Err(self.wrong_thread(e)),
+            }
+            // SAFETY: forwarded from the caller.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return Ok(());
             }
         }
     }

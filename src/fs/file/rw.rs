@@ -59,22 +59,14 @@ impl File {
     /// })?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub async fn read_exact_at<B: IoBufMut + Send>(
+    // Not an `async fn`: the loop is `ops::ReadExactAt`, a hand-written
+    // future around the reads' own (W6: ~90 instructions a read less).
+    pub fn read_exact_at<B: IoBufMut + Send>(
         &self,
-        mut buf: B,
-        mut pos: u64,
-    ) -> BufResult<(), B> {
-        while buf.bytes_init() < buf.bytes_total() {
-            let BufResult(res, b) = ops::read_at(&self.fd, buf, pos).await;
-            buf = b;
-            match res {
-                Ok(0) => return BufResult(Err(eof()), buf),
-                Ok(n) => pos += n as u64,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return BufResult(Err(e), buf),
-            }
-        }
-        BufResult(Ok(()), buf)
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<(), B>> + '_ {
+        ops::read_exact_at(&self.fd, buf, pos)
     }
 
     /// Writes `buf`'s initialised bytes at offset `pos` (`pwrite`); returns
@@ -287,11 +279,4 @@ impl File {
     pub fn set_position(&self, pos: u64) {
         self.pos.set(pos);
     }
-}
-
-fn eof() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        "the file ended before the buffer was full",
-    )
 }
