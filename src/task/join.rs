@@ -77,10 +77,9 @@ impl<T> Task<T> {
     /// Panics if the result was already taken (by this method or by `.await`).
     pub fn try_take(&mut self) -> Option<Result<T, TaskError>> {
         let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
-        // SAFETY: we are the handle; `out` has the type the vtable expects.
-        unsafe {
-            (self.raw.header().vtable.try_read_output)(self.raw, (&raw mut out).cast(), None)
-        };
+        // SAFETY: we are the handle; `out` has the type the vtable expects and
+        // holds `Pending`.
+        unsafe { raw::try_read_output(self.raw, (&raw mut out).cast(), None) };
         match out {
             Poll::Ready(r) => Some(r),
             Poll::Pending => None,
@@ -95,14 +94,9 @@ impl<T> Future for Task<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
         let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
-        // SAFETY: we are the handle; `out` has the type the vtable expects.
-        unsafe {
-            (self.raw.header().vtable.try_read_output)(
-                self.raw,
-                (&raw mut out).cast(),
-                Some(cx.waker()),
-            )
-        };
+        // SAFETY: we are the handle; `out` has the type the vtable expects and
+        // holds `Pending`.
+        unsafe { raw::try_read_output(self.raw, (&raw mut out).cast(), Some(cx.waker())) };
         if out.is_ready() {
             coop.made_progress();
         } else {
@@ -124,7 +118,7 @@ impl<T> Task<T> {
     /// is done with the join-waker field (`JOIN_WAKER` clear after `COMPLETE`).
     unsafe fn drop_completed(&self, may_drop_waker: bool) {
         // SAFETY: rule 5: COMPLETE seen by the handle, the output is ours.
-        if let Some(p) = unsafe { (self.raw.header().vtable.drop_output)(self.raw) } {
+        if let Some(p) = unsafe { raw::drop_output(self.raw) } {
             raw::report_detached_panic(self.raw, p);
         }
         // Debug mode: the handle outlived the task, so the spawn

@@ -31,7 +31,8 @@
 //! # Implementation spec
 //!
 //! This module owns the task itself: its allocation and `TaskRef`
-//! (`raw.rs`, with the per-type vtable functions in `raw/vtable.rs`), the
+//! (`raw.rs`, with the task's functions in `raw/vtable.rs`: per-type vtable
+//! entries that only touch the stage, and the type-independent rest), the
 //! state word (`state.rs`), the waker vtable (`waker.rs`), the owned list
 //! (`list.rs`), the cancel message and requests (`cancel.rs`) and the
 //! task's side of a request (`answer.rs`), the handle ([`Task`],

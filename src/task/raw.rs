@@ -1,11 +1,13 @@
 //! The task allocation: header, stage and [`TaskRef`], and how a task is
-//! allocated. The per-type vtable functions (poll, shutdown, output,
-//! deallocation) are in the child module `vtable.rs`.
+//! allocated. The task's functions (poll, shutdown, output, deallocation)
+//! are in the child module `vtable.rs`: a few per-type entries of the
+//! [`Vtable`] and the type-independent rest.
 //!
 //! # Layout
 //!
-//! One allocation per task (a slot of a chunk of `slab.rs`, or a `Box` for
-//! a large or over-aligned cell), a `#[repr(C)]` `Cell<F>`, header first so that a
+//! One allocation per task (a slot of a chunk of `slab.rs`, or the global
+//! allocator for a large or over-aligned cell, by the layout the vtable
+//! records), a `#[repr(C)]` `Cell<F>`, header first so that a
 //! `*Header` is a `*Cell<F>`; the header is 72 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer) plus its tag:
@@ -30,6 +32,44 @@
 //! successful task does not carry the room for a `TaskError`; the name and
 //! the cancel requests share one lazily allocated box behind one pointer for
 //! the same reason (most tasks have neither).
+//!
+//! ## Where a parked task's bytes go (issue 18, W7)
+//!
+//! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
+//! 160.5 to 161.8 B per parked task. Its future, `parked(gate.wait())`, is
+//! 40 B (the `GateWait` argument and the awaited copy, 16 B each, and the
+//! async fn's state); the breakdown:
+//!
+//! | part | bytes |
+//! |---|---|
+//! | header | 72 |
+//! | stage: the future 40, `Stage`'s tag 8 | 48 |
+//! | slab: 33 cells of 120 B per 4 080 B chunk (`slab.rs`), 4 096 / 33 − 120 | 4.1 |
+//! | the waker in the gate's `Vec` | 16 |
+//! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
+//! | the run queue (`VecDeque<TaskRef>`, N entries written while all tasks were queued) and the rest | ~12 |
+//!
+//! What the header could give back, each measured against the rules of
+//! `task/mod.rs` (not done yet; none reaches W7's 96 B alone, and all of
+//! them together, 40 B, would leave ~120 B: the run queue's 8 B and the
+//! stage's tag would have to go too):
+//!
+//! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
+//!   singly linked list cannot unlink in O(1); the slab's chunks already
+//!   hold every slab task, so a walk of the live slots (with a per-slot
+//!   "bound" bit) could replace the list for them, not for boxed cells.
+//! - `join_waker` (16 B): live from the handle's first pending poll until
+//!   the loop wakes it after `COMPLETE`, so it overlaps the future and the
+//!   output (rule 6); 8 B if a coil task's waker is kept as its `TaskRef`
+//!   (the common join: one task awaiting another) and any other waker boxed.
+//! - `id` (8 B): could be assigned on first use, in the cancel box, at
+//!   the price of an allocation for every task whose id is asked for
+//!   (task groups, `as_completed`, the simulator and debug mode ask) and of
+//!   ids no longer in spawn order.
+//! - `shared` (8 B): a per-runtime slab chunk could hold it once per chunk.
+//! - `Stage`'s tag (8 B for W7's future, in the stage): two more state
+//!   bits (`Done` or `Failed`, set with `COMPLETE` in the same `fetch_or`);
+//!   the "taken" state would then need the handle's own flag.
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -58,7 +98,7 @@
 //! `Shared::push_spawned`, `OwnedList::push`, `Task::from_raw`,
 //! `rt::core::adopt`), `OwnedList::remove` (it trusts that the task is in
 //! that list), and the ones that touch loop-thread-only parts of the task
-//! ([`TaskRef::poll`], [`TaskRef::shutdown`], the vtable). The containers of
+//! ([`TaskRef::poll`], [`TaskRef::shutdown`], the functions of `vtable.rs`). The containers of
 //! queue entries (run queues, the remote queue's vectors, the simulator's
 //! batch) are private to `rt`, which fills them only through those.
 //!
@@ -74,7 +114,6 @@ use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::Waker;
@@ -91,7 +130,9 @@ mod slab;
 mod vtable;
 
 use self::vtable::vtable;
-pub(crate) use self::vtable::{drop_join_waker, is_complete, report_detached_panic};
+pub(crate) use self::vtable::{
+    drop_join_waker, drop_output, is_complete, report_detached_panic, try_read_output,
+};
 
 /// The type-erased part of every task. See rule list in `task/mod.rs`.
 /// Its fields are private to the `task` module (see the module docs).
@@ -120,20 +161,31 @@ pub(crate) struct Header {
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
 static_assertions::const_assert!(std::mem::size_of::<Header>() <= 72);
 
-/// The functions that need the concrete type.
+/// The functions that need the concrete type, and nothing else: each is a
+/// few lines with no state transition and no `catch_unwind`; the shared
+/// functions of `vtable.rs` call them (see its module docs for the split
+/// and what each leaves in the stage when user code unwinds out of it).
 pub(crate) struct Vtable {
-    /// Loop thread: poll (or cancel) the future once; the flag is the
-    /// loop's self-wake flag (`TaskRef::poll`).
+    /// Loop thread: poll (or cancel) the task once, the loop's hot path
+    /// (`TaskRef::poll`); the flag is the loop's self-wake flag.
     poll: unsafe fn(TaskRef, &std::cell::Cell<bool>) -> PollOutcome,
-    /// Loop thread: rule 8; drop the future and store `Cancelled`.
-    shutdown: unsafe fn(TaskRef),
-    /// Handle: if complete, move the output into `*dst` (a
-    /// `*mut Poll<Result<T, TaskError>>`), else register `waker`.
-    pub(super) try_read_output: unsafe fn(TaskRef, *mut (), Option<&Waker>),
-    /// Drop a stored output; returns the panic payload if it was one.
-    pub(super) drop_output: unsafe fn(TaskRef) -> Option<Box<dyn Any + Send>>,
-    /// Free the allocation (last reference).
-    dealloc: unsafe fn(TaskRef),
+    /// Drop what the stage holds and leave it `Consumed` (may unwind).
+    drop_stage: unsafe fn(TaskRef),
+    /// Store `Failed(error)` in a `Consumed` stage.
+    store_failed: unsafe fn(TaskRef, Box<TaskError>),
+    /// After `COMPLETE`, by the output's owner: empty the stage, returning
+    /// a failure and dropping an output (may unwind).
+    drop_output: unsafe fn(TaskRef) -> Option<Box<TaskError>>,
+    /// Handle, after `COMPLETE`: move the result into `*dst` (a
+    /// `*mut Poll<Result<T, TaskError>>`); `false` if already taken.
+    take_output: unsafe fn(TaskRef, *mut ()) -> bool,
+    /// The cell's layout: how it was allocated, and so how it is freed.
+    layout: Layout,
+    /// `Cell::<F>::FROM_SLAB`: a slab slot, else the global allocator.
+    from_slab: bool,
+    /// Debug builds: whether the stage is `Consumed` (rule 7's check).
+    #[cfg(debug_assertions)]
+    is_consumed: unsafe fn(TaskRef) -> bool,
 }
 
 /// What the loop must do after [`Vtable::poll`].
@@ -243,7 +295,7 @@ impl TaskRef {
         if self.header().state.ref_dec(n) == Release::Dealloc {
             // SAFETY: that was the last reference (rule 7); the caller promised
             // not to use a copy without another reference, and none is left.
-            unsafe { (self.header().vtable.dealloc)(self) }
+            unsafe { vtable::dealloc(self) }
         }
     }
 
@@ -261,7 +313,7 @@ impl TaskRef {
         if self.header().state.drop_join_interest_and_ref() == Release::Dealloc {
             // SAFETY: that was the last reference (rule 7); the caller
             // promised not to use a copy afterwards.
-            unsafe { (self.header().vtable.dealloc)(self) }
+            unsafe { vtable::dealloc(self) }
         }
     }
 
@@ -284,7 +336,7 @@ impl TaskRef {
             Notify::Nothing => {}
             // SAFETY: the caller's was the last reference (rule 7), and the
             // caller promised not to use a copy without another one.
-            Notify::Dealloc => unsafe { (self.header().vtable.dealloc)(self) },
+            Notify::Dealloc => unsafe { vtable::dealloc(self) },
         }
     }
 
@@ -337,8 +389,8 @@ impl TaskRef {
     /// (a `Handle::spawn` that found the runtime closed).
     #[inline]
     pub(crate) unsafe fn shutdown(self) {
-        // SAFETY: the caller's promise is the vtable function's contract.
-        unsafe { (self.header().vtable.shutdown)(self) }
+        // SAFETY: the caller's promise is the function's contract.
+        unsafe { vtable::shutdown(self) }
     }
 
     /// The task's id.
@@ -536,18 +588,11 @@ pub(crate) fn allocate_cancelled<F>(
 where
     F: Future + 'static,
 {
-    let label = TaskLabel {
-        id,
-        name: name.clone(),
-    };
-    let out = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
-        Ok(()) => TaskError::Cancelled(Cancelled {
-            task: Some(label),
-            message: None,
-        }),
-        Err(p) => TaskError::Panicked(PanicPayload::of_task(p, label)),
-    };
-    Stage::<F>::Failed(Box::new(out)).into_task(State::new_complete(), shared, id, name)
+    let task = Stage::Running(future).into_task(State::new_complete(), shared, id, name);
+    // SAFETY: just allocated with its future and `new_complete`, not
+    // published: the stage and the task are ours alone.
+    unsafe { vtable::cancel_unpublished(task) };
+    task
 }
 
 impl<F: Future + 'static> Stage<F> {
@@ -574,22 +619,32 @@ impl<F: Future + 'static> Stage<F> {
             },
             stage: UnsafeCell::new(self),
         };
-        let ptr = if Cell::<F>::FROM_SLAB {
-            let ptr = slab::allocate(Layout::new::<Cell<F>>()).cast::<Cell<F>>();
-            // SAFETY: `allocate` returned memory of Cell<F>'s size and
-            // alignment (`FROM_SLAB`: the slab serves that layout), unused.
-            unsafe { ptr.write(cell) };
-            ptr
-        } else {
-            NonNull::from(Box::leak(Box::new(cell)))
-        };
+        let ptr = allocate_cell(Layout::new::<Cell<F>>(), Cell::<F>::FROM_SLAB).cast::<Cell<F>>();
+        // SAFETY: `allocate_cell` returned memory of Cell<F>'s size and
+        // alignment, unused.
+        unsafe { ptr.write(cell) };
         // Cell is repr(C) with the header first.
         TaskRef(ptr.cast::<Header>())
     }
 }
 
+/// Memory for a cell of `layout`: a slot of the slab if `from_slab` (the
+/// cell's `FROM_SLAB`), else the global allocator;
+/// `vtable::dealloc` frees it the same way (`Vtable::from_slab`,
+/// `Vtable::layout`).
+#[inline(always)]
+fn allocate_cell(layout: Layout, from_slab: bool) -> NonNull<u8> {
+    if from_slab {
+        slab::allocate(layout)
+    } else {
+        // SAFETY: a cell is never zero-sized (it holds the header).
+        let p = unsafe { std::alloc::alloc(layout) };
+        NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+    }
+}
+
 impl<F: Future> Cell<F> {
-    /// Whether this cell comes from the slab (`slab.rs`), else a `Box`;
-    /// `vtable::dealloc` frees it the same way.
+    /// Whether this cell comes from the slab (`slab.rs`), else the global
+    /// allocator; `vtable::dealloc` frees it the same way.
     const FROM_SLAB: bool = slab::fits(Layout::new::<Cell<F>>());
 }

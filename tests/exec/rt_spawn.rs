@@ -250,6 +250,47 @@ driver_test! {
             }
         });
     }
+
+    fn future_destructor_panics_after_ready(rt) {
+        // The poll's `Ready` path drops the future in place and writes the
+        // output over it, also when the destructor unwinds (`WriteDone` in
+        // `src/task/raw/vtable.rs`): the task fails with that panic and the
+        // output is dropped exactly once, joined or detached (the Miri tier
+        // checks the in-place drop and the write).
+        struct ReadyThenPanicOnDrop(Option<DropCounter>);
+        impl std::future::Future for ReadyThenPanicOnDrop {
+            type Output = DropCounter;
+            fn poll(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<DropCounter> {
+                std::task::Poll::Ready(self.0.take().expect("polled once"))
+            }
+        }
+        impl Drop for ReadyThenPanicOnDrop {
+            fn drop(&mut self) {
+                panic!("drop after ready");
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt.block_on(async move {
+            let t = spawn(ReadyThenPanicOnDrop(Some(DropCounter(d.clone()))));
+            match t.await {
+                Err(TaskError::Panicked(p)) => {
+                    assert_eq!(panic_msg(&*p.into_inner()), "drop after ready")
+                }
+                Err(e) => panic!("expected the drop panic, got {e:?}"),
+                Ok(_) => panic!("expected the drop panic, got the output"),
+            }
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+            drop(spawn(ReadyThenPanicOnDrop(Some(DropCounter(d.clone())))));
+            for _ in 0..3 {
+                yield_now().await;
+            }
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
 }
 
 #[test]

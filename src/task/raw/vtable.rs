@@ -1,10 +1,46 @@
-//! The per-type half of a task: the functions of its [`Vtable`], which know
-//! the concrete future type `F` (poll, shutdown, reading and dropping the
-//! output, deallocation), and the completion steps they share with the join
-//! side (rules 4 to 8 of `task/mod.rs`). The layout and [`TaskRef`] are in
-//! the parent module, whose docs say where the unsafe boundary is; this
-//! module is inside it.
+//! The task's functions, in two halves (issue 18: per-type code is paid
+//! in build time and binary size by every spawned future type):
+//!
+//! - **per type**, the entries of [`Vtable`] that must know the future type
+//!   `F`: the poll's hot path ([`poll`]: the state word's `start_poll` and
+//!   `transition_to_idle`, the future's `poll` inlined, the one
+//!   `catch_unwind`, and on `Ready` the future dropped in place and
+//!   `Done(output)` written); dropping whatever the stage holds
+//!   ([`drop_stage`]); storing a failure ([`store_failed`]); emptying the
+//!   stage of a completed task ([`drop_output_of`]); moving the output to
+//!   the handle ([`take_output`]); and the cell's [`Layout`] and where it
+//!   came from, for deallocation. Apart
+//!   from `poll`, each is a few lines with no state-word transition, no
+//!   `catch_unwind` and no formatting.
+//! - **shared by every type**: the cold branches of the poll (cancel,
+//!   panic), shutdown and `allocate_cancelled`, the `catch_unwind` around
+//!   every other per-type call that may run user code (a future's or an
+//!   output's destructor), the errors of a cancelled or panicked task,
+//!   completion and the join waker (rules 4 to 8 of `task/mod.rs`),
+//!   reading the output for the handle, and deallocation. They call the
+//!   per-type entries through the header's vtable pointer.
+//!
+//! Measured (issue 18; callgrind, `coil-benches <w> peer=coil/uring
+//! n=100000`; `cargo llvm-lines --test rt -p coil`): W1 (`spawn`) 47.90 M
+//! to 46.91 M instructions, W2 (`yield`) 135.17 M to 128.18 M (the hot
+//! path is smaller with its cold branches outlined); the `tests/rt`
+//! binary's LLVM lines 1 517 044 to 1 322 218, of which the per-type task
+//! functions 359 631 to 239 728 (about 1 290 to 860 per future type).
+//! Why the hot path stays per type: with `poll` shared and only the
+//! future's poll behind the vtable (one more indirect call and one more
+//! frame per poll), W2 took 160.3 M instructions and W1 56.5 M (+18 %), far
+//! over what the smaller code pays back; a shared header-writing half of
+//! `into_task` cost W1 +4.5 % and was dropped too.
+//!
+//! A panic from user code in a per-type function unwinds to the caller's
+//! `catch_unwind`, which knows from the call it made what the stage holds
+//! (each per-type function's docs say what it leaves behind when it
+//! unwinds).
+//!
+//! The layout and [`TaskRef`] are in the parent module, whose docs say
+//! where the unsafe boundary is; this module is inside it.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -19,130 +55,329 @@ use crate::task::state::{JOIN_INTEREST, JOIN_WAKER, Snapshot, ToIdle, ToRunning}
 
 /// The vtable of tasks whose future is an `F`.
 pub(super) fn vtable<F: Future + 'static>() -> &'static Vtable {
-    &Vtable {
-        poll: poll::<F>,
-        shutdown: shutdown::<F>,
-        try_read_output: try_read_output::<F>,
-        drop_output: drop_output::<F>,
-        dealloc: dealloc::<F>,
-    }
+    // A constant, so that the reference is promoted to a static.
+    &VtableOf::<F>::VTABLE
 }
+
+/// Holds the vtable of `F` as an associated constant.
+struct VtableOf<F>(std::marker::PhantomData<F>);
+
+impl<F: Future + 'static> VtableOf<F> {
+    const VTABLE: Vtable = Vtable {
+        poll: poll::<F>,
+        drop_stage: drop_stage::<F>,
+        store_failed: store_failed::<F>,
+        drop_output: drop_output_of::<F>,
+        take_output: take_output::<F>,
+        layout: Layout::new::<Cell<F>>(),
+        from_slab: Cell::<F>::FROM_SLAB,
+        #[cfg(debug_assertions)]
+        is_consumed: is_consumed::<F>,
+    };
+}
+
+// ---- per type ---------------------------------------------------------
 
 /// # Safety
 /// `task` was allocated by `allocate::<F>` and is alive.
+#[inline(always)]
 unsafe fn stage<F: Future>(task: TaskRef) -> *mut Stage<F> {
     // SAFETY: header first in a repr(C) Cell<F> (caller's promise about F).
     let cell = unsafe { task.0.cast::<Cell<F>>().as_ref() };
     cell.stage.get()
 }
 
-/// Drop the future in place, catching a panic from its destructor.
+/// Poll (or cancel) the task once (`TaskRef::poll`): the loop's hot path,
+/// per type so that the future's `poll` is inlined into it, with every
+/// cold branch (cancel, panic) in a shared function. `woke_self` is the
+/// loop's self-wake flag, clear when the poll starts: set during it if the
+/// task woke itself (`Core::note_self_wake`); a `Pending` poll then keeps
+/// `RUNNING` and asks to be queued again, running while queued
+/// (`state.rs`).
 ///
-/// # Safety
-/// Loop thread, stage is `Running`, no other reference to the stage.
-unsafe fn drop_future<F: Future>(task: TaskRef) -> Option<Box<dyn Any + Send>> {
-    // SAFETY: caller's promise (rule 1). Replacing the stage drops the future.
-    let stage = unsafe { &mut *stage::<F>(task) };
-    catch_unwind(AssertUnwindSafe(|| *stage = Stage::Consumed)).err()
-}
-
-/// `woke_self` is the loop's self-wake flag, clear when the poll starts: set
-/// during it if the task woke itself (`Core::note_self_wake`); a `Pending`
-/// poll then keeps `RUNNING` and asks to be queued again, running while
-/// queued (`state.rs`).
+/// On `Ready` the future is dropped in place and the stage then holds
+/// `Done(output)`, also when the future's destructor unwinds (the guard
+/// below writes it during the unwind). A panic of the future's `poll` (the
+/// stage still holds the future) or of its destructor (the stage holds the
+/// output) is caught here and handed to [`poll_panicked`], which empties
+/// the stage either way.
 ///
 /// # Safety
 /// Loop thread; `task` popped from a run queue with its queue reference.
+#[inline]
 unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> PollOutcome {
     let header = task.header();
-    match header.state.start_poll() {
-        ToRunning::Cancel => {
-            // SAFETY: RUNNING is ours, the stage holds the future (rule 4).
-            let panic = unsafe { drop_future::<F>(task) };
-            let out = match panic {
-                Some(p) => task.panicked_error(p),
-                None => task.cancelled_error(),
-            };
-            // SAFETY: as above.
-            unsafe { finish::<F>(task, Stage::Failed(Box::new(out))) };
+    if header.state.start_poll() == ToRunning::Cancel {
+        // SAFETY: RUNNING is ours, the stage holds the future (rule 4).
+        return unsafe { poll_cancelled(task) };
+    }
+    // SAFETY: the caller owns the queue reference until we return.
+    let waker = unsafe { borrowed_waker(task) };
+    let mut cx = Context::from_waker(&waker);
+    let stage = unsafe_stage::<F>(task);
+    // SAFETY: RUNNING: only this thread touches the stage (rule 1).
+    if !matches!(unsafe { &*stage }, Stage::Running(_)) {
+        polled_after_completing(task)
+    }
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        // The future is borrowed here, inside the closure, and not
+        // captured by it: a captured `&mut` would be a protected argument
+        // of the closure call and outlive the `drop_in_place` below
+        // (Miri, Stacked Borrows).
+        // SAFETY: RUNNING: only this thread touches the stage (rule 1).
+        let Stage::Running(fut) = (unsafe { &mut *stage }) else {
+            // SAFETY: checked just above, and nothing ran in between.
+            unsafe { std::hint::unreachable_unchecked() }
+        };
+        // SAFETY: the future lives in the heap cell and is never moved
+        // until it is dropped in place.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        let Poll::Ready(v) = fut.poll(&mut cx) else {
+            return false;
+        };
+        let done = WriteDone::<F> {
+            stage,
+            v: ManuallyDrop::new(v),
+        };
+        // SAFETY: the stage holds the future (matched above; the borrow
+        // ended with the poll), dropped here in place (pinned: never
+        // moved), once; the guard then overwrites the stage without
+        // dropping it again.
+        unsafe { ptr::drop_in_place(stage) };
+        drop(done);
+        true
+    }));
+    match res {
+        Ok(false) => {
+            if woke_self.get() {
+                // Running while queued: RUNNING stays set and the poller's
+                // reference becomes the queue entry's.
+                return PollOutcome::Reschedule;
+            }
+            match header.state.transition_to_idle() {
+                ToIdle::Idle => PollOutcome::Idle,
+                ToIdle::Reschedule => PollOutcome::Reschedule,
+            }
+        }
+        Ok(true) => {
+            // SAFETY: still RUNNING on the loop thread; the stage holds
+            // `Done(output)`.
+            unsafe { finish(task) };
             PollOutcome::Complete
         }
-        ToRunning::Poll => {
-            // SAFETY: the caller owns the queue reference until we return.
-            let waker = unsafe { borrowed_waker(task) };
-            let mut cx = Context::from_waker(&waker);
-            // SAFETY: RUNNING: only this thread touches the stage (rule 1).
-            let stage = unsafe { &mut *stage::<F>(task) };
-            let Stage::Running(fut) = stage else {
-                unreachable!("a task was polled after completing: {}", task.describe())
-            };
-            // SAFETY: the future lives in the heap cell and is never moved
-            // until it is dropped in place.
-            let fut = unsafe { Pin::new_unchecked(fut) };
-            let res = catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)));
-            let out = match res {
-                Ok(Poll::Pending) => {
-                    if woke_self.get() {
-                        // Running while queued: RUNNING stays set and the
-                        // poller's reference becomes the queue entry's.
-                        return PollOutcome::Reschedule;
-                    }
-                    return match header.state.transition_to_idle() {
-                        ToIdle::Idle => PollOutcome::Idle,
-                        ToIdle::Reschedule => PollOutcome::Reschedule,
-                    };
-                }
-                Ok(Poll::Ready(v)) => {
-                    // SAFETY: still RUNNING on the loop thread.
-                    match unsafe { drop_future::<F>(task) } {
-                        None => Stage::Done(v),
-                        Some(p) => {
-                            // The output's destructor may panic too; contain
-                            // it, or it would unwind out of the loop with the
-                            // task still RUNNING (and abort at shutdown).
-                            let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
-                            Stage::Failed(Box::new(task.panicked_error(p)))
-                        }
-                    }
-                }
-                Err(payload) => {
-                    // SAFETY: still RUNNING on the loop thread.
-                    let _second = unsafe { drop_future::<F>(task) };
-                    Stage::Failed(Box::new(task.panicked_error(payload)))
-                }
-            };
-            // SAFETY: still RUNNING on the loop thread, future dropped.
-            unsafe { finish::<F>(task, out) };
-            PollOutcome::Complete
-        }
+        // SAFETY: still RUNNING on the loop thread.
+        Err(payload) => unsafe { poll_panicked(task, payload) },
     }
 }
 
+/// Writes `Done(v)` over a stage whose future was just dropped, also when
+/// the future's destructor unwinds.
+struct WriteDone<F: Future> {
+    stage: *mut Stage<F>,
+    v: ManuallyDrop<F::Output>,
+}
+
+impl<F: Future> Drop for WriteDone<F> {
+    fn drop(&mut self) {
+        // SAFETY: the future in the stage was dropped (or its destructor
+        // unwound: it is gone either way), so the stage is dead memory of
+        // the right type; `v` is taken once, here.
+        unsafe { ptr::write(self.stage, Stage::Done(ManuallyDrop::take(&mut self.v))) }
+    }
+}
+
+/// A cold, type-independent panic for `poll`.
+#[cold]
+#[inline(never)]
+fn polled_after_completing(task: TaskRef) -> ! {
+    unreachable!("a task was polled after completing: {}", task.describe())
+}
+
+/// `stage::<F>` for a live task, as a raw pointer (no reference is made).
+#[inline(always)]
+fn unsafe_stage<F: Future>(task: TaskRef) -> *mut Stage<F> {
+    // SAFETY: every caller is a vtable entry of `F`'s vtable, so the task
+    // was allocated by `allocate::<F>`, and a `TaskRef` is alive.
+    unsafe { stage::<F>(task) }
+}
+
+/// Drop what the stage holds (the future, an output, a failure) and leave
+/// it `Consumed`. Unwinds if that destructor panics; the stage is
+/// `Consumed` all the same (an assignment writes its new value on the
+/// unwind path too).
+///
 /// # Safety
-/// Loop thread, shutdown (rule 8): the task is in the owned list and not
-/// being polled (`RUNNING` may be set: running while queued).
-unsafe fn shutdown<F: Future>(task: TaskRef) {
-    task.header().state.transition_to_shutdown();
-    // SAFETY: we hold RUNNING now.
-    let out = match unsafe { drop_future::<F>(task) } {
+/// The caller owns what the stage holds: the loop thread with `RUNNING`
+/// (the future, rule 1), the owner of the output (rule 5), or the last
+/// reference (rule 7).
+unsafe fn drop_stage<F: Future>(task: TaskRef) {
+    // SAFETY: caller's promise.
+    unsafe { *unsafe_stage::<F>(task) = Stage::Consumed };
+}
+
+/// Store the failure of a task whose stage is `Consumed`.
+///
+/// # Safety
+/// Loop thread with `RUNNING`, before `COMPLETE`, the stage `Consumed`; or
+/// a task not yet published.
+unsafe fn store_failed<F: Future>(task: TaskRef, err: Box<TaskError>) {
+    // SAFETY: caller's promise; `Consumed` owns nothing, overwritten.
+    unsafe { ptr::write(unsafe_stage::<F>(task), Stage::Failed(err)) };
+}
+
+/// Empty the stage of a completed task: a failure is returned, an output
+/// dropped. Unwinds if the output's destructor panics; the stage is
+/// `Consumed` all the same.
+///
+/// # Safety
+/// `COMPLETE` is set and the caller owns the output (rule 5).
+unsafe fn drop_output_of<F: Future>(task: TaskRef) -> Option<Box<TaskError>> {
+    // SAFETY: caller's promise.
+    let stage = unsafe { &mut *unsafe_stage::<F>(task) };
+    if let Stage::Failed(_) = stage {
+        let Stage::Failed(e) = std::mem::replace(stage, Stage::Consumed) else {
+            unreachable!()
+        };
+        return Some(e);
+    }
+    // The output is not pinned: moved out, then dropped (the stage is
+    // `Consumed` before its destructor runs).
+    drop(std::mem::replace(stage, Stage::Consumed));
+    None
+}
+
+/// Debug builds: whether the stage is `Consumed` (checked at
+/// deallocation, rule 7).
+///
+/// # Safety
+/// The last reference (rule 7).
+#[cfg(debug_assertions)]
+unsafe fn is_consumed<F: Future>(task: TaskRef) -> bool {
+    // SAFETY: caller's promise.
+    matches!(unsafe { &*unsafe_stage::<F>(task) }, Stage::Consumed)
+}
+
+/// Move the result into `*dst` (a `*mut Poll<Result<F::Output,
+/// TaskError>>` holding `Pending`, overwritten); the stage becomes
+/// `Consumed`. `false` if it was already taken.
+///
+/// # Safety
+/// The handle after it saw `COMPLETE` (rule 5); `dst` points to that type,
+/// holding `Pending`.
+unsafe fn take_output<F: Future>(task: TaskRef, dst: *mut ()) -> bool {
+    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the output to us.
+    let stage = unsafe { &mut *unsafe_stage::<F>(task) };
+    let out = match std::mem::replace(stage, Stage::Consumed) {
+        Stage::Done(v) => Ok(v),
+        Stage::Failed(e) => Err(*e),
+        _ => return false,
+    };
+    // SAFETY: caller's promise about the type behind dst, which holds
+    // `Pending` (nothing to drop).
+    unsafe {
+        dst.cast::<Poll<Result<F::Output, TaskError>>>()
+            .write(Poll::Ready(out))
+    };
+    true
+}
+
+// ---- shared by every type ---------------------------------------------
+
+/// Loop thread: drop the stage through the vtable, catching a panic from
+/// the destructor.
+///
+/// # Safety
+/// As for [`drop_stage`].
+unsafe fn drop_stage_caught(task: TaskRef) -> Option<Box<dyn Any + Send>> {
+    let drop_stage = task.header().vtable.drop_stage;
+    // SAFETY: caller's promise.
+    catch_unwind(AssertUnwindSafe(|| unsafe { drop_stage(task) })).err()
+}
+
+/// `poll`'s cold branch for a task whose `CANCELLED` it saw: drop the
+/// future, store the error and complete the task.
+///
+/// # Safety
+/// Loop thread, `RUNNING` held, the stage holds the future (rule 4).
+#[cold]
+#[inline(never)]
+unsafe fn poll_cancelled(task: TaskRef) -> PollOutcome {
+    // SAFETY: caller's promise.
+    unsafe { fail(task, drop_stage_caught(task)) };
+    PollOutcome::Complete
+}
+
+/// `poll`'s cold branch for a panic caught around the future's `poll`: the
+/// poll panicked (the stage holds the future), or the future's destructor
+/// did after `Ready` (the stage holds the output). Drop either (the
+/// output's destructor may panic too: contained and not reported, the
+/// first panic is the task's error), store the error and complete.
+///
+/// # Safety
+/// Loop thread, `RUNNING` held, the stage as described.
+#[cold]
+#[inline(never)]
+unsafe fn poll_panicked(task: TaskRef, payload: Box<dyn Any + Send>) -> PollOutcome {
+    // SAFETY: caller's promise.
+    let _second = unsafe { drop_stage_caught(task) };
+    // SAFETY: as above; the stage is now `Consumed`.
+    unsafe { fail(task, Some(payload)) };
+    PollOutcome::Complete
+}
+
+/// Store the error of a task whose future was dropped (`panic`: the
+/// payload if the future, or its destructor, panicked; otherwise it was
+/// cancelled) and complete it.
+///
+/// # Safety
+/// Loop thread, `RUNNING` held, the stage `Consumed`; `finish`'s contract.
+unsafe fn fail(task: TaskRef, panic: Option<Box<dyn Any + Send>>) {
+    let out = match panic {
         Some(p) => task.panicked_error(p),
         None => task.cancelled_error(),
     };
-    // SAFETY: as above.
-    unsafe { finish::<F>(task, Stage::Failed(Box::new(out))) };
+    // SAFETY: caller's promise.
+    unsafe { (task.header().vtable.store_failed)(task, Box::new(out)) };
+    // SAFETY: caller's promise; the stage holds the result.
+    unsafe { finish(task) };
 }
 
-/// Write the result (`Done` or `Failed`), set COMPLETE, notify the join
-/// side (rules 4–6).
+/// Rule 8 (`TaskRef::shutdown`): claim the task, drop its future, store
+/// `Cancelled` (or the destructor's panic) and complete it.
 ///
 /// # Safety
-/// Loop thread, RUNNING held, stage is `Consumed`.
-#[inline(always)]
-unsafe fn finish<F: Future>(task: TaskRef, out: Stage<F>) {
-    // SAFETY: caller's promise; nobody else reads the stage before COMPLETE.
-    unsafe { *stage::<F>(task) = out };
-    let header = task.header();
-    let snap = header.state.transition_to_complete();
+/// Loop thread, shutdown (rule 8): the task is in the owned list and not
+/// being polled (`RUNNING` may be set: running while queued).
+pub(super) unsafe fn shutdown(task: TaskRef) {
+    task.header().state.transition_to_shutdown();
+    // SAFETY: we hold RUNNING now; the stage holds the future (rule 4).
+    unsafe { fail(task, drop_stage_caught(task)) };
+}
+
+/// A task for a runtime that is shutting down (`allocate_cancelled`): drop
+/// its future at once and store `Cancelled` (or the destructor's panic).
+///
+/// # Safety
+/// `task` was just allocated with its future and `State::new_complete`, and
+/// is not published yet (nobody else can reach it).
+pub(super) unsafe fn cancel_unpublished(task: TaskRef) {
+    // SAFETY: caller's promise: the stage and the task are ours alone.
+    let panic = unsafe { drop_stage_caught(task) };
+    let out = match panic {
+        Some(p) => task.panicked_error(p),
+        None => task.cancelled_error(),
+    };
+    // SAFETY: as above; the stage is `Consumed`.
+    unsafe { (task.header().vtable.store_failed)(task, Box::new(out)) };
+}
+
+/// Set COMPLETE and notify the join side (rules 4–6), the result written.
+///
+/// # Safety
+/// Loop thread, RUNNING held, the stage holds the result.
+#[inline]
+unsafe fn finish(task: TaskRef) {
+    let snap = task.header().state.transition_to_complete();
     // SAFETY: loop thread (caller's promise), the snapshot just returned.
     unsafe { complete_join(task, snap) };
 }
@@ -156,7 +391,7 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
     if !snap.is(JOIN_INTEREST) {
         // Rule 5: nobody will read it; drop it here (on the loop thread).
         // SAFETY: COMPLETE is set and no handle exists.
-        let panic = unsafe { (header.vtable.drop_output)(task) };
+        let panic = unsafe { drop_output(task) };
         if let Some(p) = panic {
             report_detached_panic(task, p);
         }
@@ -200,26 +435,38 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
+/// The handle's read: if the task is complete, move the output into `*dst`
+/// (a `*mut Poll<Result<T, TaskError>>` holding `Pending`, overwritten
+/// without a drop; left alone otherwise), else
+/// register `waker` (rule 6).
+///
+/// # Panics
+/// If the output was already taken (a `Task` awaited again after it
+/// returned).
+///
 /// # Safety
-/// The caller is the task's handle (rule 6) and `dst` points to a
-/// `Poll<Result<F::Output, TaskError>>`.
-unsafe fn try_read_output<F: Future>(task: TaskRef, dst: *mut (), waker: Option<&Waker>) {
+/// The caller is the task's handle (rules 5 and 6) and `dst` points to a
+/// `Poll::<Result<F::Output, TaskError>>::Pending` for the task's future
+/// type `F`.
+pub(crate) unsafe fn try_read_output(task: TaskRef, dst: *mut (), waker: Option<&Waker>) {
     let header = task.header();
     // SAFETY: the caller is the handle (rule 6).
     if !unsafe { can_read_output(header, waker) } {
         return;
     }
-    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the output to us.
-    let stage = unsafe { &mut *stage::<F>(task) };
-    let out = match std::mem::replace(stage, Stage::Consumed) {
-        Stage::Done(v) => Ok(v),
-        Stage::Failed(e) => Err(*e),
-        _ => panic!(
-            "a coil Task was polled again after it returned its output; a Task can be awaited only once"
-        ),
-    };
-    // SAFETY: caller's promise about the type behind dst.
-    unsafe { *dst.cast::<Poll<Result<F::Output, TaskError>>>() = Poll::Ready(out) };
+    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the output to
+    // the handle; the caller's promise about `dst`.
+    if !unsafe { (header.vtable.take_output)(task, dst) } {
+        output_taken_twice()
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn output_taken_twice() -> ! {
+    panic!(
+        "a coil Task was polled again after it returned its output; a Task can be awaited only once"
+    )
 }
 
 /// Handle side of rule 6. Returns true when the output can be read now.
@@ -251,49 +498,58 @@ unsafe fn can_read_output(header: &Header, waker: Option<&Waker>) -> bool {
     header.state.set_join_waker().is_err()
 }
 
+/// Drop a stored output; returns the panic payload if the task had
+/// panicked. A panic of the output's destructor is contained.
+///
 /// # Safety
 /// COMPLETE is set and the caller owns the output (rule 5).
-unsafe fn drop_output<F: Future>(task: TaskRef) -> Option<Box<dyn Any + Send>> {
+pub(crate) unsafe fn drop_output(task: TaskRef) -> Option<Box<dyn Any + Send>> {
+    let drop_output = task.header().vtable.drop_output;
     // SAFETY: caller's promise.
-    let stage = unsafe { &mut *stage::<F>(task) };
-    match std::mem::replace(stage, Stage::Consumed) {
-        Stage::Failed(e) => match *e {
+    match catch_unwind(AssertUnwindSafe(|| unsafe { drop_output(task) })) {
+        Ok(Some(e)) => match *e {
             TaskError::Panicked(p) => Some(p.into_inner()),
             TaskError::Cancelled(_) => None,
         },
-        Stage::Done(v) => {
-            // The output's destructor may panic; contain it.
-            let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
-            None
-        }
-        _ => None,
+        Ok(None) | Err(_) => None,
     }
 }
 
+/// Free the allocation: drop the header, then give the cell back to the
+/// slab or the allocator, as the vtable records (`into_task` allocated it
+/// the same way, from the same layout). The stage is not dropped: by
+/// rules 4, 5 and 7 it is `Consumed` by now (the future was dropped before
+/// `COMPLETE`, and the output was taken or dropped by its owner before
+/// the owner's reference went), which debug builds check.
+///
 /// # Safety
 /// The last reference was just released (rule 7).
-unsafe fn dealloc<F: Future>(task: TaskRef) {
-    let cell = task.0.cast::<Cell<F>>();
+pub(super) unsafe fn dealloc(task: TaskRef) {
+    let vt = task.header().vtable;
     debug_assert!(
-        !matches!(
-            // SAFETY: we own the cell (no reference remains).
-            unsafe { &*cell.as_ref().stage.get() },
-            Stage::Running(_)
-        ),
+        task.snapshot().is(crate::task::state::COMPLETE),
         "a task was freed with its future alive"
     );
-    if Cell::<F>::FROM_SLAB {
-        // SAFETY: no reference remains: the cell is ours to drop, once.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-            ptr::drop_in_place(cell.as_ptr())
-        }));
-        // SAFETY: allocated by `slab::allocate` in `into_task` (FROM_SLAB),
-        // its contents dropped just above, not used again.
-        unsafe { super::slab::free(cell.cast()) };
+    #[cfg(debug_assertions)]
+    debug_assert!(
+        // SAFETY: the last reference: the stage is ours to look at.
+        unsafe { (vt.is_consumed)(task) },
+        "a task was freed with its output alive"
+    );
+    let header = task.0.as_ptr();
+    // SAFETY: no reference remains: the header is ours to drop, once
+    // (`vt` is a `&'static`, not borrowed from it; nothing reads the header
+    // after this).
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(header) }));
+    if vt.from_slab {
+        // SAFETY: `into_task` took the cell from `slab::allocate` (the same
+        // `FROM_SLAB`), its contents were dropped just above, and it is not
+        // used again.
+        unsafe { super::slab::free(task.0.cast()) };
     } else {
-        // SAFETY: allocated as Box<Cell<F>> in `into_task`, no reference remains.
-        let cell = unsafe { Box::from_raw(cell.as_ptr()) };
-        let _ = catch_unwind(AssertUnwindSafe(move || drop(cell)));
+        // SAFETY: `into_task` allocated it with `alloc(layout)` (not
+        // `FROM_SLAB`), its contents were dropped, and it is not used again.
+        unsafe { std::alloc::dealloc(header.cast(), vt.layout) };
     }
 }
 
