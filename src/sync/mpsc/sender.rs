@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use super::{Chan, SendError, TrySendError};
 use crate::rt::budget::poll_proceed;
-use crate::sync::waiters::{Key, Removed, wake};
+use crate::sync::waiters::{Key, Removed, Wakers, wake};
 
 /// The sending half of a bounded channel. Clone it for more producers.
 pub struct Sender<T> {
@@ -145,7 +145,8 @@ impl<T> Future for SendFuture<'_, T> {
         if notified {
             // A slot was reserved for us.
             st.reserved -= 1;
-        } else if !st.senders.is_empty() || !st.has_room(chan.cap) {
+        } else if !chan.may_send(&st) {
+            // `may_send` set `WAITING` (design rule 3): queue.
             this.value = Some(value);
             this.key = Some(st.senders.push_back((), cx.waker().clone()));
             return Poll::Pending;
@@ -178,9 +179,10 @@ impl<T> SendFuture<'_, T> {
         {
             // waiters.rs rule 3: give the reserved slot to the next sender.
             st.reserved -= 1;
-            let w = st.grant(self.chan.cap);
+            let mut wakers = Wakers::default();
+            self.chan.grant(&mut st, &mut wakers);
             drop(st);
-            wake(w);
+            wakers.wake();
         }
     }
 }
