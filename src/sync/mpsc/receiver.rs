@@ -118,8 +118,10 @@ impl<T> Receiver<T> {
         let v = self.local.0.pop_front().expect("the buffer was not empty");
         let mut wakers = Wakers::default();
         if chan.bounded() {
-            chan.taken
-                .fetch_add(self.local.0.len() * ONE, Ordering::AcqRel);
+            if !self.local.0.is_empty() {
+                chan.taken
+                    .fetch_add(self.local.0.len() * ONE, Ordering::AcqRel);
+            }
             // `v` leaves now: its slot goes to the first waiting sender.
             chan.grant(&mut st, &mut wakers);
         }
