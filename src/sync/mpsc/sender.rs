@@ -130,7 +130,7 @@ impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
 
     /// The common case, a first poll that finds room, is inlined into the
-    /// caller's poll; the rest is [`SendFuture::poll_locked`].
+    /// caller's poll; the rest is `SendFuture::poll_locked`.
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
