@@ -292,7 +292,7 @@ impl<T> Get<'_, T> {
 impl<T> Drop for Get<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
+        if let Some(key) = self.key {
             let items_left = |st: &State<T>| !st.items.is_empty() || st.shutdown;
             self.core.leave(key, |st| &mut st.getters, items_left);
         }
@@ -351,7 +351,7 @@ impl<T> Put<'_, T> {
 impl<T> Drop for Put<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
+        if let Some(key) = self.key {
             let room_left = |st: &State<T>| !st.full() || st.shutdown;
             self.core.leave(key, |st| &mut st.putters, room_left);
         }

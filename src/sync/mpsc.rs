@@ -41,12 +41,49 @@
 //!
 //! This file holds the channel core every handle shares; the handles live in
 //! `sender.rs` and `receiver.rs`, the errors in `error.rs`.
+//!
+//! # Design: the receiver drains in batches
+//!
+//! Senders push under the channel's mutex. The receiver does not lock per
+//! value: when its own batch (`Receiver::local`) is empty it takes the lock
+//! once and swaps the whole shared buffer into the batch, then hands the
+//! batch's values out without the lock. A freed slot must still be seen by
+//! the senders at once (a `send` waits only while `cap` values are buffered)
+//! and still go to the first blocked sender, so the batch's length is
+//! published in one atomic word, `Chan::taken`, that the senders read under
+//! the lock. The protocol (checked by the loom model `sync::mpsc_loom`):
+//!
+//! 1. *The word.* `taken = n * ONE | WAITING`: `n` is the number of values in
+//!    the receiver's batch (taken out of `buf`, not yet returned by `recv`),
+//!    `WAITING` says that senders may be queued. Only the receiver changes
+//!    `n`: it adds the batch's size under the lock when it refills (the batch
+//!    was empty, so `n` was 0), and subtracts one with an RMW outside the
+//!    lock each time it returns a value. `WAITING` is set and cleared only
+//!    under the lock.
+//! 2. *Room.* Under the lock, a slot is free when
+//!    `buf.len() + n + reserved < cap`. A sender's plain load of `n` may be
+//!    stale, but only too high (the receiver only lowers it outside the
+//!    lock), so a stale load can only make a sender think it must wait.
+//! 3. *No lost slot.* A sender that finds no room sets `WAITING` with an RMW
+//!    and re-checks the room with the `n` that RMW returned, still under the
+//!    lock, before it queues. The receiver's decrement is an RMW on the same
+//!    word, so one of the two comes first: either the sender's RMW sees the
+//!    freed slot (and it sends), or the receiver's decrement returns
+//!    `WAITING` and the receiver takes the lock, which it gets only after the
+//!    sender has queued, and grants the freed room (FIFO, `State::grant`).
+//! 4. *`WAITING` covers the queue.* While a sender is queued `WAITING` is
+//!    set; the receiver clears it (under the lock) when a grant leaves the
+//!    queue empty. A stale `WAITING` costs the receiver one lock, nothing
+//!    more.
+//!
+//! Unbounded channels never wait, so their receiver does not keep `n`.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
-use super::waiters::{WaitList, wake};
+use super::waiters::{WaitList, Wakers, wake};
+use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering};
+use std::sync::Arc;
 
 mod error;
 mod receiver;
@@ -56,14 +93,25 @@ pub use error::{SendError, TryRecvError, TrySendError};
 pub use receiver::{Receiver, Recv};
 pub use sender::{SendFuture, Sender, UnboundedSender};
 
+#[cfg(all(test, loom))]
+mod mpsc_loom;
+
+/// `Chan::taken`: senders may be queued (design rule 4).
+const WAITING: usize = 1;
+/// `Chan::taken`: one value in the receiver's batch (design rule 1).
+const ONE: usize = 2;
+
 /// The channel shared by every handle.
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// The receiver's batch size and the `WAITING` flag (design rule 1).
+    taken: AtomicUsize,
     /// `usize::MAX` for unbounded channels.
     cap: usize,
 }
 
 struct State<T> {
+    /// Values sent and not yet taken into the receiver's batch.
     buf: VecDeque<T>,
     /// Slots promised to notified senders that have not used them yet.
     reserved: usize,
@@ -76,8 +124,11 @@ struct State<T> {
 }
 
 impl<T> State<T> {
-    fn has_room(&self, cap: usize) -> bool {
-        self.buf.len() + self.reserved < cap
+    /// Whether a slot is free (design rule 2); `taken` is a value of
+    /// `Chan::taken`.
+    #[inline]
+    fn has_room(&self, cap: usize, taken: usize) -> bool {
+        self.buf.len() + taken / ONE + self.reserved < cap
     }
 
     /// Buffers `value`; returns the receiver's waker, to wake after the lock.
@@ -85,24 +136,6 @@ impl<T> State<T> {
     fn push(&mut self, value: T) -> Option<Waker> {
         self.buf.push_back(value);
         self.rx_waker.take()
-    }
-
-    /// Takes the oldest value and reserves the room it frees for the first
-    /// waiting sender; returns that sender's waker with the value.
-    #[inline]
-    fn pop(&mut self, cap: usize) -> Option<(T, Option<Waker>)> {
-        let v = self.buf.pop_front()?;
-        Some((v, self.grant(cap)))
-    }
-
-    /// Reserves freed room for the first waiting sender (FIFO hand-off).
-    fn grant(&mut self, cap: usize) -> Option<Waker> {
-        if !self.senders.is_empty() && self.has_room(cap) && !self.rx_closed {
-            self.reserved += 1;
-            self.senders.notify_front()
-        } else {
-            None
-        }
     }
 }
 
@@ -117,6 +150,7 @@ impl<T> Chan<T> {
                 tx_count: 1,
                 rx_closed: false,
             }),
+            taken: AtomicUsize::new(0),
             cap,
         })
     }
@@ -126,12 +160,76 @@ impl<T> Chan<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn bounded(&self) -> bool {
+        self.cap != usize::MAX
+    }
+
+    /// Whether a sender that is not queued may buffer a value now: nobody
+    /// queued before it and a slot is free. Called under the lock; sets
+    /// `WAITING` before it answers `false` (design rule 3), so the caller
+    /// must then queue or undo it with [`Chan::grant`].
+    fn may_send(&self, st: &State<T>) -> bool {
+        if !st.senders.is_empty() {
+            return false;
+        }
+        if st.has_room(self.cap, self.taken.load(Ordering::Acquire)) {
+            return true;
+        }
+        let t = self.taken.fetch_or(WAITING, Ordering::AcqRel);
+        if st.has_room(self.cap, t) {
+            // The receiver freed a slot meanwhile: nobody queued, so the
+            // flag goes again (rule 4).
+            self.taken.fetch_and(!WAITING, Ordering::AcqRel);
+            return true;
+        }
+        false
+    }
+
+    /// Reserves free room for the waiting senders, first come first served
+    /// (FIFO hand-off), and clears `WAITING` once none is queued (rule 4).
+    /// Called under the lock; the wakers go to `out`.
+    fn grant(&self, st: &mut State<T>, out: &mut Wakers) {
+        if !st.rx_closed {
+            while !st.senders.is_empty()
+                && st.has_room(self.cap, self.taken.load(Ordering::Acquire))
+            {
+                st.reserved += 1;
+                out.push(st.senders.notify_front());
+            }
+        }
+        if st.senders.is_empty() && self.taken.load(Ordering::Relaxed) & WAITING != 0 {
+            self.taken.fetch_and(!WAITING, Ordering::AcqRel);
+        }
+    }
+
+    /// The receiver returned a value of its batch: `n` drops by one, and if
+    /// senders wait, the freed slot is granted (rule 3).
+    #[inline]
+    fn returned_one(&self) {
+        if self.bounded() && self.taken.fetch_sub(ONE, Ordering::AcqRel) & WAITING != 0 {
+            self.grant_freed();
+        }
+    }
+
+    #[inline(never)]
+    fn grant_freed(&self) {
+        let mut wakers = Wakers::default();
+        let mut st = self.lock();
+        self.grant(&mut st, &mut wakers);
+        drop(st);
+        wakers.wake();
+    }
+
     fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         let mut st = self.lock();
         if st.rx_closed {
             return Err(TrySendError::Closed(value));
         }
-        if !st.senders.is_empty() || !st.has_room(self.cap) {
+        if !self.may_send(&st) {
+            let mut wakers = Wakers::default();
+            self.grant(&mut st, &mut wakers); // clears the flag set above
+            drop(st);
+            wakers.wake();
             return Err(TrySendError::Full(value));
         }
         let w = st.push(value);
@@ -159,10 +257,6 @@ impl<T> Chan<T> {
     fn is_closed(&self) -> bool {
         self.lock().rx_closed
     }
-
-    fn len(&self) -> usize {
-        self.lock().buf.len()
-    }
 }
 
 /// Creates a bounded channel holding at most `cap` values.
@@ -174,11 +268,11 @@ impl<T> Chan<T> {
 pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     assert!(cap > 0, "mpsc::channel needs a capacity of at least 1");
     let chan = Chan::new(cap);
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    (Sender { chan: chan.clone() }, Receiver::new(chan))
 }
 
 /// Creates a channel without a bound: sending never waits.
 pub fn unbounded_channel<T>() -> (UnboundedSender<T>, Receiver<T>) {
     let chan = Chan::new(usize::MAX);
-    (UnboundedSender { chan: chan.clone() }, Receiver { chan })
+    (UnboundedSender { chan: chan.clone() }, Receiver::new(chan))
 }

@@ -208,6 +208,60 @@ fn blocked_senders_are_served_fifo_and_pass_on_a_dropped_slot() {
     assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
 }
 
+/// The receiver takes the buffer in batches (`mpsc.rs`, design); a value
+/// it returns from a batch frees its slot at once: `try_send` finds it, a
+/// blocked sender is woken for it (the first in line), and `len` counts
+/// the batch's values as buffered.
+#[test]
+fn a_value_returned_from_the_receivers_batch_frees_its_slot_at_once() {
+    let (tx, mut rx) = mpsc::channel(3);
+    for i in 0..3 {
+        tx.try_send(i).unwrap();
+    }
+    assert_eq!(rx.try_recv(), Ok(0)); // takes 1 and 2 into the batch
+    assert_eq!(rx.len(), 2);
+    tx.try_send(3).unwrap();
+    assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+    assert_eq!(rx.len(), 3);
+    let (wa, ca) = counting_waker();
+    let (wb, cb) = counting_waker();
+    let mut a = Box::pin(tx.send(4));
+    let mut b = Box::pin(tx.send(5));
+    assert!(a.as_mut().poll(&mut Context::from_waker(&wa)).is_pending());
+    assert!(b.as_mut().poll(&mut Context::from_waker(&wb)).is_pending());
+    assert_eq!(rx.try_recv(), Ok(1)); // from the batch: the slot goes to a
+    assert_eq!(ca.wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(cb.wakes.load(Ordering::SeqCst), 0);
+    assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+    assert_eq!(rx.try_recv(), Ok(2)); // the next one to b
+    assert_eq!(cb.wakes.load(Ordering::SeqCst), 1);
+    assert!(matches!(poll(b.as_mut()), Poll::Ready(Ok(()))));
+    assert!(matches!(poll(a.as_mut()), Poll::Ready(Ok(()))));
+    assert!(matches!(tx.try_send(9), Err(TrySendError::Full(9))));
+    let rest: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert_eq!(rest, [3, 5, 4]);
+    drop((a, b));
+    tx.try_send(6).unwrap();
+    drop(tx);
+    assert_eq!(rx.try_recv(), Ok(6));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+/// Values left in the receiver's batch are dropped with the receiver.
+#[test]
+fn dropping_the_receiver_drops_its_batch() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::channel(4);
+    for _ in 0..3 {
+        tx.try_send(DropCounter(drops.clone())).unwrap();
+    }
+    drop(rx.try_recv().unwrap()); // the other two go into the batch
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    tx.try_send(DropCounter(drops.clone())).unwrap();
+    drop(rx);
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
 #[test]
 #[should_panic(expected = "capacity of at least 1")]
 fn zero_capacity_panics() {

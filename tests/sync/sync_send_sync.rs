@@ -15,6 +15,10 @@ assert_impl_all!(mpsc::Sender<u8>: Send, Sync, Clone, Unpin);
 assert_impl_all!(mpsc::UnboundedSender<u8>: Send, Sync, Clone, Unpin);
 assert_impl_all!(mpsc::Receiver<u8>: Send, Sync, Unpin);
 assert_not_impl_any!(mpsc::Sender<Rc<u8>>: Send, Sync);
+// The receiver's batch (`mpsc.rs`) keeps these as they were: shared only
+// for `T: Send` (its values are reached through `&mut` only).
+assert_impl_all!(mpsc::Receiver<std::cell::Cell<u8>>: Send, Sync);
+assert_not_impl_any!(mpsc::Receiver<Rc<u8>>: Send, Sync);
 assert_impl_all!(oneshot::Sender<u8>: Send, Sync, Unpin);
 assert_impl_all!(oneshot::Receiver<u8>: Send, Sync, Unpin);
 assert_impl_all!(mpsc::SendError<u8>: Send, Sync, std::error::Error);

@@ -1,21 +1,44 @@
 //! The receiving half, [`Receiver`], and the future of [`Receiver::recv`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 
-use super::{Chan, TryRecvError};
+use super::{Chan, ONE, TryRecvError};
+use crate::loom::Ordering;
 use crate::rt::budget::poll_proceed;
-use crate::sync::waiters::{register, wake};
+use crate::sync::waiters::{Wakers, register};
 
 /// The receiving half of either kind of channel.
 pub struct Receiver<T> {
-    pub(super) chan: Arc<Chan<T>>,
+    chan: Arc<Chan<T>>,
+    /// The batch: values taken out of the shared buffer and not yet returned
+    /// (the design in `mpsc.rs`; its length is `n` of `Chan::taken`).
+    local: Batch<T>,
 }
 
+/// The receiver's batch. Only `&mut Receiver` reaches its values; through
+/// `&Receiver` only its length is read.
+struct Batch<T>(VecDeque<T>);
+
+// SAFETY: a `&Batch<T>` only gives its length (no `&T` is reachable through
+// a shared `Receiver`: every method that touches a value takes `&mut self`),
+// so sharing it between threads shares no `T`; moving the values to another
+// thread is what `T: Send` allows. This keeps `Receiver<T>: Sync` for
+// `T: Send`, as before the batch existed.
+unsafe impl<T: Send> Sync for Batch<T> {}
+
 impl<T> Receiver<T> {
+    pub(super) fn new(chan: Arc<Chan<T>>) -> Receiver<T> {
+        Receiver {
+            chan,
+            local: Batch(VecDeque::new()),
+        }
+    }
+
     /// Receives the next value, waiting for one; `None` once the channel is
     /// closed (every sender dropped, or [`close`](Receiver::close)d) and
     /// drained. Cancel safe: a dropped `recv` took nothing.
@@ -25,15 +48,12 @@ impl<T> Receiver<T> {
 
     /// Receives a value if one is buffered.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        let mut st = self.chan.lock();
-        match st.pop(self.chan.cap) {
-            Some((v, w)) => {
-                drop(st);
-                wake(w);
+        match self.local.0.pop_front() {
+            Some(v) => {
+                self.chan.returned_one();
                 Ok(v)
             }
-            None if st.tx_count == 0 || st.rx_closed => Err(TryRecvError::Disconnected),
-            None => Err(TryRecvError::Empty),
+            None => self.refill(None),
         }
     }
 
@@ -67,7 +87,7 @@ impl<T> Receiver<T> {
 
     /// Values buffered right now.
     pub fn len(&self) -> usize {
-        self.chan.len()
+        self.local.0.len() + self.chan.lock().buf.len()
     }
 
     /// Whether no value is buffered.
@@ -75,22 +95,62 @@ impl<T> Receiver<T> {
         self.len() == 0
     }
 
-    #[inline]
+    /// The batch is empty: under the lock, takes every buffered value into
+    /// it and returns the first (granting its slot to a waiting sender), or
+    /// reports the channel empty (registering `waker`, if given) or closed.
+    #[inline(never)]
+    fn refill(&mut self, waker: Option<&Waker>) -> Result<T, TryRecvError> {
+        debug_assert!(self.local.0.is_empty());
+        let chan = &*self.chan;
+        let mut st = chan.lock();
+        if st.buf.is_empty() {
+            if st.tx_count == 0 || st.rx_closed {
+                return Err(TryRecvError::Disconnected);
+            }
+            if let Some(waker) = waker {
+                register(&mut st.rx_waker, waker);
+            }
+            return Err(TryRecvError::Empty);
+        }
+        // The batch was empty, so `n` is 0 (design rule 1); the shared buffer
+        // gets the batch's spare capacity back.
+        std::mem::swap(&mut st.buf, &mut self.local.0);
+        let v = self.local.0.pop_front().expect("the buffer was not empty");
+        let mut wakers = Wakers::default();
+        if chan.bounded() {
+            if !self.local.0.is_empty() {
+                chan.taken
+                    .fetch_add(self.local.0.len() * ONE, Ordering::AcqRel);
+            }
+            // `v` leaves now: its slot goes to the first waiting sender.
+            chan.grant(&mut st, &mut wakers);
+        }
+        drop(st);
+        wakers.wake();
+        Ok(v)
+    }
+
+    /// Inlined into the caller's poll: the batch path is a few instructions,
+    /// less than a call's prologue and epilogue (W3's profile).
+    #[inline(always)]
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let coop = ready!(poll_proceed(cx));
-        let mut st = self.chan.lock();
-        if let Some((v, w)) = st.pop(self.chan.cap) {
-            drop(st);
-            wake(w);
-            coop.made_progress();
-            return Poll::Ready(Some(v));
-        }
-        if st.tx_count == 0 || st.rx_closed {
-            coop.made_progress();
-            return Poll::Ready(None);
-        }
-        register(&mut st.rx_waker, cx.waker());
-        Poll::Pending
+        let v = match self.local.0.pop_front() {
+            Some(v) => {
+                self.chan.returned_one();
+                v
+            }
+            None => match self.refill(Some(cx.waker())) {
+                Ok(v) => v,
+                Err(TryRecvError::Disconnected) => {
+                    coop.made_progress();
+                    return Poll::Ready(None);
+                }
+                Err(TryRecvError::Empty) => return Poll::Pending,
+            },
+        };
+        coop.made_progress();
+        Poll::Ready(Some(v))
     }
 }
 
@@ -102,7 +162,9 @@ impl<T> Drop for Receiver<T> {
             st.rx_waker = None;
             (std::mem::take(&mut st.buf), st.senders.notify_all())
         };
-        drop(buf); // outside the lock: destructors may use the channel
+        // Outside the lock: destructors may use the channel. The batch's
+        // values go with the `local` field, after this.
+        drop(buf);
         wakers.into_iter().for_each(Waker::wake);
     }
 }
@@ -124,7 +186,7 @@ pub struct Recv<'a, T> {
 impl<T> Future for Recv<'_, T> {
     type Output = Option<T>;
 
-    #[inline]
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         self.rx.poll_recv(cx)
     }

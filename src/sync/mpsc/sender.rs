@@ -7,9 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use super::{Chan, SendError, TrySendError};
+use super::{Chan, SendError, State, TrySendError};
+use crate::loom::MutexGuard;
+use crate::rt::budget::Coop;
 use crate::rt::budget::poll_proceed;
-use crate::sync::waiters::{Key, Removed, wake};
+use crate::sync::waiters::{Key, Removed, Wakers, wake};
 
 /// The sending half of a bounded channel. Clone it for more producers.
 pub struct Sender<T> {
@@ -127,14 +129,43 @@ impl<T> Unpin for SendFuture<'_, T> {}
 impl<T> Future for SendFuture<'_, T> {
     type Output = Result<(), SendError<T>>;
 
-    #[inline]
+    /// The common case, a first poll that finds room, is inlined into the
+    /// caller's poll; the rest is `SendFuture::poll_locked`.
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let coop = ready!(poll_proceed(cx));
         let chan = this.chan;
         let mut st = chan.lock();
-        let notified = ready!(st.senders.poll_key(&mut this.key, cx.waker())).is_some();
-        let value = this
+        if this.key.is_none() && !st.rx_closed && chan.may_send(&st) {
+            let value = this
+                .value
+                .take()
+                .expect("SendFuture polled after completion");
+            let w = st.push(value);
+            drop(st);
+            wake(w);
+            coop.made_progress();
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_locked(st, coop, cx)
+    }
+}
+
+impl<T> SendFuture<'_, T> {
+    /// `poll` past the common case, under the lock `st`: a queued sender, a
+    /// closed channel, or no room (`may_send` may have set `WAITING`, which
+    /// this sets again before queueing: design rule 3 in `mpsc.rs`).
+    #[inline(never)]
+    fn poll_locked(
+        &mut self,
+        mut st: MutexGuard<'_, State<T>>,
+        coop: Coop,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), SendError<T>>> {
+        let chan = self.chan;
+        let notified = ready!(st.senders.poll_key(&mut self.key, cx.waker())).is_some();
+        let value = self
             .value
             .take()
             .expect("SendFuture polled after completion");
@@ -145,9 +176,10 @@ impl<T> Future for SendFuture<'_, T> {
         if notified {
             // A slot was reserved for us.
             st.reserved -= 1;
-        } else if !st.senders.is_empty() || !st.has_room(chan.cap) {
-            this.value = Some(value);
-            this.key = Some(st.senders.push_back((), cx.waker().clone()));
+        } else if !chan.may_send(&st) {
+            // `may_send` set `WAITING` (design rule 3): queue.
+            self.value = Some(value);
+            self.key = Some(st.senders.push_back((), cx.waker().clone()));
             return Poll::Pending;
         }
         let w = st.push(value);
@@ -161,7 +193,7 @@ impl<T> Future for SendFuture<'_, T> {
 impl<T> Drop for SendFuture<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
+        if let Some(key) = self.key {
             self.leave(key);
         }
     }
@@ -178,9 +210,10 @@ impl<T> SendFuture<'_, T> {
         {
             // waiters.rs rule 3: give the reserved slot to the next sender.
             st.reserved -= 1;
-            let w = st.grant(self.chan.cap);
+            let mut wakers = Wakers::default();
+            self.chan.grant(&mut st, &mut wakers);
             drop(st);
-            wake(w);
+            wakers.wake();
         }
     }
 }
