@@ -3,8 +3,8 @@
 //! completions for up to a budget before it parks.
 //!
 //! While it spins the loop reads memory only, apart from the driver polls
-//! below: its wake flags (`remote_pending`, `main_woken`: a push to its
-//! remote queue or a wake of its `block_on` future), every spin; the clock
+//! below: its flag word (`PENDING`, `MAIN`: a push to its remote queue or
+//! a wake of its `block_on` future), every spin; the clock
 //! (for the budget and the next timer) every [`POLL_EVERY`] spins; and its
 //! driver:
 //! * **io_uring**: a non-blocking park every [`POLL_EVERY`] spins. It reads
