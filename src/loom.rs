@@ -88,15 +88,6 @@ mod model {
                 }
             }
         }
-
-        /// The spin-before-park hold (`rt/spin.rs`); a model token has none
-        /// (the models never spin; the hold's loom model is in `coil-arch`).
-        pub(crate) fn hold(&self) -> Option<coil_arch::Held<'_>> {
-            match self {
-                Unparker::Os(u) => u.hold(),
-                Unparker::Model(_) => None,
-            }
-        }
     }
 
     /// The park side of a model token: what the loop thread blocks on in

@@ -25,9 +25,10 @@
 //!
 //! # Spinning instead of parking
 //!
-//! A loop that busy-polls for a while before it parks (coil's opt-in
-//! spin-before-park) does not want its wakers to pay for an eventfd write it
-//! would not read: [`Unparker::hold`], called on the driver's own thread
+//! A loop that busy-polls for a while before it parks (a spin-before-park;
+//! coil's own loops skip the unpark before it is made, through a `SPINNING`
+//! bit in their flag word, and do not need this) does not want its wakers to
+//! pay for an eventfd write it would not read: [`Unparker::hold`], called on the driver's own thread
 //! between two parks, raises the flag itself when it is down, so every unpark
 //! during the spin finds it raised and writes nothing (a wake costs one atomic
 //! swap, no syscall). Dropping the returned [`Held`] lowers the flag again.

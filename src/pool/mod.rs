@@ -24,8 +24,12 @@
 //! `task::state_loom`) and `coil::sync::watch` (a mutex and a waiter list).
 //! The hand-off's races and their models: a wake racing the target's park
 //! (`remote_loom::wake_task_vs_park`, `remote_spawn_vs_park`, and
-//! `loom_model` in `coil-arch`'s `unpark.rs`, with and without a
-//! spin-before-park hold), a result crossing while its awaiter drops the
+//! `loom_model` in `coil-arch`'s `unpark.rs`), a wake racing a spinning
+//! target's decision to park (`remote_loom::wake_task_vs_spin_then_park`,
+//! `wake_main_vs_spin_then_park`), two senders racing for the remote
+//! queue's slot and the order of their wakes
+//! (`remote_loom::two_pushers_race_for_slot`,
+//! `order_kept_between_slot_and_vectors`), a result crossing while its awaiter drops the
 //! [`RemoteTask`] (`remote_loom::remote_result_vs_handle_drop`), and a
 //! shutdown racing a send (`remote_loom::shutdown_vs_remote_push`).
 //!

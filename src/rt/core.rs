@@ -31,7 +31,6 @@ use std::future::Future;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -330,7 +329,7 @@ impl Core {
     fn run_main(&self, poll: &mut dyn FnMut(&mut Context<'_>) -> bool) {
         let waker = Waker::from(self.shared.clone());
         let mut cx = Context::from_waker(&waker);
-        self.shared.main_woken.store(true, Ordering::SeqCst);
+        self.shared.set_main_woken();
         loop {
             let turn = self.debug.as_ref().map(|_| self.start_turn());
             if self.shared.take_main_wake() {

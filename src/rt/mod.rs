@@ -23,48 +23,101 @@
 //!
 //! # Remote wake protocol
 //!
-//! How a wake from another thread reaches a loop that may be about to park,
-//! and why it is never lost. The parts, all in [`Shared`]:
+//! How a wake from another thread reaches a loop that may be about to park
+//! or is spinning, and why it is never lost. The parts, all in [`Shared`]:
+//! - `hot`, one cache line holding the **flag word** `flags` and the
+//!   one-entry **slot**;
 //! - `remote`, a mutex over the `woken` and `spawned` vectors and `closed`;
-//! - `remote_pending`, stored `true` by a pusher **inside** the lock after
-//!   its push, and `false` by the loop inside the lock as it takes the
-//!   vectors; so whoever holds the lock sees it `true` exactly when a vector
-//!   is non-empty (or the queue was closed with nothing in it: `false`);
-//! - `main_woken`, stored `true` by [`Shared::wake_main`] and swapped back to
-//!   `false` by the loop ([`Shared::take_main_wake`]) just before it polls
-//!   the `block_on` future;
-//! - the unparker: an eventfd write (`crate::loom` states its contract U1–U3
-//!   and `arch/src/unpark.rs` how the drivers meet it).
+//! - the unparker: an eventfd write or a MSG_RING (`crate::loom` states its
+//!   contract U1–U3 and `arch/src/unpark.rs` how the drivers meet it).
 //!
-//! Waker side: **W1** publish (push and store `remote_pending`, or store
-//! `main_woken`; SeqCst), **W2** then unpark (after the lock is released, so
-//! the woken loop does not run into a held lock). `wake_main` on the loop
-//! thread itself skips W2: the loop is not parked while it runs code.
+//! The flag word's bits, and who sets and clears each (every access is an
+//! atomic RMW or load on the one word, `SeqCst`):
+//! - `PENDING`: something was pushed (slot or vectors) since the loop last
+//!   drained. Set by every push *after* it published its task; cleared only
+//!   by the loop, *before* it looks at the slot and the vectors.
+//! - `MAIN`: the `block_on` future was woken. Set by [`Shared::wake_main`],
+//!   cleared by the loop ([`Shared::take_main_wake`]) just before it polls
+//!   that future.
+//! - `SPINNING`: the loop is busy-polling its flags instead of parking
+//!   (`spin.rs`). Set and cleared only by the loop. A push or `wake_main`
+//!   that finds it in the value its own `fetch_or` returned skips the
+//!   unpark: the loop will see the flag without one.
+//! - `VEC`: the vectors are not empty. Set and cleared only under the lock
+//!   (by a pusher with its push, by the loop with its take), so whoever holds
+//!   the lock sees it exactly when a vector holds a task.
 //!
-//! Loop side (`core.rs`, one tick): **L1** if `remote_pending`, take the
-//! vectors; poll; **L2** park only if the run queue is empty and
-//! [`Shared::wake_pending`] is false (it loads both flags, SeqCst); **L3**
-//! park; after every return from park, back to L1.
+//! The slot holds a woken task's queue reference (a `TaskRef` pointer),
+//! `EMPTY`, or `CLOSED`. Who may write it: a pusher only by a
+//! compare-exchange `EMPTY → task`; the loop only from a task to `EMPTY`
+//! (nobody else changes a slot that holds a task) and, at shutdown, from
+//! anything to `CLOSED` (under the lock). Spawns always take the vectors
+//! (the loop binds them first; they are not the hot path).
 //!
-//! Why no wake is lost: all flag accesses are SeqCst, so W1's store and L2's
-//! load are ordered in one total order. If W1 comes first, L2 sees the flag
-//! (only the loop clears it, in L1, and a clear that follows W1 happened
-//! under the lock after the push, so that L1 took the task), and the loop
-//! does not park. If L2 comes first, W2 follows W1 and so happens either
-//! while the loop is parked (U1) or before it parks (U2): the park returns
-//! and the next L1 sees the flag. The loom models in `rt::remote_loom`
-//! check this with the real `Shared`, tasks and wakers. Each of these
-//! mistakes makes one of them fail: storing the flag after the unpark (the
-//! loop consumes the unpark, sees nothing and parks for good; a model shows
-//! loom catching it), clearing `remote_pending` after the lock is released
-//! (a push in between is never taken), pushing without checking `closed`
-//! (the task leaks).
+//! Waker side ([`Shared::push_remote`]):
+//! - **W1** publish: if `VEC` is clear and the slot's compare-exchange from
+//!   `EMPTY` succeeds, the task is in the slot (no lock, no buffer);
+//!   otherwise, under the lock, push it on `woken` (or release it if
+//!   `closed`) and set `VEC`.
+//! - **W2** `prev = flags.fetch_or(PENDING)` (with `VEC` in the same RMW on
+//!   the locked path).
+//! - **W3** unpark, unless `prev` had `SPINNING` (the loop is spinning and
+//!   will see `PENDING`) or `PENDING` (an earlier push's W2 came first and
+//!   the loop has not cleared it since, so that push's W3, or the loop's
+//!   own look, covers this one). On the locked path after the lock is
+//!   released. `wake_main` is the same with `MAIN` and no W1, and skips W3
+//!   on the loop's own thread.
+//!
+//! Loop side (`core.rs`, one tick): **L1** if `PENDING`, drain: clear
+//! `PENDING` (`fetch_and`), then take the slot, then, if `VEC` is set, take
+//! under the lock the slot again and the vectors and clear `VEC`; poll;
+//! **L2** park only if the run queue is empty and [`Shared::wake_pending`]
+//! (a load of `PENDING | MAIN`) is false; **L3** park; after every return,
+//! back to L1. Spinning (`spin.rs`): **S1** `fetch_or(SPINNING)`; if the
+//! value it returned has `PENDING | MAIN`, stop at once; **S2** spin on
+//! loads of the word; **S3** `prev = fetch_and(!SPINNING)`, and park only
+//! if `prev` has neither `PENDING` nor `MAIN` (the re-check after clearing
+//! `SPINNING`).
+//!
+//! Why no wake is lost: W2 and every loop access are RMWs or loads on one
+//! location, so they sit in its one modification order. If W2 comes before
+//! L1's clear, the clear reads it (and so synchronises with the pusher: the
+//! slot load and the lock after it see the published task). If W2 comes
+//! after the clear, `PENDING` stays set until the next L1. The loop parks
+//! only after a load (L2) or a `fetch_and` (S3) that saw `PENDING` clear: a
+//! W2 after that point in the order read `SPINNING` clear (S3 cleared it, or
+//! the loop never set it) and either unparks (U1: the park returns, U2: the
+//! next one does) or read `PENDING` set by an earlier W2 that is itself
+//! after the loop's look, which applies the same argument to that push. A
+//! W2 before it left `PENDING` set, which the look would have seen. And a
+//! push that skips W3 because `SPINNING` was set: its W2 precedes S3's
+//! `fetch_and`, which therefore returns `PENDING`, so the loop does not park.
+//!
+//! Why order is kept (a thread that wakes A then B gets A polled first):
+//! `VEC` is set before B's push returns if B took the vectors, and only a
+//! drain that took B clears it; so a push after B sees `VEC` (or the slot
+//! full) and takes the vectors too, or B has been taken already. And a task
+//! in the slot was put there when `VEC` was clear, so every vector entry
+//! beside it came later; the drain takes the slot before the vectors, and
+//! the locked take re-reads the slot under the lock (a push that put A in
+//! the slot after the lock-free take, then B in the vectors, is found then,
+//! still ahead of B).
+//!
+//! The loom models in `rt::remote_loom` check this with the real `Shared`,
+//! tasks and wakers, and show that they catch these mistakes: an unpark
+//! before W1 (the loop consumes it, sees nothing, parks for good); a spin
+//! that parks without S3's re-check; a push that skips the unpark because of
+//! `PENDING` read before it published; a drain that takes the vectors
+//! without looking at the slot again (order). Clearing `PENDING` after the
+//! take (a push in between is never taken) or pushing without checking
+//! `closed` (the task leaks) are the older ones.
 //!
 //! Shutdown (rule 8 in `task/mod.rs`): [`Shared::close_remote`] sets
-//! `closed` under the lock and takes what is queued; a push that takes the
-//! lock later sees `closed` and gives the task back (`push_spawned`, whose
-//! caller finishes it) or releases the queue reference itself
-//! (`push_remote`). So each pushed task is handled by exactly one side.
+//! `closed` and the slot's `CLOSED` under the lock and takes what is queued;
+//! a push whose compare-exchange finds `CLOSED` takes the lock, sees
+//! `closed` and releases the queue reference itself (`push_remote`);
+//! `push_spawned` gives its task back (its caller finishes it). So each
+//! pushed task is handled by exactly one side.
 
 pub(crate) mod budget;
 mod builder;
@@ -98,7 +151,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::loom::{AtomicBool, Mutex, MutexGuard, Unparker};
+use crate::loom::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Unparker};
 
 use self::core::Core;
 use crate::task::raw::TaskRef;
@@ -165,13 +218,42 @@ pub(crate) fn in_runtime() -> bool {
     CURRENT.with(|c| !c.get().is_null())
 }
 
+/// The flag word's bits (module docs, "Remote wake protocol").
+mod flag {
+    /// A push since the loop's last drain.
+    pub(super) const PENDING: usize = 1;
+    /// The `block_on` future was woken.
+    pub(super) const MAIN: usize = 2;
+    /// The loop is spinning: pushes skip the unpark.
+    pub(super) const SPINNING: usize = 4;
+    /// The vectors hold a task (changed only under the lock).
+    pub(super) const VEC: usize = 8;
+    /// What makes the loop run instead of parking.
+    pub(super) const WORK: usize = PENDING | MAIN;
+}
+
+/// The slot's "no task" value.
+const EMPTY: *mut () = std::ptr::null_mut();
+
+/// The slot's value once the queue is closed (never a task's address: a
+/// task header is aligned to more than one byte).
+fn closed_mark() -> *mut () {
+    std::ptr::without_provenance_mut(1)
+}
+
+/// The flag word and the one-entry slot, alone on their cache line: a push
+/// that finds the slot empty touches this line and nothing else of `Shared`.
+#[repr(align(64))]
+struct Hot {
+    flags: AtomicUsize,
+    slot: AtomicPtr<()>,
+}
+
 /// The cross-thread half of a runtime.
 pub(crate) struct Shared {
+    /// Flag word and slot (module docs).
+    hot: Hot,
     remote: Mutex<Remote>,
-    /// Something was pushed to `remote` since the loop last drained it.
-    remote_pending: AtomicBool,
-    /// The future passed to `block_on` was woken.
-    pub(crate) main_woken: AtomicBool,
     /// The driver's unparker (a loom token in the models: `crate::loom`).
     unparker: Unparker,
     /// Same as the core's id.
@@ -205,9 +287,11 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     pub(crate) fn new(unparker: impl Into<Unparker>, core_id: u64) -> Shared {
         Shared {
+            hot: Hot {
+                flags: AtomicUsize::new(0),
+                slot: AtomicPtr::new(EMPTY),
+            },
             remote: Mutex::new(Remote::default()),
-            remote_pending: AtomicBool::new(false),
-            main_woken: AtomicBool::new(false),
             unparker: unparker.into(),
             core_id,
             debug: None,
@@ -220,13 +304,42 @@ impl Shared {
         self.remote.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Step W3 (module docs): unpark unless `prev`, the flag word as the
+    /// push's own W2 found it, says the loop is spinning or an earlier push
+    /// is still pending.
+    #[inline]
+    fn unpark_after(&self, prev: usize, bit: usize) {
+        if prev & (flag::SPINNING | bit) == 0 {
+            self.unparker.unpark();
+        }
+    }
+
     /// Push a woken task from another thread (its queue reference moves in).
-    /// Steps W1 and W2 of the protocol (module docs).
+    /// Steps W1–W3 of the protocol (module docs).
     ///
     /// # Safety
     /// The caller owns `task`'s queue reference (it set `SCHEDULED`, rule 2)
     /// and hands it over; `task` belongs to this runtime.
     unsafe fn push_remote(&self, task: TaskRef) {
+        let flags = &self.hot.flags;
+        // W1, lock-free: only while no vector entry is ahead of it (order).
+        if flags.load(Ordering::SeqCst) & flag::VEC == 0
+            && self
+                .hot
+                .slot
+                .compare_exchange(
+                    EMPTY,
+                    task.into_raw().cast_mut(),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            // W2.
+            let prev = flags.fetch_or(flag::PENDING, Ordering::SeqCst);
+            self.unpark_after(prev, flag::PENDING);
+            return;
+        }
         let mut remote = self.lock();
         if remote.closed {
             drop(remote);
@@ -236,9 +349,10 @@ impl Shared {
             return;
         }
         remote.woken.push(task);
-        self.remote_pending.store(true, Ordering::SeqCst);
+        // W2, with `VEC` under the lock.
+        let prev = flags.fetch_or(flag::PENDING | flag::VEC, Ordering::SeqCst);
         drop(remote);
-        self.unparker.unpark();
+        self.unpark_after(prev, flag::PENDING);
     }
 
     /// Hand a new task to the loop from another thread. Returns the task
@@ -254,64 +368,126 @@ impl Shared {
             return Err(task);
         }
         remote.spawned.push(task);
-        self.remote_pending.store(true, Ordering::SeqCst);
+        let prev = self
+            .hot
+            .flags
+            .fetch_or(flag::PENDING | flag::VEC, Ordering::SeqCst);
         drop(remote);
-        self.unparker.unpark();
+        self.unpark_after(prev, flag::PENDING);
         Ok(())
     }
 
-    /// The unparker, for the loop's own spin-before-park (`spin.rs`), which
-    /// holds it while it spins.
-    pub(super) fn unparker_for_spin(&self) -> &Unparker {
-        &self.unparker
-    }
-
+    /// Step L1's test: whether a push happened since the last drain.
+    #[inline]
     pub(crate) fn remote_pending(&self) -> bool {
-        self.remote_pending.load(Ordering::SeqCst)
+        self.hot.flags.load(Ordering::SeqCst) & flag::PENDING != 0
     }
 
     /// Step L2 of the protocol (module docs): whether a remote push or a
     /// main-future wake happened that the loop has not taken yet. The loop
     /// may park only when this is false (and its run queue is empty), and
     /// must decide that *after* taking the remote queue.
+    #[inline]
     pub(crate) fn wake_pending(&self) -> bool {
-        self.main_woken.load(Ordering::SeqCst) || self.remote_pending.load(Ordering::SeqCst)
+        self.hot.flags.load(Ordering::SeqCst) & flag::WORK != 0
+    }
+
+    /// Step S1 (loop thread): mark the loop spinning, so that pushes skip
+    /// their unpark. Returns `false` if work is already pending (then the
+    /// mark is taken back and the loop should not spin).
+    pub(super) fn start_spinning(&self) -> bool {
+        let prev = self.hot.flags.fetch_or(flag::SPINNING, Ordering::SeqCst);
+        if prev & flag::WORK != 0 {
+            self.hot.flags.fetch_and(!flag::SPINNING, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Step S3 (loop thread): the spin ends. Returns whether work is pending
+    /// (as the clearing RMW read the word): when it is not, the loop may
+    /// park, and every push after this unparks.
+    pub(super) fn stop_spinning(&self) -> bool {
+        self.hot.flags.fetch_and(!flag::SPINNING, Ordering::SeqCst) & flag::WORK != 0
+    }
+
+    /// The loop's `block_on` starts: its future is to be polled once.
+    pub(crate) fn set_main_woken(&self) {
+        self.hot.flags.fetch_or(flag::MAIN, Ordering::SeqCst);
     }
 
     /// Loop thread, before polling the `block_on` future: whether it was
     /// woken since the last call (and clear the flag).
+    #[inline]
     pub(crate) fn take_main_wake(&self) -> bool {
-        self.main_woken.load(Ordering::SeqCst) && self.main_woken.swap(false, Ordering::SeqCst)
+        let flags = &self.hot.flags;
+        flags.load(Ordering::SeqCst) & flag::MAIN != 0
+            && flags.fetch_and(!flag::MAIN, Ordering::SeqCst) & flag::MAIN != 0
     }
 
-    /// Take everything pushed remotely.
+    /// Take everything pushed remotely, in push order (step L1).
     pub(crate) fn take_remote(&self, woken: &mut Vec<TaskRef>, spawned: &mut Vec<TaskRef>) {
-        let mut remote = self.lock();
-        self.remote_pending.store(false, Ordering::SeqCst);
-        woken.append(&mut remote.woken);
-        spawned.append(&mut remote.spawned);
+        let flags = &self.hot.flags;
+        flags.fetch_and(!flag::PENDING, Ordering::SeqCst);
+        self.take_slot(woken);
+        if flags.load(Ordering::SeqCst) & flag::VEC != 0 {
+            let mut remote = self.lock();
+            // Again under the lock: a task put in the slot after the take
+            // above is ahead of the vector entries pushed after it.
+            self.take_slot(woken);
+            flags.fetch_and(!flag::VEC, Ordering::SeqCst);
+            woken.append(&mut remote.woken);
+            spawned.append(&mut remote.spawned);
+        }
+    }
+
+    /// Loop thread: move the slot's task, if any, to `woken`.
+    #[inline]
+    fn take_slot(&self, woken: &mut Vec<TaskRef>) {
+        let slot = &self.hot.slot;
+        let p = slot.load(Ordering::SeqCst);
+        if p != EMPTY && p != closed_mark() {
+            // Only the loop changes a slot holding a task (module docs), so a
+            // store is enough; the next push's compare-exchange reads it.
+            slot.store(EMPTY, Ordering::SeqCst);
+            // SAFETY: a value other than the two marks is a task pointer that
+            // a push stored with the task's queue reference, now ours.
+            woken.push(unsafe { TaskRef::from_raw(p.cast_const()) });
+        }
     }
 
     /// Close the remote queue (shutdown) and take what is left in it.
     pub(crate) fn close_remote(&self) -> (Vec<TaskRef>, Vec<TaskRef>) {
         let mut remote = self.lock();
         remote.closed = true;
-        self.remote_pending.store(false, Ordering::SeqCst);
-        (
-            std::mem::take(&mut remote.woken),
-            std::mem::take(&mut remote.spawned),
-        )
+        self.hot
+            .flags
+            .fetch_and(!(flag::PENDING | flag::VEC), Ordering::SeqCst);
+        let mut woken = Vec::new();
+        let p = self.hot.slot.swap(closed_mark(), Ordering::SeqCst);
+        if p != EMPTY && p != closed_mark() {
+            // SAFETY: as in `take_slot`.
+            woken.push(unsafe { TaskRef::from_raw(p.cast_const()) });
+        }
+        woken.append(&mut remote.woken);
+        (woken, std::mem::take(&mut remote.spawned))
+    }
+
+    /// Whether the slot holds `t` (the loom models' entry count).
+    #[cfg(all(test, loom))]
+    pub(crate) fn slot_holds(&self, t: TaskRef) -> bool {
+        self.hot.slot.load(Ordering::SeqCst) == t.into_raw().cast_mut()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
 
-    /// Wake the `block_on` future (steps W1, W2).
+    /// Wake the `block_on` future (steps W2, W3 with `MAIN`).
     pub(crate) fn wake_main(&self) {
-        self.main_woken.store(true, Ordering::SeqCst);
+        let prev = self.hot.flags.fetch_or(flag::MAIN, Ordering::SeqCst);
         if !self.is_current() {
-            self.unparker.unpark();
+            self.unpark_after(prev, flag::MAIN);
         }
     }
 

@@ -74,6 +74,11 @@ struct Loop {
     owned: OwnedList,
     queue: RefCell<VecDeque<TaskRef>>,
     parker: Parker,
+    /// Every woken task taken from the remote queue, in the order taken.
+    taken: RefCell<Vec<TaskRef>>,
+    /// Spins before a park (`Core::spin_for_work`, steps S1–S3 of the
+    /// protocol); zero: park at once.
+    spins: usize,
 }
 
 impl Loop {
@@ -84,6 +89,16 @@ impl Loop {
             owned: OwnedList::default(),
             queue: RefCell::new(VecDeque::new()),
             parker,
+            taken: RefCell::new(Vec::new()),
+            spins: 0,
+        }
+    }
+
+    /// A loop that spins `spins` looks at its flag word before each park.
+    fn spinning(spins: usize) -> Loop {
+        Loop {
+            spins,
+            ..Loop::new()
         }
     }
 
@@ -118,6 +133,7 @@ impl Loop {
         if self.shared.remote_pending() {
             let (mut woken, mut spawned) = (Vec::new(), Vec::new());
             self.shared.take_remote(&mut woken, &mut spawned);
+            self.taken.borrow_mut().extend(&woken);
             // SAFETY: the loop thread; entries of this runtime's remote queue
             // with their references, moved to the local queue.
             unsafe {
@@ -146,11 +162,33 @@ impl Loop {
         }
     }
 
-    /// Steps L2 and L3 (`Core::tick`'s idle branch).
+    /// Steps L2 and L3 (`Core::tick`'s idle branch), with steps S1–S3 of
+    /// `Core::spin_for_work` first when the loop spins.
     fn park_if_idle(&self) {
-        if self.queue.borrow().is_empty() && !self.shared.wake_pending() {
-            self.parker.park();
+        if !self.queue.borrow().is_empty() || self.shared.wake_pending() {
+            return;
         }
+        if self.spins > 0 {
+            // S1.
+            if !self.shared.start_spinning() {
+                return;
+            }
+            // S2.
+            let mut found = false;
+            for _ in 0..self.spins {
+                if self.shared.wake_pending() {
+                    found = true;
+                    break;
+                }
+                thread::yield_now();
+            }
+            // S3: the re-check after clearing the mark.
+            let work = self.shared.stop_spinning();
+            if found || work {
+                return;
+            }
+        }
+        self.parker.park();
     }
 
     /// The loop of `Core::block_on` for a runtime whose tasks finish when
@@ -181,8 +219,10 @@ impl Loop {
     /// read under its lock).
     fn entries(&self, t: TaskRef) -> usize {
         let local = self.queue.borrow().iter().filter(|&&q| q == t).count();
+        let slot = usize::from(self.shared.slot_holds(t));
         let remote = self.shared.lock();
         local
+            + slot
             + remote
                 .woken
                 .iter()
@@ -286,9 +326,7 @@ fn wake_main_vs_park() {
         let lp = Loop::new();
         // `block_on` polls the main future first; only that poll hands its
         // waker out (here: to thread B).
-        lp.shared
-            .main_woken
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        lp.shared.set_main_woken();
         assert!(lp.shared.take_main_wake());
         let msg = Arc::new(AtomicUsize::new(0));
         let (m, s) = (msg.clone(), lp.shared.clone());
@@ -405,8 +443,7 @@ fn unpark_before_publish_model() {
         let (s, unparker): (_, Unparker) = (lp.shared.clone(), lp.shared.unparker.clone());
         let b = thread::spawn(move || {
             unparker.unpark();
-            s.main_woken
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            s.set_main_woken();
         });
         lp.run_main(|| true);
         b.join().unwrap();
@@ -489,6 +526,116 @@ fn two_wakers_vs_poll() {
         assert_eq!(t.snapshot().refs(), 2);
         lp.shutdown();
         drop(handle);
+        assert_all_freed(&lp);
+    });
+}
+
+/// Model 4a, a push racing a *spinning* loop's decision to park (steps
+/// S1–S3): thread B publishes a message and wakes two idle tasks while the
+/// loop, idle, marks itself spinning, looks at its flag word, clears the
+/// mark and parks unless the clearing RMW saw work. A push that found the
+/// mark skipped its unpark, so only S3's re-check can see it; a lost wake
+/// leaves the loop parked (loom: deadlock).
+#[test]
+fn wake_task_vs_spin_then_park() {
+    model("wake_task_vs_spin_then_park", || {
+        let lp = Loop::spinning(1);
+        let msg = Arc::new(AtomicUsize::new(0));
+        let (t1, h1, seen1) = lp.spawn_observer(vec![msg.clone()]);
+        let (t2, h2, seen2) = lp.spawn_observer(vec![msg.clone()]);
+        lp.tick(); // Both polled once; idle.
+        let (w1, w2) = (waker(t1), waker(t2));
+        let m = msg.clone();
+        let b = thread::spawn(move || {
+            m.store(1, Relaxed);
+            w1.wake();
+            w2.wake();
+        });
+        lp.park_if_idle();
+        lp.run_until(|| seen1.get() == 1 && seen2.get() == 1);
+        b.join().unwrap();
+        lp.shutdown();
+        drop((h1, h2));
+        assert_all_freed(&lp);
+    });
+}
+
+/// Model 4b, the same for the `block_on` future's wake (`wake_main` skips
+/// its unpark while the loop spins).
+#[test]
+fn wake_main_vs_spin_then_park() {
+    model("wake_main_vs_spin_then_park", || {
+        let lp = Loop::spinning(1);
+        lp.shared.set_main_woken();
+        assert!(lp.shared.take_main_wake());
+        let msg = Arc::new(AtomicUsize::new(0));
+        let (m, s) = (msg.clone(), lp.shared.clone());
+        let b = thread::spawn(move || {
+            m.store(1, Relaxed);
+            s.wake_main();
+        });
+        lp.run_main(|| msg.load(Relaxed) == 1);
+        b.join().unwrap();
+    });
+}
+
+/// Model 5, two pushers racing for the slot: B and C each wake their own
+/// idle task while the loop drains and parks. One compare-exchange wins the
+/// slot, the other push takes the vectors (or the slot again once the loop
+/// emptied it); each task is taken exactly once, with one queue entry at
+/// most at every point, and both wakes are seen.
+#[test]
+fn two_pushers_race_for_slot() {
+    model("two_pushers_race_for_slot", || {
+        let lp = Loop::new();
+        let (m1, m2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (t1, h1, seen1) = lp.spawn_observer(vec![m1.clone()]);
+        let (t2, h2, seen2) = lp.spawn_observer(vec![m2.clone()]);
+        lp.tick();
+        let (w1, w2) = (waker(t1), waker(t2));
+        let b = thread::spawn(move || {
+            m1.store(1, Relaxed);
+            w1.wake();
+        });
+        let c = thread::spawn(move || {
+            m2.store(1, Relaxed);
+            w2.wake();
+        });
+        lp.run_until(|| seen1.get() == 1 && seen2.get() == 1);
+        b.join().unwrap();
+        c.join().unwrap();
+        for t in [t1, t2] {
+            lp.assert_one_entry_at_most(t);
+        }
+        assert_eq!(lp.taken.borrow().len(), 2, "a task taken twice");
+        lp.shutdown();
+        drop((h1, h2));
+        assert_all_freed(&lp);
+    });
+}
+
+/// Model 6, order between the slot and the vectors: thread B wakes three
+/// idle tasks in turn (the first can take the slot, the next ones find it
+/// full or the vectors in use) while the loop drains, polls and parks. The
+/// loop must take them in B's order, whichever drain takes which.
+#[test]
+fn order_kept_between_slot_and_vectors() {
+    model("order_kept_between_slot_and_vectors", || {
+        let lp = Loop::new();
+        let tasks: Vec<_> = (0..3).map(|_| lp.spawn_observer(Vec::new())).collect();
+        lp.tick();
+        let order: Vec<TaskRef> = tasks.iter().map(|(t, _, _)| *t).collect();
+        let wakers: Vec<Waker> = order.iter().map(|&t| waker(t)).collect();
+        let b = thread::spawn(move || {
+            for w in wakers {
+                w.wake();
+            }
+        });
+        lp.run_until(|| lp.taken.borrow().len() == 3);
+        b.join().unwrap();
+        assert_eq!(*lp.taken.borrow(), order, "wakes taken out of order");
+        lp.shutdown();
+        drop(tasks);
         assert_all_freed(&lp);
     });
 }

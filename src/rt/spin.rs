@@ -3,8 +3,8 @@
 //! completions for up to a budget before it parks.
 //!
 //! While it spins the loop reads memory only, apart from the driver polls
-//! below: its wake flags (`remote_pending`, `main_woken`: a push to its
-//! remote queue or a wake of its `block_on` future), every spin; the clock
+//! below: its flag word (`PENDING`, `MAIN`: a push to its remote queue or
+//! a wake of its `block_on` future), every spin; the clock
 //! (for the budget and the next timer) every [`POLL_EVERY`] spins; and its
 //! driver:
 //! * **io_uring**: a non-blocking park every [`POLL_EVERY`] spins. It reads
@@ -23,15 +23,18 @@
 //!   (about 4 µs on the development VM: what a sleeping thread's wake-up
 //!   costs there, so a spinning loop is not later than a parked one).
 //!
-//! While it spins the loop holds its unparker ([`coil_arch::Unparker::hold`]),
-//! so a wake from another thread (a push to its remote queue, a wake of its
-//! `block_on` future) costs the waker one atomic swap instead of an eventfd
-//! write or a MSG_RING, and the loop sees the work within a cache-line
-//! transfer instead of a sleeping thread's wake-up. When the hold ends, the
-//! loop looks at its wake flags once more before it parks (step 5 of the
-//! unpark protocol in `arch/src/unpark.rs`, modelled by its loom model): an
-//! unpark made during the hold wrote nothing, so this look is what catches
-//! it.
+//! While it spins the loop carries the `SPINNING` bit in its flag word (the
+//! remote wake protocol in `rt/mod.rs`, steps S1–S3): a push to its remote
+//! queue or a wake of its `block_on` future learns from its own `fetch_or`
+//! that the loop is spinning and skips the unpark (no eventfd write, no
+//! MSG_RING, not even the unparker's swap), and the loop sees the work
+//! within a cache-line transfer of the flag word. When the spin ends, the
+//! `fetch_and` that clears the bit returns the word as the last push left
+//! it, and the loop parks only if that value shows no work: a push whose
+//! `fetch_or` came first is seen there, one that comes after finds the bit
+//! clear and unparks. Every unpark of a loop's driver comes through that
+//! word (`Shared` is its only user), so the driver-level hold
+//! ([`coil_arch::Unparker::hold`]) is not needed here.
 //!
 //! Off by default (a budget of zero): the loop then parks as soon as it is
 //! idle and nothing here runs.
@@ -59,11 +62,13 @@ impl Core {
         if budget.is_zero() {
             return false;
         }
-        let unparker = self.shared.unparker_for_spin();
-        // No hold: an unpark is already owed, the park returns at once.
-        let Some(held) = unparker.hold() else {
-            return false;
-        };
+        // S1: pushes see the mark and skip their unpark.
+        if !self.shared.start_spinning() {
+            return true;
+        }
+        // S3 also when a driver poll below unwinds (a waker that panics):
+        // a mark left set would make every later push skip its unpark.
+        let mark = SpinMark(&self.shared);
         // `None`: a budget past what an `Instant` can hold (`Duration::MAX`,
         // say), i.e. spin until work comes.
         let start = Instant::now();
@@ -98,14 +103,34 @@ impl Core {
             }
             std::hint::spin_loop();
         };
-        drop(held);
         if debug {
             // Spinning is waiting for work, as parking is: not a stall of
             // the loop (`Core::end_turn`).
             let spun = start.elapsed().saturating_sub(in_park);
             self.debug_excluded.set(self.debug_excluded.get() + spun);
         }
-        // Step 5: unparks during the hold wrote nothing; look once more.
-        found || self.shared.wake_pending()
+        // S3, the re-check after clearing the mark: a push that skipped its
+        // unpark set its bit before this RMW, which returns it.
+        let work = mark.stop();
+        found || work
+    }
+}
+
+/// The `SPINNING` mark (step S1) while it is held; cleared (S3) by
+/// [`SpinMark::stop`], or by the drop when unwinding.
+struct SpinMark<'a>(&'a super::Shared);
+
+impl SpinMark<'_> {
+    /// Step S3: whether work is pending, as the clearing RMW read the word.
+    fn stop(self) -> bool {
+        let work = self.0.stop_spinning();
+        std::mem::forget(self);
+        work
+    }
+}
+
+impl Drop for SpinMark<'_> {
+    fn drop(&mut self) {
+        self.0.stop_spinning();
     }
 }
