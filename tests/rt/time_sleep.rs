@@ -1,7 +1,10 @@
 //! Timers: never early, extremes, cancellation, timeouts, intervals
 //! (docs/reliability.md, checks 17, 19).
 
+use std::future::Future as _;
 use std::time::Duration;
+
+use crate::support;
 
 use coil::spawn;
 use coil::time::{self, Instant, MissedTickBehavior, sleep, sleep_until, timeout};
@@ -389,4 +392,72 @@ fn sim_sleep_starts_at_its_first_poll() {
         assert!(Instant::now() < again + d, "{:?}", Instant::now() - again);
         assert_eq!(coil::runtime::stats().unwrap().timers, 0);
     });
+}
+
+/// Polls `s` once (its first poll files it as pending: `rt/timers.rs`).
+async fn poll_once(s: &mut time::Sleep) -> bool {
+    let mut s = std::pin::Pin::new(s);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(s.as_mut().poll(cx).is_ready())).await
+}
+
+driver_test! {
+    fn a_pending_sleep_reset_or_dropped_before_the_loop_files_it(rt) {
+        // A `sleep(d)` polled once is pending (not filed) until the loop's
+        // next clock read; reset or dropped before that read, it leaves no
+        // timer behind, and its reset deadline holds.
+        rt.block_on(async {
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(!poll_once(&mut s).await);
+            assert_eq!(coil::runtime::stats().unwrap().timers, 1);
+            let target = Instant::now() + Duration::from_millis(3);
+            s.reset(target);
+            assert_eq!(s.deadline(), target);
+            s.await;
+            assert!(Instant::now() >= target);
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(!poll_once(&mut s).await);
+            drop(s);
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+        });
+    }
+
+    fn a_pending_sleeps_deadline_files_it_and_holds(rt) {
+        // `deadline()` of a started, not yet filed sleep files the pending
+        // timers at that clock read: after `d` from any instant read
+        // before, and the sleep completes not before it.
+        rt.block_on(async {
+            let d = Duration::from_millis(4);
+            let before = Instant::now();
+            let mut s = sleep(d);
+            assert!(!poll_once(&mut s).await);
+            assert!(!s.is_elapsed());
+            let deadline = s.deadline();
+            assert!(deadline >= before + d, "{:?} < {d:?}", deadline - before);
+            assert!(deadline <= Instant::now() + d + Duration::from_millis(1));
+            assert_eq!(s.deadline(), deadline, "filed once, fixed");
+            s.await;
+            assert!(Instant::now() >= deadline);
+        });
+    }
+
+    fn a_started_sleep_moved_to_another_loop_counts_again_there(rt) {
+        // Started (pending) on one runtime, finished on another: the
+        // second counts the whole duration from its own start, and the
+        // first keeps a stale timer that fires harmlessly.
+        let d = Duration::from_millis(3);
+        let mut s = sleep(d);
+        rt.block_on(async { assert!(!poll_once(&mut s).await) });
+        let other = support::runtime_with(support::choice_like(rt));
+        let start = Instant::now();
+        other.block_on(s);
+        assert!(start.elapsed() >= d, "{:?}", start.elapsed());
+        drop(other);
+        rt.block_on(async {
+            sleep(d).await;
+            sleep(d).await;
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0, "the stale one fired");
+        });
+    }
 }
