@@ -442,6 +442,26 @@ driver_test! {
         });
     }
 
+    fn a_fired_sleep_is_elapsed_before_it_is_polled_again(rt) {
+        // A `sleep(d)` whose timer fired while its task waited on something
+        // else: `is_elapsed()` is true and `deadline()` has passed before the
+        // sleep is polled again (not "`d` from now", as if never started).
+        rt.block_on(async {
+            let d = Duration::from_millis(2);
+            let before = Instant::now();
+            let mut s = sleep(d);
+            assert!(!poll_once(&mut s).await);
+            sleep(Duration::from_millis(10)).await;
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0, "its timer fired");
+            assert!(s.is_elapsed(), "a fired sleep is elapsed");
+            let deadline = s.deadline();
+            assert!(deadline >= before + d, "{:?}", deadline - before);
+            assert!(deadline <= Instant::now(), "a fired sleep's deadline is in the future");
+            assert!(poll_once(&mut s).await);
+            assert_eq!(s.deadline(), deadline, "fixed at completion, the same instant");
+        });
+    }
+
     fn a_started_sleep_moved_to_another_loop_counts_again_there(rt) {
         // Started (pending) on one runtime, finished on another: the
         // second counts the whole duration from its own start, and the
