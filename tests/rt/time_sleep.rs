@@ -462,6 +462,43 @@ driver_test! {
         });
     }
 
+    fn a_due_interval_tick_is_ready_at_once_beside_a_pending_sleep(rt) {
+        // An empty wheel lags the clock (`fire_timers` skips it), and
+        // `timer_insert` catches it up only when it is empty. A pending
+        // `sleep(d)` makes it non-empty without catching it up: a due tick
+        // 2 ms in the past must still be recognised as due at once
+        // (`Interval`: a missed tick costs no loop turn).
+        rt.block_on(async {
+            for with_pending in [false, true] {
+                // The wheel was last brought up to date before this spin
+                // (the previous round's insert, or the runtime's start);
+                // the tick is due, and more than one wheel tick after that.
+                let spin = |d: Duration| {
+                    let t = Instant::now();
+                    while t.elapsed() < d {
+                        std::hint::spin_loop();
+                    }
+                };
+                spin(Duration::from_millis(2));
+                let start = Instant::now();
+                spin(Duration::from_millis(2));
+                let mut s = sleep(Duration::from_secs(3600));
+                if with_pending {
+                    assert!(!poll_once(&mut s).await);
+                }
+                let mut iv = time::interval_at(start, Duration::from_secs(3600));
+                let ready = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(iv.poll_tick(cx).is_ready())
+                })
+                .await;
+                assert!(ready, "a tick 2 ms past is due at once (pending sleep: {with_pending})");
+                drop(iv);
+                drop(s);
+                assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+            }
+        });
+    }
+
     fn a_started_sleep_moved_to_another_loop_counts_again_there(rt) {
         // Started (pending) on one runtime, finished on another: the
         // second counts the whole duration from its own start, and the
