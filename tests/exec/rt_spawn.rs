@@ -509,6 +509,8 @@ driver_test! {
         let dropped = Arc::new(AtomicUsize::new(0));
         let d = dropped.clone();
         let rt2 = support::runtime_with(support::choice_like(rt));
+        // The handle leaves the loop unawaited (it is dropped below).
+        #[allow(clippy::async_yields_async)]
         let t = rt2.block_on(async move {
             let t = spawn(async move { PanicOnDropOut(DropCounter(d)) });
             while !t.is_finished() {

@@ -471,21 +471,22 @@ fn read_exact_at_dropped_between_its_reads_drops_the_buffer_once() {
             drops: drops.clone(),
         };
         let mut fut = Box::pin(f.read_exact_at(buf, 0));
-        let mut poll = async || {
-            std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
-        };
         let base = h.metrics().ops_submitted;
-        assert!(poll().await, "an empty FIFO: the first read waits");
-        assert_eq!(h.metrics().ops_submitted, base + 1);
-        std::io::Write::write_all(&mut feed, b"abcd").unwrap();
-        let mut turns = 0;
-        while h.metrics().ops_submitted < base + 2 {
-            turns += 1;
-            assert!(turns < 100_000, "the second read was never submitted");
-            coil::task::yield_now().await;
-            assert!(poll().await, "4 of 8 bytes: the second read waits");
+        {
+            let mut poll = async || {
+                std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
+            };
+            assert!(poll().await, "an empty FIFO: the first read waits");
+            assert_eq!(h.metrics().ops_submitted, base + 1);
+            std::io::Write::write_all(&mut feed, b"abcd").unwrap();
+            let mut turns = 0;
+            while h.metrics().ops_submitted < base + 2 {
+                turns += 1;
+                assert!(turns < 100_000, "the second read was never submitted");
+                coil::task::yield_now().await;
+                assert!(poll().await, "4 of 8 bytes: the second read waits");
+            }
         }
-        drop(poll);
         assert_eq!(drops.load(Ordering::SeqCst), 0);
         drop(fut);
         let mut turns = 0;
