@@ -13,7 +13,8 @@
 //!
 //! The wheel's `elapsed` follows the clock: every `fire_timers` advances it
 //! to the current tick (not only when a timer is due), and a timer filed
-//! into an empty wheel first brings it up to date. So a deadline that has
+//! into a wheel with no filed timer (empty, or holding only pending ones,
+//! below) first brings it up to date. So a deadline that has
 //! already passed is recognised as due at once instead of being filed for a
 //! tick the clock has already reached (which made it fire a tick late).
 //!
@@ -164,9 +165,12 @@ impl Core {
     pub(crate) fn timer_insert(&self, deadline: Instant, waker: &Waker) -> Option<Key> {
         let tick = self.deadline_tick(deadline);
         let mut wheel = self.wheel.borrow_mut();
-        if wheel.len() == 0 {
-            // An empty wheel is not advanced by `fire_timers`: catch it up
-            // with the clock first (module docs), firing nothing.
+        if wheel.filed_len() == 0 {
+            // A wheel with no filed timer is not advanced by `fire_timers`
+            // (if it is empty), or may not have been since the clock moved
+            // on (if it holds only pending timers, which are not in its
+            // slots): catch it up with the clock first (module docs),
+            // firing nothing.
             wheel.advance(self.now_tick(), &mut Vec::new());
         }
         // The wheel's `elapsed` tick has passed on the clock, so a deadline at

@@ -163,6 +163,8 @@ pub struct Wheel {
     /// The pending list (module docs): head and tail, `NIL` when empty.
     pending_head: u32,
     pending_tail: u32,
+    /// How many entries the pending list holds (counted in `len` too).
+    pending: usize,
 }
 
 impl Default for Wheel {
@@ -215,6 +217,7 @@ impl Wheel {
             len: 0,
             pending_head: NIL,
             pending_tail: NIL,
+            pending: 0,
         }
     }
 
@@ -226,6 +229,12 @@ impl Wheel {
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Number of timers filed in the slots (`len` without the pending
+    /// list): the ones `advance` may fire.
+    pub fn filed_len(&self) -> usize {
+        self.len - self.pending
     }
 
     /// Adds a timer for tick `when`, which must be later than `elapsed()`
@@ -254,6 +263,7 @@ impl Wheel {
         } else {
             self.entries[tail as usize].next = index;
         }
+        self.pending += 1;
         let e = &mut self.entries[index as usize];
         e.prev = tail;
         e.next = NIL;
@@ -276,6 +286,7 @@ impl Wheel {
     pub fn file_pending(&mut self, mut tick: impl FnMut(u64) -> u64, fired: &mut Vec<Waker>) {
         let mut cur = std::mem::replace(&mut self.pending_head, NIL);
         self.pending_tail = NIL;
+        self.pending = 0;
         while cur != NIL {
             let e = &mut self.entries[cur as usize];
             let next = e.next;
@@ -374,6 +385,7 @@ impl Wheel {
             } else {
                 self.entries[next as usize].prev = prev;
             }
+            self.pending -= 1;
             self.entries[index as usize].level = UNLINKED;
             return;
         }
@@ -520,6 +532,7 @@ impl Wheel {
             cur = e.next;
         }
         assert_eq!(self.pending_tail, prev, "pending tail");
+        assert_eq!(linked, self.pending, "pending count");
         for (level, lvl) in self.levels.iter().enumerate() {
             for slot in 0..lvl.heads.len() {
                 let mut cur = lvl.heads[slot];

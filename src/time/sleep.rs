@@ -88,13 +88,23 @@ impl Sleep {
         }
     }
 
-    /// The deadline of a started [`sleep`] whose timer is live on the loop
-    /// of this thread.
+    /// The deadline of a started [`sleep`] whose timer was filed with the
+    /// loop of this thread: its tick's start while it is live; once it has
+    /// fired (not polled since), the start of the tick the wheel is in, an
+    /// instant that has passed and not before the timer's (as the poll that
+    /// sees it fired fixes it).
     fn started_deadline(&self) -> Option<Instant> {
         let (core_id, key) = self.registration?;
         crate::rt::with_core(|core| {
             let core = core.filter(|c| c.id() == core_id.get())?;
-            core.timer_deadline(key).map(Instant::from_std)
+            // `None`: fired. A removed timer's key is not kept (`deregister`
+            // takes it), and a live relative timer's instant is
+            // representable (its tick is at most 584 years from the loop's
+            // start, `timers.rs`).
+            let at = core
+                .timer_deadline(key)
+                .unwrap_or_else(|| core.timers_elapsed());
+            Some(Instant::from_std(at))
         })
     }
 

@@ -340,3 +340,187 @@ fn main_future_panic_propagates_after_teardown() {
         "tasks are still torn down"
     );
 }
+
+/// Over-aligned: larger alignment than the slab serves, so the cell comes
+/// from the global allocator and is freed by the layout its vtable records
+/// (Miri checks that the free matches the allocation).
+#[repr(align(256))]
+struct Aligned256<T>(T);
+
+/// A future of no size at all (the cell still holds the header), whose
+/// destructor counts on a thread-local (it has no room for a counter).
+struct ZstReady;
+
+thread_local! {
+    static ZST_DROPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl std::future::Future for ZstReady {
+    type Output = ZstReady;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ZstReady> {
+        std::task::Poll::Ready(ZstReady)
+    }
+}
+
+impl Drop for ZstReady {
+    fn drop(&mut self) {
+        ZST_DROPS.with(|c| c.set(c.get() + 1));
+    }
+}
+
+/// A future whose destructor panics (after dropping its counter: fields
+/// are dropped during the unwind too).
+struct PanicOnDropFut(#[allow(dead_code)] DropCounter);
+
+impl std::future::Future for PanicOnDropFut {
+    type Output = ();
+    fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for PanicOnDropFut {
+    fn drop(&mut self) {
+        panic!("cancelled future's drop");
+    }
+}
+
+/// An output whose destructor panics (after counting).
+struct PanicOnDropOut(#[allow(dead_code)] DropCounter);
+
+impl Drop for PanicOnDropOut {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("output's drop");
+        }
+    }
+}
+
+driver_test! {
+    fn over_aligned_and_zero_sized_cells_every_end(rt) {
+        // The cells that do not take the slab's usual path: an over-aligned
+        // future and output (global allocator, freed by the recorded
+        // layout) and a zero-sized future and output; joined, detached,
+        // and left pending when their runtime is dropped.
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        ZST_DROPS.with(|c| c.set(0));
+        let rt2 = support::runtime_with(support::choice_like(rt));
+        rt2.block_on(async move {
+            let held = Aligned256(DropCounter(d.clone()));
+            let joined = spawn(async move {
+                yield_now().await;
+                assert_eq!((&raw const held).addr() % 256, 0);
+                held
+            });
+            let out = joined.await.unwrap();
+            assert_eq!((&raw const out).addr() % 256, 0);
+            drop(out);
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+            drop(spawn({
+                let held = Aligned256(DropCounter(d.clone()));
+                async move {
+                    yield_now().await;
+                    held
+                }
+            }));
+            let pending = Aligned256(DropCounter(d.clone()));
+            drop(spawn(async move {
+                let _p = pending;
+                std::future::pending::<()>().await
+            }));
+            // Zero-sized: joined (the output comes back, the future was
+            // dropped in place at `Ready`), then detached.
+            let z = spawn(ZstReady).await.unwrap();
+            assert_eq!(ZST_DROPS.with(|c| c.get()), 1, "the future, dropped at Ready");
+            drop(z);
+            assert_eq!(ZST_DROPS.with(|c| c.get()), 2);
+            drop(spawn(ZstReady));
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            assert_eq!(ZST_DROPS.with(|c| c.get()), 4, "future and output of the detached one");
+            assert_eq!(d.load(Ordering::SeqCst), 2);
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 2, "the pending task's future lives");
+        drop(rt2);
+        assert_eq!(drops.load(Ordering::SeqCst), 3, "dropped with the runtime");
+    }
+
+    fn spawn_during_shutdown_of_a_future_whose_destructor_panics(rt) {
+        // `allocate_cancelled` (the loop is closed): the future is dropped
+        // before the task is published, and its destructor's panic becomes
+        // the task's error instead of unwinding into the shutdown.
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(None::<String>));
+        struct SpawnOnDrop(Arc<AtomicUsize>, Arc<std::sync::Mutex<Option<String>>>);
+        impl Drop for SpawnOnDrop {
+            fn drop(&mut self) {
+                let mut t = spawn(PanicOnDropFut(DropCounter(self.0.clone())));
+                assert!(t.is_finished(), "spawned during shutdown: cancelled at once");
+                let msg = match t.try_take() {
+                    Some(Err(TaskError::Panicked(p))) => panic_msg(&*p.into_inner()),
+                    Some(Err(e)) => format!("not the panic: {e:?}"),
+                    Some(Ok(())) => "not the panic: Ok".into(),
+                    None => "not the panic: None".into(),
+                };
+                *self.1.lock().unwrap() = Some(msg);
+            }
+        }
+        let g = SpawnOnDrop(dropped.clone(), seen.clone());
+        support::run_like(rt, async move {
+            drop(spawn(async move {
+                let _g = g;
+                std::future::pending::<()>().await
+            }));
+            yield_now().await;
+        });
+        assert_eq!(seen.lock().unwrap().as_deref(), Some("cancelled future's drop"));
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+
+    fn handle_spawn_after_shutdown_of_a_future_whose_destructor_panics(rt) {
+        // `Handle::spawn` on a closed runtime shuts the task down on the
+        // calling thread: the destructor's panic is the task's error.
+        let rt2 = support::runtime_with(support::choice_like(rt));
+        let h = rt2.handle();
+        drop(rt2);
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut t = h.spawn(PanicOnDropFut(DropCounter(dropped.clone())));
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+        match t.try_take() {
+            Some(Err(TaskError::Panicked(p))) => {
+                assert_eq!(panic_msg(&*p.into_inner()), "cancelled future's drop")
+            }
+            Some(Err(e)) => panic!("expected the drop panic, got {e:?}"),
+            Some(Ok(())) => panic!("expected the drop panic, got Ok"),
+            None => panic!("expected the drop panic, got nothing"),
+        }
+    }
+
+    fn output_with_panicking_drop_outlives_its_runtime(rt) {
+        // The handle of a completed task keeps an output whose destructor
+        // panics; the runtime goes first, then the handle is dropped on
+        // another thread: the output is dropped there, once, and its panic
+        // is contained (`drop_output`), not raised in the dropping thread.
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let rt2 = support::runtime_with(support::choice_like(rt));
+        // The handle leaves the loop unawaited (it is dropped below).
+        #[allow(clippy::async_yields_async)]
+        let t = rt2.block_on(async move {
+            let t = spawn(async move { PanicOnDropOut(DropCounter(d)) });
+            while !t.is_finished() {
+                yield_now().await;
+            }
+            t
+        });
+        drop(rt2);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        std::thread::spawn(move || drop(t)).join().expect("the output's panic is contained");
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+}

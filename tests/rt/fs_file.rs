@@ -400,3 +400,101 @@ fn works_outside_a_runtime() {
     let f = block_on(File::open(&p)).unwrap();
     assert_eq!(block_on(f.metadata()).unwrap().len(), 7);
 }
+
+/// A buffer that counts its drops (`ReadExactAt` moves it between states
+/// that are dropped by hand).
+struct CountedBuf {
+    v: Vec<u8>,
+    drops: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Drop for CountedBuf {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// SAFETY: delegates to the Vec, whose heap block stays put when the
+// `CountedBuf` moves.
+unsafe impl coil::io::IoBuf for CountedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.v.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.v.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.v.capacity()
+    }
+}
+
+// SAFETY: as above.
+unsafe impl coil::io::IoBufMut for CountedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.v.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        // SAFETY: the caller's promise (`IoBufMut::set_init`).
+        unsafe { self.v.set_len(pos) };
+    }
+}
+
+/// `read_exact_at` dropped while its *second* read is in flight (the first
+/// one returned part of the buffer; the state went `Ring`, `Done`, `Start`,
+/// `Ring` again): the op owns the buffer until its cancellation completes,
+/// then drops it, once. A FIFO makes the second read wait (io_uring).
+#[test]
+#[cfg_attr(miri, ignore = "Miri cannot run io_uring")]
+fn read_exact_at_dropped_between_its_reads_drops_the_buffer_once() {
+    use std::future::Future as _;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::task::Poll;
+
+    let rt = support::runtime_with(coil::runtime::DriverChoice::Uring);
+    let h = rt.handle();
+    let dir = TempDir::new("fs-read-exact-drop");
+    let path = dir.path("fifo");
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path, live for the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    rt.block_on(async move {
+        let target = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let mut feed = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let f = File::from_std(target);
+        let drops = std::sync::Arc::new(AtomicU32::new(0));
+        let buf = CountedBuf {
+            v: Vec::with_capacity(8),
+            drops: drops.clone(),
+        };
+        let mut fut = Box::pin(f.read_exact_at(buf, 0));
+        let base = h.metrics().ops_submitted;
+        {
+            let mut poll = async || {
+                std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
+            };
+            assert!(poll().await, "an empty FIFO: the first read waits");
+            assert_eq!(h.metrics().ops_submitted, base + 1);
+            std::io::Write::write_all(&mut feed, b"abcd").unwrap();
+            let mut turns = 0;
+            while h.metrics().ops_submitted < base + 2 {
+                turns += 1;
+                assert!(turns < 100_000, "the second read was never submitted");
+                coil::task::yield_now().await;
+                assert!(poll().await, "4 of 8 bytes: the second read waits");
+            }
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        drop(fut);
+        let mut turns = 0;
+        while coil::runtime::stats().unwrap().io_ops != 0 {
+            turns += 1;
+            assert!(turns < 100_000, "the dropped read was never cancelled");
+            coil::task::yield_now().await;
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "the buffer, dropped once");
+    });
+}

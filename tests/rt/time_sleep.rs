@@ -1,7 +1,10 @@
 //! Timers: never early, extremes, cancellation, timeouts, intervals
 //! (docs/reliability.md, checks 17, 19).
 
+use std::future::Future as _;
 use std::time::Duration;
+
+use crate::support;
 
 use coil::spawn;
 use coil::time::{self, Instant, MissedTickBehavior, sleep, sleep_until, timeout};
@@ -389,4 +392,129 @@ fn sim_sleep_starts_at_its_first_poll() {
         assert!(Instant::now() < again + d, "{:?}", Instant::now() - again);
         assert_eq!(coil::runtime::stats().unwrap().timers, 0);
     });
+}
+
+/// Polls `s` once (its first poll files it as pending: `rt/timers.rs`).
+async fn poll_once(s: &mut time::Sleep) -> bool {
+    let mut s = std::pin::Pin::new(s);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(s.as_mut().poll(cx).is_ready())).await
+}
+
+driver_test! {
+    fn a_pending_sleep_reset_or_dropped_before_the_loop_files_it(rt) {
+        // A `sleep(d)` polled once is pending (not filed) until the loop's
+        // next clock read; reset or dropped before that read, it leaves no
+        // timer behind, and its reset deadline holds.
+        rt.block_on(async {
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(!poll_once(&mut s).await);
+            assert_eq!(coil::runtime::stats().unwrap().timers, 1);
+            let target = Instant::now() + Duration::from_millis(3);
+            s.reset(target);
+            assert_eq!(s.deadline(), target);
+            s.await;
+            assert!(Instant::now() >= target);
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+
+            let mut s = sleep(Duration::from_secs(3600));
+            assert!(!poll_once(&mut s).await);
+            drop(s);
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+        });
+    }
+
+    fn a_pending_sleeps_deadline_files_it_and_holds(rt) {
+        // `deadline()` of a started, not yet filed sleep files the pending
+        // timers at that clock read: after `d` from any instant read
+        // before, and the sleep completes not before it.
+        rt.block_on(async {
+            let d = Duration::from_millis(4);
+            let before = Instant::now();
+            let mut s = sleep(d);
+            assert!(!poll_once(&mut s).await);
+            assert!(!s.is_elapsed());
+            let deadline = s.deadline();
+            assert!(deadline >= before + d, "{:?} < {d:?}", deadline - before);
+            assert!(deadline <= Instant::now() + d + Duration::from_millis(1));
+            assert_eq!(s.deadline(), deadline, "filed once, fixed");
+            s.await;
+            assert!(Instant::now() >= deadline);
+        });
+    }
+
+    fn a_fired_sleep_is_elapsed_before_it_is_polled_again(rt) {
+        // A `sleep(d)` whose timer fired while its task waited on something
+        // else: `is_elapsed()` is true and `deadline()` has passed before the
+        // sleep is polled again (not "`d` from now", as if never started).
+        rt.block_on(async {
+            let d = Duration::from_millis(2);
+            let before = Instant::now();
+            let mut s = sleep(d);
+            assert!(!poll_once(&mut s).await);
+            sleep(Duration::from_millis(10)).await;
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0, "its timer fired");
+            assert!(s.is_elapsed(), "a fired sleep is elapsed");
+            let deadline = s.deadline();
+            assert!(deadline >= before + d, "{:?}", deadline - before);
+            assert!(deadline <= Instant::now(), "a fired sleep's deadline is in the future");
+            assert!(poll_once(&mut s).await);
+            assert_eq!(s.deadline(), deadline, "fixed at completion, the same instant");
+        });
+    }
+
+    fn a_due_interval_tick_is_ready_at_once_beside_a_pending_sleep(rt) {
+        // An empty wheel lags the clock (`fire_timers` skips it), and
+        // `timer_insert` catches it up only when it is empty. A pending
+        // `sleep(d)` makes it non-empty without catching it up: a due tick
+        // 2 ms in the past must still be recognised as due at once
+        // (`Interval`: a missed tick costs no loop turn).
+        rt.block_on(async {
+            for with_pending in [false, true] {
+                // The wheel was last brought up to date before this spin
+                // (the previous round's insert, or the runtime's start);
+                // the tick is due, and more than one wheel tick after that.
+                let spin = |d: Duration| {
+                    let t = Instant::now();
+                    while t.elapsed() < d {
+                        std::hint::spin_loop();
+                    }
+                };
+                spin(Duration::from_millis(2));
+                let start = Instant::now();
+                spin(Duration::from_millis(2));
+                let mut s = sleep(Duration::from_secs(3600));
+                if with_pending {
+                    assert!(!poll_once(&mut s).await);
+                }
+                let mut iv = time::interval_at(start, Duration::from_secs(3600));
+                let ready = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(iv.poll_tick(cx).is_ready())
+                })
+                .await;
+                assert!(ready, "a tick 2 ms past is due at once (pending sleep: {with_pending})");
+                drop(iv);
+                drop(s);
+                assert_eq!(coil::runtime::stats().unwrap().timers, 0);
+            }
+        });
+    }
+
+    fn a_started_sleep_moved_to_another_loop_counts_again_there(rt) {
+        // Started (pending) on one runtime, finished on another: the
+        // second counts the whole duration from its own start, and the
+        // first keeps a stale timer that fires harmlessly.
+        let d = Duration::from_millis(3);
+        let mut s = sleep(d);
+        rt.block_on(async { assert!(!poll_once(&mut s).await) });
+        let other = support::runtime_with(support::choice_like(rt));
+        let start = Instant::now();
+        other.block_on(s);
+        assert!(start.elapsed() >= d, "{:?}", start.elapsed());
+        drop(other);
+        rt.block_on(async {
+            sleep(d).await;
+            sleep(d).await;
+            assert_eq!(coil::runtime::stats().unwrap().timers, 0, "the stale one fired");
+        });
+    }
 }
