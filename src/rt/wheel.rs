@@ -29,7 +29,10 @@
 //!    directly (a lower level is only ever filed for the block `elapsed` is
 //!    in, and the cascade into that block happens when it begins). So timers
 //!    with equal deadlines fire in the order they were inserted, as
-//!    asyncio's heap breaks ties by sequence number.
+//!    asyncio's heap breaks ties by sequence number. A pending entry (below)
+//!    counts as inserted when it is filed: it comes after a timer with the
+//!    same deadline inserted directly between its own insert and its filing
+//!    (a `sleep_until` beside a `sleep(d)` that lands on the same tick).
 //!
 //! The entries live in a slab (`Vec`) and the slot lists are doubly linked
 //! through slab indices, so cancel is an unlink and no pointer is unsafe.
