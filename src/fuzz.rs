@@ -76,10 +76,10 @@ pub mod owned_list {
         /// # Safety
         /// In no list; called once per [`Task::new`], and no copy is used after.
         pub unsafe fn release(self) {
-            // SAFETY: the task was allocated complete (`allocate_cancelled`)
-            // and this is its handle's one reference: the output is ours to
-            // drop (rule 5 of `task/mod.rs`), and the cell may be freed only
-            // once it is (rule 7; `dealloc` no longer drops the stage).
+            // Rule 7 of `task/mod.rs`: the cell may be freed only once its
+            // output is gone (`dealloc` does not drop the stage).
+            // SAFETY: allocated complete (`allocate_cancelled`) and this is
+            // its handle's one reference: the output is ours (rule 5).
             unsafe { drop(raw::drop_output(self.0)) };
             // SAFETY: the caller's one reference, released once.
             unsafe { self.0.release(1) }

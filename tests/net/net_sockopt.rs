@@ -384,19 +384,23 @@ driver_test! {
     }
 }
 
+/// A receive on `u` polled once (nothing to read yet), then dropped: the op
+/// table keeps it until the kernel (or epoll) is done with it.
+async fn drop_a_receive_in_flight(u: &UdpSocket) {
+    let mut recv = Box::pin(u.recv_from(Vec::with_capacity(8)));
+    std::future::poll_fn(|cx| {
+        assert!(recv.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    drop(recv);
+}
+
 driver_test! {
     fn into_std_refuses_while_a_dropped_receive_is_in_flight(rt) {
         rt.block_on(async {
             let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-            // A receive polled once (nothing to read yet), then dropped: the
-            // op table keeps it until the kernel (or epoll) is done with it.
-            let mut recv = Box::pin(u.recv_from(Vec::with_capacity(8)));
-            std::future::poll_fn(|cx| {
-                assert!(recv.as_mut().poll(cx).is_pending());
-                std::task::Poll::Ready(())
-            })
-            .await;
-            drop(recv);
+            drop_a_receive_in_flight(&u).await;
             // Handing the fd out now could let that receive take a datagram
             // meant for the std socket: refused.
             let err = u.into_std().unwrap_err();
@@ -410,13 +414,7 @@ driver_test! {
         rt.block_on(async {
             let u = UdpSocket::bind("127.0.0.1:0").unwrap();
             let addr = u.local_addr().unwrap();
-            let mut recv = Box::pin(u.recv_from(Vec::with_capacity(8)));
-            std::future::poll_fn(|cx| {
-                assert!(recv.as_mut().poll(cx).is_pending());
-                std::task::Poll::Ready(())
-            })
-            .await;
-            drop(recv);
+            drop_a_receive_in_flight(&u).await;
             let err = u.into_std().unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock, "{err}");
             assert!(err.to_string().contains("try again"), "{err}");

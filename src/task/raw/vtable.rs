@@ -139,10 +139,9 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
             stage,
             v: ManuallyDrop::new(v),
         };
-        // SAFETY: the stage holds the future (matched above; the borrow
-        // ended with the poll), dropped here in place (pinned: never
-        // moved), once; the guard then overwrites the stage without
-        // dropping it again.
+        // The guard `done` then overwrites the stage without dropping it.
+        // SAFETY: the stage holds the future (matched above, its borrow ended
+        // with the poll); dropped in place (pinned: never moved), once.
         unsafe { ptr::drop_in_place(stage) };
         drop(done);
         true
