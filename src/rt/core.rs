@@ -26,7 +26,6 @@
 //! `sim.rs` (the simulator's virtual clock and seeded order).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -47,6 +46,9 @@ use crate::task::Task;
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, PollOutcome, TaskRef};
 
+mod run_queue;
+use run_queue::RunQueue;
+
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;
 
@@ -55,7 +57,9 @@ pub(crate) const MAX_TICK: usize = 256;
 pub(crate) struct Core {
     id: u64,
     pub(crate) shared: Arc<Shared>,
-    pub(super) run_queue: RefCell<VecDeque<TaskRef>>,
+    /// The local run queue (`core/run_queue.rs`): tasks with their queue
+    /// references.
+    pub(super) run_queue: RunQueue<TaskRef>,
     pub(super) owned: OwnedList,
     /// The task being polled (`coil::task::current`): a copy standing for
     /// the poller's queue reference, cleared when the poll returns.
@@ -120,7 +124,7 @@ impl std::fmt::Debug for Core {
         f.debug_struct("Core")
             .field("id", &self.id)
             .field("tasks", &self.owned.len())
-            .field("queued", &self.run_queue.borrow().len())
+            .field("queued", &self.run_queue.len())
             .field("timers", &self.wheel.borrow().len())
             .finish()
     }
@@ -143,7 +147,7 @@ impl Core {
         Core {
             id,
             shared,
-            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            run_queue: RunQueue::new(),
             owned: OwnedList::default(),
             current: Cell::new(None),
             woke_self: Cell::new(false),
@@ -213,7 +217,7 @@ impl Core {
 
     /// Copy the counters to `shared.metrics` (`Handle::metrics`).
     pub(crate) fn publish_metrics(&self) {
-        let depth = self.run_queue.borrow().len();
+        let depth = self.run_queue.len();
         let live = self.owned.len();
         self.shared.metrics.publish(&self.counters, depth, live);
     }
@@ -261,7 +265,7 @@ impl Core {
         if self.firing.get() {
             self.front.borrow_mut().push(task);
         } else {
-            self.run_queue.borrow_mut().push_back(task);
+            self.run_queue.push_back(task);
         }
     }
 
@@ -390,7 +394,7 @@ impl Core {
             self.drain_remote();
         }
         self.fire_timers();
-        let queued = self.run_queue.borrow().len();
+        let queued = self.run_queue.len();
         let n = queued.min(MAX_TICK);
         metrics::add(&self.counters.polls, n as u64);
         if queued as u64 > self.counters.run_queue_max.get() {
@@ -400,17 +404,19 @@ impl Core {
             self.sim_poll_batch(sim, n);
         } else {
             for _ in 0..n {
-                let Some(task) = self.run_queue.borrow_mut().pop_front() else {
+                let Some(task) = self.run_queue.pop_front() else {
                     break;
                 };
                 self.run_task(task);
             }
         }
+        // A burst drained: give its buffer back (`RunQueue::shrink_if_empty`).
+        self.run_queue.shrink_if_empty();
         let polls = self.polls_since_park.get().saturating_add(n as u32);
         self.polls_since_park.set(polls);
         // Step L2 of the remote wake protocol (rt/mod.rs): decided after
         // the remote queue was taken at the start of the tick.
-        let idle = self.run_queue.borrow().is_empty() && !self.shared.wake_pending();
+        let idle = self.run_queue.is_empty() && !self.shared.wake_pending();
         if idle {
             if let Some(sim) = &self.sim {
                 self.sim_idle(sim);
@@ -496,7 +502,7 @@ impl Core {
     }
 
     pub(super) fn has_work(&self) -> bool {
-        !self.run_queue.borrow().is_empty() || self.shared.wake_pending()
+        !self.run_queue.is_empty() || self.shared.wake_pending()
     }
 
     /// Wake `wakers`; coil tasks of this loop go to the front of the queue.
@@ -508,9 +514,8 @@ impl Core {
         self.firing.set(false);
         let mut front = self.front.borrow_mut();
         if !front.is_empty() {
-            let mut queue = self.run_queue.borrow_mut();
             for t in front.drain(..).rev() {
-                queue.push_front(t);
+                self.run_queue.push_front(t);
             }
         }
     }
