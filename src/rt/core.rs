@@ -269,6 +269,20 @@ impl Core {
         }
     }
 
+    /// `push_local` for a task handed back by its own poll (it woke
+    /// itself): to the back of the queue. Timer and completion wakers
+    /// (`wake_to_front`, the only code that sets `firing`) never run inside
+    /// a task poll or its aftermath, so the check of `push_local` is left
+    /// out here (asserted in debug builds).
+    ///
+    /// # Safety
+    /// As for [`Core::push_local`].
+    #[inline(always)]
+    unsafe fn requeue(&self, task: TaskRef) {
+        debug_assert!(!self.firing.get(), "a task poll inside wake_to_front");
+        self.run_queue.push_back(task);
+    }
+
     /// Spawn `future` on this loop; `at` is the caller's location, kept
     /// (in debug mode only) for reports about the task.
     #[inline]
@@ -402,12 +416,16 @@ impl Core {
         }
         if let Some(sim) = &self.sim {
             self.sim_poll_batch(sim, n);
+        } else if self.instrumented {
+            self.poll_batch_timed(n);
         } else {
+            // The hot loop: one branch on `instrumented` per tick, not per
+            // task.
             for _ in 0..n {
                 let Some(task) = self.run_queue.pop_front() else {
                     break;
                 };
-                self.run_task(task);
+                self.run_task_plain(task);
             }
         }
         // A burst drained: give its buffer back (`RunQueue::shrink_if_empty`).
@@ -442,6 +460,18 @@ impl Core {
             self.run_task_timed(task)
         } else {
             self.run_task_plain(task)
+        }
+    }
+
+    /// The tick's `n` polls in debug mode or with the trace on.
+    #[cold]
+    #[inline(never)]
+    fn poll_batch_timed(&self, n: usize) {
+        for _ in 0..n {
+            let Some(task) = self.run_queue.pop_front() else {
+                break;
+            };
+            self.run_task_timed(task);
         }
     }
 
@@ -494,7 +524,7 @@ impl Core {
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
         // the queue reference back to `push_local` with the task.
-        let done = unsafe { poll_task(&self.owned, task, &self.woke_self, |t| self.push_local(t)) };
+        let done = unsafe { poll_task(&self.owned, task, &self.woke_self, |t| self.requeue(t)) };
         // Cleared before anything else runs: after the poll the copy may
         // no longer stand for a reference.
         self.current.set(None);
