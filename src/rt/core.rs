@@ -536,17 +536,27 @@ impl Core {
     }
 
     /// Wake `wakers`; coil tasks of this loop go to the front of the queue.
+    ///
+    /// A waker may panic (a foreign one, handed to a timer or an op by a
+    /// future with its own context): the unwind still ends the firing state
+    /// and moves the tasks woken so far to the front; otherwise every later
+    /// push of the loop would be staged in `front` until the next timer.
     pub(crate) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
+        struct Firing<'a>(&'a Core);
+        impl Drop for Firing<'_> {
+            fn drop(&mut self) {
+                let core = self.0;
+                core.firing.set(false);
+                let mut front = core.front.borrow_mut();
+                for t in front.drain(..).rev() {
+                    core.run_queue.push_front(t);
+                }
+            }
+        }
         self.firing.set(true);
+        let _firing = Firing(self);
         for w in wakers.drain(..) {
             w.wake();
-        }
-        self.firing.set(false);
-        let mut front = self.front.borrow_mut();
-        if !front.is_empty() {
-            for t in front.drain(..).rev() {
-                self.run_queue.push_front(t);
-            }
         }
     }
 
