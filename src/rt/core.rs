@@ -270,10 +270,10 @@ impl Core {
     }
 
     /// `push_local` for a task handed back by its own poll (it woke
-    /// itself): to the back of the queue. Timer and completion wakers
-    /// (`wake_to_front`, the only code that sets `firing`) never run inside
-    /// a task poll or its aftermath, so the check of `push_local` is left
-    /// out here (asserted in debug builds).
+    /// itself): to the back of the queue. `firing` is set only for the
+    /// duration of `wake_to_front` (cleared on unwind too), which polls no
+    /// task, so it is clear once a poll has returned: the check of
+    /// `push_local` is left out here (asserted in debug builds).
     ///
     /// # Safety
     /// As for [`Core::push_local`].
@@ -523,7 +523,7 @@ impl Core {
         self.current.set(Some(task));
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
-        // the queue reference back to `push_local` with the task.
+        // the queue reference back to `requeue` with the task.
         let done = unsafe { poll_task(&self.owned, task, &self.woke_self, |t| self.requeue(t)) };
         // Cleared before anything else runs: after the poll the copy may
         // no longer stand for a reference.
