@@ -26,7 +26,6 @@
 //! `sim.rs` (the simulator's virtual clock and seeded order).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -47,6 +46,9 @@ use crate::task::Task;
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, PollOutcome, TaskRef};
 
+mod run_queue;
+use run_queue::RunQueue;
+
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;
 
@@ -55,7 +57,9 @@ pub(crate) const MAX_TICK: usize = 256;
 pub(crate) struct Core {
     id: u64,
     pub(crate) shared: Arc<Shared>,
-    pub(super) run_queue: RefCell<VecDeque<TaskRef>>,
+    /// The local run queue (`core/run_queue.rs`): tasks with their queue
+    /// references.
+    pub(super) run_queue: RunQueue<TaskRef>,
     pub(super) owned: OwnedList,
     /// The task being polled (`coil::task::current`): a copy standing for
     /// the poller's queue reference, cleared when the poll returns.
@@ -120,7 +124,7 @@ impl std::fmt::Debug for Core {
         f.debug_struct("Core")
             .field("id", &self.id)
             .field("tasks", &self.owned.len())
-            .field("queued", &self.run_queue.borrow().len())
+            .field("queued", &self.run_queue.len())
             .field("timers", &self.wheel.borrow().len())
             .finish()
     }
@@ -143,7 +147,7 @@ impl Core {
         Core {
             id,
             shared,
-            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            run_queue: RunQueue::new(),
             owned: OwnedList::default(),
             current: Cell::new(None),
             woke_self: Cell::new(false),
@@ -213,7 +217,7 @@ impl Core {
 
     /// Copy the counters to `shared.metrics` (`Handle::metrics`).
     pub(crate) fn publish_metrics(&self) {
-        let depth = self.run_queue.borrow().len();
+        let depth = self.run_queue.len();
         let live = self.owned.len();
         self.shared.metrics.publish(&self.counters, depth, live);
     }
@@ -261,8 +265,22 @@ impl Core {
         if self.firing.get() {
             self.front.borrow_mut().push(task);
         } else {
-            self.run_queue.borrow_mut().push_back(task);
+            self.run_queue.push_back(task);
         }
+    }
+
+    /// `push_local` for a task handed back by its own poll (it woke
+    /// itself): to the back of the queue. `firing` is set only for the
+    /// duration of `wake_to_front` (cleared on unwind too), which polls no
+    /// task, so it is clear once a poll has returned: the check of
+    /// `push_local` is left out here (asserted in debug builds).
+    ///
+    /// # Safety
+    /// As for [`Core::push_local`].
+    #[inline(always)]
+    unsafe fn requeue(&self, task: TaskRef) {
+        debug_assert!(!self.firing.get(), "a task poll inside wake_to_front");
+        self.run_queue.push_back(task);
     }
 
     /// Spawn `future` on this loop; `at` is the caller's location, kept
@@ -390,7 +408,7 @@ impl Core {
             self.drain_remote();
         }
         self.fire_timers();
-        let queued = self.run_queue.borrow().len();
+        let queued = self.run_queue.len();
         let n = queued.min(MAX_TICK);
         metrics::add(&self.counters.polls, n as u64);
         if queued as u64 > self.counters.run_queue_max.get() {
@@ -398,19 +416,25 @@ impl Core {
         }
         if let Some(sim) = &self.sim {
             self.sim_poll_batch(sim, n);
+        } else if self.instrumented {
+            self.poll_batch_timed(n);
         } else {
+            // The hot loop: one branch on `instrumented` per tick, not per
+            // task.
             for _ in 0..n {
-                let Some(task) = self.run_queue.borrow_mut().pop_front() else {
+                let Some(task) = self.run_queue.pop_front() else {
                     break;
                 };
-                self.run_task(task);
+                self.run_task_plain(task);
             }
         }
+        // A burst drained: give its buffer back (`RunQueue::shrink_if_empty`).
+        self.run_queue.shrink_if_empty();
         let polls = self.polls_since_park.get().saturating_add(n as u32);
         self.polls_since_park.set(polls);
         // Step L2 of the remote wake protocol (rt/mod.rs): decided after
         // the remote queue was taken at the start of the tick.
-        let idle = self.run_queue.borrow().is_empty() && !self.shared.wake_pending();
+        let idle = self.run_queue.is_empty() && !self.shared.wake_pending();
         if idle {
             if let Some(sim) = &self.sim {
                 self.sim_idle(sim);
@@ -436,6 +460,18 @@ impl Core {
             self.run_task_timed(task)
         } else {
             self.run_task_plain(task)
+        }
+    }
+
+    /// The tick's `n` polls in debug mode or with the trace on.
+    #[cold]
+    #[inline(never)]
+    fn poll_batch_timed(&self, n: usize) {
+        for _ in 0..n {
+            let Some(task) = self.run_queue.pop_front() else {
+                break;
+            };
+            self.run_task_timed(task);
         }
     }
 
@@ -487,8 +523,8 @@ impl Core {
         self.current.set(Some(task));
         // SAFETY: popped from the run queue with its queue reference, on
         // the loop thread (rules 1 and 2 in task/mod.rs); `poll_task` hands
-        // the queue reference back to `push_local` with the task.
-        let done = unsafe { poll_task(&self.owned, task, &self.woke_self, |t| self.push_local(t)) };
+        // the queue reference back to `requeue` with the task.
+        let done = unsafe { poll_task(&self.owned, task, &self.woke_self, |t| self.requeue(t)) };
         // Cleared before anything else runs: after the poll the copy may
         // no longer stand for a reference.
         self.current.set(None);
@@ -496,22 +532,31 @@ impl Core {
     }
 
     pub(super) fn has_work(&self) -> bool {
-        !self.run_queue.borrow().is_empty() || self.shared.wake_pending()
+        !self.run_queue.is_empty() || self.shared.wake_pending()
     }
 
     /// Wake `wakers`; coil tasks of this loop go to the front of the queue.
+    ///
+    /// A waker may panic (a foreign one, handed to a timer or an op by a
+    /// future with its own context): the unwind still ends the firing state
+    /// and moves the tasks woken so far to the front; otherwise every later
+    /// push of the loop would be staged in `front` until the next timer.
     pub(crate) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
+        struct Firing<'a>(&'a Core);
+        impl Drop for Firing<'_> {
+            fn drop(&mut self) {
+                let core = self.0;
+                core.firing.set(false);
+                let mut front = core.front.borrow_mut();
+                for t in front.drain(..).rev() {
+                    core.run_queue.push_front(t);
+                }
+            }
+        }
         self.firing.set(true);
+        let _firing = Firing(self);
         for w in wakers.drain(..) {
             w.wake();
-        }
-        self.firing.set(false);
-        let mut front = self.front.borrow_mut();
-        if !front.is_empty() {
-            let mut queue = self.run_queue.borrow_mut();
-            for t in front.drain(..).rev() {
-                queue.push_front(t);
-            }
         }
     }
 

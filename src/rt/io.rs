@@ -102,7 +102,7 @@ impl Core {
         // is released (a waker may run any code, even drop an op).
         self.home.complete_all(&mut done, &mut wakers, &mut orphans);
         *self.completions.borrow_mut() = done;
-        if self.run_queue.borrow().is_empty() {
+        if self.run_queue.is_empty() {
             // The front of an empty queue is its back: the woken tasks land
             // in the same order as through `wake_to_front`, without staging
             // them (the common case: completions come after an idle park).

@@ -544,6 +544,7 @@ where
 
 /// Process-unique task ids, handed out in blocks so the hot path is a
 /// thread-local increment.
+#[inline]
 pub(crate) fn next_task_id() -> TaskId {
     use std::sync::atomic::AtomicU64;
     const BLOCK: u64 = 1024;

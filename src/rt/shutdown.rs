@@ -105,7 +105,7 @@ impl Core {
         unsafe { cancel_owned(&self.owned) };
         self.drain_ops();
         loop {
-            let next = self.run_queue.borrow_mut().pop_front();
+            let next = self.run_queue.pop_front();
             match next {
                 // SAFETY: a queue entry's reference (rule 8).
                 Some(t) => unsafe { t.release(1) },

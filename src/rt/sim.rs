@@ -172,7 +172,7 @@ impl Core {
     #[cold]
     pub(super) fn sim_poll_batch(&self, sim: &SimState, n: usize) {
         let mut batch = std::mem::take(&mut *sim.batch.borrow_mut());
-        batch.extend(self.run_queue.borrow_mut().drain(..n));
+        batch.extend(std::iter::from_fn(|| self.run_queue.pop_front()).take(n));
         sim.shuffle(&mut batch);
         for task in batch.drain(..) {
             let id = sim.local_id(task);

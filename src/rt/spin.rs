@@ -94,7 +94,7 @@ impl Core {
                 if let Some(p) = parked {
                     in_park += p.elapsed();
                 }
-                if !self.run_queue.borrow().is_empty() {
+                if !self.run_queue.is_empty() {
                     break true;
                 }
             }

@@ -131,6 +131,42 @@ driver_test! {
         });
     }
 
+    fn a_timer_waker_that_panics_leaves_the_queue_working(rt) {
+        // A fired timer's waker runs inside the loop's "wake to the front"
+        // step; one that panics unwinds out of block_on. The loop must not
+        // stay in that step: a task spawned by the next block_on runs at
+        // the next tick (it used to wait, staged for the front, until some
+        // later timer fired).
+        struct PanicWake;
+        impl std::task::Wake for PanicWake {
+            fn wake(self: Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async {
+                let w = std::task::Waker::from(Arc::new(PanicWake));
+                let mut s = std::pin::pin!(coil::time::sleep(Duration::from_millis(1)));
+                let mut cx = std::task::Context::from_waker(&w);
+                assert!(std::future::Future::poll(s.as_mut(), &mut cx).is_pending());
+                // The loop fires the 1 ms timer (and panics) first.
+                coil::time::sleep(Duration::from_secs(30)).await;
+            })
+        }));
+        assert!(first.is_err(), "the waker's panic reaches block_on's caller");
+        rt.block_on(async {
+            let ran = Rc::new(Cell::new(false));
+            let r = ran.clone();
+            let t = spawn(async move { r.set(true) });
+            // No timer is filed now: only the queue can run the task.
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            assert!(ran.get(), "a task spawned after the panic did not run");
+            t.await.unwrap();
+        });
+    }
+
     fn remote_spawn_runs_while_a_task_yields_forever(rt) {
         // Item 13: cross-thread injected work runs although the local queue is
         // never empty (the loop drains the remote queue every tick).
