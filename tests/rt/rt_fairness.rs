@@ -167,6 +167,50 @@ driver_test! {
         });
     }
 
+    fn bursts_past_the_shrink_size_keep_fifo_order(rt) {
+        // The run queue ring (src/rt/core/run_queue.rs) grows by doubling
+        // from 256 slots past 8192 (wrapped entries moved at each growth)
+        // and is given back once a tick leaves it empty; a second burst
+        // grows it again. Tasks run once each, in spawn order, and tasks
+        // spawned by a poll (a push while the loop pops) go behind the
+        // burst: checked over two rounds.
+        rt.block_on(async {
+            for round in 0..2u32 {
+                let log = Rc::new(RefCell::new(Vec::new()));
+                // A few tasks queued first and popped, so the head is not
+                // at slot 0 when the burst grows the ring.
+                for i in 0..37u32 {
+                    let l = log.clone();
+                    spawn(async move { l.borrow_mut().push(1_000_000 + i) }).await.unwrap();
+                }
+                log.borrow_mut().clear();
+                const N: u32 = 20_000;
+                let tasks: Vec<_> = (0..N)
+                    .map(|i| {
+                        let l = log.clone();
+                        spawn(async move {
+                            l.borrow_mut().push(i);
+                            if i % 1000 == 0 {
+                                let l = l.clone();
+                                drop(spawn(async move { l.borrow_mut().push(100_000 + i) }));
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                // The children were queued behind the burst: let them run.
+                for _ in 0..10 {
+                    yield_now().await;
+                }
+                let want: Vec<u32> =
+                    (0..N).chain((0..N).step_by(1000).map(|i| 100_000 + i)).collect();
+                assert_eq!(*log.borrow(), want, "round {round}");
+            }
+        });
+    }
+
     fn remote_spawn_runs_while_a_task_yields_forever(rt) {
         // Item 13: cross-thread injected work runs although the local queue is
         // never empty (the loop drains the remote queue every tick).
