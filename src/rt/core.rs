@@ -541,21 +541,43 @@ impl Core {
     /// future with its own context): the unwind still ends the firing state
     /// and moves the tasks woken so far to the front; otherwise every later
     /// push of the loop would be staged in `front` until the next timer.
+    /// The wakers after the panicking one are not dropped unwoken (their
+    /// tasks would wait forever): they are filed as timers due at the
+    /// wheel's next tick, which the next tick fires (a loop whose wheel is
+    /// borrowed by the unwinding code, which no waker of this loop does,
+    /// drops them).
     pub(crate) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
-        struct Firing<'a>(&'a Core);
-        impl Drop for Firing<'_> {
+        struct Firing<'a, 'b> {
+            core: &'a Core,
+            rest: std::vec::Drain<'b, Waker>,
+        }
+        impl Drop for Firing<'_, '_> {
             fn drop(&mut self) {
-                let core = self.0;
+                let core = self.core;
                 core.firing.set(false);
-                let mut front = core.front.borrow_mut();
-                for t in front.drain(..).rev() {
-                    core.run_queue.push_front(t);
+                {
+                    let mut front = core.front.borrow_mut();
+                    for t in front.drain(..).rev() {
+                        core.run_queue.push_front(t);
+                    }
+                }
+                // Empty unless a waker panicked.
+                if self.rest.len() > 0 {
+                    if let Ok(mut wheel) = core.wheel.try_borrow_mut() {
+                        let at = wheel.elapsed() + 1;
+                        for w in self.rest.by_ref() {
+                            wheel.insert(at, w);
+                        }
+                    }
                 }
             }
         }
         self.firing.set(true);
-        let _firing = Firing(self);
-        for w in wakers.drain(..) {
+        let mut firing = Firing {
+            core: self,
+            rest: wakers.drain(..),
+        };
+        for w in firing.rest.by_ref() {
             w.wake();
         }
     }

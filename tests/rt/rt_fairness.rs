@@ -211,6 +211,40 @@ driver_test! {
         });
     }
 
+    fn a_panicking_timer_waker_loses_no_other_timer_of_its_batch(rt) {
+        // Two timers due at the same tick, fired in one batch: a foreign
+        // waker that panics first, then a coil task's. The panic unwinds
+        // out of block_on; the task's wake-up must not be lost with it.
+        struct PanicWake;
+        impl std::task::Wake for PanicWake {
+            fn wake(self: Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+        let handle = RefCell::new(None);
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async {
+                *handle.borrow_mut() = Some(spawn(async {
+                    let w = std::task::Waker::from(Arc::new(PanicWake));
+                    let mut cx = std::task::Context::from_waker(&w);
+                    // Filed in the same poll, from the same clock read:
+                    // the same tick, the panicking one first.
+                    let mut s = Box::pin(coil::time::sleep(Duration::from_millis(1)));
+                    assert!(std::future::Future::poll(s.as_mut(), &mut cx).is_pending());
+                    coil::time::sleep(Duration::from_millis(1)).await;
+                    drop(s);
+                }));
+                coil::time::sleep(Duration::from_secs(30)).await;
+            })
+        }));
+        assert!(first.is_err(), "the waker's panic reaches block_on's caller");
+        let t = handle.borrow_mut().take().unwrap();
+        rt.block_on(async {
+            let r = coil::time::timeout(Duration::from_secs(5), t).await;
+            assert!(r.is_ok(), "the task's timer fired in the panicking batch was lost");
+        });
+    }
+
     fn remote_spawn_runs_while_a_task_yields_forever(rt) {
         // Item 13: cross-thread injected work runs although the local queue is
         // never empty (the loop drains the remote queue every tick).
