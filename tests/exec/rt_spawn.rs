@@ -174,6 +174,64 @@ driver_test! {
         });
     }
 
+    // The handle reads the result from inside its join waker's wake, which
+    // the loop calls after COMPLETE and before it clears JOIN_WAKER: the
+    // join-waker field is still the loop's then, so the handle records the
+    // read by giving up its interest (raw/vtable.rs `try_read_output`).
+    // The output comes out once (a second read panics, the handle's drop
+    // leaves it alone: dropped once, by its reader), the loop drops the
+    // join waker (no cycle through the handle it holds), the cell is freed.
+    fn output_read_inside_the_join_wake(rt) {
+        #[derive(Default)]
+        struct ReadOnWake {
+            handle: std::sync::Mutex<Option<coil::Task<(String, DropCounter)>>>,
+            got: std::sync::Mutex<Option<(String, DropCounter)>>,
+            second: std::sync::Mutex<Option<String>>,
+        }
+        impl std::task::Wake for ReadOnWake {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                let mut slot = self.handle.lock().unwrap();
+                let t = slot.as_mut().expect("the handle is in its slot");
+                let out = t.try_take().expect("complete when its join waker is woken");
+                *self.got.lock().unwrap() = Some(out.unwrap());
+                let again =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.try_take().is_some()));
+                *self.second.lock().unwrap() = Some(panic_msg(&*again.unwrap_err()));
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (d, d2) = (drops.clone(), drops.clone());
+        rt.block_on(async move {
+            let mut t = spawn(async move {
+                yield_now().await;
+                (String::from("out"), DropCounter(d))
+            });
+            let reader = Arc::new(ReadOnWake::default());
+            let waker = std::task::Waker::from(reader.clone());
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(std::pin::Pin::new(&mut t).poll(&mut cx).is_pending());
+            drop(waker);
+            *reader.handle.lock().unwrap() = Some(t);
+            while reader.got.lock().unwrap().is_none() {
+                yield_now().await;
+            }
+            let msg = reader.second.lock().unwrap().take().unwrap();
+            assert!(msg.contains("awaited only once"), "{msg}");
+            let t = reader.handle.lock().unwrap().take().unwrap();
+            assert!(t.is_finished());
+            drop(t);
+            assert_eq!(d2.load(Ordering::SeqCst), 0, "the handle's drop left the output alone");
+            let (s, counter) = reader.got.lock().unwrap().take().unwrap();
+            assert_eq!(s, "out");
+            drop(counter);
+            assert_eq!(Arc::strong_count(&reader), 1, "the loop dropped the join waker");
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
     fn try_take_and_names(rt) {
         rt.block_on(async {
             let mut t = task::Builder::new().name("worker").spawn(async { 9 });
