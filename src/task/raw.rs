@@ -8,13 +8,13 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 72 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 64 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer), with no tag (asserted below): a union
 //! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (72 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker (2 words) │ id │ cancel
+//! Cell<F> ┌ Header (64 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker │ id │ cancel
 //!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
 //!
@@ -44,16 +44,17 @@
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 150.0 to 150.6 B per parked task (161 B with the stage's tag: 160.9 to
-//! 161.5 the same day). Its future, `parked(gate.wait())`, is
+//! 140.6 to 141.2 B per parked task (160.9 to 161.5 the same day before
+//! the stage lost its tag and the join waker a word; 150.0 to 150.6 with
+//! the tag gone alone). Its future, `parked(gate.wait())`, is
 //! 40 B (the `GateWait` argument and the awaited copy, 16 B each, and the
 //! async fn's state); the breakdown:
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 72 |
+//! | header | 64 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 36 cells of 112 B per 4 080 B chunk (`slab.rs`), 4 096 / 36 − 112 | 1.8 |
+//! | slab: 39 cells of 104 B per 4 080 B chunk (`slab.rs`), 4 096 / 39 − 104 | 1.0 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
 //! | the run queue (`VecDeque<TaskRef>`, N entries written while all tasks were queued) and the rest | ~12 |
@@ -61,25 +62,28 @@
 //! The stage's tag (8 B for W7's future, 11 B with the slab's rounding)
 //! went into the state word (`FAILED`) and the handle (its taken marker),
 //! which also cut W1 by 9 instructions a task (46.81 M to 45.87 M at
-//! n = 100 000, callgrind). What the header could still give back, each
+//! n = 100 000, callgrind); the join waker went from an `Option<Waker>` to
+//! one word (`join_waker.rs`: a coil task's waker kept as its `TaskRef`,
+//! any other boxed), W1 unchanged (45.88 M: its one pending join is the
+//! main future's, boxed once), W2 (`yield tasks=100`) 13.34 M to 13.04 M
+//! for both changes. What the header could still give back, each
 //! measured against the rules of `task/mod.rs` (not done yet; none reaches
-//! W7's 96 B alone, and all of them together, 40 B, would leave ~110 B:
+//! W7's 96 B alone, and all of them together, 32 B, would leave ~109 B:
 //! the run queue's 8 B would have to go too):
 //!
 //! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
 //!   singly linked list cannot unlink in O(1); the slab's chunks already
 //!   hold every slab task, so a walk of the live slots (with a per-slot
 //!   "bound" bit) could replace the list for them, not for boxed cells.
-//! - `join_waker` (16 B): live from the handle's first pending poll until
-//!   the loop wakes it after `COMPLETE`, so it overlaps the future and the
-//!   output (rule 6); 8 B if a coil task's waker is kept as its `TaskRef`
-//!   (the common join: one task awaiting another) and any other waker boxed
-//!   (the taken marker would then be a reserved value of that word).
 //! - `id` (8 B): could be assigned on first use, in the cancel box, at
 //!   the price of an allocation for every task whose id is asked for
 //!   (task groups, `as_completed`, the simulator and debug mode ask) and of
 //!   ids no longer in spawn order.
 //! - `shared` (8 B): a per-runtime slab chunk could hold it once per chunk.
+//!   Its clone at spawn and drop at deallocation are two locked RMWs per
+//!   task: `perf record -e cpu-clock` on W1 (n = 500 000) puts ~1.8 % of
+//!   the samples on them (about 0.9 % each), so they are worth ~2 ns of
+//!   W1's ~130, not the redesign alone.
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -127,7 +131,6 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::task::Waker;
 
 use super::TaskId;
 use super::cancel::CancelSlot;
@@ -137,8 +140,11 @@ use super::state::{Notify, Release, Snapshot, State, ToCancelled};
 use super::{PanicPayload, TaskError};
 use crate::rt::Shared;
 
+mod join_waker;
 mod slab;
 mod vtable;
+
+use self::join_waker::JoinWaker;
 
 use self::vtable::vtable;
 pub(crate) use self::vtable::{
@@ -159,8 +165,8 @@ pub(crate) struct Header {
     shared: Arc<Shared>,
     /// Owned-list links: loop thread only (rule 1).
     pub(super) links: Links,
-    /// The join waker: see rule 6.
-    join_waker: UnsafeCell<Option<Waker>>,
+    /// The join waker, one word (`join_waker.rs`): see rule 6.
+    join_waker: JoinWaker,
     /// Process-unique id.
     pub(super) id: TaskId,
     /// The name (`Builder::name`), the cancel message and requests: one
@@ -170,7 +176,7 @@ pub(crate) struct Header {
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 72);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 64);
 // The stage carries no tag: for a future of no bytes and a `u64` output it
 // is one word (it was two with an enum's tag).
 static_assertions::const_assert!(
@@ -638,7 +644,7 @@ fn into_task<F: Future + 'static>(
             vtable: vtable::<F>(),
             shared,
             links: Links::new(),
-            join_waker: UnsafeCell::new(None),
+            join_waker: JoinWaker::new(),
             id,
             cancel: CancelSlot::new(name),
         },

@@ -232,6 +232,51 @@ driver_test! {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
+    // The join-waker field keeps a coil task's waker as the task and any
+    // other waker boxed (src/task/raw/join_waker.rs): a handle polled with
+    // a foreign waker, the same one again (kept), another (replaces it:
+    // only the last is woken), then by a task (its waker replaces the box)
+    // and back. Every replaced waker is dropped (the counting wakers end
+    // with one owner; a task reference left in the field would leak its
+    // cell, which Miri's leak check reports).
+    fn join_waker_replaced_by_each_kind(rt) {
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+        rt.block_on(async {
+            let mut t = spawn(async {
+                for _ in 0..3 {
+                    yield_now().await;
+                }
+                5
+            });
+            let (wa, ca) = support::counting_waker();
+            let (wb, cb) = support::counting_waker();
+            assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wa)).is_pending());
+            assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wa)).is_pending());
+            assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wb)).is_pending());
+            drop((wa, wb));
+            assert_eq!(Arc::strong_count(&ca), 1, "replaced: dropped");
+            let (wc, cc) = support::counting_waker();
+            let joiner = spawn(async move {
+                // This task's own waker replaces the box, a foreign one
+                // replaces it, and the await puts it back.
+                std::future::poll_fn(|cx| {
+                    assert!(Pin::new(&mut t).poll(cx).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+                assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wc)).is_pending());
+                drop(wc);
+                t.await.unwrap()
+            });
+            assert_eq!(joiner.await.unwrap(), 5);
+            for c in [&ca, &cb, &cc] {
+                assert_eq!(c.wakes.load(Ordering::SeqCst), 0, "only the last waker is woken");
+                assert_eq!(Arc::strong_count(c), 1, "every replaced waker dropped");
+            }
+        });
+    }
+
     fn try_take_and_names(rt) {
         rt.block_on(async {
             let mut t = task::Builder::new().name("worker").spawn(async { 9 });

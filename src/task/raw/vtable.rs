@@ -47,7 +47,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr;
-use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, Waker};
 
 use super::{Cell, Header, PollOutcome, Stage, TaskRef, Vtable};
 use crate::task::TaskError;
@@ -407,15 +407,12 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
         }
     } else if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set, the field is ours to read.
-        let waker = unsafe { &*header.join_waker.get() };
-        if let Some(w) = waker {
-            w.wake_by_ref();
-        }
+        unsafe { header.join_waker.wake_by_ref() };
         let after = header.state.unset_join_waker_after_complete();
         if !after.is(JOIN_INTEREST) {
             // SAFETY: rule 6: the handle is gone and saw JOIN_WAKER set, so it
             // left the field to us.
-            drop(unsafe { (*header.join_waker.get()).take() });
+            unsafe { header.join_waker.clear() };
         }
     }
 }
@@ -451,8 +448,8 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
 /// - the common case, `JOIN_WAKER` clear after `COMPLETE`: the join-waker
 ///   field is the handle's for good (rule 6: `JOIN_WAKER` is never set
 ///   again), so the handle replaces its waker with the *taken marker*, a
-///   waker of its own static vtable that nothing else ever holds or
-///   wakes. No write to the state word.
+///   value of the field that is no waker (`join_waker.rs`) and that the
+///   loop never reads. No write to the state word.
 /// - `JOIN_WAKER` still set (the loop is waking the join waker at this
 ///   moment, on another thread): the field is not the handle's; it takes
 ///   the result and gives up join interest at once
@@ -483,17 +480,18 @@ pub(crate) unsafe fn try_read_output(task: TaskRef, dst: *mut (), waker: Option<
     if !snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: COMPLETE is set and JOIN_WAKER clear, so the
         // field is the handle's and stays so.
-        let field = unsafe { &mut *header.join_waker.get() };
-        if field.as_ref().is_some_and(is_taken_marker) {
+        if unsafe { header.join_waker.is_taken() } {
             output_taken_twice()
         }
-        let old = field.replace(taken_marker());
         // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result
         // to the handle, not taken before (no marker); `failed` is the
         // snapshot's FAILED, set with COMPLETE; the caller's promise about
         // `dst`.
         unsafe { take(task, dst, failed) };
-        drop(old);
+        // Then the marker, over the handle's waker (dropped here: its
+        // destructor may be foreign code, and the output is out already).
+        // SAFETY: the field is the handle's for good (above).
+        unsafe { header.join_waker.mark_taken() };
     } else {
         // SAFETY: as above (the result is still there: JOIN_INTEREST set).
         unsafe { take(task, dst, failed) };
@@ -508,23 +506,6 @@ pub(crate) unsafe fn try_read_output(task: TaskRef, dst: *mut (), waker: Option<
     }
 }
 
-/// The taken marker's vtable (`try_read_output`): a waker of it owns
-/// nothing, and nothing wakes it (the loop reads the field only while
-/// `JOIN_WAKER` is set, never after the marker is written).
-static TAKEN: RawWakerVTable =
-    RawWakerVTable::new(|p| RawWaker::new(p, &TAKEN), |_| {}, |_| {}, |_| {});
-
-/// The taken marker.
-fn taken_marker() -> Waker {
-    // SAFETY: the vtable's functions do nothing with the (null) data
-    // pointer, and clone returns the same marker.
-    unsafe { Waker::from_raw(RawWaker::new(ptr::null(), &TAKEN)) }
-}
-
-fn is_taken_marker(w: &Waker) -> bool {
-    ptr::eq(w.vtable(), &TAKEN)
-}
-
 /// Handle support: whether the handle took the result already, as
 /// `try_read_output` records it in the join-waker field.
 ///
@@ -532,7 +513,7 @@ fn is_taken_marker(w: &Waker) -> bool {
 /// The caller is the handle and the field is its own (rule 6).
 pub(crate) unsafe fn output_taken(task: TaskRef) -> bool {
     // SAFETY: caller's promise.
-    unsafe { (*task.header().join_waker.get()).as_ref() }.is_some_and(is_taken_marker)
+    unsafe { task.header().join_waker.is_taken() }
 }
 
 #[cold]
@@ -559,9 +540,7 @@ unsafe fn can_read_output(header: &Header, waker: Option<&Waker>) -> Option<Snap
     if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: the runtime only reads this field after COMPLETE,
         // which is not set; a shared read by us is fine either way.
-        let same =
-            unsafe { (*header.join_waker.get()).as_ref() }.is_some_and(|w| w.will_wake(waker));
-        if same {
+        if unsafe { header.join_waker.will_wake(waker) } {
             return None;
         }
         if let Err(snap) = header.state.unset_join_waker() {
@@ -569,7 +548,7 @@ unsafe fn can_read_output(header: &Header, waker: Option<&Waker>) -> Option<Snap
         }
     }
     // SAFETY: JOIN_WAKER is clear: the field is the handle's (rule 6).
-    unsafe { *header.join_waker.get() = Some(waker.clone()) };
+    unsafe { header.join_waker.set(waker) };
     header.state.set_join_waker().err()
 }
 
@@ -649,5 +628,5 @@ pub(crate) fn is_complete(task: TaskRef) -> bool {
 /// The caller owns the field per rule 6.
 pub(crate) unsafe fn drop_join_waker(task: TaskRef) {
     // SAFETY: caller's promise.
-    drop(unsafe { (*task.header().join_waker.get()).take() });
+    unsafe { task.header().join_waker.clear() };
 }
