@@ -323,14 +323,7 @@ impl Shared {
     unsafe fn push_remote(&self, task: TaskRef) {
         let flags = &self.hot.flags;
         // W1, lock-free: only while no vector entry is ahead of it (order).
-        // The look at `VEC` is an RMW that changes nothing, not a load: the
-        // line is on the loop's core (it spins on it, or drained it last), and
-        // a load would fetch it shared, then the compare-exchange would have
-        // to invalidate the loop's copy in a second exchange between the
-        // cores; the RMW fetches it exclusive at once, and the
-        // compare-exchange and W2 then hit. It reads the same values as a
-        // load (the word's modification order), so the protocol is unchanged.
-        if flags.fetch_or(0, Ordering::SeqCst) & flag::VEC == 0
+        if flags.load(Ordering::SeqCst) & flag::VEC == 0
             && self
                 .hot
                 .slot
