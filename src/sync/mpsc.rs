@@ -162,10 +162,8 @@ impl<T> State<T> {
     /// Values buffered: `head` and `buf` (design rule 5).
     #[inline]
     fn buffered(&self) -> usize {
-        match self.head {
-            Some(_) => 1 + self.buf.len(),
-            None => 0,
-        }
+        // `buf` is empty when `head` is: no branch needed.
+        usize::from(self.head.is_some()) + self.buf.len()
     }
 
     /// Buffers `value` (in `head` if it is free: rule 5); returns the
@@ -181,8 +179,8 @@ impl<T> State<T> {
         self.rx_waker.take()
     }
 
-    /// A value behind `head`: out of line, the common case has none.
-    #[inline(never)]
+    /// A value behind `head`.
+    #[inline(always)]
     fn push_back(&mut self, value: T) {
         self.buf.push_back(value);
     }
