@@ -373,7 +373,10 @@ impl TaskRef {
 
     /// `Waker::wake_by_ref`: queue the task if it must be, with a new queue
     /// reference taken by the transition. Safe: no reference is given up.
-    #[inline]
+    /// Always inlined: it is the whole of a task waker's `wake_by_ref`
+    /// (`waker.rs`), and rustc's choice flips with unrelated edits (out of
+    /// line it cost W2 one call per yield).
+    #[inline(always)]
     pub(crate) fn wake_by_ref(self) {
         if self.woke_self() {
             return;
