@@ -140,6 +140,31 @@ fn w8a_coil(choice: (DriverChoice, Duration), loops: usize, n: u64) -> Result<(u
     Ok((ns, parts.into_iter().fold(0, |a, b| a ^ b)))
 }
 
+/// W8a on plain coil runtimes, one per pinned thread (`coil-rt/uring`,
+/// `coil-rt/epoll`), as the monoio row builds its own: what a `Pool`'s loop
+/// adds over a `Runtime::block_on` (its entry is a task spawned through the
+/// remote queue, the loop's main future waits for shutdown).
+fn w8a_coil_rt(choice: DriverChoice, loops: usize, n: u64) -> Result<(u64, u64), String> {
+    peers::per_cpu(loops, move |i, barrier| {
+        let rt = coil::runtime::Builder::new()
+            .driver(choice)
+            .build()
+            .map_err(|e| format!("coil runtime: {e}"))?;
+        barrier.wait();
+        let (first, last) = peers::share(i, loops, n);
+        rt.block_on(async move {
+            let tasks: Vec<_> = (first..last)
+                .map(|j| coil::spawn(async move { task_work(j) }))
+                .collect();
+            let mut x = 0;
+            for t in tasks {
+                x ^= t.await.map_err(|e| e.to_string())?;
+            }
+            Ok(x)
+        })
+    })
+}
+
 /// W8b on coil: a u64 from loop 0 to loop 1 and back, `n` times, through two
 /// `coil::sync::mpsc` channels of capacity 1. Returns (ns on loop 0, sum).
 fn w8b_coil(choice: (DriverChoice, Duration), n: u64) -> Result<(u64, u64), String> {
@@ -228,8 +253,15 @@ fn w8b_tokio(n: u64) -> Result<(u64, u64), String> {
     )
 }
 
-/// W8a's rows, one per runtime (each at L = 1 and 2).
-const W8A_PEERS: [&str; 4] = ["coil/uring", "coil/epoll", "monoio", "glommio"];
+/// W8a's rows, one per runtime (each at L = 1 and 2); `coil-rt/uring` is
+/// coil without the pool (a runtime per pinned thread).
+const W8A_PEERS: [&str; 5] = [
+    "coil/uring",
+    "coil/epoll",
+    "coil-rt/uring",
+    "monoio",
+    "glommio",
+];
 
 /// W8b's rows: coil, the peers, then the two references.
 const W8B_PEERS: [&str; 9] = [
@@ -263,6 +295,8 @@ fn run_once(peer: &str, opts: &Opts) -> Result<Outcome, String> {
             let n = opts.get_u64("n", opts.shrink(2_000_000))?.max(loops as u64);
             let (ns, x) = match (coil_choice(peer), peer) {
                 (Some(choice), _) => w8a_coil(choice, loops, n)?,
+                (None, "coil-rt/uring") => w8a_coil_rt(DriverChoice::Uring, loops, n)?,
+                (None, "coil-rt/epoll") => w8a_coil_rt(DriverChoice::Epoll, loops, n)?,
                 (None, "monoio") => peers::w8a_monoio(loops, n)?,
                 (None, "glommio") => peers::w8a_glommio(loops, n)?,
                 _ => return Err(format!("unknown peer {peer:?} for W8a")),
@@ -386,6 +420,8 @@ mod tests {
             for loops in [1, 2] {
                 let (_, x) = w8a_coil(choice, loops, 1_001).unwrap();
                 assert_eq!(x, reference(1_001), "{choice:?} loops={loops}");
+                let (_, x) = w8a_coil_rt(driver, loops, 1_001).unwrap();
+                assert_eq!(x, reference(1_001), "plain {driver:?} loops={loops}");
             }
             for spin in [Duration::ZERO, COIL_SPIN] {
                 let (_, sum) = w8b_coil((driver, spin), 100).unwrap();

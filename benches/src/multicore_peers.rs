@@ -32,7 +32,7 @@ pub(super) fn share(i: usize, loops: usize, n: u64) -> (u64, u64) {
 /// Runs `body(i)` on `loops` threads pinned one per CPU; each builds its
 /// runtime, meets the others at a barrier, then works. The clock runs from
 /// the barrier to the last join. Returns (ns, XOR of the bodies' results).
-fn per_cpu<F>(loops: usize, body: F) -> Timed
+pub(super) fn per_cpu<F>(loops: usize, body: F) -> Timed
 where
     F: Fn(usize, &Barrier) -> Result<u64, String> + Send + Sync + 'static,
 {

@@ -2,8 +2,8 @@
 //! against a reference machine.
 
 use coil::fuzz::state::{
-    CANCELLED, COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED,
-    Snapshot, State, ToCancelled, ToIdle, ToRunning,
+    CANCELLED, COMPLETE, DropJoin, FAILED, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release,
+    SCHEDULED, Snapshot, State, ToCancelled, ToIdle, ToRunning,
 };
 
 use crate::Bytes;
@@ -38,6 +38,7 @@ struct Model {
     cancelled: bool,
     join_interest: bool,
     join_waker: bool,
+    failed: bool,
     /// References: the owned list's, the handle's, one per queue entry, the
     /// poller's, one per waker clone.
     owned: bool,
@@ -50,7 +51,7 @@ struct Model {
     output: bool,
     /// The handle read the output (it reads at most once).
     output_read: bool,
-    /// The join-waker field holds a waker.
+    /// The join-waker field holds a waker (or the handle's taken marker).
     field: bool,
 }
 
@@ -75,6 +76,7 @@ impl Model {
             (self.cancelled, CANCELLED),
             (self.join_interest, JOIN_INTEREST),
             (self.join_waker, JOIN_WAKER),
+            (self.failed, FAILED),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -85,7 +87,7 @@ impl Model {
     fn check(&self, state: &State, step: &str) {
         let snap = state.load();
         assert_eq!(
-            snap.0 & (JOIN_WAKER * 2 - 1),
+            snap.0 & (FAILED * 2 - 1),
             self.flags(),
             "flags after {step}: state {snap:?}, model {self:?}"
         );
@@ -153,6 +155,7 @@ pub fn task_state(data: &[u8]) {
         cancelled: false,
         join_interest: true,
         join_waker: false,
+        failed: false,
         owned: true,
         handle: true,
         queue: 1,
@@ -227,20 +230,20 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
         }
         // Loop: the future finished (or was dropped); store the output.
         2 if matches!(m.phase, Phase::Running { .. }) => {
-            let Phase::Running { poller, .. } = m.phase else {
+            let Phase::Running { poller, cancel } = m.phase else {
                 unreachable!()
             };
             assert!(!m.output && !m.complete);
             m.output = true;
-            let snap = state.transition_to_complete();
+            // The result is an error if the future was dropped (cancel) or
+            // panicked (the byte's high half says so).
+            let failed = cancel || op / 15 % 2 == 1;
+            let snap = state.transition_to_complete(failed);
             m.complete = true;
+            m.failed = failed;
             m.running = false;
             m.scheduled = false;
-            assert_eq!(
-                snap.0 & (JOIN_WAKER * 2 - 1),
-                m.flags(),
-                "completion snapshot"
-            );
+            assert_eq!(snap.0 & (FAILED * 2 - 1), m.flags(), "completion snapshot");
             m.phase = Phase::Completing { snap, poller };
             Some("complete")
         }
@@ -377,10 +380,36 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
                 assert!(m.complete);
                 m.consume_output("handle read");
                 m.output_read = true;
+                if m.join_waker {
+                    // The loop is still waking the join waker: the handle
+                    // gives up its interest at once, so that "taken" is
+                    // known without the field (raw/vtable.rs
+                    // `try_read_output`).
+                    let DropJoin::Complete { may_drop_waker } = state.drop_join_interest() else {
+                        panic!("drop_join_interest after COMPLETE said Pending");
+                    };
+                    assert!(!may_drop_waker);
+                    m.join_interest = false;
+                } else {
+                    // The field is the handle's for good: it holds the
+                    // taken marker now, dropped with the handle.
+                    m.field = true;
+                }
             }
             Some("handle_poll")
         }
         // Handle: drop.
+        13 if m.handle && !m.join_interest => {
+            // It gave up its interest when it read the output: only its
+            // reference is left.
+            assert!(m.output_read);
+            m.handle = false;
+            let dealloc = state.ref_dec(1) == Release::Dealloc;
+            if m.released(dealloc) {
+                return Some("dealloc");
+            }
+            Some("drop_handle_after_read")
+        }
         13 if m.handle => {
             match state.drop_join_interest() {
                 DropJoin::Pending { had_waker } => {

@@ -77,6 +77,27 @@
 //!    more.
 //!
 //! Unbounded channels never wait, so their receiver does not keep `n`.
+//!
+//! # Layout: one line for a value in flight
+//!
+//! The common cross-loop case (W8b: a value at a time, the receiver parked
+//! on another loop) moves the channel between two cores at each hand-off.
+//! Everything such a hand-off writes sits on one cache line: `Chan` is
+//! aligned to 64 bytes (so the `Arc`'s counts are not on it), the mutex's
+//! word comes first (`std`'s `Mutex<T>` keeps its data last), and `State` is
+//! `repr(C)` with the fields a hand-off writes first: the receiver's waker
+//! and `head`, the oldest buffered value, held inline. The rest (the
+//! `VecDeque` header and its heap buffer, the senders' queue, the counts) is
+//! only read on that path, so both cores keep a shared copy of it.
+//!
+//! 5. *The head.* `head` is the oldest value not yet in the receiver's
+//!    batch; `buf` holds the ones after it. So `head` is `None` only when
+//!    `buf` is empty: a push fills `head` first, a refill takes `head` and
+//!    the whole of `buf` together. A value buffered counts once for the
+//!    room whether it is in `head` or in `buf`.
+//!
+//! Before, each value went through the `VecDeque`'s heap buffer (one more
+//! line to each side) and the state spanned the `Arc`'s line and the next.
 
 use std::collections::VecDeque;
 use std::task::Waker;
@@ -101,7 +122,9 @@ const WAITING: usize = 1;
 /// `Chan::taken`: one value in the receiver's batch (design rule 1).
 const ONE: usize = 2;
 
-/// The channel shared by every handle.
+/// The channel shared by every handle; `repr(C)` and aligned so that the
+/// mutex's word and `State`'s first fields share one line (the layout above).
+#[repr(C, align(64))]
 struct Chan<T> {
     state: Mutex<State<T>>,
     /// The receiver's batch size and the `WAITING` flag (design rule 1).
@@ -110,12 +133,17 @@ struct Chan<T> {
     cap: usize,
 }
 
+/// `repr(C)`: what a hand-off writes first (the layout above).
+#[repr(C)]
 struct State<T> {
-    /// Values sent and not yet taken into the receiver's batch.
+    rx_waker: Option<Waker>,
+    /// The oldest value sent and not yet taken into the receiver's batch
+    /// (design rule 5).
+    head: Option<T>,
+    /// Values sent after `head` and not yet taken into the receiver's batch.
     buf: VecDeque<T>,
     /// Slots promised to notified senders that have not used them yet.
     reserved: usize,
-    rx_waker: Option<Waker>,
     /// Senders waiting for a slot; notified = a slot is reserved for them
     /// (or the channel closed: they check `rx_closed`).
     senders: WaitList<()>,
@@ -128,14 +156,33 @@ impl<T> State<T> {
     /// `Chan::taken`.
     #[inline]
     fn has_room(&self, cap: usize, taken: usize) -> bool {
-        self.buf.len() + taken / ONE + self.reserved < cap
+        self.buffered() + taken / ONE + self.reserved < cap
     }
 
-    /// Buffers `value`; returns the receiver's waker, to wake after the lock.
+    /// Values buffered: `head` and `buf` (design rule 5).
+    #[inline]
+    fn buffered(&self) -> usize {
+        // `buf` is empty when `head` is: no branch needed.
+        usize::from(self.head.is_some()) + self.buf.len()
+    }
+
+    /// Buffers `value` (in `head` if it is free: rule 5); returns the
+    /// receiver's waker, to wake after the lock.
     #[inline]
     fn push(&mut self, value: T) -> Option<Waker> {
-        self.buf.push_back(value);
+        if self.head.is_none() {
+            debug_assert!(self.buf.is_empty());
+            self.head = Some(value);
+        } else {
+            self.push_back(value);
+        }
         self.rx_waker.take()
+    }
+
+    /// A value behind `head`.
+    #[inline(always)]
+    fn push_back(&mut self, value: T) {
+        self.buf.push_back(value);
     }
 }
 
@@ -143,9 +190,10 @@ impl<T> Chan<T> {
     fn new(cap: usize) -> Arc<Chan<T>> {
         Arc::new(Chan {
             state: Mutex::new(State {
+                rx_waker: None,
+                head: None,
                 buf: VecDeque::new(),
                 reserved: 0,
-                rx_waker: None,
                 senders: WaitList::new(),
                 tx_count: 1,
                 rx_closed: false,

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::raw::{self, TaskRef};
-use super::state::{COMPLETE, DropJoin, JOIN_WAKER};
+use super::state::{COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER};
 use super::{TaskError, TaskHandle};
 
 /// A handle to a spawned task; awaiting it gives the task's result.
@@ -115,25 +115,40 @@ impl<T> Future for Task<T> {
 }
 
 impl<T> Task<T> {
-    /// The handle's part of a completed task: drop the output (rule 5) and,
-    /// if `may_drop_waker`, the join waker (rule 6).
+    /// The handle's part of a completed task: drop the output (rule 5)
+    /// unless it was taken and, if `may_drop_waker`, the join waker (rule 6).
     ///
     /// # Safety
-    /// The handle saw `COMPLETE`, and `may_drop_waker` only if the runtime
-    /// is done with the join-waker field (`JOIN_WAKER` clear after `COMPLETE`).
+    /// The handle saw `COMPLETE` with `JOIN_INTEREST`, and `may_drop_waker`
+    /// only if the runtime is done with the join-waker field (`JOIN_WAKER`
+    /// clear after `COMPLETE`).
     unsafe fn drop_completed(&self, may_drop_waker: bool) {
-        // SAFETY: rule 5: COMPLETE seen by the handle, the output is ours.
-        if let Some(p) = unsafe { raw::drop_output(self.raw) } {
-            raw::report_detached_panic(self.raw, p);
+        // The taken marker is written only into a field that is the
+        // handle's for good (`try_read_output`), so with `!may_drop_waker`
+        // (JOIN_WAKER still set when the handle looked) it cannot be there.
+        // SAFETY: rule 6: with `may_drop_waker` the field is ours.
+        let taken = may_drop_waker && unsafe { raw::output_taken(self.raw) };
+        if !taken {
+            // SAFETY: rule 5: COMPLETE seen by the handle with its interest
+            // still set, and not taken: the output is ours.
+            if let Some(p) = unsafe { raw::drop_output(self.raw) } {
+                raw::report_detached_panic(self.raw, p);
+            }
         }
-        // Debug mode: the handle outlived the task, so the spawn
-        // location's entry is its to remove (`rt/debug.rs`).
-        if let Some(checks) = &self.raw.shared().debug {
-            checks.forget(self.raw.id().as_u64());
-        }
+        self.forget_spawn();
         if may_drop_waker {
             // SAFETY: rule 6: the runtime is done with the field (caller's promise).
             unsafe { raw::drop_join_waker(self.raw) };
+        }
+    }
+}
+
+impl<T> Task<T> {
+    /// Debug mode: the handle outlived the task, so the spawn location's
+    /// entry is its to remove (`rt/debug.rs`).
+    fn forget_spawn(&self) {
+        if let Some(checks) = &self.raw.shared().debug {
+            checks.forget(self.raw.id().as_u64());
         }
     }
 }
@@ -142,6 +157,17 @@ impl<T> Drop for Task<T> {
     fn drop(&mut self) {
         let header = self.raw.header();
         let snap = header.state.load();
+        if !snap.is(JOIN_INTEREST) {
+            // The handle took the result while the loop was still waking
+            // the join waker, and gave up its interest then
+            // (`try_read_output`): the output and the field are handled;
+            // only the reference is left.
+            self.forget_spawn();
+            // SAFETY: the handle's reference (`from_raw`'s contract), given
+            // up here; the handle is not used again.
+            unsafe { self.raw.release(1) };
+            return;
+        }
         if snap.is(COMPLETE) && !snap.is(JOIN_WAKER) {
             // The common case, a joined task: neither bit can change any
             // more, so the output and the join waker are ours (rules 5 and

@@ -42,7 +42,8 @@
 //! runs tasks is `rt`.
 //!
 //! A task is **one heap allocation**: a `#[repr(C)]` `Header` (`raw.rs`) followed by
-//! the *stage*, which holds the future, later its output, then nothing. The
+//! the *stage*, which holds the future, later its output, then nothing (a
+//! union: the state word and rule 5 say which is live). The
 //! state word is described bit by bit in `state.rs`. The rules below are what
 //! every `// SAFETY:` comment in this module refers to. The rest of the crate
 //! holds tasks as `TaskRef`s, pointers to a live task whose unsafe boundary
@@ -91,12 +92,20 @@
 //!    output first and then give up its interest and its reference in one step
 //!    (`drop_join_interest_and_ref`): the runtime decided from a snapshot in
 //!    which the interest was still set, so the output is the handle's.
+//!    Once the handle took the output it records that itself (the stage has
+//!    no tag, `raw.rs`): with the taken marker in the join-waker field if
+//!    that is its own (rule 6), else by giving up `JOIN_INTEREST` at once
+//!    (`drop_join_interest`: the handle lives on without interest, holding
+//!    only its reference, and reads nothing more).
 //! 6. *Join waker.* The handle may write the join-waker field only while
 //!    `JOIN_WAKER` is clear; the runtime may read it only while `JOIN_WAKER` is
 //!    set and `COMPLETE` is set. After waking it, the runtime clears
 //!    `JOIN_WAKER`; whichever side observes "no `JOIN_WAKER` and no
 //!    `JOIN_INTEREST`" last drops the waker (so two tasks awaiting each other
-//!    do not leak through their join wakers).
+//!    do not leak through their join wakers). Once `COMPLETE` is set and
+//!    `JOIN_WAKER` clear, the field is the handle's for good (only the
+//!    handle sets `JOIN_WAKER`, and never after `COMPLETE`): it may then
+//!    hold the handle's taken marker (rule 5), which the runtime never sees.
 //! 7. *Deallocation* may happen on any thread (the last waker may live
 //!    anywhere). By rules 1 and 4 the future is already gone by then, and by
 //!    rule 5 so is any output the runtime could not hand over.
@@ -175,6 +184,11 @@ where
 }
 
 /// A task's identifier: unique among all tasks of the process, never reused.
+///
+/// Ids increase in spawn order among the tasks spawned on one thread (so
+/// among a loop's own spawns), not across threads: each thread takes ids
+/// in blocks of 1 024 from one process-wide counter, so that a spawn costs
+/// no atomic operation for its id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(pub(crate) NonZeroU64);
 

@@ -8,13 +8,14 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 72 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 64 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
-//! `F::Output` (at least a pointer) plus its tag:
+//! `F::Output` (at least a pointer), with no tag (asserted below): a union
+//! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (72 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker (2 words) │ id │ cancel
-//!         └ Stage<F> ─ Running(F) | Done(F::Output) | Failed(Box<TaskError>) | Consumed
+//! Cell<F> ┌ Header (64 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker │ id │ cancel
+//!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
 //!
 //! | field | initialised | who may touch it |
@@ -22,11 +23,18 @@
 //! | `state` | at allocation; changed only by the transitions of `state.rs` | any thread, atomically |
 //! | `vtable`, `shared`, `id` | at allocation, never changed | any thread, read only |
 //! | `links` | empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
-//! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
+//! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so, and the handle's *taken marker* once it took the result (`vtable.rs`, `try_read_output`) | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
 //! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
-//! | stage `Running(F)` | from allocation until the future is dropped | the loop thread while it holds `RUNNING` (rules 1, 4) |
-//! | stage `Done` / `Failed` | written by the loop before `COMPLETE` (or at allocation by `allocate_cancelled`) | after `COMPLETE`: the handle, or the loop if no handle is left (rule 5) |
-//! | stage `Consumed` | after the future was dropped and before the result is written, and after the result was taken or dropped | nobody |
+//! | stage `future` | live from allocation until the future is dropped, before `COMPLETE` | the loop thread while it holds `RUNNING` (rules 1, 4) |
+//! | stage `output` / `failed` | written by the loop before `COMPLETE` (or at allocation by `allocate_cancelled`); `failed` iff `FAILED` is set with `COMPLETE` | after `COMPLETE`: the handle, or the loop if no handle is left (rule 5), until taken or dropped |
+//! | stage, nothing live | after the future was dropped and before the result is written (inside the loop's completion), and after the result was taken or dropped | nobody |
+//!
+//! After `COMPLETE`, whether the result is still there is known to its
+//! owner alone: the loop drops it at once if no handle is left; a handle
+//! that took it records that in the join-waker field (the taken marker) or,
+//! if that field is still the loop's, by giving up `JOIN_INTEREST` at once
+//! (`try_read_output`). So the stage needs no tag and a join writes the
+//! state word no more often than before.
 //!
 //! The error of a cancelled or panicked task is boxed, so the common,
 //! successful task does not carry the room for a `TaskError`; the name and
@@ -36,40 +44,46 @@
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 160.5 to 161.8 B per parked task. Its future, `parked(gate.wait())`, is
+//! 140.6 to 141.2 B per parked task (160.9 to 161.5 the same day before
+//! the stage lost its tag and the join waker a word; 150.0 to 150.6 with
+//! the tag gone alone). Its future, `parked(gate.wait())`, is
 //! 40 B (the `GateWait` argument and the awaited copy, 16 B each, and the
 //! async fn's state); the breakdown:
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 72 |
-//! | stage: the future 40, `Stage`'s tag 8 | 48 |
-//! | slab: 33 cells of 120 B per 4 080 B chunk (`slab.rs`), 4 096 / 33 − 120 | 4.1 |
+//! | header | 64 |
+//! | stage: the future (no tag) | 40 |
+//! | slab: 39 cells of 104 B per 4 080 B chunk (`slab.rs`), 4 096 / 39 − 104 | 1.0 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
 //! | the run queue (`VecDeque<TaskRef>`, N entries written while all tasks were queued) and the rest | ~12 |
 //!
-//! What the header could give back, each measured against the rules of
-//! `task/mod.rs` (not done yet; none reaches W7's 96 B alone, and all of
-//! them together, 40 B, would leave ~120 B: the run queue's 8 B and the
-//! stage's tag would have to go too):
+//! The stage's tag (8 B for W7's future, 11 B with the slab's rounding)
+//! went into the state word (`FAILED`) and the handle (its taken marker),
+//! which also cut W1 by 9 instructions a task (46.81 M to 45.87 M at
+//! n = 100 000, callgrind); the join waker went from an `Option<Waker>` to
+//! one word (`join_waker.rs`: a coil task's waker kept as its `TaskRef`,
+//! any other boxed), W1 unchanged (45.88 M: its one pending join is the
+//! main future's, boxed once), W2 (`yield tasks=100`) 13.34 M to 13.04 M
+//! for both changes. What the header could still give back, each
+//! measured against the rules of `task/mod.rs` (not done yet; none reaches
+//! W7's 96 B alone, and all of them together, 32 B, would leave ~109 B:
+//! the run queue's 8 B would have to go too):
 //!
 //! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
 //!   singly linked list cannot unlink in O(1); the slab's chunks already
 //!   hold every slab task, so a walk of the live slots (with a per-slot
 //!   "bound" bit) could replace the list for them, not for boxed cells.
-//! - `join_waker` (16 B): live from the handle's first pending poll until
-//!   the loop wakes it after `COMPLETE`, so it overlaps the future and the
-//!   output (rule 6); 8 B if a coil task's waker is kept as its `TaskRef`
-//!   (the common join: one task awaiting another) and any other waker boxed.
 //! - `id` (8 B): could be assigned on first use, in the cancel box, at
 //!   the price of an allocation for every task whose id is asked for
 //!   (task groups, `as_completed`, the simulator and debug mode ask) and of
 //!   ids no longer in spawn order.
 //! - `shared` (8 B): a per-runtime slab chunk could hold it once per chunk.
-//! - `Stage`'s tag (8 B for W7's future, in the stage): two more state
-//!   bits (`Done` or `Failed`, set with `COMPLETE` in the same `fetch_or`);
-//!   the "taken" state would then need the handle's own flag.
+//!   Its clone at spawn and drop at deallocation are two locked RMWs per
+//!   task: `perf record -e cpu-clock` on W1 (n = 500 000) puts ~1.8 % of
+//!   the samples on them (about 0.9 % each), so they are worth ~2 ns of
+//!   W1's ~130, not the redesign alone.
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -114,9 +128,9 @@ use std::alloc::Layout;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::task::Waker;
 
 use super::TaskId;
 use super::cancel::CancelSlot;
@@ -126,12 +140,15 @@ use super::state::{Notify, Release, Snapshot, State, ToCancelled};
 use super::{PanicPayload, TaskError};
 use crate::rt::Shared;
 
+mod join_waker;
 mod slab;
 mod vtable;
 
+use self::join_waker::JoinWaker;
+
 use self::vtable::vtable;
 pub(crate) use self::vtable::{
-    drop_join_waker, drop_output, is_complete, report_detached_panic, try_read_output,
+    drop_join_waker, drop_output, is_complete, output_taken, report_detached_panic, try_read_output,
 };
 
 /// The type-erased part of every task. See rule list in `task/mod.rs`.
@@ -148,8 +165,8 @@ pub(crate) struct Header {
     shared: Arc<Shared>,
     /// Owned-list links: loop thread only (rule 1).
     pub(super) links: Links,
-    /// The join waker: see rule 6.
-    join_waker: UnsafeCell<Option<Waker>>,
+    /// The join waker, one word (`join_waker.rs`): see rule 6.
+    join_waker: JoinWaker,
     /// Process-unique id.
     pub(super) id: TaskId,
     /// The name (`Builder::name`), the cancel message and requests: one
@@ -159,7 +176,12 @@ pub(crate) struct Header {
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 72);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 64);
+// The stage carries no tag: for a future of no bytes and a `u64` output it
+// is one word (it was two with an enum's tag).
+static_assertions::const_assert!(
+    std::mem::size_of::<Stage<std::future::Pending<u64>>>() == std::mem::size_of::<u64>()
+);
 
 /// The functions that need the concrete type, and nothing else: each is a
 /// few lines with no state transition and no `catch_unwind`; the shared
@@ -169,23 +191,21 @@ pub(crate) struct Vtable {
     /// Loop thread: poll (or cancel) the task once, the loop's hot path
     /// (`TaskRef::poll`); the flag is the loop's self-wake flag.
     poll: unsafe fn(TaskRef, &std::cell::Cell<bool>) -> PollOutcome,
-    /// Drop what the stage holds and leave it `Consumed` (may unwind).
-    drop_stage: unsafe fn(TaskRef),
-    /// Store `Failed(error)` in a `Consumed` stage.
+    /// Drop the future in the stage (may unwind; it is gone either way).
+    drop_future: unsafe fn(TaskRef),
+    /// Store the error of a task whose future is gone.
     store_failed: unsafe fn(TaskRef, Box<TaskError>),
-    /// After `COMPLETE`, by the output's owner: empty the stage, returning
-    /// a failure and dropping an output (may unwind).
-    drop_output: unsafe fn(TaskRef) -> Option<Box<TaskError>>,
-    /// Handle, after `COMPLETE`: move the result into `*dst` (a
-    /// `*mut Poll<Result<T, TaskError>>`); `false` if already taken.
-    take_output: unsafe fn(TaskRef, *mut ()) -> bool,
+    /// After `COMPLETE`, by the result's owner: empty the stage, returning
+    /// the error if `FAILED` (the flag) and dropping the output otherwise
+    /// (may unwind).
+    drop_output: unsafe fn(TaskRef, bool) -> Option<Box<TaskError>>,
+    /// Handle, after `COMPLETE`: move the result (the error if `FAILED`,
+    /// the flag) into `*dst` (a `*mut Poll<Result<T, TaskError>>`).
+    take_output: unsafe fn(TaskRef, *mut (), bool),
     /// The cell's layout: how it was allocated, and so how it is freed.
     layout: Layout,
     /// `Cell::<F>::FROM_SLAB`: a slab slot, else the global allocator.
     from_slab: bool,
-    /// Debug builds: whether the stage is `Consumed` (rule 7's check).
-    #[cfg(debug_assertions)]
-    is_consumed: unsafe fn(TaskRef) -> bool,
 }
 
 /// What the loop must do after [`Vtable::poll`].
@@ -211,19 +231,30 @@ struct Cell<F: Future> {
 }
 
 /// What the cell holds after the header: the future, then its result, then
-/// nothing. The error of a cancelled or panicked task is boxed, so the stage
-/// is as large as the larger of the future and its output (plus the tag),
+/// nothing. No tag: which field is live is told by the state word and by
+/// who looks (the table in the module docs):
+///
+/// - before `COMPLETE`: `future`, except inside the loop thread's
+///   completion (it holds `RUNNING`), between dropping the future and
+///   writing the result;
+/// - after `COMPLETE` with `FAILED` (`state.rs`): `failed`, until its owner
+///   (rule 5) takes or drops it; after `COMPLETE` without `FAILED`:
+///   `output`, the same way. Whether the handle took it already is the
+///   handle's to know (`vtable.rs`, `try_read_output`: the taken marker in
+///   the join-waker field, or `JOIN_INTEREST` given up).
+///
+/// The error of a cancelled or panicked task is boxed, so the stage is as
+/// large as the larger of the future and its output (at least a pointer),
 /// not as large as a `TaskError`: the common, successful task pays nothing
 /// for the rare failed one.
-enum Stage<F: Future> {
+#[repr(C)]
+union Stage<F: Future> {
     /// The future, until it completes or is dropped (rule 4).
-    Running(F),
-    /// Completed with this output, until the handle takes it (rule 5).
-    Done(F::Output),
-    /// Cancelled or panicked: the error, until the handle takes it.
-    Failed(Box<TaskError>),
-    /// Neither: the future is gone and the result was taken or dropped.
-    Consumed,
+    future: ManuallyDrop<F>,
+    /// Completed with this output, until its owner takes or drops it (rule 5).
+    output: ManuallyDrop<F::Output>,
+    /// Cancelled or panicked: the error, until its owner takes or drops it.
+    failed: ManuallyDrop<Box<TaskError>>,
 }
 
 /// A pointer to a live task (see the module docs): it points to a task
@@ -342,7 +373,10 @@ impl TaskRef {
 
     /// `Waker::wake_by_ref`: queue the task if it must be, with a new queue
     /// reference taken by the transition. Safe: no reference is given up.
-    #[inline]
+    /// Always inlined: it is the whole of a task waker's `wake_by_ref`
+    /// (`waker.rs`), and rustc's choice flips with unrelated edits (out of
+    /// line it cost W2 one call per yield).
+    #[inline(always)]
     pub(crate) fn wake_by_ref(self) {
         if self.woke_self() {
             return;
@@ -573,7 +607,7 @@ pub(crate) fn allocate<F>(
 where
     F: Future + 'static,
 {
-    Stage::Running(future).into_task(State::new_spawned(), shared, id, name)
+    into_task(future, State::new_spawned(), shared, id, name)
 }
 
 /// Allocate a task for a runtime that is shutting down: the future is dropped
@@ -588,44 +622,45 @@ pub(crate) fn allocate_cancelled<F>(
 where
     F: Future + 'static,
 {
-    let task = Stage::Running(future).into_task(State::new_complete(), shared, id, name);
+    let task = into_task(future, State::new_complete(), shared, id, name);
     // SAFETY: just allocated with its future and `new_complete`, not
     // published: the stage and the task are ours alone.
     unsafe { vtable::cancel_unpublished(task) };
     task
 }
 
-impl<F: Future + 'static> Stage<F> {
-    /// Boxes the cell of a task whose stage starts as `self` and whose
-    /// state word starts at `state`; the `TaskRef` stands for the
-    /// references that `state` counts.
-    #[inline]
-    fn into_task(
-        self,
-        state: State,
-        shared: Arc<Shared>,
-        id: TaskId,
-        name: Option<Arc<str>>,
-    ) -> TaskRef {
-        let cell = Cell::<F> {
-            header: Header {
-                state,
-                vtable: vtable::<F>(),
-                shared,
-                links: Links::new(),
-                join_waker: UnsafeCell::new(None),
-                id,
-                cancel: CancelSlot::new(name),
-            },
-            stage: UnsafeCell::new(self),
-        };
-        let ptr = allocate_cell(Layout::new::<Cell<F>>(), Cell::<F>::FROM_SLAB).cast::<Cell<F>>();
-        // SAFETY: `allocate_cell` returned memory of Cell<F>'s size and
-        // alignment, unused.
-        unsafe { ptr.write(cell) };
-        // Cell is repr(C) with the header first.
-        TaskRef(ptr.cast::<Header>())
-    }
+/// Allocates the cell of a task whose stage starts with `future` and whose
+/// state word starts at `state`; the `TaskRef` stands for the references
+/// that `state` counts. Inlined into `allocate` (so into the spawn): the
+/// cell is built in place; out of line it costs W1 ~15 instructions a task.
+#[inline(always)]
+fn into_task<F: Future + 'static>(
+    future: F,
+    state: State,
+    shared: Arc<Shared>,
+    id: TaskId,
+    name: Option<Arc<str>>,
+) -> TaskRef {
+    let cell = Cell::<F> {
+        header: Header {
+            state,
+            vtable: vtable::<F>(),
+            shared,
+            links: Links::new(),
+            join_waker: JoinWaker::new(),
+            id,
+            cancel: CancelSlot::new(name),
+        },
+        stage: UnsafeCell::new(Stage {
+            future: ManuallyDrop::new(future),
+        }),
+    };
+    let ptr = allocate_cell(Layout::new::<Cell<F>>(), Cell::<F>::FROM_SLAB).cast::<Cell<F>>();
+    // SAFETY: `allocate_cell` returned memory of Cell<F>'s size and
+    // alignment, unused.
+    unsafe { ptr.write(cell) };
+    // Cell is repr(C) with the header first.
+    TaskRef(ptr.cast::<Header>())
 }
 
 /// Memory for a cell of `layout`: a slot of the slab if `from_slab` (the

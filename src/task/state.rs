@@ -8,13 +8,14 @@
 //! |---|---|---|
 //! | 0 | [`SCHEDULED`] | exactly one *queue reference* exists: the task sits in a run queue, or it is being polled and must be polled again |
 //! | 1 | [`RUNNING`] | the loop thread is polling the future (or shutting it down), or the task is *running while queued* after waking itself (below) |
-//! | 2 | [`COMPLETE`] | the future is gone; the stage holds the output (or it was consumed) |
+//! | 2 | [`COMPLETE`] | the future is gone; the stage holds the result (or its owner took or dropped it, rule 5) |
 //! | 3 | [`CANCELLED`] | `Task::cancel` was called; the next poll drops the future |
 //! | 4 | [`JOIN_INTEREST`] | the `Task<T>` handle is alive |
 //! | 5 | [`JOIN_WAKER`] | the runtime may read the join-waker field (rule 6) |
-//! | 6.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
+//! | 6 | [`FAILED`] | set with `COMPLETE` (never alone, never cleared): the stage holds the boxed error of a cancelled or panicked task, else the output (`raw.rs`: the stage has no tag of its own) |
+//! | 7.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
 //!
-//! Only the loop thread sets `RUNNING` and `COMPLETE`. Any thread may set
+//! Only the loop thread sets `RUNNING`, `COMPLETE` and `FAILED`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
 //!
 //! # The self-wake path: running while queued
@@ -80,8 +81,11 @@ pub const CANCELLED: usize = 1 << 3;
 pub const JOIN_INTEREST: usize = 1 << 4;
 /// The join waker field is published to the runtime.
 pub const JOIN_WAKER: usize = 1 << 5;
+/// Set with `COMPLETE` when the result is an error (cancelled or
+/// panicked): which of the stage's variants is live (`raw.rs`).
+pub const FAILED: usize = 1 << 6;
 /// Number of flag bits below the reference count.
-pub const REF_SHIFT: usize = 6;
+pub const REF_SHIFT: usize = 7;
 /// One reference.
 pub const REF_ONE: usize = 1 << REF_SHIFT;
 /// Refcounts above this abort the process (like `Arc`), long before overflow.
@@ -112,6 +116,7 @@ impl std::fmt::Debug for Snapshot {
             .field("cancelled", &self.is(CANCELLED))
             .field("join_interest", &self.is(JOIN_INTEREST))
             .field("join_waker", &self.is(JOIN_WAKER))
+            .field("failed", &self.is(FAILED))
             .field("refs", &self.refs())
             .finish()
     }
@@ -203,10 +208,12 @@ impl State {
         State(AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (3 * REF_ONE)))
     }
 
-    /// A task that never runs: already complete (cancelled before it could
-    /// start), one reference held by its handle.
+    /// A task that never runs: already complete and failed (cancelled
+    /// before it could start), one reference held by its handle.
     pub fn new_complete() -> State {
-        State(AtomicUsize::new(COMPLETE | JOIN_INTEREST | REF_ONE))
+        State(AtomicUsize::new(
+            COMPLETE | FAILED | JOIN_INTEREST | REF_ONE,
+        ))
     }
 
     /// The current word.
@@ -240,7 +247,10 @@ impl State {
     pub fn transition_to_running(&self) -> ToRunning {
         // SCHEDULED is set and RUNNING clear (rule 2), so one xor flips both.
         let prev = Snapshot(self.0.fetch_xor(SCHEDULED | RUNNING, AcqRel));
-        debug_assert!(prev.is(SCHEDULED) && !prev.is(RUNNING) && !prev.is(COMPLETE));
+        debug_assert!(prev.is(SCHEDULED) && !prev.is(RUNNING));
+        // Checked in release builds too: the stage has no tag, so a poll
+        // after completion (rule 4 broken) would read a dead future.
+        assert!(!prev.is(COMPLETE), "a task was polled after completing");
         if prev.is(CANCELLED) {
             ToRunning::Cancel
         } else {
@@ -272,7 +282,7 @@ impl State {
             // this sets the bit again).
             cur = Snapshot(self.0.fetch_and(!SCHEDULED, AcqRel));
         }
-        debug_assert!(!cur.is(COMPLETE));
+        assert!(!cur.is(COMPLETE), "a task was polled after completing");
         if cur.is(CANCELLED) {
             ToRunning::Cancel
         } else {
@@ -293,12 +303,14 @@ impl State {
         })
     }
 
-    /// Loop thread: the future is gone and the output is stored. Sets
-    /// `COMPLETE`, clears `RUNNING` and `SCHEDULED` (a wake during the last
+    /// Loop thread: the future is gone and the result is stored (`failed`:
+    /// an error, else the output). Sets `COMPLETE` (and `FAILED` if
+    /// `failed`), clears `RUNNING` and `SCHEDULED` (a wake during the last
     /// poll pushed nothing, rule 3). Returns the new snapshot.
-    pub fn transition_to_complete(&self) -> Snapshot {
+    pub fn transition_to_complete(&self, failed: bool) -> Snapshot {
+        let done = if failed { COMPLETE | FAILED } else { COMPLETE };
         self.update(|cur| {
-            let next = (cur | COMPLETE) & !(RUNNING | SCHEDULED);
+            let next = (cur | done) & !(RUNNING | SCHEDULED);
             Ok((next, Snapshot(next)))
         })
     }

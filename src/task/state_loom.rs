@@ -88,6 +88,21 @@ unsafe fn put(cell: &UnsafeCell<Option<u32>>, v: u32) -> bool {
     cell.with_mut(|p| unsafe { (*p).replace(v) }).is_some()
 }
 
+/// The handle's taken marker in the join-waker cell (`raw/vtable.rs`
+/// `try_read_output`); a real waker is any other value.
+const TAKEN: u32 = 0;
+
+/// Empties the join-waker `cell`; whether it held a real waker (not the
+/// taken marker).
+///
+/// # Safety
+/// As for [`take`].
+unsafe fn take_waker(cell: &UnsafeCell<Option<u32>>) -> bool {
+    // SAFETY: exclusive access is the caller's promise.
+    cell.with_mut(|p| unsafe { (*p).take() })
+        .is_some_and(|v| v != TAKEN)
+}
+
 /// Whether `cell` holds something.
 ///
 /// # Safety
@@ -111,7 +126,7 @@ fn complete(task: &Task, out: &mut Outcomes) {
     // SAFETY: RUNNING is held by this thread and COMPLETE is not set yet, so
     // nobody else touches the stage (rules 1 and 5).
     unsafe { put(&task.output, 7) };
-    let snap = task.state.transition_to_complete();
+    let snap = task.state.transition_to_complete(false);
     if !snap.is(JOIN_INTEREST) {
         // SAFETY: rule 5: no handle at completion, the output is the runtime's.
         if unsafe { take(&task.output) } {
@@ -178,17 +193,26 @@ fn pop_and_poll_as(task: &Task, ends: Ends, msg: &AtomicUsize, out: &mut Outcome
 }
 
 /// Handle: `Task::drop` (`join.rs`), with its fast path for a task seen
-/// complete with `JOIN_WAKER` clear.
+/// complete with `JOIN_WAKER` clear, and its shortest path for a handle
+/// that gave up its interest when it read the output.
 fn drop_handle(task: &Task, out: &mut Outcomes) {
     let snap = task.state.load();
+    if !snap.is(JOIN_INTEREST) {
+        release(task, 1, out);
+        return;
+    }
     if snap.is(COMPLETE) && !snap.is(JOIN_WAKER) {
         // SAFETY: rules 5 and 6: COMPLETE seen with JOIN_WAKER clear, both
         // cells are the handle's.
-        if unsafe { take(&task.output) } {
+        let taken = unsafe { task.join_waker.with(|p| *p == Some(TAKEN)) };
+        if !taken {
+            // SAFETY: as above; the output is the handle's and not taken,
+            // so it must still be there.
+            assert!(unsafe { take(&task.output) }, "output gone untaken");
             out.outputs += 1;
         }
         // SAFETY: as above.
-        if unsafe { take(&task.join_waker) } {
+        if unsafe { take_waker(&task.join_waker) } {
             out.join_wakers += 1;
         }
         if task.state.drop_join_interest_and_ref() == Release::Dealloc {
@@ -200,19 +224,21 @@ fn drop_handle(task: &Task, out: &mut Outcomes) {
         DropJoin::Pending { had_waker } => {
             if had_waker {
                 // SAFETY: rule 6: we cleared JOIN_WAKER before COMPLETE.
-                if unsafe { take(&task.join_waker) } {
+                if unsafe { take_waker(&task.join_waker) } {
                     out.join_wakers += 1;
                 }
             }
         }
         DropJoin::Complete { may_drop_waker } => {
-            // SAFETY: rule 5: COMPLETE seen by the handle; the output is ours.
-            if unsafe { take(&task.output) } {
-                out.outputs += 1;
-            }
+            // SAFETY: rule 5: COMPLETE seen by the handle; the output is
+            // ours, and not taken (a handle that took it saw COMPLETE and
+            // either marked the field, which the fast path above finds, or
+            // gave up its interest, which the first branch finds).
+            assert!(unsafe { take(&task.output) }, "output gone untaken");
+            out.outputs += 1;
             if may_drop_waker {
                 // SAFETY: rule 6: the runtime is done with the field.
-                if unsafe { take(&task.join_waker) } {
+                if unsafe { take_waker(&task.join_waker) } {
                     out.join_wakers += 1;
                 }
             }
@@ -222,25 +248,48 @@ fn drop_handle(task: &Task, out: &mut Outcomes) {
 }
 
 /// Handle: poll the `Task` with a waker (`raw/vtable.rs` `can_read_output`
-/// and `try_read_output`); reads the output if the task is complete.
+/// and `try_read_output`); reads the output if the task is complete and
+/// records that it did: the taken marker in the join-waker cell if that is
+/// the handle's (`JOIN_WAKER` clear), else by giving up join interest.
 fn poll_handle(task: &Task, out: &mut Outcomes) {
-    let mut ready = task.state.load().is(COMPLETE);
-    if !ready {
-        if task.state.load().is(JOIN_WAKER) {
-            ready = task.state.unset_join_waker().is_err();
+    let mut seen = None;
+    let snap = task.state.load();
+    if snap.is(COMPLETE) {
+        seen = Some(snap);
+    } else {
+        if snap.is(JOIN_WAKER) {
+            seen = task.state.unset_join_waker().err();
         }
-        if !ready {
+        if seen.is_none() {
             // SAFETY: rule 6: JOIN_WAKER is clear, the field is the handle's.
             if unsafe { put(&task.join_waker, 1) } {
                 out.join_wakers += 1;
             }
-            ready = task.state.set_join_waker().is_err();
+            seen = task.state.set_join_waker().err();
         }
     }
-    if ready {
-        // SAFETY: rule 5: COMPLETE observed (Acquire) with join interest held.
-        if unsafe { take(&task.output) } {
-            out.outputs += 1;
+    let Some(snap) = seen else { return };
+    // SAFETY: rule 5: COMPLETE observed (Acquire) with join interest held.
+    if unsafe { take(&task.output) } {
+        out.outputs += 1;
+    }
+    if !snap.is(JOIN_WAKER) {
+        // SAFETY: rule 6: COMPLETE with JOIN_WAKER clear: the field is the
+        // handle's for good.
+        let old = unsafe { task.join_waker.with_mut(|p| (*p).replace(TAKEN)) };
+        if old.is_some() {
+            out.join_wakers += 1;
+        }
+    } else {
+        let DropJoin::Complete { may_drop_waker } = task.state.drop_join_interest() else {
+            panic!("Pending after COMPLETE was seen");
+        };
+        if may_drop_waker {
+            // SAFETY: rule 6: the loop cleared JOIN_WAKER and saw the
+            // interest set: the field is the handle's to drop.
+            if unsafe { take_waker(&task.join_waker) } {
+                out.join_wakers += 1;
+            }
         }
     }
 }
@@ -504,6 +553,43 @@ fn join_handle_poll_then_drop_racing_completion() {
             "output consumed by exactly one side: {total:?}"
         );
         assert!(total.join_wakers <= 1, "{total:?}");
+        // SAFETY: both threads are done.
+        let left = unsafe { holds(&task.join_waker) };
+        assert!(
+            !left,
+            "join waker left in the field after both sides finished"
+        );
+        assert_eq!(total.dealloc, 1, "{total:?}");
+    });
+}
+
+/// (e''): the handle registered its join waker before the loop (thread A)
+/// completes the task, then polls again (and reads the output if it sees
+/// `COMPLETE`: also while the loop still holds the join-waker field, when
+/// it gives up its interest at once) and drops. The output is consumed
+/// exactly once, the field is empty at the end (the loop drops the waker
+/// when the handle gave up its interest first), one deallocation.
+#[test]
+fn join_handle_reads_while_the_loop_wakes_it() {
+    loom::model(|| {
+        let task = Task::new(State::new_spawned());
+        // SAFETY: no other thread exists yet; JOIN_WAKER is clear (rule 6).
+        unsafe { put(&task.join_waker, 1) };
+        task.state.set_join_waker().unwrap();
+        let msg = Arc::new(AtomicUsize::new(0));
+
+        let lp = spawn_poll(&task, false, &msg);
+        let mut h = Outcomes::default();
+        poll_handle(&task, &mut h);
+        drop_handle(&task, &mut h);
+        let total = h + join(lp);
+        assert_eq!(
+            total.outputs, 1,
+            "output consumed by exactly one side: {total:?}"
+        );
+        // The first waker, and the second if the handle registered one
+        // again before the task completed (which drops the first).
+        assert!((1..=2).contains(&total.join_wakers), "{total:?}");
         // SAFETY: both threads are done.
         let left = unsafe { holds(&task.join_waker) };
         assert!(

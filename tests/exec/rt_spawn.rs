@@ -174,6 +174,109 @@ driver_test! {
         });
     }
 
+    // The handle reads the result from inside its join waker's wake, which
+    // the loop calls after COMPLETE and before it clears JOIN_WAKER: the
+    // join-waker field is still the loop's then, so the handle records the
+    // read by giving up its interest (raw/vtable.rs `try_read_output`).
+    // The output comes out once (a second read panics, the handle's drop
+    // leaves it alone: dropped once, by its reader), the loop drops the
+    // join waker (no cycle through the handle it holds), the cell is freed.
+    fn output_read_inside_the_join_wake(rt) {
+        #[derive(Default)]
+        struct ReadOnWake {
+            handle: std::sync::Mutex<Option<coil::Task<(String, DropCounter)>>>,
+            got: std::sync::Mutex<Option<(String, DropCounter)>>,
+            second: std::sync::Mutex<Option<String>>,
+        }
+        impl std::task::Wake for ReadOnWake {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                let mut slot = self.handle.lock().unwrap();
+                let t = slot.as_mut().expect("the handle is in its slot");
+                let out = t.try_take().expect("complete when its join waker is woken");
+                *self.got.lock().unwrap() = Some(out.unwrap());
+                let again =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.try_take().is_some()));
+                *self.second.lock().unwrap() = Some(panic_msg(&*again.unwrap_err()));
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (d, d2) = (drops.clone(), drops.clone());
+        rt.block_on(async move {
+            let mut t = spawn(async move {
+                yield_now().await;
+                (String::from("out"), DropCounter(d))
+            });
+            let reader = Arc::new(ReadOnWake::default());
+            let waker = std::task::Waker::from(reader.clone());
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(std::pin::Pin::new(&mut t).poll(&mut cx).is_pending());
+            drop(waker);
+            *reader.handle.lock().unwrap() = Some(t);
+            while reader.got.lock().unwrap().is_none() {
+                yield_now().await;
+            }
+            let msg = reader.second.lock().unwrap().take().unwrap();
+            assert!(msg.contains("awaited only once"), "{msg}");
+            let t = reader.handle.lock().unwrap().take().unwrap();
+            assert!(t.is_finished());
+            drop(t);
+            assert_eq!(d2.load(Ordering::SeqCst), 0, "the handle's drop left the output alone");
+            let (s, counter) = reader.got.lock().unwrap().take().unwrap();
+            assert_eq!(s, "out");
+            drop(counter);
+            assert_eq!(Arc::strong_count(&reader), 1, "the loop dropped the join waker");
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    // The join-waker field keeps a coil task's waker as the task and any
+    // other waker boxed (src/task/raw/join_waker.rs): a handle polled with
+    // a foreign waker, the same one again (kept), another (replaces it:
+    // only the last is woken), then by a task (its waker replaces the box)
+    // and back. Every replaced waker is dropped (the counting wakers end
+    // with one owner; a task reference left in the field would leak its
+    // cell, which Miri's leak check reports).
+    fn join_waker_replaced_by_each_kind(rt) {
+        use std::pin::Pin;
+        use std::task::{Context, Poll};
+        rt.block_on(async {
+            let mut t = spawn(async {
+                for _ in 0..3 {
+                    yield_now().await;
+                }
+                5
+            });
+            let (wa, ca) = support::counting_waker();
+            let (wb, cb) = support::counting_waker();
+            assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wa)).is_pending());
+            assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wa)).is_pending());
+            assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wb)).is_pending());
+            drop((wa, wb));
+            assert_eq!(Arc::strong_count(&ca), 1, "replaced: dropped");
+            let (wc, cc) = support::counting_waker();
+            let joiner = spawn(async move {
+                // This task's own waker replaces the box, a foreign one
+                // replaces it, and the await puts it back.
+                std::future::poll_fn(|cx| {
+                    assert!(Pin::new(&mut t).poll(cx).is_pending());
+                    Poll::Ready(())
+                })
+                .await;
+                assert!(Pin::new(&mut t).poll(&mut Context::from_waker(&wc)).is_pending());
+                drop(wc);
+                t.await.unwrap()
+            });
+            assert_eq!(joiner.await.unwrap(), 5);
+            for c in [&ca, &cb, &cc] {
+                assert_eq!(c.wakes.load(Ordering::SeqCst), 0, "only the last waker is woken");
+                assert_eq!(Arc::strong_count(c), 1, "every replaced waker dropped");
+            }
+        });
+    }
+
     fn try_take_and_names(rt) {
         rt.block_on(async {
             let mut t = task::Builder::new().name("worker").spawn(async { 9 });

@@ -262,6 +262,51 @@ fn dropping_the_receiver_drops_its_batch() {
     assert_eq!(drops.load(Ordering::SeqCst), 4);
 }
 
+/// The oldest buffered value is held inline, the rest in the buffer behind
+/// it (`mpsc.rs`, design rule 5): every interleaving of sends and receives
+/// of a seeded walk gives the values back in order, `len` and the room count
+/// both, and a dropped receiver drops what is left oldest first.
+#[test]
+fn the_inline_head_and_the_buffer_behind_it_keep_fifo_order() {
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Noted(u32, Arc<std::sync::Mutex<Vec<u32>>>);
+    impl Drop for Noted {
+        fn drop(&mut self) {
+            self.1.lock().unwrap().push(self.0);
+        }
+    }
+    let (tx, mut rx) = mpsc::channel::<Noted>(4);
+    let mut model = std::collections::VecDeque::new();
+    let (mut next, mut seed) = (0u32, 0x9e37_79b9_u32);
+    for _ in 0..2_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        if seed % 3 != 0 {
+            match tx.try_send(Noted(next, order.clone())) {
+                Ok(()) => model.push_back(next),
+                Err(TrySendError::Full(v)) => {
+                    assert_eq!(model.len(), 4, "full with room left");
+                    std::mem::forget(v);
+                }
+                Err(TrySendError::Closed(_)) => unreachable!(),
+            }
+            next += 1;
+        } else {
+            let got = rx.try_recv().ok().map(|v| {
+                let n = v.0;
+                std::mem::forget(v);
+                n
+            });
+            assert_eq!(got, model.pop_front());
+        }
+        assert_eq!(rx.len(), model.len());
+    }
+    assert!(model.len() >= 2, "the walk ends with a backlog: {model:?}");
+    drop(rx);
+    assert_eq!(*order.lock().unwrap(), Vec::from(model));
+}
+
 #[test]
 #[should_panic(expected = "capacity of at least 1")]
 fn zero_capacity_panics() {

@@ -87,7 +87,7 @@ impl<T> Receiver<T> {
 
     /// Values buffered right now.
     pub fn len(&self) -> usize {
-        self.local.0.len() + self.chan.lock().buf.len()
+        self.local.0.len() + self.chan.lock().buffered()
     }
 
     /// Whether no value is buffered.
@@ -95,15 +95,18 @@ impl<T> Receiver<T> {
         self.len() == 0
     }
 
-    /// The batch is empty: under the lock, takes every buffered value into
-    /// it and returns the first (granting its slot to a waiting sender), or
-    /// reports the channel empty (registering `waker`, if given) or closed.
+    /// The batch is empty: under the lock, returns the oldest buffered value
+    /// (`head`) and takes the others into the batch (granting the returned
+    /// value's slot to a waiting sender), or reports the channel empty
+    /// (registering `waker`, if given) or closed.
     #[inline(never)]
     fn refill(&mut self, waker: Option<&Waker>) -> Result<T, TryRecvError> {
         debug_assert!(self.local.0.is_empty());
         let chan = &*self.chan;
         let mut st = chan.lock();
-        if st.buf.is_empty() {
+        // `head` is `None` only when `buf` is empty too (design rule 5).
+        let Some(v) = st.head.take() else {
+            debug_assert!(st.buf.is_empty());
             if st.tx_count == 0 || st.rx_closed {
                 return Err(TryRecvError::Disconnected);
             }
@@ -111,11 +114,13 @@ impl<T> Receiver<T> {
                 register(&mut st.rx_waker, waker);
             }
             return Err(TryRecvError::Empty);
-        }
+        };
         // The batch was empty, so `n` is 0 (design rule 1); the shared buffer
-        // gets the batch's spare capacity back.
-        std::mem::swap(&mut st.buf, &mut self.local.0);
-        let v = self.local.0.pop_front().expect("the buffer was not empty");
+        // gets the batch's spare capacity back. Only a backlog touches the
+        // `VecDeque`s (the layout in `mpsc.rs`).
+        if !st.buf.is_empty() {
+            std::mem::swap(&mut st.buf, &mut self.local.0);
+        }
         let mut wakers = Wakers::default();
         if chan.bounded() {
             if !self.local.0.is_empty() {
@@ -160,10 +165,12 @@ impl<T> Drop for Receiver<T> {
             let mut st = self.chan.lock();
             st.rx_closed = true;
             st.rx_waker = None;
-            (std::mem::take(&mut st.buf), st.senders.notify_all())
+            let head = st.head.take();
+            ((head, std::mem::take(&mut st.buf)), st.senders.notify_all())
         };
-        // Outside the lock: destructors may use the channel. The batch's
-        // values go with the `local` field, after this.
+        // Outside the lock: destructors may use the channel. Oldest first:
+        // the batch, then `head`, then the buffer behind it.
+        drop(std::mem::take(&mut self.local.0));
         drop(buf);
         wakers.into_iter().for_each(Waker::wake);
     }

@@ -4,11 +4,11 @@
 //! - **per type**, the entries of [`Vtable`] that must know the future type
 //!   `F`: the poll's hot path ([`poll`]: the state word's `start_poll` and
 //!   `transition_to_idle`, the future's `poll` inlined, the one
-//!   `catch_unwind`, and on `Ready` the future dropped in place and
-//!   `Done(output)` written); dropping whatever the stage holds
-//!   ([`drop_stage`]); storing a failure ([`store_failed`]); emptying the
-//!   stage of a completed task ([`drop_output_of`]); moving the output to
-//!   the handle ([`take_output`]); and the cell's [`Layout`] and where it
+//!   `catch_unwind`, and on `Ready` the future dropped in place and the
+//!   output written); dropping the future ([`drop_future`]); storing a
+//!   failure ([`store_failed`]); emptying the stage of a completed task
+//!   ([`drop_output_of`]); moving the result to the handle
+//!   ([`take_output`]); and the cell's [`Layout`] and where it
 //!   came from, for deallocation. Apart
 //!   from `poll`, each is a few lines with no state-word transition, no
 //!   `catch_unwind` and no formatting.
@@ -51,7 +51,9 @@ use std::task::{Context, Poll, Waker};
 
 use super::{Cell, Header, PollOutcome, Stage, TaskRef, Vtable};
 use crate::task::TaskError;
-use crate::task::state::{JOIN_INTEREST, JOIN_WAKER, Snapshot, ToIdle, ToRunning};
+use crate::task::state::{
+    DropJoin, FAILED, JOIN_INTEREST, JOIN_WAKER, Snapshot, ToIdle, ToRunning,
+};
 
 /// The vtable of tasks whose future is an `F`.
 pub(super) fn vtable<F: Future + 'static>() -> &'static Vtable {
@@ -65,14 +67,12 @@ struct VtableOf<F>(std::marker::PhantomData<F>);
 impl<F: Future + 'static> VtableOf<F> {
     const VTABLE: Vtable = Vtable {
         poll: poll::<F>,
-        drop_stage: drop_stage::<F>,
+        drop_future: drop_future::<F>,
         store_failed: store_failed::<F>,
         drop_output: drop_output_of::<F>,
         take_output: take_output::<F>,
         layout: Layout::new::<Cell<F>>(),
         from_slab: Cell::<F>::FROM_SLAB,
-        #[cfg(debug_assertions)]
-        is_consumed: is_consumed::<F>,
     };
 }
 
@@ -95,12 +95,12 @@ unsafe fn stage<F: Future>(task: TaskRef) -> *mut Stage<F> {
 /// `RUNNING` and asks to be queued again, running while queued
 /// (`state.rs`).
 ///
-/// On `Ready` the future is dropped in place and the stage then holds
-/// `Done(output)`, also when the future's destructor unwinds (the guard
-/// below writes it during the unwind). A panic of the future's `poll` (the
-/// stage still holds the future) or of its destructor (the stage holds the
-/// output) is caught here and handed to [`poll_panicked`], which empties
-/// the stage either way.
+/// On `Ready` the future is dropped in place and the stage then holds the
+/// output, also when the future's destructor unwinds (the guard below
+/// writes it during the unwind). A panic of the future's `poll` (the stage
+/// still holds the future) or of its destructor (the stage holds the
+/// output: `output_live`) is caught here and handed to [`poll_panicked`],
+/// which empties the stage either way.
 ///
 /// # Safety
 /// Loop thread; `task` popped from a run queue with its queue reference.
@@ -115,23 +115,19 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
     let waker = unsafe { borrowed_waker(task) };
     let mut cx = Context::from_waker(&waker);
     let stage = unsafe_stage::<F>(task);
-    // SAFETY: RUNNING: only this thread touches the stage (rule 1).
-    if !matches!(unsafe { &*stage }, Stage::Running(_)) {
-        polled_after_completing(task)
-    }
+    // Set just before the future is dropped after `Ready`: from then on the
+    // stage holds the output, also if the future's destructor unwinds.
+    let mut output_live = false;
     let res = catch_unwind(AssertUnwindSafe(|| {
         // The future is borrowed here, inside the closure, and not
         // captured by it: a captured `&mut` would be a protected argument
         // of the closure call and outlive the `drop_in_place` below
         // (Miri, Stacked Borrows).
-        // SAFETY: RUNNING: only this thread touches the stage (rule 1).
-        let Stage::Running(fut) = (unsafe { &mut *stage }) else {
-            // SAFETY: checked just above, and nothing ran in between.
-            unsafe { std::hint::unreachable_unchecked() }
-        };
-        // SAFETY: the future lives in the heap cell and is never moved
-        // until it is dropped in place.
-        let fut = unsafe { Pin::new_unchecked(fut) };
+        // SAFETY: RUNNING: only this thread touches the stage (rule 1),
+        // and before `COMPLETE` (which `start_poll` checked) its live field
+        // is the future (`Stage`'s docs); it lives in the heap cell and is
+        // never moved until it is dropped in place.
+        let fut = unsafe { Pin::new_unchecked(&mut *(&raw mut (*stage).future).cast::<F>()) };
         let Poll::Ready(v) = fut.poll(&mut cx) else {
             return false;
         };
@@ -139,10 +135,11 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
             stage,
             v: ManuallyDrop::new(v),
         };
-        // The guard `done` then overwrites the stage without dropping it.
-        // SAFETY: the stage holds the future (matched above, its borrow ended
-        // with the poll); dropped in place (pinned: never moved), once.
-        unsafe { ptr::drop_in_place(stage) };
+        output_live = true;
+        // The guard `done` then writes the output over the stage.
+        // SAFETY: the stage holds the future (its borrow ended with the
+        // poll); dropped in place (pinned: never moved), once.
+        unsafe { ManuallyDrop::drop(&mut (*stage).future) };
         drop(done);
         true
     }));
@@ -160,17 +157,17 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
         }
         Ok(true) => {
             // SAFETY: still RUNNING on the loop thread; the stage holds
-            // `Done(output)`.
-            unsafe { finish(task) };
+            // the output.
+            unsafe { finish(task, false) };
             PollOutcome::Complete
         }
         // SAFETY: still RUNNING on the loop thread.
-        Err(payload) => unsafe { poll_panicked(task, payload) },
+        Err(payload) => unsafe { poll_panicked(task, payload, output_live) },
     }
 }
 
-/// Writes `Done(v)` over a stage whose future was just dropped, also when
-/// the future's destructor unwinds.
+/// Writes the output `v` over a stage whose future was just dropped, also
+/// when the future's destructor unwinds.
 struct WriteDone<F: Future> {
     stage: *mut Stage<F>,
     v: ManuallyDrop<F::Output>,
@@ -181,15 +178,15 @@ impl<F: Future> Drop for WriteDone<F> {
         // SAFETY: the future in the stage was dropped (or its destructor
         // unwound: it is gone either way), so the stage is dead memory of
         // the right type; `v` is taken once, here.
-        unsafe { ptr::write(self.stage, Stage::Done(ManuallyDrop::take(&mut self.v))) }
+        unsafe {
+            ptr::write(
+                self.stage,
+                Stage {
+                    output: ManuallyDrop::new(ManuallyDrop::take(&mut self.v)),
+                },
+            )
+        }
     }
-}
-
-/// A cold, type-independent panic for `poll`.
-#[cold]
-#[inline(never)]
-fn polled_after_completing(task: TaskRef) -> ! {
-    unreachable!("a task was polled after completing: {}", task.describe())
 }
 
 /// `stage::<F>` for a live task, as a raw pointer (no reference is made).
@@ -200,76 +197,71 @@ fn unsafe_stage<F: Future>(task: TaskRef) -> *mut Stage<F> {
     unsafe { stage::<F>(task) }
 }
 
-/// Drop what the stage holds (the future, an output, a failure) and leave
-/// it `Consumed`. Unwinds if that destructor panics; the stage is
-/// `Consumed` all the same (an assignment writes its new value on the
-/// unwind path too).
+/// Drop the future. Unwinds if its destructor panics; the future is gone
+/// all the same.
 ///
 /// # Safety
-/// The caller owns what the stage holds: the loop thread with `RUNNING`
-/// (the future, rule 1), the owner of the output (rule 5), or the last
-/// reference (rule 7).
-unsafe fn drop_stage<F: Future>(task: TaskRef) {
-    // SAFETY: caller's promise.
-    unsafe { *unsafe_stage::<F>(task) = Stage::Consumed };
+/// The loop thread with `RUNNING` before `COMPLETE` (rule 1), or a task
+/// not yet published; the stage holds the future, which is not used again.
+unsafe fn drop_future<F: Future>(task: TaskRef) {
+    // SAFETY: caller's promise: the future is the live field, dropped once.
+    unsafe { ManuallyDrop::drop(&mut (*unsafe_stage::<F>(task)).future) };
 }
 
-/// Store the failure of a task whose stage is `Consumed`.
+/// Store the failure of a task whose future is gone.
 ///
 /// # Safety
-/// Loop thread with `RUNNING`, before `COMPLETE`, the stage `Consumed`; or
-/// a task not yet published.
+/// Loop thread with `RUNNING`, before `COMPLETE`, the future dropped; or a
+/// task not yet published, its future dropped.
 unsafe fn store_failed<F: Future>(task: TaskRef, err: Box<TaskError>) {
-    // SAFETY: caller's promise; `Consumed` owns nothing, overwritten.
-    unsafe { ptr::write(unsafe_stage::<F>(task), Stage::Failed(err)) };
+    // SAFETY: caller's promise; the stage holds nothing live, overwritten.
+    unsafe {
+        ptr::write(
+            unsafe_stage::<F>(task),
+            Stage {
+                failed: ManuallyDrop::new(err),
+            },
+        )
+    };
 }
 
-/// Empty the stage of a completed task: a failure is returned, an output
-/// dropped. Unwinds if the output's destructor panics; the stage is
-/// `Consumed` all the same.
+/// Empty the stage of a completed task: a failure (`failed`: `FAILED` is
+/// set) is returned, an output dropped. Unwinds if the output's destructor
+/// panics; the output is gone all the same.
 ///
 /// # Safety
-/// `COMPLETE` is set and the caller owns the output (rule 5).
-unsafe fn drop_output_of<F: Future>(task: TaskRef) -> Option<Box<TaskError>> {
-    // SAFETY: caller's promise.
-    let stage = unsafe { &mut *unsafe_stage::<F>(task) };
-    if let Stage::Failed(_) = stage {
-        let Stage::Failed(e) = std::mem::replace(stage, Stage::Consumed) else {
-            unreachable!()
-        };
-        return Some(e);
+/// `COMPLETE` is set, `failed` is whether `FAILED` is, and the caller owns
+/// the result (rule 5), which is still in the stage and not used again.
+unsafe fn drop_output_of<F: Future>(task: TaskRef, failed: bool) -> Option<Box<TaskError>> {
+    let stage = unsafe_stage::<F>(task);
+    if failed {
+        // SAFETY: caller's promise: `FAILED`, so the error is the live field.
+        return Some(unsafe { ManuallyDrop::take(&mut (*stage).failed) });
     }
-    // The output is not pinned: moved out, then dropped (the stage is
-    // `Consumed` before its destructor runs).
-    drop(std::mem::replace(stage, Stage::Consumed));
+    // SAFETY: caller's promise: the output is the live field, dropped once
+    // (not pinned: dropped in place like any value).
+    unsafe { ManuallyDrop::drop(&mut (*stage).output) };
     None
 }
 
-/// Debug builds: whether the stage is `Consumed` (checked at
-/// deallocation, rule 7).
-///
-/// # Safety
-/// The last reference (rule 7).
-#[cfg(debug_assertions)]
-unsafe fn is_consumed<F: Future>(task: TaskRef) -> bool {
-    // SAFETY: caller's promise.
-    matches!(unsafe { &*unsafe_stage::<F>(task) }, Stage::Consumed)
-}
-
 /// Move the result into `*dst` (a `*mut Poll<Result<F::Output,
-/// TaskError>>` holding `Pending`, overwritten); the stage becomes
-/// `Consumed`. `false` if it was already taken.
+/// TaskError>>` holding `Pending`, overwritten): the error if `failed`,
+/// else the output.
 ///
 /// # Safety
-/// The handle after it saw `COMPLETE` (rule 5); `dst` points to that type,
-/// holding `Pending`.
-unsafe fn take_output<F: Future>(task: TaskRef, dst: *mut ()) -> bool {
-    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the output to us.
-    let stage = unsafe { &mut *unsafe_stage::<F>(task) };
-    let out = match std::mem::replace(stage, Stage::Consumed) {
-        Stage::Done(v) => Ok(v),
-        Stage::Failed(e) => Err(*e),
-        _ => return false,
+/// The handle after it saw `COMPLETE` (rule 5), `failed` whether `FAILED`
+/// is set, the result still in the stage (not taken before; it is not used
+/// again); `dst` points to that type, holding `Pending`.
+unsafe fn take_output<F: Future>(task: TaskRef, dst: *mut (), failed: bool) {
+    let stage = unsafe_stage::<F>(task);
+    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result to
+    // us; `failed` says which field is live, and it is moved out once.
+    let out = unsafe {
+        if failed {
+            Err(*ManuallyDrop::take(&mut (*stage).failed))
+        } else {
+            Ok(ManuallyDrop::take(&mut (*stage).output))
+        }
     };
     // SAFETY: caller's promise about the type behind dst, which holds
     // `Pending` (nothing to drop).
@@ -277,20 +269,19 @@ unsafe fn take_output<F: Future>(task: TaskRef, dst: *mut ()) -> bool {
         dst.cast::<Poll<Result<F::Output, TaskError>>>()
             .write(Poll::Ready(out))
     };
-    true
 }
 
 // ---- shared by every type ---------------------------------------------
 
-/// Loop thread: drop the stage through the vtable, catching a panic from
-/// the destructor.
+/// Loop thread: drop the future through the vtable, catching a panic from
+/// its destructor.
 ///
 /// # Safety
-/// As for [`drop_stage`].
-unsafe fn drop_stage_caught(task: TaskRef) -> Option<Box<dyn Any + Send>> {
-    let drop_stage = task.header().vtable.drop_stage;
+/// As for [`drop_future`].
+unsafe fn drop_future_caught(task: TaskRef) -> Option<Box<dyn Any + Send>> {
+    let drop_future = task.header().vtable.drop_future;
     // SAFETY: caller's promise.
-    catch_unwind(AssertUnwindSafe(|| unsafe { drop_stage(task) })).err()
+    catch_unwind(AssertUnwindSafe(|| unsafe { drop_future(task) })).err()
 }
 
 /// `poll`'s cold branch for a task whose `CANCELLED` it saw: drop the
@@ -302,24 +293,36 @@ unsafe fn drop_stage_caught(task: TaskRef) -> Option<Box<dyn Any + Send>> {
 #[inline(never)]
 unsafe fn poll_cancelled(task: TaskRef) -> PollOutcome {
     // SAFETY: caller's promise.
-    unsafe { fail(task, drop_stage_caught(task)) };
+    unsafe { fail(task, drop_future_caught(task)) };
     PollOutcome::Complete
 }
 
 /// `poll`'s cold branch for a panic caught around the future's `poll`: the
 /// poll panicked (the stage holds the future), or the future's destructor
-/// did after `Ready` (the stage holds the output). Drop either (the
-/// output's destructor may panic too: contained and not reported, the
-/// first panic is the task's error), store the error and complete.
+/// did after `Ready` (the stage holds the output: `output_live`). Drop
+/// either (the output's destructor may panic too: contained and not
+/// reported, the first panic is the task's error), store the error and
+/// complete.
 ///
 /// # Safety
 /// Loop thread, `RUNNING` held, the stage as described.
 #[cold]
 #[inline(never)]
-unsafe fn poll_panicked(task: TaskRef, payload: Box<dyn Any + Send>) -> PollOutcome {
-    // SAFETY: caller's promise.
-    let _second = unsafe { drop_stage_caught(task) };
-    // SAFETY: as above; the stage is now `Consumed`.
+unsafe fn poll_panicked(
+    task: TaskRef,
+    payload: Box<dyn Any + Send>,
+    output_live: bool,
+) -> PollOutcome {
+    let _second = if output_live {
+        let drop_output = task.header().vtable.drop_output;
+        // SAFETY: caller's promise: RUNNING, the output is the live field
+        // and nobody else can reach it before COMPLETE.
+        catch_unwind(AssertUnwindSafe(|| unsafe { drop_output(task, false) })).err()
+    } else {
+        // SAFETY: caller's promise: RUNNING, the future is the live field.
+        unsafe { drop_future_caught(task) }
+    };
+    // SAFETY: as above; the stage now holds nothing live.
     unsafe { fail(task, Some(payload)) };
     PollOutcome::Complete
 }
@@ -329,7 +332,8 @@ unsafe fn poll_panicked(task: TaskRef, payload: Box<dyn Any + Send>) -> PollOutc
 /// cancelled) and complete it.
 ///
 /// # Safety
-/// Loop thread, `RUNNING` held, the stage `Consumed`; `finish`'s contract.
+/// Loop thread, `RUNNING` held, the future dropped (nothing live in the
+/// stage); `finish`'s contract.
 unsafe fn fail(task: TaskRef, panic: Option<Box<dyn Any + Send>>) {
     let out = match panic {
         Some(p) => task.panicked_error(p),
@@ -337,8 +341,8 @@ unsafe fn fail(task: TaskRef, panic: Option<Box<dyn Any + Send>>) {
     };
     // SAFETY: caller's promise.
     unsafe { (task.header().vtable.store_failed)(task, Box::new(out)) };
-    // SAFETY: caller's promise; the stage holds the result.
-    unsafe { finish(task) };
+    // SAFETY: caller's promise; the stage holds the error.
+    unsafe { finish(task, true) };
 }
 
 /// Rule 8 (`TaskRef::shutdown`): claim the task, drop its future, store
@@ -350,7 +354,7 @@ unsafe fn fail(task: TaskRef, panic: Option<Box<dyn Any + Send>>) {
 pub(super) unsafe fn shutdown(task: TaskRef) {
     task.header().state.transition_to_shutdown();
     // SAFETY: we hold RUNNING now; the stage holds the future (rule 4).
-    unsafe { fail(task, drop_stage_caught(task)) };
+    unsafe { fail(task, drop_future_caught(task)) };
 }
 
 /// A task for a runtime that is shutting down (`allocate_cancelled`): drop
@@ -361,22 +365,24 @@ pub(super) unsafe fn shutdown(task: TaskRef) {
 /// is not published yet (nobody else can reach it).
 pub(super) unsafe fn cancel_unpublished(task: TaskRef) {
     // SAFETY: caller's promise: the stage and the task are ours alone.
-    let panic = unsafe { drop_stage_caught(task) };
+    let panic = unsafe { drop_future_caught(task) };
     let out = match panic {
         Some(p) => task.panicked_error(p),
         None => task.cancelled_error(),
     };
-    // SAFETY: as above; the stage is `Consumed`.
+    // SAFETY: as above; the future is gone (`new_complete` set `FAILED`).
     unsafe { (task.header().vtable.store_failed)(task, Box::new(out)) };
 }
 
-/// Set COMPLETE and notify the join side (rules 4–6), the result written.
+/// Set COMPLETE (and FAILED if `failed`) and notify the join side (rules
+/// 4–6), the result written.
 ///
 /// # Safety
-/// Loop thread, RUNNING held, the stage holds the result.
+/// Loop thread, RUNNING held, the stage holds the result: the error if
+/// `failed`, else the output.
 #[inline]
-unsafe fn finish(task: TaskRef) {
-    let snap = task.header().state.transition_to_complete();
+unsafe fn finish(task: TaskRef, failed: bool) {
+    let snap = task.header().state.transition_to_complete(failed);
     // SAFETY: loop thread (caller's promise), the snapshot just returned.
     unsafe { complete_join(task, snap) };
 }
@@ -401,15 +407,12 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
         }
     } else if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set, the field is ours to read.
-        let waker = unsafe { &*header.join_waker.get() };
-        if let Some(w) = waker {
-            w.wake_by_ref();
-        }
+        unsafe { header.join_waker.wake_by_ref() };
         let after = header.state.unset_join_waker_after_complete();
         if !after.is(JOIN_INTEREST) {
             // SAFETY: rule 6: the handle is gone and saw JOIN_WAKER set, so it
             // left the field to us.
-            drop(unsafe { (*header.join_waker.get()).take() });
+            unsafe { header.join_waker.clear() };
         }
     }
 }
@@ -434,13 +437,28 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
-/// The handle's read: if the task is complete, move the output into `*dst`
-/// (a `*mut Poll<Result<T, TaskError>>` holding `Pending`, overwritten
-/// without a drop; left alone otherwise), else
-/// register `waker` (rule 6).
+/// The handle's read: if the task is complete, move the result into
+/// `*dst` (a `*mut Poll<Result<T, TaskError>>` holding `Pending`,
+/// overwritten without a drop; left alone otherwise), else register
+/// `waker` (rule 6).
+///
+/// The stage has no tag (`Stage`), so the handle remembers that it took
+/// the result (rule 5 makes it the result's only reader):
+///
+/// - the common case, `JOIN_WAKER` clear after `COMPLETE`: the join-waker
+///   field is the handle's for good (rule 6: `JOIN_WAKER` is never set
+///   again), so the handle replaces its waker with the *taken marker*, a
+///   value of the field that is no waker (`join_waker.rs`) and that the
+///   loop never reads. No write to the state word.
+/// - `JOIN_WAKER` still set (the loop is waking the join waker at this
+///   moment, on another thread): the field is not the handle's; it takes
+///   the result and gives up join interest at once
+///   (`drop_join_interest`). `COMPLETE` without `JOIN_INTEREST`, seen by
+///   the handle itself, then means "taken", and whichever side sees both
+///   bits clear last drops the waker, as for a handle dropped then.
 ///
 /// # Panics
-/// If the output was already taken (a `Task` awaited again after it
+/// If the result was already taken (a `Task` awaited again after it
 /// returned).
 ///
 /// # Safety
@@ -450,14 +468,52 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
 pub(crate) unsafe fn try_read_output(task: TaskRef, dst: *mut (), waker: Option<&Waker>) {
     let header = task.header();
     // SAFETY: the caller is the handle (rule 6).
-    if !unsafe { can_read_output(header, waker) } {
+    let Some(snap) = (unsafe { can_read_output(header, waker) }) else {
         return;
-    }
-    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the output to
-    // the handle; the caller's promise about `dst`.
-    if !unsafe { (header.vtable.take_output)(task, dst) } {
+    };
+    if !snap.is(JOIN_INTEREST) {
+        // Only the handle clears it, and while it lives only here.
         output_taken_twice()
     }
+    let failed = snap.is(FAILED);
+    let take = header.vtable.take_output;
+    if !snap.is(JOIN_WAKER) {
+        // SAFETY: rule 6: COMPLETE is set and JOIN_WAKER clear, so the
+        // field is the handle's and stays so.
+        if unsafe { header.join_waker.is_taken() } {
+            output_taken_twice()
+        }
+        // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result
+        // to the handle, not taken before (no marker); `failed` is the
+        // snapshot's FAILED, set with COMPLETE; the caller's promise about
+        // `dst`.
+        unsafe { take(task, dst, failed) };
+        // Then the marker, over the handle's waker (dropped here: its
+        // destructor may be foreign code, and the output is out already).
+        // SAFETY: the field is the handle's for good (above).
+        unsafe { header.join_waker.mark_taken() };
+    } else {
+        // SAFETY: as above (the result is still there: JOIN_INTEREST set).
+        unsafe { take(task, dst, failed) };
+        let DropJoin::Complete { may_drop_waker } = header.state.drop_join_interest() else {
+            unreachable!("COMPLETE was seen")
+        };
+        if may_drop_waker {
+            // SAFETY: rule 6: the loop cleared JOIN_WAKER meanwhile and saw
+            // JOIN_INTEREST set, so the field is the handle's to drop.
+            unsafe { drop_join_waker(task) };
+        }
+    }
+}
+
+/// Handle support: whether the handle took the result already, as
+/// `try_read_output` records it in the join-waker field.
+///
+/// # Safety
+/// The caller is the handle and the field is its own (rule 6).
+pub(crate) unsafe fn output_taken(task: TaskRef) -> bool {
+    // SAFETY: caller's promise.
+    unsafe { task.header().join_waker.is_taken() }
 }
 
 #[cold]
@@ -468,44 +524,47 @@ fn output_taken_twice() -> ! {
     )
 }
 
-/// Handle side of rule 6. Returns true when the output can be read now.
+/// Handle side of rule 6: the snapshot in which it saw `COMPLETE`, when
+/// the result can be read now.
 ///
 /// # Safety
 /// The caller is the task's handle (the join-waker field is its own while
 /// `JOIN_WAKER` is clear, rule 6).
-unsafe fn can_read_output(header: &Header, waker: Option<&Waker>) -> bool {
+unsafe fn can_read_output(header: &Header, waker: Option<&Waker>) -> Option<Snapshot> {
     use crate::task::state::COMPLETE;
     let snap = header.state.load();
     if snap.is(COMPLETE) {
-        return true;
+        return Some(snap);
     }
-    let Some(waker) = waker else { return false };
+    let waker = waker?;
     if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: the runtime only reads this field after COMPLETE,
         // which is not set; a shared read by us is fine either way.
-        let same =
-            unsafe { (*header.join_waker.get()).as_ref() }.is_some_and(|w| w.will_wake(waker));
-        if same {
-            return false;
+        if unsafe { header.join_waker.will_wake(waker) } {
+            return None;
         }
-        if header.state.unset_join_waker().is_err() {
-            return true;
+        if let Err(snap) = header.state.unset_join_waker() {
+            return Some(snap);
         }
     }
     // SAFETY: JOIN_WAKER is clear: the field is the handle's (rule 6).
-    unsafe { *header.join_waker.get() = Some(waker.clone()) };
-    header.state.set_join_waker().is_err()
+    unsafe { header.join_waker.set(waker) };
+    header.state.set_join_waker().err()
 }
 
-/// Drop a stored output; returns the panic payload if the task had
+/// Drop a stored result; returns the panic payload if the task had
 /// panicked. A panic of the output's destructor is contained.
 ///
 /// # Safety
-/// COMPLETE is set and the caller owns the output (rule 5).
+/// COMPLETE is set and the caller owns the result (rule 5), which is
+/// still in the stage (not taken) and is not used again.
 pub(crate) unsafe fn drop_output(task: TaskRef) -> Option<Box<dyn Any + Send>> {
     let drop_output = task.header().vtable.drop_output;
-    // SAFETY: caller's promise.
-    match catch_unwind(AssertUnwindSafe(|| unsafe { drop_output(task) })) {
+    // FAILED was set with COMPLETE, which the caller saw: it is in this
+    // load too.
+    let failed = task.snapshot().is(FAILED);
+    // SAFETY: caller's promise; `failed` says which field is live.
+    match catch_unwind(AssertUnwindSafe(|| unsafe { drop_output(task, failed) })) {
         Ok(Some(e)) => match *e {
             TaskError::Panicked(p) => Some(p.into_inner()),
             TaskError::Cancelled(_) => None,
@@ -517,9 +576,9 @@ pub(crate) unsafe fn drop_output(task: TaskRef) -> Option<Box<dyn Any + Send>> {
 /// Free the allocation: drop the header, then give the cell back to the
 /// slab or the allocator, as the vtable records (`into_task` allocated it
 /// the same way, from the same layout). The stage is not dropped: by
-/// rules 4, 5 and 7 it is `Consumed` by now (the future was dropped before
-/// `COMPLETE`, and the output was taken or dropped by its owner before
-/// the owner's reference went), which debug builds check.
+/// rules 4, 5 and 7 nothing in it is live by now (the future was dropped
+/// before `COMPLETE`, and the result was taken or dropped by its owner
+/// before the owner's reference went).
 ///
 /// # Safety
 /// The last reference was just released (rule 7).
@@ -528,12 +587,6 @@ pub(super) unsafe fn dealloc(task: TaskRef) {
     debug_assert!(
         task.snapshot().is(crate::task::state::COMPLETE),
         "a task was freed with its future alive"
-    );
-    #[cfg(debug_assertions)]
-    debug_assert!(
-        // SAFETY: the last reference: the stage is ours to look at.
-        unsafe { (vt.is_consumed)(task) },
-        "a task was freed with its output alive"
     );
     let header = task.0.as_ptr();
     // SAFETY: no reference remains: the header is ours to drop, once
@@ -575,5 +628,5 @@ pub(crate) fn is_complete(task: TaskRef) -> bool {
 /// The caller owns the field per rule 6.
 pub(crate) unsafe fn drop_join_waker(task: TaskRef) {
     // SAFETY: caller's promise.
-    drop(unsafe { (*task.header().join_waker.get()).take() });
+    unsafe { task.header().join_waker.clear() };
 }

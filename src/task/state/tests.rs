@@ -23,8 +23,9 @@ fn spawn_poll_idle_wake_complete() {
         "already scheduled"
     );
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
-    let snap = s.transition_to_complete();
+    let snap = s.transition_to_complete(false);
     assert!(snap.is(COMPLETE) && !snap.is(RUNNING) && !snap.is(SCHEDULED));
+    assert!(!snap.is(FAILED), "an output, not an error");
     assert_eq!(
         s.transition_to_notified_by_ref(),
         Notify::Nothing,
@@ -44,7 +45,7 @@ fn spawn_poll_idle_wake_complete() {
 fn handle_drop_after_complete_releases_interest_and_ref_at_once() {
     let s = State::new_spawned();
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
-    let snap = s.transition_to_complete();
+    let snap = s.transition_to_complete(false);
     assert!(snap.is(JOIN_INTEREST) && !snap.is(JOIN_WAKER));
     s.ref_inc(); // a waker clone that outlives the handle
     assert_eq!(s.ref_dec(2), Release::Alive, "poller's and list's refs");
@@ -56,7 +57,7 @@ fn handle_drop_after_complete_releases_interest_and_ref_at_once() {
 
     let s = State::new_spawned();
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
-    let _ = s.transition_to_complete();
+    let _ = s.transition_to_complete(false);
     assert_eq!(s.ref_dec(2), Release::Alive);
     assert_eq!(
         s.drop_join_interest_and_ref(),
@@ -95,7 +96,7 @@ fn last_wake_by_val_deallocates() {
     let s = State::new_spawned();
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
     s.ref_inc();
-    let _ = s.transition_to_complete();
+    let _ = s.transition_to_complete(false);
     assert_eq!(s.ref_dec(2), Release::Alive);
     assert!(matches!(s.drop_join_interest(), DropJoin::Complete { .. }));
     assert_eq!(s.ref_dec(1), Release::Alive);
@@ -133,7 +134,7 @@ fn join_waker_protocol() {
     assert!(s.unset_join_waker().is_ok());
     assert!(s.set_join_waker().is_ok());
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
-    let snap = s.transition_to_complete();
+    let snap = s.transition_to_complete(false);
     assert!(snap.is(JOIN_WAKER));
     assert!(
         s.unset_join_waker().is_err(),
@@ -168,7 +169,7 @@ fn handle_drop_racing_completion_wake() {
     let s = State::new_spawned();
     assert!(s.set_join_waker().is_ok());
     assert_eq!(s.transition_to_running(), ToRunning::Poll);
-    let _ = s.transition_to_complete();
+    let _ = s.transition_to_complete(false);
     assert_eq!(
         s.drop_join_interest(),
         DropJoin::Complete {
@@ -187,7 +188,7 @@ fn shutdown_claims_queued_task() {
     let s = State::new_spawned();
     s.transition_to_shutdown();
     assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
-    let snap = s.transition_to_complete();
+    let snap = s.transition_to_complete(false);
     assert!(snap.is(COMPLETE));
     assert_eq!(s.transition_to_cancelled(), ToCancelled::AlreadyDone);
 }
@@ -219,7 +220,7 @@ fn running_while_queued() {
     // A cancel while running while queued: the next pop drops the future.
     assert_eq!(s.transition_to_cancelled(), ToCancelled::Marked);
     assert_eq!(s.start_poll(), ToRunning::Cancel);
-    let snap = s.transition_to_complete();
+    let snap = s.transition_to_complete(false);
     assert!(!snap.is(RUNNING) && !snap.is(SCHEDULED));
 }
 
@@ -230,9 +231,58 @@ fn shutdown_claims_running_while_queued() {
     let s = State::new_spawned();
     assert_eq!(s.start_poll(), ToRunning::Poll);
     s.transition_to_shutdown();
-    let snap = s.transition_to_complete();
+    let snap = s.transition_to_complete(false);
     assert!(snap.is(COMPLETE) && snap.is(CANCELLED) && !snap.is(RUNNING));
     assert_eq!(s.ref_dec(1), Release::Alive, "owned list");
     assert_eq!(s.ref_dec(1), Release::Alive, "queue entry");
     assert_eq!(refs(&s), 1, "the handle's");
+}
+
+/// The stage has no tag (`raw.rs`): `FAILED` says which result it holds.
+/// It comes with `COMPLETE` (a failed completion, or a task allocated
+/// cancelled), in the same write, and nothing clears it afterwards.
+#[test]
+fn failed_is_set_with_complete_and_stays() {
+    let s = State::new_spawned();
+    assert!(!s.load().is(FAILED));
+    assert_eq!(s.transition_to_cancelled(), ToCancelled::Marked);
+    assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    assert!(!s.load().is(FAILED), "not before COMPLETE");
+    let snap = s.transition_to_complete(true);
+    assert!(snap.is(COMPLETE) && snap.is(FAILED));
+    assert_eq!(s.load(), snap);
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+    assert_eq!(s.ref_dec(2), Release::Alive);
+    assert!(s.load().is(FAILED));
+    assert_eq!(
+        s.drop_join_interest(),
+        DropJoin::Complete {
+            may_drop_waker: true
+        }
+    );
+    assert!(s.load().is(FAILED), "the handle's drop leaves it");
+    assert_eq!(s.ref_dec(1), Release::Dealloc);
+
+    let s = State::new_complete();
+    let snap = s.load();
+    assert!(snap.is(COMPLETE) && snap.is(FAILED) && snap.is(JOIN_INTEREST));
+    assert_eq!(snap.refs(), 1);
+}
+
+/// `FAILED` sits below the reference count: many references leave it and
+/// the other flags alone.
+#[test]
+fn failed_bit_is_not_part_of_the_refcount() {
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let _ = s.transition_to_complete(true);
+    for _ in 0..1000 {
+        s.ref_inc();
+    }
+    assert_eq!(s.load().refs(), 1003);
+    assert_eq!(s.ref_dec(1000), Release::Alive);
+    let snap = s.load();
+    assert_eq!(snap.refs(), 3);
+    assert!(snap.is(FAILED) && snap.is(COMPLETE) && snap.is(JOIN_INTEREST));
+    assert_eq!(snap.0 & (REF_ONE - 1), COMPLETE | FAILED | JOIN_INTEREST);
 }
