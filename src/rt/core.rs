@@ -562,12 +562,12 @@ impl Core {
                     }
                 }
                 // Empty unless a waker panicked.
-                if self.rest.len() > 0 {
-                    if let Ok(mut wheel) = core.wheel.try_borrow_mut() {
-                        let at = wheel.elapsed() + 1;
-                        for w in self.rest.by_ref() {
-                            wheel.insert(at, w);
-                        }
+                if self.rest.len() > 0
+                    && let Ok(mut wheel) = core.wheel.try_borrow_mut()
+                {
+                    let at = wheel.elapsed() + 1;
+                    for w in self.rest.by_ref() {
+                        wheel.insert(at, w);
                     }
                 }
             }
