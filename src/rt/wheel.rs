@@ -95,6 +95,8 @@ const PENDING: u8 = LEVELS as u8;
 /// A slot list is compacted once it holds more tombstones than this and
 /// more than twice its live entries (module docs).
 const COMPACT_MIN: usize = 32;
+/// The first allocation of a slot's list, in entries.
+const FIRST_CAP: usize = 16;
 /// A fired slot keeps its list's buffer for the next timers filed there if
 /// it is at most this long (so one burst does not pin memory for good).
 const KEEP_CAP: usize = 256;
@@ -394,6 +396,11 @@ impl Wheel {
         }
         lvl.live[slot] += 1;
         let list = &mut lvl.lists[slot];
+        if list.capacity() == 0 {
+            // Skip the smallest growth steps: a slot that is used at all
+            // tends to get a few timers (W4: about 60 per level-0 slot).
+            list.reserve_exact(FIRST_CAP);
+        }
         self.pos[index as usize] = list_pos(list);
         list.push(index);
         let e = &mut self.entries[index as usize];
