@@ -50,12 +50,16 @@ fn entry_is_half_a_cache_line() {
 /// which empties with its last live entry.
 #[test]
 fn tombstones_are_compacted_and_keep_the_order() {
+    // `check_invariants` walks every slot: under Miri, only now and then.
+    let (n, every) = if cfg!(miri) { (120, 13) } else { (300, 1) };
     let mut w = Wheel::new();
-    let keys: Vec<Key> = (0..300).map(|i| w.insert(100, waker(i).0)).collect();
+    let keys: Vec<Key> = (0..n).map(|i| w.insert(100, waker(i).0)).collect();
     for (i, &k) in keys.iter().enumerate() {
         if i % 10 != 0 {
             assert!(w.remove(k));
-            w.check_invariants();
+            if i % every == 0 {
+                w.check_invariants();
+            }
             let (list, live) = (&w.levels[0].lists[100], w.levels[0].live[100] as usize);
             assert!(
                 list.len() <= 3 * live + COMPACT_MIN + 1,
@@ -64,17 +68,21 @@ fn tombstones_are_compacted_and_keep_the_order() {
             );
         }
     }
-    assert!(w.levels[0].lists[100].len() < 100, "compacted");
-    assert_eq!(fire(&mut w, 100), (0..300).step_by(10).collect::<Vec<_>>());
+    w.check_invariants();
+    assert!(w.levels[0].lists[100].len() < n / 3, "compacted");
+    assert_eq!(fire(&mut w, 100), (0..n).step_by(10).collect::<Vec<_>>());
     w.check_invariants();
 
     let keys: Vec<Key> = (0..50)
         .map(|i| w.insert_pending(1_000 + i, waker(0).0))
         .collect();
-    for k in keys {
+    for (i, k) in keys.into_iter().enumerate() {
         assert!(w.remove(k));
-        w.check_invariants();
+        if i % every == 0 {
+            w.check_invariants();
+        }
     }
+    w.check_invariants();
     assert!(w.pending_list.is_empty() && !w.has_pending());
 }
 
