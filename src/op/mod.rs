@@ -322,7 +322,10 @@ impl<T: Operation> Op<T> {
 impl<T: Operation> Future for Op<T> {
     type Output = T::Output;
 
-    #[inline]
+    /// Always inlined into its caller (the leaf future's poll): out of line,
+    /// the generic poll paid its own frame twice an op (W5: ~40 instructions
+    /// a request, callgrind); its first-poll submit stays a call.
+    #[inline(always)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = &mut *self;
         let State::InFlight { home, key, .. } = &this.state else {

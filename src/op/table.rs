@@ -359,7 +359,11 @@ impl OpTable {
     fn vacate(&mut self, user_data: u64) {
         let (index, _) = split(user_data);
         let slot = &mut self.slots[index];
-        slot.state = SlotState::Vacant;
+        // Only a `Done` slot is vacated (its completion consumed), and a
+        // `Done` state owns nothing: no drop glue for the old value.
+        let old = std::mem::replace(&mut slot.state, SlotState::Vacant);
+        debug_assert!(matches!(old, SlotState::Done(..)));
+        std::mem::forget(old);
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
     }
@@ -388,7 +392,11 @@ impl OpTable {
                 Some(index as u32),
                 "the op table changed since key_for_submit"
             );
-            self.slots[index].state = state;
+            // A free slot is `Vacant`, which owns nothing: no drop glue
+            // for the old value.
+            let old = std::mem::replace(&mut self.slots[index].state, state);
+            debug_assert!(matches!(old, SlotState::Vacant));
+            std::mem::forget(old);
         }
         self.in_flight += 1;
     }

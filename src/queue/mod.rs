@@ -56,6 +56,7 @@
 
 mod core;
 mod error;
+mod ring;
 
 use std::fmt;
 use std::rc::Rc;
