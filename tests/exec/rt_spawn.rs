@@ -312,6 +312,37 @@ driver_test! {
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
+    // The same cycle left in place when its runtime is dropped: shutdown
+    // drops the future (and the handle in it) and completes the task; the
+    // cell is freed with the runtime (Miri's leak check).
+    fn a_task_awaiting_its_own_handle_at_runtime_drop(rt) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let own = support::runtime_with(support::choice_like(rt));
+        let handle = own.block_on(async move {
+            let slot: Rc<RefCell<Option<coil::Task<()>>>> = Rc::default();
+            let s = slot.clone();
+            let t = spawn(async move {
+                let _g = DropCounter(d);
+                yield_now().await;
+                let me = s.borrow_mut().take().expect("the handle is in its slot");
+                let _ = me.await;
+                unreachable!("a task cannot see its own end");
+            });
+            let handle = coil::task::TaskHandle::clone(&t);
+            *slot.borrow_mut() = Some(t);
+            for _ in 0..4 {
+                yield_now().await;
+            }
+            assert!(slot.borrow().is_none(), "the task took its handle");
+            handle
+        });
+        assert!(!handle.is_finished());
+        drop(own);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(handle.is_finished());
+    }
+
     // Two tasks awaiting each other's handles: each join-waker word holds
     // the other task. One is aborted: its handle of the other is dropped
     // with its future (the other's word still holds the aborted task, for
