@@ -187,19 +187,29 @@ impl OpHome {
         self.phase.get() == Phase::Running
     }
 
-    /// Submit bookkeeping: the key to submit under. Nothing is recorded yet:
-    /// the slot is taken ([`OpHome::insert_waiting`]) only if the op stays
-    /// in flight, so an op the driver finished during the submit never
-    /// touches the table.
+    /// Submit under a free key, with one borrow of the table: `submit`
+    /// hands the op to the driver under the key it is given; if the driver
+    /// queued it, the slot is taken (waiting with `waker`) before the table
+    /// is released. An op the driver finished during the submit, or one it
+    /// refused, never touches the table.
+    ///
+    /// The table stays borrowed during `submit`: the driver calls nothing
+    /// back into the table (no waker, no op code of the table's), so the key
+    /// is still free when the slot is taken. A `submit` that did reach the
+    /// table would panic on the borrow, not corrupt it.
     #[inline(always)]
-    pub(crate) fn key_for_submit(&self) -> u64 {
-        self.table.borrow().key_for_submit()
-    }
-
-    /// The driver queued the op under `key_for_submit()`'s key.
-    #[inline(always)]
-    pub(crate) fn insert_waiting(&self, user_data: u64, waker: &Waker) {
-        self.table.borrow_mut().insert_waiting(user_data, waker);
+    pub(crate) fn submit(
+        &self,
+        waker: &Waker,
+        submit: impl FnOnce(u64) -> io::Result<coil_arch::Submitted>,
+    ) -> io::Result<(u64, coil_arch::Submitted)> {
+        let mut table = self.table.borrow_mut();
+        let key = table.key_for_submit();
+        let res = submit(key)?;
+        if let coil_arch::Submitted::Queued = res {
+            table.insert_waiting(key, waker);
+        }
+        Ok((key, res))
     }
 
     /// The future polls its slot (in any context).

@@ -156,16 +156,17 @@ impl Core {
     ) -> io::Result<SubmitOutcome> {
         let mut driver = self.driver.borrow_mut();
         self.do_chores(&mut driver);
-        let ud = self.home.key_for_submit();
         metrics::add(&self.counters.ops_submitted, 1);
-        // SAFETY: forwarded from the caller. The driver calls nothing back
-        // into the table, so the key stays free until `insert_waiting`.
-        match unsafe { driver.submit_or_finish(ud, op) }? {
+        let (ud, res) = self.home.submit(waker, |ud| {
+            // SAFETY: forwarded from the caller. The driver calls nothing
+            // back into the table, which `OpHome::submit` holds meanwhile.
+            unsafe { driver.submit_or_finish(ud, op) }
+        })?;
+        match res {
             Submitted::Queued => {
                 if let Some(t) = &self.trace {
                     t.submit(ud, crate::op::op_kind::<C>());
                 }
-                self.home.insert_waiting(ud, waker);
                 Ok(SubmitOutcome::Queued(ud))
             }
             Submitted::Done(res) => {
