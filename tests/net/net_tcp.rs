@@ -286,6 +286,55 @@ driver_test! {
         });
     }
 
+    fn a_panicking_io_waker_loses_no_other_wake_of_its_batch(rt) {
+        // Two reads complete in one batch while the run queue is empty: a
+        // read polled with a foreign waker that panics, then a task's
+        // read. The panic unwinds out of block_on; the task's wake-up must
+        // not be lost with it (src/rt/io.rs, dispatch_completions).
+        use std::io::Write;
+        use std::sync::Arc;
+        struct PanicWake;
+        impl std::task::Wake for PanicWake {
+            fn wake(self: Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+        fn std_pair() -> (std::net::TcpStream, TcpStream) {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (r, _) = l.accept().unwrap();
+            r.set_nonblocking(true).unwrap();
+            (w, TcpStream::from_std(r).unwrap())
+        }
+        let handle = std::cell::RefCell::new(None);
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async {
+                let (mut w1, r1) = std_pair();
+                let (mut w2, r2) = std_pair();
+                let w = std::task::Waker::from(Arc::new(PanicWake));
+                let mut cx = std::task::Context::from_waker(&w);
+                let mut f = Box::pin(r1.read(Vec::with_capacity(8)));
+                assert!(std::future::Future::poll(f.as_mut(), &mut cx).is_pending());
+                let t = spawn(async move {
+                    let BufResult(r, _) = r2.read(Vec::with_capacity(8)).await;
+                    r.unwrap()
+                });
+                coil::task::yield_now().await;
+                *handle.borrow_mut() = Some(t);
+                w1.write_all(b"a").unwrap();
+                w2.write_all(b"b").unwrap();
+                std::future::pending::<()>().await;
+                drop((f, w1, w2));
+            })
+        }));
+        assert!(first.is_err(), "the waker's panic reaches block_on's caller");
+        let t = handle.borrow_mut().take().unwrap();
+        rt.block_on(async {
+            let r = coil::time::timeout(Duration::from_secs(5), t).await;
+            assert!(r.is_ok(), "the task's read completed in the panicking batch was lost");
+        });
+    }
+
     fn resolves_host_names_off_the_loop(rt) {
         rt.block_on(async {
             let l = TcpListener::bind_to("localhost:0").await.unwrap();
