@@ -82,7 +82,10 @@
 //! "Ids" paragraph above): W7 −7.4 B (median 133.2 to 125.8), W1 41.37 M
 //! to 41.32 M instructions at n = 100 000 (the spawn no longer touches the
 //! thread's id counter: −8.6 a task in `Builder::spawn`, most of which the
-//! handle's drop gave back to codegen). What the header could still give
+//! handle's drop gave back to codegen); W1 wall clock, paired runs on a
+//! shared 2-core VM, new/old median 0.89 (0.51 to 0.94, 11 pairs, old
+//! first) and 0.92 (0.73 to 0.97, 9 pairs, new first): fewer bytes touched
+//! per task (96 B cells instead of 104). What the header could still give
 //! back, each measured against the rules of `task/mod.rs` (not done yet;
 //! both together, 24 B, would leave ~102 B: W7's 96 B needs the handle's
 //! or the gate waker's bytes too):
