@@ -61,11 +61,9 @@ pub mod owned_list {
         /// Allocates one.
         pub fn new() -> Task {
             let shared = SHARED.with(Arc::clone);
-            let id = crate::rt::next_task_id();
             Task(raw::allocate_cancelled(
                 std::future::ready(()),
                 shared,
-                id,
                 None,
             ))
         }

@@ -296,17 +296,18 @@ impl Core {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let id = super::next_task_id();
         if self.closed.get() {
-            let t = raw::allocate_cancelled(future, self.shared.clone(), id, name);
+            let t = raw::allocate_cancelled(future, self.shared.clone(), name);
             // SAFETY: the handle's reference, the only one; Output matches.
             return unsafe { Task::from_raw(t) };
         }
-        if let Some(checks) = &self.debug {
-            checks.record_spawn(id.as_u64(), at, name.clone());
-        }
+        let record = self.debug.as_ref().map(|checks| (checks, name.clone()));
         metrics::add(&self.counters.tasks_spawned, 1);
-        let t = raw::allocate(future, self.shared.clone(), id, name);
+        let t = raw::allocate(future, self.shared.clone(), name);
+        // The id is the allocation's (`task/raw.rs`): recorded after it.
+        if let Some((checks, name)) = record {
+            checks.record_spawn(t.id().as_u64(), at, name);
+        }
         // SAFETY: a new task of this loop, on its thread: its three
         // references go to the owned list, the run queue and the handle.
         unsafe {

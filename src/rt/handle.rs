@@ -74,11 +74,12 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let id = super::next_task_id();
+        let t = raw::allocate(future, self.shared.clone(), None);
+        // The id is the allocation's (`task/raw.rs`): recorded after it,
+        // before the task is published.
         if let Some(checks) = &self.shared.debug {
-            checks.record_spawn(id.as_u64(), std::panic::Location::caller(), None);
+            checks.record_spawn(t.id().as_u64(), std::panic::Location::caller(), None);
         }
-        let t = raw::allocate(future, self.shared.clone(), id, None);
         // SAFETY: a new task of this runtime, in no list or queue: its
         // list and queue references go to the remote queue.
         match unsafe { self.shared.push_spawned(t) } {

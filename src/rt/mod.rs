@@ -154,8 +154,8 @@ use std::sync::atomic::Ordering;
 use crate::loom::{AtomicPtr, AtomicUsize, Mutex, MutexGuard, Unparker};
 
 use self::core::Core;
+use crate::task::Task;
 use crate::task::raw::TaskRef;
-use crate::task::{Task, TaskId};
 
 thread_local! {
     /// The core of the loop running on this thread, or null.
@@ -540,27 +540,6 @@ where
              coil::run(...) or Runtime::block_on(...), or use Handle::spawn from other threads"
         ),
     }
-}
-
-/// Process-unique task ids, handed out in blocks so the hot path is a
-/// thread-local increment.
-#[inline]
-pub(crate) fn next_task_id() -> TaskId {
-    use std::sync::atomic::AtomicU64;
-    const BLOCK: u64 = 1024;
-    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-    }
-    IDS.with(|ids| {
-        let (mut next, mut end) = ids.get();
-        if next == end {
-            next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
-            end = next + BLOCK;
-        }
-        ids.set((next + 1, end));
-        TaskId(std::num::NonZeroU64::new(next).expect("task ids start at 1"))
-    })
 }
 
 /// Process-unique runtime ids.

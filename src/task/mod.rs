@@ -185,10 +185,14 @@ where
 
 /// A task's identifier: unique among all tasks of the process, never reused.
 ///
-/// Ids increase in spawn order among the tasks spawned on one thread (so
-/// among a loop's own spawns), not across threads: each thread takes ids
-/// in blocks of 1 024 from one process-wide counter, so that a spawn costs
-/// no atomic operation for its id.
+/// Ids are not in spawn order in general. Each thread takes ids in blocks
+/// of 1 024 from one process-wide counter (a spawn costs no atomic
+/// operation for its id), and a task's id is not stored in it but given by
+/// its memory: tasks are allocated in chunks, per size of their future,
+/// and a chunk reserves one id per slot when it is created. So among tasks
+/// spawned on one thread whose futures have the same size (rounded to 8
+/// bytes) ids increase in spawn order; between futures of different sizes,
+/// or across threads, they need not.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(pub(crate) NonZeroU64);
 
@@ -209,4 +213,33 @@ impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
     }
+}
+
+/// Process-unique task ids, handed out in blocks of 1 024 per thread so
+/// that taking some is a thread-local increment: `n` consecutive ids (1 to
+/// 1 024), of which the first is returned. A task in a slab chunk takes its id from its
+/// chunk's reservation (`task/raw/slab.rs`), a boxed task one of its own.
+/// The thread-local has no destructor, so this works at thread exit too.
+#[inline]
+pub(crate) fn reserve_task_ids(n: u64) -> u64 {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    }
+    assert!(
+        (1..=BLOCK).contains(&n),
+        "task ids are reserved 1 to {BLOCK} at a time"
+    );
+    IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if end - next < n {
+            next = NEXT_BLOCK.fetch_add(BLOCK, Ordering::Relaxed);
+            end = next + BLOCK;
+        }
+        ids.set((next + n, end));
+        next
+    })
 }

@@ -8,20 +8,31 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 64 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 56 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer), with no tag (asserted below): a union
 //! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (64 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker │ id │ cancel
+//! Cell<F> ┌ Header (56 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker │ cancel
 //!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
+//!
+//! **Ids.** The task's id is not a header field. A slab cell's id is its
+//! slot's: each chunk reserves one id per slot when it is created and
+//! keeps the first (`slab.rs`, "Task ids"), so the id is the chunk's first
+//! plus the slot's index. A boxed cell (large or over-aligned future, and
+//! every cell under Miri, loom and `coil_box_tasks`) is allocated with one
+//! more word before it, padded to the cell's alignment ([`boxed_layout`]),
+//! which holds its id, taken at allocation. Either way the id is fixed
+//! before the task is published and never changes; [`TaskRef::id`] reads
+//! it (the vtable's `from_slab` says which way). What this does to the
+//! order of ids is on [`TaskId`].
 //!
 //! | field | initialised | who may touch it |
 //! |---|---|---|
 //! | `state` | at allocation; changed only by the transitions of `state.rs` | any thread, atomically |
-//! | `vtable`, `shared`, `id` | at allocation, never changed | any thread, read only |
+//! | `vtable`, `shared` (and the id, outside the header) | at allocation, never changed | any thread, read only |
 //! | `links` | empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
 //! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so, and the handle's *taken marker* once it took the result (`vtable.rs`, `try_read_output`) | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
 //! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
@@ -44,20 +55,21 @@
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 140.6 to 141.2 B per parked task (160.9 to 161.5 the same day before
-//! the stage lost its tag and the join waker a word; 150.0 to 150.6 with
-//! the tag gone alone). Its future, `parked(gate.wait())`, is
+//! 125.0 to 126.4 B per parked task (132.0 to 134.0 the same day with the
+//! id in the header, five runs each, alternated; 140.6 to 141.2 before the
+//! run queue gave its buffer back, 160.9 to 161.5 before the stage lost its
+//! tag and the join waker a word). Its future, `parked(gate.wait())`, is
 //! 40 B (the `GateWait` argument and the awaited copy, 16 B each, and the
 //! async fn's state); the breakdown:
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 64 |
+//! | header | 56 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 39 cells of 104 B per 4 080 B chunk (`slab.rs`), 4 096 / 39 − 104 | 1.0 |
+//! | slab: 42 cells of 96 B per 4 080 B chunk with a 16 B head (`slab.rs`), 4 096 / 42 − 96 | 1.5 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
-//! | the run queue (`VecDeque<TaskRef>`, N entries written while all tasks were queued) and the rest | ~12 |
+//! | the rest (the benchmark's vectors' slack, the run queue's burst buffer given back) | ~4 |
 //!
 //! The stage's tag (8 B for W7's future, 11 B with the slab's rounding)
 //! went into the state word (`FAILED`) and the handle (its taken marker),
@@ -66,19 +78,22 @@
 //! one word (`join_waker.rs`: a coil task's waker kept as its `TaskRef`,
 //! any other boxed), W1 unchanged (45.88 M: its one pending join is the
 //! main future's, boxed once), W2 (`yield tasks=100`) 13.34 M to 13.04 M
-//! for both changes. What the header could still give back, each
-//! measured against the rules of `task/mod.rs` (not done yet; none reaches
-//! W7's 96 B alone, and all of them together, 32 B, would leave ~109 B:
-//! the run queue's 8 B would have to go too):
+//! for both changes. The id left the header for the slab's chunks (the
+//! "Ids" paragraph above): W7 −7.4 B (median 133.2 to 125.8), W1 41.37 M
+//! to 41.32 M instructions at n = 100 000 (the spawn no longer touches the
+//! thread's id counter: −8.6 a task in `Builder::spawn`, most of which the
+//! handle's drop gave back to codegen); W1 wall clock, paired runs on a
+//! shared 2-core VM, new/old median 0.89 (0.51 to 0.94, 11 pairs, old
+//! first) and 0.92 (0.73 to 0.97, 9 pairs, new first): fewer bytes touched
+//! per task (96 B cells instead of 104). What the header could still give
+//! back, each measured against the rules of `task/mod.rs` (not done yet;
+//! both together, 24 B, would leave ~102 B: W7's 96 B needs the handle's
+//! or the gate waker's bytes too):
 //!
 //! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
 //!   singly linked list cannot unlink in O(1); the slab's chunks already
 //!   hold every slab task, so a walk of the live slots (with a per-slot
 //!   "bound" bit) could replace the list for them, not for boxed cells.
-//! - `id` (8 B): could be assigned on first use, in the cancel box, at
-//!   the price of an allocation for every task whose id is asked for
-//!   (task groups, `as_completed`, the simulator and debug mode ask) and of
-//!   ids no longer in spawn order.
 //! - `shared` (8 B): a per-runtime slab chunk could hold it once per chunk.
 //!   Its clone at spawn and drop at deallocation are two locked RMWs per
 //!   task: `perf record -e cpu-clock` on W1 (n = 500 000) puts ~1.8 % of
@@ -167,8 +182,6 @@ pub(crate) struct Header {
     pub(super) links: Links,
     /// The join waker, one word (`join_waker.rs`): see rule 6.
     join_waker: JoinWaker,
-    /// Process-unique id.
-    pub(super) id: TaskId,
     /// The name (`Builder::name`), the cancel message and requests: one
     /// pointer, allocated at spawn for a named task, else on first use
     /// (`cancel.rs`).
@@ -176,7 +189,7 @@ pub(crate) struct Header {
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 64);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 56);
 // The stage carries no tag: for a future of no bytes and a `u64` output it
 // is one word (it was two with an enum's tag).
 static_assertions::const_assert!(
@@ -265,8 +278,10 @@ union Stage<F: Future> {
 pub(crate) struct TaskRef(NonNull<Header>);
 
 // SAFETY: what safe code can do with a TaskRef on any thread touches only the
-// atomic state word (reference-neutral transitions), immutable header
-// fields (`id`, `shared`: an `Arc` of a `Sync` type) and the name, which is
+// atomic state word (reference-neutral transitions), immutable fields
+// (`vtable`, `shared`: an `Arc` of a `Sync` type; the id, in the chunk's
+// head or the word before a boxed cell, written before the task is
+// published) and the name, which is
 // written into the cancel box before the task is published and only read
 // afterwards. Everything that
 // is not thread-safe (owned-list links, stage, join waker, `release`) sits
@@ -427,10 +442,27 @@ impl TaskRef {
         unsafe { vtable::shutdown(self) }
     }
 
-    /// The task's id.
-    #[inline]
+    /// The task's id: derived from the cell's slot for a slab cell, read
+    /// from the word before the cell for a boxed one (module docs, "Ids").
+    /// Out of line: no hot path asks for it, and inlined (a division for a
+    /// slab cell) it tipped the handle's drop out of line (W1 +1.5
+    /// instructions a task, callgrind).
+    #[inline(never)]
     pub(crate) fn id(&self) -> TaskId {
-        self.header().id
+        let vt = self.header().vtable;
+        let raw = if vt.from_slab {
+            // SAFETY: `into_task` took the cell from `slab::allocate` with
+            // `vt.layout` (the same `FROM_SLAB`); the task is alive (type
+            // invariant), so the cell is not freed.
+            unsafe { slab::id_of(self.0.cast(), vt.layout) }
+        } else {
+            // SAFETY: `into_task` allocated a boxed cell `id_prefix` bytes
+            // into its allocation and wrote the id in the word before it;
+            // the allocation is alive (type invariant) and the word is never
+            // written again.
+            unsafe { self.0.cast::<u64>().as_ptr().sub(1).read() }
+        };
+        TaskId(std::num::NonZeroU64::new(raw).expect("task ids start at 1"))
     }
 
     /// The runtime the task belongs to.
@@ -458,7 +490,7 @@ impl TaskRef {
     /// The id and name, for an error about this task.
     pub(super) fn label(&self) -> TaskLabel {
         TaskLabel {
-            id: self.header().id,
+            id: self.id(),
             name: self.name_arc().cloned(),
         }
     }
@@ -586,7 +618,7 @@ impl TaskRef {
 
     /// The name given with `Builder::name`, for messages.
     pub(crate) fn describe(&self) -> String {
-        let id = self.header().id;
+        let id = self.id();
         match self.name() {
             Some(n) => format!("task {id} ({n:?})"),
             None => format!("task {id}"),
@@ -598,16 +630,11 @@ impl TaskRef {
 /// list's, the handle's and the queue's (`State::new_spawned`). The returned
 /// `TaskRef` stands for all three; the caller hands each to its holder
 /// (`OwnedList::push`, `Task::from_raw`, a run queue).
-pub(crate) fn allocate<F>(
-    future: F,
-    shared: Arc<Shared>,
-    id: TaskId,
-    name: Option<Arc<str>>,
-) -> TaskRef
+pub(crate) fn allocate<F>(future: F, shared: Arc<Shared>, name: Option<Arc<str>>) -> TaskRef
 where
     F: Future + 'static,
 {
-    into_task(future, State::new_spawned(), shared, id, name)
+    into_task(future, State::new_spawned(), shared, name)
 }
 
 /// Allocate a task for a runtime that is shutting down: the future is dropped
@@ -616,13 +643,12 @@ where
 pub(crate) fn allocate_cancelled<F>(
     future: F,
     shared: Arc<Shared>,
-    id: TaskId,
     name: Option<Arc<str>>,
 ) -> TaskRef
 where
     F: Future + 'static,
 {
-    let task = into_task(future, State::new_complete(), shared, id, name);
+    let task = into_task(future, State::new_complete(), shared, name);
     // SAFETY: just allocated with its future and `new_complete`, not
     // published: the stage and the task are ours alone.
     unsafe { vtable::cancel_unpublished(task) };
@@ -638,7 +664,6 @@ fn into_task<F: Future + 'static>(
     future: F,
     state: State,
     shared: Arc<Shared>,
-    id: TaskId,
     name: Option<Arc<str>>,
 ) -> TaskRef {
     let cell = Cell::<F> {
@@ -648,7 +673,6 @@ fn into_task<F: Future + 'static>(
             shared,
             links: Links::new(),
             join_waker: JoinWaker::new(),
-            id,
             cancel: CancelSlot::new(name),
         },
         stage: UnsafeCell::new(Stage {
@@ -663,18 +687,46 @@ fn into_task<F: Future + 'static>(
     TaskRef(ptr.cast::<Header>())
 }
 
-/// Memory for a cell of `layout`: a slot of the slab if `from_slab` (the
-/// cell's `FROM_SLAB`), else the global allocator;
-/// `vtable::dealloc` frees it the same way (`Vtable::from_slab`,
-/// `Vtable::layout`).
+/// Memory for a cell of `layout`, its id set: a slot of the slab if
+/// `from_slab` (the cell's `FROM_SLAB`; the slot's chunk gives it its id),
+/// else the global allocator, with a fresh id written in the word before
+/// the cell ([`boxed_layout`]); `vtable::dealloc` frees it the same way
+/// (`Vtable::from_slab`, `Vtable::layout`).
 #[inline(always)]
 fn allocate_cell(layout: Layout, from_slab: bool) -> NonNull<u8> {
     if from_slab {
         slab::allocate(layout)
     } else {
-        // SAFETY: a cell is never zero-sized (it holds the header).
-        let p = unsafe { std::alloc::alloc(layout) };
-        NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+        let (whole, offset) = boxed_layout(layout);
+        // SAFETY: not zero-sized (it holds the header and the id).
+        let p = unsafe { std::alloc::alloc(whole) };
+        let Some(base) = NonNull::new(p) else {
+            std::alloc::handle_alloc_error(whole)
+        };
+        // SAFETY: `offset` (at least 8, a multiple of 8) and the cell after
+        // it are inside the allocation; the id word is the 8 bytes before
+        // the cell, aligned to 8.
+        unsafe {
+            let cell = base.add(offset);
+            cell.cast::<u64>()
+                .as_ptr()
+                .sub(1)
+                .write(crate::task::reserve_task_ids(1));
+            cell
+        }
+    }
+}
+
+/// A boxed cell's allocation: the id word, padded to the cell's alignment,
+/// then the cell; and the cell's offset in it (its alignment, which is at
+/// least 8: the header holds pointers).
+#[inline(always)]
+pub(super) fn boxed_layout(cell: Layout) -> (Layout, usize) {
+    let offset = cell.align();
+    debug_assert!(offset >= size_of::<u64>());
+    match Layout::from_size_align(cell.size() + offset, offset) {
+        Ok(l) => (l, offset),
+        Err(_) => std::alloc::handle_alloc_error(cell),
     }
 }
 

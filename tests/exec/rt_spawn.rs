@@ -472,6 +472,40 @@ driver_test! {
         });
     }
 
+    // Ids come from the task's memory (a slab slot's, or a word before a
+    // boxed cell): futures of different sizes, one too large for the slab,
+    // spawned interleaved, keep unique ids, which the task itself, its
+    // handle and its error agree on.
+    fn ids_are_unique_across_cell_sizes(rt) {
+        rt.block_on(async {
+            let n = support::scaled(300);
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let (small, mid, large) = ([i as u8; 8], [i as u8; 200], [i as u8; 1000]);
+                tasks.push(spawn(async move { (task::current().unwrap().id(), small[7] as usize) }));
+                tasks.push(spawn(async move { (task::current().unwrap().id(), mid[199] as usize) }));
+                tasks.push(spawn(async move { (task::current().unwrap().id(), large[999] as usize) }));
+            }
+            let failing = spawn(async { panic!("boom") });
+            let mut ids = Vec::new();
+            for (k, t) in tasks.into_iter().enumerate() {
+                let id = t.id();
+                let (seen, byte) = t.await.unwrap();
+                assert_eq!(seen, id, "the task and its handle disagree");
+                assert_eq!(byte, (k / 3) as u8 as usize);
+                ids.push(id.as_u64());
+            }
+            let failing_id = failing.id();
+            let err = failing.await.unwrap_err();
+            assert_eq!(err.panic().unwrap().task_id(), Some(failing_id));
+            ids.push(failing_id.as_u64());
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), 3 * n + 1, "an id was given twice");
+            assert!(ids[0] >= 1);
+        });
+    }
+
     fn shutdown_cancels_and_drops_everything(rt) {
         // The runtime is dropped by the harness after this body; here we check
         // what `coil::run` promises (leftover tasks are cancelled and dropped)

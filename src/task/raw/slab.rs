@@ -77,6 +77,16 @@
 //! cache); W7 (`memory`) bytes per parked task 0.999× (97 % of the chunks
 //! back to back under glibc 2.36).
 //!
+//! **Task ids.** A cell's task id is not stored in the cell: a chunk
+//! reserves one id per slot when it is created (`task::reserve_task_ids`, from
+//! the thread's block of ids) and keeps the first in its header; the task in
+//! slot `i` has id `first_id + i` ([`id_of`]). So a slab cell pays no header
+//! word and a spawn no id counter (issue 18, W7/W1). The ids of a chunk's
+//! slots that are never handed out (a chunk left at thread exit) are never
+//! used. Among cells of one class on one thread ids increase in allocation
+//! order; across classes they do not (each chunk took its block when it was
+//! created). A boxed cell keeps its id in a word before the cell (`raw.rs`).
+//!
 //! Under `cfg(loom)` every cell is a `Box` (loom runs its threads on one OS
 //! thread, which a per-thread cache must not see as one thread), and under
 //! `cfg(miri)` too: Miri (like ASan) sees allocations, so a use of a freed
@@ -119,9 +129,13 @@ pub(super) const fn fits(layout: Layout) -> bool {
 struct Chunk {
     /// Slots not freed yet, unused ones included (see the module docs).
     live: AtomicUsize,
+    /// The id of the task in the first slot: the slot at index `i` holds the
+    /// task `first_id + i` (see "Task ids" in the module docs). Written at
+    /// creation, never changed.
+    first_id: u64,
     /// The size of a slot, for the tests' chunk count per class only (the
-    /// allocator and every free derive it or need none): one word of header
-    /// in the shipped layout.
+    /// allocator and every free derive it or need none): the shipped head is
+    /// two words (`live`, `first_id`).
     #[cfg(test)]
     stride: usize,
 }
@@ -215,6 +229,7 @@ fn slots_for(stride: usize) -> usize {
 #[cold]
 fn new_chunk(stride: usize, slots: usize) -> Bump {
     let layout = chunk_layout();
+    let first_id = crate::task::reserve_task_ids(slots as u64);
     // SAFETY: the layout is not zero-sized.
     let base = unsafe { alloc(layout) };
     if base.is_null() {
@@ -225,6 +240,7 @@ fn new_chunk(stride: usize, slots: usize) -> Bump {
     unsafe {
         chunk.write(Chunk {
             live: AtomicUsize::new(slots),
+            first_id,
             #[cfg(test)]
             stride,
         });
@@ -250,6 +266,26 @@ const fn chunk_layout() -> Layout {
 
 // The largest cell fits a chunk at least once.
 const _: () = assert!(size_of::<Chunk>() + MAX_CELL <= CHUNK_ALLOC);
+
+/// The task id of the cell `cell` of layout `layout` (the one it was
+/// allocated with): its chunk's `first_id` plus its slot's index.
+///
+/// # Safety
+/// `cell` came from [`allocate`] with `layout` and is not freed yet.
+#[inline]
+pub(super) unsafe fn id_of(cell: NonNull<u8>, layout: Layout) -> u64 {
+    let (_, stride) = class_of(layout.size());
+    let addr = cell.as_ptr().addr();
+    let chunk = cell
+        .as_ptr()
+        .map_addr(|a| a & !(CHUNK_BYTES - 1))
+        .cast::<Chunk>();
+    let index = (addr - chunk.addr() - size_of::<Chunk>()) / stride;
+    // SAFETY: the caller's promise: the cell is counted in `live`, so its
+    // chunk is allocated; `first_id` is written before any slot is handed
+    // out and never changed.
+    unsafe { (*chunk).first_id + index as u64 }
+}
 
 /// Gives back a cell from [`allocate`]; any thread. Its contents must have
 /// been dropped already.
@@ -403,6 +439,37 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(chunks(488), 0);
+    }
+
+    #[test]
+    fn ids_follow_slots_and_chunks_never_share_one() {
+        let size = 480;
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        let n = 2 * slots_for(size) + 1;
+        let (ids, more) = std::thread::spawn(move || {
+            let cells: Vec<_> = (0..n).map(|_| allocate(layout)).collect();
+            // SAFETY: each cell came from `allocate` with `layout`, not freed.
+            let ids: Vec<u64> = cells.iter().map(|&c| unsafe { id_of(c, layout) }).collect();
+            // A boxed task's id, taken after the chunks reserved theirs.
+            let more = crate::task::reserve_task_ids(1);
+            for c in cells {
+                // SAFETY: from `allocate`, not used again.
+                unsafe { free(c) };
+            }
+            (ids, more)
+        })
+        .join()
+        .unwrap();
+        // Within a chunk, allocation order is id order, one apart.
+        for chunk in ids.chunks(slots_for(size)) {
+            assert!(chunk.windows(2).all(|w| w[1] == w[0] + 1), "{chunk:?}");
+        }
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), n, "an id was given twice: {ids:?}");
+        assert!(sorted[0] >= 1 && !sorted.contains(&more));
+        assert_eq!(chunks(size), 0);
     }
 
     #[test]

@@ -403,7 +403,7 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
         // Debug mode: the spawn location's entry is the loop's to remove
         // when no handle is left to do it (`rt/debug.rs`).
         if let Some(checks) = &header.shared.debug {
-            checks.forget(header.id.as_u64());
+            checks.forget(task.id().as_u64());
         }
     } else if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set, the field is ours to read.
@@ -599,9 +599,13 @@ pub(super) unsafe fn dealloc(task: TaskRef) {
         // used again.
         unsafe { super::slab::free(task.0.cast()) };
     } else {
-        // SAFETY: `into_task` allocated it with `alloc(layout)` (not
-        // `FROM_SLAB`), its contents were dropped, and it is not used again.
-        unsafe { std::alloc::dealloc(header.cast(), vt.layout) };
+        // SAFETY: `into_task` allocated it with `alloc` of `boxed_layout`
+        // (not `FROM_SLAB`), the cell `offset` bytes in; its contents were
+        // dropped, and it is not used again.
+        unsafe {
+            let (whole, offset) = super::boxed_layout(vt.layout);
+            std::alloc::dealloc(header.cast::<u8>().sub(offset), whole);
+        }
     }
 }
 
