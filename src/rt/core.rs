@@ -542,21 +542,57 @@ impl Core {
     /// future with its own context): the unwind still ends the firing state
     /// and moves the tasks woken so far to the front; otherwise every later
     /// push of the loop would be staged in `front` until the next timer.
+    /// The wakers after the panicking one are not lost either
+    /// (`wake_batch`).
     pub(crate) fn wake_to_front(&self, wakers: &mut Vec<Waker>) {
-        struct Firing<'a>(&'a Core);
-        impl Drop for Firing<'_> {
+        self.wake_batch(wakers, true);
+    }
+
+    /// Wake `wakers`, in order; with `front`, coil tasks of this loop go to
+    /// the front of the queue (`wake_to_front`), else where their wakes put
+    /// them (the back).
+    ///
+    /// If a waker panics, the ones after it are not dropped unwoken (their
+    /// tasks would wait forever): the unwind files them as timers due at
+    /// the wheel's next tick, which the next tick fires (a loop whose wheel
+    /// is borrowed by the unwinding code, which no waker of this loop does,
+    /// drops them).
+    pub(super) fn wake_batch(&self, wakers: &mut Vec<Waker>, front: bool) {
+        struct Batch<'a, 'b> {
+            core: &'a Core,
+            front: bool,
+            rest: std::vec::Drain<'b, Waker>,
+        }
+        impl Drop for Batch<'_, '_> {
             fn drop(&mut self) {
-                let core = self.0;
-                core.firing.set(false);
-                let mut front = core.front.borrow_mut();
-                for t in front.drain(..).rev() {
-                    core.run_queue.push_front(t);
+                let core = self.core;
+                if self.front {
+                    core.firing.set(false);
+                    let mut front = core.front.borrow_mut();
+                    for t in front.drain(..).rev() {
+                        core.run_queue.push_front(t);
+                    }
+                }
+                // Empty unless a waker panicked.
+                if self.rest.len() > 0
+                    && let Ok(mut wheel) = core.wheel.try_borrow_mut()
+                {
+                    let at = wheel.elapsed() + 1;
+                    for w in self.rest.by_ref() {
+                        wheel.insert(at, w);
+                    }
                 }
             }
         }
-        self.firing.set(true);
-        let _firing = Firing(self);
-        for w in wakers.drain(..) {
+        if front {
+            self.firing.set(true);
+        }
+        let mut batch = Batch {
+            core: self,
+            front,
+            rest: wakers.drain(..),
+        };
+        for w in batch.rest.by_ref() {
             w.wake();
         }
     }

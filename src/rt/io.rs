@@ -106,7 +106,7 @@ impl Core {
             // The front of an empty queue is its back: the woken tasks land
             // in the same order as through `wake_to_front`, without staging
             // them (the common case: completions come after an idle park).
-            wakers.drain(..).for_each(Waker::wake);
+            self.wake_batch(&mut wakers, false);
         } else {
             self.wake_to_front(&mut wakers);
         }

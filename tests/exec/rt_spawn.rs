@@ -277,6 +277,174 @@ driver_test! {
         });
     }
 
+    // A task that awaits its own handle (asyncio raises there; here it
+    // just waits): its join-waker word then holds a reference to the task
+    // itself (raw/join_waker.rs keeps a coil task's waker as its TaskRef),
+    // a cycle. Aborted, its future drops the handle while the task is
+    // being completed: the loop wakes the (completing) task, clears the
+    // word and so releases that reference; the future's values are dropped
+    // once and the cell is freed (Miri's leak check would report it).
+    fn a_task_awaiting_its_own_handle_is_aborted_cleanly(rt) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt.block_on(async move {
+            let slot: Rc<RefCell<Option<coil::Task<()>>>> = Rc::default();
+            let s = slot.clone();
+            let t = spawn(async move {
+                let _g = DropCounter(d);
+                yield_now().await;
+                let me = s.borrow_mut().take().expect("the handle is in its slot");
+                let _ = me.await;
+                unreachable!("a task cannot see its own end");
+            });
+            let handle = coil::task::TaskHandle::clone(&t);
+            *slot.borrow_mut() = Some(t);
+            for _ in 0..4 {
+                yield_now().await;
+            }
+            assert!(slot.borrow().is_none(), "the task took its handle");
+            assert!(!handle.is_finished());
+            assert!(handle.abort());
+            while !handle.is_finished() {
+                yield_now().await;
+            }
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    // The same cycle left in place when its runtime is dropped: shutdown
+    // drops the future (and the handle in it) and completes the task; the
+    // cell is freed with the runtime (Miri's leak check).
+    fn a_task_awaiting_its_own_handle_at_runtime_drop(rt) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let own = support::runtime_with(support::choice_like(rt));
+        let handle = own.block_on(async move {
+            let slot: Rc<RefCell<Option<coil::Task<()>>>> = Rc::default();
+            let s = slot.clone();
+            let t = spawn(async move {
+                let _g = DropCounter(d);
+                yield_now().await;
+                let me = s.borrow_mut().take().expect("the handle is in its slot");
+                let _ = me.await;
+                unreachable!("a task cannot see its own end");
+            });
+            let handle = coil::task::TaskHandle::clone(&t);
+            *slot.borrow_mut() = Some(t);
+            for _ in 0..4 {
+                yield_now().await;
+            }
+            assert!(slot.borrow().is_none(), "the task took its handle");
+            handle
+        });
+        assert!(!handle.is_finished());
+        drop(own);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(handle.is_finished());
+    }
+
+    // Two tasks awaiting each other's handles: each join-waker word holds
+    // the other task. One is aborted: its handle of the other is dropped
+    // with its future (the other's word still holds the aborted task, for
+    // the other's completion to wake and release), the other then reads
+    // `Cancelled` and finishes; nothing is leaked or freed twice.
+    fn two_tasks_awaiting_each_other_one_aborted(rt) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (da, db) = (drops.clone(), drops.clone());
+        let out = rt.block_on(async move {
+            let slot_a: Rc<RefCell<Option<coil::Task<u32>>>> = Rc::default();
+            let slot_b: Rc<RefCell<Option<coil::Task<u32>>>> = Rc::default();
+            let (sa, sb) = (slot_a.clone(), slot_b.clone());
+            let a = spawn(async move {
+                let _g = DropCounter(da);
+                yield_now().await;
+                let b = sb.borrow_mut().take().expect("b's handle");
+                let _ = b.await;
+                unreachable!("b waits for a");
+            });
+            let b = spawn(async move {
+                let _g = DropCounter(db);
+                yield_now().await;
+                let a = sa.borrow_mut().take().expect("a's handle");
+                match a.await {
+                    Err(TaskError::Cancelled(_)) => 7,
+                    other => panic!("expected a's cancellation, got {other:?}"),
+                }
+            });
+            let ha = coil::task::TaskHandle::clone(&a);
+            *slot_a.borrow_mut() = Some(a);
+            *slot_b.borrow_mut() = Some(b);
+            for _ in 0..4 {
+                yield_now().await;
+            }
+            assert!(slot_a.borrow().is_none() && slot_b.borrow().is_none());
+            assert!(ha.abort());
+            let mut spins = 0;
+            while drops.load(Ordering::SeqCst) < 2 {
+                yield_now().await;
+                spins += 1;
+                assert!(spins < 100, "b never finished");
+            }
+            ha.is_finished()
+        });
+        assert!(out);
+    }
+
+    // A handle sent to another thread and awaited there by a task of
+    // another runtime: the join-waker word holds that foreign-runtime task
+    // (a TaskRef, not a boxed waker), woken from this loop's thread when
+    // the task completes, and released on whichever side clears the word.
+    // The output arrives once; the counters end with one owner each.
+    fn handle_awaited_by_a_task_of_another_runtime_thread(rt) {
+        use std::sync::atomic::AtomicBool;
+        let drops = Arc::new(AtomicUsize::new(0));
+        let registered = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let choice = support::choice_like(rt);
+        let (tx, rx) = std::sync::mpsc::channel::<coil::Task<(String, DropCounter)>>();
+        let (reg, fin) = (registered.clone(), done.clone());
+        let d = drops.clone();
+        let thread = std::thread::spawn(move || {
+            let other = support::runtime_with(choice);
+            let t = rx.recv().unwrap();
+            let got = other.block_on(async move {
+                let joiner = spawn(async move {
+                    let mut t = t;
+                    // The first poll registers this task's waker.
+                    std::future::poll_fn(|cx| {
+                        assert!(std::pin::Pin::new(&mut t).poll(cx).is_pending());
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    reg.store(true, Ordering::SeqCst);
+                    t.await.unwrap()
+                });
+                joiner.await.unwrap()
+            });
+            assert_eq!(got.0, "out");
+            assert_eq!(d.load(Ordering::SeqCst), 0);
+            drop(got);
+            fin.store(true, Ordering::SeqCst);
+            drop(other);
+        });
+        let reg = registered.clone();
+        let d = drops.clone();
+        rt.block_on(async move {
+            let t = spawn(async move {
+                while !reg.load(Ordering::SeqCst) {
+                    yield_now().await;
+                }
+                (String::from("out"), DropCounter(d))
+            });
+            tx.send(t).unwrap();
+            while !done.load(Ordering::SeqCst) {
+                yield_now().await;
+            }
+        });
+        thread.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
     fn try_take_and_names(rt) {
         rt.block_on(async {
             let mut t = task::Builder::new().name("worker").spawn(async { 9 });

@@ -186,6 +186,155 @@ driver_test! {
         });
     }
 
+    fn stream_read_and_write_all_dropped_in_each_state_drop_their_buffer_once(rt) {
+        // The stream's read and write_all futures (src/net/stream.rs) own
+        // their buffer in every state: before the first poll, waiting for a
+        // dropped read still in flight (the read's first state, io_uring),
+        // with their op in flight (then the op owns it until the kernel
+        // is done), after returning it. Each buffer is dropped exactly
+        // once, and the bytes a dropped read may have taken reach the next
+        // read.
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Counted(Vec<u8>, Arc<AtomicUsize>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        // SAFETY: a Vec's heap bytes: stable across moves, `len <= capacity`.
+        unsafe impl coil::io::IoBuf for Counted {
+            fn stable_ptr(&self) -> *const u8 {
+                self.0.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.0.len()
+            }
+            fn bytes_total(&self) -> usize {
+                self.0.capacity()
+            }
+        }
+        // SAFETY: as above, writable for `capacity` bytes.
+        unsafe impl coil::io::IoBufMut for Counted {
+            fn stable_mut_ptr(&mut self) -> *mut u8 {
+                self.0.as_mut_ptr()
+            }
+            unsafe fn set_init(&mut self, pos: usize) {
+                // SAFETY: the caller's promise (initialised, within capacity).
+                unsafe { self.0.set_len(pos) }
+            }
+        }
+        fn counted(v: Vec<u8>) -> (Counted, Arc<AtomicUsize>) {
+            let c = Arc::new(AtomicUsize::new(0));
+            (Counted(v, c.clone()), c)
+        }
+        rt.block_on(async {
+            let (a, b) = pair().await;
+            // write_all: not polled.
+            let (buf, c0) = counted(vec![1; 10]);
+            drop(a.write_all(buf));
+            assert_eq!(c0.load(Ordering::SeqCst), 1);
+            // write_all: in flight (the peer reads nothing, 16 MiB do not fit
+            // in the socket buffers), dropped.
+            let (buf, c1) = counted(vec![2; 16 << 20]);
+            assert!(support::poll_once(a.write_all(buf)).await.is_none());
+            // write_all: completed, the buffer handed back.
+            let (c, d) = pair().await;
+            let (buf, c2) = counted(b"done".to_vec());
+            let BufResult(r, back) = c.write_all(buf).await;
+            r.unwrap();
+            assert_eq!(c2.load(Ordering::SeqCst), 0);
+            drop(back);
+            // read: in flight (nothing to read yet), dropped; then a read that
+            // may wait for it (its first state), dropped; then the peer writes.
+            let (e, f) = pair().await;
+            let (buf, c3) = counted(Vec::with_capacity(64));
+            assert!(support::poll_once(f.read(buf)).await.is_none());
+            let (buf, c4) = counted(Vec::with_capacity(64));
+            assert!(support::poll_once(f.read(buf)).await.is_none());
+            let BufResult(r, _) = e.write_all(&b"hello"[..]).await;
+            r.unwrap();
+            let mut got = Vec::new();
+            while got.len() < 5 {
+                let BufResult(r, buf) = f.read(Vec::with_capacity(64)).await;
+                assert!(r.unwrap() > 0);
+                got.extend_from_slice(&buf);
+            }
+            assert_eq!(got, b"hello", "the dropped reads lost nothing");
+            // That read waited for the dropped one (op/fd.rs rule 4): both
+            // dropped reads' buffers are gone by now.
+            assert_eq!(c4.load(Ordering::SeqCst), 1);
+            assert_eq!(c3.load(Ordering::SeqCst), 1);
+            let BufResult(r, buf) = d.read_exact(Vec::with_capacity(4)).await;
+            r.unwrap();
+            assert_eq!(buf, b"done");
+            assert_eq!(c2.load(Ordering::SeqCst), 1);
+            // The dropped write's fd closes once its op is done: EOF at the
+            // peer means the op gave its buffer back.
+            drop(a);
+            let mut sent = 0;
+            loop {
+                let BufResult(r, _) = b.read(Vec::with_capacity(1 << 20)).await;
+                match r.unwrap() {
+                    0 => break,
+                    n => sent += n,
+                }
+            }
+            assert!(sent < 16 << 20, "the dropped write did not finish");
+            assert_eq!(c1.load(Ordering::SeqCst), 1);
+            assert_eq!(c0.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    fn a_panicking_io_waker_loses_no_other_wake_of_its_batch(rt) {
+        // Two reads complete in one batch while the run queue is empty: a
+        // read polled with a foreign waker that panics, then a task's
+        // read. The panic unwinds out of block_on; the task's wake-up must
+        // not be lost with it (src/rt/io.rs, dispatch_completions).
+        use std::io::Write;
+        use std::sync::Arc;
+        struct PanicWake;
+        impl std::task::Wake for PanicWake {
+            fn wake(self: Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+        fn std_pair() -> (std::net::TcpStream, TcpStream) {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (r, _) = l.accept().unwrap();
+            r.set_nonblocking(true).unwrap();
+            (w, TcpStream::from_std(r).unwrap())
+        }
+        let handle = std::cell::RefCell::new(None);
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async {
+                let (mut w1, r1) = std_pair();
+                let (mut w2, r2) = std_pair();
+                let w = std::task::Waker::from(Arc::new(PanicWake));
+                let mut cx = std::task::Context::from_waker(&w);
+                let mut f = Box::pin(r1.read(Vec::with_capacity(8)));
+                assert!(std::future::Future::poll(f.as_mut(), &mut cx).is_pending());
+                let t = spawn(async move {
+                    let BufResult(r, _) = r2.read(Vec::with_capacity(8)).await;
+                    r.unwrap()
+                });
+                coil::task::yield_now().await;
+                *handle.borrow_mut() = Some(t);
+                w1.write_all(b"a").unwrap();
+                w2.write_all(b"b").unwrap();
+                std::future::pending::<()>().await;
+                drop((f, w1, w2));
+            })
+        }));
+        assert!(first.is_err(), "the waker's panic reaches block_on's caller");
+        let t = handle.borrow_mut().take().unwrap();
+        rt.block_on(async {
+            let r = coil::time::timeout(Duration::from_secs(5), t).await;
+            assert!(r.is_ok(), "the task's read completed in the panicking batch was lost");
+        });
+    }
+
     fn resolves_host_names_off_the_loop(rt) {
         rt.block_on(async {
             let l = TcpListener::bind_to("localhost:0").await.unwrap();

@@ -167,6 +167,84 @@ driver_test! {
         });
     }
 
+    fn bursts_past_the_shrink_size_keep_fifo_order(rt) {
+        // The run queue ring (src/rt/core/run_queue.rs) grows by doubling
+        // from 256 slots past 8192 (wrapped entries moved at each growth)
+        // and is given back once a tick leaves it empty; a second burst
+        // grows it again. Tasks run once each, in spawn order, and tasks
+        // spawned by a poll (a push while the loop pops) go behind the
+        // burst: checked over two rounds.
+        rt.block_on(async {
+            for round in 0..2u32 {
+                let log = Rc::new(RefCell::new(Vec::new()));
+                // A few tasks queued first and popped, so the head is not
+                // at slot 0 when the burst grows the ring.
+                for i in 0..37u32 {
+                    let l = log.clone();
+                    spawn(async move { l.borrow_mut().push(1_000_000 + i) }).await.unwrap();
+                }
+                log.borrow_mut().clear();
+                const N: u32 = 20_000;
+                let tasks: Vec<_> = (0..N)
+                    .map(|i| {
+                        let l = log.clone();
+                        spawn(async move {
+                            l.borrow_mut().push(i);
+                            if i % 1000 == 0 {
+                                let l = l.clone();
+                                drop(spawn(async move { l.borrow_mut().push(100_000 + i) }));
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                // The children were queued behind the burst: let them run.
+                for _ in 0..10 {
+                    yield_now().await;
+                }
+                let want: Vec<u32> =
+                    (0..N).chain((0..N).step_by(1000).map(|i| 100_000 + i)).collect();
+                assert_eq!(*log.borrow(), want, "round {round}");
+            }
+        });
+    }
+
+    fn a_panicking_timer_waker_loses_no_other_timer_of_its_batch(rt) {
+        // Two timers due at the same tick, fired in one batch: a foreign
+        // waker that panics first, then a coil task's. The panic unwinds
+        // out of block_on; the task's wake-up must not be lost with it.
+        struct PanicWake;
+        impl std::task::Wake for PanicWake {
+            fn wake(self: Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+        let handle = RefCell::new(None);
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async {
+                *handle.borrow_mut() = Some(spawn(async {
+                    let w = std::task::Waker::from(Arc::new(PanicWake));
+                    let mut cx = std::task::Context::from_waker(&w);
+                    // Filed in the same poll, from the same clock read:
+                    // the same tick, the panicking one first.
+                    let mut s = Box::pin(coil::time::sleep(Duration::from_millis(1)));
+                    assert!(std::future::Future::poll(s.as_mut(), &mut cx).is_pending());
+                    coil::time::sleep(Duration::from_millis(1)).await;
+                    drop(s);
+                }));
+                coil::time::sleep(Duration::from_secs(30)).await;
+            })
+        }));
+        assert!(first.is_err(), "the waker's panic reaches block_on's caller");
+        let t = handle.borrow_mut().take().unwrap();
+        rt.block_on(async {
+            let r = coil::time::timeout(Duration::from_secs(5), t).await;
+            assert!(r.is_ok(), "the task's timer fired in the panicking batch was lost");
+        });
+    }
+
     fn remote_spawn_runs_while_a_task_yields_forever(rt) {
         // Item 13: cross-thread injected work runs although the local queue is
         // never empty (the loop drains the remote queue every tick).

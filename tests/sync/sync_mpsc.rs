@@ -121,6 +121,55 @@ driver_test! {
         assert_eq!(th.join().unwrap(), (0..100).collect::<Vec<_>>());
     }
 
+    fn receiver_dropped_with_a_panicking_value_still_wakes_waiting_senders(rt) {
+        // The receiver's drop closes the channel, drops what is buffered
+        // (its batch, the inline head, the buffer) and wakes the senders
+        // waiting for room. A value whose destructor panics must not keep
+        // those senders asleep: they wake with the error, their value back.
+        struct Val(bool, Arc<AtomicUsize>);
+        impl Drop for Val {
+            fn drop(&mut self) {
+                self.1.fetch_add(1, Ordering::SeqCst);
+                if self.0 {
+                    panic!("value destructor panics");
+                }
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt.block_on(async move {
+            let (tx, mut rx) = mpsc::channel::<Val>(2);
+            tx.try_send(Val(false, d.clone())).ok().unwrap();
+            tx.try_send(Val(true, d.clone())).ok().unwrap();
+            // Takes the first value; the panicking one moves to the batch.
+            drop(rx.recv().await.unwrap());
+            tx.try_send(Val(false, d.clone())).ok().unwrap();
+            // Full (one buffered, one in the batch): this send waits.
+            let d2 = d.clone();
+            let waiting = spawn(async move {
+                match tx.send(Val(false, d2)).await {
+                    Err(e) => {
+                        drop(e.into_inner());
+                        true
+                    }
+                    Ok(()) => false,
+                }
+            });
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            assert!(!waiting.is_finished(), "the send waits for room");
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(rx)));
+            assert!(r.is_err(), "the value's panic reaches the dropper");
+            for _ in 0..5 {
+                yield_now().await;
+            }
+            assert!(waiting.is_finished(), "the waiting sender was not woken");
+            assert!(waiting.await.unwrap(), "the send fails: the receiver is gone");
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 4, "each value dropped once");
+    }
+
     fn blocking_calls_inside_the_loop_panic(rt) {
         rt.block_on(async {
             let (tx, mut rx) = mpsc::channel::<u8>(1);

@@ -351,3 +351,99 @@ proptest::proptest! {
         w.check_invariants();
     }
 }
+
+/// Review stress (wt-rev5): thousands of timers on a handful of deadlines
+/// (so the same level-0 and level-1 slots fill up), most of them cancelled
+/// in a scattered order (tombstones, compactions, lists emptied and
+/// refilled), pending timers filed among them, and firings in small steps
+/// that cascade compacted lists down. Against a model: every timer fires
+/// at its deadline (never early, never lost), ties in filing order, and
+/// a cancelled one (its slab entry reused meanwhile) never fires.
+#[test]
+fn tombstones_under_collisions_and_cascades_match_the_model() {
+    let mut w = Wheel::new();
+    let mut model: BTreeMap<usize, (u64, u64)> = BTreeMap::new();
+    let mut pending: Vec<(usize, u64)> = Vec::new();
+    let mut keys: Vec<(usize, Key)> = Vec::new();
+    let (mut next_id, mut seq) = (0usize, 0u64);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let steps = if cfg!(miri) { 300 } else { 60_000 };
+    for step in 0..steps {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let base = w.elapsed();
+        match x % 16 {
+            0..=6 => {
+                // A few offsets: same level-0 slot, same level-1 slot,
+                // a level-2 slot, and the next block boundary.
+                let off = [1, 2, 4095, 4096, 4097, 4096 * 5, 4096 * 64 + 3, 1 << 20]
+                    [(x >> 8) as usize % 8];
+                // Round to a shared absolute tick so that later inserts
+                // collide with earlier ones.
+                let when = ((base + off) | 7) + 1;
+                let (wk, _) = waker(next_id);
+                keys.push((next_id, w.insert(when, wk)));
+                model.insert(next_id, (when, seq));
+                seq += 1;
+                next_id += 1;
+            }
+            7 => {
+                let after = 1 + (x >> 8) % 5000;
+                let (wk, _) = waker(next_id);
+                keys.push((next_id, w.insert_pending(after, wk)));
+                pending.push((next_id, after));
+                next_id += 1;
+            }
+            8..=12 if !keys.is_empty() => {
+                let (id, key) = keys.swap_remove((x >> 8) as usize % keys.len());
+                let was_pending = pending
+                    .iter()
+                    .position(|&(i, _)| i == id)
+                    .map(|p| pending.remove(p));
+                let live = model.remove(&id).is_some() || was_pending.is_some();
+                assert_eq!(w.remove(key), live, "step {step}");
+            }
+            _ => {
+                let mut due = Vec::new();
+                w.file_pending(|after| base + after, &mut due);
+                assert!(due.is_empty());
+                for (id, after) in pending.drain(..) {
+                    model.insert(id, (base + after, seq));
+                    seq += 1;
+                }
+                let now = base + (x >> 8) % 3000;
+                let got = fire(&mut w, now);
+                let mut want: Vec<(u64, u64, usize)> = model
+                    .iter()
+                    .filter(|&(_, &(d, _))| d <= now)
+                    .map(|(&i, &(d, s))| (d, s, i))
+                    .collect();
+                want.sort();
+                let want: Vec<usize> = want.into_iter().map(|(_, _, i)| i).collect();
+                for i in &want {
+                    model.remove(i);
+                }
+                assert_eq!(got, want, "step {step}");
+            }
+        }
+        if !cfg!(miri) && step % 64 == 0 {
+            w.check_invariants();
+        }
+        assert_eq!(w.len(), model.len() + pending.len());
+    }
+    w.check_invariants();
+    // Drain: everything left fires, in order.
+    let mut due = Vec::new();
+    let base = w.elapsed();
+    w.file_pending(|after| base + after, &mut due);
+    for (id, after) in pending.drain(..) {
+        model.insert(id, (base + after, seq));
+        seq += 1;
+    }
+    let mut want: Vec<(u64, u64, usize)> = model.iter().map(|(&i, &(d, s))| (d, s, i)).collect();
+    want.sort();
+    let want: Vec<usize> = want.into_iter().map(|(_, _, i)| i).collect();
+    assert_eq!(fire(&mut w, u64::MAX >> 20), want);
+    assert_eq!(w.len(), 0);
+}

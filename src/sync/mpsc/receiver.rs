@@ -168,11 +168,14 @@ impl<T> Drop for Receiver<T> {
             let head = st.head.take();
             ((head, std::mem::take(&mut st.buf)), st.senders.notify_all())
         };
-        // Outside the lock: destructors may use the channel. Oldest first:
-        // the batch, then `head`, then the buffer behind it.
+        // Outside the lock: destructors may use the channel. The waiting
+        // senders are woken first: a value's destructor may panic, and they
+        // must not stay asleep then. Then the values, oldest first: the
+        // batch, `head`, the buffer behind it (dropped during the unwind
+        // if one before them panics).
+        wakers.into_iter().for_each(Waker::wake);
         drop(std::mem::take(&mut self.local.0));
         drop(buf);
-        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
