@@ -96,11 +96,12 @@ impl Core {
                 sim.record(0, super::sim::EventKind::Io(c.user_data, c.result));
             }
         }
-        let mut orphans: Vec<OrphanDone> = Vec::new();
+        let mut orphans = FinishOrphans(Vec::new());
         let mut wakers = std::mem::take(&mut *self.fired.borrow_mut());
         // One borrow of the table for the batch; the wakers run after it
         // is released (a waker may run any code, even drop an op).
-        self.home.complete_all(&mut done, &mut wakers, &mut orphans);
+        self.home
+            .complete_all(&mut done, &mut wakers, &mut orphans.0);
         *self.completions.borrow_mut() = done;
         if self.run_queue.is_empty() {
             // The front of an empty queue is its back: the woken tasks land
@@ -111,9 +112,7 @@ impl Core {
             self.wake_to_front(&mut wakers);
         }
         *self.fired.borrow_mut() = wakers;
-        for o in orphans {
-            o.finish();
-        }
+        // `orphans` drops here and finishes them all (`FinishOrphans`).
     }
 
     /// Before the driver is used: forget the fds closed since the last call
@@ -184,5 +183,21 @@ impl Core {
 
     pub(crate) fn driver_kind(&self) -> coil_arch::DriverKind {
         self.driver.borrow().kind()
+    }
+}
+
+/// The orphans of a completion batch, finished when this drops: after the
+/// batch's wakers on the normal path, and also when a waker panics and
+/// unwinds out of `dispatch_completions`. An orphan left unfinished would
+/// lose the bytes a dropped read kept, and its socket's count of orphans in
+/// flight would never reach zero, so every later read on it would wait
+/// forever (`op` rule O3).
+struct FinishOrphans(Vec<OrphanDone>);
+
+impl Drop for FinishOrphans {
+    fn drop(&mut self) {
+        for o in self.0.drain(..) {
+            o.finish();
+        }
     }
 }

@@ -335,6 +335,65 @@ driver_test! {
         });
     }
 
+    fn a_panicking_io_waker_loses_no_orphan_of_its_batch(rt) {
+        // A read dropped in flight (an orphan under io_uring) completes in
+        // the same batch as a read whose foreign waker panics: the orphan
+        // must still be finished, so the byte it took is kept for the next
+        // read and the socket's orphan count goes back to zero (otherwise
+        // that next read would wait forever: it did, under all three
+        // drivers, before `FinishOrphans` in src/rt/io.rs).
+        use std::io::Write;
+        use std::sync::Arc;
+        struct PanicWake;
+        impl std::task::Wake for PanicWake {
+            fn wake(self: Arc<Self>) {
+                panic!("this waker panics");
+            }
+        }
+        fn std_pair() -> (std::net::TcpStream, TcpStream) {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (r, _) = l.accept().unwrap();
+            r.set_nonblocking(true).unwrap();
+            (w, TcpStream::from_std(r).unwrap())
+        }
+        let kept = std::cell::RefCell::new(None);
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(async {
+                let (mut w1, r1) = std_pair();
+                let (mut w3, r3) = std_pair();
+                let w = std::task::Waker::from(Arc::new(PanicWake));
+                let mut cx = std::task::Context::from_waker(&w);
+                let mut f = Box::pin(r1.read(Vec::with_capacity(8)));
+                assert!(std::future::Future::poll(f.as_mut(), &mut cx).is_pending());
+                let mut g = Box::pin(r3.read(Vec::with_capacity(8)));
+                std::future::poll_fn(|cx| {
+                    assert!(std::future::Future::poll(g.as_mut(), cx).is_pending());
+                    std::task::Poll::Ready(())
+                })
+                .await;
+                // Both reads reach the kernel.
+                coil::task::yield_now().await;
+                w1.write_all(b"a").unwrap();
+                w3.write_all(b"c").unwrap();
+                // Dropped in flight: its completion (the byte, or a
+                // cancellation) lands with the panicking read's.
+                drop(g);
+                *kept.borrow_mut() = Some((r3, w3));
+                std::future::pending::<()>().await;
+                drop((f, w1));
+            })
+        }));
+        assert!(first.is_err(), "the waker's panic reaches block_on's caller");
+        let (r3, _w3) = kept.borrow_mut().take().unwrap();
+        rt.block_on(async {
+            let r = coil::time::timeout(Duration::from_secs(5), r3.read(Vec::with_capacity(8))).await;
+            let BufResult(n, buf) = r.expect("the read after the orphan waited forever");
+            assert_eq!(n.unwrap(), 1);
+            assert_eq!(buf, b"c", "the orphan's byte was lost");
+        });
+    }
+
     fn resolves_host_names_off_the_loop(rt) {
         rt.block_on(async {
             let l = TcpListener::bind_to("localhost:0").await.unwrap();
