@@ -13,6 +13,26 @@ use coil::spawn;
 
 use support::tcp_pair as pair;
 
+/// A foreign waker whose `wake` panics (the panicking-waker tests below).
+fn panicking_waker() -> std::task::Waker {
+    struct PanicWake;
+    impl std::task::Wake for PanicWake {
+        fn wake(self: std::sync::Arc<Self>) {
+            panic!("this waker panics");
+        }
+    }
+    std::task::Waker::from(std::sync::Arc::new(PanicWake))
+}
+
+/// A std writer and a coil reader connected over loopback.
+fn std_pair() -> (std::net::TcpStream, TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (r, _) = l.accept().unwrap();
+    r.set_nonblocking(true).unwrap();
+    (w, TcpStream::from_std(r).unwrap())
+}
+
 driver_test! {
     fn echo_roundtrip(rt) {
         rt.block_on(async {
@@ -292,26 +312,12 @@ driver_test! {
         // read. The panic unwinds out of block_on; the task's wake-up must
         // not be lost with it (src/rt/io.rs, dispatch_completions).
         use std::io::Write;
-        use std::sync::Arc;
-        struct PanicWake;
-        impl std::task::Wake for PanicWake {
-            fn wake(self: Arc<Self>) {
-                panic!("this waker panics");
-            }
-        }
-        fn std_pair() -> (std::net::TcpStream, TcpStream) {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (r, _) = l.accept().unwrap();
-            r.set_nonblocking(true).unwrap();
-            (w, TcpStream::from_std(r).unwrap())
-        }
         let handle = std::cell::RefCell::new(None);
         let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             rt.block_on(async {
                 let (mut w1, r1) = std_pair();
                 let (mut w2, r2) = std_pair();
-                let w = std::task::Waker::from(Arc::new(PanicWake));
+                let w = panicking_waker();
                 let mut cx = std::task::Context::from_waker(&w);
                 let mut f = Box::pin(r1.read(Vec::with_capacity(8)));
                 assert!(std::future::Future::poll(f.as_mut(), &mut cx).is_pending());
@@ -343,26 +349,12 @@ driver_test! {
         // that next read would wait forever: it did, under all three
         // drivers, before `FinishOrphans` in src/rt/io.rs).
         use std::io::Write;
-        use std::sync::Arc;
-        struct PanicWake;
-        impl std::task::Wake for PanicWake {
-            fn wake(self: Arc<Self>) {
-                panic!("this waker panics");
-            }
-        }
-        fn std_pair() -> (std::net::TcpStream, TcpStream) {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let w = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-            let (r, _) = l.accept().unwrap();
-            r.set_nonblocking(true).unwrap();
-            (w, TcpStream::from_std(r).unwrap())
-        }
         let kept = std::cell::RefCell::new(None);
         let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             rt.block_on(async {
                 let (mut w1, r1) = std_pair();
                 let (mut w3, r3) = std_pair();
-                let w = std::task::Waker::from(Arc::new(PanicWake));
+                let w = panicking_waker();
                 let mut cx = std::task::Context::from_waker(&w);
                 let mut f = Box::pin(r1.read(Vec::with_capacity(8)));
                 assert!(std::future::Future::poll(f.as_mut(), &mut cx).is_pending());
