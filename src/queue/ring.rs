@@ -141,11 +141,9 @@ impl<T> Ring<T> {
         let (old, head, len) = (self.buf.get(), self.head.get(), self.len.get());
         // Copy the items front to back into the start of the new buffer.
         let first = len.min(old_cap - head);
-        // SAFETY: rule 1: the `len` initialised items are the `first` slots
-        // from `head` and then `len - first` from slot 0 of the old buffer;
-        // the new buffer has room for `new_cap > len` items and does not
-        // overlap the old one. The items are moved: the old buffer is freed
-        // without dropping anything.
+        // The items are moved: the old buffer is freed without dropping any.
+        // SAFETY: rule 1: the `len` items are `first` slots from `head`, then
+        // `len - first` from slot 0; the new buffer (distinct) holds `new_cap > len`.
         unsafe {
             ptr::copy_nonoverlapping(old.as_ptr().add(head), new.as_ptr(), first);
             ptr::copy_nonoverlapping(old.as_ptr(), new.as_ptr().add(first), len - first);

@@ -643,10 +643,9 @@ fn prefetch(entries: &[Entry], index: u32) {
 #[inline(always)]
 fn prefetch_ptr(p: *const ()) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse", not(miri)))]
-    // SAFETY: the only requirement of `_mm_prefetch` is the `sse` target
-    // feature, which this block is compiled only with (it is in the x86_64
-    // baseline). A prefetch reads nothing into the program and cannot
-    // fault, whatever the address.
+    // SAFETY: `_mm_prefetch` needs only `sse`, which this block is compiled
+    // with (x86_64 baseline); a prefetch reads nothing into the program and
+    // cannot fault, whatever the address.
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
     };

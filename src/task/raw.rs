@@ -456,10 +456,9 @@ impl TaskRef {
             // invariant), so the cell is not freed.
             unsafe { slab::id_of(self.0.cast(), vt.layout) }
         } else {
-            // SAFETY: `into_task` allocated a boxed cell `id_prefix` bytes
-            // into its allocation and wrote the id in the word before it;
-            // the allocation is alive (type invariant) and the word is never
-            // written again.
+            // The word is written once, at allocation, and never again.
+            // SAFETY: `into_task` put a boxed cell `id_prefix` bytes into its
+            // allocation with the id in the word before it; the task is alive.
             unsafe { self.0.cast::<u64>().as_ptr().sub(1).read() }
         };
         TaskId(std::num::NonZeroU64::new(raw).expect("task ids start at 1"))

@@ -230,11 +230,13 @@ fn drop_handle(task: &Task, out: &mut Outcomes) {
             }
         }
         DropJoin::Complete { may_drop_waker } => {
+            // A handle that took the output saw COMPLETE and either marked
+            // the field (the fast path above) or gave up its interest (the
+            // first branch).
             // SAFETY: rule 5: COMPLETE seen by the handle; the output is
-            // ours, and not taken (a handle that took it saw COMPLETE and
-            // either marked the field, which the fast path above finds, or
-            // gave up its interest, which the first branch finds).
-            assert!(unsafe { take(&task.output) }, "output gone untaken");
+            // ours, and not taken (above).
+            let taken = unsafe { take(&task.output) };
+            assert!(taken, "output gone untaken");
             out.outputs += 1;
             if may_drop_waker {
                 // SAFETY: rule 6: the runtime is done with the field.

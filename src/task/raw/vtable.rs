@@ -123,10 +123,10 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
         // captured by it: a captured `&mut` would be a protected argument
         // of the closure call and outlive the `drop_in_place` below
         // (Miri, Stacked Borrows).
-        // SAFETY: RUNNING: only this thread touches the stage (rule 1),
-        // and before `COMPLETE` (which `start_poll` checked) its live field
-        // is the future (`Stage`'s docs); it lives in the heap cell and is
-        // never moved until it is dropped in place.
+        // The future lives in the heap cell and is never moved until it is
+        // dropped in place (so pinning it is sound).
+        // SAFETY: RUNNING: only this thread touches the stage (rule 1); before
+        // `COMPLETE` (`start_poll` checked) its live field is the future.
         let fut = unsafe { Pin::new_unchecked(&mut *(&raw mut (*stage).future).cast::<F>()) };
         let Poll::Ready(v) = fut.poll(&mut cx) else {
             return false;
@@ -483,10 +483,9 @@ pub(crate) unsafe fn try_read_output(task: TaskRef, dst: *mut (), waker: Option<
         if unsafe { header.join_waker.is_taken() } {
             output_taken_twice()
         }
-        // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result
-        // to the handle, not taken before (no marker); `failed` is the
-        // snapshot's FAILED, set with COMPLETE; the caller's promise about
-        // `dst`.
+        // `failed` is the snapshot's FAILED, set with COMPLETE.
+        // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result to
+        // the handle, not taken before (no marker); the caller's promise on `dst`.
         unsafe { take(task, dst, failed) };
         // Then the marker, over the handle's waker (dropped here: its
         // destructor may be foreign code, and the output is out already).
