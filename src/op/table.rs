@@ -76,16 +76,6 @@ struct Slot {
     state: SlotState,
 }
 
-/// What the loop must do after recording a completion.
-enum Completed {
-    /// Wake the future's task.
-    Wake(Waker),
-    /// Run this orphan's completion (outside any borrow of the table).
-    Orphan(OrphanDone),
-    /// Nothing (stale key, or no waker registered).
-    Nothing,
-}
-
 /// An orphan whose completion arrived.
 pub(crate) struct OrphanDone {
     op: Box<dyn Orphan>,
@@ -273,12 +263,10 @@ impl OpHome {
         orphans: &mut Vec<OrphanDone>,
     ) {
         let mut table = self.table.borrow_mut();
+        // At most one waker a completion: the pushes below never reallocate.
+        wakers.reserve(done.len());
         for c in done.drain(..) {
-            match table.complete(&c) {
-                Completed::Wake(w) => wakers.push(w),
-                Completed::Orphan(o) => orphans.push(o),
-                Completed::Nothing => {}
-            }
+            table.complete(&c, wakers, orphans);
         }
     }
 
@@ -465,33 +453,55 @@ impl OpTable {
         slot.state = SlotState::Orphan(op);
     }
 
-    #[inline]
-    fn complete(&mut self, c: &Completion) -> Completed {
+    /// Records a completion: a waiting slot becomes `Done` and its waker goes
+    /// to `wakers`; an orphan's goes to `orphans` (out of line: the rare case).
+    /// A waiting slot is handled without building an enum of what to do and
+    /// without the old state's drop glue (W6: 680 -> 671 instructions a read, callgrind).
+    #[inline(always)]
+    fn complete(&mut self, c: &Completion, wakers: &mut Vec<Waker>, orphans: &mut Vec<OrphanDone>) {
+        if let Some(slot) = self.slot(c.user_data)
+            && let SlotState::Waiting(w) = &mut slot.state
+        {
+            let w = w.take();
+            // The old state is now `Waiting(None)`, which owns nothing: no
+            // drop glue for it.
+            let old = std::mem::replace(&mut slot.state, SlotState::Done(c.result, c.flags));
+            debug_assert!(matches!(old, SlotState::Waiting(None)));
+            std::mem::forget(old);
+            self.in_flight -= 1;
+            if let Some(w) = w {
+                wakers.push(w);
+            }
+            return;
+        }
+        self.complete_other(c, orphans);
+    }
+
+    /// [`complete`](Self::complete) for a slot that is not waiting: an orphan
+    /// (finished by the caller), or a stale key or a second completion (bugs).
+    #[cold]
+    #[inline(never)]
+    fn complete_other(&mut self, c: &Completion, orphans: &mut Vec<OrphanDone>) {
         let Some(slot) = self.slot(c.user_data) else {
             debug_assert!(false, "completion for an unknown op {:#x}", c.user_data);
-            return Completed::Nothing;
+            return;
         };
         match std::mem::replace(&mut slot.state, SlotState::Done(c.result, c.flags)) {
-            SlotState::Waiting(w) => {
-                self.in_flight -= 1;
-                w.map_or(Completed::Nothing, Completed::Wake)
-            }
             SlotState::Orphan(op) => {
                 self.in_flight -= 1;
                 self.vacate(c.user_data);
                 // SAFETY: this is the op's completion, reported by the
                 // driver: nothing touches the block any more.
                 let op = unsafe { op.landed() }.into_box();
-                Completed::Orphan(OrphanDone {
+                orphans.push(OrphanDone {
                     op,
                     res: c.io_result(),
                     flags: c.flags,
-                })
+                });
             }
             other => {
                 slot.state = other;
                 debug_assert!(false, "a second completion for op {:#x}", c.user_data);
-                Completed::Nothing
             }
         }
     }

@@ -165,6 +165,12 @@ impl UringDriver {
     /// Drains the CQ, dispatching every CQE; enters the kernel again while
     /// `IORING_SQ_CQ_OVERFLOW` is set, since overflowed CQEs only reach the CQ on an
     /// enter. Returns how many CQEs were seen.
+    ///
+    /// The CQ's head is stored once per batch (with release ordering, when the
+    /// crate's `CompletionQueue` drops). The op completions go to `pending` under
+    /// one reservation for the batch; an op's key is tested first (the driver's own
+    /// tokens are a handful per park, ops up to a CQ's worth), and the tokens are
+    /// handled out of line ([`own_token`]). W6: 691 -> 680 instructions a read, callgrind.
     pub(super) fn reap(&mut self) -> usize {
         let mut seen = 0;
         loop {
@@ -176,9 +182,28 @@ impl UringDriver {
                 pending,
                 ..
             } = self;
-            for cqe in ring.completion() {
-                seen += 1;
-                dispatch(&cqe, wake_armed, in_flight, unpark, pending);
+            let cq = ring.completion();
+            seen += cq.len();
+            pending.reserve(cq.len());
+            for cqe in cq {
+                let (user_data, result, flags) = (cqe.user_data(), cqe.result(), cqe.flags());
+                if user_data < token::RESERVED_MIN {
+                    // An op's completion for the caller of `park`; it ends the op
+                    // unless `IORING_CQE_F_MORE` says more CQEs follow.
+                    if !cqueue::more(flags) {
+                        // Saturating: a CQE no submit counted (impossible today) must
+                        // not wrap the count and make drop wait for ops that do not
+                        // exist.
+                        *in_flight = in_flight.saturating_sub(1);
+                    }
+                    pending.push(Completion {
+                        user_data,
+                        result,
+                        flags,
+                    });
+                } else {
+                    own_token(user_data, result, wake_armed, unpark);
+                }
             }
             if !ring.submission().cq_overflow() {
                 return seen;
@@ -194,16 +219,11 @@ impl UringDriver {
     }
 }
 
-/// Handles one CQE: the driver's own tokens, or an op's completion for the caller of
-/// `park` (which ends the op unless `IORING_CQE_F_MORE` says more CQEs follow).
-fn dispatch(
-    cqe: &io_uring::cqueue::Entry,
-    wake_armed: &mut bool,
-    in_flight: &mut usize,
-    unpark: &Shared,
-    pending: &mut Vec<Completion>,
-) {
-    let (user_data, result) = (cqe.user_data(), cqe.result());
+/// Handles a CQE of one of the driver's own tokens (`reap` hands op completions to the
+/// caller of `park` itself).
+#[cold]
+#[inline(never)]
+fn own_token(user_data: u64, result: i32, wake_armed: &mut bool, unpark: &Shared) {
     match user_data {
         token::UNPARK => {
             *wake_armed = false;
@@ -218,19 +238,6 @@ fn dispatch(
         // in place of its eventfd write; step 3.
         token::MSG_WAKE => unpark.clear(),
         token::PROBE | token::CANCEL | token::MSG_PROBE => {}
-        other if other < token::RESERVED_MIN => {
-            let flags = cqe.flags();
-            if !cqueue::more(flags) {
-                // Saturating: a CQE no submit counted (impossible today) must not wrap
-                // the count and make drop wait for ops that do not exist.
-                *in_flight = in_flight.saturating_sub(1);
-            }
-            pending.push(Completion {
-                user_data,
-                result,
-                flags,
-            });
-        }
         other => debug_assert!(
             false,
             "io_uring completed an unknown reserved user_data {other:#x}"
