@@ -31,7 +31,7 @@ fn fire_all(w: &mut Wheel) -> usize {
 /// buffers and 5 MiB of slab here before it gave them back).
 #[test]
 fn a_burst_gives_its_memory_back() {
-    let (slots, per) = if cfg!(miri) { (8, 270) } else { (4096, 40) };
+    let (slots, per) = if cfg!(miri) { (8, 20) } else { (4096, 40) };
     let mut w = Wheel::new();
     let mut n = 0;
     for i in 0..slots * per {
@@ -57,7 +57,11 @@ fn a_burst_gives_its_memory_back() {
     if !cfg!(miri) {
         w.check_invariants();
     }
-    assert!(w.retained_bytes() > 4 * idle_bound(), "the burst allocated");
+    let during = w.retained_bytes();
+    assert!(
+        cfg!(miri) || during > 4 * idle_bound(),
+        "the burst allocated"
+    );
     for k in cancelled {
         assert!(w.remove(k));
     }
@@ -73,6 +77,7 @@ fn a_burst_gives_its_memory_back() {
         w.retained_bytes(),
         idle_bound()
     );
+    assert!(w.retained_bytes() < during);
     assert_eq!(w.entries.capacity(), 0, "slab freed");
     assert_eq!(w.pos.capacity(), 0, "positions freed");
     // The spares serve the next burst.
