@@ -128,7 +128,11 @@ impl Core {
         if self.has_work() {
             return Some(Duration::ZERO);
         }
-        let next = self.wheel.borrow().next_expiration()?;
+        let mut wheel = self.wheel.borrow_mut();
+        // Idle: the time to give a burst's slab back (`wheel.rs` docs).
+        wheel.shrink_if_empty();
+        let next = wheel.next_expiration()?;
+        drop(wheel);
         let at = self
             .origin
             .checked_add(tick_offset(next))

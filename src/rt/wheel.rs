@@ -92,9 +92,10 @@
 //!   touching all 4096 level-0 slots would have pinned 4096 buffers).
 //! - The pending list keeps its buffer while it is at most [`PENDING_KEEP`]
 //!   indices (64 KiB), whether it empties by filing or by cancels.
-//! - The slab (`entries`, 32 bytes a timer, and `pos`, 4) is freed once the
-//!   wheel holds no timer and it has grown past [`ENTRIES_KEEP`] entries
-//!   (72 KiB): entries cannot move (keys name their index), so it can only
+//! - The slab (`entries`, 32 bytes a timer, and `pos`, 4) is freed by
+//!   [`Wheel::shrink_if_empty`], which the loop calls when it is about to
+//!   park, once the wheel holds no timer and the slab has grown past
+//!   [`ENTRIES_KEEP`] entries (72 KiB): entries cannot move (keys name their index), so it can only
 //!   go all at once. Stale keys must stay stale (invariant 4): new entries
 //!   start at `gen_floor`, the highest generation the freed slab held,
 //!   above every stale key's (generations wrap after 2³² reuses of one
@@ -382,7 +383,6 @@ impl Wheel {
         if list.capacity() <= PENDING_KEEP {
             self.pending_list = list;
         }
-        self.shrink_if_empty();
     }
 
     /// The tick a live filed timer is due at; `None` if `key` is stale
@@ -524,16 +524,20 @@ impl Wheel {
         }
         self.unlink(key.index);
         drop(self.release(key.index));
-        self.shrink_if_empty();
         true
     }
 
-    /// Frees a large slab once no timer is left (module docs).
+    /// Frees a large slab if no timer is left (module docs); returns
+    /// whether it did. The loop calls it when it is about to park (idle),
+    /// not on the firing path: unmapping a 4 MiB slab takes about 0.4 ms,
+    /// which would delay the tasks the burst's last timers woke (W4).
     #[inline]
-    fn shrink_if_empty(&mut self) {
+    pub fn shrink_if_empty(&mut self) -> bool {
         if self.len == 0 && self.entries.len() > ENTRIES_KEEP {
             self.shrink_slab();
+            return true;
         }
+        false
     }
 
     #[cold]
@@ -634,7 +638,6 @@ impl Wheel {
         if now > self.elapsed {
             self.elapsed = now;
         }
-        self.shrink_if_empty();
     }
 
     /// Drops every pending timer (runtime shutdown), returning their wakers

@@ -70,6 +70,7 @@ fn a_burst_gives_its_memory_back() {
     assert!(fired.is_empty());
     assert_eq!(fire_all(&mut w), n);
     assert_eq!(w.len(), 0);
+    assert!(w.shrink_if_empty(), "the loop's idle call frees the slab");
     w.check_invariants();
     assert!(
         w.retained_bytes() <= idle_bound(),
@@ -135,7 +136,9 @@ fn stale_keys_stay_stale_after_the_slab_is_freed() {
         .collect();
     // The last one is cancelled (the `remove` path), the rest fire.
     assert!(w.remove(old[n - 1]));
+    assert!(!w.shrink_if_empty(), "not while a timer is left");
     assert_eq!(fire_all(&mut w), n - 1);
+    assert!(w.shrink_if_empty());
     assert_eq!(w.entries.capacity(), 0, "slab freed");
     let t = w.elapsed() + 1;
     let new: Vec<Key> = (0..n).map(|_| w.insert(t, Waker::noop().clone())).collect();
