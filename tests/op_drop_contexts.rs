@@ -2217,7 +2217,21 @@ mod ctx {
             for i in 0..mem.total() {
                 mem.at(i);
                 let mut t = C::make();
+                // The timeout's deadline is absolute (2 ms from its first
+                // poll): into an empty wheel, an insert first catches the
+                // wheel up with the clock (`src/rt/timers.rs`), so a stall of
+                // the thread inside that poll (a loaded machine) made it due
+                // at once and the poll ready. With a filed timer held across
+                // the poll, the wheel stays at the loop's last clock read
+                // (before the poll began), where a deadline two ticks or more
+                // after the poll's start is never due: the poll registers
+                // both timers whatever the stall.
+                let mut anchor = Box::pin(coil::time::sleep_until(
+                    coil::time::Instant::now() + Duration::from_secs(3600),
+                ));
+                assert!(poll_once(anchor.as_mut()).await.is_pending());
                 assert!(poll_once(t.as_mut()).await.is_pending());
+                drop(anchor);
                 assert!(coil::runtime::stats().unwrap().timers > 0, "not registered");
                 std::thread::spawn(move || drop(t)).join().unwrap();
                 let task = coil::spawn(async move { i });

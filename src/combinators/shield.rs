@@ -22,11 +22,12 @@ use crate::task::{Task, TaskError};
 ///
 /// ```
 /// use std::time::Duration;
-/// use coil::time::{sleep, timeout};
+/// use coil::{sync::oneshot, time::timeout};
 ///
 /// coil::run(async {
-///     let mut write = coil::spawn(async {
-///         sleep(Duration::from_millis(20)).await;
+///     let (disk_done, done) = oneshot::channel::<()>();
+///     let mut write = coil::spawn(async move {
+///         done.await.unwrap(); // a slow write, which
 ///         "saved" // must not be interrupted half-way
 ///     });
 ///     // The caller gives up after 1 ms...
@@ -34,6 +35,7 @@ use crate::task::{Task, TaskError};
 ///     assert!(r.is_err());
 ///     // ...but the write carries on, and its handle is still ours: await it
 ///     // later (or `write.cancel()` after all).
+///     disk_done.send(()).unwrap();
 ///     assert_eq!(write.await.unwrap(), "saved");
 /// });
 /// ```

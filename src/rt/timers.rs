@@ -42,6 +42,9 @@ pub(super) const TICK: Duration = Duration::from_micros(125);
 /// Ticks per second (TICK divides a second).
 const TICKS_PER_SEC: u64 = 1_000_000_000 / TICK.as_nanos() as u64;
 const TICK_NANOS: u32 = TICK.as_nanos() as u32;
+/// `fire_timers` keeps its wakers buffer while it holds at most this many
+/// (64 KiB).
+const FIRED_KEEP: usize = 4096;
 
 /// The number of whole ticks in `d`, rounded down (`up == false`) or up.
 fn ticks(d: Duration, up: bool) -> u64 {
@@ -125,7 +128,11 @@ impl Core {
         if self.has_work() {
             return Some(Duration::ZERO);
         }
-        let next = self.wheel.borrow().next_expiration()?;
+        let mut wheel = self.wheel.borrow_mut();
+        // Idle: the time to give a burst's slab back (`wheel.rs` docs).
+        wheel.shrink_if_empty();
+        let next = wheel.next_expiration()?;
+        drop(wheel);
         let at = self
             .origin
             .checked_add(tick_offset(next))
@@ -157,7 +164,12 @@ impl Core {
             // push_local); foreign wakers do whatever they do.
             self.wake_to_front(&mut fired);
         }
-        *self.fired.borrow_mut() = fired;
+        // Reused every tick, so the steady state does not allocate; a burst
+        // that fired many timers at once gives its buffer back (the wheel's
+        // rule, `wheel.rs` module docs).
+        if fired.capacity() <= FIRED_KEEP {
+            *self.fired.borrow_mut() = fired;
+        }
     }
 
     /// File a timer for `deadline` (a `time::Instant`, as a std instant);

@@ -17,7 +17,8 @@
 //!    `level`/`slot` name, once, at the position `pos` names; that slot's
 //!    `live` count is the number of entries in its list, and its `occupied`
 //!    bit is set iff the count is not zero. A list with no live entry is
-//!    empty.
+//!    empty and holds no buffer (capacity 0: its buffer went to the spares,
+//!    below).
 //! 2. Every linked entry's deadline is `> elapsed` (due entries are fired, not kept).
 //! 3. An entry at a lower level always expires before any entry at a higher
 //!    level, so the next expiration is found in the lowest occupied level.
@@ -75,6 +76,35 @@
 //!    `deadline` the relative value, `pending` counting them; the list is
 //!    empty when `pending` is 0); `len` counts both.
 //!
+//! **Memory after a burst.** A wheel gives back what a burst made it
+//! allocate, the way the run queue does (`core/run_queue.rs`: a buffer above
+//! a threshold is released once it empties), so that 100 000 timers filed
+//! once do not pin megabytes for the rest of the loop's life:
+//! - A slot's list buffer is not kept by the slot once the list empties
+//!   (fired, or its last live entry cancelled; invariant 1): it goes to a
+//!   wheel-wide LIFO of *spare* buffers if their total capacity stays within
+//!   [`SPARE_MAX`] indices (64 KiB), and is freed otherwise. A slot that
+//!   needs a buffer takes the last spare, or allocates [`FIRST_CAP`]. Since
+//!   level-0 slots are one tick each, a loop's steady timers move from slot
+//!   to slot; with the spares, one buffer per tick's worth of timers
+//!   circulates and the steady state allocates nothing (a slot never keeps
+//!   a buffer for its next round 512 ms later, which for one periodic timer
+//!   touching all 4096 level-0 slots would have pinned 4096 buffers).
+//! - The pending list keeps its buffer while it is at most [`PENDING_KEEP`]
+//!   indices (64 KiB), whether it empties by filing or by cancels.
+//! - The slab (`entries`, 32 bytes a timer, and `pos`, 4) is freed by
+//!   [`Wheel::shrink_if_empty`], which the loop calls when it is about to
+//!   park, once the wheel holds no timer and the slab has grown past
+//!   [`ENTRIES_KEEP`] entries (72 KiB): entries cannot move (keys name their index), so it can only
+//!   go all at once. Stale keys must stay stale (invariant 4): new entries
+//!   start at `gen_floor`, the highest generation the freed slab held,
+//!   above every stale key's (generations wrap after 2³² reuses of one
+//!   index, as before). A steady load under the threshold, or one that never
+//!   drains, keeps its slab; a new burst regrows it by doubling.
+//!
+//! 7. `spare_cap` is the total capacity of the spare buffers, at most
+//!    [`SPARE_MAX`]; each spare is empty.
+//!
 //! [`Wheel`], [`Key`] and [`MAX_DURATION`] are `pub` in this crate-private
 //! module so that `crate::fuzz` can re-export them for the `timer_wheel` fuzz
 //! target under `cfg(fuzzing)`; they are not API.
@@ -97,9 +127,15 @@ const PENDING: u8 = LEVELS as u8;
 const COMPACT_MIN: usize = 32;
 /// The first allocation of a slot's list, in entries.
 const FIRST_CAP: usize = 16;
-/// A fired slot keeps its list's buffer for the next timers filed there if
-/// it is at most this long (so one burst does not pin memory for good).
-const KEEP_CAP: usize = 256;
+/// The most indices the spare slot buffers may hold in all (64 KiB; module
+/// docs): an emptied list's buffer that does not fit is freed.
+const SPARE_MAX: usize = 16 * 1024;
+/// The pending list keeps a buffer of at most this many indices (64 KiB)
+/// when it empties; a larger one is freed.
+const PENDING_KEEP: usize = 16 * 1024;
+/// A slab of more than this many entries is freed once no timer is left
+/// (fewer under Miri, so that its tests stay small).
+const ENTRIES_KEEP: usize = if cfg!(miri) { 64 } else { 2048 };
 
 /// Identifies one timer in the wheel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,6 +238,12 @@ pub struct Wheel {
     pending_list: Vec<u32>,
     /// How many entries the pending list holds (counted in `len` too).
     pending: usize,
+    /// Emptied slot buffers for the next slot that needs one (module docs).
+    spare: Vec<Vec<u32>>,
+    /// Their total capacity (invariant 7).
+    spare_cap: usize,
+    /// The generation a new slab entry starts at (module docs).
+    gen_floor: u32,
 }
 
 impl Default for Wheel {
@@ -255,6 +297,9 @@ impl Wheel {
             len: 0,
             pending_list: Vec::new(),
             pending: 0,
+            spare: Vec::new(),
+            spare_cap: 0,
+            gen_floor: 0,
         }
     }
 
@@ -332,10 +377,10 @@ impl Wheel {
                 self.link(cur);
             }
         }
-        // Nothing was added meanwhile (`link` files into slots): keep the
-        // buffer for the next burst.
+        // Nothing was added meanwhile (`link` files into slots): keep a
+        // modest buffer for the next burst (module docs).
         list.clear();
-        if list.capacity() <= KEEP_CAP * 64 {
+        if list.capacity() <= PENDING_KEEP {
             self.pending_list = list;
         }
     }
@@ -358,7 +403,7 @@ impl Wheel {
                 self.entries.push(Entry {
                     deadline: 0,
                     waker: None,
-                    generation: 0,
+                    generation: self.gen_floor,
                     level: UNLINKED,
                     slot: 0,
                 });
@@ -397,9 +442,16 @@ impl Wheel {
         lvl.live[slot] += 1;
         let list = &mut lvl.lists[slot];
         if list.capacity() == 0 {
-            // Skip the smallest growth steps: a slot that is used at all
+            // An empty slot has no buffer (invariant 1): take a spare, or
+            // skip the smallest growth steps: a slot that is used at all
             // tends to get a few timers (W4: about 60 per level-0 slot).
-            list.reserve_exact(FIRST_CAP);
+            *list = match self.spare.pop() {
+                Some(buf) => {
+                    self.spare_cap -= buf.capacity();
+                    buf
+                }
+                None => Vec::with_capacity(FIRST_CAP),
+            };
         }
         self.pos[index as usize] = list_pos(list);
         list.push(index);
@@ -418,6 +470,9 @@ impl Wheel {
             self.pending -= 1;
             if self.pending == 0 {
                 self.pending_list.clear();
+                if self.pending_list.capacity() > PENDING_KEEP {
+                    self.pending_list = Vec::new();
+                }
             }
             return;
         }
@@ -427,8 +482,10 @@ impl Wheel {
         lvl.live[slot] -= 1;
         let live = lvl.live[slot] as usize;
         if live == 0 {
-            list.clear();
+            let mut buf = std::mem::take(list);
+            buf.clear();
             lvl.clear(slot);
+            give_spare(&mut self.spare, &mut self.spare_cap, buf);
         } else if list.len() - live > COMPACT_MIN && list.len() > 3 * live {
             // Drop the tombstones, keeping the order (invariant 5).
             let mut n = 0;
@@ -468,6 +525,32 @@ impl Wheel {
         self.unlink(key.index);
         drop(self.release(key.index));
         true
+    }
+
+    /// Frees a large slab if no timer is left (module docs); returns
+    /// whether it did. The loop calls it when it is about to park (idle),
+    /// not on the firing path: unmapping a 4 MiB slab takes about 0.4 ms,
+    /// which would delay the tasks the burst's last timers woke (W4).
+    #[inline]
+    pub fn shrink_if_empty(&mut self) -> bool {
+        if self.len == 0 && self.entries.len() > ENTRIES_KEEP {
+            self.shrink_slab();
+            return true;
+        }
+        false
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn shrink_slab(&mut self) {
+        debug_assert_eq!(self.len, 0);
+        // Every entry is free (`len` is 0): no waker, no list names one.
+        // Stale keys hold generations below their entry's, so below the
+        // highest one (invariant 4 for the entries allocated next).
+        self.gen_floor = self.gen_floor.max(max_generation(&self.entries));
+        self.entries = Vec::new();
+        self.pos = Vec::new();
+        self.free = NIL;
     }
 
     /// Whether the timer is still pending; if so, makes sure `waker` will be
@@ -547,13 +630,10 @@ impl Wheel {
                     self.link(cur);
                 }
             }
-            // Keep a modest buffer for the slot's next round, unless a
-            // cascade filed something back into this very slot.
+            // The buffer goes to the spares (a cascade that filed something
+            // back into this very slot took another one).
             list.clear();
-            let back = &mut self.levels[level].lists[slot];
-            if back.is_empty() && list.capacity() <= KEEP_CAP {
-                *back = list;
-            }
+            give_spare(&mut self.spare, &mut self.spare_cap, list);
         }
         if now > self.elapsed {
             self.elapsed = now;
@@ -570,12 +650,17 @@ impl Wheel {
             .collect();
         *self = Wheel {
             elapsed: self.elapsed,
+            // Keys of the dropped timers stay stale (invariant 4).
+            gen_floor: self
+                .gen_floor
+                .max(max_generation(&self.entries))
+                .wrapping_add(1),
             ..Wheel::new()
         };
         wakers
     }
 
-    /// Checks invariants 1, 2 and 6 (tests and fuzzing).
+    /// Checks invariants 1, 2, 6 and 7 (tests and fuzzing).
     #[cfg(any(test, fuzzing))]
     pub fn check_invariants(&self) {
         let mut linked = 0;
@@ -612,6 +697,7 @@ impl Wheel {
                 assert_eq!(lvl.is_set(slot), live != 0, "occupied bit");
                 if live == 0 {
                     assert!(list.is_empty(), "a list with no live entry is empty");
+                    assert_eq!(list.capacity(), 0, "an empty list holds no buffer");
                 }
                 assert_eq!(
                     lvl.summary & (1 << (slot / 64)) != 0,
@@ -623,7 +709,45 @@ impl Wheel {
         }
         assert_eq!(linked, self.len);
         assert_eq!(self.pos.len(), self.entries.len(), "one pos per entry");
+        let spare: usize = self.spare.iter().map(Vec::capacity).sum();
+        assert_eq!(spare, self.spare_cap, "spare capacity");
+        assert!(self.spare_cap <= SPARE_MAX, "spare budget");
+        assert!(self.spare.iter().all(Vec::is_empty), "spares are empty");
     }
+
+    /// The capacity, in bytes, of every buffer the wheel holds beyond its
+    /// fixed per-slot arrays: slot lists, spares, pending list, slab
+    /// (tests: what a burst leaves behind).
+    #[cfg(test)]
+    fn retained_bytes(&self) -> usize {
+        let idx = size_of::<u32>();
+        let lists: usize = self
+            .levels
+            .iter()
+            .flat_map(|l| l.lists.iter())
+            .map(Vec::capacity)
+            .sum();
+        (lists + self.spare_cap + self.pending_list.capacity() + self.pos.capacity()) * idx
+            + self.spare.capacity() * size_of::<Vec<u32>>()
+            + self.entries.capacity() * size_of::<Entry>()
+    }
+}
+
+/// Puts an emptied slot buffer on the spares if it fits [`SPARE_MAX`], else
+/// frees it (module docs).
+#[inline]
+fn give_spare(spare: &mut Vec<Vec<u32>>, spare_cap: &mut usize, buf: Vec<u32>) {
+    debug_assert!(buf.is_empty());
+    let cap = buf.capacity();
+    if cap != 0 && *spare_cap + cap <= SPARE_MAX {
+        *spare_cap += cap;
+        spare.push(buf);
+    }
+}
+
+/// The highest generation in `entries` (0 if none).
+fn max_generation(entries: &[Entry]) -> u32 {
+    entries.iter().map(|e| e.generation).max().unwrap_or(0)
 }
 
 /// How many entries ahead `advance` prefetches.
@@ -661,3 +785,6 @@ fn list_pos(list: &[u32]) -> u32 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod memory_tests;
