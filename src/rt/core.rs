@@ -41,7 +41,7 @@ use super::budget::BUDGET;
 use super::debug::DebugChecks;
 use super::metrics::{self, Counters};
 use super::wheel::Wheel;
-use super::{Enter, Shared};
+use super::{Enter, Shared, Woken};
 use crate::task::Task;
 use crate::task::list::OwnedList;
 use crate::task::raw::{self, PollOutcome, TaskRef};
@@ -83,7 +83,7 @@ pub(crate) struct Core {
     /// Set while timer wakers run: `push_local` then collects into `front`.
     firing: Cell<bool>,
     front: RefCell<Vec<TaskRef>>,
-    scratch: RefCell<(Vec<TaskRef>, Vec<TaskRef>)>,
+    scratch: RefCell<(Vec<super::Woken>, Vec<TaskRef>)>,
     /// In-flight I/O ops, and what dropped ops and closed fds left for the
     /// loop to do (`op` rule O2). Every in-flight op and fd handle of this
     /// loop holds a clone, so it outlives the loop when they do.
@@ -655,17 +655,19 @@ pub(crate) unsafe fn poll_task(
 
 /// Loop thread: take over what the remote queue held. Tasks spawned from
 /// other threads are bound to this loop (owned list, rule 1) and queued;
-/// remotely woken tasks are queued. Every entry carries a queue reference.
+/// remotely woken tasks are queued: a queued entry as it is, a wake entry
+/// after the transition its waker left to the loop (`rt/mod.rs`, "Two
+/// kinds of woken entry"), which may instead release its reference.
 ///
 /// # Safety
-/// The loop thread of `owned`'s runtime; the entries come from that
-/// runtime's remote queue (`take_remote`, `close_remote`) with their
-/// references: `spawned` ones are in no list and carry the list's reference
-/// too. `push_local` receives each task with its queue reference.
+/// The loop thread of `owned`'s runtime, outside any poll; the entries come
+/// from that runtime's remote queue (`take_remote`, `close_remote`) with
+/// their references: `spawned` ones are in no list and carry the list's
+/// reference too. `push_local` receives each task with its queue reference.
 pub(crate) unsafe fn adopt(
     owned: &OwnedList,
     spawned: impl IntoIterator<Item = TaskRef>,
-    woken: impl IntoIterator<Item = TaskRef>,
+    woken: impl IntoIterator<Item = Woken>,
     mut push_local: impl FnMut(TaskRef),
 ) {
     for t in spawned {
@@ -674,7 +676,14 @@ pub(crate) unsafe fn adopt(
         unsafe { owned.push(t) };
         push_local(t);
     }
-    for t in woken {
-        push_local(t);
+    for w in woken {
+        if w.is_wake() {
+            // SAFETY: the loop thread, outside any poll; a wake entry of this
+            // runtime's queue with its reference (caller's promise), which
+            // becomes the queue reference for `push_local` or is released.
+            unsafe { w.task().wake_drained(&mut push_local) };
+        } else {
+            push_local(w.task());
+        }
     }
 }

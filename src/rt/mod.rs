@@ -47,8 +47,9 @@
 //!   (by a pusher with its push, by the loop with its take), so whoever holds
 //!   the lock sees it exactly when a vector holds a task.
 //!
-//! The slot holds a woken task's queue reference (a `TaskRef` pointer),
-//! `EMPTY`, or `CLOSED`. Who may write it: a pusher only by a
+//! The slot holds a woken task's entry (a [`Woken`]: a `TaskRef` pointer,
+//! tagged when the entry is a waker's reference, below), `EMPTY`, or
+//! `CLOSED`. Who may write it: a pusher only by a
 //! compare-exchange `EMPTY → task`; the loop only from a task to `EMPTY`
 //! (nobody else changes a slot that holds a task) and, at shutdown, from
 //! anything to `CLOSED` (under the lock). Spawns always take the vectors
@@ -112,12 +113,107 @@
 //! take (a push in between is never taken) or pushing without checking
 //! `closed` (the task leaks) are the older ones.
 //!
+//! # Two kinds of woken entry: a queue reference, or a waker's
+//!
+//! A `woken` entry (slot or vector) is a [`Woken`], one of:
+//! - **queued**: the task's queue reference (rule 2). The waker did the
+//!   state transition (`SCHEDULED` set) on its own thread, then pushed
+//!   (`rt::schedule`): `wake_by_ref`, `cancel`/`abort`, the join waker.
+//! - **wake**: a `Waker::wake` (by value), on a loop thread, of a task of
+//!   another runtime that this thread remembers (`task::raw::last_foreign`:
+//!   the foreign task it woke twice in a row): the waker's own reference,
+//!   pushed as it is, **without touching the task's header** ([`push_wake`],
+//!   with the `Shared` remembered beside the task). The loop does the
+//!   transition the waker skipped when it drains the entry
+//!   (`TaskRef::wake_drained`, the same `transition_to_notified_by_val`):
+//!   the reference becomes the queue reference and the task is queued, or,
+//!   if the task is already queued, running while queued or complete, it
+//!   is released there (possibly the last one: the task is freed on the
+//!   loop thread).
+//!
+//! Why: the state word shares its cache line with the vtable pointer the
+//! loop reads to poll. A foreign wake's RMW on it pulled that line to the
+//! waking core exclusive, and the loop's poll pulled it straight back: two
+//! transfers on a spinning round trip's critical path (docs/multicore.md,
+//! "Where a spinning round trip's time goes"). Done by the loop, the
+//! transition finds the line in its own cache, **provided the waker does
+//! not read that line either**: it needs the header's `shared` to find the
+//! queue, and a read fetches the line, which the loop's RMW must then take
+//! back from the reader. Hence the memory: a loop thread remembers the
+//! foreign task it woke twice in a row, with its `Shared`, holding a
+//! reference of its own so that the address cannot be reused while
+//! remembered (`task::raw::last_foreign`), and a stream of wakes from one
+//! loop to a task of another reads no header line at all. Measured on the
+//! development VM (AMD EPYC, KVM; docs/multicore.md), W8b's spinning round
+//! trip: about 1.46× the old one with wake entries for every foreign wake
+//! but the header still read (the read costs more than the RMW it
+//! replaced), about 0.53× with the memory. Which is also why every other
+//! foreign wake by value (a plain thread's, or a loop's of a task it does
+//! not remember) keeps the queued kind: read for read, the RMW on the
+//! waking side is the cheaper.
+//!
+//! Why the rules of `task/mod.rs` still hold with wake entries:
+//! - *No lost wake.* The entry is published by the push (W1), so the drain
+//!   that takes it happens after everything the waker wrote before waking
+//!   (the same synchronisation that carries a queued entry). The drain's
+//!   transition on the loop thread then finds the task idle (queue it: its
+//!   next poll sees the data), queued or running while queued (its pending
+//!   poll comes after the drain, on this thread, so it sees the data; for
+//!   running while queued the transition sets `SCHEDULED`, which
+//!   `start_poll` clears, as for any wake while queued), or complete
+//!   (nothing to do). A wake that arrives while the loop is *polling* the
+//!   task no longer sets `SCHEDULED` during that poll: the poll may end
+//!   idle, and the next tick's drain (the loop does not park with `PENDING`
+//!   set, L2) queues it again. So the poll after the wake is the drain's,
+//!   where it was the poll's end's: same number of polls.
+//! - *No double poll.* A wake entry is not a queue entry: only the drain's
+//!   transition turns it into one, and only if it set `SCHEDULED` from
+//!   clear (rule 2: one queue entry at most).
+//! - *Complete or cancelled.* The transition finds `COMPLETE` and
+//!   releases the reference; a cancelled, not yet complete task is queued
+//!   or running (the cancel queued it), so the reference is released too.
+//! - *References.* One per entry, the waker's; each is either the queue
+//!   reference after the drain or released by it, exactly once.
+//! - *Waker outliving its loop.* A closed queue releases the entry's
+//!   reference on the waking thread (`push_remote`), for both kinds (each
+//!   is one reference); shutdown's `close_remote` hands the loop what was
+//!   queued, which `adopt` treats as any drain (transition, then the owned
+//!   tasks are cancelled and the queue entries released, rule 8). The
+//!   release happens after the push returned, not inside it: it may free
+//!   the task and with it the last `Arc` of the `Shared` the push borrows
+//!   (Miri's Stacked Borrows caught that in `waker_outlives_runtime`).
+//! - *`wake_by_ref` from a foreign thread* keeps the queued kind: it holds
+//!   no reference to push, and must take one, which writes the word anyway.
+//!   So do `cancel` and the join waker (woken by reference).
+//! - *The task's own loop thread* keeps the local path (`wake_by_val`
+//!   does the transition and pushes on the local queue): no remote queue is
+//!   involved, and W1/W2's code is what it was (a loop never remembers its
+//!   own tasks; the memory is cleared when a loop starts on the thread). So
+//!   a task woken through a wake entry is `SCHEDULED` only once its loop
+//!   drained the wake, where one woken on its own thread is at once;
+//!   between the push and the drain its state word looks idle
+//!   (`Handle::dump`, the task state's `SCHEDULED`) and its reference count
+//!   includes the entry.
+//! - *The remembered task* (`last_foreign`) is one more reference, held
+//!   by a loop thread's thread-local, released when another task is
+//!   remembered, when a loop starts or stops on the thread (`Enter`) and at
+//!   thread exit; it keeps the task's cell and its runtime's `Shared` (its
+//!   unparker's fds) alive meanwhile, never its future or output (rules 4,
+//!   5). A wake of a remembered task uses the `Shared` remembered with it,
+//!   the task's own (it cannot change), so it reaches the same queue.
+//! - *Counters.* No metric counts wakes; `polls` counts the run queue's
+//!   entries at each tick, which a wake entry joins only after its
+//!   transition.
+//!
 //! Shutdown (rule 8 in `task/mod.rs`): [`Shared::close_remote`] sets
 //! `closed` and the slot's `CLOSED` under the lock and takes what is queued;
 //! a push whose compare-exchange finds `CLOSED` takes the lock, sees
-//! `closed` and releases the queue reference itself (`push_remote`);
+//! `closed` and hands the reference back to its caller, which releases it
+//! (`push_remote`, `schedule`, `push_wake`);
 //! `push_spawned` gives its task back (its caller finishes it). So each
-//! pushed task is handled by exactly one side.
+//! pushed task is handled by exactly one side. The loom model
+//! `remote_loom::wake_entry_vs_poll_and_complete` checks the wake entries
+//! against a poll, a completion and a second wake.
 
 pub(crate) mod budget;
 mod builder;
@@ -191,6 +287,8 @@ pub(crate) struct Enter {
 
 impl Enter {
     pub(crate) fn new(core: &Core) -> Enter {
+        // A new loop: nothing remembered from another (`last_foreign`).
+        crate::task::raw::last_foreign::forget();
         let prev = CURRENT.with(|c| c.replace(core));
         Enter { prev }
     }
@@ -199,6 +297,8 @@ impl Enter {
 impl Drop for Enter {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.prev));
+        // The loop stops: keep no foreign task alive past it.
+        crate::task::raw::last_foreign::forget();
     }
 }
 
@@ -241,6 +341,61 @@ fn closed_mark() -> *mut () {
     std::ptr::without_provenance_mut(1)
 }
 
+/// The bit that marks a slot value as a [`Woken::Wake`] entry (a task
+/// header is aligned to 8; `CLOSED` is 1).
+const WAKE_TAG: usize = 2;
+
+/// An entry of the remote queue's `woken` side (module docs, "Two kinds of
+/// woken entry"): a task pointer, tagged with [`WAKE_TAG`] for a waker's
+/// reference. Either way the entry owns one reference to the task.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Woken(std::ptr::NonNull<()>);
+
+// SAFETY: an entry is a `TaskRef` (which is `Send`) with a tag bit.
+unsafe impl Send for Woken {}
+
+impl Woken {
+    /// A queue reference (the waker set `SCHEDULED`).
+    fn queued(task: TaskRef) -> Woken {
+        // SAFETY: a task pointer is never null.
+        Woken(unsafe { std::ptr::NonNull::new_unchecked(task.into_raw().cast_mut()) })
+    }
+
+    /// A waker's reference, the state word untouched.
+    fn wake(task: TaskRef) -> Woken {
+        let p = task.into_raw().cast_mut().map_addr(|a| a | WAKE_TAG);
+        // SAFETY: a task pointer with a bit set is not null.
+        Woken(unsafe { std::ptr::NonNull::new_unchecked(p) })
+    }
+
+    /// Back from [`Woken::into_raw`].
+    ///
+    /// # Safety
+    /// `p` came from `into_raw` and the entry's reference moves with it.
+    unsafe fn from_raw(p: *mut ()) -> Woken {
+        // SAFETY: `into_raw` of an entry is never null.
+        Woken(unsafe { std::ptr::NonNull::new_unchecked(p) })
+    }
+
+    fn into_raw(self) -> *mut () {
+        self.0.as_ptr()
+    }
+
+    /// Whether this is a waker's reference (the loop must do the
+    /// transition: `TaskRef::wake_drained`).
+    pub(crate) fn is_wake(self) -> bool {
+        self.0.as_ptr().addr() & WAKE_TAG != 0
+    }
+
+    /// The task; the entry's reference stays with whoever owns the entry.
+    pub(crate) fn task(self) -> TaskRef {
+        let p = self.0.as_ptr().map_addr(|a| a & !WAKE_TAG);
+        // SAFETY: an entry owns a reference to a task (the type's
+        // invariant), from `into_raw`.
+        unsafe { TaskRef::from_raw(p.cast_const()) }
+    }
+}
+
 /// The flag word and the one-entry slot, alone on their cache line: a push
 /// that finds the slot empty touches this line and nothing else of `Shared`.
 #[repr(align(64))]
@@ -269,8 +424,9 @@ pub(crate) struct Shared {
 pub(crate) struct Remote {
     /// Closed at shutdown: pushes then release their reference (rule 8).
     pub(crate) closed: bool,
-    /// Tasks woken from other threads (each entry is a queue reference).
-    pub(super) woken: Vec<TaskRef>,
+    /// Tasks woken from other threads (each entry carries one reference,
+    /// of the kind it says: module docs).
+    pub(super) woken: Vec<Woken>,
     /// Tasks spawned from other threads, not yet in the owned list (each
     /// entry carries the owned list's and the queue's references).
     pub(super) spawned: Vec<TaskRef>,
@@ -314,45 +470,43 @@ impl Shared {
         }
     }
 
-    /// Push a woken task from another thread (its queue reference moves in).
-    /// Steps W1–W3 of the protocol (module docs).
+    /// Push a woken task from another thread (its entry's reference moves
+    /// in). Steps W1–W3 of the protocol (module docs). Returns the task if
+    /// the queue is closed (rule 8): the caller releases the entry's
+    /// reference, once it no longer borrows this `Shared` (the release may
+    /// free the task, and with it the last `Arc` of this `Shared`).
     ///
     /// # Safety
-    /// The caller owns `task`'s queue reference (it set `SCHEDULED`, rule 2)
-    /// and hands it over; `task` belongs to this runtime.
-    unsafe fn push_remote(&self, task: TaskRef) {
+    /// The caller owns the entry's reference (a queue reference, for which
+    /// it set `SCHEDULED`, rule 2; or a waker's, for a wake entry) and hands
+    /// it over; the task belongs to this runtime.
+    #[must_use]
+    unsafe fn push_remote(&self, entry: Woken) -> Option<TaskRef> {
         let flags = &self.hot.flags;
         // W1, lock-free: only while no vector entry is ahead of it (order).
         if flags.load(Ordering::SeqCst) & flag::VEC == 0
             && self
                 .hot
                 .slot
-                .compare_exchange(
-                    EMPTY,
-                    task.into_raw().cast_mut(),
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(EMPTY, entry.into_raw(), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
         {
             // W2.
             let prev = flags.fetch_or(flag::PENDING, Ordering::SeqCst);
             self.unpark_after(prev, flag::PENDING);
-            return;
+            return None;
         }
         let mut remote = self.lock();
         if remote.closed {
-            drop(remote);
-            // SAFETY: the queue reference is ours (caller's promise); a closed
-            // queue releases instead of storing it (rule 8).
-            unsafe { task.release(1) };
-            return;
+            // A closed queue does not store it: the caller releases it.
+            return Some(entry.task());
         }
-        remote.woken.push(task);
+        remote.woken.push(entry);
         // W2, with `VEC` under the lock.
         let prev = flags.fetch_or(flag::PENDING | flag::VEC, Ordering::SeqCst);
         drop(remote);
         self.unpark_after(prev, flag::PENDING);
+        None
     }
 
     /// Hand a new task to the loop from another thread. Returns the task
@@ -426,7 +580,7 @@ impl Shared {
     }
 
     /// Take everything pushed remotely, in push order (step L1).
-    pub(crate) fn take_remote(&self, woken: &mut Vec<TaskRef>, spawned: &mut Vec<TaskRef>) {
+    pub(crate) fn take_remote(&self, woken: &mut Vec<Woken>, spawned: &mut Vec<TaskRef>) {
         let flags = &self.hot.flags;
         flags.fetch_and(!flag::PENDING, Ordering::SeqCst);
         self.take_slot(woken);
@@ -443,21 +597,21 @@ impl Shared {
 
     /// Loop thread: move the slot's task, if any, to `woken`.
     #[inline]
-    fn take_slot(&self, woken: &mut Vec<TaskRef>) {
+    fn take_slot(&self, woken: &mut Vec<Woken>) {
         let slot = &self.hot.slot;
         let p = slot.load(Ordering::SeqCst);
         if p != EMPTY && p != closed_mark() {
             // Only the loop changes a slot holding a task (module docs), so a
             // store is enough; the next push's compare-exchange reads it.
             slot.store(EMPTY, Ordering::SeqCst);
-            // SAFETY: a value other than the two marks is a task pointer that
-            // a push stored with the task's queue reference, now ours.
-            woken.push(unsafe { TaskRef::from_raw(p.cast_const()) });
+            // SAFETY: a value other than the two marks is an entry that a
+            // push stored with its reference, now ours.
+            woken.push(unsafe { Woken::from_raw(p) });
         }
     }
 
     /// Close the remote queue (shutdown) and take what is left in it.
-    pub(crate) fn close_remote(&self) -> (Vec<TaskRef>, Vec<TaskRef>) {
+    pub(crate) fn close_remote(&self) -> (Vec<Woken>, Vec<TaskRef>) {
         let mut remote = self.lock();
         remote.closed = true;
         self.hot
@@ -467,16 +621,18 @@ impl Shared {
         let p = self.hot.slot.swap(closed_mark(), Ordering::SeqCst);
         if p != EMPTY && p != closed_mark() {
             // SAFETY: as in `take_slot`.
-            woken.push(unsafe { TaskRef::from_raw(p.cast_const()) });
+            woken.push(unsafe { Woken::from_raw(p) });
         }
         woken.append(&mut remote.woken);
         (woken, std::mem::take(&mut remote.spawned))
     }
 
-    /// Whether the slot holds `t` (the loom models' entry count).
+    /// The slot's entry, if it holds one (the loom models' entry count).
     #[cfg(all(test, loom))]
-    pub(crate) fn slot_holds(&self, t: TaskRef) -> bool {
-        self.hot.slot.load(Ordering::SeqCst) == t.into_raw().cast_mut()
+    pub(crate) fn slot_entry(&self) -> Option<Woken> {
+        let p = self.hot.slot.load(Ordering::SeqCst);
+        // SAFETY: not a mark: an entry (only looked at, not taken).
+        (p != EMPTY && p != closed_mark()).then(|| unsafe { Woken::from_raw(p) })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -517,7 +673,31 @@ pub(crate) unsafe fn schedule(task: TaskRef) {
     });
     if !local {
         // SAFETY: the caller's queue reference, for the task's own runtime.
-        unsafe { shared.push_remote(task) };
+        if let Some(t) = unsafe { shared.push_remote(Woken::queued(task)) } {
+            // SAFETY: the queue reference, which the closed queue did not
+            // take (rule 8); `shared` is not used again.
+            unsafe { t.release(1) };
+        }
+    }
+}
+
+/// `Waker::wake` (by value) of a task from a thread that is not its loop's:
+/// push the waker's reference as a wake entry, the state word untouched
+/// (module docs, "Two kinds of woken entry"); the loop does the transition
+/// when it drains the entry.
+///
+/// # Safety
+/// The caller owns one reference to `task` (the waker's) and hands it over;
+/// `shared` is the task's runtime's (alive while the task is); this thread
+/// is not running that loop.
+#[inline]
+pub(crate) unsafe fn push_wake(shared: *const Shared, task: TaskRef) {
+    // SAFETY: the caller's reference, for the task's own runtime, whose
+    // `Shared` the reference keeps alive for the call.
+    if let Some(t) = unsafe { (*shared).push_remote(Woken::wake(task)) } {
+        // SAFETY: the waker's reference, which the closed queue did not
+        // take (rule 8); the borrow of `shared` has ended.
+        unsafe { t.release(1) };
     }
 }
 

@@ -132,7 +132,9 @@ impl Loop {
         if self.shared.remote_pending() {
             let (mut woken, mut spawned) = (Vec::new(), Vec::new());
             self.shared.take_remote(&mut woken, &mut spawned);
-            self.taken.borrow_mut().extend(&woken);
+            self.taken
+                .borrow_mut()
+                .extend(woken.iter().map(|w| w.task()));
             // SAFETY: the loop thread; entries of this runtime's remote queue
             // with their references, moved to the local queue.
             unsafe {
@@ -214,34 +216,41 @@ impl Loop {
         }
     }
 
-    /// Entries for `t` in the local and the remote queue (the remote one is
-    /// read under its lock).
-    fn entries(&self, t: TaskRef) -> usize {
+    /// Queue entries for `t` (rule 2: they carry `SCHEDULED`) in the local
+    /// and the remote queue (the remote one is read under its lock), and
+    /// the wake entries for `t` in the remote queue (a waker's reference
+    /// that the loop has not drained: `rt/mod.rs`, "Two kinds of woken
+    /// entry").
+    fn entries_and_wakes(&self, t: TaskRef) -> (usize, usize) {
         let local = self.queue.borrow().iter().filter(|&&q| q == t).count();
-        let slot = usize::from(self.shared.slot_holds(t));
         let remote = self.shared.lock();
-        local
-            + slot
-            + remote
-                .woken
-                .iter()
-                .chain(&remote.spawned)
-                .filter(|&&q| q == t)
-                .count()
+        let mut woken = remote.woken.clone();
+        woken.extend(self.shared.slot_entry());
+        let of_t = woken.iter().filter(|w| w.task() == t);
+        let wakes = of_t.clone().filter(|w| w.is_wake()).count();
+        let queued = of_t.count() - wakes;
+        let spawned = remote.spawned.iter().filter(|&&q| q == t).count();
+        (local + queued + spawned, wakes)
+    }
+
+    /// Queue entries for `t` (see [`Loop::entries_and_wakes`]).
+    fn entries(&self, t: TaskRef) -> usize {
+        self.entries_and_wakes(t).0
     }
 
     /// Rule 2 and the reference count of a task that is only woken: at most
     /// one queue entry for `t`, present exactly while `SCHEDULED` is set,
-    /// and references from the owned list, the handle and that entry.
+    /// and references from the owned list, the handle, that entry and each
+    /// wake entry not yet drained.
     fn assert_one_entry_at_most(&self, t: TaskRef) {
-        let entries = self.entries(t);
+        let (entries, wakes) = self.entries_and_wakes(t);
         assert!(entries <= 1, "queued twice");
         let state = t.snapshot();
         assert_eq!(state.is(SCHEDULED), entries == 1, "{state:?}");
         assert_eq!(
             state.refs(),
-            2 + entries,
-            "owned + handle + queue: {state:?}"
+            2 + entries + wakes,
+            "owned + handle + queue + wake entries: {state:?}"
         );
     }
 
@@ -518,7 +527,7 @@ fn two_wakers_vs_poll() {
         c.join().unwrap();
         lp.assert_one_entry_at_most(t);
         // Drain: every wake leads to a poll that sees its message.
-        while lp.entries(t) > 0 {
+        while lp.entries_and_wakes(t) != (0, 0) {
             lp.tick();
         }
         assert_eq!(seen.get(), 2, "a wake was lost");
@@ -635,6 +644,114 @@ fn order_kept_between_slot_and_vectors() {
         assert_eq!(*lp.taken.borrow(), order, "wakes taken out of order");
         lp.shutdown();
         drop(tasks);
+        assert_all_freed(&lp);
+    });
+}
+
+/// A future that finishes once the messages it sees add up to `target`;
+/// each poll records the sum.
+struct Until {
+    msgs: Vec<Arc<AtomicUsize>>,
+    target: usize,
+    seen: Rc<Cell<usize>>,
+}
+
+impl Future for Until {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        let sum = self.msgs.iter().map(|m| m.load(Relaxed)).sum();
+        self.seen.set(sum);
+        if sum == self.target {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Model 7, the wake entry (`rt/mod.rs`, "Two kinds of woken entry"):
+/// threads B and C each publish a message and wake the task by value as a
+/// loop thread that remembers it does ([`wake_as_entry`]), so each pushes
+/// its waker's reference with the header untouched, while
+/// the loop polls the task (first from its spawn), which completes once it
+/// has seen both messages. The loop does each skipped transition when it
+/// drains: a wake that finds the task idle queues it, one that finds it
+/// queued, running while queued or complete is released. A drain that
+/// dropped a wake entry without its transition loses the wake (the loop
+/// parks for good: loom reports a deadlock); one that queued the entry as
+/// it is polls a task without `SCHEDULED` (the tick's assertion) or after
+/// it completed (`transition_to_running`'s). Afterwards only the handle's
+/// reference is left and everything is freed.
+#[test]
+fn wake_entry_vs_poll_and_complete() {
+    model("wake_entry_vs_poll_and_complete", || {
+        let lp = Loop::new();
+        let (m1, m2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = Rc::new(Cell::new(0));
+        let (t, handle) = lp.spawn(Until {
+            msgs: vec![m1.clone(), m2.clone()],
+            target: 2,
+            seen: seen.clone(),
+        });
+        let (w1, w2) = (waker(t), waker(t));
+        let (s1, s2) = (lp.shared.clone(), lp.shared.clone());
+        let b = thread::spawn(move || {
+            m1.store(1, Relaxed);
+            wake_as_entry(&s1, w1);
+        });
+        let c = thread::spawn(move || {
+            m2.store(1, Relaxed);
+            wake_as_entry(&s2, w2);
+        });
+        lp.run_until(|| handle.is_finished());
+        assert_eq!(seen.get(), 2);
+        b.join().unwrap();
+        c.join().unwrap();
+        // A wake that came after the completion is drained and released.
+        while lp.entries_and_wakes(t) != (0, 0) {
+            lp.tick();
+        }
+        assert_eq!(lp.owned.len(), 0);
+        assert_eq!(t.snapshot().refs(), 1, "only the handle");
+        lp.shutdown();
+        drop(handle);
+        assert_all_freed(&lp);
+    });
+}
+
+/// What `TaskRef::wake_by_val` does on a loop thread for a task it
+/// remembers (`task::raw::last_foreign`; the models have no loop, so their
+/// `Waker::wake` takes the transition path): the waker's reference pushed
+/// onto `shared`'s queue as a wake entry, the header untouched.
+fn wake_as_entry(shared: &Shared, w: Waker) {
+    let w = std::mem::ManuallyDrop::new(w);
+    // SAFETY: a task waker's data pointer is its task (`waker_from_raw`),
+    // and its reference, not dropped here, is handed over with it.
+    let t = unsafe { TaskRef::from_raw(w.data()) };
+    // SAFETY: that reference, for the task's own runtime; no loop runs on
+    // this thread.
+    unsafe { crate::rt::push_wake(shared, t) };
+}
+
+/// Model 8, shutdown against a wake entry: the loop shuts down while
+/// thread B pushes a wake entry for an idle task. Either the loop takes it
+/// (`close_remote`: the drain's transition queues the task, which is then
+/// cancelled and its entry released) or B finds the queue closed and
+/// releases the reference itself; afterwards only the handle's reference
+/// is left and dropping it frees everything.
+#[test]
+fn shutdown_vs_wake_entry() {
+    model("shutdown_vs_wake_entry", || {
+        let lp = Loop::new();
+        let (a, a_handle, _) = lp.spawn_observer(Vec::new());
+        lp.tick(); // A is polled once and idles.
+        let (w, s) = (waker(a), lp.shared.clone());
+        let b = thread::spawn(move || wake_as_entry(&s, w));
+        lp.shutdown();
+        b.join().unwrap();
+        assert!(a_handle.is_finished());
+        assert_eq!(a.snapshot().refs(), 1, "only A's handle");
+        drop(a_handle);
         assert_all_freed(&lp);
     });
 }

@@ -366,19 +366,95 @@ impl TaskRef {
     /// `Waker::wake`: the caller's reference becomes the queue reference, or
     /// is released (possibly the last: then the task is freed).
     ///
+    /// Told apart by one thread-local read: a self-wake (the loop is
+    /// polling this task: the reference is released, the loop noted the
+    /// wake); a wake on the task's own loop thread (the transition, then the
+    /// local queue); a wake from a loop thread of a foreign task it
+    /// remembers ([`last_foreign`]), which pushes the reference as it is
+    /// onto the task's remote queue **without touching the header**: the
+    /// task's loop does the transition when it drains the entry
+    /// ([`TaskRef::wake_drained`]; why and why the rules still hold:
+    /// `rt/mod.rs`, "Two kinds of woken entry"); any other foreign wake
+    /// (the transition here, then the remote queue, as before).
+    ///
     /// # Safety
     /// As for `release(1)`: the caller owns one reference and gives it up.
     #[inline]
     pub(crate) unsafe fn wake_by_val(self) {
-        if self.woke_self() {
-            // SAFETY: the caller's reference; the poller holds another one.
-            unsafe { self.release(1) };
-            return;
+        /// Where the wake goes.
+        enum Site {
+            /// Handled (a self-wake, or queued on this loop).
+            Done,
+            /// A remembered foreign task: a wake entry onto that queue.
+            Entry(*const Shared),
+            /// Any other foreign wake: the transition here, then the queue.
+            Transition,
         }
+        let site = crate::rt::with_core(|core| {
+            let Some(core) = core else {
+                return Site::Transition;
+            };
+            if core.note_self_wake(self) {
+                // SAFETY: the caller's reference; the poller holds another one.
+                unsafe { self.release(1) };
+                return Site::Done;
+            }
+            if let Some(shared) = last_foreign::shared_of(self) {
+                return Site::Entry(shared);
+            }
+            let shared = self.shared();
+            if Arc::ptr_eq(&core.shared, shared) {
+                // SAFETY: the caller's reference; this thread runs the task's
+                // loop (same `Shared`).
+                unsafe { self.notify_by_val(|t| core.push_local(t)) };
+                return Site::Done;
+            }
+            last_foreign::seen(self, Arc::as_ptr(shared));
+            Site::Transition
+        });
+        match site {
+            Site::Done => {}
+            // SAFETY: `shared` was remembered with the task, whose own it is
+            // (alive while the task is, which the caller's reference keeps
+            // alive); that reference is handed over as a wake entry.
+            Site::Entry(shared) => unsafe { crate::rt::push_wake(shared, self) },
+            // SAFETY: the caller's reference; `schedule` receives it as the
+            // queue reference when the transition set SCHEDULED.
+            Site::Transition => unsafe { self.notify_by_val(|t| crate::rt::schedule(t)) },
+        }
+    }
+
+    /// Loop thread, draining its remote queue: the transition that a
+    /// foreign `Waker::wake` left to the loop ([`TaskRef::wake_by_val`]).
+    /// The entry's reference becomes the queue reference and `push` gets
+    /// the task, or it is released (the task is queued, running while
+    /// queued, or complete; possibly the last reference, then the task is
+    /// freed).
+    ///
+    /// # Safety
+    /// The loop thread of the task's runtime, outside any poll; the caller
+    /// owns the reference of a wake entry of that runtime's remote queue and
+    /// gives it up (to `push` with the task, or to the release), as for
+    /// `release(1)`.
+    #[inline]
+    pub(crate) unsafe fn wake_drained(self, push: impl FnOnce(TaskRef)) {
+        // SAFETY: the caller's promise.
+        unsafe { self.notify_by_val(push) }
+    }
+
+    /// `transition_to_notified_by_val` and what its outcome asks for: the
+    /// caller's reference goes to `push` as the queue reference, or is
+    /// released.
+    ///
+    /// # Safety
+    /// The caller owns one reference and gives it up; `push` takes a task
+    /// with its queue reference to a run queue of its runtime.
+    #[inline(always)]
+    unsafe fn notify_by_val(self, push: impl FnOnce(TaskRef)) {
         match self.header().state.transition_to_notified_by_val() {
-            // SAFETY: the transition set SCHEDULED: the caller's reference is
-            // now the queue reference (rule 2), handed to the queue.
-            Notify::Submit => unsafe { crate::rt::schedule(self) },
+            // The transition set SCHEDULED: the caller's reference is now
+            // the queue reference (rule 2), handed to the queue.
+            Notify::Submit => push(self),
             Notify::Nothing => {}
             // SAFETY: the caller's was the last reference (rule 7), and the
             // caller promised not to use a copy without another one.
@@ -733,4 +809,103 @@ impl<F: Future> Cell<F> {
     /// Whether this cell comes from the slab (`slab.rs`), else the global
     /// allocator; `vtable::dealloc` frees it the same way.
     const FROM_SLAB: bool = slab::fits(Layout::new::<Cell<F>>());
+}
+
+/// The foreign task a loop thread woke by value twice in a row, remembered
+/// with its runtime's `Shared`, so that waking it again (a stream of values
+/// from one loop to a task of another: W8b) touches nothing of its header:
+/// the header's line is the one the task's loop writes on every poll, and
+/// a read or an RMW from here makes that loop take it back
+/// (docs/multicore.md). A wake of the remembered task pushes a wake entry
+/// (`rt/mod.rs`); every other foreign wake keeps the transition on the
+/// waking thread, as before, and costs what it did.
+///
+/// Soundness: the memory holds a reference of its own (`clone_ref` when a
+/// task is remembered), so the remembered task is not freed, its address
+/// cannot be reused by another task, and the `Shared` pointer (the task's
+/// own `Arc`) stays valid for as long as it is remembered. Comparing a
+/// waker's task with it reads only this thread-local. The *candidate* (the
+/// foreign task woken last, not remembered) is an address only, compared
+/// and never dereferenced: a task is remembered when its wake finds it
+/// there, after its header was read as usual. The reference is released
+/// when another task is remembered, when a loop starts or stops on the
+/// thread (`rt::Enter`: so a loop thread keeps no task of another runtime
+/// alive past its own `block_on`), and at thread exit. Only loop threads
+/// remember.
+pub(crate) mod last_foreign {
+    use std::cell::Cell;
+
+    use super::TaskRef;
+    use crate::rt::Shared;
+
+    struct Last {
+        task: Cell<Option<TaskRef>>,
+        shared: Cell<*const Shared>,
+        /// The address of the foreign task woken last (no reference).
+        candidate: Cell<usize>,
+    }
+
+    impl Last {
+        fn clear(&self) {
+            self.candidate.set(0);
+            if let Some(t) = self.task.take() {
+                self.shared.set(std::ptr::null());
+                // SAFETY: the memory's own reference (module docs), given up
+                // here; the copy is not used again.
+                unsafe { t.release(1) };
+            }
+        }
+    }
+
+    impl Drop for Last {
+        fn drop(&mut self) {
+            self.clear();
+        }
+    }
+
+    thread_local! {
+        static LAST: Last = const {
+            Last {
+                task: Cell::new(None),
+                shared: Cell::new(std::ptr::null()),
+                candidate: Cell::new(0),
+            }
+        };
+    }
+
+    /// The remembered `Shared` of `task`, if `task` is the one remembered.
+    #[inline]
+    pub(crate) fn shared_of(task: TaskRef) -> Option<*const Shared> {
+        LAST.try_with(|l| (l.task.get() == Some(task)).then(|| l.shared.get()))
+            .ok()
+            .flatten()
+    }
+
+    /// A foreign wake by value of `task` (alive: the waker holds a
+    /// reference), not remembered, whose runtime is `shared`: remember it
+    /// if it was the candidate (a new reference is taken, the task
+    /// remembered before is released), else make it the candidate.
+    #[inline]
+    pub(crate) fn seen(task: TaskRef, shared: *const Shared) {
+        let addr = task.into_raw().addr();
+        let _ = LAST.try_with(|l| {
+            if l.candidate.get() != addr {
+                l.candidate.set(addr);
+                return;
+            }
+            let old = l.task.replace(Some(task.clone_ref()));
+            l.shared.set(shared);
+            if let Some(old) = old {
+                // SAFETY: the memory's own reference to the task remembered
+                // before, given up; the copy is not used again.
+                unsafe { old.release(1) };
+            }
+        });
+    }
+
+    /// Forget the remembered task (its reference is released) and the
+    /// candidate: a loop starts or stops on this thread.
+    pub(crate) fn forget() {
+        let _ = LAST.try_with(Last::clear);
+    }
 }

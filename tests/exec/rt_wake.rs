@@ -84,6 +84,95 @@ driver_test! {
         });
     }
 
+    fn foreign_wake_by_value_while_running_then_complete(rt) {
+        // A `Waker::wake` from another thread leaves the task's state word
+        // to its loop (`rt/mod.rs`, "Two kinds of woken entry"). One that
+        // lands while the task is being polled must still get it polled
+        // again; one of the complete task, whose waker then holds the last
+        // reference, is released when the loop drains it (Miri and the
+        // leak checks see it freed).
+        let polls = Rc::new(Cell::new(0));
+        let p = polls.clone();
+        rt.block_on(async move {
+            let (to_thread, from_task) = std::sync::mpsc::channel::<Waker>();
+            let (woken_tx, woken_rx) = std::sync::mpsc::channel::<()>();
+            let waker_thread = std::thread::spawn(move || {
+                for w in from_task {
+                    w.wake();
+                    let _ = woken_tx.send(());
+                }
+            });
+            let t = spawn(std::future::poll_fn(move |cx| {
+                p.set(p.get() + 1);
+                to_thread.send(cx.waker().clone()).unwrap();
+                if p.get() == 1 {
+                    // Returns only once the other thread woke us by value.
+                    woken_rx.recv().unwrap();
+                    return Poll::Pending;
+                }
+                Poll::Ready(())
+            }));
+            t.await.unwrap();
+            // The future (and its sender) is gone: the thread ends after
+            // its last wake.
+            while !waker_thread.is_finished() {
+                yield_now().await;
+            }
+            waker_thread.join().unwrap();
+            yield_now().await;
+        });
+        assert_eq!(polls.get(), 2);
+    }
+
+    fn a_remembered_foreign_task_outlives_its_runtime_safely(rt) {
+        // A loop thread that wakes a task of another runtime by value
+        // remembers it with its runtime's `Shared` (`task::raw::last_foreign`,
+        // a reference of its own). Here that runtime completes the task and
+        // is dropped first; a later wake of the task from this loop goes
+        // through the remembered `Shared` to its closed queue and is released
+        // on this thread; the memory gives the task up when this loop stops
+        // (Miri sees a use after free or a leak if not).
+        let choice = support::choice_like(rt);
+        let (waker_tx, waker_rx) = std::sync::mpsc::channel::<Waker>();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let p = polls.clone();
+        let other = std::thread::spawn(move || {
+            let b = support::runtime_with(choice);
+            b.block_on(async move {
+                let t = spawn(std::future::poll_fn(move |cx| {
+                    if p.fetch_add(1, Ordering::SeqCst) == 2 {
+                        return Poll::Ready(());
+                    }
+                    waker_tx.send(cx.waker().clone()).unwrap();
+                    Poll::Pending
+                }));
+                t.await.unwrap();
+            });
+            drop(b);
+        });
+        rt.block_on(async move {
+            let mut kept = None;
+            for _ in 0..2 {
+                let w = loop {
+                    match waker_rx.try_recv() {
+                        Ok(w) => break w,
+                        Err(_) => yield_now().await,
+                    }
+                };
+                // The first wake remembers the task, the second finds it.
+                kept = Some(w.clone());
+                w.wake();
+            }
+            while !other.is_finished() {
+                yield_now().await;
+            }
+            other.join().unwrap();
+            // The other runtime is gone: a wake through the memory is released.
+            kept.unwrap().wake();
+        });
+        assert_eq!(polls.load(Ordering::SeqCst), 3);
+    }
+
     fn waker_outlives_runtime(rt) {
         // Item 5: waking and dropping a waker after the loop is gone is a no-op
         // (the task is complete; the remote queue is closed).
