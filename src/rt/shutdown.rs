@@ -202,5 +202,9 @@ impl Drop for Core {
             // `op` rule O5).
             unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
         }
+        // This thread's slab chunks of this runtime: no more spawns come, so
+        // their unused slots go and each chunk (with the `Shared` it holds)
+        // lives only as long as its tasks (`task/raw/slab.rs`).
+        crate::task::raw::retire_chunks_of(&self.shared);
     }
 }
