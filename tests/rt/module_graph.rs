@@ -47,7 +47,7 @@ const ALLOWED: &[Allowed] = &[
             "Awaiting",
         ],
         why: "rt runs tasks (TaskRef, the owned list, Task). A task in turn holds its loop's \
-              Arc<rt::Shared> in its header and is queued by rt::schedule when woken, \
+              Arc<rt::Shared> (in its slab chunk's head, or before a boxed cell) and is queued by rt::schedule when woken, \
               coil::spawn finds the running loop through rt::spawn_local, and \
               coil::task::consume_budget is the loop's coop budget (rt::budget); \
               coil::task::current and all_tasks read the running task and the owned list \

@@ -574,44 +574,23 @@ mod tests {
         assert_eq!(chunks(size), 0);
     }
 
-    /// A runtime dropped on the thread that ran it leaves no `Shared` in
-    /// that thread's chunks once its tasks are gone (`retire_owner`):
-    /// without it the current chunk's unused slots would keep the runtime's
-    /// `Shared` (its unparker's descriptor, its debug checks) until the
-    /// thread exits or spawns for another runtime. The spawned task's cell
-    /// takes the slab (not under Miri or `coil_box_tasks`, where every cell
-    /// is boxed and frees its `Shared` with itself).
-    #[test]
-    #[cfg_attr(miri, ignore = "opens a driver")]
-    fn a_dropped_runtime_leaves_no_shared_in_this_threads_chunks() {
-        std::thread::spawn(|| {
-            let rt = crate::rt::Runtime::new().unwrap();
-            let weak = Arc::downgrade(&rt.core().shared);
-            let cell = rt.block_on(async { crate::spawn(async { [7u8; 392] }).await });
-            assert_eq!(cell.unwrap()[391], 7);
-            drop(rt);
-            assert!(
-                weak.upgrade().is_none(),
-                "a chunk kept the runtime's Shared"
-            );
-        })
-        .join()
-        .unwrap();
+    /// A runtime's half that other threads reach (the owner of a chunk),
+    /// on an epoll driver of its own.
+    fn shared() -> Arc<Shared> {
+        let config = coil_arch::Config::default();
+        let driver = coil_arch::Driver::new(coil_arch::DriverChoice::Epoll, &config).unwrap();
+        Arc::new(Shared::new(driver.unparker(), 0))
     }
 
-    /// A chunk's owner is every cell's runtime: a thread that runs two
-    /// runtimes in turn gets a chunk per runtime, and a chunk's `Shared` is
-    /// dropped with its last cell.
+    /// A chunk's owner is every cell's runtime: a thread that allocates for
+    /// two runtimes in turn gets a chunk per runtime (each switch retires
+    /// the chunk before), a chunk's `Shared` is dropped with its last cell,
+    /// and `retire_owner` gives up a current chunk of its runtime.
     #[test]
-    #[cfg_attr(miri, ignore = "opens a driver")]
     fn cells_of_two_runtimes_on_one_thread_take_chunks_of_their_own() {
         std::thread::spawn(|| {
             let layout = Layout::from_size_align(448, 8).unwrap();
-            let (ra, rb) = (
-                crate::rt::Runtime::new().unwrap(),
-                crate::rt::Runtime::new().unwrap(),
-            );
-            let (a, b) = (ra.core().shared.clone(), rb.core().shared.clone());
+            let (a, b) = (shared(), shared());
             let mut cells = Vec::new();
             for i in 0..6 {
                 let owner = if i % 2 == 0 { &a } else { &b };
@@ -626,7 +605,6 @@ mod tests {
             assert_eq!(chunks(448), 6);
             let weak = Arc::downgrade(&a);
             drop(a);
-            drop(ra);
             for (i, c) in cells.into_iter().enumerate() {
                 // SAFETY: from `allocate`, not used again.
                 unsafe { free(c) };
@@ -634,9 +612,11 @@ mod tests {
                 assert_eq!(alive, i < 4, "a's Shared after freeing cell {i}");
             }
             assert_eq!(chunks(448), 1, "b's current chunk");
+            let weak = Arc::downgrade(&b);
+            retire_owner(&b);
             drop(b);
-            drop(rb);
-            assert_eq!(chunks(448), 0, "b's drop retired its current chunk");
+            assert_eq!(chunks(448), 0, "retire_owner freed b's current chunk");
+            assert!(weak.upgrade().is_none(), "and with it b's Shared");
         })
         .join()
         .unwrap();
