@@ -167,7 +167,9 @@ struct Chunk {
 
 /// One class's current chunk on this thread: the slots not handed out yet
 /// are `next..end`; `owner` is the chunk's runtime, as an address to
-/// compare with (null for none), read without touching the chunk.
+/// compare with (null for none), read without touching the chunk. The
+/// address cannot be another runtime's: the chunk's unused slots keep it
+/// allocated while it is current, and it holds that `Shared` alive.
 #[derive(Clone, Copy)]
 struct Bump {
     chunk: *mut Chunk,
