@@ -22,7 +22,7 @@
 //! slot's: each chunk reserves one id per slot when it is created and
 //! keeps the first (`slab.rs`, "Task ids"), so the id is the chunk's first
 //! plus the slot's index. A boxed cell (large or over-aligned future, and
-//! every cell under Miri, loom and `coil_box_tasks`, and a spawn from
+//! every cell under Miri, loom, `coil_box_tasks` and fuzzing, and a spawn from
 //! outside the loop: "The runtime" below) is allocated with two more words
 //! before it, padded to the cell's alignment ([`boxed_layout`]), the
 //! second of which holds its id, taken at allocation. Either way the id is fixed
