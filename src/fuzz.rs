@@ -60,12 +60,13 @@ pub mod owned_list {
     impl Task {
         /// Allocates one.
         pub fn new() -> Task {
-            let shared = SHARED.with(Arc::clone);
-            Task(raw::allocate_cancelled(
-                std::future::ready(()),
-                shared,
-                None,
-            ))
+            SHARED.with(|shared| {
+                Task(raw::allocate_cancelled(
+                    std::future::ready(()),
+                    shared,
+                    None,
+                ))
+            })
         }
 
         /// Drops its output, as a handle does, and releases its one

@@ -297,13 +297,13 @@ impl Core {
         F::Output: 'static,
     {
         if self.closed.get() {
-            let t = raw::allocate_cancelled(future, self.shared.clone(), name);
+            let t = raw::allocate_cancelled(future, &self.shared, name);
             // SAFETY: the handle's reference, the only one; Output matches.
             return unsafe { Task::from_raw(t) };
         }
         let record = self.debug.as_ref().map(|checks| (checks, name.clone()));
         metrics::add(&self.counters.tasks_spawned, 1);
-        let t = raw::allocate(future, self.shared.clone(), name);
+        let t = raw::allocate(future, &self.shared, name);
         // The id is the allocation's (`task/raw.rs`): recorded after it.
         if let Some((checks, name)) = record {
             checks.record_spawn(t.id().as_u64(), at, name);

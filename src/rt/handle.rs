@@ -74,7 +74,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let t = raw::allocate(future, self.shared.clone(), None);
+        let t = raw::allocate_remote(future, &self.shared);
         // The id is the allocation's (`task/raw.rs`): recorded after it,
         // before the task is published.
         if let Some(checks) = &self.shared.debug {

@@ -104,7 +104,7 @@ impl Loop {
 
     /// `Core::spawn`: a bound, queued task and its handle.
     fn spawn<F: Future + 'static>(&self, future: F) -> (TaskRef, Task<F::Output>) {
-        let t = raw::allocate(future, self.shared.clone(), None);
+        let t = raw::allocate(future, &self.shared, None);
         // SAFETY: a new task of this loop, on its thread: its three
         // references go to the owned list, the queue and the handle.
         unsafe {

@@ -202,5 +202,39 @@ impl Drop for Core {
             // `op` rule O5).
             unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
         }
+        // This thread's slab chunks of this runtime: no more spawns come, so
+        // their unused slots go and each chunk (with the `Shared` it holds)
+        // lives only as long as its tasks (`task/raw/slab.rs`).
+        crate::task::raw::retire_chunks_of(&self.shared);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// A runtime dropped on the thread that ran it leaves no `Shared` in
+    /// that thread's chunks once its tasks are gone (`retire_owner`):
+    /// without it the current chunk's unused slots would keep the runtime's
+    /// `Shared` (its unparker's descriptor, its debug checks) until the
+    /// thread exits or spawns for another runtime. The spawned task's cell
+    /// takes the slab (not under Miri or `coil_box_tasks`, where every cell
+    /// is boxed and frees its `Shared` with itself).
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a driver")]
+    fn a_dropped_runtime_leaves_no_shared_in_this_threads_chunks() {
+        std::thread::spawn(|| {
+            let rt = crate::rt::Runtime::new().unwrap();
+            let weak = Arc::downgrade(&rt.core().shared);
+            let cell = rt.block_on(async { crate::spawn(async { [7u8; 392] }).await });
+            assert_eq!(cell.unwrap()[391], 7);
+            drop(rt);
+            assert!(
+                weak.upgrade().is_none(),
+                "a chunk kept the runtime's Shared"
+            );
+        })
+        .join()
+        .unwrap();
     }
 }

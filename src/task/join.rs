@@ -122,6 +122,11 @@ impl<T> Task<T> {
     /// The handle saw `COMPLETE` with `JOIN_INTEREST`, and `may_drop_waker`
     /// only if the runtime is done with the join-waker field (`JOIN_WAKER`
     /// clear after `COMPLETE`).
+    ///
+    /// Always inlined: out of line (as rustc chose once `forget_spawn`'s
+    /// runtime lookup grew a branch, `task/raw.rs`) it cost W1 ~19
+    /// instructions a task.
+    #[inline(always)]
     unsafe fn drop_completed(&self, may_drop_waker: bool) {
         // The taken marker is written only into a field that is the
         // handle's for good (`try_read_output`), so with `!may_drop_waker`

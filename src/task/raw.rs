@@ -8,13 +8,13 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 56 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 48 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer), with no tag (asserted below): a union
 //! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (56 B) ─ state │ vtable │ shared │ links (2 words) │ join_waker │ cancel
+//! Cell<F> ┌ Header (48 B) ─ state │ vtable │ links (2 words) │ join_waker │ cancel
 //!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
 //!
@@ -22,17 +22,60 @@
 //! slot's: each chunk reserves one id per slot when it is created and
 //! keeps the first (`slab.rs`, "Task ids"), so the id is the chunk's first
 //! plus the slot's index. A boxed cell (large or over-aligned future, and
-//! every cell under Miri, loom and `coil_box_tasks`) is allocated with one
-//! more word before it, padded to the cell's alignment ([`boxed_layout`]),
-//! which holds its id, taken at allocation. Either way the id is fixed
+//! every cell under Miri, loom, `coil_box_tasks` and fuzzing, and a spawn from
+//! outside the loop: "The runtime" below) is allocated with two more words
+//! before it, padded to the cell's alignment ([`boxed_layout`]), the
+//! second of which holds its id, taken at allocation. Either way the id is fixed
 //! before the task is published and never changes; [`TaskRef::id`] reads
 //! it (the vtable's `from_slab` says which way). What this does to the
 //! order of ids is on [`TaskId`].
 //!
+//! **The runtime.** Nor is the task's runtime (its `Arc<Shared>`, where its
+//! wakes go) a header field. A slab chunk belongs to one runtime: the
+//! chunk's head holds one `Arc<Shared>` for all its cells (`slab.rs`, "The
+//! runtime"), cloned when the chunk is created and dropped when it is
+//! freed, so a spawn takes no reference count and the header 8 bytes
+//! fewer. A boxed cell's prefix holds a clone of its own in the word
+//! before the id (`Arc<Shared>`, id, cell: [`boxed_layout`]), dropped by
+//! `vtable::dealloc`. [`TaskRef::shared`] reads one or the other (the
+//! vtable's `from_slab` again). Only a spawn on the runtime's own loop
+//! thread ([`allocate`]) takes a slab cell: the thread's current chunk of
+//! each class belongs to the runtime it runs, and is retired (its unused
+//! slots given up) when a spawn for another runtime comes or that runtime's
+//! `Core` is dropped on the thread. A spawn from any other thread
+//! (`Handle::spawn`, [`allocate_remote`]) and a spawn on a closed loop
+//! ([`allocate_cancelled`]) are boxed, so that no thread keeps a chunk, and
+//! with it the `Shared` (its unparker's descriptor, its debug checks), of a
+//! runtime it does not run. The vtable is per future type *and* placement
+//! (`vtable::<F, SLAB>`), so a type spawned both ways has two. The price is
+//! paid by spawns from other threads, which go to the global allocator:
+//! 20 000 `Handle::spawn`s from one thread, then joined on the loop, cost
+//! 805 instructions a task against 455 with slab cells (callgrind, a
+//! throwaway example; no workload of `benches/` spawns remotely). A chunk
+//! per runtime for the other threads' spawns (behind a lock, retired when
+//! the runtime closes) would give that back; not done. Giving remote
+//! spawns the thread's own chunk instead would keep a dropped runtime's
+//! `Shared`, and so its eventfd and ring, open until the spawning thread
+//! exits, and would make a loop thread that spawns into another loop
+//! switch chunks on every spawn.
+//!
+//! *Who keeps the `Shared` alive* while a waker of a task outlives the
+//! runtime, on another thread: the waker holds a reference to the task, so
+//! the task is not freed (rule 7); a slab cell not freed is counted in its
+//! chunk's `live`, so the chunk is not freed (`slab.rs`, "The count"); a
+//! chunk not freed holds its `Arc<Shared>`. So the remote wake still finds
+//! the (closed) remote queue, and the `Shared` lives at least as long as
+//! with a clone in every header (a chunk outlives each of its cells): the
+//! lifetime arguments of `rt/mod.rs` (a wake's last use of `Shared` after
+//! it released its reference) hold unchanged. The last free of a chunk,
+//! on whichever thread, drops its `Shared` after the chunk's memory is
+//! gone; dropping a `Shared` frees no task (its queues hold `TaskRef`s,
+//! which own nothing by themselves), so it never re-enters the slab.
+//!
 //! | field | initialised | who may touch it |
 //! |---|---|---|
 //! | `state` | at allocation; changed only by the transitions of `state.rs` | any thread, atomically |
-//! | `vtable`, `shared` (and the id, outside the header) | at allocation, never changed | any thread, read only |
+//! | `vtable` (and the id and runtime, outside the header) | at allocation, never changed | any thread, read only |
 //! | `links` | empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
 //! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so, and the handle's *taken marker* once it took the result (`vtable.rs`, `try_read_output`) | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
 //! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
@@ -55,18 +98,19 @@
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 125.0 to 126.4 B per parked task (132.0 to 134.0 the same day with the
-//! id in the header, five runs each, alternated; 140.6 to 141.2 before the
-//! run queue gave its buffer back, 160.9 to 161.5 before the stage lost its
-//! tag and the join waker a word). Its future, `parked(gate.wait())`, is
-//! 40 B (the `GateWait` argument and the awaited copy, 16 B each, and the
-//! async fn's state); the breakdown:
+//! 117.3 B per parked task (three runs, all 117.309, alternated with the
+//! header's `Arc<Shared>`, all 124.477; 125.0 to 126.4 earlier with it and
+//! 132.0 to 134.0 with the id in the header, five runs each; 140.6 to 141.2
+//! before the run queue gave its buffer back, 160.9 to 161.5 before the
+//! stage lost its tag and the join waker a word). Its future,
+//! `parked(gate.wait())`, is 40 B (the `GateWait` argument and the awaited
+//! copy, 16 B each, and the async fn's state); the breakdown:
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 56 |
+//! | header | 48 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 42 cells of 96 B per 4 080 B chunk with a 16 B head (`slab.rs`), 4 096 / 42 − 96 | 1.5 |
+//! | slab: 46 cells of 88 B per 4 080 B chunk with a 24 B head (`slab.rs`), 4 096 / 46 − 88 | 1.0 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
 //! | the rest (the benchmark's vectors' slack, the run queue's burst buffer given back) | ~4 |
@@ -85,20 +129,27 @@
 //! handle's drop gave back to codegen); W1 wall clock, paired runs on a
 //! shared 2-core VM, new/old median 0.89 (0.51 to 0.94, 11 pairs, old
 //! first) and 0.92 (0.73 to 0.97, 9 pairs, new first): fewer bytes touched
-//! per task (96 B cells instead of 104). What the header could still give
-//! back, each measured against the rules of `task/mod.rs` (not done yet;
-//! both together, 24 B, would leave ~102 B: W7's 96 B needs the handle's
-//! or the gate waker's bytes too):
+//! per task (96 B cells instead of 104).
+//!
+//! The runtime left the header for the chunk's head ("The runtime" above):
+//! W7 124.5 to 117.3 B; W1 41.32 M to 40.88 M instructions at n = 100 000
+//! (−4.4 a task: the spawn's and the free's locked increment and decrement
+//! are gone, −3 and −3.3; `Task::drop` stays level only with its
+//! `drop_completed` inlined by hand, which the `shared()` lookup of its
+//! debug check had pushed out of line, +18.7 a task until then); W2
+//! (`yield tasks=100`) 10.79 M to 10.29 M (the waker's `wake_by_ref`,
+//! codegen: the yield path never reads the runtime); W1 wall clock
+//! (n = 500 000, paired runs on the loaded 2-core VM, ~210 to 300 ns a
+//! task that hour), new/old median 0.88 (0.48 to 1.03, 11 pairs, old
+//! first) and 0.84 (0.74 to 0.93, 9 pairs, new first). What the header
+//! could still give back, measured against the rules of `task/mod.rs` (not
+//! done yet; it would leave ~101 B: W7's 96 B needs the handle's or the
+//! gate waker's bytes too):
 //!
 //! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
 //!   singly linked list cannot unlink in O(1); the slab's chunks already
 //!   hold every slab task, so a walk of the live slots (with a per-slot
 //!   "bound" bit) could replace the list for them, not for boxed cells.
-//! - `shared` (8 B): a per-runtime slab chunk could hold it once per chunk.
-//!   Its clone at spawn and drop at deallocation are two locked RMWs per
-//!   task: `perf record -e cpu-clock` on W1 (n = 500 000) puts ~1.8 % of
-//!   the samples on them (about 0.9 % each), so they are worth ~2 ns of
-//!   W1's ~130, not the redesign alone.
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -174,10 +225,6 @@ pub(crate) struct Header {
     pub(super) state: State,
     /// Functions that know the concrete future type.
     pub(super) vtable: &'static Vtable,
-    /// The runtime this task belongs to: where wakes are delivered. Kept alive
-    /// by the task so that a waker outliving the loop can still find the
-    /// (closed) remote queue.
-    shared: Arc<Shared>,
     /// Owned-list links: loop thread only (rule 1).
     pub(super) links: Links,
     /// The join waker, one word (`join_waker.rs`): see rule 6.
@@ -189,7 +236,7 @@ pub(crate) struct Header {
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 56);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 48);
 // The stage carries no tag: for a future of no bytes and a `u64` output it
 // is one word (it was two with an enum's tag).
 static_assertions::const_assert!(
@@ -279,9 +326,9 @@ pub(crate) struct TaskRef(NonNull<Header>);
 
 // SAFETY: what safe code can do with a TaskRef on any thread touches only the
 // atomic state word (reference-neutral transitions), immutable fields
-// (`vtable`, `shared`: an `Arc` of a `Sync` type; the id, in the chunk's
-// head or the word before a boxed cell, written before the task is
-// published) and the name, which is
+// (`vtable`; the runtime, an `Arc` of a `Sync` type, and the id, in the
+// chunk's head or the words before a boxed cell, written before the task
+// is published) and the name, which is
 // written into the cancel box before the task is published and only read
 // afterwards. Everything that
 // is not thread-safe (owned-list links, stage, join waker, `release`) sits
@@ -540,10 +587,25 @@ impl TaskRef {
         TaskId(std::num::NonZeroU64::new(raw).expect("task ids start at 1"))
     }
 
-    /// The runtime the task belongs to.
-    #[inline]
+    /// The runtime the task belongs to: its slab chunk's, or the one in
+    /// the words before a boxed cell (module docs, "The runtime"). Kept
+    /// alive as long as the task is: a waker that outlives the loop still
+    /// finds the (closed) remote queue.
+    #[inline(always)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.header().shared
+        if self.header().vtable.from_slab {
+            // SAFETY: `allocate_cell` took the cell from `slab::allocate`
+            // with its runtime as the owner (the same `from_slab`); the task
+            // is alive (type invariant), so its slot is counted and its
+            // chunk, owner included, outlives the borrow of `self`.
+            unsafe { slab::owner_of(self.0.cast()) }
+        } else {
+            // SAFETY: `allocate_cell` put a boxed cell `boxed_layout`'s
+            // offset into its allocation with its runtime in the word two
+            // before it, written once before the task was published and
+            // dropped only by `dealloc`; the task is alive (type invariant).
+            unsafe { &*self.0.cast::<Arc<Shared>>().as_ptr().sub(2) }
+        }
     }
 
     /// The state word, for checks (`Acquire` load).
@@ -704,26 +766,40 @@ impl TaskRef {
 /// Allocate a task for `future`, scheduled, with three references: the owned
 /// list's, the handle's and the queue's (`State::new_spawned`). The returned
 /// `TaskRef` stands for all three; the caller hands each to its holder
-/// (`OwnedList::push`, `Task::from_raw`, a run queue).
-pub(crate) fn allocate<F>(future: F, shared: Arc<Shared>, name: Option<Arc<str>>) -> TaskRef
+/// (`OwnedList::push`, `Task::from_raw`, a run queue). For a spawn on the
+/// loop thread of `shared`'s runtime: the cell comes from this thread's
+/// slab chunk of that runtime if it fits (module docs, "The runtime").
+#[inline(always)]
+pub(crate) fn allocate<F>(future: F, shared: &Arc<Shared>, name: Option<Arc<str>>) -> TaskRef
 where
     F: Future + 'static,
 {
-    into_task(future, State::new_spawned(), shared, name)
+    into_task::<F, true>(future, State::new_spawned(), shared, name)
+}
+
+/// [`allocate`] for a spawn from a thread that is not the runtime's loop
+/// (`Handle::spawn`): the cell is always boxed, so that no thread keeps a
+/// chunk, and with it `shared`, for a runtime it does not run.
+pub(crate) fn allocate_remote<F>(future: F, shared: &Arc<Shared>) -> TaskRef
+where
+    F: Future + 'static,
+{
+    into_task::<F, false>(future, State::new_spawned(), shared, None)
 }
 
 /// Allocate a task for a runtime that is shutting down: the future is dropped
 /// at once (its destructor runs here) and the handle sees `Cancelled`. The
-/// returned `TaskRef` stands for the one reference, the handle's.
+/// returned `TaskRef` stands for the one reference, the handle's. Boxed, as
+/// it is rare.
 pub(crate) fn allocate_cancelled<F>(
     future: F,
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     name: Option<Arc<str>>,
 ) -> TaskRef
 where
     F: Future + 'static,
 {
-    let task = into_task(future, State::new_complete(), shared, name);
+    let task = into_task::<F, false>(future, State::new_complete(), shared, name);
     // SAFETY: just allocated with its future and `new_complete`, not
     // published: the stage and the task are ours alone.
     unsafe { vtable::cancel_unpublished(task) };
@@ -732,20 +808,21 @@ where
 
 /// Allocates the cell of a task whose stage starts with `future` and whose
 /// state word starts at `state`; the `TaskRef` stands for the references
-/// that `state` counts. Inlined into `allocate` (so into the spawn): the
-/// cell is built in place; out of line it costs W1 ~15 instructions a task.
+/// that `state` counts. `SLAB`: the cell may come from the slab (it does if
+/// it fits, `Cell::FROM_SLAB`), else it is boxed. Inlined into `allocate`
+/// (so into the spawn): the cell is built in place; out of line it costs W1
+/// ~15 instructions a task.
 #[inline(always)]
-fn into_task<F: Future + 'static>(
+fn into_task<F: Future + 'static, const SLAB: bool>(
     future: F,
     state: State,
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     name: Option<Arc<str>>,
 ) -> TaskRef {
     let cell = Cell::<F> {
         header: Header {
             state,
-            vtable: vtable::<F>(),
-            shared,
+            vtable: vtable::<F, SLAB>(),
             links: Links::new(),
             join_waker: JoinWaker::new(),
             cancel: CancelSlot::new(name),
@@ -754,7 +831,12 @@ fn into_task<F: Future + 'static>(
             future: ManuallyDrop::new(future),
         }),
     };
-    let ptr = allocate_cell(Layout::new::<Cell<F>>(), Cell::<F>::FROM_SLAB).cast::<Cell<F>>();
+    let ptr = allocate_cell(
+        Layout::new::<Cell<F>>(),
+        SLAB && Cell::<F>::FROM_SLAB,
+        shared,
+    )
+    .cast::<Cell<F>>();
     // SAFETY: `allocate_cell` returned memory of Cell<F>'s size and
     // alignment, unused.
     unsafe { ptr.write(cell) };
@@ -762,43 +844,51 @@ fn into_task<F: Future + 'static>(
     TaskRef(ptr.cast::<Header>())
 }
 
-/// Memory for a cell of `layout`, its id set: a slot of the slab if
-/// `from_slab` (the cell's `FROM_SLAB`; the slot's chunk gives it its id),
-/// else the global allocator, with a fresh id written in the word before
-/// the cell ([`boxed_layout`]); `vtable::dealloc` frees it the same way
-/// (`Vtable::from_slab`, `Vtable::layout`).
+/// Memory for a cell of `layout`, its id and runtime set: a slot of this
+/// thread's slab chunk of `shared` if `from_slab` (the vtable's; the chunk
+/// gives the slot its id and holds the runtime), else the global allocator,
+/// with the runtime (a clone of `shared`) and a fresh id written in the two
+/// words before the cell ([`boxed_layout`]); `vtable::dealloc` frees it the
+/// same way (`Vtable::from_slab`, `Vtable::layout`).
 #[inline(always)]
-fn allocate_cell(layout: Layout, from_slab: bool) -> NonNull<u8> {
+fn allocate_cell(layout: Layout, from_slab: bool, shared: &Arc<Shared>) -> NonNull<u8> {
     if from_slab {
-        slab::allocate(layout)
+        slab::allocate(layout, Some(shared))
     } else {
         let (whole, offset) = boxed_layout(layout);
-        // SAFETY: not zero-sized (it holds the header and the id).
+        // SAFETY: not zero-sized (it holds the header and the prefix).
         let p = unsafe { std::alloc::alloc(whole) };
         let Some(base) = NonNull::new(p) else {
             std::alloc::handle_alloc_error(whole)
         };
-        // SAFETY: `offset` (at least 8, a multiple of 8) and the cell after
-        // it are inside the allocation; the id word is the 8 bytes before
-        // the cell, aligned to 8.
+        // SAFETY: `offset` (at least 16, a multiple of 8) and the cell after
+        // it are inside the allocation; the id is the word before the cell,
+        // the runtime the one before that, both aligned to 8.
         unsafe {
             let cell = base.add(offset);
-            cell.cast::<u64>()
+            let id = cell.cast::<u64>().as_ptr().sub(1);
+            id.write(crate::task::reserve_task_ids(1));
+            cell.cast::<Arc<Shared>>()
                 .as_ptr()
-                .sub(1)
-                .write(crate::task::reserve_task_ids(1));
+                .sub(2)
+                .write(Arc::clone(shared));
             cell
         }
     }
 }
 
-/// A boxed cell's allocation: the id word, padded to the cell's alignment,
-/// then the cell; and the cell's offset in it (its alignment, which is at
-/// least 8: the header holds pointers).
+/// A runtime's `Core` is dropped on this thread: this thread's slab chunks
+/// of `shared` take no more cells (`slab.rs`, "The runtime").
+pub(crate) fn retire_chunks_of(shared: &Arc<Shared>) {
+    slab::retire_owner(shared);
+}
+
+/// A boxed cell's allocation: its prefix (the runtime, then the id, a
+/// word each), padded to the cell's alignment, then the cell; and the
+/// cell's offset in it (its alignment, at least 16).
 #[inline(always)]
 pub(super) fn boxed_layout(cell: Layout) -> (Layout, usize) {
-    let offset = cell.align();
-    debug_assert!(offset >= size_of::<u64>());
+    let offset = cell.align().max(2 * size_of::<u64>());
     match Layout::from_size_align(cell.size() + offset, offset) {
         Ok(l) => (l, offset),
         Err(_) => std::alloc::handle_alloc_error(cell),

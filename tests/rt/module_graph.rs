@@ -48,9 +48,9 @@ const ALLOWED: &[Allowed] = &[
             "Awaiting",
         ],
         why: "rt runs tasks (TaskRef, the owned list, Task). A task in turn holds its loop's \
-              Arc<rt::Shared> in its header and is queued by rt::schedule when woken (or, \
-              woken by value from a loop that remembers it, handed to its remote queue \
-              as a wake entry by rt::push_wake), \
+              Arc<rt::Shared> (in its slab chunk's head, or before a boxed cell) and is queued \
+              by rt::schedule when woken (or, woken by value from a loop that remembers it, \
+              handed to its remote queue as a wake entry by rt::push_wake), \
               coil::spawn finds the running loop through rt::spawn_local, and \
               coil::task::consume_budget is the loop's coop budget (rt::budget); \
               coil::task::current and all_tasks read the running task and the owned list \

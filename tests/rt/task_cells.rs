@@ -189,3 +189,81 @@ fn cells_of_exited_threads_freed_across_threads() {
     drop(rt);
     assert!(holder.join().unwrap() > 0);
 }
+
+/// Slab cells of loops on short-lived threads: each thread runs a runtime
+/// of its own, whose tasks (three classes) send a waker to a holder thread
+/// and stay pending; the runtime is dropped and its thread exits, and only
+/// then does the holder wake (or drop) the wakers. Each wake goes to its
+/// task's runtime, found through the task's chunk (`task/raw/slab.rs`,
+/// "The runtime"), whose queue is closed: the wake releases the reference,
+/// and the last one of a chunk frees it, with the `Shared` it holds, on the
+/// holder's thread. Under the asan-slab tier, a chunk (or its `Shared`)
+/// freed while a cell of it is alive is a heap-use-after-free.
+#[test]
+fn cells_of_exited_loops_woken_after_their_runtime_is_gone() {
+    let (wakers_tx, wakers_rx) = mpsc::channel::<Waker>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let wakers: Vec<_> = wakers_rx.into_iter().collect();
+        // Every loop thread has exited (the test joined them all).
+        go_rx.recv().unwrap();
+        let n = wakers.len();
+        for (i, w) in wakers.into_iter().enumerate() {
+            match i % 3 {
+                0 => w.wake(),
+                1 => w.wake_by_ref(),
+                _ => drop(w),
+            }
+        }
+        n
+    });
+    let loops: Vec<_> = (0..4u8)
+        .map(|t| {
+            let wakers = wakers_tx.clone();
+            std::thread::spawn(move || {
+                let rt = coil::Runtime::new().unwrap();
+                rt.block_on(async move {
+                    for i in 0..60u8 {
+                        let w = wakers.clone();
+                        let tag = t ^ i;
+                        let pend = |w: mpsc::Sender<Waker>| async move {
+                            std::future::poll_fn(|cx| {
+                                w.send(cx.waker().clone()).unwrap();
+                                Poll::Ready(())
+                            })
+                            .await;
+                            std::future::pending::<()>().await
+                        };
+                        match i % 3 {
+                            0 => drop(coil::spawn(async move {
+                                let bytes = [tag; 40];
+                                pend(w).await;
+                                bytes[39]
+                            })),
+                            1 => drop(coil::spawn(async move {
+                                let bytes = [tag; 200];
+                                pend(w).await;
+                                bytes[199]
+                            })),
+                            _ => drop(coil::spawn(async move {
+                                let bytes = [tag; 64];
+                                pend(w).await;
+                                bytes[63]
+                            })),
+                        }
+                    }
+                    for _ in 0..4 {
+                        yield_now().await;
+                    }
+                });
+                drop(rt);
+            })
+        })
+        .collect();
+    drop(wakers_tx);
+    for l in loops {
+        l.join().unwrap();
+    }
+    go_tx.send(()).unwrap();
+    assert_eq!(holder.join().unwrap(), 4 * 60);
+}

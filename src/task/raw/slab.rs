@@ -17,7 +17,7 @@
 //! pointer per cell, no lookup.
 //!
 //! ```text
-//! CHUNK_BYTES-aligned: ┌ live (atomic) ┐ ┌ cell ┐ ┌ cell ┐ ... K cells, unused tail
+//! CHUNK_BYTES-aligned: ┌ live (atomic) │ first_id │ owner ┐ ┌ cell ┐ ┌ cell ┐ ... K cells, unused tail
 //! ```
 //!
 //! A cell costs its size rounded to 8; the allocator would charge that plus
@@ -87,6 +87,23 @@
 //! order; across classes they do not (each chunk took its block when it was
 //! created). A boxed cell keeps its id in a word before the cell (`raw.rs`).
 //!
+//! **The runtime.** A chunk belongs to one runtime: its head holds an
+//! `Arc<Shared>` (`owner`), the runtime of every task in it, which is how a
+//! slab task finds where its wakes go ([`owner_of`]; `raw.rs`, "The
+//! runtime", says who keeps it alive and why that is at least as long as a
+//! clone per task would be). It is cloned when the chunk is created and
+//! dropped by the thread that frees the chunk, after the chunk's memory is
+//! gone. A thread's current chunk of a class belongs to the runtime it last
+//! allocated a cell of that class for (a spawn on a loop thread, for that
+//! loop's runtime: `raw.rs` boxes the others); a cell for another runtime
+//! retires it first (its unused slots given up, [`Bump::retire`]) and takes
+//! a fresh chunk, and so does the runtime's `Core` when it is dropped on
+//! the thread ([`retire_owner`]): otherwise the current chunk's unused
+//! slots would keep the `Shared` of a dropped runtime until the thread
+//! exits. A thread that alternates between two runtimes' loops (each
+//! `block_on` in turn) pays a chunk per switch and class; one loop per
+//! thread, the common case, never switches.
+//!
 //! Under `cfg(loom)` every cell is a `Box` (loom runs its threads on one OS
 //! thread, which a per-thread cache must not see as one thread), and under
 //! `cfg(miri)` too: Miri (like ASan) sees allocations, so a use of a freed
@@ -94,12 +111,18 @@
 //! use-after-free stays visible to the miri tier's task tests, while the
 //! slab itself is checked there by its own unit tests below, which call it
 //! directly. `--cfg coil_box_tasks` boxes every cell the same way for
-//! AddressSanitizer (CI's asan tier), for the same reason.
+//! AddressSanitizer (CI's asan tier), for the same reason, and so does
+//! `cfg(fuzzing)`: `cargo fuzz` builds with ASan too, and the `run_queue`
+//! target counts task allocations by the strong count of their runtime's
+//! `Shared`, one per boxed cell (a chunk holds one for all its cells).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+use crate::rt::Shared;
 
 /// The largest cell (bytes) taken from a chunk; larger cells are boxed.
 pub(super) const MAX_CELL: usize = 512;
@@ -119,6 +142,7 @@ pub(super) const fn fits(layout: Layout) -> bool {
     !cfg!(loom)
         && !cfg!(miri)
         && !cfg!(coil_box_tasks)
+        && !cfg!(fuzzing)
         && layout.size() <= MAX_CELL
         && layout.align() <= GRAIN
         && layout.size() > 0
@@ -133,20 +157,29 @@ struct Chunk {
     /// task `first_id + i` (see "Task ids" in the module docs). Written at
     /// creation, never changed.
     first_id: u64,
+    /// The runtime of every task in the chunk (see "The runtime" in the
+    /// module docs): `Some` for every chunk of task cells, `None` only in
+    /// the unit tests below. Written at creation, dropped when the chunk is
+    /// freed, never changed in between.
+    owner: Option<Arc<Shared>>,
     /// The size of a slot, for the tests' chunk count per class only (the
     /// allocator and every free derive it or need none): the shipped head is
-    /// two words (`live`, `first_id`).
+    /// three words (`live`, `first_id`, `owner`).
     #[cfg(test)]
     stride: usize,
 }
 
 /// One class's current chunk on this thread: the slots not handed out yet
-/// are `next..end`.
+/// are `next..end`; `owner` is the chunk's runtime, as an address to
+/// compare with (null for none), read without touching the chunk. The
+/// address cannot be another runtime's: the chunk's unused slots keep it
+/// allocated while it is current, and it holds that `Shared` alive.
 #[derive(Clone, Copy)]
 struct Bump {
     chunk: *mut Chunk,
     next: *mut u8,
     end: *mut u8,
+    owner: *const Shared,
 }
 
 impl Bump {
@@ -154,7 +187,29 @@ impl Bump {
         chunk: ptr::null_mut(),
         next: ptr::null_mut(),
         end: ptr::null_mut(),
+        owner: ptr::null(),
     };
+
+    /// Gives up the slots of the current chunk not handed out yet (which may
+    /// free it) and leaves the bump empty.
+    fn retire(&mut self, stride: usize) {
+        let Bump {
+            chunk, next, end, ..
+        } = std::mem::replace(self, Bump::EMPTY);
+        let unused = (end as usize - next as usize) / stride;
+        if unused > 0 {
+            // SAFETY: the unused slots were counted at creation and are
+            // this thread's (they keep the chunk allocated); it hands out
+            // none of them any more.
+            unsafe { release(chunk, unused) };
+        }
+    }
+}
+
+/// The address a bump compares owners by.
+#[inline(always)]
+fn owner_addr(owner: Option<&Arc<Shared>>) -> *const Shared {
+    owner.map_or(ptr::null(), Arc::as_ptr)
 }
 
 /// This thread's current chunks, one per class.
@@ -176,19 +231,21 @@ fn class_of(size: usize) -> (usize, usize) {
 }
 
 /// A cell for `layout` (at most `MAX_CELL` bytes, aligned to at most 8:
-/// what `fits` checks): uninitialised memory of that size and alignment,
-/// to be given back with [`free`].
+/// what `fits` checks) in a chunk of `owner` ([`owner_of`]): uninitialised
+/// memory of that size and alignment, to be given back with [`free`].
+/// `owner` is `Some` for every task cell (`None` in the unit tests only).
 #[inline]
-pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
+pub(super) fn allocate(layout: Layout, owner: Option<&Arc<Shared>>) -> NonNull<u8> {
     debug_assert!(layout.size() <= MAX_CELL && layout.align() <= GRAIN);
     let (class, stride) = class_of(layout.size());
     let from_local = LOCAL.try_with(|local| {
         // SAFETY: the thread_local is touched only by this thread and only
-        // inside this closure and `Local::drop`, neither of which re-enters
-        // the other: the one `&mut` to it.
+        // inside this closure, `retire_owner` and `Local::drop`, none of
+        // which re-enters another (a chunk freed by `Bump::retire` drops a
+        // `Shared`, which holds no task): the one `&mut` to it.
         let bump = unsafe { &mut (*local.get()).classes[class] };
-        if bump.next == bump.end {
-            *bump = new_chunk(stride, slots_for(stride));
+        if bump.next == bump.end || bump.owner != owner_addr(owner) {
+            *bump = next_chunk(bump, stride, owner);
         }
         // SAFETY: `next < end`: the slot lies in the chunk, `stride` bytes
         // long, and the next one (or `end`) is `stride` further on.
@@ -198,7 +255,7 @@ pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
         Ok(cell) => cell,
         // The thread is exiting and its chunks are gone: a chunk of one.
         Err(_) => {
-            let mut one = new_chunk(stride, 1);
+            let mut one = new_chunk(stride, 1, owner);
             // SAFETY: the new chunk has exactly one slot, at `one.next`.
             unsafe { take_slot(&mut one.next, stride) }
         }
@@ -225,9 +282,21 @@ fn slots_for(stride: usize) -> usize {
     (CHUNK_ALLOC - size_of::<Chunk>()) / stride
 }
 
-/// A fresh chunk of `slots` slots of `stride` bytes, all counted live.
+/// The slow path of `allocate`: the current chunk is full, or it belongs to
+/// another runtime (a thread whose loop changed, a test's thread running
+/// one runtime after another): it is retired and a fresh one of `owner`
+/// takes its place.
 #[cold]
-fn new_chunk(stride: usize, slots: usize) -> Bump {
+#[inline(never)]
+fn next_chunk(bump: &mut Bump, stride: usize, owner: Option<&Arc<Shared>>) -> Bump {
+    bump.retire(stride);
+    new_chunk(stride, slots_for(stride), owner)
+}
+
+/// A fresh chunk of `owner` with `slots` slots of `stride` bytes, all
+/// counted live.
+#[cold]
+fn new_chunk(stride: usize, slots: usize, owner: Option<&Arc<Shared>>) -> Bump {
     let layout = chunk_layout();
     let first_id = crate::task::reserve_task_ids(slots as u64);
     // SAFETY: the layout is not zero-sized.
@@ -241,6 +310,7 @@ fn new_chunk(stride: usize, slots: usize) -> Bump {
         chunk.write(Chunk {
             live: AtomicUsize::new(slots),
             first_id,
+            owner: owner.cloned(),
             #[cfg(test)]
             stride,
         });
@@ -252,7 +322,12 @@ fn new_chunk(stride: usize, slots: usize) -> Bump {
         let next = base.add(size_of::<Chunk>());
         (next, next.add(slots * stride))
     };
-    Bump { chunk, next, end }
+    Bump {
+        chunk,
+        next,
+        end,
+        owner: owner_addr(owner),
+    }
 }
 
 /// Every chunk's layout: aligned to `CHUNK_BYTES`, so a cell's chunk is its
@@ -287,6 +362,43 @@ pub(super) unsafe fn id_of(cell: NonNull<u8>, layout: Layout) -> u64 {
     unsafe { (*chunk).first_id + index as u64 }
 }
 
+/// The runtime the cell `cell` was allocated for: its chunk's `owner`.
+///
+/// # Safety
+/// `cell` came from [`allocate`] with `Some` owner and is not freed yet;
+/// the returned reference is used only while a slot of the chunk is (see
+/// "The runtime" in the module docs).
+#[inline(always)]
+pub(super) unsafe fn owner_of<'a>(cell: NonNull<u8>) -> &'a Arc<Shared> {
+    let chunk = cell
+        .as_ptr()
+        .map_addr(|a| a & !(CHUNK_BYTES - 1))
+        .cast::<Chunk>();
+    // SAFETY: the caller's promise: the cell is counted in `live`, so its
+    // chunk is allocated and its `owner` (written before any slot is handed
+    // out, dropped only when the count reaches zero) is alive, unchanged
+    // and `Some` (the cell was allocated with one, and a chunk's cells all
+    // share its owner: `allocate` retires a chunk of another).
+    unsafe { (*chunk).owner.as_ref().unwrap_unchecked() }
+}
+
+/// Retires this thread's current chunks of `owner` (a runtime being
+/// dropped on this thread): their slots not handed out yet are given up, so
+/// that a chunk, and the `Shared` it holds, lives only as long as its
+/// tasks. Chunks of other runtimes, and other threads' chunks, are left.
+pub(crate) fn retire_owner(owner: &Arc<Shared>) {
+    let addr = Arc::as_ptr(owner);
+    let _ = LOCAL.try_with(|local| {
+        // SAFETY: as in `allocate`: the one `&mut` to this thread's cache.
+        let classes = unsafe { &mut (*local.get()).classes };
+        for (class, bump) in classes.iter_mut().enumerate() {
+            if bump.owner == addr {
+                bump.retire((class + 1) * GRAIN);
+            }
+        }
+    });
+}
+
 /// Gives back a cell from [`allocate`]; any thread. Its contents must have
 /// been dropped already.
 ///
@@ -317,11 +429,15 @@ unsafe fn release(chunk: *mut Chunk, n: usize) {
         fence(Ordering::Acquire);
         // SAFETY: the count is zero: no slot is in use and no thread holds the
         // chunk as its current one; the fence orders every earlier use first.
-        unsafe {
+        // The owner is moved out before the memory goes, and dropped after.
+        let owner = unsafe {
             #[cfg(test)]
             tests::CHUNKS[class_of((*chunk).stride).0].fetch_sub(1, Ordering::Relaxed);
+            let owner = ptr::addr_of_mut!((*chunk).owner).read();
             dealloc(chunk.cast(), chunk_layout());
-        }
+            owner
+        };
+        drop(owner);
     }
 }
 
@@ -330,15 +446,7 @@ impl Drop for Local {
     /// none and may be freed already (its pointer is not read then).
     fn drop(&mut self) {
         for (class, bump) in self.classes.iter_mut().enumerate() {
-            let stride = (class + 1) * GRAIN;
-            let Bump { chunk, next, end } = std::mem::replace(bump, Bump::EMPTY);
-            let unused = (end as usize - next as usize) / stride;
-            if unused > 0 {
-                // SAFETY: the unused slots were counted at creation and are
-                // ours (they keep the chunk allocated); this thread hands out
-                // none of them any more.
-                unsafe { release(chunk, unused) };
-            }
+            bump.retire((class + 1) * GRAIN);
         }
     }
 }
@@ -371,7 +479,7 @@ mod tests {
         std::thread::spawn(move || {
             (0..n)
                 .map(|i| {
-                    let cell = allocate(layout);
+                    let cell = allocate(layout, None);
                     // SAFETY: a fresh cell of `size` bytes.
                     unsafe { cell.as_ptr().write_bytes(i as u8, size) };
                     SendCell(cell)
@@ -404,7 +512,7 @@ mod tests {
         let (done_tx, done_rx) = mpsc::channel::<()>();
         let owner = std::thread::spawn(move || {
             let layout = Layout::from_size_align(size, 8).unwrap();
-            tx.send(SendCell(allocate(layout))).unwrap();
+            tx.send(SendCell(allocate(layout, None))).unwrap();
             // Keep the chunk current until the other thread freed the cell.
             done_rx.recv().unwrap();
         });
@@ -424,7 +532,7 @@ mod tests {
             fn drop(&mut self) {
                 // Runs after LOCAL's destructor (registered later, destroyed
                 // earlier), where `allocate` falls back to a chunk of one.
-                let cell = allocate(Layout::from_size_align(488, 8).unwrap());
+                let cell = allocate(Layout::from_size_align(488, 8).unwrap(), None);
                 // SAFETY: from `allocate`, not used again.
                 unsafe { free(cell) };
             }
@@ -432,7 +540,7 @@ mod tests {
         thread_local! { static AT_EXIT: AtExit = const { AtExit }; }
         std::thread::spawn(|| {
             AT_EXIT.with(|_| {});
-            let cell = allocate(Layout::from_size_align(488, 8).unwrap());
+            let cell = allocate(Layout::from_size_align(488, 8).unwrap(), None);
             // SAFETY: from `allocate`, not used again.
             unsafe { free(cell) };
         })
@@ -447,7 +555,7 @@ mod tests {
         let layout = Layout::from_size_align(size, 8).unwrap();
         let n = 2 * slots_for(size) + 1;
         let (ids, more) = std::thread::spawn(move || {
-            let cells: Vec<_> = (0..n).map(|_| allocate(layout)).collect();
+            let cells: Vec<_> = (0..n).map(|_| allocate(layout, None)).collect();
             // SAFETY: each cell came from `allocate` with `layout`, not freed.
             let ids: Vec<u64> = cells.iter().map(|&c| unsafe { id_of(c, layout) }).collect();
             // A boxed task's id, taken after the chunks reserved theirs.
@@ -472,9 +580,57 @@ mod tests {
         assert_eq!(chunks(size), 0);
     }
 
+    /// A runtime's half that other threads reach (the owner of a chunk),
+    /// on an epoll driver of its own.
+    fn shared() -> Arc<Shared> {
+        let config = coil_arch::Config::default();
+        let driver = coil_arch::Driver::new(coil_arch::DriverChoice::Epoll, &config).unwrap();
+        Arc::new(Shared::new(driver.unparker(), 0))
+    }
+
+    /// A chunk's owner is every cell's runtime: a thread that allocates for
+    /// two runtimes in turn gets a chunk per runtime (each switch retires
+    /// the chunk before), a chunk's `Shared` is dropped with its last cell,
+    /// and `retire_owner` gives up a current chunk of its runtime.
+    #[test]
+    fn cells_of_two_runtimes_on_one_thread_take_chunks_of_their_own() {
+        std::thread::spawn(|| {
+            let layout = Layout::from_size_align(448, 8).unwrap();
+            let (a, b) = (shared(), shared());
+            let mut cells = Vec::new();
+            for i in 0..6 {
+                let owner = if i % 2 == 0 { &a } else { &b };
+                let cell = allocate(layout, Some(owner));
+                // SAFETY: from `allocate`, not freed.
+                let got = unsafe { owner_of(cell) };
+                assert!(Arc::ptr_eq(got, owner), "cell {i} has another runtime");
+                cells.push(cell);
+            }
+            // Each switch retired the chunk before: five are held by their
+            // one cell only, the sixth is b's current one.
+            assert_eq!(chunks(448), 6);
+            let weak = Arc::downgrade(&a);
+            drop(a);
+            for (i, c) in cells.into_iter().enumerate() {
+                // SAFETY: from `allocate`, not used again.
+                unsafe { free(c) };
+                let alive = weak.upgrade().is_some();
+                assert_eq!(alive, i < 4, "a's Shared after freeing cell {i}");
+            }
+            assert_eq!(chunks(448), 1, "b's current chunk");
+            let weak = Arc::downgrade(&b);
+            retire_owner(&b);
+            drop(b);
+            assert_eq!(chunks(448), 0, "retire_owner freed b's current chunk");
+            assert!(weak.upgrade().is_none(), "and with it b's Shared");
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn sizes_share_classes_and_strides_stay_aligned() {
-        let on = !cfg!(loom) && !cfg!(miri) && !cfg!(coil_box_tasks);
+        let on = !cfg!(loom) && !cfg!(miri) && !cfg!(coil_box_tasks) && !cfg!(fuzzing);
         assert_eq!(fits(Layout::new::<[u64; 64]>()), on);
         assert!(!fits(Layout::new::<[u64; 65]>()));
         assert!(!fits(Layout::from_size_align(32, 16).unwrap()));

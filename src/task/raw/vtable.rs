@@ -47,24 +47,27 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::{Cell, Header, PollOutcome, Stage, TaskRef, Vtable};
+use crate::rt::Shared;
 use crate::task::TaskError;
 use crate::task::state::{
     DropJoin, FAILED, JOIN_INTEREST, JOIN_WAKER, Snapshot, ToIdle, ToRunning,
 };
 
-/// The vtable of tasks whose future is an `F`.
-pub(super) fn vtable<F: Future + 'static>() -> &'static Vtable {
+/// The vtable of tasks whose future is an `F`, in a slab cell if `SLAB`
+/// and the cell fits (`Cell::FROM_SLAB`), else boxed.
+pub(super) fn vtable<F: Future + 'static, const SLAB: bool>() -> &'static Vtable {
     // A constant, so that the reference is promoted to a static.
-    &VtableOf::<F>::VTABLE
+    &VtableOf::<F, SLAB>::VTABLE
 }
 
 /// Holds the vtable of `F` as an associated constant.
-struct VtableOf<F>(std::marker::PhantomData<F>);
+struct VtableOf<F, const SLAB: bool>(std::marker::PhantomData<F>);
 
-impl<F: Future + 'static> VtableOf<F> {
+impl<F: Future + 'static, const SLAB: bool> VtableOf<F, SLAB> {
     const VTABLE: Vtable = Vtable {
         poll: poll::<F>,
         drop_future: drop_future::<F>,
@@ -72,7 +75,7 @@ impl<F: Future + 'static> VtableOf<F> {
         drop_output: drop_output_of::<F>,
         take_output: take_output::<F>,
         layout: Layout::new::<Cell<F>>(),
-        from_slab: Cell::<F>::FROM_SLAB,
+        from_slab: SLAB && Cell::<F>::FROM_SLAB,
     };
 }
 
@@ -402,7 +405,7 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
         }
         // Debug mode: the spawn location's entry is the loop's to remove
         // when no handle is left to do it (`rt/debug.rs`).
-        if let Some(checks) = &header.shared.debug {
+        if let Some(checks) = &task.shared().debug {
             checks.forget(task.id().as_u64());
         }
     } else if snap.is(JOIN_WAKER) {
@@ -598,13 +601,18 @@ pub(super) unsafe fn dealloc(task: TaskRef) {
         // used again.
         unsafe { super::slab::free(task.0.cast()) };
     } else {
-        // SAFETY: `into_task` allocated it with `alloc` of `boxed_layout`
-        // (not `FROM_SLAB`), the cell `offset` bytes in; its contents were
-        // dropped, and it is not used again.
-        unsafe {
+        // SAFETY: `allocate_cell` allocated it with `alloc` of `boxed_layout`
+        // (not `from_slab`), the cell `offset` bytes in, its runtime in the
+        // word two before the cell (moved out here, once, and dropped after
+        // the memory is gone); its contents were dropped, and it is not used
+        // again.
+        let shared = unsafe {
             let (whole, offset) = super::boxed_layout(vt.layout);
+            let shared = header.cast::<Arc<Shared>>().sub(2).read();
             std::alloc::dealloc(header.cast::<u8>().sub(offset), whole);
-        }
+            shared
+        };
+        drop(shared);
     }
 }
 
