@@ -73,7 +73,7 @@ pub fn run_child(
     workload: &str,
     timeout: Duration,
 ) -> ChildResult {
-    let mut cmd = match taskset() {
+    let cmd = match taskset() {
         Some(ts) => {
             let mut c = Command::new(ts);
             c.arg("-c").arg("0").arg(exe).env(PIN_ENV, "taskset");
@@ -85,6 +85,28 @@ pub fn run_child(
             c
         }
     };
+    wait_child(cmd, args, peer, workload, timeout)
+}
+
+/// As [`run_child`], without pinning: for a child that pins its own threads
+/// (W8's loops, one per CPU).
+pub fn run_child_unpinned(
+    exe: &Path,
+    args: &[String],
+    peer: &str,
+    workload: &str,
+    timeout: Duration,
+) -> ChildResult {
+    wait_child(Command::new(exe), args, peer, workload, timeout)
+}
+
+fn wait_child(
+    mut cmd: Command,
+    args: &[String],
+    peer: &str,
+    workload: &str,
+    timeout: Duration,
+) -> ChildResult {
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -94,7 +116,12 @@ pub fn run_child(
     };
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return err(format!("spawn {}: {e}", exe.display())),
+        Err(e) => {
+            return err(format!(
+                "spawn {}: {e}",
+                cmd.get_program().to_string_lossy()
+            ));
+        }
     };
     let mut stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
