@@ -214,6 +214,24 @@
 //! pushed task is handled by exactly one side. The loom model
 //! `remote_loom::wake_entry_vs_poll_and_complete` checks the wake entries
 //! against a poll, a completion and a second wake.
+//!
+//! **What keeps the `Shared` alive during a push.** A push uses its
+//! `Shared` after it published the entry: W2's `fetch_or`, W3's unpark
+//! (the unparker's descriptor). From the publish on, the loop may take the
+//! entry (a drain, or shutdown's `close_remote`) and release its
+//! reference, freeing the task and with it the slab chunk or box that held
+//! the runtime's `Arc<Shared>`; if the runtime is being dropped, that was
+//! the last one. So the entry's own reference never keeps the `Shared`
+//! alive past the publish; the pusher must hold something else until
+//! `push_remote` returns: a `Handle` (`push_spawned`), a waker that keeps
+//! its reference (`wake_by_ref`, a join waker), the cancelling handle
+//! (`cancel`), the remembered task's reference (`push_wake`: its entry is
+//! the waker's reference, but `last_foreign` holds one more), or, for a
+//! `Waker::wake` by value whose waker's reference *is* the entry's
+//! ([`schedule_by_val`]), a clone of the `Arc<Shared>` taken for the push.
+//! The unit test `shutdown::tests::a_push_keeps_its_runtime_alive_after_publishing`
+//! drops the runtime between a push's W1 and W2 (a test hook,
+//! `push_hook`) and checks the `Shared` is still there.
 
 pub(crate) mod budget;
 mod builder;
@@ -311,6 +329,31 @@ pub(crate) fn outside_loop<R>(f: impl FnOnce() -> R) -> R {
         prev: CURRENT.with(|c| c.replace(std::ptr::null())),
     };
     f()
+}
+
+/// Test hook of the unit tests: code to run on a pushing thread between
+/// its publish (W1) and its W2, where the loop may already have taken the
+/// entry (module docs, "What keeps the `Shared` alive during a push").
+#[cfg(all(test, not(loom)))]
+pub(crate) mod push_hook {
+    use std::cell::RefCell;
+
+    std::thread_local! {
+        static AFTER_PUBLISH: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` after every lock-free publish of this thread's pushes.
+    pub(crate) fn set(f: impl FnMut() + 'static) {
+        AFTER_PUBLISH.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+    }
+
+    pub(super) fn after_publish() {
+        let _ = AFTER_PUBLISH.try_with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f();
+            }
+        });
+    }
 }
 
 /// Whether a loop is running on this thread.
@@ -491,6 +534,10 @@ impl Shared {
                 .compare_exchange(EMPTY, entry.into_raw(), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
         {
+            // The loop may take the entry from here on (module docs, "What
+            // keeps the `Shared` alive during a push").
+            #[cfg(all(test, not(loom)))]
+            push_hook::after_publish();
             // W2.
             let prev = flags.fetch_or(flag::PENDING, Ordering::SeqCst);
             self.unpark_after(prev, flag::PENDING);
@@ -658,7 +705,10 @@ impl Shared {
 ///
 /// # Safety
 /// The caller owns `task`'s queue reference (its transition set `SCHEDULED`,
-/// rule 2) and hands it over.
+/// rule 2) and hands it over, and holds another reference to the task until
+/// this returns (its waker's, its handle's: module docs, "What keeps the
+/// `Shared` alive during a push"; a `Waker::wake` by value has none and
+/// takes [`schedule_by_val`]).
 #[inline]
 pub(crate) unsafe fn schedule(task: TaskRef) {
     let shared = task.shared();
@@ -681,6 +731,35 @@ pub(crate) unsafe fn schedule(task: TaskRef) {
     }
 }
 
+/// `Waker::wake` (by value) of a task from a thread that is not its loop's,
+/// once the waking thread's transition set `SCHEDULED` (the task is not
+/// one it remembers, `task::raw::last_foreign`): the waker's reference,
+/// now the queue reference, is pushed onto the remote queue. That was the
+/// waking thread's only reference, so the push holds a clone of the
+/// runtime's `Arc<Shared>` until it returns (module docs, "What keeps the
+/// `Shared` alive during a push"): two uncontended reference-count RMWs on
+/// the `Arc`'s own line, which the loop never writes.
+///
+/// # Safety
+/// The caller owns `task`'s queue reference (its transition set
+/// `SCHEDULED`, rule 2) and hands it over; no loop of the task's runtime
+/// runs on this thread.
+#[inline]
+pub(crate) unsafe fn schedule_by_val(task: TaskRef) {
+    let shared = Arc::clone(task.shared());
+    // SAFETY: the caller's queue reference, for the task's own runtime,
+    // whose `Shared` the clone keeps alive for the whole push.
+    if let Some(t) = unsafe { shared.push_remote(Woken::queued(task)) } {
+        // SAFETY: the queue reference, which the closed queue did not
+        // take (rule 8).
+        unsafe { t.release(1) };
+    }
+    // Possibly the last `Arc` (the runtime was dropped meanwhile): the
+    // `Shared` goes here, on the waking thread, as with a waker that
+    // outlives its runtime.
+    drop(shared);
+}
+
 /// `Waker::wake` (by value) of a task from a thread that is not its loop's:
 /// push the waker's reference as a wake entry, the state word untouched
 /// (module docs, "Two kinds of woken entry"); the loop does the transition
@@ -688,12 +767,16 @@ pub(crate) unsafe fn schedule(task: TaskRef) {
 ///
 /// # Safety
 /// The caller owns one reference to `task` (the waker's) and hands it over;
-/// `shared` is the task's runtime's (alive while the task is); this thread
-/// is not running that loop.
+/// `shared` is the task's runtime's (alive while the task is), and
+/// something other than that reference keeps it alive until this returns
+/// (the remembered task's reference, `last_foreign`: the entry's may be
+/// released by the loop as soon as it is published, module docs, "What
+/// keeps the `Shared` alive during a push"); this thread is not running
+/// that loop.
 #[inline]
 pub(crate) unsafe fn push_wake(shared: *const Shared, task: TaskRef) {
     // SAFETY: the caller's reference, for the task's own runtime, whose
-    // `Shared` the reference keeps alive for the call.
+    // `Shared` the caller keeps alive for the call by other means.
     if let Some(t) = unsafe { (*shared).push_remote(Woken::wake(task)) } {
         // SAFETY: the waker's reference, which the closed queue did not
         // take (rule 8); the borrow of `shared` has ended.

@@ -728,8 +728,9 @@ fn wake_as_entry(shared: &Shared, w: Waker) {
     // SAFETY: a task waker's data pointer is its task (`waker_from_raw`),
     // and its reference, not dropped here, is handed over with it.
     let t = unsafe { TaskRef::from_raw(w.data()) };
-    // SAFETY: that reference, for the task's own runtime; no loop runs on
-    // this thread.
+    // SAFETY: that reference, for the task's own runtime, whose `Shared`
+    // the caller's `&Shared` (borrowed from its own `Arc`) keeps alive; no
+    // loop runs on this thread.
     unsafe { crate::rt::push_wake(shared, t) };
 }
 

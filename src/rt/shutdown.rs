@@ -237,4 +237,59 @@ mod tests {
         .join()
         .unwrap();
     }
+
+    /// A `Waker::wake` (by value) from a plain thread has published its
+    /// entry (W1) when the runtime is dropped: shutdown's `close_remote`
+    /// takes the entry, the task is cancelled and freed, and with it the
+    /// chunk (or box) that held the runtime's `Arc<Shared>`, and then the
+    /// `Core`'s own; the push has yet to set `PENDING` (W2) and unpark on
+    /// that `Shared`. The push must keep it alive itself (`rt/mod.rs`,
+    /// "What keeps the `Shared` alive during a push"): the hook, on the
+    /// waking thread between W1 and W2, waits for the drop and checks. It
+    /// panics rather than let the push go on to use a freed `Shared`.
+    #[test]
+    #[cfg(not(loom))]
+    #[cfg_attr(miri, ignore = "opens a driver")]
+    fn a_push_keeps_its_runtime_alive_after_publishing() {
+        use std::sync::{Mutex, mpsc};
+        use std::task::Waker;
+
+        let rt = crate::rt::Runtime::new().unwrap();
+        let weak = Arc::downgrade(&rt.core().shared);
+        let slot = Arc::new(Mutex::new(None::<Waker>));
+        let s = slot.clone();
+        // Detached, idle after its first poll: the owned list and the waker
+        // below hold it.
+        drop(rt.spawn(std::future::poll_fn(move |cx| {
+            *s.lock().unwrap() = Some(cx.waker().clone());
+            std::task::Poll::<()>::Pending
+        })));
+        rt.block_on(std::future::poll_fn(|cx| {
+            if slot.lock().unwrap().is_some() {
+                return std::task::Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }));
+        let waker = slot.lock().unwrap().take().unwrap();
+        let (published_tx, published_rx) = mpsc::channel::<()>();
+        let (dropped_tx, dropped_rx) = mpsc::channel::<()>();
+        let waking = std::thread::spawn(move || {
+            crate::rt::push_hook::set(move || {
+                published_tx.send(()).unwrap();
+                dropped_rx.recv().unwrap();
+                assert!(
+                    weak.strong_count() > 0,
+                    "the runtime's Shared was freed while a push still uses it"
+                );
+            });
+            // The task is idle and not remembered here (no loop): the
+            // transition on this thread, then the remote queue's slot.
+            waker.wake();
+        });
+        published_rx.recv().unwrap();
+        drop(rt);
+        dropped_tx.send(()).unwrap();
+        waking.join().unwrap();
+    }
 }

@@ -462,12 +462,15 @@ impl TaskRef {
         match site {
             Site::Done => {}
             // SAFETY: `shared` was remembered with the task, whose own it is
-            // (alive while the task is, which the caller's reference keeps
-            // alive); that reference is handed over as a wake entry.
+            // (alive while the task is); the caller's reference is handed
+            // over as a wake entry, and the memory's own reference, which
+            // nothing on this thread releases during the push, keeps the
+            // task and so `shared` alive until `push_wake` returns.
             Site::Entry(shared) => unsafe { crate::rt::push_wake(shared, self) },
-            // SAFETY: the caller's reference; `schedule` receives it as the
-            // queue reference when the transition set SCHEDULED.
-            Site::Transition => unsafe { self.notify_by_val(|t| crate::rt::schedule(t)) },
+            // SAFETY: the caller's reference; `schedule_by_val` receives it
+            // as the queue reference when the transition set SCHEDULED, and
+            // no loop of the task's runtime runs here (not `Done`).
+            Site::Transition => unsafe { self.notify_by_val(|t| crate::rt::schedule_by_val(t)) },
         }
     }
 
@@ -913,7 +916,9 @@ impl<F: Future> Cell<F> {
 /// Soundness: the memory holds a reference of its own (`clone_ref` when a
 /// task is remembered), so the remembered task is not freed, its address
 /// cannot be reused by another task, and the `Shared` pointer (the task's
-/// own `Arc`) stays valid for as long as it is remembered. Comparing a
+/// own `Arc`) stays valid for as long as it is remembered, in particular
+/// through a whole push of a wake entry, after whose publish the entry's
+/// own reference may already be gone (`rt::push_wake`). Comparing a
 /// waker's task with it reads only this thread-local. The *candidate* (the
 /// foreign task woken last, not remembered) is an address only, compared
 /// and never dereferenced: a task is remembered when its wake finds it

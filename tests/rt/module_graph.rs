@@ -40,6 +40,7 @@ const ALLOWED: &[Allowed] = &[
         via: &[
             "Shared",
             "schedule",
+            "schedule_by_val",
             "push_wake",
             "spawn_local",
             "budget",
@@ -49,8 +50,9 @@ const ALLOWED: &[Allowed] = &[
         ],
         why: "rt runs tasks (TaskRef, the owned list, Task). A task in turn holds its loop's \
               Arc<rt::Shared> (in its slab chunk's head, or before a boxed cell) and is queued \
-              by rt::schedule when woken (or, woken by value from a loop that remembers it, \
-              handed to its remote queue as a wake entry by rt::push_wake), \
+              by rt::schedule when woken (rt::schedule_by_val when woken by value from another \
+              thread; or, woken by value from a loop that remembers it, handed to its remote \
+              queue as a wake entry by rt::push_wake), \
               coil::spawn finds the running loop through rt::spawn_local, and \
               coil::task::consume_budget is the loop's coop budget (rt::budget); \
               coil::task::current and all_tasks read the running task and the owned list \

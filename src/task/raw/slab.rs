@@ -171,9 +171,14 @@ struct Chunk {
 
 /// One class's current chunk on this thread: the slots not handed out yet
 /// are `next..end`; `owner` is the chunk's runtime, as an address to
-/// compare with (null for none), read without touching the chunk. The
-/// address cannot be another runtime's: the chunk's unused slots keep it
-/// allocated while it is current, and it holds that `Shared` alive.
+/// compare with (null for none), read without touching the chunk. While
+/// slots are left (`next < end`) the address cannot be another runtime's:
+/// those unused slots keep the chunk allocated, and it holds that `Shared`
+/// alive. A full bump's chunk may be freed already (its cells all gone),
+/// and with it that `Shared`, whose address a new runtime may then reuse:
+/// a full bump is therefore never kept for a match (`allocate` tests
+/// `next == end` first), and retiring it on a match (`retire_owner`) gives
+/// up no slot and reads nothing of the chunk.
 #[derive(Clone, Copy)]
 struct Bump {
     chunk: *mut Chunk,
