@@ -554,11 +554,11 @@ fn raw_uring_server(addr: SocketAddr, ft: UringFeatures) -> Result<(), String> {
         /// longer used by any op) back in the ring.
         fn give(&mut self, bid: u16) {
             let i = (self.local_tail & (NBUF - 1)) as usize;
-            // SAFETY: `i < NBUF`, inside the leaked entry array. The ring
-            // holds at most NBUF - 1 buffers while the loop holds `bid`, so
-            // entry `i` (at the tail) is not visible to the kernel until the
-            // Release store below publishes it. Plain field writes through
-            // the raw pointer: no reference to entry 0 overlaps `tail`.
+            // The ring holds at most NBUF - 1 buffers while the loop holds
+            // `bid`, so entry `i` (at the tail) is not visible to the kernel
+            // until the Release store below publishes it. Plain field writes
+            // through the raw pointer: no reference to entry 0 overlaps `tail`.
+            // SAFETY: `i < NBUF`, inside the leaked entry array, unpublished (above).
             unsafe {
                 let e = self.entries.add(i);
                 (*e).addr = self.bufs as u64 + u64::from(bid) * BUF as u64;
@@ -644,7 +644,7 @@ fn raw_uring_server(addr: SocketAddr, ft: UringFeatures) -> Result<(), String> {
     let (submitter, mut sq, mut cq) = ring.split();
     let push = |sq: &mut SubmissionQueue<'_>, e: &squeue::Entry| -> Result<(), String> {
         loop {
-            // SAFETY: every entry built here is the multishot accept, a
+            // Every entry built here is the multishot accept, a
             // Close or a Shutdown (no memory), a RecvMulti (the kernel picks
             // leaked buffers of the registered ring), a Recv/Send on the
             // leaked, never-freed buffer of its connection's slot (one op in
@@ -653,6 +653,7 @@ fn raw_uring_server(addr: SocketAddr, ft: UringFeatures) -> Result<(), String> {
             // completion and the next op's submission), or a Send from a
             // leaked ring buffer the loop holds (taken from a recv CQE, given
             // back only after the last Send from it has completed).
+            // SAFETY: each entry's memory outlives its op (above).
             if unsafe { sq.push(e) }.is_ok() {
                 return Ok(());
             }

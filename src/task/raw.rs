@@ -461,11 +461,11 @@ impl TaskRef {
         });
         match site {
             Site::Done => {}
-            // SAFETY: `shared` was remembered with the task, whose own it is
-            // (alive while the task is); the caller's reference is handed
-            // over as a wake entry, and the memory's own reference, which
-            // nothing on this thread releases during the push, keeps the
-            // task and so `shared` alive until `push_wake` returns.
+            // `shared` was remembered with the task, whose own it is (alive
+            // while the task is); the memory's own reference, which nothing
+            // on this thread releases during the push, keeps both alive.
+            // SAFETY: `shared` is the task's runtime, alive until `push_wake`
+            // returns (above); the caller's reference becomes the wake entry's.
             Site::Entry(shared) => unsafe { crate::rt::push_wake(shared, self) },
             // SAFETY: the caller's reference; `schedule_by_val` receives it
             // as the queue reference when the transition set SCHEDULED, and
@@ -597,15 +597,15 @@ impl TaskRef {
     #[inline(always)]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         if self.header().vtable.from_slab {
-            // SAFETY: `allocate_cell` took the cell from `slab::allocate`
-            // with its runtime as the owner (the same `from_slab`); the task
-            // is alive (type invariant), so its slot is counted and its
-            // chunk, owner included, outlives the borrow of `self`.
+            // `allocate_cell` took the cell from `slab::allocate` with its
+            // runtime as the owner (the same `from_slab`).
+            // SAFETY: the task is alive (type invariant): its slot is counted,
+            // so its chunk, owner included, outlives the borrow of `self`.
             unsafe { slab::owner_of(self.0.cast()) }
         } else {
-            // SAFETY: `allocate_cell` put a boxed cell `boxed_layout`'s
-            // offset into its allocation with its runtime in the word two
-            // before it, written once before the task was published and
+            // `allocate_cell` put a boxed cell `boxed_layout`'s offset into
+            // its allocation, its runtime in the word two before it.
+            // SAFETY: that word is written once before the task is published,
             // dropped only by `dealloc`; the task is alive (type invariant).
             unsafe { &*self.0.cast::<Arc<Shared>>().as_ptr().sub(2) }
         }

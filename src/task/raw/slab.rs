@@ -244,10 +244,10 @@ pub(super) fn allocate(layout: Layout, owner: Option<&Arc<Shared>>) -> NonNull<u
     debug_assert!(layout.size() <= MAX_CELL && layout.align() <= GRAIN);
     let (class, stride) = class_of(layout.size());
     let from_local = LOCAL.try_with(|local| {
-        // SAFETY: the thread_local is touched only by this thread and only
-        // inside this closure, `retire_owner` and `Local::drop`, none of
-        // which re-enters another (a chunk freed by `Bump::retire` drops a
-        // `Shared`, which holds no task): the one `&mut` to it.
+        // The thread_local is touched only by this thread, inside this
+        // closure, `retire_owner` and `Local::drop`; none re-enters another (a
+        // chunk freed by `Bump::retire` drops a `Shared`, which holds no task).
+        // SAFETY: so this is the one `&mut` to it (above).
         let bump = unsafe { &mut (*local.get()).classes[class] };
         if bump.next == bump.end || bump.owner != owner_addr(owner) {
             *bump = next_chunk(bump, stride, owner);
@@ -379,11 +379,11 @@ pub(super) unsafe fn owner_of<'a>(cell: NonNull<u8>) -> &'a Arc<Shared> {
         .as_ptr()
         .map_addr(|a| a & !(CHUNK_BYTES - 1))
         .cast::<Chunk>();
-    // SAFETY: the caller's promise: the cell is counted in `live`, so its
-    // chunk is allocated and its `owner` (written before any slot is handed
-    // out, dropped only when the count reaches zero) is alive, unchanged
-    // and `Some` (the cell was allocated with one, and a chunk's cells all
-    // share its owner: `allocate` retires a chunk of another).
+    // `owner` is written before any slot is handed out and dropped only when
+    // `live` reaches zero; a chunk's cells all share it (`allocate` retires
+    // a chunk of another runtime), and a task cell is allocated with one.
+    // SAFETY: the cell is counted in `live` (caller's promise), so the chunk
+    // is allocated and its `owner` alive, unchanged and `Some` (above).
     unsafe { (*chunk).owner.as_ref().unwrap_unchecked() }
 }
 

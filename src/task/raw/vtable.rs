@@ -601,11 +601,10 @@ pub(super) unsafe fn dealloc(task: TaskRef) {
         // used again.
         unsafe { super::slab::free(task.0.cast()) };
     } else {
-        // SAFETY: `allocate_cell` allocated it with `alloc` of `boxed_layout`
-        // (not `from_slab`), the cell `offset` bytes in, its runtime in the
-        // word two before the cell (moved out here, once, and dropped after
-        // the memory is gone); its contents were dropped, and it is not used
-        // again.
+        // `allocate_cell` allocated it with `alloc` of `boxed_layout` (not
+        // `from_slab`), the cell `offset` bytes in, its runtime in the word
+        // two before the cell (moved out here, once, dropped after the memory).
+        // SAFETY: that allocation and word (above); contents dropped, unused after.
         let shared = unsafe {
             let (whole, offset) = super::boxed_layout(vt.layout);
             let shared = header.cast::<Arc<Shared>>().sub(2).read();
