@@ -73,7 +73,7 @@ pub fn run_child(
     workload: &str,
     timeout: Duration,
 ) -> ChildResult {
-    let cmd = match taskset() {
+    let mut cmd = match taskset() {
         Some(ts) => {
             let mut c = Command::new(ts);
             c.arg("-c").arg("0").arg(exe).env(PIN_ENV, "taskset");
@@ -85,30 +85,14 @@ pub fn run_child(
             c
         }
     };
-    wait_child(cmd, args, peer, workload, timeout)
+    cmd.args(args);
+    wait_child(cmd, peer, workload, timeout)
 }
 
-/// As [`run_child`], without pinning: for a child that pins its own threads
-/// (W8's loops, one per CPU).
-pub fn run_child_unpinned(
-    exe: &Path,
-    args: &[String],
-    peer: &str,
-    workload: &str,
-    timeout: Duration,
-) -> ChildResult {
-    wait_child(Command::new(exe), args, peer, workload, timeout)
-}
-
-fn wait_child(
-    mut cmd: Command,
-    args: &[String],
-    peer: &str,
-    workload: &str,
-    timeout: Duration,
-) -> ChildResult {
-    cmd.args(args)
-        .stdin(Stdio::null())
+/// Runs `cmd` (not pinned: e.g. a W8 child, whose loops pin themselves one
+/// per CPU), killing it after `timeout`; its result as [`run_child`]'s.
+pub fn wait_child(mut cmd: Command, peer: &str, workload: &str, timeout: Duration) -> ChildResult {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let err = |msg: String| ChildResult {

@@ -383,9 +383,9 @@ pub fn main(opts: &Opts) -> ExitCode {
             let mut o = opts.clone();
             o.keys.insert("part".into(), (*part).into());
             o.keys.insert("loops".into(), (*loops).into());
-            let args = o.child_args("multicore", peer);
-            let line =
-                crate::harness::run_child_unpinned(&exe, &args, peer, "multicore", timeout).line;
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(o.child_args("multicore", peer));
+            let line = crate::harness::wait_child(cmd, peer, "multicore", timeout).line;
             eprintln!("{line}");
             all_ok &= crate::report::field(&line, "ok") == Some("true");
             values[i].extend(crate::report::field_f64(&line, "value"));
