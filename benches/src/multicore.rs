@@ -4,9 +4,10 @@
 //! W8a; tokio, glommio, std's `sync_channel` and a spinning atomic for W8b).
 //!
 //! * `coil-benches multicore` runs every row `reps` times (default 3, 1 with
-//!   `--quick`) in this process and prints the medians, W8a's scaling and the
+//!   `--quick`), each run in a child process of its own killed after
+//!   `timeout_s` (default 600), and prints the medians, W8a's scaling and the
 //!   goal lines. The loops pin themselves (loop i on the i-th allowed CPU), so
-//!   the process is not pinned as a whole.
+//!   the child is not pinned as a whole.
 //! * `coil-benches multicore peer=<row> part=<w8a|w8b>
 //!   [loops=1|2] [n=...]` runs once and prints one JSON line.
 //!
