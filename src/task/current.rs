@@ -200,7 +200,8 @@ pub fn current() -> Option<TaskHandle> {
 /// `all_tasks()`: spawned on this loop (or handed to it by
 /// [`Handle::spawn`](crate::Handle::spawn) and taken in by the loop, which it
 /// does at its next tick), and neither completed nor cancelled to the end;
-/// the calling task included. Newest first.
+/// the calling task included, in no particular order (the loop's task
+/// table as it is laid out: `task/list.rs`).
 ///
 /// Cost: O(number of live tasks); a walk of the loop's task list and one
 /// reference count increment per task, plus the `Vec`. Meant for debugging

@@ -8,13 +8,13 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 48 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 32 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer), with no tag (asserted below): a union
 //! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (48 B) ─ state │ vtable │ links (2 words) │ join_waker │ cancel
+//! Cell<F> ┌ Header (32 B) ─ state │ vtable │ join_waker │ cancel
 //!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
 //!
@@ -23,9 +23,9 @@
 //! keeps the first (`slab.rs`, "Task ids"), so the id is the chunk's first
 //! plus the slot's index. A boxed cell (large or over-aligned future, and
 //! every cell under Miri, loom, `coil_box_tasks` and fuzzing, and a spawn from
-//! outside the loop: "The runtime" below) is allocated with two more words
+//! outside the loop: "The runtime" below) is allocated with four more words
 //! before it, padded to the cell's alignment ([`boxed_layout`]), the
-//! second of which holds its id, taken at allocation. Either way the id is fixed
+//! last of which holds its id, taken at allocation. Either way the id is fixed
 //! before the task is published and never changes; [`TaskRef::id`] reads
 //! it (the vtable's `from_slab` says which way). What this does to the
 //! order of ids is on [`TaskId`].
@@ -36,8 +36,15 @@
 //! runtime"), cloned when the chunk is created and dropped when it is
 //! freed, so a spawn takes no reference count and the header 8 bytes
 //! fewer. A boxed cell's prefix holds a clone of its own in the word
-//! before the id (`Arc<Shared>`, id, cell: [`boxed_layout`]), dropped by
-//! `vtable::dealloc`. [`TaskRef::shared`] reads one or the other (the
+//! before the id (links, `Arc<Shared>`, id, cell: [`boxed_layout`]),
+//! dropped by `vtable::dealloc`.
+//!
+//! **The owned list.** Nor are the owned list's links (`list.rs`) header
+//! fields. A slab cell is recorded by a bit in its chunk's head and its
+//! chunk by the runtime's registry (`slab.rs`, "Bound cells"); a boxed
+//! cell has its two links in the first two words of its prefix
+//! ([`TaskRef::boxed_links`]). Both are the loop thread's (rule 1), as the
+//! links in the header were. [`TaskRef::shared`] reads one or the other (the
 //! vtable's `from_slab` again). Only a spawn on the runtime's own loop
 //! thread ([`allocate`]) takes a slab cell: the thread's current chunk of
 //! each class belongs to the runtime it runs, and is retired (its unused
@@ -76,7 +83,7 @@
 //! |---|---|---|
 //! | `state` | at allocation; changed only by the transitions of `state.rs` | any thread, atomically |
 //! | `vtable` (and the id and runtime, outside the header) | at allocation, never changed | any thread, read only |
-//! | `links` | empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
+//! | (outside the header) the owned-list bit of a slab cell, the links in a boxed cell's prefix | clear / empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
 //! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so, and the handle's *taken marker* once it took the result (`vtable.rs`, `try_read_output`) | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
 //! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
 //! | stage `future` | live from allocation until the future is dropped, before `COMPLETE` | the loop thread while it holds `RUNNING` (rules 1, 4) |
@@ -98,7 +105,8 @@
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 117.3 B per parked task (three runs, all 117.309, alternated with the
+//! 101.5 B per parked task (100.8, 101.5, 101.6; 117.309 in three runs
+//! with the owned-list links in the header, alternated with the
 //! header's `Arc<Shared>`, all 124.477; 125.0 to 126.4 earlier with it and
 //! 132.0 to 134.0 with the id in the header, five runs each; 140.6 to 141.2
 //! before the run queue gave its buffer back, 160.9 to 161.5 before the
@@ -108,9 +116,10 @@
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 48 |
+//! | header | 32 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 46 cells of 88 B per 4 080 B chunk with a 24 B head (`slab.rs`), 4 096 / 46 − 88 | 1.0 |
+//! | slab: 56 cells of 72 B per 4 080 B chunk with a 48 B head (`slab.rs`), 4 096 / 56 − 72 | 1.1 |
+//! | the owned list's registry of chunks, a word per chunk (`slab.rs`, "Bound cells") | 0.2 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
 //! | the rest (the benchmark's vectors' slack, the run queue's burst buffer given back) | ~4 |
@@ -141,15 +150,25 @@
 //! codegen: the yield path never reads the runtime); W1 wall clock
 //! (n = 500 000, paired runs on the loaded 2-core VM, ~210 to 300 ns a
 //! task that hour), new/old median 0.88 (0.48 to 1.03, 11 pairs, old
-//! first) and 0.84 (0.74 to 0.93, 9 pairs, new first). What the header
-//! could still give back, measured against the rules of `task/mod.rs` (not
-//! done yet; it would leave ~101 B: W7's 96 B needs the handle's or the
-//! gate waker's bytes too):
+//! first) and 0.84 (0.74 to 0.93, 9 pairs, new first).
 //!
-//! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
-//!   singly linked list cannot unlink in O(1); the slab's chunks already
-//!   hold every slab task, so a walk of the live slots (with a per-slot
-//!   "bound" bit) could replace the list for them, not for boxed cells.
+//! The owned-list links left the header ("The owned list" above): W7
+//! 117.3 to 101.5 B (−16 B of header; the chunk's head grew from 3 words
+//! to 6, which W7's 72 B cells fill exactly; the registry's `Vec` grows
+//! in allocator-friendly sizes: with `Vec`'s own doubling W7 was 102.7 to
+//! 103.4, its reallocations leaving ~200 KiB of gaps between chunks).
+//! Instructions (callgrind, `coil-benches` on `coil/uring`): W1 (`spawn
+//! n=100000`) 40.87 M to 41.60 M (+7.2 a task, +1.8 %: binding a slab
+//! cell sets its bit and tests the bitmap's word for the registry, ~12
+//! instructions against ~6 for the list's push, and the unbind at
+//! completion ~15 against ~8, the vtable's `from_slab` read included; the
+//! spawn's push knows its cell's kind at compile time, `in_slab`, without
+//! which W1 was 41.90 M); W2 (`yield tasks=100`) 10.29 M both; W4
+//! (`timers tasks=10000`) 18.49 M to 17.42 M (−5.8 %: its completions no
+//! longer write their neighbours' headers). What W7's 96 B still needs:
+//! the handle's or the gate waker's bytes, or the header's `cancel` word
+//! (a side table keyed by the cell, for the rare named or
+//! cancelled-with-a-message task).
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -210,6 +229,8 @@ mod join_waker;
 mod slab;
 mod vtable;
 
+pub(super) use self::slab::Registry as SlabRegistry;
+
 use self::join_waker::JoinWaker;
 
 use self::vtable::vtable;
@@ -225,8 +246,6 @@ pub(crate) struct Header {
     pub(super) state: State,
     /// Functions that know the concrete future type.
     pub(super) vtable: &'static Vtable,
-    /// Owned-list links: loop thread only (rule 1).
-    pub(super) links: Links,
     /// The join waker, one word (`join_waker.rs`): see rule 6.
     join_waker: JoinWaker,
     /// The name (`Builder::name`), the cancel message and requests: one
@@ -236,7 +255,12 @@ pub(crate) struct Header {
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 48);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 32);
+// A cell (the header and at least a pointer of stage) is larger than a
+// granule of the slab's bound bitmap (`slab.rs`, "Bound cells").
+static_assertions::const_assert!(
+    std::mem::size_of::<Header>() + std::mem::size_of::<usize>() > slab::GRANULE
+);
 // The stage carries no tag: for a future of no bytes and a `u64` output it
 // is one word (it was two with an enum's tag).
 static_assertions::const_assert!(
@@ -611,6 +635,49 @@ impl TaskRef {
         }
     }
 
+    /// The cell, if it is a slab cell (`Vtable::from_slab`): what the owned
+    /// list records a slab task by (`list.rs`); `None` for a boxed cell.
+    #[inline(always)]
+    pub(super) fn slab_cell(self) -> Option<NonNull<u8>> {
+        self.header().vtable.from_slab.then(|| self.cell())
+    }
+
+    /// The task's cell (its header's address), slab or boxed.
+    #[inline(always)]
+    pub(super) fn cell(self) -> NonNull<u8> {
+        self.0.cast()
+    }
+
+    /// The task whose slab cell `cell` is ([`TaskRef::slab_cell`]), standing
+    /// for a reference the caller knows of.
+    ///
+    /// # Safety
+    /// `cell` is the slab cell of a live task, and a reference to it is
+    /// held while the returned `TaskRef` and its copies are used.
+    #[inline(always)]
+    pub(super) unsafe fn from_slab_cell(cell: NonNull<u8>) -> TaskRef {
+        // A cell starts with its header (`Cell` is `repr(C)`).
+        TaskRef(cell.cast())
+    }
+
+    /// The owned-list links of a boxed cell, in its prefix
+    /// ([`boxed_layout`]). Loop thread only (rule 1), as the list that uses
+    /// them (`list.rs`).
+    ///
+    /// # Safety
+    /// The cell is boxed ([`TaskRef::slab_cell`] is `None`): a slab cell
+    /// has no prefix (checked in debug builds).
+    #[inline(always)]
+    pub(super) unsafe fn boxed_links(&self) -> &Links {
+        debug_assert!(!self.header().vtable.from_slab, "a slab cell has no links");
+        // `allocate_cell` wrote the links in the two words four before a
+        // boxed cell (`boxed_layout`), before the task was published; no
+        // `&mut` to them is ever made, and `dealloc` frees them untouched
+        // (`Links` owns nothing).
+        // SAFETY: a boxed cell (the caller's promise); alive (type invariant).
+        unsafe { &*self.0.cast::<Links>().as_ptr().sub(2) }
+    }
+
     /// The state word, for checks (`Acquire` load).
     #[inline]
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -780,6 +847,13 @@ where
     into_task::<F, true>(future, State::new_spawned(), shared, name)
 }
 
+/// Whether [`allocate`] gives a task of `F` a slab cell (else a boxed
+/// one): a constant, for `OwnedList::push_placed`.
+#[inline(always)]
+pub(crate) const fn in_slab<F: Future>() -> bool {
+    Cell::<F>::FROM_SLAB
+}
+
 /// [`allocate`] for a spawn from a thread that is not the runtime's loop
 /// (`Handle::spawn`): the cell is always boxed, so that no thread keeps a
 /// chunk, and with it `shared`, for a runtime it does not run.
@@ -826,7 +900,6 @@ fn into_task<F: Future + 'static, const SLAB: bool>(
         header: Header {
             state,
             vtable: vtable::<F, SLAB>(),
-            links: Links::new(),
             join_waker: JoinWaker::new(),
             cancel: CancelSlot::new(name),
         },
@@ -864,9 +937,10 @@ fn allocate_cell(layout: Layout, from_slab: bool, shared: &Arc<Shared>) -> NonNu
         let Some(base) = NonNull::new(p) else {
             std::alloc::handle_alloc_error(whole)
         };
-        // SAFETY: `offset` (at least 16, a multiple of 8) and the cell after
-        // it are inside the allocation; the id is the word before the cell,
-        // the runtime the one before that, both aligned to 8.
+        // The id is the word before the cell, the runtime the one before
+        // that, the owned-list links the two before that.
+        // SAFETY: `offset` (at least 32, a multiple of 8) and the cell after
+        // it are inside the allocation; those words are aligned to 8.
         unsafe {
             let cell = base.add(offset);
             let id = cell.cast::<u64>().as_ptr().sub(1);
@@ -875,6 +949,7 @@ fn allocate_cell(layout: Layout, from_slab: bool, shared: &Arc<Shared>) -> NonNu
                 .as_ptr()
                 .sub(2)
                 .write(Arc::clone(shared));
+            cell.cast::<Links>().as_ptr().sub(2).write(Links::new());
             cell
         }
     }
@@ -886,12 +961,13 @@ pub(crate) fn retire_chunks_of(shared: &Arc<Shared>) {
     slab::retire_owner(shared);
 }
 
-/// A boxed cell's allocation: its prefix (the runtime, then the id, a
-/// word each), padded to the cell's alignment, then the cell; and the
-/// cell's offset in it (its alignment, at least 16).
+/// A boxed cell's allocation: its prefix (the owned-list links, two
+/// words, then the runtime, then the id, a word each), padded to the
+/// cell's alignment, then the cell; and the cell's offset in it (its
+/// alignment, at least 32).
 #[inline(always)]
 pub(super) fn boxed_layout(cell: Layout) -> (Layout, usize) {
-    let offset = cell.align().max(2 * size_of::<u64>());
+    let offset = cell.align().max(4 * size_of::<u64>());
     match Layout::from_size_align(cell.size() + offset, offset) {
         Ok(l) => (l, offset),
         Err(_) => std::alloc::handle_alloc_error(cell),
