@@ -28,8 +28,9 @@ pub struct TaskHandle {
 
 // SAFETY: a `TaskHandle` holds a counted reference, like a `Waker` (which is
 // `Send + Sync`); through `&TaskHandle` it reaches only the atomic state
-// word, the cancel slot (atomic pointer and mutex; the name in it is
-// written before the task is published, then only read) and the immutable
+// word, the task's cancel-table entry (found under the table's mutex;
+// atomics and a mutex inside; the name in it is written before the task
+// is published, then only read) and the immutable
 // header field `id`, and its drop releases the reference, which any
 // thread may do (rule 7 of `task/mod.rs`).
 unsafe impl Send for TaskHandle {}

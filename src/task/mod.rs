@@ -121,7 +121,7 @@
 
 mod answer;
 mod builder;
-mod cancel;
+pub(crate) mod cancel;
 pub(crate) mod catch_unwind;
 mod current;
 pub(crate) mod erased;

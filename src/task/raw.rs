@@ -8,13 +8,13 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 32 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 24 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer), with no tag (asserted below): a union
 //! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (32 B) ─ state │ vtable │ join_waker │ cancel
+//! Cell<F> ┌ Header (24 B) ─ state │ vtable │ join_waker
 //!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
 //!
@@ -85,7 +85,7 @@
 //! | `vtable` (and the id and runtime, outside the header) | at allocation, never changed | any thread, read only |
 //! | (outside the header) the owned-list bit of a slab cell, the links in a boxed cell's prefix | clear / empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
 //! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so, and the handle's *taken marker* once it took the result (`vtable.rs`, `try_read_output`) | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
-//! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
+//! | (outside the header) the cancel state: the name (`Builder::name`), the cancel message and requests, an entry of the runtime's cancel table keyed by the cell, which the state word's `CANCEL_STATE` says exists | at allocation for a named task, else on first use; at most one, freed by `vtable::dealloc` | any thread: inserted and looked up under the table's lock; the name read only, the rest atomic or under its mutex (`cancel.rs`) |
 //! | stage `future` | live from allocation until the future is dropped, before `COMPLETE` | the loop thread while it holds `RUNNING` (rules 1, 4) |
 //! | stage `output` / `failed` | written by the loop before `COMPLETE` (or at allocation by `allocate_cancelled`); `failed` iff `FAILED` is set with `COMPLETE` | after `COMPLETE`: the handle, or the loop if no handle is left (rule 5), until taken or dropped |
 //! | stage, nothing live | after the future was dropped and before the result is written (inside the loop's completion), and after the result was taken or dropped | nobody |
@@ -99,14 +99,17 @@
 //!
 //! The error of a cancelled or panicked task is boxed, so the common,
 //! successful task does not carry the room for a `TaskError`; the name and
-//! the cancel requests share one lazily allocated box behind one pointer for
-//! the same reason (most tasks have neither).
+//! the cancel requests share one lazily allocated entry of the runtime's
+//! cancel table for the same reason (most tasks have neither): a task
+//! without one pays a bit of the state word, and never takes the table's
+//! lock (`cancel.rs`).
 //!
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 101.5 B per parked task (100.8, 101.5, 101.6; 117.309 in three runs
-//! with the owned-list links in the header, alternated with the
+//! 92.2 B per parked task (three runs, all 92.201; 100.9 to 101.7 with the
+//! cancel slot in the header, 117.309 in three runs with the owned-list
+//! links in the header too, alternated with the
 //! header's `Arc<Shared>`, all 124.477; 125.0 to 126.4 earlier with it and
 //! 132.0 to 134.0 with the id in the header, five runs each; 140.6 to 141.2
 //! before the run queue gave its buffer back, 160.9 to 161.5 before the
@@ -116,9 +119,9 @@
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 32 |
+//! | header | 24 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 56 cells of 72 B per 4 080 B chunk with a 48 B head (`slab.rs`), 4 096 / 56 − 72 | 1.1 |
+//! | slab: 63 cells of 64 B per 4 080 B chunk with a 48 B head (`slab.rs`), 4 096 / 63 − 64 | 1.0 |
 //! | the owned list's registry of chunks, a word per chunk (`slab.rs`, "Bound cells") | 0.2 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
@@ -165,10 +168,18 @@
 //! spawn's push knows its cell's kind at compile time, `in_slab`, without
 //! which W1 was 41.90 M); W2 (`yield tasks=100`) 10.29 M both; W4
 //! (`timers tasks=10000`) 18.49 M to 17.42 M (−5.8 %: its completions no
-//! longer write their neighbours' headers). What W7's 96 B still needs:
-//! the handle's or the gate waker's bytes, or the header's `cancel` word
-//! (a side table keyed by the cell, for the rare named or
-//! cancelled-with-a-message task).
+//! longer write their neighbours' headers; W4 varies by ~3 % from run to
+//! run, its timers following the wall clock).
+//!
+//! The cancel slot left the header for the runtime's cancel table
+//! (`cancel.rs`; a state-word bit says a task has an entry): W7 101.5 to
+//! 92.2 B, under issue 18's 96 B; W1 41.60 M to 41.16 M instructions
+//! (a spawn no longer writes the slot, a free no longer tests it: the
+//! free tests the state word's bit instead, a word it already read);
+//! W2 10.29 M both; W4 17.42 M and 18.00 M to 18.01 M and 17.86 M (two
+//! runs each, within its spread). A named task, a cooperative one and one
+//! cancelled with a message take the table's lock when they are spawned
+//! or cancelled, when their state is read, and when they are freed.
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -218,7 +229,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::TaskId;
-use super::cancel::CancelSlot;
+use super::cancel::CancelState;
 use super::error::{Cancelled, TaskLabel};
 use super::list::Links;
 use super::state::{Notify, Release, Snapshot, State, ToCancelled};
@@ -248,18 +259,14 @@ pub(crate) struct Header {
     pub(super) vtable: &'static Vtable,
     /// The join waker, one word (`join_waker.rs`): see rule 6.
     join_waker: JoinWaker,
-    /// The name (`Builder::name`), the cancel message and requests: one
-    /// pointer, allocated at spawn for a named task, else on first use
-    /// (`cancel.rs`).
-    pub(super) cancel: CancelSlot,
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 32);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 24);
 // A cell (the header and at least a pointer of stage) is larger than a
 // granule of the slab's bound bitmap (`slab.rs`, "Bound cells").
 static_assertions::const_assert!(
-    std::mem::size_of::<Header>() + std::mem::size_of::<usize>() > slab::GRANULE
+    std::mem::size_of::<Header>() + std::mem::size_of::<usize>() >= slab::GRANULE
 );
 // The stage carries no tag: for a future of no bytes and a `u64` output it
 // is one word (it was two with an enum's tag).
@@ -353,8 +360,8 @@ pub(crate) struct TaskRef(NonNull<Header>);
 // (`vtable`; the runtime, an `Arc` of a `Sync` type, and the id, in the
 // chunk's head or the words before a boxed cell, written before the task
 // is published) and the name, which is
-// written into the cancel box before the task is published and only read
-// afterwards. Everything that
+// written into the task's cancel-table entry before the task is published
+// and only read afterwards. Everything that
 // is not thread-safe (owned-list links, stage, join waker, `release`) sits
 // behind `unsafe` functions whose contracts include the thread rules of
 // task/mod.rs (rule 1: loop thread; the handle's side under rules 5 and 6).
@@ -691,7 +698,46 @@ impl TaskRef {
     }
 
     fn name_arc(&self) -> Option<&Arc<str>> {
-        self.header().cancel.get().and_then(|c| c.name())
+        self.cancel_state().and_then(|c| c.name())
+    }
+
+    /// The task's entry in its runtime's cancel table (`cancel.rs`), if it
+    /// has one: no lock unless it has.
+    #[inline]
+    fn cancel_state(&self) -> Option<&CancelState> {
+        if !self.header().state.load().is(super::state::CANCEL_STATE) {
+            return None;
+        }
+        // SAFETY: the task is alive while `self` is borrowed (type
+        // invariant); the key is its cell's address.
+        unsafe { (self.shared().cancels).get(self.cell().addr().get()) }
+    }
+
+    /// The task's entry, inserted now if it has none. Any thread.
+    fn cancel_state_or_init(&self) -> &CancelState {
+        // SAFETY: as in `cancel_state`.
+        unsafe {
+            (self.shared().cancels).get_or_insert(
+                self.cell().addr().get(),
+                &self.header().state,
+                None,
+            )
+        }
+    }
+
+    /// A new task, not published yet, gets its name (`Builder::name`): an
+    /// entry of the cancel table holding it.
+    #[cold]
+    fn name_task(self, name: Arc<str>) {
+        // SAFETY: as in `cancel_state`; the task has no entry yet, so the
+        // name goes into the one inserted here.
+        let _ = unsafe {
+            (self.shared().cancels).get_or_insert(
+                self.cell().addr().get(),
+                &self.header().state,
+                Some(name),
+            )
+        };
     }
 
     /// The id and name, for an error about this task.
@@ -707,7 +753,7 @@ impl TaskRef {
     pub(super) fn cancelled_error(&self) -> TaskError {
         TaskError::Cancelled(Cancelled {
             task: Some(self.label()),
-            message: self.header().cancel.get().and_then(|c| c.message()),
+            message: self.cancel_state().and_then(|c| c.message()),
         })
     }
 
@@ -726,7 +772,7 @@ impl TaskRef {
     pub(super) fn cancel(self, message: Option<Arc<str>>) -> bool {
         use super::state::{CANCELLED, COMPLETE};
         let header = self.header();
-        match header.cancel.get() {
+        match self.cancel_state() {
             Some(c) if c.is_cooperative() => {
                 let snap = header.state.load();
                 if snap.is(COMPLETE) || snap.is(CANCELLED) {
@@ -756,7 +802,7 @@ impl TaskRef {
             }
             // Written before CANCELLED is set, read after it is seen
             // (`cancel.rs`).
-            header.cancel.get_or_init().offer_message(m);
+            self.cancel_state_or_init().offer_message(m);
         }
         match header.state.transition_to_cancelled() {
             ToCancelled::Submit => {
@@ -773,19 +819,19 @@ impl TaskRef {
     /// Makes `cancel` a request for this task (`Builder::cooperative_cancel`).
     /// Called before the task's handle is returned, so before any `cancel`.
     pub(super) fn set_cooperative(self) {
-        self.header().cancel.get_or_init().set_cooperative();
+        self.cancel_state_or_init().set_cooperative();
     }
 
     /// For a task that answers requests: `cancelling()` and whether a
     /// request waits to be delivered; `None` for any other task.
     pub(crate) fn request_state(self) -> Option<(usize, bool)> {
-        let c = self.header().cancel.get()?;
+        let c = self.cancel_state()?;
         c.is_cooperative().then(|| c.request_state())
     }
 
     /// Marks a counted request undelivered again (no-op with none counted).
     pub(super) fn repend(self) {
-        if let Some(c) = self.header().cancel.get() {
+        if let Some(c) = self.cancel_state() {
             c.repend();
         }
     }
@@ -794,7 +840,7 @@ impl TaskRef {
     /// for any other task 1 once it was cancelled, else 0.
     pub(super) fn cancelling(self) -> usize {
         let header = self.header();
-        match header.cancel.get() {
+        match self.cancel_state() {
             Some(c) if c.is_cooperative() => c.requests(),
             _ => usize::from(header.state.load().is(super::state::CANCELLED)),
         }
@@ -803,7 +849,7 @@ impl TaskRef {
     /// asyncio's `uncancel()`: one request fewer (a hard cancel cannot be
     /// taken back); returns what [`cancelling`](TaskRef::cancelling) is then.
     pub(super) fn uncancel(self) -> usize {
-        match self.header().cancel.get() {
+        match self.cancel_state() {
             Some(c) if c.is_cooperative() => c.uncancel(),
             _ => self.cancelling(),
         }
@@ -813,7 +859,7 @@ impl TaskRef {
     /// one: it is taken (edge-triggered, as asyncio's) and returned as the
     /// error the task's code sees.
     pub(super) fn take_request(self) -> Option<Cancelled> {
-        let c = self.header().cancel.get()?;
+        let c = self.cancel_state()?;
         if !c.is_cooperative() || !c.take_pending() {
             return None;
         }
@@ -901,7 +947,6 @@ fn into_task<F: Future + 'static, const SLAB: bool>(
             state,
             vtable: vtable::<F, SLAB>(),
             join_waker: JoinWaker::new(),
-            cancel: CancelSlot::new(name),
         },
         stage: UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
@@ -917,7 +962,11 @@ fn into_task<F: Future + 'static, const SLAB: bool>(
     // alignment, unused.
     unsafe { ptr.write(cell) };
     // Cell is repr(C) with the header first.
-    TaskRef(ptr.cast::<Header>())
+    let task = TaskRef(ptr.cast::<Header>());
+    if let Some(name) = name {
+        task.name_task(name);
+    }
+    task
 }
 
 /// Memory for a cell of `layout`, its id and runtime set: a slot of this

@@ -111,7 +111,7 @@
 //! chunk's head has a *bound* bitmap, one bit per [`GRANULE`] bytes of the
 //! chunk ([`BOUND_BITS`] bits for [`CHUNK_BYTES`]), set for the granule a
 //! bound cell starts in: every task cell is at least a header and a
-//! pointer, more than a granule, so no two cells start in one granule and
+//! pointer, a granule or more, so no two cells start in one granule and
 //! the bit is the cell's address shifted, no division (`fits` refuses
 //! smaller cells). The runtime keeps a [`Registry`]: the chunks that have
 //! at least one bound cell, in a `Vec`, each chunk's head holding its index
@@ -226,8 +226,8 @@ struct Chunk {
     bound: [Cell<u64>; BOUND_WORDS],
 }
 
-// The head is six words: W7's 72-byte cells fill a chunk exactly (56 of
-// them in 4 080 − 48 bytes); a seventh word would cost each a slot.
+// The head is six words: W7's 64-byte cells fill a chunk exactly (63 of
+// them in 4 080 − 48 bytes); a seventh word would cost them a slot.
 const _: () = assert!(size_of::<Chunk>() == 48);
 
 /// One class's current chunk on this thread: the slots not handed out yet
