@@ -53,7 +53,8 @@ pub mod owned_list {
     }
 
     /// A real task allocation in no list, with one reference: a completed,
-    /// never-run task whose header links the list threads through.
+    /// never-run task (boxed, as every task under `cfg(fuzzing)`) whose
+    /// prefix holds the links the list threads through.
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
     pub struct Task(TaskRef);
 

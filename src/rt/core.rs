@@ -308,10 +308,12 @@ impl Core {
         if let Some((checks, name)) = record {
             checks.record_spawn(t.id().as_u64(), at, name);
         }
+        // `allocate` took a slab cell iff `in_slab::<F>()`, a constant: the
+        // list's push then has no test of the cell's kind (W1 −3 a task).
         // SAFETY: a new task of this loop, on its thread: its three
         // references go to the owned list, the run queue and the handle.
         unsafe {
-            self.owned.push(t);
+            self.owned.push_placed(t, raw::in_slab::<F>());
             self.push_local(t);
             Task::from_raw(t)
         }

@@ -461,6 +461,9 @@ pub(crate) struct Shared {
     pub(crate) debug: Option<Arc<debug::DebugChecks>>,
     /// The loop's counters as of its last park (`metrics.rs`).
     pub(crate) metrics: metrics::Published,
+    /// The names, cancel messages and requests of this runtime's tasks
+    /// that have any (`task/cancel.rs`).
+    pub(crate) cancels: crate::task::cancel::CancelTable,
 }
 
 #[derive(Default)]
@@ -495,6 +498,7 @@ impl Shared {
             core_id,
             debug: None,
             metrics: metrics::Published::default(),
+            cancels: Default::default(),
         }
     }
 

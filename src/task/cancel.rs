@@ -7,12 +7,33 @@
 //! The same allocation holds the task's name (`Builder::name`), so that a
 //! task spawned without one carries neither in its header.
 //!
-//! Most tasks are never cancelled and have no name, so the header holds only
-//! a pointer (`CancelSlot`, one word) and the `CancelState` behind it is
-//! allocated at spawn for a named task, else the first time a message is
-//! set, by whichever thread sets it (a compare-and-swap installs it; the
-//! loser frees its copy). It is freed with the task. The name is written
-//! before the task is published and never changes. A message is written before `CANCELLED` is set in the state
+//! Most tasks are never cancelled and have no name, so the header holds
+//! nothing for it (issue 18, W7): a task's `CancelState` is an entry of its
+//! runtime's [`CancelTable`] (in `Shared`), keyed by the address of the
+//! task's cell, and the state word's [`CANCEL_STATE`] bit says whether the
+//! entry exists. The invariants:
+//!
+//! - *Who inserts.* An entry is inserted at spawn for a named task (before
+//!   the task is published), else the first time a message is set or the
+//!   task is made cooperative, by whichever thread does it: under the
+//!   table's lock, the entry is looked up, inserted if missing, and the bit
+//!   set (`State::mark_cancel_state`) before the lock is released. So at
+//!   most one entry per task, and a reader that sees the bit (`Acquire`)
+//!   and takes the lock finds it.
+//! - *Who removes.* Only the task's deallocation (`vtable::dealloc`, the
+//!   last reference gone: no `TaskRef` of the task is used any more), if
+//!   the bit is set, before the cell's memory is given back (its address,
+//!   the key, may be reused by a new task right after). So a `&CancelState`
+//!   borrowed through a live `TaskRef` stays valid: the entry is a `Box`
+//!   of its own (the table holds its pointer, which a rehash moves, not the
+//!   `CancelState`), freed only then.
+//! - *The hot path takes no lock.* Poll, completion and a plain `cancel`
+//!   look at the bit only; the lock is taken by a task that has an entry
+//!   (named, cooperative, or cancelled with a message) when its state is
+//!   read, and at its deallocation.
+//!
+//! The name is written before the task is published and never changes. A
+//! message is written before `CANCELLED` is set in the state
 //! word, and read by the loop after it saw that bit with an acquire RMW, so
 //! the loop always sees the message of the request it acts on. A request is
 //! published the same way: its pending bit is set before the task is woken,
@@ -23,14 +44,15 @@
 //! remote wake set `SCHEDULED`, and the poll that goes idle reschedules on it
 //! with an acquire RMW.
 
-use std::ptr;
+use std::collections::HashMap;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The header's pointer to a task's [`CancelState`], null until first used.
-#[derive(Debug)]
-pub(crate) struct CancelSlot(AtomicPtr<CancelState>);
+#[cfg(doc)]
+use super::state::CANCEL_STATE;
+use super::state::State;
 
 /// What a cancel request carries besides the `CANCELLED` bit, and the
 /// task's name.
@@ -143,63 +165,180 @@ impl CancelState {
     }
 }
 
-impl CancelSlot {
-    /// An empty slot, or for a named task one holding its name.
-    #[inline]
-    pub(crate) fn new(name: Option<Arc<str>>) -> CancelSlot {
-        match name {
-            None => CancelSlot(AtomicPtr::new(ptr::null_mut())),
-            Some(name) => CancelSlot::named(name),
-        }
+/// A runtime's [`CancelState`]s, by the address of their task's cell (the
+/// module docs say who inserts and removes, and when the lock is taken).
+#[derive(Default)]
+pub(crate) struct CancelTable(Mutex<HashMap<usize, Entry>>);
+
+/// A `Box<CancelState>` of the table, kept as a pointer: references to the
+/// `CancelState` outlive the lock (module docs), and moving a `Box` (a
+/// rehash) would assert it unique.
+struct Entry(NonNull<CancelState>);
+
+// SAFETY: an `Entry` owns a `Box<CancelState>` (freed once, by `remove`),
+// and `CancelState` is `Send` and `Sync` (atomics, a mutex and a name read
+// only).
+unsafe impl Send for Entry {}
+
+impl std::fmt::Debug for CancelTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelTable")
+            .field("entries", &self.lock().len())
+            .finish()
+    }
+}
+
+impl CancelTable {
+    fn lock(&self) -> MutexGuard<'_, HashMap<usize, Entry>> {
+        // Inserts and removes are single calls: a panic cannot break it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The entry of the task whose cell is at `key`, if it has one. The
+    /// caller looked at the task's [`CANCEL_STATE`] bit first (set: the
+    /// entry is there), so that a task with none takes no lock.
+    ///
+    /// # Safety
+    /// The task is alive for `'a` (a `TaskRef` of it is in use), and `key`
+    /// is its cell's address.
     #[cold]
-    fn named(name: Arc<str>) -> CancelSlot {
-        CancelSlot(AtomicPtr::new(Box::into_raw(Box::new(CancelState {
-            name: Some(name),
-            ..CancelState::default()
-        }))))
+    pub(crate) unsafe fn get<'a>(&self, key: usize) -> Option<&'a CancelState> {
+        let p = self.lock().get(&key).map(|e| e.0);
+        debug_assert!(p.is_some(), "a task's CANCEL_STATE bit without its entry");
+        // SAFETY: the entry's box lives until the task's deallocation
+        // (module docs), after `'a` (the caller's promise).
+        p.map(|p| unsafe { p.as_ref() })
     }
 
-    /// The state, if it was ever allocated.
-    pub(crate) fn get(&self) -> Option<&CancelState> {
-        // The Acquire load pairs with the installing AcqRel CAS, so the
-        // allocation's contents are visible.
-        // SAFETY: non-null only from `new`'s or `get_or_init`'s `Box`, freed
-        // only by `Drop` (`&mut self`).
-        unsafe { self.0.load(Acquire).as_ref() }
+    /// The entry of the task, inserted now (with `name`, and the state
+    /// word's bit set) if it has none. Any thread.
+    ///
+    /// # Safety
+    /// As for [`CancelTable::get`].
+    #[cold]
+    pub(crate) unsafe fn get_or_insert<'a>(
+        &self,
+        key: usize,
+        state: &State,
+        name: Option<Arc<str>>,
+    ) -> &'a CancelState {
+        let mut table = self.lock();
+        let entry = table.entry(key).or_insert_with(|| {
+            state.mark_cancel_state();
+            let fresh = Box::new(CancelState {
+                name,
+                ..CancelState::default()
+            });
+            Entry(NonNull::from(Box::leak(fresh)))
+        });
+        // SAFETY: as in `get`: alive until the task's deallocation.
+        unsafe { entry.0.as_ref() }
     }
 
-    /// The state, allocated now if it was not yet. Any thread.
-    pub(crate) fn get_or_init(&self) -> &CancelState {
-        if let Some(s) = self.get() {
-            return s;
-        }
-        let fresh = Box::into_raw(Box::<CancelState>::default());
-        match self
-            .0
-            .compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire)
-        {
-            // SAFETY: just installed; freed only by `Drop` (see `get`).
-            Ok(_) => unsafe { &*fresh },
-            Err(theirs) => {
-                // SAFETY: `fresh` came from `Box::into_raw` above and was
-                // never published.
-                drop(unsafe { Box::from_raw(fresh) });
-                // SAFETY: installed by another caller; as in `get`.
-                unsafe { &*theirs }
-            }
+    /// The task's deallocation, its [`CANCEL_STATE`] bit set: frees its
+    /// entry.
+    ///
+    /// # Safety
+    /// The task's last reference is gone (no reference to its entry is
+    /// left), its memory not yet given back; `key` as for
+    /// [`CancelTable::get`].
+    #[cold]
+    pub(crate) unsafe fn remove(&self, key: usize) {
+        let entry = self.lock().remove(&key);
+        if let Some(Entry(p)) = entry {
+            // SAFETY: leaked from a `Box` by `get_or_insert`, removed from
+            // the table just now (once), and no reference to it is left
+            // (the caller's promise).
+            drop(unsafe { Box::from_raw(p.as_ptr()) });
         }
     }
 }
 
-impl Drop for CancelSlot {
+impl Drop for CancelTable {
+    /// A runtime's `Shared` outlives its tasks (a slab chunk or a boxed
+    /// cell holds it, and a leaked task leaks it), so every task's
+    /// deallocation has removed its entry by now: checked in debug builds
+    /// (so a test that names tasks catches a missed `remove`); an entry left
+    /// anyway is freed.
     fn drop(&mut self) {
-        let p = *self.0.get_mut();
-        if !p.is_null() {
-            // SAFETY: installed from `Box::into_raw` by `new` or `get_or_init`, and
-            // `&mut self` means no reference from `get` is left.
-            drop(unsafe { Box::from_raw(p) });
+        let table = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(table.is_empty(), "a task's cancel entry outlived it");
+        for (_, Entry(p)) in table.drain() {
+            // SAFETY: leaked from a `Box` by `get_or_insert`; the table is
+            // dropped, so nothing borrows it any more.
+            drop(unsafe { Box::from_raw(p.as_ptr()) });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The table's invariants (module docs): one entry per task whoever
+    //! inserts it, entries that stay put while the table grows and are
+    //! freed by `remove` (Miri's use-after-free and leak checks, in the
+    //! miri tier).
+
+    use super::*;
+    use crate::task::state::CANCEL_STATE;
+
+    #[test]
+    fn an_entry_stays_put_while_the_table_grows() {
+        let table = CancelTable::default();
+        let state = State::new_spawned();
+        // SAFETY: the "task" (`state`, key 1) outlives every use below.
+        let named = unsafe { table.get_or_insert(1, &state, Some("a".into())) };
+        assert!(state.load().is(CANCEL_STATE));
+        let others: Vec<State> = (0..if cfg!(miri) { 100 } else { 2000 })
+            .map(|_| State::new_spawned())
+            .collect();
+        for (i, s) in others.iter().enumerate() {
+            // SAFETY: as above, key `i + 2` for `s`.
+            unsafe { table.get_or_insert(i + 2, s, None) }.offer_message("m".into());
+        }
+        assert_eq!(
+            named.name().map(|n| &**n),
+            Some("a"),
+            "moved or freed by a rehash"
+        );
+        // SAFETY: as above.
+        let again = unsafe { table.get(1) }.unwrap();
+        assert!(std::ptr::eq(named, again));
+        // SAFETY: a second insert finds the entry and keeps its name.
+        let third = unsafe { table.get_or_insert(1, &state, None) };
+        assert!(std::ptr::eq(named, third));
+        for i in 0..others.len() {
+            // SAFETY: no reference to entry `i + 2` is used after this.
+            unsafe { table.remove(i + 2) };
+        }
+        // SAFETY: `named`, `again` and `third` are not used after this.
+        unsafe { table.remove(1) };
+        assert_eq!(table.lock().len(), 0);
+    }
+
+    #[test]
+    fn threads_racing_to_insert_share_one_entry() {
+        let table = Arc::new(CancelTable::default());
+        let state = Arc::new(State::new_spawned());
+        let addrs: Vec<usize> = (0..4)
+            .map(|i| {
+                let (table, state) = (table.clone(), state.clone());
+                std::thread::spawn(move || {
+                    // SAFETY: the "task" (key 7) outlives the threads.
+                    let c = unsafe { table.get_or_insert(7, &state, None) };
+                    c.offer_message(format!("from {i}").into());
+                    std::ptr::from_ref(c).addr()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert!(addrs.windows(2).all(|w| w[0] == w[1]), "{addrs:?}");
+        assert_eq!(table.lock().len(), 1);
+        // SAFETY: the bit is set; the threads' references are gone.
+        let c = unsafe { table.get(7) }.unwrap();
+        assert!(c.message().is_some_and(|m| m.starts_with("from ")));
+        // SAFETY: no reference to the entry is used after this.
+        unsafe { table.remove(7) };
     }
 }

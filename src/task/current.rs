@@ -28,8 +28,9 @@ pub struct TaskHandle {
 
 // SAFETY: a `TaskHandle` holds a counted reference, like a `Waker` (which is
 // `Send + Sync`); through `&TaskHandle` it reaches only the atomic state
-// word, the cancel slot (atomic pointer and mutex; the name in it is
-// written before the task is published, then only read) and the immutable
+// word, the task's cancel-table entry (found under the table's mutex;
+// atomics and a mutex inside; the name in it is written before the task
+// is published, then only read) and the immutable
 // header field `id`, and its drop releases the reference, which any
 // thread may do (rule 7 of `task/mod.rs`).
 unsafe impl Send for TaskHandle {}
@@ -200,7 +201,8 @@ pub fn current() -> Option<TaskHandle> {
 /// `all_tasks()`: spawned on this loop (or handed to it by
 /// [`Handle::spawn`](crate::Handle::spawn) and taken in by the loop, which it
 /// does at its next tick), and neither completed nor cancelled to the end;
-/// the calling task included. Newest first.
+/// the calling task included, in no particular order (the loop's task
+/// table as it is laid out: `task/list.rs`).
 ///
 /// Cost: O(number of live tasks); a walk of the loop's task list and one
 /// reference count increment per task, plus the `Vec`. Meant for debugging

@@ -33,8 +33,8 @@ pub struct Task<T> {
 // dropped on the handle's thread, hence `T: Send`.
 unsafe impl<T: Send> Send for Task<T> {}
 // SAFETY: `&Task` allows only the `TaskHandle` methods (through `Deref`),
-// which touch atomics, the cancel slot (atomic pointer, mutex) and immutable
-// header fields.
+// which touch atomics, the task's cancel-table entry (under the table's
+// mutex; atomics and a mutex inside) and immutable header fields.
 unsafe impl<T: Send> Sync for Task<T> {}
 
 impl<T> Unpin for Task<T> {}

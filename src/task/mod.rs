@@ -62,10 +62,12 @@
 //!
 //! **Rules.**
 //! 1. *Thread confinement.* The future, the output written by the loop and
-//!    the owned-list links (`Header::links`) are touched only on the loop
-//!    thread that owns the task, except for a `Handle::spawn`ed task before it
-//!    is bound (handed over under the remote-queue mutex), and except for the
-//!    output once `COMPLETE` is set (rule 5).
+//!    the owned-list membership (a slab cell's bound bit and its chunk's
+//!    place in the registry, a boxed cell's links: `list.rs`) are touched
+//!    only on the loop thread that owns the task, except for a
+//!    `Handle::spawn`ed task before it is bound (handed over under the
+//!    remote-queue mutex), and except for the output once `COMPLETE` is set
+//!    (rule 5).
 //! 2. *Scheduling.* `SCHEDULED` is set by whoever takes a queue reference
 //!    (waker or `cancel`) and cleared only by the loop thread when it pops the
 //!    task to poll it (`transition_to_running`). A task with `SCHEDULED` set is
@@ -119,7 +121,7 @@
 
 mod answer;
 mod builder;
-mod cancel;
+pub(crate) mod cancel;
 pub(crate) mod catch_unwind;
 mod current;
 pub(crate) mod erased;

@@ -8,13 +8,13 @@
 //! One allocation per task (a slot of a chunk of `slab.rs`, or the global
 //! allocator for a large or over-aligned cell, by the layout the vtable
 //! records), a `#[repr(C)]` `Cell<F>`, header first so that a
-//! `*Header` is a `*Cell<F>`; the header is 48 bytes on 64-bit targets
+//! `*Header` is a `*Cell<F>`; the header is 24 bytes on 64-bit targets
 //! (asserted below), the stage as large as the larger of `F` and
 //! `F::Output` (at least a pointer), with no tag (asserted below): a union
 //! whose live field the state word says (`COMPLETE`, `FAILED`):
 //!
 //! ```text
-//! Cell<F> ┌ Header (48 B) ─ state │ vtable │ links (2 words) │ join_waker │ cancel
+//! Cell<F> ┌ Header (24 B) ─ state │ vtable │ join_waker
 //!         └ Stage<F> ─ union { future: F, output: F::Output, failed: Box<TaskError> }
 //! ```
 //!
@@ -23,9 +23,9 @@
 //! keeps the first (`slab.rs`, "Task ids"), so the id is the chunk's first
 //! plus the slot's index. A boxed cell (large or over-aligned future, and
 //! every cell under Miri, loom, `coil_box_tasks` and fuzzing, and a spawn from
-//! outside the loop: "The runtime" below) is allocated with two more words
+//! outside the loop: "The runtime" below) is allocated with four more words
 //! before it, padded to the cell's alignment ([`boxed_layout`]), the
-//! second of which holds its id, taken at allocation. Either way the id is fixed
+//! last of which holds its id, taken at allocation. Either way the id is fixed
 //! before the task is published and never changes; [`TaskRef::id`] reads
 //! it (the vtable's `from_slab` says which way). What this does to the
 //! order of ids is on [`TaskId`].
@@ -36,8 +36,15 @@
 //! runtime"), cloned when the chunk is created and dropped when it is
 //! freed, so a spawn takes no reference count and the header 8 bytes
 //! fewer. A boxed cell's prefix holds a clone of its own in the word
-//! before the id (`Arc<Shared>`, id, cell: [`boxed_layout`]), dropped by
-//! `vtable::dealloc`. [`TaskRef::shared`] reads one or the other (the
+//! before the id (links, `Arc<Shared>`, id, cell: [`boxed_layout`]),
+//! dropped by `vtable::dealloc`.
+//!
+//! **The owned list.** Nor are the owned list's links (`list.rs`) header
+//! fields. A slab cell is recorded by a bit in its chunk's head and its
+//! chunk by the runtime's registry (`slab.rs`, "Bound cells"); a boxed
+//! cell has its two links in the first two words of its prefix
+//! ([`TaskRef::boxed_links`]). Both are the loop thread's (rule 1), as the
+//! links in the header were. [`TaskRef::shared`] reads one or the other (the
 //! vtable's `from_slab` again). Only a spawn on the runtime's own loop
 //! thread ([`allocate`]) takes a slab cell: the thread's current chunk of
 //! each class belongs to the runtime it runs, and is retired (its unused
@@ -76,9 +83,9 @@
 //! |---|---|---|
 //! | `state` | at allocation; changed only by the transitions of `state.rs` | any thread, atomically |
 //! | `vtable` (and the id and runtime, outside the header) | at allocation, never changed | any thread, read only |
-//! | `links` | empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
+//! | (outside the header) the owned-list bit of a slab cell, the links in a boxed cell's prefix | clear / empty at allocation; set while the task is in its loop's owned list | the loop thread (rule 1) |
 //! | `join_waker` | `None`; holds the handle's waker while `JOIN_WAKER` says so, and the handle's *taken marker* once it took the result (`vtable.rs`, `try_read_output`) | rule 6: the handle while `JOIN_WAKER` is clear, the loop after `COMPLETE` while it is set |
-//! | `cancel` | null, or at allocation a box holding the name (`Builder::name`); the box is installed at most once and freed with the task | any thread: the name is read only, the rest is atomic or under its mutex (`cancel.rs`) |
+//! | (outside the header) the cancel state: the name (`Builder::name`), the cancel message and requests, an entry of the runtime's cancel table keyed by the cell, which the state word's `CANCEL_STATE` says exists | at allocation for a named task, else on first use; at most one, freed by `vtable::dealloc` | any thread: inserted and looked up under the table's lock; the name read only, the rest atomic or under its mutex (`cancel.rs`) |
 //! | stage `future` | live from allocation until the future is dropped, before `COMPLETE` | the loop thread while it holds `RUNNING` (rules 1, 4) |
 //! | stage `output` / `failed` | written by the loop before `COMPLETE` (or at allocation by `allocate_cancelled`); `failed` iff `FAILED` is set with `COMPLETE` | after `COMPLETE`: the handle, or the loop if no handle is left (rule 5), until taken or dropped |
 //! | stage, nothing live | after the future was dropped and before the result is written (inside the loop's completion), and after the result was taken or dropped | nobody |
@@ -92,13 +99,17 @@
 //!
 //! The error of a cancelled or panicked task is boxed, so the common,
 //! successful task does not carry the room for a `TaskError`; the name and
-//! the cancel requests share one lazily allocated box behind one pointer for
-//! the same reason (most tasks have neither).
+//! the cancel requests share one lazily allocated entry of the runtime's
+//! cancel table for the same reason (most tasks have neither): a task
+//! without one pays a bit of the state word, and never takes the table's
+//! lock (`cancel.rs`).
 //!
 //! ## Where a parked task's bytes go (issue 18, W7)
 //!
 //! W7 (`coil-benches memory peer=coil/uring impl=gate`, N = 100 000) measures
-//! 117.3 B per parked task (three runs, all 117.309, alternated with the
+//! 92.2 B per parked task (three runs, all 92.201; 100.9 to 101.7 with the
+//! cancel slot in the header, 117.309 in three runs with the owned-list
+//! links in the header too, alternated with the
 //! header's `Arc<Shared>`, all 124.477; 125.0 to 126.4 earlier with it and
 //! 132.0 to 134.0 with the id in the header, five runs each; 140.6 to 141.2
 //! before the run queue gave its buffer back, 160.9 to 161.5 before the
@@ -108,9 +119,10 @@
 //!
 //! | part | bytes |
 //! |---|---|
-//! | header | 48 |
+//! | header | 24 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 46 cells of 88 B per 4 080 B chunk with a 24 B head (`slab.rs`), 4 096 / 46 − 88 | 1.0 |
+//! | slab: 63 cells of 64 B per 4 080 B chunk with a 48 B head (`slab.rs`), 4 096 / 63 − 64 | 1.0 |
+//! | the owned list's registry of chunks, a word per chunk (`slab.rs`, "Bound cells") | 0.2 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |
 //! | the rest (the benchmark's vectors' slack, the run queue's burst buffer given back) | ~4 |
@@ -141,15 +153,33 @@
 //! codegen: the yield path never reads the runtime); W1 wall clock
 //! (n = 500 000, paired runs on the loaded 2-core VM, ~210 to 300 ns a
 //! task that hour), new/old median 0.88 (0.48 to 1.03, 11 pairs, old
-//! first) and 0.84 (0.74 to 0.93, 9 pairs, new first). What the header
-//! could still give back, measured against the rules of `task/mod.rs` (not
-//! done yet; it would leave ~101 B: W7's 96 B needs the handle's or the
-//! gate waker's bytes too):
+//! first) and 0.84 (0.74 to 0.93, 9 pairs, new first).
 //!
-//! - `links` (16 B): the owned list exists for shutdown and `all_tasks`. A
-//!   singly linked list cannot unlink in O(1); the slab's chunks already
-//!   hold every slab task, so a walk of the live slots (with a per-slot
-//!   "bound" bit) could replace the list for them, not for boxed cells.
+//! The owned-list links left the header ("The owned list" above): W7
+//! 117.3 to 101.5 B (−16 B of header; the chunk's head grew from 3 words
+//! to 6, which W7's 72 B cells fill exactly; the registry's `Vec` grows
+//! in allocator-friendly sizes: with `Vec`'s own doubling W7 was 102.7 to
+//! 103.4, its reallocations leaving ~200 KiB of gaps between chunks).
+//! Instructions (callgrind, `coil-benches` on `coil/uring`): W1 (`spawn
+//! n=100000`) 40.87 M to 41.60 M (+7.2 a task, +1.8 %: binding a slab
+//! cell sets its bit and tests the bitmap's word for the registry, ~12
+//! instructions against ~6 for the list's push, and the unbind at
+//! completion ~15 against ~8, the vtable's `from_slab` read included; the
+//! spawn's push knows its cell's kind at compile time, `in_slab`, without
+//! which W1 was 41.90 M); W2 (`yield tasks=100`) 10.29 M both; W4
+//! (`timers tasks=10000`) 18.49 M to 17.42 M (−5.8 %: its completions no
+//! longer write their neighbours' headers; W4 varies by ~3 % from run to
+//! run, its timers following the wall clock).
+//!
+//! The cancel slot left the header for the runtime's cancel table
+//! (`cancel.rs`; a state-word bit says a task has an entry): W7 101.5 to
+//! 92.2 B, under issue 18's 96 B; W1 41.60 M to 41.16 M instructions
+//! (a spawn no longer writes the slot, a free no longer tests it: the
+//! free tests the state word's bit instead, a word it already read);
+//! W2 10.29 M both; W4 17.86 to 18.16 M in five runs, against 18.11 to
+//! 18.49 M in five runs before this session's two changes. A named task, a cooperative one and one
+//! cancelled with a message take the table's lock when they are spawned
+//! or cancelled, when their state is read, and when they are freed.
 //!
 //! # `TaskRef` and where the unsafe boundary is
 //!
@@ -199,7 +229,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::TaskId;
-use super::cancel::CancelSlot;
+use super::cancel::CancelState;
 use super::error::{Cancelled, TaskLabel};
 use super::list::Links;
 use super::state::{Notify, Release, Snapshot, State, ToCancelled};
@@ -209,6 +239,8 @@ use crate::rt::Shared;
 mod join_waker;
 mod slab;
 mod vtable;
+
+pub(super) use self::slab::Registry as SlabRegistry;
 
 use self::join_waker::JoinWaker;
 
@@ -225,18 +257,17 @@ pub(crate) struct Header {
     pub(super) state: State,
     /// Functions that know the concrete future type.
     pub(super) vtable: &'static Vtable,
-    /// Owned-list links: loop thread only (rule 1).
-    pub(super) links: Links,
     /// The join waker, one word (`join_waker.rs`): see rule 6.
     join_waker: JoinWaker,
-    /// The name (`Builder::name`), the cancel message and requests: one
-    /// pointer, allocated at spawn for a named task, else on first use
-    /// (`cancel.rs`).
-    pub(super) cancel: CancelSlot,
 }
 
 // The header stays small: it is paid by every task (W1/W7 benchmarks).
-static_assertions::const_assert!(std::mem::size_of::<Header>() <= 48);
+static_assertions::const_assert!(std::mem::size_of::<Header>() <= 24);
+// A cell (the header and at least a pointer of stage) is larger than a
+// granule of the slab's bound bitmap (`slab.rs`, "Bound cells").
+static_assertions::const_assert!(
+    std::mem::size_of::<Header>() + std::mem::size_of::<usize>() >= slab::GRANULE
+);
 // The stage carries no tag: for a future of no bytes and a `u64` output it
 // is one word (it was two with an enum's tag).
 static_assertions::const_assert!(
@@ -329,8 +360,8 @@ pub(crate) struct TaskRef(NonNull<Header>);
 // (`vtable`; the runtime, an `Arc` of a `Sync` type, and the id, in the
 // chunk's head or the words before a boxed cell, written before the task
 // is published) and the name, which is
-// written into the cancel box before the task is published and only read
-// afterwards. Everything that
+// written into the task's cancel-table entry before the task is published
+// and only read afterwards. Everything that
 // is not thread-safe (owned-list links, stage, join waker, `release`) sits
 // behind `unsafe` functions whose contracts include the thread rules of
 // task/mod.rs (rule 1: loop thread; the handle's side under rules 5 and 6).
@@ -611,6 +642,49 @@ impl TaskRef {
         }
     }
 
+    /// The cell, if it is a slab cell (`Vtable::from_slab`): what the owned
+    /// list records a slab task by (`list.rs`); `None` for a boxed cell.
+    #[inline(always)]
+    pub(super) fn slab_cell(self) -> Option<NonNull<u8>> {
+        self.header().vtable.from_slab.then(|| self.cell())
+    }
+
+    /// The task's cell (its header's address), slab or boxed.
+    #[inline(always)]
+    pub(super) fn cell(self) -> NonNull<u8> {
+        self.0.cast()
+    }
+
+    /// The task whose slab cell `cell` is ([`TaskRef::slab_cell`]), standing
+    /// for a reference the caller knows of.
+    ///
+    /// # Safety
+    /// `cell` is the slab cell of a live task, and a reference to it is
+    /// held while the returned `TaskRef` and its copies are used.
+    #[inline(always)]
+    pub(super) unsafe fn from_slab_cell(cell: NonNull<u8>) -> TaskRef {
+        // A cell starts with its header (`Cell` is `repr(C)`).
+        TaskRef(cell.cast())
+    }
+
+    /// The owned-list links of a boxed cell, in its prefix
+    /// ([`boxed_layout`]). Loop thread only (rule 1), as the list that uses
+    /// them (`list.rs`).
+    ///
+    /// # Safety
+    /// The cell is boxed ([`TaskRef::slab_cell`] is `None`): a slab cell
+    /// has no prefix (checked in debug builds).
+    #[inline(always)]
+    pub(super) unsafe fn boxed_links(&self) -> &Links {
+        debug_assert!(!self.header().vtable.from_slab, "a slab cell has no links");
+        // `allocate_cell` wrote the links in the two words four before a
+        // boxed cell (`boxed_layout`), before the task was published; no
+        // `&mut` to them is ever made, and `dealloc` frees them untouched
+        // (`Links` owns nothing).
+        // SAFETY: a boxed cell (the caller's promise); alive (type invariant).
+        unsafe { &*self.0.cast::<Links>().as_ptr().sub(2) }
+    }
+
     /// The state word, for checks (`Acquire` load).
     #[inline]
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -624,7 +698,46 @@ impl TaskRef {
     }
 
     fn name_arc(&self) -> Option<&Arc<str>> {
-        self.header().cancel.get().and_then(|c| c.name())
+        self.cancel_state().and_then(|c| c.name())
+    }
+
+    /// The task's entry in its runtime's cancel table (`cancel.rs`), if it
+    /// has one: no lock unless it has.
+    #[inline]
+    fn cancel_state(&self) -> Option<&CancelState> {
+        if !self.header().state.load().is(super::state::CANCEL_STATE) {
+            return None;
+        }
+        // SAFETY: the task is alive while `self` is borrowed (type
+        // invariant); the key is its cell's address.
+        unsafe { (self.shared().cancels).get(self.cell().addr().get()) }
+    }
+
+    /// The task's entry, inserted now if it has none. Any thread.
+    fn cancel_state_or_init(&self) -> &CancelState {
+        // SAFETY: as in `cancel_state`.
+        unsafe {
+            (self.shared().cancels).get_or_insert(
+                self.cell().addr().get(),
+                &self.header().state,
+                None,
+            )
+        }
+    }
+
+    /// A new task, not published yet, gets its name (`Builder::name`): an
+    /// entry of the cancel table holding it.
+    #[cold]
+    fn name_task(self, name: Arc<str>) {
+        // SAFETY: as in `cancel_state`; the task has no entry yet, so the
+        // name goes into the one inserted here.
+        let _ = unsafe {
+            (self.shared().cancels).get_or_insert(
+                self.cell().addr().get(),
+                &self.header().state,
+                Some(name),
+            )
+        };
     }
 
     /// The id and name, for an error about this task.
@@ -640,7 +753,7 @@ impl TaskRef {
     pub(super) fn cancelled_error(&self) -> TaskError {
         TaskError::Cancelled(Cancelled {
             task: Some(self.label()),
-            message: self.header().cancel.get().and_then(|c| c.message()),
+            message: self.cancel_state().and_then(|c| c.message()),
         })
     }
 
@@ -659,7 +772,7 @@ impl TaskRef {
     pub(super) fn cancel(self, message: Option<Arc<str>>) -> bool {
         use super::state::{CANCELLED, COMPLETE};
         let header = self.header();
-        match header.cancel.get() {
+        match self.cancel_state() {
             Some(c) if c.is_cooperative() => {
                 let snap = header.state.load();
                 if snap.is(COMPLETE) || snap.is(CANCELLED) {
@@ -689,7 +802,7 @@ impl TaskRef {
             }
             // Written before CANCELLED is set, read after it is seen
             // (`cancel.rs`).
-            header.cancel.get_or_init().offer_message(m);
+            self.cancel_state_or_init().offer_message(m);
         }
         match header.state.transition_to_cancelled() {
             ToCancelled::Submit => {
@@ -706,19 +819,19 @@ impl TaskRef {
     /// Makes `cancel` a request for this task (`Builder::cooperative_cancel`).
     /// Called before the task's handle is returned, so before any `cancel`.
     pub(super) fn set_cooperative(self) {
-        self.header().cancel.get_or_init().set_cooperative();
+        self.cancel_state_or_init().set_cooperative();
     }
 
     /// For a task that answers requests: `cancelling()` and whether a
     /// request waits to be delivered; `None` for any other task.
     pub(crate) fn request_state(self) -> Option<(usize, bool)> {
-        let c = self.header().cancel.get()?;
+        let c = self.cancel_state()?;
         c.is_cooperative().then(|| c.request_state())
     }
 
     /// Marks a counted request undelivered again (no-op with none counted).
     pub(super) fn repend(self) {
-        if let Some(c) = self.header().cancel.get() {
+        if let Some(c) = self.cancel_state() {
             c.repend();
         }
     }
@@ -727,7 +840,7 @@ impl TaskRef {
     /// for any other task 1 once it was cancelled, else 0.
     pub(super) fn cancelling(self) -> usize {
         let header = self.header();
-        match header.cancel.get() {
+        match self.cancel_state() {
             Some(c) if c.is_cooperative() => c.requests(),
             _ => usize::from(header.state.load().is(super::state::CANCELLED)),
         }
@@ -736,7 +849,7 @@ impl TaskRef {
     /// asyncio's `uncancel()`: one request fewer (a hard cancel cannot be
     /// taken back); returns what [`cancelling`](TaskRef::cancelling) is then.
     pub(super) fn uncancel(self) -> usize {
-        match self.header().cancel.get() {
+        match self.cancel_state() {
             Some(c) if c.is_cooperative() => c.uncancel(),
             _ => self.cancelling(),
         }
@@ -746,7 +859,7 @@ impl TaskRef {
     /// one: it is taken (edge-triggered, as asyncio's) and returned as the
     /// error the task's code sees.
     pub(super) fn take_request(self) -> Option<Cancelled> {
-        let c = self.header().cancel.get()?;
+        let c = self.cancel_state()?;
         if !c.is_cooperative() || !c.take_pending() {
             return None;
         }
@@ -778,6 +891,13 @@ where
     F: Future + 'static,
 {
     into_task::<F, true>(future, State::new_spawned(), shared, name)
+}
+
+/// Whether [`allocate`] gives a task of `F` a slab cell (else a boxed
+/// one): a constant, for `OwnedList::push_placed`.
+#[inline(always)]
+pub(crate) const fn in_slab<F: Future>() -> bool {
+    Cell::<F>::FROM_SLAB
 }
 
 /// [`allocate`] for a spawn from a thread that is not the runtime's loop
@@ -826,9 +946,7 @@ fn into_task<F: Future + 'static, const SLAB: bool>(
         header: Header {
             state,
             vtable: vtable::<F, SLAB>(),
-            links: Links::new(),
             join_waker: JoinWaker::new(),
-            cancel: CancelSlot::new(name),
         },
         stage: UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
@@ -844,7 +962,11 @@ fn into_task<F: Future + 'static, const SLAB: bool>(
     // alignment, unused.
     unsafe { ptr.write(cell) };
     // Cell is repr(C) with the header first.
-    TaskRef(ptr.cast::<Header>())
+    let task = TaskRef(ptr.cast::<Header>());
+    if let Some(name) = name {
+        task.name_task(name);
+    }
+    task
 }
 
 /// Memory for a cell of `layout`, its id and runtime set: a slot of this
@@ -864,9 +986,10 @@ fn allocate_cell(layout: Layout, from_slab: bool, shared: &Arc<Shared>) -> NonNu
         let Some(base) = NonNull::new(p) else {
             std::alloc::handle_alloc_error(whole)
         };
-        // SAFETY: `offset` (at least 16, a multiple of 8) and the cell after
-        // it are inside the allocation; the id is the word before the cell,
-        // the runtime the one before that, both aligned to 8.
+        // The id is the word before the cell, the runtime the one before
+        // that, the owned-list links the two before that.
+        // SAFETY: `offset` (at least 32, a multiple of 8) and the cell after
+        // it are inside the allocation; those words are aligned to 8.
         unsafe {
             let cell = base.add(offset);
             let id = cell.cast::<u64>().as_ptr().sub(1);
@@ -875,6 +998,7 @@ fn allocate_cell(layout: Layout, from_slab: bool, shared: &Arc<Shared>) -> NonNu
                 .as_ptr()
                 .sub(2)
                 .write(Arc::clone(shared));
+            cell.cast::<Links>().as_ptr().sub(2).write(Links::new());
             cell
         }
     }
@@ -886,12 +1010,13 @@ pub(crate) fn retire_chunks_of(shared: &Arc<Shared>) {
     slab::retire_owner(shared);
 }
 
-/// A boxed cell's allocation: its prefix (the runtime, then the id, a
-/// word each), padded to the cell's alignment, then the cell; and the
-/// cell's offset in it (its alignment, at least 16).
+/// A boxed cell's allocation: its prefix (the owned-list links, two
+/// words, then the runtime, then the id, a word each), padded to the
+/// cell's alignment, then the cell; and the cell's offset in it (its
+/// alignment, at least 32).
 #[inline(always)]
 pub(super) fn boxed_layout(cell: Layout) -> (Layout, usize) {
-    let offset = cell.align().max(2 * size_of::<u64>());
+    let offset = cell.align().max(4 * size_of::<u64>());
     match Layout::from_size_align(cell.size() + offset, offset) {
         Ok(l) => (l, offset),
         Err(_) => std::alloc::handle_alloc_error(cell),

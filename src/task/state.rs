@@ -13,7 +13,8 @@
 //! | 4 | [`JOIN_INTEREST`] | the `Task<T>` handle is alive |
 //! | 5 | [`JOIN_WAKER`] | the runtime may read the join-waker field (rule 6) |
 //! | 6 | [`FAILED`] | set with `COMPLETE` (never alone, never cleared): the stage holds the boxed error of a cancelled or panicked task, else the output (`raw.rs`: the stage has no tag of its own) |
-//! | 7.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
+//! | 7 | [`CANCEL_STATE`] | the task has an entry in its runtime's cancel table (its name, cancel message, requests: `cancel.rs`); set once, by whoever inserted the entry, under the table's lock; never cleared |
+//! | 8.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
 //!
 //! Only the loop thread sets `RUNNING`, `COMPLETE` and `FAILED`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
@@ -84,8 +85,10 @@ pub const JOIN_WAKER: usize = 1 << 5;
 /// Set with `COMPLETE` when the result is an error (cancelled or
 /// panicked): which of the stage's variants is live (`raw.rs`).
 pub const FAILED: usize = 1 << 6;
+/// The task has an entry in its runtime's cancel table (`cancel.rs`).
+pub const CANCEL_STATE: usize = 1 << 7;
 /// Number of flag bits below the reference count.
-pub const REF_SHIFT: usize = 7;
+pub const REF_SHIFT: usize = 8;
 /// One reference.
 pub const REF_ONE: usize = 1 << REF_SHIFT;
 /// Refcounts above this abort the process (like `Arc`), long before overflow.
@@ -117,6 +120,7 @@ impl std::fmt::Debug for Snapshot {
             .field("join_interest", &self.is(JOIN_INTEREST))
             .field("join_waker", &self.is(JOIN_WAKER))
             .field("failed", &self.is(FAILED))
+            .field("cancel_state", &self.is(CANCEL_STATE))
             .field("refs", &self.refs())
             .finish()
     }
@@ -220,6 +224,14 @@ impl State {
     #[inline]
     pub fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Acquire))
+    }
+
+    /// Any thread, holding the cancel table's lock, right after inserting
+    /// the task's entry: set [`CANCEL_STATE`] (`Release`: with the lock, a
+    /// reader that sees the bit finds the entry).
+    pub fn mark_cancel_state(&self) {
+        self.0
+            .fetch_or(CANCEL_STATE, std::sync::atomic::Ordering::Release);
     }
 
     /// The compare-and-swap loop of every transition below. `f` maps the

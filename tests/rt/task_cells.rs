@@ -267,3 +267,105 @@ fn cells_of_exited_loops_woken_after_their_runtime_is_gone() {
     go_tx.send(()).unwrap();
     assert_eq!(holder.join().unwrap(), 4 * 60);
 }
+
+/// Counts the drops of the futures it is part of, by tag; a drop during the
+/// runtime's shutdown may spawn a task of its own (the spawn then sees the
+/// closed loop).
+struct Tally {
+    tag: usize,
+    drops: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+    spawn_on_drop: bool,
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.drops.borrow_mut().push(self.tag);
+        if self.spawn_on_drop {
+            let t = Tally {
+                tag: self.tag + 1_000_000,
+                drops: self.drops.clone(),
+                spawn_on_drop: false,
+            };
+            drop(coil::spawn(async move {
+                std::future::pending::<()>().await;
+                drop(t);
+            }));
+        }
+    }
+}
+
+/// A pending task of about `N` bytes holding `tally`.
+async fn tallied<const N: usize>(tally: Tally) {
+    let bytes = [tally.tag as u8; N];
+    std::future::pending::<()>().await;
+    drop((bytes, tally));
+}
+
+driver_test! {
+    /// The owned list over slab cells of two classes (several chunks each:
+    /// their bound bits and the registry of chunks) and boxed ones (large
+    /// and over-aligned: the links in their prefix): `all_tasks` sees every
+    /// live task once, completed tasks leave it from any chunk, and the
+    /// runtime's drop cancels each task left exactly once, also those whose
+    /// future spawns in its destructor.
+    fn owned_list_holds_slab_and_boxed_cells(rt) {
+        let drops = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let own = crate::support::runtime_with(crate::support::choice_like(rt));
+        let d = drops.clone();
+        let left = own.block_on(async move {
+            let mut handles = Vec::new();
+            for tag in 0..400usize {
+                let tally = Tally { tag, drops: d.clone(), spawn_on_drop: tag % 7 == 0 };
+                #[repr(align(64))]
+                struct Wide(Tally);
+                handles.push(match tag % 4 {
+                    0 | 1 => coil::spawn(tallied::<8>(tally)),
+                    2 => coil::spawn(tallied::<300>(tally)),
+                    _ if tag % 8 == 3 => coil::spawn(tallied::<900>(tally)),
+                    _ => coil::spawn(async move {
+                        let w = Wide(tally);
+                        std::future::pending::<()>().await;
+                        drop(w.0);
+                    }),
+                });
+            }
+            yield_now().await;
+            assert_eq!(coil::task::all_tasks().len(), 400);
+            // Cancel every third: they leave the list from every chunk.
+            let mut left = Vec::new();
+            for (tag, h) in handles.into_iter().enumerate() {
+                if tag % 3 == 0 {
+                    h.cancel();
+                    assert!(h.await.is_err());
+                } else {
+                    left.push(tag);
+                    drop(h);
+                }
+            }
+            // The cancelled ones that spawned in their destructor added one.
+            let spawned = (0..400).filter(|t| t % 21 == 0).count();
+            let mut seen: Vec<u64> = coil::task::all_tasks().iter().map(|t| t.id().as_u64()).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(seen.len(), left.len() + spawned, "all_tasks lists each live task once");
+            left
+        });
+        let cancelled: Vec<usize> = (0..400).filter(|t| t % 3 == 0).collect();
+        {
+            let mut got = drops.borrow().clone();
+            got.sort_unstable();
+            assert_eq!(got, cancelled, "the cancelled ones, once each");
+        }
+        drops.borrow_mut().clear();
+        drop(own);
+        let mut got = drops.borrow().clone();
+        got.sort_unstable();
+        // The tasks left, what the cancelled ones spawned (still live), and
+        // what the ones left spawn while the loop shuts down (dropped at once).
+        let mut want = left.clone();
+        want.extend((0..400).filter(|t| t % 21 == 0).map(|t| t + 1_000_000));
+        want.extend(left.iter().filter(|t| *t % 7 == 0).map(|t| t + 1_000_000));
+        want.sort_unstable();
+        assert_eq!(got, want, "shutdown drops each task left once");
+    }
+}

@@ -17,7 +17,7 @@
 //! pointer per cell, no lookup.
 //!
 //! ```text
-//! CHUNK_BYTES-aligned: ┌ live (atomic) │ first_id │ owner ┐ ┌ cell ┐ ┌ cell ┐ ... K cells, unused tail
+//! CHUNK_BYTES-aligned: ┌ live (atomic) │ first_id │ owner │ stride, registry index │ bound (2 words) ┐ ┌ cell ┐ ... K cells, unused tail
 //! ```
 //!
 //! A cell costs its size rounded to 8; the allocator would charge that plus
@@ -104,6 +104,47 @@
 //! `block_on` in turn) pays a chunk per switch and class; one loop per
 //! thread, the common case, never switches.
 //!
+//! **Bound cells: the owned list's slab half.** A runtime must find every
+//! live task it owns (shutdown cancels each, `task::all_tasks` lists them:
+//! `task/list.rs`). A boxed cell keeps two links for that in its prefix
+//! (`raw.rs`); a slab cell keeps none: its chunk records it instead. Each
+//! chunk's head has a *bound* bitmap, one bit per [`GRANULE`] bytes of the
+//! chunk ([`BOUND_BITS`] bits for [`CHUNK_BYTES`]), set for the granule a
+//! bound cell starts in: every task cell is at least a header and a
+//! pointer, a granule or more, so no two cells start in one granule and
+//! the bit is the cell's address shifted, no division (`fits` refuses
+//! smaller cells). The runtime keeps a [`Registry`]: the chunks that have
+//! at least one bound cell, in a `Vec`, each chunk's head holding its index
+//! in it. The invariants:
+//!
+//! - *Owner and thread.* A cell is bound to the runtime its chunk belongs
+//!   to (`owner`), only by that runtime's loop thread (rule 1 of
+//!   `task/mod.rs`, the rule of the links it replaces), and the bitmap and
+//!   the registry index are read and written on that thread only. Other
+//!   threads touch `live` and read `owner` and `first_id`: other fields, so
+//!   no data race.
+//! - *A set bit is a reference.* A cell's bit is set exactly while it is in
+//!   its runtime's owned list, which holds a reference to the task then; so
+//!   the cell is not freed, the chunk's `live` counts it and the chunk is
+//!   not freed. A chunk is in the registry exactly while its bitmap is not
+//!   all zero (it enters on its first bound cell and leaves on the unbind
+//!   of its last, both O(1): a push, a `swap_remove` that moves one other
+//!   chunk and updates that chunk's index): so a registered chunk is alive,
+//!   and the registry and the bitmaps can be walked without touching `live`.
+//! - *Walks.* `pop` takes the lowest bound cell of the last registered
+//!   chunk; `for_each` visits every registered chunk's set bits: O(bound
+//!   cells + registered chunks), no recursion, nothing allocated. A cell's
+//!   address is found back from its bit with the chunk's `stride` (the only
+//!   division, off the spawn and completion paths).
+//! - *Costs.* Binding and unbinding touch the chunk's head (the bitmap's
+//!   word, and the registry on entry and exit), never another task's
+//!   memory, where the doubly linked list wrote both neighbours' headers.
+//!   The registry's `Vec` grows (amortised; at most to the number of
+//!   chunks a runtime ever has bound at once, one word each) and never
+//!   shrinks: in steady state binding allocates nothing. A `Registry`
+//!   dropped with chunks in it leaks their tasks' references, as a list
+//!   dropped with tasks in it did; a runtime empties it at shutdown.
+//!
 //! Under `cfg(loom)` every cell is a `Box` (loom runs its threads on one OS
 //! thread, which a per-thread cache must not see as one thread), and under
 //! `cfg(miri)` too: Miri (like ASan) sees allocations, so a use of a freed
@@ -117,7 +158,7 @@
 //! `Shared`, one per boxed cell (a chunk holds one for all its cells).
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
-use std::cell::UnsafeCell;
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
@@ -137,6 +178,16 @@ const GRAIN: usize = 8;
 /// One class per multiple of `GRAIN` up to `MAX_CELL`.
 const CLASSES: usize = MAX_CELL / GRAIN;
 
+/// The bytes of a chunk one bit of the bound bitmap stands for (see "Bound
+/// cells" in the module docs): no cell from a chunk is smaller.
+pub(super) const GRANULE: usize = 32;
+/// Bits of a chunk's bound bitmap: one per granule.
+const BOUND_BITS: usize = CHUNK_BYTES / GRANULE;
+/// Words of a chunk's bound bitmap: two (`Registry::bind` tests "the
+/// other word" as `word ^ 1`).
+const BOUND_WORDS: usize = BOUND_BITS / 64;
+const _: () = assert!(BOUND_WORDS == 2);
+
 /// Whether a cell of layout `layout` comes from a chunk (else a `Box`).
 pub(super) const fn fits(layout: Layout) -> bool {
     !cfg!(loom)
@@ -145,7 +196,7 @@ pub(super) const fn fits(layout: Layout) -> bool {
         && !cfg!(fuzzing)
         && layout.size() <= MAX_CELL
         && layout.align() <= GRAIN
-        && layout.size() > 0
+        && layout.size() >= GRANULE
 }
 
 /// The head of a chunk; the slots follow it.
@@ -162,12 +213,22 @@ struct Chunk {
     /// the unit tests below. Written at creation, dropped when the chunk is
     /// freed, never changed in between.
     owner: Option<Arc<Shared>>,
-    /// The size of a slot, for the tests' chunk count per class only (the
-    /// allocator and every free derive it or need none): the shipped head is
-    /// three words (`live`, `first_id`, `owner`).
-    #[cfg(test)]
-    stride: usize,
+    /// The size of a slot, written at creation, never changed: how a bound
+    /// cell's address is found back from its bit ("Bound cells").
+    stride: u32,
+    /// The chunk's index in its runtime's [`Registry`] while a cell of it
+    /// is bound (any bit of `bound` set); meaningless otherwise. The
+    /// owner's loop thread only.
+    registered_at: Cell<u32>,
+    /// The bound bitmap: bit `i` is set while the cell that starts in the
+    /// `i`th [`GRANULE`] of the chunk is in its runtime's owned list. The
+    /// owner's loop thread only.
+    bound: [Cell<u64>; BOUND_WORDS],
 }
+
+// The head is six words: W7's 64-byte cells fill a chunk exactly (63 of
+// them in 4 080 − 48 bytes); a seventh word would cost them a slot.
+const _: () = assert!(size_of::<Chunk>() == 48);
 
 /// One class's current chunk on this thread: the slots not handed out yet
 /// are `next..end`; `owner` is the chunk's runtime, as an address to
@@ -316,8 +377,9 @@ fn new_chunk(stride: usize, slots: usize, owner: Option<&Arc<Shared>>) -> Bump {
             live: AtomicUsize::new(slots),
             first_id,
             owner: owner.cloned(),
-            #[cfg(test)]
-            stride,
+            stride: stride as u32,
+            registered_at: Cell::new(0),
+            bound: [const { Cell::new(0) }; BOUND_WORDS],
         });
     }
     #[cfg(test)]
@@ -356,10 +418,7 @@ const _: () = assert!(size_of::<Chunk>() + MAX_CELL <= CHUNK_ALLOC);
 pub(super) unsafe fn id_of(cell: NonNull<u8>, layout: Layout) -> u64 {
     let (_, stride) = class_of(layout.size());
     let addr = cell.as_ptr().addr();
-    let chunk = cell
-        .as_ptr()
-        .map_addr(|a| a & !(CHUNK_BYTES - 1))
-        .cast::<Chunk>();
+    let chunk = chunk_of(cell);
     let index = (addr - chunk.addr() - size_of::<Chunk>()) / stride;
     // SAFETY: the caller's promise: the cell is counted in `live`, so its
     // chunk is allocated; `first_id` is written before any slot is handed
@@ -375,10 +434,7 @@ pub(super) unsafe fn id_of(cell: NonNull<u8>, layout: Layout) -> u64 {
 /// "The runtime" in the module docs).
 #[inline(always)]
 pub(super) unsafe fn owner_of<'a>(cell: NonNull<u8>) -> &'a Arc<Shared> {
-    let chunk = cell
-        .as_ptr()
-        .map_addr(|a| a & !(CHUNK_BYTES - 1))
-        .cast::<Chunk>();
+    let chunk = chunk_of(cell);
     // `owner` is written before any slot is handed out and dropped only when
     // `live` reaches zero; a chunk's cells all share it (`allocate` retires
     // a chunk of another runtime), and a task cell is allocated with one.
@@ -411,14 +467,231 @@ pub(crate) fn retire_owner(owner: &Arc<Shared>) {
 /// `cell` came from `allocate` and is not used afterwards.
 #[inline]
 pub(super) unsafe fn free(cell: NonNull<u8>) {
-    // The chunk starts at the cell's address rounded down (`chunk_layout`).
-    let chunk = cell
-        .as_ptr()
-        .map_addr(|a| a & !(CHUNK_BYTES - 1))
-        .cast::<Chunk>();
+    let chunk = chunk_of(cell);
     // SAFETY: the caller's promise: the cell is counted in `live`, which
     // keeps the chunk allocated until this decrement.
     unsafe { release(chunk, 1) }
+}
+
+/// The chunk of a cell from [`allocate`]: the cell's address rounded down
+/// (`chunk_layout`). Only a pointer: whether the chunk is alive is the
+/// caller's to know.
+#[inline(always)]
+fn chunk_of(cell: NonNull<u8>) -> *mut Chunk {
+    cell.as_ptr()
+        .map_addr(|a| a & !(CHUNK_BYTES - 1))
+        .cast::<Chunk>()
+}
+
+/// The word of a chunk's bound bitmap and the bit in it that stand for the
+/// cell `cell` (the granule it starts in: "Bound cells" in the module docs).
+#[inline(always)]
+fn bound_bit(cell: NonNull<u8>) -> (usize, u64) {
+    let granule = (cell.as_ptr().addr() & (CHUNK_BYTES - 1)) / GRANULE;
+    (granule / 64, 1 << (granule % 64))
+}
+
+/// The cell that starts in the granule `granule` of `chunk`, a chunk with a
+/// cell starting there (its bound bit is set). The one division of the
+/// bound cells, on the walks only: the cell is the last one starting
+/// before the granule's end (slots are at least a granule apart).
+///
+/// # Safety
+/// `chunk` is allocated (a bound cell of it keeps it so).
+unsafe fn cell_in(chunk: *mut Chunk, granule: usize) -> NonNull<u8> {
+    let head = size_of::<Chunk>();
+    // SAFETY: the caller's promise; `stride` is written at creation only.
+    let stride = unsafe { (*chunk).stride } as usize;
+    let slot = (granule * GRANULE + GRANULE - 1 - head) / stride;
+    // SAFETY: the slot is one of the chunk's (its cell starts in the
+    // granule, inside the chunk); a pointer into an allocation is not null.
+    unsafe { NonNull::new_unchecked(chunk.cast::<u8>().add(head + slot * stride)) }
+}
+
+/// The bound bitmap of `chunk`.
+///
+/// # Safety
+/// `chunk` is allocated for as long as the borrow is used, and the caller
+/// is its owner's loop thread (the bitmap is that thread's: "Bound
+/// cells" in the module docs).
+#[inline(always)]
+unsafe fn bound_of<'a>(chunk: *mut Chunk) -> &'a [Cell<u64>; BOUND_WORDS] {
+    // SAFETY: the caller's promise; only the field is borrowed, not the
+    // head (`live` is written by other threads, atomically, meanwhile).
+    unsafe { &*ptr::addr_of!((*chunk).bound) }
+}
+
+/// The chunks of one runtime with at least one bound cell, each at the
+/// index its head records ("Bound cells" in the module docs): the slab
+/// half of a runtime's owned list (`task/list.rs`). It belongs to the
+/// runtime's loop thread (neither `Send` nor `Sync`).
+#[derive(Default)]
+pub(in crate::task) struct Registry {
+    chunks: RefCell<Vec<NonNull<Chunk>>>,
+}
+
+/// Makes room in a full registry: its buffer doubles, in sizes that keep
+/// chunks back to back (`ALLOCATOR_HEADER` short of a multiple of
+/// [`CHUNK_BYTES`], as a chunk is: module docs, "Chunks"). A `Vec`'s own
+/// doubling, interleaved with chunk allocations, cost W7 ~2 B a task
+/// (about 200 KiB of gaps between chunks for 1 786 chunks, with glibc).
+#[cold]
+#[inline(never)]
+fn grow(chunks: &mut Vec<NonNull<Chunk>>) {
+    let word = size_of::<NonNull<Chunk>>();
+    let bytes = (chunks.capacity() * word + ALLOCATOR_HEADER) * 2;
+    let entries = (bytes.max(CHUNK_BYTES) - ALLOCATOR_HEADER) / word;
+    chunks.reserve_exact(entries - chunks.len());
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("chunks", &self.chunks.borrow().len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Records the cell `cell` as bound: its bit is set, and its chunk
+    /// registered if it had no bound cell. O(1); allocates only when the
+    /// registry's `Vec` grows.
+    ///
+    /// # Safety
+    /// `cell` came from [`allocate`], is not freed and not bound; the
+    /// caller holds a reference to its task until it unbinds it (by
+    /// [`Registry::unbind`] or [`Registry::pop`]), which keeps the chunk
+    /// allocated; every cell bound in this registry belongs to one runtime
+    /// (its chunk's owner) and this is that runtime's loop thread.
+    #[inline(always)]
+    pub(in crate::task) unsafe fn bind(&self, cell: NonNull<u8>) {
+        let chunk = chunk_of(cell);
+        let (word, bit) = bound_bit(cell);
+        // SAFETY: the cell is alive, so its chunk is; this is its owner's
+        // loop thread (the caller's promise).
+        let bound = unsafe { bound_of(chunk) };
+        let old = bound[word].get();
+        debug_assert!(old & bit == 0, "a cell bound twice to its runtime");
+        bound[word].set(old | bit);
+        // The other word is read only when this one was empty: one test on
+        // the common path (W1: a spawn).
+        if old == 0 && bound[word ^ 1].get() == 0 {
+            // SAFETY: the chunk is alive and this thread's (above); it had
+            // no bound cell, so it is not registered.
+            unsafe { self.enter(chunk) };
+        }
+    }
+
+    /// Records the bound cell `cell` as no longer bound: its bit is
+    /// cleared, and its chunk leaves the registry if that was its last
+    /// bound cell. O(1), allocates nothing.
+    ///
+    /// # Safety
+    /// `cell` is bound in this registry ([`Registry::bind`]'s promises
+    /// hold: it is alive, this is its loop thread).
+    #[inline(always)]
+    pub(in crate::task) unsafe fn unbind(&self, cell: NonNull<u8>) {
+        let chunk = chunk_of(cell);
+        let (word, bit) = bound_bit(cell);
+        // SAFETY: as in `bind`: a bound cell is alive.
+        let bound = unsafe { bound_of(chunk) };
+        let left = bound[word].get() & !bit;
+        debug_assert!(
+            left != bound[word].get(),
+            "a cell unbound that is not bound"
+        );
+        bound[word].set(left);
+        if left == 0 && bound[word ^ 1].get() == 0 {
+            // SAFETY: the chunk is alive (the caller's cell) and had a
+            // bound cell until now, so it is registered here.
+            unsafe { self.leave(chunk) };
+        }
+    }
+
+    /// `chunk`, alive, this thread's and not registered, gets its first
+    /// bound cell: it joins the registry at the end.
+    ///
+    /// # Safety
+    /// As stated: the caller's bound cell keeps the chunk alive.
+    unsafe fn enter(&self, chunk: *mut Chunk) {
+        let mut chunks = self.chunks.borrow_mut();
+        if chunks.len() == chunks.capacity() {
+            grow(&mut chunks);
+        }
+        let at = u32::try_from(chunks.len()).expect("over 2^32 chunks of tasks bound");
+        // SAFETY: the chunk is alive and the index this thread's (the
+        // caller's promise).
+        unsafe { (*chunk).registered_at.set(at) };
+        // SAFETY: a chunk pointer is never null (it is a cell's, rounded
+        // down within its allocation).
+        chunks.push(unsafe { NonNull::new_unchecked(chunk) });
+    }
+
+    /// `chunk`, registered, lost its last bound cell: it leaves the
+    /// registry; the chunk that was last takes its place and its index.
+    ///
+    /// # Safety
+    /// `chunk` is alive and registered here; this is its loop thread.
+    unsafe fn leave(&self, chunk: *mut Chunk) {
+        let mut chunks = self.chunks.borrow_mut();
+        // SAFETY: the caller's promise: alive, this thread's index.
+        let at = unsafe { (*chunk).registered_at.get() } as usize;
+        debug_assert_eq!(
+            chunks[at].as_ptr(),
+            chunk,
+            "a chunk's registry index is stale"
+        );
+        chunks.swap_remove(at);
+        if let Some(moved) = chunks.get(at) {
+            // SAFETY: a registered chunk has a bound cell, so it is alive
+            // (module docs); its index is this thread's.
+            unsafe { (*moved.as_ptr()).registered_at.set(at as u32) };
+        }
+    }
+
+    /// Unbinds a bound cell and returns it (the lowest of the last
+    /// registered chunk), or `None` if none is bound. O(1). The caller gets
+    /// back the reference its binder held ([`Registry::bind`]).
+    pub(in crate::task) fn pop(&self) -> Option<NonNull<u8>> {
+        let chunk = self.chunks.borrow().last()?.as_ptr();
+        // SAFETY: a registered chunk has a bound cell, so it is alive; the
+        // registry and its chunks' bitmaps are its loop thread's, this one
+        // (`bind`'s contract).
+        let bound = unsafe { bound_of(chunk) };
+        let (word, bits) = bound
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (i, w.get()))
+            .find(|&(_, bits)| bits != 0)
+            .expect("a registered chunk has a bound cell");
+        let granule = word * 64 + bits.trailing_zeros() as usize;
+        // SAFETY: that granule's bit is set: a bound cell starts there, and
+        // keeps the chunk alive.
+        let cell = unsafe { cell_in(chunk, granule) };
+        // SAFETY: the cell is bound here (its bit), alive, this thread's.
+        unsafe { self.unbind(cell) };
+        Some(cell)
+    }
+
+    /// Calls `f` with every bound cell, chunk by chunk in registry order,
+    /// lowest address first within a chunk. O(bound cells + registered
+    /// chunks). `f` must not bind or unbind (the registry is borrowed
+    /// meanwhile: that would panic).
+    pub(in crate::task) fn for_each(&self, mut f: impl FnMut(NonNull<u8>)) {
+        for &chunk in self.chunks.borrow().iter() {
+            // SAFETY: as in `pop`: registered, so alive, and this thread's.
+            let bound = unsafe { bound_of(chunk.as_ptr()) };
+            for (word, w) in bound.iter().enumerate() {
+                let mut bits = w.get();
+                while bits != 0 {
+                    let granule = word * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    // SAFETY: the bit is set: a bound cell starts there.
+                    f(unsafe { cell_in(chunk.as_ptr(), granule) });
+                }
+            }
+        }
+    }
 }
 
 /// Takes `n` off the chunk's count, freeing it when that was the rest.
@@ -437,7 +710,7 @@ unsafe fn release(chunk: *mut Chunk, n: usize) {
         // The owner is moved out before the memory goes, and dropped after.
         let owner = unsafe {
             #[cfg(test)]
-            tests::CHUNKS[class_of((*chunk).stride).0].fetch_sub(1, Ordering::Relaxed);
+            tests::CHUNKS[class_of((*chunk).stride as usize).0].fetch_sub(1, Ordering::Relaxed);
             let owner = ptr::addr_of_mut!((*chunk).owner).read();
             dealloc(chunk.cast(), chunk_layout());
             owner
@@ -631,6 +904,160 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// `n` cells of `size` bytes from this thread's chunks, none bound.
+    fn cells(size: usize, n: usize) -> Vec<NonNull<u8>> {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        (0..n).map(|_| allocate(layout, None)).collect()
+    }
+
+    /// The cells `registry` holds, by `for_each`, sorted, each once.
+    fn walked(registry: &Registry) -> Vec<NonNull<u8>> {
+        let mut got = Vec::new();
+        registry.for_each(|c| got.push(c));
+        got.sort();
+        let n = got.len();
+        got.dedup();
+        assert_eq!(got.len(), n, "for_each gave a cell twice");
+        got
+    }
+
+    /// Gives back the cells, and the thread's current chunks, so that every
+    /// chunk of them is freed.
+    fn free_all(cells: Vec<NonNull<u8>>, size: usize) {
+        for c in cells {
+            // SAFETY: from `allocate`, not bound, not used again.
+            unsafe { free(c) };
+        }
+        let (class, stride) = class_of(size);
+        let _ = LOCAL.try_with(|local| {
+            // SAFETY: the one `&mut` to this thread's cache, as in `allocate`.
+            unsafe { (*local.get()).classes[class].retire(stride) };
+        });
+    }
+
+    /// Every cell of three chunks bound: the walk finds each cell back from
+    /// its bit (the smallest class, one cell per granule, the next one,
+    /// whose bits reach the bitmap's second word too, and a large one),
+    /// `pop` returns each once and empties the
+    /// registry, and unbinding keeps a chunk registered exactly while a
+    /// cell of it is bound.
+    #[test]
+    fn bound_cells_are_found_back_from_their_bits() {
+        std::thread::spawn(|| {
+            for size in [GRANULE, GRANULE + 8, 472] {
+                let n = 2 * slots_for(size) + 3;
+                let all = cells(size, n);
+                let registry = Registry::default();
+                for &c in &all {
+                    // SAFETY: alive, not bound; one thread, one owner (none).
+                    unsafe { registry.bind(c) };
+                }
+                let mut sorted = all.clone();
+                sorted.sort();
+                assert_eq!(walked(&registry), sorted, "size {size}");
+                assert_eq!(registry.chunks.borrow().len(), 3);
+                // Unbind the first chunk's cells: it leaves, the others stay.
+                let first = slots_for(size);
+                for &c in &all[..first] {
+                    // SAFETY: bound above, alive.
+                    unsafe { registry.unbind(c) };
+                }
+                assert_eq!(registry.chunks.borrow().len(), 2);
+                let mut rest = all[first..].to_vec();
+                rest.sort();
+                assert_eq!(walked(&registry), rest);
+                let mut popped = Vec::new();
+                while let Some(c) = registry.pop() {
+                    popped.push(c);
+                }
+                popped.sort();
+                assert_eq!(popped, rest, "size {size}");
+                assert!(registry.chunks.borrow().is_empty());
+                free_all(all, size);
+            }
+            assert_eq!(chunks(472), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(256)
+        ))]
+        /// Random binds, unbinds and pops over the cells of a few chunks
+        /// against a `HashSet` of bound cells: after each step the walk
+        /// gives the set, and the registry holds exactly the chunks of
+        /// bound cells, each at the index its head records.
+        #[test]
+        fn registry_matches_a_set_of_bound_cells(
+            small in proptest::bool::ANY,
+            ops in proptest::collection::vec(
+                (0u8..4, 0usize..1000),
+                1..if cfg!(miri) { 16 } else { 200 },
+            ),
+        ) {
+            let size = if small { GRANULE } else { 464 };
+            let result = std::thread::spawn(move || {
+                let n = 2 * slots_for(size) + 1;
+                let all = cells(size, n);
+                let registry = Registry::default();
+                let mut model = std::collections::HashSet::new();
+                let mut check = Ok(());
+                for (op, i) in ops {
+                    let c = all[i % n];
+                    match op {
+                        0 | 1 if !model.contains(&c) => {
+                            model.insert(c);
+                            // SAFETY: alive, not bound (the model).
+                            unsafe { registry.bind(c) };
+                        }
+                        0..=2 => {
+                            if model.remove(&c) {
+                                // SAFETY: bound (the model), alive.
+                                unsafe { registry.unbind(c) };
+                            }
+                        }
+                        _ => match registry.pop() {
+                            Some(p) if model.remove(&p) => {}
+                            None if model.is_empty() => {}
+                            other => {
+                                check = Err(format!("pop gave {other:?}, bound: {}", model.len()));
+                                break;
+                            }
+                        },
+                    }
+                    let mut want: Vec<_> = model.iter().copied().collect();
+                    want.sort();
+                    let mut want_chunks: Vec<_> = want.iter().map(|&c| chunk_of(c)).collect();
+                    want_chunks.dedup();
+                    let mut got_chunks: Vec<_> =
+                        registry.chunks.borrow().iter().map(|c| c.as_ptr()).collect();
+                    for (at, &chunk) in got_chunks.iter().enumerate() {
+                        // SAFETY: registered, so a cell of it is bound: alive.
+                        let index = unsafe { (*chunk).registered_at.get() } as usize;
+                        if index != at {
+                            check = Err(format!("chunk at {at} records {index}"));
+                        }
+                    }
+                    got_chunks.sort();
+                    if walked(&registry) != want || got_chunks != want_chunks {
+                        check = Err(format!("after op {op}: walk or chunks differ"));
+                    }
+                    if check.is_err() {
+                        break;
+                    }
+                }
+                while registry.pop().is_some() {}
+                free_all(all, size);
+                check
+            })
+            .join()
+            .unwrap();
+            proptest::prop_assert_eq!(result, Ok(()));
+        }
     }
 
     #[test]

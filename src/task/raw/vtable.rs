@@ -591,6 +591,11 @@ pub(super) unsafe fn dealloc(task: TaskRef) {
         "a task was freed with its future alive"
     );
     let header = task.0.as_ptr();
+    if task.snapshot().is(crate::task::state::CANCEL_STATE) {
+        // SAFETY: the last reference is gone (no `&CancelState` of the
+        // task is left); the cell, its key, is not given back yet.
+        unsafe { (task.shared().cancels).remove(task.cell().addr().get()) };
+    }
     // SAFETY: no reference remains: the header is ours to drop, once
     // (`vt` is a `&'static`, not borrowed from it; nothing reads the header
     // after this).
