@@ -21,6 +21,13 @@
 //!    A read finished there takes a unit of the task's coop budget (as an op
 //!    the driver finished during its submit does, `op` rule O4), so a loop of
 //!    cached reads yields every `BUDGET` reads.
+//! 4. A read or write into a buffer of a registered `FixedBufPool`
+//!    (`coil::io::FixedBufPool`) names the pool's registered-buffer entry
+//!    (`IORING_OP_READ_FIXED`/`WRITE_FIXED`) only when the loop that builds
+//!    the op is the one whose ring registered the pool ([`fixed_here`],
+//!    `io/fixed.rs` rule F3); the op then submits on that same loop in the
+//!    same poll. Any other loop or driver gets the plain op, and the epoll
+//!    paths (`preadv2`, the blocking pool's `perform`) ignore the entry.
 
 use std::future::Future;
 use std::io;
@@ -359,11 +366,24 @@ fn read_op<B: IoBufMut + Send>(fd: &Arc<FileFd>, buf: B, pos: u64) -> OnFile<kop
     OnFile {
         op: kop::Read {
             fd: fd.raw(),
+            fixed: fixed_here(&buf),
             buf,
             offset: pos,
         },
         fd: fd.clone(),
     }
+}
+
+/// Rule 4: the registered-buffer entry `buf` lies in, if the loop running
+/// here is the one whose ring registered it (`io/fixed.rs` rule F3); `None`
+/// (a plain read or write) for any other buffer, loop or driver. For a
+/// buffer type that is never registered (`Vec`, ...) this is a constant
+/// `None` and costs nothing.
+#[inline(always)]
+fn fixed_here<B: IoBuf>(buf: &B) -> Option<u16> {
+    let slot = buf.fixed_slot()?;
+    crate::rt::with_core(|core| core.is_some_and(|core| core.id() == slot.owner))
+        .then_some(slot.index)
 }
 
 impl<B: IoBufMut + Send> Future for ReadAt<'_, B> {
@@ -550,6 +570,7 @@ pub(crate) async fn write_at<B: IoBuf + Send>(
     let op = OnFile {
         op: kop::Write {
             fd: fd.raw(),
+            fixed: fixed_here(&buf),
             buf,
             offset: pos,
         },
