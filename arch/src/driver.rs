@@ -419,14 +419,12 @@ impl Driver {
     /// [`Driver::unregister_fixed`] for the slot returned `Ok`, or, if it is
     /// never called, for as long as any op that names the slot may be in flight.
     pub unsafe fn register_fixed(&mut self, region: libc::iovec) -> io::Result<u16> {
-        match &mut self.inner {
-            #[cfg(not(miri))]
-            Inner::Uring(d) => d.register_fixed(region),
-            Inner::Epoll(_) | Inner::Sim(_) => {
-                let _ = region;
-                Err(io::ErrorKind::Unsupported.into())
-            }
+        let _ = region; // unused under Miri
+        #[cfg(not(miri))]
+        if let Inner::Uring(d) = &mut self.inner {
+            return d.register_fixed(region);
         }
+        Err(io::ErrorKind::Unsupported.into())
     }
 
     /// Empties slot `slot` of the registered-buffer table (the kernel unpins
@@ -438,14 +436,12 @@ impl Driver {
     /// `NotFound` if nothing is registered at `slot`; the kernel's error (the
     /// slot then stays taken).
     pub fn unregister_fixed(&mut self, slot: u16) -> io::Result<()> {
-        match &mut self.inner {
-            #[cfg(not(miri))]
-            Inner::Uring(d) => d.unregister_fixed(slot),
-            Inner::Epoll(_) | Inner::Sim(_) => {
-                let _ = slot;
-                Err(io::ErrorKind::NotFound.into())
-            }
+        let _ = slot; // unused under Miri
+        #[cfg(not(miri))]
+        if let Inner::Uring(d) = &mut self.inner {
+            return d.unregister_fixed(slot);
         }
+        Err(io::ErrorKind::NotFound.into())
     }
 
     /// Forgets what the driver knows about `fd` (epoll: its registration).

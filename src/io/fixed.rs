@@ -6,8 +6,11 @@
 //! with that loop's ring as **one** entry of its registered-buffer table
 //! (`IORING_REGISTER_BUFFERS_UPDATE`): the kernel pins its pages once, and a
 //! [`File`](crate::fs::File) read or write on that loop into a buffer of the
-//! pool goes out as `IORING_OP_READ_FIXED`/`WRITE_FIXED` naming that entry,
-//! so the kernel skips pinning and mapping the user pages on every I/O. Made
+//! pool goes out as `IORING_OP_READ_FIXED`/`WRITE_FIXED` naming that entry:
+//! the kernel uses the pages it pinned once instead of reaching the user
+//! mapping on every I/O (a page-cache read then copies with a plain
+//! `memcpy` rather than a copy to user memory; an `O_DIRECT` one skips
+//! pinning the pages per call). Made
 //! anywhere else (epoll, the simulator, outside a loop), or used on another
 //! loop, a `FixedBuf` is an ordinary owned buffer and the I/O is the plain one
 //! (`pread`, `IORING_OP_READ`): the same results under every driver.
@@ -34,7 +37,7 @@
 //!   `Pool`, behind an `Arc` held by every [`FixedBufPool`] clone and every
 //!   `FixedBuf`; it is freed when the last of them drops. The kernel touches
 //!   registered memory only to serve a fixed op that names its entry
-//!   (`READ_FIXED`/`WRITE_FIXED`, Documentation of `io_uring_register(2)`), and
+//!   (`READ_FIXED`/`WRITE_FIXED`, see `io_uring_register(2)`), and
 //!   every such op owns a `FixedBuf` of the pool (F1, F3): while one is in
 //!   flight, the memory is alive.
 //! - **F3 — an entry index means this pool only on its own loop.** The
@@ -52,12 +55,12 @@
 //!   runs (the common case); otherwise (another thread — a `FixedBuf` is
 //!   `Send` and may be dropped on the blocking pool under epoll —, another
 //!   loop, between `block_on` calls) it leaves the index in its loop's
-//!   release list (`op::FixedReleases`, shared and locked), which the loop empties at
-//!   its next [`FixedBufPool::new`]; a loop that is gone closed its ring, and
-//!   the entry with it. The memory is freed right away in every case: no op
-//!   names the entry any more (F1–F3), so a still-registered entry is only
-//!   pinned pages the kernel does not touch, released at the update or with
-//!   the ring.
+//!   release list (`op::FixedReleases`, shared and locked), which the loop
+//!   empties at its next [`FixedBufPool::new`]; a loop that is gone closed
+//!   its ring, and the entry with it. The memory is freed right away in
+//!   every case: no op names the entry any more (F1–F3), so a
+//!   still-registered entry is only pinned pages the kernel does not touch,
+//!   released at the update or with the ring.
 //!
 //! `tests/rt/fs_fixed.rs` checks these under every driver (plain I/O off the
 //! owner loop, a read dropped in flight keeping its buffer out, the release
@@ -161,7 +164,8 @@ fn release(reg: &Registration) {
 /// [`write_at`](crate::fs::File::write_at) (and the other `File` reads and
 /// writes) like any owned buffer. On the loop that made the pool, under
 /// io_uring, those go out as `IORING_OP_READ_FIXED`/`WRITE_FIXED`: the kernel
-/// does not pin and map the buffer's pages for every call. Everywhere else
+/// works on the pages it pinned once rather than through the user mapping
+/// (W6, page-cached 4 KiB reads: ~15 % more reads a second). Everywhere else
 /// (epoll, the simulator, another loop, sockets and pipes) the buffer works
 /// as an ordinary one. Dropping a `FixedBuf` returns it to the pool; a buffer
 /// whose read was dropped in flight comes back only once the kernel is done
