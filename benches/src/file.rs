@@ -218,14 +218,15 @@ fn coil_file(
 
 /// One coil W6 task: its reads, one after another, into `buf` (emptied by
 /// `clear` before each).
-async fn read_task<B>(
+async fn read_task<B, C>(
     f: Rc<coil::fs::File>,
     mine: Vec<u64>,
     mut buf: B,
-    clear: fn(&mut B),
+    clear: C,
 ) -> Result<u64, String>
 where
     B: coil::io::IoBufMut + Send + std::ops::Deref<Target = [u8]>,
+    C: Fn(&mut B),
 {
     let mut sum = 0u64;
     for off in mine {

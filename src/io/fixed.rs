@@ -491,6 +491,7 @@ unsafe impl IoBuf for FixedBuf {
     fn fixed_slot(&self) -> Option<FixedSlot> {
         self.pool.reg.as_ref().map(|r| r.slot)
     }
+    const MAY_BE_FIXED: bool = true;
 }
 
 // SAFETY: as for IoBuf; writable because this value owns the buffer (F1);

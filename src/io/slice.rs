@@ -60,6 +60,7 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
     fn fixed_slot(&self) -> Option<coil_arch::FixedSlot> {
         self.buf.fixed_slot()
     }
+    const MAY_BE_FIXED: bool = B::MAY_BE_FIXED;
 }
 
 // SAFETY: as above, writable through the inner buffer.

@@ -73,7 +73,8 @@ pub struct Read<B> {
     /// epoll (a plain `pread`). `Some(i)` is part of the submitter's unsafe
     /// contract ([`Driver::submit`](crate::Driver::submit)): slot `i` of the
     /// ring the op goes to has `buf`'s memory registered, and keeps it until
-    /// the completion (see [`IoBuf::fixed_slot`]).
+    /// the completion (see [`IoBuf::fixed_slot`]). Used only for a buffer
+    /// type whose [`IoBuf::MAY_BE_FIXED`] is `true`.
     pub fixed: Option<u16>,
 }
 
@@ -86,10 +87,12 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         let (ptr, len) = spare_ptr(&mut self.buf);
         let fd = types::Fd(self.fd);
         match self.fixed {
-            None => opcode::Read::new(fd, ptr, clamp_len(len))
-                .offset(self.offset)
-                .build(),
-            Some(index) => opcode::ReadFixed::new(fd, ptr, clamp_len(len), index)
+            Some(index) if B::MAY_BE_FIXED => {
+                opcode::ReadFixed::new(fd, ptr, clamp_len(len), index)
+                    .offset(self.offset)
+                    .build()
+            }
+            _ => opcode::Read::new(fd, ptr, clamp_len(len))
                 .offset(self.offset)
                 .build(),
         }
@@ -138,10 +141,10 @@ unsafe impl<B: IoBuf> OpCode for Write<B> {
         let len = clamp_len(self.buf.bytes_init());
         let (fd, ptr) = (types::Fd(self.fd), self.buf.stable_ptr());
         match self.fixed {
-            None => opcode::Write::new(fd, ptr, len).offset(self.offset).build(),
-            Some(index) => opcode::WriteFixed::new(fd, ptr, len, index)
+            Some(index) if B::MAY_BE_FIXED => opcode::WriteFixed::new(fd, ptr, len, index)
                 .offset(self.offset)
                 .build(),
+            _ => opcode::Write::new(fd, ptr, len).offset(self.offset).build(),
         }
     }
 
