@@ -165,7 +165,7 @@ fn release(reg: &Registration) {
 /// writes) like any owned buffer. On the loop that made the pool, under
 /// io_uring, those go out as `IORING_OP_READ_FIXED`/`WRITE_FIXED`: the kernel
 /// works on the pages it pinned once rather than through the user mapping
-/// (W6, page-cached 4 KiB reads: ~15 % more reads a second). Everywhere else
+/// (W6, page-cached 4 KiB reads: ~20 % more reads a second). Everywhere else
 /// (epoll, the simulator, another loop, sockets and pipes) the buffer works
 /// as an ordinary one. Dropping a `FixedBuf` returns it to the pool; a buffer
 /// whose read was dropped in flight comes back only once the kernel is done
