@@ -11,6 +11,7 @@ use support::TempDir;
 use coil::fs::{self, File, OpenOptions};
 use coil::io::{BufResult, FixedBuf, FixedBufPool};
 use coil::runtime::{DriverChoice, DriverKind};
+use std::future::Future;
 
 /// Deterministic content: 4 KiB blocks, byte i = (i * 7 + i / 4096) as u8.
 fn pattern(len: usize) -> Vec<u8> {
@@ -148,6 +149,44 @@ driver_test! {
             // And the buffer still reads correctly.
             drop(read_block(&f, pool.try_take().unwrap(), 2).await);
         });
+    }
+
+    fn fixed_reads_in_flight_when_the_runtime_drops_give_their_buffers_back(rt) {
+        // Two reads started on a runtime that is then dropped: one future
+        // dropped first (an orphan), one kept and polled after the runtime
+        // is gone (`op` rule O5). The teardown waits for both completions,
+        // so both buffers come back; the pool then drops with no loop left.
+        let dir = TempDir::new("fs-fixed-teardown");
+        let p = dir.path("f");
+        std::fs::write(&p, pattern(16 * BLOCK)).unwrap();
+        let file = File::from_std(std::fs::File::open(&p).unwrap());
+        let own = support::runtime_with(support::choice_like(rt));
+        let pool = own.block_on(async { FixedBufPool::new(2, BLOCK).unwrap() });
+        let mut kept = Box::pin(file.read_exact_at(pool.try_take().unwrap(), 0));
+        let orphan = Box::pin(file.read_exact_at(pool.try_take().unwrap(), BLOCK as u64));
+        let (first, second) = own.block_on(async {
+            let first = support::poll_once(kept.as_mut()).await;
+            (first, support::poll_once(orphan).await)
+        });
+        let uring = own.driver().kind() == DriverKind::Uring;
+        assert_eq!(first.is_none() && second.is_none(), uring, "in flight only on io_uring");
+        drop(own);
+        let kept_out = match first {
+            Some(out) => out,
+            None => {
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match kept.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(out) => out,
+                    std::task::Poll::Pending => panic!("a drained runtime answers at once"),
+                }
+            }
+        };
+        // The read finished or was cancelled by the teardown: either way
+        // the buffer is back in the caller's hands.
+        let BufResult(_, buf) = kept_out;
+        drop((second, buf, kept));
+        assert_eq!(pool.available(), 2, "both buffers back after the teardown");
+        drop(pool);
     }
 
     fn entries_of_dropped_pools_are_released_and_reused(rt) {
