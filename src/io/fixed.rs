@@ -92,9 +92,19 @@ struct Pool {
     mem: NonNull<u8>,
     count: u32,
     size: usize,
-    /// The free indices (F1), lowest last so that few pages get touched.
-    free: Mutex<Vec<u32>>,
+    /// The free indices (F1) and who waits for one.
+    free: Mutex<Free>,
     reg: Option<Registration>,
+}
+
+struct Free {
+    /// Free indices, lowest last so that few pages get touched.
+    list: Vec<u32>,
+    /// Tasks waiting in [`FixedBufPool::take`] while `list` was empty. A
+    /// returned buffer wakes them all: one takes it, the others wait again
+    /// (a `take` dropped after registering its waker then costs a wake, and
+    /// cannot swallow the buffer another waiter needs).
+    waiters: Vec<std::task::Waker>,
 }
 
 // SAFETY: the bytes of buffer `i` are touched only through the one
@@ -120,7 +130,7 @@ impl Pool {
         unsafe { self.mem.as_ptr().add(index as usize * self.size) }
     }
 
-    fn lock_free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+    fn lock_free(&self) -> std::sync::MutexGuard<'_, Free> {
         // A panic while the list is locked cannot leave it inconsistent (one
         // push or pop), so a poisoned lock is used as is.
         self.free.lock().unwrap_or_else(|e| e.into_inner())
@@ -158,7 +168,8 @@ fn release(reg: &Registration) {
 /// A pool of equal buffers registered with the current loop's io_uring for
 /// fixed-buffer file I/O (module docs: `coil::io::fixed`).
 ///
-/// [`try_take`](Self::try_take) hands out a [`FixedBuf`]; pass it to
+/// [`try_take`](Self::try_take) hands out a [`FixedBuf`] ([`take`](Self::take)
+/// waits for one); pass it to
 /// [`File::read_at`](crate::fs::File::read_at),
 /// [`read_exact_at`](crate::fs::File::read_exact_at),
 /// [`write_at`](crate::fs::File::write_at) (and the other `File` reads and
@@ -228,7 +239,10 @@ impl FixedBufPool {
             mem,
             count,
             size,
-            free: Mutex::new((0..count).rev().collect()),
+            free: Mutex::new(Free {
+                list: (0..count).rev().collect(),
+                waiters: Vec::new(),
+            }),
             reg: None,
         };
         // Before the pool is shared: on failure `pool` drops (unregistered)
@@ -242,22 +256,67 @@ impl FixedBufPool {
     /// A free buffer (empty: `len() == 0`, `capacity() == size`), or `None`
     /// when every buffer is out. Lower indices first.
     pub fn try_take(&self) -> Option<FixedBuf> {
-        let index = self.pool.lock_free().pop()?;
+        let index = self.pool.lock_free().list.pop()?;
+        Some(self.handed_out(index))
+    }
+
+    /// A free buffer, waiting until one comes back if every buffer is out
+    /// (handed out, or held by an operation the kernel may still be using).
+    /// Cancel-safe: dropping the future takes nothing from the pool.
+    ///
+    /// ```
+    /// use coil::io::FixedBufPool;
+    ///
+    /// coil::run(async {
+    ///     let pool = FixedBufPool::new(1, 512)?;
+    ///     let held = pool.try_take().unwrap();
+    ///     let waiter = coil::spawn({
+    ///         let pool = pool.clone();
+    ///         async move { pool.take().await.capacity() }
+    ///     });
+    ///     coil::task::yield_now().await; // the waiter finds the pool empty
+    ///     drop(held); // ... and gets this buffer
+    ///     assert_eq!(waiter.await.unwrap(), 512);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn take(&self) -> FixedBuf {
+        std::future::poll_fn(|cx| {
+            let mut free = self.pool.lock_free();
+            match free.list.pop() {
+                Some(index) => {
+                    drop(free);
+                    std::task::Poll::Ready(self.handed_out(index))
+                }
+                None => {
+                    if !free.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        free.waiters.push(cx.waker().clone());
+                    }
+                    std::task::Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// The `FixedBuf` for `index`, just popped from the free list (F1).
+    fn handed_out(&self, index: u32) -> FixedBuf {
         // SAFETY: `buf_ptr` points into the live, non-null allocation.
         let ptr = unsafe { NonNull::new_unchecked(self.pool.buf_ptr(index)) };
-        Some(FixedBuf {
+        FixedBuf {
             pool: self.pool.clone(),
             ptr,
             len: 0,
             // `new`: size <= MAX_BYTES < u32::MAX.
             limit: self.pool.size as u32,
-        })
+        }
     }
 
     /// How many buffers are in the pool now (not handed out, and not held by
     /// an operation the kernel may still be using).
     pub fn available(&self) -> usize {
-        self.pool.lock_free().len()
+        self.pool.lock_free().list.len()
     }
 
     /// How many buffers the pool has in all.
@@ -435,7 +494,13 @@ impl Drop for FixedBuf {
         // F1: back on the free list; no op holds it any more (an op owns its
         // buffer until its completion).
         let index = self.index();
-        self.pool.lock_free().push(index);
+        let waiters = {
+            let mut free = self.pool.lock_free();
+            free.list.push(index);
+            std::mem::take(&mut free.waiters)
+        };
+        // Woken after the lock is released (a waker may run any code).
+        waiters.into_iter().for_each(std::task::Waker::wake);
     }
 }
 
@@ -592,6 +657,54 @@ mod tests {
         let gap = b.stable_ptr() as usize - a.stable_ptr() as usize;
         assert_eq!(gap, 32, "buffer i at i * size");
         assert_eq!(a.stable_ptr() as usize % PAGE, 0, "page-aligned");
+    }
+
+    /// Counts its wakes.
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn take_waits_for_a_returned_buffer_and_is_cancel_safe() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let pool = FixedBufPool::new(1, 8).unwrap();
+        let held = pool.try_take().unwrap();
+        let (wa, wb) = (Arc::new(Wakes(0.into())), Arc::new(Wakes(0.into())));
+        let (waker_a, waker_b) = (Waker::from(wa.clone()), Waker::from(wb.clone()));
+        let mut a = Box::pin(pool.take());
+        let mut b = Box::pin(pool.take());
+        assert!(
+            a.as_mut()
+                .poll(&mut Context::from_waker(&waker_a))
+                .is_pending()
+        );
+        assert!(
+            a.as_mut()
+                .poll(&mut Context::from_waker(&waker_a))
+                .is_pending()
+        );
+        assert!(
+            b.as_mut()
+                .poll(&mut Context::from_waker(&waker_b))
+                .is_pending()
+        );
+        // One waker per waiter where `will_wake` can tell (not under Miri,
+        // whose vtables are not unique: a repeat then costs one more wake).
+        assert!((2..=3).contains(&pool.pool.lock_free().waiters.len()));
+        drop(a); // cancelled after registering: must not swallow the buffer
+        drop(held);
+        let woken = |w: &Wakes| w.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(woken(&wa) >= 1 && woken(&wb) == 1, "every waiter woken");
+        assert!(pool.pool.lock_free().waiters.is_empty());
+        let Poll::Ready(buf) = b.as_mut().poll(&mut Context::from_waker(&waker_b)) else {
+            panic!("the returned buffer is free for the waiter still there")
+        };
+        assert_eq!((buf.capacity(), pool.available()), (8, 0));
     }
 
     #[test]

@@ -189,6 +189,30 @@ driver_test! {
         drop(pool);
     }
 
+    fn take_waits_for_the_buffer_a_read_holds(rt) {
+        // One buffer, lent to reads in turn: each task waits in `take` for
+        // the buffer the other's read holds until its completion.
+        let dir = TempDir::new("fs-fixed-take");
+        rt.block_on(async {
+            let f = std::rc::Rc::new(pattern_file(&dir).await);
+            let pool = FixedBufPool::new(1, BLOCK).unwrap();
+            let tasks: Vec<_> = (0..4)
+                .map(|t| {
+                    let (f, pool) = (f.clone(), pool.clone());
+                    coil::spawn(async move {
+                        for block in (t..16).step_by(4) {
+                            drop(read_block(&f, pool.take().await, block).await);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            assert_eq!(pool.available(), 1);
+        });
+    }
+
     fn entries_of_dropped_pools_are_released_and_reused(rt) {
         // More pools than a ring's 1 024 entries, each dropped before the
         // next: on its loop (released at once), between `block_on` calls and
