@@ -43,6 +43,35 @@ pub unsafe trait IoBuf: 'static {
     fn bytes_init(&self) -> usize;
     /// Capacity in bytes (`Vec::capacity`).
     fn bytes_total(&self) -> usize;
+    /// Where the buffer lies inside memory registered with an io_uring for
+    /// fixed-buffer I/O (`IORING_OP_READ_FIXED`/`WRITE_FIXED`), if it does:
+    /// `None` (the default) for ordinary memory. coil's `FixedBuf` answers
+    /// `Some`; the op layer checks [`FixedSlot::owner`] against the loop it
+    /// submits on before it lets a [`Read`](crate::op::Read) or
+    /// [`Write`](crate::op::Write) name the slot. An implementation that
+    /// answers `Some` promises that its whole `0..bytes_total()` lies inside
+    /// the memory registered at [`FixedSlot::index`] of that owner's ring, for
+    /// as long as the value exists.
+    #[inline(always)]
+    fn fixed_slot(&self) -> Option<FixedSlot> {
+        None
+    }
+    /// Whether [`fixed_slot`](Self::fixed_slot) may answer `Some` for this
+    /// type (default `false`). Lets a read or write into an ordinary buffer
+    /// skip, at compile time, the choice between the plain and the fixed
+    /// entry (W6: ~8 instructions a read).
+    const MAY_BE_FIXED: bool = false;
+}
+
+/// A registered fixed buffer region (see [`IoBuf::fixed_slot`]): which loop's
+/// ring registered it, and at which index of that ring's buffer table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedSlot {
+    /// The id of the event loop (coil's `Runtime` id) whose ring registered
+    /// the memory; meaningless to any other loop.
+    pub owner: u64,
+    /// The index in that ring's registered-buffer table.
+    pub index: u16,
 }
 
 /// A buffer the kernel may write into (reads, receives): it fills the spare

@@ -400,6 +400,50 @@ impl Driver {
         }
     }
 
+    /// Registers `region` (at most 1 GiB) with the ring as one fixed buffer
+    /// (`IORING_REGISTER_BUFFERS_UPDATE` into a sparse table of 1 024 slots,
+    /// made at the first call; Linux 5.13+) and returns its slot, for
+    /// [`op::Read::fixed`](crate::op::Read::fixed) and
+    /// [`op::Write::fixed`](crate::op::Write::fixed). The kernel pins the pages
+    /// (and, without `CAP_IPC_LOCK`, charges them to `RLIMIT_MEMLOCK`).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` under epoll and the simulator; the kernel's error where it
+    /// refuses (`ENOMEM` past `RLIMIT_MEMLOCK`, `EFAULT` for a bad region);
+    /// `ENOSPC` when every slot is taken.
+    ///
+    /// # Safety
+    ///
+    /// `region` must stay valid (allocated, same mapping) until
+    /// [`Driver::unregister_fixed`] for the slot returned `Ok`, or, if it is
+    /// never called, for as long as any op that names the slot may be in flight.
+    pub unsafe fn register_fixed(&mut self, region: libc::iovec) -> io::Result<u16> {
+        let _ = region; // unused under Miri
+        #[cfg(not(miri))]
+        if let Inner::Uring(d) = &mut self.inner {
+            return d.register_fixed(region);
+        }
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// Empties slot `slot` of the registered-buffer table (the kernel unpins
+    /// the pages once no request uses them) and makes it free for the next
+    /// [`Driver::register_fixed`]. No op naming the slot may be in flight.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if nothing is registered at `slot`; the kernel's error (the
+    /// slot then stays taken).
+    pub fn unregister_fixed(&mut self, slot: u16) -> io::Result<()> {
+        let _ = slot; // unused under Miri
+        #[cfg(not(miri))]
+        if let Inner::Uring(d) = &mut self.inner {
+            return d.unregister_fixed(slot);
+        }
+        Err(io::ErrorKind::NotFound.into())
+    }
+
     /// Forgets what the driver knows about `fd` (epoll: its registration).
     /// Call it when an fd that operations were submitted on has been closed,
     /// before its number can be reused; no operation on it may be pending.

@@ -136,7 +136,7 @@ mod unpark;
 #[cfg(not(miri))]
 mod uring;
 
-pub use buf::{BufResult, IoBuf, IoBufMut};
+pub use buf::{BufResult, FixedSlot, IoBuf, IoBufMut};
 pub use config::{Config, DriverChoice, DriverKind, ParseDriverChoiceError};
 pub use driver::{Driver, Submitted};
 pub use fallback::FallbackReason;

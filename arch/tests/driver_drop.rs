@@ -31,6 +31,7 @@ fn read_op(fd: RawFd) -> Box<Read<Vec<u8>>> {
         fd,
         buf,
         offset: CURRENT_POSITION,
+        fixed: None,
     })
 }
 

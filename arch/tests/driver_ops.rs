@@ -60,6 +60,7 @@ fn read_waits_for_data_then_completes() {
             fd: r,
             buf: Vec::with_capacity(16),
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: `op` lives (boxed, unmoved) until its completion below.
         unsafe { d.submit(1, ptr(&mut op)).unwrap() };
@@ -69,6 +70,7 @@ fn read_waits_for_data_then_completes() {
             fd: w,
             buf: &b"hello"[..],
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: as above.
         unsafe { d.submit(2, ptr(&mut wop)).unwrap() };
@@ -94,6 +96,7 @@ fn submit_or_finish_hands_back_ops_that_did_not_wait() {
             fd: w,
             buf: &b"ready"[..],
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: `wop` lives (boxed, unmoved) until its result is known below.
         let sub = unsafe { d.submit_or_finish(1, NonNull::from(&mut *wop)) }.unwrap();
@@ -121,6 +124,7 @@ fn submit_or_finish_hands_back_ops_that_did_not_wait() {
             fd: r,
             buf: Vec::with_capacity(16),
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: as above.
         let sub = unsafe { d.submit_or_finish(2, NonNull::from(&mut *rop)) }.unwrap();
@@ -133,6 +137,7 @@ fn submit_or_finish_hands_back_ops_that_did_not_wait() {
             fd: r,
             buf: Vec::with_capacity(16),
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: `rop2` lives until its completion is collected below.
         let sub = unsafe { d.submit_or_finish(3, NonNull::from(&mut *rop2)) }.unwrap();
@@ -158,6 +163,7 @@ fn plain_submit_reports_finished_ops_as_completions() {
         fd: w,
         buf: &b"abc"[..],
         offset: CURRENT_POSITION,
+        fixed: None,
     });
     // SAFETY: `wop` lives until its completion is collected.
     unsafe { d.submit(9, ptr(&mut wop)).unwrap() };
@@ -359,6 +365,7 @@ fn cancel_pending_read_completes_once() {
             fd: r,
             buf: Vec::with_capacity(16),
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: `op` outlives its completion (collected below).
         unsafe { d.submit(7, ptr(&mut op)).unwrap() };
@@ -397,6 +404,7 @@ fn regular_file_under_epoll_is_an_error_not_a_hang() {
         fd: f.as_raw_fd(),
         buf: Vec::with_capacity(64),
         offset: 5,
+        fixed: None,
     });
     // SAFETY: `op` outlives its completion.
     unsafe { d.submit(3, ptr(&mut op)).unwrap() };
@@ -424,6 +432,7 @@ fn sq_full_loses_no_op() {
             fd: r,
             buf: Vec::with_capacity(8),
             offset: CURRENT_POSITION,
+            fixed: None,
         });
         // SAFETY: every op lives in `ops` until all completions are collected.
         unsafe { d.submit(i, ptr(&mut op)).unwrap() };
@@ -485,6 +494,7 @@ fn injected_enter_errors_lose_no_op() {
                 fd: r,
                 buf: Vec::with_capacity(8),
                 offset: CURRENT_POSITION,
+                fixed: None,
             });
             // SAFETY: every op lives in `ops` until all completions are collected.
             unsafe { d.submit(i, ptr(&mut op)).unwrap() };

@@ -16,6 +16,10 @@
 //! `tokio@alt` (`spawn_blocking` + `pread`), `monoio`
 //! (`fs::File::read_exact_at`, io_uring), `raw-uring` (io_uring `Read`, 64
 //! reads in flight, no runtime) and `std-pread` (one thread, tasks = 1).
+//! `coil/uring@fixed` is `coil/uring` with each task's buffer a `FixedBuf`
+//! of one registered `coil::io::FixedBufPool` (IORING_OP_READ_FIXED), and
+//! `raw-uring@fixed` is `raw-uring` with its buffers registered as one
+//! region (`ReadFixed`).
 //! `--quick`: a 16 MiB file and 2 000 reads (the checksum is then checked
 //! against the value computed from the content definition, not the spec's
 //! constant).
@@ -43,14 +47,16 @@ const EXPECTED: u64 = 12_284_273_504_692_962_122;
 const BLOCK: usize = 4096;
 
 /// Every W6 row, in table order.
-pub const PEERS: [&str; 8] = [
+pub const PEERS: [&str; 10] = [
     "coil/uring",
+    "coil/uring@fixed",
     "coil/epoll",
     "coil/epoll@pool",
     "tokio",
     "tokio@alt",
     "monoio",
     "raw-uring",
+    "raw-uring@fixed",
     "std-pread",
 ];
 
@@ -156,8 +162,15 @@ fn first_word(b: &[u8]) -> u64 {
 
 type Run = Result<(Duration, u64), String>;
 
-/// coil: one shared `File`, each task its own 4 KiB buffer.
-fn coil_file(path: &Path, p: &Params, offs: &[u64], driver: coil::runtime::DriverChoice) -> Run {
+/// coil: one shared `File`, each task its own 4 KiB buffer: a `Vec`, or with
+/// `fixed` a `FixedBuf` of one registered pool of `tasks` buffers.
+fn coil_file(
+    path: &Path,
+    p: &Params,
+    offs: &[u64],
+    driver: coil::runtime::DriverChoice,
+    fixed: bool,
+) -> Run {
     let rt = coil::Runtime::builder()
         .driver(driver)
         .build()
@@ -171,23 +184,28 @@ fn coil_file(path: &Path, p: &Params, offs: &[u64], driver: coil::runtime::Drive
                 .await
                 .map_err(|e| format!("open: {e}"))?,
         );
+        let pool = if fixed {
+            let pool = coil::io::FixedBufPool::new(p.tasks, BLOCK)
+                .map_err(|e| format!("fixed buffers: {e}"))?;
+            if !pool.is_registered() {
+                return Err("the fixed-buffer pool was not registered".into());
+            }
+            Some(pool)
+        } else {
+            None
+        };
         let start = Instant::now();
         let handles: Vec<_> = per_task
             .into_iter()
             .map(|mine| {
                 let f = f.clone();
-                coil::spawn(async move {
-                    let mut buf = Vec::with_capacity(BLOCK);
-                    let mut sum = 0u64;
-                    for off in mine {
-                        buf.clear();
-                        let coil::io::BufResult(r, b) = f.read_exact_at(buf, off).await;
-                        r.map_err(|e| format!("read at {off}: {e}"))?;
-                        sum = sum.wrapping_add(first_word(&b));
-                        buf = b;
+                match &pool {
+                    Some(pool) => {
+                        let buf = pool.try_take().expect("one buffer per task");
+                        coil::spawn(read_task(f, mine, buf, coil::io::FixedBuf::clear))
                     }
-                    Ok::<u64, String>(sum)
-                })
+                    None => coil::spawn(read_task(f, mine, Vec::with_capacity(BLOCK), Vec::clear)),
+                }
             })
             .collect();
         let mut sum = 0u64;
@@ -196,6 +214,29 @@ fn coil_file(path: &Path, p: &Params, offs: &[u64], driver: coil::runtime::Drive
         }
         Ok((start.elapsed(), sum))
     })
+}
+
+/// One coil W6 task: its reads, one after another, into `buf` (emptied by
+/// `clear` before each).
+async fn read_task<B, C>(
+    f: Rc<coil::fs::File>,
+    mine: Vec<u64>,
+    mut buf: B,
+    clear: C,
+) -> Result<u64, String>
+where
+    B: coil::io::IoBufMut + Send + std::ops::Deref<Target = [u8]>,
+    C: Fn(&mut B),
+{
+    let mut sum = 0u64;
+    for off in mine {
+        clear(&mut buf);
+        let coil::io::BufResult(r, b) = f.read_exact_at(buf, off).await;
+        r.map_err(|e| format!("read at {off}: {e}"))?;
+        sum = sum.wrapping_add(first_word(&b));
+        buf = b;
+    }
+    Ok(sum)
 }
 
 /// coil's blocking pool alone: `spawn_blocking` + `pread` per read.
@@ -365,35 +406,52 @@ fn monoio_fs(path: &Path, p: &Params, offs: &[u64]) -> Run {
     })
 }
 
-/// No runtime: io_uring `Read`, one slot (buffer) per "task", all slots in
-/// flight; each completion resubmits its slot's next read.
-fn raw_uring(path: &Path, p: &Params, offs: &[u64]) -> Run {
+/// No runtime: io_uring `Read` (with `fixed`: `ReadFixed` from one registered
+/// region holding every slot's buffer), one slot (buffer) per "task", all
+/// slots in flight; each completion resubmits its slot's next read.
+fn raw_uring(path: &Path, p: &Params, offs: &[u64], fixed: bool) -> Run {
     use io_uring::{IoUring, opcode, types};
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(path).map_err(|e| format!("open: {e}"))?;
     let fd = types::Fd(f.as_raw_fd());
     let slots = p.tasks.min(offs.len()).max(1);
+    // One allocation: slot `s`'s buffer at `s * BLOCK` (one registered
+    // region). Declared before the ring, so dropped after it.
+    let mut mem = vec![0u8; slots * BLOCK];
     let mut ring = IoUring::new((slots as u32).next_power_of_two().max(8))
         .map_err(|e| format!("io_uring: {e}"))?;
     let per_slot: Vec<Vec<u64>> = (0..slots).map(|t| task_offsets(offs, t, slots)).collect();
     let mut next = vec![0usize; slots];
-    let mut bufs = vec![vec![0u8; BLOCK]; slots];
+    if fixed {
+        let region = libc::iovec {
+            iov_base: mem.as_mut_ptr().cast(),
+            iov_len: mem.len(),
+        };
+        // SAFETY: `mem` outlives the ring (dropped after it), and is not
+        // moved or resized while registered.
+        unsafe { ring.submitter().register_buffers(&[region]) }
+            .map_err(|e| format!("register_buffers: {e}"))?;
+    }
     let start = Instant::now();
     let mut sum = 0u64;
     let mut in_flight = 0usize;
-    let push = |ring: &mut IoUring, bufs: &mut [Vec<u8>], s: usize, off: u64| {
-        let e = opcode::Read::new(fd, bufs[s].as_mut_ptr(), BLOCK as u32)
-            .offset(off)
-            .build()
-            .user_data(s as u64);
+    let push = |ring: &mut IoUring, mem: &mut [u8], s: usize, off: u64| {
+        let ptr = mem[s * BLOCK..].as_mut_ptr();
+        let e = if fixed {
+            opcode::ReadFixed::new(fd, ptr, BLOCK as u32, 0)
+                .offset(off)
+                .build()
+        } else {
+            opcode::Read::new(fd, ptr, BLOCK as u32).offset(off).build()
+        };
         // SAFETY: the buffer of slot `s` is not touched again until this
-        // read's completion has been reaped, and `bufs` outlives the ring's
+        // read's completion has been reaped, and `mem` outlives the ring's
         // use of it (every read is reaped before returning).
-        unsafe { ring.submission().push(&e) }.map_err(|_| "SQ full".to_string())
+        unsafe { ring.submission().push(&e.user_data(s as u64)) }.map_err(|_| "SQ full".to_string())
     };
     for s in 0..slots {
         if let Some(&off) = per_slot[s].first() {
-            push(&mut ring, &mut bufs, s, off)?;
+            push(&mut ring, &mut mem, s, off)?;
             next[s] = 1;
             in_flight += 1;
         }
@@ -410,10 +468,10 @@ fn raw_uring(path: &Path, p: &Params, offs: &[u64]) -> Run {
             if res != BLOCK as i32 {
                 return Err(format!("raw read: result {res}"));
             }
-            sum = sum.wrapping_add(first_word(&bufs[s]));
+            sum = sum.wrapping_add(first_word(&mem[s * BLOCK..]));
             if let Some(&off) = per_slot[s].get(next[s]) {
                 next[s] += 1;
-                push(&mut ring, &mut bufs, s, off)?;
+                push(&mut ring, &mut mem, s, off)?;
                 in_flight += 1;
             }
         }
@@ -438,11 +496,13 @@ fn std_pread(path: &Path, offs: &[u64]) -> Run {
 fn impl_of(peer: &str) -> &'static str {
     match peer {
         "coil/uring" | "coil/epoll" => "coil::fs::File::read_exact_at",
+        "coil/uring@fixed" => "coil::fs::File::read_exact_at+FixedBuf (READ_FIXED)",
         "coil/epoll@pool" => "coil::blocking::spawn_blocking+pread",
         "tokio" => "tokio::fs::File seek+read_exact",
         "tokio@alt" => "spawn_blocking+pread",
         "monoio" => "monoio::fs::File::read_exact_at",
         "raw-uring" => "io_uring Read",
+        "raw-uring@fixed" => "io_uring ReadFixed",
         _ => "pread",
     }
 }
@@ -456,14 +516,17 @@ fn single(peer: &str, opts: &Opts) -> Outcome {
         let offs = offsets(&p);
         let want = expected_checksum(&offs);
         let tasks = if peer == "std-pread" { 1 } else { p.tasks };
+        use coil::runtime::DriverChoice;
         let (elapsed, sum) = match peer {
-            "coil/uring" => coil_file(&path, &p, &offs, coil::runtime::DriverChoice::Uring),
-            "coil/epoll" => coil_file(&path, &p, &offs, coil::runtime::DriverChoice::Epoll),
+            "coil/uring" => coil_file(&path, &p, &offs, DriverChoice::Uring, false),
+            "coil/uring@fixed" => coil_file(&path, &p, &offs, DriverChoice::Uring, true),
+            "coil/epoll" => coil_file(&path, &p, &offs, DriverChoice::Epoll, false),
             "coil/epoll@pool" => coil_pool(&path, &p, &offs),
             "tokio" => tokio_fs(&path, &p, &offs),
             "tokio@alt" => tokio_alt(&path, &p, &offs),
             "monoio" => monoio_fs(&path, &p, &offs),
-            "raw-uring" => raw_uring(&path, &p, &offs),
+            "raw-uring" => raw_uring(&path, &p, &offs, false),
+            "raw-uring@fixed" => raw_uring(&path, &p, &offs, true),
             "std-pread" => std_pread(&path, &offs),
             other => Err(format!("unknown W6 peer {other:?} (known: {PEERS:?})")),
         }?;
@@ -558,6 +621,9 @@ fn suite(opts: &Opts) -> Result<bool, String> {
         ("coil/epoll@pool", "tokio@alt"),
         ("coil/uring", "monoio"),
         ("coil/uring", "raw-uring"),
+        ("coil/uring@fixed", "coil/uring"),
+        ("coil/uring@fixed", "raw-uring"),
+        ("raw-uring@fixed", "raw-uring"),
         ("coil/uring", "std-pread"),
         ("coil/epoll", "std-pread"),
     ] {

@@ -21,6 +21,13 @@
 //!    A read finished there takes a unit of the task's coop budget (as an op
 //!    the driver finished during its submit does, `op` rule O4), so a loop of
 //!    cached reads yields every `BUDGET` reads.
+//! 4. A read or write into a buffer of a registered `FixedBufPool`
+//!    (`coil::io::FixedBufPool`) names the pool's registered-buffer entry
+//!    (`IORING_OP_READ_FIXED`/`WRITE_FIXED`) only when the loop that builds
+//!    the op is the one whose ring registered the pool ([`fixed_on`],
+//!    `io/fixed.rs` rule F3); the op then submits on that same loop in the
+//!    same poll. Any other loop or driver gets the plain op, and the epoll
+//!    paths (`preadv2`, the blocking pool's `perform`) ignore the entry.
 
 use std::future::Future;
 use std::io;
@@ -306,13 +313,14 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     /// already (a read from the page cache, or a spent coop budget).
     #[inline]
     fn start(&mut self, cx: &mut Context<'_>) -> Option<Poll<BufResult<usize, B>>> {
-        if on_uring() {
+        if let Some(loop_id) = uring_loop() {
             let ReadState::Start { fd, buf, pos } =
                 std::mem::replace(&mut *self.state, ReadState::Done)
             else {
                 unreachable!("start of a started read")
             };
-            self.set_from_done(ReadState::Ring(Op::new(read_op(fd, buf, pos))));
+            let fixed = fixed_on(&buf, loop_id);
+            self.set_from_done(ReadState::Ring(Op::new(read_op(fd, buf, pos, fixed))));
             return None;
         }
         // A read finished here takes a unit of coop budget, like an op the
@@ -332,7 +340,8 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
             return Some(Poll::Ready(BufResult(res, buf)));
         }
         drop(coop);
-        self.set_from_done(ReadState::Pool(Box::pin(blocking(read_op(fd, buf, pos)))));
+        let op = read_op(fd, buf, pos, None);
+        self.set_from_done(ReadState::Pool(Box::pin(blocking(op))));
         None
     }
 
@@ -353,17 +362,45 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     }
 }
 
-/// The op of a positional read, holding a clone of the fd handle (rule 1).
+/// The op of a positional read, holding a clone of the fd handle (rule 1),
+/// reading into registered-buffer entry `fixed` if `Some` (rule 4).
 #[inline]
-fn read_op<B: IoBufMut + Send>(fd: &Arc<FileFd>, buf: B, pos: u64) -> OnFile<kop::Read<B>> {
+fn read_op<B: IoBufMut + Send>(
+    fd: &Arc<FileFd>,
+    buf: B,
+    pos: u64,
+    fixed: Option<u16>,
+) -> OnFile<kop::Read<B>> {
     OnFile {
         op: kop::Read {
             fd: fd.raw(),
             buf,
             offset: pos,
+            fixed,
         },
         fd: fd.clone(),
     }
+}
+
+/// The id of the loop running here if it runs on io_uring (then ops go
+/// through its ring), else `None`. One lookup serves both questions a read
+/// asks (W6 with a `FixedBuf`: 5 instructions a read fewer than looking the
+/// loop up again for the buffer's owner; the same for a `Vec`).
+#[inline]
+fn uring_loop() -> Option<u64> {
+    crate::rt::with_core(|c| c.filter(|c| c.is_uring()).map(|c| c.id()))
+}
+
+/// Rule 4: the registered-buffer entry `buf` lies in, if `loop_id` (the
+/// io_uring loop about to submit the op) is the loop whose ring registered
+/// it (`io/fixed.rs` rule F3); `None` (a plain read or write) for any other
+/// buffer or loop. For a buffer type that is never registered (`Vec`, ...)
+/// this is a constant `None` and costs nothing.
+#[inline(always)]
+fn fixed_on<B: IoBuf>(buf: &B, loop_id: u64) -> Option<u16> {
+    buf.fixed_slot()
+        .filter(|slot| slot.owner == loop_id)
+        .map(|slot| slot.index)
 }
 
 impl<B: IoBufMut + Send> Future for ReadAt<'_, B> {
@@ -547,16 +584,18 @@ pub(crate) async fn write_at<B: IoBuf + Send>(
     buf: B,
     pos: u64,
 ) -> BufResult<usize, B> {
+    // `run`'s body inline: one state machine less on the hot path.
+    let ring = uring_loop();
     let op = OnFile {
         op: kop::Write {
             fd: fd.raw(),
+            fixed: ring.and_then(|id| fixed_on(&buf, id)),
             buf,
             offset: pos,
         },
         fd: fd.clone(),
     };
-    // `run`'s body inline: one state machine less on the hot path.
-    if on_uring() {
+    if ring.is_some() {
         Op::new(op).await
     } else {
         blocking(op).await

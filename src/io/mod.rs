@@ -34,6 +34,7 @@
 mod buf_reader;
 mod buf_writer;
 mod copy;
+pub(crate) mod fixed;
 mod slice;
 pub(crate) mod traits;
 
@@ -42,6 +43,7 @@ pub use buf_writer::BufWriter;
 pub use coil_arch::pbuf::PooledBuf;
 pub use coil_arch::{BufResult, IoBuf, IoBufMut};
 pub use copy::copy;
+pub use fixed::{FixedBuf, FixedBufPool};
 pub use slice::Slice;
 pub use traits::{AsyncReadOwned, AsyncWriteOwned};
 

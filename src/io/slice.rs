@@ -54,6 +54,13 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
     fn bytes_total(&self) -> usize {
         self.buf.bytes_total() - self.begin
     }
+    /// The inner buffer's: a sub-range of it lies in the same registered
+    /// memory (a fixed `write_all_at` resumes as a fixed write).
+    #[inline(always)]
+    fn fixed_slot(&self) -> Option<coil_arch::FixedSlot> {
+        self.buf.fixed_slot()
+    }
+    const MAY_BE_FIXED: bool = B::MAY_BE_FIXED;
 }
 
 // SAFETY: as above, writable through the inner buffer.

@@ -87,7 +87,7 @@ use crate::rt::budget;
 
 use self::alloc::{InFlight, OpBox};
 use self::fd::SharedFd;
-pub(crate) use self::table::{OpHome, OrphanDone, io_result};
+pub(crate) use self::table::{FixedReleases, OpHome, OrphanDone, io_result};
 use self::table::{Orphan, SlotPoll};
 
 /// An operation as the op layer sees it: the kernel-facing part, plus how to

@@ -108,6 +108,11 @@ enum Phase {
     Leaked,
 }
 
+/// A loop's registered-buffer entries that dropped fixed-buffer pools left
+/// for it to empty (`io/fixed.rs` rule F4): shared with those pools, which
+/// may drop on any thread.
+pub(crate) type FixedReleases = std::sync::Arc<std::sync::Mutex<Vec<u16>>>;
+
 /// The op table of one loop and the work drops leave for it (module docs).
 pub(crate) struct OpHome {
     table: RefCell<OpTable>,
@@ -124,6 +129,9 @@ pub(crate) struct OpHome {
     /// The loop's pool of read buffers (`coil_arch::pbuf`), made by the first
     /// pooled read (`net/stream.rs`).
     buf_ring: RefCell<Option<coil_arch::pbuf::BufRing>>,
+    /// Registered-buffer entries of dropped fixed-buffer pools, left for the
+    /// loop to empty (`io/fixed.rs` rule F4); made by the first pool.
+    fixed_releases: std::cell::OnceCell<FixedReleases>,
 }
 
 impl std::fmt::Debug for OpHome {
@@ -145,7 +153,14 @@ impl OpHome {
             phase: Cell::new(Phase::Running),
             loop_id,
             buf_ring: RefCell::new(None),
+            fixed_releases: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The loop's list of registered-buffer entries to empty (`io/fixed.rs`
+    /// rule F4).
+    pub(crate) fn fixed_releases(&self) -> &FixedReleases {
+        self.fixed_releases.get_or_init(Default::default)
     }
 
     /// The loop's pool of read buffers, made (and registered with the driver

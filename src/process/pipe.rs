@@ -47,6 +47,7 @@ impl PipeReader {
             fd,
             buf,
             offset: CURRENT_POSITION,
+            fixed: None,
         })
         .await
     }
@@ -151,6 +152,7 @@ impl ChildStdin {
                 fd: fd.raw(),
                 buf,
                 offset: CURRENT_POSITION,
+                fixed: None,
             },
             fd,
         })

@@ -16,6 +16,7 @@ mod comb_select;
 mod comb_wait;
 mod docs_await;
 mod fs_file;
+mod fs_fixed;
 mod fs_ops;
 mod io_buffered;
 mod macro_attrs;

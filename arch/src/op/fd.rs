@@ -67,16 +67,35 @@ pub struct Read<B> {
     pub buf: B,
     /// File offset, or [`CURRENT_POSITION`].
     pub offset: u64,
+    /// io_uring: the index of the registered buffer `buf` lies in, to read
+    /// with `IORING_OP_READ_FIXED` (the kernel skips pinning and mapping the
+    /// pages on every read); `None`: a plain `IORING_OP_READ`. Ignored by
+    /// epoll (a plain `pread`). `Some(i)` is part of the submitter's unsafe
+    /// contract ([`Driver::submit`](crate::Driver::submit)): slot `i` of the
+    /// ring the op goes to has `buf`'s memory registered, and keeps it until
+    /// the completion (see [`IoBuf::fixed_slot`]). Used only for a buffer
+    /// type whose [`IoBuf::MAY_BE_FIXED`] is `true`.
+    pub fixed: Option<u16>,
 }
 
 // SAFETY: the entry points at `buf`'s spare capacity, which the IoBufMut
-// contract keeps valid and in place while `self` is (the op contract).
+// contract keeps valid and in place while `self` is (the op contract); a
+// fixed read names a slot that holds that memory (the `fixed` field's
+// contract, which the submitter upholds).
 unsafe impl<B: IoBufMut> OpCode for Read<B> {
     fn uring_entry(&mut self) -> squeue::Entry {
         let (ptr, len) = spare_ptr(&mut self.buf);
-        opcode::Read::new(types::Fd(self.fd), ptr, clamp_len(len))
-            .offset(self.offset)
-            .build()
+        let fd = types::Fd(self.fd);
+        match self.fixed {
+            Some(index) if B::MAY_BE_FIXED => {
+                opcode::ReadFixed::new(fd, ptr, clamp_len(len), index)
+                    .offset(self.offset)
+                    .build()
+            }
+            _ => opcode::Read::new(fd, ptr, clamp_len(len))
+                .offset(self.offset)
+                .build(),
+        }
     }
 
     fn readiness(&self) -> Readiness {
@@ -109,16 +128,24 @@ pub struct Write<B> {
     pub buf: B,
     /// File offset, or [`CURRENT_POSITION`].
     pub offset: u64,
+    /// io_uring: the registered buffer `buf` lies in, for
+    /// `IORING_OP_WRITE_FIXED`; `None`: a plain write. As [`Read::fixed`].
+    pub fixed: Option<u16>,
 }
 
 // SAFETY: the entry points at `buf`'s initialised bytes, valid and in place
-// while `self` is (IoBuf contract plus the op contract).
+// while `self` is (IoBuf contract plus the op contract); a fixed write names
+// a slot that holds that memory (the `fixed` field's contract).
 unsafe impl<B: IoBuf> OpCode for Write<B> {
     fn uring_entry(&mut self) -> squeue::Entry {
         let len = clamp_len(self.buf.bytes_init());
-        opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
-            .offset(self.offset)
-            .build()
+        let (fd, ptr) = (types::Fd(self.fd), self.buf.stable_ptr());
+        match self.fixed {
+            Some(index) if B::MAY_BE_FIXED => opcode::WriteFixed::new(fd, ptr, len, index)
+                .offset(self.offset)
+                .build(),
+            _ => opcode::Write::new(fd, ptr, len).offset(self.offset).build(),
+        }
     }
 
     fn readiness(&self) -> Readiness {

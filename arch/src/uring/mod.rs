@@ -54,6 +54,12 @@
 //!    a workqueue, and an io-wq worker already running one may still write its buffer),
 //!    so `Drop` first cancels everything and reaps until both hold, for at most
 //!    [`DROP_LIMIT`]; past that it leaks the ring and `wake_buf` instead of freeing them.
+//! 6. A slot of the registered-buffer table (`register_fixed`) is `true` in `fixed_slots`
+//!    from the update that registered memory there until the update that emptied it
+//!    succeeded; only a `false` slot is handed out again, so an index names at most one
+//!    region at a time. The driver keeps no reference to that memory: its owner (coil's
+//!    `FixedBufPool`) keeps it alive while any op that names the slot is in flight (the
+//!    op owns a buffer of it), which is the only time the kernel touches it.
 
 use std::fmt;
 use std::io;
@@ -109,6 +115,10 @@ pub(crate) struct UringDriver {
     pending: Vec<Completion>,
     /// The ring was built with `SINGLE_ISSUER | DEFER_TASKRUN` (module docs).
     deferred: bool,
+    /// The registered-buffer table (`register_fixed`): empty until the first
+    /// registration makes a sparse table of [`FIXED_SLOTS`]; then one entry
+    /// per slot, `true` while memory is registered there (invariant 6).
+    fixed_slots: Vec<bool>,
     /// Test seam (docs/reliability.md, check 31; only with the `testing` feature): when
     /// set, consulted before every `io_uring_enter`; `Some(errno)` skips the enter and
     /// reports that error as if the kernel had refused everything.
@@ -147,6 +157,7 @@ impl UringDriver {
             unpark,
             pending: Vec::new(),
             deferred,
+            fixed_slots: Vec::new(),
             #[cfg(any(test, feature = "testing"))]
             fault: None,
         };
@@ -198,6 +209,50 @@ impl UringDriver {
         Ok(())
     }
 
+    /// See `Driver::register_fixed`.
+    pub(crate) fn register_fixed(&mut self, region: libc::iovec) -> io::Result<u16> {
+        if self.fixed_slots.is_empty() {
+            self.ring
+                .submitter()
+                .register_buffers_sparse(u32::from(FIXED_SLOTS))?;
+            self.fixed_slots = vec![false; usize::from(FIXED_SLOTS)];
+        }
+        let Some(slot) = self.fixed_slots.iter().position(|used| !used) else {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        };
+        // SAFETY: the caller's contract (`Driver::register_fixed`): the region
+        // stays valid while any op names this slot; the slot is free
+        // (invariant 6), so no op in flight names it.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(slot as u32, &[region], None)?;
+        }
+        self.fixed_slots[slot] = true;
+        Ok(slot as u16)
+    }
+
+    /// See `Driver::unregister_fixed`.
+    pub(crate) fn unregister_fixed(&mut self, slot: u16) -> io::Result<()> {
+        let used = self.fixed_slots.get_mut(usize::from(slot));
+        let Some(used @ true) = used else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        // SAFETY: an empty entry points at nothing; invariant 6 keeps the slot
+        // marked used (never reused) if the kernel refuses.
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buffers_update(u32::from(slot), &[empty], None)?;
+        }
+        *used = false;
+        Ok(())
+    }
+
     /// Installs (or with `None` removes) the enter fault seam.
     #[cfg(any(test, feature = "testing"))]
     pub(crate) fn set_enter_fault(&mut self, fault: Option<crate::testing::EnterFault>) {
@@ -227,6 +282,10 @@ impl fmt::Debug for UringDriver {
             .finish_non_exhaustive()
     }
 }
+
+/// Slots of a ring's registered-buffer table (one per registered region; coil's
+/// `FixedBufPool` takes one). Its kernel cost is 8 bytes a slot.
+pub(crate) const FIXED_SLOTS: u16 = 1024;
 
 /// Errors from `io_uring_enter` that are part of normal operation.
 pub(super) fn is_benign(e: &io::Error) -> bool {

@@ -169,6 +169,7 @@ fn pending_read(d: &mut UringDriver, fd: std::os::fd::RawFd, user_data: u64) -> 
         fd,
         buf,
         offset: crate::op::CURRENT_POSITION,
+        fixed: None,
     })));
     // SAFETY: the op is leaked, so it stays valid and in place forever.
     unsafe { d.submit(user_data, op) }.unwrap();
