@@ -23,10 +23,14 @@
 //!    cached reads yields every `BUDGET` reads.
 //! 4. A read or write into a buffer of a registered `FixedBufPool`
 //!    (`coil::io::FixedBufPool`) names the pool's registered-buffer entry
-//!    (`IORING_OP_READ_FIXED`/`WRITE_FIXED`) only when the loop that builds
-//!    the op is the one whose ring registered the pool ([`fixed_on`],
-//!    `io/fixed.rs` rule F3); the op then submits on that same loop in the
-//!    same poll. Any other loop or driver gets the plain op, and the epoll
+//!    (`IORING_OP_READ_FIXED`/`WRITE_FIXED`) only when the loop that
+//!    *submits* the op is the one whose ring registered the pool
+//!    ([`fixed_on`], `io/fixed.rs` rule F3). The entry is chosen in
+//!    `Operation::on_submit`, never when the op is built: an op built on one
+//!    loop whose first poll found the coop budget spent (`op` rule O4) is not
+//!    submitted yet, and its future may be moved and submitted on another
+//!    loop, whose table holds other memory at that index (or nothing:
+//!    `EFAULT`). Any other loop or driver gets the plain op, and the epoll
 //!    paths (`preadv2`, the blocking pool's `perform`) ignore the entry.
 
 use std::future::Future;
@@ -93,6 +97,12 @@ crate::op::delegate_opcode!(OnFile);
 impl<B: IoBufMut> Operation for OnFile<kop::Read<B>> {
     type Output = BufResult<usize, B>;
 
+    /// Rule 4: the buffer's registered entry, if `loop_id` registered it.
+    #[inline(always)]
+    fn on_submit(&mut self, loop_id: u64) {
+        self.op.fixed = fixed_on(&self.op.buf, loop_id);
+    }
+
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         let mut buf = self.op.buf;
         // SAFETY: the kernel's (or the pool's) answer to the `Read` of `buf`.
@@ -103,6 +113,12 @@ impl<B: IoBufMut> Operation for OnFile<kop::Read<B>> {
 
 impl<B: IoBuf> Operation for OnFile<kop::Write<B>> {
     type Output = BufResult<usize, B>;
+
+    /// Rule 4, as for a read.
+    #[inline(always)]
+    fn on_submit(&mut self, loop_id: u64) {
+        self.op.fixed = fixed_on(&self.op.buf, loop_id);
+    }
 
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         BufResult(res, self.op.buf)
@@ -313,14 +329,13 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     /// already (a read from the page cache, or a spent coop budget).
     #[inline]
     fn start(&mut self, cx: &mut Context<'_>) -> Option<Poll<BufResult<usize, B>>> {
-        if let Some(loop_id) = uring_loop() {
+        if on_uring() {
             let ReadState::Start { fd, buf, pos } =
                 std::mem::replace(&mut *self.state, ReadState::Done)
             else {
                 unreachable!("start of a started read")
             };
-            let fixed = fixed_on(&buf, loop_id);
-            self.set_from_done(ReadState::Ring(Op::new(read_op(fd, buf, pos, fixed))));
+            self.set_from_done(ReadState::Ring(Op::new(read_op(fd, buf, pos))));
             return None;
         }
         // A read finished here takes a unit of coop budget, like an op the
@@ -340,7 +355,7 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
             return Some(Poll::Ready(BufResult(res, buf)));
         }
         drop(coop);
-        let op = read_op(fd, buf, pos, None);
+        let op = read_op(fd, buf, pos);
         self.set_from_done(ReadState::Pool(Box::pin(blocking(op))));
         None
     }
@@ -362,42 +377,31 @@ impl<'a, B: IoBufMut + Send> ReadAt<'a, B> {
     }
 }
 
-/// The op of a positional read, holding a clone of the fd handle (rule 1),
-/// reading into registered-buffer entry `fixed` if `Some` (rule 4).
+/// The op of a positional read, holding a clone of the fd handle (rule 1);
+/// a plain read until its submit chooses a registered entry (rule 4).
 #[inline]
-fn read_op<B: IoBufMut + Send>(
-    fd: &Arc<FileFd>,
-    buf: B,
-    pos: u64,
-    fixed: Option<u16>,
-) -> OnFile<kop::Read<B>> {
+fn read_op<B: IoBufMut + Send>(fd: &Arc<FileFd>, buf: B, pos: u64) -> OnFile<kop::Read<B>> {
     OnFile {
         op: kop::Read {
             fd: fd.raw(),
             buf,
             offset: pos,
-            fixed,
+            fixed: None,
         },
         fd: fd.clone(),
     }
 }
 
-/// The id of the loop running here if it runs on io_uring (then ops go
-/// through its ring), else `None`. One lookup serves both questions a read
-/// asks (W6 with a `FixedBuf`: 5 instructions a read fewer than looking the
-/// loop up again for the buffer's owner; the same for a `Vec`).
-#[inline]
-fn uring_loop() -> Option<u64> {
-    crate::rt::with_core(|c| c.filter(|c| c.is_uring()).map(|c| c.id()))
-}
-
 /// Rule 4: the registered-buffer entry `buf` lies in, if `loop_id` (the
-/// io_uring loop about to submit the op) is the loop whose ring registered
-/// it (`io/fixed.rs` rule F3); `None` (a plain read or write) for any other
-/// buffer or loop. For a buffer type that is never registered (`Vec`, ...)
-/// this is a constant `None` and costs nothing.
+/// loop submitting the op, from `Operation::on_submit`) is the loop whose
+/// ring registered it (`io/fixed.rs` rule F3); `None` (a plain read or
+/// write) for any other buffer or loop. For a buffer type that is never
+/// registered (`Vec`, ...) this is a constant `None` and costs nothing.
 #[inline(always)]
 fn fixed_on<B: IoBuf>(buf: &B, loop_id: u64) -> Option<u16> {
+    if !B::MAY_BE_FIXED {
+        return None;
+    }
     buf.fixed_slot()
         .filter(|slot| slot.owner == loop_id)
         .map(|slot| slot.index)
@@ -584,18 +588,17 @@ pub(crate) async fn write_at<B: IoBuf + Send>(
     buf: B,
     pos: u64,
 ) -> BufResult<usize, B> {
-    // `run`'s body inline: one state machine less on the hot path.
-    let ring = uring_loop();
     let op = OnFile {
         op: kop::Write {
             fd: fd.raw(),
-            fixed: ring.and_then(|id| fixed_on(&buf, id)),
             buf,
             offset: pos,
+            fixed: None, // chosen at the submit (rule 4)
         },
         fd: fd.clone(),
     };
-    if ring.is_some() {
+    // `run`'s body inline: one state machine less on the hot path.
+    if on_uring() {
         Op::new(op).await
     } else {
         blocking(op).await

@@ -43,8 +43,10 @@
 //! - **F3 — an entry index means this pool only on its own loop.** The
 //!   registration (`Pool::reg`: the loop's id and the entry index) is set
 //!   once, at `new`, and never changes. The op layer names the entry only
-//!   when the loop submitting the op is the loop whose ring registered it
-//!   (`fs/ops.rs`, `fixed_on`): on any other loop the same index may hold
+//!   when the loop submitting the op is the loop whose ring registered it,
+//!   and chooses it at the submit itself (`Operation::on_submit`, `fs/ops.rs`
+//!   rule 4), since a future built on one loop may first submit on another:
+//!   on any other loop the same index may hold
 //!   another pool, or nothing, so there the op is the plain one. The entry is
 //!   emptied (`Driver::unregister_fixed`) only after the pool is gone, and the
 //!   driver hands an index out again only after that succeeded (coil-arch,

@@ -111,6 +111,18 @@ pub(crate) trait Operation: OpCode + OnFd + Sized + 'static {
         drop((self, res));
     }
 
+    /// The op is about to be submitted to loop `loop_id` (its first poll,
+    /// after every check that can still answer `Pending` or an error): the
+    /// place for a choice that holds only on that loop. A read or write into
+    /// a registered buffer names its table entry here (`fs/ops.rs` rule 4),
+    /// not when the op is built: a future built on one loop can be moved and
+    /// first submitted on another (its first poll found the coop budget
+    /// spent, rule O4). Default: nothing.
+    #[inline(always)]
+    fn on_submit(&mut self, loop_id: u64) {
+        let _ = loop_id;
+    }
+
     /// [`complete`](Self::complete) with the completion's io_uring CQE flags
     /// (0 under epoll and the simulator), for ops whose output depends on them
     /// (a provided buffer's id: `op/pbuf.rs`). Default: the flags are ignored.
@@ -292,6 +304,7 @@ impl<T: Operation> Op<T> {
                 let running = home.is_running();
                 return Poll::Ready(self.take_idle().complete(Err(foreign_loop(running))));
             }
+            op.get_mut().on_submit(core.id());
             let ptr = op.as_ptr();
             // SAFETY: rule O1: on `Queued` the block becomes an `InFlight`
             // below and is neither moved nor freed until the completion is

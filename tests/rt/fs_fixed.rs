@@ -122,6 +122,38 @@ driver_test! {
         drop((other, mine, theirs));
     }
 
+    fn a_read_built_on_its_loop_but_submitted_on_another_reads_plainly(rt) {
+        // A read polled first when its task's coop budget is spent builds its
+        // op but does not submit it (`op` rule O4). Moved to another loop
+        // before its next poll, it is submitted there: the entry must be
+        // chosen by the loop that submits, not the one that built the op.
+        // `other` has a pool of its own at the same entry index: named there,
+        // the buffer's entry would be refused (EFAULT) or be other memory.
+        let dir = TempDir::new("fs-fixed-moved");
+        let p = dir.path("f");
+        std::fs::write(&p, pattern(16 * BLOCK)).unwrap();
+        let file = File::from_std(std::fs::File::open(&p).unwrap());
+        let pool = rt.block_on(async { FixedBufPool::new(1, BLOCK).unwrap() });
+        let other = support::runtime_with(support::choice_like(rt));
+        let theirs = other.block_on(async { FixedBufPool::new(1, BLOCK).unwrap() });
+        assert_eq!(pool.is_registered(), theirs.is_registered());
+        let mut read = Box::pin(file.read_exact_at(pool.try_take().unwrap(), 2 * BLOCK as u64));
+        let first = rt.block_on(std::future::poll_fn(|cx| {
+            // Spend the budget of this poll, then poll the read once.
+            while std::pin::Pin::new(&mut coil::task::consume_budget()).poll(cx).is_ready() {}
+            std::task::Poll::Ready(read.as_mut().poll(cx))
+        }));
+        let BufResult(res, buf) = match first {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => other.block_on(read.as_mut()),
+        };
+        res.unwrap();
+        assert_eq!(&buf[..], &pattern(16 * BLOCK)[2 * BLOCK..3 * BLOCK]);
+        drop((buf, read));
+        assert_eq!(pool.available(), 1);
+        drop((other, theirs));
+    }
+
     fn a_read_dropped_in_flight_keeps_its_buffer_out(rt) {
         let dir = TempDir::new("fs-fixed-drop");
         let uring = rt.driver().kind() == DriverKind::Uring;
