@@ -286,15 +286,28 @@ impl FixedBufPool {
     pub async fn take(&self) -> FixedBuf {
         std::future::poll_fn(|cx| {
             let mut free = self.pool.lock_free();
+            if let Some(index) = free.list.pop() {
+                drop(free);
+                return std::task::Poll::Ready(self.handed_out(index));
+            }
+            // `will_wake` compares pointers only: no user code under the lock.
+            if free.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                return std::task::Poll::Pending;
+            }
+            drop(free);
+            // A waker's clone (and drop) is user code, which may use this
+            // pool: run it with the lock released, then look again (a buffer
+            // that came back meanwhile woke the waiters listed then, not us).
+            let waker = cx.waker().clone();
+            let mut free = self.pool.lock_free();
             match free.list.pop() {
                 Some(index) => {
                     drop(free);
+                    drop(waker);
                     std::task::Poll::Ready(self.handed_out(index))
                 }
                 None => {
-                    if !free.waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                        free.waiters.push(cx.waker().clone());
-                    }
+                    free.waiters.push(waker);
                     std::task::Poll::Pending
                 }
             }
@@ -707,6 +720,52 @@ mod tests {
             panic!("the returned buffer is free for the waiter still there")
         };
         assert_eq!((buf.capacity(), pool.available()), (8, 0));
+    }
+
+    #[test]
+    fn take_clones_its_waker_with_the_pool_unlocked() {
+        // A waker's clone is user code (a custom vtable) and may use the
+        // pool: here it returns the held buffer, which needs the lock (held
+        // by `take`, that would deadlock). It checks with `try_lock` first
+        // and records a clone made under the lock instead of hanging.
+        use std::cell::{Cell, RefCell};
+        use std::future::Future;
+        use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+        thread_local! {
+            static POOL: RefCell<Option<FixedBufPool>> = const { RefCell::new(None) };
+            static HELD: RefCell<Option<FixedBuf>> = const { RefCell::new(None) };
+            static UNDER_LOCK: Cell<u32> = const { Cell::new(0) };
+        }
+        fn clone(_: *const ()) -> RawWaker {
+            let locked = POOL.with_borrow(|p| p.as_ref().unwrap().pool.free.try_lock().is_err());
+            if locked {
+                UNDER_LOCK.set(UNDER_LOCK.get() + 1);
+            } else {
+                drop(HELD.take()); // back to the pool, during the clone
+            }
+            RawWaker::new(std::ptr::null(), &VTABLE)
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        let pool = FixedBufPool::new(1, 8).unwrap();
+        POOL.set(Some(pool.clone()));
+        HELD.set(Some(pool.try_take().unwrap()));
+        // SAFETY: the vtable's functions never read the (null) data pointer,
+        // and clone returns a waker with the same vtable.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+        let mut take = Box::pin(pool.take());
+        let Poll::Ready(buf) = take.as_mut().poll(&mut Context::from_waker(&waker)) else {
+            panic!("the buffer returned during the waker's clone is taken at once")
+        };
+        assert_eq!(
+            UNDER_LOCK.get(),
+            0,
+            "the waker was cloned under the pool's lock"
+        );
+        assert!(pool.pool.lock_free().waiters.is_empty());
+        drop((buf, take));
+        POOL.take();
+        assert_eq!(pool.available(), 1);
     }
 
     #[test]
