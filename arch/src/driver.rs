@@ -402,7 +402,8 @@ impl Driver {
 
     /// Registers `region` (at most 1 GiB) with the ring as one fixed buffer
     /// (`IORING_REGISTER_BUFFERS_UPDATE` into a sparse table of 1 024 slots,
-    /// made at the first call; Linux 5.13+) and returns its slot, for
+    /// made at the first call with `IORING_RSRC_REGISTER_SPARSE`: Linux 5.19+,
+    /// `EINVAL` before) and returns its slot, for
     /// [`op::Read::fixed`](crate::op::Read::fixed) and
     /// [`op::Write::fixed`](crate::op::Write::fixed). The kernel pins the pages
     /// (and, without `CAP_IPC_LOCK`, charges them to `RLIMIT_MEMLOCK`).

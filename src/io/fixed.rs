@@ -225,7 +225,8 @@ impl FixedBufPool {
     /// - `ENOMEM` if the memory cannot be allocated;
     /// - the kernel's error if it refuses the registration, with its errno:
     ///   `ENOMEM` past `RLIMIT_MEMLOCK`, `ENOSPC` when the loop already holds
-    ///   1 024 pools, `EINVAL` on kernels before 5.13.
+    ///   1 024 pools, `EINVAL` on kernels before 5.19 (which cannot make the
+    ///   ring's sparse buffer table, `IORING_RSRC_REGISTER_SPARSE`).
     pub fn new(count: usize, size: usize) -> io::Result<FixedBufPool> {
         let einval = || io::Error::from_raw_os_error(libc::EINVAL);
         let total = count.checked_mul(size).ok_or_else(einval)?;
@@ -363,7 +364,10 @@ fn register(pool: &Pool, total: usize) -> io::Result<Option<Registration>> {
             let Some(driver) = driver else {
                 return Ok(None);
             };
-            for slot in std::mem::take(&mut *releases.lock().unwrap_or_else(|e| e.into_inner())) {
+            // Taken first: the list's lock is not held across the syscalls
+            // (a pool dropping on another thread would wait for them).
+            let stale = std::mem::take(&mut *releases.lock().unwrap_or_else(|e| e.into_inner()));
+            for slot in stale {
                 // A refused update leaves the entry taken, never reused
                 // (coil-arch uring invariant 6): nothing to undo.
                 let _ = driver.unregister_fixed(slot);
