@@ -154,6 +154,28 @@ driver_test! {
         drop((other, theirs));
     }
 
+    fn a_fixed_buffer_outliving_its_runtime_reads_plainly_on_the_next(rt) {
+        // A pool (and a buffer) kept after its runtime is dropped: the next
+        // runtime's first pool takes the same entry index, so were loop ids
+        // reused (`rt::next_core_id` never does), the buffer's entry would be
+        // named on the new ring (EFAULT, or another region).
+        let dir = TempDir::new("fs-fixed-after");
+        let gone = support::runtime_with(support::choice_like(rt));
+        let pool = gone.block_on(async { FixedBufPool::new(1, BLOCK).unwrap() });
+        let buf = pool.try_take().unwrap();
+        drop(gone);
+        rt.block_on(async {
+            let theirs = FixedBufPool::new(1, BLOCK).unwrap();
+            assert_eq!(pool.is_registered(), theirs.is_registered());
+            let f = pattern_file(&dir).await;
+            let buf = read_block(&f, buf, 9).await;
+            let theirs_buf = read_block(&f, theirs.try_take().unwrap(), 4).await;
+            drop((buf, theirs_buf));
+        });
+        assert_eq!(pool.available(), 1);
+        drop(pool); // its loop is gone: nothing left to release
+    }
+
     fn a_read_dropped_in_flight_keeps_its_buffer_out(rt) {
         let dir = TempDir::new("fs-fixed-drop");
         let uring = rt.driver().kind() == DriverKind::Uring;
