@@ -184,8 +184,12 @@ fn release(reg: &Registration) {
 /// whose read was dropped in flight comes back only once the kernel is done
 /// with it.
 ///
-/// Cloning is cheap (the clones share the pool). The memory is freed, and
-/// its registration removed, once the pool and all its buffers are dropped.
+/// Cloning is cheap (the clones share the pool). The memory is freed once
+/// the pool and all its buffers are dropped. The registration (the pinned
+/// pages, charged to `RLIMIT_MEMLOCK`) goes at the same moment when that
+/// happens on the pool's loop while it runs; dropped anywhere else (another
+/// thread, between `block_on` calls), it stays until that loop's next
+/// [`FixedBufPool::new`] or until its runtime is dropped.
 ///
 /// ```
 /// use coil::io::{BufResult, FixedBufPool};
@@ -266,6 +270,10 @@ impl FixedBufPool {
     /// A free buffer, waiting until one comes back if every buffer is out
     /// (handed out, or held by an operation the kernel may still be using).
     /// Cancel-safe: dropping the future takes nothing from the pool.
+    ///
+    /// Waiters are not served in order: a returned buffer wakes every task
+    /// waiting here, and the first of them to run (or any
+    /// [`try_take`](Self::try_take)) gets it; the others wait again.
     ///
     /// ```
     /// use coil::io::FixedBufPool;
