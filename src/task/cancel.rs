@@ -167,8 +167,14 @@ impl CancelState {
 
 /// A runtime's [`CancelState`]s, by the address of their task's cell (the
 /// module docs say who inserts and removes, and when the lock is taken).
+///
+/// Its lock comes from the concurrency facade (`crate::loom`), as the rest
+/// of `Shared`'s cross-thread half: under `cfg(loom)` an inserter holds it
+/// across a loom operation (the bit's RMW, `State::mark_cancel_state`), and
+/// a std mutex there would block loom's one OS thread when another modelled
+/// thread takes it (model `loom_model` below hung so).
 #[derive(Default)]
-pub(crate) struct CancelTable(Mutex<HashMap<usize, Entry>>);
+pub(crate) struct CancelTable(crate::loom::Mutex<HashMap<usize, Entry>>);
 
 /// A `Box<CancelState>` of the table, kept as a pointer: references to the
 /// `CancelState` outlive the lock (module docs), and moving a `Box` (a
@@ -189,7 +195,7 @@ impl std::fmt::Debug for CancelTable {
 }
 
 impl CancelTable {
-    fn lock(&self) -> MutexGuard<'_, HashMap<usize, Entry>> {
+    fn lock(&self) -> crate::loom::MutexGuard<'_, HashMap<usize, Entry>> {
         // Inserts and removes are single calls: a panic cannot break it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -340,5 +346,55 @@ mod tests {
         assert!(c.message().is_some_and(|m| m.starts_with("from ")));
         // SAFETY: no reference to the entry is used after this.
         unsafe { table.remove(7) };
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The table under loom (`RUSTFLAGS="--cfg loom" cargo test -p coil
+    //! --lib --release loom`): two threads cancel one task with a message
+    //! (`raw.rs` `abort`: each inserts the entry if missing and sets the
+    //! bit, under the table's lock) while the loop reads the entry once it
+    //! sees the bit. One entry, one message of the two, the bit set; the
+    //! lock is loom's, so an inserter preempted inside it (the bit's RMW is
+    //! a loom operation) makes the others wait in the model instead of
+    //! blocking the one OS thread loom runs on.
+
+    use super::*;
+    use crate::task::state::CANCEL_STATE;
+    use loom::sync::Arc;
+
+    #[test]
+    fn two_cancel_withs_and_a_reader_share_one_entry() {
+        loom::model(|| {
+            let table = Arc::new(CancelTable::default());
+            let state = Arc::new(State::new_spawned());
+            let threads: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|m| {
+                    let (table, state) = (table.clone(), state.clone());
+                    loom::thread::spawn(move || {
+                        // SAFETY: the "task" (`state`, key 7) outlives the
+                        // threads; its entry is removed only below.
+                        let c = unsafe { table.get_or_insert(7, &state, None) };
+                        c.offer_message(m.into());
+                    })
+                })
+                .collect();
+            if state.load().is(CANCEL_STATE) {
+                // SAFETY: as above; the bit is set, so the entry exists.
+                let c = unsafe { table.get(7) };
+                assert!(c.is_some(), "the bit without the entry");
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(state.load().is(CANCEL_STATE));
+            // SAFETY: as above.
+            let c = unsafe { table.get(7) }.unwrap();
+            assert!(matches!(c.message().as_deref(), Some("a" | "b")));
+            // SAFETY: the threads are done; `c` is not used after this.
+            unsafe { table.remove(7) };
+        });
     }
 }
