@@ -250,7 +250,23 @@ impl CancelTable {
     /// [`CancelTable::get`].
     #[cold]
     pub(crate) unsafe fn remove(&self, key: usize) {
-        let entry = self.lock().remove(&key);
+        let entry = {
+            let mut table = self.lock();
+            let entry = table.remove(&key);
+            // Give back the room of a burst of entries (a `HashMap` never
+            // shrinks by itself): at a quarter full, down to twice the
+            // entries left. A shrink (O(entries), under the lock) leaves
+            // room for at least twice the entries, so the next one follows
+            // at least half as many removals and the next growth as many
+            // inserts as it moved: O(1) amortised, no thrashing.
+            // The entries stay put (a shrink moves their pointers).
+            let cap = table.capacity();
+            if cap > SHRINK_ABOVE && table.len() * 4 < cap {
+                let len = table.len();
+                table.shrink_to(len * 2);
+            }
+            entry
+        };
         if let Some(Entry(p)) = entry {
             // SAFETY: leaked from a `Box` by `get_or_insert`, removed from
             // the table just now (once), and no reference to it is left
@@ -259,6 +275,10 @@ impl CancelTable {
         }
     }
 }
+
+/// A table with room for at most this many entries is never shrunk (a
+/// runtime with a few named tasks keeps its small buffer).
+const SHRINK_ABOVE: usize = 64;
 
 impl Drop for CancelTable {
     /// A runtime's `Shared` outlives its tasks (a slab chunk or a boxed
@@ -319,6 +339,44 @@ mod tests {
         // SAFETY: `named`, `again` and `third` are not used after this.
         unsafe { table.remove(1) };
         assert_eq!(table.lock().len(), 0);
+    }
+
+    /// A burst of named tasks does not keep the table's buffer after they
+    /// are gone (a runtime that once had many entries would hold their
+    /// room for good): it shrinks as entries go, and the entries left stay
+    /// put meanwhile (pointers, not `CancelState`s, move).
+    #[test]
+    fn the_table_gives_back_its_room_after_a_burst() {
+        let table = CancelTable::default();
+        let n = if cfg!(miri) { 300 } else { 20_000 };
+        let states: Vec<State> = (0..n).map(|_| State::new_spawned()).collect();
+        let mut kept = Vec::new();
+        for (i, s) in states.iter().enumerate() {
+            // SAFETY: the "task" (`s`, key `i + 1`) outlives every use below.
+            let c = unsafe { table.get_or_insert(i + 1, s, Some(format!("{i}").into())) };
+            if i % 1000 == 0 {
+                kept.push((i, c));
+            }
+        }
+        let burst = table.lock().capacity();
+        assert!(burst >= n);
+        for i in 0..n {
+            if i % 1000 != 0 {
+                // SAFETY: entry `i + 1` is not one of `kept`, not used after.
+                unsafe { table.remove(i + 1) };
+            }
+        }
+        let after = table.lock().capacity();
+        assert!(
+            after <= 8 * kept.len().max(8),
+            "{after} slots kept for {} entries (had {burst})",
+            kept.len()
+        );
+        for (i, c) in &kept {
+            assert_eq!(c.name().map(|n| &**n), Some(format!("{i}").as_str()));
+            // SAFETY: `c` is not used after this.
+            unsafe { table.remove(i + 1) };
+        }
     }
 
     #[test]
