@@ -2,9 +2,12 @@
 //! against a reference machine.
 
 use coil::fuzz::state::{
-    CANCELLED, COMPLETE, DropJoin, FAILED, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release,
-    SCHEDULED, Snapshot, State, ToCancelled, ToIdle, ToRunning,
+    CANCEL_STATE, CANCELLED, COMPLETE, DropJoin, FAILED, JOIN_INTEREST, JOIN_WAKER, Notify,
+    RUNNING, Release, SCHEDULED, Snapshot, State, ToCancelled, ToIdle, ToRunning,
 };
+
+/// Every flag bit of the state word (the count starts above them).
+const FLAGS: usize = CANCEL_STATE * 2 - 1;
 
 use crate::Bytes;
 
@@ -39,6 +42,9 @@ struct Model {
     join_interest: bool,
     join_waker: bool,
     failed: bool,
+    /// The task has a cancel-table entry (`cancel.rs`): set by a
+    /// `cancel_with`, never cleared.
+    cancel_state: bool,
     /// References: the owned list's, the handle's, one per queue entry, the
     /// poller's, one per waker clone.
     owned: bool,
@@ -77,6 +83,7 @@ impl Model {
             (self.join_interest, JOIN_INTEREST),
             (self.join_waker, JOIN_WAKER),
             (self.failed, FAILED),
+            (self.cancel_state, CANCEL_STATE),
         ]
         .into_iter()
         .filter(|(on, _)| *on)
@@ -87,7 +94,7 @@ impl Model {
     fn check(&self, state: &State, step: &str) {
         let snap = state.load();
         assert_eq!(
-            snap.0 & (FAILED * 2 - 1),
+            snap.0 & FLAGS,
             self.flags(),
             "flags after {step}: state {snap:?}, model {self:?}"
         );
@@ -156,6 +163,7 @@ pub fn task_state(data: &[u8]) {
         join_interest: true,
         join_waker: false,
         failed: false,
+        cancel_state: false,
         owned: true,
         handle: true,
         queue: 1,
@@ -171,6 +179,8 @@ pub fn task_state(data: &[u8]) {
         let step = task_step(&state, &mut m, op);
         let Some(step) = step else { continue };
         if step == "dealloc" {
+            // What `vtable::dealloc` reads to free the cancel-table entry.
+            assert_eq!(state.load().is(CANCEL_STATE), m.cancel_state, "{m:?}");
             return;
         }
         m.check(&state, step);
@@ -243,7 +253,7 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             m.failed = failed;
             m.running = false;
             m.scheduled = false;
-            assert_eq!(snap.0 & (FAILED * 2 - 1), m.flags(), "completion snapshot");
+            assert_eq!(snap.0 & FLAGS, m.flags(), "completion snapshot");
             m.phase = Phase::Completing { snap, poller };
             Some("complete")
         }
@@ -337,8 +347,20 @@ fn task_step(state: &State, m: &mut Model, op: u8) -> Option<&'static str> {
             }
             Some("drop_waker")
         }
-        // Handle: cancel.
+        // Handle: cancel; with a message if the byte's high half says so
+        // (`raw.rs` `abort`: unless the task finished or was cancelled, the
+        // message's cancel-table entry is inserted, `CANCEL_STATE` set,
+        // before the transition).
         10 if m.handle => {
+            if op / 15 % 2 == 1 {
+                let snap = state.load();
+                if snap.is(COMPLETE) || snap.is(CANCELLED) {
+                    assert!(m.complete || m.cancelled);
+                    return Some("cancel_with_refused");
+                }
+                state.mark_cancel_state();
+                m.cancel_state = true;
+            }
             let res = state.transition_to_cancelled();
             if m.complete || m.cancelled {
                 assert_eq!(res, ToCancelled::AlreadyDone);

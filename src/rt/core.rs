@@ -246,8 +246,9 @@ impl Core {
         own
     }
 
-    /// Every task of this loop that has not finished (its owned list),
-    /// newest first, each with a new reference (a waker's kind) that the
+    /// Every task of this loop that has not finished (its owned list), in
+    /// the list's order (`task/list.rs`: boxed cells newest first, then the
+    /// slab cells chunk by chunk), each with a new reference (a waker's kind) that the
     /// caller must release.
     pub(crate) fn live_tasks(&self) -> Vec<TaskRef> {
         let mut out = Vec::with_capacity(self.owned.len());

@@ -167,8 +167,14 @@ impl CancelState {
 
 /// A runtime's [`CancelState`]s, by the address of their task's cell (the
 /// module docs say who inserts and removes, and when the lock is taken).
+///
+/// Its lock comes from the concurrency facade (`crate::loom`), as the rest
+/// of `Shared`'s cross-thread half: under `cfg(loom)` an inserter holds it
+/// across a loom operation (the bit's RMW, `State::mark_cancel_state`), and
+/// a std mutex there would block loom's one OS thread when another modelled
+/// thread takes it (model `loom_model` below hung so).
 #[derive(Default)]
-pub(crate) struct CancelTable(Mutex<HashMap<usize, Entry>>);
+pub(crate) struct CancelTable(crate::loom::Mutex<HashMap<usize, Entry>>);
 
 /// A `Box<CancelState>` of the table, kept as a pointer: references to the
 /// `CancelState` outlive the lock (module docs), and moving a `Box` (a
@@ -189,7 +195,7 @@ impl std::fmt::Debug for CancelTable {
 }
 
 impl CancelTable {
-    fn lock(&self) -> MutexGuard<'_, HashMap<usize, Entry>> {
+    fn lock(&self) -> crate::loom::MutexGuard<'_, HashMap<usize, Entry>> {
         // Inserts and removes are single calls: a panic cannot break it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -244,7 +250,23 @@ impl CancelTable {
     /// [`CancelTable::get`].
     #[cold]
     pub(crate) unsafe fn remove(&self, key: usize) {
-        let entry = self.lock().remove(&key);
+        let entry = {
+            let mut table = self.lock();
+            let entry = table.remove(&key);
+            // Give back the room of a burst of entries (a `HashMap` never
+            // shrinks by itself): at a quarter full, down to twice the
+            // entries left. A shrink (O(entries), under the lock) leaves
+            // room for at least twice the entries, so the next one follows
+            // at least half as many removals and the next growth as many
+            // inserts as it moved: O(1) amortised, no thrashing.
+            // The entries stay put (a shrink moves their pointers).
+            let cap = table.capacity();
+            if cap > SHRINK_ABOVE && table.len() * 4 < cap {
+                let len = table.len();
+                table.shrink_to(len * 2);
+            }
+            entry
+        };
         if let Some(Entry(p)) = entry {
             // SAFETY: leaked from a `Box` by `get_or_insert`, removed from
             // the table just now (once), and no reference to it is left
@@ -253,6 +275,10 @@ impl CancelTable {
         }
     }
 }
+
+/// A table with room for at most this many entries is never shrunk (a
+/// runtime with a few named tasks keeps its small buffer).
+const SHRINK_ABOVE: usize = 64;
 
 impl Drop for CancelTable {
     /// A runtime's `Shared` outlives its tasks (a slab chunk or a boxed
@@ -315,6 +341,44 @@ mod tests {
         assert_eq!(table.lock().len(), 0);
     }
 
+    /// A burst of named tasks does not keep the table's buffer after they
+    /// are gone (a runtime that once had many entries would hold their
+    /// room for good): it shrinks as entries go, and the entries left stay
+    /// put meanwhile (pointers, not `CancelState`s, move).
+    #[test]
+    fn the_table_gives_back_its_room_after_a_burst() {
+        let table = CancelTable::default();
+        let n = if cfg!(miri) { 300 } else { 20_000 };
+        let states: Vec<State> = (0..n).map(|_| State::new_spawned()).collect();
+        let mut kept = Vec::new();
+        for (i, s) in states.iter().enumerate() {
+            // SAFETY: the "task" (`s`, key `i + 1`) outlives every use below.
+            let c = unsafe { table.get_or_insert(i + 1, s, Some(format!("{i}").into())) };
+            if i % 1000 == 0 {
+                kept.push((i, c));
+            }
+        }
+        let burst = table.lock().capacity();
+        assert!(burst >= n);
+        for i in 0..n {
+            if i % 1000 != 0 {
+                // SAFETY: entry `i + 1` is not one of `kept`, not used after.
+                unsafe { table.remove(i + 1) };
+            }
+        }
+        let after = table.lock().capacity();
+        assert!(
+            after <= 8 * kept.len().max(8),
+            "{after} slots kept for {} entries (had {burst})",
+            kept.len()
+        );
+        for (i, c) in &kept {
+            assert_eq!(c.name().map(|n| &**n), Some(format!("{i}").as_str()));
+            // SAFETY: `c` is not used after this.
+            unsafe { table.remove(i + 1) };
+        }
+    }
+
     #[test]
     fn threads_racing_to_insert_share_one_entry() {
         let table = Arc::new(CancelTable::default());
@@ -340,5 +404,55 @@ mod tests {
         assert!(c.message().is_some_and(|m| m.starts_with("from ")));
         // SAFETY: no reference to the entry is used after this.
         unsafe { table.remove(7) };
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_model {
+    //! The table under loom (`RUSTFLAGS="--cfg loom" cargo test -p coil
+    //! --lib --release loom`): two threads cancel one task with a message
+    //! (`raw.rs` `abort`: each inserts the entry if missing and sets the
+    //! bit, under the table's lock) while the loop reads the entry once it
+    //! sees the bit. One entry, one message of the two, the bit set; the
+    //! lock is loom's, so an inserter preempted inside it (the bit's RMW is
+    //! a loom operation) makes the others wait in the model instead of
+    //! blocking the one OS thread loom runs on.
+
+    use super::*;
+    use crate::task::state::CANCEL_STATE;
+    use loom::sync::Arc;
+
+    #[test]
+    fn two_cancel_withs_and_a_reader_share_one_entry() {
+        loom::model(|| {
+            let table = Arc::new(CancelTable::default());
+            let state = Arc::new(State::new_spawned());
+            let threads: Vec<_> = ["a", "b"]
+                .into_iter()
+                .map(|m| {
+                    let (table, state) = (table.clone(), state.clone());
+                    loom::thread::spawn(move || {
+                        // SAFETY: the "task" (`state`, key 7) outlives the
+                        // threads; its entry is removed only below.
+                        let c = unsafe { table.get_or_insert(7, &state, None) };
+                        c.offer_message(m.into());
+                    })
+                })
+                .collect();
+            if state.load().is(CANCEL_STATE) {
+                // SAFETY: as above; the bit is set, so the entry exists.
+                let c = unsafe { table.get(7) };
+                assert!(c.is_some(), "the bit without the entry");
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(state.load().is(CANCEL_STATE));
+            // SAFETY: as above.
+            let c = unsafe { table.get(7) }.unwrap();
+            assert!(matches!(c.message().as_deref(), Some("a" | "b")));
+            // SAFETY: the threads are done; `c` is not used after this.
+            unsafe { table.remove(7) };
+        });
     }
 }

@@ -20,16 +20,19 @@ use loom::sync::atomic::Ordering::Relaxed;
 use loom::thread;
 
 use super::state::{
-    COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING, Release, SCHEDULED, State,
-    ToCancelled, ToIdle, ToRunning,
+    CANCEL_STATE, CANCELLED, COMPLETE, DropJoin, JOIN_INTEREST, JOIN_WAKER, Notify, RUNNING,
+    Release, SCHEDULED, State, ToCancelled, ToIdle, ToRunning,
 };
 
-/// One task as the models see it: the state word, the stage's output slot
-/// and the join-waker field.
+/// One task as the models see it: the state word, the stage's output slot,
+/// the join-waker field and its entry in the runtime's cancel table
+/// (`cancel.rs`; inserted by `cancel_with`, freed by the deallocation when
+/// `CANCEL_STATE` says it exists).
 struct Task {
     state: State,
     output: UnsafeCell<Option<u32>>,
     join_waker: UnsafeCell<Option<u32>>,
+    entry: UnsafeCell<Option<u32>>,
 }
 
 impl Task {
@@ -38,6 +41,7 @@ impl Task {
             state,
             output: UnsafeCell::new(None),
             join_waker: UnsafeCell::new(None),
+            entry: UnsafeCell::new(None),
         })
     }
 }
@@ -55,6 +59,8 @@ struct Outcomes {
     join_wakers: usize,
     /// Futures dropped (cancel or completion).
     futures: usize,
+    /// Cancel-table entries freed (by the deallocation).
+    entries: usize,
 }
 
 impl std::ops::Add for Outcomes {
@@ -66,6 +72,7 @@ impl std::ops::Add for Outcomes {
             outputs: self.outputs + o.outputs,
             join_wakers: self.join_wakers + o.join_wakers,
             futures: self.futures + o.futures,
+            entries: self.entries + o.entries,
         }
     }
 }
@@ -114,8 +121,21 @@ unsafe fn holds(cell: &UnsafeCell<Option<u32>>) -> bool {
 
 fn release(task: &Task, n: usize, out: &mut Outcomes) {
     if task.state.ref_dec(n) == Release::Dealloc {
-        out.dealloc += 1;
+        freed(task, out);
     }
+}
+
+/// The last reference is gone (`raw/vtable.rs` `dealloc`): the task's
+/// cancel-table entry is freed if `CANCEL_STATE` is set, and exists iff it
+/// is (loom reports the access as a race if the deallocating thread is not
+/// ordered after the one that inserted the entry).
+fn freed(task: &Task, out: &mut Outcomes) {
+    out.dealloc += 1;
+    let marked = task.state.load().is(CANCEL_STATE);
+    // SAFETY: no reference is left: nobody else touches the entry.
+    let had = unsafe { take(&task.entry) };
+    assert_eq!(had, marked, "CANCEL_STATE and the entry disagree");
+    out.entries += usize::from(had);
 }
 
 /// Loop thread: store the output and complete, then the join side
@@ -216,7 +236,7 @@ fn drop_handle(task: &Task, out: &mut Outcomes) {
             out.join_wakers += 1;
         }
         if task.state.drop_join_interest_and_ref() == Release::Dealloc {
-            out.dealloc += 1;
+            freed(task, out);
         }
         return;
     }
@@ -303,11 +323,11 @@ fn join(h: thread::JoinHandle<Outcomes>) -> Outcomes {
 /// A waker's wake (`waker.rs`): records the queue entry or the
 /// deallocation its outcome asks for. The models assert afterwards which of
 /// them could happen.
-fn record_wake(res: Notify, out: &mut Outcomes) {
+fn record_wake(task: &Task, res: Notify, out: &mut Outcomes) {
     match res {
         Notify::Submit => out.queued += 1,
         Notify::Nothing => {}
-        Notify::Dealloc => out.dealloc += 1,
+        Notify::Dealloc => freed(task, out),
     }
 }
 
@@ -316,7 +336,7 @@ fn spawn_wake_by_val(task: &Arc<Task>) -> thread::JoinHandle<Outcomes> {
     let t = task.clone();
     thread::spawn(move || {
         let mut out = Outcomes::default();
-        record_wake(t.state.transition_to_notified_by_val(), &mut out);
+        record_wake(&t, t.state.transition_to_notified_by_val(), &mut out);
         out
     })
 }
@@ -376,9 +396,9 @@ fn spawn_publishing_waker(
         let mut out = Outcomes::default();
         m.store(1, Relaxed);
         if by_val {
-            record_wake(t.state.transition_to_notified_by_val(), &mut out);
+            record_wake(&t, t.state.transition_to_notified_by_val(), &mut out);
         } else {
-            record_wake(t.state.transition_to_notified_by_ref(), &mut out);
+            record_wake(&t, t.state.transition_to_notified_by_ref(), &mut out);
             release(&t, 1, &mut out);
         }
         out
@@ -702,5 +722,53 @@ fn join_racing_yield() {
         let left = unsafe { holds(&task.join_waker) };
         assert!(!left, "join waker left in the field: {total:?}");
         assert_eq!(total.dealloc, 1, "{total:?}");
+    });
+}
+
+/// (i): a `cancel_with` on thread B (through a `TaskHandle`'s reference,
+/// `raw.rs` `abort`) races the loop completing the task (thread A) and the
+/// handle's drop (main thread). B inserts the task's cancel-table entry and
+/// sets `CANCEL_STATE` (under the table's lock in `cancel.rs`) before the
+/// transition, then drops its reference. Whichever thread frees the task
+/// sees the bit (the flag at bit 7 and the count from bit 8 share the word:
+/// no transition may lose it) and frees the entry, exactly once; the loop's
+/// poll is a `Cancel` iff the cancel landed before it.
+#[test]
+fn cancel_with_racing_completion_and_last_ref() {
+    loom::model(|| {
+        let task = Task::new(State::new_spawned());
+        task.state.ref_inc(); // B's `TaskHandle`
+        let t = task.clone();
+        let canceller = thread::spawn(move || {
+            let mut out = Outcomes::default();
+            let snap = t.state.load();
+            if !snap.is(COMPLETE) && !snap.is(CANCELLED) {
+                // SAFETY: the table's lock in `cancel.rs` (one inserter; the
+                // entry is read only after the bit is seen).
+                unsafe { put(&t.entry, 1) };
+                t.state.mark_cancel_state();
+                if t.state.transition_to_cancelled() == ToCancelled::Submit {
+                    out.queued += 1;
+                }
+            }
+            release(&t, 1, &mut out);
+            out
+        });
+        let msg = Arc::new(AtomicUsize::new(0));
+        let lp = spawn_poll(&task, false, &msg);
+        let mut total = join(canceller) + join(lp);
+        // A cancel that came after the poll started found the task running
+        // (Marked) or complete; one before it left a queue entry, whose
+        // release is the loop's (the task is complete by now).
+        for _ in 0..total.queued {
+            let mut o = Outcomes::default();
+            release(&task, 1, &mut o);
+            total = total + o;
+        }
+        drop_handle(&task, &mut total);
+        assert_eq!(total.dealloc, 1, "{total:?}");
+        assert_eq!(total.outputs, 1, "{total:?}");
+        assert!(total.entries <= 1, "{total:?}");
+        assert_eq!(task.state.load().refs(), 0);
     });
 }

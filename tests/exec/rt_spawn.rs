@@ -829,3 +829,245 @@ driver_test! {
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
     }
 }
+
+/// A pending future of about `N` bytes (a slab cell for small `N`, a boxed
+/// one past the slab's largest class), returning `()` when woken through
+/// `go` being set.
+async fn parked<const N: usize>(go: Arc<std::sync::atomic::AtomicBool>) {
+    let bytes = [7u8; N];
+    std::future::poll_fn(|cx| {
+        if go.load(Ordering::SeqCst) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    assert_eq!(bytes[N - 1], 7);
+}
+
+driver_test! {
+    // The cancel table (`src/task/cancel.rs`) belongs to the runtime's
+    // `Shared`, which outlives the runtime while a task of it lives: names,
+    // cancel messages and cooperative flags of tasks that completed, were
+    // cancelled with a message, or were cancelled by the runtime's drop are
+    // read, and the tasks freed, on another thread after the runtime is gone
+    // (slab and boxed cells; Miri: use-after-free and leak checks; debug
+    // builds: the table's "entry outlived its task" check).
+    fn names_and_messages_outlive_their_runtime_on_another_thread(rt) {
+        use std::sync::atomic::AtomicBool;
+        let n = support::scaled(300);
+        let own = support::runtime_with(support::choice_like(rt));
+        let go = Arc::new(AtomicBool::new(false));
+        let tasks = own.block_on(async move {
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let b = task::Builder::new().name(format!("t{i}"));
+                let b = if i % 3 == 1 { b.cooperative_cancel() } else { b };
+                let g = go.clone();
+                tasks.push(if i % 2 == 0 {
+                    b.spawn(parked::<8>(g))
+                } else {
+                    b.spawn(parked::<1000>(g))
+                });
+            }
+            yield_now().await;
+            // Every fifth: a hard cancel with a message (plain tasks; the
+            // cooperative ones get a request, which they do not answer).
+            for (i, t) in tasks.iter().enumerate() {
+                if i % 5 == 0 {
+                    assert!(t.cancel_with(format!("m{i}")));
+                }
+            }
+            // Every fifth + 2: completes before the runtime is dropped.
+            for (i, t) in tasks.iter().enumerate() {
+                if i % 5 == 2 {
+                    t.abort();
+                }
+            }
+            yield_now().await;
+            tasks
+        });
+        drop(own);
+        let done = std::thread::spawn(move || {
+            for (i, mut t) in tasks.into_iter().enumerate() {
+                assert_eq!(t.name(), Some(format!("t{i}").as_str()));
+                assert!(t.is_finished());
+                assert!(!t.cancel_with("late"), "a finished task takes no request");
+                let err = t.try_take().unwrap().unwrap_err();
+                let c = err.cancelled().expect("cancelled");
+                assert_eq!(c.task_name(), Some(format!("t{i}").as_str()));
+                let want = (i % 5 == 0).then(|| format!("m{i}"));
+                assert_eq!(c.message(), want.as_deref(), "task {i}");
+                assert_eq!(t.name(), Some(format!("t{i}").as_str()));
+            }
+        });
+        done.join().unwrap();
+    }
+
+    // `cancel_with` from another thread races the task's completion on the
+    // loop and its deallocation: the message lands in the table entry the
+    // loop reads (a cancelled result always carries it), and the entry is
+    // freed once, by whichever side drops the last reference.
+    fn cancel_with_from_another_thread_races_completion(rt) {
+        let rounds = support::scaled(400);
+        let (tx, rx) = std::sync::mpsc::channel::<Option<task::TaskHandle>>();
+        let canceller = std::thread::spawn(move || {
+            let mut accepted = 0usize;
+            while let Some(h) = rx.recv().unwrap() {
+                accepted += usize::from(h.cancel_with("stop"));
+                // The handle's name is read after the cancel, from here.
+                assert!(h.name().is_none_or(|n| n.starts_with('r')));
+                drop(h);
+            }
+            accepted
+        });
+        let cancelled = rt.block_on(async move {
+            let mut cancelled = 0usize;
+            for r in 0..rounds {
+                let t = if r % 2 == 0 {
+                    task::Builder::new().name(format!("r{r}")).spawn(async move {
+                        for _ in 0..(r % 4) {
+                            yield_now().await;
+                        }
+                        r
+                    })
+                } else {
+                    spawn(async move {
+                        for _ in 0..(r % 4) {
+                            yield_now().await;
+                        }
+                        r
+                    })
+                };
+                let h = task::all_tasks().into_iter().find(|h| h.id() == t.id()).unwrap();
+                tx.send(Some(h)).unwrap();
+                match t.await {
+                    Ok(v) => assert_eq!(v, r),
+                    Err(e) => {
+                        let c = e.cancelled().expect("cancelled");
+                        assert_eq!(c.message(), Some("stop"), "round {r}");
+                        cancelled += 1;
+                    }
+                }
+            }
+            tx.send(None).unwrap();
+            cancelled
+        });
+        let accepted = canceller.join().unwrap();
+        assert!(cancelled <= accepted, "{cancelled} cancelled, {accepted} accepted");
+    }
+
+    // A thread reads a named task's name (through its handle) while the
+    // loop inserts and removes many other entries (named and cooperative
+    // tasks spawned and completed: the table rehashes), so the entry it
+    // reads must stay put (Miri: a moved or freed entry is a use after
+    // free on the reading thread).
+    fn a_name_read_from_another_thread_while_the_table_rehashes(rt) {
+        use std::sync::atomic::AtomicBool;
+        let n = support::scaled(3000);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel::<task::TaskHandle>();
+        let s = stop.clone();
+        let reader = std::thread::spawn(move || {
+            let h = rx.recv().unwrap();
+            let mut reads = 0usize;
+            while !s.load(Ordering::SeqCst) || reads == 0 {
+                assert_eq!(h.name(), Some("first"));
+                reads += 1;
+                std::thread::yield_now();
+            }
+            reads
+        });
+        let go = Arc::new(AtomicBool::new(false));
+        let g = go.clone();
+        rt.block_on(async move {
+            let first = task::Builder::new().name("first").spawn(parked::<8>(g.clone()));
+            tx.send(task::all_tasks().into_iter().find(|h| h.id() == first.id()).unwrap()).unwrap();
+            let mut batch = Vec::new();
+            for i in 0..n {
+                let b = task::Builder::new().name(format!("n{i}"));
+                let b = if i % 2 == 0 { b.cooperative_cancel() } else { b };
+                batch.push(b.spawn(async move { i }));
+                if batch.len() == 64 {
+                    for (j, t) in batch.drain(..).enumerate() {
+                        assert_eq!(t.await.unwrap() % 64, j);
+                    }
+                }
+            }
+            for t in batch {
+                t.await.unwrap();
+            }
+            stop.store(true, Ordering::SeqCst);
+            g.store(true, Ordering::SeqCst);
+            first.await.unwrap();
+        });
+        assert!(reader.join().unwrap() > 0);
+    }
+
+    // Destructors that run during the runtime's shutdown use the table: a
+    // future's drop reads its own and another task's name, cancels another
+    // task with a message, lists the tasks left with their names, and spawns
+    // a named cooperative task (which the closed loop cancels at once).
+    fn the_table_used_by_destructors_during_shutdown(rt) {
+        type Slot = Rc<RefCell<Option<(task::TaskHandle, task::TaskHandle)>>>;
+        struct OnDrop {
+            slot: Slot,
+            seen: Rc<RefCell<Vec<String>>>,
+        }
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                let (me, other) = self.slot.borrow_mut().take().unwrap();
+                self.seen.borrow_mut().push(format!("me {}", me.name().unwrap()));
+                assert!(other.name().unwrap().starts_with('d'));
+                let _ = other.cancel_with("from a destructor");
+                for h in task::all_tasks() {
+                    assert!(h.name().unwrap().starts_with('d'));
+                }
+                let late = task::Builder::new()
+                    .name("late")
+                    .cooperative_cancel()
+                    .spawn(async { 1 });
+                assert_eq!(late.name(), Some("late"));
+                assert!(late.is_finished());
+                assert!(!late.cancel_with("too late"));
+            }
+        }
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let own = support::runtime_with(support::choice_like(rt));
+        let n = support::scaled(200);
+        let s = seen.clone();
+        own.block_on(async move {
+            let mut handles: Vec<task::TaskHandle> = Vec::new();
+            for i in 0..n {
+                let slot: Slot = Rc::new(RefCell::new(None));
+                let guard = OnDrop { slot: slot.clone(), seen: s.clone() };
+                let b = task::Builder::new().name(format!("d{i}"));
+                let b = if i % 2 == 0 { b.cooperative_cancel() } else { b };
+                let t = if i % 3 == 0 {
+                    b.spawn(async move {
+                        let bytes = [0u8; 1000];
+                        std::future::pending::<()>().await;
+                        drop((guard, bytes));
+                    })
+                } else {
+                    b.spawn(async move {
+                        std::future::pending::<()>().await;
+                        drop(guard);
+                    })
+                };
+                handles.push(task::all_tasks().into_iter().find(|h| h.id() == t.id()).unwrap());
+                *slot.borrow_mut() = Some((handles[i].clone(), handles[i / 2].clone()));
+                drop(t);
+            }
+            yield_now().await;
+        });
+        drop(own);
+        let mut seen = seen.borrow().clone();
+        seen.sort_unstable();
+        let mut want: Vec<String> = (0..n).map(|i| format!("me d{i}")).collect();
+        want.sort_unstable();
+        assert_eq!(seen, want, "one destructor per task");
+    }
+}

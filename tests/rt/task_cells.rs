@@ -369,3 +369,73 @@ driver_test! {
         assert_eq!(got, want, "shutdown drops each task left once");
     }
 }
+
+driver_test! {
+    /// Two runtimes on one thread, their loops run in turn (each switch
+    /// retires the other runtime's current chunk of the class, `slab.rs`
+    /// "The runtime"): each runtime's owned list holds its own slab cells
+    /// only (its registry, its chunks' bound bits), a name is found in its
+    /// own runtime's table, and dropping one runtime drops its tasks and
+    /// none of the other's, whose names and results stay readable.
+    fn two_runtimes_on_one_thread_keep_their_own_tasks(rt) {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let choice = crate::support::choice_like(rt);
+        let (a, b) = (crate::support::runtime_with(choice), crate::support::runtime_with(choice));
+        let drops = Rc::new(RefCell::new(Vec::new()));
+        let (mut ha, mut hb) = (Vec::new(), Vec::new());
+        for round in 0..40usize {
+            for (k, (r, hs)) in [(&a, &mut ha), (&b, &mut hb)].into_iter().enumerate() {
+                let tag = round * 2 + k;
+                let d = drops.clone();
+                // The task outlives this `block_on`: its handle is the output.
+                #[allow(clippy::async_yields_async)]
+                let t = r.block_on(async move {
+                    let tally = Tally { tag, drops: d, spawn_on_drop: false };
+                    let t = coil::task::Builder::new()
+                        .name(format!("{tag}"))
+                        .spawn(tallied::<8>(tally));
+                    yield_now().await;
+                    t
+                });
+                hs.push(t);
+            }
+        }
+        let listed = |r: &coil::Runtime| {
+            r.block_on(async {
+                let mut tags: Vec<usize> = coil::task::all_tasks()
+                    .iter()
+                    .map(|t| t.name().unwrap().parse().unwrap())
+                    .collect();
+                tags.sort_unstable();
+                tags
+            })
+        };
+        assert_eq!(listed(&a), (0..80).step_by(2).collect::<Vec<_>>());
+        assert_eq!(listed(&b), (1..80).step_by(2).collect::<Vec<_>>());
+        for t in ha.iter().step_by(3) {
+            assert!(t.cancel_with("a's"));
+        }
+        drop(a);
+        let mut got = drops.borrow().clone();
+        got.sort_unstable();
+        assert_eq!(got, (0..80).step_by(2).collect::<Vec<_>>(), "a's drop dropped a's tasks only");
+        for (i, mut t) in ha.into_iter().enumerate() {
+            let err = t.try_take().unwrap().unwrap_err();
+            let c = err.cancelled().unwrap();
+            assert_eq!(c.task_name(), Some(format!("{}", 2 * i).as_str()));
+            assert_eq!(c.message(), (i % 3 == 0).then_some("a's"));
+        }
+        assert_eq!(listed(&b), (1..80).step_by(2).collect::<Vec<_>>());
+        for (i, t) in hb.iter().enumerate() {
+            assert!(!t.is_finished());
+            assert_eq!(t.name(), Some(format!("{}", 2 * i + 1).as_str()));
+        }
+        drops.borrow_mut().clear();
+        drop(b);
+        let mut got = drops.borrow().clone();
+        got.sort_unstable();
+        assert_eq!(got, (1..80).step_by(2).collect::<Vec<_>>());
+        drop(hb);
+    }
+}
