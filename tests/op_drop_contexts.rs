@@ -2203,7 +2203,10 @@ mod ctx {
     impl SendTimer for TimeoutCase {
         fn make() -> Pin<Box<dyn Future<Output = ()> + Send>> {
             Box::pin(async {
-                let _ = timeout(Duration::from_millis(2), sleep(Duration::from_millis(3))).await;
+                // 10 ms, not 2: the deadline is taken at the first poll, and
+                // a preemption longer than it inside that poll (2 ms, once,
+                // under CI's load) makes the timeout due before it registers.
+                let _ = timeout(Duration::from_millis(10), sleep(Duration::from_millis(15))).await;
             })
         }
     }
@@ -2217,7 +2220,7 @@ mod ctx {
             for i in 0..mem.total() {
                 mem.at(i);
                 let mut t = C::make();
-                // The timeout's deadline is absolute (2 ms from its first
+                // The timeout's deadline is absolute (10 ms from its first
                 // poll): into an empty wheel, an insert first catches the
                 // wheel up with the clock (`src/rt/timers.rs`), so a stall of
                 // the thread inside that poll (a loaded machine) made it due

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use coil::stream::StreamExt;
 use coil::task::yield_now;
-use coil::time::{sleep, timeout};
+use coil::time::{sleep, sleep_until, timeout};
 use coil::{Either, TaskError, WaitFor, spawn};
 use support::{DropCounter, panic_message_of};
 
@@ -166,7 +166,17 @@ fn as_completed_over_tasks_and_dropping_it_drops_the_rest() {
         drop(s);
         assert_eq!(d.load(Ordering::SeqCst), 3);
 
-        let tasks = (0..3u64).map(|i| spawn(after(10 - i * 5, i)));
+        // One start for all three deadlines (10, 5 and 0 ms after it), not
+        // each task's first poll: a stall between two first polls on a
+        // loaded machine (5 ms once, under CI's load) moved the deadlines
+        // past each other. Due together, they still fire in deadline order.
+        let start = coil::time::Instant::now();
+        let tasks = (0..3u64).map(|i| {
+            spawn(async move {
+                sleep_until(start + Duration::from_millis(10 - i * 5)).await;
+                i
+            })
+        });
         let got: Vec<u64> = coil::as_completed(tasks)
             .map(Result::unwrap)
             .collect()
