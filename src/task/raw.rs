@@ -772,7 +772,7 @@ impl TaskRef {
     pub(super) fn cancel(self, message: Option<Arc<str>>) -> bool {
         use super::state::{CANCELLED, COMPLETE};
         let header = self.header();
-        match self.cancel_state() {
+        match self.cooperative_state() {
             Some(c) if c.is_cooperative() => {
                 let snap = header.state.load();
                 if snap.is(COMPLETE) || snap.is(CANCELLED) {
@@ -820,18 +820,28 @@ impl TaskRef {
     /// Called before the task's handle is returned, so before any `cancel`.
     pub(super) fn set_cooperative(self) {
         self.cancel_state_or_init().set_cooperative();
+        self.header().state.mark_cooperative();
+    }
+
+    /// The task's cancel-table entry if it answers requests: a task without
+    /// `COOPERATIVE` (every other task, named ones included) takes no lock.
+    fn cooperative_state(&self) -> Option<&CancelState> {
+        if !self.header().state.load().is(super::state::COOPERATIVE) {
+            return None;
+        }
+        self.cancel_state()
     }
 
     /// For a task that answers requests: `cancelling()` and whether a
     /// request waits to be delivered; `None` for any other task.
     pub(crate) fn request_state(self) -> Option<(usize, bool)> {
-        let c = self.cancel_state()?;
+        let c = self.cooperative_state()?;
         c.is_cooperative().then(|| c.request_state())
     }
 
     /// Marks a counted request undelivered again (no-op with none counted).
     pub(super) fn repend(self) {
-        if let Some(c) = self.cancel_state() {
+        if let Some(c) = self.cooperative_state() {
             c.repend();
         }
     }
@@ -840,7 +850,7 @@ impl TaskRef {
     /// for any other task 1 once it was cancelled, else 0.
     pub(super) fn cancelling(self) -> usize {
         let header = self.header();
-        match self.cancel_state() {
+        match self.cooperative_state() {
             Some(c) if c.is_cooperative() => c.requests(),
             _ => usize::from(header.state.load().is(super::state::CANCELLED)),
         }
@@ -849,7 +859,7 @@ impl TaskRef {
     /// asyncio's `uncancel()`: one request fewer (a hard cancel cannot be
     /// taken back); returns what [`cancelling`](TaskRef::cancelling) is then.
     pub(super) fn uncancel(self) -> usize {
-        match self.cancel_state() {
+        match self.cooperative_state() {
             Some(c) if c.is_cooperative() => c.uncancel(),
             _ => self.cancelling(),
         }
@@ -859,7 +869,7 @@ impl TaskRef {
     /// one: it is taken (edge-triggered, as asyncio's) and returned as the
     /// error the task's code sees.
     pub(super) fn take_request(self) -> Option<Cancelled> {
-        let c = self.cancel_state()?;
+        let c = self.cooperative_state()?;
         if !c.is_cooperative() || !c.take_pending() {
             return None;
         }

@@ -14,7 +14,8 @@
 //! | 5 | [`JOIN_WAKER`] | the runtime may read the join-waker field (rule 6) |
 //! | 6 | [`FAILED`] | set with `COMPLETE` (never alone, never cleared): the stage holds the boxed error of a cancelled or panicked task, else the output (`raw.rs`: the stage has no tag of its own) |
 //! | 7 | [`CANCEL_STATE`] | the task has an entry in its runtime's cancel table (its name, cancel message, requests: `cancel.rs`); set once, by whoever inserted the entry, under the table's lock; never cleared |
-//! | 8.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
+//! | 8 | [`COOPERATIVE`] | the task answers cancel requests (`Builder::cooperative_cancel`); set once, on the loop thread before the task's handle is returned (so before any `cancel`), never cleared; with it set, `CANCEL_STATE` is too. A task without it never takes the cancel table's lock to learn that it answers no requests (`time::timeout`'s first poll, `cancel`) |
+//! | 9.. | refcount | owned-list ref + handle ref + queue ref + one per `Waker` |
 //!
 //! Only the loop thread sets `RUNNING`, `COMPLETE` and `FAILED`. Any thread may set
 //! `SCHEDULED` (waking) and `CANCELLED`.
@@ -87,8 +88,10 @@ pub const JOIN_WAKER: usize = 1 << 5;
 pub const FAILED: usize = 1 << 6;
 /// The task has an entry in its runtime's cancel table (`cancel.rs`).
 pub const CANCEL_STATE: usize = 1 << 7;
+/// The task answers cancel requests (`Builder::cooperative_cancel`).
+pub const COOPERATIVE: usize = 1 << 8;
 /// Number of flag bits below the reference count.
-pub const REF_SHIFT: usize = 8;
+pub const REF_SHIFT: usize = 9;
 /// One reference.
 pub const REF_ONE: usize = 1 << REF_SHIFT;
 /// Refcounts above this abort the process (like `Arc`), long before overflow.
@@ -121,6 +124,7 @@ impl std::fmt::Debug for Snapshot {
             .field("join_waker", &self.is(JOIN_WAKER))
             .field("failed", &self.is(FAILED))
             .field("cancel_state", &self.is(CANCEL_STATE))
+            .field("cooperative", &self.is(COOPERATIVE))
             .field("refs", &self.refs())
             .finish()
     }
@@ -232,6 +236,13 @@ impl State {
     pub fn mark_cancel_state(&self) {
         self.0
             .fetch_or(CANCEL_STATE, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The loop thread, before the task's handle is returned and after its
+    /// cancel-table entry was marked cooperative: set [`COOPERATIVE`].
+    pub fn mark_cooperative(&self) {
+        self.0
+            .fetch_or(COOPERATIVE, std::sync::atomic::Ordering::Release);
     }
 
     /// The compare-and-swap loop of every transition below. `f` maps the

@@ -730,7 +730,7 @@ fn join_racing_yield() {
 /// handle's drop (main thread). B inserts the task's cancel-table entry and
 /// sets `CANCEL_STATE` (under the table's lock in `cancel.rs`) before the
 /// transition, then drops its reference. Whichever thread frees the task
-/// sees the bit (the flag at bit 7 and the count from bit 8 share the word:
+/// sees the bit (the flag at bit 7 and the count from bit 9 share the word:
 /// no transition may lose it) and frees the entry, exactly once; the loop's
 /// poll is a `Cancel` iff the cancel landed before it.
 #[test]

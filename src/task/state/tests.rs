@@ -286,3 +286,31 @@ fn failed_bit_is_not_part_of_the_refcount() {
     assert!(snap.is(FAILED) && snap.is(COMPLETE) && snap.is(JOIN_INTEREST));
     assert_eq!(snap.0 & (REF_ONE - 1), COMPLETE | FAILED | JOIN_INTEREST);
 }
+
+/// `CANCEL_STATE` and `COOPERATIVE` sit below the count: setting them leaves
+/// the count alone, and no transition or reference change of a task's life
+/// clears them (a lost `COOPERATIVE` would turn a request into a hard
+/// cancel; a lost `CANCEL_STATE` would leak the table entry).
+#[test]
+fn cancel_flags_survive_every_transition_and_count() {
+    let s = State::new_spawned();
+    s.mark_cancel_state();
+    s.mark_cooperative();
+    assert_eq!(refs(&s), 3, "the flags are not counted");
+    let both = |s: &State| s.load().is(CANCEL_STATE) && s.load().is(COOPERATIVE);
+    s.ref_inc();
+    assert_eq!(refs(&s), 4);
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert_eq!(s.transition_to_idle(), ToIdle::Idle);
+    assert!(both(&s));
+    assert_eq!(s.transition_to_cancelled(), ToCancelled::Submit);
+    assert_eq!(s.transition_to_running(), ToRunning::Cancel);
+    let snap = s.transition_to_complete(true);
+    assert!(snap.is(COMPLETE) && snap.is(FAILED) && both(&s));
+    assert_eq!(refs(&s), 4);
+    assert_eq!(s.ref_dec(3), Release::Alive);
+    assert!(both(&s));
+    assert!(matches!(s.drop_join_interest(), DropJoin::Complete { .. }));
+    assert_eq!(s.ref_dec(1), Release::Dealloc);
+    assert!(both(&s), "still readable by the deallocation");
+}
