@@ -28,9 +28,12 @@
 //!   of its own (the table holds its pointer, which a rehash moves, not the
 //!   `CancelState`), freed only then.
 //! - *The hot path takes no lock.* Poll, completion and a plain `cancel`
-//!   look at the bit only; the lock is taken by a task that has an entry
-//!   (named, cooperative, or cancelled with a message) when its state is
-//!   read, and at its deallocation.
+//!   look at the bit only, and whether a task answers requests (a
+//!   `time::timeout`'s first poll, `cancel`, `cancelling`) is the state
+//!   word's `COOPERATIVE` bit, so a named task that does not answer them
+//!   takes no lock there either. The lock is taken to read a name or a
+//!   message, by a cooperative task's requests, and at the deallocation of
+//!   a task that has an entry.
 //!
 //! The name is written before the task is published and never changes. A
 //! message is written before `CANCELLED` is set in the state
