@@ -49,8 +49,8 @@
 
 use std::collections::HashMap;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(doc)]
@@ -66,9 +66,6 @@ pub(crate) struct CancelState {
     /// The message given to `cancel_with`: the first one for a hard cancel,
     /// the latest for requests (as asyncio's `cancel(msg)`).
     message: Mutex<Option<Arc<str>>>,
-    /// Set once, by `Builder::spawn` before the handle exists: `cancel` is a
-    /// request the task answers, not a drop.
-    cooperative: AtomicBool,
     /// Requests minus `uncancel` calls (asyncio's `cancelling()`), shifted
     /// left by one, and in bit 0 whether a request waits to be delivered.
     /// One word, changed only by read-modify-writes, so a request racing
@@ -101,16 +98,6 @@ impl CancelState {
     /// Sets the message unless one was set before (the first one wins).
     pub(crate) fn offer_message(&self, message: Arc<str>) {
         self.message_slot().get_or_insert(message);
-    }
-
-    /// Marks the task as one that answers cancel requests.
-    pub(crate) fn set_cooperative(&self) {
-        self.cooperative.store(true, Relaxed);
-    }
-
-    /// Whether `cancel` is a request for this task.
-    pub(crate) fn is_cooperative(&self) -> bool {
-        self.cooperative.load(Relaxed)
     }
 
     /// Records one request (with its message, which replaces an older one);

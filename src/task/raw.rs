@@ -773,7 +773,7 @@ impl TaskRef {
         use super::state::{CANCELLED, COMPLETE};
         let header = self.header();
         match self.cooperative_state() {
-            Some(c) if c.is_cooperative() => {
+            Some(c) => {
                 let snap = header.state.load();
                 if snap.is(COMPLETE) || snap.is(CANCELLED) {
                     return false;
@@ -819,7 +819,9 @@ impl TaskRef {
     /// Makes `cancel` a request for this task (`Builder::cooperative_cancel`).
     /// Called before the task's handle is returned, so before any `cancel`.
     pub(super) fn set_cooperative(self) {
-        self.cancel_state_or_init().set_cooperative();
+        // The entry first: with `COOPERATIVE` set, `CANCEL_STATE` is too
+        // (`state.rs`), so a request always finds where to count itself.
+        self.cancel_state_or_init();
         self.header().state.mark_cooperative();
     }
 
@@ -836,7 +838,7 @@ impl TaskRef {
     /// request waits to be delivered; `None` for any other task.
     pub(crate) fn request_state(self) -> Option<(usize, bool)> {
         let c = self.cooperative_state()?;
-        c.is_cooperative().then(|| c.request_state())
+        Some(c.request_state())
     }
 
     /// Marks a counted request undelivered again (no-op with none counted).
@@ -851,7 +853,7 @@ impl TaskRef {
     pub(super) fn cancelling(self) -> usize {
         let header = self.header();
         match self.cooperative_state() {
-            Some(c) if c.is_cooperative() => c.requests(),
+            Some(c) => c.requests(),
             _ => usize::from(header.state.load().is(super::state::CANCELLED)),
         }
     }
@@ -860,7 +862,7 @@ impl TaskRef {
     /// taken back); returns what [`cancelling`](TaskRef::cancelling) is then.
     pub(super) fn uncancel(self) -> usize {
         match self.cooperative_state() {
-            Some(c) if c.is_cooperative() => c.uncancel(),
+            Some(c) => c.uncancel(),
             _ => self.cancelling(),
         }
     }
@@ -870,7 +872,7 @@ impl TaskRef {
     /// error the task's code sees.
     pub(super) fn take_request(self) -> Option<Cancelled> {
         let c = self.cooperative_state()?;
-        if !c.is_cooperative() || !c.take_pending() {
+        if !c.take_pending() {
             return None;
         }
         Some(Cancelled {
