@@ -51,22 +51,6 @@ fn model(name: &str, f: impl Fn() + Send + Sync + 'static) {
     );
 }
 
-/// A future that never finishes; each poll records the sum of the messages
-/// it sees (read `Relaxed`: only the wake path can make them visible).
-struct Observe {
-    msgs: Vec<Arc<loom::sync::atomic::AtomicUsize>>,
-    seen: Rc<Cell<usize>>,
-}
-
-impl Future for Observe {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        let sum = self.msgs.iter().map(|m| m.load(Relaxed)).sum();
-        self.seen.set(sum);
-        Poll::Pending
-    }
-}
-
 /// The loop thread of one runtime: the real `Shared`, an owned list and a
 /// local queue, with the model parker standing in for the driver.
 struct Loop {
@@ -114,12 +98,14 @@ impl Loop {
         }
     }
 
-    /// A task running [`Observe`] on `msgs`, with its handle and the sum
-    /// its last poll saw.
+    /// A task running [`Until`] on `msgs` with a target no sum reaches (it
+    /// never finishes), with its handle and the sum its last poll saw
+    /// (read `Relaxed`: only the wake path can make the messages visible).
     fn spawn_observer(&self, msgs: Vec<Arc<AtomicUsize>>) -> (TaskRef, Task<()>, Rc<Cell<usize>>) {
         let seen = Rc::new(Cell::new(0));
-        let (t, handle) = self.spawn(Observe {
+        let (t, handle) = self.spawn(Until {
             msgs,
+            target: usize::MAX,
             seen: seen.clone(),
         });
         (t, handle, seen)
