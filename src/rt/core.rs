@@ -619,9 +619,9 @@ impl Core {
 // so that the loom models (`rt/remote_loom.rs`) run them without a driver.
 
 /// Poll a task popped from a run queue and act on the outcome: queue it
-/// again through `push_local` if it was woken during the poll, or unlink a
-/// completed task from `owned` and release the poller's and the list's
-/// references. Returns whether the task completed. `woke_self` is the
+/// again through `push_local` if it was woken during the poll, or release
+/// the poller's and the list's references of a completed task (which the
+/// poll unlinked from `owned`) unless its completion released them. Returns whether the task completed. `woke_self` is the
 /// loop's self-wake flag (`Core::note_self_wake`), cleared here first.
 ///
 /// # Safety
@@ -637,20 +637,17 @@ pub(crate) unsafe fn poll_task(
 ) -> bool {
     woke_self.set(false);
     // SAFETY: the caller's promise.
-    match unsafe { task.poll(woke_self) } {
+    match unsafe { task.poll(woke_self, owned) } {
         PollOutcome::Idle => false,
         PollOutcome::Reschedule => {
             push_local(task);
             false
         }
-        PollOutcome::Complete => {
-            // SAFETY: a task being polled is in `owned` (caller's promise);
-            // then the poller's and the list's references are ours, and
-            // `task` is not used again.
-            unsafe {
-                owned.remove(task);
-                task.release(2);
-            }
+        PollOutcome::Complete { released: true } => true,
+        PollOutcome::Complete { released: false } => {
+            // SAFETY: the poll unlinked it from `owned`; the poller's and
+            // the list's references are ours, and `task` is not used again.
+            unsafe { task.release(2) };
             true
         }
     }

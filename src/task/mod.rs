@@ -53,7 +53,10 @@
 //! **References.** The allocation is freed when the reference count in the
 //! state word drops to zero. References are held by:
 //! - the *owned list* of its runtime, from spawn until the task completes
-//!   (or is shut down);
+//!   (or is shut down). A poll that returns `Ready` unlinks the task just
+//!   before `COMPLETE` and, when the join side needs nothing, gives the
+//!   list's and the queue's references up in the same write that sets it
+//!   (`vtable.rs` `finish_polled`, `State::transition_to_complete_releasing`);
 //! - the `Task<T>` handle, while it lives (`JOIN_INTEREST` mirrors it);
 //! - the *queue reference*, which exists exactly while `SCHEDULED` is set or
 //!   the task is running while queued (rule 2);

@@ -231,7 +231,7 @@ use std::sync::Arc;
 use super::TaskId;
 use super::cancel::CancelState;
 use super::error::{Cancelled, TaskLabel};
-use super::list::Links;
+use super::list::{Links, OwnedList};
 use super::state::{Notify, Release, Snapshot, State, ToCancelled};
 use super::{PanicPayload, TaskError};
 use crate::rt::Shared;
@@ -281,7 +281,7 @@ static_assertions::const_assert!(
 pub(crate) struct Vtable {
     /// Loop thread: poll (or cancel) the task once, the loop's hot path
     /// (`TaskRef::poll`); the flag is the loop's self-wake flag.
-    poll: unsafe fn(TaskRef, &std::cell::Cell<bool>) -> PollOutcome,
+    poll: unsafe fn(TaskRef, &std::cell::Cell<bool>, &OwnedList) -> PollOutcome,
     /// Drop the future in the stage (may unwind; it is gone either way).
     drop_future: unsafe fn(TaskRef),
     /// Store the error of a task whose future is gone.
@@ -309,9 +309,15 @@ pub(crate) enum PollOutcome {
     /// is the poller's). If it woke itself, it is running while queued
     /// (`state.rs`).
     Reschedule,
-    /// Completed: remove it from the owned list and release two references
-    /// (the poller's queue reference and the owned list's).
-    Complete,
+    /// Completed, and unlinked from the owned list by the poll. Unless
+    /// `released`, the caller releases two references (the poller's queue
+    /// reference and the owned list's); if `released`, the completion
+    /// released them ([`State::transition_to_complete_releasing`]) and the
+    /// task may be gone already: the caller does not touch it again.
+    Complete {
+        /// The poller's and the list's references were released.
+        released: bool,
+    },
 }
 
 /// The allocation for a future of type `F`.
@@ -577,12 +583,18 @@ impl TaskRef {
     ///
     /// # Safety
     /// The loop thread of the task's runtime (rule 1); the caller popped
-    /// `self` from a run queue and owns its queue reference (rule 2).
+    /// `self` from a run queue and owns its queue reference (rule 2), and
+    /// `self` is in `owned`, its runtime's owned list (a completed task
+    /// leaves it here: [`PollOutcome::Complete`]).
     #[inline]
-    pub(crate) unsafe fn poll(self, woke_self: &std::cell::Cell<bool>) -> PollOutcome {
+    pub(crate) unsafe fn poll(
+        self,
+        woke_self: &std::cell::Cell<bool>,
+        owned: &OwnedList,
+    ) -> PollOutcome {
         debug_assert!(!woke_self.get());
         // SAFETY: the caller's promise is the vtable function's contract.
-        unsafe { (self.header().vtable.poll)(self, woke_self) }
+        unsafe { (self.header().vtable.poll)(self, woke_self, owned) }
     }
 
     /// Rule 8: claim the task, drop its future, store `Cancelled` and

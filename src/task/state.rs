@@ -338,6 +338,30 @@ impl State {
         })
     }
 
+    /// Loop thread, after a poll returned `Ready` (the output stored) and
+    /// the task was unlinked from its owned list, whose reference the
+    /// poller now holds beside its queue reference:
+    /// [`transition_to_complete`](State::transition_to_complete) (not
+    /// failed) and, when completion has nothing to do for the join side
+    /// (`JOIN_INTEREST` set, `JOIN_WAKER` clear: the handle is alive and
+    /// has published no waker), the release of those two references in the
+    /// same read-modify-write, where completing and releasing took two
+    /// (issue 18, W1). Returns the new snapshot and whether it released
+    /// them. The handle's own reference keeps the count above zero, but once
+    /// this returns `true` the handle (on any thread) may read the output
+    /// and free the task: the caller must not touch it again.
+    pub fn transition_to_complete_releasing(&self) -> (Snapshot, bool) {
+        self.update(|cur| {
+            let mut next = (cur | COMPLETE) & !(RUNNING | SCHEDULED);
+            let release = cur & (JOIN_INTEREST | JOIN_WAKER) == JOIN_INTEREST;
+            if release {
+                debug_assert!(Snapshot(cur).refs() >= 3, "list + queue + handle: {cur:#x}");
+                next -= 2 * REF_ONE;
+            }
+            Ok((next, (Snapshot(next), release)))
+        })
+    }
+
     /// Loop thread, at shutdown: claim an idle or queued task so that no
     /// waker pushes it again (they see `RUNNING`). A queue entry may still
     /// exist: `transition_to_complete` then clears `SCHEDULED` although the

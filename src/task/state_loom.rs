@@ -140,13 +140,24 @@ fn freed(task: &Task, out: &mut Outcomes) {
 
 /// Loop thread: store the output and complete, then the join side
 /// (`raw/vtable.rs` `finish` + `complete_join`), then release the poller's and the
-/// owned list's references.
-fn complete(task: &Task, out: &mut Outcomes) {
+/// owned list's references. `polled`: the completion of a poll that
+/// returned `Ready` (`finish_polled`), which releases those two references
+/// with the completion when the join side needs nothing and then never
+/// touches the task again; else a cancelled task's (`fail`).
+fn complete(task: &Task, out: &mut Outcomes, polled: bool) {
     out.futures += 1;
     // SAFETY: RUNNING is held by this thread and COMPLETE is not set yet, so
     // nobody else touches the stage (rules 1 and 5).
     unsafe { put(&task.output, 7) };
-    let snap = task.state.transition_to_complete(false);
+    let snap = if polled {
+        let (snap, released) = task.state.transition_to_complete_releasing();
+        if released {
+            return;
+        }
+        snap
+    } else {
+        task.state.transition_to_complete(false)
+    };
     if !snap.is(JOIN_INTEREST) {
         // SAFETY: rule 5: no handle at completion, the output is the runtime's.
         if unsafe { take(&task.output) } {
@@ -193,7 +204,7 @@ fn pop_and_poll(task: &Task, pending: bool, msg: &AtomicUsize, out: &mut Outcome
 fn pop_and_poll_as(task: &Task, ends: Ends, msg: &AtomicUsize, out: &mut Outcomes) -> usize {
     match task.state.start_poll() {
         ToRunning::Cancel => {
-            complete(task, out);
+            complete(task, out, false);
             usize::MAX
         }
         ToRunning::Poll => {
@@ -205,7 +216,7 @@ fn pop_and_poll_as(task: &Task, ends: Ends, msg: &AtomicUsize, out: &mut Outcome
                     }
                 }
                 Ends::WokeSelf => out.queued += 1,
-                Ends::Ready => complete(task, out),
+                Ends::Ready => complete(task, out, true),
             }
             seen
         }

@@ -53,6 +53,7 @@ use std::task::{Context, Poll, Waker};
 use super::{Cell, Header, PollOutcome, Stage, TaskRef, Vtable};
 use crate::rt::Shared;
 use crate::task::TaskError;
+use crate::task::list::OwnedList;
 use crate::task::state::{
     DropJoin, FAILED, JOIN_INTEREST, JOIN_WAKER, Snapshot, ToIdle, ToRunning,
 };
@@ -108,11 +109,16 @@ unsafe fn stage<F: Future>(task: TaskRef) -> *mut Stage<F> {
 /// # Safety
 /// Loop thread; `task` popped from a run queue with its queue reference.
 #[inline]
-unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> PollOutcome {
+unsafe fn poll<F: Future>(
+    task: TaskRef,
+    woke_self: &std::cell::Cell<bool>,
+    owned: &OwnedList,
+) -> PollOutcome {
     let header = task.header();
     if header.state.start_poll() == ToRunning::Cancel {
-        // SAFETY: RUNNING is ours, the stage holds the future (rule 4).
-        return unsafe { poll_cancelled(task) };
+        // SAFETY: RUNNING is ours, the stage holds the future (rule 4);
+        // the task is in `owned` (caller's promise).
+        return unsafe { poll_cancelled(task, owned) };
     }
     // SAFETY: the caller owns the queue reference until we return.
     let waker = unsafe { borrowed_waker(task) };
@@ -158,14 +164,11 @@ unsafe fn poll<F: Future>(task: TaskRef, woke_self: &std::cell::Cell<bool>) -> P
                 ToIdle::Reschedule => PollOutcome::Reschedule,
             }
         }
-        Ok(true) => {
-            // SAFETY: still RUNNING on the loop thread; the stage holds
-            // the output.
-            unsafe { finish(task, false) };
-            PollOutcome::Complete
-        }
-        // SAFETY: still RUNNING on the loop thread.
-        Err(payload) => unsafe { poll_panicked(task, payload, output_live) },
+        // SAFETY: still RUNNING on the loop thread; the stage holds the
+        // output; the task is in `owned` (caller's promise).
+        Ok(true) => unsafe { finish_polled(task, owned) },
+        // SAFETY: still RUNNING on the loop thread; in `owned` (as above).
+        Err(payload) => unsafe { poll_panicked(task, payload, output_live, owned) },
     }
 }
 
@@ -288,16 +291,19 @@ unsafe fn drop_future_caught(task: TaskRef) -> Option<Box<dyn Any + Send>> {
 }
 
 /// `poll`'s cold branch for a task whose `CANCELLED` it saw: drop the
-/// future, store the error and complete the task.
+/// future, store the error and complete the task, unlinked from `owned`.
 ///
 /// # Safety
-/// Loop thread, `RUNNING` held, the stage holds the future (rule 4).
+/// Loop thread, `RUNNING` held, the stage holds the future (rule 4); the
+/// task is in `owned`.
 #[cold]
 #[inline(never)]
-unsafe fn poll_cancelled(task: TaskRef) -> PollOutcome {
+unsafe fn poll_cancelled(task: TaskRef, owned: &OwnedList) -> PollOutcome {
     // SAFETY: caller's promise.
     unsafe { fail(task, drop_future_caught(task)) };
-    PollOutcome::Complete
+    // SAFETY: caller's promise; the poller's reference keeps it alive.
+    unsafe { owned.remove(task) };
+    PollOutcome::Complete { released: false }
 }
 
 /// `poll`'s cold branch for a panic caught around the future's `poll`: the
@@ -315,6 +321,7 @@ unsafe fn poll_panicked(
     task: TaskRef,
     payload: Box<dyn Any + Send>,
     output_live: bool,
+    owned: &OwnedList,
 ) -> PollOutcome {
     let _second = if output_live {
         let drop_output = task.header().vtable.drop_output;
@@ -327,7 +334,9 @@ unsafe fn poll_panicked(
     };
     // SAFETY: as above; the stage now holds nothing live.
     unsafe { fail(task, Some(payload)) };
-    PollOutcome::Complete
+    // SAFETY: caller's promise; the poller's reference keeps it alive.
+    unsafe { owned.remove(task) };
+    PollOutcome::Complete { released: false }
 }
 
 /// Store the error of a task whose future was dropped (`panic`: the
@@ -388,6 +397,38 @@ unsafe fn finish(task: TaskRef, failed: bool) {
     let snap = task.header().state.transition_to_complete(failed);
     // SAFETY: loop thread (caller's promise), the snapshot just returned.
     unsafe { complete_join(task, snap) };
+}
+
+/// Completion of a poll that returned `Ready`, the output in the stage:
+/// unlink the task from `owned`, then complete it and, when the join side
+/// needs nothing (the common case: a live handle that published no waker),
+/// release the poller's and the list's references in the same
+/// read-modify-write (`transition_to_complete_releasing`; issue 18, W1).
+///
+/// The task leaves `owned` before `COMPLETE`, not after as the other
+/// completions do: the list's reference must be the poller's to give
+/// away in that write, after which the handle may free the task at any
+/// moment. In between, only this function runs on the loop thread, and
+/// the join waker it may wake (user code) sees a task that is done but
+/// for its flag, which `all_tasks` may omit.
+///
+/// # Safety
+/// Loop thread, `RUNNING` held, the stage holds the output; the task is in
+/// `owned`.
+#[inline]
+unsafe fn finish_polled(task: TaskRef, owned: &OwnedList) -> PollOutcome {
+    // SAFETY: caller's promise; the poller's reference keeps it alive, and
+    // the list's is now the poller's too.
+    unsafe { owned.remove(task) };
+    let (snap, released) = task.header().state.transition_to_complete_releasing();
+    if released {
+        // Not touched again: the handle may be freeing it now.
+        return PollOutcome::Complete { released: true };
+    }
+    // SAFETY: loop thread (caller's promise), the snapshot just returned;
+    // the poller still holds its two references.
+    unsafe { complete_join(task, snap) };
+    PollOutcome::Complete { released: false }
 }
 
 /// Type-independent part of completion: join waker or output drop.

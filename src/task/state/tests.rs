@@ -314,3 +314,45 @@ fn cancel_flags_survive_every_transition_and_count() {
     assert_eq!(s.ref_dec(1), Release::Dealloc);
     assert!(both(&s), "still readable by the deallocation");
 }
+
+#[test]
+fn complete_releasing_releases_only_when_the_join_side_needs_nothing() {
+    // A live handle without a published waker: the two references go with
+    // the completion, the handle's stays and is the last.
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let (snap, released) = s.transition_to_complete_releasing();
+    assert!(released);
+    assert!(snap.is(COMPLETE) && !snap.is(RUNNING) && !snap.is(SCHEDULED) && !snap.is(FAILED));
+    assert_eq!(snap.refs(), 1, "the handle's");
+    assert_eq!(s.load(), snap);
+    assert_eq!(s.drop_join_interest_and_ref(), Release::Dealloc);
+
+    // A wake during the last poll: SCHEDULED is cleared, as by
+    // `transition_to_complete`, and the references still go.
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert_eq!(s.transition_to_notified_by_ref(), Notify::Nothing);
+    let (snap, released) = s.transition_to_complete_releasing();
+    assert!(released && !snap.is(SCHEDULED) && snap.refs() == 1);
+
+    // A published join waker: the loop must still wake it, so nothing is
+    // released (the caller completes the join side, then releases two).
+    let s = State::new_spawned();
+    assert!(s.set_join_waker().is_ok());
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    let (snap, released) = s.transition_to_complete_releasing();
+    assert!(!released && snap.is(JOIN_WAKER) && snap.refs() == 3);
+
+    // No handle: the loop drops the output, nothing is released with it.
+    let s = State::new_spawned();
+    assert_eq!(s.transition_to_running(), ToRunning::Poll);
+    assert!(matches!(
+        s.drop_join_interest(),
+        DropJoin::Pending { had_waker: false }
+    ));
+    let (snap, released) = s.transition_to_complete_releasing();
+    assert!(!released && !snap.is(JOIN_INTEREST) && snap.refs() == 3);
+    assert_eq!(s.ref_dec(2), Release::Alive);
+    assert_eq!(s.ref_dec(1), Release::Dealloc);
+}
