@@ -113,7 +113,14 @@
 //!    hold the handle's taken marker (rule 5), which the runtime never sees.
 //! 7. *Deallocation* may happen on any thread (the last waker may live
 //!    anywhere). By rules 1 and 4 the future is already gone by then, and by
-//!    rule 5 so is any output the runtime could not hand over.
+//!    rule 5 so is any output the runtime could not hand over. Every access
+//!    to a task is made under a counted reference: the accessor's own, or
+//!    one whose holder lends it for the duration (the poller's, behind the
+//!    borrowed waker and `Core::current`); a thread that released a
+//!    reference that was not the last touches the task no more. So a
+//!    holder that reads a count of one (`Acquire`) is alone with the task
+//!    and may free it without a write (the handle's drop,
+//!    `TaskRef::release_join_complete`).
 //! 8. *Shutdown.* When a runtime shuts down it claims every task still in its
 //!    owned list (`transition_to_shutdown`), drops the future, stores
 //!    `Cancelled` and completes it (which clears `SCHEDULED` even if a queue

@@ -246,7 +246,11 @@ fn drop_handle(task: &Task, out: &mut Outcomes) {
         if unsafe { take_waker(&task.join_waker) } {
             out.join_wakers += 1;
         }
-        if task.state.drop_join_interest_and_ref() == Release::Dealloc {
+        // `release_join_complete`: the only reference left is the handle's,
+        // so it frees the task without a write; else the one RMW.
+        if task.state.load().refs() == 1
+            || task.state.drop_join_interest_and_ref() == Release::Dealloc
+        {
             freed(task, out);
         }
         return;
@@ -780,6 +784,8 @@ fn cancel_with_racing_completion_and_last_ref() {
         assert_eq!(total.dealloc, 1, "{total:?}");
         assert_eq!(total.outputs, 1, "{total:?}");
         assert!(total.entries <= 1, "{total:?}");
-        assert_eq!(task.state.load().refs(), 0);
+        // The handle, alone with the task, may free it without a write
+        // (`release_join_complete`): the word then still counts its one.
+        assert!(task.state.load().refs() <= 1);
     });
 }
