@@ -121,7 +121,7 @@
 //! |---|---|
 //! | header | 24 |
 //! | stage: the future (no tag) | 40 |
-//! | slab: 63 cells of 64 B per 4 080 B chunk with a 48 B head (`slab.rs`), 4 096 / 63 − 64 | 1.0 |
+//! | slab: 63 cells of 64 B per 4 096 B chunk with a 48 B head (`slab.rs`), 4 096 / 63 − 64 | 1.0 |
 //! | the owned list's registry of chunks, a word per chunk (`slab.rs`, "Bound cells") | 0.2 |
 //! | the waker in the gate's `Vec` | 16 |
 //! | the `Task<u64>` handle in the benchmark's `Vec` | 8 |

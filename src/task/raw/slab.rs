@@ -10,8 +10,9 @@
 //! time). Sizes are rounded up to a multiple of 8: cells of different
 //! futures with the same rounded size share a class.
 //!
-//! **Chunks.** A class takes its cells from a *chunk*: one allocation of
-//! [`CHUNK_BYTES`] less [`ALLOCATOR_HEADER`], aligned to [`CHUNK_BYTES`],
+//! **Chunks.** A class takes its cells from a *chunk*: one page of
+//! [`CHUNK_BYTES`], aligned to them, from the page pool (`slab/pages.rs`:
+//! memory the runtime maps itself and populates ahead of a burst),
 //! holding a small header (`Chunk`) and `K` slots, a slot per cell. A cell
 //! finds its chunk by rounding its address down to [`CHUNK_BYTES`]: no
 //! pointer per cell, no lookup.
@@ -21,12 +22,10 @@
 //! ```
 //!
 //! A cell costs its size rounded to 8; the allocator would charge that plus
-//! its own 8-byte header, rounded to 16, per task. The chunk is asked for
-//! [`ALLOCATOR_HEADER`] bytes short of [`CHUNK_BYTES`] so that glibc, which
-//! puts a 16-byte header before each block, lays chunks asked for one after
-//! the other back to back, each on its own boundary (any other allocator
-//! is correct too, it may only leave gaps). W7's bytes per parked task do
-//! not grow.
+//! its own 8-byte header, rounded to 16, per task. Chunks came from
+//! glibc's `malloc` until the page pool: asked for 16 bytes short of a page
+//! so that glibc laid them back to back; a page fault per chunk was then a
+//! fifth of a W1 task (`pages.rs` has the figures).
 //!
 //! **Who owns what.** Each thread keeps, per class, its *current* chunk and
 //! the bump range of the slots it has not handed out yet (a `thread_local`,
@@ -36,8 +35,8 @@
 //! anywhere), and freeing is the same on every thread: one atomic decrement
 //! of the chunk's `live` count. Freed slots are **not** reused one by one
 //! (that would need a free list other threads can push to): a chunk goes
-//! back to the allocator as a whole when its count reaches zero, by the
-//! thread that brought it there.
+//! back to the page pool as a whole when its count reaches zero, by the
+//! thread that brought it there, and any thread reuses it from there.
 //!
 //! **The count.** A new chunk starts with `live = K`: every slot is counted
 //! from the start, so handing one out costs nothing. Each freed cell takes
@@ -157,7 +156,7 @@
 //! target counts task allocations by the strong count of their runtime's
 //! `Shared`, one per boxed cell (a chunk holds one for all its cells).
 
-use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::alloc::Layout;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -165,14 +164,14 @@ use std::sync::atomic::{AtomicUsize, Ordering, fence};
 
 use crate::rt::Shared;
 
+mod pages;
+
 /// The largest cell (bytes) taken from a chunk; larger cells are boxed.
 pub(super) const MAX_CELL: usize = 512;
-/// A chunk's alignment, and its size with the allocator's header.
+/// A chunk's size and alignment: a page of the page pool.
 pub(super) const CHUNK_BYTES: usize = 4096;
-/// What glibc's `malloc` puts before a block (see the module docs).
+/// What glibc's `malloc` puts before a block (`grow` of the registry).
 const ALLOCATOR_HEADER: usize = 16;
-/// The size a chunk is allocated with.
-const CHUNK_ALLOC: usize = CHUNK_BYTES - ALLOCATOR_HEADER;
 /// Cell sizes are rounded up to this.
 const GRAIN: usize = 8;
 /// One class per multiple of `GRAIN` up to `MAX_CELL`.
@@ -226,8 +225,8 @@ struct Chunk {
     bound: [Cell<u64>; BOUND_WORDS],
 }
 
-// The head is six words: W7's 64-byte cells fill a chunk exactly (63 of
-// them in 4 080 − 48 bytes); a seventh word would cost them a slot.
+// The head is six words: W7's 64-byte cells fill a chunk (63 of them in
+// 4 096 − 48 bytes); a head past eight words would cost them a slot.
 const _: () = assert!(size_of::<Chunk>() == 48);
 
 /// One class's current chunk on this thread: the slots not handed out yet
@@ -345,7 +344,7 @@ unsafe fn take_slot(next: &mut *mut u8, stride: usize) -> NonNull<u8> {
 
 /// How many slots of `stride` bytes a chunk holds.
 fn slots_for(stride: usize) -> usize {
-    (CHUNK_ALLOC - size_of::<Chunk>()) / stride
+    (CHUNK_BYTES - size_of::<Chunk>()) / stride
 }
 
 /// The slow path of `allocate`: the current chunk is full, or it belongs to
@@ -363,13 +362,8 @@ fn next_chunk(bump: &mut Bump, stride: usize, owner: Option<&Arc<Shared>>) -> Bu
 /// counted live.
 #[cold]
 fn new_chunk(stride: usize, slots: usize, owner: Option<&Arc<Shared>>) -> Bump {
-    let layout = chunk_layout();
     let first_id = crate::task::reserve_task_ids(slots as u64);
-    // SAFETY: the layout is not zero-sized.
-    let base = unsafe { alloc(layout) };
-    if base.is_null() {
-        handle_alloc_error(layout);
-    }
+    let base = pages::take().as_ptr();
     let chunk = base.cast::<Chunk>();
     // SAFETY: fresh allocation, aligned for a Chunk and large enough.
     unsafe {
@@ -397,17 +391,8 @@ fn new_chunk(stride: usize, slots: usize, owner: Option<&Arc<Shared>>) -> Bump {
     }
 }
 
-/// Every chunk's layout: aligned to `CHUNK_BYTES`, so a cell's chunk is its
-/// address rounded down.
-const fn chunk_layout() -> Layout {
-    match Layout::from_size_align(CHUNK_ALLOC, CHUNK_BYTES) {
-        Ok(l) => l,
-        Err(_) => panic!("a task chunk's layout is invalid"),
-    }
-}
-
 // The largest cell fits a chunk at least once.
-const _: () = assert!(size_of::<Chunk>() + MAX_CELL <= CHUNK_ALLOC);
+const _: () = assert!(size_of::<Chunk>() + MAX_CELL <= CHUNK_BYTES);
 
 /// The task id of the cell `cell` of layout `layout` (the one it was
 /// allocated with): its chunk's `first_id` plus its slot's index.
@@ -474,7 +459,7 @@ pub(super) unsafe fn free(cell: NonNull<u8>) {
 }
 
 /// The chunk of a cell from [`allocate`]: the cell's address rounded down
-/// (`chunk_layout`). Only a pointer: whether the chunk is alive is the
+/// (chunks are aligned to it). Only a pointer: whether the chunk is alive is the
 /// caller's to know.
 #[inline(always)]
 fn chunk_of(cell: NonNull<u8>) -> *mut Chunk {
@@ -530,11 +515,11 @@ pub(in crate::task) struct Registry {
     chunks: RefCell<Vec<NonNull<Chunk>>>,
 }
 
-/// Makes room in a full registry: its buffer doubles, in sizes that keep
-/// chunks back to back (`ALLOCATOR_HEADER` short of a multiple of
-/// [`CHUNK_BYTES`], as a chunk is: module docs, "Chunks"). A `Vec`'s own
-/// doubling, interleaved with chunk allocations, cost W7 ~2 B a task
-/// (about 200 KiB of gaps between chunks for 1 786 chunks, with glibc).
+/// Makes room in a full registry: its buffer doubles, in sizes that glibc
+/// packs without gaps (`ALLOCATOR_HEADER` short of a multiple of
+/// [`CHUNK_BYTES`]). A `Vec`'s own doubling, interleaved with chunk
+/// allocations when chunks came from `malloc`, cost W7 ~2 B a task (about
+/// 200 KiB of gaps between chunks for 1 786 chunks, with glibc).
 #[cold]
 #[inline(never)]
 fn grow(chunks: &mut Vec<NonNull<Chunk>>) {
@@ -712,7 +697,7 @@ unsafe fn release(chunk: *mut Chunk, n: usize) {
             #[cfg(test)]
             tests::CHUNKS[class_of((*chunk).stride as usize).0].fetch_sub(1, Ordering::Relaxed);
             let owner = ptr::addr_of_mut!((*chunk).owner).read();
-            dealloc(chunk.cast(), chunk_layout());
+            pages::give(NonNull::new_unchecked(chunk.cast()));
             owner
         };
         drop(owner);

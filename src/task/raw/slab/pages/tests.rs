@@ -1,0 +1,183 @@
+//! The page pool's invariants (module docs): aligned chunks, each handed
+//! out once until given back, warm ones reused first, cold ones once the
+//! warm list overflows, regions mapped only when nothing else is left.
+//! The pool is process-wide and the other lib tests' tasks use it
+//! meanwhile, so the checks are on the chunks each test holds, never on
+//! the lists' lengths; in the miri tier Miri checks every access.
+
+use super::*;
+use std::collections::HashSet;
+
+/// Takes `n` chunks, checking each is aligned and new to this test.
+fn take_n(n: usize, held: &mut HashSet<usize>) -> Vec<NonNull<u8>> {
+    (0..n)
+        .map(|_| {
+            let c = take();
+            assert_eq!(c.addr().get() % CHUNK_BYTES, 0, "unaligned chunk");
+            assert!(held.insert(c.addr().get()), "a chunk handed out twice");
+            c
+        })
+        .collect()
+}
+
+/// Writes every byte of each chunk and reads it back: the whole chunk is
+/// mapped and writable, and no other holder writes into it meanwhile.
+fn fill_and_check(chunks: &[NonNull<u8>], tag: u8) {
+    for (i, c) in chunks.iter().enumerate() {
+        // SAFETY: a chunk from `take`, held by this test, `CHUNK_BYTES` long.
+        unsafe { ptr::write_bytes(c.as_ptr(), tag ^ i as u8, CHUNK_BYTES) };
+    }
+    for (i, c) in chunks.iter().enumerate() {
+        // SAFETY: as above.
+        let bytes = unsafe { std::slice::from_raw_parts(c.as_ptr(), CHUNK_BYTES) };
+        assert!(
+            bytes.iter().all(|&b| b == tag ^ i as u8),
+            "chunk {i} changed under us"
+        );
+    }
+}
+
+#[test]
+fn chunks_are_aligned_distinct_and_whole() {
+    let n = if cfg!(miri) { 20 } else { 300 };
+    let mut held = HashSet::new();
+    let chunks = take_n(n, &mut held);
+    fill_and_check(&chunks, 0x5a);
+    for c in chunks {
+        // SAFETY: from `take`, not used again.
+        unsafe { give(c) };
+    }
+}
+
+/// A burst larger than a region, given back whole and taken again: the
+/// chunks held at once are distinct and writable throughout, and giving
+/// back more than `WARM_MAX` (which makes chunks cold) loses none: they
+/// are handed out again.
+#[test]
+fn a_burst_past_a_region_and_its_drain_lose_no_chunk() {
+    let n = if cfg!(miri) {
+        2 * WARM_MAX / 8
+    } else {
+        REGION / CHUNK_BYTES + WARM_MAX
+    };
+    let mut held = HashSet::new();
+    let chunks = take_n(n, &mut held);
+    fill_and_check(&chunks, 0x33);
+    for c in chunks {
+        // SAFETY: from `take`, not used again.
+        unsafe { give(c) };
+    }
+    let mut again = HashSet::new();
+    let chunks = take_n(n, &mut again);
+    fill_and_check(&chunks, 0xc4);
+    for c in chunks {
+        // SAFETY: as above.
+        unsafe { give(c) };
+    }
+}
+
+/// Taking after giving back reuses memory rather than mapping more: a
+/// spawn-and-complete loop's chunks cost no region after the first.
+#[test]
+fn given_back_chunks_are_reused_before_a_region_is_mapped() {
+    let rounds = if cfg!(miri) { 50 } else { 5_000 };
+    let before = regions();
+    for _ in 0..rounds {
+        let c = take();
+        // SAFETY: from `take`, not used again.
+        unsafe { give(c) };
+    }
+    // Other tests may map regions meanwhile, but not one per round.
+    assert!(
+        regions() - before <= 2,
+        "{} regions for {rounds} rounds",
+        regions() - before
+    );
+}
+
+/// Threads taking and giving at once: no chunk is held by two of them
+/// (each writes its tag over the whole chunk and reads it back).
+#[test]
+fn threads_never_share_a_chunk() {
+    let (threads, rounds) = if cfg!(miri) { (2, 10) } else { (4, 2_000) };
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for r in 0..rounds {
+                    let c = [take(), take()];
+                    fill_and_check(&c, (t * 31 + r) as u8);
+                    for c in c {
+                        // SAFETY: from `take`, not used again.
+                        unsafe { give(c) };
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+/// A chunk made cold reads back as zeros natively (its pages were
+/// returned) and is still usable: cooling keeps the `WARM_KEEP` last.
+#[test]
+#[cfg_attr(miri, ignore = "nothing is returned under Miri")]
+fn cooled_chunks_come_back_zeroed_and_usable() {
+    let mut pool = Pool {
+        next: ptr::null_mut(),
+        end: ptr::null_mut(),
+        populated: ptr::null_mut(),
+        warm: Vec::new(),
+        cold: Vec::new(),
+        regions: 0,
+        populate: true,
+    };
+    // Private regions of this test's own, so that no other test's chunk
+    // is cooled here.
+    let mut regions = Vec::new();
+    let n = WARM_MAX + 1;
+    let chunks: Vec<_> = (0..n)
+        .map(|_| {
+            if pool.next == pool.end {
+                let base = map_region();
+                regions.push(base);
+                pool.next = base;
+                // SAFETY: the region is REGION bytes long.
+                pool.end = unsafe { base.add(REGION) };
+                pool.populated = base;
+            }
+            pool.carve()
+        })
+        .collect();
+    fill_and_check(&chunks, 0x77);
+    pool.warm.extend(chunks.iter().copied());
+    pool.cool();
+    assert_eq!(pool.warm.len(), WARM_KEEP);
+    assert_eq!(pool.cold.len(), n - WARM_KEEP);
+    for c in &pool.cold {
+        // SAFETY: a chunk of this test's regions, unused.
+        let bytes = unsafe { std::slice::from_raw_parts(c.as_ptr(), CHUNK_BYTES) };
+        assert!(bytes.iter().all(|&b| b == 0), "a cold chunk kept its bytes");
+    }
+    assert_eq!(
+        pool.warm,
+        chunks[n - WARM_KEEP..],
+        "the last given back stay warm"
+    );
+    for (k, c) in pool.warm.iter().enumerate() {
+        let want = 0x77 ^ (n - WARM_KEEP + k) as u8;
+        // SAFETY: as above.
+        let bytes = unsafe { std::slice::from_raw_parts(c.as_ptr(), CHUNK_BYTES) };
+        assert!(
+            bytes.iter().all(|&b| b == want),
+            "a warm chunk lost its bytes"
+        );
+    }
+    let cold: Vec<_> = pool.cold.clone();
+    fill_and_check(&cold, 0x11);
+    for base in regions {
+        // SAFETY: this test's regions, unused now; each unmapped once.
+        unsafe { libc::munmap(base.cast(), REGION) };
+    }
+}
