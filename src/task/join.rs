@@ -174,6 +174,19 @@ impl<T> Drop for Task<T> {
             return;
         }
         if snap.is(COMPLETE) && !snap.is(JOIN_WAKER) {
+            // The commonest end, a joined task whose handle is its last
+            // reference: the output was taken and the field holds only the
+            // taken marker (rules 5 and 6), and the handle is alone with the
+            // task (rule 7: a count of one, read with `Acquire`, stays one):
+            // nothing is left to drop but the cell, no write to the word.
+            // SAFETY: COMPLETE seen with JOIN_WAKER clear: the field is ours.
+            if snap.refs() == 1 && unsafe { raw::output_taken(self.raw) } {
+                self.forget_spawn();
+                // SAFETY: the handle's is the last reference (above); the
+                // handle is not used again.
+                unsafe { self.raw.dealloc_alone() };
+                return;
+            }
             // The common case, a joined task: neither bit can change any
             // more, so the output and the join waker are ours (rules 5 and
             // 6), and join interest and our reference go in one step.

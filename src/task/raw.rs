@@ -429,6 +429,19 @@ impl TaskRef {
         }
     }
 
+    /// Frees the task, whose last reference the caller holds: the handle's
+    /// drop after an `Acquire` load counted its reference as the only one
+    /// (rule 7, as in [`release_join_complete`](TaskRef::release_join_complete)).
+    ///
+    /// # Safety
+    /// The caller holds the last reference, gives it up, and uses no copy
+    /// afterwards.
+    #[inline]
+    pub(super) unsafe fn dealloc_alone(self) {
+        // SAFETY: the caller's promise (rule 7).
+        unsafe { vtable::dealloc(self) }
+    }
+
     /// The handle's drop after it saw `COMPLETE` with `JOIN_WAKER` clear and
     /// dropped the output and the join waker: clear `JOIN_INTEREST` and
     /// release the handle's reference in one step, freeing the task if it
@@ -449,6 +462,7 @@ impl TaskRef {
     /// a locked instruction per task with it (issue 18).
     #[inline]
     pub(super) unsafe fn release_join_complete(self) {
+        // (See `dealloc_alone` for the handle that knows it already.)
         if self.snapshot().refs() == 1 {
             // SAFETY: the handle's is the last reference (above: no other
             // holder, so no other access, and every earlier one happened
