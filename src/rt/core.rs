@@ -61,6 +61,9 @@ pub(crate) struct Core {
     /// references.
     pub(super) run_queue: RunQueue<TaskRef>,
     pub(super) owned: OwnedList,
+    /// This loop's frees of its own tasks' slab cells, not yet taken off
+    /// their chunks (`task/raw/slab.rs`, "Loop frees").
+    pub(crate) loop_frees: crate::task::raw::LoopFrees,
     /// The task being polled (`coil::task::current`): a copy standing for
     /// the poller's queue reference, cleared when the poll returns.
     current: Cell<Option<TaskRef>>,
@@ -149,6 +152,7 @@ impl Core {
             shared,
             run_queue: RunQueue::new(),
             owned: OwnedList::default(),
+            loop_frees: Default::default(),
             current: Cell::new(None),
             woke_self: Cell::new(false),
             closed: Cell::new(false),
@@ -364,6 +368,9 @@ impl Core {
                     if let Some(start) = turn {
                         self.end_turn(start);
                     }
+                    // Nothing held back once `block_on` returns ("Loop
+                    // frees" in `task/raw/slab.rs`).
+                    self.loop_frees.flush();
                     // `Handle::metrics` after `block_on` sees all of it.
                     self.publish_metrics();
                     return;
@@ -440,6 +447,8 @@ impl Core {
         // the remote queue was taken at the start of the tick.
         let idle = self.run_queue.is_empty() && !self.shared.wake_pending();
         if idle {
+            // A sleeping loop holds no chunk back ("Loop frees").
+            self.loop_frees.flush();
             if let Some(sim) = &self.sim {
                 self.sim_idle(sim);
                 return;

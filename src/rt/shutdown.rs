@@ -202,9 +202,12 @@ impl Drop for Core {
             // `op` rule O5).
             unsafe { std::mem::ManuallyDrop::drop(&mut *self.driver.borrow_mut()) };
         }
-        // This thread's slab chunks of this runtime: no more spawns come, so
+        // The loop's pending frees first (they may be the last cells of a
+        // chunk: `task/raw/slab.rs`, "Loop frees"), then
+        // this thread's slab chunks of this runtime: no more spawns come, so
         // their unused slots go and each chunk (with the `Shared` it holds)
         // lives only as long as its tasks (`task/raw/slab.rs`).
+        self.loop_frees.flush();
         crate::task::raw::retire_chunks_of(&self.shared);
     }
 }
@@ -212,6 +215,53 @@ impl Drop for Core {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    /// `task/raw/slab.rs`, "Loop frees": cells joined by their own loop are taken off their
+    /// chunk a chunk at a time, so a chunk whose cells are all gone lives
+    /// until the loop flushes, and never dies before: not while one of its
+    /// cells is in use on another thread, even when that one is freed
+    /// last, there; `block_on`'s return flushes, and the chunks go.
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a driver")]
+    fn a_loops_own_frees_are_taken_off_when_it_flushes() {
+        fn in_slab_of<F: std::future::Future>(_: &F) -> bool {
+            crate::task::raw::in_slab::<F>()
+        }
+        std::thread::spawn(|| {
+            // A class of its own: a cell of 24 + 408 bytes.
+            let body = || async { [7u8; 408] };
+            if !in_slab_of(&body()) {
+                return; // every cell is boxed in this build
+            }
+            let size = 432;
+            let chunks = || crate::task::raw::chunks_and_slots(size).0;
+            let k = crate::task::raw::chunks_and_slots(size).1;
+            let rt = crate::rt::Runtime::new().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let other = std::thread::spawn(move || {
+                let t: crate::task::Task<[u8; 408]> = rx.recv().unwrap();
+                // Complete (the loop polled it before sending); its output is
+                // dropped here, its cell freed by this thread.
+                drop(t);
+            });
+            rt.block_on(async move {
+                let mut tasks: Vec<_> = (0..2 * k).map(|_| crate::spawn(body())).collect();
+                crate::task::yield_now().await; // every task completes
+                assert_eq!(chunks(), 2);
+                let last = tasks.pop().unwrap();
+                for t in tasks {
+                    assert_eq!(t.await.unwrap()[407], 7);
+                }
+                assert_eq!(chunks(), 2, "the loop's frees are pending");
+                tx.send(last).unwrap();
+                other.join().unwrap();
+                assert_eq!(chunks(), 2, "the other thread's free was not the last");
+            });
+            assert_eq!(chunks(), 0, "block_on's return flushed the loop's frees");
+        })
+        .join()
+        .unwrap();
+    }
 
     /// A runtime dropped on the thread that ran it leaves no `Shared` in
     /// that thread's chunks once its tasks are gone (`retire_owner`):

@@ -244,6 +244,9 @@ pub(super) use self::slab::Registry as SlabRegistry;
 
 use self::join_waker::JoinWaker;
 
+pub(crate) use self::slab::LoopFrees;
+#[cfg(test)]
+pub(crate) use self::slab::tests::chunks_and_slots;
 use self::vtable::vtable;
 pub(crate) use self::vtable::{
     drop_join_waker, drop_output, is_complete, output_taken, report_detached_panic, try_read_output,
