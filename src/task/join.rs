@@ -76,11 +76,8 @@ impl<T> Task<T> {
     ///
     /// Panics if the result was already taken (by this method or by `.await`).
     pub fn try_take(&mut self) -> Option<Result<T, TaskError>> {
-        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
-        // SAFETY: we are the handle; `out` has the type the vtable expects and
-        // holds `Pending`.
-        unsafe { raw::try_read_output(self.raw, (&raw mut out).cast(), None) };
-        match out {
+        // SAFETY: we are the handle, of a task whose output is a `T`.
+        match unsafe { raw::try_read_output::<T>(self.raw, None) } {
             Poll::Ready(r) => Some(r),
             Poll::Pending => None,
         }
@@ -98,10 +95,8 @@ impl<T> Future for Task<T> {
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(crate::rt::budget::poll_proceed(cx));
-        let mut out: Poll<Result<T, TaskError>> = Poll::Pending;
-        // SAFETY: we are the handle; `out` has the type the vtable expects and
-        // holds `Pending`.
-        unsafe { raw::try_read_output(self.raw, (&raw mut out).cast(), Some(cx.waker())) };
+        // SAFETY: we are the handle, of a task whose output is a `T`.
+        let out = unsafe { raw::try_read_output::<T>(self.raw, Some(cx.waker())) };
         if out.is_ready() {
             coop.made_progress();
         } else {

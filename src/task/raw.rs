@@ -293,9 +293,11 @@ pub(crate) struct Vtable {
     /// the error if `FAILED` (the flag) and dropping the output otherwise
     /// (may unwind).
     drop_output: unsafe fn(TaskRef, bool) -> Option<Box<TaskError>>,
-    /// Handle, after `COMPLETE`: move the result (the error if `FAILED`,
-    /// the flag) into `*dst` (a `*mut Poll<Result<T, TaskError>>`).
-    take_output: unsafe fn(TaskRef, *mut (), bool),
+    /// Where the stage starts in the cell (`offset_of!(Cell<F>, stage)`):
+    /// how the handle, which knows the output type but not `F`, reads the
+    /// result in place (`vtable.rs`, `try_read_output`; the stage is a
+    /// `repr(C)` union, every field at its start).
+    stage_offset: usize,
     /// The cell's layout: how it was allocated, and so how it is freed.
     layout: Layout,
     /// `Cell::<F>::FROM_SLAB`: a slab slot, else the global allocator.

@@ -74,7 +74,7 @@ impl<F: Future + 'static, const SLAB: bool> VtableOf<F, SLAB> {
         drop_future: drop_future::<F>,
         store_failed: store_failed::<F>,
         drop_output: drop_output_of::<F>,
-        take_output: take_output::<F>,
+        stage_offset: std::mem::offset_of!(Cell<F>, stage),
         layout: Layout::new::<Cell<F>>(),
         from_slab: SLAB && Cell::<F>::FROM_SLAB,
     };
@@ -248,33 +248,6 @@ unsafe fn drop_output_of<F: Future>(task: TaskRef, failed: bool) -> Option<Box<T
     // (not pinned: dropped in place like any value).
     unsafe { ManuallyDrop::drop(&mut (*stage).output) };
     None
-}
-
-/// Move the result into `*dst` (a `*mut Poll<Result<F::Output,
-/// TaskError>>` holding `Pending`, overwritten): the error if `failed`,
-/// else the output.
-///
-/// # Safety
-/// The handle after it saw `COMPLETE` (rule 5), `failed` whether `FAILED`
-/// is set, the result still in the stage (not taken before; it is not used
-/// again); `dst` points to that type, holding `Pending`.
-unsafe fn take_output<F: Future>(task: TaskRef, dst: *mut (), failed: bool) {
-    let stage = unsafe_stage::<F>(task);
-    // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result to
-    // us; `failed` says which field is live, and it is moved out once.
-    let out = unsafe {
-        if failed {
-            Err(*ManuallyDrop::take(&mut (*stage).failed))
-        } else {
-            Ok(ManuallyDrop::take(&mut (*stage).output))
-        }
-    };
-    // SAFETY: caller's promise about the type behind dst, which holds
-    // `Pending` (nothing to drop).
-    unsafe {
-        dst.cast::<Poll<Result<F::Output, TaskError>>>()
-            .write(Poll::Ready(out))
-    };
 }
 
 // ---- shared by every type ---------------------------------------------
@@ -481,10 +454,9 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
-/// The handle's read: if the task is complete, move the result into
-/// `*dst` (a `*mut Poll<Result<T, TaskError>>` holding `Pending`,
-/// overwritten without a drop; left alone otherwise), else register
-/// `waker` (rule 6).
+/// The handle's read: if the task is complete, move the result out (read
+/// in place at the stage's start, `read_result`: no call through the
+/// vtable), else register `waker` (rule 6) and return `Pending`.
 ///
 /// The stage has no tag (`Stage`), so the handle remembers that it took
 /// the result (rule 5 makes it the result's only reader):
@@ -506,46 +478,89 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
 /// returned).
 ///
 /// # Safety
-/// The caller is the task's handle (rules 5 and 6) and `dst` points to a
-/// `Poll::<Result<F::Output, TaskError>>::Pending` for the task's future
-/// type `F`.
-pub(crate) unsafe fn try_read_output(task: TaskRef, dst: *mut (), waker: Option<&Waker>) {
+/// The caller is the task's handle (rules 5 and 6) and `T` is the output
+/// type of the task's future.
+#[inline(always)]
+pub(crate) unsafe fn try_read_output<T>(
+    task: TaskRef,
+    waker: Option<&Waker>,
+) -> Poll<Result<T, TaskError>> {
     let header = task.header();
     // SAFETY: the caller is the handle (rule 6).
     let Some(snap) = (unsafe { can_read_output(header, waker) }) else {
-        return;
+        return Poll::Pending;
     };
     if !snap.is(JOIN_INTEREST) {
         // Only the handle clears it, and while it lives only here.
         output_taken_twice()
     }
+    // `failed` is the snapshot's FAILED, set with COMPLETE.
     let failed = snap.is(FAILED);
-    let take = header.vtable.take_output;
     if !snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: COMPLETE is set and JOIN_WAKER clear, so the
         // field is the handle's and stays so.
         if unsafe { header.join_waker.is_taken() } {
             output_taken_twice()
         }
-        // `failed` is the snapshot's FAILED, set with COMPLETE.
         // SAFETY: COMPLETE observed with Acquire; rule 5 gives the result to
-        // the handle, not taken before (no marker); the caller's promise on `dst`.
-        unsafe { take(task, dst, failed) };
+        // the handle, not taken before (no marker); `T` is the output type
+        // (the caller's promise).
+        let out = unsafe { read_result::<T>(task, failed) };
         // Then the marker, over the handle's waker (dropped here: its
         // destructor may be foreign code, and the output is out already).
         // SAFETY: the field is the handle's for good (above).
         unsafe { header.join_waker.mark_taken() };
+        Poll::Ready(out)
     } else {
         // SAFETY: as above (the result is still there: JOIN_INTEREST set).
-        unsafe { take(task, dst, failed) };
-        let DropJoin::Complete { may_drop_waker } = header.state.drop_join_interest() else {
-            unreachable!("COMPLETE was seen")
-        };
-        if may_drop_waker {
-            // SAFETY: rule 6: the loop cleared JOIN_WAKER meanwhile and saw
-            // JOIN_INTEREST set, so the field is the handle's to drop.
-            unsafe { drop_join_waker(task) };
+        let out = unsafe { read_result::<T>(task, failed) };
+        // SAFETY: the handle, after taking the result with JOIN_WAKER set.
+        unsafe { give_up_interest_after_read(task) };
+        Poll::Ready(out)
+    }
+}
+
+/// Moves the result out of the stage, in place: the error if `failed`,
+/// else the output, read as a `T` (the stage is a `repr(C)` union whose
+/// fields all start at `stage_offset`).
+///
+/// # Safety
+/// The handle after it saw `COMPLETE` (rule 5), `failed` whether `FAILED`
+/// is set, the result still in the stage (not taken before; not used
+/// again), and `T` the task's output type.
+#[inline(always)]
+unsafe fn read_result<T>(task: TaskRef, failed: bool) -> Result<T, TaskError> {
+    // SAFETY: the stage lies `stage_offset` bytes into the live cell.
+    let stage = unsafe { task.0.cast::<u8>().add(task.header().vtable.stage_offset) };
+    // SAFETY: the caller's promise: `failed` says which field is live, each
+    // at the stage's start with its type (`Box<TaskError>` or `T`), and it
+    // is moved out once.
+    unsafe {
+        if failed {
+            Err(*stage.cast::<Box<TaskError>>().read())
+        } else {
+            Ok(stage.cast::<T>().read())
         }
+    }
+}
+
+/// `try_read_output`'s rare branch: the handle took the result while the
+/// loop still held the join-waker field (`JOIN_WAKER` set): give up join
+/// interest now, and drop the waker if the loop is done with it.
+///
+/// # Safety
+/// The handle, which just took the result after seeing `COMPLETE` with
+/// `JOIN_WAKER` set.
+#[cold]
+#[inline(never)]
+unsafe fn give_up_interest_after_read(task: TaskRef) {
+    let DropJoin::Complete { may_drop_waker } = task.header().state.drop_join_interest() else {
+        unreachable!("COMPLETE was seen")
+    };
+    if may_drop_waker {
+        // SAFETY: rule 6: the loop cleared JOIN_WAKER meanwhile and saw
+        // JOIN_INTEREST set, so the field is the handle's to drop.
+        unsafe { drop_join_waker(task) };
     }
 }
 
@@ -573,13 +588,25 @@ fn output_taken_twice() -> ! {
 /// # Safety
 /// The caller is the task's handle (the join-waker field is its own while
 /// `JOIN_WAKER` is clear, rule 6).
+#[inline(always)]
 unsafe fn can_read_output(header: &Header, waker: Option<&Waker>) -> Option<Snapshot> {
     use crate::task::state::COMPLETE;
     let snap = header.state.load();
     if snap.is(COMPLETE) {
         return Some(snap);
     }
-    let waker = waker?;
+    // SAFETY: the caller's promise.
+    unsafe { register_join_waker(header, snap, waker?) }
+}
+
+/// `can_read_output` for a task not complete when the handle looked:
+/// register `waker` (rule 6), or return the snapshot if the task completed
+/// meanwhile.
+///
+/// # Safety
+/// As for `can_read_output`; `snap` is the handle's latest load.
+#[inline(never)]
+unsafe fn register_join_waker(header: &Header, snap: Snapshot, waker: &Waker) -> Option<Snapshot> {
     if snap.is(JOIN_WAKER) {
         // SAFETY: rule 6: the runtime only reads this field after COMPLETE,
         // which is not set; a shared read by us is fine either way.
