@@ -68,7 +68,10 @@ fn tombstones_are_compacted_and_keep_the_order() {
         if i % 10 != 0 {
             assert!(w.remove(k));
             check(&w);
-            let (list, live) = (&w.levels[0].lists[100], w.levels[0].live[100] as usize);
+            let (list, live) = (
+                &w.levels[0].slots[100].list,
+                w.levels[0].slots[100].live as usize,
+            );
             assert!(
                 list.len() <= 3 * live + COMPACT_MIN + 1,
                 "{} for {live}",
@@ -77,7 +80,7 @@ fn tombstones_are_compacted_and_keep_the_order() {
         }
     }
     check(&w);
-    assert!(w.levels[0].lists[100].len() < n / 3, "compacted");
+    assert!(w.levels[0].slots[100].list.len() < n / 3, "compacted");
     assert_eq!(fire(&mut w, 100), (0..n).step_by(10).collect::<Vec<_>>());
     check(&w);
 
