@@ -79,6 +79,9 @@ pub(crate) struct Core {
     pub(super) wheel: RefCell<Wheel>,
     /// Tick 0 of the wheel.
     pub(super) origin: std::time::Instant,
+    /// The start of the tick the wheel has advanced to (`timers.rs`,
+    /// `Core::timers_elapsed`), kept by every advance of the wheel.
+    pub(super) timers_at: Cell<std::time::Instant>,
     pub(super) fired: RefCell<Vec<Waker>>,
     /// Set while timer wakers run: `push_local` then collects into `front`.
     firing: Cell<bool>,
@@ -144,6 +147,7 @@ impl Core {
         let id = super::next_core_id();
         let uring = driver.kind() == coil_arch::DriverKind::Uring;
         let shared = Arc::new(Shared::new(driver.unparker(), id));
+        let origin = std::time::Instant::now();
         Core {
             id,
             shared,
@@ -157,7 +161,8 @@ impl Core {
             event_interval: event_interval.max(1),
             spin: Duration::ZERO,
             wheel: RefCell::new(Wheel::new()),
-            origin: std::time::Instant::now(),
+            origin,
+            timers_at: Cell::new(origin),
             fired: RefCell::new(Vec::new()),
             firing: Cell::new(false),
             front: RefCell::new(Vec::new()),
