@@ -560,6 +560,11 @@ impl Core {
     /// the front of the queue (`wake_to_front`), else where their wakes put
     /// them (the back).
     ///
+    /// With nothing queued the back is the front: the tasks are pushed
+    /// there in wake order, which is where staging them in `front` and
+    /// moving that to the front would put them, without the staging (an
+    /// idle loop's timers, W4's 200 ms of firing).
+    ///
     /// If a waker panics, the ones after it are not dropped unwoken (their
     /// tasks would wait forever): the unwind files them as timers due at
     /// the wheel's next tick, which the next tick fires (a loop whose wheel
@@ -592,6 +597,7 @@ impl Core {
                 }
             }
         }
+        let front = front && !self.run_queue.is_empty();
         if front {
             self.firing.set(true);
         }
