@@ -305,7 +305,14 @@ fn filed_pending_timers_land_where_inserted_ones_do() {
         MAX_DURATION,
         u64::MAX / 2,
     ];
-    for start in [0u64, 4000, 4095, 4096, (1 << 30) - 3] {
+    // Under Miri the block edge alone (each wheel is 4 160 slots to
+    // build and check).
+    let starts: &[u64] = if cfg!(miri) {
+        &[4095]
+    } else {
+        &[0, 4000, 4095, 4096, (1 << 30) - 3]
+    };
+    for &start in starts {
         let (mut a, mut b) = (Wheel::new(), Wheel::new());
         fire(&mut a, start);
         fire(&mut b, start);
