@@ -82,6 +82,9 @@ pub(crate) struct Core {
     pub(super) wheel: RefCell<Wheel>,
     /// Tick 0 of the wheel.
     pub(super) origin: std::time::Instant,
+    /// The start of the tick the wheel has advanced to (`timers.rs`,
+    /// `Core::timers_elapsed`), kept by every advance of the wheel.
+    pub(super) timers_at: Cell<std::time::Instant>,
     pub(super) fired: RefCell<Vec<Waker>>,
     /// Set while timer wakers run: `push_local` then collects into `front`.
     firing: Cell<bool>,
@@ -147,6 +150,7 @@ impl Core {
         let id = super::next_core_id();
         let uring = driver.kind() == coil_arch::DriverKind::Uring;
         let shared = Arc::new(Shared::new(driver.unparker(), id));
+        let origin = std::time::Instant::now();
         Core {
             id,
             shared,
@@ -161,7 +165,8 @@ impl Core {
             event_interval: event_interval.max(1),
             spin: Duration::ZERO,
             wheel: RefCell::new(Wheel::new()),
-            origin: std::time::Instant::now(),
+            origin,
+            timers_at: Cell::new(origin),
             fired: RefCell::new(Vec::new()),
             firing: Cell::new(false),
             front: RefCell::new(Vec::new()),
@@ -564,6 +569,11 @@ impl Core {
     /// the front of the queue (`wake_to_front`), else where their wakes put
     /// them (the back).
     ///
+    /// With nothing queued the back is the front: the tasks are pushed
+    /// there in wake order, which is where staging them in `front` and
+    /// moving that to the front would put them, without the staging (an
+    /// idle loop's timers, W4's 200 ms of firing).
+    ///
     /// If a waker panics, the ones after it are not dropped unwoken (their
     /// tasks would wait forever): the unwind files them as timers due at
     /// the wheel's next tick, which the next tick fires (a loop whose wheel
@@ -596,6 +606,7 @@ impl Core {
                 }
             }
         }
+        let front = front && !self.run_queue.is_empty();
         if front {
             self.firing.set(true);
         }

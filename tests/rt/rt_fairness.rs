@@ -62,6 +62,53 @@ driver_test! {
         });
     }
 
+    fn sleeps_take_budget_only_when_they_complete(rt) {
+        // A timer's poll takes a unit of budget when it completes (an
+        // interval whose ticks are all due must still let another task
+        // run), and none while it waits: 1 000 pending sleeps leave the
+        // budget whole (`time/sleep.rs`, `poll_budgeted`).
+        rt.block_on(async {
+            let flag = Rc::new(Cell::new(false));
+            let f = flag.clone();
+            let observer = spawn(async move { f.set(true) });
+            let mut pending: Vec<_> = (0..1000)
+                .map(|_| coil::time::sleep(Duration::from_secs(3600)))
+                .collect();
+            for s in &mut pending {
+                let mut s = std::pin::Pin::new(s);
+                let ready = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(s.as_mut().poll(cx).is_ready())
+                })
+                .await;
+                assert!(!ready);
+            }
+            for _ in 0..100 {
+                consume_budget().await;
+            }
+            assert!(!flag.get(), "pending sleeps took budget: the observer ran");
+            drop(pending);
+            observer.await.unwrap();
+
+            let mut ticks = coil::time::interval(Duration::from_micros(1));
+            ticks.set_missed_tick_behavior(coil::time::MissedTickBehavior::Burst);
+            coil::time::sleep(Duration::from_millis(2)).await;
+            // Every tick is due now.
+            let flag = Rc::new(Cell::new(false));
+            let f = flag.clone();
+            let observer = spawn(async move { f.set(true) });
+            let mut seen_at = None;
+            for i in 0..1000 {
+                ticks.tick().await;
+                if flag.get() {
+                    seen_at = Some(i);
+                    break;
+                }
+            }
+            observer.await.unwrap();
+            assert!(seen_at.is_some_and(|i| i <= 129), "observer ran only at {seen_at:?}");
+        });
+    }
+
     fn joining_finished_tasks_consumes_budget(rt) {
         // Awaiting an always-ready Task handle counts against the budget too.
         rt.block_on(async {

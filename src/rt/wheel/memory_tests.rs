@@ -103,7 +103,7 @@ fn steady_timers_reuse_their_buffers() {
             .map(|_| w.insert(t, Waker::noop().clone()))
             .collect();
         let e = &w.entries[keys[0].index as usize];
-        let list = &w.levels[e.level as usize].lists[e.slot as usize];
+        let list = &w.levels[e.level as usize].slots[e.slot as usize].list;
         assert_eq!(list.len(), per);
         // The first tick grows its buffer; later ones reuse it.
         if t > 1 {

@@ -68,7 +68,10 @@ fn tombstones_are_compacted_and_keep_the_order() {
         if i % 10 != 0 {
             assert!(w.remove(k));
             check(&w);
-            let (list, live) = (&w.levels[0].lists[100], w.levels[0].live[100] as usize);
+            let (list, live) = (
+                &w.levels[0].slots[100].list,
+                w.levels[0].slots[100].live as usize,
+            );
             assert!(
                 list.len() <= 3 * live + COMPACT_MIN + 1,
                 "{} for {live}",
@@ -77,7 +80,7 @@ fn tombstones_are_compacted_and_keep_the_order() {
         }
     }
     check(&w);
-    assert!(w.levels[0].lists[100].len() < n / 3, "compacted");
+    assert!(w.levels[0].slots[100].list.len() < n / 3, "compacted");
     assert_eq!(fire(&mut w, 100), (0..n).step_by(10).collect::<Vec<_>>());
     check(&w);
 
@@ -281,6 +284,74 @@ fn pending_timers_file_in_order_and_cancel() {
     assert_eq!(w.len(), 0);
     assert!(!w.remove(d));
     w.check_invariants();
+}
+
+#[test]
+fn filed_pending_timers_land_where_inserted_ones_do() {
+    // `file_pending` links through `link_to`'s level-0 shortcut and a
+    // horizon computed once per batch; `insert` goes the same way. Around
+    // a level-0 block edge (4096 ticks) and far out (clamped), both must
+    // pick the slot `level_for`/`slot_for` name, and fire alike.
+    let far = [
+        1u64,
+        2,
+        95,
+        96,
+        97,
+        4095,
+        4096,
+        4097,
+        1 << 20,
+        MAX_DURATION,
+        u64::MAX / 2,
+    ];
+    // Under Miri the block edge alone (each wheel is 4 160 slots to
+    // build and check).
+    let starts: &[u64] = if cfg!(miri) {
+        &[4095]
+    } else {
+        &[0, 4000, 4095, 4096, (1 << 30) - 3]
+    };
+    for &start in starts {
+        let (mut a, mut b) = (Wheel::new(), Wheel::new());
+        fire(&mut a, start);
+        fire(&mut b, start);
+        let mut keys = Vec::new();
+        for (i, &after) in far.iter().enumerate() {
+            let when = start.saturating_add(after);
+            keys.push((
+                a.insert(when, waker(i).0),
+                b.insert_pending(after, waker(i).0),
+            ));
+        }
+        let mut due = Vec::new();
+        b.file_pending(|after| start.saturating_add(after), &mut due);
+        assert!(due.is_empty());
+        check(&a);
+        check(&b);
+        for &(ka, kb) in &keys {
+            let (ea, eb) = (&a.entries[ka.index as usize], &b.entries[kb.index as usize]);
+            assert_eq!(
+                (ea.deadline, ea.level, ea.slot),
+                (eb.deadline, eb.level, eb.slot)
+            );
+            let top = shift(LEVELS - 1);
+            let horizon = (start >> top << top) + (MAX_DURATION + 1) - (1 << top);
+            let filed = ea.deadline.min(horizon);
+            let level = level_for(start, filed);
+            assert_eq!(
+                (ea.level as usize, ea.slot as usize),
+                (level, slot_for(level, filed))
+            );
+        }
+        for now in [start + 96, start + 4097, start + (1 << 20)] {
+            assert_eq!(
+                fire(&mut a, now),
+                fire(&mut b, now),
+                "from {start} to {now}"
+            );
+        }
+    }
 }
 
 proptest::proptest! {
