@@ -222,6 +222,11 @@ pub(crate) struct OpPtr(pub(crate) NonNull<dyn OpCode>);
 unsafe impl std::marker::Send for OpPtr {}
 
 /// Turn an `io::Result<usize>` from `perform` into a completion value.
+///
+/// Inline: an epoll op that finishes during its submit (W5's send) called
+/// it out of line from the `coil` crate, which cannot inline a non-generic
+/// function of this one unless told to.
+#[inline]
 pub(crate) fn to_result(r: io::Result<usize>) -> i32 {
     match r {
         Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
