@@ -192,7 +192,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    Builder::new().spawn(future)
+    // `Builder::new().spawn(future)` without the builder: no name to move
+    // and drop, no `cooperative` test (W1: -20 instructions a spawn).
+    crate::rt::spawn_local(future, None)
 }
 
 /// A task's identifier: unique among all tasks of the process, never reused.
