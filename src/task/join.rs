@@ -179,7 +179,7 @@ impl<T> Drop for Task<T> {
                 self.forget_spawn();
                 // SAFETY: the handle's is the last reference (above); the
                 // handle is not used again.
-                unsafe { self.raw.dealloc_alone() };
+                unsafe { self.raw.dealloc_alone(snap) };
                 return;
             }
             // The common case, a joined task: neither bit can change any

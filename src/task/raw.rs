@@ -441,10 +441,13 @@ impl TaskRef {
     /// # Safety
     /// The caller holds the last reference, gives it up, and uses no copy
     /// afterwards.
+    ///
+    /// The join-waker field holds the taken marker (nothing to drop) and
+    /// `snap` is the caller's load that counted one reference.
     #[inline]
-    pub(super) unsafe fn dealloc_alone(self) {
-        // SAFETY: the caller's promise (rule 7).
-        unsafe { vtable::dealloc(self) }
+    pub(super) unsafe fn dealloc_alone(self, snap: Snapshot) {
+        // SAFETY: the caller's promise (rule 7; the field holds no waker).
+        unsafe { vtable::dealloc_taken(self, snap) }
     }
 
     /// The handle's drop after it saw `COMPLETE` with `JOIN_WAKER` clear and

@@ -128,9 +128,19 @@ impl JoinWaker {
     /// # Safety
     /// The caller is the handle and owns the word for good (rule 6:
     /// `COMPLETE` set and `JOIN_WAKER` clear).
+    #[inline]
     pub(crate) unsafe fn mark_taken(&self) {
-        // SAFETY: caller's promise.
-        unsafe { self.replace(ptr::without_provenance_mut(TAKEN)) };
+        let marker = ptr::without_provenance_mut(TAKEN);
+        // SAFETY: caller's promise: the word is ours to read and write.
+        unsafe {
+            if (*self.0.get()).is_null() {
+                // The common case (a handle that never waited): nothing to
+                // drop, so no decoding of the old word.
+                *self.0.get() = marker;
+            } else {
+                self.replace(marker);
+            }
+        }
     }
 
     /// Whether the word holds the taken marker.

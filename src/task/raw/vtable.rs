@@ -653,21 +653,68 @@ pub(crate) unsafe fn drop_output(task: TaskRef) -> Option<Box<dyn Any + Send>> {
 /// # Safety
 /// The last reference was just released (rule 7).
 pub(super) unsafe fn dealloc(task: TaskRef) {
+    let snap = task.snapshot();
+    // SAFETY: the caller's promise.
+    unsafe { forget_cancel_entry(task, snap) };
+    // The vtable is a `&'static`, copied out before the header goes.
     let vt = task.header().vtable;
+    let header = task.0.as_ptr();
+    // SAFETY: no reference remains: the header is ours to drop, once
+    // (`vt` is a copy; nothing reads the header after this).
+    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(header) }));
+    // SAFETY: the caller's promise; the header is dropped (above).
+    unsafe { free_memory(task, vt) }
+}
+
+/// [`dealloc`] for a task whose join-waker field holds nothing to drop (the
+/// handle's taken marker), the caller's snapshot in hand.
+///
+/// # Safety
+/// As for `dealloc`; the join-waker field is empty or holds the taken
+/// marker, and `snap` is a load of the state word after the last release.
+#[inline]
+pub(super) unsafe fn dealloc_taken(task: TaskRef, snap: Snapshot) {
+    // SAFETY: the caller's promise.
+    unsafe { forget_cancel_entry(task, snap) };
+    let vt = task.header().vtable;
+    // The join-waker field holds nothing (the caller's promise); the rest
+    // of the header is dropped as `dealloc` drops it (the state word: a
+    // no-op but under loom, whose atomics are tracked).
+    // SAFETY: no reference remains; dropped once, not read after.
+    unsafe { ptr::drop_in_place(&raw mut (*task.0.as_ptr()).state) };
+    // SAFETY: the caller's promise; the header holds nothing more to drop.
+    unsafe { free_memory(task, vt) }
+}
+
+/// A deallocation's first step: the task's cancel-table entry, if
+/// `CANCEL_STATE` (in `snap`) says it has one.
+///
+/// # Safety
+/// As for [`dealloc`]; `snap` a load of the state word after the last
+/// release; the header is not dropped yet.
+#[inline(always)]
+unsafe fn forget_cancel_entry(task: TaskRef, snap: Snapshot) {
     debug_assert!(
-        task.snapshot().is(crate::task::state::COMPLETE),
+        snap.is(crate::task::state::COMPLETE),
         "a task was freed with its future alive"
     );
-    let header = task.0.as_ptr();
-    if task.snapshot().is(crate::task::state::CANCEL_STATE) {
+    if snap.is(crate::task::state::CANCEL_STATE) {
         // SAFETY: the last reference is gone (no `&CancelState` of the
         // task is left); the cell, its key, is not given back yet.
         unsafe { (task.shared().cancels).remove(task.cell().addr().get()) };
     }
-    // SAFETY: no reference remains: the header is ours to drop, once
-    // (`vt` is a `&'static`, not borrowed from it; nothing reads the header
-    // after this).
-    let _ = catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(header) }));
+}
+
+/// A deallocation's last step: the cell back to the slab or the
+/// allocator, as the vtable `vt` records (`into_task` allocated it the
+/// same way, from the same layout).
+///
+/// # Safety
+/// As for [`dealloc`], the header dropped (not read again: `vt` is its
+/// vtable, copied before).
+#[inline(always)]
+unsafe fn free_memory(task: TaskRef, vt: &'static Vtable) {
+    let header = task.0.as_ptr();
     if vt.from_slab {
         // SAFETY: `into_task` took the cell from `slab::allocate` (the same
         // `FROM_SLAB`), its contents were dropped just above, and it is not
