@@ -164,7 +164,43 @@ impl CancelState {
 /// a std mutex there would block loom's one OS thread when another modelled
 /// thread takes it (model `loom_model` below hung so).
 #[derive(Default)]
-pub(crate) struct CancelTable(crate::loom::Mutex<HashMap<usize, Entry>>);
+pub(crate) struct CancelTable(crate::loom::Mutex<HashMap<usize, Entry, CellHash>>);
+
+/// The table's hasher: its keys are cell addresses, which the allocator
+/// picks and no input controls, so a multiply-and-fold (Fibonacci
+/// hashing) spreads them over the buckets and the control bytes at a
+/// fraction of SipHash's cost; a named task pays it at its spawn, at every
+/// read of its name and at its deallocation.
+#[derive(Default, Clone, Copy)]
+struct CellHash;
+
+impl std::hash::BuildHasher for CellHash {
+    type Hasher = CellHasher;
+    fn build_hasher(&self) -> CellHasher {
+        CellHasher(0)
+    }
+}
+
+/// [`CellHash`]'s hasher, for `usize` keys (anything else still hashes,
+/// byte by byte).
+struct CellHasher(u64);
+
+impl std::hash::Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        // The product's high half mixed into the low one: hashbrown takes
+        // the bucket from the low bits and the control byte from the top 7.
+        let wide = u128::from(self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (wide as u64) ^ ((wide >> 64) as u64)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
+}
 
 /// A `Box<CancelState>` of the table, kept as a pointer: references to the
 /// `CancelState` outlive the lock (module docs), and moving a `Box` (a
@@ -185,7 +221,7 @@ impl std::fmt::Debug for CancelTable {
 }
 
 impl CancelTable {
-    fn lock(&self) -> crate::loom::MutexGuard<'_, HashMap<usize, Entry>> {
+    fn lock(&self) -> crate::loom::MutexGuard<'_, HashMap<usize, Entry, CellHash>> {
         // Inserts and removes are single calls: a panic cannot break it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -296,6 +332,28 @@ mod tests {
 
     use super::*;
     use crate::task::state::CANCEL_STATE;
+
+    /// Cell addresses (multiples of 8, a chunk's stride apart) spread over
+    /// the low bits (the bucket) and the top 7 (the control byte): an
+    /// identity hash would use one bucket in eight.
+    #[test]
+    fn cell_addresses_spread_over_buckets_and_control_bytes() {
+        use std::hash::BuildHasher;
+        let base = 0x7f3a_5c01_2000usize;
+        for stride in [40usize, 64, 128, 512] {
+            let hashes: Vec<u64> = (0..1024)
+                .map(|i| CellHash.hash_one(base + i * stride))
+                .collect();
+            let buckets: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 1023).collect();
+            let controls: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            assert!(
+                buckets.len() > 550,
+                "stride {stride}: {} buckets of 1024",
+                buckets.len()
+            );
+            assert_eq!(controls.len(), 128, "stride {stride}: control bytes");
+        }
+    }
 
     #[test]
     fn an_entry_stays_put_while_the_table_grows() {
