@@ -124,35 +124,15 @@ fn threads_never_share_a_chunk() {
 #[test]
 #[cfg_attr(miri, ignore = "nothing is returned under Miri")]
 fn cooled_chunks_come_back_zeroed_and_usable() {
-    let mut pool = Pool {
-        next: ptr::null_mut(),
-        end: ptr::null_mut(),
-        populated: ptr::null_mut(),
-        warm: Vec::new(),
-        cold: Vec::new(),
-        regions: 0,
-        populate: true,
-    };
+    let mut pool = Pool::new();
     // Private regions of this test's own, so that no other test's chunk
     // is cooled here.
     let mut regions = Vec::new();
     let n = WARM_MAX + 1;
-    let chunks: Vec<_> = (0..n)
-        .map(|_| {
-            if pool.next == pool.end {
-                let base = map_region();
-                regions.push(base);
-                pool.next = base;
-                // SAFETY: the region is REGION bytes long.
-                pool.end = unsafe { base.add(REGION) };
-                pool.populated = base;
-            }
-            pool.carve()
-        })
-        .collect();
+    let chunks = carve_private(&mut pool, &mut regions, n);
     fill_and_check(&chunks, 0x77);
     pool.warm.extend(chunks.iter().copied());
-    pool.cool();
+    pool.cool(CHUNK_BYTES);
     assert_eq!(pool.warm.len(), WARM_KEEP);
     assert_eq!(pool.cold.len(), n - WARM_KEEP);
     for c in &pool.cold {
@@ -178,6 +158,87 @@ fn cooled_chunks_come_back_zeroed_and_usable() {
     fill_and_check(&cold, 0x11);
     for base in regions {
         // SAFETY: this test's regions, unused now; each unmapped once.
-        unsafe { libc::munmap(base.cast(), REGION) };
+        unsafe { unmap_region(base) };
+    }
+}
+
+/// Carves `n` chunks for a test's own `pool` from regions of its own
+/// (pushed on `regions`, for the test to unmap), so that no other test's
+/// chunk is cooled by it.
+fn carve_private(pool: &mut Pool, regions: &mut Vec<*mut u8>, n: usize) -> Vec<NonNull<u8>> {
+    (0..n)
+        .map(|_| {
+            if pool.next == pool.end {
+                let base = map_region();
+                regions.push(base);
+                pool.next = base;
+                // SAFETY: the region is REGION bytes long.
+                pool.end = unsafe { base.add(REGION) };
+                pool.populated = base;
+            }
+            pool.carve()
+        })
+        .collect()
+}
+
+/// Pages larger than a chunk (16 KiB, as on some arm64 kernels): a drained
+/// burst still goes cold a whole page at a time, so what stays resident
+/// is bounded there too; chunks that share a page with one still in use
+/// stay warm, and giving them back does not re-sort the warm list at every
+/// give (it did: each give past `WARM_MAX` drained and spliced the whole
+/// list back, quadratic in a drain).
+#[test]
+fn larger_pages_still_cool_and_stay_linear() {
+    const PAGE: usize = 4 * CHUNK_BYTES;
+    let per_page = PAGE / CHUNK_BYTES;
+    let mut pool = Pool::new();
+    let mut regions = Vec::new();
+    // Pages' worth of chunks (a region need not start on a page of this
+    // size here: the chunks of a page cut by a region's end stay warm).
+    let pages = if cfg!(miri) { 300 } else { 1_000 };
+    let mut chunks = carve_private(&mut pool, &mut regions, pages * per_page);
+    chunks.sort_unstable_by_key(|c| c.addr());
+    // The first half given back whole; of the second half, every page
+    // keeps its first chunk in use.
+    let (whole, partial) = chunks.split_at(pages / 2 * per_page);
+    let mut in_use = Vec::new();
+    for &c in whole {
+        pool.give(c, PAGE);
+    }
+    for &c in partial {
+        if c.addr().get() % PAGE == 0 {
+            in_use.push(c);
+        } else {
+            pool.give(c, PAGE);
+        }
+    }
+    assert!(
+        !pool.cold.is_empty(),
+        "nothing went cold with {PAGE}-byte pages"
+    );
+    let cold: HashSet<usize> = pool.cold.iter().map(|c| c.addr().get()).collect();
+    for c in &pool.cold {
+        let page = c.addr().get() & !(PAGE - 1);
+        for k in 0..per_page {
+            assert!(
+                cold.contains(&(page + k * CHUNK_BYTES)),
+                "a page went cold in part: {page:#x}"
+            );
+        }
+    }
+    for c in &in_use {
+        assert!(!cold.contains(&c.addr().get()), "a chunk in use went cold");
+        assert!(!pool.warm.contains(c), "a chunk in use is warm");
+    }
+    let given = chunks.len() - in_use.len();
+    assert_eq!(pool.warm.len() + pool.cold.len(), given, "a chunk was lost");
+    assert!(
+        pool.cools <= 2 * given / (WARM_MAX - WARM_KEEP) + 2,
+        "{} coolings for {given} gives",
+        pool.cools
+    );
+    for base in regions {
+        // SAFETY: this test's regions; the chunks are not used again.
+        unsafe { unmap_region(base) };
     }
 }
