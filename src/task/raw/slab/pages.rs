@@ -58,9 +58,15 @@
 //!    the pool owns: a new region, a carve step inside the current one, a
 //!    run of chunks that it holds and that nobody uses.
 //!
-//! Under Miri (no `mmap` or `madvise` there) regions come from the global
-//! allocator and nothing is populated or returned: the bookkeeping is what
-//! the unit tests below check there. A page size that is not a power of
+//! **Under Miri** the slab's chunks do not come from the pool: [`take`]
+//! allocates each from the global allocator and [`give`] frees it, so
+//! that Miri sees each chunk's life and reports a leaked chunk or a use of
+//! a given-back one (the slab's unit tests rely on it, `slab.rs`, "Exit
+//! and leaks"); a chunk in a pool's region would stay inside a live
+//! allocation after it was given back, and a region is never freed. The
+//! pool's own bookkeeping is checked there by the unit tests below, each
+//! on a pool of its own (regions from the global allocator, freed at the
+//! end; nothing populated or returned: no `mmap` or `madvise` there). A page size that is not a power of
 //! two multiple of [`CHUNK_BYTES`] (or unknown) sends no chunk cold: warm
 //! ones are kept.
 
@@ -90,13 +96,14 @@ struct Pool {
     warm: Vec<NonNull<u8>>,
     /// Chunks given back whose pages were returned.
     cold: Vec<NonNull<u8>>,
-    /// Regions mapped so far (for the tests and the docs' bound).
-    regions: usize,
     /// `MADV_POPULATE_WRITE` is known to the kernel (cleared at `EINVAL`).
     populate: bool,
     /// More warm chunks than this make a `give` cool some: [`WARM_MAX`],
     /// or twice what a cooling left warm if that is more (`cool`).
     cool_at: usize,
+    /// The regions mapped (a test's own pool counts and unmaps them).
+    #[cfg(test)]
+    mapped: Vec<*mut u8>,
     /// Calls of `cool` so far (for the tests).
     #[cfg(test)]
     cools: usize,
@@ -107,44 +114,52 @@ struct Pool {
 // carry no thread affinity.
 unsafe impl Send for Pool {}
 
+#[cfg_attr(miri, allow(dead_code))]
 static POOL: Mutex<Pool> = Mutex::new(Pool::new());
 
 /// Locks the pool; a panic under the lock (only an allocation failure of
 /// its `Vec`s, which aborts) leaves consistent lists, so poisoning is
 /// ignored.
+#[cfg_attr(miri, allow(dead_code))]
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A chunk of [`CHUNK_BYTES`] bytes, aligned to them, for the slab
 /// (module docs, "Take"); aborts as the global allocator does if no
-/// memory can be mapped.
+/// memory can be mapped. Under Miri, an allocation of its own (module
+/// docs, "Under Miri").
 pub(super) fn take() -> NonNull<u8> {
-    let mut pool = pool();
-    if let Some(c) = pool.warm.pop() {
-        c
-    } else if pool.next < pool.end {
-        pool.carve()
-    } else if let Some(c) = pool.cold.pop() {
-        c
-    } else {
-        let base = map_region();
-        pool.regions += 1;
-        pool.next = base;
-        // SAFETY: the region is `REGION` bytes long.
-        pool.end = unsafe { base.add(REGION) };
-        pool.populated = base;
-        pool.carve()
+    #[cfg(miri)]
+    {
+        // SAFETY: not zero-sized.
+        let p = unsafe { std::alloc::alloc(chunk_layout()) };
+        NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(chunk_layout()))
     }
+    #[cfg(not(miri))]
+    pool().take()
 }
 
 /// Gives back a chunk from [`take`], which nobody uses any more (module
-/// docs, "Give").
+/// docs, "Give"). Under Miri, its allocation is freed.
 ///
 /// # Safety
 /// `chunk` came from `take` and is not used afterwards.
 pub(super) unsafe fn give(chunk: NonNull<u8>) {
+    #[cfg(miri)]
+    // SAFETY: allocated by `take` with this layout, not used again
+    // (caller's promise).
+    unsafe {
+        std::alloc::dealloc(chunk.as_ptr(), chunk_layout())
+    };
+    #[cfg(not(miri))]
     pool().give(chunk, page_size());
+}
+
+/// A chunk's layout under Miri, where each is an allocation of its own.
+#[cfg(miri)]
+fn chunk_layout() -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).expect("chunk layout")
 }
 
 impl Pool {
@@ -156,11 +171,32 @@ impl Pool {
             populated: ptr::null_mut(),
             warm: Vec::new(),
             cold: Vec::new(),
-            regions: 0,
             populate: true,
             cool_at: WARM_MAX,
             #[cfg(test)]
+            mapped: Vec::new(),
+            #[cfg(test)]
             cools: 0,
+        }
+    }
+
+    /// [`take`] from this pool.
+    fn take(&mut self) -> NonNull<u8> {
+        if let Some(c) = self.warm.pop() {
+            c
+        } else if self.next < self.end {
+            self.carve()
+        } else if let Some(c) = self.cold.pop() {
+            c
+        } else {
+            let base = map_region();
+            #[cfg(test)]
+            self.mapped.push(base);
+            self.next = base;
+            // SAFETY: the region is `REGION` bytes long.
+            self.end = unsafe { base.add(REGION) };
+            self.populated = base;
+            self.carve()
         }
     }
 
@@ -335,6 +371,7 @@ fn dont_need(from: *mut u8, len: usize) {
 fn dont_need(_from: *mut u8, _len: usize) {}
 
 /// The system's page size (`CHUNK_BYTES` under Miri).
+#[cfg_attr(miri, allow(dead_code))]
 fn page_size() -> usize {
     #[cfg(miri)]
     {
@@ -352,11 +389,6 @@ fn page_size() -> usize {
         }
         p
     }
-}
-
-#[cfg(test)]
-pub(super) fn regions() -> usize {
-    pool().regions
 }
 
 #[cfg(test)]
