@@ -28,7 +28,11 @@ fn take_n(
 
 /// Writes every byte of each chunk and reads it back: the whole chunk is
 /// mapped and writable, and no other holder writes into it meanwhile.
+/// Under Miri one byte in 64 is read back (the write covers the whole
+/// chunk, which Miri checks; a byte-by-byte read of every chunk took the
+/// burst test minutes there).
 fn fill_and_check(chunks: &[NonNull<u8>], tag: u8) {
+    let step = if cfg!(miri) { 64 } else { 1 };
     for (i, c) in chunks.iter().enumerate() {
         // SAFETY: a chunk from `take`, held by this test, `CHUNK_BYTES` long.
         unsafe { ptr::write_bytes(c.as_ptr(), tag ^ i as u8, CHUNK_BYTES) };
@@ -37,7 +41,8 @@ fn fill_and_check(chunks: &[NonNull<u8>], tag: u8) {
         // SAFETY: as above.
         let bytes = unsafe { std::slice::from_raw_parts(c.as_ptr(), CHUNK_BYTES) };
         assert!(
-            bytes.iter().all(|&b| b == tag ^ i as u8),
+            bytes.iter().step_by(step).all(|&b| b == tag ^ i as u8)
+                && bytes[CHUNK_BYTES - 1] == tag ^ i as u8,
             "chunk {i} changed under us"
         );
     }
