@@ -66,9 +66,15 @@
 //! allocation after it was given back, and a region is never freed. The
 //! pool's own bookkeeping is checked there by the unit tests below, each
 //! on a pool of its own (regions from the global allocator, freed at the
-//! end; nothing populated or returned: no `mmap` or `madvise` there). A page size that is not a power of
+//! end; nothing populated or returned: no `mmap` or `madvise` there).
+//! `--cfg coil_chunks_from_allocator` does the same natively, for
+//! AddressSanitizer (CI's asan-slab tier), which does not see inside
+//! memory the runtime maps itself either. A page size that is not a power of
 //! two multiple of [`CHUNK_BYTES`] (or unknown) sends no chunk cold: warm
 //! ones are kept.
+
+// With the chunks from the allocator the pool is only its unit tests'.
+#![cfg_attr(any(miri, coil_chunks_from_allocator), allow(dead_code))]
 
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
@@ -114,50 +120,50 @@ struct Pool {
 // carry no thread affinity.
 unsafe impl Send for Pool {}
 
-#[cfg_attr(miri, allow(dead_code))]
 static POOL: Mutex<Pool> = Mutex::new(Pool::new());
 
 /// Locks the pool; a panic under the lock (only an allocation failure of
 /// its `Vec`s, which aborts) leaves consistent lists, so poisoning is
 /// ignored.
-#[cfg_attr(miri, allow(dead_code))]
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A chunk of [`CHUNK_BYTES`] bytes, aligned to them, for the slab
 /// (module docs, "Take"); aborts as the global allocator does if no
-/// memory can be mapped. Under Miri, an allocation of its own (module
-/// docs, "Under Miri").
+/// memory can be mapped. Under Miri (and `coil_chunks_from_allocator`),
+/// an allocation of its own (module docs, "Under Miri").
 pub(super) fn take() -> NonNull<u8> {
-    #[cfg(miri)]
+    #[cfg(any(miri, coil_chunks_from_allocator))]
     {
         // SAFETY: not zero-sized.
         let p = unsafe { std::alloc::alloc(chunk_layout()) };
         NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(chunk_layout()))
     }
-    #[cfg(not(miri))]
+    #[cfg(not(any(miri, coil_chunks_from_allocator)))]
     pool().take()
 }
 
 /// Gives back a chunk from [`take`], which nobody uses any more (module
-/// docs, "Give"). Under Miri, its allocation is freed.
+/// docs, "Give"). Under Miri (and `coil_chunks_from_allocator`), its
+/// allocation is freed.
 ///
 /// # Safety
 /// `chunk` came from `take` and is not used afterwards.
 pub(super) unsafe fn give(chunk: NonNull<u8>) {
-    #[cfg(miri)]
+    #[cfg(any(miri, coil_chunks_from_allocator))]
     // SAFETY: allocated by `take` with this layout, not used again
     // (caller's promise).
     unsafe {
         std::alloc::dealloc(chunk.as_ptr(), chunk_layout())
     };
-    #[cfg(not(miri))]
+    #[cfg(not(any(miri, coil_chunks_from_allocator)))]
     pool().give(chunk, page_size());
 }
 
-/// A chunk's layout under Miri, where each is an allocation of its own.
-#[cfg(miri)]
+/// A chunk's layout under Miri (and `coil_chunks_from_allocator`), where
+/// each is an allocation of its own.
+#[cfg(any(miri, coil_chunks_from_allocator))]
 fn chunk_layout() -> std::alloc::Layout {
     std::alloc::Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).expect("chunk layout")
 }
@@ -371,7 +377,6 @@ fn dont_need(from: *mut u8, len: usize) {
 fn dont_need(_from: *mut u8, _len: usize) {}
 
 /// The system's page size (`CHUNK_BYTES` under Miri).
-#[cfg_attr(miri, allow(dead_code))]
 fn page_size() -> usize {
     #[cfg(miri)]
     {
