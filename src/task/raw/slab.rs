@@ -12,7 +12,8 @@
 //!
 //! **Chunks.** A class takes its cells from a *chunk*: one page of
 //! [`CHUNK_BYTES`], aligned to them, from the page pool (`slab/pages.rs`:
-//! memory the runtime maps itself and populates ahead of a burst),
+//! memory the runtime maps itself and populates ahead of a burst; under
+//! Miri an allocation of its own, so that Miri sees its life: `pages.rs`),
 //! holding a small header (`Chunk`) and `K` slots, a slot per cell. A cell
 //! finds its chunk by rounding its address down to [`CHUNK_BYTES`]: no
 //! pointer per cell, no lookup.

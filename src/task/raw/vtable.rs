@@ -381,9 +381,11 @@ unsafe fn finish(task: TaskRef, failed: bool) {
 /// The task leaves `owned` before `COMPLETE`, not after as the other
 /// completions do: the list's reference must be the poller's to give
 /// away in that write, after which the handle may free the task at any
-/// moment. In between, only this function runs on the loop thread, and
-/// the join waker it may wake (user code) sees a task that is done but
-/// for its flag, which `all_tasks` may omit.
+/// moment. No code runs between the unlink and that write; when it
+/// released nothing, the user code that `complete_join` then runs (the
+/// join waker's wake, or a detached task's output drop) sees a task that
+/// is complete and no longer in `owned`, which `all_tasks` omits and
+/// shutdown does not visit, while the poller's two references keep it.
 ///
 /// # Safety
 /// Loop thread, `RUNNING` held, the stage holds the output; the task is in

@@ -35,7 +35,11 @@
 //!   all but [`WARM_KEEP`] of them go cold: sorted by address, each run of
 //!   neighbours returned with one `madvise(MADV_DONTNEED)`. A drained burst
 //!   (W1's 5 000 chunks) thus keeps at most [`WARM_MAX`] chunks resident,
-//!   and returns the rest in a few dozen calls.
+//!   and returns the rest in a few dozen calls. With pages larger than a
+//!   chunk (16 or 64 KiB kernels) only whole pages go cold; a chunk that
+//!   shares its page with one in use stays warm, and the next cooling then
+//!   waits for twice as many warm chunks as are left, so that a drain costs
+//!   each give a bounded share of sorting, not the whole warm list.
 //!
 //! # Invariants
 //!
@@ -54,11 +58,23 @@
 //!    the pool owns: a new region, a carve step inside the current one, a
 //!    run of chunks that it holds and that nobody uses.
 //!
-//! Under Miri (no `mmap` or `madvise` there) regions come from the global
-//! allocator and nothing is populated or returned: the bookkeeping is what
-//! the unit tests below check there. With a page size other than
-//! [`CHUNK_BYTES`] chunks never go cold (a 4 KiB chunk is not a page to
-//! return), and warm ones are kept.
+//! **Under Miri** the slab's chunks do not come from the pool: [`take`]
+//! allocates each from the global allocator and [`give`] frees it, so
+//! that Miri sees each chunk's life and reports a leaked chunk or a use of
+//! a given-back one (the slab's unit tests rely on it, `slab.rs`, "Exit
+//! and leaks"); a chunk in a pool's region would stay inside a live
+//! allocation after it was given back, and a region is never freed. The
+//! pool's own bookkeeping is checked there by the unit tests below, each
+//! on a pool of its own (regions from the global allocator, freed at the
+//! end; nothing populated or returned: no `mmap` or `madvise` there).
+//! `--cfg coil_chunks_from_allocator` does the same natively, for
+//! AddressSanitizer (CI's asan-slab tier), which does not see inside
+//! memory the runtime maps itself either. A page size that is not a power of
+//! two multiple of [`CHUNK_BYTES`] (or unknown) sends no chunk cold: warm
+//! ones are kept.
+
+// With the chunks from the allocator the pool is only its unit tests'.
+#![cfg_attr(any(miri, coil_chunks_from_allocator), allow(dead_code))]
 
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
@@ -86,10 +102,17 @@ struct Pool {
     warm: Vec<NonNull<u8>>,
     /// Chunks given back whose pages were returned.
     cold: Vec<NonNull<u8>>,
-    /// Regions mapped so far (for the tests and the docs' bound).
-    regions: usize,
     /// `MADV_POPULATE_WRITE` is known to the kernel (cleared at `EINVAL`).
     populate: bool,
+    /// More warm chunks than this make a `give` cool some: [`WARM_MAX`],
+    /// or twice what a cooling left warm if that is more (`cool`).
+    cool_at: usize,
+    /// The regions mapped (a test's own pool counts and unmaps them).
+    #[cfg(test)]
+    mapped: Vec<*mut u8>,
+    /// Calls of `cool` so far (for the tests).
+    #[cfg(test)]
+    cools: usize,
 }
 
 // SAFETY: the pointers are addresses of memory the pool owns (invariant
@@ -97,15 +120,7 @@ struct Pool {
 // carry no thread affinity.
 unsafe impl Send for Pool {}
 
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    next: ptr::null_mut(),
-    end: ptr::null_mut(),
-    populated: ptr::null_mut(),
-    warm: Vec::new(),
-    cold: Vec::new(),
-    regions: 0,
-    populate: true,
-});
+static POOL: Mutex<Pool> = Mutex::new(Pool::new());
 
 /// Locks the pool; a panic under the lock (only an allocation failure of
 /// its `Vec`s, which aborts) leaves consistent lists, so poisoning is
@@ -116,40 +131,89 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 
 /// A chunk of [`CHUNK_BYTES`] bytes, aligned to them, for the slab
 /// (module docs, "Take"); aborts as the global allocator does if no
-/// memory can be mapped.
+/// memory can be mapped. Under Miri (and `coil_chunks_from_allocator`),
+/// an allocation of its own (module docs, "Under Miri").
 pub(super) fn take() -> NonNull<u8> {
-    let mut pool = pool();
-    if let Some(c) = pool.warm.pop() {
-        c
-    } else if pool.next < pool.end {
-        pool.carve()
-    } else if let Some(c) = pool.cold.pop() {
-        c
-    } else {
-        let base = map_region();
-        pool.regions += 1;
-        pool.next = base;
-        // SAFETY: the region is `REGION` bytes long.
-        pool.end = unsafe { base.add(REGION) };
-        pool.populated = base;
-        pool.carve()
+    #[cfg(any(miri, coil_chunks_from_allocator))]
+    {
+        // SAFETY: not zero-sized.
+        let p = unsafe { std::alloc::alloc(chunk_layout()) };
+        NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(chunk_layout()))
     }
+    #[cfg(not(any(miri, coil_chunks_from_allocator)))]
+    pool().take()
 }
 
 /// Gives back a chunk from [`take`], which nobody uses any more (module
-/// docs, "Give").
+/// docs, "Give"). Under Miri (and `coil_chunks_from_allocator`), its
+/// allocation is freed.
 ///
 /// # Safety
 /// `chunk` came from `take` and is not used afterwards.
 pub(super) unsafe fn give(chunk: NonNull<u8>) {
-    let mut pool = pool();
-    pool.warm.push(chunk);
-    if pool.warm.len() > WARM_MAX {
-        pool.cool();
-    }
+    #[cfg(any(miri, coil_chunks_from_allocator))]
+    // SAFETY: allocated by `take` with this layout, not used again
+    // (caller's promise).
+    unsafe {
+        std::alloc::dealloc(chunk.as_ptr(), chunk_layout())
+    };
+    #[cfg(not(any(miri, coil_chunks_from_allocator)))]
+    pool().give(chunk, page_size());
+}
+
+/// A chunk's layout under Miri (and `coil_chunks_from_allocator`), where
+/// each is an allocation of its own.
+#[cfg(any(miri, coil_chunks_from_allocator))]
+fn chunk_layout() -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(CHUNK_BYTES, CHUNK_BYTES).expect("chunk layout")
 }
 
 impl Pool {
+    /// An empty pool: no region yet.
+    const fn new() -> Pool {
+        Pool {
+            next: ptr::null_mut(),
+            end: ptr::null_mut(),
+            populated: ptr::null_mut(),
+            warm: Vec::new(),
+            cold: Vec::new(),
+            populate: true,
+            cool_at: WARM_MAX,
+            #[cfg(test)]
+            mapped: Vec::new(),
+            #[cfg(test)]
+            cools: 0,
+        }
+    }
+
+    /// [`take`] from this pool.
+    fn take(&mut self) -> NonNull<u8> {
+        if let Some(c) = self.warm.pop() {
+            c
+        } else if self.next < self.end {
+            self.carve()
+        } else if let Some(c) = self.cold.pop() {
+            c
+        } else {
+            let base = map_region();
+            #[cfg(test)]
+            self.mapped.push(base);
+            self.next = base;
+            // SAFETY: the region is `REGION` bytes long.
+            self.end = unsafe { base.add(REGION) };
+            self.populated = base;
+            self.carve()
+        }
+    }
+
+    /// [`give`] with the system's page size `page`.
+    fn give(&mut self, chunk: NonNull<u8>, page: usize) {
+        self.warm.push(chunk);
+        if self.warm.len() > self.cool_at {
+            self.cool(page);
+        }
+    }
+
     /// Hands out the carve range's next chunk, populating ahead first when
     /// it reaches what is resident. `next < end`.
     fn carve(&mut self) -> NonNull<u8> {
@@ -172,14 +236,23 @@ impl Pool {
         }
     }
 
-    /// Makes all warm chunks but the [`WARM_KEEP`] last given back cold.
-    fn cool(&mut self) {
-        let mut old: Vec<NonNull<u8>> = self.warm.drain(..self.warm.len() - WARM_KEEP).collect();
-        if page_size() != CHUNK_BYTES {
-            // Module docs: a chunk is not a page to return; keep them warm.
-            self.warm.splice(0..0, old);
-            return;
+    /// Makes all warm chunks but the [`WARM_KEEP`] last given back cold,
+    /// those that fill whole pages of `page` bytes: sorted by address, the
+    /// whole pages in each run of neighbours are returned with one
+    /// `madvise(MADV_DONTNEED)`. The others stay warm (a page larger than a
+    /// chunk, shared with a chunk in use), and the next cooling waits for
+    /// as many gives as are warm then (`cool_at`), so that they are not
+    /// sorted again at every give: each give's share stays bounded.
+    fn cool(&mut self, page: usize) {
+        #[cfg(test)]
+        {
+            self.cools += 1;
         }
+        let mut old: Vec<NonNull<u8>> = self.warm.drain(..self.warm.len() - WARM_KEEP).collect();
+        // A page is a power of two and a multiple of a chunk (else, or if
+        // the size is unknown, nothing goes cold).
+        let pages = page >= CHUNK_BYTES && page.is_power_of_two();
+        let mut stay = Vec::new();
         old.sort_unstable_by_key(|c| c.addr());
         let mut i = 0;
         while i < old.len() {
@@ -187,16 +260,35 @@ impl Pool {
             while j < old.len() && old[j].addr().get() == old[j - 1].addr().get() + CHUNK_BYTES {
                 j += 1;
             }
-            dont_need(old[i].as_ptr(), (j - i) * CHUNK_BYTES);
+            let run = &old[i..j];
+            let start = run[0].addr().get();
+            let end = start + run.len() * CHUNK_BYTES;
+            // The whole pages inside the run, `from..to`.
+            let (from, to) = if pages {
+                (start.next_multiple_of(page), end & !(page - 1))
+            } else {
+                (end, end)
+            };
+            if from < to {
+                dont_need(run[(from - start) / CHUNK_BYTES].as_ptr(), to - from);
+            }
+            for &c in run {
+                if (from..to).contains(&c.addr().get()) {
+                    self.cold.push(c);
+                } else {
+                    stay.push(c);
+                }
+            }
             i = j;
         }
-        self.cold.extend(old);
+        self.warm.splice(0..0, stay);
+        self.cool_at = WARM_MAX.max(2 * self.warm.len());
     }
 }
 
 /// Maps a new region; aborts (as `handle_alloc_error`) if it cannot.
 fn map_region() -> *mut u8 {
-    let layout = std::alloc::Layout::from_size_align(REGION, CHUNK_BYTES).expect("region layout");
+    let layout = region_layout();
     #[cfg(miri)]
     {
         // SAFETY: not zero-sized.
@@ -227,6 +319,30 @@ fn map_region() -> *mut u8 {
         debug_assert_eq!(p.addr() % CHUNK_BYTES, 0);
         p.cast::<u8>()
     }
+}
+
+/// A region's size and alignment (what the allocator is told when
+/// mapping fails, and what it gives under Miri).
+fn region_layout() -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(REGION, CHUNK_BYTES).expect("region layout")
+}
+
+/// Unmaps a region from [`map_region`] (a test's private one).
+///
+/// # Safety
+/// `base` came from `map_region`, and none of its memory is used again.
+#[cfg(test)]
+unsafe fn unmap_region(base: *mut u8) {
+    #[cfg(miri)]
+    // SAFETY: allocated by `map_region` with this layout (caller's promise).
+    unsafe {
+        std::alloc::dealloc(base, region_layout())
+    };
+    #[cfg(not(miri))]
+    // SAFETY: a whole mapping of `REGION` bytes nobody uses (caller's promise).
+    unsafe {
+        libc::munmap(base.cast(), REGION)
+    };
 }
 
 /// `madvise(MADV_POPULATE_WRITE)` over `len` bytes of the carve range at
@@ -278,11 +394,6 @@ fn page_size() -> usize {
         }
         p
     }
-}
-
-#[cfg(test)]
-pub(super) fn regions() -> usize {
-    pool().regions
 }
 
 #[cfg(test)]
