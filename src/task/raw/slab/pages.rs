@@ -58,6 +58,13 @@
 //!    the pool owns: a new region, a carve step inside the current one, a
 //!    run of chunks that it holds and that nobody uses.
 //!
+//! **Fork.** The lock is a std `Mutex`, with no `pthread_atfork` handlers
+//! (glibc's `malloc`, which the chunks came from before, has them): a
+//! process forked while another of its threads held the lock has it held
+//! for good in the child, whose first chunk would then wait forever. A
+//! child that goes on running coil without `exec` is not supported (as
+//! with tokio); `std::process::Command` and `coil::process` exec at once.
+//!
 //! **Under Miri** the slab's chunks do not come from the pool: [`take`]
 //! allocates each from the global allocator and [`give`] frees it, so
 //! that Miri sees each chunk's life and reports a leaked chunk or a use of
