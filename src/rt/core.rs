@@ -663,8 +663,8 @@ pub(crate) unsafe fn poll_task(
             push_local(task);
             false
         }
-        PollOutcome::Complete { released: true } => true,
-        PollOutcome::Complete { released: false } => {
+        PollOutcome::Released => true,
+        PollOutcome::Complete => {
             // SAFETY: the poll unlinked it from `owned`; the poller's and
             // the list's references are ours, and `task` is not used again.
             unsafe { task.release(2) };

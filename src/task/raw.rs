@@ -314,15 +314,16 @@ pub(crate) enum PollOutcome {
     /// is the poller's). If it woke itself, it is running while queued
     /// (`state.rs`).
     Reschedule,
-    /// Completed, and unlinked from the owned list by the poll. Unless
-    /// `released`, the caller releases two references (the poller's queue
-    /// reference and the owned list's); if `released`, the completion
-    /// released them ([`State::transition_to_complete_releasing`]) and the
-    /// task may be gone already: the caller does not touch it again.
-    Complete {
-        /// The poller's and the list's references were released.
-        released: bool,
-    },
+    /// Completed, and unlinked from the owned list by the poll: the caller
+    /// releases two references (the poller's queue reference and the
+    /// owned list's).
+    Complete,
+    /// Completed and unlinked, and the completion released those two
+    /// references ([`State::transition_to_complete_releasing`]): the task
+    /// may be gone already, the caller does not touch it again. (A unit
+    /// variant, not a flag of `Complete`: the loop's match on a one-byte
+    /// tag costs W2 ~4 instructions a poll less.)
+    Released,
 }
 
 /// The allocation for a future of type `F`.

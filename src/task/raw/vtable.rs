@@ -276,7 +276,7 @@ unsafe fn poll_cancelled(task: TaskRef, owned: &OwnedList) -> PollOutcome {
     unsafe { fail(task, drop_future_caught(task)) };
     // SAFETY: caller's promise; the poller's reference keeps it alive.
     unsafe { owned.remove(task) };
-    PollOutcome::Complete { released: false }
+    PollOutcome::Complete
 }
 
 /// `poll`'s cold branch for a panic caught around the future's `poll`: the
@@ -309,7 +309,7 @@ unsafe fn poll_panicked(
     unsafe { fail(task, Some(payload)) };
     // SAFETY: caller's promise; the poller's reference keeps it alive.
     unsafe { owned.remove(task) };
-    PollOutcome::Complete { released: false }
+    PollOutcome::Complete
 }
 
 /// Store the error of a task whose future was dropped (`panic`: the
@@ -398,12 +398,12 @@ unsafe fn finish_polled(task: TaskRef, owned: &OwnedList) -> PollOutcome {
     let (snap, released) = task.header().state.transition_to_complete_releasing();
     if released {
         // Not touched again: the handle may be freeing it now.
-        return PollOutcome::Complete { released: true };
+        return PollOutcome::Released;
     }
     // SAFETY: loop thread (caller's promise), the snapshot just returned;
     // the poller still holds its two references.
     unsafe { complete_join(task, snap) };
-    PollOutcome::Complete { released: false }
+    PollOutcome::Complete
 }
 
 /// Type-independent part of completion: join waker or output drop.
