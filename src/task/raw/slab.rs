@@ -69,9 +69,12 @@
 //!   is listed; the flush's `Release` decrement stands for the frees it
 //!   counts, made earlier on the same thread.
 //! - *Bounded.* The loop flushes before it parks (so a sleeping loop holds
-//!   nothing back), when `block_on` returns, when its `Core` is dropped
-//!   (before its chunks are retired) and when the list passes
-//!   [`LOOP_FREES_MAX`] chunks.
+//!   nothing back), when `block_on` ends (after its future is dropped,
+//!   whose drop may free cells of the loop after it was ready: a main
+//!   future that owns handles it joined; on return and while unwinding,
+//!   so a runtime kept idle after a caught panic holds nothing either),
+//!   when its `Core` is dropped (before its chunks are retired) and when
+//!   the list passes [`LOOP_FREES_MAX`] chunks.
 //!
 //! **Exit and leaks.** At thread exit the current chunks give up their
 //! unused slots; a chunk whose cells are all gone is freed there, one with
