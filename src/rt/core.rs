@@ -52,6 +52,16 @@ use run_queue::RunQueue;
 /// Most tasks polled in one tick.
 pub(crate) const MAX_TICK: usize = 256;
 
+/// Flushes a loop's pending frees when dropped (`Core::block_on`: after
+/// the main future is dropped, also while unwinding).
+struct FlushOnDrop<'a>(&'a crate::task::raw::LoopFrees);
+
+impl Drop for FlushOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.flush();
+    }
+}
+
 /// The loop-thread state of one runtime. Never shared across threads; boxed
 /// by the `Runtime` so its address is stable while `CURRENT` points to it.
 pub(crate) struct Core {
@@ -338,6 +348,11 @@ impl Core {
         // Entered before the future is pinned, so that the future is also
         // dropped (after `run_main`, or while unwinding) with this loop current.
         let _enter = Enter::new(self);
+        // Declared between the two: dropped after the future (whose drop
+        // may free the loop's last cells: a main future that owns handles
+        // it joined) and before `_enter`, on return and while unwinding
+        // ("Loop frees" in `task/raw/slab.rs`, *Bounded*).
+        let _flush = FlushOnDrop(&self.loop_frees);
         let mut future = std::pin::pin!(future);
         let mut output = None;
         self.run_main(&mut |cx| match future.as_mut().poll(cx) {
@@ -373,9 +388,6 @@ impl Core {
                     if let Some(start) = turn {
                         self.end_turn(start);
                     }
-                    // Nothing held back once `block_on` returns ("Loop
-                    // frees" in `task/raw/slab.rs`).
-                    self.loop_frees.flush();
                     // `Handle::metrics` after `block_on` sees all of it.
                     self.publish_metrics();
                     return;

@@ -263,6 +263,67 @@ mod tests {
         .unwrap();
     }
 
+    /// "Loop frees", *Bounded*: `block_on` holds nothing back once it has
+    /// returned, even when the last frees come from dropping its future,
+    /// which happens after the main future is ready (a `poll_fn` main
+    /// future owns the handles it joined until then), and even when it
+    /// unwinds (the runtime kept and idle afterwards, as after a caught
+    /// panic). Each case on a fresh thread, with a class of its own.
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a driver")]
+    fn block_on_holds_no_loop_frees_after_it_returns_or_unwinds() {
+        use std::task::Poll;
+        fn in_slab_of<F: std::future::Future>(_: &F) -> bool {
+            crate::task::raw::in_slab::<F>()
+        }
+        // Spawns two chunks' worth of `body()`s, joins them with
+        // `try_take` (the handles kept, owned by the main future), and
+        // ends the main future with `end`: the handles' frees come when
+        // `block_on` drops it.
+        fn case<const N: usize>(body: fn() -> crate::task::Task<[u8; N]>, unwind: bool) {
+            std::thread::spawn(move || {
+                let size = 24 + N;
+                let chunks = || crate::task::raw::chunks_and_slots(size).0;
+                let k = crate::task::raw::chunks_and_slots(size).1;
+                let rt = crate::rt::Runtime::new().unwrap();
+                let mut tasks = Vec::new();
+                let main = std::future::poll_fn(move |cx| {
+                    if tasks.is_empty() {
+                        tasks = (0..2 * k).map(|_| body()).collect();
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending; // every task completes
+                    }
+                    for t in &mut tasks {
+                        assert_eq!(t.try_take().unwrap().unwrap()[N - 1], 7);
+                    }
+                    assert_eq!(chunks(), 2);
+                    if unwind {
+                        panic!("the main future panics, its handles still held");
+                    }
+                    Poll::Ready(())
+                });
+                let caught =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(main)));
+                assert_eq!(caught.is_err(), unwind);
+                assert_eq!(
+                    chunks(),
+                    0,
+                    "block_on left frees pending (unwind: {unwind})"
+                );
+                drop(rt);
+            })
+            .join()
+            .unwrap();
+        }
+        let returns = || crate::spawn(async { [7u8; 400] });
+        let unwinds = || crate::spawn(async { [7u8; 416] });
+        if !in_slab_of(&async { [7u8; 400] }) {
+            return; // every cell is boxed in this build
+        }
+        case::<400>(returns, false);
+        case::<416>(unwinds, true);
+    }
+
     /// A runtime dropped on the thread that ran it leaves no `Shared` in
     /// that thread's chunks once its tasks are gone (`retire_owner`):
     /// without it the current chunk's unused slots would keep the runtime's

@@ -649,6 +649,7 @@ fn main_future_panic_propagates_after_teardown() {
 /// Over-aligned: larger alignment than the slab serves, so the cell comes
 /// from the global allocator and is freed by the layout its vtable records
 /// (Miri checks that the free matches the allocation).
+#[derive(Debug)]
 #[repr(align(256))]
 struct Aligned256<T>(T);
 
@@ -753,6 +754,56 @@ driver_test! {
         assert_eq!(drops.load(Ordering::SeqCst), 2, "the pending task's future lives");
         drop(rt2);
         assert_eq!(drops.load(Ordering::SeqCst), 3, "dropped with the runtime");
+    }
+
+    fn failed_tasks_of_over_aligned_and_zero_sized_outputs(rt) {
+        // The handle reads a failed task's error in place, at the stage's
+        // start (`stage_offset`: 256 bytes into these cells, past the
+        // header's padding), from every constructor of a failed task: a
+        // panic joined by `.await`, a cancel read by `try_take`, a spawn on
+        // the closing loop (`allocate_cancelled`) and a `Handle::spawn` on
+        // a closed runtime; and a zero-sized output's panic.
+        let late = Arc::new(std::sync::Mutex::new(None::<coil::Task<Aligned256<u64>>>));
+        struct SpawnOnDrop(Arc<std::sync::Mutex<Option<coil::Task<Aligned256<u64>>>>>);
+        impl Drop for SpawnOnDrop {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(spawn(async { Aligned256(7u64) }));
+            }
+        }
+        let rt2 = support::runtime_with(support::choice_like(rt));
+        let g = SpawnOnDrop(late.clone());
+        rt2.block_on(async move {
+            let panics = spawn(async {
+                yield_now().await;
+                if true {
+                    panic!("an over-aligned output's task panics");
+                }
+                Aligned256([7u8; 3])
+            });
+            let e = panics.await.unwrap_err();
+            assert_eq!(panic_msg(&*e.into_panic()), "an over-aligned output's task panics");
+            let mut cancelled = spawn(std::future::pending::<Aligned256<u64>>());
+            yield_now().await;
+            cancelled.cancel();
+            yield_now().await;
+            assert!(cancelled.try_take().unwrap().unwrap_err().is_cancelled());
+            let zst = spawn(async {
+                yield_now().await;
+                panic!("a zero-sized output's task panics");
+            });
+            assert!(zst.await.unwrap_err().is_panic());
+            drop(spawn(async move {
+                let _g = g;
+                std::future::pending::<()>().await
+            }));
+            yield_now().await;
+        });
+        let h = rt2.handle();
+        drop(rt2);
+        let mut t = late.lock().unwrap().take().expect("spawned during shutdown");
+        assert!(t.try_take().unwrap().unwrap_err().is_cancelled());
+        let mut t = h.spawn(async { Aligned256(9u64) });
+        assert!(t.try_take().unwrap().unwrap_err().is_cancelled());
     }
 
     fn spawn_during_shutdown_of_a_future_whose_destructor_panics(rt) {

@@ -70,9 +70,12 @@
 //!   is listed; the flush's `Release` decrement stands for the frees it
 //!   counts, made earlier on the same thread.
 //! - *Bounded.* The loop flushes before it parks (so a sleeping loop holds
-//!   nothing back), when `block_on` returns, when its `Core` is dropped
-//!   (before its chunks are retired) and when the list passes
-//!   [`LOOP_FREES_MAX`] chunks.
+//!   nothing back), when `block_on` ends (after its future is dropped,
+//!   whose drop may free cells of the loop after it was ready: a main
+//!   future that owns handles it joined; on return and while unwinding,
+//!   so a runtime kept idle after a caught panic holds nothing either),
+//!   when its `Core` is dropped (before its chunks are retired) and when
+//!   the list passes [`LOOP_FREES_MAX`] chunks.
 //!
 //! **Exit and leaks.** At thread exit the current chunks give up their
 //! unused slots; a chunk whose cells are all gone is freed there, one with
@@ -1179,6 +1182,49 @@ pub(super) mod tests {
             .unwrap();
             proptest::prop_assert_eq!(result, Ok(()));
         }
+    }
+
+    /// "Loop frees": counted frees keep their chunk until a flush takes
+    /// them off (*Never early*: not even when the chunk's last cell is
+    /// freed at once, as by another thread, while it is listed), a flush
+    /// frees each listed chunk once (*Listed while counted*: a chunk listed
+    /// twice would be taken off twice, which Miri sees as a use after
+    /// free), the list flushes itself past [`LOOP_FREES_MAX`] chunks and
+    /// on drop (*Bounded*; Miri's leak check sees a chunk never flushed).
+    /// Cells with no owner, pended directly: the loop's side of `free`.
+    #[test]
+    fn loop_frees_keep_their_chunks_until_flushed_and_free_each_once() {
+        let size = 456;
+        std::thread::spawn(move || {
+            let k = slots_for(size);
+            let frees = LoopFrees::default();
+            let pend = |c: NonNull<u8>| {
+                // SAFETY: from `allocate`, not used again; this thread's
+                // `LoopFrees` (the loop's side of `free`).
+                unsafe { frees.pend(chunk_of(c)) }
+            };
+            let a = cells(size, k);
+            let mut b = cells(size, k);
+            assert_eq!(chunks(size), 2);
+            let last = b.pop().unwrap();
+            a.into_iter().chain(b).for_each(pend);
+            assert_eq!(chunks(size), 2, "pending frees keep their chunks");
+            // SAFETY: from `allocate`, not used again.
+            unsafe { free(last) };
+            assert_eq!(chunks(size), 2, "the listed chunk outlives its last cell");
+            frees.flush();
+            assert_eq!(chunks(size), 0, "the flush freed both, once each");
+            let many = cells(size, (LOOP_FREES_MAX + 2) * k);
+            let mut many = many.into_iter();
+            many.by_ref().take(LOOP_FREES_MAX * k).for_each(pend);
+            assert_eq!(chunks(size), LOOP_FREES_MAX + 2, "64 listed, none flushed");
+            many.for_each(pend);
+            assert_eq!(chunks(size), 2, "the 65th listed flushed the list");
+            drop(frees);
+            assert_eq!(chunks(size), 0, "the drop flushed the rest");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
