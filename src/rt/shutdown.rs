@@ -216,6 +216,52 @@ impl Drop for Core {
 mod tests {
     use std::sync::Arc;
 
+    /// Whether tasks of `F` take a slab cell in this build (not under
+    /// Miri, `coil_box_tasks` or fuzzing, where every cell is boxed).
+    fn in_slab_of<F: std::future::Future>(_: &F) -> bool {
+        crate::task::raw::in_slab::<F>()
+    }
+
+    /// The chunks alive in the class of `size`-byte cells (a closure, to
+    /// ask again) and how many such cells a chunk holds.
+    fn class_of_cells(size: usize) -> (impl Fn() -> usize + Copy, usize) {
+        let count = move || crate::task::raw::chunks_and_slots(size).0;
+        (count, crate::task::raw::chunks_and_slots(size).1)
+    }
+
+    /// A handle of one runtime's task dropped inside another runtime's
+    /// loop: its cell is given back at once, not counted among the other
+    /// loop's frees (`task/raw/slab.rs`, "Loop frees", "Owner only"), so
+    /// its chunk goes while that loop still runs.
+    #[test]
+    #[cfg_attr(miri, ignore = "opens a driver")]
+    fn a_cell_freed_in_another_runtimes_loop_is_given_back_at_once() {
+        std::thread::spawn(|| {
+            // A class of its own: a cell of 24 + 384 bytes.
+            let body = || async { [7u8; 384] };
+            if !in_slab_of(&body()) {
+                return;
+            }
+            let (chunks, k) = class_of_cells(408);
+            let a = crate::rt::Runtime::new().unwrap();
+            let tasks = a.block_on(async move {
+                let tasks: Vec<_> = (0..2 * k).map(|_| crate::spawn(body())).collect();
+                crate::task::yield_now().await; // every task completes
+                tasks
+            });
+            assert_eq!(chunks(), 2, "two full chunks of a's tasks");
+            let b = crate::rt::Runtime::new().unwrap();
+            b.block_on(async move {
+                for mut t in tasks {
+                    assert_eq!(t.try_take().unwrap().unwrap()[383], 7);
+                }
+                assert_eq!(chunks(), 0, "b's loop held back a's chunks");
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
     /// `task/raw/slab.rs`, "Loop frees": cells joined by their own loop are taken off their
     /// chunk a chunk at a time, so a chunk whose cells are all gone lives
     /// until the loop flushes, and never dies before: not while one of its
@@ -224,18 +270,13 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "opens a driver")]
     fn a_loops_own_frees_are_taken_off_when_it_flushes() {
-        fn in_slab_of<F: std::future::Future>(_: &F) -> bool {
-            crate::task::raw::in_slab::<F>()
-        }
         std::thread::spawn(|| {
             // A class of its own: a cell of 24 + 408 bytes.
             let body = || async { [7u8; 408] };
             if !in_slab_of(&body()) {
                 return; // every cell is boxed in this build
             }
-            let size = 432;
-            let chunks = || crate::task::raw::chunks_and_slots(size).0;
-            let k = crate::task::raw::chunks_and_slots(size).1;
+            let (chunks, k) = class_of_cells(432);
             let rt = crate::rt::Runtime::new().unwrap();
             let (tx, rx) = std::sync::mpsc::channel();
             let other = std::thread::spawn(move || {
@@ -273,18 +314,13 @@ mod tests {
     #[cfg_attr(miri, ignore = "opens a driver")]
     fn block_on_holds_no_loop_frees_after_it_returns_or_unwinds() {
         use std::task::Poll;
-        fn in_slab_of<F: std::future::Future>(_: &F) -> bool {
-            crate::task::raw::in_slab::<F>()
-        }
         // Spawns two chunks' worth of `body()`s, joins them with
         // `try_take` (the handles kept, owned by the main future), and
         // ends the main future with `end`: the handles' frees come when
         // `block_on` drops it.
         fn case<const N: usize>(body: fn() -> crate::task::Task<[u8; N]>, unwind: bool) {
             std::thread::spawn(move || {
-                let size = 24 + N;
-                let chunks = || crate::task::raw::chunks_and_slots(size).0;
-                let k = crate::task::raw::chunks_and_slots(size).1;
+                let (chunks, k) = class_of_cells(24 + N);
                 let rt = crate::rt::Runtime::new().unwrap();
                 let mut tasks = Vec::new();
                 let main = std::future::poll_fn(move |cx| {

@@ -556,23 +556,22 @@ impl LoopFrees {
     /// Takes every listed chunk's count off its `live` (which may free it)
     /// and empties the list. On the loop's thread (its `Core` holds `self`).
     pub(crate) fn flush(&self) {
-        let chunks = std::mem::take(&mut *self.chunks.borrow_mut());
-        for chunk in &chunks {
+        // One chunk at a time, the list not borrowed while a chunk is
+        // released (freeing one drops a `Shared`); an empty list costs a
+        // borrow and a `pop` (the loop flushes before every park).
+        loop {
+            // (A `while let` would hold the borrow through the body.)
+            let Some(chunk) = self.chunks.borrow_mut().pop() else {
+                return;
+            };
             let chunk = chunk.as_ptr();
             // SAFETY: listed, so its count is not zero and keeps it
             // allocated ("Never early"); `loop_freed` is this thread's.
             let n = unsafe { (*chunk).loop_freed.replace(0) };
             // SAFETY: the `n` cells were freed by this loop and are still
             // counted in `live`; nobody uses them; taken off once (the
-            // count was zeroed above).
+            // count was zeroed above, and the chunk left the list).
             unsafe { release(chunk, n as usize) };
-        }
-        // Keep the buffer (no allocation per flush): put it back empty.
-        let mut back = chunks;
-        back.clear();
-        let mut list = self.chunks.borrow_mut();
-        if list.is_empty() && list.capacity() < back.capacity() {
-            *list = back;
         }
     }
 }
