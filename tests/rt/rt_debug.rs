@@ -248,3 +248,62 @@ driver_test! {
         assert!(outside.parks >= 1, "{outside:?}");
     }
 }
+
+/// A waker that panics when woken, as a foreign executor's might.
+fn panicking_waker() -> std::task::Waker {
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+    fn clone(p: *const ()) -> RawWaker {
+        RawWaker::new(p, &VTABLE)
+    }
+    fn wake(_: *const ()) {
+        panic!("this waker panics when woken");
+    }
+    fn drop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+    // SAFETY: no function of the vtable reads the data pointer.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+driver_test! {
+    /// The `Task` handle's waker is user code (a foreign executor's, when the
+    /// handle is awaited outside coil): one that panics when the task
+    /// completes is reported with the task's name, and the loop goes on as
+    /// asyncio's does after a callback raised. Before, the panic unwound out
+    /// of `block_on` from inside the task's poll: the task was leaked and the
+    /// loop still named it as the task being polled (`task::current`).
+    fn a_join_waker_that_panics_is_reported_and_the_loop_goes_on(rt) {
+        use std::future::Future;
+        use std::pin::Pin;
+        use std::task::Context;
+        let name = unique("woken-by-a-panicking-waker");
+        let debug_rt = debug_runtime(rt, 10_000);
+        let task_name = name.clone();
+        let (out, live, main_current, later_current) = debug_rt.block_on(async move {
+            let mut task = spawn_named(&task_name, async {
+                coil::task::yield_now().await;
+                7u32
+            });
+            let waker = panicking_waker();
+            assert!(Pin::new(&mut task).poll(&mut Context::from_waker(&waker)).is_pending());
+            while !task.is_finished() {
+                coil::task::yield_now().await;
+            }
+            let out = task.await.unwrap();
+            let later = coil::spawn(async { coil::task::current().map(|t| t.id()) });
+            let later_id = later.id();
+            let later_current = later.await.unwrap() == Some(later_id);
+            let live = coil::Handle::current().metrics().tasks_live;
+            (out, live, coil::task::current().is_none(), later_current)
+        });
+        assert_eq!(out, 7, "the handle still gets the result");
+        assert_eq!(live, 0, "the task was freed, not leaked");
+        assert!(main_current, "the main future is not a task");
+        assert!(later_current, "a later task is its own current task");
+        let reports = reports_naming(&name);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            reports[0].contains("panicked") && reports[0].contains("this waker panics when woken"),
+            "{reports:?}"
+        );
+    }
+}

@@ -411,7 +411,6 @@ unsafe fn finish_polled(task: TaskRef, owned: &OwnedList) -> PollOutcome {
 /// # Safety
 /// Loop thread; `snap` is what `transition_to_complete` returned for `task`.
 unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
-    let header = task.header();
     if !snap.is(JOIN_INTEREST) {
         // Rule 5: nobody will read it; drop it here (on the loop thread).
         // SAFETY: COMPLETE is set and no handle exists.
@@ -425,15 +424,68 @@ unsafe fn complete_join(task: TaskRef, snap: Snapshot) {
             checks.forget(task.id().as_u64());
         }
     } else if snap.is(JOIN_WAKER) {
-        // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set, the field is ours to read.
-        unsafe { header.join_waker.wake_by_ref() };
-        let after = header.state.unset_join_waker_after_complete();
-        if !after.is(JOIN_INTEREST) {
-            // SAFETY: rule 6: the handle is gone and saw JOIN_WAKER set, so it
-            // left the field to us.
-            unsafe { header.join_waker.clear() };
-        }
+        // SAFETY: rule 6: JOIN_WAKER and COMPLETE are set, the field is ours
+        // to read (caller's promise: the snapshot of the completing write).
+        unsafe { wake_join_waker(task) };
     }
+}
+
+/// Completion's wake of the handle's waker (rule 6), and its drop if the
+/// handle went away meanwhile.
+///
+/// A waker is user code: the handle may be awaited outside coil, under a
+/// foreign executor whose waker can panic in `wake_by_ref` or in its drop.
+/// Such a panic is caught here, the bookkeeping finished, and the panic
+/// reported (stderr, or the debug sink), and the loop carries on, as
+/// asyncio's loop reports an exception raised by a callback and goes on
+/// with the next one. Unwinding into the loop instead would skip the
+/// release of the poller's references (the task leaked) and leave
+/// `Core::current` naming the task after its poll: with every user call of
+/// the poll caught (the future's poll and drop, the output's drop, this),
+/// a task's poll never unwinds into the loop.
+///
+/// # Safety
+/// Loop thread; `COMPLETE` and `JOIN_WAKER` are set (rule 6: the field is
+/// ours to read); the poller's references keep the task alive.
+#[inline(never)]
+unsafe fn wake_join_waker(task: TaskRef) {
+    let header = task.header();
+    // SAFETY: caller's promise (rule 6). `wake_by_ref` leaves the field as
+    // it was, also when it unwinds.
+    let woke = catch_unwind(AssertUnwindSafe(|| unsafe {
+        header.join_waker.wake_by_ref()
+    }));
+    let after = header.state.unset_join_waker_after_complete();
+    let dropped = if after.is(JOIN_INTEREST) {
+        None
+    } else {
+        // SAFETY: rule 6: the handle is gone and saw JOIN_WAKER set, so it
+        // left the field to us. `clear` empties the word before it drops
+        // the waker, so an unwinding drop leaves no second owner.
+        catch_unwind(AssertUnwindSafe(|| unsafe { header.join_waker.clear() })).err()
+    };
+    for payload in woke.err().into_iter().chain(dropped) {
+        report_waker_panic(task, payload);
+    }
+}
+
+/// Report a panic of the handle's waker, caught at completion
+/// ([`wake_join_waker`]).
+#[cold]
+fn report_waker_panic(task: TaskRef, payload: Box<dyn Any + Send>) {
+    let payload = crate::task::PanicPayload::new(payload);
+    let msg = payload.message().unwrap_or("Box<dyn Any>");
+    let what = format!(
+        "the waker of the Task handle awaiting {} panicked when the task completed (the \
+         panic was caught and the loop went on; the handle still holds the result): {msg}",
+        task.describe()
+    );
+    match &task.shared().debug {
+        None => eprintln!("coil: {what}"),
+        Some(checks) => checks.report(&format!("coil: {what}")),
+    }
+    // Dropping a payload can itself panic; never let that unwind into the loop.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
 /// Report a panic nobody can observe, once: on stderr, or in debug mode
