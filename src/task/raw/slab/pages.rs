@@ -27,10 +27,16 @@
 //!   `MADV_DONTNEED`). A chunk is taken once per ~100 tasks and given back
 //!   once per ~100, so the lock is taken at that rate; the tasks themselves
 //!   never touch it.
-//! - **Take:** a warm chunk (last given back first: its lines may still be
-//!   cached), else one carved (populating the next [`STEP`] bytes, or the
-//!   rest of the region, when the carve reaches what is resident), else a
-//!   cold one (its page faults in on first touch), else a new region.
+//! - **Take:** a run of up to [`STEP`] bytes of chunks: warm ones (last
+//!   given back first: their lines may still be cached), else carved ones
+//!   (populated by the taker, after the lock), else cold ones (their pages
+//!   fault in on first touch), else a new region's.
+//! - **Per-thread cache** (`pages/cache.rs`): in front of the pool, each
+//!   thread keeps up to 32 chunks; it takes runs of 16 from the pool and
+//!   gives back 16 at a time, under one lock each, and populates a carved
+//!   run after releasing the lock. Two loops spawning at once otherwise
+//!   waited for each other's page population (W8a, `cache.rs`, "Why").
+//!   The take and give below are the pool's, behind the cache.
 //! - **Give:** the chunk becomes warm; when more than [`WARM_MAX`] are warm,
 //!   all but [`WARM_KEEP`] of them go cold: sorted by address, each run of
 //!   neighbours returned with one `madvise(MADV_DONTNEED)`. A drained burst
@@ -47,6 +53,7 @@
 //!    inside a mapped region, and is not handed out again before it is
 //!    given back: a chunk is in exactly one place at a time (handed out,
 //!    warm, cold, or the carve range), and only the pool's lock moves it.
+//!    A chunk in a thread's cache counts as handed out (to that thread).
 //! 2. Nothing is assumed about a given-back chunk's bytes: a cold chunk
 //!    reads as zeros, a warm one as its last user left it; the slab writes
 //!    a new chunk's head before anything reads it.
@@ -56,7 +63,9 @@
 //!    corrupt anything).
 //! 4. The calls that change memory (`mmap`, `madvise`) are made on ranges
 //!    the pool owns: a new region, a carve step inside the current one, a
-//!    run of chunks that it holds and that nobody uses.
+//!    run of chunks that it holds and that nobody uses; or, to populate, on
+//!    a carved run just handed to the calling thread (`cache.rs`,
+//!    invariant 2), after the lock.
 //!
 //! **Fork.** The lock is a std `Mutex`, with no `pthread_atfork` handlers
 //! (glibc's `malloc`, which the chunks came from before, has them): a
@@ -90,7 +99,8 @@ use super::CHUNK_BYTES;
 
 /// Bytes mapped at a time.
 pub(super) const REGION: usize = 1 << 20;
-/// Bytes populated at a time when the carve reaches what is resident.
+/// Bytes of chunks a thread takes from (or gives back to) the pool at a
+/// time, and so populated at a time when it carves them.
 pub(super) const STEP: usize = 64 << 10;
 /// Warm chunks past this many are made cold...
 pub(super) const WARM_MAX: usize = 512;
@@ -148,7 +158,7 @@ pub(super) fn take() -> NonNull<u8> {
         NonNull::new(p).unwrap_or_else(|| std::alloc::handle_alloc_error(chunk_layout()))
     }
     #[cfg(not(any(miri, coil_chunks_from_allocator)))]
-    pool().take()
+    cache::take()
 }
 
 /// Gives back a chunk from [`take`], which nobody uses any more (module
@@ -165,7 +175,10 @@ pub(super) unsafe fn give(chunk: NonNull<u8>) {
         std::alloc::dealloc(chunk.as_ptr(), chunk_layout())
     };
     #[cfg(not(any(miri, coil_chunks_from_allocator)))]
-    pool().give(chunk, page_size());
+    // SAFETY: the caller's promise.
+    unsafe {
+        cache::give(chunk)
+    };
 }
 
 /// A chunk's layout under Miri (and `coil_chunks_from_allocator`), where
@@ -193,24 +206,29 @@ impl Pool {
         }
     }
 
-    /// [`take`] from this pool.
+    /// One chunk from this pool, populated under the lock (the tests'
+    /// take; the process's takes runs: `cache.rs`).
+    #[cfg(test)]
     fn take(&mut self) -> NonNull<u8> {
-        if let Some(c) = self.warm.pop() {
-            c
-        } else if self.next < self.end {
-            self.carve()
-        } else if let Some(c) = self.cold.pop() {
-            c
-        } else {
-            let base = map_region();
-            #[cfg(test)]
-            self.mapped.push(base);
-            self.next = base;
-            // SAFETY: the region is `REGION` bytes long.
-            self.end = unsafe { base.add(REGION) };
-            self.populated = base;
-            self.carve()
+        let mut one = Vec::with_capacity(1);
+        if let Some((from, len)) = self.take_run(&mut one, 1)
+            && !populate(from.as_ptr(), len)
+        {
+            self.populate = false;
         }
+        one[0]
+    }
+
+    /// Maps a region and makes it the carve range (the old one is used up).
+    fn map_new_region(&mut self) {
+        debug_assert!(self.next >= self.end);
+        let base = map_region();
+        #[cfg(test)]
+        self.mapped.push(base);
+        self.next = base;
+        // SAFETY: the region is `REGION` bytes long.
+        self.end = unsafe { base.add(REGION) };
+        self.populated = base;
     }
 
     /// [`give`] with the system's page size `page`.
@@ -218,28 +236,6 @@ impl Pool {
         self.warm.push(chunk);
         if self.warm.len() > self.cool_at {
             self.cool(page);
-        }
-    }
-
-    /// Hands out the carve range's next chunk, populating ahead first when
-    /// it reaches what is resident. `next < end`.
-    fn carve(&mut self) -> NonNull<u8> {
-        debug_assert!(self.next < self.end);
-        if self.next >= self.populated {
-            let len = STEP.min(self.end.addr() - self.next.addr());
-            if self.populate && !populate(self.next, len) {
-                self.populate = false;
-            }
-            // SAFETY: `len` bytes from `next` are inside the region.
-            self.populated = unsafe { self.next.add(len) };
-        }
-        let c = self.next;
-        // SAFETY: `next < end`, both chunk boundaries of one region: the
-        // chunk at `next` is whole inside it, and one past it is too (or
-        // is its end).
-        unsafe {
-            self.next = c.add(CHUNK_BYTES);
-            NonNull::new_unchecked(c)
         }
     }
 
@@ -402,6 +398,8 @@ fn page_size() -> usize {
         p
     }
 }
+
+mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,7 @@ fn fill_and_check(chunks: &[NonNull<u8>], tag: u8) {
 }
 
 /// Unmaps the regions of a test's own pool; its chunks are not used again.
-fn unmap(pool: Pool) {
+pub(super) fn unmap(pool: Pool) {
     for base in pool.mapped {
         // SAFETY: this pool's regions, each once; the caller's chunks
         // are not used again.
