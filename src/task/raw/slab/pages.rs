@@ -24,8 +24,9 @@
 //!   *carve range* (chunks never handed out yet, `next..end`, of which
 //!   `next..populated` are resident), the *warm* chunks (given back, pages
 //!   resident) and the *cold* ones (given back, pages returned with
-//!   `MADV_DONTNEED`). A chunk is taken once per ~100 tasks and given back
-//!   once per ~100, so the lock is taken at that rate; the tasks themselves
+//!   `MADV_DONTNEED`). A chunk holds ~60-100 tasks, and a thread takes and
+//!   gives back chunks 16 at a time (its cache, below), so the lock is
+//!   taken about once per thousand spawns in a burst; the tasks themselves
 //!   never touch it.
 //! - **Take:** a run of up to [`STEP`] bytes of chunks: warm ones (last
 //!   given back first: their lines may still be cached), else carved ones

@@ -144,8 +144,12 @@ pub(super) unsafe fn give(chunk: NonNull<u8>) {
 #[cold]
 #[inline(never)]
 fn spill(stack: &mut Vec<NonNull<u8>>) {
-    pool().give_run(&stack[..BATCH], page_size());
+    // Off the stack before the pool can hand them out again: a chunk is in
+    // one place at a time (invariant 1).
+    let mut oldest = [NonNull::dangling(); BATCH];
+    oldest.copy_from_slice(&stack[..BATCH]);
     stack.drain(..BATCH);
+    pool().give_run(&oldest, page_size());
     #[cfg(test)]
     tests::SPILLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
