@@ -67,6 +67,10 @@ fn pool() -> &'static Pool {
         // are never freed (a forgotten pool is leaked).
         return unsafe { &*p };
     }
+    // Fork: a child forked while another thread was inside this `call_once`
+    // (the process's first `spawn_blocking`, a `pthread_atfork` call long)
+    // finds it running for good and waits at its own first job; that window
+    // is left open (docs/reliability.md, section 2.5).
     static AT_FORK: Once = Once::new();
     AT_FORK.call_once(|| {
         // SAFETY: registers a handler that only does an atomic store.
