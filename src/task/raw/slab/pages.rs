@@ -72,8 +72,9 @@
 //! `Mutex` is released only by dropping the guard its `lock` returned. A
 //! `pthread_mutex_t` would do too, at a library call per lock and unlock;
 //! this one is a `cmpxchg` to take and an `xchg` to release, inline, as the
-//! std `Mutex` was, without its two poison checks (W1, callgrind: the
-//! commit that brought it has the figures).
+//! std `Mutex` was, without its two poison checks (W1 with n=100 000 under
+//! callgrind, whole run: 34.201 M instructions with the std `Mutex`, 34.183 M
+//! with this lock and the fork handlers' check in `take`).
 //!
 //! # Fork
 //!
