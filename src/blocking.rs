@@ -19,8 +19,8 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -67,12 +67,19 @@ fn pool() -> &'static Pool {
         // are never freed (a forgotten pool is leaked).
         return unsafe { &*p };
     }
-    static AT_FORK: Once = Once::new();
-    AT_FORK.call_once(|| {
+    // Registered before a pool is published, so that a fork that copies
+    // a non-null POOL runs the handler. Not a `Once`: a fork while another
+    // thread was inside its `call_once` would leave it running for good in
+    // the child, whose first job would wait for it. Two threads that find
+    // it unregistered may both register: the handler only stores null, so
+    // running it twice in a child does no harm.
+    static AT_FORK: AtomicBool = AtomicBool::new(false);
+    if !AT_FORK.load(Ordering::Acquire) {
         // SAFETY: registers a handler that only does an atomic store.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_pool_after_fork)) };
         assert_eq!(rc, 0, "pthread_atfork failed");
-    });
+        AT_FORK.store(true, Ordering::Release);
+    }
     let new = Box::into_raw(Box::new(Pool {
         state: Mutex::new(PoolState::default()),
         work: Condvar::new(),

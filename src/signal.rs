@@ -212,6 +212,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The registry of this process, with its dispatch thread started, made on first use
 /// (and again in a forked child, where the parent's thread does not exist).
+///
+/// Fork: the lock is taken only when a listener is made (and held while the
+/// dispatch thread starts), never by a spawn, an op, a timer or a runtime's
+/// construction. A child forked while another thread held it would wait for
+/// it for good at its first listener, before the pid check; not handled
+/// (docs/reliability.md, section 2.5).
 fn registry() -> io::Result<&'static Registry> {
     static REGISTRY: Mutex<Option<(u32, &'static Registry)>> = Mutex::new(None);
     let mut current = lock(&REGISTRY);

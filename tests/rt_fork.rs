@@ -6,11 +6,19 @@
 //!
 //! Each driver runs in its own process (the test binary re-run alone), so
 //! the fork happens in a process with no test-harness threads running.
+//!
+//! A fork while another thread holds the process-wide lock of the task
+//! memory pool (`src/task/raw/slab/pages.rs`, "Fork"), taken by any thread
+//! that spawns or frees tasks: the pool's `pthread_atfork` handlers make the
+//! fork wait for the holder, so the child's lock is free and its first
+//! spawns do not hang.
 
 mod support;
 
 use std::io::Write as _;
 use std::net::Shutdown;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use coil::Runtime;
@@ -26,22 +34,65 @@ const CHILD_WATCHDOG: Duration = Duration::from_secs(10);
 
 #[test]
 fn fork_with_pending_ops() {
+    per_driver_in_child("fork_with_pending_ops", parent);
+}
+
+#[test]
+fn fork_while_another_thread_holds_the_task_memory_lock() {
+    per_driver_in_child(
+        "fork_while_another_thread_holds_the_task_memory_lock",
+        fork_held,
+    );
+}
+
+/// Re-runs test `name` alone in a child process per driver variant; in
+/// that process (`CHILD_ENV` set), runs `body` with the variant's runtime.
+fn per_driver_in_child(name: &str, body: fn(&Runtime)) {
     if let Ok(variant) = std::env::var(CHILD_ENV) {
         match variant.as_str() {
-            "uring" => support::with_runtime(DriverChoice::Uring, DriverKind::Uring, parent),
-            "epoll" => support::with_runtime(DriverChoice::Epoll, DriverKind::Epoll, parent),
-            "fallback" => support::with_fallback_runtime(libc::ENOSYS, parent),
+            "uring" => support::with_runtime(DriverChoice::Uring, DriverKind::Uring, body),
+            "epoll" => support::with_runtime(DriverChoice::Epoll, DriverKind::Epoll, body),
+            "fallback" => support::with_fallback_runtime(libc::ENOSYS, body),
             other => panic!("unknown {CHILD_ENV} value {other:?}"),
         }
         return;
     }
     for variant in ["uring", "epoll", "fallback"] {
-        support::rerun_in_child(
-            "fork_with_pending_ops",
-            &[(CHILD_ENV, variant)],
-            CHILD_WATCHDOG * 3,
-        );
+        support::rerun_in_child(name, &[(CHILD_ENV, variant)], CHILD_WATCHDOG * 3);
     }
+}
+
+/// Forks while another thread holds the task memory pool's lock: it lets go
+/// only once someone waits for it (the fork, in the pool's *prepare*
+/// handler) or once the fork has returned here (without the handlers: the
+/// child then has the lock held for good, and hangs at its first chunk).
+/// The child spawns and does I/O under each driver within the watchdog.
+fn fork_held(rt: &Runtime) {
+    // The pool in use (and its fork handlers registered) before the fork.
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..200).map(|i| spawn(async move { i })).collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), i);
+        }
+    });
+    let forked = Arc::new(AtomicBool::new(false));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let forked = forked.clone();
+        std::thread::spawn(move || {
+            coil::task::__hold_task_memory_lock(
+                || held_tx.send(()).unwrap(),
+                || forked.load(Ordering::Acquire),
+            );
+        })
+    };
+    // No spawn or free on this thread from here to the fork: it would wait
+    // for the holder itself, and the fork would find the lock free.
+    held_rx.recv().unwrap();
+    let pid = fork_running(child_work);
+    forked.store(true, Ordering::Release);
+    holder.join().unwrap();
+    rt.block_on(wait_child(pid));
 }
 
 /// The forking process: pending ops, fork, then the ops complete.
@@ -108,17 +159,10 @@ fn parent(rt: &Runtime) {
         }
         (b, reader)
     });
-    // SAFETY: fork(2); the child never returns from this block.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            misuse_parent_runtime(rt);
-            child_work();
-        }))
-        .is_ok();
-        exit_child(worked);
-    }
-    assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
+    let pid = fork_running(|| {
+        misuse_parent_runtime(rt);
+        child_work();
+    });
     rt.block_on(async {
         let BufResult(r, _) = b.write_all(&b"second fork"[..]).await;
         r.unwrap();
@@ -180,6 +224,20 @@ fn child() -> ! {
     exit_child(std::thread::spawn(child_work).join().is_ok())
 }
 
+/// Forks; the child runs `work` on this thread and leaves with `_exit`
+/// (status 0 if `work` returned, 1 if it panicked), never returning here.
+/// The child's pid, in the parent.
+fn fork_running(work: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: fork(2); the child never returns from this block.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_ok();
+        exit_child(worked);
+    }
+    assert!(pid > 0, "fork failed: {}", std::io::Error::last_os_error());
+    pid
+}
+
 fn exit_child(worked: bool) -> ! {
     let _ = std::io::stderr().flush();
     // SAFETY: _exit(2) ends the process without running destructors or
@@ -211,12 +269,31 @@ fn child_work() {
         };
         assert_eq!(rt.driver().kind(), want, "{choice:?}");
         rt.block_on(async {
+            many_tasks_at_once().await;
             echo_round_trip().await;
             let start = Instant::now();
             sleep(Duration::from_millis(5)).await;
             assert!(start.elapsed() >= Duration::from_millis(5));
             assert_eq!(spawn_blocking(|| 42).await.unwrap(), 42);
         });
+    }
+}
+
+/// 20 000 tasks alive at once (spawned before any runs): their cells fill
+/// a few hundred chunks, more than the forking thread's chunk cache (32,
+/// inherited by the child) holds, so the child takes chunks from the page
+/// pool (its lock) whatever that cache held at the fork.
+async fn many_tasks_at_once() {
+    let tasks: Vec<_> = (0..20_000u32)
+        .map(|i| {
+            spawn(async move {
+                coil::task::yield_now().await;
+                i
+            })
+        })
+        .collect();
+    for (i, t) in (0..).zip(tasks) {
+        assert_eq!(t.await.unwrap(), i);
     }
 }
 

@@ -39,6 +39,11 @@ static PENDING: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 /// An atomic, because the handler reads it.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 /// The current process's receiver and the pid it was made in.
+///
+/// Fork: taken only when a signal's handler is installed (a listener is
+/// made), never by a spawn, an op, a timer or a runtime's construction. A
+/// child forked while another thread held it would wait for it for good at
+/// its first listener, before the pid check; not handled.
 static STATE: Mutex<Option<(u32, &'static Receiver)>> = Mutex::new(None);
 
 /// The read end of the signal handler's eventfd; one per process, never freed.

@@ -31,6 +31,13 @@ struct Orphan {
 
 /// Orphans handed over and not reaped yet; [`DRAINED`] is notified when it
 /// falls to zero.
+///
+/// Fork: this lock and [`sender`]'s are taken only to hand over an orphan
+/// (a running `Child` dropped) and by `__wait_for_orphans`, never by a
+/// spawn, an op, a timer or a runtime's construction. A child forked while
+/// another thread held one of them (`sender`'s is held while the reaper
+/// thread starts and builds its loop) would wait for it for good at its
+/// first orphan; not handled (docs/reliability.md, section 2.5).
 static PENDING: Mutex<usize> = Mutex::new(0);
 static DRAINED: Condvar = Condvar::new();
 

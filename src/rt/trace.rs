@@ -200,6 +200,12 @@ impl Drop for Tracer {
 
 /// The trace files this process writes: opened (truncated) by the first
 /// loop that traces to a path, kept for the others.
+///
+/// Fork: only a tracing loop takes this lock (to write its buffered events).
+/// A child forked while another thread wrote its trace here has it held for
+/// good: the child's own tracing loops (`COIL_TRACE` is inherited) would
+/// wait for it at their first write. Not handled: tracing is a debugging
+/// aid (docs/reliability.md, section 2.5).
 static FILES: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
 
 /// Append `events` (comma-separated) to the JSON array in `path`, keeping

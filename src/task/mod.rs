@@ -197,6 +197,21 @@ where
     crate::rt::spawn_local(future, None)
 }
 
+/// Test support for `tests/rt_fork.rs` (docs/reliability.md, check 33); not
+/// API, hidden from the docs, may change at any time.
+///
+/// Takes the process-wide lock of the memory task cells come from (the page
+/// pool of `task/raw/slab/pages.rs`, taken about once per hundred spawns),
+/// calls `held` with it held, and holds it until another thread waits for
+/// it (a `fork()` on another thread waits for it in the pool's
+/// `pthread_atfork` *prepare* handler) or `release` returns true, yielding
+/// the CPU between checks. No task may be spawned or freed on this thread
+/// meanwhile (it would wait for itself).
+#[doc(hidden)]
+pub fn __hold_task_memory_lock(held: impl FnOnce(), release: impl FnMut() -> bool) {
+    raw::hold_pool_lock(held, release);
+}
+
 /// A task's identifier: unique among all tasks of the process, never reused.
 ///
 /// Ids are not in spawn order in general. Each thread takes ids in blocks

@@ -245,6 +245,7 @@ pub(super) use self::slab::Registry as SlabRegistry;
 use self::join_waker::JoinWaker;
 
 pub(crate) use self::slab::LoopFrees;
+pub(crate) use self::slab::hold_pool_lock;
 #[cfg(test)]
 pub(crate) use self::slab::tests::chunks_and_slots;
 use self::vtable::vtable;

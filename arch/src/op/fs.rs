@@ -22,7 +22,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use io_uring::{opcode, squeue, types};
 
@@ -393,24 +393,47 @@ pub enum FsOpcode {
 }
 
 /// Whether this kernel's io_uring supports `op`. Probed once per process
-/// with `IORING_REGISTER_PROBE` on a small ring of its own; `false` if
+/// with `IORING_REGISTER_PROBE` on a small ring of its own (twice at most
+/// if two threads ask first at once: both find the same); `false` if
 /// io_uring cannot be set up at all.
+///
+/// The answer is kept in an atomic, not a `OnceLock`: a `fork()` while
+/// another thread was probing would leave a `OnceLock` initializing for
+/// good in the child, whose fs ops would wait for it forever
+/// (docs/reliability.md, check 33).
 pub fn uring_supports(op: FsOpcode) -> bool {
-    static PROBED: OnceLock<Option<[bool; 6]>> = OnceLock::new();
-    let probed = PROBED.get_or_init(|| {
-        let ring = io_uring::IoUring::new(2).ok()?;
-        let mut probe = io_uring::Probe::new();
-        ring.submitter().register_probe(&mut probe).ok()?;
-        Some([
-            probe.is_supported(opcode::UnlinkAt::CODE),
-            probe.is_supported(opcode::RenameAt::CODE),
-            probe.is_supported(opcode::MkDirAt::CODE),
-            probe.is_supported(opcode::Ftruncate::CODE),
-            probe.is_supported(opcode::SymlinkAt::CODE),
-            probe.is_supported(opcode::LinkAt::CODE),
-        ])
-    });
-    probed.is_some_and(|p| p[op as usize])
+    /// Bit `op` set: supported; [`KNOWN`] set once probed; 0 before.
+    static PROBED: AtomicU8 = AtomicU8::new(0);
+    const KNOWN: u8 = 1 << 7;
+    let mut bits = PROBED.load(Ordering::Relaxed);
+    if bits & KNOWN == 0 {
+        bits = probe() | KNOWN;
+        PROBED.store(bits, Ordering::Relaxed);
+    }
+    bits & (1 << op as u8) != 0
+}
+
+/// [`uring_supports`]' probe: bit `op as u8` set for each [`FsOpcode`]
+/// the kernel supports; 0 if io_uring cannot be set up.
+fn probe() -> u8 {
+    let Ok(ring) = io_uring::IoUring::new(2) else {
+        return 0;
+    };
+    let mut probe = io_uring::Probe::new();
+    if ring.submitter().register_probe(&mut probe).is_err() {
+        return 0;
+    }
+    [
+        (FsOpcode::UnlinkAt, opcode::UnlinkAt::CODE),
+        (FsOpcode::RenameAt, opcode::RenameAt::CODE),
+        (FsOpcode::MkDirAt, opcode::MkDirAt::CODE),
+        (FsOpcode::Ftruncate, opcode::Ftruncate::CODE),
+        (FsOpcode::SymlinkAt, opcode::SymlinkAt::CODE),
+        (FsOpcode::LinkAt, opcode::LinkAt::CODE),
+    ]
+    .into_iter()
+    .filter(|&(_, code)| probe.is_supported(code))
+    .fold(0, |bits, (op, _)| bits | 1 << op as u8)
 }
 
 #[cfg(test)]

@@ -196,6 +196,8 @@ use crate::rt::Shared;
 
 mod pages;
 
+pub(crate) use self::pages::hold_lock as hold_pool_lock;
+
 /// The largest cell (bytes) taken from a chunk; larger cells are boxed.
 pub(super) const MAX_CELL: usize = 512;
 /// A chunk's size and alignment: a page of the page pool.

@@ -67,13 +67,64 @@
 //!    run of chunks that it holds and that nobody uses; or, to populate, on
 //!    a carved run just handed to the calling thread (`cache.rs`,
 //!    invariant 2), after the lock.
+//! 5. The lock is free, or held by a live thread of this process: a
+//!    `fork` never copies it held into the child (below, "Fork"). No thread
+//!    forks while it holds the lock (no user code runs under it, invariant 3;
+//!    a fork there would wait for itself in its *prepare* handler).
 //!
-//! **Fork.** The lock is a std `Mutex`, with no `pthread_atfork` handlers
-//! (glibc's `malloc`, which the chunks came from before, has them): a
-//! process forked while another of its threads held the lock has it held
-//! for good in the child, whose first chunk would then wait forever. A
-//! child that goes on running coil without `exec` is not supported (as
-//! with tokio); `std::process::Command` and `coil::process` exec at once.
+//! # The lock
+//!
+//! [`Locked`], the pool's own: a futex word (0 free, 1 held, 2 held and a
+//! thread may sleep on it), the third mutex of Drepper's "Futexes Are
+//! Tricky" with a short spin first, as std's futex mutex has. Not a std
+//! `Mutex`, because `pthread_atfork` handlers take it in one callback and
+//! release it in another, with no guard to carry between them; a std
+//! `Mutex` is released only by dropping the guard its `lock` returned. A
+//! `pthread_mutex_t` would do too, at a library call per lock and unlock;
+//! this one is a `cmpxchg` to take and an `xchg` to release, inline, as the
+//! std `Mutex` was, without its two poison checks (W1 with n=100 000 under
+//! callgrind, whole run: 34.201 M instructions with the std `Mutex`, 34.183 M
+//! with this lock and the fork handlers' check in `take`).
+//!
+//! # Fork
+//!
+//! A process forked while another of its threads held the lock would have
+//! it held for good in the child (the holder does not exist there), and the
+//! child's first chunk would wait forever; coil supports a child that goes
+//! on running coil (docs/reliability.md, check 33: it builds runtimes of its
+//! own). So the pool registers `pthread_atfork` handlers, as glibc's
+//! `malloc` does for its arenas: *prepare* takes the lock (the fork waits
+//! for a holder to finish what it is doing), *parent* releases it, *child*
+//! clears it (the child's only thread holds it; nobody sleeps on it there).
+//!
+//! - **When.** A thread's cache registers them before it first locks the
+//!   pool for a run (`ensure_fork_handlers` in `cache.rs`'s refill: one
+//!   `Acquire` load per run afterwards), so every lock after that is
+//!   covered; a [`give`] follows the take of its chunk. Threads that find another thread of the process registering do
+//!   not wait for it (a wait could be copied into a child that never sees
+//!   the end of it); the one window left is a fork racing the process's
+//!   first take while a third thread, which found the registration under
+//!   way, holds the lock. A child of a fork that
+//!   ran before the registration finished registers its own at its first
+//!   take (the claim is the registering process's pid).
+//! - **What the child inherits.** The lists as they were between two
+//!   operations (*prepare* waited for the holder's). Chunks handed out in
+//!   the parent stay handed out: those of threads that do not exist in the
+//!   child (their slabs, their tasks' cells) are never given back there;
+//!   they are leaked in the child, never handed out again (invariant 1: they
+//!   are in none of its lists), so never corrupt, only memory.
+//! - **Allocator.** glibc's `fork` runs the *prepare* handlers before it
+//!   takes `malloc`'s locks, so a holder allocating under the lock
+//!   (invariant 3) finishes while the fork waits. An allocator whose own
+//!   handlers are registered after the pool's would take its locks first
+//!   (prepare handlers run in reverse order of registration) and could
+//!   deadlock with such a holder; allocators register theirs when they
+//!   start, before a process's first task.
+//! - **Not covered:** a fork made without the C library's `fork` (a raw
+//!   `clone`, `syscall(SYS_fork)`) runs no handlers; nor do `vfork` and
+//!   `posix_spawn`, whose children exec at once and run no coil code (as do
+//!   those of `std::process::Command` and `coil::process`, however they
+//!   fork).
 //!
 //! **Under Miri** the slab's chunks do not come from the pool: [`take`]
 //! allocates each from the global allocator and [`give`] frees it, so
@@ -86,15 +137,19 @@
 //! end; nothing populated or returned: no `mmap` or `madvise` there).
 //! `--cfg coil_chunks_from_allocator` does the same natively, for
 //! AddressSanitizer (CI's asan-slab tier), which does not see inside
-//! memory the runtime maps itself either. A page size that is not a power of
+//! memory the runtime maps itself either. The lock and the steps of its
+//! fork handlers are tested there too, on locks of the tests' own; the
+//! handlers are registered only where the pool is used. A page size that is not a power of
 //! two multiple of [`CHUNK_BYTES`] (or unknown) sends no chunk cold: warm
 //! ones are kept.
 
 // With the chunks from the allocator the pool is only its unit tests'.
 #![cfg_attr(any(miri, coil_chunks_from_allocator), allow(dead_code))]
 
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
 use std::ptr::{self, NonNull};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::CHUNK_BYTES;
 
@@ -138,13 +193,256 @@ struct Pool {
 // carry no thread affinity.
 unsafe impl Send for Pool {}
 
-static POOL: Mutex<Pool> = Mutex::new(Pool::new());
+/// The process's pool (module docs, "The lock", "Fork").
+static POOL: Locked<Pool> = Locked::new(Pool::new());
 
-/// Locks the pool; a panic under the lock (only an allocation failure of
-/// its `Vec`s, which aborts) leaves consistent lists, so poisoning is
-/// ignored.
-fn pool() -> std::sync::MutexGuard<'static, Pool> {
-    POOL.lock().unwrap_or_else(|e| e.into_inner())
+/// Locks the pool.
+fn pool() -> Guard<'static, Pool> {
+    POOL.lock()
+}
+
+/// A value behind the pool's kind of lock (module docs, "The lock"): a
+/// futex word, [`FREE`], [`HELD`] or [`SLEEPERS`], which the fork handlers
+/// can take and release without a guard.
+struct Locked<T> {
+    /// [`FREE`], [`HELD`] or [`SLEEPERS`]; changed only by [`Locked::acquire`],
+    /// [`Locked::release`] and [`Locked::clear_in_child`].
+    state: AtomicU32,
+    /// Read and written only by the thread that holds the lock (that took
+    /// `state` from [`FREE`]).
+    value: UnsafeCell<T>,
+}
+
+/// [`Locked`]'s state: nobody holds the lock.
+const FREE: u32 = 0;
+/// Held; nobody sleeps on it.
+const HELD: u32 = 1;
+/// Held; a thread may be asleep on the word (its release wakes one).
+const SLEEPERS: u32 = 2;
+/// Loads a contended [`Locked::acquire`] makes before it sleeps.
+const SPINS: u32 = 100;
+
+// SAFETY: the value is reached only by the thread that holds the lock
+// (`value`'s docs), one at a time, each after the `Acquire` that took it and
+// before the `Release` that frees it: sharing the lock moves `T` between
+// threads, hence `T: Send`.
+unsafe impl<T: Send> Sync for Locked<T> {}
+
+impl<T> Locked<T> {
+    /// `value`, unlocked.
+    const fn new(value: T) -> Locked<T> {
+        Locked {
+            state: AtomicU32::new(FREE),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Waits for the lock and holds it until the guard is dropped.
+    fn lock(&self) -> Guard<'_, T> {
+        self.acquire();
+        Guard(self)
+    }
+
+    /// Takes the lock, waiting for it, without a guard (the *prepare* fork
+    /// handler; [`Locked::lock`]). The caller releases it once.
+    fn acquire(&self) {
+        if self
+            .state
+            .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.acquire_contended();
+        }
+    }
+
+    /// [`Locked::acquire`] when the lock was held: spin a little (it is
+    /// held for a few list operations, or one `mmap` or `madvise`), then
+    /// sleep. A thread that takes the lock here leaves it [`SLEEPERS`]
+    /// (others may sleep on it still), so its release wakes one.
+    #[cold]
+    fn acquire_contended(&self) {
+        for _ in 0..SPINS {
+            std::hint::spin_loop();
+            if self.state.load(Ordering::Relaxed) == FREE
+                && self
+                    .state
+                    .compare_exchange(FREE, HELD, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+        while self.state.swap(SLEEPERS, Ordering::Acquire) != FREE {
+            futex_wait(&self.state, SLEEPERS);
+        }
+    }
+
+    /// Frees the lock the caller holds, waking a sleeper if there may be
+    /// one (the guard's drop; the *parent* fork handler).
+    fn release(&self) {
+        if self.state.swap(FREE, Ordering::Release) == SLEEPERS {
+            futex_wake_one(&self.state);
+        }
+    }
+
+    /// Frees the lock in the child of a fork whose *prepare* took it: the
+    /// child's only thread holds it, and nobody sleeps on it there (the
+    /// sleepers were other threads of the parent), so there is no one to
+    /// wake. Only an atomic store: async-signal-safe.
+    fn clear_in_child(&self) {
+        self.state.store(FREE, Ordering::Relaxed);
+    }
+
+    /// Another thread waits for the lock (or did since it was taken).
+    fn has_waiters(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == SLEEPERS
+    }
+
+    /// The value, from a `&mut` (no other thread can hold the lock).
+    #[cfg(test)]
+    fn into_inner(self) -> T {
+        self.value.into_inner()
+    }
+}
+
+/// [`Locked::lock`]'s guard: the value while the lock is held.
+struct Guard<'a, T>(&'a Locked<T>);
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: this guard's thread holds the lock (`Locked::value`).
+        unsafe { &*self.0.value.get() }
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: this guard's thread holds the lock (`Locked::value`), and
+        // the `&mut self` makes this the only reference made through it.
+        unsafe { &mut *self.0.value.get() }
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Sleeps while `word` is `expected` (or until a wake; the caller checks
+/// again). `FUTEX_WAIT`, private to the process.
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a live, aligned u32 for the call's duration; the
+    // kernel only reads it; no timeout (a null pointer).
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ptr::null::<libc::timespec>(),
+        )
+    };
+}
+
+/// Wakes one thread asleep on `word` in [`futex_wait`].
+fn futex_wake_one(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32; the kernel does not touch it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
+/// Whether this process has registered the fork handlers: [`UNREGISTERED`],
+/// [`REGISTERED`], or the pid of the process one of whose threads is
+/// registering them (module docs, "Fork", "When").
+static FORK_HANDLERS: AtomicU32 = AtomicU32::new(UNREGISTERED);
+/// [`FORK_HANDLERS`]: none yet.
+const UNREGISTERED: u32 = 0;
+/// [`FORK_HANDLERS`]: registered (no pid is `u32::MAX`).
+const REGISTERED: u32 = u32::MAX;
+
+/// Registers the pool's fork handlers if this process has not (module
+/// docs, "Fork", "When"); one `Acquire` load once it has.
+#[inline]
+fn ensure_fork_handlers() {
+    if FORK_HANDLERS.load(Ordering::Acquire) != REGISTERED {
+        register_fork_handlers();
+    }
+}
+
+/// [`ensure_fork_handlers`]' first time in a process: claims the
+/// registration with this process's pid and registers; returns at once if
+/// another thread of the process has the claim (it does not wait: a wait
+/// copied into a child would never end there). A claim by another pid is a
+/// parent's whose fork ran before its registration ended (the handlers
+/// are not registered here): taken over.
+#[cold]
+fn register_fork_handlers() {
+    let me = std::process::id();
+    let seen = FORK_HANDLERS.load(Ordering::Acquire);
+    if seen == REGISTERED
+        || seen == me
+        || FORK_HANDLERS
+            .compare_exchange(seen, me, Ordering::Acquire, Ordering::Acquire)
+            .is_err()
+    {
+        return;
+    }
+    // SAFETY: the handlers only take, release or clear the pool's lock and
+    // store to `FORK_HANDLERS` (atomics: async-signal-safe in the child);
+    // they are registered once per process (the claim above).
+    let rc = unsafe {
+        libc::pthread_atfork(
+            Some(before_fork),
+            Some(after_fork_in_parent),
+            Some(after_fork_in_child),
+        )
+    };
+    // A failure (ENOMEM) leaves the pool as it was without handlers; the
+    // next take tries again.
+    let now = if rc == 0 { REGISTERED } else { UNREGISTERED };
+    FORK_HANDLERS.store(now, Ordering::Release);
+}
+
+/// *prepare*: waits for the pool's lock and holds it across the fork
+/// (invariant 5).
+extern "C" fn before_fork() {
+    POOL.acquire();
+}
+
+/// *parent*: releases what [`before_fork`] took.
+extern "C" fn after_fork_in_parent() {
+    POOL.release();
+}
+
+/// *child*: clears what [`before_fork`] took; the handlers ran, so they
+/// are registered in the child too (whatever the parent's registering
+/// thread had stored yet).
+extern "C" fn after_fork_in_child() {
+    POOL.clear_in_child();
+    FORK_HANDLERS.store(REGISTERED, Ordering::Relaxed);
+}
+
+/// Test support (`coil::task::__hold_task_memory_lock`, check 33 in
+/// `tests/rt_fork.rs`): takes the pool's lock on this thread (with the fork
+/// handlers registered first, as a take does), calls `held`, and holds it
+/// until another thread waits for it (a fork's *prepare*) or `release`
+/// returns true, yielding the CPU between checks.
+pub(crate) fn hold_lock(held: impl FnOnce(), mut release: impl FnMut() -> bool) {
+    ensure_fork_handlers();
+    let guard = POOL.lock();
+    held();
+    while !POOL.has_waiters() && !release() {
+        std::thread::yield_now();
+    }
+    drop(guard);
 }
 
 /// A chunk of [`CHUNK_BYTES`] bytes, aligned to them, for the slab

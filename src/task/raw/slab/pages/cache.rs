@@ -97,6 +97,9 @@ fn refill() -> NonNull<u8> {
         .try_with(|c| c.chunks.try_borrow_mut().is_ok())
         .unwrap_or(false);
     let want = if usable { BATCH } else { 1 };
+    // Every chunk a thread holds came through here first: a give needs no
+    // check of its own (`pages.rs`, "Fork").
+    super::ensure_fork_handlers();
     let mut run = Vec::with_capacity(want);
     let fresh = pool().take_run(&mut run, want);
     if let Some((from, len)) = fresh

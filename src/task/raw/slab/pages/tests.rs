@@ -1,10 +1,12 @@
 //! The page pool's invariants (module docs): aligned chunks, each handed
 //! out once until given back, warm ones reused first, cold ones once the
 //! warm list overflows, regions mapped only when nothing else is left.
-//! Each test but the first runs a pool of its own (the process's is used
-//! by the other lib tests' tasks meanwhile, and is not the slab's under
-//! Miri), whose regions it unmaps at the end; in the miri tier Miri
-//! checks every access.
+//! Each test but the first and the last runs a pool (or a lock) of its own
+//! (the process's is used by the other lib tests' tasks meanwhile, and is
+//! not the slab's under Miri), whose regions it unmaps at the end; in the
+//! miri tier Miri checks every access. The lock's tests check what
+//! invariant 5 and the fork handlers rely on: it excludes, wakes its
+//! sleepers, and is taken, released and cleared without a guard.
 
 use super::*;
 use std::collections::HashSet;
@@ -119,32 +121,26 @@ fn given_back_chunks_are_reused_before_a_region_is_mapped() {
     unmap(pool);
 }
 
-/// Threads taking and giving at once: no chunk is held by two of them
-/// (each writes its tag over the whole chunk and reads it back).
+/// Threads taking and giving at once, through a [`Locked`] pool as the
+/// process's: no chunk is held by two of them (each writes its tag over the
+/// whole chunk and reads it back).
 #[test]
 fn threads_never_share_a_chunk() {
-    /// A pool shared as the process's is, with the pointers it hands out
-    /// (plain memory, owned by whoever holds them).
-    struct Shared(Mutex<Pool>);
-    // SAFETY: `Pool` is `Send`; the test's threads take and give chunks
-    // only through the lock.
-    unsafe impl Sync for Shared {}
     struct Held([NonNull<u8>; 2]);
     let (threads, rounds) = if cfg!(miri) { (2, 10) } else { (4, 2_000) };
-    let shared = std::sync::Arc::new(Shared(Mutex::new(Pool::new())));
+    let shared = std::sync::Arc::new(Locked::new(Pool::new()));
     let handles: Vec<_> = (0..threads)
         .map(|t| {
             let shared = shared.clone();
             std::thread::spawn(move || {
-                let lock = || shared.0.lock().unwrap();
                 for r in 0..rounds {
                     // One statement each: a guard lives to its statement's end.
-                    let a = lock().take();
-                    let b = lock().take();
+                    let a = shared.lock().take();
+                    let b = shared.lock().take();
                     let c = Held([a, b]);
                     fill_and_check(&c.0, (t * 31 + r) as u8);
                     for c in c.0 {
-                        lock().give(c, CHUNK_BYTES);
+                        shared.lock().give(c, CHUNK_BYTES);
                     }
                 }
             })
@@ -153,12 +149,107 @@ fn threads_never_share_a_chunk() {
     for h in handles {
         h.join().unwrap();
     }
-    let pool = std::sync::Arc::into_inner(shared)
-        .unwrap()
-        .0
-        .into_inner()
-        .unwrap();
+    let pool = std::sync::Arc::into_inner(shared).unwrap().into_inner();
     unmap(pool);
+}
+
+/// The lock excludes (a read, a yield and a write of a plain counter under
+/// it lose no increment across threads) and wakes its sleepers (a sleeper
+/// never woken would hang the test; Miri reports it as a deadlock).
+#[test]
+fn the_lock_excludes_and_wakes_sleepers() {
+    let (threads, rounds) = if cfg!(miri) { (3, 20) } else { (4, 5_000) };
+    let counter = std::sync::Arc::new(Locked::new(0u64));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                for _ in 0..rounds {
+                    let mut n = counter.lock();
+                    let seen = *n;
+                    // Let the others run into the held lock (and sleep on it).
+                    std::thread::yield_now();
+                    *n = seen + 1;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let n = std::sync::Arc::into_inner(counter).unwrap().into_inner();
+    assert_eq!(n, threads * rounds, "an increment was lost under the lock");
+}
+
+/// What the fork handlers do, on a lock of the test's own (the process's
+/// is in use by the other tests): *prepare* (`acquire`) waits for another
+/// thread's holder and then excludes others until *parent* (`release`),
+/// which wakes a thread asleep on it meanwhile; in the child, *child*
+/// (`clear_in_child`) frees it for the child's next lock.
+#[test]
+fn fork_handlers_hold_the_lock_across_the_fork() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let lock = Arc::new(Locked::new(0u32));
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    // A holder that lets go only once someone waits (as `hold_lock`).
+    let holder = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            let mut v = lock.lock();
+            held_tx.send(()).unwrap();
+            while !lock.has_waiters() {
+                std::thread::yield_now();
+            }
+            *v = 1;
+        })
+    };
+    held_rx.recv().unwrap();
+    // prepare: returns once the holder is done, with its write visible.
+    lock.acquire();
+    holder.join().unwrap();
+    // SAFETY: this thread holds the lock (taken by `acquire` above).
+    assert_eq!(unsafe { *lock.value.get() }, 1, "prepare did not wait");
+    // A thread that wants the lock while the fork holds it sleeps until
+    // parent releases it.
+    let done = Arc::new(AtomicBool::new(false));
+    let (trying_tx, trying_rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let (lock, done) = (lock.clone(), done.clone());
+        std::thread::spawn(move || {
+            trying_tx.send(()).unwrap();
+            *lock.lock() += 1;
+            done.store(true, Ordering::Release);
+        })
+    };
+    trying_rx.recv().unwrap();
+    for _ in 0..10 {
+        std::thread::yield_now();
+    }
+    assert!(!done.load(Ordering::Acquire), "the lock let two in");
+    lock.release();
+    waiter.join().unwrap();
+    assert_eq!(*lock.lock(), 2);
+    // child: the lock as prepare left it (held, sleepers marked) is free
+    // after the clear, and works as before.
+    lock.acquire();
+    lock.state.store(SLEEPERS, Ordering::Relaxed);
+    lock.clear_in_child();
+    *lock.lock() += 1;
+    assert_eq!(*lock.lock(), 3);
+}
+
+/// A take registers the fork handlers first (natively: under Miri and with
+/// `coil_chunks_from_allocator` the process's pool is not used).
+#[test]
+#[cfg_attr(
+    any(miri, coil_chunks_from_allocator),
+    ignore = "the process's pool is not used there"
+)]
+fn a_take_registers_the_fork_handlers() {
+    // SAFETY: from `take`, not used again.
+    unsafe { give(take()) };
+    assert_eq!(FORK_HANDLERS.load(Ordering::Acquire), REGISTERED);
 }
 
 /// A chunk made cold reads back as zeros natively (its pages were
