@@ -32,6 +32,9 @@ use coil::task::Task;
 /// How long connections in flight get once a stop signal came.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
+/// How long the accept loop pauses after an accept error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// What the shutdown found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Report {
@@ -73,7 +76,8 @@ async fn handle(conn: TcpStream) -> io::Result<()> {
 
 /// Serves `listener` until SIGINT or SIGTERM, then shuts down (module docs).
 /// Once the listening socket is closed it prints `stopped accepting` and calls
-/// `on_stop`.
+/// `on_stop`. An accept error (out of fds, `EMFILE`) is reported and the
+/// accept retried after a short pause.
 pub(crate) async fn serve(
     listener: TcpListener,
     deadline: Duration,
@@ -90,7 +94,18 @@ pub(crate) async fn serve(
                 reap(&mut running);
                 running.push(coil::spawn(handle(conn)));
             }
-            Either::Left(Err(e)) => eprintln!("accept failed: {e}"),
+            Either::Left(Err(e)) => {
+                eprintln!("accept failed: {e}");
+                // Out of fds (EMFILE) the next accept fails the same way at
+                // once: pause (still listening for the stop signal) rather
+                // than spin on it.
+                let stop = coil::select(interrupt.recv(), terminate.recv());
+                if let Either::Right(_) =
+                    coil::select(coil::time::sleep(ACCEPT_BACKOFF), stop).await
+                {
+                    break;
+                }
+            }
             Either::Right(_) => break,
         }
     }
