@@ -57,12 +57,16 @@ impl fmt::Display for Report {
 }
 
 /// One connection: `job NAME` → `started`, the client's next line → `done NAME`.
+/// A client that closes before sending its first line (a port probe, a
+/// health check) gets no answer.
 async fn handle(conn: TcpStream) -> io::Result<()> {
     let (rd, wr) = conn.into_split();
     let mut reader = BufReader::new(rd);
     let mut writer = BufWriter::new(wr);
     let mut line = String::new();
-    reader.read_line(&mut line).await?;
+    if reader.read_line(&mut line).await? == 0 {
+        return Ok(()); // asked nothing: no job to start
+    }
     let name = line.trim().strip_prefix("job ").unwrap_or("?").to_owned();
     writer.write_all(b"started\n").await?;
     writer.flush().await?;

@@ -204,6 +204,28 @@ fn past_the_deadline_a_stuck_job_is_cut_off_and_the_exit_is_still_0() {
     assert!(server.exits_0());
 }
 
+#[test]
+fn a_connection_closed_before_its_job_line_gets_no_answer() {
+    if let Ok(deadline) = std::env::var(CHILD_ENV) {
+        return serve_in_child(&deadline);
+    }
+    let (server, addr) = Server::start(
+        "a_connection_closed_before_its_job_line_gets_no_answer",
+        60_000,
+    );
+    // A probe: connect, send nothing, close the write side. It used to be
+    // told `started` and `done ?` for a job it never asked for.
+    let mut probe = TcpStream::connect(addr).unwrap();
+    probe.set_read_timeout(Some(support::WATCHDOG)).unwrap();
+    probe.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "", "a connection that asked nothing was answered");
+    assert_eq!(Job::start(addr, 7).finish(), "done 7\n", "still serving");
+    server.signal(libc::SIGTERM);
+    assert!(server.exits_0());
+}
+
 /// Set in the child process of `out_of_fds_the_accept_loop_pauses_and_recovers`.
 const EMFILE_ENV: &str = "COIL_GRACEFUL_EMFILE_CHILD";
 
