@@ -206,9 +206,6 @@ fn emfile_child() {
         let (first, second) = coil::blocking::spawn_blocking(move || {
             let mut client = queued.pop().unwrap();
             client
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            client
                 .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .unwrap();
             let mut first = String::new();

@@ -264,9 +264,6 @@ fn emfile_child() {
         drop(filler);
         let answer = coil::blocking::spawn_blocking(move || {
             let mut client = queued.pop().unwrap();
-            client
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
             client.write_all(b"job queued\nfinish\n").unwrap();
             let mut answer = String::new();
             client.read_to_string(&mut answer).map(|_| answer)

@@ -55,9 +55,6 @@ fn emfile_child() {
                 drop(filler);
                 let echoed = coil::blocking::spawn_blocking(move || {
                     let mut client = queued.pop().unwrap();
-                    client
-                        .set_read_timeout(Some(Duration::from_secs(10)))
-                        .unwrap();
                     client.write_all(b"ping").unwrap();
                     let mut back = [0u8; 4];
                     client.read_exact(&mut back).map(|()| back)

@@ -371,9 +371,10 @@ pub fn rerun_per_driver(name: &str, env: &str) {
 
 /// Connects `n` plain std clients to `addr` (from a helper thread: the
 /// caller may be a loop), then lowers the soft `RLIMIT_NOFILE` to 64 and
-/// opens `/dev/null` until the fd table is full. Returns the clients and the
-/// filler files (drop the files to free fds). For EMFILE tests, in a child
-/// process: the limit is process-wide.
+/// opens `/dev/null` until the fd table is full. Returns the clients (reads
+/// on them give up after [`WATCHDOG`]) and the filler files (drop the files
+/// to free fds). For EMFILE tests, in a child process: the limit is
+/// process-wide.
 pub fn connect_then_fill_fd_table(
     addr: std::net::SocketAddr,
     n: usize,
@@ -381,7 +382,11 @@ pub fn connect_then_fill_fd_table(
     // The clients count against the same limit: open them first.
     let clients = std::thread::spawn(move || {
         (0..n)
-            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .map(|_| {
+                let s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(WATCHDOG)).unwrap();
+                s
+            })
             .collect::<Vec<_>>()
     })
     .join()
