@@ -33,8 +33,10 @@ pub(crate) struct Summary {
 }
 
 /// One connection: echo lines until the client closes its side. A line that
-/// is not UTF-8 ends this connection with an error, after the lines read
-/// before it have been flushed back.
+/// is not UTF-8 (or longer than the reader's 64 KiB limit) ends this
+/// connection with an error, after the lines read before it have been
+/// flushed back. A read error is the error returned, also when that flush
+/// fails too (as it does after a reset).
 pub(crate) async fn serve(conn: TcpStream) -> io::Result<()> {
     let (rd, wr) = conn.into_split();
     let mut reader = BufReader::new(rd);
@@ -45,8 +47,9 @@ pub(crate) async fn serve(conn: TcpStream) -> io::Result<()> {
         let n = match reader.read_line(&mut line).await {
             Ok(n) => n,
             Err(e) => {
-                // Give back what was good before reporting the bad line.
-                writer.flush().await?;
+                // Give back what was good before reporting the bad line. A
+                // reset fails this flush as well (EPIPE): report the cause.
+                let _ = writer.flush().await;
                 return Err(e);
             }
         };

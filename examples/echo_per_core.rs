@@ -44,21 +44,48 @@ async fn echo(conn: TcpStream) -> io::Result<()> {
     }
 }
 
+/// How long a loop's accept pauses after an accept error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// One loop's server: accept until shutdown is requested, then wait for the
-/// connections it has (the pool cancels them at the drain deadline).
-async fn serve(listener: std::net::TcpListener) -> io::Result<usize> {
+/// connections it has (the pool cancels them at the drain deadline); returns
+/// how many it accepted. An accept error (out of fds, `EMFILE`) is reported
+/// and the accept retried after a pause: it never stops the loop's server.
+/// Finished connections are dropped from the list as it grows, so memory
+/// follows the live connections, not every one ever served.
+pub(crate) async fn serve(listener: std::net::TcpListener) -> io::Result<usize> {
     let listener = TcpListener::from_std(listener)?;
-    let mut conns = Vec::new();
+    let mut conns: Vec<coil::Task<()>> = Vec::new();
+    let mut reap_at = 64;
+    let mut served = 0;
     loop {
         match coil::select(pool::shutdown_requested(), listener.accept()).await {
             Either::Left(()) => break,
-            Either::Right(accepted) => conns.push(coil::spawn(echo(accepted?.0))),
+            Either::Right(Ok((conn, _))) => {
+                if conns.len() >= reap_at {
+                    conns.retain(|c| !c.is_finished());
+                    reap_at = (conns.len() * 2).max(64);
+                }
+                served += 1;
+                conns.push(coil::spawn(async move {
+                    // One connection's error ends that connection, not the server.
+                    if let Err(e) = echo(conn).await {
+                        eprintln!("connection: {e}");
+                    }
+                }));
+            }
+            Either::Right(Err(e)) => {
+                eprintln!("accept: {e}");
+                let pause = coil::time::sleep(ACCEPT_BACKOFF);
+                if let Either::Left(()) = coil::select(pool::shutdown_requested(), pause).await {
+                    break;
+                }
+            }
         }
     }
-    let served = conns.len();
     for c in conns {
-        // One connection's error ends that connection, not the server.
-        if let Err(e) = c.await.map_err(io::Error::from).and_then(|r| r) {
+        // Cancelled at the drain deadline, or panicked.
+        if let Err(e) = c.await {
             eprintln!("connection: {e}");
         }
     }

@@ -32,6 +32,9 @@ use coil::task::Task;
 /// How long connections in flight get once a stop signal came.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 
+/// How long the accept loop pauses after an accept error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// What the shutdown found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Report {
@@ -54,12 +57,16 @@ impl fmt::Display for Report {
 }
 
 /// One connection: `job NAME` → `started`, the client's next line → `done NAME`.
+/// A client that closes before sending its first line (a port probe, a
+/// health check) gets no answer.
 async fn handle(conn: TcpStream) -> io::Result<()> {
     let (rd, wr) = conn.into_split();
     let mut reader = BufReader::new(rd);
     let mut writer = BufWriter::new(wr);
     let mut line = String::new();
-    reader.read_line(&mut line).await?;
+    if reader.read_line(&mut line).await? == 0 {
+        return Ok(()); // asked nothing: no job to start
+    }
     let name = line.trim().strip_prefix("job ").unwrap_or("?").to_owned();
     writer.write_all(b"started\n").await?;
     writer.flush().await?;
@@ -73,7 +80,8 @@ async fn handle(conn: TcpStream) -> io::Result<()> {
 
 /// Serves `listener` until SIGINT or SIGTERM, then shuts down (module docs).
 /// Once the listening socket is closed it prints `stopped accepting` and calls
-/// `on_stop`.
+/// `on_stop`. An accept error (out of fds, `EMFILE`) is reported and the
+/// accept retried after a short pause.
 pub(crate) async fn serve(
     listener: TcpListener,
     deadline: Duration,
@@ -90,7 +98,18 @@ pub(crate) async fn serve(
                 reap(&mut running);
                 running.push(coil::spawn(handle(conn)));
             }
-            Either::Left(Err(e)) => eprintln!("accept failed: {e}"),
+            Either::Left(Err(e)) => {
+                eprintln!("accept failed: {e}");
+                // Out of fds (EMFILE) the next accept fails the same way at
+                // once: pause (still listening for the stop signal) rather
+                // than spin on it.
+                let stop = coil::select(interrupt.recv(), terminate.recv());
+                if let Either::Right(_) =
+                    coil::select(coil::time::sleep(ACCEPT_BACKOFF), stop).await
+                {
+                    break;
+                }
+            }
             Either::Right(_) => break,
         }
     }

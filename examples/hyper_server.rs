@@ -8,8 +8,17 @@
 //! `benches/README.md` points wrk at):
 //!
 //! - `GET /` answers `Hello, World!`;
-//! - `POST /echo` answers with the request's body;
+//! - `POST /echo` answers with the request's body, up to [`MAX_ECHO_BODY`]
+//!   (1 MiB): a longer one gets a 413 and the connection is closed, so no
+//!   client can make the server hold more than that per connection;
 //! - anything else is a 404.
+//!
+//! Hostile clients: hyper answers malformed requests (bad framing, request
+//! smuggling shapes, headers over its ~400 KB buffer) with an error status or
+//! a close, and closes a connection whose request head has not arrived
+//! within 30 s (its `header_read_timeout`, which needs the timer given
+//! here). Out of fds (`EMFILE`), the accept loop reports the error and tries
+//! again after a pause; it never ends the server.
 
 use std::convert::Infallible;
 use std::future::poll_fn;
@@ -17,10 +26,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use coil::compat::{Compat, HyperTimer};
 use coil::net::{TcpListener, TcpStream};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 /// A body of one chunk (http-body-util's `Full`, in a few lines).
@@ -53,15 +64,45 @@ impl Body for Full {
     }
 }
 
+/// The longest request body `POST /echo` takes: 1 MiB.
+pub(crate) const MAX_ECHO_BODY: usize = 1 << 20;
+
+/// How long the accept loop pauses after an accept error: out of fds
+/// (`EMFILE`) the next accept would fail the same way at once.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// Every data frame of `body`, concatenated.
-pub(crate) async fn collect(mut body: Incoming) -> hyper::Result<Vec<u8>> {
+pub(crate) async fn collect(body: Incoming) -> hyper::Result<Vec<u8>> {
+    Ok(collect_at_most(body, usize::MAX).await?.unwrap_or_default())
+}
+
+/// Every data frame of `body`, concatenated, or `None` as soon as it is
+/// known to hold more than `max` bytes (at once when its `Content-Length`
+/// says so): memory stays within `max` plus one frame.
+pub(crate) async fn collect_at_most(
+    mut body: Incoming,
+    max: usize,
+) -> hyper::Result<Option<Vec<u8>>> {
+    if body.size_hint().lower() > max as u64 {
+        return Ok(None);
+    }
     let mut out = Vec::new();
     while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {
+            if data.len() > max - out.len() {
+                return Ok(None);
+            }
             out.extend_from_slice(&data);
         }
     }
-    Ok(out)
+    Ok(Some(out))
+}
+
+/// A response of `status` with a short text body.
+fn status(status: StatusCode, text: &'static str) -> Response<Full> {
+    let mut r = Response::new(Full::new(text));
+    *r.status_mut() = status;
+    r
 }
 
 /// The service: `GET /`, `POST /echo`, 404 otherwise (also what the tokio
@@ -69,12 +110,18 @@ pub(crate) async fn collect(mut body: Incoming) -> hyper::Result<Vec<u8>> {
 pub(crate) async fn handle(req: Request<Incoming>) -> hyper::Result<Response<Full>> {
     let response = match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => Response::new(Full::new("Hello, World!")),
-        (&Method::POST, "/echo") => Response::new(Full::new(collect(req.into_body()).await?)),
-        _ => {
-            let mut r = Response::new(Full::new("not found"));
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            r
-        }
+        (&Method::POST, "/echo") => match collect_at_most(req.into_body(), MAX_ECHO_BODY).await? {
+            Some(body) => Response::new(Full::new(body)),
+            None => {
+                // The rest of the body is left unread: the connection ends
+                // with this answer.
+                let mut r = status(StatusCode::PAYLOAD_TOO_LARGE, "request body over 1 MiB");
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            }
+        },
+        _ => status(StatusCode::NOT_FOUND, "not found"),
     };
     Ok(response)
 }
@@ -87,11 +134,24 @@ pub(crate) async fn serve_connection(conn: TcpStream) -> hyper::Result<()> {
         .await
 }
 
-/// Accepts connections forever, each served by a task of its own.
+/// Accepts connections forever, each served by a task of its own. Never
+/// returns: an accept error (out of fds, `EMFILE`) is reported and the
+/// accept tried again after a pause, the connections waiting in the backlog
+/// meanwhile; a connection `TCP_NODELAY` cannot be set on is served anyway.
 pub(crate) async fn serve_forever(listener: TcpListener) -> io::Result<()> {
     loop {
-        let (conn, _) = listener.accept().await?;
-        conn.set_nodelay(true)?;
+        let conn = match listener.accept().await {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                coil::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // Only a latency tweak: not a reason to drop the connection.
+        if let Err(e) = conn.set_nodelay(true) {
+            eprintln!("set_nodelay: {e}");
+        }
         // Detached (the handle dropped): each connection ends on its own.
         drop(coil::spawn(async move {
             if let Err(e) = serve_connection(conn).await {

@@ -3,7 +3,8 @@
 //! jobs, the test sends SIGTERM (or SIGINT), and then: the server stops
 //! accepting (a new connection is refused or closed unanswered), every job in flight completes, the
 //! process exits 0. With a short deadline a stuck job is cut off and the exit
-//! is still 0.
+//! is still 0. Out of fds, the accept loop pauses between tries instead of
+//! spinning, and serves the waiting clients once fds are free.
 #![allow(missing_docs)]
 
 #[path = "../examples/graceful_shutdown.rs"]
@@ -201,4 +202,79 @@ fn past_the_deadline_a_stuck_job_is_cut_off_and_the_exit_is_still_0() {
     );
     assert_eq!(stuck.rest(), "", "the cut-off job's connection is closed");
     assert!(server.exits_0());
+}
+
+#[test]
+fn a_connection_closed_before_its_job_line_gets_no_answer() {
+    if let Ok(deadline) = std::env::var(CHILD_ENV) {
+        return serve_in_child(&deadline);
+    }
+    let (server, addr) = Server::start(
+        "a_connection_closed_before_its_job_line_gets_no_answer",
+        60_000,
+    );
+    // A probe: connect, send nothing, close the write side. It used to be
+    // told `started` and `done ?` for a job it never asked for.
+    let mut probe = TcpStream::connect(addr).unwrap();
+    probe.set_read_timeout(Some(support::WATCHDOG)).unwrap();
+    probe.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    probe.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "", "a connection that asked nothing was answered");
+    assert_eq!(Job::start(addr, 7).finish(), "done 7\n", "still serving");
+    server.signal(libc::SIGTERM);
+    assert!(server.exits_0());
+}
+
+/// Set in the child process of `out_of_fds_the_accept_loop_pauses_and_recovers`.
+const EMFILE_ENV: &str = "COIL_GRACEFUL_EMFILE_CHILD";
+
+/// Out of fds, every accept fails with EMFILE at once: the server used to
+/// retry at once, a busy loop (a CPU and a stream of `accept failed` lines
+/// for as long as the fds were out). Now it pauses between tries, and the
+/// client that waited in the backlog is served once fds are free. A child
+/// process per driver with a soft RLIMIT_NOFILE of 64.
+#[test]
+fn out_of_fds_the_accept_loop_pauses_and_recovers() {
+    if std::env::var_os(EMFILE_ENV).is_some() {
+        return emfile_child();
+    }
+    support::rerun_per_driver("out_of_fds_the_accept_loop_pauses_and_recovers", EMFILE_ENV);
+}
+
+fn emfile_child() {
+    coil::run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The first signal listener makes the process's signal eventfd: make
+        // it while fds are free, so that `serve`'s listeners need none.
+        let first = coil::signal::signal(coil::signal::SignalKind::terminate()).unwrap();
+        // A client waits in the backlog, and no fd is left to accept it.
+        let (mut queued, filler) = support::connect_then_fill_fd_table(addr, 1);
+        let cpu0 = support::cpu_time();
+        let server = coil::spawn(graceful::serve(listener, Duration::from_secs(5), || {}));
+        // A window of failing accepts: spinning through it costs a large
+        // share of it in CPU (on a loaded machine too); pausing, next to none.
+        coil::time::sleep(Duration::from_millis(500)).await;
+        let cpu = support::cpu_time() - cpu0;
+        assert!(
+            cpu < Duration::from_millis(100),
+            "the accept loop spun: {cpu:?} of CPU in 500 ms"
+        );
+        drop(filler);
+        let answer = coil::blocking::spawn_blocking(move || {
+            let mut client = queued.pop().unwrap();
+            client.write_all(b"job queued\nfinish\n").unwrap();
+            let mut answer = String::new();
+            client.read_to_string(&mut answer).map(|_| answer)
+        })
+        .await
+        .unwrap();
+        assert_eq!(answer.unwrap(), "started\ndone queued\n");
+        // SAFETY: kill(2) with our own pid; no pointers.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        let report = server.await.unwrap().unwrap();
+        assert_eq!(report.in_flight, 0, "{report}");
+        drop(first);
+    });
 }

@@ -144,21 +144,12 @@ fn emfile_on_accept_recovers() {
     }
 }
 
-fn cpu_time() -> Duration {
-    // SAFETY: `ru` is a live local; getrusage fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 fn emfile_child() {
     coil::run(async {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let (clients, filler) = support::connect_then_fill_fd_table(addr, 8);
-        let cpu0 = cpu_time();
+        let cpu0 = support::cpu_time();
         let start = std::time::Instant::now();
         let mut emfile = 0;
         while start.elapsed() < Duration::from_millis(300) {
@@ -171,7 +162,7 @@ fn emfile_child() {
                 Ok(_) => panic!("accepted with a full fd table"),
             }
         }
-        let cpu = cpu_time() - cpu0;
+        let cpu = support::cpu_time() - cpu0;
         assert!(emfile > 0, "never saw EMFILE");
         assert!(
             cpu < Duration::from_millis(200),

@@ -190,13 +190,7 @@ fn emfile_is_an_item_not_the_end() {
         emfile_child();
         return;
     }
-    for driver in ["uring", "epoll"] {
-        support::rerun_in_child(
-            "emfile_is_an_item_not_the_end",
-            &[(EMFILE_ENV, "1"), ("COIL_DRIVER", driver)],
-            support::WATCHDOG,
-        );
-    }
+    support::rerun_per_driver("emfile_is_an_item_not_the_end", EMFILE_ENV);
 }
 
 fn emfile_child() {

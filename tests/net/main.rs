@@ -11,6 +11,7 @@
 mod support;
 
 mod example_echo;
+mod example_echo_per_core;
 mod net_areq;
 mod net_pooled;
 mod net_sockopt;

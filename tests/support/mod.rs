@@ -348,11 +348,33 @@ pub fn rerun_in_child(name: &str, env: &[(&str, &str)], limit: Duration) {
     );
 }
 
+/// CPU time (user + system) this process has used so far: for checks that
+/// a loop waiting on a failing operation sleeps instead of spinning.
+pub fn cpu_time() -> Duration {
+    // SAFETY: `ru` is a live local; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs test `name` again, alone, in a child process under each kernel
+/// driver in turn (`COIL_DRIVER=uring`, then `epoll`), with `env` set to `1`
+/// (the test checks it to know it is the child); see [`rerun_in_child`].
+/// For tests that change process-wide state, such as the fd limit.
+pub fn rerun_per_driver(name: &str, env: &str) {
+    for driver in ["uring", "epoll"] {
+        rerun_in_child(name, &[(env, "1"), ("COIL_DRIVER", driver)], WATCHDOG);
+    }
+}
+
 /// Connects `n` plain std clients to `addr` (from a helper thread: the
 /// caller may be a loop), then lowers the soft `RLIMIT_NOFILE` to 64 and
-/// opens `/dev/null` until the fd table is full. Returns the clients and the
-/// filler files (drop the files to free fds). For EMFILE tests, in a child
-/// process: the limit is process-wide.
+/// opens `/dev/null` until the fd table is full. Returns the clients (reads
+/// on them give up after [`WATCHDOG`]) and the filler files (drop the files
+/// to free fds). For EMFILE tests, in a child process: the limit is
+/// process-wide.
 pub fn connect_then_fill_fd_table(
     addr: std::net::SocketAddr,
     n: usize,
@@ -360,7 +382,11 @@ pub fn connect_then_fill_fd_table(
     // The clients count against the same limit: open them first.
     let clients = std::thread::spawn(move || {
         (0..n)
-            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .map(|_| {
+                let s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(WATCHDOG)).unwrap();
+                s
+            })
             .collect::<Vec<_>>()
     })
     .join()
