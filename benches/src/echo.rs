@@ -47,6 +47,12 @@ const URING_FEATURE_SERVERS: [&str; 3] = [
     "raw-uring-mshot-fixed",
 ];
 
+/// W5 servers the suite runs only when named (`servers=`): coil's echo
+/// reading with `read_pooled` (`peer@impl`, as W9's rows; under io_uring a
+/// recv with buffer select on the loop's provided-buffer ring, the same
+/// buffers as `raw-uring-mshot`'s).
+const NAMED_ONLY_SERVERS: [&str; 2] = ["coil/uring@pooled", "coil/epoll@pooled"];
+
 const BUF: usize = 4096;
 
 /// `Some(exit code)` if `opts` selects W5 (server, loadgen or suite).
@@ -74,7 +80,13 @@ pub fn canonical(peer: &str) -> Option<&'static str> {
         "raw/uring/fixed" => "raw-uring-fixed",
         "raw/uring/mshot" => "raw-uring-mshot",
         "raw/uring/mshot/fixed" => "raw-uring-mshot-fixed",
-        other => return SERVERS.iter().copied().find(|s| *s == other),
+        other => {
+            return SERVERS
+                .iter()
+                .chain(NAMED_ONLY_SERVERS.iter())
+                .copied()
+                .find(|s| *s == other);
+        }
     };
     Some(p)
 }
@@ -111,8 +123,13 @@ fn server_main(peer: &str, opts: &Opts) -> ExitCode {
         std::process::exit(3);
     });
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    // `impl=pooled` (W9): coil reads with `read_pooled` instead of a Vec per read.
-    let pooled = opts.keys.get("impl").is_some_and(|i| i == "pooled");
+    // `impl=pooled` (W9) or a `@pooled` name (W5): coil reads with
+    // `read_pooled` instead of a Vec per read.
+    let (peer, named_pooled) = match peer.split_once('@') {
+        Some((base, "pooled")) => (base, true),
+        _ => (peer, false),
+    };
+    let pooled = named_pooled || opts.keys.get("impl").is_some_and(|i| i == "pooled");
     let r = match peer {
         "coil/uring" => coil_server(coil::runtime::DriverChoice::Uring, addr, pooled),
         "coil/epoll" => coil_server(coil::runtime::DriverChoice::Epoll, addr, pooled),
