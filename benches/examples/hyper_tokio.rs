@@ -28,8 +28,18 @@ fn main() -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         println!("serving on http://{}/ until killed", listener.local_addr()?);
         loop {
-            let (conn, _) = listener.accept().await?;
-            conn.set_nodelay(true)?;
+            // As coil's example does: an accept error (EMFILE) is logged and
+            // retried after a pause, not the end of the server; nodelay is
+            // only a latency tweak.
+            let conn = match listener.accept().await {
+                Ok((conn, _)) => conn,
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = conn.set_nodelay(true);
             tokio::spawn(async move {
                 let served = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
