@@ -227,5 +227,5 @@ impl Builder {
 
 /// Debug mode's default sink.
 fn stderr_sink(line: &str) {
-    eprintln!("{line}");
+    super::debug::report_on_stderr(format_args!("{line}"));
 }

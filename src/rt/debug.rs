@@ -33,6 +33,18 @@ use std::time::{Duration, Instant};
 use super::dump::{Awaiting, TaskDump, TaskInfo, TaskState};
 use crate::task::raw::TaskRef;
 
+/// Writes a report `line` on stderr, ignoring a failure to write it: the
+/// loop's own reports (a detached task's panic, a panicking join waker,
+/// debug mode's default sink, a runtime's drop) are made inside a task's
+/// poll or a drop, where a panic must not unwind, and `eprintln!` panics
+/// when stderr cannot be written: a pipe whose reader is gone (`prog 2>&1 |
+/// head`; Rust ignores SIGPIPE, so the write fails with EPIPE). The report
+/// is lost then, as the panic hook's own message is.
+pub(crate) fn report_on_stderr(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(format_args!("{line}\n"));
+}
+
 /// What debug mode checks, shared by the loop (`Core`) and every thread that
 /// reaches the runtime through its `Shared` (remote spawns, handle drops,
 /// `Handle::dump`).
