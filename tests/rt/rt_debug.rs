@@ -394,3 +394,31 @@ fn broken_stderr_child() {
         println!("debug {debug}: the loop went on");
     }
 }
+
+/// A debug sink that panics, as one writing with `println!` to a closed
+/// stdout does.
+fn panicking_sink(_: &str) {
+    panic!("this sink panics");
+}
+
+driver_test! {
+    /// Found by review: the debug sink is user code called by the loop
+    /// inside a task's poll (a detached task's panic, a panicking join
+    /// waker, a slow poll); a sink that panics unwound into the loop (the
+    /// task leaked, the runtime's drop aborted). Its panic is contained and
+    /// the report dropped; the loop goes on.
+    fn a_debug_sink_that_panics_does_not_unwind_into_the_loop(rt) {
+        let debug_rt = Builder::new()
+            .driver(support::choice_like(rt))
+            .debug(true)
+            .debug_sink(panicking_sink)
+            .build()
+            .unwrap();
+        let live = debug_rt.block_on(async {
+            drop(coil::spawn(async { panic!("a detached panic") }));
+            coil::spawn(async {}).await.unwrap();
+            coil::Handle::current().metrics().tasks_live
+        });
+        assert_eq!(live, 0, "the detached task was freed");
+    }
+}
