@@ -26,7 +26,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,13 @@ use crate::task::raw::TaskRef;
 pub(crate) fn report_on_stderr(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
     let _ = std::io::stderr().lock().write_fmt(format_args!("{line}\n"));
+}
+
+/// Calls a debug sink with `line`, containing its panic ([`DebugChecks::report`]).
+pub(crate) fn call_sink(sink: fn(&str), line: &str) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| sink(line))) {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    }
 }
 
 /// What debug mode checks, shared by the loop (`Core`) and every thread that
@@ -133,9 +140,13 @@ impl DebugChecks {
         who
     }
 
-    /// Report a line.
+    /// Report a line through the sink. The sink is user code
+    /// (`Builder::debug_sink`) called on the loop thread, often inside a
+    /// task's poll, where a panic must not unwind (the poll's bookkeeping
+    /// would be skipped): its panic is caught (the panic hook has printed
+    /// it) and the report dropped; so is a panic of the payload's drop.
     pub(crate) fn report(&self, line: &str) {
-        (self.sink)(line);
+        call_sink(self.sink, line);
     }
 
     /// A poll of `task` starts at `start`: mark it running, and return the
