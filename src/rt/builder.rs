@@ -152,7 +152,11 @@ impl Builder {
     }
 
     /// Where debug mode's reports go: one line each, without the newline.
-    /// Default: stderr.
+    /// Default: stderr (a failed write is ignored).
+    ///
+    /// The sink is called on the loop thread, often from inside a task's
+    /// poll; a sink that panics loses that report (the panic is caught
+    /// after the panic hook ran) and the loop goes on.
     pub fn debug_sink(mut self, sink: fn(&str)) -> Builder {
         self.debug_sink = sink;
         self
@@ -204,9 +208,10 @@ impl Builder {
             .debug
             .unwrap_or_else(|| std::env::var_os("COIL_DEBUG").is_some_and(|v| v == "1"));
         if debug && let Some(reason) = &info.fallback {
-            (self.debug_sink)(&format!(
-                "coil: io_uring is unavailable ({reason}); using the epoll driver"
-            ));
+            super::debug::call_sink(
+                self.debug_sink,
+                &format!("coil: io_uring is unavailable ({reason}); using the epoll driver"),
+            );
         }
         let mut core = Core::new(driver, self.event_interval);
         core.spin = self.spin;
@@ -227,5 +232,5 @@ impl Builder {
 
 /// Debug mode's default sink.
 fn stderr_sink(line: &str) {
-    eprintln!("{line}");
+    super::debug::report_on_stderr(format_args!("{line}"));
 }

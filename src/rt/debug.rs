@@ -26,12 +26,31 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::panic::Location;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::dump::{Awaiting, TaskDump, TaskInfo, TaskState};
 use crate::task::raw::TaskRef;
+
+/// Writes a report `line` on stderr, ignoring a failure to write it: the
+/// loop's own reports (a detached task's panic, a panicking join waker,
+/// debug mode's default sink, a runtime's drop) are made inside a task's
+/// poll or a drop, where a panic must not unwind, and `eprintln!` panics
+/// when stderr cannot be written: a pipe whose reader is gone (`prog 2>&1 |
+/// head`; Rust ignores SIGPIPE, so the write fails with EPIPE). The report
+/// is lost then, as the panic hook's own message is.
+pub(crate) fn report_on_stderr(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(format_args!("{line}\n"));
+}
+
+/// Calls a debug sink with `line`, containing its panic ([`DebugChecks::report`]).
+pub(crate) fn call_sink(sink: fn(&str), line: &str) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| sink(line))) {
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    }
+}
 
 /// What debug mode checks, shared by the loop (`Core`) and every thread that
 /// reaches the runtime through its `Shared` (remote spawns, handle drops,
@@ -121,9 +140,13 @@ impl DebugChecks {
         who
     }
 
-    /// Report a line.
+    /// Report a line through the sink. The sink is user code
+    /// (`Builder::debug_sink`) called on the loop thread, often inside a
+    /// task's poll, where a panic must not unwind (the poll's bookkeeping
+    /// would be skipped): its panic is caught (the panic hook has printed
+    /// it) and the report dropped; so is a panic of the payload's drop.
     pub(crate) fn report(&self, line: &str) {
-        (self.sink)(line);
+        call_sink(self.sink, line);
     }
 
     /// A poll of `task` starts at `start`: mark it running, and return the

@@ -132,13 +132,13 @@ impl Core {
         self.driver_leaked.set(true);
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| {
-            eprintln!(
+            super::debug::report_on_stderr(format_args!(
                 "coil: a runtime was dropped with {left} I/O operation(s) whose cancellation the \
                  kernel did not confirm within {DRAIN_LIMIT:?}; their buffers and the {} kernel \
                  queue are leaked rather than freed while the kernel may still write into them \
                  (said once per process)",
                 self.driver_kind()
-            );
+            ));
         });
     }
 

@@ -234,6 +234,9 @@ fn append(path: &Path, events: &str) {
         file.write_all(b"\n]\n")
     })();
     if let Err(e) = res {
-        eprintln!("coil: could not write the trace to {}: {e}", path.display());
+        super::debug::report_on_stderr(format_args!(
+            "coil: could not write the trace to {}: {e}",
+            path.display()
+        ));
     }
 }

@@ -307,3 +307,118 @@ driver_test! {
         );
     }
 }
+
+/// Set in the child of `reports_survive_a_broken_stderr`: the driver choice
+/// it runs (`uring`, `epoll` or `auto`).
+const BROKEN_STDERR: &str = "COIL_TEST_BROKEN_STDERR";
+
+driver_test! {
+    /// Found by review: the reports the loop makes on stderr (a detached
+    /// task's panic, a panicking join waker; and every report of debug mode
+    /// through the default sink) used `eprintln!`, which panics when stderr
+    /// cannot be written: a pipe whose reader is gone (`prog 2>&1 | head`;
+    /// Rust ignores SIGPIPE, so the write fails with EPIPE). The panic
+    /// unwound into the loop from inside the task's poll. Runs
+    /// `broken_stderr_child` in a child process whose stderr is such a pipe
+    /// (the seccomp filter of the fallback variant is inherited).
+    fn reports_survive_a_broken_stderr(rt) {
+        let choice = match support::choice_like(rt) {
+            coil::runtime::DriverChoice::Uring => "uring",
+            coil::runtime::DriverChoice::Epoll => "epoll",
+            _ => "auto",
+        };
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["rt_debug::broken_stderr_child", "--exact", "--test-threads=1", "--nocapture"])
+            .env(BROKEN_STDERR, choice)
+            .env_remove("COIL_DRIVER")
+            .env_remove("COIL_DEBUG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child failed ({}):\n{stdout}",
+            out.status
+        );
+    }
+}
+
+/// The child of `reports_survive_a_broken_stderr` (returns at once
+/// elsewhere): makes fd 2 a pipe without a reader, then has the loop report
+/// a detached task's panic and a join waker's panic, with debug mode off
+/// (`eprintln!` before the fix) and on with the default sink; the loop goes
+/// on and frees every task.
+#[test]
+fn broken_stderr_child() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Context;
+    let Ok(choice) = std::env::var(BROKEN_STDERR) else {
+        return;
+    };
+    let choice = match choice.as_str() {
+        "uring" => coil::runtime::DriverChoice::Uring,
+        "epoll" => coil::runtime::DriverChoice::Epoll,
+        _ => coil::runtime::DriverChoice::Auto,
+    };
+    let mut fds = [0; 2];
+    // SAFETY: a two-int array for pipe(2); then fds this function owns.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        assert_eq!(libc::close(fds[0]), 0);
+        assert_eq!(libc::dup2(fds[1], 2), 2);
+        assert_eq!(libc::close(fds[1]), 0);
+    }
+    for debug in [false, true] {
+        let rt = Builder::new().driver(choice).debug(debug).build().unwrap();
+        let live = rt.block_on(async {
+            drop(coil::spawn(async { panic!("a detached panic") }));
+            let mut task = coil::spawn(async {
+                coil::task::yield_now().await;
+                7u32
+            });
+            let waker = panicking_waker();
+            assert!(
+                Pin::new(&mut task)
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_pending()
+            );
+            while !task.is_finished() {
+                coil::task::yield_now().await;
+            }
+            assert_eq!(task.await.unwrap(), 7);
+            coil::spawn(async {}).await.unwrap();
+            coil::Handle::current().metrics().tasks_live
+        });
+        assert_eq!(live, 0, "debug {debug}: the tasks were freed");
+        println!("debug {debug}: the loop went on");
+    }
+}
+
+/// A debug sink that panics, as one writing with `println!` to a closed
+/// stdout does.
+fn panicking_sink(_: &str) {
+    panic!("this sink panics");
+}
+
+driver_test! {
+    /// Found by review: the debug sink is user code called by the loop
+    /// inside a task's poll (a detached task's panic, a panicking join
+    /// waker, a slow poll); a sink that panics unwound into the loop (the
+    /// task leaked, the runtime's drop aborted). Its panic is contained and
+    /// the report dropped; the loop goes on.
+    fn a_debug_sink_that_panics_does_not_unwind_into_the_loop(rt) {
+        let debug_rt = Builder::new()
+            .driver(support::choice_like(rt))
+            .debug(true)
+            .debug_sink(panicking_sink)
+            .build()
+            .unwrap();
+        let live = debug_rt.block_on(async {
+            drop(coil::spawn(async { panic!("a detached panic") }));
+            coil::spawn(async {}).await.unwrap();
+            coil::Handle::current().metrics().tasks_live
+        });
+        assert_eq!(live, 0, "the detached task was freed");
+    }
+}

@@ -481,7 +481,7 @@ fn report_waker_panic(task: TaskRef, payload: Box<dyn Any + Send>) {
         task.describe()
     );
     match &task.shared().debug {
-        None => eprintln!("coil: {what}"),
+        None => crate::rt::debug::report_on_stderr(format_args!("coil: {what}")),
         Some(checks) => checks.report(&format!("coil: {what}")),
     }
     // Dropping a payload can itself panic; never let that unwind into the loop.
@@ -495,10 +495,10 @@ pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>)
     let payload = crate::task::PanicPayload::new(payload);
     let msg = payload.message().unwrap_or("Box<dyn Any>");
     match &task.shared().debug {
-        None => eprintln!(
+        None => crate::rt::debug::report_on_stderr(format_args!(
             "coil: {} panicked and nobody awaited it: {msg}",
             task.describe()
-        ),
+        )),
         Some(checks) => checks.report(&format!(
             "coil: {} panicked and nobody awaited it (its Task handle was dropped): {msg}",
             checks.who(task)

@@ -299,6 +299,66 @@ pub(super) mod tests {
         super::super::tests::unmap(pool);
     }
 
+    /// Invariant 1 across threads: two threads take runs, hold chunks
+    /// stamped with their own tag, and give half of them back through the
+    /// other thread (whose stack then spills chunks it never took); a chunk
+    /// handed to both at once would show the other's stamp, one handed
+    /// twice to a thread a duplicate in its set.
+    #[test]
+    fn two_threads_never_hold_one_chunk() {
+        if cfg!(any(miri, coil_chunks_from_allocator)) {
+            return;
+        }
+        let (b_to_a, a_from_b) = std::sync::mpsc::channel::<Vec<usize>>();
+        let (a_to_b, b_from_a) = std::sync::mpsc::channel::<Vec<usize>>();
+        let run = |tag: u64,
+                   send: std::sync::mpsc::Sender<Vec<usize>>,
+                   got: std::sync::mpsc::Receiver<Vec<usize>>| {
+            move || {
+                for round in 0..200 {
+                    let held: Vec<NonNull<u8>> = (0..3 + round % 40).map(|_| take()).collect();
+                    let distinct: HashSet<_> = held.iter().collect();
+                    assert_eq!(distinct.len(), held.len(), "a chunk handed out twice");
+                    for c in &held {
+                        // SAFETY: a chunk from `take`: this thread's alone.
+                        unsafe { c.as_ptr().cast::<u64>().write(tag) };
+                    }
+                    std::thread::yield_now();
+                    for c in &held {
+                        // SAFETY: as above.
+                        let stamp = unsafe { c.as_ptr().cast::<u64>().read() };
+                        assert_eq!(stamp, tag, "a chunk held twice");
+                    }
+                    let (mine, theirs) = held.split_at(held.len() / 2);
+                    for &c in mine {
+                        // SAFETY: from `take`, not used again.
+                        unsafe { give(c) };
+                    }
+                    send.send(
+                        theirs
+                            .iter()
+                            .map(|c| c.as_ptr().expose_provenance())
+                            .collect(),
+                    )
+                    .unwrap();
+                    for a in got.recv().unwrap() {
+                        // SAFETY: the other thread's chunk from `take`, which
+                        // it uses no more (it sent it).
+                        unsafe {
+                            super::give(
+                                NonNull::new(std::ptr::with_exposed_provenance_mut(a)).unwrap(),
+                            )
+                        };
+                    }
+                }
+            }
+        };
+        let a = std::thread::spawn(run(0xa, a_to_b, a_from_b));
+        let b = std::thread::spawn(run(0xb, b_to_a, b_from_a));
+        a.join().unwrap();
+        b.join().unwrap();
+    }
+
     /// A thread's stack: chunks it gives back are what it takes next, a
     /// full stack spills to the pool, and its exit gives every chunk back.
     #[test]
