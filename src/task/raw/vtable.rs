@@ -473,36 +473,46 @@ unsafe fn wake_join_waker(task: TaskRef) {
 /// ([`wake_join_waker`]).
 #[cold]
 fn report_waker_panic(task: TaskRef, payload: Box<dyn Any + Send>) {
-    let payload = crate::task::PanicPayload::new(payload);
-    let msg = payload.message().unwrap_or("Box<dyn Any>");
-    let what = format!(
-        "the waker of the Task handle awaiting {} panicked when the task completed (the \
-         panic was caught and the loop went on; the handle still holds the result): {msg}",
-        task.describe()
-    );
-    match &task.shared().debug {
-        None => crate::rt::debug::report_on_stderr(format_args!("coil: {what}")),
-        Some(checks) => checks.report(&format!("coil: {what}")),
-    }
-    // Dropping a payload can itself panic; never let that unwind into the loop.
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+    report_task_panic(task, payload, |who, msg, _| {
+        format!(
+            "the waker of the Task handle awaiting {who} panicked when the task completed (the \
+             panic was caught and the loop went on; the handle still holds the result): {msg}"
+        )
+    });
 }
 
 /// Report a panic nobody can observe, once: on stderr, or in debug mode
 /// through the sink with the task's spawn location (asyncio's "Task
 /// exception was never retrieved").
 pub(crate) fn report_detached_panic(task: TaskRef, payload: Box<dyn Any + Send>) {
+    report_task_panic(task, payload, |who, msg, debug| {
+        let dropped = if debug {
+            " (its Task handle was dropped)"
+        } else {
+            ""
+        };
+        format!("{who} panicked and nobody awaited it{dropped}: {msg}")
+    });
+}
+
+/// Reports a caught panic about `task` that no caller will see, as the
+/// line `coil: {says(who, message, debug)}`: on stderr (a failed write
+/// ignored), or in debug mode through the sink, where `who` also names the
+/// spawn location. Runs on the loop, inside a poll: nothing here unwinds
+/// (the payload's drop is caught too).
+fn report_task_panic(
+    task: TaskRef,
+    payload: Box<dyn Any + Send>,
+    says: impl FnOnce(&str, &str, bool) -> String,
+) {
     let payload = crate::task::PanicPayload::new(payload);
     let msg = payload.message().unwrap_or("Box<dyn Any>");
     match &task.shared().debug {
         None => crate::rt::debug::report_on_stderr(format_args!(
-            "coil: {} panicked and nobody awaited it: {msg}",
-            task.describe()
+            "coil: {}",
+            says(&task.describe(), msg, false)
         )),
-        Some(checks) => checks.report(&format!(
-            "coil: {} panicked and nobody awaited it (its Task handle was dropped): {msg}",
-            checks.who(task)
-        )),
+        Some(checks) => checks.report(&format!("coil: {}", says(&checks.who(task), msg, true))),
     }
     // Dropping a payload can itself panic; never let that unwind into the loop.
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
